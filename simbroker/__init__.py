@@ -1,0 +1,95 @@
+"""simbroker: backtest on bars, then trade the same strategy object on paper and live.
+
+One :class:`Broker` protocol; a vectorized :class:`PaperBroker` that replays OHLCV bars
+through a controllable clock with slippage and fee models; :func:`backtest` to run a
+strategy and read a :class:`BacktestResult`.
+
+>>> import simbroker
+>>> bars = simbroker.synthetic_bars(n_symbols=3, n_bars=100, seed=1)
+>>> result = simbroker.backtest(lambda broker, history: None, bars)
+>>> result.stats["n_fills"]
+0
+"""
+
+from __future__ import annotations
+
+from simbroker.bars import Bars
+from simbroker.broker import Broker
+from simbroker.clock import Clock, SimulatedClock, WallClock
+from simbroker.data import load_bars, sample_bars, synthetic_bars, validate_bars
+from simbroker.engine import History, Strategy, backtest
+from simbroker.errors import (
+    BrokerAPIError,
+    BrokerConnectionError,
+    BrokerError,
+    ClockError,
+    ConfigError,
+    DataError,
+    InvalidOrder,
+    OrderRejected,
+    RiskRejected,
+    ShortingNotAllowed,
+    SimbrokerError,
+    UnknownOrder,
+)
+from simbroker.models import (
+    BpsOfNotional,
+    FeeModel,
+    FixedBps,
+    NoFee,
+    NoSlippage,
+    PerShare,
+    SlippageModel,
+)
+from simbroker.paper import PaperBroker
+from simbroker.results import BacktestResult
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BacktestResult",
+    "Bars",
+    "BpsOfNotional",
+    "Broker",
+    "BrokerAPIError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "Clock",
+    "ClockError",
+    "ConfigError",
+    "DataError",
+    "FeeModel",
+    "Fill",
+    "FixedBps",
+    "History",
+    "InvalidOrder",
+    "NoFee",
+    "NoSlippage",
+    "Order",
+    "OrderInfo",
+    "OrderRejected",
+    "OrderStatus",
+    "OrderType",
+    "PaperBroker",
+    "PerShare",
+    "RiskRejected",
+    "ShortingNotAllowed",
+    "Side",
+    "SimbrokerError",
+    "SimulatedClock",
+    "SlippageModel",
+    "Strategy",
+    "TimeInForce",
+    "TradeLog",
+    "UnknownOrder",
+    "WallClock",
+    "backtest",
+    "load_bars",
+    "read_trade_log",
+    "replay_trade_log",
+    "sample_bars",
+    "synthetic_bars",
+    "validate_bars",
+]

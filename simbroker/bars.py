@@ -1,0 +1,224 @@
+"""``Bars``: a validated OHLCV panel held as wide numpy arrays.
+
+Every engine in simbroker reads bars from this one shape: ``T`` timestamps (the union over
+all symbols, strictly increasing) by ``N`` symbols, one float64 array per field, ``NaN``
+where a symbol has no bar at a timestamp. Build it with :func:`simbroker.load_bars`
+(which validates) or :func:`simbroker.synthetic_bars`.
+
+A bar's timestamp labels its **open**; it closes ``interval`` later. A strategy sees a
+bar only after its close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from simbroker.errors import DataError
+
+__all__ = ["FIELDS", "Bars"]
+
+FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Bars:
+    """An OHLCV panel: ``T`` bar times by ``N`` symbols.
+
+    Attributes
+    ----------
+    timestamps : ndarray of datetime64[ns], shape (T,)
+        Bar open times in UTC (stored naive, meaning UTC), strictly increasing.
+    symbols : tuple of str, length N
+    open, high, low, close, volume : ndarray of float64, shape (T, N)
+        ``NaN`` where the symbol has no bar at that time. Read-only.
+    interval : numpy.timedelta64
+        The bar length; a bar opened at ``t`` closes at ``t + interval``.
+    """
+
+    timestamps: np.ndarray
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    interval: np.timedelta64
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ts = np.asarray(self.timestamps, dtype="datetime64[ns]")
+        object.__setattr__(self, "timestamps", _readonly(ts.copy()))
+        object.__setattr__(self, "symbols", tuple(str(s) for s in self.symbols))
+        shape = (len(ts), len(self.symbols))
+        for name in FIELDS:
+            arr = np.ascontiguousarray(getattr(self, name), dtype=np.float64)
+            if arr.shape != shape:
+                raise DataError(f"bars field {name!r} has shape {arr.shape}, expected {shape}")
+            if arr.flags.writeable:  # never share memory a caller can still write to
+                arr = arr.copy()
+            object.__setattr__(self, name, _readonly(arr))
+        if len(set(self.symbols)) != len(self.symbols):
+            raise DataError("bars have duplicate symbols")
+        if len(ts) > 1 and not bool(np.all(np.diff(ts.view(np.int64)) > 0)):
+            raise DataError("bar timestamps must be strictly increasing")
+        interval = np.timedelta64(self.interval, "ns")
+        if interval <= np.timedelta64(0, "ns"):
+            raise DataError(f"bar interval must be positive, got {self.interval}")
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
+
+    # ------------------------------------------------------------------ shape
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def n_symbols(self) -> int:
+        """Number of symbols ``N``."""
+        return len(self.symbols)
+
+    @property
+    def n_bars(self) -> int:
+        """Number of bar times ``T``."""
+        return len(self.timestamps)
+
+    @property
+    def ts_ns(self) -> np.ndarray:
+        """Bar open times as int64 nanoseconds since the epoch (UTC)."""
+        return self.timestamps.view(np.int64)
+
+    @property
+    def close_ns(self) -> np.ndarray:
+        """Bar close times (open + interval) as int64 nanoseconds since the epoch."""
+        return self.ts_ns + int(self.interval.astype(np.int64))
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        """Bar open times as a tz-aware UTC ``DatetimeIndex`` named ``timestamp``."""
+        idx: pd.DatetimeIndex = pd.DatetimeIndex(self.timestamps, name="timestamp")
+        return idx.tz_localize("UTC")
+
+    def symbol_index(self, symbol: str) -> int:
+        """Column of ``symbol``; ``KeyError`` naming it if absent."""
+        try:
+            return self._index[symbol]
+        except KeyError:
+            raise KeyError(f"symbol {symbol!r} is not in the bars") from None
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._index
+
+    def field(self, name: str) -> np.ndarray:
+        """The ``(T, N)`` array of one field: open, high, low, close or volume."""
+        if name not in FIELDS:
+            raise KeyError(f"unknown bar field {name!r}; fields are {', '.join(FIELDS)}")
+        arr: np.ndarray = getattr(self, name)
+        return arr
+
+    # ------------------------------------------------------------ conversions
+    def frame(self, name: str = "close") -> pd.DataFrame:
+        """One field as a wide DataFrame: UTC timestamps by symbols."""
+        wide: pd.DataFrame = pd.DataFrame(self.field(name), index=self.index,
+                                          columns=pd.Index(self.symbols, name="symbol"))
+        return wide
+
+    def to_frame(self) -> pd.DataFrame:
+        """The panel in long form: ``timestamp, symbol, open, high, low, close, volume``.
+
+        Rows where a symbol has no bar are left out; sorted by symbol, then time.
+        """
+        n = self.n_symbols
+        present = ~np.isnan(self.close)
+        ti, si = np.nonzero(present.T)[::-1]  # symbol-major order
+        cols: dict[str, object] = {
+            "timestamp": pd.DatetimeIndex(self.timestamps[ti]).tz_localize("UTC"),
+            "symbol": np.asarray(self.symbols, dtype=object)[si] if n else np.array([], object),
+        }
+        for name in FIELDS:
+            cols[name] = self.field(name)[ti, si]
+        long: pd.DataFrame = pd.DataFrame(cols)
+        return long
+
+    def select(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+    ) -> Bars:
+        """A sub-panel: some symbols and/or a time window (``start <= t < end``)."""
+        cols = (list(range(self.n_symbols)) if symbols is None
+                else [self.symbol_index(s) for s in symbols])
+        lo = 0 if start is None else int(np.searchsorted(self.timestamps, _np_utc(start)))
+        hi = len(self) if end is None else int(np.searchsorted(self.timestamps, _np_utc(end)))
+        rows = slice(lo, hi)
+        return Bars(
+            timestamps=self.timestamps[rows],
+            symbols=tuple(self.symbols[c] for c in cols),
+            interval=self.interval,
+            **{name: self.field(name)[rows][:, cols] for name in FIELDS},
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        timestamps: Sequence[object] | np.ndarray | pd.DatetimeIndex,
+        symbols: Sequence[str],
+        *,
+        open: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+        interval: np.timedelta64 | pd.Timedelta | str | None = None,
+    ) -> Bars:
+        """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
+
+        ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
+        ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
+        """
+        idx = pd.DatetimeIndex(cast(Any, timestamps))
+        if idx.tz is not None:
+            idx = idx.tz_convert("UTC").tz_localize(None)
+        ts = idx.as_unit("ns").values
+        return cls(
+            timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
+            volume=volume, interval=infer_interval(ts) if interval is None
+            else np.timedelta64(pd.Timedelta(interval).value, "ns"),
+        )
+
+    def __repr__(self) -> str:
+        if len(self) == 0:
+            return f"Bars(0 bars x {self.n_symbols} symbols)"
+        first = pd.Timestamp(self.timestamps[0]).isoformat()
+        last = pd.Timestamp(self.timestamps[-1]).isoformat()
+        syms = ", ".join(self.symbols[:5]) + (", ..." if self.n_symbols > 5 else "")
+        return (f"Bars({len(self)} bars x {self.n_symbols} symbols [{syms}], "
+                f"{first} .. {last} UTC, interval {pd.Timedelta(self.interval)})")
+
+
+def infer_interval(ts: np.ndarray) -> np.timedelta64:
+    """The smallest positive spacing of ``ts`` (one day when there are fewer than 2)."""
+    if len(ts) < 2:
+        return np.timedelta64(86_400_000_000_000, "ns")
+    d = np.diff(np.asarray(ts, dtype="datetime64[ns]").view(np.int64))
+    d = d[d > 0]
+    if len(d) == 0:
+        return np.timedelta64(86_400_000_000_000, "ns")
+    return np.timedelta64(int(d.min()), "ns")
+
+
+def _np_utc(value: datetime | str) -> np.datetime64:
+    ts = pd.Timestamp(value)
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    out: np.datetime64 = np.datetime64(ts.as_unit("ns").value, "ns")
+    return out

@@ -1,0 +1,192 @@
+"""The one exception hierarchy of simbroker.
+
+Grouped by *where* a failure happened::
+
+    SimbrokerError                  anything simbroker raises on purpose
+    ├── ConfigError                 a configuration file or value is wrong
+    ├── DataError                   bars failed to load or validate
+    ├── ClockError                  a clock was asked to go backwards, or is unset
+    ├── UnknownOrder                an order id the broker has never seen
+    ├── OrderRejected               an order was refused; nothing was sent or changed
+    │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
+    │   ├── ShortingNotAllowed      it would open or grow a short position
+    │   └── RiskRejected            a pre-trade risk rule refused it
+    └── BrokerError                 the broker (or the way to it) failed
+        ├── BrokerConnectionError   could not connect, or the connection dropped
+        └── BrokerAPIError          the broker answered with an error
+
+Every exception carries the fields that explain it (``symbol``, ``order_id``, ``rule``,
+values) as attributes and builds one readable sentence from them. None ever carries a
+secret: adapters translate their library's errors into these before raising.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BrokerAPIError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "ClockError",
+    "ConfigError",
+    "DataError",
+    "InvalidOrder",
+    "OrderRejected",
+    "RiskRejected",
+    "ShortingNotAllowed",
+    "SimbrokerError",
+    "UnknownOrder",
+]
+
+
+class SimbrokerError(Exception):
+    """Base class of every error simbroker raises on purpose."""
+
+
+class ConfigError(SimbrokerError):
+    """A configuration file or value is wrong.
+
+    Parameters
+    ----------
+    message
+        What is wrong, naming the key and the file (never a secret value).
+    key, path
+        The offending key and the file it came from, when known.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, path: str | None = None):
+        self.key = key
+        self.path = path
+        super().__init__(message)
+
+
+class DataError(SimbrokerError):
+    """Bars failed to load or validate.
+
+    ``problems`` lists the first offending rows as dicts with the keys ``row``,
+    ``symbol``, ``timestamp``, ``field`` and ``reason``; the message shows them.
+    """
+
+    def __init__(self, message: str, *, problems: list[dict[str, Any]] | None = None):
+        self.problems = list(problems or [])
+        if self.problems:
+            lines = [message]
+            for p in self.problems:
+                where = ", ".join(
+                    f"{k}={p[k]}" for k in ("row", "symbol", "timestamp", "field")
+                    if p.get(k) is not None
+                )
+                lines.append(f"  - {where}: {p.get('reason', '')}")
+            message = "\n".join(lines)
+        super().__init__(message)
+
+
+class ClockError(SimbrokerError):
+    """A clock was asked to move backwards, or was read before it was set."""
+
+
+class UnknownOrder(SimbrokerError):
+    """The broker has no order with this id."""
+
+    def __init__(self, order_id: str):
+        self.order_id = order_id
+        super().__init__(f"unknown order id {order_id!r}")
+
+
+class OrderRejected(SimbrokerError):
+    """An order was refused before it reached the market; nothing was changed.
+
+    Parameters
+    ----------
+    reason
+        One readable sentence.
+    symbol, order_id, client_order_id
+        What was rejected, when known.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        symbol: str | None = None,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ):
+        self.reason = reason
+        self.symbol = symbol
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        super().__init__(reason)
+
+
+class InvalidOrder(OrderRejected):
+    """The order is malformed: unknown symbol, side or type, bad qty, missing price...
+
+    ``field`` names the argument that was wrong and ``value`` holds what was given.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        symbol: str | None = None,
+        client_order_id: str | None = None,
+    ):
+        self.field = field
+        self.value = value
+        super().__init__(reason, symbol=symbol, client_order_id=client_order_id)
+
+
+class ShortingNotAllowed(OrderRejected):
+    """A sell would take the position below zero on a broker that forbids shorting."""
+
+    def __init__(self, symbol: str, *, position: float, qty: float, order_id: str | None = None):
+        self.position = position
+        self.qty = qty
+        super().__init__(
+            f"shorting is not allowed: selling {qty:g} {symbol} against a position of "
+            f"{position:g} (net of open sell orders) would go short",
+            symbol=symbol,
+            order_id=order_id,
+        )
+
+
+class RiskRejected(OrderRejected):
+    """A pre-trade risk rule refused the order.
+
+    ``rule`` names the rule, ``limit`` its configured bound and ``value`` what the order
+    would have reached.
+    """
+
+    def __init__(
+        self,
+        rule: str,
+        reason: str,
+        *,
+        limit: float | None = None,
+        value: float | None = None,
+        symbol: str | None = None,
+    ):
+        self.rule = rule
+        self.limit = limit
+        self.value = value
+        super().__init__(f"risk rule {rule!r}: {reason}", symbol=symbol)
+
+
+class BrokerError(SimbrokerError):
+    """The broker, or the connection to it, failed."""
+
+
+class BrokerConnectionError(BrokerError):
+    """Could not connect to the broker, or the connection dropped."""
+
+
+class BrokerAPIError(BrokerError):
+    """The broker answered with an error; ``code`` is the broker's own code, if any."""
+
+    def __init__(self, message: str, *, code: int | str | None = None):
+        self.code = code
+        super().__init__(message if code is None else f"{message} (code {code})")

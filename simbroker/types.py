@@ -1,0 +1,261 @@
+"""Orders, fills and their vocabularies.
+
+The enums are ``str`` subclasses, so ``Side.BUY == "buy"``; the dicts a broker returns
+hold the plain string values, which keeps them JSON-ready and comparable to literals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypedDict
+
+from simbroker.errors import InvalidOrder
+
+__all__ = [
+    "Fill",
+    "Order",
+    "OrderInfo",
+    "OrderStatus",
+    "OrderType",
+    "Side",
+    "TimeInForce",
+]
+
+
+class Side(str, Enum):
+    """Which way an order trades."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell."""
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(str, Enum):
+    """How an order is priced."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(str, Enum):
+    """How long an unfilled order lives.
+
+    ``DAY`` expires at the end of the trading day on which it first could trade;
+    ``GTC`` rests until filled or canceled.
+    """
+
+    DAY = "day"
+    GTC = "gtc"
+
+
+class OrderStatus(str, Enum):
+    """Where an order is in its life.
+
+    ``NEW`` and ``PARTIALLY_FILLED`` are open; the others are terminal and final.
+    """
+
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order can still fill."""
+        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class OrderInfo(TypedDict):
+    """What ``submit_order`` and ``cancel_order`` return: the order's current state.
+
+    Keys
+    ----
+    order_id : str
+        The broker's id; pass it to ``cancel_order``.
+    client_order_id : str | None
+        The caller's id, echoed back; resubmitting it returns the same order.
+    symbol, side, order_type, tif : str
+        As submitted (``side`` is ``"buy"``/``"sell"``).
+    qty : float
+        Ordered quantity, always positive.
+    limit_price, stop_price : float | None
+        Set for limit / stop / stop_limit orders.
+    status : str
+        An :class:`OrderStatus` value.
+    filled_qty : float
+        Quantity filled so far.
+    avg_fill_price : float | None
+        Volume-weighted fill price, ``None`` until something filled.
+    submitted_at : datetime
+        The broker clock when the order was accepted (tz-aware UTC).
+    reason : str | None
+        Why the order was rejected or expired, else ``None``.
+    """
+
+    order_id: str
+    client_order_id: str | None
+    symbol: str
+    side: str
+    qty: float
+    order_type: str
+    limit_price: float | None
+    stop_price: float | None
+    tif: str
+    status: str
+    filled_qty: float
+    avg_fill_price: float | None
+    submitted_at: datetime
+    reason: str | None
+
+
+class Fill(TypedDict):
+    """One execution, as ``get_fills`` returns it.
+
+    Keys
+    ----
+    fill_id : str
+        Unique per execution; use it to de-duplicate.
+    order_id, client_order_id : str, str | None
+        The order this execution belongs to.
+    timestamp : datetime
+        When it executed (tz-aware UTC). For bar simulation: the open time of the bar
+        the order filled on.
+    symbol, side : str
+    qty : float
+        Executed quantity, always positive.
+    price : float
+        Execution price per share, slippage included.
+    fee : float
+        Fees charged for this execution, in account currency, >= 0.
+    notional : float
+        ``qty * price``.
+    """
+
+    fill_id: str
+    order_id: str
+    client_order_id: str | None
+    timestamp: datetime
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    fee: float
+    notional: float
+
+
+def _enum(cls: type[Enum], value: Any, field: str, symbol: str | None) -> Any:
+    try:
+        return cls(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in cls)
+        raise InvalidOrder(
+            f"unknown {field} {value!r} for {symbol}: expected one of {allowed}",
+            field=field, value=value, symbol=symbol,
+        ) from None
+
+
+def _price(value: Any, field: str, symbol: str) -> float:
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise InvalidOrder(
+            f"{field} for {symbol} must be a number, got {value!r}",
+            field=field, value=value, symbol=symbol,
+        ) from None
+    if not math.isfinite(price) or price <= 0:
+        raise InvalidOrder(
+            f"{field} for {symbol} must be a finite positive number, got {value!r}",
+            field=field, value=value, symbol=symbol,
+        )
+    return price
+
+
+@dataclass(frozen=True)
+class Order:
+    """A validated order request, the same for every broker.
+
+    Build it with :meth:`Order.create`, which checks every field and raises
+    :class:`~simbroker.errors.InvalidOrder` naming the one that is wrong.
+    """
+
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    client_order_id: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        symbol: str,
+        side: str,
+        qty: float,
+        order_type: str = "market",
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: str = "day",
+        client_order_id: str | None = None,
+    ) -> Order:
+        """Validate the arguments of ``Broker.submit_order`` and return an ``Order``."""
+        if not isinstance(symbol, str) or not symbol.strip():
+            raise InvalidOrder(
+                f"symbol must be a non-empty string, got {symbol!r}", field="symbol", value=symbol
+            )
+        side_ = _enum(Side, side, "side", symbol)
+        type_ = _enum(OrderType, order_type, "order_type", symbol)
+        tif_ = _enum(TimeInForce, tif, "tif", symbol)
+        if isinstance(qty, bool):
+            raise InvalidOrder(f"qty for {symbol} must be a number, got {qty!r}",
+                               field="qty", value=qty, symbol=symbol)
+        try:
+            qty_ = float(qty)
+        except (TypeError, ValueError):
+            raise InvalidOrder(f"qty for {symbol} must be a number, got {qty!r}",
+                               field="qty", value=qty, symbol=symbol) from None
+        if not math.isfinite(qty_) or qty_ <= 0:
+            raise InvalidOrder(f"qty for {symbol} must be a finite number > 0, got {qty!r}",
+                               field="qty", value=qty, symbol=symbol)
+        needs_limit = type_ in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_stop = type_ in (OrderType.STOP, OrderType.STOP_LIMIT)
+        for name, value, needed in (("limit_price", limit_price, needs_limit),
+                                    ("stop_price", stop_price, needs_stop)):
+            if needed and value is None:
+                raise InvalidOrder(f"a {type_.value} order for {symbol} needs {name}",
+                                   field=name, value=None, symbol=symbol)
+            if not needed and value is not None:
+                raise InvalidOrder(
+                    f"a {type_.value} order for {symbol} takes no {name} (got {value!r})",
+                    field=name, value=value, symbol=symbol,
+                )
+        if client_order_id is not None and (
+            not isinstance(client_order_id, str) or not client_order_id
+        ):
+            raise InvalidOrder(
+                f"client_order_id must be a non-empty string, got {client_order_id!r}",
+                field="client_order_id", value=client_order_id, symbol=symbol,
+            )
+        return cls(
+            symbol=symbol,
+            side=side_,
+            qty=qty_,
+            order_type=type_,
+            limit_price=None if limit_price is None else _price(limit_price, "limit_price", symbol),
+            stop_price=None if stop_price is None else _price(stop_price, "stop_price", symbol),
+            tif=tif_,
+            client_order_id=client_order_id,
+        )
