@@ -1,0 +1,16 @@
+"""Tools for testing code built on simbroker, and simbroker itself.
+
+- :mod:`simbroker.testing.strategies`: Hypothesis strategies for valid OHLCV panels
+  (:func:`~simbroker.testing.strategies.bar_panels`), so your slippage and fee models can
+  be proved against the same properties as simbroker's own. Needs ``hypothesis``
+  (``pip install 'simbroker[test]'``); import it from its module, so that this package
+  stays importable without Hypothesis. Also ``orders`` and ``order_streams`` over a
+  panel, as :class:`~simbroker.testing.strategies.OrderSpec` values.
+- :func:`run_order_stream` replays such a stream through a paper broker.
+"""
+
+from __future__ import annotations
+
+from simbroker.testing._drive import run_order_stream
+
+__all__ = ["run_order_stream"]
