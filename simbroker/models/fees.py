@@ -1,0 +1,229 @@
+"""Fee models: what each fill costs, in account currency, always >= 0.
+
+A model maps arrays (side, qty, fill price) to an array of fees, one per fill; the broker
+owns the loop. Models add up: ``BpsOfNotional(1) + PerOrder(0.35)`` is a :class:`FeeSum`.
+Minimums apply per fill (every fill of the paper broker completes its order).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "BpsOfNotional",
+    "FeeModel",
+    "FeeSum",
+    "NoFee",
+    "PerOrder",
+    "PerShare",
+    "fee_model",
+    "fee_model_from_dict",
+]
+
+
+def _check(name: str, value: float | None, low: float, high: float = math.inf) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
+        low <= value <= high
+    ):
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+
+
+class FeeModel(ABC):
+    """Base of every fee model: one array method, :meth:`fees`."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Fee per fill (>= 0; zero where ``qty`` is 0).
+
+        Parameters
+        ----------
+        side
+            +1 for a buy, -1 for a sell.
+        qty
+            Filled quantities.
+        price
+            Fill prices (slippage included).
+        """
+
+    @property
+    def min_fee(self) -> float:
+        """Declared minimum fee of a fill with qty > 0 (0 when there is none)."""
+        return 0.0
+
+    def fee(self, side: str, qty: float, price: float) -> float:
+        """The fee of one fill."""
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        sign = np.array([1.0 if side == "buy" else -1.0])
+        return float(self.fees(sign, np.array([float(qty)]), np.array([float(price)]))[0])
+
+    def __add__(self, other: FeeModel) -> FeeSum:
+        if not isinstance(other, FeeModel):
+            return NotImplemented
+        left = self.models if isinstance(self, FeeSum) else (self,)
+        right = other.models if isinstance(other, FeeSum) else (other,)
+        return FeeSum(models=left + right)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"model": name, **parameters}``; :func:`fee_model_from_dict` inverts it."""
+        return {"model": self.name, **asdict(self)}  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class NoFee(FeeModel):
+    """Free trading."""
+
+    name: ClassVar[str] = "none"
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Zero for every fill."""
+        return np.zeros(np.shape(qty), np.float64)
+
+
+@dataclass(frozen=True)
+class BpsOfNotional(FeeModel):
+    """A rate on the fill's notional: ``fee = bps / 1e4 * qty * price``. Default 1 bp."""
+
+    name: ClassVar[str] = "bps_of_notional"
+    bps: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("bps", self.bps, 0.0, 10_000.0)
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """See the class docstring."""
+        out: np.ndarray = (self.bps / 1e4) * np.abs(np.asarray(qty, np.float64)) * np.asarray(
+            price, np.float64)
+        return out
+
+
+@dataclass(frozen=True)
+class PerShare(FeeModel):
+    """A rate per share with a minimum and an optional cap (IBKR "Fixed" style).
+
+    ``fee = min(max(rate * qty, minimum), maximum_fraction * qty * price)``, zero for a zero
+    quantity. Defaults: $0.005 a share, $1.00 minimum, capped at 1 % of the notional. As at
+    IBKR the cap wins over the minimum, so a tiny order can cost less than ``minimum``;
+    the result is still non-decreasing in qty at a fixed price. ``maximum_fraction=None``
+    removes the cap.
+    """
+
+    name: ClassVar[str] = "per_share"
+    rate: float = 0.005
+    minimum: float = 1.0
+    maximum_fraction: float | None = 0.01
+
+    def __post_init__(self) -> None:
+        _check("rate", self.rate, 0.0)
+        _check("minimum", self.minimum, 0.0)
+        if self.maximum_fraction is not None:
+            _check("maximum_fraction", self.maximum_fraction, 0.0, 1.0)
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """See the class docstring."""
+        q = np.abs(np.asarray(qty, np.float64))
+        fee = np.maximum(self.rate * q, self.minimum)
+        if self.maximum_fraction is not None:
+            fee = np.minimum(fee, self.maximum_fraction * q * np.asarray(price, np.float64))
+        return np.where(q > 0, fee, 0.0)
+
+    @property
+    def min_fee(self) -> float:
+        """``minimum`` when uncapped; 0 with a cap (the cap may undercut the minimum)."""
+        return float(self.minimum) if self.maximum_fraction is None else 0.0
+
+
+@dataclass(frozen=True)
+class PerOrder(FeeModel):
+    """A flat amount per fill: ``fee = amount`` (zero for a zero quantity)."""
+
+    name: ClassVar[str] = "per_order"
+    amount: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("amount", self.amount, 0.0)
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """See the class docstring."""
+        return np.where(np.asarray(qty, np.float64) != 0, float(self.amount), 0.0)
+
+    @property
+    def min_fee(self) -> float:
+        """``amount``."""
+        return float(self.amount)
+
+
+@dataclass(frozen=True)
+class FeeSum(FeeModel):
+    """The sum of several fee models (build it with ``+``)."""
+
+    name: ClassVar[str] = "sum"
+    models: tuple[FeeModel, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(m, FeeModel) for m in self.models):
+            raise ValueError(f"FeeSum takes FeeModel instances, got {self.models!r}")
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Element-wise sum of the parts."""
+        total = np.zeros(np.shape(qty), np.float64)
+        for m in self.models:
+            total = total + m.fees(side, qty, price)
+        return total
+
+    @property
+    def min_fee(self) -> float:
+        """Sum of the parts' minimums."""
+        return float(sum(m.min_fee for m in self.models))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"model": "sum", "models": [part dicts]}``."""
+        return {"model": self.name, "models": [m.to_dict() for m in self.models]}
+
+
+_MODELS: dict[str, type[FeeModel]] = {
+    cls.name: cls for cls in (NoFee, BpsOfNotional, PerShare, PerOrder, FeeSum)
+}
+_MODELS.update({cls.__name__.lower(): cls for cls in list(_MODELS.values())})
+
+
+def fee_model(value: float | FeeModel | None) -> FeeModel:
+    """Coerce a number (bps of notional), a model or ``None`` (no fees) to a model."""
+    if value is None:
+        return NoFee()
+    if isinstance(value, FeeModel):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return BpsOfNotional(bps=float(value))
+    raise TypeError(f"fees must be a number of bps or a FeeModel, got {value!r}")
+
+
+def fee_model_from_dict(spec: dict[str, Any]) -> FeeModel:
+    """Build a model from ``{"model": name, **parameters}`` (e.g. from YAML).
+
+    Names: ``none``, ``bps_of_notional``, ``per_share``, ``per_order``, ``sum`` (with
+    ``models: [...]``); class names work too.
+    """
+    if not isinstance(spec, dict) or "model" not in spec:
+        raise ValueError(f"a fee spec needs a 'model' key, got {spec!r}")
+    params = dict(spec)
+    name = str(params.pop("model"))
+    cls = _MODELS.get(name.lower())
+    if cls is None:
+        known = ", ".join(sorted(m.name for m in set(_MODELS.values())))
+        raise ValueError(f"unknown fee model {name!r}; known: {known}")
+    allowed = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for fee model "
+                         f"{name!r}; it takes {sorted(allowed) or 'none'}")
+    if cls is FeeSum:
+        return FeeSum(models=tuple(fee_model_from_dict(m) for m in params.get("models", [])))
+    return cls(**params)
