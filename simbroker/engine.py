@@ -1,0 +1,252 @@
+"""Run a strategy: the event-driven backtest loop.
+
+A strategy is an object with ``on_bar(broker, history)`` (or a plain callable taking the
+same two arguments). It may also define ``indicators(bars) -> {name: array}``, computed
+once, vectorized, over the whole panel before the loop; ``history`` then reveals each
+indicator only up to the current bar, exactly like the bars themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from simbroker.bars import FIELDS, Bars
+from simbroker.broker import Broker
+from simbroker.data import load_bars
+from simbroker.models.fees import FeeModel
+from simbroker.models.slippage import SlippageModel
+from simbroker.paper import PaperBroker
+from simbroker.results import BacktestResult, build_result
+from simbroker.tradelog import TradeLog
+
+__all__ = ["History", "Strategy", "StrategyLike", "backtest"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the engine calls. ``indicators`` is optional (see the module docstring)."""
+
+    def on_bar(self, broker: Broker, history: History) -> None:
+        """Called once each bar has closed; submit or cancel orders through ``broker``."""
+        ...
+
+
+StrategyLike = Strategy | Callable[[Broker, "History"], None]
+
+
+class History:
+    """What a strategy may see at the close of bar ``t``: bars and indicators up to ``t``.
+
+    Every array is a read-only view of rows ``0..t`` (inclusive), shape ``(t + 1, N)``,
+    columns in ``symbols`` order; nothing after ``t`` is reachable through it. For pandas,
+    :meth:`frame` gives a wide DataFrame (timestamps by symbols).
+
+    Attributes
+    ----------
+    t : int
+        Index of the current (latest closed) bar.
+    symbols : tuple of str
+    """
+
+    __slots__ = ("_bars", "_indicators", "symbols", "t")
+
+    def __init__(self, bars: Bars, indicators: Mapping[str, np.ndarray] | None = None):
+        self._bars = bars
+        self._indicators: dict[str, np.ndarray] = dict(indicators or {})
+        self.symbols = bars.symbols
+        self.t = -1
+
+    def __len__(self) -> int:
+        return self.t + 1
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """Bar open times up to ``t`` (datetime64[ns], UTC)."""
+        return self._bars.timestamps[: self.t + 1]
+
+    @property
+    def now(self) -> datetime:
+        """The close time of bar ``t`` (tz-aware UTC)."""
+        ns = int(self._bars.ts_ns[self.t]) + int(self._bars.interval.astype(np.int64))
+        return _EPOCH + timedelta(microseconds=ns // 1000)
+
+    @property
+    def open(self) -> np.ndarray:
+        """Opens up to ``t``."""
+        return self._bars.open[: self.t + 1]
+
+    @property
+    def high(self) -> np.ndarray:
+        """Highs up to ``t``."""
+        return self._bars.high[: self.t + 1]
+
+    @property
+    def low(self) -> np.ndarray:
+        """Lows up to ``t``."""
+        return self._bars.low[: self.t + 1]
+
+    @property
+    def close(self) -> np.ndarray:
+        """Closes up to ``t``."""
+        return self._bars.close[: self.t + 1]
+
+    @property
+    def volume(self) -> np.ndarray:
+        """Volumes up to ``t``."""
+        return self._bars.volume[: self.t + 1]
+
+    @property
+    def indicator_names(self) -> tuple[str, ...]:
+        """Names of the strategy's declared indicators."""
+        return tuple(self._indicators)
+
+    def indicator(self, name: str) -> np.ndarray:
+        """A declared indicator up to ``t``."""
+        try:
+            return self._indicators[name][: self.t + 1]
+        except KeyError:
+            known = ", ".join(self._indicators) or "none"
+            raise KeyError(f"no indicator {name!r}; declared: {known}") from None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """A bar field or an indicator by name, up to ``t``."""
+        if name in FIELDS:
+            arr: np.ndarray = getattr(self._bars, name)
+            return arr[: self.t + 1]
+        return self.indicator(name)
+
+    def last(self, name: str) -> np.ndarray:
+        """Row ``t`` of a field or indicator: one value per symbol."""
+        arr = self._indicators.get(name)
+        if arr is None:
+            if name not in FIELDS:
+                self.indicator(name)  # raises the KeyError naming what exists
+            arr = getattr(self._bars, name)
+        row: np.ndarray = arr[self.t]
+        return row
+
+    def frame(self, name: str = "close") -> pd.DataFrame:
+        """A field or indicator up to ``t`` as a wide DataFrame (UTC timestamps x symbols)."""
+        data = self[name]
+        wide: pd.DataFrame = pd.DataFrame(data, index=self._bars.index[: self.t + 1],
+                                          columns=pd.Index(self.symbols, name="symbol"))
+        return wide
+
+    def __repr__(self) -> str:
+        return f"History(t={self.t}, {len(self.symbols)} symbols)"
+
+
+def _prepare_indicators(strategy: Any, bars: Bars) -> dict[str, np.ndarray]:
+    declare = getattr(strategy, "indicators", None)
+    if declare is None or not callable(declare):
+        return {}
+    raw = declare(bars)
+    if not isinstance(raw, Mapping):
+        raise TypeError(
+            f"{type(strategy).__name__}.indicators(bars) must return a mapping of name to "
+            f"array, got {type(raw).__name__}"
+        )
+    out: dict[str, np.ndarray] = {}
+    shape = (len(bars), bars.n_symbols)
+    for name, value in raw.items():
+        arr = np.asarray(value.to_numpy() if isinstance(value, (pd.DataFrame, pd.Series))
+                         else value)
+        if arr.ndim == 1 and bars.n_symbols == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.shape != shape:
+            raise ValueError(
+                f"indicator {name!r} has shape {arr.shape}; expected {shape} "
+                "(bars x symbols, aligned with the bars)"
+            )
+        if name in FIELDS:
+            raise ValueError(f"indicator name {name!r} clashes with a bar field")
+        arr = arr.copy()
+        arr.setflags(write=False)
+        out[str(name)] = arr
+    return out
+
+
+def _on_bar_of(strategy: Any) -> Callable[[Broker, History], None]:
+    on_bar = getattr(strategy, "on_bar", None)
+    if callable(on_bar):
+        return on_bar  # type: ignore[no-any-return]
+    if callable(strategy):
+        return strategy  # type: ignore[no-any-return]
+    raise TypeError(
+        f"a strategy needs an on_bar(broker, history) method or must be callable; "
+        f"got {type(strategy).__name__}"
+    )
+
+
+def backtest(
+    strategy: StrategyLike,
+    bars: Bars | pd.DataFrame | str | Path,
+    *,
+    cash: float = 100_000.0,
+    slippage: float | SlippageModel | None = 5.0,
+    fees: float | FeeModel | None = 1.0,
+    allow_short: bool = True,
+    positions: Mapping[str, float] | None = None,
+    trade_log: str | Path | TradeLog | None = None,
+    clip_to_bar: bool = False,
+    session_tz: str = "UTC",
+) -> BacktestResult:
+    """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
+
+    At each bar the broker first fills the orders that bar reaches (orders submitted at
+    the previous close trade from this bar's open), then the strategy sees the bar and
+    may submit orders, which first trade on the next bar. Nothing the strategy sees is
+    later than the bar that just closed.
+
+    Parameters
+    ----------
+    strategy
+        An object with ``on_bar(broker, history)``, or a callable with that signature.
+        An optional ``indicators(bars)`` returns ``{name: (T, N) array}`` computed once.
+    bars
+        :class:`~simbroker.Bars`, a long-form DataFrame or a CSV/Parquet path.
+    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz
+        Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
+        or a model.
+
+    Returns
+    -------
+    BacktestResult
+        Fills, orders, equity, cash and positions over time, and statistics.
+
+    Examples
+    --------
+    >>> import simbroker
+    >>> bars = simbroker.synthetic_bars(n_symbols=2, n_bars=50, seed=3)
+    >>> def buy_once(broker, history):
+    ...     if history.t == 0:
+    ...         broker.submit_order("SYM000", "buy", 10)
+    >>> result = simbroker.backtest(buy_once, bars)
+    >>> len(result.fills)
+    1
+    """
+    if not isinstance(bars, Bars):
+        bars = load_bars(bars)
+    on_bar = _on_bar_of(strategy)
+    broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
+                         positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
+                         session_tz=session_tz)
+    history = History(bars, _prepare_indicators(strategy, bars))
+    step = broker.step
+    try:
+        for t in range(len(bars)):
+            step()
+            history.t = t
+            on_bar(broker, history)
+    finally:
+        if trade_log is not None and not isinstance(trade_log, TradeLog):
+            broker.close()
+    return build_result(broker)

@@ -1,0 +1,625 @@
+"""PaperBroker: the bar-replay matching engine behind every backtest.
+
+Fill semantics (DESIGN.md, "Simulation semantics"), for an order submitted while bar ``t``
+is the latest closed bar; it first trades on bar ``t + 1``:
+
+==============  =========================================  ==============================
+order           fills on a bar when                        reference price
+==============  =========================================  ==============================
+market          always                                     open
+buy limit L     low <= L                                   min(open, L)
+sell limit L    high >= L                                  max(open, L)
+buy stop S      high >= S (triggers)                       max(open, S)
+sell stop S     low <= S (triggers)                        min(open, S)
+buy stop-limit  triggers as a buy stop; then rests as a buy limit L. On the trigger bar
+                it fills at S when the stop is hit inside the bar and S <= L, or as a limit
+                from the open when the open gaps through S; otherwise it waits for the
+                next bar (the path inside a bar is unknown, so no optimistic guess).
+==============  =========================================  ==============================
+
+The fill price is the reference price moved against the trader by the slippage model
+(``ref * (1 + s)`` for a buy, ``ref * (1 - s)`` for a sell), not clipped to the bar unless
+``clip_to_bar=True``. A limit order never fills worse than its limit: the slipped price is
+capped at the limit (a resting limit touched inside the bar fills at its limit). Fees are
+charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
+no bar at all for the symbol fills nothing. ``day`` orders expire after the last bar of
+the trading day (in ``session_tz``) on which they could first trade; ``gtc`` orders rest.
+
+Matching of all open orders on a bar is one set of numpy operations across orders and
+symbols; Python only loops over the fills that happened, to book them in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simbroker.bars import Bars
+from simbroker.clock import SimulatedClock
+from simbroker.errors import ClockError, InvalidOrder, ShortingNotAllowed, UnknownOrder
+from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
+from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
+from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+
+__all__ = ["PaperBroker"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NEVER = np.iinfo(np.int64).max
+_TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
+
+
+def _dt(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
+
+
+@dataclass
+class _OrderState:
+    """Mutable bookkeeping of one order (the dict handed out is built from it)."""
+
+    order_id: str
+    order: Order
+    submitted_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    filled_notional: float = 0.0
+    reason: str | None = None
+
+    def info(self) -> OrderInfo:
+        o = self.order
+        return OrderInfo(
+            order_id=self.order_id,
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=o.side.value,
+            qty=o.qty,
+            order_type=o.order_type.value,
+            limit_price=o.limit_price,
+            stop_price=o.stop_price,
+            tif=o.tif.value,
+            status=self.status.value,
+            filled_qty=self.filled_qty,
+            avg_fill_price=(self.filled_notional / self.filled_qty) if self.filled_qty else None,
+            submitted_at=self.submitted_at,
+            reason=self.reason,
+        )
+
+
+class _OpenBook:
+    """Open orders as parallel numpy arrays (struct of arrays), grown by doubling."""
+
+    def __init__(self, capacity: int = 64):
+        self.n = 0
+        self.ids: list[str] = []
+        self.sym = np.zeros(capacity, np.int64)
+        self.sign = np.zeros(capacity, np.float64)
+        self.qty = np.zeros(capacity, np.float64)
+        self.otype = np.zeros(capacity, np.int8)
+        self.limit = np.zeros(capacity, np.float64)
+        self.stop = np.zeros(capacity, np.float64)
+        self.triggered = np.zeros(capacity, np.bool_)
+        self.first_bar = np.zeros(capacity, np.int64)
+        self.expire_bar = np.zeros(capacity, np.int64)
+
+    _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "triggered", "first_bar",
+               "expire_bar")
+
+    def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
+            stop: float, first_bar: int, expire_bar: int) -> None:
+        if self.n == len(self.sym):
+            for name in self._ARRAYS:
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+        i = self.n
+        self.ids.append(order_id)
+        self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
+        self.limit[i], self.stop[i], self.triggered[i] = limit, stop, False
+        self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
+        self.n += 1
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the slots where ``mask`` (length n) is False, preserving order."""
+        k = int(mask.sum())
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            a[:k] = a[: self.n][mask]
+        self.ids = [i for i, m in zip(self.ids, mask.tolist(), strict=True) if m]
+        self.n = k
+
+    def remove(self, order_id: str) -> None:
+        mask = np.ones(self.n, np.bool_)
+        mask[self.ids.index(order_id)] = False
+        self.keep(mask)
+
+
+class PaperBroker:
+    """A broker that fills orders against historical bars, with no network.
+
+    It satisfies :class:`simbroker.Broker`. Time moves only through :meth:`step` (or
+    :meth:`run_until`): each step closes the next bar, fills the open orders that bar
+    reaches, expires ``day`` orders whose day is over, and leaves the clock at the bar's
+    close, which is when a strategy may look at it and submit new orders.
+
+    Parameters
+    ----------
+    bars
+        The panel to replay (see :func:`simbroker.load_bars`).
+    cash
+        Starting cash in account currency. Default 100,000.
+    slippage
+        Basis points (a number, default 5) or a :class:`~simbroker.models.SlippageModel`.
+    fees
+        Basis points of notional (a number, default 1) or a
+        :class:`~simbroker.models.FeeModel`.
+    allow_short
+        When False, a sell that would take a position below zero is refused at submission
+        (counting open sell orders) with :class:`~simbroker.errors.ShortingNotAllowed`,
+        and rejected at fill time if the position has shrunk since.
+    positions
+        Starting positions ``{symbol: qty}``.
+    clock
+        The :class:`~simbroker.clock.SimulatedClock` to drive (a new one by default); it is
+        set to the first bar's open.
+    trade_log
+        A path or :class:`~simbroker.tradelog.TradeLog`: every event is appended as one
+        JSON line. ``None`` (default) keeps no file.
+    clip_to_bar
+        Clip slipped fill prices into the fill bar's [low, high]. Off by default: real
+        slippage is not bounded by the bar.
+    session_tz
+        Time zone whose calendar dates delimit trading days for ``day`` orders.
+
+    Examples
+    --------
+    >>> import simbroker
+    >>> bars = simbroker.synthetic_bars(n_symbols=2, n_bars=5, seed=1)
+    >>> broker = simbroker.PaperBroker(bars, cash=1_000_000)
+    >>> _ = broker.submit_order("SYM001", "buy", 100, "limit", limit_price=1e9)
+    >>> broker.step()
+    0
+    >>> broker.get_positions()
+    {'SYM001': 100.0}
+    """
+
+    def __init__(
+        self,
+        bars: Bars,
+        *,
+        cash: float = 100_000.0,
+        slippage: float | SlippageModel | None = 5.0,
+        fees: float | FeeModel | None = 1.0,
+        allow_short: bool = True,
+        positions: Mapping[str, float] | None = None,
+        clock: SimulatedClock | None = None,
+        trade_log: str | Path | TradeLog | None = None,
+        clip_to_bar: bool = False,
+        session_tz: str = "UTC",
+        order_id_prefix: str = "O",
+    ):
+        if not isinstance(bars, Bars):
+            raise TypeError(
+                f"PaperBroker needs Bars, got {type(bars).__name__}; "
+                "try simbroker.load_bars(...) first"
+            )
+        if len(bars) == 0:
+            raise ValueError("PaperBroker needs at least one bar")
+        cash = float(cash)
+        if not math.isfinite(cash):
+            raise ValueError(f"cash must be a finite number, got {cash!r}")
+        self.bars = bars
+        self.slippage = slippage_model(slippage)
+        self.fees = fee_model(fees)
+        self.allow_short = bool(allow_short)
+        self.clip_to_bar = bool(clip_to_bar)
+        self._prefix = order_id_prefix
+        self._clock = clock if clock is not None else SimulatedClock()
+        self._ts = bars.ts_ns
+        self._close_ns = bars.close_ns
+        self._clock.set(int(self._ts[0]))
+        self._t = -1  # index of the latest closed bar
+        self._open_px, self._high, self._low = bars.open, bars.high, bars.low
+        self._close, self._volume = bars.close, bars.volume
+        self._session_end = _session_ends(bars, session_tz)
+
+        self._cash = cash
+        self._initial_cash = cash
+        self._pos = np.zeros(bars.n_symbols, np.float64)
+        for sym, qty in (positions or {}).items():
+            if sym not in bars:
+                raise InvalidOrder(f"starting position in unknown symbol {sym!r}",
+                                   field="positions", value=sym, symbol=sym)
+            self._pos[bars.symbol_index(sym)] = float(qty)
+        self._initial_positions = self.get_positions()
+
+        self._orders: dict[str, _OrderState] = {}
+        self._by_client_id: dict[str, str] = {}
+        self._book = _OpenBook()
+        self._fills: list[Fill] = []
+        self._fill_ns: list[int] = []
+        # Per-fill ledger for results: bar index, symbol column, cash and position after.
+        self._ledger_bar: list[int] = []
+        self._ledger_sym: list[int] = []
+        self._ledger_cash: list[float] = []
+        self._ledger_pos: list[float] = []
+        self._n_orders = 0
+
+        self._log: TradeLog | None
+        if trade_log is None or isinstance(trade_log, TradeLog):
+            self._log = trade_log
+        else:
+            self._log = TradeLog(trade_log)
+        if self._log is not None:
+            self._log.write("start", self._clock.now(), cash=cash,
+                            positions=self._initial_positions, broker="paper",
+                            slippage=repr(self.slippage), fees=repr(self.fees))
+
+    # ------------------------------------------------------------ the protocol
+    def submit_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        order_type: str = "market",
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: str = "day",
+        client_order_id: str | None = None,
+    ) -> OrderInfo:
+        """Accept an order; it trades from the next bar on. See :class:`simbroker.Broker`."""
+        try:
+            order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+            if order.symbol not in self.bars:
+                raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
+                                   field="symbol", value=order.symbol, symbol=order.symbol)
+            if order.client_order_id is not None and order.client_order_id in self._by_client_id:
+                return self._resubmitted(order)
+            col = self.bars.symbol_index(order.symbol)
+            if not self.allow_short and order.side is Side.SELL:
+                available = self._pos[col] - self._open_sell_qty(col)
+                if order.qty > available * (1 + 1e-12) + 1e-12:
+                    raise ShortingNotAllowed(order.symbol, position=float(available),
+                                             qty=order.qty)
+        except InvalidOrder as exc:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
+            raise
+        except ShortingNotAllowed as exc:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                               rule="allow_short")
+            raise
+
+        self._n_orders += 1
+        order_id = f"{self._prefix}{self._n_orders}"
+        state = _OrderState(order_id, order, self._clock.now())
+        self._orders[order_id] = state
+        if order.client_order_id is not None:
+            self._by_client_id[order.client_order_id] = order_id
+        first = self._t + 1
+        if order.tif is TimeInForce.GTC or first >= len(self._ts):
+            expire = _NEVER
+        else:
+            expire = int(self._session_end[first])
+        self._book.add(
+            order_id, col, float(order.side.sign), order.qty, _TYPE_CODE[order.order_type],
+            np.nan if order.limit_price is None else order.limit_price,
+            np.nan if order.stop_price is None else order.stop_price, first, expire,
+        )
+        if self._log is not None:
+            self._log.write("submitted", state.submitted_at, order_id=order_id,
+                            client_order_id=order.client_order_id, symbol=order.symbol,
+                            side=order.side.value, qty=order.qty,
+                            order_type=order.order_type.value, limit_price=order.limit_price,
+                            stop_price=order.stop_price, tif=order.tif.value)
+        return state.info()
+
+    def cancel_order(self, order_id: str) -> OrderInfo:
+        """Cancel an open order; a final order is returned unchanged (idempotent)."""
+        state = self._orders.get(order_id)
+        if state is None:
+            raise UnknownOrder(order_id)
+        if state.status.is_open:
+            self._book.remove(order_id)
+            self._finish(state, OrderStatus.CANCELED, None, self._clock.now())
+        return state.info()
+
+    def get_positions(self) -> dict[str, float]:
+        """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
+        syms = self.bars.symbols
+        return {syms[i]: float(self._pos[i]) for i in np.flatnonzero(self._pos)}
+
+    def get_cash(self) -> float:
+        """Cash balance (negative when the account borrowed to buy)."""
+        return self._cash
+
+    def get_fills(self, since: datetime | None = None) -> list[Fill]:
+        """Fills in time order; with ``since``, those at or after it (inclusive)."""
+        if since is None:
+            return list(self._fills)
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware (UTC); got a naive datetime")
+        ns = int((since - _EPOCH) / timedelta(microseconds=1)) * 1000
+        i = int(np.searchsorted(np.asarray(self._fill_ns, np.int64), ns, side="left"))
+        return self._fills[i:]
+
+    def now(self) -> datetime:
+        """The simulated time: the close of the latest closed bar (or the first open)."""
+        return self._clock.now()
+
+    # --------------------------------------------------------------- extras
+    def get_order(self, order_id: str) -> OrderInfo:
+        """The current state of one order."""
+        state = self._orders.get(order_id)
+        if state is None:
+            raise UnknownOrder(order_id)
+        return state.info()
+
+    def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
+        """Every order in submission order, or only the open ones."""
+        return [s.info() for s in self._orders.values() if not open_only or s.status.is_open]
+
+    @property
+    def clock(self) -> SimulatedClock:
+        """The simulated clock this broker drives."""
+        return self._clock
+
+    @property
+    def bar_index(self) -> int:
+        """Index of the latest closed bar (-1 before the first :meth:`step`)."""
+        return self._t
+
+    @property
+    def has_next(self) -> bool:
+        """True while there are bars left to replay."""
+        return self._t + 1 < len(self._ts)
+
+    @property
+    def initial_cash(self) -> float:
+        """Cash at construction."""
+        return self._initial_cash
+
+    @property
+    def initial_positions(self) -> dict[str, float]:
+        """Positions at construction."""
+        return dict(self._initial_positions)
+
+    @property
+    def trade_log(self) -> TradeLog | None:
+        """The trade log being written, if any."""
+        return self._log
+
+    def position_array(self) -> np.ndarray:
+        """Positions as a read-only array aligned with ``bars.symbols`` (fast path)."""
+        view: np.ndarray = self._pos.view()
+        view.setflags(write=False)
+        return view
+
+    def step(self) -> int:
+        """Close the next bar: fill what it reaches, expire finished day orders.
+
+        Returns the index of the bar that closed; the clock then reads its close time.
+        Raises :class:`~simbroker.errors.ClockError` when every bar has been replayed.
+        """
+        t = self._t + 1
+        if t >= len(self._ts):
+            raise ClockError(f"all {len(self._ts)} bars have been replayed")
+        book = self._book
+        if book.n:
+            self._clock._set_ns_unchecked(int(self._ts[t]))
+            self._match(t)
+        self._clock._set_ns_unchecked(int(self._close_ns[t]))
+        self._t = t
+        if book.n:
+            expired = book.expire_bar[: book.n] <= t
+            if expired.any():
+                self._expire(expired)
+        return t
+
+    def run_until(self, when: datetime) -> int:
+        """Step through every bar that closes at or before ``when``; return the last index."""
+        ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
+        while self.has_next and self._close_ns[self._t + 1] <= ns:
+            self.step()
+        return self._t
+
+    def close(self) -> None:
+        """Close the trade log (if this broker opened it)."""
+        if self._log is not None:
+            self._log.close()
+
+    def __repr__(self) -> str:
+        return (f"PaperBroker({self.bars.n_symbols} symbols, bar {self._t + 1}/{len(self._ts)}, "
+                f"cash={self._cash:,.2f}, slippage={self.slippage!r}, fees={self.fees!r})")
+
+    # ------------------------------------------------------------- matching
+    def _match(self, t: int) -> None:
+        book = self._book
+        n = book.n
+        first = book.first_bar[:n]
+        if first[-1] <= t:  # slots are in submission order: all eligible
+            elig = np.arange(n)
+        else:
+            elig = np.flatnonzero(first <= t)
+            if len(elig) == 0:
+                return
+        s = book.sym[elig]
+        o = self._open_px[t, s]
+        v = self._volume[t, s]
+        tradable = v > 0  # NaN volume (no bar) compares False
+        otype = book.otype[elig]
+        market = otype == 0
+        if market.all():  # the common case: one comparison decides
+            fill = tradable
+            ref = o
+            lim = None
+        else:
+            fill, ref, lim = self._match_priced(t, elig, s, o, tradable, otype, market)
+        if not fill.any():
+            return
+        fi = np.flatnonzero(fill)
+        slot = elig[fi]
+        sgn, qty, refp = book.sign[slot], book.qty[slot], ref[fi]
+        sf = s[fi]
+        ctx = BarContext(open=o[fi], high=self._high[t, sf], low=self._low[t, sf],
+                         close=self._close[t, sf], volume=v[fi])
+        price = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
+        if lim is not None:
+            lf = lim[fi]
+            limited = ~np.isnan(lf)
+            if limited.any():
+                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
+                price = np.where(limited, capped, price)
+        if self.clip_to_bar:
+            price = np.clip(price, ctx.low, ctx.high)
+        fee = self.fees.fees(sgn, qty, price)
+        self._book_fills(t, slot, qty, price, fee)
+
+    def _match_priced(self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray,
+                      tradable: np.ndarray, otype: np.ndarray,
+                      market: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fill mask, reference prices and limits when limit/stop orders are open."""
+        book = self._book
+        h = self._high[t, s]
+        lo = self._low[t, s]
+        buy = book.sign[elig] > 0
+        lim = book.limit[elig]
+        stp = book.stop[elig]
+        was_triggered = book.triggered[elig]
+
+        trig_now = (otype >= 2) & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
+        gapped = np.where(buy, o >= stp, o <= stp)
+        ref = np.where(market, o, np.nan)
+        stop_fill = (otype == 2) & trig_now
+        ref = np.where(stop_fill, np.where(buy, np.maximum(o, stp), np.minimum(o, stp)), ref)
+        limit_live = (otype == 1) | ((otype == 3) & (was_triggered | (trig_now & gapped)))
+        limit_hit = limit_live & tradable & np.where(buy, lo <= lim, h >= lim)
+        ref = np.where(limit_hit, np.where(buy, np.minimum(o, lim), np.maximum(o, lim)), ref)
+        # Stop-limit hit inside the bar: marketable at the stop when the stop is within
+        # the limit; otherwise it must wait (the path after the trigger is unknown).
+        sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
+        ref = np.where(sl_inside, stp, ref)
+        fill = (market & tradable) | stop_fill | limit_hit | sl_inside
+        # Remember triggers of stop-limits that did not fill on their trigger bar.
+        newly = trig_now & (otype == 3) & ~fill
+        if newly.any():
+            book.triggered[elig[newly]] = True
+        return fill, ref, lim
+
+    def _book_fills(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                    fee: np.ndarray) -> None:
+        book = self._book
+        now = self._clock.now()
+        ts_ns = int(self._ts[t])
+        done = np.zeros(book.n, np.bool_)
+        for slot, q, px, f in zip(slots.tolist(), qty.tolist(), price.tolist(), fee.tolist(),
+                                   strict=True):
+            order_id = book.ids[slot]
+            state = self._orders[order_id]
+            order = state.order
+            col = int(book.sym[slot])
+            done[slot] = True
+            pos = float(self._pos[col])
+            if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
+                self._finish(state, OrderStatus.REJECTED,
+                             f"shorting is not allowed: selling {q:g} {order.symbol} against a "
+                             f"position of {pos:g}", now)
+                continue
+            notional = q * px
+            self._cash = cash_after_fill(self._cash, order.side.value, notional, f)
+            new_pos = position_after_fill(pos, order.side.value, q)
+            self._pos[col] = new_pos
+            state.filled_qty += q
+            state.filled_notional += notional
+            fill = Fill(
+                fill_id=f"{order_id}-1", order_id=order_id,
+                client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
+                side=order.side.value, qty=q, price=px, fee=f, notional=notional,
+            )
+            self._fills.append(fill)
+            self._fill_ns.append(ts_ns)
+            self._ledger_bar.append(t)
+            self._ledger_sym.append(col)
+            self._ledger_cash.append(self._cash)
+            self._ledger_pos.append(new_pos)
+            state.status = OrderStatus.FILLED
+            if self._log is not None:
+                self._log.write("filled", now, **fill)
+        book.keep(~done)
+
+    def _expire(self, expired: np.ndarray) -> None:
+        book = self._book
+        now = self._clock.now()
+        for slot in np.flatnonzero(expired).tolist():
+            state = self._orders[book.ids[slot]]
+            self._finish(state, OrderStatus.EXPIRED, "day order not filled by the session end",
+                         now)
+        book.keep(~expired)
+
+    def _finish(self, state: _OrderState, status: OrderStatus, reason: str | None,
+                now: datetime) -> None:
+        state.status = status
+        state.reason = reason
+        if self._log is not None:
+            event = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
+                     OrderStatus.REJECTED: "rejected"}[status]
+            extra: dict[str, Any] = {}
+            if status is OrderStatus.REJECTED:
+                o = state.order
+                extra = dict(client_order_id=o.client_order_id, side=o.side.value, qty=o.qty,
+                             order_type=o.order_type.value)
+            self._log.write(event, now, order_id=state.order_id, symbol=state.order.symbol,
+                            reason=reason, **extra)
+
+    # --------------------------------------------------------------- helpers
+    def _open_sell_qty(self, col: int) -> float:
+        book = self._book
+        n = book.n
+        mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
+        return float(book.qty[:n][mask].sum())
+
+    def _resubmitted(self, order: Order) -> OrderInfo:
+        assert order.client_order_id is not None
+        state = self._orders[self._by_client_id[order.client_order_id]]
+        if state.order != order:
+            raise InvalidOrder(
+                f"client_order_id {order.client_order_id!r} was already used for a different "
+                f"order ({state.order_id}: {state.order.side.value} {state.order.qty:g} "
+                f"{state.order.symbol} {state.order.order_type.value})",
+                field="client_order_id", value=order.client_order_id, symbol=order.symbol,
+                client_order_id=order.client_order_id,
+            )
+        return state.info()
+
+    def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
+                      client_order_id: Any, reason: str, rule: str | None = None) -> None:
+        if self._log is None:
+            return
+        def plain(x: Any) -> Any:
+            if x is None or isinstance(x, (str, bool, int)):
+                return x
+            if isinstance(x, float):
+                return x if math.isfinite(x) else repr(x)
+            return repr(x)
+        extra = {} if rule is None else {"rule": rule}
+        self._log.write("rejected", self._clock.now(), order_id=None,
+                        client_order_id=plain(client_order_id), symbol=plain(symbol),
+                        side=plain(side), qty=plain(qty), order_type=plain(order_type),
+                        reason=reason, **extra)
+
+
+def _session_ends(bars: Bars, session_tz: str) -> np.ndarray:
+    """For each bar, the index of the last bar of its trading day."""
+    days = bars.index.tz_convert(session_tz).normalize()
+    codes = pd.factorize(days)[0]
+    # Sorted timestamps give non-decreasing day codes: the last bar of a day is where the
+    # code changes next.
+    change = np.flatnonzero(np.diff(codes)) if len(codes) > 1 else np.array([], np.int64)
+    ends = np.append(change, len(codes) - 1)
+    return np.asarray(ends[np.searchsorted(ends, np.arange(len(codes)))], np.int64)
