@@ -33,13 +33,17 @@ from simbroker.errors import (
     UnknownOrder,
 )
 from simbroker.models import (
+    BarRange,
     BpsOfNotional,
     FeeModel,
+    FeeSum,
     FixedBps,
     NoFee,
     NoSlippage,
+    PerOrder,
     PerShare,
     SlippageModel,
+    VolumeShare,
 )
 from simbroker.paper import PaperBroker
 from simbroker.results import BacktestResult
@@ -50,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BacktestResult",
+    "BarRange",
     "Bars",
     "BpsOfNotional",
     "Broker",
@@ -61,6 +66,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "FeeModel",
+    "FeeSum",
     "Fill",
     "FixedBps",
     "History",
@@ -73,6 +79,7 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "PaperBroker",
+    "PerOrder",
     "PerShare",
     "RiskRejected",
     "ShortingNotAllowed",
@@ -84,6 +91,7 @@ __all__ = [
     "TimeInForce",
     "TradeLog",
     "UnknownOrder",
+    "VolumeShare",
     "WallClock",
     "backtest",
     "load_bars",
