@@ -16,7 +16,7 @@ from __future__ import annotations
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.clock import Clock, SimulatedClock, WallClock
-from simbroker.data import load_bars, sample_bars, synthetic_bars, validate_bars
+from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.engine import History, Strategy, backtest
 from simbroker.errors import (
     BrokerAPIError,
@@ -47,6 +47,7 @@ from simbroker.models import (
 )
 from simbroker.paper import PaperBroker
 from simbroker.results import BacktestResult
+from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
 

@@ -19,10 +19,10 @@ from simbroker.data import (
     SAMPLE_DATA_PATH,
     load_bars,
     sample_bars,
-    synthetic_bars,
     validate_bars,
 )
 from simbroker.errors import DataError
+from simbroker.synthetic import synthetic_bars
 from simbroker.testing.strategies import bar_panels
 
 ROOT = Path(__file__).resolve().parents[1]
