@@ -31,6 +31,7 @@ symbols; Python only loops over the fills that happened, to book them in order.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -346,7 +347,7 @@ class PaperBroker:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC); got a naive datetime")
         ns = int((since - _EPOCH) / timedelta(microseconds=1)) * 1000
-        i = int(np.searchsorted(np.asarray(self._fill_ns, np.int64), ns, side="left"))
+        i = bisect.bisect_left(self._fill_ns, ns)
         return self._fills[i:]
 
     def now(self) -> datetime:
