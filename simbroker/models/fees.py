@@ -7,12 +7,13 @@ Minimums apply per fill (every fill of the paper broker completes its order).
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from simbroker.models._params import check_number, model_from_spec
 
 __all__ = [
     "BpsOfNotional",
@@ -26,11 +27,6 @@ __all__ = [
 ]
 
 
-def _check(name: str, value: float | None, low: float, high: float = math.inf) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
-        low <= value <= high
-    ):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
 
 
 class FeeModel(ABC):
@@ -95,7 +91,7 @@ class BpsOfNotional(FeeModel):
     bps: float = 1.0
 
     def __post_init__(self) -> None:
-        _check("bps", self.bps, 0.0, 10_000.0)
+        check_number("bps", self.bps, 0.0, 10_000.0)
 
     def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
         """See the class docstring."""
@@ -121,10 +117,10 @@ class PerShare(FeeModel):
     maximum_fraction: float | None = 0.01
 
     def __post_init__(self) -> None:
-        _check("rate", self.rate, 0.0)
-        _check("minimum", self.minimum, 0.0)
+        check_number("rate", self.rate, 0.0)
+        check_number("minimum", self.minimum, 0.0)
         if self.maximum_fraction is not None:
-            _check("maximum_fraction", self.maximum_fraction, 0.0, 1.0)
+            check_number("maximum_fraction", self.maximum_fraction, 0.0, 1.0)
 
     def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
         """See the class docstring."""
@@ -148,7 +144,7 @@ class PerOrder(FeeModel):
     amount: float = 1.0
 
     def __post_init__(self) -> None:
-        _check("amount", self.amount, 0.0)
+        check_number("amount", self.amount, 0.0)
 
     def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
         """See the class docstring."""
@@ -211,19 +207,7 @@ def fee_model_from_dict(spec: dict[str, Any]) -> FeeModel:
     Names: ``none``, ``bps_of_notional``, ``per_share``, ``per_order``, ``sum`` (with
     ``models: [...]``); class names work too.
     """
-    if not isinstance(spec, dict) or "model" not in spec:
-        raise ValueError(f"a fee spec needs a 'model' key, got {spec!r}")
-    params = dict(spec)
-    name = str(params.pop("model"))
-    cls = _MODELS.get(name.lower())
-    if cls is None:
-        known = ", ".join(sorted(m.name for m in set(_MODELS.values())))
-        raise ValueError(f"unknown fee model {name!r}; known: {known}")
-    allowed = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for fee model "
-                         f"{name!r}; it takes {sorted(allowed) or 'none'}")
+    cls, params = model_from_spec("fee", _MODELS, spec)
     if cls is FeeSum:
         return FeeSum(models=tuple(fee_model_from_dict(m) for m in params.get("models", [])))
     return cls(**params)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from simbroker.models._params import check_number, model_from_spec
 
 __all__ = [
     "BarContext",
@@ -46,11 +48,6 @@ class BarContext:
         return cls(open=p, high=p, low=p, close=p, volume=np.full(p.shape, np.inf))
 
 
-def _check(name: str, value: float, low: float, high: float = math.inf) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
-        low <= value <= high
-    ):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
 
 
 class SlippageModel(ABC):
@@ -138,7 +135,7 @@ class FixedBps(SlippageModel):
     bps: float = 5.0
 
     def __post_init__(self) -> None:
-        _check("bps", self.bps, 0.0, 10_000.0)
+        check_number("bps", self.bps, 0.0, 10_000.0)
 
     def rate(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
              bar: BarContext) -> np.ndarray:
@@ -170,11 +167,11 @@ class VolumeShare(SlippageModel):
     cap_bps: float = 100.0
 
     def __post_init__(self) -> None:
-        _check("base_bps", self.base_bps, 0.0, 10_000.0)
-        _check("impact", self.impact, 0.0, 100.0)
-        _check("exponent", self.exponent, 0.5, 10.0)
-        _check("volume_limit", self.volume_limit, 0.0, 1.0)
-        _check("cap_bps", self.cap_bps, self.base_bps, 10_000.0)
+        check_number("base_bps", self.base_bps, 0.0, 10_000.0)
+        check_number("impact", self.impact, 0.0, 100.0)
+        check_number("exponent", self.exponent, 0.5, 10.0)
+        check_number("volume_limit", self.volume_limit, 0.0, 1.0)
+        check_number("cap_bps", self.cap_bps, self.base_bps, 10_000.0)
 
     def rate(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
              bar: BarContext) -> np.ndarray:
@@ -210,9 +207,9 @@ class BarRange(SlippageModel):
     cap_bps: float = 50.0
 
     def __post_init__(self) -> None:
-        _check("fraction", self.fraction, 0.0, 1.0)
-        _check("min_bps", self.min_bps, 0.0, 10_000.0)
-        _check("cap_bps", self.cap_bps, self.min_bps, 10_000.0)
+        check_number("fraction", self.fraction, 0.0, 1.0)
+        check_number("min_bps", self.min_bps, 0.0, 10_000.0)
+        check_number("cap_bps", self.cap_bps, self.min_bps, 10_000.0)
 
     def rate(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
              bar: BarContext) -> np.ndarray:
@@ -254,17 +251,5 @@ def slippage_model_from_dict(spec: dict[str, Any]) -> SlippageModel:
 
     Names: ``none``, ``fixed_bps``, ``volume_share``, ``bar_range`` (class names work too).
     """
-    if not isinstance(spec, dict) or "model" not in spec:
-        raise ValueError(f"a slippage spec needs a 'model' key, got {spec!r}")
-    params = dict(spec)
-    name = str(params.pop("model"))
-    cls = _MODELS.get(name.lower())
-    if cls is None:
-        known = ", ".join(sorted(m.name for m in set(_MODELS.values())))
-        raise ValueError(f"unknown slippage model {name!r}; known: {known}")
-    allowed = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for slippage "
-                         f"model {name!r}; it takes {sorted(allowed) or 'none'}")
+    cls, params = model_from_spec("slippage", _MODELS, spec)
     return cls(**params)
