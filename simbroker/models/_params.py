@@ -16,7 +16,8 @@ def check_number(name: str, value: object, low: float, high: float = math.inf) -
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
         math.isfinite(value) and low <= value <= high
     ):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
 
 
 def model_from_spec(kind: str, registry: dict[str, type[M]],
