@@ -47,6 +47,7 @@ from simbroker.models import (
 )
 from simbroker.paper import PaperBroker
 from simbroker.results import BacktestResult
+from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
@@ -82,6 +83,8 @@ __all__ = [
     "PaperBroker",
     "PerOrder",
     "PerShare",
+    "RiskBroker",
+    "RiskLimits",
     "RiskRejected",
     "ShortingNotAllowed",
     "Side",
