@@ -51,6 +51,7 @@ from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+from simbroker.vectorized import TargetPositions, backtest_vectorized
 
 __version__ = "0.1.0"
 
@@ -92,12 +93,14 @@ __all__ = [
     "SimulatedClock",
     "SlippageModel",
     "Strategy",
+    "TargetPositions",
     "TimeInForce",
     "TradeLog",
     "UnknownOrder",
     "VolumeShare",
     "WallClock",
     "backtest",
+    "backtest_vectorized",
     "load_bars",
     "read_trade_log",
     "replay_trade_log",

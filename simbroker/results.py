@@ -193,7 +193,7 @@ def compute_stats(
             interval.astype(np.int64))
         years = span_ns / _YEAR_NS
         curve = np.concatenate([[start_equity], eq])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rets = curve[1:] / curve[:-1] - 1.0
             growth = eq[-1] / start_equity
             total = growth - 1.0

@@ -1,0 +1,618 @@
+"""The vectorized runner: target positions (or signals, or weights) in, a result out.
+
+:func:`backtest_vectorized` gives the same :class:`~simbroker.BacktestResult` as
+:func:`simbroker.backtest` running :class:`TargetPositions` (its event-driven twin) on a
+:class:`~simbroker.PaperBroker`: the same fills (prices, fees, order and fill ids), cash,
+positions and equity, bit for bit. It reproduces the paper broker's semantics exactly:
+
+* a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
+  order for ``target - position`` (only when that is not zero), which trades on bar
+  ``t + 1`` at its open, when that bar has volume ``> 0``; a missing bar or zero volume
+  fills nothing, and the order is gone by the next close (a ``day`` order on daily bars
+  expires; with intraday bars the twin cancels it), where the target is decided again;
+* fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
+  the fill bar, optionally clipped into its ``[low, high]``; fee
+  ``fees.fees(side, qty, price)`` on the fill notional ``qty * price``;
+* cash moves fill by fill (bar, then symbol column), exactly as
+  :func:`~simbroker.tradelog.cash_after_fill` does; positions as
+  :func:`~simbroker.tradelog.position_after_fill` does (float dust snapped to 0);
+* orders are numbered ``"O1"``, ``"O2"``, ... in submission order (bar, then symbol
+  column) and each fill is ``"<order_id>-1"``, as the paper broker numbers them;
+  orders placed at the last bar never fill and stay ``"new"``.
+
+How: the only path dependence of share targets is float rounding of ``position +
+(target - position)`` and the dust snap, so positions are solved for every symbol and bar
+at once from the guess "position = last filled target", then re-solved only where that
+guess was off (a fixed point reached in one or two array passes in practice). Cash is a
+sequential running sum (``np.add.accumulate``, which adds strictly left to right, so it
+equals the broker's fill-by-fill arithmetic). Slippage and fee models are called once
+over all fills: they must be element-wise, as the model protocol requires. Weight
+targets (a fraction of equity) depend on equity, so they loop over bars, with numpy
+across symbols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from simbroker.bars import Bars
+from simbroker.broker import Broker
+from simbroker.data import load_bars
+from simbroker.engine import History
+from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
+from simbroker.paper import _session_ends
+from simbroker.results import BacktestResult, compute_stats
+
+__all__ = ["TargetPositions", "backtest_vectorized"]
+
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+I64 = npt.NDArray[np.int64]
+FrameLike = pd.DataFrame | np.ndarray
+
+_FILL_COLUMNS = ["timestamp", "symbol", "side", "qty", "price", "fee", "notional", "order_id",
+                 "client_order_id", "fill_id"]
+_EXPIRED_REASON = "day order not filled by the session end"
+_STATUS = ("filled", "new", "expired", "canceled")
+# Whether pandas infers its ``str`` dtype for strings (pandas >= 3), as the paper broker's
+# orders frame then has it.
+_INFER_STR = pd.Series(["a"]).dtype != object
+
+
+def _pick(choices: Sequence[str], codes: np.ndarray) -> Any:
+    """``choices[codes]`` as an Arrow string array (built in C, not a Python loop)."""
+    return pa.array(list(choices), pa.string()).take(pa.array(codes))
+
+
+def _order_ids(n: int) -> Any:
+    """``"O1" .. "On"`` as an Arrow string array."""
+    return pc.binary_join_element_wise("O", pa.array(np.arange(1, n + 1)).cast(pa.string()), "")
+
+
+def _str_column(arr: Any) -> Any:
+    """An Arrow string array as the column pandas would infer from Python strings."""
+    return pd.array(arr, dtype="str") if _INFER_STR else arr.to_numpy(zero_copy_only=False)
+
+
+def _object_column(arr: Any) -> pd.Series:
+    column: pd.Series = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
+    return column
+
+
+# --------------------------------------------------------------------------- inputs
+def _aligned(value: Any, bars: Bars, name: str, *, boolean: bool = False) -> np.ndarray:
+    """``value`` (DataFrame or array) as a ``(T, N)`` array in the bars' order.
+
+    A DataFrame must have the bars' timestamps as its index (tz-aware, or naive meaning
+    UTC) and a subset of the bars' symbols as columns, in any order; columns left out are
+    ``NaN`` (never traded) or ``False``.
+    """
+    shape = (len(bars), bars.n_symbols)
+    fill: Any = False if boolean else np.nan
+    dtype = np.bool_ if boolean else np.float64
+    if isinstance(value, pd.Series):
+        raise TypeError(f"{name} must be a DataFrame (timestamps x symbols), got a Series; "
+                        f"try {name}.to_frame(symbol)")
+    if isinstance(value, pd.DataFrame):
+        if not isinstance(value.index, pd.DatetimeIndex):
+            raise ValueError(f"{name} must be indexed by the bars' timestamps, got an index "
+                             f"of type {type(value.index).__name__}")
+        idx = value.index
+        idx = idx.tz_convert("UTC") if idx.tz is not None else idx.tz_localize("UTC")
+        expected = bars.index
+        if len(idx) != len(expected) or not bool(
+                np.array_equal(idx.as_unit("ns").asi8, expected.asi8)):
+            if len(idx) != len(expected):
+                detail = f"it has {len(idx)} rows, the bars have {len(expected)}"
+            else:
+                i = int(np.flatnonzero(idx.as_unit("ns").asi8 != expected.asi8)[0])
+                detail = f"row {i} is {idx[i]}, the bar there is {expected[i]}"
+            raise ValueError(f"{name} index does not match the bars' timestamps: {detail}; "
+                             f"try {name}.reindex(bars.index)")
+        cols = [str(c) for c in value.columns]
+        if len(set(cols)) != len(cols):
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            raise ValueError(f"{name} has duplicate columns: {', '.join(dup)}")
+        unknown = [c for c in cols if c not in bars]
+        if unknown:
+            raise ValueError(f"{name} has symbols that are not in the bars: "
+                             f"{', '.join(map(repr, unknown[:10]))}"
+                             + (" ..." if len(unknown) > 10 else ""))
+        raw = value.to_numpy()
+        if boolean:
+            if raw.dtype != np.bool_:
+                raise TypeError(f"{name} must hold booleans, got dtype {raw.dtype}")
+        elif not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype,
+                                                                        np.complexfloating):
+            raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+        raw = raw.astype(dtype, copy=False)
+        if cols == list(bars.symbols):
+            return np.ascontiguousarray(raw)
+        out = np.full(shape, fill, dtype)
+        out[:, [bars.symbol_index(c) for c in cols]] = raw
+        return out
+    arr = np.asarray(value)
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}; expected {shape} (bars x symbols)")
+    if boolean and arr.dtype != np.bool_:
+        raise TypeError(f"{name} must hold booleans, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def _check_finite(a: F64, bars: Bars, name: str) -> None:
+    bad = np.isinf(a)
+    if bad.any():
+        t, j = (int(x[0]) for x in np.nonzero(bad))
+        raise ValueError(f"{name} must be finite or NaN; {name}[{bars.index[t]}, "
+                         f"{bars.symbols[j]!r}] is {float(a[t, j])!r}")
+
+
+def _signal_targets(bars: Bars, entries: Any, exits: Any, size: float | Sequence[float]
+                    | np.ndarray) -> F64:
+    shape = (len(bars), bars.n_symbols)
+    ent = (np.zeros(shape, np.bool_) if entries is None
+           else _aligned(entries, bars, "entries", boolean=True))
+    ext = (np.zeros(shape, np.bool_) if exits is None
+           else _aligned(exits, bars, "exits", boolean=True))
+    try:
+        sz = np.broadcast_to(np.asarray(size, np.float64), shape)
+    except ValueError:
+        raise ValueError(f"size must be a number, one per symbol ({shape[1]}) or a (bars x "
+                         f"symbols) array {shape}; got shape {np.shape(size)}") from None
+    if not bool(np.all(np.isfinite(sz))) or bool(np.any(sz < 0)):
+        raise ValueError("size must be finite and >= 0 (shares held after an entry)")
+    out: F64 = np.where(ent & ~ext, sz, np.where(ext & ~ent, 0.0, np.nan))
+    return out
+
+
+# ------------------------------------------------------------------ arithmetic
+def _after(position: F64, target: F64) -> F64:
+    """Position after filling ``target - position``: ``position_after_fill``, vectorized.
+
+    ``position + qty`` (buy) or ``position - qty`` (sell), with ``qty = |target -
+    position|``, both equal to ``position + delta``; 0 when ``|new| <= 1e-9 *
+    max(|position|, qty)``; unchanged where ``delta == 0`` (no order).
+    """
+    delta = target - position
+    new = position + delta
+    snap = np.abs(new) <= 1e-9 * np.maximum(np.abs(position), np.abs(delta))
+    out: F64 = np.where(delta == 0, position, np.where(snap, 0.0, new))
+    return out
+
+
+def _solve_positions(tgt: F64, tradable: B) -> F64:
+    """Positions after each bar ``(T, N)`` for share targets (see the module docstring)."""
+    n_t, n = tgt.shape
+    if n_t < 2:
+        return np.zeros((n_t, n))
+    # A potential fill on bar r + 1: a target at r's close and volume on r + 1.
+    maybe = ~np.isnan(tgt[:-1]) & tradable[1:]
+    cols, rows = np.nonzero(maybe.T)  # symbol-major: each symbol's chain in time order
+    k_n = len(rows)
+    if not k_n:
+        return np.zeros((n_t, n))
+    target = tgt[rows, cols]
+    first = np.ones(k_n, np.bool_)
+    first[1:] = cols[1:] != cols[:-1]
+    before = np.empty(k_n)
+    before[1:] = target[:-1]  # the guess: the previous fill reached its target
+    before[first] = 0.0
+    v = _after(before, target)
+    # Re-solve where a predecessor's value was not the guess (rounding or snapping);
+    # each pass fixes the next link of every wrong chain.
+    todo = np.flatnonzero(v != target) + 1
+    while todo.size:
+        todo = todo[todo < k_n]
+        todo = todo[~first[todo]]
+        if not todo.size:
+            break
+        new = _after(v[todo - 1], target[todo])
+        changed = new != v[todo]
+        v[todo] = new
+        todo = todo[changed] + 1
+    # Each bar holds the value of its symbol's latest fill: chain numbers increase with
+    # time within a symbol, so a running maximum of them down each column finds it.
+    link = np.zeros((n_t, n), np.int32 if k_n < 2**31 - 1 else np.int64)
+    link[rows + 1, cols] = np.arange(1, k_n + 1)
+    np.maximum.accumulate(link, axis=0, out=link)
+    out: F64 = np.take(np.concatenate([[0.0], v]), link)
+    return out
+
+
+def _fill_prices(bars: Bars, t: I64, j: I64, sign: F64, qty: F64, slippage: SlippageModel,
+                 clip_to_bar: bool) -> F64:
+    """Slipped market fill prices at the opens of bars ``(t, j)`` (as ``PaperBroker``)."""
+    ref = bars.open[t, j]
+    ctx = BarContext(open=ref, high=bars.high[t, j], low=bars.low[t, j],
+                     close=bars.close[t, j], volume=bars.volume[t, j])
+    price: F64 = ref * (1.0 + sign * slippage.rate(sign, qty, ref, ctx))
+    if clip_to_bar:
+        price = np.clip(price, ctx.low, ctx.high)
+    return price
+
+
+def _cash_ledger(cash: float, sign: F64, notional: F64, fee: F64) -> F64:
+    """Cash after each fill: ``cash - notional - fee`` (buy) or ``+ notional - fee`` (sell).
+
+    One strictly sequential ``np.add.accumulate`` over ``[cash, -+notional_1, -fee_1,
+    ...]``: the same two roundings per fill, in the same order, as ``cash_after_fill``.
+    """
+    flows = np.empty(2 * len(sign) + 1)
+    flows[0] = cash
+    flows[1::2] = np.where(sign > 0, -notional, notional)
+    flows[2::2] = -fee
+    out: F64 = np.add.accumulate(flows)[2::2]
+    return out
+
+
+def _ffill(a: F64) -> F64:
+    """Forward-fill NaN down each column (a running maximum of row numbers)."""
+    if a.size == 0:
+        return a
+    n_t, n = a.shape
+    rows = np.arange(n_t, dtype=np.int64)[:, None] * n
+    idx = np.where(np.isnan(a), 0, rows)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    idx += np.arange(n)
+    out: F64 = np.take(a, idx)
+    return out
+
+
+def _bfill(a: F64) -> F64:
+    return _ffill(a[::-1])[::-1]
+
+
+def _equity_row(cash: float, pos: F64, close: F64) -> float:
+    with np.errstate(invalid="ignore"):
+        held = np.where(pos != 0, pos * close, 0.0)
+    return cash + float(np.nansum(held))
+
+
+# ------------------------------------------------------------------- weights
+def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageModel,
+                    fees: FeeModel, clip_to_bar: bool, integer: bool) -> F64:
+    """Share targets from weights, bar by bar: ``weight * equity_t / close_t``."""
+    n_t, n = weights.shape
+    close = _ffill(bars.close.copy())
+    tradable = bars.volume > 0
+    tgt = np.full((n_t, n), np.nan)
+    pos = np.zeros(n)
+    cash = cash0
+    order: B = np.zeros(n, np.bool_)
+    cols = np.arange(n)
+    for t in range(n_t):
+        if t:
+            hit = order & tradable[t]
+            if hit.any():
+                j = cols[hit]
+                delta = tgt[t - 1, j] - pos[j]
+                sign = np.where(delta > 0, 1.0, -1.0)
+                qty = np.abs(delta)
+                price = _fill_prices(bars, np.full(len(j), t), j, sign, qty, slippage,
+                                     clip_to_bar)
+                fee = fees.fees(sign, qty, price)
+                cash = float(_cash_ledger(cash, sign, qty * price, fee)[-1])
+                pos[j] = _after(pos[j], tgt[t - 1, j])
+        equity = _equity_row(cash, pos, close[t])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            row = weights[t] * equity / close[t]
+        row[~np.isfinite(row)] = np.nan  # no price yet, or no weight: keep
+        if integer:
+            row = np.trunc(row)
+        tgt[t] = row
+        order = ~np.isnan(row) & (row != pos)
+    return tgt
+
+
+# ------------------------------------------------------------------- the runner
+def backtest_vectorized(
+    bars: Bars | pd.DataFrame | str | Path,
+    *,
+    targets: FrameLike | None = None,
+    entries: FrameLike | None = None,
+    exits: FrameLike | None = None,
+    size: float | Sequence[float] | np.ndarray = 100.0,
+    weights: FrameLike | None = None,
+    integer: bool = False,
+    cash: float = 100_000.0,
+    slippage: float | SlippageModel | None = 5.0,
+    fees: float | FeeModel | None = 1.0,
+    clip_to_bar: bool = False,
+    session_tz: str = "UTC",
+) -> BacktestResult:
+    """Backtest target positions, entry/exit signals or target weights, vectorized.
+
+    Gives the same result as ``simbroker.backtest(TargetPositions(...), bars, ...)``:
+    identical fills (prices, fees, ids), cash, positions and equity (see the module
+    docstring for the exact semantics). Give exactly one of ``targets``,
+    ``entries``/``exits`` or ``weights``.
+
+    Parameters
+    ----------
+    bars
+        :class:`~simbroker.Bars`, a long-form DataFrame or a CSV/Parquet path.
+    targets : DataFrame or ndarray, shape (bars, symbols)
+        Target position in shares (signed; negative = short) decided at each bar's close;
+        ``NaN`` keeps the current position. A DataFrame is indexed by ``bars.index``
+        (tz-aware UTC, or naive meaning UTC) with a subset of ``bars.symbols`` as columns
+        (any order; a symbol left out is never traded). Must be finite or NaN.
+    entries, exits : DataFrame or ndarray of bool, shape (bars, symbols)
+        Signals at a bar's close: an entry sets the target to ``+size`` shares, an exit to
+        0 (flat); both at once, or neither, keeps the position. Either may be omitted.
+    size : float or array, default 100
+        Shares held after an entry: one number, one per symbol, or a (bars x symbols)
+        array; finite and >= 0.
+    weights : DataFrame or ndarray, shape (bars, symbols)
+        Target fraction of equity per symbol at each close (``NaN`` = keep; negative =
+        short): ``shares = weight * equity_t / close_t``, with ``equity_t`` marked to
+        ``close_t`` (last known close) exactly as ``result.equity``. Path-dependent, so it
+        loops over bars (numpy across symbols): O(bars) Python steps.
+    integer : bool, default False
+        With ``weights``: round target shares toward zero to whole shares (never more
+        than the weight asks for). Fractional shares otherwise.
+    cash : float, default 100,000
+        Starting cash, account currency.
+    slippage : float or SlippageModel, default 5
+        Basis points against the trader, or a model (``None`` = none).
+    fees : float or FeeModel, default 1
+        Basis points of fill notional, or a model (``None`` = none).
+    clip_to_bar : bool, default False
+        Clip slipped fill prices into the fill bar's ``[low, high]``.
+    session_tz : str, default "UTC"
+        Only decides whether an unfilled order is reported ``"expired"`` (its trading
+        day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``.
+
+    Returns
+    -------
+    BacktestResult
+        The same type, columns and dtypes as :func:`simbroker.backtest` returns.
+
+    Raises
+    ------
+    ValueError
+        Several or none of the inputs given; an index or columns not matching the bars
+        (the message names the row or the symbols); a non-finite target or size.
+    TypeError
+        A frame of the wrong dtype or kind.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, simbroker
+    >>> from simbroker.vectorized import backtest_vectorized
+    >>> bars = simbroker.synthetic_bars(n_symbols=2, n_bars=5, seed=1)
+    >>> targets = pd.DataFrame(np.nan, index=bars.index, columns=list(bars.symbols))
+    >>> targets.iloc[0] = [100, -50]   # at the first close: long 100 and short 50
+    >>> targets.iloc[2] = [0, np.nan]  # at the third close: close the long, keep the short
+    >>> result = backtest_vectorized(bars, targets=targets)
+    >>> print(result.fills[["symbol", "side", "qty", "order_id"]].to_string(index=False))
+    symbol side   qty order_id
+    SYM000  buy 100.0       O1
+    SYM001 sell  50.0       O2
+    SYM000 sell 100.0       O3
+    >>> result.final_positions
+    {'SYM001': -50.0}
+    """
+    if not isinstance(bars, Bars):
+        bars = load_bars(bars)
+    given = [name for name, v in (("targets", targets), ("entries", entries), ("exits", exits),
+                                  ("weights", weights)) if v is not None]
+    kinds = {"entries": "signals", "exits": "signals"}
+    if len({kinds.get(g, g) for g in given}) != 1:
+        raise ValueError(
+            "give exactly one of targets=, entries=/exits= or weights=; got "
+            + (", ".join(given) if given else "none of them"))
+    cash = float(cash)
+    if not np.isfinite(cash):
+        raise ValueError(f"cash must be a finite number, got {cash!r}")
+    if len(bars) == 0:
+        raise ValueError("backtest_vectorized needs at least one bar")
+    slip = slippage_model(slippage)
+    fee_m = fee_model(fees)
+    if targets is not None:
+        tgt = _aligned(targets, bars, "targets")
+        _check_finite(tgt, bars, "targets")
+    elif weights is not None:
+        w = _aligned(weights, bars, "weights")
+        _check_finite(w, bars, "weights")
+        tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer))
+    else:
+        tgt = _signal_targets(bars, entries, exits, size)
+    return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz)
+
+
+def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
+                 fees: FeeModel, clip_to_bar: bool, session_tz: str) -> BacktestResult:
+    n_t = len(tgt)
+    tradable = bars.volume > 0  # NaN (no bar) compares False
+    pos = _solve_positions(tgt, tradable)
+
+    # Orders: wherever a target differs from the position at that close, in submission
+    # order (bar, then symbol column).
+    with np.errstate(invalid="ignore"):
+        ordered = ~np.isnan(tgt) & (tgt != pos)
+    ot, oj = np.nonzero(ordered)
+    delta = tgt[ot, oj] - pos[ot, oj]
+    qty = np.abs(delta)
+    sign = np.where(delta > 0, 1.0, -1.0)
+    nxt = np.minimum(ot + 1, n_t - 1)
+    filled = (ot + 1 < n_t) & tradable[nxt, oj]
+    fi = np.flatnonzero(filled)
+    ft, fj, fsign, fqty = ot[fi] + 1, oj[fi], sign[fi], qty[fi]
+    price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
+    fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
+    notional = fqty * price
+    ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
+
+    # Cash after each bar: after that bar's last fill, carried forward.
+    last_fill = np.searchsorted(ft, np.arange(n_t), side="right") - 1
+    cash = (np.where(last_fill >= 0, ledger_cash[np.maximum(last_fill, 0)], cash0)
+            if len(ledger_cash) else np.full(n_t, cash0))
+    # Equity marked to the last known close: the same values, summed in the same order,
+    # as build_result (with no missing close, pos * close is already 0 where pos is 0).
+    if np.isnan(bars.close).any():
+        close = _bfill(_ffill(bars.close.copy()))
+        with np.errstate(invalid="ignore"):
+            held = np.where(pos != 0, pos * close, 0.0)
+        equity = cash + np.nansum(held, axis=1)
+    else:
+        equity = cash + np.sum(pos * bars.close, axis=1)
+
+    index = bars.index
+    order_ids = _order_ids(len(ot))
+    fill_order_ids = order_ids.take(pa.array(fi))
+    fills = pd.DataFrame({
+        "timestamp": pd.to_datetime(bars.ts_ns[ft] // 1000 * 1000, utc=True).as_unit("ns"),
+        "symbol": _object_column(_pick(bars.symbols, fj)),
+        "side": _object_column(_pick(("sell", "buy"), (fsign > 0).view(np.int8))),
+        "qty": fqty,
+        "price": price,
+        "fee": fee,
+        "notional": notional,
+        "order_id": _object_column(fill_order_ids),
+        "client_order_id": pd.Series(np.full(len(fi), None, dtype=object), dtype=object),
+        "fill_id": _object_column(pc.binary_join_element_wise(fill_order_ids, "-1", "")),
+    }, columns=_FILL_COLUMNS)
+    fills["timestamp"] = fills["timestamp"].astype("datetime64[ns, UTC]")
+
+    orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
+                           session_tz)
+    equity_s = pd.Series(equity, index=index, name="equity")
+    stats = compute_stats(equity_s, fills, start_equity=cash0, interval=bars.interval,
+                          n_orders=len(orders))
+    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
+              "allow_short": True}
+    return BacktestResult(
+        fills=fills,
+        orders=orders,
+        equity=equity_s,
+        cash=pd.Series(cash, index=index, name="cash"),
+        positions=pd.DataFrame(pos, index=index, columns=pd.Index(bars.symbols, name="symbol")),
+        stats=stats,
+        config=config,
+        bars=bars,
+    )
+
+
+def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, fi: I64,
+                  notional: F64, order_ids: Any, session_tz: str) -> pd.DataFrame:
+    """Every order with its final status, as ``PaperBroker.get_orders()`` reports it."""
+    n_o, n_t = len(ot), len(bars)
+    filled_qty = np.where(filled, qty, 0.0)
+    avg = np.full(n_o, np.nan)
+    avg[fi] = notional / qty[fi]
+    # Unfilled: never reached a bar (placed at the last close) -> "new"; its trading day
+    # ended on the next bar -> "expired"; else re-decided at the next close -> "canceled".
+    status = np.zeros(n_o, np.int8)  # codes into _STATUS
+    reason = np.full(n_o, None, dtype=object)
+    unfilled = ~filled
+    last = unfilled & (ot + 1 >= n_t)
+    status[last] = 1
+    rest = unfilled & ~last
+    if rest.any():
+        ends = _session_ends(bars, session_tz)
+        day_over = rest.copy()
+        day_over[rest] = ends[ot[rest] + 1] <= ot[rest] + 1
+        status[day_over] = 2
+        reason[day_over] = _EXPIRED_REASON
+        status[rest & ~day_over] = 3
+    zeros = np.zeros(n_o, np.int8)
+    submitted = (bars.close_ns[ot] // 1000).astype("datetime64[us]")
+    frame: pd.DataFrame = pd.DataFrame({
+        "order_id": _str_column(order_ids),
+        "client_order_id": np.full(n_o, None, dtype=object),
+        "symbol": _str_column(_pick(bars.symbols, oj)),
+        "side": _str_column(_pick(("sell", "buy"), (sign > 0).view(np.int8))),
+        "qty": qty,
+        "order_type": _str_column(_pick(("market",), zeros)),
+        "limit_price": np.full(n_o, None, dtype=object),
+        "stop_price": np.full(n_o, None, dtype=object),
+        "tif": _str_column(_pick(("day",), zeros)),
+        "status": _str_column(_pick(_STATUS, status)),
+        "filled_qty": filled_qty,
+        "avg_fill_price": avg,
+        "submitted_at": pd.DatetimeIndex(submitted).tz_localize("UTC"),
+        "reason": reason,
+    })
+    return frame
+
+
+# --------------------------------------------------------------- the event twin
+class TargetPositions:
+    """The event-driven twin of :func:`backtest_vectorized`: run it with ``backtest``.
+
+    At each close it cancels its orders still open from the previous close (a no-op on
+    daily bars, where they have expired), then for every symbol with a target (not
+    ``NaN``) orders ``target - position`` at market when that is not zero, in symbol
+    column order. With ``weights``, the target is ``weight * equity / close`` shares
+    (``equity = cash + sum(position * last close)``), truncated toward zero when
+    ``integer``.
+
+    Parameters
+    ----------
+    targets, weights : DataFrame or ndarray, shape (bars, symbols)
+        Exactly one: share targets or equity weights, aligned as for
+        :func:`backtest_vectorized`.
+    integer : bool, default False
+        Whole shares (weights only).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, simbroker
+    >>> from simbroker.vectorized import TargetPositions, backtest_vectorized
+    >>> bars = simbroker.synthetic_bars(n_symbols=3, n_bars=40, seed=2)
+    >>> targets = pd.DataFrame(np.where(bars.close > bars.open, 10.0, 0.0),
+    ...                        index=bars.index, columns=list(bars.symbols))
+    >>> event = simbroker.backtest(TargetPositions(targets), bars)
+    >>> fast = backtest_vectorized(bars, targets=targets)
+    >>> event.fills.equals(fast.fills) and event.equity.equals(fast.equity)
+    True
+    """
+
+    def __init__(self, targets: FrameLike | None = None, *, weights: FrameLike | None = None,
+                 integer: bool = False):
+        if (targets is None) == (weights is None):
+            raise ValueError("give exactly one of targets= or weights=")
+        self._raw = targets if targets is not None else weights
+        self._weights = weights is not None
+        self._integer = bool(integer)
+        self._open: list[str] = []
+
+    def indicators(self, bars: Bars) -> dict[str, np.ndarray]:
+        """The aligned targets (or weights) and the last known close, once."""
+        name = "weights" if self._weights else "targets"
+        arr = _aligned(self._raw, bars, name)
+        _check_finite(arr, bars, name)
+        self._open = []
+        return {"target": arr, "last_close": _ffill(bars.close.copy())}
+
+    def on_bar(self, broker: Broker, history: History) -> None:
+        """Cancel what is left open, then order ``target - position`` per symbol."""
+        for order_id in self._open:
+            broker.cancel_order(order_id)
+        self._open = []
+        row = history.last("target")
+        held = broker.get_positions()
+        pos = np.array([held.get(s, 0.0) for s in history.symbols], np.float64)
+        if self._weights:
+            close = history.last("last_close")
+            equity = _equity_row(broker.get_cash(), pos, close)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                row = row * equity / close
+            row = np.where(np.isfinite(row), row, np.nan)
+            if self._integer:
+                row = np.trunc(row)
+        for j in np.flatnonzero(~np.isnan(row)).tolist():
+            delta = float(row[j]) - float(pos[j])
+            if delta != 0:
+                info = broker.submit_order(history.symbols[j], "buy" if delta > 0 else "sell",
+                                           abs(delta))
+                self._open.append(info["order_id"])
