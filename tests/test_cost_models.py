@@ -122,3 +122,24 @@ def test_unknown_names_and_keys() -> None:
         slippage_model_from_dict({"model": "fixed_bps", "bpz": 3})
     with pytest.raises(ValueError, match="unknown fee model"):
         fee_model_from_dict({"model": "zero"})
+
+
+def test_numpy_numbers_coerce_like_python_numbers() -> None:
+    from simbroker.models import fee_model, slippage_model
+
+    assert slippage_model(np.int64(5)) == slippage_model(5.0)
+    assert slippage_model(np.float32(7.5)) == slippage_model(7.5)
+    assert fee_model(np.int64(2)) == fee_model(2.0)
+    with pytest.raises(TypeError):
+        slippage_model(np.bool_(True))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("models", [None, []])
+def test_an_empty_fee_sum_spec_is_no_fee(models: object) -> None:
+    model = fee_model_from_dict({"model": "sum", "models": models})
+    assert model.fee("buy", 100, 10.0) == 0.0
+
+
+def test_a_fee_sum_spec_with_a_non_mapping_names_it() -> None:
+    with pytest.raises(ValueError, match=r"'sum' needs 'models'.*'bps'"):
+        fee_model_from_dict({"model": "sum", "models": ["bps"]})

@@ -196,7 +196,8 @@ def fee_model(value: float | FeeModel | None) -> FeeModel:
         return NoFee()
     if isinstance(value, FeeModel):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)):
         return BpsOfNotional(bps=float(value))
     raise TypeError(f"fees must be a number of bps or a FeeModel, got {value!r}")
 
@@ -209,5 +210,9 @@ def fee_model_from_dict(spec: dict[str, Any]) -> FeeModel:
     """
     cls, params = model_from_spec("fee", _MODELS, spec)
     if cls is FeeSum:
-        return FeeSum(models=tuple(fee_model_from_dict(m) for m in params.get("models", [])))
+        models = params.get("models") or []  # an empty YAML "models:" is None
+        if not isinstance(models, (list, tuple)) or not all(isinstance(m, dict) for m in models):
+            raise ValueError(
+                f"fee model 'sum' needs 'models': a list of model mappings, got {models!r}")
+        return FeeSum(models=tuple(fee_model_from_dict(m) for m in models))
     return cls(**params)

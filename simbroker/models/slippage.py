@@ -153,10 +153,10 @@ class VolumeShare(SlippageModel):
     """Market impact growing with the order's share of the bar's volume.
 
     ``rate = base_bps / 1e4 + impact * min(qty / volume, volume_limit) ** exponent``,
-    capped at ``max_bps / 1e4``. A bar with zero or unknown volume gives the cap.
+    capped at ``cap_bps / 1e4``. A bar with zero or unknown volume gives the cap.
     Defaults: ``base_bps=5``, ``impact=0.1``, ``exponent=2`` (zipline's quadratic
-    volume-share model), ``volume_limit=0.25`` and ``max_bps=100``. So 1 % of the bar's
-    volume costs 5 + 1 bps, 10 % costs 5 + 10 bps.
+    volume-share model), ``volume_limit=0.25`` and ``cap_bps=100``. So 1 % of the bar's
+    volume costs 5 + 0.1 bps, 10 % costs 5 + 10 bps, 25 % or more costs 5 + 62.5 bps.
     """
 
     name: ClassVar[str] = "volume_share"
@@ -178,7 +178,8 @@ class VolumeShare(SlippageModel):
         """See the class docstring."""
         qty = np.asarray(qty, np.float64)
         vol = np.asarray(bar.volume, np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # A subnormal volume overflows qty / vol to inf, which is the right answer.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             share = np.where(vol > 0, qty / vol, np.inf)
         share = np.minimum(share, self.volume_limit)
         r = self.base_bps / 1e4 + self.impact * share ** self.exponent
@@ -196,7 +197,7 @@ class VolumeShare(SlippageModel):
 class BarRange(SlippageModel):
     """A spread/volatility proxy: a fraction of the fill bar's high-low range.
 
-    ``rate = fraction * (high - low) / close``, clipped to ``[min_bps, max_bps] / 1e4``.
+    ``rate = fraction * (high - low) / close``, clipped to ``[min_bps, cap_bps] / 1e4``.
     Defaults: ``fraction=0.1`` (a tenth of the bar's range), ``min_bps=1``,
     ``cap_bps=50``. Wide, volatile bars cost more than quiet ones.
     """
@@ -217,7 +218,7 @@ class BarRange(SlippageModel):
         high = np.asarray(bar.high, np.float64)
         low = np.asarray(bar.low, np.float64)
         close = np.asarray(bar.close, np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rel = np.where(close > 0, (high - low) / close, np.inf)
         rel = np.where(np.isnan(rel), np.inf, rel)
         r = np.clip(self.fraction * rel, self.min_bps / 1e4, self.cap_bps / 1e4)
@@ -241,7 +242,8 @@ def slippage_model(value: float | SlippageModel | None) -> SlippageModel:
         return NoSlippage()
     if isinstance(value, SlippageModel):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)):
         return FixedBps(bps=float(value))
     raise TypeError(f"slippage must be a number of bps or a SlippageModel, got {value!r}")
 
