@@ -50,7 +50,8 @@ __all__ = [
 
 log = logging.getLogger("simbroker.tradelog")
 
-_SECRET_WORDS = ("secret", "password", "passwd", "token", "api_key", "apikey", "key_id")
+_SECRET_WORDS = ("secret", "password", "passwd", "passphrase", "token", "apikey", "keyid",
+                 "privatekey", "credential", "authoriz")
 _TIME_FIELDS = ("ts", "timestamp", "submitted_at")
 REDACTED = "***"
 
@@ -65,13 +66,14 @@ def cash_after_fill(cash: float, side: str, notional: float, fee: float) -> floa
 def position_after_fill(position: float, side: str, qty: float) -> float:
     """Position after a fill, snapped to exactly 0 when only float dust is left."""
     new = position + qty if side == "buy" else position - qty
-    if abs(new) <= 1e-9 * max(abs(position), qty):
+    if abs(new) <= 1e-12 * max(abs(position), qty):
         return 0.0
     return new
 
 
 def _is_secret_key(key: str) -> bool:
-    k = key.lower()
+    # "api_key", "API-Key", "apiKey" and "api key" all normalise to "apikey".
+    k = "".join(ch for ch in key.lower() if ch.isalnum())
     return any(w in k for w in _SECRET_WORDS)
 
 
@@ -158,6 +160,8 @@ class TradeLog:
         Raises ``ValueError`` (writing nothing) for a non-finite number or a naive time.
         Keys that look secret, and values marked secret, are written as ``"***"``.
         """
+        if "seq" in fields:
+            raise ValueError("'seq' is the trade log's own record counter; it cannot be a field")
         body = {k: REDACTED if _is_secret_key(k) else _plain(v, k) for k, v in fields.items()}
         stamp = _plain(ts, "ts")
         with self._lock:
@@ -209,7 +213,9 @@ def read_trade_log(path: str | Path) -> list[dict[str, Any]]:
             if not isinstance(rec, dict) or "event" not in rec:
                 raise ValueError("not a record")
         except ValueError:
-            if last:
+            # Only a line without its newline can be a torn write; a complete line that
+            # does not parse is corruption and must not be skipped silently.
+            if last and not complete_end:
                 log.warning("trade log %s: dropping torn last line %d", p, i)
                 break
             raise DataError(f"trade log {p}: line {i} is not a valid record") from None
@@ -251,6 +257,10 @@ def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplaySta
         state.last_ts = rec.get("ts", state.last_ts)
         event = rec.get("event")
         if event == "start":
+            # A new run appended to the same file starts from its own snapshot.
+            seen.clear()
+            filled_qty.clear()
+            state.open_orders = {}
             state.cash = float(rec.get("cash", 0.0))
             state.positions = {k: float(v) for k, v in (rec.get("positions") or {}).items()
                                if v != 0}

@@ -179,12 +179,12 @@ def _after(position: F64, target: F64) -> F64:
     """Position after filling ``target - position``: ``position_after_fill``, vectorized.
 
     ``position + qty`` (buy) or ``position - qty`` (sell), with ``qty = |target -
-    position|``, both equal to ``position + delta``; 0 when ``|new| <= 1e-9 *
+    position|``, both equal to ``position + delta``; 0 when ``|new| <= 1e-12 *
     max(|position|, qty)``; unchanged where ``delta == 0`` (no order).
     """
     delta = target - position
     new = position + delta
-    snap = np.abs(new) <= 1e-9 * np.maximum(np.abs(position), np.abs(delta))
+    snap = np.abs(new) <= 1e-12 * np.maximum(np.abs(position), np.abs(delta))
     out: F64 = np.where(delta == 0, position, np.where(snap, 0.0, new))
     return out
 
