@@ -168,6 +168,13 @@ class Bars:
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
         )
 
+    def rows(self, start: int, stop: int) -> Bars:
+        """Bars ``start <= i < stop`` by position (all symbols); arrays are views."""
+        rows = slice(start, stop)
+        return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
+                    interval=self.interval,
+                    **{name: self.field(name)[rows] for name in FIELDS})
+
     @classmethod
     def from_arrays(
         cls,
