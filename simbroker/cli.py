@@ -3,6 +3,8 @@
 ::
 
     simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps --out DIR]
+    simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log ...]
+    simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH
     simbroker tradelog show FILE [--last N]
     simbroker tradelog replay FILE
@@ -18,15 +20,31 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from simbroker.data import load_bars
+import pandas as pd
+
+from simbroker.broker import Broker
+from simbroker.config import BrokerConfig, IBKRConfig, PaperConfig, load_broker_config
+from simbroker.data import load_bars, sample_bars
 from simbroker.engine import backtest
 from simbroker.errors import SimbrokerError
-from simbroker.tradelog import read_trade_log, replay_trade_log
+from simbroker.feeds import BarFeed, ReplayFeed
+from simbroker.models.fees import fee_model_from_dict
+from simbroker.models.slippage import slippage_model_from_dict
+from simbroker.risk import RiskLimits
+from simbroker.runner import (
+    RealtimeRunner,
+    ResumePoint,
+    paper_broker_from_log,
+    read_resume_point,
+)
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
 __all__ = ["load_strategy", "main"]
 
@@ -92,6 +110,136 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+_LIVE_FLAG = "--confirm-live"
+
+
+def _risk_is_set(limits: RiskLimits) -> str | None:
+    """Why ``limits`` are not enough for real money, or ``None`` when they are."""
+    missing = []
+    if limits.max_order_qty is None and limits.max_order_notional is None:
+        missing.append("max_order_qty or max_order_notional")
+    if limits.max_position is None and limits.max_position_notional is None \
+            and limits.max_gross_exposure is None:
+        missing.append("max_position, max_position_notional or max_gross_exposure")
+    if limits.max_daily_loss is None:
+        missing.append("max_daily_loss")
+    return ", ".join(missing) or None
+
+
+def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
+    command = "live" if live else "paper"
+    config = load_broker_config(args.broker, config_dir=args.config_dir,
+                                path=args.config) if (
+        args.config or args.broker != "paper"
+        or (Path(args.config_dir) / "brokers" / "paper.yaml").exists()) else PaperConfig()
+    if live:
+        if not config.is_live:
+            raise CLIError(f"the {args.broker} config is not a live config (IBKR: "
+                           f"trading_mode: live on a live port; Alpaca: paper: false); "
+                           f"use 'simbroker paper' for paper trading")
+        if not args.confirm_live:
+            raise CLIError(f"'simbroker live' trades real money: pass {_LIVE_FLAG} to confirm")
+        why = _risk_is_set(config.risk)
+        if why:
+            raise CLIError(f"'simbroker live' needs risk limits in the config: set {why}")
+    elif config.is_live:
+        raise CLIError(f"the {args.broker} config trades real money (IBKR live port or "
+                       f"trading_mode: live; Alpaca paper: false); only 'simbroker live' "
+                       f"accepts it")
+    strategy = load_strategy(args.strategy)
+    log_path = args.trade_log or getattr(config, "trade_log", None)
+    if log_path is None:
+        log_path = f"tradelogs/{command}-{args.broker}.jsonl"
+    log_path = Path(log_path)
+    if args.fresh and log_path.exists() and log_path.stat().st_size:
+        raise CLIError(f"--fresh: trade log {log_path} already exists; move it away or "
+                       f"leave out --fresh to resume the run it records")
+    resume = read_resume_point(log_path)
+    trade_log = TradeLog(log_path)
+    broker: Broker | None = None
+    try:
+        broker, feed = _open_broker(args, config, trade_log, resume, live=live)
+        risk = config.risk if config.risk != RiskLimits() else None
+        if resume is not None:
+            print(f"Resuming run {resume.run_id} from {log_path}: {resume.bars_done} bars "
+                  f"done, last {resume.last_bar_close or 'none'}"
+                  + ("" if resume.clean_stop else " (previous run did not stop cleanly)"))
+        runner = RealtimeRunner(strategy, broker, feed, trade_log=trade_log, risk=risk,
+                                resume=resume if resume is not None else False,
+                                max_bars=args.max_bars)
+        report = runner.run()
+    finally:
+        close = getattr(broker, "close", None)
+        if callable(close) and not isinstance(config, PaperConfig):
+            close()  # disconnects a live adapter; a paper broker shares our trade log
+        trade_log.close()
+    print(f"Run {report.run_id}: {report.bars} bars, {report.orders} orders, "
+          f"{report.fills} fills; stopped: {report.stopped_by}"
+          + (f"; skipped {report.skipped} bars already done" if report.skipped else ""))
+    state = replay_trade_log(log_path)
+    print(f"cash {state.cash:,.2f}; positions "
+          + (", ".join(f"{s} {q:g}" for s, q in sorted(state.positions.items())) or "flat"))
+    print(f"Trade log: {log_path}")
+    return 0 if not report.stopped_by.startswith("error") else 1
+
+
+def _interval(text: str) -> timedelta:
+    try:
+        value = pd.Timedelta(text)
+    except ValueError:
+        raise CLIError(f"--interval {text!r} is not a duration (e.g. 1min, 5min, 1h, 1D)") \
+            from None
+    if value <= pd.Timedelta(0):
+        raise CLIError(f"--interval must be positive, got {text!r}")
+    out: timedelta = value.to_pytimedelta()
+    return out
+
+
+def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: TradeLog,
+                 resume: ResumePoint | None, *, live: bool) -> tuple[Broker, BarFeed]:
+    if isinstance(config, PaperConfig):
+        data = args.data or config.data
+        bars = load_bars(data) if data else sample_bars()
+        speed = args.speed if args.speed is not None else config.speed
+        paper = paper_broker_from_log(
+            bars, resume, trade_log=trade_log, cash=config.cash,
+            slippage=_model(config.slippage, "slippage"), fees=_model(config.fees, "fees"),
+            allow_short=config.allow_short)
+        return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
+                                 start=args.warmup)
+    symbols = args.symbols or list(getattr(load_strategy(args.strategy), "symbols", []) or [])
+    if not symbols:
+        raise CLIError("name the symbols to trade with --symbols (or give the strategy a "
+                       "'symbols' attribute)")
+    # Imported here: the client libraries are optional extras.
+    module, cls = (("ibkr", "IBKRBroker") if isinstance(config, IBKRConfig)
+                   else ("alpaca", "AlpacaBroker"))
+    adapter = getattr(importlib.import_module(f"simbroker.brokers.{module}"), cls)
+    broker: Any = adapter.from_config(config, allow_live=live, trade_log=trade_log)
+    try:
+        feed: BarFeed = broker.bar_feed(symbols, _interval(args.interval),
+                                        warmup=args.warmup)
+    except BaseException:
+        broker.close()
+        raise
+    return broker, feed
+
+
+def _model(value: Any, what: str) -> Any:
+    if isinstance(value, dict):
+        build = fee_model_from_dict if what == "fees" else slippage_model_from_dict
+        return build(value)
+    return value
+
+
+def _cmd_paper(args: argparse.Namespace) -> int:
+    return _cmd_realtime(args, live=False)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    return _cmd_realtime(args, live=True)
+
+
 def _cmd_data_validate(args: argparse.Namespace) -> int:
     bars = load_bars(args.path)
     print(f"OK: {args.path}: {bars}")
@@ -135,6 +283,43 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", help="folder for results and the trade log")
     bt.add_argument("--report", action="store_true", help="also write report.html to --out")
     bt.set_defaults(func=_cmd_backtest)
+
+    for name, live in (("paper", False), ("live", True)):
+        rt = sub.add_parser(
+            name, help=("run a strategy in real time against real money (guarded)" if live
+                        else "run a strategy in real time on a paper account or replay"),
+            description=(
+                "Run STRATEGY in real time. Orders pass the config's risk limits; every "
+                "event goes to the trade log; SIGINT/SIGTERM stop cleanly after the bar in "
+                "hand; running again with the same trade log resumes without duplicating "
+                "orders." + (f" Refuses unless the config is live, {_LIVE_FLAG} is given "
+                             "and risk limits are set." if live else
+                             " Refuses a config that trades real money.")))
+        rt.add_argument("strategy", help="module:Class or path.py:Class")
+        rt.add_argument("--broker", required=True,
+                        choices=("ibkr", "alpaca") if live else ("paper", "ibkr", "alpaca"))
+        rt.add_argument("--config-dir", default="CONFIG",
+                        help="folder holding brokers/{broker}.yaml (CONFIG)")
+        rt.add_argument("--config", help="a broker config file (instead of --config-dir)")
+        rt.add_argument("--trade-log", help="trade log file (default: the config's)")
+        rt.add_argument("--fresh", action="store_true",
+                        help="refuse to run if the trade log exists (no resume)")
+        rt.add_argument("--max-bars", type=int, help="stop after N bars")
+        rt.add_argument("--warmup", type=int, default=0,
+                        help="bars of history before the first traded bar (0)")
+        rt.add_argument("--symbols", nargs="+", help="symbols to trade (live brokers)")
+        rt.add_argument("--interval", default="1min", help="bar length for live bars (1min)")
+        if live:
+            rt.add_argument(_LIVE_FLAG, dest="confirm_live", action="store_true",
+                            help="confirm that this run trades real money")
+            rt.set_defaults(func=_cmd_live, data=None, speed=None)
+        else:
+            rt.add_argument("--data", help="bars to replay (paper broker; default: the "
+                                           "config's data, else the bundled sample)")
+            rt.add_argument("--speed", type=float,
+                            help="replay speed, x real time (paper broker; 0 = as fast as "
+                                 "possible, the default)")
+            rt.set_defaults(func=_cmd_paper)
 
     data = sub.add_parser("data", help="bar data tools").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")

@@ -162,10 +162,14 @@ class ReplayFeed:
         return self._next
 
     def warmup(self) -> Bars | None:
-        """The bars before ``start`` (``None`` when ``start == 0``)."""
-        if self._start == 0:
+        """Every bar before the next one to be released (``None`` when there is none).
+
+        That is the bars before ``start``, plus those passed over by :meth:`skip_to`, so
+        a resumed run sees the same history it would have had without the restart.
+        """
+        if self._next == 0:
             return None
-        return self._bars.rows(0, self._start)
+        return self._bars.rows(0, self._next)
 
     def skip_to(self, when: datetime) -> int:
         """Skip every bar that closed at or before ``when`` (resuming); return how many."""

@@ -176,6 +176,13 @@ class PaperBroker:
         slippage is not bounded by the bar.
     session_tz
         Time zone whose calendar dates delimit trading days for ``day`` orders.
+    order_id_prefix
+        Order ids are this prefix and a counter (``O1``, ``O2``...). A resumed session
+        uses a new prefix so ids never repeat within one trade log.
+    start_at
+        Start with every bar that closed at or before this time already replayed (the
+        clock at that bar's close), e.g. to resume a real-time run. Default: before the
+        first bar.
 
     Examples
     --------
@@ -203,6 +210,7 @@ class PaperBroker:
         clip_to_bar: bool = False,
         session_tz: str = "UTC",
         order_id_prefix: str = "O",
+        start_at: datetime | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -238,6 +246,14 @@ class PaperBroker:
                                    field="positions", value=sym, symbol=sym)
             self._pos[bars.symbol_index(sym)] = float(qty)
         self._initial_positions = self.get_positions()
+        if start_at is not None:
+            if start_at.tzinfo is None:
+                raise ValueError(f"start_at must be tz-aware, got {start_at!r}")
+            start_ns = int((start_at - _EPOCH) / timedelta(microseconds=1)) * 1000
+            t0 = int(np.searchsorted(self._close_ns, start_ns, side="right")) - 1
+            if t0 >= 0:
+                self._t = t0
+                self._clock.set(int(self._close_ns[t0]))
 
         self._orders: dict[str, _OrderState] = {}
         self._by_client_id: dict[str, str] = {}

@@ -24,8 +24,9 @@ max_position_notional    that position x reference price > limit
 max_gross_exposure       sum over symbols of |position x last price| after the order
                          (counting open orders) > limit
 max_orders_per_minute    more than the limit orders within the last 60 s (broker time)
-max_daily_loss           equity fell by more than the limit since the start of the
-                         day (UTC): the kill switch engages and stays on until reset
+max_daily_loss           equity fell by more than the limit since the last mark before
+                         the day (UTC) began: the kill switch engages and stays on
+                         until reset (across restarts of the real-time runner too)
 =======================  ===========================================================
 
 The reference price of an order is its limit price, else its stop price, else the last
@@ -82,7 +83,8 @@ class RiskLimits:
     max_orders_per_minute
         Orders accepted in any 60 s window of broker time.
     max_daily_loss
-        Loss since the day's first check (account currency) that trips the kill switch.
+        Loss (account currency) since the last equity marked before the day began (the
+        first mark ever, on the first day) that trips the kill switch.
     allow_short
         False refuses orders that would open or grow a short position.
     cancel_on_kill
@@ -194,6 +196,7 @@ class RiskBroker:
         self._cursor: datetime | None = None
         self._day: date | None = None
         self._day_start_equity = 0.0
+        self._last_equity: float | None = None
         self._killed: str | None = None
 
     # ------------------------------------------------------------ the protocol
@@ -262,6 +265,8 @@ class RiskBroker:
     def kill(self, reason: str = "kill switch engaged by hand") -> list[OrderInfo]:
         """Block all new orders; cancel this wrapper's open orders if ``cancel_on_kill``."""
         self._killed = reason
+        if self._log is not None:
+            self._log.write("kill", self.broker.now(), reason=reason)
         if not self.limits.cancel_on_kill:
             return []
         canceled = []
@@ -274,8 +279,11 @@ class RiskBroker:
 
     def reset_kill(self) -> None:
         """Allow orders again (a deliberate human decision) and restart the day's P&L."""
+        if self._killed is not None and self._log is not None:
+            self._log.write("kill_reset", self.broker.now())
         self._killed = None
         self._day = None
+        self._last_equity = None
 
     def update_prices(self, prices: Mapping[str, float]) -> None:
         """Record last known prices and re-mark the daily loss (call it on each bar).
@@ -450,7 +458,11 @@ class RiskBroker:
         assert cap is not None
         today = self.broker.now().date()
         if self._day != today:
-            self._day, self._day_start_equity = today, equity
+            # The day's P&L runs from the last equity marked before it (yesterday's close
+            # for daily bars), so a loss realised at the first mark of a day still counts.
+            start = self._last_equity if self._last_equity is not None else equity
+            self._day, self._day_start_equity = today, start
+        self._last_equity = equity
         loss = self._day_start_equity - equity
         if loss <= cap:
             return None
