@@ -166,7 +166,7 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
                   + ("" if resume.clean_stop else " (previous run did not stop cleanly)"))
         runner = RealtimeRunner(strategy, broker, feed, trade_log=trade_log, risk=risk,
                                 resume=resume if resume is not None else False,
-                                max_bars=args.max_bars)
+                                max_bars=args.max_bars, max_history=args.max_history)
         report = runner.run()
     finally:
         close = getattr(broker, "close", None)
@@ -305,6 +305,10 @@ def _parser() -> argparse.ArgumentParser:
         rt.add_argument("--fresh", action="store_true",
                         help="refuse to run if the trade log exists (no resume)")
         rt.add_argument("--max-bars", type=int, help="stop after N bars")
+        rt.add_argument("--max-history", type=int,
+                        help="keep only the last N bars (at least) for the strategy's "
+                             "history and indicators (default: all, which gives exactly "
+                             "the backtest's indicator values)")
         rt.add_argument("--warmup", type=int, default=0,
                         help="bars of history before the first traded bar (0)")
         rt.add_argument("--symbols", nargs="+", help="symbols to trade (live brokers)")

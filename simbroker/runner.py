@@ -407,7 +407,10 @@ class RealtimeRunner:
         Stop after this many bars in this run.
     max_history
         Keep at least this many bars for the strategy's history (older ones are dropped;
-        ``None`` keeps all). Indicators are recomputed each bar over what is kept.
+        ``None`` keeps all). Indicators are recomputed each bar over what is kept, so this
+        bounds the cost per bar. With all history an indicator has exactly its backtest
+        value; over a shorter window, running-sum indicators (pandas ``rolling``) can
+        differ in the last bits, which can flip a decision on an exact tie.
     handle_signals
         Install SIGINT/SIGTERM handlers for a clean stop (main thread only).
     poll_timeout
