@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from simbroker._progress import progress_iter
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
@@ -198,6 +199,7 @@ def backtest(
     trade_log: str | Path | TradeLog | None = None,
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
+    progress: bool | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -216,6 +218,9 @@ def backtest(
     cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz
         Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
         or a model.
+    progress
+        A progress bar over the bars on ``stderr``: ``None`` (default) shows one on an
+        interactive terminal outside CI, ``True`` always (needs ``tqdm``), ``False`` never.
 
     Returns
     -------
@@ -242,7 +247,8 @@ def backtest(
     history = History(bars, _prepare_indicators(strategy, bars))
     step = broker.step
     try:
-        for t in range(len(bars)):
+        for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
+                               progress=progress, unit="bar"):
             step()
             history.t = t
             on_bar(broker, history)

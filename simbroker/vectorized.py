@@ -50,7 +50,7 @@ from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.paper import _session_ends
-from simbroker.results import BacktestResult, compute_stats
+from simbroker.results import BacktestResult, assemble_result
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
 
@@ -463,10 +463,12 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
         with np.errstate(invalid="ignore"):
             held = np.where(pos != 0, pos * close, 0.0)
         equity = cash + np.nansum(held, axis=1)
+        gross = np.nansum(np.abs(held, out=held), axis=1)
     else:
-        equity = cash + np.sum(pos * bars.close, axis=1)
+        held = pos * bars.close
+        equity = cash + np.sum(held, axis=1)
+        gross = np.sum(np.abs(held, out=held), axis=1)
 
-    index = bars.index
     order_ids = _order_ids(len(ot))
     fill_order_ids = order_ids.take(pa.array(fi))
     fills = pd.DataFrame({
@@ -485,21 +487,11 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
 
     orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
                            session_tz)
-    equity_s = pd.Series(equity, index=index, name="equity")
-    stats = compute_stats(equity_s, fills, start_equity=cash0, interval=bars.interval,
-                          n_orders=len(orders))
     config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
               "allow_short": True}
-    return BacktestResult(
-        fills=fills,
-        orders=orders,
-        equity=equity_s,
-        cash=pd.Series(cash, index=index, name="cash"),
-        positions=pd.DataFrame(pos, index=index, columns=pd.Index(bars.symbols, name="symbol")),
-        stats=stats,
-        config=config,
-        bars=bars,
-    )
+    return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
+                           positions=pos, gross=gross, start_equity=cash0,
+                           config=config)
 
 
 def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, fi: I64,
@@ -525,22 +517,22 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
         reason[day_over] = _EXPIRED_REASON
         status[rest & ~day_over] = 3
     zeros = np.zeros(n_o, np.int8)
-    submitted = (bars.close_ns[ot] // 1000).astype("datetime64[us]")
+    submitted = (bars.close_ns[ot] // 1000 * 1000).astype("datetime64[ns]")
     frame: pd.DataFrame = pd.DataFrame({
         "order_id": _str_column(order_ids),
-        "client_order_id": np.full(n_o, None, dtype=object),
+        "client_order_id": pd.Series(np.full(n_o, None, dtype=object), dtype=object),
         "symbol": _str_column(_pick(bars.symbols, oj)),
         "side": _str_column(_pick(("sell", "buy"), (sign > 0).view(np.int8))),
         "qty": qty,
         "order_type": _str_column(_pick(("market",), zeros)),
-        "limit_price": np.full(n_o, None, dtype=object),
-        "stop_price": np.full(n_o, None, dtype=object),
+        "limit_price": np.full(n_o, np.nan),
+        "stop_price": np.full(n_o, np.nan),
         "tif": _str_column(_pick(("day",), zeros)),
         "status": _str_column(_pick(_STATUS, status)),
         "filled_qty": filled_qty,
         "avg_fill_price": avg,
         "submitted_at": pd.DatetimeIndex(submitted).tz_localize("UTC"),
-        "reason": reason,
+        "reason": pd.Series(reason, dtype=object),
     })
     return frame
 

@@ -37,13 +37,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def assert_same(event: BacktestResult, fast: BacktestResult) -> None:
     """Identical fills and orders; cash, equity and positions equal (rtol 1e-9)."""
     pd.testing.assert_frame_equal(fast.fills, event.fills, check_exact=True)
-    if len(event.orders):
-        # The paper broker's frame infers dtypes from its dicts (an all-None column is
-        # object); the runner's are fixed (avg_fill_price float64, NaN when unfilled).
-        expected = event.orders.astype({"avg_fill_price": np.float64})
-        pd.testing.assert_frame_equal(fast.orders, expected, check_exact=True)
-    else:
-        assert len(fast.orders) == 0
+    # Both frames have fixed columns and dtypes, empty or not.
+    pd.testing.assert_frame_equal(fast.orders, event.orders, check_exact=True)
+    pd.testing.assert_frame_equal(fast.trades, event.trades, check_exact=False, rtol=1e-9,
+                                  atol=1e-6)
     for name in ("cash", "equity"):
         pd.testing.assert_series_equal(getattr(fast, name), getattr(event, name),
                                        check_exact=False, rtol=1e-9, atol=0.0)
@@ -55,6 +52,8 @@ def assert_same(event: BacktestResult, fast: BacktestResult) -> None:
         if isinstance(value, float):
             np.testing.assert_allclose(fast.stats[key], value, rtol=1e-9, atol=1e-12,
                                        err_msg=key)
+        elif value is pd.NaT:
+            assert fast.stats[key] is pd.NaT, key
         else:
             assert fast.stats[key] == value, key
 

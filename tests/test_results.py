@@ -1,0 +1,318 @@
+"""Results: round trips, the added statistics, plots, the HTML report, save and load."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import simbroker
+from simbroker import Bars, PaperBroker
+from simbroker.errors import DataError
+from simbroker.results import BacktestResult, build_result, load_result, round_trips
+from simbroker.testing import run_order_stream
+from simbroker.testing.strategies import OrderSpec, bar_panels, order_streams
+
+PROPS = settings(max_examples=60, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def flat_bars(prices: list[float], symbol: str = "AAA") -> Bars:
+    """One symbol whose bars open, trade and close at one price each."""
+    ts = pd.date_range("2024-01-01", periods=len(prices), freq="D", tz="UTC")
+    p = np.asarray(prices, np.float64).reshape(-1, 1)
+    return Bars.from_arrays(ts, [symbol], open=p, high=p, low=p, close=p,
+                            volume=np.full_like(p, 1e6), interval="1D")
+
+
+def run_orders(bars: Bars, orders: list[OrderSpec], **kw: object) -> BacktestResult:
+    broker = PaperBroker(bars, **kw)  # type: ignore[arg-type]
+    return build_result(run_order_stream(broker, orders))
+
+
+def buy(bar: int, qty: float, symbol: str = "AAA") -> OrderSpec:
+    return OrderSpec(bar=bar, symbol=symbol, side="buy", qty=qty, order_type="market")
+
+
+def sell(bar: int, qty: float, symbol: str = "AAA") -> OrderSpec:
+    return OrderSpec(bar=bar, symbol=symbol, side="sell", qty=qty, order_type="market")
+
+
+# --------------------------------------------------------------------------- round trips
+def test_one_long_round_trip_by_hand() -> None:
+    bars = flat_bars([100, 100, 110, 120, 120])
+    r = run_orders(bars, [buy(0, 10), sell(1, 10)], slippage=0, fees=10)  # 10 bps
+    trips = r.trades
+    assert len(trips) == 1
+    t = trips.iloc[0]
+    # buy 10 @100 on bar 1, sell 10 @110 on bar 2; fees 1.0 + 1.1.
+    assert (t["symbol"], t["direction"], bool(t["is_open"])) == ("AAA", "long", False)
+    assert t["qty"] == 10
+    assert t["entry_notional"] == pytest.approx(1000.0)
+    assert t["fees"] == pytest.approx(2.1)
+    assert t["pnl"] == pytest.approx(100.0 - 2.1)
+    assert t["return"] == pytest.approx((100.0 - 2.1) / 1000.0)
+    assert t["opened"] == bars.index[1]
+    assert t["closed"] == bars.index[2]
+    assert t["holding"] == pd.Timedelta(days=1)
+    assert t["bars_held"] == 1
+    assert r.stats["round_trips"] == 1
+    assert r.stats["win_rate"] == 1.0
+    assert r.stats["profit_factor"] == math.inf
+
+
+def test_a_flip_closes_one_trip_and_opens_the_next() -> None:
+    bars = flat_bars([100, 100, 90, 80, 80])
+    # Long 10 at 100, sell 30 at 90: closes the long (-100) and opens a short of 20,
+    # bought back at 80 (+200). The flip's fee is split 10:20.
+    r = run_orders(bars, [buy(0, 10), sell(1, 30), buy(2, 20)], slippage=0, fees=10)
+    trips = r.trades
+    assert trips["direction"].tolist() == ["long", "short"]
+    assert trips["is_open"].tolist() == [False, False]
+    long_, short = trips.iloc[0], trips.iloc[1]
+    assert long_["fees"] == pytest.approx(1.0 + 0.9)            # buy 1000, 1/3 of 2.7
+    assert long_["pnl"] == pytest.approx(-100.0 - 1.9)
+    assert short["entry_notional"] == pytest.approx(1800.0)
+    assert short["fees"] == pytest.approx(1.8 + 1.6)
+    assert short["pnl"] == pytest.approx(200.0 - 3.4)
+    assert short["qty"] == 20
+    assert r.stats["win_rate"] == 0.5
+    assert r.stats["profit_factor"] == pytest.approx((200.0 - 3.4) / (101.9))
+
+
+def test_open_trip_is_marked_and_left_out_of_trip_stats() -> None:
+    bars = flat_bars([100, 100, 105, 130])
+    r = run_orders(bars, [buy(0, 5), buy(1, 5)], slippage=0, fees=0)
+    trips = r.trades
+    assert len(trips) == 1
+    assert bool(trips.iloc[0]["is_open"])
+    assert pd.isna(trips.iloc[0]["closed"])
+    # 5 @100 + 5 @105 marked at 130.
+    assert trips.iloc[0]["pnl"] == pytest.approx(5 * 30 + 5 * 25)
+    assert trips.iloc[0]["entry_notional"] == pytest.approx(1025.0)
+    assert r.stats["round_trips"] == 0
+    assert math.isnan(r.stats["win_rate"])
+    assert r.stats["avg_holding"] is pd.NaT
+
+
+def test_initial_positions_open_a_trip_at_the_first_close() -> None:
+    bars = flat_bars([100, 100, 120])
+    r = run_orders(bars, [sell(0, 10)], slippage=0, fees=0, positions={"AAA": 10})
+    trips = r.trades
+    assert len(trips) == 1
+    assert trips.iloc[0]["entry_notional"] == pytest.approx(1000.0)
+    assert trips.iloc[0]["pnl"] == pytest.approx(0.0)  # bought at the first close, sold at 100
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> BacktestResult:
+    bars = draw(bar_panels(n_symbols=st.integers(1, 3), n_bars=st.integers(2, 25)))
+    orders = draw(order_streams(bars, max_size=30))
+    slip = draw(st.floats(0, 20))
+    fee = draw(st.floats(0, 20))
+    init = draw(st.dictionaries(st.sampled_from(bars.symbols),
+                                st.integers(-50, 50).map(float), max_size=2))
+    return run_orders(bars, orders, slippage=slip, fees=fee, positions=init, cash=1e6)
+
+
+@PROPS
+@given(runs())
+def test_round_trips_account_for_every_dollar(r: BacktestResult) -> None:
+    """Trip P&L (open trips marked) sums to the equity change; trip fees to fees paid."""
+    trips = r.trades
+    pnl = float(trips["pnl"].sum())
+    change = r.stats["final_equity"] - r.stats["start_equity"]
+    scale = max(1.0, float(r.fills["notional"].sum()) if len(r.fills) else 1.0,
+                abs(r.stats["start_equity"]))
+    assert pnl == pytest.approx(change, abs=1e-9 * scale)
+    assert float(trips["fees"].sum()) == pytest.approx(r.stats["fees_paid"], abs=1e-9 * scale)
+    done = trips[~trips["is_open"]]
+    assert (done["closed"] >= done["opened"]).all()
+    assert (done["bars_held"] >= 0).all()
+    assert (trips["qty"] > 0).all()
+    assert (trips["entry_notional"] > 0).all()
+    # At most one open trip per symbol, and only where a position is still held.
+    open_syms = trips.loc[trips["is_open"], "symbol"].tolist()
+    assert len(open_syms) == len(set(open_syms))
+    held = r.final_positions
+    assert set(open_syms) == {s for s, q in held.items() if abs(q) > 1e-9}
+
+
+@PROPS
+@given(runs())
+def test_stats_are_consistent(r: BacktestResult) -> None:
+    s = r.stats
+    assert 0.0 <= s["exposure"] <= 1.0
+    assert s["max_drawdown"] <= 0.0
+    assert 0 <= s["max_drawdown_bars"] <= s["n_bars"]
+    assert s["max_drawdown_duration"] >= pd.Timedelta(0)
+    assert (s["max_drawdown_bars"] == 0) == (s["max_drawdown"] == 0.0)
+    if s["round_trips"]:
+        assert 0.0 <= s["win_rate"] <= 1.0
+        assert s["profit_factor"] >= 0.0 or math.isnan(s["profit_factor"])
+    held_bars = (r.positions.abs().sum(axis=1) > 0).mean()
+    # Exposure counts bars whose held value is non-zero (a symbol with no close yet
+    # may hold shares worth nothing known).
+    assert s["exposure"] <= held_bars + 1e-12
+
+
+def test_drawdown_duration_by_hand() -> None:
+    # One share bought with all the cash at bar 0's open: equity 100 (start), then 100,
+    # 110, 99, 105, 111, 90. Peak 110 at bar 1, back above at bar 4 (3 bars, 3 days);
+    # peak 111 at bar 4, under until the end at bar 5 (1 bar).
+    bars = flat_bars([100, 110, 99, 105, 111, 90])
+    r = run_orders(bars, [buy(-1, 1)], slippage=0, fees=0, cash=100)
+    assert r.stats["max_drawdown_bars"] == 3
+    assert r.stats["max_drawdown_duration"] == pd.Timedelta(days=3)
+    dd = r.drawdown
+    assert dd.iloc[0] == pytest.approx(0.0)
+    assert dd.min() == pytest.approx(90 / 111 - 1)
+
+
+def test_sortino_and_calmar_by_hand() -> None:
+    bars = flat_bars([100, 110, 99, 105, 111, 90])
+    r = run_orders(bars, [buy(-1, 1)], slippage=0, fees=0, cash=100)
+    eq = np.array([100, 100, 110, 99, 105, 111, 90.0])  # start equity, then each bar
+    rets = eq[1:] / eq[:-1] - 1
+    years = 6 / 365.25
+    per_year = 6 / years
+    downside = math.sqrt(np.mean(np.minimum(rets, 0) ** 2))
+    assert r.stats["sortino"] == pytest.approx(rets.mean() / downside * math.sqrt(per_year))
+    assert r.stats["calmar"] == pytest.approx(r.stats["cagr"] / (1 - 90 / 111))
+
+
+# --------------------------------------------------------------------------- dtypes
+def test_orders_frame_has_fixed_dtypes_empty_or_not() -> None:
+    bars = flat_bars([100, 100, 100])
+    empty = run_orders(bars, [], slippage=0, fees=0).orders
+    unfilled = run_orders(bars, [OrderSpec(bar=0, symbol="AAA", side="buy", qty=1,
+                                           order_type="limit", limit_price=1.0)],
+                          slippage=0, fees=0).orders
+    filled = run_orders(bars, [buy(0, 1)], slippage=0, fees=0).orders
+    assert list(empty.columns) == list(filled.columns) == list(unfilled.columns)
+    assert empty.dtypes.equals(filled.dtypes)
+    assert unfilled.dtypes.equals(filled.dtypes)
+    assert filled["avg_fill_price"].dtype == np.float64
+    assert str(filled["submitted_at"].dtype) == "datetime64[ns, UTC]"
+    assert math.isnan(unfilled["avg_fill_price"].iloc[0])
+    assert unfilled["limit_price"].iloc[0] == 1.0
+    assert math.isnan(filled["limit_price"].iloc[0])
+
+
+def test_trades_frame_has_fixed_dtypes_empty_or_not() -> None:
+    empty = round_trips(run_orders(flat_bars([1, 1]), [], slippage=0, fees=0).fills)
+    full = run_orders(flat_bars([100, 100, 110]), [buy(0, 1), sell(1, 1)], slippage=0,
+                      fees=0).trades
+    assert empty.dtypes.equals(full.dtypes)
+
+
+# --------------------------------------------------------------------------- save / load
+@pytest.fixture(scope="module")
+def sma_result() -> BacktestResult:
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "examples" / "sma_crossover.py"
+    spec = importlib.util.spec_from_file_location("sma_example_for_results", path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return simbroker.backtest(mod.SmaCrossover(10, 50, qty=100), simbroker.sample_bars(),
+                              cash=100_000)
+
+
+def test_save_and_load_round_trip(sma_result: BacktestResult, tmp_path: Path) -> None:
+    r = sma_result
+    out = r.save(tmp_path / "run")
+    back = load_result(out)
+    assert BacktestResult.load(out).stats == back.stats
+    pd.testing.assert_frame_equal(back.fills, r.fills, check_exact=True)
+    pd.testing.assert_frame_equal(back.orders, r.orders, check_exact=True)
+    pd.testing.assert_frame_equal(back.trades, r.trades, check_exact=True)
+    pd.testing.assert_frame_equal(back.positions, r.positions, check_exact=True)
+    pd.testing.assert_series_equal(back.equity, r.equity, check_exact=True)
+    pd.testing.assert_series_equal(back.cash, r.cash, check_exact=True)
+    assert back.config == r.config
+    for key, value in r.stats.items():
+        if isinstance(value, float) and math.isnan(value):
+            assert math.isnan(back.stats[key]), key
+        else:
+            assert back.stats[key] == value, key
+    assert back.bars.symbols == r.bars.symbols
+    assert back.bars.interval == r.bars.interval
+    for name in ("timestamps", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(back.bars, name), getattr(r.bars, name))
+    assert back.format_summary() == r.format_summary()
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_load_names_what_is_missing(sma_result: BacktestResult, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no saved result"):
+        load_result(tmp_path)
+    out = sma_result.save(tmp_path / "run")
+    (out / "trades.parquet").unlink()
+    with pytest.raises(DataError, match=r"missing trades\.parquet"):
+        load_result(out)
+    (out / "result.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        load_result(out)
+
+
+# --------------------------------------------------------------------------- plots, report
+def test_plot_writes_a_png(sma_result: BacktestResult, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    fig = sma_result.plot(tmp_path / "plots" / "equity.png", symbol="AAPL")
+    data = (tmp_path / "plots" / "equity.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    # The equity line holds every bar; fill markers = fills on the equity panel.
+    assert len(axes[0].lines[0].get_xdata()) == len(sma_result.equity)
+    n_markers = sum(len(c.get_offsets()) for c in axes[0].collections)
+    assert n_markers == len(sma_result.fills)
+    aapl = int((sma_result.fills["symbol"] == "AAPL").sum())
+    assert sum(len(c.get_offsets()) for c in axes[2].collections) == aapl
+    with pytest.raises(ValueError, match="'NOPE' is not in the result"):
+        sma_result.plot(tmp_path / "x.png", symbol="NOPE")
+
+
+def test_report_is_one_self_contained_html_file(sma_result: BacktestResult,
+                                                tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = sma_result.report(tmp_path / "report.html", title="SMA <10/50>", max_rows=50)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert "SMA &lt;10/50&gt;" in text  # escaped
+    assert "data:image/png;base64," in text
+    assert "src='http" not in text
+    assert "<script" not in text
+    assert "<link" not in text
+    assert "Sharpe" in text
+    assert "Win rate" in text
+    assert "Profit factor" in text
+    assert f"Fills (first 50 of {len(sma_result.fills):,})" in text
+    fills_section = text.split("<h2>Fills")[1]
+    assert fills_section.count("<tr>") == 1 + 50  # header + the first 50 fills
+    assert f"<td>{sma_result.fills['fill_id'].iloc[0]}</td>" in fills_section
+
+
+def test_progress_bar_is_off_in_ci_and_on_request(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tqdm")
+    bars = flat_bars([100.0] * 30)
+    monkeypatch.setenv("CI", "true")
+    simbroker.backtest(lambda b, h: None, bars)
+    assert capsys.readouterr().err == ""
+    quiet = simbroker.backtest(lambda b, h: None, bars, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = simbroker.backtest(lambda b, h: None, bars, progress=True)
+    err = capsys.readouterr().err
+    assert "backtest:" in err
+    assert "/30" in err
+    pd.testing.assert_series_equal(quiet.equity, shown.equity)
