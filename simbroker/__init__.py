@@ -46,7 +46,7 @@ from simbroker.models import (
     VolumeShare,
 )
 from simbroker.paper import PaperBroker
-from simbroker.results import BacktestResult
+from simbroker.results import BacktestResult, load_result
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
@@ -102,6 +102,7 @@ __all__ = [
     "backtest",
     "backtest_vectorized",
     "load_bars",
+    "load_result",
     "read_trade_log",
     "replay_trade_log",
     "sample_bars",

@@ -85,6 +85,8 @@ def load_strategy(spec: str) -> Any:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
+    if args.report and not args.out:
+        raise CLIError("--report writes report.html into the results folder: add --out DIR")
     strategy = load_strategy(args.strategy)
     bars = load_bars(args.data)
     result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
@@ -92,21 +94,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                       trade_log=Path(args.out) / "tradelog.jsonl" if args.out else None)
     result.summary()
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        save = getattr(result, "save", None)
-        if callable(save):
-            save(out)
-        else:
-            result.fills.to_parquet(out / "fills.parquet")
-            result.equity.to_frame().to_parquet(out / "equity.parquet")
-            result.positions.to_parquet(out / "positions.parquet")
+        out = result.save(args.out)
         if args.report:
-            report = getattr(result, "report", None)
-            if not callable(report):
-                raise CLIError("this version of simbroker cannot write HTML reports")
-            report(out / "report.html")
-        print(f"\nResults written to {out}")
+            result.report(out / "report.html", title=f"Backtest: {args.strategy}")
+        print(f"\nResults written to {out}" + (" (report.html)" if args.report else ""))
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import simbroker
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample_daily.csv"
@@ -28,16 +31,26 @@ def test_help_on_every_command(args: list[str]) -> None:
 
 def test_backtest_writes_results_and_a_replayable_log(tmp_path: Path) -> None:
     out = run("backtest", SMA, "--data", str(SAMPLE), "--slippage-bps", "7", "--out",
-              str(tmp_path / "res"))
+              str(tmp_path / "res"), "--report")
     assert out.returncode == 0, out.stderr
     assert "Sharpe" in out.stdout
     assert "FixedBps(bps=7.0)" in out.stdout
-    assert (tmp_path / "res" / "fills.parquet").exists()
+    saved = simbroker.load_result(tmp_path / "res")
+    assert saved.config["slippage"] == "FixedBps(bps=7.0)"
+    assert re.search(rf"^Fills +{saved.stats['n_fills']:,}$", out.stdout, re.M)
+    assert "data:image/png" in (tmp_path / "res" / "report.html").read_text()
     replay = run("tradelog", "replay", str(tmp_path / "res" / "tradelog.jsonl"))
     assert replay.returncode == 0, replay.stderr
     assert "positions:" in replay.stdout
     show = run("tradelog", "show", str(tmp_path / "res" / "tradelog.jsonl"), "--last", "2")
     assert len(show.stdout.splitlines()) == 2
+
+
+def test_report_needs_a_results_folder() -> None:
+    out = run("backtest", SMA, "--data", str(SAMPLE), "--report")
+    assert out.returncode == 2
+    assert "add --out DIR" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_strategy_by_module_name(tmp_path: Path) -> None:
