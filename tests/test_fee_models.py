@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from simbroker.models import (
     BpsOfNotional,
@@ -25,6 +23,7 @@ from simbroker.models import (
     fee_model,
     fee_model_from_dict,
 )
+from simbroker.testing.strategies import fee_cases
 
 PROPS = settings(max_examples=20, deadline=None)
 
@@ -131,24 +130,13 @@ def test_fee_refuses_an_unknown_side() -> None:
 
 
 # ------------------------------------------------------------------ properties
-@st.composite
-def fills(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Aligned arrays: side (+1/-1), qty (some 0, some fractional) and fill price."""
-    n = draw(st.integers(1, 8))
-    side = draw(hnp.arrays(np.float64, n, elements=st.sampled_from([1.0, -1.0])))
-    qty = draw(hnp.arrays(np.float64, n, elements=st.one_of(
-        st.just(0.0), st.floats(1e-4, 1e7), st.integers(1, 10_000).map(float))))
-    price = draw(hnp.arrays(np.float64, n, elements=st.floats(0.0, 1e5)))
-    return side, qty, price
-
-
 def is_non_decreasing(x: np.ndarray) -> bool:
     return bool(np.all(np.diff(x) >= 0))
 
 
 @pytest.mark.parametrize("model", MODELS, ids=repr)
 @PROPS
-@given(case=fills())
+@given(case=fee_cases())
 def test_every_model_keeps_the_fee_invariants(model: FeeModel, case: Any) -> None:
     """One generated batch, every property (one run per model keeps the file fast)."""
     side, qty, price = case

@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from simbroker.models import (
     BarContext,
@@ -25,6 +23,7 @@ from simbroker.models import (
     slippage_model,
     slippage_model_from_dict,
 )
+from simbroker.testing.strategies import slippage_cases
 
 PROPS = settings(max_examples=15, deadline=None)
 
@@ -185,29 +184,9 @@ def test_fill_price_refuses_an_unknown_side() -> None:
 
 
 # ------------------------------------------------------------------ properties
-@st.composite
-def orders_on_bars(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, BarContext]:
-    """Aligned arrays: side (+1/-1), qty (some 0), reference price, and each order's bar."""
-    n = draw(st.integers(0, 8))
-
-    def arr(elements: st.SearchStrategy[float]) -> np.ndarray:
-        return draw(hnp.arrays(np.float64, n, elements=elements))
-
-    side = arr(st.sampled_from([1.0, -1.0]))
-    qty = arr(st.one_of(st.just(0.0), st.floats(1e-6, 1e7)))
-    price = arr(st.floats(0.01, 1e5))
-    low = arr(st.floats(0.01, 1e5))
-    high = low + arr(st.floats(0.0, 1e4))
-    # Zero, tiny (even subnormal) and unknown closes and volumes are all allowed.
-    close = arr(st.one_of(st.floats(0.0, 2e5), st.just(math.nan)))
-    volume = arr(st.one_of(st.floats(0.0, 1e12), st.just(math.nan), st.just(math.inf)))
-    bar = BarContext(open=price.copy(), high=high, low=low, close=close, volume=volume)
-    return side, qty, price, bar
-
-
 @pytest.mark.parametrize("model", MODELS, ids=repr)
 @PROPS
-@given(case=orders_on_bars())
+@given(case=slippage_cases())
 def test_every_model_keeps_the_slippage_invariants(model: SlippageModel, case: Any) -> None:
     """One generated batch, every property (one run per model keeps the file fast)."""
     side, qty, price, bar = case

@@ -16,19 +16,13 @@ from hypothesis.extra import numpy as hnp
 
 import simbroker
 from simbroker import (
-    BarRange,
     Bars,
-    BpsOfNotional,
-    FixedBps,
-    NoFee,
-    NoSlippage,
-    PerOrder,
     PerShare,
     VolumeShare,
 )
 from simbroker.bars import FIELDS
 from simbroker.results import BacktestResult
-from simbroker.testing.strategies import bar_panels
+from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -80,27 +74,14 @@ def intraday(bars: Bars) -> Bars:
                 **{f: bars.field(f) for f in FIELDS})
 
 
-slippages = st.sampled_from([NoSlippage(), FixedBps(5.0), FixedBps(10.0), VolumeShare(),
-                             BarRange()])
-fee_models = st.sampled_from([NoFee(), BpsOfNotional(1.0), PerShare(), PerOrder(0.35),
-                              BpsOfNotional(2.0) + PerOrder(1.0)])
-cells = st.one_of(
-    st.just(np.nan),
-    st.integers(-50, 50).map(float),
-    st.floats(-100, 100, allow_nan=False, allow_subnormal=False),
-    st.sampled_from([0.1, 0.2, 0.3, -0.1, 1e-12, 3.0000000001]),
-)
-
-
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, dict[str, Any]]:
     bars = draw(bar_panels(n_symbols=st.integers(1, 4), n_bars=st.integers(1, 25),
                            allow_zero_volume=True, allow_missing=draw(st.booleans())))
     if draw(st.booleans()):
         bars = intraday(bars)
-    grid = draw(hnp.arrays(np.float64, (len(bars), bars.n_symbols), elements=cells))
-    targets = pd.DataFrame(grid, index=bars.index, columns=list(bars.symbols))
-    kw = {"slippage": draw(slippages), "fees": draw(fee_models),
+    targets = draw(target_frames(bars))
+    kw = {"slippage": draw(slippage_models()), "fees": draw(fee_models()),
           "cash": draw(st.sampled_from([100_000.0, 1_234.5678])),
           "clip_to_bar": draw(st.booleans())}
     return bars, targets, kw

@@ -6,6 +6,10 @@
   (``pip install 'simbroker[test]'``); import it from its module, so that this package
   stays importable without Hypothesis. Also ``orders`` and ``order_streams`` over a
   panel, as :class:`~simbroker.testing.strategies.OrderSpec` values.
+  ``target_frames``, ``slippage_cases`` and ``fee_cases`` feed your own properties.
+- :mod:`simbroker.testing.checks`: ready-made invariant checks (slippage and fee models,
+  accounting of a result, no look-ahead of a strategy, broker conformance on a venue).
+- :mod:`simbroker.testing.plugin`: pytest fixtures, loaded automatically (``pytest11``).
 - :func:`run_order_stream` replays such a stream through a paper broker.
 """
 

@@ -20,13 +20,24 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
 from simbroker.bars import FIELDS, Bars
+from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee, PerOrder, PerShare
+from simbroker.models.slippage import (
+    BarContext,
+    BarRange,
+    FixedBps,
+    NoSlippage,
+    SlippageModel,
+    VolumeShare,
+)
 
-__all__ = ["OrderSpec", "bar_panels", "order_streams", "orders"]
+__all__ = ["OrderSpec", "bar_panels", "fee_cases", "fee_models", "order_streams", "orders",
+           "slippage_cases", "slippage_models", "target_frames"]
 
 MAX_SYMBOLS = 26
 """``bar_panels`` names symbols ``"A"`` .. ``"Z"``."""
@@ -323,3 +334,88 @@ def order_streams(
         raise InvalidArgument(f"need 0 <= min_size <= max_size, got {min_size!r}, {max_size!r}")
     return st.lists(orders(bars, **order_options), min_size=min_size,
                     max_size=max_size).map(lambda xs: sorted(xs, key=lambda o: o.bar))
+
+
+def target_frames(
+    bars: Bars,
+    *,
+    elements: st.SearchStrategy[float] | None = None,
+) -> st.SearchStrategy[pd.DataFrame]:
+    """Target-position frames for ``bars``: timestamps x symbols, shares, ``NaN`` = keep.
+
+    The default cells mix ``NaN``, whole and fractional share counts, both signs, and the
+    values that expose summation dust (``0.1``, ``0.3``, ``1e-12``, ``3.0000000001``), as
+    :func:`simbroker.backtest_vectorized` and :class:`simbroker.TargetPositions` take them.
+
+    - ``bars``: the panel the targets are for.
+    - ``elements``: a strategy for one cell instead of the default.
+    """
+    if not isinstance(bars, Bars) or bars.n_symbols == 0:
+        raise InvalidArgument(f"bars={bars!r} must be a Bars panel with symbols")
+    cells = elements if elements is not None else _TARGET_CELLS
+    return hnp.arrays(np.float64, (len(bars), bars.n_symbols), elements=cells).map(
+        lambda grid: pd.DataFrame(grid, index=bars.index, columns=list(bars.symbols)))
+
+
+_TARGET_CELLS: st.SearchStrategy[float] = st.one_of(
+    st.just(math.nan),
+    st.integers(-50, 50).map(float),
+    st.floats(-100, 100, allow_nan=False, allow_subnormal=False),
+    st.sampled_from([0.1, 0.2, 0.3, -0.1, 1e-12, 3.0000000001]),
+)
+
+
+def slippage_models() -> st.SearchStrategy[SlippageModel]:
+    """simbroker's own slippage models with typical parameters (for parity properties)."""
+    return st.sampled_from([NoSlippage(), FixedBps(5.0), FixedBps(10.0), VolumeShare(),
+                            BarRange()])
+
+
+def fee_models() -> st.SearchStrategy[FeeModel]:
+    """simbroker's own fee models, a sum among them (for parity properties)."""
+    return st.sampled_from([NoFee(), BpsOfNotional(1.0), PerShare(), PerOrder(0.35),
+                            BpsOfNotional(2.0) + PerOrder(1.0)])
+
+
+def _float_arrays(draw: st.DrawFn, n: int, elements: st.SearchStrategy[float]) -> F64:
+    out: F64 = draw(hnp.arrays(np.float64, n, elements=elements))
+    return out
+
+
+@st.composite
+def slippage_cases(draw: st.DrawFn, *, max_orders: int = 8
+                   ) -> tuple[F64, F64, F64, BarContext]:
+    """Batches for a slippage model: ``(side, qty, price, bar)``, aligned arrays.
+
+    ``side`` is +1/-1; ``qty`` includes zeros, tiny and huge sizes; ``price`` is the
+    reference price; ``bar`` (a :class:`~simbroker.models.slippage.BarContext`) is the bar
+    each order fills on, with zero, tiny (even subnormal), unknown (``NaN``) and unlimited
+    volumes and closes, as live data has them. Pass them to ``model.rate`` or
+    ``model.fill_prices``.
+    """
+    n = draw(st.integers(0, max_orders), label="n_orders")
+    side = _float_arrays(draw, n, st.sampled_from([1.0, -1.0]))
+    qty = _float_arrays(draw, n, st.one_of(st.just(0.0), st.floats(1e-6, 1e7)))
+    price = _float_arrays(draw, n, st.floats(0.01, 1e5))
+    low = _float_arrays(draw, n, st.floats(0.01, 1e5))
+    high = low + _float_arrays(draw, n, st.floats(0.0, 1e4))
+    close = _float_arrays(draw, n, st.one_of(st.floats(0.0, 2e5), st.just(math.nan)))
+    volume = _float_arrays(draw, n, st.one_of(st.floats(0.0, 1e12), st.just(math.nan),
+                                              st.just(math.inf)))
+    bar = BarContext(open=price.copy(), high=high, low=low, close=close, volume=volume)
+    return side, qty, price, bar
+
+
+@st.composite
+def fee_cases(draw: st.DrawFn, *, max_fills: int = 8) -> tuple[F64, F64, F64]:
+    """Batches for a fee model: ``(side, qty, price)``, aligned arrays of fills.
+
+    Quantities include zero, fractional and whole shares; prices include zero (a
+    worthless fill) up to 100,000.
+    """
+    n = draw(st.integers(1, max_fills), label="n_fills")
+    side = _float_arrays(draw, n, st.sampled_from([1.0, -1.0]))
+    qty = _float_arrays(draw, n, st.one_of(st.just(0.0), st.floats(1e-4, 1e7),
+                                           st.integers(1, 10_000).map(float)))
+    price = _float_arrays(draw, n, st.floats(0.0, 1e5))
+    return side, qty, price
