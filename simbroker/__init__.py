@@ -48,6 +48,7 @@ from simbroker.models import (
 from simbroker.paper import PaperBroker
 from simbroker.results import BacktestResult, load_result
 from simbroker.risk import RiskBroker, RiskLimits
+from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
@@ -106,6 +107,9 @@ __all__ = [
     "read_trade_log",
     "replay_trade_log",
     "sample_bars",
+    "sweep",
+    "sweep_vectorized",
     "synthetic_bars",
     "validate_bars",
+    "walk_forward",
 ]
