@@ -141,14 +141,13 @@ def _attach(spec: _SharedBars) -> Bars:
 
 
 def _map(spec: _SharedBars) -> tuple[shared_memory.SharedMemory, Bars]:
-    shm = shared_memory.SharedMemory(name=spec.name, create=False)
+    # Workers share the creating process's resource tracker, which unlinks the block
+    # when the sweep ends; attaching must not register (3.13+) nor unregister it.
     try:
-        # The creator unlinks the block; workers must not (Python < 3.13 tracks it).
-        from multiprocessing import resource_tracker
-
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-    except Exception:  # pragma: no cover - tracker internals differ by version
-        pass
+        shm = shared_memory.SharedMemory(name=spec.name, create=False,
+                                         track=False)  # type: ignore[call-arg]
+    except TypeError:  # Python < 3.13: attaching registers the same name again (a set)
+        shm = shared_memory.SharedMemory(name=spec.name, create=False)
     t, n = spec.n_bars, len(spec.symbols)
     whole = np.ndarray((t + len(FIELDS) * t * n,), np.float64, shm.buf)
     whole.setflags(write=False)
@@ -366,9 +365,12 @@ def sweep_vectorized(
         wide = _tile(bars, len(batch))
         combined = backtest_vectorized(wide, targets=np.hstack(grids), cash=cash,
                                        slippage=slip, fees=fee)
+        fill_rows = _rows_by_copy(combined.fills["symbol"], len(batch))
+        order_rows = _rows_by_copy(combined.orders["symbol"], len(batch))
         for k, i in enumerate(batch):
             if rows[i]["error"] is None:
-                rows[i].update(_split(combined, bars, k, cash, slip, fee).stats)
+                rows[i].update(_split(combined, bars, k, fill_rows[k], order_rows[k], cash,
+                                      slip, fee).stats)
     return _table(combos, rows, metric, ascending)
 
 
@@ -396,13 +398,23 @@ def _tile(bars: Bars, k: int) -> Bars:
     return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval, **fields)
 
 
-def _split(combined: BacktestResult, bars: Bars, k: int, cash: float, slip: SlippageModel,
+def _rows_by_copy(symbols: pd.Series, k: int) -> list[np.ndarray]:
+    """Row numbers of each tiled copy (``{sym}#{j}``), in their original order."""
+    codes, uniques = pd.factorize(symbols)
+    copy_of = np.array([int(str(u).rsplit("#", 1)[1]) for u in uniques], np.int64)
+    which = copy_of[codes] if len(codes) else np.array([], np.int64)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(k + 1))
+    return [order[bounds[j]:bounds[j + 1]] for j in range(k)]
+
+
+def _split(combined: BacktestResult, bars: Bars, k: int, fill_rows: np.ndarray,
+           order_rows: np.ndarray, cash: float, slip: SlippageModel,
            fee: FeeModel) -> BacktestResult:
     """Copy ``k`` of a tiled run, as if it had run alone."""
     n = bars.n_symbols
     suffix = f"#{k}"
-    f = combined.fills
-    mine = f[f["symbol"].str.endswith(suffix)].reset_index(drop=True)
+    mine = combined.fills.iloc[fill_rows].reset_index(drop=True)
     fills = mine.assign(symbol=mine["symbol"].str.slice(0, -len(suffix)).astype(object))
     sign = np.where(fills["side"].to_numpy(object) == "buy", 1.0, -1.0)
     ledger = _cash_ledger(cash, sign, fills["notional"].to_numpy(np.float64),
@@ -425,8 +437,7 @@ def _split(combined: BacktestResult, bars: Bars, k: int, cash: float, slip: Slip
         held = pos * bars.close
         equity = cash_t + np.sum(held, axis=1)
         gross = np.sum(np.abs(held), axis=1)
-    orders = combined.orders
-    orders = orders[orders["symbol"].str.endswith(suffix)]
+    orders = combined.orders.iloc[order_rows].reset_index(drop=True)
     config = {"cash": cash, "slippage": repr(slip), "fees": repr(fee), "allow_short": True}
     return assemble_result(bars, fills=fills, orders=orders_frame([]) if orders.empty
                            else orders, equity=equity, cash=cash_t, positions=pos,
