@@ -325,7 +325,7 @@ def sweep_vectorized(
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
     fees: float | FeeModel | None = 1.0,
-    max_cells: int = 20_000_000,
+    max_cells: int = 5_000_000,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Evaluate many parameter sets of a target strategy in few vectorized passes.

@@ -1,0 +1,623 @@
+"""A loopback Alpaca: Trading API v2, the trade_updates stream and stock bars.
+
+For testing :class:`~simbroker.brokers.alpaca.AlpacaBroker` (or any alpaca-py code)
+without a network. REST is served by a threaded HTTP server and the stream by a
+``websockets`` server, each on 127.0.0.1 port 0 in its own thread::
+
+    with FakeAlpaca() as fake:
+        fake.set_price("AAPL", 190.0)
+        client = TradingClient("test-key", "test-secret", url_override=fake.rest_url)
+        ...
+        fake.step()            # the market trades once at the current prices
+
+What it serves: ``/v2/account``, ``/v2/positions``, ``/v2/orders`` (submit, list, get by
+id and by client order id, cancel), ``/v2/account/activities/FILL`` (paged),
+``/v2/clock``, ``/v2/stocks/bars`` (from bars given with :meth:`FakeAlpaca.set_bars`),
+and ``/stream`` with the authenticate/listen handshake and ``trade_updates`` events.
+Orders get UUIDs and go through ``new``, ``partially_filled``, ``filled``, ``canceled``,
+``expired`` and ``rejected``.
+
+Fault injection: :meth:`FakeAlpaca.fail_next` (HTTP 5xx or any status for the next
+requests), :meth:`FakeAlpaca.lose_next_response` (the order is placed, the answer is a
+504), :meth:`FakeAlpaca.drop_stream` (close every stream connection; events while
+no client listens are lost, as on the real service), ``duplicate_events`` (send each
+event twice), ``event_delay`` (seconds before an event is sent), ``partial_fills`` (split
+each fill into that many executions over successive steps), ``reject_symbols``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from simbroker.bars import Bars
+
+__all__ = ["FakeAlpaca", "FakeAlpacaVenue"]
+
+_OPEN = ("new", "accepted", "partially_filled", "pending_new")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _num(x: float) -> str:
+    return repr(float(x)) if x != int(x) else str(int(x)) if abs(x) < 1e15 else repr(x)
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FakeAlpaca:
+    """The fake service. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
+
+    Parameters
+    ----------
+    key, secret
+        The credentials it accepts (anything else gets 401).
+    cash
+        Starting cash (and buying power: a buy that needs more is refused with 403).
+    positions
+        Starting positions ``{symbol: qty}``.
+    """
+
+    def __init__(self, key: str = "test-key", secret: str = "test-secret", *,
+                 cash: float = 100_000.0, positions: dict[str, float] | None = None):
+        self.key, self.secret = key, secret
+        self.cash = float(cash)
+        self.positions: dict[str, float] = {k: float(v) for k, v in (positions or {}).items()}
+        self.prices: dict[str, float] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.activities: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.partial_fills = 1
+        self.duplicate_events = False
+        self.event_delay = 0.0
+        self.reject_symbols: set[str] = set()
+        self.stream_connections = 0
+        self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
+        self._bars: Bars | None = None
+        self._bars_visible = 0
+        self._lock = threading.RLock()
+        self._fail: list[tuple[int, str]] = []
+        self._lose = 0
+        self._clients: set[Any] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: ThreadingHTTPServer | None = None
+        self._ws_server: Any = None
+        self._threads: list[threading.Thread] = []
+        self.rest_url = self.stream_url = self.data_url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> FakeAlpaca:
+        """Start the REST and stream servers on loopback ports."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One buffered write per response, no Nagle: else each keep-alive request
+            # waits ~40 ms for a delayed ACK between the headers and the body.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = fake._handle(method, self.path, dict(self.headers), body)
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if data:
+                    self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
+        port = self._http.server_address[1]
+        self.rest_url = self.data_url = f"http://127.0.0.1:{port}"
+        t = threading.Thread(target=self._http.serve_forever, name="fake-alpaca-rest",
+                             daemon=True)
+        t.start()
+        self._threads.append(t)
+        ready = threading.Event()
+        t2 = threading.Thread(target=self._run_ws, args=(ready,), name="fake-alpaca-stream",
+                              daemon=True)
+        t2.start()
+        self._threads.append(t2)
+        if not ready.wait(10):
+            raise RuntimeError("fake Alpaca stream server did not start")
+        return self
+
+    def _run_ws(self, ready: threading.Event) -> None:
+        from websockets.asyncio.server import serve
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            async with serve(self._ws_handler, "127.0.0.1", 0) as server:
+                self._ws_server = server
+                port = next(iter(server.sockets)).getsockname()[1]
+                self.stream_url = f"ws://127.0.0.1:{port}/stream"
+                ready.set()
+                await server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            asyncio.run(main())
+
+    def stop(self) -> None:
+        """Close every connection and stop both servers."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        loop, server = self._loop, self._ws_server
+        if loop is not None and server is not None and not loop.is_closed():
+            async def close() -> None:
+                server.close()
+                await server.wait_closed()
+
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(close(), loop).result(5)
+        for t in self._threads:
+            t.join(5)
+
+    def __enter__(self) -> FakeAlpaca:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ test controls
+    def set_price(self, symbol: str, price: float) -> None:
+        """Where ``symbol`` trades from the next :meth:`step` on."""
+        with self._lock:
+            self.prices[symbol] = float(price)
+
+    def set_bars(self, bars: Bars, visible: int = 0) -> None:
+        """Serve ``bars`` from ``/v2/stocks/bars``; only the first ``visible`` are out.
+
+        The fake's clock moves to the close of the last visible bar (the first bar's
+        open when none is), and :meth:`release_bar` moves it on bar by bar.
+        """
+        with self._lock:
+            self._bars, self._bars_visible = bars, visible
+            # The service's clock follows the bars: just after the last one out.
+            ns = int(bars.close_ns[visible - 1]) if visible else int(bars.ts_ns[0])
+            self.clock = (datetime(1970, 1, 1, tzinfo=timezone.utc)
+                          + timedelta(microseconds=ns // 1000))
+
+    def release_bar(self) -> int:
+        """Make the next bar visible (it has closed); its close becomes the price."""
+        with self._lock:
+            if self._bars is None or self._bars_visible >= len(self._bars):
+                raise RuntimeError("no more bars to release")
+            t = self._bars_visible
+            self._bars_visible += 1
+            for j, sym in enumerate(self._bars.symbols):
+                c = self._bars.close[t, j]
+                if math.isfinite(c):
+                    self.prices[sym] = float(c)
+            self.clock = (datetime(1970, 1, 1, tzinfo=timezone.utc)
+                          + timedelta(microseconds=int(self._bars.close_ns[t]) // 1000))
+            return t
+
+    def fail_next(self, status: int = 500, n: int = 1, message: str = "internal error",
+                  method: str = "") -> None:
+        """Answer the next ``n`` requests (of ``method``, if given) with ``status``."""
+        with self._lock:
+            self._fail.extend([(status, method.upper())] * n)
+            self._fail_message = message
+
+    def lose_next_response(self, n: int = 1) -> None:
+        """Carry out the next ``n`` POSTs but answer them with 504 (a lost response)."""
+        with self._lock:
+            self._lose += n
+
+    def drop_stream(self) -> None:
+        """Close every trade_updates connection (the client reconnects)."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def drop() -> None:
+            for ws in list(self._clients):
+                await ws.close()
+
+        asyncio.run_coroutine_threadsafe(drop(), loop).result(5)
+
+    @property
+    def listeners(self) -> int:
+        """Stream connections that are authenticated and listening now."""
+        return len(self._clients)
+
+    def step(self) -> list[dict[str, Any]]:
+        """The market trades once at the current prices; returns the fills it made."""
+        made: list[dict[str, Any]] = []
+        with self._lock:
+            self.clock += timedelta(minutes=1)
+            for order in list(self.orders.values()):
+                if order["status"] not in _OPEN:
+                    continue
+                fill = self._match(order)
+                if fill is not None:
+                    made.append(fill)
+        return made
+
+    # ------------------------------------------------------------------ matching
+    def _match(self, o: dict[str, Any]) -> dict[str, Any] | None:
+        px = self.prices.get(o["symbol"])
+        if px is None:
+            return None
+        buy = o["side"] == "buy"
+        kind = o["type"]
+        limit = float(o["limit_price"]) if o["limit_price"] is not None else None
+        stop = float(o["stop_price"]) if o["stop_price"] is not None else None
+        if kind in ("stop", "stop_limit") and not o.get("_triggered"):
+            if (buy and px >= stop) or (not buy and px <= stop):  # type: ignore[operator]
+                o["_triggered"] = True
+            else:
+                return None
+        if kind in ("limit", "stop_limit"):
+            assert limit is not None
+            if (buy and px > limit) or (not buy and px < limit):
+                return None
+            price = min(px, limit) if buy else max(px, limit)
+        else:
+            price = px
+        qty = float(o["qty"])
+        left = qty - float(o["filled_qty"])
+        part = qty / self.partial_fills
+        size = left if left <= part * (1 + 1e-12) else part
+        return self._fill(o, size, price)
+
+    def _fill(self, o: dict[str, Any], size: float, price: float) -> dict[str, Any]:
+        sign = 1.0 if o["side"] == "buy" else -1.0
+        filled = float(o["filled_qty"]) + size
+        prev = float(o["filled_avg_price"] or 0.0) * float(o["filled_qty"])
+        o["filled_qty"] = _num(filled)
+        o["filled_avg_price"] = _num((prev + size * price) / filled)
+        done = filled >= float(o["qty"]) * (1 - 1e-12)
+        o["status"] = "filled" if done else "partially_filled"
+        now = _iso(self.clock)
+        o["updated_at"] = now
+        if done:
+            o["filled_at"] = now
+        self.cash -= sign * size * price
+        pos = self.positions.get(o["symbol"], 0.0) + sign * size
+        if abs(pos) < 1e-12:
+            self.positions.pop(o["symbol"], None)
+        else:
+            self.positions[o["symbol"]] = pos
+        exec_id = str(uuid.uuid4())
+        activity = {
+            "id": f"{self.clock:%Y%m%d%H%M%S%f}::{exec_id}",
+            "activity_type": "FILL", "transaction_time": now,
+            "type": "fill" if done else "partial_fill", "price": _num(price),
+            "qty": _num(size), "side": o["side"], "symbol": o["symbol"],
+            "leaves_qty": _num(float(o["qty"]) - filled), "cum_qty": _num(filled),
+            "order_id": o["id"], "order_status": o["status"],
+        }
+        self.activities.append(activity)
+        self._emit({"event": "fill" if done else "partial_fill", "order": self._public(o),
+                    "timestamp": now, "price": _num(price), "qty": _num(size),
+                    "position_qty": _num(pos), "execution_id": exec_id})
+        return activity
+
+    # ------------------------------------------------------------------ stream
+    async def _ws_handler(self, ws: Any) -> None:
+        with self._lock:
+            self.stream_connections += 1
+        try:
+            raw = await ws.recv()
+            msg = json.loads(raw)
+            data = msg.get("data") or {}
+            key = data.get("key_id", msg.get("key"))
+            secret = data.get("secret_key", msg.get("secret"))
+            ok = key == self.key and secret == self.secret
+            await ws.send(json.dumps({"stream": "authorization", "data": {
+                "action": "authenticate", "status": "authorized" if ok else "unauthorized"}})
+                .encode())
+            if not ok:
+                await ws.close()
+                return
+            async for raw in ws:
+                msg = json.loads(raw)
+                if msg.get("action") == "listen":
+                    streams = list((msg.get("data") or {}).get("streams") or [])
+                    if "trade_updates" in streams:
+                        self._clients.add(ws)
+                    else:
+                        self._clients.discard(ws)
+                    await ws.send(json.dumps({"stream": "listening",
+                                              "data": {"streams": streams}}).encode())
+        except Exception:
+            pass
+        finally:
+            self._clients.discard(ws)
+
+    def _emit(self, data: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
+        copies = 2 if self.duplicate_events else 1
+        delay = self.event_delay
+
+        async def send() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            for ws in list(self._clients):
+                for _ in range(copies):
+                    try:
+                        await ws.send(frame)
+                    except Exception:
+                        self._clients.discard(ws)
+
+        asyncio.run_coroutine_threadsafe(send(), loop)
+
+    # ------------------------------------------------------------------ REST
+    def _handle(self, method: str, raw_path: str, headers: dict[str, str],
+                body: bytes) -> tuple[int, Any]:
+        url = urlparse(raw_path)
+        path, query = url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+        with self._lock:
+            self.requests.append((method, path))
+            try:
+                if headers.get("APCA-API-KEY-ID") != self.key or \
+                        headers.get("APCA-API-SECRET-KEY") != self.secret:
+                    raise _ApiError(401, 40110000, "request is not authorized")
+                for i, (status, only) in enumerate(self._fail):
+                    if not only or only == method:
+                        del self._fail[i]
+                        raise _ApiError(status, status * 100000,
+                                        getattr(self, "_fail_message", "error"))
+                result = self._route(method, path, query, body)
+                if self._lose and method == "POST":
+                    # The request took effect, but its answer is lost in transit.
+                    self._lose -= 1
+                    raise _ApiError(504, 50400000, "gateway timeout")
+                return result
+            except _ApiError as exc:
+                return exc.status, {"code": exc.code, "message": exc.message}
+
+    def _route(self, method: str, path: str, query: dict[str, str],
+               body: bytes) -> tuple[int, Any]:
+        if path == "/v2/account" and method == "GET":
+            return 200, self._account()
+        if path == "/v2/clock":
+            return 200, {"timestamp": _iso(self.clock), "is_open": True,
+                         "next_open": _iso(self.clock + timedelta(days=1)),
+                         "next_close": _iso(self.clock + timedelta(hours=1))}
+        if path == "/v2/positions" and method == "GET":
+            return 200, [self._position(s, q) for s, q in sorted(self.positions.items())]
+        if path == "/v2/orders" and method == "POST":
+            return 200, self._submit(json.loads(body or b"{}"))
+        if path == "/v2/orders" and method == "GET":
+            status = query.get("status", "open")
+            rows = [o for o in self.orders.values()
+                    if status == "all" or (status == "open") == (o["status"] in _OPEN)]
+            return 200, [self._public(o) for o in rows][: int(query.get("limit", 500))]
+        if path == "/v2/orders:by_client_order_id" and method == "GET":
+            cid = query.get("client_order_id")
+            for o in self.orders.values():
+                if o["client_order_id"] == cid:
+                    return 200, self._public(o)
+            raise _ApiError(404, 40410000, "order not found")
+        if path.startswith("/v2/orders/"):
+            oid = path.rsplit("/", 1)[1]
+            found = self.orders.get(oid)
+            if found is None:
+                raise _ApiError(404, 40410000, "order not found")
+            o = found
+            if method == "GET":
+                return 200, self._public(o)
+            if method == "DELETE":
+                if o["status"] not in _OPEN:
+                    raise _ApiError(422, 42210000, "order is not cancelable")
+                o["status"] = "canceled"
+                o["canceled_at"] = o["updated_at"] = _iso(self.clock)
+                self._emit({"event": "canceled", "order": self._public(o),
+                            "timestamp": _iso(self.clock)})
+                return 204, None
+        if path in ("/v2/account/activities/FILL", "/v2/account/activities"):
+            return 200, self._activities(query)
+        if path == "/v2/stocks/bars" and method == "GET":
+            return 200, self._stock_bars(query)
+        raise _ApiError(404, 40410000, f"no route {method} {path}")
+
+    def _account(self) -> dict[str, Any]:
+        value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
+        return {"id": "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0001", "account_number": "PA0000000",
+                "status": "ACTIVE", "currency": "USD", "cash": _num(self.cash),
+                "buying_power": _num(max(self.cash, 0.0)), "equity": _num(self.cash + value),
+                "portfolio_value": _num(self.cash + value), "pattern_day_trader": False,
+                "trading_blocked": False, "account_blocked": False}
+
+    def _position(self, sym: str, qty: float) -> dict[str, Any]:
+        px = self.prices.get(sym, 0.0)
+        return {"asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)), "symbol": sym,
+                "exchange": "NASDAQ", "asset_class": "us_equity", "avg_entry_price": _num(px),
+                "qty": _num(qty), "side": "long" if qty > 0 else "short",
+                "cost_basis": _num(qty * px), "market_value": _num(qty * px),
+                "current_price": _num(px)}
+
+    def _public(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in o.items() if not k.startswith("_")}
+
+    def _submit(self, req: dict[str, Any]) -> dict[str, Any]:
+        sym = str(req.get("symbol") or "")
+        side, kind = req.get("side"), req.get("type") or req.get("order_type")
+        tif = req.get("time_in_force")
+        try:
+            qty = float(req.get("qty"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise _ApiError(422, 40010001, "qty is required") from None
+        if not sym or side not in ("buy", "sell") or qty <= 0 or not math.isfinite(qty):
+            raise _ApiError(422, 40010001, f"invalid order: symbol={sym!r} side={side!r} "
+                                           f"qty={req.get('qty')!r}")
+        if kind not in ("market", "limit", "stop", "stop_limit"):
+            raise _ApiError(422, 40010001, f"invalid order type {kind!r}")
+        if tif not in ("day", "gtc", "ioc", "fok", "opg", "cls"):
+            raise _ApiError(422, 40010001, f"invalid time_in_force {tif!r}")
+        if kind in ("limit", "stop_limit") and req.get("limit_price") is None:
+            raise _ApiError(422, 40010001, "limit_price is required")
+        if kind in ("stop", "stop_limit") and req.get("stop_price") is None:
+            raise _ApiError(422, 40010001, "stop_price is required")
+        cid = req.get("client_order_id") or str(uuid.uuid4())
+        if len(cid) > 128:
+            raise _ApiError(422, 40010001, "client_order_id must be at most 128 characters")
+        if any(o["client_order_id"] == cid for o in self.orders.values()):
+            raise _ApiError(422, 40010001, "client_order_id must be unique")
+        if sym in self.reject_symbols:
+            raise _ApiError(422, 42210000, f"asset {sym} is not tradable")
+        px = self.prices.get(sym)
+        ref = float(req.get("limit_price") or px or 0.0)
+        if side == "buy" and qty * ref > self.cash:
+            raise _ApiError(403, 40310000, "insufficient buying power")
+        now = _iso(self.clock)
+        oid = str(uuid.uuid4())
+        o = {"id": oid, "client_order_id": cid, "created_at": now, "updated_at": now,
+             "submitted_at": now, "filled_at": None, "expired_at": None, "canceled_at": None,
+             "failed_at": None, "replaced_at": None, "replaced_by": None, "replaces": None,
+             "asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)), "symbol": sym,
+             "asset_class": "us_equity", "notional": None, "qty": _num(qty),
+             "filled_qty": "0", "filled_avg_price": None, "order_class": "simple",
+             "order_type": kind, "type": kind, "side": side, "time_in_force": tif,
+             "limit_price": None if req.get("limit_price") is None
+             else _num(float(req["limit_price"])),
+             "stop_price": None if req.get("stop_price") is None
+             else _num(float(req["stop_price"])),
+             "status": "new", "extended_hours": False, "legs": None}
+        self.orders[oid] = o
+        self._emit({"event": "new", "order": self._public(o), "timestamp": now})
+        return self._public(o)
+
+    def expire_day_orders(self) -> None:
+        """End the trading day: every open ``day`` order expires (with an event)."""
+        with self._lock:
+            for o in self.orders.values():
+                if o["status"] in _OPEN and o["time_in_force"] == "day":
+                    o["status"] = "expired"
+                    o["expired_at"] = o["updated_at"] = _iso(self.clock)
+                    self._emit({"event": "expired", "order": self._public(o),
+                                "timestamp": _iso(self.clock)})
+
+    def _activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.activities
+        after = query.get("after")
+        if after:
+            cut = datetime.fromisoformat(after.replace("Z", "+00:00"))
+            rows = [a for a in rows if datetime.fromisoformat(
+                a["transaction_time"].replace("Z", "+00:00")) > cut]
+        if query.get("direction", "desc") == "desc":
+            rows = rows[::-1]
+        token = query.get("page_token")
+        if token:
+            ids = [a["id"] for a in rows]
+            rows = rows[ids.index(token) + 1:] if token in ids else []
+        return rows[: min(int(query.get("page_size", 100)), 100)]
+
+    def _stock_bars(self, query: dict[str, str]) -> dict[str, Any]:
+        bars = self._bars
+        out: dict[str, list[dict[str, Any]]] = {}
+        if bars is None:
+            return {"bars": out, "next_page_token": None}
+        wanted = [s for s in query.get("symbols", "").split(",") if s]
+        start = query.get("start")
+        lo = 0
+        if start:
+            when = np.datetime64(datetime.fromisoformat(start.replace("Z", "+00:00"))
+                                 .astimezone(timezone.utc).replace(tzinfo=None), "ns")
+            lo = int(np.searchsorted(bars.timestamps, when))
+        hi = self._bars_visible
+        limit = int(query.get("limit") or 10_000)
+        for sym in wanted:
+            if sym not in bars:
+                continue
+            j = bars.symbol_index(sym)
+            rows = []
+            for t in range(lo, hi):
+                if not math.isfinite(bars.close[t, j]):
+                    continue
+                ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(
+                    microseconds=int(bars.ts_ns[t]) // 1000)
+                rows.append({"t": _iso(ts), "o": bars.open[t, j], "h": bars.high[t, j],
+                             "l": bars.low[t, j], "c": bars.close[t, j],
+                             "v": bars.volume[t, j], "n": 1, "vw": bars.close[t, j]})
+            out[sym] = rows[:limit]
+        return {"bars": out, "next_page_token": None}
+
+    def orders_by_client_id(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(client_order_id, order) pairs, for assertions."""
+        with self._lock:
+            return iter([(o["client_order_id"], dict(o)) for o in self.orders.values()])
+
+
+class FakeAlpacaVenue:
+    """A :class:`~simbroker.testing.checks.ConformanceVenue` over :class:`FakeAlpaca`.
+
+    ``broker`` is an :class:`~simbroker.brokers.alpaca.AlpacaBroker` connected to a fresh
+    fake; :meth:`step` trades once and returns when the broker has seen every fill.
+    """
+
+    def __init__(self, **broker_kwargs: Any):
+        from simbroker.brokers.alpaca import AlpacaBroker
+
+        self.fake = FakeAlpaca().start()
+        self.broker = AlpacaBroker.for_fake(self.fake, **broker_kwargs)
+        self.wait_listening()
+
+    def wait_listening(self, timeout: float = 10.0) -> None:
+        """Block until the broker's trade stream is subscribed."""
+        deadline = time.monotonic() + timeout
+        while self.fake.listeners < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the broker never subscribed to trade_updates")
+            time.sleep(0.01)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Where ``symbol`` trades from the next step on."""
+        self.fake.set_price(symbol, price)
+
+    def step(self) -> None:
+        """Trade once; wait until the broker has seen the resulting fills."""
+        from simbroker.brokers.alpaca import fill_id
+
+        made = self.fake.step()
+        self.broker.wait_for_fills({fill_id(a["order_id"], a["cum_qty"]) for a in made},
+                                   timeout=10)
+
+    def close(self) -> None:
+        """Disconnect the broker and stop the fake."""
+        self.broker.close()
+        self.fake.stop()

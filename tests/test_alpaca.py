@@ -1,0 +1,325 @@
+"""AlpacaBroker with the real alpaca-py clients against the loopback FakeAlpaca."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("alpaca")
+
+import simbroker
+from simbroker.brokers.alpaca import AlpacaBroker, fill_id
+from simbroker.config import AlpacaConfig, Secret
+from simbroker.errors import (
+    BrokerAPIError,
+    ConfigError,
+    InvalidOrder,
+    OrderRejected,
+    UnknownOrder,
+)
+from simbroker.runner import RealtimeRunner
+from simbroker.testing.checks import check_broker_conformance
+from simbroker.testing.fake_alpaca import FakeAlpaca, FakeAlpacaVenue
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+
+KEY, SECRET = "PKTESTKEY0123456789", "s3cr3t-Do-Not-Leak-4a1b2c"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    with FakeAlpaca(KEY, SECRET, cash=100_000) as f:
+        f.set_price("AAA", 100.0)
+        f.set_price("BBB", 20.0)
+        yield f
+
+
+@pytest.fixture
+def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
+    b = AlpacaBroker.for_fake(fake)
+    wait_until(lambda: fake.listeners == 1)
+    yield b
+    b.close()
+
+
+def connect(fake: FakeAlpaca, **kwargs: Any) -> AlpacaBroker:
+    """A broker on ``fake`` whose trade stream is listening."""
+    b = AlpacaBroker.for_fake(fake, **kwargs)
+    wait_until(lambda: fake.listeners >= 1)
+    return b
+
+
+def wait_until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def step(fake: FakeAlpaca, broker: AlpacaBroker) -> list[dict[str, Any]]:
+    made = fake.step()
+    assert broker.wait_for_fills({fill_id(a["order_id"], a["cum_qty"]) for a in made}, 10)
+    return made
+
+
+def test_conformance() -> None:
+    check_broker_conformance(FakeAlpacaVenue)
+
+
+def test_every_order_type_fills_or_rests(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    mkt = broker.submit_order("AAA", "buy", 10)
+    lim = broker.submit_order("AAA", "buy", 5, "limit", limit_price=95.0, tif="gtc")
+    stp = broker.submit_order("AAA", "sell", 3, "stop", stop_price=90.0, tif="gtc")
+    stl = broker.submit_order("BBB", "buy", 7, "stop_limit", stop_price=21.0,
+                              limit_price=21.5, tif="gtc")
+    step(fake, broker)
+    fills = broker.get_fills()
+    assert [f["order_id"] for f in fills] == [mkt["order_id"]]
+    assert fills[0]["price"] == 100.0
+    fake.set_price("AAA", 94.0)   # the limit fills at its limit or better: 94
+    fake.set_price("BBB", 21.2)   # the stop-limit triggers at 21 and fills under 21.5
+    step(fake, broker)
+    by_order = {f["order_id"]: f for f in broker.get_fills()}
+    assert by_order[lim["order_id"]]["price"] == 94.0
+    assert by_order[stl["order_id"]]["price"] == 21.2
+    assert stp["order_id"] not in by_order
+    fake.set_price("AAA", 89.0)   # the sell stop triggers
+    step(fake, broker)
+    by_order = {f["order_id"]: f for f in broker.get_fills()}
+    assert by_order[stp["order_id"]]["qty"] == 3
+    assert broker.get_positions() == {"AAA": 12.0, "BBB": 7.0}
+    spent = 10 * 100 + 5 * 94 + 7 * 21.2 - 3 * 89
+    assert broker.get_cash() == pytest.approx(100_000 - spent)
+    assert all(f["fee"] == 0.0 for f in broker.get_fills())
+
+
+def test_cancel_is_idempotent_and_unknown_ids_raise(fake: FakeAlpaca,
+                                                     broker: AlpacaBroker) -> None:
+    lim = broker.submit_order("AAA", "buy", 5, "limit", limit_price=50.0)
+    first = broker.cancel_order(lim["order_id"])
+    second = broker.cancel_order(lim["order_id"])
+    assert first["status"] == second["status"] == "canceled"
+    with pytest.raises(UnknownOrder):
+        broker.cancel_order("not-a-uuid")
+    with pytest.raises(UnknownOrder):
+        broker.cancel_order("00000000-0000-4000-8000-000000000000")
+    step(fake, broker)
+    assert broker.get_fills() == []
+
+
+def test_partial_fills_count_once_each(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.partial_fills = 2
+    fake.duplicate_events = True  # every stream event arrives twice
+    order = broker.submit_order("AAA", "buy", 10)
+    step(fake, broker)
+    info = broker._by_client_id(order["client_order_id"])
+    assert info is not None
+    assert info["status"] == "partially_filled"
+    assert info["filled_qty"] == 5
+    step(fake, broker)
+    fills = broker.get_fills()
+    assert [f["qty"] for f in fills] == [5.0, 5.0]
+    assert len({f["fill_id"] for f in fills}) == 2
+    broker.reconcile()  # REST agrees: still two fills, not four
+    assert len(broker.get_fills()) == 2
+    assert broker.get_positions() == {"AAA": 10.0}
+
+
+def test_http_errors_map_to_simbroker_errors(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    with pytest.raises(OrderRejected, match="insufficient buying power") as info:
+        broker.submit_order("AAA", "buy", 10_000)
+    assert info.value.symbol == "AAA"
+    fake.reject_symbols.add("BBB")
+    with pytest.raises(InvalidOrder, match="not tradable"):
+        broker.submit_order("BBB", "buy", 1)
+    fake.fail_next(503, message="service unavailable", method="POST")
+    with pytest.raises(BrokerAPIError, match="503"):
+        broker.submit_order("AAA", "buy", 1)
+    assert broker.get_positions() == {}
+    assert len(fake.orders) == 0  # nothing reached the market
+
+
+def test_bad_keys_are_named_but_never_shown(fake: FakeAlpaca) -> None:
+    with pytest.raises(BrokerAPIError, match="401") as info:
+        AlpacaBroker("PKWRONG", "wrong-secret-value", url_override=fake.rest_url,
+                     stream=False)
+    assert "wrong-secret-value" not in str(info.value)
+    assert "PKWRONG" not in str(info.value)
+
+
+def test_secrets_stay_out_of_reprs_logs_and_the_trade_log(
+        fake: FakeAlpaca, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        b = connect(fake, trade_log=tlog)
+        b.submit_order("AAA", "buy", 1)
+        step(fake, b)
+        b.close()
+    text = (tmp_path / "log.jsonl").read_text() + repr(b) + caplog.text
+    assert SECRET not in text
+    assert KEY not in text
+
+
+def test_a_lost_answer_is_recognised_not_resent(fake: FakeAlpaca,
+                                                broker: AlpacaBroker) -> None:
+    fake.lose_next_response()  # placed, but answered 504; the SDK retries, gets 422
+    info = broker.submit_order("AAA", "buy", 4, client_order_id="run1-20240304T1500Z-1")
+    assert len(fake.orders) == 1
+    assert info["client_order_id"] == "run1-20240304T1500Z-1"
+
+
+def test_resubmission_after_a_crash_returns_the_same_order(fake: FakeAlpaca) -> None:
+    first = AlpacaBroker.for_fake(fake)
+    placed = first.submit_order("AAA", "buy", 4, client_order_id="run1-20240304T1500Z-1")
+    first.close()  # the process died here
+    second = AlpacaBroker.for_fake(fake)
+    again = second.submit_order("AAA", "buy", 4, client_order_id="run1-20240304T1500Z-1")
+    assert again["order_id"] == placed["order_id"]
+    assert len(fake.orders) == 1
+    with pytest.raises(InvalidOrder, match="different order"):
+        second.submit_order("AAA", "sell", 4, client_order_id="run1-20240304T1500Z-1")
+    second.close()
+
+
+def test_stream_drop_recovers_missed_fills_from_rest(fake: FakeAlpaca,
+                                                     broker: AlpacaBroker) -> None:
+    broker.submit_order("AAA", "buy", 2)
+    step(fake, broker)
+    fake.drop_stream()
+    wait_until(lambda: fake.listeners == 0)
+    broker.submit_order("AAA", "buy", 3)
+    made = fake.step()  # fills while nobody listens: the event is lost
+    assert len(made) == 1
+    wait_until(lambda: fake.listeners == 1)  # reconnected (backoff 0.05-0.5 s)
+    assert broker.stream_connects == 2
+    fills = broker.get_fills()  # reconciles from REST after the reconnect
+    assert sorted(f["qty"] for f in fills) == [2.0, 3.0]
+    assert len(broker.get_fills()) == 2
+    assert fake.stream_connections == 2  # one reconnect, no storm
+
+
+def test_live_is_refused_without_opt_in(fake: FakeAlpaca) -> None:
+    cfg = AlpacaConfig(api_key=Secret(KEY), secret_key=Secret(SECRET), paper=False,
+                       url_override=fake.rest_url)
+    with pytest.raises(ConfigError, match="paper: false"):
+        AlpacaBroker.from_config(cfg)
+    assert SECRET not in repr(cfg)
+    ok = AlpacaBroker.from_config(cfg, allow_live=True, stream=False)
+    assert not ok.paper
+    ok.close()
+
+
+def test_trade_log_replays_to_the_brokers_state(fake: FakeAlpaca, tmp_path: Path) -> None:
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        b = connect(fake, trade_log=tlog)
+        b.submit_order("AAA", "buy", 10)
+        step(fake, b)
+        b.submit_order("AAA", "sell", 4)
+        lim = b.submit_order("BBB", "buy", 1, "limit", limit_price=1.0)
+        step(fake, b)
+        b.cancel_order(lim["order_id"])
+        state = replay_trade_log(tmp_path / "log.jsonl")
+        assert state.cash == pytest.approx(b.get_cash())
+        assert state.positions == b.get_positions()
+        assert state.open_orders == {}
+        b.close()
+    events = [r["event"] for r in read_trade_log(tmp_path / "log.jsonl")]
+    assert events.count("filled") == 2
+    assert "canceled" in events
+
+
+def test_bar_feed_warms_up_then_streams_bars(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    bars = simbroker.sample_bars().select(symbols=["AAPL", "MSFT"])
+    fake.set_bars(bars, visible=30)
+    feed = broker.bar_feed(["AAPL", "MSFT"], bars.interval.astype("timedelta64[us]").item(),
+                           warmup=20, poll=3600)
+    try:
+        warm = feed.warmup()
+        assert warm is not None
+        assert len(warm) == 20
+        np.testing.assert_array_equal(warm.close, bars.close[10:30])
+        fake.release_bar()
+        assert feed.poll_once() == 2
+        ev = feed.next_bar(1.0)
+        assert ev is not None
+        assert ev.timestamp == bars.index[30]
+        np.testing.assert_array_equal(ev.close, bars.close[30])
+        assert feed.poll_once() == 0  # nothing new: nothing pushed twice
+    finally:
+        feed.close()
+
+
+def _sma_example() -> Any:
+    spec = importlib.util.spec_from_file_location("sma_example_alpaca",
+                                                  ROOT / "examples" / "sma_crossover.py")
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
+    """The backtested SMA object trades the fake fed by the sample data, and fills like
+    the backtest (no slippage or fees on either side)."""
+    n = 160
+    bars = simbroker.sample_bars().rows(0, n)
+    sma = _sma_example()
+    expected = simbroker.backtest(sma.SmaCrossover(10, 50, qty=100), bars, slippage=0,
+                                  fees=0).fills
+    with FakeAlpaca(KEY, SECRET, cash=10_000_000) as fake, \
+            TradeLog(tmp_path / "rt.jsonl") as tlog:
+        fake.set_bars(bars, visible=0)
+        broker = connect(fake, trade_log=tlog)
+        feed = broker.bar_feed(list(bars.symbols), bars.interval.astype("timedelta64[us]")
+                               .item(), poll=3600)
+        runner = RealtimeRunner(sma.SmaCrossover(10, 50, qty=100), broker, feed,
+                                trade_log=tlog, max_bars=n, handle_signals=False,
+                                poll_timeout=0.05)
+        errors: list[BaseException] = []
+
+        def market() -> None:
+            try:
+                for t in range(n):
+                    wait_until(lambda t=t: runner.report.bars >= t, 30)
+                    if t:  # orders placed at the last close trade at this bar's open
+                        for j, sym in enumerate(bars.symbols):
+                            if np.isfinite(bars.open[t, j]):
+                                fake.set_price(sym, float(bars.open[t, j]))
+                        step(fake, broker)
+                    fake.release_bar()
+                    feed.poll_once()
+            except BaseException as exc:
+                errors.append(exc)
+
+        driver = threading.Thread(target=market, daemon=True)
+        driver.start()
+        report = runner.run()
+        driver.join(30)
+        feed.close()
+        broker.close()
+    assert not errors, errors
+    assert report.bars == n
+    got = sorted(broker.get_fills(), key=lambda f: (f["symbol"], f["timestamp"]))
+    want = expected.sort_values(["symbol", "timestamp"], kind="stable")
+    assert len(got) == len(want) > 0
+    for f, (_, e) in zip(got, want.iterrows(), strict=True):
+        assert (f["symbol"], f["side"], f["qty"]) == (e["symbol"], e["side"], e["qty"])
+        assert f["price"] == pytest.approx(e["price"], rel=1e-12)
+    held: dict[str, float] = {}
+    for f in got:
+        held[f["symbol"]] = held.get(f["symbol"], 0.0) + (f["qty"] if f["side"] == "buy"
+                                                          else -f["qty"])
+    state = replay_trade_log(tmp_path / "rt.jsonl")
+    assert state.positions == {s: q for s, q in held.items() if q}
+    assert state.cash == pytest.approx(10_000_000 - sum(
+        (1 if f["side"] == "buy" else -1) * f["notional"] for f in got))
