@@ -287,6 +287,7 @@ class AlpacaConfig(_Config):
     broker: ClassVar[str] = "alpaca"
     _types: ClassVar[dict[str, tuple[type, ...]]] = {
         "paper": (bool,), "data_feed": (str,), "trade_log": (str,), "url_override": (str,),
+        "stream_url": (str,), "data_url": (str,), "bar_poll": (int, float),
     }
     _secrets: ClassVar[frozenset[str]] = frozenset({"api_key", "secret_key"})
 
@@ -295,10 +296,16 @@ class AlpacaConfig(_Config):
     paper: bool = True
     data_feed: str = "iex"
     url_override: str | None = None
+    stream_url: str | None = None
+    data_url: str | None = None
+    bar_poll: float = 5.0
     trade_log: str | None = None
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
+        if not self.bar_poll > 0:
+            raise ConfigError(f"key 'bar_poll' must be > 0 seconds, got {self.bar_poll!r}",
+                              key="bar_poll")
         for name in ("api_key", "secret_key"):
             if not isinstance(getattr(self, name), Secret):
                 object.__setattr__(self, name, Secret(str(getattr(self, name))))

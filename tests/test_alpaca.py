@@ -323,3 +323,44 @@ def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
     assert state.positions == {s: q for s, q in held.items() if q}
     assert state.cash == pytest.approx(10_000_000 - sum(
         (1 if f["side"] == "buy" else -1) * f["notional"] for f in got))
+
+
+def test_the_paper_command_trades_alpaca(tmp_path: Path) -> None:
+    """`simbroker paper --broker alpaca`, as a user runs it, against the fake."""
+    import os
+    import subprocess
+    import sys
+
+    bars = simbroker.sample_bars().rows(0, 120)
+    with FakeAlpaca(KEY, SECRET, cash=10_000_000) as fake:
+        fake.set_bars(bars, visible=60)
+        (tmp_path / "brokers").mkdir()
+        (tmp_path / "brokers" / "alpaca.yaml").write_text(
+            "api_key: ${ALPACA_API_KEY}\nsecret_key: ${ALPACA_SECRET_KEY}\npaper: true\n"
+            f"url_override: {fake.rest_url}\nstream_url: {fake.stream_url}\n"
+            f"bar_poll: 0.1\ntrade_log: {tmp_path / 'alpaca.jsonl'}\n")
+        env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simbroker.cli", "paper",
+             f"{ROOT / 'examples' / 'sma_crossover.py'}:SmaCrossover", "--broker", "alpaca",
+             "--config-dir", str(tmp_path), "--symbols", "AAPL", "MSFT", "--interval", "1D",
+             "--warmup", "55", "--max-bars", "3"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # Release a bar now and then until the run has its three live bars.
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.3)
+                if fake._bars_visible < len(bars) and fake.listeners:
+                    fake.release_bar()
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "3 bars" in out
+    assert SECRET not in out + err
+    assert KEY not in out + err
+    records = read_trade_log(tmp_path / "alpaca.jsonl")
+    assert records[0]["event"] == "start"
+    assert [r["event"] for r in records].count("bar") == 3

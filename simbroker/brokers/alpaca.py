@@ -198,9 +198,12 @@ class AlpacaBroker:
     def from_config(cls, cfg: AlpacaConfig, *, allow_live: bool = False,
                     trade_log: TradeLog | None = None, **kwargs: Any) -> AlpacaBroker:
         """Build from ``CONFIG/brokers/alpaca.yaml`` (see :mod:`simbroker.config`)."""
-        return cls(cfg.api_key, cfg.secret_key, paper=cfg.paper, allow_live=allow_live,
-                   trade_log=trade_log, url_override=cfg.url_override,
-                   data_feed=cfg.data_feed, **kwargs)
+        broker = cls(cfg.api_key, cfg.secret_key, paper=cfg.paper, allow_live=allow_live,
+                     trade_log=trade_log, url_override=cfg.url_override,
+                     stream_url=cfg.stream_url, data_url=cfg.data_url,
+                     data_feed=cfg.data_feed, **kwargs)
+        broker.bar_poll = float(cfg.bar_poll)
+        return broker
 
     @classmethod
     def for_fake(cls, fake: Any, **kwargs: Any) -> AlpacaBroker:
@@ -550,11 +553,15 @@ class AlpacaBroker:
             log.exception("could not handle an Alpaca trade update")
 
     # ------------------------------------------------------------------ bars
+    bar_poll: float = 5.0
+    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
+
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *,
-                 warmup: int = 0, poll: float = 5.0) -> AlpacaBarFeed:
+                 warmup: int = 0, poll: float | None = None) -> AlpacaBarFeed:
         """Completed bars of ``symbols`` for the real-time runner (see
         :class:`AlpacaBarFeed`)."""
-        return AlpacaBarFeed(self, symbols, interval, warmup=warmup, poll=poll)
+        return AlpacaBarFeed(self, symbols, interval, warmup=warmup,
+                             poll=self.bar_poll if poll is None else poll)
 
 
 def _timeframe(interval: timedelta) -> Any:
