@@ -350,6 +350,7 @@ def sweep_vectorized(
     t_len, n = len(bars), bars.n_symbols
     per_pass = max(1, max_cells // max(1, t_len * n))
     rows: list[dict[str, Any]] = [{} for _ in combos]
+    wide: Bars | None = None
     batches = [list(range(i, min(i + per_pass, len(combos))))
                for i in range(0, len(combos), per_pass)]
     for batch in progress_iter(batches, total=len(batches), desc="sweep_vectorized",
@@ -362,7 +363,8 @@ def sweep_vectorized(
             except Exception as exc:
                 grids.append(np.full((t_len, n), np.nan))
                 rows[i] = {"error": f"{type(exc).__name__}: {exc}"}
-        wide = _tile(bars, len(batch))
+        if wide is None or len(wide.symbols) != len(batch) * n:
+            wide = _tile(bars, len(batch))  # every pass but the last has the same width
         combined = backtest_vectorized(wide, targets=np.hstack(grids), cash=cash,
                                        slippage=slip, fees=fee)
         fill_rows = _rows_by_copy(combined.fills["symbol"], len(batch))
@@ -395,6 +397,8 @@ def _tile(bars: Bars, k: int) -> Bars:
     """The panel repeated ``k`` times side by side; copy j's symbols are ``{sym}#{j}``."""
     symbols = tuple(f"{s}#{j}" for j in range(k) for s in bars.symbols)
     fields = {f: np.tile(bars.field(f), (1, k)) for f in FIELDS}
+    for arr in fields.values():
+        arr.setflags(write=False)  # ours alone: Bars may keep it without a copy
     return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval, **fields)
 
 
