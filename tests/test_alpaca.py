@@ -364,3 +364,47 @@ def test_the_paper_command_trades_alpaca(tmp_path: Path) -> None:
     records = read_trade_log(tmp_path / "alpaca.jsonl")
     assert records[0]["event"] == "start"
     assert [r["event"] for r in records].count("bar") == 3
+
+
+def test_fills_page_through_rest_activities(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.max_page_size = 2  # the service pages smaller than asked
+    for _ in range(5):
+        broker.submit_order("AAA", "buy", 1)
+    step(fake, broker)
+    broker._fills.clear()  # forget what the stream said: REST alone must find all five
+    assert broker.reconcile() == 5
+    assert len(broker.get_fills()) == 5
+
+
+def test_delayed_events_still_arrive(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.event_delay = 0.3
+    broker.submit_order("AAA", "buy", 1)
+    made = fake.step()
+    assert broker.wait_for_fills({fill_id(a["order_id"], a["cum_qty"]) for a in made}, 5)
+    assert len(broker.get_fills()) == 1
+
+
+def test_an_order_rejected_after_acceptance(fake: FakeAlpaca, tmp_path: Path) -> None:
+    fake.reject_later_symbols.add("AAA")
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        b = connect(fake, trade_log=tlog)
+        order = b.submit_order("AAA", "buy", 1)
+        fake.step()
+        wait_until(lambda: any(r["event"] == "rejected"
+                               for r in read_trade_log(tmp_path / "log.jsonl")))
+        assert b.cancel_order(order["order_id"])["status"] == "rejected"
+        b.close()
+    assert replay_trade_log(tmp_path / "log.jsonl").open_orders == {}
+
+
+def test_a_silent_stream_falls_back_to_rest(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    assert broker.get_fills() == []  # the start-up reconciliation is done
+    fake.refuse_stream = True  # the stream goes down and cannot log back in
+    fake.drop_stream()
+    wait_until(lambda: not broker.stream_connected)
+    broker.submit_order("AAA", "buy", 2)
+    fake.step()  # its event is lost: nobody listens
+    assert broker.get_fills() == []  # down, but not for long enough to distrust it
+    time.sleep(2.2)  # silence_timeout is 2 s for the fake
+    fills = broker.get_fills()  # now it reads REST
+    assert [f["qty"] for f in fills] == [2.0]

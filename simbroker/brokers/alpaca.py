@@ -486,7 +486,7 @@ class AlpacaBroker:
                 self._add_fill(fill_id(oid, a["cum_qty"]), oid, _utc(a["transaction_time"]),
                                str(a["symbol"]), _val(a["side"]), float(a["qty"]),
                                float(a["price"]))
-            if not page or len(page) < 100:
+            if not page:
                 break
             token = str(page[-1]["id"])
         self._last_sync = time.monotonic()

@@ -22,7 +22,9 @@ requests), :meth:`FakeAlpaca.lose_next_response` (the order is placed, the answe
 504), :meth:`FakeAlpaca.drop_stream` (close every stream connection; events while
 no client listens are lost, as on the real service), ``duplicate_events`` (send each
 event twice), ``event_delay`` (seconds before an event is sent), ``partial_fills`` (split
-each fill into that many executions over successive steps), ``reject_symbols``.
+each fill into that many executions over successive steps), ``reject_symbols`` (refused
+at submission), ``reject_later_symbols`` (accepted, then rejected at the next step),
+``max_page_size`` (smaller activity pages), ``refuse_stream`` (stream logins fail).
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class FakeAlpaca:
         self.duplicate_events = False
         self.event_delay = 0.0
         self.reject_symbols: set[str] = set()
+        self.reject_later_symbols: set[str] = set()
+        self.max_page_size = 100
+        self.refuse_stream = False
         self.stream_connections = 0
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
         self._bars: Bars | None = None
@@ -268,6 +273,12 @@ class FakeAlpaca:
             for order in list(self.orders.values()):
                 if order["status"] not in _OPEN:
                     continue
+                if order["symbol"] in self.reject_later_symbols:
+                    order["status"] = "rejected"
+                    order["failed_at"] = order["updated_at"] = _iso(self.clock)
+                    self._emit({"event": "rejected", "order": self._public(order),
+                                "timestamp": _iso(self.clock)})
+                    continue
                 fill = self._match(order)
                 if fill is not None:
                     made.append(fill)
@@ -343,7 +354,7 @@ class FakeAlpaca:
             data = msg.get("data") or {}
             key = data.get("key_id", msg.get("key"))
             secret = data.get("secret_key", msg.get("secret"))
-            ok = key == self.key and secret == self.secret
+            ok = key == self.key and secret == self.secret and not self.refuse_stream
             await ws.send(json.dumps({"stream": "authorization", "data": {
                 "action": "authenticate", "status": "authorized" if ok else "unauthorized"}})
                 .encode())
@@ -545,7 +556,7 @@ class FakeAlpaca:
         if token:
             ids = [a["id"] for a in rows]
             rows = rows[ids.index(token) + 1:] if token in ids else []
-        return rows[: min(int(query.get("page_size", 100)), 100)]
+        return rows[: min(int(query.get("page_size", 100)), self.max_page_size)]
 
     def _stock_bars(self, query: dict[str, str]) -> dict[str, Any]:
         bars = self._bars
