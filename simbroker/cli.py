@@ -205,7 +205,15 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
     # Imported here: the client libraries are optional extras.
     module, cls = (("ibkr", "IBKRBroker") if isinstance(config, IBKRConfig)
                    else ("alpaca", "AlpacaBroker"))
-    adapter = getattr(importlib.import_module(f"simbroker.brokers.{module}"), cls)
+    try:
+        adapter = getattr(importlib.import_module(f"simbroker.brokers.{module}"), cls)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        if missing == f"simbroker.brokers.{module}":
+            raise CLIError(f"this simbroker has no {args.broker} adapter (module "
+                           f"simbroker.brokers.{module} is missing)") from None
+        raise CLIError(f"the {args.broker} adapter needs {missing!r}: "
+                       f"pip install 'simbroker[{module}]'") from None
     broker: Any = adapter.from_config(config, allow_live=live, trade_log=trade_log)
     try:
         feed: BarFeed = broker.bar_feed(symbols, _interval(args.interval),
