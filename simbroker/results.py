@@ -45,6 +45,7 @@ _TRIP_COLUMNS = ["symbol", "direction", "opened", "closed", "qty", "entry_notion
 # so a typed frame compares equal to one pandas built from dicts.
 _STR_DTYPE: Any = pd.Series(["a"]).dtype
 _RESULT_FORMAT = 1
+_DIRECTIONS: Any = pd.array(["short", "long"], dtype=_STR_DTYPE)
 
 
 def _empty_trips_factory() -> pd.DataFrame:
@@ -329,7 +330,9 @@ def compute_stats(
             cagr = (growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0) if years > 0 else nan
             per_year = n / years if years > 0 else nan
             mu = float(np.mean(rets))
-            sd = float(np.std(rets, ddof=1)) if n > 1 else nan
+            # Sum of squares about the mean without a temporary array (np.std makes one).
+            ss = float(np.dot(rets, rets)) - n * mu * mu
+            sd = math.sqrt(max(ss, 0.0) / (n - 1)) if n > 1 and math.isfinite(ss) else nan
             vol = sd * math.sqrt(per_year) if per_year == per_year else nan
             sharpe = (mu / sd * math.sqrt(per_year)
                       if sd and sd == sd and per_year == per_year else nan)
@@ -405,8 +408,9 @@ def _drawdown_duration(eq: np.ndarray, peak: np.ndarray, index: pd.DatetimeIndex
     # Point 0 is the start (never under water), then one point per bar: stretches under
     # water start right after a point at its peak and end at the next one back at it.
     under = np.concatenate([[False], under])
-    starts = np.flatnonzero(~under[:-1] & under[1:])
-    ends = np.flatnonzero(under[:-1] & ~under[1:]) + 1
+    edges = np.diff(under.view(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) + 1
     if under[-1]:
         ends = np.append(ends, len(under) - 1)
     lengths = ends - starts
@@ -591,15 +595,18 @@ def round_trips(
         # The last fill of a trip leaves its final position (tid is sorted).
         last_pos = after[np.searchsorted(tid, np.arange(n_trips), side="right") - 1]
         if bars is not None and len(bars):
-            last_close = _last_valid(bars.close)
-            mark = np.array([last_close[bars.symbol_index(str(u))] for u in uniques])
+            held = np.unique(trip_sym[is_open])
+            cols = np.array([bars.symbol_index(str(uniques[k])) for k in held], np.int64)
+            mark = np.zeros(len(uniques))
+            last = bars.close[-1, cols]  # usually known; else scan back the few that are not
+            for i in np.flatnonzero(np.isnan(last)):
+                last[i] = _last_valid(bars.close[:, cols[i]:cols[i] + 1])[0]
+            mark[held] = last
             pnl = pnl + np.where(is_open, last_pos * mark[trip_sym], 0.0)
         else:
             pnl = np.where(is_open, np.nan, pnl)
     with np.errstate(divide="ignore", invalid="ignore"):
         ret = pnl / entry
-    opened_dt = pd.DatetimeIndex(opened.view("datetime64[ns]")).tz_localize("UTC")
-    closed_dt = pd.DatetimeIndex(closed.view("datetime64[ns]")).tz_localize("UTC")
     if bars is not None and len(bars):
         ts_bars = bars.ts_ns
         b_open = np.searchsorted(ts_bars, opened, side="right") - 1
@@ -608,24 +615,26 @@ def round_trips(
         bars_held = (b_close - b_open).astype(np.int64)
     else:
         bars_held = np.full(n_trips, -1, np.int64)
-    trips = pd.DataFrame({
-        "symbol": pd.array(np.asarray(uniques, object)[trip_sym], dtype=_STR_DTYPE),
-        "direction": pd.array(np.where(direction > 0, "long", "short").astype(object),
-                              dtype=_STR_DTYPE),
+    # Order of opening across symbols, as a person reads a blotter.
+    k = np.lexsort((trip_sym, opened))
+    opened_dt = pd.DatetimeIndex(opened[k].view("datetime64[ns]")).tz_localize("UTC")
+    closed_dt = pd.DatetimeIndex(closed[k].view("datetime64[ns]")).tz_localize("UTC")
+    names = pd.array(np.asarray(uniques, object), dtype=_STR_DTYPE)
+    trips: pd.DataFrame = pd.DataFrame({
+        "symbol": names.take(trip_sym[k]),
+        "direction": _DIRECTIONS.take((direction[k] > 0).astype(np.int64)),
         "opened": opened_dt,
         "closed": closed_dt,
-        "qty": size,
-        "entry_notional": entry,
-        "fees": fees,
-        "pnl": pnl,
-        "return": ret,
+        "qty": size[k],
+        "entry_notional": entry[k],
+        "fees": fees[k],
+        "pnl": pnl[k],
+        "return": ret[k],
         "holding": closed_dt - opened_dt,
-        "bars_held": bars_held,
-        "is_open": is_open,
+        "bars_held": bars_held[k],
+        "is_open": is_open[k],
     }, columns=_TRIP_COLUMNS)
-    # Order of opening across symbols, as a person reads a blotter.
-    out: pd.DataFrame = trips.iloc[np.lexsort((trip_sym, opened))].reset_index(drop=True)
-    return out
+    return trips
 
 
 def _empty_trips() -> pd.DataFrame:
