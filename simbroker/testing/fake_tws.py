@@ -1,0 +1,568 @@
+"""A loopback TWS / IB Gateway speaking the real API wire protocol.
+
+For testing :class:`~simbroker.brokers.ibkr.IBKRBroker` (or any ``ib_async`` code)
+without a broker. An asyncio server on 127.0.0.1 port 0, in its own thread and event
+loop, at a chosen server version (157..178 with ``ib_async``)::
+
+    with FakeTWS(server_version=178) as tws:
+        tws.set_price("AAPL", 190.0)
+        ib.connect("127.0.0.1", tws.port, clientId=1)
+        ...
+        tws.step()             # the market trades once at the current prices
+
+It answers the handshake and every start-up request with its END message (positions,
+open and completed orders, account updates, executions), places, modifies and cancels
+orders, fills them (partially if asked) with execDetails, orderStatus and a commission
+report (``commission_per_share`` with ``min_commission``), pushes positions and cash to
+subscribers, serves the current time and historical bars (from :meth:`FakeTWS.set_bars`).
+
+Faults: ``reject_symbols`` (error 201), unknown symbols (error 200), a duplicate order
+id (103), cancelling an unknown order (10147), a client id already connected (326),
+:meth:`FakeTWS.drop_connections` (the socket closes mid-session), ``exec_before_status``
+(execDetails before orderStatus), ``partial_fills``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import struct
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from simbroker.bars import Bars
+
+__all__ = ["FakeTWS", "FakeTWSVenue"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_OPEN = ("PreSubmitted", "Submitted")
+
+
+def _s(x: Any) -> str:
+    if isinstance(x, np.generic):
+        x = x.item()
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "1" if x else "0"
+    if isinstance(x, float):
+        return repr(x) if x != int(x) or abs(x) >= 1e15 else repr(float(int(x)))
+    return str(x)
+
+
+@dataclass
+class _Order:
+    order_id: int
+    client_id: int
+    perm_id: int
+    symbol: str
+    action: str
+    qty: float
+    order_type: str
+    lmt: float | None
+    aux: float | None
+    tif: str
+    account: str
+    order_ref: str
+    status: str = "Submitted"
+    filled: float = 0.0
+    avg_price: float = 0.0
+    triggered: bool = False
+    fills: int = 0
+
+
+@dataclass
+class _Exec:
+    exec_id: str
+    order: _Order
+    time: datetime
+    shares: float
+    price: float
+    cum_qty: float
+    avg_price: float
+    commission: float
+
+
+@dataclass
+class _Conn:
+    writer: asyncio.StreamWriter
+    client_id: int = -1
+    version: int = 0
+    positions: bool = False
+    account_updates: bool = False
+    tasks: list[Any] = field(default_factory=list)
+
+
+class FakeTWS:
+    """The fake gateway. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
+
+    Parameters
+    ----------
+    server_version
+        The highest version it offers (the client's maximum caps it).
+    account
+        The one managed account.
+    cash
+        Starting cash (``TotalCashValue``).
+    positions
+        Starting positions ``{symbol: qty}``.
+    commission_per_share, min_commission
+        IBKR fixed-style commissions per execution.
+    """
+
+    def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
+                 cash: float = 100_000.0, positions: dict[str, float] | None = None,
+                 commission_per_share: float = 0.005, min_commission: float = 1.0):
+        self.server_version = server_version
+        self.account = account
+        self.cash = float(cash)
+        self.positions: dict[str, float] = {k: float(v) for k, v in (positions or {}).items()}
+        self.prices: dict[str, float] = {}
+        self.commission_per_share = commission_per_share
+        self.min_commission = min_commission
+        self.orders: dict[int, _Order] = {}
+        self.executions: list[_Exec] = []
+        self.reject_symbols: set[str] = set()
+        self.partial_fills = 1
+        self.exec_before_status = False
+        self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
+        self.port = 0
+        self.connections_made = 0
+        self._next_id = 1
+        self._perm = 1000
+        self._conns: list[_Conn] = []
+        self._bars: Bars | None = None
+        self._bars_visible = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> FakeTWS:
+        """Start serving on a loopback port (:attr:`port`)."""
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def main() -> None:
+                self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+                self.port = self._server.sockets[0].getsockname()[1]
+                ready.set()
+
+            loop.run_until_complete(main())
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-tws", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake TWS did not start")
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and the server."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def close() -> None:
+            for c in list(self._conns):
+                c.writer.close()
+            if self._server is not None:
+                self._server.close()
+
+        asyncio.run_coroutine_threadsafe(close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self._loop = None
+
+    def __enter__(self) -> FakeTWS:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on the server's loop and wait for it."""
+        loop = self._loop
+        assert loop is not None, "the fake is not running"
+
+        async def call() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+    # ------------------------------------------------------------------ test controls
+    def set_price(self, symbol: str, price: float) -> None:
+        """Where ``symbol`` trades from the next :meth:`step` on."""
+        with self._lock:
+            self.prices[symbol] = float(price)
+
+    def set_bars(self, bars: Bars, visible: int = 0) -> None:
+        """Serve ``bars`` as historical data; only the first ``visible`` are out yet."""
+        with self._lock:
+            self._bars, self._bars_visible = bars, visible
+            ns = int(bars.close_ns[visible - 1]) if visible else int(bars.ts_ns[0])
+            self.clock = _EPOCH + timedelta(microseconds=ns // 1000)
+
+    def release_bar(self) -> int:
+        """The next bar closes: it becomes visible and its close the price."""
+        with self._lock:
+            if self._bars is None or self._bars_visible >= len(self._bars):
+                raise RuntimeError("no more bars to release")
+            t = self._bars_visible
+            self._bars_visible += 1
+            for j, sym in enumerate(self._bars.symbols):
+                c = self._bars.close[t, j]
+                if math.isfinite(c):
+                    self.prices[sym] = float(c)
+            self.clock = _EPOCH + timedelta(microseconds=int(self._bars.close_ns[t]) // 1000)
+            return t
+
+    def step(self) -> list[_Exec]:
+        """The market trades once at the current prices; returns the executions."""
+        return list(self._run(self._step))
+
+    def drop_connections(self) -> None:
+        """Close every client socket now (a dropped connection)."""
+        def drop() -> None:
+            for c in list(self._conns):
+                c.writer.close()
+        self._run(drop)
+
+    @property
+    def clients(self) -> list[int]:
+        """Client ids connected now."""
+        return [c.client_id for c in self._conns if c.client_id >= 0]
+
+    # ------------------------------------------------------------------ wire
+    def _send(self, conn: _Conn, *fields: Any) -> None:
+        payload = "".join(_s(f) + "\0" for f in fields).encode()
+        with contextlib.suppress(Exception):
+            conn.writer.write(struct.pack(">I", len(payload)) + payload)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Conn(writer)
+        try:
+            if await reader.readexactly(4) != b"API\0":
+                return
+            size = struct.unpack(">I", await reader.readexactly(4))[0]
+            versions = (await reader.readexactly(size)).decode().split(" ")[0]
+            lo, _, hi = versions[1:].partition("..")
+            conn.version = min(self.server_version, int(hi or lo))
+            self._send(conn, conn.version, self.clock.strftime("%Y%m%d %H:%M:%S UTC"))
+            self._conns.append(conn)
+            self.connections_made += 1
+            while True:
+                size = struct.unpack(">I", await reader.readexactly(4))[0]
+                fields = (await reader.readexactly(size)).decode().split("\0")[:-1]
+                with self._lock:
+                    if not self._handle(conn, fields):
+                        break
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if conn in self._conns:
+                self._conns.remove(conn)
+            writer.close()
+
+    def _contract(self, sym: str) -> list[Any]:
+        """conId, symbol, secType, expiry, strike, right, multiplier, exchange, currency,
+        localSymbol, tradingClass."""
+        return [self._con_id(sym), sym, "STK", "", "0", "", "", "SMART", "USD", sym, "NMS"]
+
+    @staticmethod
+    def _con_id(sym: str) -> int:
+        return 100_000 + int(sum(ord(ch) * pow(31, i) for i, ch in enumerate(sym))) % 900_000
+
+    def _error(self, conn: _Conn, req_id: int, code: int, text: str) -> None:
+        fields: list[Any] = [4, 2, req_id, code, text]
+        if conn.version >= 166:
+            fields.append("")
+        self._send(conn, *fields)
+
+    def _handle(self, conn: _Conn, f: list[str]) -> bool:
+        msg = int(f[0])
+        if msg == 71:  # startApi
+            cid = int(f[2])
+            if cid in self.clients:
+                self._error(conn, -1, 326, "Unable to connect as the client id is already "
+                                           "in use. Retry with a unique client id.")
+                return False
+            conn.client_id = cid
+            self._send(conn, 15, 1, self.account)
+            self._send(conn, 9, 1, self._next_id)
+        elif msg == 61:  # reqPositions
+            conn.positions = True
+            for sym, qty in sorted(self.positions.items()):
+                self._position(conn, sym, qty)
+            self._send(conn, 62, 1)
+        elif msg == 5:  # reqOpenOrders
+            for o in self.orders.values():
+                if o.status in _OPEN and o.client_id == conn.client_id:
+                    self._open_order(conn, o)
+                    self._order_status(conn, o, 0.0)
+            self._send(conn, 53, 1)
+        elif msg == 99:  # reqCompletedOrders
+            self._send(conn, 102)
+        elif msg == 6:  # reqAccountUpdates
+            conn.account_updates = f[2] == "1"
+            if conn.account_updates:
+                self._account_values(conn)
+                self._send(conn, 8, 1, self.clock.strftime("%H:%M"))
+                self._send(conn, 54, 1, self.account)
+        elif msg == 76:  # reqAccountUpdatesMulti
+            req = int(f[2])
+            for key, value in self._values():
+                self._send(conn, 73, 1, req, self.account, "", key, value, "USD")
+            self._send(conn, 74, 1, req)
+        elif msg == 7:  # reqExecutions
+            req = int(f[2])
+            for ex in self.executions:
+                if ex.order.client_id == conn.client_id:
+                    self._exec_details(conn, ex, req)
+                    self._commission(conn, ex)
+            self._send(conn, 55, 1, req)
+        elif msg == 49:  # reqCurrentTime
+            self._send(conn, 49, 1, int(self.clock.timestamp()))
+        elif msg == 8:  # reqIds
+            self._send(conn, 9, 1, self._next_id)
+        elif msg == 3:  # placeOrder
+            self._place(conn, f)
+        elif msg == 4:  # cancelOrder
+            self._cancel(conn, int(f[2]))
+        elif msg == 20:  # reqHistoricalData
+            self._historical(conn, f)
+        return True
+
+    # ------------------------------------------------------------------ messages
+    def _values(self) -> list[tuple[str, str]]:
+        value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
+        cash = _s(round(self.cash, 6))
+        return [("TotalCashValue", cash), ("CashBalance", cash),
+                ("NetLiquidation", _s(round(self.cash + value, 6))),
+                ("BuyingPower", _s(max(self.cash, 0.0) * 4))]
+
+    def _account_values(self, conn: _Conn) -> None:
+        for key, value in self._values():
+            self._send(conn, 6, 2, key, value, "USD", self.account)
+
+    def _position(self, conn: _Conn, sym: str, qty: float) -> None:
+        c = self._contract(sym)
+        self._send(conn, 61, 3, self.account, *c[:7], "NASDAQ", *c[8:], qty,
+                   self.prices.get(sym, 0.0))
+
+    def _open_order(self, conn: _Conn, o: _Order) -> None:
+        v = conn.version
+        fields: list[Any] = [5, o.order_id, *self._contract(o.symbol), o.action, o.qty,
+                             o.order_type, o.lmt, o.aux, o.tif, "", o.account, "", 0,
+                             o.order_ref, o.client_id, o.perm_id, 0, 0, 0, "", "", "", "",
+                             ""]
+        if v < 177:
+            fields.append("")  # faProfile
+        fields += ["", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "", 0,
+                   0, 0, "", 0, 0, "", 0, "", "",  # ... through deltaNeutralAuxPrice
+                   0, 0, "", "", "", "", "",        # continuousUpdate .. comboLegsDescrip
+                   0, 0, 0,                         # combo legs, order legs, params
+                   "", "", "",                      # scale sizes, increment (unset)
+                   "",                              # hedgeType
+                   0, "", "", 0, 0,                 # optOut .. dncPresent
+                   "",                              # algoStrategy
+                   0, 0, o.status, *([""] * 9), "", "", "", "", "", 0, 0,
+                   0,                               # conditions
+                   "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, 0, 0]
+        if v >= 159:
+            fields.append("")
+        if v >= 160:
+            fields.append("")
+        if v >= 162:
+            fields.append(0)
+        if v >= 170:
+            fields += ["", "", "", "", ""]
+        self._send(conn, *fields)
+
+    def _order_status(self, conn: _Conn, o: _Order, last: float) -> None:
+        self._send(conn, 3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price,
+                   o.perm_id, 0, last, o.client_id, "", 0)
+
+    def _exec_details(self, conn: _Conn, ex: _Exec, req: int) -> None:
+        o = ex.order
+        c = self._contract(o.symbol)
+        fields: list[Any] = [11, req, o.order_id, *c, ex.exec_id,
+                             ex.time.strftime("%Y%m%d %H:%M:%S UTC"), o.account, "ISLAND",
+                             "BOT" if o.action == "BUY" else "SLD", ex.shares, ex.price,
+                             o.perm_id, o.client_id, 0, ex.cum_qty, ex.avg_price,
+                             o.order_ref, "", "", "", 1]
+        if conn.version >= 178:
+            fields.append(0)
+        self._send(conn, *fields)
+
+    def _commission(self, conn: _Conn, ex: _Exec) -> None:
+        self._send(conn, 59, 1, ex.exec_id, ex.commission, "USD", "", "", "")
+
+    def _owner(self, o: _Order) -> _Conn | None:
+        return next((c for c in self._conns if c.client_id == o.client_id), None)
+
+    # ------------------------------------------------------------------ orders
+    def _place(self, conn: _Conn, f: list[str]) -> None:
+        oid = int(f[1])
+        sym, action, qty, kind = f[3], f[16], float(f[17]), f[18]
+        lmt = float(f[19]) if f[19] else None
+        aux = float(f[20]) if f[20] else None
+        existing = self.orders.get(oid)
+        if existing is not None:
+            if existing.client_id != conn.client_id or existing.status not in _OPEN:
+                self._error(conn, oid, 103, "Duplicate order id")
+                return
+            existing.qty, existing.lmt, existing.aux = qty, lmt, aux  # a modification
+            self._open_order(conn, existing)
+            self._order_status(conn, existing, 0.0)
+            return
+        self._next_id = max(self._next_id, oid + 1)
+        if sym not in self.prices and (self._bars is None or sym not in self._bars):
+            self._error(conn, oid, 200, "No security definition has been found for the "
+                                        "request")
+            return
+        if sym in self.reject_symbols or qty <= 0:
+            self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
+            return
+        self._perm += 1
+        o = _Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
+                   f[21] or "DAY", f[23] or self.account, f[26])
+        self.orders[oid] = o
+        self._open_order(conn, o)
+        self._order_status(conn, o, 0.0)
+
+    def _cancel(self, conn: _Conn, oid: int) -> None:
+        o = self.orders.get(oid)
+        if o is None or o.client_id != conn.client_id:
+            self._error(conn, oid, 10147, f"OrderId {oid} that needs to be cancelled is not "
+                                          f"found.")
+            return
+        if o.status not in _OPEN:
+            self._error(conn, oid, 10148, f"OrderId {oid} that needs to be cancelled cannot "
+                                          f"be cancelled, state: {o.status}.")
+            return
+        o.status = "Cancelled"
+        self._order_status(conn, o, 0.0)
+        self._error(conn, oid, 202, "Order Canceled - reason:")
+
+    def _step(self) -> list[_Exec]:
+        self.clock += timedelta(seconds=1)
+        made = []
+        for o in list(self.orders.values()):
+            if o.status not in _OPEN:
+                continue
+            ex = self._match(o)
+            if ex is not None:
+                made.append(ex)
+        return made
+
+    def _match(self, o: _Order) -> _Exec | None:
+        px = self.prices.get(o.symbol)
+        if px is None:
+            return None
+        buy = o.action == "BUY"
+        if o.order_type in ("STP", "STP LMT") and not o.triggered:
+            assert o.aux is not None
+            if (buy and px >= o.aux) or (not buy and px <= o.aux):
+                o.triggered = True
+            else:
+                return None
+        if o.order_type in ("LMT", "STP LMT"):
+            assert o.lmt is not None
+            if (buy and px > o.lmt) or (not buy and px < o.lmt):
+                return None
+            price = min(px, o.lmt) if buy else max(px, o.lmt)
+        else:
+            price = px
+        left = o.qty - o.filled
+        part = o.qty / self.partial_fills
+        size = left if left <= part * (1 + 1e-12) else part
+        return self._fill(o, size, price)
+
+    def _fill(self, o: _Order, size: float, price: float) -> _Exec:
+        sign = 1.0 if o.action == "BUY" else -1.0
+        o.avg_price = (o.avg_price * o.filled + size * price) / (o.filled + size)
+        o.filled += size
+        o.fills += 1
+        if o.filled >= o.qty * (1 - 1e-12):
+            o.status = "Filled"
+        commission = max(self.min_commission, size * self.commission_per_share)
+        self.cash -= sign * size * price + commission
+        pos = self.positions.get(o.symbol, 0.0) + sign * size
+        if abs(pos) < 1e-12:
+            self.positions.pop(o.symbol, None)
+        else:
+            self.positions[o.symbol] = pos
+        ex = _Exec(f"{o.perm_id:010x}.{o.fills:02d}.01", o, self.clock, size, price, o.filled,
+                   o.avg_price, commission)
+        self.executions.append(ex)
+        conn = self._owner(o)
+        if conn is not None:  # a disconnected owner learns of it at reqExecutions
+            if self.exec_before_status:
+                self._exec_details(conn, ex, -1)
+                self._order_status(conn, o, price)
+            else:
+                self._order_status(conn, o, price)
+                self._exec_details(conn, ex, -1)
+            self._commission(conn, ex)
+        for c in self._conns:
+            if c.positions:
+                self._position(c, o.symbol, pos)
+            if c.account_updates:
+                self._account_values(c)
+        return ex
+
+    # ------------------------------------------------------------------ bars
+    def _historical(self, conn: _Conn, f: list[str]) -> None:
+        req, sym = int(f[1]), f[3]
+        bars = self._bars
+        rows: list[Any] = []
+        if bars is not None and sym in bars:
+            j = bars.symbol_index(sym)
+            daily = int(bars.interval.astype("int64")) >= 86_400 * 10**9
+            for t in range(self._bars_visible):
+                if not math.isfinite(bars.close[t, j]):
+                    continue
+                when = _EPOCH + timedelta(microseconds=int(bars.ts_ns[t]) // 1000)
+                date = when.strftime("%Y%m%d") if daily else str(int(when.timestamp()))
+                rows += [date, bars.open[t, j], bars.high[t, j], bars.low[t, j],
+                         bars.close[t, j], bars.volume[t, j], bars.close[t, j], 1]
+        start = self.clock.strftime("%Y%m%d %H:%M:%S")
+        self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
+
+
+class FakeTWSVenue:
+    """A :class:`~simbroker.testing.checks.ConformanceVenue` over :class:`FakeTWS`."""
+
+    def __init__(self, server_version: int = 178, **broker_kwargs: Any):
+        from simbroker.brokers.ibkr import IBKRBroker
+
+        self.fake = FakeTWS(server_version=server_version).start()
+        self.broker = IBKRBroker("127.0.0.1", self.fake.port, 1, **broker_kwargs)
+
+    def set_price(self, symbol: str, price: float) -> None:
+        """Where ``symbol`` trades from the next step on."""
+        self.fake.set_price(symbol, price)
+
+    def step(self) -> None:
+        """Trade once; wait until the broker has seen every execution and commission."""
+        made = self.fake.step()
+        self.broker.wait_for_fills({e.exec_id for e in made}, timeout=10)
+
+    def close(self) -> None:
+        """Disconnect the broker and stop the fake."""
+        self.broker.close()
+        self.fake.stop()

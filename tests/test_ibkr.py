@@ -1,0 +1,291 @@
+"""IBKRBroker with the real ib_async client against the loopback FakeTWS, at server
+versions 157 and 178."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ib_async")
+
+import simbroker
+from simbroker.brokers.ibkr import IBKRBroker
+from simbroker.config import IBKRConfig
+from simbroker.errors import BrokerConnectionError, ConfigError, OrderRejected, UnknownOrder
+from simbroker.runner import RealtimeRunner
+from simbroker.testing.checks import check_broker_conformance
+from simbroker.testing.fake_tws import FakeTWS, FakeTWSVenue
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSIONS = [157, 178]
+
+
+@pytest.fixture(autouse=True)
+def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A malformed message is swallowed by ib_async's decoder: fail on its ERROR logs."""
+    caplog.set_level(logging.ERROR, logger="ib_async")
+    yield
+    bad = [r.getMessage() for r in caplog.records
+           if r.levelno >= logging.ERROR and r.name.startswith("ib_async")
+           and not r.getMessage().startswith(("Error 202", "Error 201", "Error 200",
+                                              "Error 10147", "Error 326", "Error 103",
+                                              "API connection failed"))
+           and "Peer closed connection" not in r.getMessage()]
+    assert not bad, bad
+
+
+@pytest.fixture(params=VERSIONS, ids=lambda v: f"v{v}")
+def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
+    with FakeTWS(server_version=request.param) as fake:
+        fake.set_price("AAA", 100.0)
+        fake.set_price("BBB", 20.0)
+        yield fake
+
+
+@pytest.fixture
+def broker(tws: FakeTWS) -> Iterator[IBKRBroker]:
+    b = IBKRBroker("127.0.0.1", tws.port, 1, timeout=5, reconnect_backoff=(0.05, 0.4))
+    yield b
+    b.close()
+
+
+def step(tws: FakeTWS, broker: IBKRBroker) -> list[Any]:
+    made = tws.step()
+    assert broker.wait_for_fills({e.exec_id for e in made}, 10)
+    return made
+
+
+def wait_until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_conformance(version: int) -> None:
+    check_broker_conformance(lambda: FakeTWSVenue(version, timeout=5))
+
+
+def test_every_order_type_fills_or_rests(tws: FakeTWS, broker: IBKRBroker) -> None:
+    mkt = broker.submit_order("AAA", "buy", 10)
+    lim = broker.submit_order("AAA", "buy", 5, "limit", limit_price=95.0, tif="gtc")
+    stp = broker.submit_order("AAA", "sell", 3, "stop", stop_price=90.0, tif="gtc")
+    stl = broker.submit_order("BBB", "buy", 100, "stop_limit", stop_price=21.0,
+                              limit_price=21.5, tif="gtc")
+    assert (lim["limit_price"], stp["stop_price"]) == (95.0, 90.0)
+    assert (stl["limit_price"], stl["stop_price"]) == (21.5, 21.0)
+    step(tws, broker)
+    assert [f["order_id"] for f in broker.get_fills()] == [mkt["order_id"]]
+    tws.set_price("AAA", 94.0)
+    tws.set_price("BBB", 21.2)
+    step(tws, broker)
+    by_order = {f["order_id"]: f for f in broker.get_fills()}
+    assert by_order[lim["order_id"]]["price"] == 94.0
+    assert by_order[stl["order_id"]]["price"] == 21.2
+    assert stp["order_id"] not in by_order
+    tws.set_price("AAA", 89.0)
+    step(tws, broker)
+    assert broker.get_positions() == {"AAA": 12.0, "BBB": 100.0}
+    fills = broker.get_fills()
+    fees = sum(f["fee"] for f in fills)
+    assert fees == pytest.approx(4 * 1.0)  # $1 minimum on each execution
+    spent = 10 * 100 + 5 * 94 + 100 * 21.2 - 3 * 89
+    assert broker.get_cash() == pytest.approx(100_000 - spent - fees)
+
+
+def test_cancel_is_idempotent_and_unknown_ids_raise(tws: FakeTWS,
+                                                     broker: IBKRBroker) -> None:
+    lim = broker.submit_order("AAA", "buy", 5, "limit", limit_price=50.0)
+    assert broker.cancel_order(lim["order_id"])["status"] == "canceled"
+    assert broker.cancel_order(lim["order_id"])["status"] == "canceled"
+    with pytest.raises(UnknownOrder):
+        broker.cancel_order("999999")
+    with pytest.raises(UnknownOrder):
+        broker.cancel_order("not-a-number")
+
+
+def test_partial_fills_with_commissions(tws: FakeTWS, broker: IBKRBroker) -> None:
+    tws.partial_fills = 2
+    tws.commission_per_share = 0.01
+    order = broker.submit_order("AAA", "buy", 400)
+    step(tws, broker)
+    info = broker._info(broker._trade(order["order_id"]))
+    assert info["status"] == "partially_filled"
+    assert info["filled_qty"] == 200
+    step(tws, broker)
+    fills = broker.get_fills()
+    assert [f["qty"] for f in fills] == [200.0, 200.0]
+    assert [f["fee"] for f in fills] == [2.0, 2.0]
+    assert broker.get_cash() == pytest.approx(100_000 - 400 * 100 - 4.0)
+
+
+def test_rejections_change_nothing(tws: FakeTWS, broker: IBKRBroker) -> None:
+    tws.reject_symbols.add("BBB")
+    with pytest.raises(OrderRejected, match="error 201"):
+        broker.submit_order("BBB", "buy", 1)
+    with pytest.raises(OrderRejected, match="error 200"):
+        broker.submit_order("NOSUCH", "buy", 1)
+    assert broker.get_positions() == {}
+    assert broker.get_cash() == 100_000
+
+
+def test_execution_before_status_is_booked_once(tws: FakeTWS, broker: IBKRBroker) -> None:
+    tws.exec_before_status = True
+    broker.submit_order("AAA", "sell", 7)
+    step(tws, broker)
+    assert len(broker.get_fills()) == 1
+    assert broker.get_positions() == {"AAA": -7.0}
+
+
+def test_reconnect_recovers_fills_without_duplicates(tws: FakeTWS,
+                                                     broker: IBKRBroker) -> None:
+    order = broker.submit_order("AAA", "buy", 10, client_order_id="run-1")
+    tws.drop_connections()
+    wait_until(lambda: not broker._connected.is_set())
+    made = tws.step()  # fills while the client is away
+    assert len(made) == 1
+    wait_until(lambda: broker.reconnects >= 1)
+    assert broker.wait_for_fills({made[0].exec_id}, 10)
+    fills = broker.get_fills()
+    assert len(fills) == 1
+    assert fills[0]["fee"] == 1.0
+    again = broker.submit_order("AAA", "buy", 10, client_order_id="run-1")
+    assert again["order_id"] == order["order_id"]
+    assert len(tws.orders) == 1
+
+
+def test_startup_loads_positions_and_open_orders(tws: FakeTWS) -> None:
+    tws.positions["AAA"] = 25.0
+    first = IBKRBroker("127.0.0.1", tws.port, 7, timeout=5)
+    resting = first.submit_order("AAA", "sell", 5, "limit", limit_price=500.0, tif="gtc",
+                                 client_order_id="keep-me")
+    first.close()  # the process died; the order rests at IB
+    wait_until(lambda: 7 not in tws.clients)
+    second = IBKRBroker("127.0.0.1", tws.port, 7, timeout=5)
+    try:
+        assert second.get_positions() == {"AAA": 25.0}
+        again = second.submit_order("AAA", "sell", 5, "limit", limit_price=500.0,
+                                    tif="gtc", client_order_id="keep-me")
+        assert again["order_id"] == resting["order_id"]
+        assert len(tws.orders) == 1
+    finally:
+        second.close()
+
+
+def test_client_id_in_use_is_a_clear_error(tws: FakeTWS, broker: IBKRBroker) -> None:
+    with pytest.raises(BrokerConnectionError, match="client id 1 is already in use"):
+        IBKRBroker("127.0.0.1", tws.port, 1, timeout=3)
+
+
+def test_live_is_refused_without_opt_in() -> None:
+    with pytest.raises(ConfigError, match="7496"):
+        IBKRBroker("127.0.0.1", 7496, 1)
+    cfg = IBKRConfig(host="127.0.0.1", port=4001, client_id=1, trading_mode="live")
+    with pytest.raises(ConfigError, match="real money"):
+        IBKRBroker.from_config(cfg)
+
+
+def test_trade_log_replays_to_the_brokers_state(tws: FakeTWS, tmp_path: Path) -> None:
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        b = IBKRBroker("127.0.0.1", tws.port, 3, timeout=5, trade_log=tlog)
+        b.submit_order("AAA", "buy", 10)
+        step(tws, b)
+        b.submit_order("AAA", "sell", 4)
+        lim = b.submit_order("BBB", "buy", 1, "limit", limit_price=1.0)
+        step(tws, b)
+        b.cancel_order(lim["order_id"])
+        state = replay_trade_log(tmp_path / "log.jsonl")
+        assert state.cash == pytest.approx(b.get_cash())
+        assert state.positions == b.get_positions()
+        assert state.open_orders == {}
+        b.close()
+    events = [r["event"] for r in read_trade_log(tmp_path / "log.jsonl")]
+    assert events.count("filled") == 2
+    assert "canceled" in events
+
+
+def test_bar_feed_warms_up_then_streams_bars(tws: FakeTWS, broker: IBKRBroker) -> None:
+    bars = simbroker.sample_bars().select(symbols=["AAPL", "MSFT"])
+    tws.set_bars(bars, visible=30)
+    feed = broker.bar_feed(["AAPL", "MSFT"], bars.interval.astype("timedelta64[us]").item(),
+                           warmup=20, poll=3600)
+    try:
+        warm = feed.warmup()
+        assert warm is not None
+        np.testing.assert_array_equal(warm.close, bars.close[10:30])
+        tws.release_bar()
+        assert feed.poll_once() == 2
+        ev = feed.next_bar(1.0)
+        assert ev is not None
+        assert ev.timestamp == bars.index[30]
+        np.testing.assert_array_equal(ev.close, bars.close[30])
+        assert feed.poll_once() == 0
+    finally:
+        feed.close()
+
+
+def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
+    """The backtested SMA object trades the fake fed by the sample data and fills at the
+    same prices as the backtest (no slippage; IB's commissions on top)."""
+    n = 160
+    bars = simbroker.sample_bars().rows(0, n)
+    spec = importlib.util.spec_from_file_location("sma_example_ibkr",
+                                                  ROOT / "examples" / "sma_crossover.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sma = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sma)
+    expected = simbroker.backtest(sma.SmaCrossover(10, 50, qty=100), bars, slippage=0,
+                                  fees=0).fills
+    with FakeTWS(cash=10_000_000) as tws, TradeLog(tmp_path / "rt.jsonl") as tlog:
+        tws.set_bars(bars, visible=0)
+        broker = IBKRBroker("127.0.0.1", tws.port, 1, timeout=5, trade_log=tlog)
+        feed = broker.bar_feed(list(bars.symbols),
+                               bars.interval.astype("timedelta64[us]").item(), poll=3600)
+        runner = RealtimeRunner(sma.SmaCrossover(10, 50, qty=100), broker, feed,
+                                trade_log=tlog, max_bars=n, handle_signals=False,
+                                poll_timeout=0.05)
+        errors: list[BaseException] = []
+
+        def market() -> None:
+            try:
+                for t in range(n):
+                    wait_until(lambda t=t: runner.report.bars >= t, 30)
+                    if t:
+                        for j, sym in enumerate(bars.symbols):
+                            if np.isfinite(bars.open[t, j]):
+                                tws.set_price(sym, float(bars.open[t, j]))
+                        step(tws, broker)
+                    tws.release_bar()
+                    feed.poll_once()
+            except BaseException as exc:
+                errors.append(exc)
+
+        driver = threading.Thread(target=market, daemon=True)
+        driver.start()
+        report = runner.run()
+        driver.join(30)
+        feed.close()
+        got = sorted(broker.get_fills(), key=lambda f: (f["symbol"], f["timestamp"]))
+        broker.close()
+    assert not errors, errors
+    assert report.bars == n
+    want = expected.sort_values(["symbol", "timestamp"], kind="stable")
+    assert len(got) == len(want) > 0
+    for f, (_, e) in zip(got, want.iterrows(), strict=True):
+        assert (f["symbol"], f["side"], f["qty"]) == (e["symbol"], e["side"], e["qty"])
+        assert f["price"] == pytest.approx(e["price"], rel=1e-12)
+    state = replay_trade_log(tmp_path / "rt.jsonl")
+    assert state.cash == pytest.approx(10_000_000 - sum(
+        (1 if f["side"] == "buy" else -1) * f["notional"] + f["fee"] for f in got))
