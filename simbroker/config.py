@@ -244,7 +244,7 @@ class IBKRConfig(_Config):
     _types: ClassVar[dict[str, tuple[type, ...]]] = {
         "host": (str,), "port": (int,), "client_id": (int,), "account": (str,),
         "trading_mode": (str,), "timeout": (int, float), "currency": (str,),
-        "exchange": (str,), "trade_log": (str,),
+        "exchange": (str,), "trade_log": (str,), "bar_poll": (int, float),
     }
 
     host: str = "127.0.0.1"
@@ -255,10 +255,14 @@ class IBKRConfig(_Config):
     timeout: float = 10.0
     currency: str = "USD"
     exchange: str = "SMART"
+    bar_poll: float = 5.0
     trade_log: str | None = None
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
+        if not self.bar_poll > 0:
+            raise ConfigError(f"key 'bar_poll' must be > 0 seconds, got {self.bar_poll!r}",
+                              key="bar_poll")
         if self.account == "":  # ${IB_ACCOUNT:-} left empty: the only account
             object.__setattr__(self, "account", None)
         if self.trading_mode not in ("paper", "live"):

@@ -289,3 +289,39 @@ def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
     state = replay_trade_log(tmp_path / "rt.jsonl")
     assert state.cash == pytest.approx(10_000_000 - sum(
         (1 if f["side"] == "buy" else -1) * f["notional"] + f["fee"] for f in got))
+
+
+def test_the_paper_command_trades_ibkr(tmp_path: Path) -> None:
+    """`simbroker paper --broker ibkr`, as a user runs it, against the fake gateway."""
+    import os
+    import subprocess
+    import sys
+
+    bars = simbroker.sample_bars().rows(0, 120)
+    with FakeTWS(cash=10_000_000) as tws:
+        tws.set_bars(bars, visible=60)
+        (tmp_path / "brokers").mkdir()
+        (tmp_path / "brokers" / "ibkr.yaml").write_text(
+            f"host: 127.0.0.1\nport: {tws.port}\nclient_id: 5\ntrading_mode: paper\n"
+            f"timeout: 5\nbar_poll: 0.1\ntrade_log: {tmp_path / 'ibkr.jsonl'}\n")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "simbroker.cli", "paper",
+             f"{ROOT / 'examples' / 'sma_crossover.py'}:SmaCrossover", "--broker", "ibkr",
+             "--config-dir", str(tmp_path), "--symbols", "AAPL", "MSFT", "--interval", "1D",
+             "--warmup", "55", "--max-bars", "3"],
+            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.3)
+                if tws._bars_visible < len(bars) and 5 in tws.clients:
+                    tws.release_bar()
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "3 bars" in out
+    records = read_trade_log(tmp_path / "ibkr.jsonl")
+    assert records[0]["event"] == "start"
+    assert [r["event"] for r in records].count("bar") == 3

@@ -152,10 +152,12 @@ class IBKRBroker:
     def from_config(cls, cfg: IBKRConfig, *, allow_live: bool = False,
                     trade_log: TradeLog | None = None, **kwargs: Any) -> IBKRBroker:
         """Build from ``CONFIG/brokers/ibkr.yaml`` (see :mod:`simbroker.config`)."""
-        return cls(cfg.host, cfg.port, cfg.client_id, account=cfg.account or "",
-                   allow_live=allow_live, trade_log=trade_log, timeout=cfg.timeout,
-                   currency=cfg.currency, exchange=cfg.exchange,
-                   trading_mode=cfg.trading_mode, **kwargs)
+        broker = cls(cfg.host, cfg.port, cfg.client_id, account=cfg.account or "",
+                     allow_live=allow_live, trade_log=trade_log, timeout=cfg.timeout,
+                     currency=cfg.currency, exchange=cfg.exchange,
+                     trading_mode=cfg.trading_mode, **kwargs)
+        broker.bar_poll = float(cfg.bar_poll)
+        return broker
 
     def __repr__(self) -> str:
         return (f"IBKRBroker({self.host}:{self.port}, client {self.client_id}, "
@@ -476,10 +478,14 @@ class IBKRBroker:
         }
 
     # ------------------------------------------------------------------ bars
+    bar_poll: float = 5.0
+    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
+
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *, warmup: int = 0,
-                 poll: float = 5.0) -> IBKRBarFeed:
+                 poll: float | None = None) -> IBKRBarFeed:
         """Completed bars of ``symbols`` for the real-time runner."""
-        return IBKRBarFeed(self, symbols, interval, warmup=warmup, poll=poll)
+        return IBKRBarFeed(self, symbols, interval, warmup=warmup,
+                           poll=self.bar_poll if poll is None else poll)
 
     def _bars(self, symbol: str, interval: timedelta, n: int) -> list[Any]:
         secs = int(interval.total_seconds())
