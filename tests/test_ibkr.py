@@ -325,3 +325,50 @@ def test_the_paper_command_trades_ibkr(tmp_path: Path) -> None:
     records = read_trade_log(tmp_path / "ibkr.jsonl")
     assert records[0]["event"] == "start"
     assert [r["event"] for r in records].count("bar") == 3
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cancelled_order_is_found_after_a_restart(version: int) -> None:
+    """Completed orders come back at start-up: a resubmission of a cancelled order's
+    client id returns it instead of placing a new one."""
+    with FakeTWS(server_version=version) as tws:
+        tws.set_price("AAA", 100.0)
+        first = IBKRBroker("127.0.0.1", tws.port, 4, timeout=5)
+        order = first.submit_order("AAA", "buy", 3, "limit", limit_price=50.0,
+                                   client_order_id="gone-1")
+        first.cancel_order(order["order_id"])
+        first.close()
+        wait_until(lambda: 4 not in tws.clients)
+        second = IBKRBroker("127.0.0.1", tws.port, 4, timeout=5)
+        try:
+            again = second.submit_order("AAA", "buy", 3, "limit", limit_price=50.0,
+                                        client_order_id="gone-1")
+            assert again["status"] == "canceled"
+            assert again["client_order_id"] == "gone-1"
+            assert len(tws.orders) == 1
+            # Known by its permanent id now; cancelling it again changes nothing.
+            assert second.cancel_order(again["order_id"])["status"] == "canceled"
+        finally:
+            second.close()
+
+
+def test_delayed_executions_are_booked_once(tws: FakeTWS, broker: IBKRBroker) -> None:
+    tws.exec_delay = 0.3  # orderStatus Filled arrives first, the execution later
+    broker.submit_order("AAA", "buy", 5)
+    step(tws, broker)
+    fills = broker.get_fills()
+    assert len(fills) == 1
+    assert fills[0]["fee"] == 1.0
+
+
+def test_contract_details_qualify_known_symbols(tws: FakeTWS, broker: IBKRBroker) -> None:
+    import ib_async
+
+    async def details_of(symbol: str) -> Any:
+        return await broker.ib.reqContractDetailsAsync(ib_async.Stock(symbol, "SMART", "USD"))
+
+    details = broker._run(details_of("AAA"))
+    assert details[0].contract.symbol == "AAA"
+    assert details[0].contract.primaryExchange == "NASDAQ"
+    assert details[0].minTick == 0.01
+    assert broker._run(details_of("ZZZ")) == []

@@ -391,14 +391,15 @@ class IBKRBroker:
         return None
 
     def _trade(self, order_id: str) -> Any:
+        by_perm = isinstance(order_id, str) and order_id.startswith("P")
         try:
-            oid = int(order_id)
+            num = int(order_id[1:] if by_perm else order_id)
         except (TypeError, ValueError):
             raise UnknownOrder(order_id) from None
 
         def look() -> Any:
             for trade in self.ib.trades():
-                if trade.order.orderId == oid:
+                if (trade.order.permId if by_perm else trade.order.orderId) == num:
                     return trade
             return None
 
@@ -463,7 +464,10 @@ class IBKRBroker:
 
         submitted = trade.log[0].time if trade.log else datetime.now(timezone.utc)
         return {
-            "order_id": str(o.orderId), "client_order_id": o.orderRef or None,
+            # Orders completed before this session come back without an order id (IB
+            # keeps only the permanent id for them).
+            "order_id": str(o.orderId) if o.orderId else f"P{o.permId}",
+            "client_order_id": o.orderRef or None,
             "symbol": str(trade.contract.symbol),
             "side": "buy" if o.action == "BUY" else "sell",
             "order_type": _TYPES_BACK.get(o.orderType, o.orderType.lower()),

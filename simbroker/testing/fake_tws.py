@@ -19,7 +19,8 @@ subscribers, serves the current time and historical bars (from :meth:`FakeTWS.se
 Faults: ``reject_symbols`` (error 201), unknown symbols (error 200), a duplicate order
 id (103), cancelling an unknown order (10147), a client id already connected (326),
 :meth:`FakeTWS.drop_connections` (the socket closes mid-session), ``exec_before_status``
-(execDetails before orderStatus), ``partial_fills``.
+(execDetails before orderStatus), ``exec_delay`` (execDetails and commission seconds after
+orderStatus), ``partial_fills``. Contract details for known symbols (error 200 else).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class FakeTWS:
         self.reject_symbols: set[str] = set()
         self.partial_fills = 1
         self.exec_before_status = False
+        self.exec_delay = 0.0
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
         self.port = 0
         self.connections_made = 0
@@ -315,6 +317,9 @@ class FakeTWS:
                     self._order_status(conn, o, 0.0)
             self._send(conn, 53, 1)
         elif msg == 99:  # reqCompletedOrders
+            for o in self.orders.values():
+                if o.status not in _OPEN and o.client_id == conn.client_id:
+                    self._completed_order(conn, o)
             self._send(conn, 102)
         elif msg == 6:  # reqAccountUpdates
             conn.account_updates = f[2] == "1"
@@ -344,6 +349,8 @@ class FakeTWS:
             self._cancel(conn, int(f[2]))
         elif msg == 20:  # reqHistoricalData
             self._historical(conn, f)
+        elif msg == 9:  # reqContractDetails
+            self._contract_details(conn, int(f[2]), f[4], f[5])
         return True
 
     # ------------------------------------------------------------------ messages
@@ -391,6 +398,50 @@ class FakeTWS:
         if v >= 170:
             fields += ["", "", "", "", ""]
         self._send(conn, *fields)
+
+    def _completed_order(self, conn: _Conn, o: _Order) -> None:
+        fields: list[Any] = [101, *self._contract(o.symbol), o.action, o.qty, o.order_type,
+                             o.lmt, o.aux, o.tif, "", o.account, "", 0, o.order_ref,
+                             o.perm_id, 0, 0, 0, "", "", "", ""]
+        if conn.version < 177:
+            fields.append("")  # faProfile
+        fields += ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", 0, 0, "",
+                   0, "", "",                       # ... through deltaNeutralAuxPrice
+                   0, 0, "", "", "",                # continuousUpdate .. comboLegsDescrip
+                   0, 0, 0, "", "", "", "",         # legs, order legs, params, scale, hedge
+                   "", "", 0, 0, "",                # clearing .. dncPresent, algoStrategy
+                   0, o.status, 0, 0, 0,            # solicited, status, randomize, conditions
+                   "", "", "", 0, 0, "", o.filled, "", 0, "", 0, 0, "",
+                   self.clock.strftime("%Y%m%d %H:%M:%S UTC"), o.status]
+        if conn.version >= 170:
+            fields += ["", "", "", "", ""]
+        self._send(conn, *fields)
+
+    def _contract_details(self, conn: _Conn, req: int, sym: str, sec_type: str) -> None:
+        known = sym in self.prices or (self._bars is not None and sym in self._bars)
+        if not known or sec_type not in ("STK", ""):
+            self._error(conn, req, 200, "No security definition has been found for the "
+                                        "request")
+            self._send(conn, 52, 1, req)
+            return
+        v = conn.version
+        fields: list[Any] = [10]
+        if v < 164:
+            fields.append(8)  # a version field, dropped at 164
+        fields += [req, sym, "STK", "", "0", "", "SMART", "USD", sym, "NMS", "NMS",
+                   self._con_id(sym), "0.01"]
+        if v < 164:
+            fields.append(1)  # mdSizeMultiplier
+        fields += ["", "ACTIVETIM,LMT,MKT,STP,STP LMT", "SMART,NASDAQ,NYSE,ISLAND", 1, 0,
+                   f"{sym} INC", "NASDAQ", "", "Technology", "Computers", "Software",
+                   "US/Eastern", "", "", "", "", 0,  # no sec ids
+                   1, "", "", "26", "", "COMMON"]
+        if v == 163:
+            fields.append(1)
+        if v >= 164:
+            fields += [1, 1, 1]
+        self._send(conn, *fields)
+        self._send(conn, 52, 1, req)
 
     def _order_status(self, conn: _Conn, o: _Order, last: float) -> None:
         self._send(conn, 3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price,
@@ -514,16 +565,24 @@ class FakeTWS:
             if self.exec_before_status:
                 self._exec_details(conn, ex, -1)
                 self._order_status(conn, o, price)
+                self._commission(conn, ex)
+            elif self.exec_delay > 0 and self._loop is not None:
+                self._order_status(conn, o, price)
+                self._loop.call_later(self.exec_delay, self._late_exec, conn, ex)
             else:
                 self._order_status(conn, o, price)
                 self._exec_details(conn, ex, -1)
-            self._commission(conn, ex)
+                self._commission(conn, ex)
         for c in self._conns:
             if c.positions:
                 self._position(c, o.symbol, pos)
             if c.account_updates:
                 self._account_values(c)
         return ex
+
+    def _late_exec(self, conn: _Conn, ex: _Exec) -> None:
+        self._exec_details(conn, ex, -1)
+        self._commission(conn, ex)
 
     # ------------------------------------------------------------------ bars
     def _historical(self, conn: _Conn, f: list[str]) -> None:
