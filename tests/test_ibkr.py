@@ -163,6 +163,7 @@ def test_reconnect_recovers_fills_without_duplicates(tws: FakeTWS,
     again = broker.submit_order("AAA", "buy", 10, client_order_id="run-1")
     assert again["order_id"] == order["order_id"]
     assert len(tws.orders) == 1
+    assert broker.cancel_order(order["order_id"])["status"] == "filled"
 
 
 def test_startup_loads_positions_and_open_orders(tws: FakeTWS) -> None:

@@ -370,14 +370,21 @@ class IBKRBroker:
 
     def _find_ref(self, cid: str) -> OrderInfo | None:
         def look() -> Any:
-            for trade in self.ib.trades():
-                if trade.order.orderRef == cid:
-                    return trade
-            return None
+            found = [t for t in self.ib.trades() if t.order.orderRef == cid]
+            # A trade of this session (with an order id) over one completed before it.
+            found.sort(key=lambda t: t.order.orderId == 0)
+            return found[0] if found else None
 
         trade = self._run_sync(look)
         if trade is not None:
-            return self._info(trade)
+            info = self._info(trade)
+            if not trade.order.orderId:
+                # Completed before a restart: its executions still name the order id.
+                for f in self._fills.values():
+                    if f["client_order_id"] == cid:
+                        info["order_id"] = f["order_id"]
+                        break
+            return info
         fills = [f for f in self._fills.values() if f["client_order_id"] == cid]
         if fills:  # only its executions are left (filled before a restart)
             qty = sum(f["qty"] for f in fills)
@@ -404,6 +411,14 @@ class IBKRBroker:
             return None
 
         trade = self._run_sync(look)
+        if trade is None and not by_perm:
+            # Completed before a restart, the trade has only a permanent id; its
+            # executions link the order id to the orderRef.
+            ref = next((f["client_order_id"] for f in self._fills.values()
+                        if f["order_id"] == order_id and f["client_order_id"]), None)
+            if ref is not None:
+                trade = self._run_sync(lambda: next(
+                    (t for t in self.ib.trades() if t.order.orderRef == ref), None))
         if trade is None:
             raise UnknownOrder(order_id)
         return trade
