@@ -10,6 +10,9 @@
 - :mod:`simbroker.testing.checks`: ready-made invariant checks (slippage and fee models,
   accounting of a result, no look-ahead of a strategy, broker conformance on a venue).
 - :mod:`simbroker.testing.plugin`: pytest fixtures, loaded automatically (``pytest11``).
+- :mod:`simbroker.testing.fake_tws` and :mod:`simbroker.testing.fake_alpaca`: loopback
+  Interactive Brokers and Alpaca servers speaking the real protocols, with fault
+  injection, to test code that uses the live adapters (or the client libraries).
 - :func:`run_order_stream` replays such a stream through a paper broker.
 """
 
