@@ -45,11 +45,11 @@ _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 class Secret:
     """A string that never shows itself: ``repr``/``str``/``format`` give ``***``.
 
-    >>> key = Secret("PK-very-secret")
+    >>> key = Secret("not-a-real-key")
     >>> key, str(key), f"{key}"
     (Secret('***'), '***', '***')
     >>> key.reveal()
-    'PK-very-secret'
+    'not-a-real-key'
     """
 
     __slots__ = ("_value",)

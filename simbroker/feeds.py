@@ -6,7 +6,7 @@ bar has closed. Three kinds:
 
 - :class:`ReplayFeed` plays historical :class:`~simbroker.Bars` on the wall clock, at real
   or accelerated speed, so the whole real-time path runs without a network.
-- :class:`QueueFeed` is the base of live feeds (IBKR, Alpaca): a network thread pushes
+- :class:`QueueFeed` is the base of live feeds: a network thread pushes
   per-symbol bars with :meth:`QueueFeed.push_bar`; the feed assembles them into complete
   bar times and releases each once every symbol has reported or a grace period after the
   bar's close has passed, so one silent symbol never stalls the strategy.
@@ -15,6 +15,7 @@ bar has closed. Three kinds:
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -28,7 +29,10 @@ import numpy as np
 from simbroker.bars import Bars
 from simbroker.errors import DataError
 
-__all__ = ["BarEvent", "BarFeed", "FeedClosed", "QueueFeed", "ReplayFeed"]
+__all__ = ["OHLCV", "BarEvent", "BarFeed", "FeedClosed", "PolledFeed", "QueueFeed",
+           "ReplayFeed"]
+
+_log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -370,3 +374,103 @@ class QueueFeed:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({len(self._symbols)} symbols, "
                 f"interval={self._interval}, pending={len(self._pending)})")
+
+
+OHLCV = tuple[float, float, float, float, float]
+"""One symbol's bar: open, high, low, close, volume."""
+
+
+class PolledFeed(QueueFeed):
+    """A live feed that reads recent bars from a broker's history endpoint every ``poll``.
+
+    A subclass says how to :meth:`fetch` bars and what time the broker's clock reads
+    (:meth:`server_now`); this class does the rest, the same way for every broker: at
+    :meth:`start` it reads the history once (``warmup`` bars become :meth:`warmup`, and
+    the newest bar already out marks where live bars begin), then a thread pushes each
+    bar time once it has *closed* by the server's clock, whole (all symbols under one lock,
+    so the runner never sees half of it) and never twice.
+    """
+
+    def __init__(self, symbols: Sequence[str], interval: timedelta, *, poll: float = 5.0,
+                 grace: float = 2.0):
+        super().__init__(symbols, interval, grace=grace)
+        if not poll > 0:
+            raise ValueError(f"poll must be > 0 seconds, got {poll!r}")
+        self._poll = float(poll)
+        self._last: datetime | None = None  # the newest bar time handed on
+        self._live_from = _EPOCH
+        self._stop_polling = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
+        """Bars per symbol keyed by their tz-aware open time, covering at least those
+        opened after ``since`` and the latest ``n`` (more is fine: what was already
+        pushed, or has not closed yet, is skipped)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fetch()")
+
+    def server_now(self) -> datetime:
+        """The broker's clock (decides which bars have closed); this machine's by default."""
+        return datetime.now(timezone.utc)
+
+    def start(self, warmup: int = 0) -> None:
+        """Read the history (``warmup`` bars for :meth:`warmup`) and start polling."""
+        now = self.server_now()
+        history = self.fetch(None, max(warmup, 1) + 1)  # + the bar still forming, if any
+        times = sorted({t for rows in history.values() for t in rows
+                        if t + self._interval <= now})
+        if times:
+            self._last = times[-1]
+        else:  # no history at all: live bars are those that close from now on
+            self._live_from = now
+        if warmup > 0 and times:
+            keep = times[-warmup:]
+            row = {t: i for i, t in enumerate(keep)}
+            arr = np.full((5, len(keep), len(self.symbols)), np.nan)
+            for j, sym in enumerate(self.symbols):
+                for t, bar in history.get(sym, {}).items():
+                    i = row.get(t)
+                    if i is not None:
+                        arr[:, i, j] = bar
+            self.set_warmup(Bars.from_arrays(
+                [t.astimezone(timezone.utc).replace(tzinfo=None) for t in keep],
+                self.symbols, open=arr[0], high=arr[1], low=arr[2], close=arr[3],
+                volume=arr[4], interval=np.timedelta64(self._interval_ns, "ns")))
+        self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}",
+                                        daemon=True)
+        self._thread.start()
+
+    def poll_once(self) -> int:
+        """Fetch bars newer than the last one pushed; push those that have closed."""
+        now = self.server_now()
+        # Enough bars to reach back past the last one pushed (a slow poll or a pause
+        # may have let several close), plus the one still forming.
+        n = 3 if self._last is None else max(3, (now - self._last) // self._interval + 2)
+        bars = self.fetch(self._last, n)
+        by_time: dict[datetime, list[tuple[str, OHLCV]]] = {}
+        for sym, rows in bars.items():
+            if sym not in self._col:
+                continue
+            for t, bar in rows.items():
+                if t + self._interval <= now and (
+                        t > self._last if self._last is not None
+                        else t + self._interval > self._live_from):
+                    by_time.setdefault(t, []).append((sym, bar))
+        pushed = 0
+        for t in sorted(by_time):
+            with self._cond:  # one bar time whole: the condition's lock is re-entrant
+                for sym, bar in by_time[t]:
+                    pushed += self.push_bar(sym, t, *bar)
+            self._last = t
+        return pushed
+
+    def _run(self) -> None:
+        while not self._stop_polling.wait(self._poll):
+            try:
+                self.poll_once()
+            except Exception as exc:  # a network hiccup must not end the feed
+                _log.warning("%r: reading bars failed: %s", self, exc)
+
+    def close(self) -> None:
+        """Stop polling and close the feed."""
+        self._stop_polling.set()
+        super().close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +31,8 @@ from simbroker.testing.checks import check_broker_conformance
 from simbroker.testing.fake_alpaca import FakeAlpaca, FakeAlpacaVenue
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
-KEY, SECRET = "PKTESTKEY0123456789", "s3cr3t-Do-Not-Leak-4a1b2c"
+# Made up per run: nothing that looks like a credential is kept in the repository.
+KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -149,11 +151,11 @@ def test_http_errors_map_to_simbroker_errors(fake: FakeAlpaca, broker: AlpacaBro
 
 
 def test_bad_keys_are_named_but_never_shown(fake: FakeAlpaca) -> None:
+    wrong_key, wrong_secret = secrets.token_hex(10), secrets.token_urlsafe(20)
     with pytest.raises(BrokerAPIError, match="401") as info:
-        AlpacaBroker("PKWRONG", "wrong-secret-value", url_override=fake.rest_url,
-                     stream=False)
-    assert "wrong-secret-value" not in str(info.value)
-    assert "PKWRONG" not in str(info.value)
+        AlpacaBroker(wrong_key, wrong_secret, url_override=fake.rest_url, stream=False)
+    assert wrong_secret not in str(info.value)
+    assert wrong_key not in str(info.value)
 
 
 def test_secrets_stay_out_of_reprs_logs_and_the_trade_log(

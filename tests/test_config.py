@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from simbroker.config import (
 from simbroker.tradelog import TradeLog
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY, SECRET = "PKTESTKEY1234567890", "very-secret-value-42"
+# Made up per run: nothing that looks like a credential is kept in the repository.
+KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
 ENV = {"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET}
 
 

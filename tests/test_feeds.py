@@ -13,7 +13,7 @@ import pytest
 
 import simbroker
 from simbroker.errors import DataError
-from simbroker.feeds import BarFeed, FeedClosed, QueueFeed, ReplayFeed
+from simbroker.feeds import OHLCV, BarFeed, FeedClosed, PolledFeed, QueueFeed, ReplayFeed
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
 MINUTE = timedelta(minutes=1)
@@ -171,3 +171,110 @@ def test_queue_feed_refuses_bad_bars_naming_symbol_and_field(
     assert field in str(err.value)
     with pytest.raises(ValueError, match="naive"):
         feed.push_bar("A", T0.replace(tzinfo=None), 10, 11, 9, 10, 1)
+
+
+class ScriptedPolledFeed(PolledFeed):
+    """A broker whose history is a dict and whose clock the test sets; the poll thread
+    effectively never runs (poll_once is called by hand)."""
+
+    def __init__(self, symbols: list[str], history: dict[str, dict[datetime, OHLCV]],
+                 now: datetime, warmup: int = 0, poll: float = 3600.0):
+        super().__init__(symbols, MINUTE, poll=poll, grace=60.0)
+        self.history, self.now, self.asked = history, now, []
+        self.start(warmup)
+
+    def server_now(self) -> datetime:
+        return self.now
+
+    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
+        self.asked.append((since, n))
+        out: dict[str, dict[datetime, OHLCV]] = {}
+        for sym, rows in self.history.items():
+            times = sorted(t for t in rows if t <= self.now)  # what exists by now
+            out[sym] = {t: rows[t] for t in times[-n:]}
+        return out
+
+
+def _history(symbols: list[str], n: int) -> dict[str, dict[datetime, OHLCV]]:
+    return {s: {T0 + i * MINUTE: (10.0 + i, 11.0 + i, 9.0 + i, 10.5 + i, 100.0 + j)
+                for i in range(n)} for j, s in enumerate(symbols)}
+
+
+def test_polled_feed_warms_up_then_hands_on_each_bar_once_it_has_closed() -> None:
+    hist = _history(["A", "B"], 30)
+    # 10:05:30 by the broker's clock: bars 0..4 have closed, bar 5 is still forming.
+    feed = ScriptedPolledFeed(["A", "B"], hist, T0 + 5 * MINUTE + timedelta(seconds=30),
+                              warmup=3)
+    try:
+        warm = feed.warmup()
+        assert warm is not None
+        # The three latest *closed* bars; the forming one is not warm-up.
+        assert list(warm.index) == [pd.Timestamp(T0 + i * MINUTE) for i in (2, 3, 4)]
+        np.testing.assert_array_equal(warm.close[:, 0], [12.5, 13.5, 14.5])
+        assert feed.poll_once() == 0  # the forming bar is not handed on
+        feed.now = T0 + 6 * MINUTE  # bar 5 closes
+        assert feed.poll_once() == 2
+        ev = feed.next_bar(timeout=0.0)
+        assert ev is not None
+        assert ev.timestamp == T0 + 5 * MINUTE
+        np.testing.assert_array_equal(ev.close, [15.5, 15.5])
+        np.testing.assert_array_equal(ev.volume, [100.0, 101.0])
+        assert feed.poll_once() == 0  # never twice
+        assert feed.next_bar(timeout=0.0) is None
+    finally:
+        feed.close()
+
+
+def test_polled_feed_catches_up_a_long_gap_in_order() -> None:
+    hist = _history(["A"], 30)
+    feed = ScriptedPolledFeed(["A"], hist, T0 + 2 * MINUTE)
+    try:
+        feed.now = T0 + 20 * MINUTE + timedelta(seconds=1)  # 18 bars closed while away
+        assert feed.poll_once() == 18
+        assert feed.asked[-1][1] >= 19  # asked far enough back, not just the last 3
+        times = []
+        while (ev := feed.next_bar(timeout=0.0)) is not None:
+            times.append(ev.timestamp)
+        assert times == [T0 + i * MINUTE for i in range(2, 20)]
+    finally:
+        feed.close()
+
+
+def test_polled_feed_keeps_polling_after_a_failed_read() -> None:
+    class Flaky(ScriptedPolledFeed):
+        fail = 1
+
+        def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
+            if since is not None and self.fail:
+                self.fail -= 1
+                raise ConnectionError("socket closed")
+            return super().fetch(since, n)
+
+    feed = Flaky(["A"], _history(["A"], 10), T0 + MINUTE, poll=0.01)
+    try:
+        feed.now = T0 + 3 * MINUTE
+        ev = feed.next_bar(timeout=10.0)
+        assert ev is not None
+        assert ev.timestamp == T0 + MINUTE
+        assert feed.fail == 0
+    finally:
+        feed.close()
+
+
+def test_polled_feed_refuses_a_bad_poll_interval() -> None:
+    with pytest.raises(ValueError, match="poll"):
+        PolledFeed(["A"], MINUTE, poll=0.0)
+
+
+def test_polled_feed_without_history_hands_on_only_bars_that_close_after_start() -> None:
+    hist = _history(["A"], 30)
+    feed = ScriptedPolledFeed(["A"], {"A": {}}, T0 + 5 * MINUTE + timedelta(seconds=10))
+    try:
+        feed.history = hist  # the endpoint answers only once the feed has started
+        feed.now = T0 + 6 * MINUTE
+        assert feed.poll_once() == 1  # bar 5; bars 0..4 closed before the start
+        ev = feed.next_bar(timeout=0.0)
+        assert ev is not None
+        assert ev.timestamp == T0 + 5 * MINUTE
+    finally:
+        feed.close()

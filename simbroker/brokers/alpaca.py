@@ -37,10 +37,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from simbroker.bars import Bars
 from simbroker.config import AlpacaConfig, Secret
 from simbroker.errors import (
     BrokerAPIError,
@@ -50,7 +46,7 @@ from simbroker.errors import (
     OrderRejected,
     UnknownOrder,
 )
-from simbroker.feeds import QueueFeed
+from simbroker.feeds import OHLCV, PolledFeed
 from simbroker.tradelog import TradeLog
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
@@ -576,16 +572,17 @@ def _timeframe(interval: timedelta) -> Any:
                       key="interval")
 
 
-class AlpacaBarFeed(QueueFeed):
+class AlpacaBarFeed(PolledFeed):
     """Alpaca stock bars: ``warmup`` historical bars, then each bar once it has closed.
 
-    Live bars are read from the bars endpoint every ``poll`` seconds (a bar is handed on
-    once every symbol has it, or the feed's grace period after its close has passed).
+    Live bars are read from the bars endpoint every ``poll`` seconds, and a bar counts as
+    closed by Alpaca's clock, not this machine's (a bar is handed on once every symbol has
+    it, or the feed's grace period after its close has passed).
     """
 
     def __init__(self, broker: AlpacaBroker, symbols: Sequence[str], interval: timedelta, *,
                  warmup: int = 0, poll: float = 5.0, grace: float = 2.0):
-        super().__init__(symbols, interval, grace=grace)
+        super().__init__(symbols, interval, poll=poll, grace=grace)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             from alpaca.data.historical import StockHistoricalDataClient
@@ -593,88 +590,30 @@ class AlpacaBarFeed(QueueFeed):
         self._data = StockHistoricalDataClient(broker._key.reveal(), broker._secret.reveal(),
                                                url_override=broker._data_url)
         self._timeframe = _timeframe(interval)
-        self._poll = float(poll)
-        self._last: datetime | None = None
-        self._stop = threading.Event()
-        # Where the data stands now: warm-up bars, and the last bar already out (live
-        # bars are the ones after it).
-        history = self._history(max(warmup, 1))
-        if warmup > 0:
-            self.set_warmup(history)
-        self._thread = threading.Thread(target=self._run, name="alpaca-bars", daemon=True)
-        self._thread.start()
+        self.start(warmup)
 
     def __repr__(self) -> str:
         return f"AlpacaBarFeed({', '.join(self.symbols)}, {self.interval})"
 
-    def _fetch(self, start: datetime, limit: int | None = None) -> dict[str, list[Any]]:
+    def server_now(self) -> datetime:
+        """Alpaca's clock (this machine's when the clock endpoint does not answer)."""
+        return self._broker._server_clock() or datetime.now(timezone.utc)
+
+    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
+        """Bars opened after ``since``, or enough calendar time back for ``n`` bars."""
         from alpaca.data.enums import DataFeed
         from alpaca.data.requests import StockBarsRequest
 
+        # Without ``since``: enough calendar time for n bars across nights, weekends and
+        # holidays; the caller keeps the newest n.
+        start = (since + self.interval if since is not None
+                 else self.server_now() - 4 * n * self.interval - timedelta(days=7))
         req = StockBarsRequest(symbol_or_symbols=list(self.symbols), timeframe=self._timeframe,
-                               start=start, limit=limit,
+                               start=start,
                                feed=DataFeed.SIP if self._broker.data_feed == "sip"
                                else DataFeed.IEX)
         data = self._broker._call(self._data.get_stock_bars, req)
-        return {str(k): list(v) for k, v in data.data.items()}
-
-    def _now(self) -> datetime:
-        return self._broker._server_clock() or datetime.now(timezone.utc)
-
-    def _history(self, n: int) -> Bars | None:
-        # Enough calendar time for n bars across nights, weekends and holidays.
-        start = self._now() - 4 * n * self.interval - timedelta(days=7)
-        bars = self._fetch(start)
-        times = sorted({_utc(b.timestamp) for rows in bars.values() for b in rows})[-n:]
-        if not times:
-            return None
-        idx = {t: i for i, t in enumerate(times)}
-        shape = (len(times), len(self.symbols))
-        arr = {f: np.full(shape, np.nan) for f in ("open", "high", "low", "close", "volume")}
-        for j, sym in enumerate(self.symbols):
-            for b in bars.get(sym, []):
-                i = idx.get(_utc(b.timestamp))
-                if i is not None:
-                    for f, v in (("open", b.open), ("high", b.high), ("low", b.low),
-                                 ("close", b.close), ("volume", b.volume)):
-                        arr[f][i, j] = float(v)
-        self._last = times[-1]
-        return Bars.from_arrays([t.replace(tzinfo=None) for t in times], self.symbols,
-                                interval=pd.Timedelta(self.interval), **arr)
-
-    def poll_once(self) -> int:
-        """Fetch bars newer than the last one seen and push the completed ones."""
-        now = self._now()
-        start = (self._last + self.interval) if self._last is not None else (
-            now - 3 * self.interval)
-        bars = self._fetch(start)
-        by_time: dict[datetime, list[tuple[str, Any]]] = {}
-        for sym, rows in bars.items():
-            for b in rows:
-                t = _utc(b.timestamp)
-                if t + self.interval <= now and (self._last is None or t > self._last):
-                    by_time.setdefault(t, []).append((sym, b))
-        pushed = 0
-        for t in sorted(by_time):
-            # One bar time at a time, whole, so the runner never sees half of it.
-            with self._cond:
-                for sym, b in by_time[t]:
-                    if sym in self.symbols and self.push_bar(
-                            sym, t, float(b.open), float(b.high), float(b.low),
-                            float(b.close), float(b.volume)):
-                        pushed += 1
-            self._last = t
-        return pushed
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.warning("Alpaca bars: %s", exc)
-            self._stop.wait(self._poll)
-
-    def close(self) -> None:
-        """Stop polling and close the feed."""
-        self._stop.set()
-        super().close()
+        return {str(sym): {_utc(b.timestamp): (float(b.open), float(b.high), float(b.low),
+                                               float(b.close), float(b.volume))
+                           for b in rows}
+                for sym, rows in data.data.items()}

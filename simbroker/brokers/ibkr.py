@@ -37,10 +37,6 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from simbroker.bars import Bars
 from simbroker.config import IBKRConfig
 from simbroker.errors import (
     BrokerConnectionError,
@@ -48,7 +44,7 @@ from simbroker.errors import (
     OrderRejected,
     UnknownOrder,
 )
-from simbroker.feeds import QueueFeed
+from simbroker.feeds import OHLCV, PolledFeed
 from simbroker.tradelog import TradeLog
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
@@ -520,79 +516,42 @@ class IBKRBroker:
         return list(rows or [])
 
 
-class IBKRBarFeed(QueueFeed):
-    """IBKR historical bars to warm up, then each completed bar (polled)."""
+class IBKRBarFeed(PolledFeed):
+    """IBKR bars: ``warmup`` historical bars, then each bar once it has closed.
+
+    Live bars are polled from historical data every ``poll`` seconds. TWS's last bar is
+    the one still forming; it is handed on only once it has closed by TWS's clock.
+    """
 
     def __init__(self, broker: IBKRBroker, symbols: Sequence[str], interval: timedelta, *,
                  warmup: int = 0, poll: float = 5.0, grace: float = 2.0):
-        super().__init__(symbols, interval, grace=grace)
+        super().__init__(symbols, interval, poll=poll, grace=grace)
         self._broker = broker
-        self._poll = float(poll)
-        self._last: datetime | None = None
-        self._stop = threading.Event()
-        history = self._fetch(max(warmup, 1))
-        times = sorted({t for rows in history.values() for t in rows})
-        if times:
-            self._last = times[-1]
-        if warmup > 0 and times:
-            keep = times[-warmup:]
-            idx = {t: i for i, t in enumerate(keep)}
-            shape = (len(keep), len(self.symbols))
-            arr = {f: np.full(shape, np.nan) for f in ("open", "high", "low", "close",
-                                                       "volume")}
-            for j, sym in enumerate(self.symbols):
-                for t, b in history.get(sym, {}).items():
-                    i = idx.get(t)
-                    if i is not None:
-                        for k, f in enumerate(("open", "high", "low", "close", "volume")):
-                            arr[f][i, j] = b[k]
-            self.set_warmup(Bars.from_arrays([t.replace(tzinfo=None) for t in keep],
-                                             self.symbols, interval=pd.Timedelta(interval),
-                                             **arr))
-        self._thread = threading.Thread(target=self._run, name="ibkr-bars", daemon=True)
-        self._thread.start()
+        self.start(warmup)
 
     def __repr__(self) -> str:
         return f"IBKRBarFeed({', '.join(self.symbols)}, {self.interval})"
 
-    def _fetch(self, n: int) -> dict[str, dict[datetime, tuple[float, ...]]]:
-        out: dict[str, dict[datetime, tuple[float, ...]]] = {}
+    def server_now(self) -> datetime:
+        """TWS's clock (reqCurrentTime)."""
+        ib = self._broker.ib
+
+        async def ask() -> datetime:
+            t: datetime = await ib.reqCurrentTimeAsync()  # a Future, not a coroutine
+            return t
+
+        return _utc(self._broker._run(ask()))
+
+    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
+        """The latest ``n`` bars per symbol (TWS reads back from now; ``since`` is
+        covered by the caller's ``n``)."""
+        out: dict[str, dict[datetime, OHLCV]] = {}
         for sym in self.symbols:
-            rows = self._broker._bars(sym, self.interval, n)
             out[sym] = {}
-            for b in rows:
+            for b in self._broker._bars(sym, self.interval, n):
                 d = b.date
-                t = (datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
-                     if not isinstance(d, datetime) else _utc(d))
+                t = (_utc(d) if isinstance(d, datetime)
+                     else datetime(d.year, d.month, d.day, tzinfo=timezone.utc))
                 out[sym][t] = (float(b.open), float(b.high), float(b.low), float(b.close),
                                float(b.volume))
         return out
-
-    def poll_once(self) -> int:
-        """Fetch recent bars and push the completed ones not seen yet."""
-        history = self._fetch(3)
-        by_time: dict[datetime, list[tuple[str, tuple[float, ...]]]] = {}
-        for sym, rows in history.items():
-            for t, b in rows.items():
-                if self._last is None or t > self._last:
-                    by_time.setdefault(t, []).append((sym, b))
-        pushed = 0
-        for t in sorted(by_time):
-            with self._cond:  # one bar time whole, never half of it
-                for sym, b in by_time[t]:
-                    if self.push_bar(sym, t, *b):
-                        pushed += 1
-            self._last = t
-        return pushed
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._poll):
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.warning("IBKR bars: %s", exc)
-
-    def close(self) -> None:
-        """Stop polling and close the feed."""
-        self._stop.set()
-        super().close()

@@ -6,7 +6,7 @@ without a network. REST is served by a threaded HTTP server and the stream by a
 
     with FakeAlpaca() as fake:
         fake.set_price("AAPL", 190.0)
-        client = TradingClient("test-key", "test-secret", url_override=fake.rest_url)
+        client = TradingClient(fake.key, fake.secret, url_override=fake.rest_url)
         ...
         fake.step()            # the market trades once at the current prices
 
@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import math
+import secrets
 import threading
 import time
 import uuid
@@ -71,16 +72,18 @@ class FakeAlpaca:
     Parameters
     ----------
     key, secret
-        The credentials it accepts (anything else gets 401).
+        The credentials it accepts (anything else gets 401); random by default.
     cash
         Starting cash (and buying power: a buy that needs more is refused with 403).
     positions
         Starting positions ``{symbol: qty}``.
     """
 
-    def __init__(self, key: str = "test-key", secret: str = "test-secret", *,
+    def __init__(self, key: str | None = None, secret: str | None = None, *,
                  cash: float = 100_000.0, positions: dict[str, float] | None = None):
-        self.key, self.secret = key, secret
+        # Fresh made-up credentials unless the test names its own.
+        self.key = key if key is not None else f"FAKE{secrets.token_hex(8).upper()}"
+        self.secret = secret if secret is not None else secrets.token_urlsafe(24)
         self.cash = float(cash)
         self.positions: dict[str, float] = {k: float(v) for k, v in (positions or {}).items()}
         self.prices: dict[str, float] = {}

@@ -592,13 +592,19 @@ class FakeTWS:
         if bars is not None and sym in bars:
             j = bars.symbol_index(sym)
             daily = int(bars.interval.astype("int64")) >= 86_400 * 10**9
-            for t in range(self._bars_visible):
+            # Like TWS, the answer ends with the bar still forming (so far only its open
+            # has traded); a client must not take it for a closed bar.
+            for t in range(min(self._bars_visible + 1, len(bars))):
                 if not math.isfinite(bars.close[t, j]):
                     continue
                 when = _EPOCH + timedelta(microseconds=int(bars.ts_ns[t]) // 1000)
                 date = when.strftime("%Y%m%d") if daily else str(int(when.timestamp()))
-                rows += [date, bars.open[t, j], bars.high[t, j], bars.low[t, j],
-                         bars.close[t, j], bars.volume[t, j], bars.close[t, j], 1]
+                o = bars.open[t, j]
+                if t < self._bars_visible:
+                    rows += [date, o, bars.high[t, j], bars.low[t, j], bars.close[t, j],
+                             bars.volume[t, j], bars.close[t, j], 1]
+                else:
+                    rows += [date, o, o, o, o, 1, o, 1]
         start = self.clock.strftime("%Y%m%d %H:%M:%S")
         self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
 
