@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("alpaca")
 
-import simbroker
+from adapter_scenarios import (
+    bar_feed_warms_up_then_streams_bars,
+    paper_command_trades,
+    sma_in_the_realtime_runner,
+    trade_log_replays_to_the_brokers_state,
+    wait_until,
+)
+
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
 from simbroker.config import AlpacaConfig, Secret
 from simbroker.errors import (
@@ -26,7 +30,6 @@ from simbroker.errors import (
     OrderRejected,
     UnknownOrder,
 )
-from simbroker.runner import RealtimeRunner
 from simbroker.testing.checks import check_broker_conformance
 from simbroker.testing.fake_alpaca import FakeAlpaca, FakeAlpacaVenue
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
@@ -57,14 +60,6 @@ def connect(fake: FakeAlpaca, **kwargs: Any) -> AlpacaBroker:
     b = AlpacaBroker.for_fake(fake, **kwargs)
     wait_until(lambda: fake.listeners >= 1)
     return b
-
-
-def wait_until(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def step(fake: FakeAlpaca, broker: AlpacaBroker) -> list[dict[str, Any]]:
@@ -223,149 +218,38 @@ def test_live_is_refused_without_opt_in(fake: FakeAlpaca) -> None:
 def test_trade_log_replays_to_the_brokers_state(fake: FakeAlpaca, tmp_path: Path) -> None:
     with TradeLog(tmp_path / "log.jsonl") as tlog:
         b = connect(fake, trade_log=tlog)
-        b.submit_order("AAA", "buy", 10)
-        step(fake, b)
-        b.submit_order("AAA", "sell", 4)
-        lim = b.submit_order("BBB", "buy", 1, "limit", limit_price=1.0)
-        step(fake, b)
-        b.cancel_order(lim["order_id"])
-        state = replay_trade_log(tmp_path / "log.jsonl")
-        assert state.cash == pytest.approx(b.get_cash())
-        assert state.positions == b.get_positions()
-        assert state.open_orders == {}
-        b.close()
-    events = [r["event"] for r in read_trade_log(tmp_path / "log.jsonl")]
-    assert events.count("filled") == 2
-    assert "canceled" in events
+        try:
+            trade_log_replays_to_the_brokers_state(b, lambda: step(fake, b), tlog.path)
+        finally:
+            b.close()
 
 
 def test_bar_feed_warms_up_then_streams_bars(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
-    bars = simbroker.sample_bars().select(symbols=["AAPL", "MSFT"])
-    fake.set_bars(bars, visible=30)
-    feed = broker.bar_feed(["AAPL", "MSFT"], bars.interval.astype("timedelta64[us]").item(),
-                           warmup=20, poll=3600)
-    try:
-        warm = feed.warmup()
-        assert warm is not None
-        assert len(warm) == 20
-        np.testing.assert_array_equal(warm.close, bars.close[10:30])
-        fake.release_bar()
-        assert feed.poll_once() == 2
-        ev = feed.next_bar(1.0)
-        assert ev is not None
-        assert ev.timestamp == bars.index[30]
-        np.testing.assert_array_equal(ev.close, bars.close[30])
-        assert feed.poll_once() == 0  # nothing new: nothing pushed twice
-    finally:
-        feed.close()
-
-
-def _sma_example() -> Any:
-    spec = importlib.util.spec_from_file_location("sma_example_alpaca",
-                                                  ROOT / "examples" / "sma_crossover.py")
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    bar_feed_warms_up_then_streams_bars(fake, broker)
 
 
 def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
-    """The backtested SMA object trades the fake fed by the sample data, and fills like
-    the backtest (no slippage or fees on either side)."""
-    n = 160
-    bars = simbroker.sample_bars().rows(0, n)
-    sma = _sma_example()
-    expected = simbroker.backtest(sma.SmaCrossover(10, 50, qty=100), bars, slippage=0,
-                                  fees=0).fills
+    """The backtested SMA object fills like the backtest (Alpaca charges no fees)."""
     with FakeAlpaca(KEY, SECRET, cash=10_000_000) as fake, \
             TradeLog(tmp_path / "rt.jsonl") as tlog:
-        fake.set_bars(bars, visible=0)
         broker = connect(fake, trade_log=tlog)
-        feed = broker.bar_feed(list(bars.symbols), bars.interval.astype("timedelta64[us]")
-                               .item(), poll=3600)
-        runner = RealtimeRunner(sma.SmaCrossover(10, 50, qty=100), broker, feed,
-                                trade_log=tlog, max_bars=n, handle_signals=False,
-                                poll_timeout=0.05)
-        errors: list[BaseException] = []
-
-        def market() -> None:
-            try:
-                for t in range(n):
-                    wait_until(lambda t=t: runner.report.bars >= t, 30)
-                    if t:  # orders placed at the last close trade at this bar's open
-                        for j, sym in enumerate(bars.symbols):
-                            if np.isfinite(bars.open[t, j]):
-                                fake.set_price(sym, float(bars.open[t, j]))
-                        step(fake, broker)
-                    fake.release_bar()
-                    feed.poll_once()
-            except BaseException as exc:
-                errors.append(exc)
-
-        driver = threading.Thread(target=market, daemon=True)
-        driver.start()
-        report = runner.run()
-        driver.join(30)
-        feed.close()
-        broker.close()
-    assert not errors, errors
-    assert report.bars == n
-    got = sorted(broker.get_fills(), key=lambda f: (f["symbol"], f["timestamp"]))
-    want = expected.sort_values(["symbol", "timestamp"], kind="stable")
-    assert len(got) == len(want) > 0
-    for f, (_, e) in zip(got, want.iterrows(), strict=True):
-        assert (f["symbol"], f["side"], f["qty"]) == (e["symbol"], e["side"], e["qty"])
-        assert f["price"] == pytest.approx(e["price"], rel=1e-12)
-    held: dict[str, float] = {}
-    for f in got:
-        held[f["symbol"]] = held.get(f["symbol"], 0.0) + (f["qty"] if f["side"] == "buy"
-                                                          else -f["qty"])
-    state = replay_trade_log(tmp_path / "rt.jsonl")
-    assert state.positions == {s: q for s, q in held.items() if q}
-    assert state.cash == pytest.approx(10_000_000 - sum(
+        try:
+            got = sma_in_the_realtime_runner(fake, broker, lambda: step(fake, broker), tlog)
+        finally:
+            broker.close()
+    assert replay_trade_log(tmp_path / "rt.jsonl").cash == pytest.approx(10_000_000 - sum(
         (1 if f["side"] == "buy" else -1) * f["notional"] for f in got))
 
 
 def test_the_paper_command_trades_alpaca(tmp_path: Path) -> None:
-    """`simbroker paper --broker alpaca`, as a user runs it, against the fake."""
-    import os
-    import subprocess
-    import sys
-
-    bars = simbroker.sample_bars().rows(0, 120)
     with FakeAlpaca(KEY, SECRET, cash=10_000_000) as fake:
-        fake.set_bars(bars, visible=60)
-        (tmp_path / "brokers").mkdir()
-        (tmp_path / "brokers" / "alpaca.yaml").write_text(
+        paper_command_trades(
+            fake, tmp_path, "alpaca",
             "api_key: ${ALPACA_API_KEY}\nsecret_key: ${ALPACA_SECRET_KEY}\npaper: true\n"
             f"url_override: {fake.rest_url}\nstream_url: {fake.stream_url}\n"
-            f"bar_poll: 0.1\ntrade_log: {tmp_path / 'alpaca.jsonl'}\n")
-        env = {**os.environ, "ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "simbroker.cli", "paper",
-             f"{ROOT / 'examples' / 'sma_crossover.py'}:SmaCrossover", "--broker", "alpaca",
-             "--config-dir", str(tmp_path), "--symbols", "AAPL", "MSFT", "--interval", "1D",
-             "--warmup", "55", "--max-bars", "3"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            # Release a bar now and then until the run has its three live bars.
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.3)
-                if fake._bars_visible < len(bars) and fake.listeners:
-                    fake.release_bar()
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 0, out + err
-    assert "3 bars" in out
-    assert SECRET not in out + err
-    assert KEY not in out + err
-    records = read_trade_log(tmp_path / "alpaca.jsonl")
-    assert records[0]["event"] == "start"
-    assert [r["event"] for r in records].count("bar") == 3
+            f"bar_poll: 0.1\ntrade_log: {tmp_path / 'alpaca.jsonl'}\n",
+            connected=lambda: fake.listeners > 0,
+            env={"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET}, secrets=(KEY, SECRET))
 
 
 def test_fills_page_through_rest_activities(fake: FakeAlpaca, broker: AlpacaBroker) -> None:

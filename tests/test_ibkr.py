@@ -3,27 +3,29 @@ versions 157 and 178."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("ib_async")
 
-import simbroker
+from adapter_scenarios import (
+    bar_feed_warms_up_then_streams_bars,
+    paper_command_trades,
+    sma_in_the_realtime_runner,
+    trade_log_replays_to_the_brokers_state,
+    wait_until,
+)
+
 from simbroker.brokers.ibkr import IBKRBroker
 from simbroker.config import IBKRConfig
 from simbroker.errors import BrokerConnectionError, ConfigError, OrderRejected, UnknownOrder
-from simbroker.runner import RealtimeRunner
 from simbroker.testing.checks import check_broker_conformance
 from simbroker.testing.fake_tws import FakeTWS, FakeTWSVenue
-from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+from simbroker.tradelog import TradeLog, replay_trade_log
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = [157, 178]
@@ -62,14 +64,6 @@ def step(tws: FakeTWS, broker: IBKRBroker) -> list[Any]:
     made = tws.step()
     assert broker.wait_for_fills({e.exec_id for e in made}, 10)
     return made
-
-
-def wait_until(cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -200,132 +194,36 @@ def test_live_is_refused_without_opt_in() -> None:
 def test_trade_log_replays_to_the_brokers_state(tws: FakeTWS, tmp_path: Path) -> None:
     with TradeLog(tmp_path / "log.jsonl") as tlog:
         b = IBKRBroker("127.0.0.1", tws.port, 3, timeout=5, trade_log=tlog)
-        b.submit_order("AAA", "buy", 10)
-        step(tws, b)
-        b.submit_order("AAA", "sell", 4)
-        lim = b.submit_order("BBB", "buy", 1, "limit", limit_price=1.0)
-        step(tws, b)
-        b.cancel_order(lim["order_id"])
-        state = replay_trade_log(tmp_path / "log.jsonl")
-        assert state.cash == pytest.approx(b.get_cash())
-        assert state.positions == b.get_positions()
-        assert state.open_orders == {}
-        b.close()
-    events = [r["event"] for r in read_trade_log(tmp_path / "log.jsonl")]
-    assert events.count("filled") == 2
-    assert "canceled" in events
+        try:
+            trade_log_replays_to_the_brokers_state(b, lambda: step(tws, b), tlog.path)
+        finally:
+            b.close()
 
 
 def test_bar_feed_warms_up_then_streams_bars(tws: FakeTWS, broker: IBKRBroker) -> None:
-    bars = simbroker.sample_bars().select(symbols=["AAPL", "MSFT"])
-    tws.set_bars(bars, visible=30)
-    feed = broker.bar_feed(["AAPL", "MSFT"], bars.interval.astype("timedelta64[us]").item(),
-                           warmup=20, poll=3600)
-    try:
-        warm = feed.warmup()
-        assert warm is not None
-        np.testing.assert_array_equal(warm.close, bars.close[10:30])
-        tws.release_bar()
-        assert feed.poll_once() == 2
-        ev = feed.next_bar(1.0)
-        assert ev is not None
-        assert ev.timestamp == bars.index[30]
-        np.testing.assert_array_equal(ev.close, bars.close[30])
-        assert feed.poll_once() == 0
-    finally:
-        feed.close()
+    bar_feed_warms_up_then_streams_bars(tws, broker)
 
 
 def test_end_to_end_sma_in_the_realtime_runner(tmp_path: Path) -> None:
-    """The backtested SMA object trades the fake fed by the sample data and fills at the
-    same prices as the backtest (no slippage; IB's commissions on top)."""
-    n = 160
-    bars = simbroker.sample_bars().rows(0, n)
-    spec = importlib.util.spec_from_file_location("sma_example_ibkr",
-                                                  ROOT / "examples" / "sma_crossover.py")
-    assert spec is not None
-    assert spec.loader is not None
-    sma = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sma)
-    expected = simbroker.backtest(sma.SmaCrossover(10, 50, qty=100), bars, slippage=0,
-                                  fees=0).fills
+    """The backtested SMA object fills at the backtest's prices; IB's commissions on top."""
     with FakeTWS(cash=10_000_000) as tws, TradeLog(tmp_path / "rt.jsonl") as tlog:
-        tws.set_bars(bars, visible=0)
         broker = IBKRBroker("127.0.0.1", tws.port, 1, timeout=5, trade_log=tlog)
-        feed = broker.bar_feed(list(bars.symbols),
-                               bars.interval.astype("timedelta64[us]").item(), poll=3600)
-        runner = RealtimeRunner(sma.SmaCrossover(10, 50, qty=100), broker, feed,
-                                trade_log=tlog, max_bars=n, handle_signals=False,
-                                poll_timeout=0.05)
-        errors: list[BaseException] = []
-
-        def market() -> None:
-            try:
-                for t in range(n):
-                    wait_until(lambda t=t: runner.report.bars >= t, 30)
-                    if t:
-                        for j, sym in enumerate(bars.symbols):
-                            if np.isfinite(bars.open[t, j]):
-                                tws.set_price(sym, float(bars.open[t, j]))
-                        step(tws, broker)
-                    tws.release_bar()
-                    feed.poll_once()
-            except BaseException as exc:
-                errors.append(exc)
-
-        driver = threading.Thread(target=market, daemon=True)
-        driver.start()
-        report = runner.run()
-        driver.join(30)
-        feed.close()
-        got = sorted(broker.get_fills(), key=lambda f: (f["symbol"], f["timestamp"]))
-        broker.close()
-    assert not errors, errors
-    assert report.bars == n
-    want = expected.sort_values(["symbol", "timestamp"], kind="stable")
-    assert len(got) == len(want) > 0
-    for f, (_, e) in zip(got, want.iterrows(), strict=True):
-        assert (f["symbol"], f["side"], f["qty"]) == (e["symbol"], e["side"], e["qty"])
-        assert f["price"] == pytest.approx(e["price"], rel=1e-12)
-    state = replay_trade_log(tmp_path / "rt.jsonl")
-    assert state.cash == pytest.approx(10_000_000 - sum(
+        try:
+            got = sma_in_the_realtime_runner(tws, broker, lambda: step(tws, broker), tlog)
+        finally:
+            broker.close()
+    assert all(f["fee"] > 0 for f in got)
+    assert replay_trade_log(tmp_path / "rt.jsonl").cash == pytest.approx(10_000_000 - sum(
         (1 if f["side"] == "buy" else -1) * f["notional"] + f["fee"] for f in got))
 
 
 def test_the_paper_command_trades_ibkr(tmp_path: Path) -> None:
-    """`simbroker paper --broker ibkr`, as a user runs it, against the fake gateway."""
-    import os
-    import subprocess
-    import sys
-
-    bars = simbroker.sample_bars().rows(0, 120)
     with FakeTWS(cash=10_000_000) as tws:
-        tws.set_bars(bars, visible=60)
-        (tmp_path / "brokers").mkdir()
-        (tmp_path / "brokers" / "ibkr.yaml").write_text(
+        paper_command_trades(
+            tws, tmp_path, "ibkr",
             f"host: 127.0.0.1\nport: {tws.port}\nclient_id: 5\ntrading_mode: paper\n"
-            f"timeout: 5\nbar_poll: 0.1\ntrade_log: {tmp_path / 'ibkr.jsonl'}\n")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "simbroker.cli", "paper",
-             f"{ROOT / 'examples' / 'sma_crossover.py'}:SmaCrossover", "--broker", "ibkr",
-             "--config-dir", str(tmp_path), "--symbols", "AAPL", "MSFT", "--interval", "1D",
-             "--warmup", "55", "--max-bars", "3"],
-            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.3)
-                if tws._bars_visible < len(bars) and 5 in tws.clients:
-                    tws.release_bar()
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 0, out + err
-    assert "3 bars" in out
-    records = read_trade_log(tmp_path / "ibkr.jsonl")
-    assert records[0]["event"] == "start"
-    assert [r["event"] for r in records].count("bar") == 3
+            f"timeout: 5\nbar_poll: 0.1\ntrade_log: {tmp_path / 'ibkr.jsonl'}\n",
+            connected=lambda: 5 in tws.clients)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

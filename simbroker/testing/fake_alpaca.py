@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from simbroker.bars import Bars
+from simbroker.testing._market import BarReplay
 
 __all__ = ["FakeAlpaca", "FakeAlpacaVenue"]
 
@@ -66,7 +67,7 @@ class _ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class FakeAlpaca:
+class FakeAlpaca(BarReplay):
     """The fake service. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
 
     Parameters
@@ -210,34 +211,6 @@ class FakeAlpaca:
         """Where ``symbol`` trades from the next :meth:`step` on."""
         with self._lock:
             self.prices[symbol] = float(price)
-
-    def set_bars(self, bars: Bars, visible: int = 0) -> None:
-        """Serve ``bars`` from ``/v2/stocks/bars``; only the first ``visible`` are out.
-
-        The fake's clock moves to the close of the last visible bar (the first bar's
-        open when none is), and :meth:`release_bar` moves it on bar by bar.
-        """
-        with self._lock:
-            self._bars, self._bars_visible = bars, visible
-            # The service's clock follows the bars: just after the last one out.
-            ns = int(bars.close_ns[visible - 1]) if visible else int(bars.ts_ns[0])
-            self.clock = (datetime(1970, 1, 1, tzinfo=timezone.utc)
-                          + timedelta(microseconds=ns // 1000))
-
-    def release_bar(self) -> int:
-        """Make the next bar visible (it has closed); its close becomes the price."""
-        with self._lock:
-            if self._bars is None or self._bars_visible >= len(self._bars):
-                raise RuntimeError("no more bars to release")
-            t = self._bars_visible
-            self._bars_visible += 1
-            for j, sym in enumerate(self._bars.symbols):
-                c = self._bars.close[t, j]
-                if math.isfinite(c):
-                    self.prices[sym] = float(c)
-            self.clock = (datetime(1970, 1, 1, tzinfo=timezone.utc)
-                          + timedelta(microseconds=int(self._bars.close_ns[t]) // 1000))
-            return t
 
     def fail_next(self, status: int = 500, n: int = 1, message: str = "internal error",
                   method: str = "") -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from simbroker.bars import Bars
+from simbroker.testing._market import BarReplay
 
 __all__ = ["FakeTWS", "FakeTWSVenue"]
 
@@ -99,7 +100,7 @@ class _Conn:
     tasks: list[Any] = field(default_factory=list)
 
 
-class FakeTWS:
+class FakeTWS(BarReplay):
     """The fake gateway. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
 
     Parameters
@@ -209,27 +210,6 @@ class FakeTWS:
         """Where ``symbol`` trades from the next :meth:`step` on."""
         with self._lock:
             self.prices[symbol] = float(price)
-
-    def set_bars(self, bars: Bars, visible: int = 0) -> None:
-        """Serve ``bars`` as historical data; only the first ``visible`` are out yet."""
-        with self._lock:
-            self._bars, self._bars_visible = bars, visible
-            ns = int(bars.close_ns[visible - 1]) if visible else int(bars.ts_ns[0])
-            self.clock = _EPOCH + timedelta(microseconds=ns // 1000)
-
-    def release_bar(self) -> int:
-        """The next bar closes: it becomes visible and its close the price."""
-        with self._lock:
-            if self._bars is None or self._bars_visible >= len(self._bars):
-                raise RuntimeError("no more bars to release")
-            t = self._bars_visible
-            self._bars_visible += 1
-            for j, sym in enumerate(self._bars.symbols):
-                c = self._bars.close[t, j]
-                if math.isfinite(c):
-                    self.prices[sym] = float(c)
-            self.clock = _EPOCH + timedelta(microseconds=int(self._bars.close_ns[t]) // 1000)
-            return t
 
     def step(self) -> list[_Exec]:
         """The market trades once at the current prices; returns the executions."""
