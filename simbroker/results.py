@@ -198,10 +198,7 @@ def build_result(broker: PaperBroker) -> BacktestResult:
     ledger_cash = np.asarray(broker._ledger_cash, np.float64)
     ledger_pos = np.asarray(broker._ledger_pos, np.float64)
 
-    # Cash after each bar: the cash after that bar's last fill, carried forward.
-    last_fill = np.searchsorted(ledger_bar, np.arange(t_end), side="right") - 1
-    cash = np.where(last_fill >= 0, ledger_cash[np.maximum(last_fill, 0)] if len(ledger_cash)
-                    else 0.0, broker.initial_cash)
+    cash = cash_after_bars(ledger_bar, ledger_cash, t_end, broker.initial_cash)
 
     # Positions after each bar: row 0 holds the starting positions, then the position
     # after the last fill of each (bar, symbol), carried forward.
@@ -218,11 +215,9 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         pos[ledger_bar[last] + 1, ledger_sym[last]] = ledger_pos[last]
     pos = _ffill(pos)[1:]
 
-    close = _ffill(bars.close[:t_end].copy())
-    close = _bfill(close)
-    with np.errstate(invalid="ignore"):
-        held = np.where(pos != 0, pos * close, 0.0)
-    equity = cash + np.nansum(held, axis=1)
+    close = _bfill(_ffill(bars.close[:t_end].copy()))
+    value, gross = mark_to_market(pos, close)
+    equity = cash + value
     first_close = close[0] if t_end else np.zeros(n)
     start_equity = broker.initial_cash + float(np.nansum(np.where(init != 0, init * first_close,
                                                                   0.0)))
@@ -234,9 +229,47 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),
         orders=orders_frame(broker.get_orders()),
-        equity=equity, cash=cash, positions=pos, gross=np.nansum(np.abs(held), axis=1),
+        equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
         initial_positions=broker.initial_positions)
+
+
+def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: int,
+                    initial: float) -> np.ndarray:
+    """Cash after each bar: after that bar's last fill, carried forward (``initial`` before
+    the first fill). ``fill_bar`` is each fill's bar, non-decreasing."""
+    if not len(fill_bar):
+        return np.full(n_bars, float(initial))
+    # Fills so far after each bar (counted per bar, accumulated) index [initial, *cash].
+    done = np.bincount(fill_bar, minlength=n_bars)[:n_bars]
+    np.cumsum(done, out=done)
+    out: np.ndarray = np.concatenate([[float(initial)], cash_after_fill])[done]
+    return out
+
+
+def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar, ``sum(position * close)`` and ``sum(|position * close|)`` over symbols.
+
+    Symbols held at 0, or with no close at all (``NaN``), count 0. Each row is summed as
+    one contiguous row (numpy's pairwise sum), so both runners get the same bits; the rows
+    go through a small buffer instead of a ``(bars, symbols)`` temporary.
+    """
+    n_t, n = positions.shape
+    value, gross = np.empty(n_t), np.empty(n_t)
+    step = max(1, 2**15 // max(n, 1))
+    buf = np.empty((min(step, n_t), n))
+    for lo in range(0, n_t, step):
+        hi = min(lo + step, n_t)
+        held = buf[: hi - lo]
+        np.multiply(positions[lo:hi], close[lo:hi], out=held)
+        # NaN only from a missing close: with a zero position or none known, it adds 0.
+        nan = np.isnan(held)
+        if nan.any():
+            held[nan] = 0.0
+        np.sum(held, axis=1, out=value[lo:hi])
+        np.abs(held, out=held)
+        np.sum(held, axis=1, out=gross[lo:hi])
+    return value, gross
 
 
 def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
@@ -416,11 +449,10 @@ def _drawdown_duration(eq: np.ndarray, peak: np.ndarray, index: pd.DatetimeIndex
         ends = np.append(ends, len(under) - 1)
     lengths = ends - starts
     k = int(np.argmax(lengths))
-    stamps = index.as_unit("ns").asi8
     step = int(interval.astype(np.int64))
 
-    def at(point: int) -> int:
-        return int(stamps[point - 1]) if point else int(stamps[0]) - step
+    def at(point: int) -> int:  # ns since the epoch, whatever the index's unit
+        return int(index[point - 1].value) if point else int(index[0].value) - step
 
     return int(lengths[k]), pd.Timedelta(at(int(ends[k])) - at(int(starts[k])), unit="ns")
 
@@ -547,7 +579,9 @@ def round_trips(
         return _empty_trips()
 
     codes, uniques = pd.factorize(sym)
-    order = np.argsort(codes, kind="stable")
+    # Stable, so each symbol's fills stay in time order (a radix sort on small codes).
+    order = np.argsort(codes.astype(np.int16) if len(uniques) <= np.iinfo(np.int16).max
+                       else codes, kind="stable")
     c, s, q_abs = codes[order], sign[order], qty[order]
     nt, fe, t = notional[order], fee[order], ts[order]
     q = s * q_abs
@@ -556,7 +590,9 @@ def round_trips(
         after = np.cumsum(q)
     else:
         after = pd.Series(q).groupby(c).cumsum().to_numpy(np.float64, copy=True)
-    first = np.r_[True, c[1:] != c[:-1]]
+    first = np.empty(len(c), bool)
+    first[0] = True
+    np.not_equal(c[1:], c[:-1], out=first[1:])
     # Summation dust after a closing fill is ~1e-16 of its size: snap it to flat.
     after[np.abs(after) <= 1e-9 * q_abs] = 0.0
     before = np.empty_like(after)
@@ -594,7 +630,7 @@ def round_trips(
     if is_open.any():
         # Mark what is still held to the last known close.
         # The last fill of a trip leaves its final position (tid is sorted).
-        last_pos = after[np.searchsorted(tid, np.arange(n_trips), side="right") - 1]
+        last_pos = after[np.flatnonzero(np.append(tid[1:] != tid[:-1], True))]
         if bars is not None and len(bars):
             held = np.unique(trip_sym[is_open])
             cols = np.array([bars.symbol_index(str(uniques[k])) for k in held], np.int64)
@@ -616,8 +652,9 @@ def round_trips(
         bars_held = (b_close - b_open).astype(np.int64)
     else:
         bars_held = np.full(n_trips, -1, np.int64)
-    # Order of opening across symbols, as a person reads a blotter.
-    k = np.lexsort((trip_sym, opened))
+    # Order of opening across symbols, as a person reads a blotter: trips are numbered
+    # symbol by symbol, so a stable sort on the opening time breaks ties by symbol.
+    k = np.argsort(opened, kind="stable")
     opened_dt = pd.DatetimeIndex(opened[k].view("datetime64[ns]")).tz_localize("UTC")
     closed_dt = pd.DatetimeIndex(closed[k].view("datetime64[ns]")).tz_localize("UTC")
     names = pd.array(np.asarray(uniques, object), dtype=_STR_DTYPE)

@@ -41,7 +41,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from simbroker.bars import Bars
 from simbroker.broker import Broker
@@ -50,7 +49,14 @@ from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.paper import _session_ends
-from simbroker.results import BacktestResult, assemble_result
+from simbroker.results import (
+    BacktestResult,
+    _bfill,
+    _ffill,
+    assemble_result,
+    cash_after_bars,
+    mark_to_market,
+)
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
 
@@ -68,14 +74,57 @@ _STATUS = ("filled", "new", "expired", "canceled")
 _INFER_STR = pd.Series(["a"]).dtype != object
 
 
+def _strings(data: np.ndarray, lengths: I64) -> Any:
+    """An Arrow ``large_string`` array of consecutive UTF-8 pieces of ``data``.
+
+    Strings for tens of thousands of orders are built here with a few numpy passes; Arrow
+    compute kernels cost more on their first call in a process than the work itself.
+    """
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(lengths),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def _pick(choices: Sequence[str], codes: np.ndarray) -> Any:
-    """``choices[codes]`` as an Arrow string array (built in C, not a Python loop)."""
-    return pa.array(list(choices), pa.string()).take(pa.array(codes))
+    """``choices[codes]`` as an Arrow string array."""
+    enc = [c.encode() for c in choices]
+    size = np.array([len(e) for e in enc], np.int64)
+    start = np.cumsum(size) - size
+    blob = np.frombuffer(b"".join(enc) or b" ", np.uint8)
+    lengths = size[codes]
+    # Byte k of string i is blob[start[code_i] + k]: one gather over all bytes.
+    first = np.cumsum(lengths) - lengths
+    src = np.repeat(start[codes] - first, lengths) + np.arange(int(lengths.sum()))
+    return _strings(blob[src], lengths)
 
 
-def _order_ids(n: int) -> Any:
-    """``"O1" .. "On"`` as an Arrow string array."""
-    return pc.binary_join_element_wise("O", pa.array(np.arange(1, n + 1)).cast(pa.string()), "")
+def _numbered(numbers: np.ndarray, prefix: str = "O", suffix: str = "") -> Any:
+    """``f"{prefix}{n}{suffix}"`` for ascending positive integers, as an Arrow array."""
+    numbers = np.asarray(numbers, np.int64)
+    pre, suf = prefix.encode(), suffix.encode()
+    # Ascending, so the numbers with more than d digits are a tail: slices, not masks.
+    tails = [0]
+    while tails[-1] < len(numbers):
+        i = int(np.searchsorted(numbers, 10 ** len(tails)))
+        tails.append(i)
+    tails = tails[1:]
+    digits = np.ones(len(numbers), np.int64)
+    for i in tails[:-1]:
+        digits[i:] += 1
+    lengths = len(pre) + digits + len(suf)
+    begin = np.cumsum(lengths) - lengths
+    data = np.empty(int(lengths.sum()), np.uint8)
+    for k, b in enumerate(pre):
+        data[begin + k] = b
+    end = begin + len(pre) + digits  # one past each number's last digit
+    rest = numbers.copy()
+    for d, i in enumerate([0, *tails[:-1]]):
+        data[end[i:] - 1 - d] = rest[i:] % 10 + ord("0")
+        rest[i:] //= 10
+    for k, b in enumerate(suf):
+        data[end + k] = b
+    return _strings(data, lengths)
 
 
 def _str_column(arr: Any) -> Any:
@@ -149,11 +198,17 @@ def _aligned(value: Any, bars: Bars, name: str, *, boolean: bool = False) -> np.
 
 
 def _check_finite(a: F64, bars: Bars, name: str) -> None:
-    bad = np.isinf(a)
-    if bad.any():
-        t, j = (int(x[0]) for x in np.nonzero(bad))
-        raise ValueError(f"{name} must be finite or NaN; {name}[{bars.index[t]}, "
-                         f"{bars.symbols[j]!r}] is {float(a[t, j])!r}")
+    t, j = np.nonzero(np.isinf(a))
+    _check_finite_at(a[t, j], t, j, bars, name)
+
+
+def _check_finite_at(values: F64, t: I64, j: I64, bars: Bars, name: str) -> None:
+    """Raise on the first infinite ``values[i]`` (at bar ``t[i]``, column ``j[i]``)."""
+    bad = np.flatnonzero(np.isinf(values))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name} must be finite or NaN; {name}[{bars.index[int(t[i])]}, "
+                         f"{bars.symbols[int(j[i])]!r}] is {float(values[i])!r}")
 
 
 def _signal_targets(bars: Bars, entries: Any, exits: Any, size: float | Sequence[float]
@@ -189,18 +244,25 @@ def _after(position: F64, target: F64) -> F64:
     return out
 
 
-def _solve_positions(tgt: F64, tradable: B) -> F64:
-    """Positions after each bar ``(T, N)`` for share targets (see the module docstring)."""
-    n_t, n = tgt.shape
+def _solve_positions(ct: I64, cj: I64, cval: F64, tradable: B) -> F64:
+    """Positions after each bar ``(T, N)`` for share targets (see the module docstring).
+
+    ``ct, cj, cval``: every target given (not ``NaN``) as bar, column and value, in bar
+    then column order.
+    """
+    n_t, n = tradable.shape
     if n_t < 2:
         return np.zeros((n_t, n))
-    # A potential fill on bar r + 1: a target at r's close and volume on r + 1.
-    maybe = ~np.isnan(tgt[:-1]) & tradable[1:]
-    cols, rows = np.nonzero(maybe.T)  # symbol-major: each symbol's chain in time order
+    # A potential fill on bar t + 1: a target at t's close and volume on t + 1.
+    sel = np.flatnonzero(ct + 1 < n_t)
+    sel = sel[tradable[ct[sel] + 1, cj[sel]]]
+    if n > 1:  # symbol-major, each symbol's chain in time order (radix sort when it can)
+        key = cj[sel].astype(np.int16) if n <= np.iinfo(np.int16).max else cj[sel]
+        sel = sel[np.argsort(key, kind="stable")]
+    rows, cols, target = ct[sel], cj[sel], cval[sel]
     k_n = len(rows)
     if not k_n:
         return np.zeros((n_t, n))
-    target = tgt[rows, cols]
     first = np.ones(k_n, np.bool_)
     first[1:] = cols[1:] != cols[:-1]
     before = np.empty(k_n)
@@ -224,7 +286,9 @@ def _solve_positions(tgt: F64, tradable: B) -> F64:
     link = np.zeros((n_t, n), np.int32 if k_n < 2**31 - 1 else np.int64)
     link[rows + 1, cols] = np.arange(1, k_n + 1)
     np.maximum.accumulate(link, axis=0, out=link)
-    out: F64 = np.take(np.concatenate([[0.0], v]), link)
+    # Fancy indexing casts the int32 links in buffered chunks; np.take would first copy
+    # them all to intp (2-5x slower here).
+    out: F64 = np.concatenate([[0.0], v])[link]
     return out
 
 
@@ -252,23 +316,6 @@ def _cash_ledger(cash: float, sign: F64, notional: F64, fee: F64) -> F64:
     flows[2::2] = -fee
     out: F64 = np.add.accumulate(flows)[2::2]
     return out
-
-
-def _ffill(a: F64) -> F64:
-    """Forward-fill NaN down each column (a running maximum of row numbers)."""
-    if a.size == 0:
-        return a
-    n_t, n = a.shape
-    rows = np.arange(n_t, dtype=np.int64)[:, None] * n
-    idx = np.where(np.isnan(a), 0, rows)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    idx += np.arange(n)
-    out: F64 = np.take(a, idx)
-    return out
-
-
-def _bfill(a: F64) -> F64:
-    return _ffill(a[::-1])[::-1]
 
 
 def _equity_row(cash: float, pos: F64, close: F64) -> float:
@@ -419,28 +466,36 @@ def backtest_vectorized(
     fee_m = fee_model(fees)
     if targets is not None:
         tgt = _aligned(targets, bars, "targets")
-        _check_finite(tgt, bars, "targets")
+        check = "targets"
     elif weights is not None:
         w = _aligned(weights, bars, "weights")
         _check_finite(w, bars, "weights")
         tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer))
     else:
         tgt = _signal_targets(bars, entries, exits, size)
-    return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz)
+    return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz,
+                        check if targets is not None else "")
 
 
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
-                 fees: FeeModel, clip_to_bar: bool, session_tz: str) -> BacktestResult:
+                 fees: FeeModel, clip_to_bar: bool, session_tz: str,
+                 check: str = "") -> BacktestResult:
+    """The result of share targets ``tgt``; ``check`` names them when they still need to be
+    checked for infinities (only the given ones are looked at)."""
     n_t = len(tgt)
+    # Every target given, in submission order (bar, then symbol column).
+    ct, cj = np.nonzero(~np.isnan(tgt))
+    cval = tgt[ct, cj]
+    if check:
+        _check_finite_at(cval, ct, cj, bars, check)
     tradable = bars.volume > 0  # NaN (no bar) compares False
-    pos = _solve_positions(tgt, tradable)
+    pos = _solve_positions(ct, cj, cval, tradable)
 
-    # Orders: wherever a target differs from the position at that close, in submission
-    # order (bar, then symbol column).
-    with np.errstate(invalid="ignore"):
-        ordered = ~np.isnan(tgt) & (tgt != pos)
-    ot, oj = np.nonzero(ordered)
-    delta = tgt[ot, oj] - pos[ot, oj]
+    # Orders: wherever a target differs from the position at that close.
+    cur = pos[ct, cj]
+    oi = np.flatnonzero(cval != cur)
+    ot, oj = ct[oi], cj[oi]
+    delta = cval[oi] - cur[oi]
     qty = np.abs(delta)
     sign = np.where(delta > 0, 1.0, -1.0)
     nxt = np.minimum(ot + 1, n_t - 1)
@@ -451,39 +506,30 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
     notional = fqty * price
     ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
+    cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
+    # Equity marked to the last known close, exactly as build_result marks it.
+    close = bars.close
+    if np.isnan(close).any():
+        close = _bfill(_ffill(close.copy()))
+    value, gross = mark_to_market(pos, close)
+    equity = cash + value
 
-    # Cash after each bar: after that bar's last fill, carried forward.
-    last_fill = np.searchsorted(ft, np.arange(n_t), side="right") - 1
-    cash = (np.where(last_fill >= 0, ledger_cash[np.maximum(last_fill, 0)], cash0)
-            if len(ledger_cash) else np.full(n_t, cash0))
-    # Equity marked to the last known close: the same values, summed in the same order,
-    # as build_result (with no missing close, pos * close is already 0 where pos is 0).
-    if np.isnan(bars.close).any():
-        close = _bfill(_ffill(bars.close.copy()))
-        with np.errstate(invalid="ignore"):
-            held = np.where(pos != 0, pos * close, 0.0)
-        equity = cash + np.nansum(held, axis=1)
-        gross = np.nansum(np.abs(held, out=held), axis=1)
-    else:
-        held = pos * bars.close
-        equity = cash + np.sum(held, axis=1)
-        gross = np.sum(np.abs(held, out=held), axis=1)
-
-    order_ids = _order_ids(len(ot))
-    fill_order_ids = order_ids.take(pa.array(fi))
+    order_ids = _numbered(np.arange(1, len(ot) + 1))
     fills = pd.DataFrame({
-        "timestamp": pd.to_datetime(bars.ts_ns[ft] // 1000 * 1000, utc=True).as_unit("ns"),
-        "symbol": _object_column(_pick(bars.symbols, fj)),
-        "side": _object_column(_pick(("sell", "buy"), (fsign > 0).view(np.int8))),
+        "timestamp": pd.DatetimeIndex((bars.ts_ns[ft] // 1000 * 1000).view("M8[ns]"))
+                     .tz_localize("UTC"),
+        # A few distinct strings: share them rather than make one per fill.
+        "symbol": pd.Series(np.array(bars.symbols, dtype=object)[fj], dtype=object),
+        "side": pd.Series(np.array(["sell", "buy"], dtype=object)[(fsign > 0).view(np.int8)],
+                          dtype=object),
         "qty": fqty,
         "price": price,
         "fee": fee,
         "notional": notional,
-        "order_id": _object_column(fill_order_ids),
+        "order_id": _object_column(_numbered(fi + 1)),
         "client_order_id": pd.Series(np.full(len(fi), None, dtype=object), dtype=object),
-        "fill_id": _object_column(pc.binary_join_element_wise(fill_order_ids, "-1", "")),
+        "fill_id": _object_column(_numbered(fi + 1, suffix="-1")),
     }, columns=_FILL_COLUMNS)
-    fills["timestamp"] = fills["timestamp"].astype("datetime64[ns, UTC]")
 
     orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
                            session_tz)
@@ -517,7 +563,8 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
         reason[day_over] = _EXPIRED_REASON
         status[rest & ~day_over] = 3
     zeros = np.zeros(n_o, np.int8)
-    submitted = (bars.close_ns[ot] // 1000 * 1000).astype("datetime64[ns]")
+    close_ns = bars.ts_ns[ot] + int(bars.interval.astype(np.int64))
+    submitted = (close_ns // 1000 * 1000).view("M8[ns]")
     frame: pd.DataFrame = pd.DataFrame({
         "order_id": _str_column(order_ids),
         "client_order_id": pd.Series(np.full(n_o, None, dtype=object), dtype=object),
