@@ -138,8 +138,12 @@ def _object_column(arr: Any) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- inputs
-def _aligned(value: Any, bars: Bars, name: str, *, boolean: bool = False) -> np.ndarray:
+def _aligned(value: Any, bars: Bars, name: str, *, boolean: bool = False,
+             any_layout: bool = False) -> np.ndarray:
     """``value`` (DataFrame or array) as a ``(T, N)`` array in the bars' order.
+
+    C-ordered unless ``any_layout``, which keeps a frame's own (column-major) values
+    rather than copying them.
 
     A DataFrame must have the bars' timestamps as its index (tz-aware, or naive meaning
     UTC) and a subset of the bars' symbols as columns, in any order; columns left out are
@@ -185,7 +189,7 @@ def _aligned(value: Any, bars: Bars, name: str, *, boolean: bool = False) -> np.
             raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}")
         raw = raw.astype(dtype, copy=False)
         if cols == list(bars.symbols):
-            return np.ascontiguousarray(raw)
+            return raw if any_layout else np.ascontiguousarray(raw)
         out = np.full(shape, fill, dtype)
         out[:, [bars.symbol_index(c) for c in cols]] = raw
         return out
@@ -465,7 +469,7 @@ def backtest_vectorized(
     slip = slippage_model(slippage)
     fee_m = fee_model(fees)
     if targets is not None:
-        tgt = _aligned(targets, bars, "targets")
+        tgt = _aligned(targets, bars, "targets", any_layout=True)
         check = "targets"
     elif weights is not None:
         w = _aligned(weights, bars, "weights")
@@ -484,7 +488,17 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     checked for infinities (only the given ones are looked at)."""
     n_t = len(tgt)
     # Every target given, in submission order (bar, then symbol column).
-    ct, cj = np.nonzero(~np.isnan(tgt))
+    given = ~np.isnan(tgt)
+    if given.flags.c_contiguous or not given.flags.f_contiguous:
+        ct, cj = np.nonzero(given)
+    elif n_t <= np.iinfo(np.int16).max:
+        # Column-major (a DataFrame's own layout): scan it in memory order, then a
+        # stable radix sort on the bar puts the targets in submission order.
+        cj, ct = np.nonzero(given.T)
+        by_bar = np.argsort(ct.astype(np.int16), kind="stable")
+        ct, cj = ct[by_bar], cj[by_bar]
+    else:
+        ct, cj = np.nonzero(np.ascontiguousarray(given))
     cval = tgt[ct, cj]
     if check:
         _check_finite_at(cval, ct, cj, bars, check)

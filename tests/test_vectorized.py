@@ -23,7 +23,7 @@ from simbroker import (
 from simbroker.bars import FIELDS
 from simbroker.results import BacktestResult
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
-from simbroker.vectorized import TargetPositions, backtest_vectorized
+from simbroker.vectorized import TargetPositions, _numbered, _pick, backtest_vectorized
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -229,6 +229,27 @@ def test_numpy_targets_and_a_subset_of_columns() -> None:
     pd.testing.assert_frame_equal(backtest_vectorized(bars, targets=reordered).fills, full.fills)
     sub = backtest_vectorized(bars, targets=frame[[bars.symbols[1]]])
     assert set(sub.fills["symbol"]) == {bars.symbols[1]}
+    # The frame's own (column-major) values and a Fortran-ordered array: the same run.
+    for same in (frame, np.asfortranarray(grid)):
+        other = backtest_vectorized(bars, targets=same)
+        pd.testing.assert_frame_equal(other.fills, full.fills)
+        pd.testing.assert_frame_equal(other.orders, full.orders)
+        pd.testing.assert_frame_equal(other.positions, full.positions)
+
+
+@given(st.lists(st.integers(1, 10**15), max_size=50).map(sorted),
+       st.sampled_from(["", "O", "é-"]), st.sampled_from(["", "-1"]))
+def test_numbered_strings_are_the_formatted_numbers(numbers: list[int], prefix: str,
+                                                    suffix: str) -> None:
+    built = _numbered(np.array(numbers, np.int64), prefix, suffix).to_pylist()
+    assert built == [f"{prefix}{n}{suffix}" for n in numbers]
+
+
+@given(st.lists(st.text(max_size=5), min_size=1, max_size=6), st.data())
+def test_picked_strings_are_the_choices(choices: list[str], data: st.DataObject) -> None:
+    codes = data.draw(st.lists(st.integers(0, len(choices) - 1), max_size=30))
+    built = _pick(choices, np.array(codes, np.int64)).to_pylist()
+    assert built == [choices[c] for c in codes]
 
 
 # ----------------------------------------------------------------- bad inputs
