@@ -238,12 +238,15 @@ def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: i
                     initial: float) -> np.ndarray:
     """Cash after each bar: after that bar's last fill, carried forward (``initial`` before
     the first fill). ``fill_bar`` is each fill's bar, non-decreasing."""
+    fill_bar = np.asarray(fill_bar, np.int64)
     if not len(fill_bar):
         return np.full(n_bars, float(initial))
-    # Fills so far after each bar (counted per bar, accumulated) index [initial, *cash].
-    done = np.bincount(fill_bar, minlength=n_bars)[:n_bars]
-    np.cumsum(done, out=done)
-    out: np.ndarray = np.concatenate([[float(initial)], cash_after_fill])[done]
+    # Runs of equal cash: `initial` until the first bar with a fill, then from each such
+    # bar the cash after its last fill. One np.repeat writes the whole column.
+    last = np.flatnonzero(np.append(fill_bar[1:] != fill_bar[:-1], True))
+    starts = np.concatenate([[0], fill_bar[last], [n_bars]])
+    values = np.concatenate([[float(initial)], cash_after_fill[last]])
+    out: np.ndarray = np.repeat(values, np.diff(starts))
     return out
 
 
@@ -409,22 +412,23 @@ def compute_stats(
 
 
 def _trip_stats(trips: pd.DataFrame) -> dict[str, Any]:
-    done = trips[~trips["is_open"].to_numpy(bool)]
-    pnl = done["pnl"].to_numpy(np.float64)
+    # Columns, not trips[mask]: that would copy the string columns too.
+    done = ~trips["is_open"].to_numpy(bool)
+    pnl = trips["pnl"].to_numpy(np.float64)[done]
     nan = float("nan")
-    if not len(done):
+    if not len(pnl):
         return {"round_trips": 0, "win_rate": nan, "profit_factor": nan,
                 "avg_trip_return": nan, "avg_holding": pd.NaT, "avg_bars_held": nan}
     gain, loss = float(pnl[pnl > 0].sum()), float(-pnl[pnl < 0].sum())
     factor = gain / loss if loss > 0 else (math.inf if gain > 0 else nan)
-    ret = done["return"].to_numpy(np.float64)
+    ret = trips["return"].to_numpy(np.float64)[done]
     return {
-        "round_trips": len(done),
+        "round_trips": len(pnl),
         "win_rate": float(np.mean(pnl > 0)),
         "profit_factor": factor,
         "avg_trip_return": float(np.mean(ret)) if np.isfinite(ret).all() else nan,
-        "avg_holding": done["holding"].mean(),
-        "avg_bars_held": float(done["bars_held"].mean()),
+        "avg_holding": trips["holding"][done].mean(),
+        "avg_bars_held": float(trips["bars_held"][done].mean()),
     }
 
 

@@ -525,8 +525,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     close = bars.close
     if np.isnan(close).any():
         close = _bfill(_ffill(close.copy()))
-    value, gross = mark_to_market(pos, close)
-    equity = cash + value
+    equity, gross = mark_to_market(pos, close)
+    equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))
     fills = pd.DataFrame({
