@@ -259,6 +259,12 @@ def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray
     """
     n_t, n = positions.shape
     value, gross = np.empty(n_t), np.empty(n_t)
+    if n == 1:  # one symbol: no row sums to do (a row sum of one is 0.0 + it)
+        np.multiply(positions[:, 0], close[:, 0], out=value)
+        value[np.isnan(value)] = 0.0
+        value += 0.0
+        np.abs(value, out=gross)
+        return value, gross
     step = max(1, 2**15 // max(n, 1))
     buf = np.empty((min(step, n_t), n))
     for lo in range(0, n_t, step):
@@ -281,7 +287,8 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
                     initial_positions: Mapping[str, float] | None = None) -> BacktestResult:
     """Build a :class:`BacktestResult` from per-bar arrays (both runners end here)."""
     index = bars.index
-    equity_s = pd.Series(equity, index=index, name="equity")
+    # The arrays are the result's own: no copies.
+    equity_s = pd.Series(equity, index=index, name="equity", copy=False)
     trips = round_trips(fills, bars=bars, initial_positions=initial_positions)
     stats = compute_stats(equity_s, fills, start_equity=start_equity, interval=bars.interval,
                           n_orders=len(orders), gross_exposure=gross, trips=trips)
@@ -289,8 +296,7 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
         fills=fills,
         orders=orders,
         equity=equity_s,
-        cash=pd.Series(cash, index=index, name="cash"),
-        # The arrays are the result's own: no copy (20 MB for 1,000 x 2,520).
+        cash=pd.Series(cash, index=index, name="cash", copy=False),
         positions=pd.DataFrame(positions, index=index,
                                columns=pd.Index(bars.symbols, name="symbol"), copy=False),
         stats=stats,

@@ -133,7 +133,8 @@ def _str_column(arr: Any) -> Any:
 
 
 def _object_column(arr: Any) -> pd.Series:
-    column: pd.Series = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
+    column: pd.Series = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object,
+                                  copy=False)
     return column
 
 

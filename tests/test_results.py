@@ -10,11 +10,19 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import simbroker
 from simbroker import Bars, PaperBroker
 from simbroker.errors import DataError
-from simbroker.results import BacktestResult, build_result, load_result, round_trips
+from simbroker.results import (
+    BacktestResult,
+    build_result,
+    cash_after_bars,
+    load_result,
+    mark_to_market,
+    round_trips,
+)
 from simbroker.testing import run_order_stream
 from simbroker.testing.strategies import OrderSpec, bar_panels, order_streams
 
@@ -316,3 +324,29 @@ def test_progress_bar_is_off_in_ci_and_on_request(capsys: pytest.CaptureFixture[
     assert "backtest:" in err
     assert "/30" in err
     pd.testing.assert_series_equal(quiet.equity, shown.equity)
+
+
+@given(st.integers(1, 70), st.integers(1, 5), st.data())
+def test_mark_to_market_is_the_row_sum_of_what_is_held(n_t: int, n: int,
+                                                        data: st.DataObject) -> None:
+    # Blocks of rows, or the one-symbol shortcut, give the bits of a plain row sum.
+    pos = data.draw(hnp.arrays(np.float64, (n_t, n), elements=st.sampled_from(
+        [0.0, -0.0, 1.0, -3.0, 0.1, 1e6, -2.5e-7])))
+    close = data.draw(hnp.arrays(np.float64, (n_t, n), elements=st.sampled_from(
+        [np.nan, 1.0, 0.3, 99.99, 1e-3])))
+    value, gross = mark_to_market(pos, close)
+    with np.errstate(invalid="ignore"):
+        held = np.where(pos != 0, pos * close, 0.0)
+    np.testing.assert_array_equal(value, np.nansum(held, axis=1), strict=True)
+    np.testing.assert_array_equal(gross, np.nansum(np.abs(held), axis=1), strict=True)
+    assert not np.signbit(value[value == 0]).any()
+
+
+@given(st.lists(st.integers(0, 30), max_size=20).map(sorted), st.integers(31, 40))
+def test_cash_after_bars_carries_the_last_fill_of_each_bar(bars_of_fills: list[int],
+                                                            n_bars: int) -> None:
+    cash = np.arange(1.0, len(bars_of_fills) + 1)
+    out = cash_after_bars(np.array(bars_of_fills, np.int64), cash, n_bars, 0.5)
+    expected = [([0.5] + [c for b, c in zip(bars_of_fills, cash, strict=True) if b <= t])[-1]
+                for t in range(n_bars)]
+    assert out.tolist() == expected
