@@ -384,12 +384,12 @@ def compute_stats(
             sortino = (mu / downside * math.sqrt(per_year)
                        if downside and downside == downside and per_year == per_year
                        else nan)
-            peak = np.maximum.accumulate(eq)
+            peak = np.maximum.accumulate(eq, out=buf)
             np.maximum(peak, start_equity, out=peak)
+            dd_bars, dd_time = _drawdown_duration(eq, peak, pd.DatetimeIndex(equity.index),
+                                                  interval)
             dd = min(float(np.min(np.divide(eq, peak, out=buf))) - 1.0, 0.0)
             calmar = float(cagr) / -dd if dd < 0 else nan
-        dd_bars, dd_time = _drawdown_duration(eq, peak, pd.DatetimeIndex(equity.index),
-                                              interval)
         out.update(total_return=float(total), cagr=float(cagr), ann_volatility=float(vol),
                    sharpe=float(sharpe), sortino=float(sortino), calmar=float(calmar),
                    max_drawdown=dd, max_drawdown_duration=dd_time, max_drawdown_bars=dd_bars)

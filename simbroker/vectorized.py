@@ -286,6 +286,10 @@ def _solve_positions(ct: I64, cj: I64, cval: F64, tradable: B) -> F64:
         changed = new != v[todo]
         v[todo] = new
         todo = todo[changed] + 1
+    if n == 1:  # one column: runs of each fill's value up to the next fill
+        starts = np.concatenate([[0], rows + 1, [n_t]])
+        one: F64 = np.repeat(np.concatenate([[0.0], v]), np.diff(starts)).reshape(n_t, 1)
+        return one
     # Each bar holds the value of its symbol's latest fill: chain numbers increase with
     # time within a symbol, so a running maximum of them down each column finds it.
     link = np.zeros((n_t, n), np.int32 if k_n < 2**31 - 1 else np.int64)
@@ -489,7 +493,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     checked for infinities (only the given ones are looked at)."""
     n_t = len(tgt)
     # Every target given, in submission order (bar, then symbol column).
-    given = ~np.isnan(tgt)
+    given = np.isnan(tgt)
+    np.logical_not(given, out=given)
     if given.flags.c_contiguous or not given.flags.f_contiguous:
         ct, cj = np.nonzero(given)
     elif n_t <= np.iinfo(np.int16).max:
