@@ -284,12 +284,17 @@ def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray
 def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
                     equity: np.ndarray, cash: np.ndarray, positions: np.ndarray,
                     gross: np.ndarray, start_equity: float, config: dict[str, Any],
-                    initial_positions: Mapping[str, float] | None = None) -> BacktestResult:
-    """Build a :class:`BacktestResult` from per-bar arrays (both runners end here)."""
+                    initial_positions: Mapping[str, float] | None = None,
+                    trips: pd.DataFrame | None = None) -> BacktestResult:
+    """Build a :class:`BacktestResult` from per-bar arrays (both runners end here).
+
+    ``trips`` are the round trips when the caller has them (else computed from fills).
+    """
     index = bars.index
     # The arrays are the result's own: no copies.
     equity_s = pd.Series(equity, index=index, name="equity", copy=False)
-    trips = round_trips(fills, bars=bars, initial_positions=initial_positions)
+    if trips is None:
+        trips = round_trips(fills, bars=bars, initial_positions=initial_positions)
     stats = compute_stats(equity_s, fills, start_equity=start_equity, interval=bars.interval,
                           n_orders=len(orders), gross_exposure=gross, trips=trips)
     return BacktestResult(
@@ -559,9 +564,10 @@ def round_trips(
     Returns
     -------
     DataFrame
-        One row per trip, in order of opening: ``symbol, direction`` (``"long"`` /
-        ``"short"``), ``opened, closed`` (fill timestamps; ``NaT`` while open), ``qty`` (the
-        largest absolute position), ``entry_notional`` (what the position cost to build),
+        One row per trip, in order of opening (the order of the opening fills):
+        ``symbol, direction`` (``"long"`` / ``"short"``), ``opened, closed`` (fill
+        timestamps; ``NaT`` while open), ``qty`` (the largest absolute position),
+        ``entry_notional`` (what the position cost to build),
         ``fees, pnl`` (net of fees), ``return`` (pnl / entry notional), ``holding``
         (``closed - opened``), ``bars_held`` and ``is_open``.
     """
@@ -587,10 +593,23 @@ def round_trips(
         ts = np.concatenate([np.full(len(q0), int(bars.ts_ns[0])), ts])
     if len(sym) == 0:
         return _empty_trips()
-
     codes, uniques = pd.factorize(sym)
+    return trips_of(codes, np.asarray(uniques, object), sign, qty, notional, fee, ts, bars)
+
+
+def trips_of(codes: np.ndarray, names: np.ndarray, sign: np.ndarray, qty: np.ndarray,
+             notional: np.ndarray, fee: np.ndarray, ts: np.ndarray, bars: Bars | None,
+             columns: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`round_trips` of fills given as arrays, in execution order.
+
+    ``names[codes[i]]`` is fill ``i``'s symbol, ``sign`` +1 (buy) or -1, ``ts`` int64
+    nanoseconds; ``columns[code]`` is a symbol's column in ``bars`` when the caller knows
+    it (else looked up by name).
+    """
+    if len(codes) == 0:
+        return _empty_trips()
     # Stable, so each symbol's fills stay in time order (a radix sort on small codes).
-    order = np.argsort(codes.astype(np.int16) if len(uniques) <= np.iinfo(np.int16).max
+    order = np.argsort(codes.astype(np.int16) if len(names) <= np.iinfo(np.int16).max
                        else codes, kind="stable")
     c, s, q_abs = codes[order], sign[order], qty[order]
     nt, fe, t = notional[order], fee[order], ts[order]
@@ -627,9 +646,9 @@ def round_trips(
     fees = np.bincount(leg_trip, leg_w * fe[leg_src], minlength=n_trips)
     entry = np.bincount(leg_trip, np.where(grows, leg_w * nt[leg_src], 0.0),
                         minlength=n_trips)
-    size = np.zeros(n_trips)
-    np.maximum.at(size, tid, np.abs(after))
     open_idx = np.flatnonzero(opens)
+    # A trip's fills are the run from its opening fill to the next one (tid is sorted).
+    size = np.maximum.reduceat(np.abs(after), open_idx)
     trip_sym = c[open_idx]
     direction = sa[open_idx]
     opened = t[open_idx]
@@ -643,8 +662,9 @@ def round_trips(
         last_pos = after[np.flatnonzero(np.append(tid[1:] != tid[:-1], True))]
         if bars is not None and len(bars):
             held = np.unique(trip_sym[is_open])
-            cols = np.array([bars.symbol_index(str(uniques[k])) for k in held], np.int64)
-            mark = np.zeros(len(uniques))
+            cols = (columns[held] if columns is not None else
+                    np.array([bars.symbol_index(str(names[k])) for k in held], np.int64))
+            mark = np.zeros(len(names))
             last = bars.close[-1, cols]  # usually known; else scan back the few that are not
             for i in np.flatnonzero(np.isnan(last)):
                 last[i] = _last_valid(bars.close[:, cols[i]:cols[i] + 1])[0]
@@ -662,14 +682,18 @@ def round_trips(
         bars_held = (b_close - b_open).astype(np.int64)
     else:
         bars_held = np.full(n_trips, -1, np.int64)
-    # Order of opening across symbols, as a person reads a blotter: trips are numbered
-    # symbol by symbol, so a stable sort on the opening time breaks ties by symbol.
-    k = np.argsort(opened, kind="stable")
+    # In order of opening, as a person reads a blotter: the order of the opening fills
+    # (distinct, so a scatter sorts them).
+    opening_fill = order[open_idx]
+    trip_at = np.empty(len(order), np.int64)
+    trip_at[opening_fill] = np.arange(n_trips)
+    is_opening = np.zeros(len(order), np.bool_)
+    is_opening[opening_fill] = True
+    k = trip_at[is_opening]
     opened_dt = pd.DatetimeIndex(opened[k].view("datetime64[ns]")).tz_localize("UTC")
     closed_dt = pd.DatetimeIndex(closed[k].view("datetime64[ns]")).tz_localize("UTC")
-    names = pd.array(np.asarray(uniques, object), dtype=_STR_DTYPE)
     trips: pd.DataFrame = pd.DataFrame({
-        "symbol": names.take(trip_sym[k]),
+        "symbol": pd.array(names, dtype=_STR_DTYPE).take(trip_sym[k]),
         "direction": _DIRECTIONS.take((direction[k] > 0).astype(np.int64)),
         "opened": opened_dt,
         "closed": closed_dt,

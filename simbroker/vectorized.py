@@ -56,6 +56,7 @@ from simbroker.results import (
     assemble_result,
     cash_after_bars,
     mark_to_market,
+    trips_of,
 )
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
@@ -545,11 +546,12 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))
+    fill_ns = bars.ts_ns[ft] // 1000 * 1000  # microseconds, as the paper broker stamps
+    names = np.array(bars.symbols, dtype=object)
     fills = pd.DataFrame({
-        "timestamp": pd.DatetimeIndex((bars.ts_ns[ft] // 1000 * 1000).view("M8[ns]"))
-                     .tz_localize("UTC"),
+        "timestamp": pd.DatetimeIndex(fill_ns.view("M8[ns]")).tz_localize("UTC"),
         # A few distinct strings: share them rather than make one per fill.
-        "symbol": pd.Series(np.array(bars.symbols, dtype=object)[fj], dtype=object),
+        "symbol": pd.Series(names[fj], dtype=object),
         "side": pd.Series(np.array(["sell", "buy"], dtype=object)[(fsign > 0).view(np.int8)],
                           dtype=object),
         "qty": fqty,
@@ -565,9 +567,12 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                            session_tz)
     config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
               "allow_short": True}
+    # Round trips from the arrays at hand (round_trips would rebuild them from the frame).
+    trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
+                     columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
                            positions=pos, gross=gross, start_equity=cash0,
-                           config=config)
+                           config=config, trips=trips)
 
 
 def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, fi: I64,

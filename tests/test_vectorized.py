@@ -58,6 +58,7 @@ def assert_exact(event: BacktestResult, fast: BacktestResult) -> None:
     pd.testing.assert_series_equal(fast.cash, event.cash, check_exact=True)
     pd.testing.assert_series_equal(fast.equity, event.equity, check_exact=True)
     pd.testing.assert_frame_equal(fast.positions, event.positions, check_exact=True)
+    pd.testing.assert_frame_equal(fast.trades, event.trades, check_exact=True)
 
 
 def both(bars: Bars, targets: pd.DataFrame, **kw: Any) -> tuple[BacktestResult, BacktestResult]:
