@@ -1,20 +1,23 @@
 """Time ``backtest_vectorized`` on synthetic data: cold (first call) and warm.
 
-    python benchmarks/bench_vectorized.py              # each case in a fresh process
-    python benchmarks/bench_vectorized.py --case daily --repeat 5
+    python benchmarks/bench_vectorized.py                # 5 fresh processes per case
+    python benchmarks/bench_vectorized.py --runs 9 --repeat 3
+    python benchmarks/bench_vectorized.py --case daily   # one process, its own figures
 
 Cases (targets on a 2-core machine, first call in a fresh process included):
 1,000 symbols x 2,520 daily bars with 10/50 SMA-crossover targets (< 0.3 s) and
 1 symbol x 500,000 minute bars with the same signal (< 0.1 s). Data generation and the
-signal are computed before timing and not counted. Each case runs in its own Python
-process so its first call is really cold; imports are timed separately. Peak memory:
-``tracemalloc`` peak of one extra call (Python and numpy allocations), and the process's
-max RSS.
+signal are computed before timing and not counted. Each run is its own Python process,
+so its first call is really cold (first-touched memory and one-time library setup
+included); a cold time is one sample, so the summary gives the median and range over
+``--runs`` processes. Imports are timed separately. Peak memory: ``tracemalloc`` peak of
+one extra call (Python and numpy allocations), and the process's max RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -23,13 +26,15 @@ import time
 import tracemalloc
 
 CASES = {
-    "daily": ("1,000 symbols x 2,520 daily bars", dict(n_symbols=1000, n_bars=2520, freq="1D")),
+    "daily": ("1,000 symbols x 2,520 daily bars", dict(n_symbols=1000, n_bars=2520, freq="1D"),
+              0.3),
     "minute": ("1 symbol x 500,000 minute bars", dict(n_symbols=1, n_bars=500_000,
-                                                       freq="1min")),
+                                                       freq="1min"), 0.1),
 }
 
 
-def run_case(key: str, repeat: int) -> None:
+def run_case(key: str, repeat: int) -> dict[str, float]:
+    """Time one case in this process; returns its figures (seconds, MiB)."""
     t0 = time.perf_counter()
     import numpy as np
     import pandas as pd
@@ -38,7 +43,7 @@ def run_case(key: str, repeat: int) -> None:
     from simbroker.vectorized import backtest_vectorized
     t_import = time.perf_counter() - t0
 
-    name, spec = CASES[key]
+    _, spec, _ = CASES[key]
     bars = simbroker.synthetic_bars(seed=42, **spec)  # type: ignore[arg-type]
     close = pd.DataFrame(bars.close, index=bars.index, columns=list(bars.symbols))
     fast = close.rolling(10, min_periods=10).mean()
@@ -63,25 +68,51 @@ def run_case(key: str, repeat: int) -> None:
     backtest_vectorized(bars, targets=targets)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    cells = len(bars) * bars.n_symbols
-    print(f"{name}: cold {cold:.3f} s, warm best {min(warm):.3f} s / median "
-          f"{statistics.median(warm):.3f} s ({cells / min(warm):,.0f} bars/s), "
-          f"{result.stats['n_fills']:,} fills; peak traced {peak / 2**20:,.0f} MiB, "
-          f"max RSS {rss:,.0f} MiB; imports {t_import:.2f} s (not counted)")
+    return {
+        "cold": cold, "warm_best": min(warm), "warm_median": statistics.median(warm),
+        "cells": len(bars) * bars.n_symbols, "fills": int(result.stats["n_fills"]),
+        "peak_mib": peak / 2**20,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+        "imports": t_import,
+    }
+
+
+def describe(key: str, r: dict[str, float]) -> str:
+    name = CASES[key][0]
+    return (f"{name}: cold {r['cold']:.3f} s, warm best {r['warm_best']:.3f} s / median "
+            f"{r['warm_median']:.3f} s ({r['cells'] / r['warm_best']:,.0f} bars/s), "
+            f"{r['fills']:,} fills; peak traced {r['peak_mib']:,.0f} MiB, max RSS "
+            f"{r['rss_mib']:,.0f} MiB; imports {r['imports']:.2f} s (not counted)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--case", choices=sorted(CASES))
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--case", choices=sorted(CASES),
+                        help="run one case in this process and print its figures")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="fresh processes per case (default 5)")
+    parser.add_argument("--repeat", type=int, default=3, help="warm calls per process")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        run_case(args.case, args.repeat)
+        r = run_case(args.case, max(args.repeat, 1))
+        print(json.dumps(r) if args.json else describe(args.case, r))
         return 0
-    for key in CASES:  # a fresh interpreter per case: the first call is really cold
-        subprocess.run([sys.executable, __file__, "--case", key, "--repeat", str(args.repeat)],
-                       check=True)
+    for key, (name, _, target) in CASES.items():
+        runs = []
+        for _ in range(max(args.runs, 1)):  # a fresh interpreter each: the first call is cold
+            out = subprocess.run([sys.executable, __file__, "--case", key, "--repeat",
+                                  str(args.repeat), "--json"], check=True,
+                                 capture_output=True, text=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+        cold = sorted(r["cold"] for r in runs)
+        med = statistics.median(cold)
+        print(f"{name}: cold median {med:.3f} s (min {cold[0]:.3f}, max {cold[-1]:.3f}; "
+              f"{len(runs)} processes; target < {target} s: "
+              f"{'met' if med < target else 'NOT met'}), warm best "
+              f"{min(r['warm_best'] for r in runs):.3f} s, {runs[0]['fills']:,} fills; "
+              f"peak traced {max(r['peak_mib'] for r in runs):,.0f} MiB, max RSS "
+              f"{max(r['rss_mib'] for r in runs):,.0f} MiB")
     return 0
 
 
