@@ -222,7 +222,7 @@ def _check_finite_at(values: F64, t: I64, j: I64, bars: Bars, name: str) -> None
     """Raise on the first infinite ``values[i]`` (at bar ``t[i]``, column ``j[i]``)."""
     bad = np.flatnonzero(np.isinf(values))
     if bad.size:
-        i = int(bad[0])
+        i = int(bad[np.lexsort((j[bad], t[bad]))[0]])  # the first in bar, column order
         raise ValueError(f"{name} must be finite or NaN; {name}[{bars.index[int(t[i])]}, "
                          f"{bars.symbols[int(j[i])]!r}] is {float(values[i])!r}")
 
@@ -260,22 +260,53 @@ def _after(position: F64, target: F64) -> F64:
     return out
 
 
-def _solve_positions(ct: I64, cj: I64, cval: F64, tradable: B) -> F64:
+# Targets given in under this share of the cells are handled as a list of cells (gathers
+# cost per target); denser ones as whole-panel masks (passes cost per cell).
+_SPARSE_BELOW = 0.25
+
+
+class _Given:
+    """The targets given (not ``NaN``) as a list: bars ``t``, columns ``j``, values
+    ``value``, scanned in memory order (symbol by symbol when ``symbol_major``)."""
+
+    def __init__(self, tgt: F64, given: B):
+        n = tgt.shape[1]
+        self.symbol_major = n == 1 or (given.flags.f_contiguous
+                                       and not given.flags.c_contiguous)
+        if self.symbol_major:
+            self.j, self.t = np.nonzero(given.T)
+        else:
+            self.t, self.j = np.nonzero(given)
+        self.value: F64 = _at(tgt, self.t, self.j)
+
+
+def _chains(tgt: F64, given: B | _Given, tradable: B) -> tuple[I64, I64, F64]:
+    """Every potential fill as (bar of the target's close, column, target), symbol by
+    symbol in time order: a target at bar t's close with volume on bar t + 1."""
+    n_t, n = tradable.shape
+    if isinstance(given, _Given):
+        sel = np.flatnonzero(given.t + 1 < n_t)
+        sel = sel[_at(tradable, given.t[sel] + 1, given.j[sel])]
+        if not given.symbol_major:  # radix sort on the column when it can
+            key = given.j[sel]
+            sel = sel[np.argsort(key.astype(np.int16) if n <= np.iinfo(np.int16).max else key,
+                                 kind="stable")]
+        return given.t[sel], given.j[sel], given.value[sel]
+    maybe = np.empty((n, n_t - 1), np.bool_)  # laid out symbol by symbol for the scan
+    np.logical_and(given[:-1].T, tradable[1:].T, out=maybe)
+    cols, rows = np.nonzero(maybe)
+    return rows, cols, _at(tgt, rows, cols)
+
+
+def _solve_positions(tgt: F64, given: B | _Given, tradable: B) -> F64:
     """Positions after each bar ``(T, N)`` for share targets (see the module docstring).
 
-    ``ct, cj, cval``: every target given (not ``NaN``) as bar, column and value, in bar
-    then column order.
+    ``given`` is the mask ``~isnan(tgt)`` or its list; any memory layout.
     """
-    n_t, n = tradable.shape
+    n_t, n = tgt.shape
     if n_t < 2:
         return np.zeros((n_t, n))
-    # A potential fill on bar t + 1: a target at t's close and volume on t + 1.
-    sel = np.flatnonzero(ct + 1 < n_t)
-    sel = sel[_at(tradable, ct[sel] + 1, cj[sel])]
-    if n > 1:  # symbol-major, each symbol's chain in time order (radix sort when it can)
-        key = cj[sel].astype(np.int16) if n <= np.iinfo(np.int16).max else cj[sel]
-        sel = sel[np.argsort(key, kind="stable")]
-    rows, cols, target = ct[sel], cj[sel], cval[sel]
+    rows, cols, target = _chains(tgt, given, tradable)
     k_n = len(rows)
     if not k_n:
         return np.zeros((n_t, n))
@@ -284,7 +315,10 @@ def _solve_positions(ct: I64, cj: I64, cval: F64, tradable: B) -> F64:
     before = np.empty(k_n)
     before[1:] = target[:-1]  # the guess: the previous fill reached its target
     before[first] = 0.0
-    v = _after(before, target)
+    # Where the target does not change the guess stands (no order); solve the rest.
+    v = target.copy()
+    moved = np.flatnonzero(before != target)
+    v[moved] = _after(before[moved], target[moved])
     # Re-solve where a predecessor's value was not the guess (rounding or snapping);
     # each pass fixes the next link of every wrong chain.
     todo = np.flatnonzero(v != target) + 1
@@ -297,12 +331,20 @@ def _solve_positions(ct: I64, cj: I64, cval: F64, tradable: B) -> F64:
         changed = new != v[todo]
         v[todo] = new
         todo = todo[changed] + 1
+    # Only fills that change their symbol's position matter from here (dense targets
+    # repeat the position on most bars).
+    prev = np.empty(k_n)
+    prev[1:] = v[:-1]
+    prev[first] = 0.0
+    keep = np.flatnonzero(v != prev)
+    rows, cols, v = rows[keep], cols[keep], v[keep]
     if n == 1:  # one column: runs of each fill's value up to the next fill
         starts = np.concatenate([[0], rows + 1, [n_t]])
         one: F64 = np.repeat(np.concatenate([[0.0], v]), np.diff(starts)).reshape(n_t, 1)
         return one
     # Each bar holds the value of its symbol's latest fill: chain numbers increase with
     # time within a symbol, so a running maximum of them down each column finds it.
+    k_n = len(v)
     link = np.zeros((n_t, n), np.int32 if k_n < 2**31 - 1 else np.int64)
     link.ravel()[(rows + 1) * n + cols] = np.arange(1, k_n + 1)  # ravel: a view
     np.maximum.accumulate(link, axis=0, out=link)
@@ -501,32 +543,40 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                  fees: FeeModel, clip_to_bar: bool, session_tz: str,
                  check: str = "") -> BacktestResult:
     """The result of share targets ``tgt``; ``check`` names them when they still need to be
-    checked for infinities (only the given ones are looked at)."""
-    n_t = len(tgt)
-    # Every target given, in submission order (bar, then symbol column).
-    given = np.isnan(tgt)
-    np.logical_not(given, out=given)
-    if given.flags.c_contiguous or not given.flags.f_contiguous:
-        ct, cj = np.nonzero(given)
-    elif n_t <= np.iinfo(np.int16).max:
-        # Column-major (a DataFrame's own layout): scan it in memory order, then a
-        # stable radix sort on the bar puts the targets in submission order.
-        cj, ct = np.nonzero(given.T)
-        by_bar = np.argsort(ct.astype(np.int16), kind="stable")
-        ct, cj = ct[by_bar], cj[by_bar]
-    else:
-        ct, cj = np.nonzero(np.ascontiguousarray(given))
-    cval = _at(tgt, ct, cj)
-    if check:
-        _check_finite_at(cval, ct, cj, bars, check)
+    checked for infinities."""
+    n_t, n = tgt.shape
+    mask = np.isnan(tgt)
+    np.logical_not(mask, out=mask)
+    given: B | _Given = mask
+    if np.count_nonzero(mask) < _SPARSE_BELOW * mask.size:
+        given = _Given(tgt, mask)
+        del mask
+        if check:
+            _check_finite_at(given.value, given.t, given.j, bars, check)
+    elif check:
+        _check_finite(tgt, bars, check)
     tradable = bars.volume > 0  # NaN (no bar) compares False
-    pos = _solve_positions(ct, cj, cval, tradable)
+    pos = _solve_positions(tgt, given, tradable)
 
-    # Orders: wherever a target differs from the position at that close.
-    cur = _at(pos, ct, cj)
-    oi = np.flatnonzero(cval != cur)
-    ot, oj = ct[oi], cj[oi]
-    delta = cval[oi] - cur[oi]
+    # Orders: wherever a target is given and differs from the position at that close, in
+    # submission order (bar, then symbol column).
+    if isinstance(given, _Given):
+        now = _at(pos, given.t, given.j)
+        oi = np.flatnonzero(given.value != now)
+        if given.symbol_major and n > 1:
+            oi = oi[np.argsort(given.t[oi] * n + given.j[oi])]
+        ot, oj, cur = given.t[oi], given.j[oi], now[oi]
+        delta = given.value[oi] - cur
+    else:
+        ordered = np.empty((n_t, n), np.bool_)
+        with np.errstate(invalid="ignore"):
+            np.not_equal(tgt, pos, out=ordered)
+        ordered &= given
+        ot, oj = np.nonzero(ordered)
+        del ordered
+        cur = _at(pos, ot, oj)
+        delta = _at(tgt, ot, oj) - cur
+    del given
     qty = np.abs(delta)
     sign = np.where(delta > 0, 1.0, -1.0)
     nxt = np.minimum(ot + 1, n_t - 1)

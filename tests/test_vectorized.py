@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from simbroker import (
     Bars,
     PerShare,
     VolumeShare,
+    vectorized,
 )
 from simbroker.bars import FIELDS
 from simbroker.results import BacktestResult
@@ -89,10 +91,17 @@ def cases(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, dict[str, Any]]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
-def test_parity_with_event_driven_backtest(case: tuple[Bars, pd.DataFrame, dict[str, Any]]) -> None:
+@given(cases(), st.sampled_from([0.0, 2.0]), st.booleans())
+def test_parity_with_event_driven_backtest(case: tuple[Bars, pd.DataFrame, dict[str, Any]],
+                                           sparse_below: float, as_array: bool) -> None:
+    # Both ways of reading the targets (whole-panel masks, or a list of the given cells),
+    # from the frame (column-major) or a row-major array.
     bars, targets, kw = case
-    event, fast = both(bars, targets, **kw)
+    event = simbroker.backtest(TargetPositions(targets), bars, **kw)
+    values = targets.reindex(columns=list(bars.symbols)).to_numpy(copy=True)
+    with mock.patch.object(vectorized, "_SPARSE_BELOW", sparse_below):
+        fast = backtest_vectorized(bars, targets=np.ascontiguousarray(values) if as_array
+                                   else targets, **kw)
     assert_exact(event, fast)
 
 
