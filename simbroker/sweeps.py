@@ -42,7 +42,15 @@ from simbroker.data import load_bars
 from simbroker.engine import History, StrategyLike, _on_bar_of, _prepare_indicators, backtest
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import SlippageModel, slippage_model
-from simbroker.results import BacktestResult, assemble_result, compute_stats, orders_frame
+from simbroker.results import (
+    BacktestResult,
+    _bfill,
+    _ffill,
+    cash_after_bars,
+    compute_stats,
+    mark_to_market,
+    trips_of,
+)
 from simbroker.vectorized import _cash_ledger, _signal_targets, backtest_vectorized
 
 if TYPE_CHECKING:
@@ -351,6 +359,9 @@ def sweep_vectorized(
     per_pass = max(1, max_cells // max(1, t_len * n))
     rows: list[dict[str, Any]] = [{} for _ in combos]
     wide: Bars | None = None
+    close = bars.close
+    if np.isnan(close).any():
+        close = _bfill(_ffill(close.copy()))
     batches = [list(range(i, min(i + per_pass, len(combos))))
                for i in range(0, len(combos), per_pass)]
     for batch in progress_iter(batches, total=len(batches), desc="sweep_vectorized",
@@ -367,12 +378,19 @@ def sweep_vectorized(
             wide = _tile(bars, len(batch))  # every pass but the last has the same width
         combined = backtest_vectorized(wide, targets=np.hstack(grids), cash=cash,
                                        slippage=slip, fees=fee)
-        fill_rows = _rows_by_copy(combined.fills["symbol"], len(batch))
-        order_rows = _rows_by_copy(combined.orders["symbol"], len(batch))
+        # Each copy's statistics straight from the combined arrays: no per-copy frames.
+        fill_rows, col = _by_copy(combined.fills["symbol"], wide, n, len(batch))
+        order_rows, _ = _by_copy(combined.orders["symbol"], wide, n, len(batch))
+        cf = combined.fills
+        fills = {"sign": np.where(cf["side"].to_numpy(object) == "buy", 1.0, -1.0),
+                 "qty": cf["qty"].to_numpy(np.float64),
+                 "notional": cf["notional"].to_numpy(np.float64),
+                 "fee": cf["fee"].to_numpy(np.float64),
+                 "ts": cf["timestamp"].to_numpy("datetime64[ns]").view(np.int64), "col": col}
         for k, i in enumerate(batch):
             if rows[i]["error"] is None:
-                rows[i].update(_split(combined, bars, k, fill_rows[k], order_rows[k], cash,
-                                      slip, fee).stats)
+                rows[i].update(_copy_stats(combined, fills, fill_rows[k], len(order_rows[k]),
+                                           bars, close, k, cash))
     return _table(combos, rows, metric, ascending)
 
 
@@ -402,50 +420,42 @@ def _tile(bars: Bars, k: int) -> Bars:
     return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval, **fields)
 
 
-def _rows_by_copy(symbols: pd.Series, k: int) -> list[np.ndarray]:
-    """Row numbers of each tiled copy (``{sym}#{j}``), in their original order."""
+def _by_copy(symbols: pd.Series, wide: Bars, n: int, k: int) -> tuple[list[np.ndarray],
+                                                                      np.ndarray]:
+    """Row numbers of each tiled copy (``{sym}#{j}``), in their original order, and each
+    row's symbol column in the untiled bars."""
     codes, uniques = pd.factorize(symbols)
-    copy_of = np.array([int(str(u).rsplit("#", 1)[1]) for u in uniques], np.int64)
-    which = copy_of[codes] if len(codes) else np.array([], np.int64)
+    wide_col = np.array([wide.symbol_index(str(u)) for u in uniques], np.int64)
+    col = wide_col[codes] if len(codes) else np.array([], np.int64)
+    which = col // n
     order = np.argsort(which, kind="stable")
     bounds = np.searchsorted(which[order], np.arange(k + 1))
-    return [order[bounds[j]:bounds[j + 1]] for j in range(k)]
+    return [order[bounds[j]:bounds[j + 1]] for j in range(k)], col % n
 
 
-def _split(combined: BacktestResult, bars: Bars, k: int, fill_rows: np.ndarray,
-           order_rows: np.ndarray, cash: float, slip: SlippageModel,
-           fee: FeeModel) -> BacktestResult:
-    """Copy ``k`` of a tiled run, as if it had run alone."""
+def _copy_stats(combined: BacktestResult, fills: dict[str, np.ndarray], rows: np.ndarray,
+                n_orders: int, bars: Bars, close: np.ndarray, k: int,
+                cash: float) -> dict[str, Any]:
+    """Statistics of copy ``k`` of a tiled run, as if it had run alone.
+
+    ``fills`` holds the combined run's fill columns as arrays (``col``: the symbol's
+    column in ``bars``), ``rows`` the copy's fills; ``close`` the last known closes.
+    """
     n = bars.n_symbols
-    suffix = f"#{k}"
-    mine = combined.fills.iloc[fill_rows].reset_index(drop=True)
-    fills = mine.assign(symbol=mine["symbol"].str.slice(0, -len(suffix)).astype(object))
-    sign = np.where(fills["side"].to_numpy(object) == "buy", 1.0, -1.0)
-    ledger = _cash_ledger(cash, sign, fills["notional"].to_numpy(np.float64),
-                          fills["fee"].to_numpy(np.float64))
-    ft = np.searchsorted(bars.ts_ns, fills["timestamp"].to_numpy("datetime64[ns]")
-                         .astype(np.int64), side="right") - 1
-    last = np.searchsorted(ft, np.arange(len(bars)), side="right") - 1
-    cash_t = (np.where(last >= 0, ledger[np.maximum(last, 0)], cash) if len(ledger)
-              else np.full(len(bars), cash))
+    sign, qty = fills["sign"][rows], fills["qty"][rows]
+    notional, fee, ts = fills["notional"][rows], fills["fee"][rows], fills["ts"][rows]
+    ledger = _cash_ledger(cash, sign, notional, fee)
+    fill_bar = np.searchsorted(bars.ts_ns, ts, side="right") - 1
+    cash_t = cash_after_bars(fill_bar, ledger, len(bars), cash)
     pos = combined.positions.to_numpy(np.float64)[:, k * n:(k + 1) * n]
-    if np.isnan(bars.close).any():
-        from simbroker.results import _bfill, _ffill
-
-        close = _bfill(_ffill(bars.close.copy()))
-        with np.errstate(invalid="ignore"):
-            held = np.where(pos != 0, pos * close, 0.0)
-        equity = cash_t + np.nansum(held, axis=1)
-        gross = np.nansum(np.abs(held), axis=1)
-    else:
-        held = pos * bars.close
-        equity = cash_t + np.sum(held, axis=1)
-        gross = np.sum(np.abs(held), axis=1)
-    orders = combined.orders.iloc[order_rows].reset_index(drop=True)
-    config = {"cash": cash, "slippage": repr(slip), "fees": repr(fee), "allow_short": True}
-    return assemble_result(bars, fills=fills, orders=orders_frame([]) if orders.empty
-                           else orders, equity=equity, cash=cash_t, positions=pos,
-                           gross=gross, start_equity=cash, config=config)
+    equity, gross = mark_to_market(pos, close)
+    equity += cash_t
+    trips = trips_of(fills["col"][rows], np.array(bars.symbols, dtype=object), sign, qty,
+                     notional, fee, ts, bars, columns=np.arange(n))
+    return compute_stats(pd.Series(equity, index=bars.index, name="equity", copy=False),
+                         pd.DataFrame({"notional": notional, "fee": fee}),
+                         start_equity=cash, interval=bars.interval, n_orders=n_orders,
+                         gross_exposure=gross, trips=trips)
 
 
 # --------------------------------------------------------------------------- walk-forward
