@@ -215,7 +215,7 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         pos[ledger_bar[last] + 1, ledger_sym[last]] = ledger_pos[last]
     pos = _ffill(pos)[1:]
 
-    close = _bfill(_ffill(bars.close[:t_end].copy()))
+    close = marking_closes(bars.close[:t_end])
     value, gross = mark_to_market(pos, close)
     equity = cash + value
     first_close = close[0] if t_end else np.zeros(n)
@@ -250,6 +250,16 @@ def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: i
     return out
 
 
+def marking_closes(close: np.ndarray) -> np.ndarray:
+    """The closes equity is marked to: the last known close, and before a symbol's first
+    bar its first close (``close`` itself when none is missing)."""
+    return _bfill(_ffill(close.copy())) if np.isnan(close).any() else close
+
+
+# Cells per block of rows in mark_to_market: small enough to stay in cache.
+_MARK_CELLS = 2**15
+
+
 def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per bar, ``sum(position * close)`` and ``sum(|position * close|)`` over symbols.
 
@@ -265,7 +275,7 @@ def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray
         value += 0.0
         np.abs(value, out=gross)
         return value, gross
-    step = max(1, 2**15 // max(n, 1))
+    step = max(1, _MARK_CELLS // max(n, 1))
     buf = np.empty((min(step, n_t), n))
     for lo in range(0, n_t, step):
         hi = min(lo + step, n_t)
@@ -572,11 +582,7 @@ def round_trips(
         (``closed - opened``), ``bars_held`` and ``is_open``.
     """
     sym = fills["symbol"].to_numpy(object)
-    sign = np.where(fills["side"].to_numpy(object) == "buy", 1.0, -1.0)
-    qty = fills["qty"].to_numpy(np.float64)
-    notional = fills["notional"].to_numpy(np.float64)
-    fee = fills["fee"].to_numpy(np.float64)
-    ts = fills["timestamp"].to_numpy("datetime64[ns]").astype(np.int64)
+    sign, qty, notional, fee, ts = fill_arrays(fills)
     init = {k: float(v) for k, v in (initial_positions or {}).items() if v}
     if init:
         if bars is None or not len(bars):
@@ -595,6 +601,15 @@ def round_trips(
         return _empty_trips()
     codes, uniques = pd.factorize(sym)
     return trips_of(codes, np.asarray(uniques, object), sign, qty, notional, fee, ts, bars)
+
+
+def fill_arrays(fills: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """A fills frame's ``sign`` (+1 buy, -1 sell), ``qty``, ``notional``, ``fee`` and
+    ``ts`` (int64 ns) as arrays, as :func:`trips_of` takes them."""
+    return (np.where(fills["side"].to_numpy(object) == "buy", 1.0, -1.0),
+            fills["qty"].to_numpy(np.float64), fills["notional"].to_numpy(np.float64),
+            fills["fee"].to_numpy(np.float64),
+            fills["timestamp"].to_numpy("datetime64[ns]").astype(np.int64))
 
 
 def trips_of(codes: np.ndarray, names: np.ndarray, sign: np.ndarray, qty: np.ndarray,

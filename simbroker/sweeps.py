@@ -44,11 +44,11 @@ from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import SlippageModel, slippage_model
 from simbroker.results import (
     BacktestResult,
-    _bfill,
-    _ffill,
     cash_after_bars,
     compute_stats,
+    fill_arrays,
     mark_to_market,
+    marking_closes,
     trips_of,
 )
 from simbroker.vectorized import _cash_ledger, _signal_targets, backtest_vectorized
@@ -359,9 +359,7 @@ def sweep_vectorized(
     per_pass = max(1, max_cells // max(1, t_len * n))
     rows: list[dict[str, Any]] = [{} for _ in combos]
     wide: Bars | None = None
-    close = bars.close
-    if np.isnan(close).any():
-        close = _bfill(_ffill(close.copy()))
+    close = marking_closes(bars.close)
     batches = [list(range(i, min(i + per_pass, len(combos))))
                for i in range(0, len(combos), per_pass)]
     for batch in progress_iter(batches, total=len(batches), desc="sweep_vectorized",
@@ -381,12 +379,8 @@ def sweep_vectorized(
         # Each copy's statistics straight from the combined arrays: no per-copy frames.
         fill_rows, col = _by_copy(combined.fills["symbol"], wide, n, len(batch))
         order_rows, _ = _by_copy(combined.orders["symbol"], wide, n, len(batch))
-        cf = combined.fills
-        fills = {"sign": np.where(cf["side"].to_numpy(object) == "buy", 1.0, -1.0),
-                 "qty": cf["qty"].to_numpy(np.float64),
-                 "notional": cf["notional"].to_numpy(np.float64),
-                 "fee": cf["fee"].to_numpy(np.float64),
-                 "ts": cf["timestamp"].to_numpy("datetime64[ns]").view(np.int64), "col": col}
+        fills = dict(zip(("sign", "qty", "notional", "fee", "ts"),
+                         fill_arrays(combined.fills), strict=True), col=col)
         for k, i in enumerate(batch):
             if rows[i]["error"] is None:
                 rows[i].update(_copy_stats(combined, fills, fill_rows[k], len(order_rows[k]),

@@ -51,11 +51,11 @@ from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.paper import _session_ends
 from simbroker.results import (
     BacktestResult,
-    _bfill,
     _ffill,
     assemble_result,
     cash_after_bars,
     mark_to_market,
+    marking_closes,
     trips_of,
 )
 
@@ -528,7 +528,6 @@ def backtest_vectorized(
     fee_m = fee_model(fees)
     if targets is not None:
         tgt = _aligned(targets, bars, "targets", any_layout=True)
-        check = "targets"
     elif weights is not None:
         w = _aligned(weights, bars, "weights")
         _check_finite(w, bars, "weights")
@@ -536,7 +535,7 @@ def backtest_vectorized(
     else:
         tgt = _signal_targets(bars, entries, exits, size)
     return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz,
-                        check if targets is not None else "")
+                        check="targets" if targets is not None else "")
 
 
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
@@ -565,8 +564,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
         oi = np.flatnonzero(given.value != now)
         if given.symbol_major and n > 1:
             oi = oi[np.argsort(given.t[oi] * n + given.j[oi])]
-        ot, oj, cur = given.t[oi], given.j[oi], now[oi]
-        delta = given.value[oi] - cur
+        ot, oj = given.t[oi], given.j[oi]
+        delta = given.value[oi] - now[oi]
     else:
         ordered = np.empty((n_t, n), np.bool_)
         with np.errstate(invalid="ignore"):
@@ -574,8 +573,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
         ordered &= given
         ot, oj = np.nonzero(ordered)
         del ordered
-        cur = _at(pos, ot, oj)
-        delta = _at(tgt, ot, oj) - cur
+        delta = _at(tgt, ot, oj) - _at(pos, ot, oj)
     del given
     qty = np.abs(delta)
     sign = np.where(delta > 0, 1.0, -1.0)
@@ -589,10 +587,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
     cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
     # Equity marked to the last known close, exactly as build_result marks it.
-    close = bars.close
-    if np.isnan(close).any():
-        close = _bfill(_ffill(close.copy()))
-    equity, gross = mark_to_market(pos, close)
+    equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))

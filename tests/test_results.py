@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import simbroker
-from simbroker import Bars, PaperBroker
+from simbroker import Bars, PaperBroker, results
 from simbroker.errors import DataError
 from simbroker.results import (
     BacktestResult,
@@ -334,7 +335,9 @@ def test_mark_to_market_is_the_row_sum_of_what_is_held(n_t: int, n: int,
         [0.0, -0.0, 1.0, -3.0, 0.1, 1e6, -2.5e-7])))
     close = data.draw(hnp.arrays(np.float64, (n_t, n), elements=st.sampled_from(
         [np.nan, 1.0, 0.3, 99.99, 1e-3])))
-    value, gross = mark_to_market(pos, close)
+    # Small blocks, so rows are summed across several block boundaries.
+    with mock.patch.object(results, "_MARK_CELLS", data.draw(st.integers(1, 3 * n))):
+        value, gross = mark_to_market(pos, close)
     with np.errstate(invalid="ignore"):
         held = np.where(pos != 0, pos * close, 0.0)
     np.testing.assert_array_equal(value, np.nansum(held, axis=1), strict=True)
