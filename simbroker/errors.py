@@ -6,6 +6,8 @@ Grouped by *where* a failure happened::
     ├── ConfigError                 a configuration file or value is wrong
     ├── DataError                   bars failed to load or validate
     ├── ClockError                  a clock was asked to go backwards, or is unset
+    ├── TradeLogError               a trade log could not be written, or read back intact
+    ├── StrategyError               the user's strategy raised (bar, timestamp attached)
     ├── UnknownOrder                an order id the broker has never seen
     ├── OrderRejected               an order was refused; nothing was sent or changed
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
@@ -13,7 +15,10 @@ Grouped by *where* a failure happened::
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
         ├── BrokerConnectionError   could not connect, or the connection dropped
+        │   └── BrokerTimeout       a call had no answer before its deadline
+        ├── OrderStatusUnknown      an order's fate is unknown until the venue confirms it
         └── BrokerAPIError          the broker answered with an error
+            └── BrokerRateLimited   the broker refused for rate; ``retry_after`` seconds
 
 Every exception carries the fields that explain it (``symbol``, ``order_id``, ``rule``,
 values) as attributes and builds one readable sentence from them. None ever carries a
@@ -28,14 +33,19 @@ __all__ = [
     "BrokerAPIError",
     "BrokerConnectionError",
     "BrokerError",
+    "BrokerRateLimited",
+    "BrokerTimeout",
     "ClockError",
     "ConfigError",
     "DataError",
     "InvalidOrder",
     "OrderRejected",
+    "OrderStatusUnknown",
     "RiskRejected",
     "ShortingNotAllowed",
     "SimbrokerError",
+    "StrategyError",
+    "TradeLogError",
     "UnknownOrder",
 ]
 
@@ -84,6 +94,48 @@ class DataError(SimbrokerError):
 
 class ClockError(SimbrokerError):
     """A clock was asked to move backwards, or was read before it was set."""
+
+
+class TradeLogError(SimbrokerError):
+    """A trade log could not be written, or what was read back is not intact.
+
+    Parameters
+    ----------
+    message
+        What went wrong.
+    path
+        The trade log file, when known.
+    line
+        The 1-based line number of the offending record, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f", line {line}" if line is not None else "") + ": "
+        elif line is not None:
+            where = f"line {line}: "
+        super().__init__(where + message)
+
+
+class StrategyError(SimbrokerError):
+    """The user's strategy raised; the original exception is ``__cause__``.
+
+    ``strategy`` names the strategy, ``bar`` is the index of the bar being handled and
+    ``timestamp`` its time (``None`` before the first bar).
+    """
+
+    def __init__(self, strategy: str, *, bar: int | None = None, timestamp: Any = None,
+                 error: BaseException | None = None):
+        self.strategy = strategy
+        self.bar = bar
+        self.timestamp = timestamp
+        what = f"{type(error).__name__}: {error}" if error is not None else "an error"
+        at = f" at bar {bar}" if bar is not None else ""
+        at += f" ({timestamp})" if timestamp is not None else ""
+        super().__init__(f"strategy {strategy} raised {what}{at}")
 
 
 class UnknownOrder(SimbrokerError):
@@ -184,9 +236,51 @@ class BrokerConnectionError(BrokerError):
     """Could not connect to the broker, or the connection dropped."""
 
 
+class BrokerTimeout(BrokerConnectionError):
+    """A call to the broker had no answer before its deadline.
+
+    ``operation`` names the call and ``timeout`` the deadline in seconds. Whether the
+    broker acted on the request is unknown (see :class:`OrderStatusUnknown` for orders).
+    """
+
+    def __init__(self, operation: str, timeout: float, *, detail: str | None = None):
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(f"{operation}: no answer from the broker within {timeout:g} s"
+                         + (f" ({detail})" if detail else ""))
+
+
+class OrderStatusUnknown(BrokerError):
+    """The broker may or may not hold this order; it is resolved on reconnect.
+
+    Raised when an order was sent but neither an acknowledgement nor a refusal came back
+    (a dropped connection, a lost answer). The adapter keeps the order as
+    ``pending_confirm`` and resolves it from the venue's own records before it sends any
+    new order; resubmitting the same ``client_order_id`` is always safe.
+    """
+
+    def __init__(self, message: str, *, order_id: str | None = None,
+                 client_order_id: str | None = None, symbol: str | None = None):
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.symbol = symbol
+        super().__init__(message)
+
+
 class BrokerAPIError(BrokerError):
     """The broker answered with an error; ``code`` is the broker's own code, if any."""
 
     def __init__(self, message: str, *, code: int | str | None = None):
         self.code = code
         super().__init__(message if code is None else f"{message} (code {code})")
+
+
+class BrokerRateLimited(BrokerAPIError):
+    """The broker refused the request for its rate limit; retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 code: int | str | None = 429):
+        self.retry_after = retry_after
+        if retry_after is not None:
+            message = f"{message}; retry after {retry_after:g} s"
+        super().__init__(message, code=code)

@@ -60,10 +60,14 @@ class TimeInForce(str, Enum):
 class OrderStatus(str, Enum):
     """Where an order is in its life.
 
-    ``NEW`` and ``PARTIALLY_FILLED`` are open; the others are terminal and final.
+    ``NEW``, ``PARTIALLY_FILLED`` and ``PENDING_CONFIRM`` are open; the others are
+    terminal and final. ``PENDING_CONFIRM`` is a live adapter's word for an order that was
+    sent but whose fate is not yet known (a dropped connection before the answer): it may
+    be at the venue, and it is resolved from the venue's records on reconnect.
     """
 
     NEW = "new"
+    PENDING_CONFIRM = "pending_confirm"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELED = "canceled"
@@ -73,7 +77,8 @@ class OrderStatus(str, Enum):
     @property
     def is_open(self) -> bool:
         """True while the order can still fill."""
-        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED,
+                        OrderStatus.PENDING_CONFIRM)
 
 
 class OrderInfo(TypedDict):
