@@ -3,6 +3,8 @@ sweeps equal one-by-one runs; walk-forward never lets out-of-sample data choose.
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -113,11 +115,44 @@ def test_process_pool_and_threads_give_identical_rows(bars: Bars) -> None:
                                       serial, check_exact=True)
 
 
-def test_dask_cluster_gives_identical_rows(bars: Bars) -> None:
+@pytest.fixture
+def common_ports_taken() -> Iterator[list[int]]:
+    """Hold Dask's default ports (scheduler 8786, dashboard 8787) while a test runs, as a
+    user's own cluster or notebook would; ports something else already holds count too."""
+    held: list[socket.socket] = []
+    for port in (8786, 8787):
+        s = socket.socket()
+        try:
+            s.bind(("0.0.0.0", port))
+            s.listen()
+            held.append(s)
+        except OSError:  # taken already: the condition under test holds anyway
+            s.close()
+    try:
+        yield [8786, 8787]
+    finally:
+        for s in held:
+            s.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_dask_cluster_gives_identical_rows(bars: Bars, common_ports_taken: list[int]) -> None:
     distributed = pytest.importorskip("distributed")
+    assert not any(_port_free(p) for p in common_ports_taken)
     serial = stable(sweep(Sma, GRID, bars, executor="serial"))
+    # dashboard_address=None means the default :8787 to distributed, and a taken port
+    # warns (an error under filterwarnings=error): any free port, on loopback only.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", scheduler_port=0,
+                                  dashboard_address="127.0.0.1:0",
                                   silence_logs=40) as cluster, \
             distributed.Client(cluster) as client:
         on_client = stable(sweep(Sma, GRID, bars, executor=client))
