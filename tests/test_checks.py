@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -304,6 +305,26 @@ def test_plugin_fixtures(pytester: pytest.Pytester) -> None:
     """)
     result = pytester.runpytest("-p", "no:cacheprovider", "--simbroker-examples", "5")
     result.assert_outcomes(passed=1)
+
+
+def test_plugin_imports_nothing_until_a_fixture_is_used(tmp_path: Path) -> None:
+    """An unrelated project's pytest run must not pay for numpy/pandas/simbroker imports
+    because simbroker is installed (the plugin loads in every run of the environment)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_plain.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    probe = ("import sys, pytest\n"
+             "code = pytest.main(['-q', '-p', 'no:cacheprovider', 'test_plain.py'])\n"
+             "assert 'simbroker_pytest' in sys.modules  # the plugin did load\n"
+             "heavy = sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'simbroker')\n"
+             "               if m in sys.modules)\n"
+             "print('HEAVY', heavy)\n"
+             "sys.exit(code)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=False, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout
 
 
 def test_the_users_example_passes() -> None:

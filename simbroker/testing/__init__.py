@@ -9,7 +9,8 @@
   ``target_frames``, ``slippage_cases`` and ``fee_cases`` feed your own properties.
 - :mod:`simbroker.testing.checks`: ready-made invariant checks (slippage and fee models,
   accounting of a result, no look-ahead of a strategy, broker conformance on a venue).
-- :mod:`simbroker.testing.plugin`: pytest fixtures, loaded automatically (``pytest11``).
+- ``simbroker_pytest``: pytest fixtures, loaded automatically (``pytest11``), kept outside
+  this package so that it imports nothing of simbroker until a fixture is used.
 - :mod:`simbroker.testing.fake_tws` and :mod:`simbroker.testing.fake_alpaca`: loopback
   Interactive Brokers and Alpaca servers speaking the real protocols, with fault
   injection, to test code that uses the live adapters (or the client libraries).

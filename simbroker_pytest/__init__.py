@@ -1,5 +1,10 @@
 """simbroker's pytest plugin: the testing kit as fixtures, loaded when simbroker is installed.
 
+It lives outside the ``simbroker`` package on purpose: importing any ``simbroker.*``
+module imports ``simbroker`` itself, and with it numpy and pandas, which would slow the
+start-up of every pytest run in the environment. This module imports only pytest; each
+fixture imports what it needs when a test first uses it.
+
 Registered under the ``pytest11`` entry point, so with simbroker installed a test file
 needs no import to use it::
 
@@ -23,6 +28,8 @@ paper_venue
     ``check_broker_conformance(paper_venue)``.
 
 Disable it with ``-p no:simbroker``.
+
+``simbroker_pytest`` is registered under the ``pytest11`` entry point ``simbroker``.
 """
 
 from __future__ import annotations
