@@ -555,10 +555,11 @@ def test_missing_sample_file_says_where_it_looked(
         data_module._sample_bars_cached.cache_clear()
 
 
+@pytest.mark.sample_data
 def test_make_sample_reproduces_the_file_byte_for_byte(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("bokeh_sampledata")
+    pytest.importorskip("bokeh_sampledata", reason='pip install -e ".[sample]" to prove it')
     script = runpy.run_path(str(ROOT / "data" / "make_sample.py"), run_name="make_sample")
     out = tmp_path / "sample.csv"
     script["main"](["make_sample.py", str(out)])
