@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simbroker.results.format import stat_rows
+from simbroker.results.result import BacktestResult
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from simbroker.results import BacktestResult
 
 __all__ = ["plot_result", "write_report"]
 
@@ -176,8 +177,6 @@ def write_report(result: BacktestResult, path: str | os.PathLike[str], *,
     """See :meth:`simbroker.BacktestResult.report`."""
     _matplotlib()
     from matplotlib.figure import Figure as _Figure
-
-    from simbroker.results import stat_rows
 
     if max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows!r}")

@@ -49,15 +49,15 @@ from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.paper import _session_ends
-from simbroker.results import (
-    BacktestResult,
-    _ffill,
+from simbroker.results.build import (
     assemble_result,
     cash_after_bars,
     mark_to_market,
     marking_closes,
-    trips_of,
 )
+from simbroker.results.columns import _ffill
+from simbroker.results.result import BacktestResult
+from simbroker.results.trips import trips_of
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
 

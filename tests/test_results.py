@@ -336,7 +336,7 @@ def test_mark_to_market_is_the_row_sum_of_what_is_held(n_t: int, n: int,
     close = data.draw(hnp.arrays(np.float64, (n_t, n), elements=st.sampled_from(
         [np.nan, 1.0, 0.3, 99.99, 1e-3])))
     # Small blocks, so rows are summed across several block boundaries.
-    with mock.patch.object(results, "_MARK_CELLS", data.draw(st.integers(1, 3 * n))):
+    with mock.patch.object(results.build, "_MARK_CELLS", data.draw(st.integers(1, 3 * n))):
         value, gross = mark_to_market(pos, close)
     with np.errstate(invalid="ignore"):
         held = np.where(pos != 0, pos * close, 0.0)

@@ -1,0 +1,157 @@
+"""Per-bar cash, positions and equity from a run's fills: both runners end here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from simbroker.bars import Bars
+from simbroker.results.columns import _bfill, _ffill, _fills_frame, orders_frame
+from simbroker.results.result import BacktestResult
+from simbroker.results.stats import compute_stats
+from simbroker.results.trips import round_trips
+
+if TYPE_CHECKING:
+    from simbroker.paper import PaperBroker
+
+
+def build_result(broker: PaperBroker) -> BacktestResult:
+    """Assemble a :class:`BacktestResult` from a paper broker that has replayed its bars.
+
+    Bars not yet replayed are left out (the result ends at the broker's current bar).
+    """
+    bars = broker.bars
+    t_end = broker.bar_index + 1
+    n = bars.n_symbols
+
+    ledger_bar = np.asarray(broker._ledger_bar, np.int64)
+    ledger_sym = np.asarray(broker._ledger_sym, np.int64)
+    ledger_cash = np.asarray(broker._ledger_cash, np.float64)
+    ledger_pos = np.asarray(broker._ledger_pos, np.float64)
+
+    cash = cash_after_bars(ledger_bar, ledger_cash, t_end, broker.initial_cash)
+
+    # Positions after each bar: row 0 holds the starting positions, then the position
+    # after the last fill of each (bar, symbol), carried forward.
+    pos = np.full((t_end + 1, n), np.nan)
+    init = np.zeros(n)
+    for sym, qty in broker.initial_positions.items():
+        init[bars.symbol_index(sym)] = qty
+    pos[0] = init
+    if len(ledger_bar):
+        key = ledger_bar * n + ledger_sym
+        # The last fill of each (bar, symbol) decides; unique() on the reversed keys finds it.
+        _, first_rev = np.unique(key[::-1], return_index=True)
+        last = len(key) - 1 - first_rev
+        pos[ledger_bar[last] + 1, ledger_sym[last]] = ledger_pos[last]
+    pos = _ffill(pos)[1:]
+
+    close = marking_closes(bars.close[:t_end])
+    value, gross = mark_to_market(pos, close)
+    equity = cash + value
+    first_close = close[0] if t_end else np.zeros(n)
+    start_equity = broker.initial_cash + float(np.nansum(np.where(init != 0, init * first_close,
+                                                                  0.0)))
+    config = {"cash": broker.initial_cash, "slippage": repr(broker.slippage),
+              "fees": repr(broker.fees), "allow_short": broker.allow_short}
+    if broker.initial_positions:
+        config["positions"] = broker.initial_positions
+    return assemble_result(
+        bars.rows(0, t_end) if t_end < len(bars) else bars,
+        fills=_fills_frame(broker.get_fills()),
+        orders=orders_frame(broker.get_orders()),
+        equity=equity, cash=cash, positions=pos, gross=gross,
+        start_equity=start_equity, config=config,
+        initial_positions=broker.initial_positions)
+
+
+def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: int,
+                    initial: float) -> np.ndarray:
+    """Cash after each bar: after that bar's last fill, carried forward (``initial`` before
+    the first fill). ``fill_bar`` is each fill's bar, non-decreasing."""
+    fill_bar = np.asarray(fill_bar, np.int64)
+    if not len(fill_bar):
+        return np.full(n_bars, float(initial))
+    # Runs of equal cash: `initial` until the first bar with a fill, then from each such
+    # bar the cash after its last fill. One np.repeat writes the whole column.
+    last = np.flatnonzero(np.append(fill_bar[1:] != fill_bar[:-1], True))
+    starts = np.concatenate([[0], fill_bar[last], [n_bars]])
+    values = np.concatenate([[float(initial)], cash_after_fill[last]])
+    out: np.ndarray = np.repeat(values, np.diff(starts))
+    return out
+
+
+def marking_closes(close: np.ndarray) -> np.ndarray:
+    """The closes equity is marked to: the last known close, and before a symbol's first
+    bar its first close (``close`` itself when none is missing)."""
+    return _bfill(_ffill(close.copy())) if np.isnan(close).any() else close
+
+
+# Cells per block of rows in mark_to_market: small enough to stay in cache.
+_MARK_CELLS = 2**15
+
+
+def mark_to_market(positions: np.ndarray, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar, ``sum(position * close)`` and ``sum(|position * close|)`` over symbols.
+
+    Symbols held at 0, or with no close at all (``NaN``), count 0. Each row is summed as
+    one contiguous row (numpy's pairwise sum), so both runners get the same bits; the rows
+    go through a small buffer instead of a ``(bars, symbols)`` temporary.
+    """
+    n_t, n = positions.shape
+    value, gross = np.empty(n_t), np.empty(n_t)
+    if n == 1:  # one symbol: no row sums to do (a row sum of one is 0.0 + it)
+        np.multiply(positions[:, 0], close[:, 0], out=value)
+        value[np.isnan(value)] = 0.0
+        value += 0.0
+        np.abs(value, out=gross)
+        return value, gross
+    step = max(1, _MARK_CELLS // max(n, 1))
+    buf = np.empty((min(step, n_t), n))
+    for lo in range(0, n_t, step):
+        hi = min(lo + step, n_t)
+        held = buf[: hi - lo]
+        np.multiply(positions[lo:hi], close[lo:hi], out=held)
+        # NaN only from a missing close: with a zero position or none known, it adds 0.
+        nan = np.isnan(held)
+        if nan.any():
+            held[nan] = 0.0
+        np.sum(held, axis=1, out=value[lo:hi])
+        np.abs(held, out=held)
+        np.sum(held, axis=1, out=gross[lo:hi])
+    return value, gross
+
+
+def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
+                    equity: np.ndarray, cash: np.ndarray, positions: np.ndarray,
+                    gross: np.ndarray, start_equity: float, config: dict[str, Any],
+                    initial_positions: Mapping[str, float] | None = None,
+                    trips: pd.DataFrame | None = None) -> BacktestResult:
+    """Build a :class:`BacktestResult` from per-bar arrays (both runners end here).
+
+    ``trips`` are the round trips when the caller has them (else computed from fills).
+    """
+    index = bars.index
+    # The arrays are the result's own: no copies.
+    equity_s = pd.Series(equity, index=index, name="equity", copy=False)
+    if trips is None:
+        trips = round_trips(fills, bars=bars, initial_positions=initial_positions)
+    stats = compute_stats(equity_s, fills, start_equity=start_equity, interval=bars.interval,
+                          n_orders=len(orders), gross_exposure=gross, trips=trips)
+    return BacktestResult(
+        fills=fills,
+        orders=orders,
+        equity=equity_s,
+        cash=pd.Series(cash, index=index, name="cash", copy=False),
+        positions=pd.DataFrame(positions, index=index,
+                               columns=pd.Index(bars.symbols, name="symbol"), copy=False),
+        stats=stats,
+        config=config,
+        bars=bars,
+        trades=trips,
+    )
+
+

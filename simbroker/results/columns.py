@@ -1,0 +1,81 @@
+"""The result's tables: their columns and dtypes, built from the broker's records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_FILL_COLUMNS = ["timestamp", "symbol", "side", "qty", "price", "fee", "notional", "order_id",
+                 "client_order_id", "fill_id"]
+_ORDER_COLUMNS = ["order_id", "client_order_id", "symbol", "side", "qty", "order_type",
+                  "limit_price", "stop_price", "tif", "status", "filled_qty", "avg_fill_price",
+                  "submitted_at", "reason"]
+_ORDER_STR = ("order_id", "symbol", "side", "order_type", "tif", "status")
+_ORDER_FLOAT = ("qty", "limit_price", "stop_price", "filled_qty", "avg_fill_price")
+# The string dtype pandas infers for Python strings (``str`` from pandas 3, else object),
+# so a typed frame compares equal to one pandas built from dicts.
+_STR_DTYPE: Any = pd.Series(["a"]).dtype
+
+
+def orders_frame(orders: list[Any]) -> pd.DataFrame:
+    """Orders (``OrderInfo`` dicts) as a DataFrame with fixed columns and dtypes.
+
+    Strings as pandas infers them, prices and quantities float64 (``NaN`` = none),
+    ``submitted_at`` datetime64[ns, UTC], ``client_order_id``/``reason`` object (``None`` =
+    none): the same whether there are no orders, none filled, or many.
+    """
+    cols: dict[str, Any] = {}
+    for c in _ORDER_COLUMNS:
+        values = [o[c] for o in orders]
+        if c in _ORDER_STR:
+            cols[c] = pd.array(values, dtype=_STR_DTYPE)
+        elif c in _ORDER_FLOAT:
+            cols[c] = np.array([np.nan if v is None else v for v in values], np.float64)
+        elif c == "submitted_at":
+            cols[c] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(
+                "datetime64[ns, UTC]")
+        else:
+            cols[c] = pd.Series(values, dtype=object)
+    frame: pd.DataFrame = pd.DataFrame(cols, columns=_ORDER_COLUMNS)
+    return frame
+
+
+def _fills_frame(fills: list[Any]) -> pd.DataFrame:
+    """Fills as a DataFrame with the same columns and dtypes whether empty or not."""
+    cols: dict[str, Any] = {c: [f[c] for f in fills] for c in _FILL_COLUMNS}
+    frame = pd.DataFrame({
+        c: (pd.to_datetime(v, utc=True).as_unit("ns") if c == "timestamp"
+            else np.asarray(v, np.float64) if c in ("qty", "price", "fee", "notional")
+            else pd.Series(v, dtype=object))
+        for c, v in cols.items()
+    })
+    frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
+    out: pd.DataFrame = frame
+    return out
+
+
+def _last_valid(a: np.ndarray) -> np.ndarray:
+    """The last non-NaN value of each column (NaN where a column has none)."""
+    valid = ~np.isnan(a)
+    last = a.shape[0] - 1 - np.argmax(valid[::-1], axis=0)
+    out: np.ndarray = np.where(valid.any(axis=0), a[last, np.arange(a.shape[1])], np.nan)
+    return out
+
+
+def _ffill(a: np.ndarray) -> np.ndarray:
+    """Forward-fill NaN down each column (vectorized)."""
+    if a.size == 0:
+        return a
+    idx = np.where(np.isnan(a), 0, np.arange(a.shape[0])[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out: np.ndarray = a[idx, np.arange(a.shape[1])]
+    return out
+
+
+def _bfill(a: np.ndarray) -> np.ndarray:
+    """Back-fill NaN up each column (vectorized)."""
+    return _ffill(a[::-1])[::-1]
+
+

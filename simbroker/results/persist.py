@@ -1,0 +1,158 @@
+"""Saving a result as Parquet tables plus a JSON manifest, and reading it back."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simbroker.bars import FIELDS, Bars
+from simbroker.errors import DataError
+from simbroker.results.columns import _STR_DTYPE
+from simbroker.results.result import BacktestResult
+
+_RESULT_FORMAT = 1
+_TABLES = ("fills", "orders", "trades", "equity", "positions", "bars")
+
+
+def _json_value(value: Any) -> Any:
+    """A stats/config value as JSON, tagged so :func:`_from_json` restores its type."""
+    if isinstance(value, pd.Timestamp):
+        return {"$timestamp": value.isoformat()}
+    if isinstance(value, pd.Timedelta):
+        return {"$timedelta": int(value.value)}
+    if value is pd.NaT:
+        return {"$nat": True}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _json_value(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$timestamp" in value:
+            return pd.Timestamp(value["$timestamp"])
+        if "$timedelta" in value:
+            return pd.Timedelta(int(value["$timedelta"]), unit="ns")
+        if "$nat" in value:
+            return pd.NaT
+        if "$float" in value:
+            return float(value["$float"])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def _bars_table(bars: Bars) -> pd.DataFrame:
+    """Every (time, symbol) cell, time-major, NaN where a symbol had no bar."""
+    t, n = len(bars), bars.n_symbols
+    cols: dict[str, Any] = {
+        "timestamp": np.repeat(bars.timestamps, n),
+        "symbol": pd.array(np.tile(np.asarray(bars.symbols, object), t), dtype=_STR_DTYPE),
+    }
+    for name in FIELDS:
+        cols[name] = bars.field(name).reshape(-1)
+    frame: pd.DataFrame = pd.DataFrame(cols)
+    return frame
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Path:
+    """Write ``result`` to ``directory`` (see :meth:`BacktestResult.save`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    equity = pd.DataFrame({"equity": result.equity, "cash": result.cash})
+    tables: dict[str, pd.DataFrame] = {
+        "fills": result.fills, "orders": result.orders, "trades": result.trades,
+        "equity": equity, "positions": result.positions, "bars": _bars_table(result.bars),
+    }
+    for name, frame in tables.items():
+        _write_atomic(directory / f"{name}.parquet",
+                      lambda p, f=frame: f.to_parquet(p, engine="pyarrow"))
+    manifest = {
+        "format": _RESULT_FORMAT,
+        # Parquet has no "object" column: remember which ones were, to restore them.
+        "object_columns": {name: [str(c) for c, d in frame.dtypes.items() if d is np.dtype(object)]
+                           for name, frame in tables.items()},
+        "stats": _json_value(result.stats),
+        "config": _json_value(result.config),
+        "interval_ns": int(result.bars.interval.astype(np.int64)),
+        "symbols": list(result.bars.symbols),
+    }
+    text = json.dumps(manifest, indent=2, allow_nan=False)
+    # The manifest goes last: a directory with a manifest has all its tables.
+    _write_atomic(directory / "result.json", lambda p: Path(p).write_text(text))
+    return directory
+
+
+def _load(directory: Path) -> BacktestResult:
+    manifest_path = directory / "result.json"
+    if not manifest_path.is_file():
+        raise DataError(f"{directory} holds no saved result (no result.json); "
+                        f"write one with BacktestResult.save()")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if manifest.get("format") != _RESULT_FORMAT:
+        raise DataError(f"{manifest_path}: result format {manifest.get('format')!r} is not "
+                        f"{_RESULT_FORMAT}, the one this simbroker reads")
+    missing = [n for n in _TABLES if not (directory / f"{n}.parquet").is_file()]
+    if missing:
+        raise DataError(f"{directory}: saved result is missing {', '.join(missing)}.parquet")
+    t = {n: pd.read_parquet(directory / f"{n}.parquet", engine="pyarrow") for n in _TABLES}
+    for name, cols in (manifest.get("object_columns") or {}).items():
+        for c in cols if name in t else ():
+            col = t[name][c].astype(object)
+            t[name][c] = col.where(col.notna(), None)
+    symbols = tuple(manifest["symbols"])
+    raw = t["bars"]
+    n = len(symbols)
+    times = raw["timestamp"].to_numpy("datetime64[ns]")[::n] if n else np.array([], "M8[ns]")
+    shape = (len(times), n)
+    bars = Bars(timestamps=times, symbols=symbols,
+                interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
+                **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS})
+    positions = t["positions"]
+    positions.columns = pd.Index([str(c) for c in positions.columns], name="symbol")
+    equity = t["equity"]
+    return BacktestResult(
+        fills=t["fills"],
+        orders=t["orders"],
+        equity=equity["equity"],
+        cash=equity["cash"],
+        positions=positions,
+        stats=_from_json(manifest["stats"]),
+        config=_from_json(manifest["config"]),
+        bars=bars,
+        trades=t["trades"],
+    )
+
+
+def load_result(directory: str | os.PathLike[str]) -> BacktestResult:
+    """Read a result written by :meth:`BacktestResult.save`."""
+    return _load(Path(directory))
