@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -239,7 +240,8 @@ def test_save_and_load_round_trip(sma_result: BacktestResult, tmp_path: Path) ->
     r = sma_result
     out = r.save(tmp_path / "run")
     back = load_result(out)
-    assert BacktestResult.load(out).stats == back.stats
+    pd.testing.assert_series_equal(BacktestResult.load(out).stats, back.stats)
+    assert list(back.stats.index) == list(r.stats.index)
     pd.testing.assert_frame_equal(back.fills, r.fills, check_exact=True)
     pd.testing.assert_frame_equal(back.orders, r.orders, check_exact=True)
     pd.testing.assert_frame_equal(back.trades, r.trades, check_exact=True)
@@ -353,3 +355,67 @@ def test_cash_after_bars_carries_the_last_fill_of_each_bar(bars_of_fills: list[i
     expected = [([0.5] + [c for b, c in zip(bars_of_fills, cash, strict=True) if b <= t])[-1]
                 for t in range(n_bars)]
     assert out.tolist() == expected
+
+
+# --------------------------------------------------------------------------- notebook
+def test_stats_are_a_series_and_summary_returns_the_table(sma_result: BacktestResult,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    r = sma_result
+    assert isinstance(r.stats, pd.Series)
+    assert r.stats.dtype == object
+    assert isinstance(r.stats["n_fills"], int)
+    assert r.stats.to_dict()["n_fills"] == len(r.fills)
+    table = r.summary()
+    printed = capsys.readouterr().out
+    assert isinstance(table, pd.DataFrame)
+    assert list(table.columns) == ["label", "value"]
+    # Everything the table holds was printed, value for value.
+    for label, value in zip(table["label"], table["value"], strict=True):
+        assert re.search(rf"^{re.escape(label)} +{re.escape(value)}$", printed, re.M), label
+    assert table.loc["n_fills", "value"] == f"{len(r.fills):,}"
+
+
+def test_returns_compound_to_the_total_return(sma_result: BacktestResult) -> None:
+    r = sma_result
+    rets = r.returns
+    assert rets.index.equals(r.equity.index)
+    growth = float(np.prod(1.0 + rets.to_numpy()))
+    assert growth - 1.0 == pytest.approx(r.stats["total_return"], rel=1e-9)
+
+
+def test_annualization_is_measured_by_default_and_fixed_on_request(
+        sma_result: BacktestResult) -> None:
+    r = sma_result
+    fixed = r.stats_for(periods_per_year=252)
+    measured = r.stats_for()
+    pd.testing.assert_series_equal(measured, r.stats)
+    rets = r.returns.to_numpy()
+    expected = rets.mean() / rets.std(ddof=1) * math.sqrt(252)
+    assert fixed["sharpe"] == pytest.approx(expected, rel=1e-9)
+    years = len(rets) / 252
+    assert fixed["cagr"] == pytest.approx((1 + r.stats["total_return"]) ** (1 / years) - 1)
+    assert fixed["sharpe"] != r.stats["sharpe"]
+    with pytest.raises(ValueError, match="periods_per_year"):
+        r.stats_for(periods_per_year=0)
+
+
+def test_notebook_view_shows_headline_numbers_and_a_sparkline(sma_result: BacktestResult
+                                                              ) -> None:
+    page = sma_result._repr_html_()
+    assert "<svg" in page
+    assert "<polyline" in page
+    assert f"{sma_result.stats['total_return']:.2%}" in page
+    assert "Sharpe" in page
+    assert "nan" not in page.lower().replace("n/a", "")
+
+
+def test_times_and_durations_read_at_the_bars_resolution() -> None:
+    from simbroker.results.format import _format_timedelta, format_timestamp
+
+    assert format_timestamp(pd.Timestamp("2013-03-01", tz="UTC")) == "2013-03-01"
+    assert format_timestamp(pd.Timestamp("2024-01-02 14:30", tz="UTC")) == \
+        "2024-01-02 14:30 UTC"
+    assert _format_timedelta(pd.Timedelta(days=71, hours=2, minutes=54)) == "71.1 days"
+    assert _format_timedelta(pd.Timedelta(days=12)) == "12 days"
+    assert _format_timedelta(pd.Timedelta(hours=3, minutes=25)) == "03:25"

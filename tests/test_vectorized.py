@@ -42,7 +42,7 @@ def assert_same(event: BacktestResult, fast: BacktestResult) -> None:
                                        check_exact=False, rtol=1e-9, atol=0.0)
     pd.testing.assert_frame_equal(fast.positions, event.positions, check_exact=False,
                                   rtol=1e-9, atol=0.0)
-    assert fast.stats.keys() == event.stats.keys()
+    assert list(fast.stats.keys()) == list(event.stats.keys())
     assert fast.config == event.config
     for key, value in event.stats.items():
         if isinstance(value, float):

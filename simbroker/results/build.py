@@ -11,7 +11,7 @@ import pandas as pd
 from simbroker.bars import Bars
 from simbroker.results.columns import _bfill, _ffill, _fills_frame, orders_frame
 from simbroker.results.result import BacktestResult
-from simbroker.results.stats import compute_stats
+from simbroker.results.stats import compute_stats, stats_series
 from simbroker.results.trips import round_trips
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
         cash=pd.Series(cash, index=index, name="cash", copy=False),
         positions=pd.DataFrame(positions, index=index,
                                columns=pd.Index(bars.symbols, name="symbol"), copy=False),
-        stats=stats,
+        stats=stats_series(stats),
         config=config,
         bars=bars,
         trades=trips,

@@ -17,6 +17,7 @@ from simbroker.bars import FIELDS, Bars
 from simbroker.errors import DataError
 from simbroker.results.columns import _STR_DTYPE
 from simbroker.results.result import BacktestResult
+from simbroker.results.stats import stats_series
 
 _RESULT_FORMAT = 1
 _TABLES = ("fills", "orders", "trades", "equity", "positions", "bars")
@@ -34,6 +35,8 @@ def _json_value(value: Any) -> Any:
         return {"$float": repr(value)}
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return _json_value(value.item())
+    if isinstance(value, pd.Series):
+        return {str(k): _json_value(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): _json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -146,7 +149,7 @@ def _load(directory: Path) -> BacktestResult:
         equity=equity["equity"],
         cash=equity["cash"],
         positions=positions,
-        stats=_from_json(manifest["stats"]),
+        stats=stats_series(_from_json(manifest["stats"])),
         config=_from_json(manifest["config"]),
         bars=bars,
         trades=t["trades"],

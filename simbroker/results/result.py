@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from simbroker.bars import Bars
-from simbroker.results.format import format_stats
+from simbroker.results.format import format_stats, result_html, summary_frame
+from simbroker.results.stats import compute_stats, stats_series
 from simbroker.results.trips import _empty_trips
 
 if TYPE_CHECKING:
@@ -46,8 +47,10 @@ class BacktestResult:
         Cash after each bar.
     positions : DataFrame
         Position per symbol after each bar (timestamps x symbols).
-    stats : dict
-        See :func:`compute_stats`.
+    stats : Series
+        The statistics by name (object dtype: floats, ints, timestamps, timedeltas), as
+        backtesting.py and vectorbt show them; ``stats["sharpe"]``, ``stats.to_dict()``.
+        See :func:`~simbroker.results.compute_stats`.
     config : dict
         What ran: starting cash, slippage and fee models (their reprs).
     bars : Bars
@@ -61,10 +64,14 @@ class BacktestResult:
     equity: pd.Series
     cash: pd.Series
     positions: pd.DataFrame
-    stats: dict[str, Any]
+    stats: pd.Series
     config: dict[str, Any]
     bars: Bars = field(repr=False)
     trades: pd.DataFrame = field(default_factory=_empty_trips_factory, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stats, pd.Series):  # a plain mapping is accepted too
+            object.__setattr__(self, "stats", stats_series(self.stats))
 
     @property
     def final_positions(self) -> dict[str, float]:
@@ -77,13 +84,57 @@ class BacktestResult:
         """Cash after the last bar."""
         return float(self.cash.iloc[-1])
 
+    @property
+    def returns(self) -> pd.Series:
+        """Per-bar simple returns of equity; the first is from the starting equity."""
+        eq = self.equity.to_numpy(np.float64)
+        start = float(self.stats.get("start_equity", eq[0] if len(eq) else 0.0))
+        prev = np.concatenate([[start], eq[:-1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rets = eq / prev - 1.0
+        out: pd.Series = pd.Series(rets, index=self.equity.index, name="returns")
+        return out
+
+    def stats_for(self, *, periods_per_year: float | None = None) -> pd.Series:
+        """The statistics recomputed with another annualization.
+
+        ``periods_per_year=252`` annualizes as empyrical and quantstats do for daily
+        bars; the default (``None``) is what :attr:`stats` holds: bars per calendar year
+        spanned.
+        """
+        values = compute_stats(self.equity, self.fills,
+                               start_equity=float(self.stats["start_equity"]),
+                               interval=self.bars.interval, n_orders=len(self.orders),
+                               gross_exposure=self._gross_exposure(), trips=self.trades,
+                               periods_per_year=periods_per_year)
+        return stats_series(values)
+
+    def _gross_exposure(self) -> np.ndarray:
+        pos = self.positions.to_numpy(np.float64)
+        from simbroker.results.build import mark_to_market, marking_closes
+
+        _, gross = mark_to_market(pos, marking_closes(self.bars.close[:len(pos)]))
+        return gross
+
     def format_summary(self) -> str:
         """The statistics as a readable two-column table."""
         return format_stats(self.stats, self.config)
 
-    def summary(self, file: TextIO | None = None) -> None:
-        """Print the statistics table (to stdout by default)."""
+    def summary(self, file: TextIO | None = None) -> pd.DataFrame:
+        """Print the statistics table (to stdout by default) and return it.
+
+        Returns
+        -------
+        DataFrame
+            One row per statistic: its ``label`` and formatted ``value``, indexed by the
+            statistic's key (the cost models last, under ``slippage`` and ``fees``).
+        """
         print(self.format_summary(), file=file if file is not None else sys.stdout)
+        return summary_frame(self.stats, self.config)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the headline statistics beside a small equity sparkline."""
+        return result_html(self)
 
     def __str__(self) -> str:
         return self.format_summary()

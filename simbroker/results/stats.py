@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,16 +21,23 @@ def compute_stats(
     n_orders: int = 0,
     gross_exposure: np.ndarray | None = None,
     trips: pd.DataFrame | None = None,
+    periods_per_year: float | None = None,
 ) -> dict[str, Any]:
     """Performance statistics of an equity curve, its fills and round trips.
 
     Per-bar returns include the step from ``start_equity`` to the first bar's equity.
-    Annualization uses the observed bar frequency: bars per year = bars / years spanned
-    (about 252 for daily bars of one exchange). Sharpe and Sortino assume a zero
-    risk-free rate and target return.
+    Annualization, by default, uses the observed bar frequency: bars per year = bars /
+    calendar years spanned (251.8 on the bundled sample, about 252 for daily bars of one
+    exchange), and CAGR compounds over the calendar years spanned. With
+    ``periods_per_year`` (e.g. 252, as empyrical and quantstats assume for daily bars)
+    both use that fixed count instead: years = bars / periods_per_year. Sharpe and
+    Sortino assume a zero risk-free rate and target return.
 
     Parameters
     ----------
+    periods_per_year
+        A fixed number of bars per year for annualization; ``None`` (default) measures
+        it from the index.
     gross_exposure
         Sum of ``|position x close|`` over symbols after each bar; gives ``exposure``
         (share of bars with a position) and ``avg_gross_exposure`` (mean of gross / equity).
@@ -64,7 +72,13 @@ def compute_stats(
     else:
         span_ns = float((equity.index[-1] - equity.index[0]).value) + float(
             interval.astype(np.int64))
-        years = span_ns / _YEAR_NS
+        if periods_per_year is not None:
+            if not (math.isfinite(periods_per_year) and periods_per_year > 0):
+                raise ValueError(f"periods_per_year must be a positive number, got "
+                                 f"{periods_per_year!r}")
+            years = n / float(periods_per_year)
+        else:
+            years = span_ns / _YEAR_NS
         # Long runs (500k minute bars) make every temporary array count: one scratch
         # buffer serves returns, downside returns, drawdown and exposure in turn.
         buf = np.empty(n)
@@ -76,7 +90,8 @@ def compute_stats(
             growth = eq[-1] / start_equity
             total = growth - 1.0
             cagr = (growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0) if years > 0 else nan
-            per_year = n / years if years > 0 else nan
+            per_year = (float(periods_per_year) if periods_per_year is not None
+                        else n / years if years > 0 else nan)
             mu = float(np.mean(rets))
             # Sum of squares about the mean without a temporary array (np.std makes one).
             ss = float(np.dot(rets, rets)) - n * mu * mu
@@ -119,6 +134,14 @@ def compute_stats(
     )
     if trips is not None:
         out.update(_trip_stats(trips))
+    return out
+
+
+def stats_series(stats: Mapping[str, Any]) -> pd.Series:
+    """Statistics as the Series :attr:`BacktestResult.stats` holds (object dtype, so each
+    value keeps its own type: ``int`` counts, ``float`` ratios, timestamps)."""
+    out: pd.Series = pd.Series(list(stats.values()), index=pd.Index(list(stats), dtype=object),
+                               dtype=object, name="stats")
     return out
 
 
