@@ -593,12 +593,16 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     order_ids = _numbered(np.arange(1, len(ot) + 1))
     fill_ns = bars.ts_ns[ft] // 1000 * 1000  # microseconds, as the paper broker stamps
     names = np.array(bars.symbols, dtype=object)
+    sides = np.array(["sell", "buy"], dtype=object)
+    if _INFER_STR:  # a few distinct strings: take them rather than make one per fill
+        symbol_col: Any = pd.array(names, dtype="str").take(fj)
+        side_col: Any = pd.array(sides, dtype="str").take((fsign > 0).view(np.int8))
+    else:
+        symbol_col, side_col = names[fj], sides[(fsign > 0).view(np.int8)]
     fills = pd.DataFrame({
         "timestamp": pd.DatetimeIndex(fill_ns.view("M8[ns]")).tz_localize("UTC"),
-        # A few distinct strings: share them rather than make one per fill.
-        "symbol": pd.Series(names[fj], dtype=object),
-        "side": pd.Series(np.array(["sell", "buy"], dtype=object)[(fsign > 0).view(np.int8)],
-                          dtype=object),
+        "symbol": pd.Series(symbol_col, copy=False),
+        "side": pd.Series(side_col, copy=False),
         "qty": fqty,
         "price": price,
         "fee": fee,

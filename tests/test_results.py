@@ -419,3 +419,15 @@ def test_times_and_durations_read_at_the_bars_resolution() -> None:
     assert _format_timedelta(pd.Timedelta(days=71, hours=2, minutes=54)) == "71.1 days"
     assert _format_timedelta(pd.Timedelta(days=12)) == "12 days"
     assert _format_timedelta(pd.Timedelta(hours=3, minutes=25)) == "03:25"
+
+
+def test_symbol_and_side_share_one_string_dtype_in_every_table(sma_result: BacktestResult
+                                                               ) -> None:
+    r = sma_result
+    fast = simbroker.backtest_vectorized(r.bars, targets=r.positions)
+    for result in (r, fast):
+        dtypes = {result.fills["symbol"].dtype, result.orders["symbol"].dtype,
+                  result.trades["symbol"].dtype, result.fills["side"].dtype,
+                  result.orders["side"].dtype}
+        assert len(dtypes) == 1, dtypes
+        assert dtypes == {pd.Series(["a"]).dtype}  # what pandas infers for strings

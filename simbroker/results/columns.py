@@ -43,11 +43,15 @@ def orders_frame(orders: list[Any]) -> pd.DataFrame:
 
 
 def _fills_frame(fills: list[Any]) -> pd.DataFrame:
-    """Fills as a DataFrame with the same columns and dtypes whether empty or not."""
+    """Fills as a DataFrame with the same columns and dtypes whether empty or not:
+    ``symbol`` and ``side`` strings as in the orders and trades tables, ids ``object``
+    (``client_order_id`` may be ``None``)."""
     cols: dict[str, Any] = {c: [f[c] for f in fills] for c in _FILL_COLUMNS}
     frame = pd.DataFrame({
         c: (pd.to_datetime(v, utc=True).as_unit("ns") if c == "timestamp"
             else np.asarray(v, np.float64) if c in ("qty", "price", "fee", "notional")
+            # Never missing: the string dtype of the orders and trades tables too.
+            else pd.array(v, dtype=_STR_DTYPE) if c in ("symbol", "side")
             else pd.Series(v, dtype=object))
         for c, v in cols.items()
     })
