@@ -20,6 +20,7 @@ from simbroker._progress import progress_iter
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
+from simbroker.errors import StrategyError
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
@@ -227,6 +228,14 @@ def backtest(
     BacktestResult
         Fills, orders, equity, cash and positions over time, and statistics.
 
+    Raises
+    ------
+    StrategyError
+        The strategy raised (in ``indicators`` or ``on_bar``): it names the strategy, the
+        bar and its time and the line of the strategy's code; the original exception is
+        its ``__cause__`` and ``.result`` holds the run up to that bar (its ``config``
+        says where it stopped). A trade log gets a ``strategy_error`` record.
+
     Examples
     --------
     >>> import simbroker
@@ -244,15 +253,75 @@ def backtest(
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
                          session_tz=session_tz)
-    history = History(bars, _prepare_indicators(strategy, bars))
-    step = broker.step
     try:
-        for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
-                               progress=progress, unit="bar"):
-            step()
-            history.t = t
-            on_bar(broker, history)
+        try:
+            indicators = _prepare_indicators(strategy, bars)
+        except Exception as exc:
+            raise _strategy_error(strategy, exc, None, None) from exc
+        history = History(bars, indicators)
+        step = broker.step
+        t, in_strategy = -1, False
+        try:
+            for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
+                                   progress=progress, unit="bar"):
+                step()
+                history.t = t
+                in_strategy = True
+                on_bar(broker, history)
+                in_strategy = False
+        except Exception as exc:
+            if not in_strategy:
+                raise  # the broker failed, not the strategy: its own error says why
+            when = pd.Timestamp(int(bars.ts_ns[t]), unit="ns", tz="UTC")
+            error = _strategy_error(strategy, exc, t, when)
+            log = broker.trade_log
+            if log is not None and not log.closed:
+                log.write("strategy_error", broker.now(), strategy=error.strategy, bar=t,
+                          error=f"{type(exc).__name__}: {exc}", where=error.where)
+            error.result = _partial(broker, error, exc)
+            raise error from exc
     finally:
         if trade_log is not None and not isinstance(trade_log, TradeLog):
             broker.close()
     return build_result(broker)
+
+
+def _strategy_name(strategy: Any) -> str:
+    name = getattr(strategy, "__qualname__", None)  # a function or a class
+    return str(name) if name else type(strategy).__name__
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """``file:line (function)`` of the innermost frame of ``exc`` in the user's own code:
+    not simbroker's, not an installed library's, not the standard library's."""
+    import sysconfig
+    import traceback
+
+    skip = tuple({str(Path(__file__).resolve().parent),
+                  *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                         "platlib"))})
+    frames = traceback.extract_tb(exc.__traceback__)
+    for fr in reversed(frames):
+        path = str(Path(fr.filename).resolve()) if not fr.filename.startswith("<") else ""
+        if path and not path.startswith(skip):
+            return f"{fr.filename}:{fr.lineno} ({fr.name})"
+    return None
+
+
+def _strategy_error(strategy: Any, exc: Exception, bar: int | None,
+                    when: pd.Timestamp | None) -> StrategyError:
+    return StrategyError(_strategy_name(strategy), bar=bar,
+                         timestamp=None if when is None else when.isoformat(), error=exc,
+                         where=user_frame(exc))
+
+
+def _partial(broker: PaperBroker, error: StrategyError, exc: Exception
+             ) -> BacktestResult | None:
+    """The run up to the failing bar, marked with where and why it stopped."""
+    try:
+        result = build_result(broker)
+    except Exception:  # a result is a courtesy here; the strategy's error is the news
+        return None
+    result.config["stopped"] = {"bar": error.bar, "timestamp": error.timestamp,
+                                "error": f"{type(exc).__name__}: {exc}", "where": error.where}
+    return result

@@ -124,17 +124,23 @@ class StrategyError(SimbrokerError):
     """The user's strategy raised; the original exception is ``__cause__``.
 
     ``strategy`` names the strategy, ``bar`` is the index of the bar being handled and
-    ``timestamp`` its time (``None`` before the first bar).
+    ``timestamp`` its time (``None`` when it failed before the first bar, in
+    ``indicators``), ``where`` the ``file:line`` in the strategy's own code where it
+    failed. ``result`` holds the run up to the bar before, when the engine could build
+    one (a :class:`~simbroker.BacktestResult`), else ``None``.
     """
 
     def __init__(self, strategy: str, *, bar: int | None = None, timestamp: Any = None,
-                 error: BaseException | None = None):
+                 error: BaseException | None = None, where: str | None = None):
         self.strategy = strategy
         self.bar = bar
         self.timestamp = timestamp
+        self.where = where
+        self.result: Any = None
         what = f"{type(error).__name__}: {error}" if error is not None else "an error"
-        at = f" at bar {bar}" if bar is not None else ""
+        at = f" at bar {bar}" if bar is not None else " before the first bar"
         at += f" ({timestamp})" if timestamp is not None else ""
+        at += f", in {where}" if where else ""
         super().__init__(f"strategy {strategy} raised {what}{at}")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,8 +59,10 @@ def test_bad_indicator_shape_is_a_clear_error(bars: Bars) -> None:
         def on_bar(self, broker: Broker, history: History) -> None:
             pass
 
-    with pytest.raises(ValueError, match=r"indicator 'short' has shape \(3, 3\)"):
+    with pytest.raises(simbroker.StrategyError,
+                       match=r"indicator 'short' has shape \(3, 3\)") as info:
         simbroker.backtest(Bad(), bars)
+    assert isinstance(info.value.__cause__, ValueError)
 
 
 def test_not_a_strategy(bars: Bars) -> None:
@@ -146,3 +151,64 @@ def test_trade_log_file_is_closed_after_backtest(tmp_path, bars: Bars) -> None: 
     state = simbroker.replay_trade_log(log)
     assert state.cash == res.final_cash
     assert state.positions == res.final_positions
+
+
+# --------------------------------------------------------------------------- strategy bugs
+class _FailsAt:
+    """Buys on bar 2, then raises on bar ``at``."""
+
+    def __init__(self, at: int, exc: Exception):
+        self.at, self.exc = at, exc
+
+    def on_bar(self, broker: Any, history: Any) -> None:
+        if history.t == 2:
+            broker.submit_order(history.symbols[0], "buy", 5)
+        if history.t == self.at:
+            raise self.exc
+
+
+@pytest.mark.parametrize("exc", [ValueError("could not convert string to float: 'abc'"),
+                                 KeyError("missing"), ZeroDivisionError("division by zero")])
+def test_a_strategy_bug_names_the_strategy_bar_time_and_line(exc: Exception,
+                                                              tmp_path: Path) -> None:
+    bars = simbroker.synthetic_bars(n_symbols=2, n_bars=30, seed=1)
+    log = tmp_path / "run.jsonl"
+    with pytest.raises(simbroker.StrategyError) as info:
+        simbroker.backtest(_FailsAt(11, exc), bars, trade_log=log)
+    err = info.value
+    assert err.__cause__ is exc
+    assert (err.strategy, err.bar) == ("_FailsAt", 11)
+    when = pd.Timestamp(int(bars.ts_ns[11]), unit="ns", tz="UTC")
+    assert err.timestamp == when.isoformat()
+    assert err.where is not None
+    assert err.where.startswith(f"{__file__}:")
+    assert "(on_bar)" in err.where
+    assert f"at bar 11 ({when.isoformat()})" in str(err)
+    # The run so far is kept: bars 0..11, the buy of bar 2 filled on bar 3.
+    assert err.result is not None
+    assert len(err.result.equity) == 12
+    assert len(err.result.fills) == 1
+    assert err.result.config["stopped"]["bar"] == 11
+    records = simbroker.read_trade_log(log)
+    assert records[-1]["event"] == "strategy_error"
+    assert records[-1]["bar"] == 11
+
+
+def test_a_failing_indicators_method_is_a_strategy_error() -> None:
+    class BadIndicators:
+        def indicators(self, bars: Any) -> dict[str, Any]:
+            return {"x": 1 / 0}
+
+        def on_bar(self, broker: Any, history: Any) -> None:
+            pass
+
+    with pytest.raises(simbroker.StrategyError, match="before the first bar") as info:
+        simbroker.backtest(BadIndicators(), simbroker.synthetic_bars(n_symbols=1, n_bars=5))
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert info.value.bar is None
+
+
+def test_interrupts_are_not_strategy_errors() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        simbroker.backtest(_FailsAt(3, KeyboardInterrupt()),  # type: ignore[arg-type]
+                           simbroker.synthetic_bars(n_symbols=1, n_bars=5))
