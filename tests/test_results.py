@@ -431,3 +431,17 @@ def test_symbol_and_side_share_one_string_dtype_in_every_table(sma_result: Backt
                   result.orders["side"].dtype}
         assert len(dtypes) == 1, dtypes
         assert dtypes == {pd.Series(["a"]).dtype}  # what pandas infers for strings
+
+
+def test_saved_files_take_the_umask_mode(sma_result: BacktestResult, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = sma_result.save(tmp_path / "run")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes
+    assert set(modes.values()) == {0o644}, modes

@@ -73,11 +73,20 @@ def _bars_table(bars: Bars) -> pd.DataFrame:
     return frame
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: Path, write: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file 0600: give it the mode a plain open() would (0644 under
+        # the usual umask), so a teammate can read a shared result.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
