@@ -74,7 +74,16 @@ def _bars_table(bars: Bars) -> pd.DataFrame:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    # Linux tells the umask without changing it; setting it to read it back races with
+    # other threads creating files, so that is the fallback only.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
