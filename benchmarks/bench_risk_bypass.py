@@ -71,7 +71,7 @@ def notional() -> dict[str, Any]:
                      ("buy_stop_0.01", {"side": "buy", "order_type": "stop",
                                         "stop_price": 0.01})):
         broker, inner = guarded(RiskLimits(max_order_notional=10_000))
-        ok = accepted(lambda kw=kw: broker.submit_order("A", qty=1000, **kw))
+        accepted(lambda kw=kw, b=broker: b.submit_order("A", qty=1000, **kw))
         inner.step()
         out[name] = sum(f["notional"] for f in inner.get_fills())
     out["bypassed"] = any(v > 10_000 for v in out.values())
@@ -100,7 +100,8 @@ def threads(trials: int) -> dict[str, Any]:
         barrier = threading.Barrier(4)
         results: list[bool] = []
 
-        def buy(barrier: threading.Barrier = barrier, broker: RiskBroker = broker) -> None:
+        def buy(barrier: threading.Barrier = barrier, broker: RiskBroker = broker,
+                results: list[bool] = results) -> None:
             barrier.wait()
             results.append(accepted(lambda: broker.submit_order("A", "buy", 100)))
 

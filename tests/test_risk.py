@@ -66,8 +66,8 @@ def test_position_rules_count_held_and_open_orders() -> None:
     broker.submit_order("A", "buy", 60)
     inner.step()  # filled: held 60
     broker.submit_order("A", "buy", 30)  # open: 90
-    with pytest.raises(RiskRejected, match=r"position would reach 101 \(held 60, open orders "
-                       r"\+30\) > limit 100"):
+    with pytest.raises(RiskRejected, match=r"position would reach 101 \(held 60, open buy "
+                       r"orders 30, this order 11\) > limit 100"):
         broker.submit_order("A", "buy", 11)
     broker.submit_order("A", "buy", 10)  # exactly 100
     broker.submit_order("A", "sell", 150)  # reduces toward -50: |.| under 100 ... fine
@@ -220,5 +220,5 @@ def test_position_tracking_without_get_order_uses_fills() -> None:
         broker.submit_order("A", "buy", 6)  # 6 open + 6
     inner.step()  # the first order fills: held 6, nothing open
     broker.submit_order("A", "buy", 4)
-    with pytest.raises(RiskRejected, match=r"position would reach 11 \(held 6, open orders \+4\)"):
+    with pytest.raises(RiskRejected, match=r"position would reach 11 \(held 6, open buy orders 4,"):
         broker.submit_order("A", "buy", 1)
