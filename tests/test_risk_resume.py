@@ -247,6 +247,8 @@ def test_a_kill_is_never_forgotten_and_not_re_logged(tmp_path: Path) -> None:
     run_with_restarts(BuyThenRest, bars, limits, path, [("stop", 4), ("stop", 1), ("stop", 1)])
     records = read_trade_log(path)
     kills = [r for r in records if r["event"] == "kill"]
-    assert len(kills) == 1 and kills[0]["reason"].startswith("daily loss")
+    assert len(kills) == 1
+    assert kills[0]["reason"].startswith("daily loss")
     last = run(BuyThenRest(), bars, limits, path)
-    assert last.risk_broker is not None and last.risk_broker.killed == kills[0]["reason"]
+    assert last.risk_broker is not None
+    assert last.risk_broker.killed == kills[0]["reason"]
