@@ -129,3 +129,21 @@ def test_resubmitting_an_open_order_is_neither_checked_nor_counted_again() -> No
     with pytest.raises(RiskRejected) as exc:  # a different order under the same id is new
         broker.submit_order("A", "buy", 50, client_order_id="x")
     assert exc.value.rule in ("max_position", "max_orders_per_minute")
+
+
+def test_an_order_of_unknown_fate_found_at_the_broker_counts_once() -> None:
+    class PlacesThenLosesTheAnswer(Venue):
+        def submit_order(self, *args: Any, **kwargs: Any) -> Any:
+            self.inner.submit_order(*args, **kwargs)
+            raise OrderStatusUnknown("answer lost", client_order_id=kwargs["client_order_id"])
+
+    inner = paper()
+    broker = RiskBroker(PlacesThenLosesTheAnswer(inner, 1),  # type: ignore[arg-type]
+                        RiskLimits(max_position=100))
+    with pytest.raises(OrderStatusUnknown):
+        broker.submit_order("A", "buy", 60, client_order_id="lost")
+    inner.step()  # it was placed: it fills
+    broker.broker = inner  # the venue answers again
+    broker.submit_order("A", "buy", 40)  # held 60, nothing open: 100 fits exactly
+    with pytest.raises(RiskRejected, match=r"held 60, open buy orders 40"):
+        broker.submit_order("A", "buy", 1)

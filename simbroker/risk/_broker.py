@@ -33,6 +33,9 @@ __all__ = ["RiskBroker"]
 log = logging.getLogger("simbroker.risk")
 
 _WINDOW = timedelta(minutes=1)
+# Fills are read again this far back, so one reported late (stamped before the last read)
+# is still seen; fill ids de-duplicate the overlap.
+_FILL_LOOKBACK = timedelta(minutes=10)
 # Extra broker methods that only read, or drive a simulation, pass straight through;
 # anything else that could send or change an order does not (it would skip the checks).
 _PASS_PREFIXES = ("get_", "wait_", "is_", "has_")
@@ -289,7 +292,8 @@ class RiskBroker:
             self._recent.clear()
             self._in_window.clear()
             for when, key in state.orders:
-                self._count(when, key)
+                if self.limits.max_orders_per_minute is not None:
+                    self._count(when, key)
             self._prune(self.broker.now())
             self._fills_seen |= state.fill_ids
             for key in [k for k, w in self._working.items() if w.order_id is not None]:
@@ -368,7 +372,8 @@ class RiskBroker:
         self._check(order)
         key = f"\0sending-{next(self._tokens)}"
         self._working[key] = _Working(order, None)
-        counted = self._count(self.broker.now(), cid or key)
+        counted = self.limits.max_orders_per_minute is not None and self._count(
+            self.broker.now(), cid or key)
         return key, counted, True
 
     def _count(self, when: datetime, key: str) -> bool:
@@ -435,20 +440,24 @@ class RiskBroker:
     def _refresh(self) -> None:
         """Bring each open order's filled quantity and status up to date."""
         get_order = getattr(self.broker, "get_order", None)
+        self._resolve_unknown()
         sent = [w for w in self._working.values() if w.order_id is not None]
         if not sent:
             return
         if not callable(get_order):
-            # No order lookup: learn fills incrementally (since is inclusive; ids dedupe).
+            # No order lookup: learn fills incrementally (ids de-duplicate the overlap).
             by_id = {w.order_id: w for w in sent}
-            for f in self.broker.get_fills(self._cursor):
+            since = None if self._cursor is None else self._cursor - _FILL_LOOKBACK
+            for f in self.broker.get_fills(since):
                 if f["fill_id"] in self._fills_seen:
                     continue
                 self._fills_seen.add(f["fill_id"])
+                stamp = f.get("timestamp")
+                if isinstance(stamp, datetime) and (self._cursor is None or stamp > self._cursor):
+                    self._cursor = stamp
                 work = by_id.get(f["order_id"])
                 if work is not None:
                     work.filled += float(f["qty"])
-            self._cursor = self.broker.now()
         for work in sent:
             assert work.order_id is not None
             if callable(get_order):
@@ -464,6 +473,21 @@ class RiskBroker:
                     continue
             if work.remaining <= 1e-12 * work.order.qty:
                 self._drop(work.order_id)
+
+    def _resolve_unknown(self) -> None:
+        """Find orders of unknown fate (no order id) in the broker's list, by client id."""
+        lost = {w.order.client_order_id: k for k, w in self._working.items()
+                if w.unknown and w.order_id is None and w.order.client_order_id is not None}
+        if not lost:
+            return
+        get_orders = getattr(self.broker, "get_orders", None)
+        if not callable(get_orders):
+            return
+        for info in get_orders():
+            key = lost.get(info.get("client_order_id"))
+            if key is not None:
+                work = self._working[key]
+                self._commit(key, work.order, info)
 
     def _cancel(self, order_ids: Iterable[str]) -> list[OrderInfo]:
         out = []
