@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simbroker import Bars, Broker, ConfigError, PaperBroker, RiskRejected
+from simbroker import Bars, Broker, ConfigError, InvalidOrder, PaperBroker, RiskRejected
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.tradelog import read_trade_log
 
@@ -222,3 +222,41 @@ def test_position_tracking_without_get_order_uses_fills() -> None:
     broker.submit_order("A", "buy", 4)
     with pytest.raises(RiskRejected, match=r"position would reach 11 \(held 6, open buy orders 4,"):
         broker.submit_order("A", "buy", 1)
+
+
+def test_a_failing_cancel_does_not_hide_the_kill(tmp_path: Any) -> None:
+    from simbroker.errors import BrokerConnectionError
+
+    inner = paper()
+    wrapped = ProtocolOnly(inner)
+
+    def cancel(order_id: str) -> Any:
+        raise BrokerConnectionError("connection lost")
+
+    wrapped.cancel_order = cancel  # type: ignore[assignment]
+    broker = RiskBroker(wrapped, RiskLimits(max_daily_loss=10))  # type: ignore[arg-type]
+    broker.update_prices({"A": 100.0})
+    broker.submit_order("A", "buy", 1, "limit", limit_price=50, tif="gtc")
+    assert broker.kill("by hand") == []  # the cancel failed: logged, not raised
+    with pytest.raises(RiskRejected, match="kill switch engaged"):
+        broker.submit_order("A", "buy", 1)
+
+
+def test_daily_loss_refuses_an_order_it_could_not_mark() -> None:
+    inner = PaperBroker(paper().bars)  # no bar closed: no last price
+    broker = RiskBroker(inner, RiskLimits(max_daily_loss=100))
+    with pytest.raises(RiskRejected, match="could not mark") as exc:
+        broker.submit_order("A", "buy", 1, "limit", limit_price=100)
+    assert exc.value.rule == "price_unknown"
+
+
+def test_malformed_orders_are_logged_as_rejected(tmp_path: Any) -> None:
+    log = tmp_path / "risk.jsonl"
+    inner = paper(trade_log=log)
+    broker = RiskBroker(inner, RiskLimits(max_order_qty=10))
+    with pytest.raises(InvalidOrder):
+        broker.submit_order("A", "buy", -1)
+    inner.close()
+    last = read_trade_log(log)[-1]
+    assert (last["event"], last["qty"]) == ("rejected", -1)
+    assert inner.get_orders() == []

@@ -17,6 +17,7 @@ import numpy as np
 from simbroker.broker import Broker
 from simbroker.errors import (
     BrokerAPIError,
+    BrokerError,
     InvalidOrder,
     OrderRejected,
     RiskRejected,
@@ -497,6 +498,10 @@ class RiskBroker:
             except UnknownOrder:
                 with self._lock:
                     self._drop(oid)
+            except BrokerError as exc:
+                # It stays counted; the next kill or cancel tries again. The refusal or
+                # the kill that asked for the cancel is what the caller must see.
+                log.warning("could not cancel order %s: %s", oid, exc)
         return out
 
     def _cancel_working(self) -> list[OrderInfo]:
@@ -512,9 +517,11 @@ class RiskBroker:
         def plain(x: Any) -> Any:
             if x is None or isinstance(x, (str, bool)):
                 return x
-            if isinstance(x, (int, float)) and math.isfinite(float(x)):
-                return float(x) if isinstance(x, float) else x
-            return repr(x)
+            if isinstance(x, float) and math.isfinite(x):
+                return x
+            if isinstance(x, int) and abs(x) < 2**63:
+                return x
+            return repr(x)[:100]
 
         extra = {} if rule is None else {"rule": rule}
         self._log.write("rejected", self.broker.now(), order_id=None,
@@ -601,6 +608,10 @@ class RiskBroker:
                                    f"highest price it can fill at) > limit "
                                    f"{lim.max_order_notional:,.2f}",
                                    limit=lim.max_order_notional, value=notional)
+        if lim.max_daily_loss is not None and last is None:
+            raise self._reject("price_unknown", order,
+                               f"no price known for {sym}; the daily loss could not mark "
+                               f"the position this order opens")
         self._check_rate(order)
         # Orders first, positions second: a fill landing in between is then counted twice
         # (safe), never not at all.
