@@ -123,6 +123,8 @@ class RiskBroker:
         self._lock = threading.RLock()
         self._tokens = itertools.count(1)
         self._working: dict[str, _Working] = {}  # order id (or a reservation token) -> order
+        self._sym_keys: dict[str, set[str]] = {}  # symbol -> its keys in _working
+        self._refreshed: tuple[Any, ...] | None = None
         self._by_client: dict[str, str] = {}  # client order id -> key in _working
         self._recent: deque[tuple[datetime, str]] = deque()  # (accepted at, key) in window
         self._in_window: dict[str, int] = {}
@@ -321,7 +323,11 @@ class RiskBroker:
         bars = getattr(self.broker, "bars", None)
         t = getattr(self.broker, "bar_index", -1)
         if bars is not None and t >= 0 and symbol in bars:
-            col = bars.close[: t + 1, bars.symbol_index(symbol)]
+            j = bars.symbol_index(symbol)
+            px = float(bars.close[t, j])
+            if math.isfinite(px):
+                return px  # the common case: the symbol traded on the latest bar
+            col = bars.close[: t + 1, j]
             valid = col[~np.isnan(col)]
             if len(valid):
                 return float(valid[-1])
@@ -353,7 +359,7 @@ class RiskBroker:
                     log.warning("cancelling re-placed order %s: %s", oid, exc)
                     refused.append(oid)
                     continue
-            self._working[oid] = _Working(order, oid, filled=filled)
+            self._put(oid, _Working(order, oid, filled=filled))
             if order.client_order_id is not None:
                 self._by_client[order.client_order_id] = oid
         return refused
@@ -372,7 +378,7 @@ class RiskBroker:
             return self._by_client[cid], False, False
         self._check(order)
         key = f"\0sending-{next(self._tokens)}"
-        self._working[key] = _Working(order, None)
+        self._put(key, _Working(order, None))
         counted = self.limits.max_orders_per_minute is not None and self._count(
             self.broker.now(), cid or key)
         return key, counted, True
@@ -391,7 +397,7 @@ class RiskBroker:
             self._in_window.pop(key, None)
 
     def _release(self, key: str, counted: bool) -> None:
-        work = self._working.pop(key, None)
+        work = self._pop(key)
         if work is None or not counted:
             return
         name = work.order.client_order_id or key
@@ -408,32 +414,46 @@ class RiskBroker:
         work.unknown = True
         oid = getattr(exc, "order_id", None)
         if isinstance(oid, str) and oid:
-            del self._working[key]
+            self._pop(key)
             work.order_id = oid
             key = oid
-            self._working[oid] = work
+            self._put(oid, work)
         if work.order.client_order_id is not None:
             self._by_client[work.order.client_order_id] = key
         log.warning("order %s: fate unknown after %s; it counts toward exposure until "
                     "resolved", work.order.client_order_id or key, type(exc).__name__)
 
     def _commit(self, key: str, order: Order, info: OrderInfo) -> None:
-        work = self._working.pop(key, None) or _Working(order, None)
+        work = self._pop(key) or _Working(order, None)
         oid = str(info["order_id"])
         if order.client_order_id is not None:
             self._by_client.pop(order.client_order_id, None)
         if not _is_open(info["status"]):
-            self._working.pop(oid, None)
+            self._pop(oid)
             return
         work.order_id = oid
         work.unknown = False
         work.filled = max(work.filled, float(info.get("filled_qty") or 0.0))
-        self._working[oid] = work
+        self._put(oid, work)
         if order.client_order_id is not None:
             self._by_client[order.client_order_id] = oid
 
-    def _drop(self, key: str) -> None:
+    def _put(self, key: str, work: _Working) -> None:
+        self._working[key] = work
+        self._sym_keys.setdefault(work.order.symbol, set()).add(key)
+
+    def _pop(self, key: str) -> _Working | None:
         work = self._working.pop(key, None)
+        if work is not None:
+            keys = self._sym_keys.get(work.order.symbol)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._sym_keys[work.order.symbol]
+        return work
+
+    def _drop(self, key: str) -> None:
+        work = self._pop(key)
         if work is not None and work.order.client_order_id is not None \
                 and self._by_client.get(work.order.client_order_id) == key:
             del self._by_client[work.order.client_order_id]
@@ -442,7 +462,14 @@ class RiskBroker:
         """Bring each open order's filled quantity and status up to date."""
         get_order = getattr(self.broker, "get_order", None)
         self._resolve_unknown()
+        # A simulated broker's orders change only when it steps (fills, expiries) or
+        # through this wrapper: nothing to read again until its bar moves.
+        bar = getattr(self.broker, "bar_index", None)
+        moved = None if not isinstance(bar, int) else (bar, self.broker.now())
+        if moved is not None and moved == self._refreshed:
+            return
         sent = [w for w in self._working.values() if w.order_id is not None]
+        self._refreshed = moved
         if not sent:
             return
         if not callable(get_order):
@@ -453,9 +480,9 @@ class RiskBroker:
                 if f["fill_id"] in self._fills_seen:
                     continue
                 self._fills_seen.add(f["fill_id"])
-                stamp = f.get("timestamp")
-                if isinstance(stamp, datetime) and (self._cursor is None or stamp > self._cursor):
-                    self._cursor = stamp
+                when = f.get("timestamp")
+                if isinstance(when, datetime) and (self._cursor is None or when > self._cursor):
+                    self._cursor = when
                 work = by_id.get(f["order_id"])
                 if work is not None:
                     work.filled += float(f["qty"])
@@ -567,13 +594,39 @@ class RiskBroker:
     def _exposure(self, sym: str, positions: Mapping[str, float], *,
                   priced: bool) -> SymbolExposure:
         """Position and every open order (sent, being sent, unknown) of ``sym``."""
-        last = self.last_price(sym) if priced else None
-        exp = SymbolExposure(held=positions.get(sym, 0.0), mark=last)
-        for work in self._working.values():
-            if work.order.symbol == sym and work.remaining > 0:
+        return self._book(positions, priced=priced, only=sym)[sym]
+
+    def _book(self, positions: Mapping[str, float], *, priced: bool,
+              only: str | None = None) -> dict[str, SymbolExposure]:
+        """Every symbol's exposure in one pass over the open orders (or just ``only``'s)."""
+        marks: dict[str, float | None] = {}
+
+        def mark(sym: str) -> float | None:
+            if sym not in marks:
+                marks[sym] = self.last_price(sym) if priced else None
+            return marks[sym]
+
+        symbols = set(positions) | set(self._sym_keys) if only is None else {only}
+        book: dict[str, SymbolExposure] = {}
+        for sym in symbols:
+            # [buys, sells, buy value, sell value], summed here; one object per symbol.
+            acc = [0.0, 0.0, 0.0, 0.0]
+            unpriced = False
+            last = mark(sym)
+            for key in self._sym_keys.get(sym, ()):
+                work = self._working[key]
+                rem = work.remaining
+                if rem <= 0:
+                    continue
                 px = worst_fill_price(work.order, last) if priced else None
-                exp = exp.add(work.order.side, work.remaining, px, unpriced=priced and px is None)
-        return exp
+                unpriced = unpriced or (priced and px is None)
+                side = 0 if work.order.side is Side.BUY else 1
+                acc[side] += rem
+                acc[side + 2] += rem * px if px is not None else 0.0
+            book[sym] = SymbolExposure(held=positions.get(sym, 0.0), buys=acc[0], sells=acc[1],
+                                       buy_value=acc[2], sell_value=acc[3], mark=last,
+                                       unpriced=unpriced)
+        return book
 
     def _check(self, order: Order) -> None:
         lim = self.limits
@@ -639,9 +692,10 @@ class RiskBroker:
                 raise self._reject("max_gross_exposure", order,
                                    f"no price known for held symbol {sym}")
             gross = abs(own)
-            others = {w.order.symbol for w in self._working.values()} | set(positions)
-            for s in sorted(others - {sym}):
-                g = self._exposure(s, positions, priced=True).gross()
+            for s, exp in sorted(self._book(positions, priced=True).items()):
+                if s == sym:
+                    continue
+                g = exp.gross()
                 if g is None:
                     raise self._reject("max_gross_exposure", order,
                                        f"no price known for held symbol {s}")
