@@ -114,6 +114,10 @@ def _risk_is_set(limits: RiskLimits) -> str | None:
         missing.append("max_position, max_position_notional or max_gross_exposure")
     if limits.max_daily_loss is None:
         missing.append("max_daily_loss")
+    if limits.price_collar is None and limits.max_order_notional is None:
+        # A limit or stop priced far from the market fills at the market: only a collar,
+        # or a notional limit priced at the highest fill price, bounds such an order.
+        missing.append("price_collar (or max_order_notional)")
     return ", ".join(missing) or None
 
 
@@ -292,7 +296,8 @@ def _parser() -> argparse.ArgumentParser:
                 "event goes to the trade log; SIGINT/SIGTERM stop cleanly after the bar in "
                 "hand; running again with the same trade log resumes without duplicating "
                 "orders." + (f" Refuses unless the config is live, {_LIVE_FLAG} is given "
-                             "and risk limits are set." if live else
+                             "and risk limits are set (order size, position, daily loss, and a "
+                             "price collar or an order notional limit)." if live else
                              " Refuses a config that trades real money.")))
         rt.add_argument("strategy", help="module:Class or path.py:Class")
         rt.add_argument("--broker", required=True,

@@ -249,19 +249,22 @@ class _Gate:
         self._bar_key = "init"
         self._n = 0
         self.orders = 0
+        self._ids = threading.Lock()  # a strategy may send from several threads
 
     def _next_bar(self, when: datetime) -> None:
-        self._bar_key = _stamp(when)
-        self._n = 0
+        with self._ids:
+            self._bar_key = _stamp(when)
+            self._n = 0
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
                      tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
         """Send the order, with a deterministic ``client_order_id`` when none is given."""
-        self._n += 1
-        if client_order_id is None:
-            client_order_id = f"{self._run_id}-{self._bar_key}-{self._n}"
-        self.orders += 1
+        with self._ids:
+            self._n += 1
+            if client_order_id is None:
+                client_order_id = f"{self._run_id}-{self._bar_key}-{self._n}"
+            self.orders += 1
         info = self._broker.submit_order(symbol, side, qty, order_type,
                                          limit_price=limit_price, stop_price=stop_price,
                                          tif=tif, client_order_id=client_order_id)
@@ -509,9 +512,8 @@ class RealtimeRunner:
             skip_to = getattr(feed, "skip_to", None)
             if callable(skip_to):
                 self.report.skipped += int(skip_to(rp.last_bar_close))  # type: ignore[union-attr]
-        if rp is not None and rp.killed and self.risk_broker is not None \
-                and self.risk_broker.killed is None:
-            self.risk_broker.kill(f"still engaged from the previous run: {rp.killed}")
+        if rp is not None and self.risk_broker is not None:
+            self._restore_risk(rp)
         panel = _Panel(tuple(feed.symbols), feed.interval, feed.warmup(), self.max_history)
         if self._log is not None:
             self._log.write("runner_start", self._now(), run_id=self.run_id,
@@ -561,6 +563,19 @@ class RealtimeRunner:
             if self._owns_log and self._log is not None:
                 self._log.close()
         return self.report
+
+    def _restore_risk(self, rp: ResumePoint) -> None:
+        """Rebuild the risk wrapper's state from the log, so the restart changes no decision.
+
+        The kill switch, the daily-loss baseline, the rate window and the open orders
+        (re-placed ones included: they count toward exposure and a kill cancels them).
+        """
+        assert self.risk_broker is not None
+        path = self._log.path if self._log is not None else None
+        if path is not None and path.exists():
+            self.risk_broker.restore(read_trade_log(path))
+        elif rp.killed and self.risk_broker.killed is None:
+            self.risk_broker.kill(rp.killed)
 
     def _now(self) -> datetime:
         try:

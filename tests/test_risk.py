@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simbroker import Bars, Broker, ConfigError, PaperBroker, RiskRejected
+from simbroker import Bars, Broker, ConfigError, InvalidOrder, PaperBroker, RiskRejected
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.tradelog import read_trade_log
 
@@ -66,8 +66,8 @@ def test_position_rules_count_held_and_open_orders() -> None:
     broker.submit_order("A", "buy", 60)
     inner.step()  # filled: held 60
     broker.submit_order("A", "buy", 30)  # open: 90
-    with pytest.raises(RiskRejected, match=r"position would reach 101 \(held 60, open orders "
-                       r"\+30\) > limit 100"):
+    with pytest.raises(RiskRejected, match=r"position would reach 101 \(held 60, open buy "
+                       r"orders 30, this order 11\) > limit 100"):
         broker.submit_order("A", "buy", 11)
     broker.submit_order("A", "buy", 10)  # exactly 100
     broker.submit_order("A", "sell", 150)  # reduces toward -50: |.| under 100 ... fine
@@ -220,5 +220,43 @@ def test_position_tracking_without_get_order_uses_fills() -> None:
         broker.submit_order("A", "buy", 6)  # 6 open + 6
     inner.step()  # the first order fills: held 6, nothing open
     broker.submit_order("A", "buy", 4)
-    with pytest.raises(RiskRejected, match=r"position would reach 11 \(held 6, open orders \+4\)"):
+    with pytest.raises(RiskRejected, match=r"position would reach 11 \(held 6, open buy orders 4,"):
         broker.submit_order("A", "buy", 1)
+
+
+def test_a_failing_cancel_does_not_hide_the_kill(tmp_path: Any) -> None:
+    from simbroker.errors import BrokerConnectionError
+
+    inner = paper()
+    wrapped = ProtocolOnly(inner)
+
+    def cancel(order_id: str) -> Any:
+        raise BrokerConnectionError("connection lost")
+
+    wrapped.cancel_order = cancel  # type: ignore[assignment]
+    broker = RiskBroker(wrapped, RiskLimits(max_daily_loss=10))  # type: ignore[arg-type]
+    broker.update_prices({"A": 100.0})
+    broker.submit_order("A", "buy", 1, "limit", limit_price=50, tif="gtc")
+    assert broker.kill("by hand") == []  # the cancel failed: logged, not raised
+    with pytest.raises(RiskRejected, match="kill switch engaged"):
+        broker.submit_order("A", "buy", 1)
+
+
+def test_daily_loss_refuses_an_order_it_could_not_mark() -> None:
+    inner = PaperBroker(paper().bars)  # no bar closed: no last price
+    broker = RiskBroker(inner, RiskLimits(max_daily_loss=100))
+    with pytest.raises(RiskRejected, match="could not mark") as exc:
+        broker.submit_order("A", "buy", 1, "limit", limit_price=100)
+    assert exc.value.rule == "price_unknown"
+
+
+def test_malformed_orders_are_logged_as_rejected(tmp_path: Any) -> None:
+    log = tmp_path / "risk.jsonl"
+    inner = paper(trade_log=log)
+    broker = RiskBroker(inner, RiskLimits(max_order_qty=10))
+    with pytest.raises(InvalidOrder):
+        broker.submit_order("A", "buy", -1)
+    inner.close()
+    last = read_trade_log(log)[-1]
+    assert (last["event"], last["qty"]) == ("rejected", -1)
+    assert inner.get_orders() == []

@@ -1,0 +1,783 @@
+"""The wrapper that runs the limits before each order, serialized, worst case."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from simbroker.broker import Broker
+from simbroker.errors import (
+    BrokerAPIError,
+    BrokerError,
+    InvalidOrder,
+    OrderRejected,
+    RiskRejected,
+    UnknownOrder,
+)
+from simbroker.risk._exposure import SymbolExposure, worst_fill_price
+from simbroker.risk._limits import RiskLimits
+from simbroker.risk._log_state import risk_state_from_log
+from simbroker.tradelog import TradeLog
+from simbroker.types import Fill, Order, OrderInfo, OrderStatus, Side
+
+__all__ = ["RiskBroker"]
+
+log = logging.getLogger("simbroker.risk")
+
+_WINDOW = timedelta(minutes=1)
+# Fills are read again this far back, so one reported late (stamped before the last read)
+# is still seen; fill ids de-duplicate the overlap.
+_FILL_LOOKBACK = timedelta(minutes=10)
+# Extra broker methods that only read, or drive a simulation, pass straight through;
+# anything else that could send or change an order does not (it would skip the checks).
+_PASS_PREFIXES = ("get_", "wait_", "is_", "has_")
+_PASS_NAMES = frozenset({"bars", "bar_index", "bar_feed", "clock", "close", "fetch",
+                         "initial_cash", "initial_positions", "position_array", "reconcile",
+                         "run_until", "server_now", "step", "stream_connected", "trade_log"})
+
+
+def _is_open(status: str) -> bool:
+    try:
+        return OrderStatus(status).is_open
+    except ValueError:
+        return True  # a status we do not know may still fill: count it
+
+
+@dataclass
+class _Working:
+    """An order that counts toward exposure: sent, being sent, or of unknown fate."""
+
+    order: Order
+    order_id: str | None  # None while being sent, or when its fate is unknown
+    filled: float = 0.0
+    unknown: bool = False
+
+    @property
+    def remaining(self) -> float:
+        return max(self.order.qty - self.filled, 0.0)
+
+
+def _order_of(info: Mapping[str, Any]) -> Order:
+    return Order.create(str(info["symbol"]), str(info["side"]), float(info["qty"]),
+                        str(info.get("order_type") or "market"),
+                        limit_price=info.get("limit_price"), stop_price=info.get("stop_price"),
+                        tif=str(info.get("tif") or "day"),
+                        client_order_id=info.get("client_order_id") or None)
+
+
+class RiskBroker:
+    """A :class:`~simbroker.Broker` that runs :class:`RiskLimits` before each order.
+
+    Checks are worst case (see :mod:`simbroker.risk`) and serialized: one lock covers the
+    check and the reservation of the order's exposure, so concurrent orders can never
+    pass together what one would not; the lock is not held while the order travels to
+    the broker.
+
+    Parameters
+    ----------
+    broker
+        The broker to protect; every call not refused goes to it unchanged. Its open
+        orders (when it can list them with ``get_orders``) count from the start.
+    limits
+        The rules.
+    prices
+        ``symbol -> last price or None``. By default the wrapper uses prices given to
+        :meth:`update_prices` and, for a :class:`~simbroker.PaperBroker`, the close of the
+        latest closed bar.
+    trade_log
+        Where refusals, the kill switch and the daily-loss marks are recorded (the
+        wrapped broker logs everything else). For a broker with a trade log, that log
+        is used by default.
+
+    Examples
+    --------
+    >>> import simbroker
+    >>> from simbroker.risk import RiskBroker, RiskLimits
+    >>> paper = simbroker.PaperBroker(simbroker.synthetic_bars(n_symbols=1, n_bars=5))
+    >>> broker = RiskBroker(paper, RiskLimits(max_order_qty=100))
+    >>> broker.submit_order("SYM000", "buy", 500)
+    Traceback (most recent call last):
+    ...
+    simbroker.errors.RiskRejected: risk rule 'max_order_qty': buy 500 SYM000: qty 500 > limit 100
+    """
+
+    def __init__(self, broker: Broker, limits: RiskLimits, *,
+                 prices: Callable[[str], float | None] | None = None,
+                 trade_log: TradeLog | None = None):
+        if not isinstance(limits, RiskLimits):
+            raise TypeError(f"limits must be RiskLimits, got {type(limits).__name__}")
+        self.broker = broker
+        self.limits = limits
+        self._prices_fn = prices
+        self._prices: dict[str, float] = {}
+        self._log = trade_log if trade_log is not None else getattr(broker, "trade_log", None)
+        self._lock = threading.RLock()
+        self._tokens = itertools.count(1)
+        self._working: dict[str, _Working] = {}  # order id (or a reservation token) -> order
+        self._sym_keys: dict[str, set[str]] = {}  # symbol -> its keys in _working
+        self._refreshed: tuple[Any, ...] | None = None
+        self._by_client: dict[str, str] = {}  # client order id -> key in _working
+        self._recent: deque[tuple[datetime, str]] = deque()  # (accepted at, key) in window
+        self._in_window: dict[str, int] = {}
+        self._fills_seen: set[str] = set()
+        self._cursor: datetime | None = None
+        self._day: date | None = None
+        self._day_start_equity = 0.0
+        self._last_equity: float | None = None
+        self._killed: str | None = None
+        self._adopt(self._broker_open_orders(), check=False)
+
+    # ------------------------------------------------------------ the protocol
+    def submit_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        order_type: str = "market",
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: str = "day",
+        client_order_id: str | None = None,
+    ) -> OrderInfo:
+        """Check the order against every rule, then pass it to the wrapped broker.
+
+        A resubmission of an order this wrapper holds open (same ``client_order_id`` and
+        the same fields) goes through unchecked and uncounted: the broker returns the
+        order it has instead of placing another.
+        """
+        try:
+            order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+        except InvalidOrder as exc:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, exc, None)
+            raise
+        cancel_all = False
+        with self._lock:
+            try:
+                key, counted, fresh = self._check_and_reserve(order)
+            except RiskRejected as exc:
+                self._log_rejected(symbol, side, qty, order_type, client_order_id, exc,
+                                   exc.rule)
+                cancel_all = self._killed is not None and self.limits.cancel_on_kill
+                rejection: RiskRejected | None = exc
+            else:
+                rejection = None
+        if rejection is not None:
+            if cancel_all:
+                self._cancel_working()
+            raise rejection
+        try:
+            info = self.broker.submit_order(symbol, side, qty, order_type,
+                                            limit_price=limit_price, stop_price=stop_price,
+                                            tif=tif, client_order_id=client_order_id)
+        except (OrderRejected, BrokerAPIError):
+            if fresh:
+                with self._lock:  # the broker answered no: nothing was placed
+                    self._release(key, counted)
+            raise
+        except BaseException as exc:
+            if fresh:
+                with self._lock:  # it may be at the venue: keep counting it
+                    self._unknown(key, exc)
+            raise
+        with self._lock:
+            self._commit(key, order, info)
+            late = self._killed is not None and self.limits.cancel_on_kill
+        if late and _is_open(info["status"]):
+            self._cancel([info["order_id"]])  # the kill switch tripped while it was sent
+        return info
+
+    def cancel_order(self, order_id: str) -> OrderInfo:
+        """Cancel through the wrapped broker (cancelling is never refused)."""
+        info = self.broker.cancel_order(order_id)
+        if not _is_open(info["status"]):
+            with self._lock:
+                self._drop(order_id)
+        return info
+
+    def get_positions(self) -> dict[str, float]:
+        """The wrapped broker's positions."""
+        return self.broker.get_positions()
+
+    def get_cash(self) -> float:
+        """The wrapped broker's cash."""
+        return self.broker.get_cash()
+
+    def get_fills(self, since: datetime | None = None) -> list[Fill]:
+        """The wrapped broker's fills."""
+        return self.broker.get_fills(since)
+
+    def now(self) -> datetime:
+        """The wrapped broker's time."""
+        return self.broker.now()
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names this class lacks: the wrapped broker's extras
+        # (get_order, get_orders, bars...). Order-sending extras are not forwarded.
+        if name.startswith("_") or name in ("broker", "limits"):
+            raise AttributeError(name)  # not yet set (during __init__ or unpickling)
+        if name.startswith(_PASS_PREFIXES) or name in _PASS_NAMES:
+            return getattr(self.broker, name)
+        value = getattr(self.broker, name)
+        if callable(value):
+            raise AttributeError(
+                f"RiskBroker does not pass {name!r} through: it could send or change an "
+                f"order around the risk checks; use submit_order and cancel_order")
+        return value
+
+    # --------------------------------------------------------------- extras
+    @property
+    def killed(self) -> str | None:
+        """Why the kill switch is engaged, or ``None`` when trading is allowed."""
+        return self._killed
+
+    def kill(self, reason: str = "kill switch engaged by hand") -> list[OrderInfo]:
+        """Block all new orders; cancel the open orders it knows of if ``cancel_on_kill``."""
+        with self._lock:
+            self._trip(reason)
+        return self._cancel_working() if self.limits.cancel_on_kill else []
+
+    def reset_kill(self) -> None:
+        """Allow orders again (a deliberate human decision) and restart the day's P&L."""
+        with self._lock:
+            if self._killed is not None and self._log is not None:
+                self._log.write("kill_reset", self.broker.now())
+            self._killed = None
+            self._day = None
+            self._last_equity = None
+
+    def update_prices(self, prices: Mapping[str, float]) -> None:
+        """Record last known prices and re-mark the daily loss (call it on each bar).
+
+        The kill switch can trip here, without any new order, and then cancels the open
+        orders it knows of when ``cancel_on_kill``.
+        """
+        with self._lock:
+            for sym, px in prices.items():
+                if px is not None and math.isfinite(px) and px > 0:
+                    self._prices[sym] = float(px)
+            tripped = None
+            if self.limits.max_daily_loss is not None and self._killed is None:
+                equity = self._equity(self.broker.get_positions())
+                if equity is not None:
+                    tripped = self._loss_check(equity)
+        if tripped is not None and self.limits.cancel_on_kill:
+            self._cancel_working()
+
+    def restore(self, records: Iterable[Mapping[str, Any]]) -> list[OrderInfo]:
+        """Rebuild the state a previous session left in its trade log, before trading.
+
+        From ``records`` (:func:`~simbroker.tradelog.read_trade_log` of the log being
+        resumed): the kill switch, the daily-loss baseline, and the orders accepted in
+        the rate window. The broker's open orders (re-placed after a resume; from the log
+        when the broker cannot list them) count toward exposure; each is checked against
+        the rules that do not depend on prices or time (symbols, ``max_order_qty``,
+        ``max_position``, ``allow_short``) and cancelled if it breaks one: the
+        uninterrupted run checked it once at its own prices, so re-pricing a resting
+        order would let a restart change a decision. With the kill switch engaged, the
+        open orders are cancelled (``cancel_on_kill``). Returns the cancelled orders.
+        """
+        state = risk_state_from_log(records)
+        with self._lock:
+            self._killed = state.killed
+            self._day, self._day_start_equity = state.day, state.day_start_equity
+            self._last_equity = state.last_equity
+            self._recent.clear()
+            self._in_window.clear()
+            for when, key in state.orders:
+                if self.limits.max_orders_per_minute is not None:
+                    self._count(when, key)
+            self._prune(self.broker.now())
+            self._fills_seen |= state.fill_ids
+            for key in [k for k, w in self._working.items() if w.order_id is not None]:
+                self._drop(key)  # counted unchecked at construction: checked again below
+            listed = self._broker_open_orders()
+            if listed is None:
+                listed = []
+                for oid, rec in state.open_orders.items():
+                    info = dict(rec)
+                    info["filled_qty"] = state.filled.get(oid, 0.0)
+                    listed.append(info)
+            refused = self._adopt(listed, check=True)
+        canceled = self._cancel(refused)
+        if self._killed is not None and self.limits.cancel_on_kill:
+            canceled += self._cancel_working()
+        return canceled
+
+    def last_price(self, symbol: str) -> float | None:
+        """The last known price of ``symbol``, or ``None``."""
+        if self._prices_fn is not None:
+            px = self._prices_fn(symbol)
+            if px is not None and math.isfinite(px) and px > 0:
+                return float(px)
+        bars = getattr(self.broker, "bars", None)
+        t = getattr(self.broker, "bar_index", -1)
+        if bars is not None and t >= 0 and symbol in bars:
+            j = bars.symbol_index(symbol)
+            px = float(bars.close[t, j])
+            if math.isfinite(px):
+                return px  # the common case: the symbol traded on the latest bar
+            col = bars.close[: t + 1, j]
+            valid = col[~np.isnan(col)]
+            if len(valid):
+                return float(valid[-1])
+        return self._prices.get(symbol)
+
+    def __repr__(self) -> str:
+        return f"RiskBroker({self.broker!r}, {self.limits!r})"
+
+    # ------------------------------------------------------- order bookkeeping
+    def _broker_open_orders(self) -> list[Mapping[str, Any]] | None:
+        get_orders = getattr(self.broker, "get_orders", None)
+        if not callable(get_orders):
+            return None
+        return list(get_orders(open_only=True))
+
+    def _adopt(self, infos: Iterable[Mapping[str, Any]] | None, *, check: bool) -> list[str]:
+        """Count open orders placed around this wrapper; return the ids that broke a rule."""
+        refused: list[str] = []
+        for info in infos or ():
+            oid = str(info["order_id"])
+            if oid in self._working or not _is_open(str(info.get("status", "new"))):
+                continue
+            order = _order_of(info)
+            filled = float(info.get("filled_qty") or 0.0)
+            if check:
+                try:
+                    self._check_static(order, order.qty - filled)
+                except RiskRejected as exc:
+                    log.warning("cancelling re-placed order %s: %s", oid, exc)
+                    refused.append(oid)
+                    continue
+            self._put(oid, _Working(order, oid, filled=filled))
+            if order.client_order_id is not None:
+                self._by_client[order.client_order_id] = oid
+        return refused
+
+    def _check_and_reserve(self, order: Order) -> tuple[str, bool, bool]:
+        """Under the lock: refuse, or reserve the order's exposure.
+
+        Returns its key in the working orders, whether it entered the rate window, and
+        whether it is a new order (False: a resubmission of one already open).
+        """
+        if self._killed is not None:
+            raise self._reject("max_daily_loss", order, f"kill switch engaged ({self._killed})")
+        cid = order.client_order_id
+        known = self._working.get(self._by_client.get(cid, "")) if cid is not None else None
+        if cid is not None and known is not None and known.order == order:
+            return self._by_client[cid], False, False
+        self._check(order)
+        key = f"\0sending-{next(self._tokens)}"
+        self._put(key, _Working(order, None))
+        counted = self.limits.max_orders_per_minute is not None and self._count(
+            self.broker.now(), cid or key)
+        return key, counted, True
+
+    def _count(self, when: datetime, key: str) -> bool:
+        """Add an order to the rate window once; False when it was there already."""
+        if key in self._in_window:
+            return False
+        self._recent.append((when, key))
+        self._in_window[key] = 1
+        return True
+
+    def _prune(self, now: datetime) -> None:
+        while self._recent and now - self._recent[0][0] >= _WINDOW:
+            _, key = self._recent.popleft()
+            self._in_window.pop(key, None)
+
+    def _release(self, key: str, counted: bool) -> None:
+        work = self._pop(key)
+        if work is None or not counted:
+            return
+        name = work.order.client_order_id or key
+        for i, (_, k) in enumerate(self._recent):
+            if k == name:
+                del self._recent[i]
+                self._in_window.pop(name, None)
+                break
+
+    def _unknown(self, key: str, exc: BaseException) -> None:
+        work = self._working.get(key)
+        if work is None:
+            return
+        work.unknown = True
+        oid = getattr(exc, "order_id", None)
+        if isinstance(oid, str) and oid:
+            self._pop(key)
+            work.order_id = oid
+            key = oid
+            self._put(oid, work)
+        if work.order.client_order_id is not None:
+            self._by_client[work.order.client_order_id] = key
+        log.warning("order %s: fate unknown after %s; it counts toward exposure until "
+                    "resolved", work.order.client_order_id or key, type(exc).__name__)
+
+    def _commit(self, key: str, order: Order, info: OrderInfo) -> None:
+        work = self._pop(key) or _Working(order, None)
+        oid = str(info["order_id"])
+        if order.client_order_id is not None:
+            self._by_client.pop(order.client_order_id, None)
+        if not _is_open(info["status"]):
+            self._pop(oid)
+            return
+        work.order_id = oid
+        work.unknown = False
+        work.filled = max(work.filled, float(info.get("filled_qty") or 0.0))
+        self._put(oid, work)
+        if order.client_order_id is not None:
+            self._by_client[order.client_order_id] = oid
+
+    def _put(self, key: str, work: _Working) -> None:
+        self._working[key] = work
+        self._sym_keys.setdefault(work.order.symbol, set()).add(key)
+
+    def _pop(self, key: str) -> _Working | None:
+        work = self._working.pop(key, None)
+        if work is not None:
+            keys = self._sym_keys.get(work.order.symbol)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._sym_keys[work.order.symbol]
+        return work
+
+    def _drop(self, key: str) -> None:
+        work = self._pop(key)
+        if work is not None and work.order.client_order_id is not None \
+                and self._by_client.get(work.order.client_order_id) == key:
+            del self._by_client[work.order.client_order_id]
+
+    def _refresh(self) -> None:
+        """Bring each open order's filled quantity and status up to date."""
+        get_order = getattr(self.broker, "get_order", None)
+        self._resolve_unknown()
+        # A simulated broker's orders change only when it steps (fills, expiries) or
+        # through this wrapper: nothing to read again until its bar moves.
+        bar = getattr(self.broker, "bar_index", None)
+        moved = None if not isinstance(bar, int) else (bar, self.broker.now())
+        if moved is not None and moved == self._refreshed:
+            return
+        sent = [w for w in self._working.values() if w.order_id is not None]
+        self._refreshed = moved
+        if not sent:
+            return
+        if not callable(get_order):
+            # No order lookup: learn fills incrementally (ids de-duplicate the overlap).
+            by_id = {w.order_id: w for w in sent}
+            since = None if self._cursor is None else self._cursor - _FILL_LOOKBACK
+            for f in self.broker.get_fills(since):
+                if f["fill_id"] in self._fills_seen:
+                    continue
+                self._fills_seen.add(f["fill_id"])
+                when = f.get("timestamp")
+                if isinstance(when, datetime) and (self._cursor is None or when > self._cursor):
+                    self._cursor = when
+                work = by_id.get(f["order_id"])
+                if work is not None:
+                    work.filled += float(f["qty"])
+        for work in sent:
+            assert work.order_id is not None
+            if callable(get_order):
+                try:
+                    info = get_order(work.order_id)
+                except UnknownOrder:
+                    if not work.unknown:
+                        self._drop(work.order_id)
+                    continue
+                work.filled = float(info["filled_qty"])
+                if not _is_open(info["status"]):
+                    self._drop(work.order_id)
+                    continue
+            if work.remaining <= 1e-12 * work.order.qty:
+                self._drop(work.order_id)
+
+    def _resolve_unknown(self) -> None:
+        """Find orders of unknown fate (no order id) in the broker's list, by client id."""
+        lost = {w.order.client_order_id: k for k, w in self._working.items()
+                if w.unknown and w.order_id is None and w.order.client_order_id is not None}
+        if not lost:
+            return
+        get_orders = getattr(self.broker, "get_orders", None)
+        if not callable(get_orders):
+            return
+        for info in get_orders():
+            key = lost.get(info.get("client_order_id"))
+            if key is not None:
+                work = self._working[key]
+                self._commit(key, work.order, info)
+
+    def _cancel(self, order_ids: Iterable[str]) -> list[OrderInfo]:
+        out = []
+        for oid in order_ids:
+            try:
+                out.append(self.cancel_order(oid))
+            except UnknownOrder:
+                with self._lock:
+                    self._drop(oid)
+            except BrokerError as exc:
+                # It stays counted; the next kill or cancel tries again. The refusal or
+                # the kill that asked for the cancel is what the caller must see.
+                log.warning("could not cancel order %s: %s", oid, exc)
+        return out
+
+    def _cancel_working(self) -> list[OrderInfo]:
+        with self._lock:
+            ids = [w.order_id for w in self._working.values() if w.order_id is not None]
+        return self._cancel(ids)
+
+    def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
+                      client_order_id: Any, exc: OrderRejected, rule: str | None) -> None:
+        if self._log is None:
+            return
+
+        def plain(x: Any) -> Any:
+            if x is None or isinstance(x, (str, bool)):
+                return x
+            if isinstance(x, float) and math.isfinite(x):
+                return x
+            if isinstance(x, int) and abs(x) < 2**63:
+                return x
+            return repr(x)[:100]
+
+        extra = {} if rule is None else {"rule": rule}
+        self._log.write("rejected", self.broker.now(), order_id=None,
+                        client_order_id=plain(client_order_id), symbol=plain(symbol),
+                        side=plain(side), qty=plain(qty), order_type=plain(order_type),
+                        reason=str(exc), **extra)
+
+    # ------------------------------------------------------------- the rules
+    def _reject(self, rule: str, order: Order, detail: str, *, limit: float | None = None,
+                value: float | None = None) -> RiskRejected:
+        what = f"{order.side.value} {order.qty:g} {order.symbol}"
+        return RiskRejected(rule, f"{what}: {detail}", limit=limit, value=value,
+                            symbol=order.symbol)
+
+    def _check_static(self, order: Order, qty: float) -> None:
+        """The rules that do not depend on prices or time, for ``qty`` of ``order``."""
+        lim = self.limits
+        self._check_static_fields(order, qty)
+        if lim.max_position is None and lim.allow_short:
+            return
+        exp = self._exposure(order.symbol, self.broker.get_positions(), priced=False)
+        self._check_shares(order, exp, exp.add(order.side, qty, None), qty)
+
+    def _check_shares(self, order: Order, before: SymbolExposure, after: SymbolExposure,
+                      qty: float) -> None:
+        lim = self.limits
+        opens = (f"held {before.held:g}, open {order.side.value} orders "
+                 f"{before.buys if order.side is Side.BUY else before.sells:g}, "
+                 f"this order {qty:g}")
+        if not lim.allow_short and order.side is Side.SELL and after.short < -1e-9:
+            raise self._reject("allow_short", order,
+                               f"the position would go short to {after.short:g} ({opens})",
+                               value=after.short)
+        if lim.max_position is None:
+            return
+        reach = after.long if order.side is Side.BUY else after.short
+        worst = reach if order.side is Side.BUY else -reach
+        if worst > lim.max_position:
+            raise self._reject("max_position", order,
+                               f"position would reach {reach:g} ({opens}) > limit "
+                               f"{lim.max_position:g}", limit=lim.max_position, value=worst)
+
+    def _exposure(self, sym: str, positions: Mapping[str, float], *,
+                  priced: bool) -> SymbolExposure:
+        """Position and every open order (sent, being sent, unknown) of ``sym``."""
+        return self._book(positions, priced=priced, only=sym)[sym]
+
+    def _book(self, positions: Mapping[str, float], *, priced: bool,
+              only: str | None = None) -> dict[str, SymbolExposure]:
+        """Every symbol's exposure in one pass over the open orders (or just ``only``'s)."""
+        marks: dict[str, float | None] = {}
+
+        def mark(sym: str) -> float | None:
+            if sym not in marks:
+                marks[sym] = self.last_price(sym) if priced else None
+            return marks[sym]
+
+        symbols = set(positions) | set(self._sym_keys) if only is None else {only}
+        book: dict[str, SymbolExposure] = {}
+        for sym in symbols:
+            # [buys, sells, buy value, sell value], summed here; one object per symbol.
+            acc = [0.0, 0.0, 0.0, 0.0]
+            unpriced = False
+            last = mark(sym)
+            for key in self._sym_keys.get(sym, ()):
+                work = self._working[key]
+                rem = work.remaining
+                if rem <= 0:
+                    continue
+                px = worst_fill_price(work.order, last) if priced else None
+                unpriced = unpriced or (priced and px is None)
+                side = 0 if work.order.side is Side.BUY else 1
+                acc[side] += rem
+                acc[side + 2] += rem * px if px is not None else 0.0
+            book[sym] = SymbolExposure(held=positions.get(sym, 0.0), buys=acc[0], sells=acc[1],
+                                       buy_value=acc[2], sell_value=acc[3], mark=last,
+                                       unpriced=unpriced)
+        return book
+
+    def _check(self, order: Order) -> None:
+        lim = self.limits
+        sym = order.symbol
+        self._check_static_fields(order, order.qty)
+        last = self.last_price(sym)
+        if lim.price_collar is not None:
+            for name, px in (("limit", order.limit_price), ("stop", order.stop_price)):
+                if px is None:
+                    continue
+                if last is None:
+                    raise self._reject("price_collar", order,
+                                       f"no last price for {sym} to check the {name} price")
+                dev = abs(px / last - 1.0)
+                if dev > lim.price_collar * (1 + 1e-12):  # 105/100 - 1 is 0.05000000000000004
+                    raise self._reject(
+                        "price_collar", order,
+                        f"{name} price {px:g} is {dev:.2%} from the last price {last:g} "
+                        f"(collar {lim.price_collar:.2%})", limit=lim.price_collar, value=dev)
+        price = worst_fill_price(order, last)
+        if lim.prices_orders and price is None:
+            raise self._reject(
+                "price_unknown", order,
+                f"no price known for {sym}, and a {order.side.value} "
+                f"{order.order_type.value} order can fill above its own price; notional "
+                f"limits cannot be checked")
+        if lim.max_order_notional is not None and price is not None:
+            notional = order.qty * price
+            if notional > lim.max_order_notional:
+                raise self._reject("max_order_notional", order,
+                                   f"notional {notional:,.2f} ({order.qty:g} x {price:g}, the "
+                                   f"highest price it can fill at) > limit "
+                                   f"{lim.max_order_notional:,.2f}",
+                                   limit=lim.max_order_notional, value=notional)
+        if lim.max_daily_loss is not None and last is None:
+            raise self._reject("price_unknown", order,
+                               f"no price known for {sym}; the daily loss could not mark "
+                               f"the position this order opens")
+        self._check_rate(order)
+        # Orders first, positions second: a fill landing in between is then counted twice
+        # (safe), never not at all.
+        self._refresh()
+        positions = self.broker.get_positions()
+        self._check_daily_loss(order, positions)
+        before = self._exposure(sym, positions, priced=True)
+        after = before.add(order.side, order.qty, price)
+        self._check_shares(order, before, after, order.qty)
+        extends = after.long > 0 if order.side is Side.BUY else after.short < 0
+        if lim.max_position_notional is not None and extends:
+            value = after.long_value() if order.side is Side.BUY else after.short_value()
+            if value is None:
+                raise self._reject("max_position_notional", order,
+                                   f"no price known for held symbol {sym}")
+            value = abs(value)
+            if value > lim.max_position_notional:
+                raise self._reject("max_position_notional", order,
+                                   f"position value would reach {value:,.2f} > limit "
+                                   f"{lim.max_position_notional:,.2f}",
+                                   limit=lim.max_position_notional, value=value)
+        if lim.max_gross_exposure is not None and extends:
+            own = after.long_value() if order.side is Side.BUY else after.short_value()
+            if own is None:
+                raise self._reject("max_gross_exposure", order,
+                                   f"no price known for held symbol {sym}")
+            gross = abs(own)
+            for s, exp in sorted(self._book(positions, priced=True).items()):
+                if s == sym:
+                    continue
+                g = exp.gross()
+                if g is None:
+                    raise self._reject("max_gross_exposure", order,
+                                       f"no price known for held symbol {s}")
+                gross += g
+            if gross > lim.max_gross_exposure:
+                raise self._reject("max_gross_exposure", order,
+                                   f"gross exposure would reach {gross:,.2f} > limit "
+                                   f"{lim.max_gross_exposure:,.2f}",
+                                   limit=lim.max_gross_exposure, value=gross)
+
+    def _check_static_fields(self, order: Order, qty: float) -> None:
+        lim = self.limits
+        sym = order.symbol
+        if lim.allowed_symbols is not None and sym not in lim.allowed_symbols:
+            raise self._reject("allowed_symbols", order, f"{sym} is not an allowed symbol")
+        if sym in lim.blocked_symbols:
+            raise self._reject("blocked_symbols", order, f"{sym} is blocked")
+        if lim.max_order_qty is not None and qty > lim.max_order_qty:
+            raise self._reject("max_order_qty", order,
+                               f"qty {qty:g} > limit {lim.max_order_qty:g}",
+                               limit=lim.max_order_qty, value=qty)
+
+    def _check_rate(self, order: Order) -> None:
+        cap = self.limits.max_orders_per_minute
+        if cap is None:
+            return
+        self._prune(self.broker.now())
+        if order.client_order_id is not None and order.client_order_id in self._in_window:
+            return  # already counted (resent after a restart): not a new order
+        if len(self._recent) >= cap:
+            raise self._reject("max_orders_per_minute", order,
+                               f"{len(self._recent)} orders in the last minute; limit {cap}",
+                               limit=cap, value=len(self._recent) + 1)
+
+    def _equity(self, positions: Mapping[str, float]) -> float | None:
+        equity = self.broker.get_cash()
+        for s, qty in positions.items():
+            px = self.last_price(s)
+            if px is None:
+                return None
+            equity += qty * px
+        return equity
+
+    def _trip(self, reason: str) -> None:
+        """Engage the kill switch (in memory even if the log cannot be written)."""
+        self._killed = reason
+        if self._log is not None:
+            self._log.write("kill", self.broker.now(), reason=reason)
+
+    def _loss_check(self, equity: float) -> str | None:
+        """Track the day's start equity; trip the kill switch on too large a loss."""
+        cap = self.limits.max_daily_loss
+        assert cap is not None
+        today = self.broker.now().date()
+        day, start = self._day, self._day_start_equity
+        if day != today:
+            # The day's P&L runs from the last equity marked before it (yesterday's close
+            # for daily bars), so a loss realised at the first mark of a day still counts.
+            day = today
+            start = self._last_equity if self._last_equity is not None else equity
+        if (day, start, equity) != (self._day, self._day_start_equity, self._last_equity):
+            if self._log is not None:  # written before the state it describes changes
+                self._log.write("risk_mark", self.broker.now(), day=day,
+                                day_start_equity=start, last_equity=equity)
+            self._day, self._day_start_equity, self._last_equity = day, start, equity
+        loss = start - equity
+        if loss <= cap:
+            return None
+        reason = (f"daily loss {loss:,.2f} > limit {cap:,.2f} (equity {equity:,.2f} vs "
+                  f"{start:,.2f} at the day's start)")
+        self._trip(reason)
+        return reason
+
+    def _check_daily_loss(self, order: Order, positions: Mapping[str, float]) -> None:
+        cap = self.limits.max_daily_loss
+        if cap is None:
+            return
+        equity = self._equity(positions)
+        if equity is None:
+            raise self._reject("max_daily_loss", order,
+                               "a held symbol has no known price; cannot mark equity")
+        reason = self._loss_check(equity)
+        if reason is not None:
+            raise self._reject("max_daily_loss", order, reason, limit=cap,
+                               value=self._day_start_equity - equity)
