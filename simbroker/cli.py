@@ -1,4 +1,4 @@
-"""The ``simbroker`` command.
+"""The ``simbroker`` command line.
 
 ::
 
@@ -21,7 +21,9 @@ import importlib
 import importlib.util
 import json
 import math
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -29,11 +31,12 @@ from typing import Any
 
 import pandas as pd
 
+from simbroker._strategy_spec import CLIError, load_strategy, parse_params
 from simbroker.broker import Broker
 from simbroker.config import BrokerConfig, IBKRConfig, PaperConfig, load_broker_config
 from simbroker.data import load_bars, sample_bars
 from simbroker.engine import backtest
-from simbroker.errors import SimbrokerError
+from simbroker.errors import SimbrokerError, StrategyError
 from simbroker.feeds import BarFeed, ReplayFeed
 from simbroker.models.fees import fee_model_from_dict
 from simbroker.models.slippage import slippage_model_from_dict
@@ -49,52 +52,74 @@ from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 __all__ = ["load_strategy", "main"]
 
 
-class CLIError(Exception):
-    """A user error with a one-line message."""
-
-
-def load_strategy(spec: str) -> Any:
-    """Resolve ``module:Name`` or ``file.py:Name`` to a strategy object.
-
-    A class is instantiated with no arguments; anything else is returned as is.
-    """
-    target, sep, name = spec.rpartition(":")
-    if not sep or not target or not name:
-        raise CLIError(f"strategy {spec!r} must look like module:Class or path.py:Class")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.exists():
-            raise CLIError(f"strategy file {path} does not exist")
-        mod_name = f"_simbroker_strategy_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise CLIError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
-    else:
+def _window(args: argparse.Namespace) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """``--start``/``--end`` as UTC times; a date-only ``--end`` includes that day."""
+    out: list[pd.Timestamp | None] = []
+    for flag in ("start", "end"):
+        text = getattr(args, flag, None)
+        if text is None:
+            out.append(None)
+            continue
         try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise CLIError(f"cannot import module {target!r}: {exc}") from None
-    try:
-        obj = getattr(module, name)
-    except AttributeError:
-        raise CLIError(f"{target} has no attribute {name!r}") from None
-    return obj() if isinstance(obj, type) else obj
+            when = pd.Timestamp(text)
+        except ValueError:
+            raise CLIError(f"--{flag} {text!r} is not a date or time (e.g. 2012-01-31)") \
+                from None
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        if flag == "end" and when == when.normalize() and ":" not in text:
+            when += pd.Timedelta(days=1)
+        out.append(when)
+    start, end = out
+    if start is not None and end is not None and end <= start:
+        raise CLIError(f"--end {args.end} is not after --start {args.start}")
+    return start, end
+
+
+def _bars_for(args: argparse.Namespace, data: Any) -> Any:
+    bars = load_bars(data) if not hasattr(data, "select") else data
+    start, end = _window(args)
+    if start is None and end is None:
+        return bars
+    picked = bars.select(start=start, end=end)
+    if not len(picked):
+        raise CLIError(f"no bars in --start {args.start} .. --end {args.end} "
+                       f"(the data spans {bars})")
+    return picked
+
+
+def _prepare_out(out: str, overwrite: bool) -> Path:
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"--out {folder} exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise CLIError(f"--out {folder} is not empty; choose another folder or pass "
+                           f"--overwrite to replace what a previous run wrote there")
+        for name in ("tradelog.jsonl", "result.json", "report.html"):
+            (folder / name).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     if args.report and not args.out:
         raise CLIError("--report writes report.html into the results folder: add --out DIR")
-    strategy = load_strategy(args.strategy)
-    bars = load_bars(args.data)
-    result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
-                      fees=args.fee_bps, allow_short=not args.no_short,
-                      trade_log=Path(args.out) / "tradelog.jsonl" if args.out else None)
+    strategy = load_strategy(args.strategy, parse_params(args.param))
+    bars = _bars_for(args, args.data)
+    out = _prepare_out(args.out, args.overwrite) if args.out else None
+    try:
+        result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
+                          fees=args.fee_bps, allow_short=not args.no_short,
+                          trade_log=out / "tradelog.jsonl" if out else None)
+    except StrategyError as exc:
+        if out is not None and exc.result is not None:
+            exc.result.save(out)
+            print(f"The run up to bar {exc.bar} is saved in {out} (result and trade log; "
+                  f"result.json says where it stopped)", file=sys.stderr)
+        raise
     result.summary()
-    if args.out:
-        out = result.save(args.out)
+    if out is not None:
+        result.save(out)
         if args.report:
             result.report(out / "report.html", title=f"Backtest: {args.strategy}")
         print(f"\nResults written to {out}" + (" (report.html)" if args.report else ""))
@@ -141,7 +166,7 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
         raise CLIError(f"the {args.broker} config trades real money (IBKR live port or "
                        f"trading_mode: live; Alpaca paper: false); only 'simbroker live' "
                        f"accepts it")
-    strategy = load_strategy(args.strategy)
+    strategy = load_strategy(args.strategy, parse_params(args.param))
     log_path = args.trade_log or getattr(config, "trade_log", None)
     if log_path is None:
         log_path = f"tradelogs/{command}-{args.broker}.jsonl"
@@ -194,7 +219,7 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
                  resume: ResumePoint | None, *, live: bool) -> tuple[Broker, BarFeed]:
     if isinstance(config, PaperConfig):
         data = args.data or config.data
-        bars = load_bars(data) if data else sample_bars()
+        bars = _bars_for(args, load_bars(data) if data else sample_bars())
         speed = args.speed if args.speed is not None else config.speed
         paper = paper_broker_from_log(
             bars, resume, trade_log=trade_log, cash=config.cash,
@@ -202,7 +227,8 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
             allow_short=config.allow_short)
         return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
                                  start=args.warmup)
-    symbols = args.symbols or list(getattr(load_strategy(args.strategy), "symbols", []) or [])
+    symbols = args.symbols or list(getattr(load_strategy(args.strategy, parse_params(args.param)),
+                                           "symbols", []) or [])
     if not symbols:
         raise CLIError("name the symbols to trade with --symbols (or give the strategy a "
                        "'symbols' attribute)")
@@ -216,6 +242,8 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
         if missing == f"simbroker.brokers.{module}":
             raise CLIError(f"this simbroker has no {args.broker} adapter (module "
                            f"simbroker.brokers.{module} is missing)") from None
+        if module == "ibkr" and missing in ("ib_insync", "ib_async", "eventkit"):
+            missing = "ib_async"  # ib_insync is only the fallback tried last
         raise CLIError(f"the {args.broker} adapter needs {missing!r}: "
                        f"pip install 'simbroker[{module}]'") from None
     broker: Any = adapter.from_config(config, allow_live=live, trade_log=trade_log)
@@ -270,27 +298,75 @@ def _cmd_tradelog_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+_DESCRIPTION = """\
+Backtest a strategy on historical bars, then run the same strategy object on the paper
+broker in real time and on Interactive Brokers or Alpaca (paper, then live, behind
+explicit gates). Every run writes an append-only trade log that resumes after a crash."""
+
+_EPILOG = """\
+examples:
+  simbroker backtest examples/sma_crossover.py:SmaCrossover --data data/sample_daily.csv
+  simbroker backtest examples/sma_crossover.py:SmaCrossover --data data/sample_daily.csv \\
+      --param fast=5 --param slow=30 --start 2010-01-01 --end 2012-12-31 --out results/sma
+  simbroker paper examples/sma_crossover.py:SmaCrossover --broker paper --speed 86400
+  simbroker tradelog show results/sma/tradelog.jsonl --last 5"""
+
+
+def _common(strategy: bool = True) -> argparse.ArgumentParser:
+    """Options every subcommand takes (also after its name)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+    if strategy:
+        parent.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                            help="a strategy parameter, typed from its __init__ (repeat)")
+    return parent
+
+
+def _window_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--start", help="first bar to use (a date or time, UTC unless given)")
+    cmd.add_argument("--end", help="last bar to use (a date includes that whole day)")
+
+
+def _version() -> str:
+    from simbroker import __version__
+
+    return f"simbroker {__version__}"
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simbroker", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="simbroker", description=_DESCRIPTION, epilog=_EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--traceback", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     bt = sub.add_parser("backtest", help="run a strategy over historical bars",
-                        description="Run STRATEGY on the paper broker over --data.")
+                        parents=[_common()],
+                        description="Run STRATEGY on the paper broker over the bars in --data "
+                                    "and print its statistics; with --out, save the result "
+                                    "(Parquet tables, result.json) and the trade log, and "
+                                    "with --report an HTML report. A strategy that raises "
+                                    "is reported with its own line, bar and time, and the "
+                                    "run up to that bar is still saved.")
     bt.add_argument("strategy", help="module:Class or path.py:Class")
     bt.add_argument("--data", required=True, help="bars: CSV or Parquet, long form")
+    _window_options(bt)
     bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash (100000)")
     bt.add_argument("--slippage-bps", type=float, default=5.0, help="slippage in bps (5)")
     bt.add_argument("--fee-bps", type=float, default=1.0, help="fees in bps of notional (1)")
     bt.add_argument("--no-short", action="store_true", help="refuse short sales")
-    bt.add_argument("--out", help="folder for results and the trade log")
+    bt.add_argument("--out", help="folder for results and the trade log (must be empty)")
+    bt.add_argument("--overwrite", action="store_true",
+                    help="let --out replace what a previous run wrote there")
     bt.add_argument("--report", action="store_true", help="also write report.html to --out")
     bt.set_defaults(func=_cmd_backtest)
 
     for name, live in (("paper", False), ("live", True)):
         rt = sub.add_parser(
-            name, help=("run a strategy in real time against real money (guarded)" if live
-                        else "run a strategy in real time on a paper account or replay"),
+            name, parents=[_common()],
+            help=("run a strategy in real time against real money (guarded)" if live
+                  else "run a strategy in real time on a paper account or replay"),
             description=(
                 "Run STRATEGY in real time. Orders pass the config's risk limits; every "
                 "event goes to the trade log; SIGINT/SIGTERM stop cleanly after the bar in "
@@ -324,27 +400,55 @@ def _parser() -> argparse.ArgumentParser:
         else:
             rt.add_argument("--data", help="bars to replay (paper broker; default: the "
                                            "config's data, else the bundled sample)")
+            _window_options(rt)
             rt.add_argument("--speed", type=float,
                             help="replay speed, x real time (paper broker; 0 = as fast as "
                                  "possible, the default)")
             rt.set_defaults(func=_cmd_paper)
 
-    data = sub.add_parser("data", help="bar data tools").add_subparsers(
+    data = sub.add_parser("data", help="bar data tools",
+                          description="Check bar files before a run.").add_subparsers(
         dest="data_command", required=True, metavar="ACTION")
-    dv = data.add_parser("validate", help="validate a bar file and summarize it")
+    dv = data.add_parser("validate", help="validate a bar file and summarize it",
+                         parents=[_common(strategy=False)],
+                         description="Load PATH as simbroker would (CSV or Parquet, long "
+                                     "form), report the first bad rows by row, symbol, time "
+                                     "and field, or summarize the bars.")
     dv.add_argument("path")
     dv.set_defaults(func=_cmd_data_validate)
 
-    tl = sub.add_parser("tradelog", help="trade log tools").add_subparsers(
+    tl = sub.add_parser("tradelog", help="trade log tools",
+                        description="Read a run's trade log (JSON lines).").add_subparsers(
         dest="tradelog_command", required=True, metavar="ACTION")
-    show = tl.add_parser("show", help="print records as JSON lines")
+    show = tl.add_parser("show", help="print records as JSON lines",
+                         parents=[_common(strategy=False)],
+                         description="Print FILE's records, one JSON object a line.")
     show.add_argument("file")
     show.add_argument("--last", type=int, default=0, help="only the last N records")
     show.set_defaults(func=_cmd_tradelog_show)
-    rp = tl.add_parser("replay", help="rebuild cash and positions from a trade log")
+    rp = tl.add_parser("replay", help="rebuild cash and positions from a trade log",
+                       parents=[_common(strategy=False)],
+                       description="Rebuild cash, positions, fills and open orders from "
+                                   "FILE, as a resumed run would.")
     rp.add_argument("file")
     rp.set_defaults(func=_cmd_tradelog_replay)
     return p
+
+
+def _print_strategy_error(exc: StrategyError) -> None:
+    """The user's traceback from their own frame on (simbroker's frames above it are
+    noise to them), then one line naming the strategy, bar and time."""
+    cause = exc.__cause__
+    if cause is not None:
+        frames = traceback.extract_tb(cause.__traceback__)
+        own = str(Path(__file__).resolve().parent)
+        first = next((i for i, fr in enumerate(frames)
+                      if not str(Path(fr.filename).resolve()).startswith(own)), 0)
+        lines = ["Traceback (most recent call last):\n",
+                 *traceback.format_list(frames[first:]),
+                 *traceback.format_exception_only(type(cause), cause)]
+        sys.stderr.write("".join(lines))
+    print(f"simbroker: {exc}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,11 +456,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
         return code
-    except (SimbrokerError, CLIError, OSError, ValueError, TypeError) as exc:
+    except BrokenPipeError:
+        # The reader went away (`simbroker tradelog show | head`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except StrategyError as exc:
         if args.traceback:
             raise
-        text = "; ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+        _print_strategy_error(exc)
+        return 1
+    except (SimbrokerError, OSError, ValueError, TypeError) as exc:
+        if args.traceback:
+            raise
+        text = "; ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines()
+                         if line.strip())
         print(f"simbroker: error: {text or type(exc).__name__}", file=sys.stderr)
         return 2
 
