@@ -46,7 +46,6 @@ from simbroker.errors import (
     OrderRejected,
     UnknownOrder,
 )
-from simbroker.feeds import OHLCV, PolledFeed
 from simbroker.tradelog import TradeLog
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
@@ -55,59 +54,22 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
     from alpaca.common.exceptions import APIError
     from alpaca.trading.client import TradingClient
-    from alpaca.trading.stream import TradingStream
 
 import contextlib
 
 import requests
 
-__all__ = ["AlpacaBarFeed", "AlpacaBroker", "fill_id"]
+__all__ = ["AlpacaBroker"]
+
+from simbroker.brokers.alpaca.connection import Stream as _Stream
+from simbroker.brokers.alpaca.translate import FINAL_EVENT as _FINAL_EVENT
+from simbroker.brokers.alpaca.translate import STATUS as _STATUS
+from simbroker.brokers.alpaca.translate import fill_id
+from simbroker.brokers.alpaca.translate import num as _f
+from simbroker.brokers.alpaca.translate import utc as _utc
+from simbroker.brokers.alpaca.translate import val as _val
 
 log = logging.getLogger(__name__)
-
-_STATUS = {
-    "new": OrderStatus.NEW, "accepted": OrderStatus.NEW, "pending_new": OrderStatus.NEW,
-    "accepted_for_bidding": OrderStatus.NEW, "calculated": OrderStatus.NEW,
-    "pending_cancel": OrderStatus.NEW, "pending_replace": OrderStatus.NEW,
-    "held": OrderStatus.NEW, "suspended": OrderStatus.NEW, "stopped": OrderStatus.NEW,
-    "partially_filled": OrderStatus.PARTIALLY_FILLED, "filled": OrderStatus.FILLED,
-    "done_for_day": OrderStatus.EXPIRED, "expired": OrderStatus.EXPIRED,
-    "canceled": OrderStatus.CANCELED, "replaced": OrderStatus.CANCELED,
-    "rejected": OrderStatus.REJECTED,
-}
-_FINAL_EVENT = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
-                OrderStatus.REJECTED: "rejected"}
-
-
-def fill_id(order_id: str, cum_qty: Any) -> str:
-    """The id of the execution that took ``order_id`` to ``cum_qty`` filled."""
-    return f"{order_id}-{float(cum_qty)!r}"
-
-
-def _val(x: Any) -> str:
-    return str(getattr(x, "value", x))
-
-
-def _utc(x: Any) -> datetime:
-    if isinstance(x, datetime):
-        return x.astimezone(timezone.utc) if x.tzinfo else x.replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(str(x).replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def _f(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-class _Stream(TradingStream):
-    """alpaca-py's stream, telling its owner each time it has (re)connected."""
-
-    def __init__(self, *args: Any, on_connect: Callable[[], None], **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._on_connect = on_connect
-
-    async def _start_ws(self) -> None:
-        await super()._start_ws()  # type: ignore[no-untyped-call]
-        self._on_connect()
 
 
 class AlpacaBroker:
@@ -553,67 +515,12 @@ class AlpacaBroker:
     """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
 
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *,
-                 warmup: int = 0, poll: float | None = None) -> AlpacaBarFeed:
+                 warmup: int = 0, poll: float | None = None) -> Any:
         """Completed bars of ``symbols`` for the real-time runner (see
         :class:`AlpacaBarFeed`)."""
+        from simbroker.brokers.alpaca.feed import AlpacaBarFeed
+
         return AlpacaBarFeed(self, symbols, interval, warmup=warmup,
                              poll=self.bar_poll if poll is None else poll)
 
 
-def _timeframe(interval: timedelta) -> Any:
-    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
-
-    secs = int(interval.total_seconds())
-    for unit, size in ((TimeFrameUnit.Day, 86_400), (TimeFrameUnit.Hour, 3600),
-                       (TimeFrameUnit.Minute, 60)):
-        if secs % size == 0:
-            return TimeFrame(secs // size, unit)
-    raise ConfigError(f"Alpaca bars come in minutes, hours or days; got {interval}",
-                      key="interval")
-
-
-class AlpacaBarFeed(PolledFeed):
-    """Alpaca stock bars: ``warmup`` historical bars, then each bar once it has closed.
-
-    Live bars are read from the bars endpoint every ``poll`` seconds, and a bar counts as
-    closed by Alpaca's clock, not this machine's (a bar is handed on once every symbol has
-    it, or the feed's grace period after its close has passed).
-    """
-
-    def __init__(self, broker: AlpacaBroker, symbols: Sequence[str], interval: timedelta, *,
-                 warmup: int = 0, poll: float = 5.0, grace: float = 2.0):
-        super().__init__(symbols, interval, poll=poll, grace=grace)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            from alpaca.data.historical import StockHistoricalDataClient
-        self._broker = broker
-        self._data = StockHistoricalDataClient(broker._key.reveal(), broker._secret.reveal(),
-                                               url_override=broker._data_url)
-        self._timeframe = _timeframe(interval)
-        self.start(warmup)
-
-    def __repr__(self) -> str:
-        return f"AlpacaBarFeed({', '.join(self.symbols)}, {self.interval})"
-
-    def server_now(self) -> datetime:
-        """Alpaca's clock (this machine's when the clock endpoint does not answer)."""
-        return self._broker._server_clock() or datetime.now(timezone.utc)
-
-    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
-        """Bars opened after ``since``, or enough calendar time back for ``n`` bars."""
-        from alpaca.data.enums import DataFeed
-        from alpaca.data.requests import StockBarsRequest
-
-        # Without ``since``: enough calendar time for n bars across nights, weekends and
-        # holidays; the caller keeps the newest n.
-        start = (since + self.interval if since is not None
-                 else self.server_now() - 4 * n * self.interval - timedelta(days=7))
-        req = StockBarsRequest(symbol_or_symbols=list(self.symbols), timeframe=self._timeframe,
-                               start=start,
-                               feed=DataFeed.SIP if self._broker.data_feed == "sip"
-                               else DataFeed.IEX)
-        data = self._broker._call(self._data.get_stock_bars, req)
-        return {str(sym): {_utc(b.timestamp): (float(b.open), float(b.high), float(b.low),
-                                               float(b.close), float(b.volume))
-                           for b in rows}
-                for sym, rows in data.data.items()}
