@@ -1,23 +1,29 @@
-"""Alpaca behind the :class:`~simbroker.Broker` protocol, on the official ``alpaca-py``.
+"""Alpaca behind the :class:`~simbroker.Broker` protocol.
 
-- REST (``TradingClient``) for orders, the account's cash, positions, order lookup and
-  FILL activities; the ``trade_updates`` WebSocket (``TradingStream``, on its own thread
-  and event loop) for fills as they happen. REST is the source of truth: after the stream
-  (re)connects, or when it has been down for ``silence_timeout`` seconds, or every
-  ``reconcile_interval`` seconds, :meth:`AlpacaBroker.get_fills` pages through the FILL
-  activities and adds what the stream missed.
-- Every fill has one id whichever way it arrived, ``{order id}-{cumulative qty}``, so a
-  fill seen on the stream and again in REST (or twice on the stream) counts once.
-- Every order carries a ``client_order_id``; one given by the caller (the real-time
-  runner derives them from the run and the bar) is looked up before it is sent, and again
-  after a send that failed in transit, so an order resubmitted after a crash or a
-  timeout is recognised, never placed twice.
-- HTTP errors become simbroker errors with Alpaca's message: 401 bad keys
-  (:class:`~simbroker.errors.BrokerAPIError`), 403 insufficient buying power
-  (:class:`~simbroker.errors.OrderRejected`), 422 validation
-  (:class:`~simbroker.errors.InvalidOrder`), 404 (:class:`~simbroker.errors.UnknownOrder`),
-  5xx (:class:`~simbroker.errors.BrokerAPIError`). Keys never appear in any message,
-  repr or log line.
+- REST (:mod:`~simbroker.brokers.alpaca.rest`) for orders, cash, positions, order
+  lookups and FILL activities, each call with a deadline (``timeout``) and no hidden
+  retry; the ``trade_updates`` WebSocket (:mod:`~simbroker.brokers.alpaca.connection`)
+  for fills as they happen. No lock is held across the network: a stalled request blocks
+  only its caller, never another thread's reads nor the stream's booking of fills.
+- REST is the source of truth for fills: a reconcile reads the FILL activities (paged)
+  at start-up (the whole current trading day, or since ``fills_since``), at once after
+  each stream (re)connect, every ``fallback_poll`` seconds while the stream is not
+  ready, and every ``reconcile_interval`` seconds regardless. Fill ids are the same from
+  both sources and across restarts (:mod:`~simbroker.brokers.alpaca.translate`), so each
+  fill counts once.
+- Orders: sent with a ``client_order_id`` (the caller's, or a fresh one) and no lookup
+  first. Only when the answer is lost (timeout, connection error, 5xx) or Alpaca refuses
+  the id as a duplicate is the id looked up; an order still unaccounted for is
+  ``pending_confirm`` (:class:`~simbroker.errors.OrderStatusUnknown`), no other order of
+  that symbol goes out until it is resolved, and resubmitting its ``client_order_id`` is
+  always safe (Alpaca refuses a second order with the same id).
+- Errors: 401 :class:`~simbroker.errors.BrokerAPIError`, 403
+  :class:`~simbroker.errors.OrderRejected`, 404 :class:`~simbroker.errors.UnknownOrder`,
+  422 :class:`~simbroker.errors.InvalidOrder`, 429
+  :class:`~simbroker.errors.BrokerRateLimited` (with Alpaca's wait), 5xx
+  :class:`~simbroker.errors.BrokerAPIError`, no answer in time
+  :class:`~simbroker.errors.BrokerTimeout`. Keys never appear in a message, repr, or
+  log line (:func:`simbroker.redact.install_secret_filter` runs at construction).
 - ``paper=False`` (real money) is refused unless ``allow_live=True``.
 
 US equities trade commission-free on Alpaca; fills carry ``fee = 0`` (regulatory fees
@@ -26,50 +32,59 @@ post as separate account activities).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import math
 import threading
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from simbroker.brokers.alpaca import connection
+from simbroker.brokers.alpaca.orders import OrderRegistry
+from simbroker.brokers.alpaca.rest import Rest, request_sent
+from simbroker.brokers.alpaca.translate import (
+    FINAL_EVENT,
+    fill_from_activity,
+    fill_from_update,
+    is_duplicate_client_id,
+    order_info,
+    order_request,
+    same_order,
+    utc,
+)
 from simbroker.config import AlpacaConfig, Secret
 from simbroker.errors import (
     BrokerAPIError,
     BrokerConnectionError,
+    BrokerRateLimited,
     ConfigError,
     InvalidOrder,
-    OrderRejected,
+    OrderStatusUnknown,
     UnknownOrder,
 )
+from simbroker.redact import install_secret_filter
 from simbroker.tradelog import TradeLog
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
-with warnings.catch_warnings():
-    # alpaca-py's stream imports websockets.legacy, deprecated in websockets 14.
-    warnings.filterwarnings("ignore", "websockets.legacy is deprecated", DeprecationWarning)
-    from alpaca.common.exceptions import APIError
-    from alpaca.trading.client import TradingClient
-
-import contextlib
-
-import requests
-
 __all__ = ["AlpacaBroker"]
 
-from simbroker.brokers.alpaca.connection import Stream as _Stream
-from simbroker.brokers.alpaca.translate import FINAL_EVENT as _FINAL_EVENT
-from simbroker.brokers.alpaca.translate import STATUS as _STATUS
-from simbroker.brokers.alpaca.translate import fill_id
-from simbroker.brokers.alpaca.translate import num as _f
-from simbroker.brokers.alpaca.translate import utc as _utc
-from simbroker.brokers.alpaca.translate import val as _val
-
 log = logging.getLogger(__name__)
+
+_NEW_YORK = ZoneInfo("America/New_York")
+_PAPER_URL, _LIVE_URL = "https://paper-api.alpaca.markets", "https://api.alpaca.markets"
+_DATA_URL = "https://data.alpaca.markets"
+_OVERLAP = timedelta(seconds=60)  # re-read this much of the activities before the newest
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 class AlpacaBroker:
@@ -86,28 +101,44 @@ class AlpacaBroker:
     trade_log
         Where to record the session (a start snapshot, submissions, fills, cancels).
     url_override, stream_url, data_url
-        Other hosts (tests use :class:`~simbroker.testing.fake_alpaca.FakeAlpaca`).
+        Other hosts (tests use :class:`~simbroker.testing.fake_alpaca.FakeAlpaca`):
+        REST without ``/v2``, the full WebSocket URL, the market-data host.
     data_feed
         ``"iex"`` (free) or ``"sip"`` for bars.
     stream
-        Listen to trade_updates (else fills come from REST only).
+        Listen to trade_updates (else fills come from REST polling only).
+    timeout
+        The deadline of each REST request, in seconds (default 5). ``submit_order``
+        ends within twice this (its send, and one lookup if the answer was lost).
+    heartbeat
+        Seconds the stream may go without answering a ping before it is closed,
+        reconnected and reconciled (default 10).
     reconnect_backoff
         ``(min, max)`` seconds between stream reconnects (exponential, with jitter).
-    silence_timeout
-        Seconds the stream may be down before REST reconciliation is forced.
+    fallback_poll
+        Seconds between REST reads of fills while the stream is not ready (default 2).
     reconcile_interval
-        Seconds between REST reconciliations of fills even while the stream is up.
-    retry_wait
-        Seconds alpaca-py waits before retrying a 429/504 (its default is 3).
+        Seconds between REST reconciles of fills even while the stream is up.
+    fills_since
+        The oldest fill :meth:`get_fills` reports (default: midnight New York time of
+        Alpaca's current day), read from the FILL activities at start-up.
+    pending_grace
+        Seconds after which an order whose send was never answered, and which Alpaca
+        still does not know by its ``client_order_id``, is judged never placed (default
+        three times ``timeout``).
     """
+
+    bar_poll: float = 5.0
+    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
 
     def __init__(self, api_key: Secret | str, secret_key: Secret | str, *, paper: bool = True,
                  allow_live: bool = False, trade_log: TradeLog | None = None,
                  url_override: str | None = None, stream_url: str | None = None,
                  data_url: str | None = None, data_feed: str = "iex", stream: bool = True,
+                 timeout: float = 5.0, heartbeat: float = 10.0,
                  reconnect_backoff: tuple[float, float] = (1.0, 30.0),
-                 silence_timeout: float = 30.0, reconcile_interval: float = 30.0,
-                 retry_wait: float | None = None):
+                 fallback_poll: float = 2.0, reconcile_interval: float = 30.0,
+                 fills_since: datetime | None = None, pending_grace: float | None = None):
         if not paper and not allow_live:
             raise ConfigError("Alpaca config has paper: false (real money); only an explicit "
                               "live opt-in (simbroker live --confirm-live) may use it",
@@ -116,40 +147,64 @@ class AlpacaBroker:
         self._secret = secret_key if isinstance(secret_key, Secret) else Secret(str(secret_key))
         if not self._key.reveal() or not self._secret.reveal():
             raise ConfigError("Alpaca api_key and secret_key must be set", key="api_key")
+        install_secret_filter([self._key, self._secret])
+        for name, value in (("timeout", timeout), ("heartbeat", heartbeat),
+                            ("fallback_poll", fallback_poll),
+                            ("reconcile_interval", reconcile_interval)):
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {value!r}", key=name)
+        if fills_since is not None and fills_since.tzinfo is None:
+            raise ConfigError("fills_since must be timezone-aware", key="fills_since")
         self.paper = paper
         self.data_feed = data_feed
         self.trade_log = trade_log
-        self._data_url = data_url if data_url is not None else url_override
-        self._lock = threading.RLock()
-        self._fills: dict[str, Fill] = {}
-        self._fill_cond = threading.Condition(self._lock)
-        self._orders: dict[str, OrderInfo] = {}
-        self._final_logged: set[str] = set()
-        self._closed = False
-        self._needs_sync = True
-        self._last_sync = 0.0
+        self.timeout = float(timeout)
+        self._fallback_poll = float(fallback_poll)
         self._reconcile_interval = float(reconcile_interval)
-        self._silence_timeout = float(silence_timeout)
-        self._down_since: float | None = time.monotonic()
-        self.stream_connects = 0
-        self._client = TradingClient(self._key.reveal(), self._secret.reveal(), paper=paper,
-                                     url_override=url_override)
-        if retry_wait is not None:
-            # alpaca-py retries 429/504 after a fixed 3 s; tests shorten it.
-            self._client._retry_wait = retry_wait  # type: ignore[assignment]
-        account = self._call(self._client.get_account)
-        self._session_start = datetime.now(timezone.utc) - timedelta(seconds=1)
-        self._account_clock = self._server_clock()
+        self._pending_grace = 3 * self.timeout if pending_grace is None else float(pending_grace)
+        base = url_override or (_PAPER_URL if paper else _LIVE_URL)
+        self.rest = Rest(base, self._key.reveal(), self._secret.reveal(), timeout=timeout)
+        self.data_rest = Rest(data_url or url_override or _DATA_URL, self._key.reveal(),
+                              self._secret.reveal(), timeout=timeout)
+        self.orders = OrderRegistry()
+        self._fills: dict[str, Fill] = {}
+        self._fill_keys: dict[str, tuple[datetime, str, float]] = {}
+        self._fill_cond = threading.Condition()
+        self._logged: set[str] = set()  # order ids whose "submitted" record is written
+        self._closed = False
+        self._wake = threading.Event()
+        self._stream_state = connection.CLOSED
+        self._sync_needed = True
+        self._last_sync = 0.0
+        self._newest_activity: datetime | None = None
+        self.reconciles = 0
+        """REST reconciles of fills so far."""
+
+        clock = self.server_clock()
+        today = (clock or datetime.now(timezone.utc)).astimezone(_NEW_YORK)
+        self.fills_since = fills_since or today.replace(
+            hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+        self._loaded_from = self.fills_since
+        self._session_start = clock or datetime.now(timezone.utc)
+        account = self._get("/account", "get_account")
+        positions = self.get_positions()
         if self.trade_log is not None:
-            self.trade_log.write("start", self.now(), cash=float(account.cash or 0.0),
-                                 positions=self.get_positions(), broker="alpaca",
-                                 paper=paper)
-        for o in self._call(self._client.get_orders):
-            self._remember(o)
-        self._stream: _Stream | None = None
-        self._stream_thread: threading.Thread | None = None
+            self.trade_log.write("start", self.now(), cash=float(account.get("cash") or 0.0),
+                                 positions=positions, broker="alpaca", paper=paper)
+        self._load_orders(self.fills_since)
+        self._reconcile(self.fills_since, log_before=self._session_start)
+        self._stream: connection.TradeStream | None = None
         if stream:
-            self._start_stream(stream_url, paper, reconnect_backoff)
+            base_ws = base.replace("https://", "wss://").replace("http://", "ws://")
+            self._stream = connection.TradeStream(
+                stream_url or f"{base_ws}/stream", self._key.reveal(), self._secret.reveal(),
+                on_event=self._on_event, on_state=self._on_stream_state,
+                heartbeat=heartbeat, open_timeout=timeout, backoff=reconnect_backoff)
+        self._worker = threading.Thread(target=self._maintain, name="alpaca-reconcile",
+                                        daemon=True)
+        self._worker.start()
+        if self._stream is not None:
+            self._stream.start()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -165,16 +220,17 @@ class AlpacaBroker:
 
     @classmethod
     def for_fake(cls, fake: Any, **kwargs: Any) -> AlpacaBroker:
-        """Connect to a :class:`~simbroker.testing.fake_alpaca.FakeAlpaca` (tests)."""
-        opts: dict[str, Any] = {"reconnect_backoff": (0.05, 0.5), "silence_timeout": 2.0,
-                                "retry_wait": 0.0}
+        """Connect to a :class:`~simbroker.testing.fake_alpaca.FakeAlpaca` (tests): short
+        deadlines, heartbeat and backoff."""
+        opts: dict[str, Any] = {"reconnect_backoff": (0.05, 0.5), "timeout": 2.0,
+                                "heartbeat": 1.0, "fallback_poll": 0.5}
         opts.update(kwargs)
         return cls(fake.key, fake.secret, url_override=fake.rest_url,
                    stream_url=fake.stream_url, data_url=fake.data_url, **opts)
 
     def __repr__(self) -> str:
-        return (f"AlpacaBroker({'paper' if self.paper else 'LIVE'}, "
-                f"{len(self._orders)} orders, {len(self._fills)} fills)")
+        return (f"AlpacaBroker({'paper' if self.paper else 'LIVE'}, {len(self.orders)} "
+                f"orders, {len(self._fills)} fills, stream {self._stream_state})")
 
     def __enter__(self) -> AlpacaBroker:
         return self
@@ -183,63 +239,16 @@ class AlpacaBroker:
         self.close()
 
     def close(self) -> None:
-        """Stop the stream and its thread (idempotent)."""
+        """Stop the stream and the reconcile thread (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        stream = self._stream
-        if stream is not None:
-            try:
-                stream.stop()
-                loop = getattr(stream, "_loop", None)
-                if loop is not None and loop.is_running():
-                    # Closing the socket wakes the stream's pending recv at once (else it
-                    # notices the stop only when its 5 s receive timeout expires).
-                    asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
-            except Exception:  # the loop may already be gone
-                log.debug("stream stop failed", exc_info=True)
-        if self._stream_thread is not None:
-            self._stream_thread.join(10)
-
-    # ------------------------------------------------------------------ REST calls
-    def _scrub(self, text: str) -> str:
-        for secret in (self._key.reveal(), self._secret.reveal()):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    def _call(self, fn: Callable[..., Any], *args: Any, order: Order | None = None,
-              order_id: str | None = None, **kwargs: Any) -> Any:
-        """Call the SDK; translate its failures into simbroker errors."""
-        try:
-            with self._lock:
-                return fn(*args, **kwargs)
-        except APIError as exc:
-            status = exc.status_code
-            msg = self._scrub(str(getattr(exc, "message", "") or exc))
-            sym = order.symbol if order is not None else None
-            cid = order.client_order_id if order is not None else None
-            if status == 401:
-                raise BrokerAPIError(f"Alpaca refused the API keys (401): {msg}",
-                                     code=401) from None
-            if status == 403:
-                raise OrderRejected(f"Alpaca refused the order (403): {msg}", symbol=sym,
-                                    client_order_id=cid) from None
-            if status == 404:
-                raise UnknownOrder(order_id or "?") from None
-            if status == 422:
-                raise InvalidOrder(f"Alpaca rejected the request (422): {msg}", symbol=sym,
-                                   client_order_id=cid) from None
-            raise BrokerAPIError(f"Alpaca error {status}: {msg}", code=status) from None
-        except requests.exceptions.RequestException as exc:
-            raise BrokerConnectionError(
-                f"cannot reach Alpaca: {self._scrub(type(exc).__name__)}") from None
-
-    def _server_clock(self) -> datetime | None:
-        try:
-            return _utc(self._call(self._client.get_clock).timestamp)
-        except Exception:
-            return None
+        self._wake.set()
+        if self._stream is not None:
+            self._stream.close()
+        self._worker.join(self.timeout * 3)
+        self.rest.close()
+        self.data_rest.close()
 
     # ------------------------------------------------------------------ protocol
     def now(self) -> datetime:
@@ -249,57 +258,57 @@ class AlpacaBroker:
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
                      tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
-        """Send an order; a known ``client_order_id`` returns the order it already placed."""
+        """Send an order; a known ``client_order_id`` returns the order it already placed.
+
+        Raises :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and
+        Alpaca could not be asked about the order in time (resubmit the same
+        ``client_order_id`` to learn its fate: it is never placed twice), and
+        :class:`~simbroker.errors.BrokerConnectionError` without sending anything when an
+        earlier order of the same symbol is still unresolved.
+        """
         order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
                              stop_price=stop_price, tif=tif, client_order_id=client_order_id)
-        if order.client_order_id is not None:
-            existing = self._by_client_id(order.client_order_id)
-            if existing is not None:
-                return self._same_or_error(existing, order)
         cid = order.client_order_id or f"sb-{uuid.uuid4().hex}"
-        req = self._request(order, cid)
+        known = self.orders.by_client_id(cid)
+        if known is not None:
+            return self._same_or_error(known, order)
+        self._resolve_pending(order.symbol, except_cid=cid)
+        body = order_request(order, cid)
         try:
-            placed = self._call(self._client.submit_order, req, order=order)
-        except (BrokerConnectionError, BrokerAPIError, InvalidOrder) as exc:
-            # It may have reached Alpaca before the answer was lost (the SDK's own retry
-            # then meets "client_order_id must be unique"): look before failing.
-            if isinstance(exc, InvalidOrder) and "client_order_id" not in str(exc):
+            raw = self.rest.request("POST", "/orders", body=body, operation="submit_order",
+                                    symbol=order.symbol, client_order_id=cid)
+        except InvalidOrder as exc:
+            if not is_duplicate_client_id(422, str(exc)):
                 raise
-            found = self._by_client_id(cid)
+            found = self._lookup(cid)  # placed before: by an earlier send or process
             if found is None:
                 raise
-            placed_info = self._same_or_error(found, order)
-        else:
-            placed_info = self._remember(placed)
-        if self.trade_log is not None:
-            self.trade_log.write("submitted", placed_info["submitted_at"],
-                                 order_id=placed_info["order_id"], client_order_id=cid,
-                                 symbol=order.symbol, side=order.side.value, qty=order.qty,
-                                 order_type=order.order_type.value,
-                                 limit_price=order.limit_price, stop_price=order.stop_price,
-                                 tif=order.tif.value)
-        return placed_info
+            return self._placed(self._same_or_error(found, order), order, cid)
+        except BrokerRateLimited:
+            raise  # refused, not placed
+        except (BrokerConnectionError, BrokerAPIError) as exc:
+            if isinstance(exc, BrokerAPIError) and not _is_server_error(exc):
+                raise
+            return self._after_lost_answer(order, cid, exc)
+        return self._placed(self._remember(raw), order, cid)
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel an open order; a final order is returned unchanged (idempotent)."""
-        try:
-            self._call(self._client.cancel_order_by_id, order_id, order_id=order_id)
-        except InvalidOrder:  # 422: not cancelable any more (already final)
-            pass
-        except (UnknownOrder, BrokerAPIError) as exc:
-            if isinstance(exc, BrokerAPIError) and "badly formed" not in str(exc).lower():
-                raise
-            raise UnknownOrder(order_id) from None
-        except ValueError:  # the SDK checks ids are UUIDs before sending
-            raise UnknownOrder(order_id) from None
-        info = self._remember(self._call(self._client.get_order_by_id, order_id,
-                                         order_id=order_id))
-        return info
+        if not _is_uuid(order_id):
+            raise UnknownOrder(order_id)
+        with contextlib.suppress(InvalidOrder):  # 422: not cancelable (already final)
+            self.rest.request("DELETE", f"/orders/{order_id}", operation="cancel_order",
+                              order_id=order_id)
+        return self._remember(self._get(f"/orders/{order_id}", "get_order",
+                                        order_id=order_id))
 
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``."""
+        from alpaca.trading.models import Position
+
         out: dict[str, float] = {}
-        for p in self._call(self._client.get_all_positions):
+        for raw in self._get("/positions", "get_positions") or []:
+            p = Position(**raw)
             qty = float(p.qty)
             if qty:
                 out[str(p.symbol)] = qty
@@ -307,55 +316,82 @@ class AlpacaBroker:
 
     def get_cash(self) -> float:
         """The account's cash balance."""
-        return float(self._call(self._client.get_account).cash)
+        return float(self._get("/account", "get_cash").get("cash") or 0.0)
 
     def get_fills(self, since: datetime | None = None) -> list[Fill]:
-        """Fills of this session in time order; with ``since``, those at or after it."""
+        """The account's fills from :attr:`fills_since` on (the current trading day by
+        default, including those of an earlier process), in time order, each once.
+
+        With ``since``: those at or after it (inclusive; fill times are milliseconds, the
+        resolution of Alpaca's activities). A ``since`` older than :attr:`fills_since`
+        reads the older fills from REST first, so none is ever left out. While the stream
+        is not ready, REST is read before answering (and its failure raised).
+        """
         if since is not None and since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC); got a naive datetime")
-        self._maybe_reconcile()
-        with self._lock:
-            fills = sorted(self._fills.values(), key=lambda f: (f["timestamp"], f["fill_id"]))
+        if since is not None and since < self._loaded_from:
+            self._load_orders(since)
+            self._reconcile(since, log_before=self._session_start)
+            self._loaded_from = since
+        elif self._stream_state != connection.READY or self._sync_needed:
+            self._reconcile()
+        with self._fill_cond:
+            keys = dict(self._fill_keys)
+            fills = [self._fills[k] for k in sorted(keys, key=keys.__getitem__)]
         return fills if since is None else [f for f in fills if f["timestamp"] >= since]
 
-    # ------------------------------------------------------------------ orders
-    def _request(self, order: Order, cid: str) -> Any:
-        from alpaca.trading.enums import OrderSide, TimeInForce
-        from alpaca.trading.requests import (
-            LimitOrderRequest,
-            MarketOrderRequest,
-            StopLimitOrderRequest,
-            StopOrderRequest,
-        )
+    # ------------------------------------------------------------------ state
+    @property
+    def stream_state(self) -> str:
+        """``connecting``/``syncing``/``ready``/``lost``/``failed``/``closed``."""
+        return self._stream_state
 
-        common: dict[str, Any] = {
-            "symbol": order.symbol, "qty": order.qty,
-            "side": OrderSide.BUY if order.side.value == "buy" else OrderSide.SELL,
-            "time_in_force": TimeInForce.DAY if order.tif.value == "day" else TimeInForce.GTC,
-            "client_order_id": cid,
-        }
-        kind = order.order_type.value
-        if kind == "market":
-            return MarketOrderRequest(**common)
-        if kind == "limit":
-            return LimitOrderRequest(limit_price=order.limit_price, **common)
-        if kind == "stop":
-            return StopOrderRequest(stop_price=order.stop_price, **common)
-        return StopLimitOrderRequest(limit_price=order.limit_price,
-                                     stop_price=order.stop_price, **common)
+    @property
+    def stream_connected(self) -> bool:
+        """True while the trade_updates stream is subscribed."""
+        return self._stream_state in (connection.SYNCING, connection.READY)
 
-    def _by_client_id(self, cid: str) -> OrderInfo | None:
+    @property
+    def stream_connects(self) -> int:
+        """Successful stream subscriptions so far."""
+        return self._stream.connects if self._stream is not None else 0
+
+    def server_clock(self) -> datetime | None:
+        """Alpaca's clock in UTC, or ``None`` when it does not answer in time."""
         try:
-            found = self._call(self._client.get_order_by_client_id, cid, order_id=cid)
+            return utc(self._get("/clock", "get_clock")["timestamp"])
+        except Exception:
+            return None
+
+    def pending_orders(self) -> list[str]:
+        """client_order_ids of orders sent whose fate is not yet known."""
+        return [p.client_order_id for p in self.orders.pending()]
+
+    # ------------------------------------------------------------------ orders
+    def _get(self, path: str, operation: str, **kwargs: Any) -> Any:
+        return self.rest.request("GET", path, operation=operation, **kwargs)
+
+    def _remember(self, raw: Any) -> OrderInfo:
+        """Merge an order snapshot (JSON or SDK model) and log a newly final status."""
+        info, became_final = self.orders.update(order_info(raw))
+        if became_final and self.trade_log is not None:
+            event = FINAL_EVENT.get(OrderStatus(info["status"]))
+            if event:
+                self.trade_log.write(event, self.now(), order_id=info["order_id"],
+                                     symbol=info["symbol"], reason=info["reason"])
+        return info
+
+    def _lookup(self, cid: str) -> OrderInfo | None:
+        """Alpaca's order under ``cid``; ``None`` if it has none (raises if unreachable)."""
+        try:
+            raw = self._get("/orders:by_client_order_id", "get_order_by_client_id",
+                            params={"client_order_id": cid}, client_order_id=cid)
         except UnknownOrder:
             return None
-        return self._remember(found)
+        return self._remember(raw)
 
     def _same_or_error(self, info: OrderInfo, order: Order) -> OrderInfo:
-        same = (info["symbol"] == order.symbol and info["side"] == order.side.value
-                and math.isclose(info["qty"], order.qty)
-                and info["order_type"] == order.order_type.value)
-        if not same:
+        if not same_order(info, order):
             raise InvalidOrder(f"client_order_id {order.client_order_id!r} already names a "
                                f"different order ({info['side']} {info['qty']:g} "
                                f"{info['symbol']} {info['order_type']})",
@@ -363,164 +399,226 @@ class AlpacaBroker:
                                symbol=order.symbol, client_order_id=order.client_order_id)
         return info
 
-    def _remember(self, o: Any) -> OrderInfo:
-        """An alpaca-py Order (or its dict) as OrderInfo; logs a newly final status."""
-        get = o.get if isinstance(o, dict) else (lambda k, d=None: getattr(o, k, d))
-        raw_status = _val(get("status"))
-        status = _STATUS.get(raw_status, OrderStatus.NEW)
-        filled = float(get("filled_qty") or 0.0)
-        info: OrderInfo = {
-            "order_id": str(get("id")), "client_order_id": get("client_order_id"),
-            "symbol": str(get("symbol")), "side": _val(get("side")),
-            "order_type": _val(get("order_type") or get("type")),
-            "tif": _val(get("time_in_force")), "qty": float(get("qty") or 0.0),
-            "limit_price": _f(get("limit_price")), "stop_price": _f(get("stop_price")),
-            "status": status.value, "filled_qty": filled,
-            "avg_fill_price": _f(get("filled_avg_price")) if filled else None,
-            "submitted_at": _utc(get("submitted_at") or get("created_at")),
-            "reason": None if status is not OrderStatus.REJECTED else raw_status,
-        }
-        with self._lock:
-            self._orders[info["order_id"]] = info
-            event = _FINAL_EVENT.get(status)
-            if event and self.trade_log is not None \
-                    and info["order_id"] not in self._final_logged:
-                self._final_logged.add(info["order_id"])
-                self.trade_log.write(event, self.now(), order_id=info["order_id"],
-                                     symbol=info["symbol"], reason=info["reason"])
+    def _placed(self, info: OrderInfo, order: Order, cid: str) -> OrderInfo:
+        """The order is at Alpaca: record the submission once."""
+        self.orders.drop_pending(cid)
+        if self.trade_log is not None and info["order_id"] not in self._logged:
+            self._logged.add(info["order_id"])
+            self.trade_log.write("submitted", info["submitted_at"],
+                                 order_id=info["order_id"], client_order_id=cid,
+                                 symbol=order.symbol, side=order.side.value, qty=order.qty,
+                                 order_type=order.order_type.value,
+                                 limit_price=order.limit_price, stop_price=order.stop_price,
+                                 tif=order.tif.value)
         return info
 
+    def _after_lost_answer(self, order: Order, cid: str, exc: Exception) -> OrderInfo:
+        """The send's answer never came (or was a 5xx): ask Alpaca by client_order_id."""
+        if not request_sent(exc):
+            raise exc  # the connection failed before anything was sent
+        self.orders.add_pending(cid, order)
+        try:
+            found = self._lookup(cid)
+        except (BrokerConnectionError, BrokerAPIError):
+            found = None
+            resolved = False
+        else:
+            resolved = True
+        if found is not None:
+            return self._placed(self._same_or_error(found, order), order, cid)
+        if resolved and not isinstance(exc, BrokerConnectionError):
+            # Alpaca answered the send with an error and does not hold the order.
+            self.orders.drop_pending(cid)
+            raise exc
+        log.warning("order %s (%s %g %s): %s; its fate is unknown until Alpaca shows it",
+                    cid, order.side.value, order.qty, order.symbol, exc)
+        self._wake.set()
+        raise OrderStatusUnknown(
+            f"sent {order.side.value} {order.qty:g} {order.symbol} but the answer was lost "
+            f"({exc}); it is pending_confirm: resubmit client_order_id {cid!r} to resolve "
+            f"it (it is never placed twice)",
+            client_order_id=cid, symbol=order.symbol) from None
+
+    def _resolve_pending(self, symbol: str | None, except_cid: str | None = None) -> None:
+        """Try to resolve pending sends (of ``symbol``); raise if one of it stays open."""
+        for p in self.orders.pending(symbol):
+            if p.client_order_id == except_cid:
+                continue  # its resubmission is the resolution: Alpaca refuses a duplicate
+            try:
+                found = self._lookup(p.client_order_id)
+            except (BrokerConnectionError, BrokerAPIError):
+                found = None
+            else:
+                if found is None and time.monotonic() - p.sent_at > self._pending_grace:
+                    log.warning("order %s: Alpaca still has no such client_order_id %.0f s "
+                                "after its send; treated as never placed",
+                                p.client_order_id, time.monotonic() - p.sent_at)
+                    self.orders.drop_pending(p.client_order_id)
+                    continue
+            if found is not None:
+                self._placed(found, p.order, p.client_order_id)
+            elif symbol is not None:
+                raise BrokerConnectionError(
+                    f"not sent: order {p.client_order_id!r} on {symbol} awaits confirmation "
+                    f"from Alpaca; nothing new goes out for {symbol} until it is resolved")
+
+    def _load_orders(self, since: datetime) -> None:
+        """Every order submitted since ``since`` (open or not), for fills' client ids."""
+        after = since - timedelta(seconds=1)
+        seen: set[str] = set()
+        while True:
+            page = self._get("/orders", "get_orders", params={
+                "status": "all", "after": after.isoformat(), "direction": "asc",
+                "limit": 500, "nested": "false"}) or []
+            fresh = [o for o in page if o["id"] not in seen]
+            for o in fresh:
+                seen.add(o["id"])
+                self._remember(o)
+            if len(page) < 500 or not fresh:
+                break
+            after = utc(page[-1]["submitted_at"]) - timedelta(microseconds=1)
+
     # ------------------------------------------------------------------ fills
-    def _add_fill(self, fid: str, order_id: str, ts: datetime, symbol: str, side: str,
-                  qty: float, price: float) -> None:
+    def _add_fill(self, fill: Fill, *, log_it: bool = True) -> bool:
+        fid = fill["fill_id"]
         with self._fill_cond:
             if fid in self._fills:
-                return
-            known = self._orders.get(order_id)
-            cid = known["client_order_id"] if known is not None else None
-            fill: Fill = {"fill_id": fid, "order_id": order_id, "client_order_id": cid,
-                          "timestamp": ts, "symbol": symbol, "side": side, "qty": qty,
-                          "price": price, "fee": 0.0, "notional": qty * price}
+                return False
+            if fill["client_order_id"] is None:
+                fill["client_order_id"] = self.orders.client_id_of(fill["order_id"])
             self._fills[fid] = fill
-            if self.trade_log is not None:
-                self.trade_log.write("filled", ts, **fill)
+            cum = float(fid.rsplit("-", 1)[1])
+            self._fill_keys[fid] = (fill["timestamp"], fill["order_id"], cum)
+            if log_it and self.trade_log is not None:
+                self.trade_log.write("filled", fill["timestamp"], **fill)
             self._fill_cond.notify_all()
-
-    def _maybe_reconcile(self, force: bool = False) -> None:
-        if self._stream is not None:
-            if self.stream_connected:
-                self._down_since = None
-            elif self._down_since is None:
-                self._down_since = time.monotonic()
-            elif time.monotonic() - self._down_since > self._silence_timeout:
-                if not self._needs_sync:
-                    log.warning("Alpaca trade stream down for %.0f s; reading fills from "
-                                "REST", time.monotonic() - self._down_since)
-                self._needs_sync = True
-        if force or self._needs_sync or self._stream is None or \
-                time.monotonic() - self._last_sync > self._reconcile_interval:
-            self.reconcile()
+        return True
 
     def reconcile(self) -> int:
-        """Read this session's FILL activities from REST; add what is missing. Returns
-        how many fills were new."""
-        before = len(self._fills)
-        self._needs_sync = False
-        token: str | None = None
-        while True:
-            # The service's clock, not ours, stamps the activities.
-            start = (self._account_clock or self._session_start) - timedelta(seconds=1)
-            params: dict[str, Any] = {"direction": "asc", "page_size": 100,
-                                      "after": start.isoformat()}
-            if token:
-                params["page_token"] = token
-            page = self._call(self._client.get, "/account/activities/FILL", params)
-            for a in page or []:
-                oid = str(a["order_id"])
-                if oid not in self._orders:
-                    with contextlib.suppress(UnknownOrder):
-                        self._remember(self._call(self._client.get_order_by_id, oid,
-                                                  order_id=oid))
-                self._add_fill(fill_id(oid, a["cum_qty"]), oid, _utc(a["transaction_time"]),
-                               str(a["symbol"]), _val(a["side"]), float(a["qty"]),
-                               float(a["price"]))
-            if not page:
-                break
-            token = str(page[-1]["id"])
-        self._last_sync = time.monotonic()
-        return len(self._fills) - before
+        """Read the FILL activities from REST; add what is missing. Returns how many
+        fills were new."""
+        return self._reconcile()
 
-    def wait_for_fills(self, fill_ids: Iterable[str], timeout: float = 10.0) -> bool:
-        """Block until every id in ``fill_ids`` is known (stream, then REST); True if so."""
+    def _reconcile(self, since: datetime | None = None,
+                   log_before: datetime | None = None) -> int:
+        """Page through FILL activities after ``since`` (default: the newest seen minus
+        an overlap, else :attr:`fills_since`). Fills before ``log_before`` happened
+        before this session's start snapshot and are not written to the trade log."""
+        self._sync_needed = False
+        if since is None:
+            newest = self._newest_activity
+            since = self.fills_since if newest is None else max(self.fills_since,
+                                                                newest - _OVERLAP)
+        # ``after`` is exclusive at Alpaca: start one millisecond early.
+        params: dict[str, Any] = {"direction": "asc", "page_size": 100,
+                                  "after": (since - timedelta(milliseconds=1)).isoformat()}
+        added = 0
+        try:
+            while True:
+                page = self._get("/account/activities/FILL", "get_fill_activities",
+                                 params=params) or []
+                for a in page:
+                    added += self._activity(a, log_before)
+                if not page:
+                    break
+                params["page_token"] = str(page[-1]["id"])
+        except BaseException:
+            self._sync_needed = True
+            raise
+        self.reconciles += 1
+        self._last_sync = time.monotonic()
+        return added
+
+    def _activity(self, a: dict[str, Any], log_before: datetime | None) -> int:
+        oid = str(a["order_id"])
+        if self.orders.get(oid) is None:
+            with contextlib.suppress(UnknownOrder):
+                self._remember(self._get(f"/orders/{oid}", "get_order", order_id=oid))
+        fill = fill_from_activity(a, self.orders.client_id_of(oid))
+        newest = self._newest_activity
+        if newest is None or fill["timestamp"] > newest:
+            self._newest_activity = fill["timestamp"]
+        before = log_before is not None and fill["timestamp"] <= log_before
+        return int(self._add_fill(fill, log_it=not before))
+
+    def wait_for_fills(self, fill_ids: Iterable[str], timeout: float = 10.0, *,
+                       reconcile: bool = True) -> bool:
+        """Block until every id in ``fill_ids`` is known; True if so. Past ``timeout``,
+        REST is read once more (unless ``reconcile`` is false)."""
         wanted = set(fill_ids)
         deadline = time.monotonic() + timeout
         with self._fill_cond:
-            while not wanted <= set(self._fills):
+            while not wanted <= self._fills.keys():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._fill_cond.wait(min(left, 0.5))
-        if not wanted <= set(self._fills):
-            self.reconcile()
-        return wanted <= set(self._fills)
+            done = wanted <= self._fills.keys()
+        if not done and reconcile:
+            self._reconcile()
+            with self._fill_cond:
+                done = wanted <= self._fills.keys()
+        return done
 
     # ------------------------------------------------------------------ stream
-    def _start_stream(self, url: str | None, paper: bool,
-                      backoff: tuple[float, float]) -> None:
-        stream = _Stream(self._key.reveal(), self._secret.reveal(), paper=paper,
-                         url_override=url, on_connect=self._stream_connected,
-                         websocket_params={"ping_interval": 10, "ping_timeout": 20,
-                                           "max_queue": 1024})
-        stream._reconnect_min_backoff, stream._reconnect_max_backoff = backoff
-        stream.subscribe_trade_updates(self._on_update)
-        self._stream = stream
+    def _on_event(self, data: dict[str, Any]) -> None:
+        from alpaca.trading.models import TradeUpdate
 
-        def run() -> None:
+        update = TradeUpdate(**data)
+        self._remember(update.order)
+        fill = fill_from_update(update)
+        if fill is not None:
+            self._add_fill(fill)
+            newest = self._newest_activity
+            if newest is None or fill["timestamp"] > newest:
+                self._newest_activity = fill["timestamp"]
+
+    def _on_stream_state(self, state: str) -> None:
+        self._stream_state = state
+        if state in (connection.SYNCING, connection.LOST, connection.FAILED):
+            self._sync_needed = True
+            self._wake.set()
+
+    def _maintain(self) -> None:
+        """The reconcile thread: sync after each (re)connect, poll while the stream is not
+        ready, reconcile every ``reconcile_interval``, resolve pending sends."""
+        while not self._closed:
+            ready = self._stream is not None and self._stream_state == connection.READY
+            wait = self._reconcile_interval if ready and not self.orders.pending() \
+                else self._fallback_poll
+            self._wake.wait(max(0.0, min(wait, self._last_sync + wait - time.monotonic())))
+            self._wake.clear()
+            if self._closed:
+                break
+            stream = self._stream
             try:
-                stream.run()
-            except Exception:
-                log.exception("Alpaca trade stream stopped")
-
-        self._stream_thread = threading.Thread(target=run, name="alpaca-trade-updates",
-                                               daemon=True)
-        self._stream_thread.start()
-
-    def _stream_connected(self) -> None:
-        self.stream_connects += 1
-        self._down_since = None
-        # Anything that filled while we were away is only in REST now.
-        self._needs_sync = True
-        log.info("Alpaca trade stream connected (%d)", self.stream_connects)
-
-    @property
-    def stream_connected(self) -> bool:
-        """True while the trade_updates stream is up."""
-        stream = self._stream
-        return stream is not None and bool(getattr(stream, "_running", False))
-
-    async def _on_update(self, update: Any) -> None:
-        try:
-            event = _val(update.event)
-            o = update.order
-            info = self._remember(o)
-            if event in ("fill", "partial_fill") and update.qty is not None:
-                self._add_fill(fill_id(info["order_id"], o.filled_qty), info["order_id"],
-                               _utc(update.timestamp), info["symbol"], info["side"],
-                               float(update.qty), float(update.price))
-        except Exception:
-            log.exception("could not handle an Alpaca trade update")
+                if self.orders.pending():
+                    self._resolve_pending(None)
+                due = time.monotonic() - self._last_sync >= (
+                    self._reconcile_interval if self._stream_state == connection.READY
+                    else self._fallback_poll)
+                if self._sync_needed or due or stream is None or \
+                        self._stream_state != connection.READY:
+                    syncing = self._stream_state == connection.SYNCING
+                    self._reconcile()
+                    if syncing and stream is not None:
+                        stream.mark_ready()
+            except BrokerRateLimited as exc:
+                self._wake.wait(exc.retry_after or 1.0)
+            except Exception as exc:
+                log.warning("Alpaca reconcile failed (%s); retrying", exc)
+                self._wake.wait(min(self._fallback_poll, 1.0))
 
     # ------------------------------------------------------------------ bars
-    bar_poll: float = 5.0
-    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
-
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *,
                  warmup: int = 0, poll: float | None = None) -> Any:
         """Completed bars of ``symbols`` for the real-time runner (see
-        :class:`AlpacaBarFeed`)."""
+        :class:`~simbroker.brokers.alpaca.feed.AlpacaBarFeed`)."""
         from simbroker.brokers.alpaca.feed import AlpacaBarFeed
 
         return AlpacaBarFeed(self, symbols, interval, warmup=warmup,
                              poll=self.bar_poll if poll is None else poll)
 
 
+def _is_server_error(exc: BrokerAPIError) -> bool:
+    return isinstance(exc.code, int) and exc.code >= 500

@@ -1,13 +1,12 @@
-"""Alpaca stock bars for the real-time runner."""
+"""Alpaca stock bars for the real-time runner, read with a deadline per request."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from simbroker.brokers.alpaca.translate import utc as _utc
+from simbroker.brokers.alpaca.translate import utc
 from simbroker.errors import ConfigError
 from simbroker.feeds import OHLCV, PolledFeed
 
@@ -23,7 +22,7 @@ def _timeframe(interval: timedelta) -> Any:
     secs = int(interval.total_seconds())
     for unit, size in ((TimeFrameUnit.Day, 86_400), (TimeFrameUnit.Hour, 3600),
                        (TimeFrameUnit.Minute, 60)):
-        if secs % size == 0:
+        if secs and secs % size == 0:
             return TimeFrame(secs // size, unit)
     raise ConfigError(f"Alpaca bars come in minutes, hours or days; got {interval}",
                       key="interval")
@@ -34,18 +33,15 @@ class AlpacaBarFeed(PolledFeed):
 
     Live bars are read from the bars endpoint every ``poll`` seconds, and a bar counts as
     closed by Alpaca's clock, not this machine's (a bar is handed on once every symbol has
-    it, or the feed's grace period after its close has passed).
+    it, or the feed's grace period after its close has passed). Requests are built by
+    alpaca-py's ``StockBarsRequest`` and answers read by its ``BarSet``; they go through
+    the broker's market-data connection, with its deadline.
     """
 
     def __init__(self, broker: AlpacaBroker, symbols: Sequence[str], interval: timedelta, *,
                  warmup: int = 0, poll: float = 5.0, grace: float = 2.0):
         super().__init__(symbols, interval, poll=poll, grace=grace)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            from alpaca.data.historical import StockHistoricalDataClient
         self._broker = broker
-        self._data = StockHistoricalDataClient(broker._key.reveal(), broker._secret.reveal(),
-                                               url_override=broker._data_url)
         self._timeframe = _timeframe(interval)
         self.start(warmup)
 
@@ -54,11 +50,12 @@ class AlpacaBarFeed(PolledFeed):
 
     def server_now(self) -> datetime:
         """Alpaca's clock (this machine's when the clock endpoint does not answer)."""
-        return self._broker._server_clock() or datetime.now(timezone.utc)
+        return self._broker.server_clock() or datetime.now(timezone.utc)
 
     def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
         """Bars opened after ``since``, or enough calendar time back for ``n`` bars."""
         from alpaca.data.enums import DataFeed
+        from alpaca.data.models import BarSet
         from alpaca.data.requests import StockBarsRequest
 
         # Without ``since``: enough calendar time for n bars across nights, weekends and
@@ -69,9 +66,21 @@ class AlpacaBarFeed(PolledFeed):
                                start=start,
                                feed=DataFeed.SIP if self._broker.data_feed == "sip"
                                else DataFeed.IEX)
-        data = self._broker._call(self._data.get_stock_bars, req)
-        return {str(sym): {_utc(b.timestamp): (float(b.open), float(b.high), float(b.low),
-                                               float(b.close), float(b.volume))
+        params: dict[str, Any] = req.to_request_fields()
+        params["timeframe"] = str(self._timeframe.value)
+        params["limit"] = 10_000
+        raw: dict[str, list[Any]] = {}
+        while True:
+            page = self._broker.data_rest.request("GET", "/stocks/bars", params=params,
+                                                  operation="get_stock_bars") or {}
+            for sym, rows in (page.get("bars") or {}).items():
+                raw.setdefault(sym, []).extend(rows or [])
+            token = page.get("next_page_token")
+            if not token:
+                break
+            params["page_token"] = token
+        data = BarSet(raw).data
+        return {str(sym): {utc(b.timestamp): (float(b.open), float(b.high), float(b.low),
+                                              float(b.close), float(b.volume))
                            for b in rows}
-                for sym, rows in data.data.items()}
-
+                for sym, rows in data.items()}
