@@ -48,6 +48,7 @@ import contextlib
 import json
 import math
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -125,9 +126,10 @@ class FakeAlpaca(BarReplay):
         self._fail: list[tuple[int, str]] = []
         self._lose = 0
         self._stalls: list[tuple[float, str, str, bool]] = []
+        self._unstall = threading.Event()
         self._rate_limits: list[float] = []
-        self._stopping = threading.Event()
         self._clients: set[Any] = set()
+        self._conns: set[Any] = set()
         self._silent: set[Any] = set()
         self._held: bytes | None = None
         self._ports = (0, 0)
@@ -141,7 +143,6 @@ class FakeAlpaca(BarReplay):
     def start(self) -> FakeAlpaca:
         """Start the REST and stream servers on loopback ports (the same ports again
         after :meth:`stop`)."""
-        self._stopping.clear()
         self._start_http(self._ports[0])
         self._start_ws(self._ports[1])
         return self
@@ -189,6 +190,17 @@ class FakeAlpaca(BarReplay):
         class Server(ThreadingHTTPServer):
             daemon_threads = True
 
+            def get_request(self) -> tuple[Any, Any]:
+                conn, addr = super().get_request()
+                with fake._lock:
+                    fake._conns.add(conn)
+                return conn, addr
+
+            def shutdown_request(self, request: Any) -> None:
+                with fake._lock:
+                    fake._conns.discard(request)
+                super().shutdown_request(request)
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 return  # a client that gave up on a stalled answer: nothing to report
 
@@ -228,11 +240,16 @@ class FakeAlpaca(BarReplay):
 
     def stop(self) -> None:
         """Close every connection and stop both servers (the state is kept)."""
-        self._stopping.set()
+        self._unstall.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+            with self._lock:
+                conns, self._conns = list(self._conns), set()
+            for conn in conns:  # keep-alive connections die with the server
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         loop, server = self._loop, self._ws_server
         if loop is not None and server is not None and not loop.is_closed():
             async def close() -> None:
@@ -248,6 +265,7 @@ class FakeAlpaca(BarReplay):
         for t in self._threads:
             t.join(5)
         self._threads = []
+        self._loop = None  # events while down reach nobody, as at the venue
 
     def restart(self, downtime: float = 0.0) -> None:
         """Go away and come back on the same ports, with the same state (a venue
@@ -284,7 +302,15 @@ class FakeAlpaca(BarReplay):
         ``seconds``: carried out at once and answered late, or (``before``) carried out
         only after the wait. Requests on other connections are served meanwhile."""
         with self._lock:
+            self._unstall.clear()
             self._stalls.extend([(float(seconds), method.upper(), path, before)] * n)
+
+    def release_stalls(self) -> None:
+        """Answer every stalled request now, and stall no more (until the next
+        :meth:`stall_next`)."""
+        with self._lock:
+            self._stalls.clear()
+        self._unstall.set()
 
     def rate_limit_next(self, n: int = 1, retry_after: float = 1.0) -> None:
         """Refuse the next ``n`` requests with 429 (``Retry-After: retry_after``)."""
@@ -457,7 +483,7 @@ class FakeAlpaca(BarReplay):
 
     def _emit(self, data: dict[str, Any]) -> None:
         loop = self._loop
-        if loop is None:
+        if loop is None or not loop.is_running() or self._ws_server is None:
             return
         frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
         copies = 2 if self.duplicate_events else 1
@@ -495,7 +521,11 @@ class FakeAlpaca(BarReplay):
                 self.faults["reordered_events"] += 1
             await deliver([frame] * copies + [held] * copies)
 
-        asyncio.run_coroutine_threadsafe(send(), loop)
+        coro = send()
+        try:
+            asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed meanwhile: the venue is down
+            coro.close()
 
     # ------------------------------------------------------------------ REST
     def _handle(self, method: str, raw_path: str, headers: dict[str, str],
@@ -510,10 +540,10 @@ class FakeAlpaca(BarReplay):
                     self.faults["stalled_answer"] += 1
                     break
         if stall is not None and stall[3]:
-            self._stopping.wait(stall[0])  # outside the lock: others are served
+            self._unstall.wait(stall[0])  # outside the lock: others are served
         result = self._handle_now(method, path, query, headers, body)
         if stall is not None and not stall[3]:
-            self._stopping.wait(stall[0])
+            self._unstall.wait(stall[0])
         return result
 
     def _handle_now(self, method: str, path: str, query: dict[str, str],
