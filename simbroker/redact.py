@@ -29,7 +29,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["MIN_RUN", "REDACTED", "install_secret_filter", "redact"]
+__all__ = ["MIN_RUN", "REDACTED", "Redactor", "install_secret_filter", "redact"]
 
 MIN_RUN = 8
 """The shortest run of a secret's characters that is redacted (a whole shorter secret
@@ -37,11 +37,55 @@ is redacted too)."""
 
 REDACTED = "***"
 
+class Redactor:
+    """Hides ``secrets``, and every run of :data:`MIN_RUN`+ characters of one, in text.
+
+    >>> Redactor(["correct-horse-battery"]).redact("key=correct-horse-battery, tail=battery")
+    'key=***, tail=battery'
+    """
+
+    def __init__(self, secrets: Iterable[Any]):
+        self.secrets = frozenset(v for v in (_value(s) for s in secrets) if v)
+        self._grams = frozenset(s[i:i + MIN_RUN] for s in self.secrets if len(s) >= MIN_RUN
+                                for i in range(len(s) - MIN_RUN + 1))
+        self._short = tuple(sorted((s for s in self.secrets if len(s) < MIN_RUN), key=len,
+                                   reverse=True))
+        alternatives = sorted(self._grams | set(self._short), key=len, reverse=True)
+        self._pattern = (re.compile("|".join(re.escape(a) for a in alternatives))
+                         if alternatives else None)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self.secrets)} secrets)"
+
+    def redact(self, text: str) -> str:
+        """``text`` with each secret, and each run of 8+ characters of one, as ``***``."""
+        pattern = self._pattern
+        if pattern is None or not text or pattern.search(text) is None:
+            return text
+        n = len(text)
+        hidden = bytearray(n)
+        grams = self._grams
+        for i in range(n - MIN_RUN + 1):
+            if text[i:i + MIN_RUN] in grams:
+                hidden[i:i + MIN_RUN] = b"\x01" * MIN_RUN
+        for s in self._short:
+            start = text.find(s)
+            while start >= 0:
+                hidden[start:start + len(s)] = b"\x01" * len(s)
+                start = text.find(s, start + 1)
+        out: list[str] = []
+        i = 0
+        while i < n:
+            j = i
+            while j < n and hidden[j] == hidden[i]:
+                j += 1
+            out.append(REDACTED if hidden[i] else text[i:j])
+            i = j
+        return "".join(out)
+
+
 _lock = threading.Lock()
-_secrets: set[str] = set()
-_grams: frozenset[str] = frozenset()
-_short: tuple[str, ...] = ()
-_pattern: re.Pattern[str] | None = None
+_active = Redactor(())
 _generation = 0
 _MARK = "_simbroker_redacted"
 
@@ -63,53 +107,18 @@ def install_secret_filter(secrets: Iterable[Any]) -> None:
         The values to hide. Any run of :data:`MIN_RUN` or more consecutive characters of
         one is hidden wherever it appears in a log line.
     """
-    global _grams, _short, _pattern, _generation
+    global _active, _generation
     values = {v for v in (_value(s) for s in secrets) if v}
     with _lock:
-        if not values - _secrets and _pattern is not None:
-            return
-        _secrets.update(values)
-        grams = {s[i:i + MIN_RUN] for s in _secrets if len(s) >= MIN_RUN
-                 for i in range(len(s) - MIN_RUN + 1)}
-        short = tuple(sorted((s for s in _secrets if len(s) < MIN_RUN), key=len,
-                             reverse=True))
-        alternatives = sorted(grams | set(short), key=len, reverse=True)
-        _grams, _short = frozenset(grams), short
-        _pattern = re.compile("|".join(re.escape(a) for a in alternatives))
-        _generation += 1
+        if values - _active.secrets:
+            _active = Redactor(_active.secrets | values)
+            _generation += 1
         _install_hooks()
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret, and every 8+ character run of one, as ``***``."""
-    pattern = _pattern
-    if pattern is None or not text or pattern.search(text) is None:
-        return text
-    n = len(text)
-    hidden = bytearray(n)
-    grams = _grams
-    for i in range(n - MIN_RUN + 1):
-        if text[i:i + MIN_RUN] in grams:
-            hidden[i:i + MIN_RUN] = b"\x01" * MIN_RUN
-    for s in _short:
-        start = text.find(s)
-        while start >= 0:
-            hidden[start:start + len(s)] = b"\x01" * len(s)
-            start = text.find(s, start + 1)
-    out: list[str] = []
-    i = 0
-    while i < n:
-        if hidden[i]:
-            out.append(REDACTED)
-            while i < n and hidden[i]:
-                i += 1
-        else:
-            j = i
-            while j < n and not hidden[j]:
-                j += 1
-            out.append(text[i:j])
-            i = j
-    return "".join(out)
+    """``text`` as the installed filter writes it (see :class:`Redactor`)."""
+    return _active.redact(text)
 
 
 def _scrub(record: logging.LogRecord) -> None:
@@ -119,16 +128,16 @@ def _scrub(record: logging.LogRecord) -> None:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what would be printed, scrubbed
         message = f"{record.msg!s} {record.args!s}"
-    record.msg = redact(message)
+    record.msg = _active.redact(message)
     record.args = None
     if record.exc_info:
         if not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None
     if record.exc_text:
-        record.exc_text = redact(record.exc_text)
+        record.exc_text = _active.redact(record.exc_text)
     if record.stack_info:
-        record.stack_info = redact(record.stack_info)
+        record.stack_info = _active.redact(record.stack_info)
     setattr(record, _MARK, _generation)
 
 
