@@ -124,21 +124,27 @@ def redact(text: str) -> str:
 def _scrub(record: logging.LogRecord) -> None:
     if getattr(record, _MARK, None) == _generation:
         return
+    active = _active
+    setattr(record, _MARK, _generation)
+    if not active.secrets:
+        return
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what would be printed, scrubbed
         message = f"{record.msg!s} {record.args!s}"
-    record.msg = _active.redact(message)
-    record.args = None
+    clean = active.redact(message)
+    if clean != message or record.args or not isinstance(record.msg, str):
+        # Only the text known to be clean stays: a handler might render the arguments
+        # (objects such as a frame) differently from the message.
+        record.msg, record.args = clean, None
     if record.exc_info:
         if not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None
     if record.exc_text:
-        record.exc_text = _active.redact(record.exc_text)
+        record.exc_text = active.redact(record.exc_text)
     if record.stack_info:
-        record.stack_info = _active.redact(record.stack_info)
-    setattr(record, _MARK, _generation)
+        record.stack_info = active.redact(record.stack_info)
 
 
 _hooks_installed = False
