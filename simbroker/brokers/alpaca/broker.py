@@ -171,6 +171,7 @@ class AlpacaBroker:
         self._fill_keys: dict[str, tuple[datetime, str, float]] = {}
         self._fill_cond = threading.Condition()
         self._logged: set[str] = set()  # order ids whose "submitted" record is written
+        self._logged_lock = threading.Lock()
         self._closed = False
         self._wake = threading.Event()
         self._stream_state = connection.CLOSED
@@ -372,8 +373,12 @@ class AlpacaBroker:
         return self.rest.request("GET", path, operation=operation, **kwargs)
 
     def _remember(self, raw: Any) -> OrderInfo:
-        """Merge an order snapshot (JSON or SDK model) and log a newly final status."""
-        info, became_final = self.orders.update(order_info(raw))
+        """Merge an order snapshot (JSON or SDK model); record a send it confirms and a
+        newly final status."""
+        info, became_final, resolved = self.orders.update(order_info(raw))
+        if resolved is not None:  # a send whose answer was lost: now seen at Alpaca
+            log.info("order %s confirmed by Alpaca", resolved.client_order_id)
+            self._placed(info, resolved.order, resolved.client_order_id)
         if became_final and self.trade_log is not None:
             event = FINAL_EVENT.get(OrderStatus(info["status"]))
             if event:
@@ -400,10 +405,14 @@ class AlpacaBroker:
         return info
 
     def _placed(self, info: OrderInfo, order: Order, cid: str) -> OrderInfo:
-        """The order is at Alpaca: record the submission once."""
+        """The order is at Alpaca: record the submission once (unless it predates this
+        session's start snapshot, like an order an earlier process placed)."""
         self.orders.drop_pending(cid)
-        if self.trade_log is not None and info["order_id"] not in self._logged:
+        with self._logged_lock:  # the stream and the caller may confirm it together
+            first = info["order_id"] not in self._logged and \
+                info["submitted_at"] > self._session_start
             self._logged.add(info["order_id"])
+        if self.trade_log is not None and first:
             self.trade_log.write("submitted", info["submitted_at"],
                                  order_id=info["order_id"], client_order_id=cid,
                                  symbol=order.symbol, side=order.side.value, qty=order.qty,

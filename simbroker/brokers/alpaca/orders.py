@@ -45,27 +45,29 @@ class OrderRegistry:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def update(self, info: OrderInfo) -> tuple[OrderInfo, bool]:
-        """Merge what Alpaca says about an order; return (the merged state, whether this
-        update made it final)."""
+    def update(self, info: OrderInfo) -> tuple[OrderInfo, bool, Pending | None]:
+        """Merge what Alpaca says about an order; return the merged state, whether this
+        update made it final, and the pending send it resolved (if any)."""
         oid = info["order_id"]
         with self._lock:
             old = self._by_id.get(oid)
             cid = info["client_order_id"]
+            resolved = None
             if cid:
                 self._by_cid[cid] = oid
-                self._pending.pop(cid, None)
+                resolved = self._pending.pop(cid, None)
             if old is not None:
                 old_open = OrderStatus(old["status"]).is_open
                 if not old_open or info["filled_qty"] < old["filled_qty"]:
-                    return old, False
+                    return old, False, resolved
                 if info["filled_qty"] == old["filled_qty"] and \
                         OrderStatus(info["status"]).is_open and \
                         old["status"] != OrderStatus.NEW.value:
-                    return old, False  # a repeated or older open snapshot
+                    return old, False, resolved  # a repeated or older open snapshot
             self._by_id[oid] = info
             final = not OrderStatus(info["status"]).is_open
-            return info, final and (old is None or OrderStatus(old["status"]).is_open)
+            return (info, final and (old is None or OrderStatus(old["status"]).is_open),
+                    resolved)
 
     def get(self, order_id: str) -> OrderInfo | None:
         """The order with Alpaca id ``order_id``, if known."""
