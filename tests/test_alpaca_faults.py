@@ -270,6 +270,23 @@ def test_a_silent_stream_is_detected_reconnected_and_reconciled(fake: FakeAlpaca
         broker.close()
 
 
+def test_an_event_lost_on_a_live_stream_is_found_by_the_periodic_reconcile(
+        fake: FakeAlpaca) -> None:
+    broker = connect(fake, reconcile_interval=0.3)
+    try:
+        broker.submit_order("AAA", "buy", 1)
+        fake.lose_next_events(1)  # its fill event is never sent
+        lost = fake.step()
+        broker.submit_order("AAA", "buy", 2)
+        delivered = fake.step()  # a later fill does arrive, before any reconcile
+        assert broker.wait_for_fills(ids(delivered), 10, reconcile=False)
+        assert broker.wait_for_fills(ids(lost), 10, reconcile=False)
+        assert broker.stream_connects == 1  # the stream never looked unwell
+        assert [f["qty"] for f in broker.get_fills()] == [1.0, 2.0]
+    finally:
+        broker.close()
+
+
 def test_duplicated_and_reordered_events_count_each_fill_once(fake: FakeAlpaca,
                                                               broker: AlpacaBroker) -> None:
     fake.duplicate_events = True

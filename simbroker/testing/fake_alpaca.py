@@ -30,6 +30,7 @@ Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
   listens are lost, as on the real service.
 - :meth:`FakeAlpaca.silence_stream`: the open connections go silent without closing (a
   half-open TCP connection): no events, no pongs to the client's pings.
+- :meth:`FakeAlpaca.lose_next_events`: events never sent on a connection that stays up.
 - ``duplicate_events`` (send each event twice), ``reorder_events`` (swap each pair of
   consecutive events), ``event_delay`` (seconds before an event is sent).
 - :meth:`FakeAlpaca.restart`: both servers go away (every connection closed, new ones
@@ -125,6 +126,7 @@ class FakeAlpaca(BarReplay):
         self._lock = threading.RLock()
         self._fail: list[tuple[int, str]] = []
         self._lose = 0
+        self._lose_events = 0
         self._stalls: list[tuple[float, str, str, bool]] = []
         self._unstall = threading.Event()
         self._rate_limits: list[float] = []
@@ -335,6 +337,12 @@ class FakeAlpaca(BarReplay):
         with self._lock:
             self.faults["silent_stream"] += 1
 
+    def lose_next_events(self, n: int = 1) -> None:
+        """Never send the next ``n`` stream events, the connection staying up (a
+        dropped message; only REST then knows)."""
+        with self._lock:
+            self._lose_events += n
+
     def lose_next_response(self, n: int = 1) -> None:
         """Carry out the next ``n`` POSTs but answer them with 504 (a lost response)."""
         with self._lock:
@@ -484,6 +492,10 @@ class FakeAlpaca(BarReplay):
     def _emit(self, data: dict[str, Any]) -> None:
         loop = self._loop
         if loop is None or not loop.is_running() or self._ws_server is None:
+            return
+        if self._lose_events:
+            self._lose_events -= 1
+            self.faults["lost_event"] += 1
             return
         frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
         copies = 2 if self.duplicate_events else 1

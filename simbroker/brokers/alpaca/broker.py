@@ -76,7 +76,9 @@ log = logging.getLogger(__name__)
 _NEW_YORK = ZoneInfo("America/New_York")
 _PAPER_URL, _LIVE_URL = "https://paper-api.alpaca.markets", "https://api.alpaca.markets"
 _DATA_URL = "https://data.alpaca.markets"
-_OVERLAP = timedelta(seconds=60)  # re-read this much of the activities before the newest
+# Each reconcile re-reads the activities from this long before the newest one REST has
+# shown, for activities that Alpaca publishes a little after their transaction time.
+_OVERLAP = timedelta(seconds=60)
 
 
 def _is_uuid(text: str) -> bool:
@@ -577,10 +579,9 @@ class AlpacaBroker:
         self._remember(update.order)
         fill = fill_from_update(update)
         if fill is not None:
+            # Not a REST cursor: a fill the stream dropped before this one must still be
+            # inside the next reconcile's window.
             self._add_fill(fill)
-            newest = self._newest_activity
-            if newest is None or fill["timestamp"] > newest:
-                self._newest_activity = fill["timestamp"]
 
     def _on_stream_state(self, state: str) -> None:
         self._stream_state = state
