@@ -183,19 +183,12 @@ class AlpacaBroker:
         self.reconciles = 0
         """REST reconciles of fills so far."""
 
-        clock = self.server_clock()
-        today = (clock or datetime.now(timezone.utc)).astimezone(_NEW_YORK)
-        self.fills_since = fills_since or today.replace(
-            hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
-        self._loaded_from = self.fills_since
-        self._session_start = clock or datetime.now(timezone.utc)
-        account = self._get("/account", "get_account")
-        positions = self.get_positions()
-        if self.trade_log is not None:
-            self.trade_log.write("start", self.now(), cash=float(account.get("cash") or 0.0),
-                                 positions=positions, broker="alpaca", paper=paper)
-        self._load_orders(self.fills_since)
-        self._reconcile(self.fills_since, log_before=self._session_start)
+        try:
+            self._start_session(fills_since)
+        except BaseException:
+            self.rest.close()
+            self.data_rest.close()
+            raise
         self._stream: connection.TradeStream | None = None
         if stream:
             base_ws = base.replace("https://", "wss://").replace("http://", "ws://")
@@ -208,6 +201,22 @@ class AlpacaBroker:
         self._worker.start()
         if self._stream is not None:
             self._stream.start()
+
+    def _start_session(self, fills_since: datetime | None) -> None:
+        """Snapshot the account, load the window's orders and fills (before the stream)."""
+        clock = self.server_clock()
+        today = (clock or datetime.now(timezone.utc)).astimezone(_NEW_YORK)
+        self.fills_since = fills_since or today.replace(
+            hour=0, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+        self._loaded_from = self.fills_since
+        self._session_start = clock or datetime.now(timezone.utc)
+        account = self._get("/account", "get_account")
+        positions = self.get_positions()
+        if self.trade_log is not None:
+            self.trade_log.write("start", self.now(), cash=float(account.get("cash") or 0.0),
+                                 positions=positions, broker="alpaca", paper=self.paper)
+        self._load_orders(self.fills_since)
+        self._reconcile(self.fills_since, log_before=self._session_start)
 
     # ------------------------------------------------------------------ construction
     @classmethod
