@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,7 +117,7 @@ def test_partial_fills_count_once_each(fake: FakeAlpaca, broker: AlpacaBroker) -
     fake.duplicate_events = True  # every stream event arrives twice
     order = broker.submit_order("AAA", "buy", 10)
     step(fake, broker)
-    info = broker._by_client_id(order["client_order_id"])
+    info = broker.orders.by_client_id(order["client_order_id"])
     assert info is not None
     assert info["status"] == "partially_filled"
     assert info["filled_qty"] == 5
@@ -196,8 +195,7 @@ def test_stream_drop_recovers_missed_fills_from_rest(fake: FakeAlpaca,
     broker.submit_order("AAA", "buy", 3)
     made = fake.step()  # fills while nobody listens: the event is lost
     assert len(made) == 1
-    wait_until(lambda: fake.listeners == 1)  # reconnected (backoff 0.05-0.5 s)
-    assert broker.stream_connects == 2
+    wait_until(lambda: broker.stream_connects == 2)  # reconnected (backoff 0.05-0.5 s)
     fills = broker.get_fills()  # reconciles from REST after the reconnect
     assert sorted(f["qty"] for f in fills) == [2.0, 3.0]
     assert len(broker.get_fills()) == 2
@@ -257,9 +255,10 @@ def test_fills_page_through_rest_activities(fake: FakeAlpaca, broker: AlpacaBrok
     for _ in range(5):
         broker.submit_order("AAA", "buy", 1)
     step(fake, broker)
-    broker._fills.clear()  # forget what the stream said: REST alone must find all five
-    assert broker.reconcile() == 5
-    assert len(broker.get_fills()) == 5
+    # A new process knows nothing the stream said: REST alone must find all five.
+    with AlpacaBroker.for_fake(fake, stream=False) as fresh:
+        assert len(fresh.get_fills()) == 5
+        assert fresh.get_fills() == broker.get_fills()
 
 
 def test_delayed_events_still_arrive(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
@@ -283,14 +282,15 @@ def test_an_order_rejected_after_acceptance(fake: FakeAlpaca, tmp_path: Path) ->
     assert replay_trade_log(tmp_path / "log.jsonl").open_orders == {}
 
 
-def test_a_silent_stream_falls_back_to_rest(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
-    assert broker.get_fills() == []  # the start-up reconciliation is done
+def test_a_stream_that_cannot_log_back_in_falls_back_to_rest_polling(
+        fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    assert broker.get_fills() == []
     fake.refuse_stream = True  # the stream goes down and cannot log back in
     fake.drop_stream()
     wait_until(lambda: not broker.stream_connected)
     broker.submit_order("AAA", "buy", 2)
-    fake.step()  # its event is lost: nobody listens
-    assert broker.get_fills() == []  # down, but not for long enough to distrust it
-    time.sleep(2.2)  # silence_timeout is 2 s for the fake
-    fills = broker.get_fills()  # now it reads REST
-    assert [f["qty"] for f in fills] == [2.0]
+    made = fake.step()  # its event is lost: nobody listens
+    ids = {fill_id(a["order_id"], a["cum_qty"]) for a in made}
+    # No call of ours reads REST here: the broker's own poller finds the fill.
+    assert broker.wait_for_fills(ids, 10, reconcile=False)
+    assert [f["qty"] for f in broker.get_fills()] == [2.0]

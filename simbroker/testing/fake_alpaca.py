@@ -17,14 +17,29 @@ and ``/stream`` with the authenticate/listen handshake and ``trade_updates`` eve
 Orders get UUIDs and go through ``new``, ``partially_filled``, ``filled``, ``canceled``,
 ``expired`` and ``rejected``.
 
-Fault injection: :meth:`FakeAlpaca.fail_next` (HTTP 5xx or any status for the next
-requests), :meth:`FakeAlpaca.lose_next_response` (the order is placed, the answer is a
-504), :meth:`FakeAlpaca.drop_stream` (close every stream connection; events while
-no client listens are lost, as on the real service), ``duplicate_events`` (send each
-event twice), ``event_delay`` (seconds before an event is sent), ``partial_fills`` (split
-each fill into that many executions over successive steps), ``reject_symbols`` (refused
-at submission), ``reject_later_symbols`` (accepted, then rejected at the next step),
-``max_page_size`` (smaller activity pages), ``refuse_stream`` (stream logins fail).
+Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
+
+- :meth:`FakeAlpaca.fail_next`: HTTP 5xx (or any status) for the next requests.
+- :meth:`FakeAlpaca.stall_next`: hold the answer of the next matching requests for some
+  seconds (after carrying them out, or before); other connections are served meanwhile,
+  as at the real service.
+- :meth:`FakeAlpaca.rate_limit_next`: 429 with ``Retry-After`` and the
+  ``X-RateLimit-Limit/Remaining/Reset`` headers Alpaca sends.
+- :meth:`FakeAlpaca.lose_next_response`: the order is placed, the answer is a 504.
+- :meth:`FakeAlpaca.drop_stream`: close every stream connection; events while no client
+  listens are lost, as on the real service.
+- :meth:`FakeAlpaca.silence_stream`: the open connections go silent without closing (a
+  half-open TCP connection): no events, no pongs to the client's pings.
+- :meth:`FakeAlpaca.lose_next_events`: events never sent on a connection that stays up.
+- ``duplicate_events`` (send each event twice), ``reorder_events`` (swap each pair of
+  consecutive events), ``event_delay`` (seconds before an event is sent).
+- :meth:`FakeAlpaca.restart`: both servers go away (every connection closed, new ones
+  refused for ``downtime`` seconds) and come back on the same ports with the same
+  account, orders and activities.
+- ``partial_fills`` (split each fill into that many executions over successive steps),
+  ``reject_symbols`` (refused at submission), ``reject_later_symbols`` (accepted, then
+  rejected at the next step), ``max_page_size`` (smaller activity pages),
+  ``refuse_stream`` (stream logins fail).
 """
 
 from __future__ import annotations
@@ -34,9 +49,11 @@ import contextlib
 import json
 import math
 import secrets
+import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,14 +115,26 @@ class FakeAlpaca(BarReplay):
         self.reject_later_symbols: set[str] = set()
         self.max_page_size = 100
         self.refuse_stream = False
+        self.reorder_events = False
         self.stream_connections = 0
+        self.faults: Counter[str] = Counter()
+        """Faults injected so far, by kind."""
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
+        """The venue's time; :meth:`step` moves it a minute, each event a microsecond."""
         self._bars: Bars | None = None
         self._bars_visible = 0
         self._lock = threading.RLock()
         self._fail: list[tuple[int, str]] = []
         self._lose = 0
+        self._lose_events = 0
+        self._stalls: list[tuple[float, str, str, bool]] = []
+        self._unstall = threading.Event()
+        self._rate_limits: list[float] = []
         self._clients: set[Any] = set()
+        self._conns: set[Any] = set()
+        self._silent: set[Any] = set()
+        self._held: bytes | None = None
+        self._ports = (0, 0)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: ThreadingHTTPServer | None = None
         self._ws_server: Any = None
@@ -114,7 +143,13 @@ class FakeAlpaca(BarReplay):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeAlpaca:
-        """Start the REST and stream servers on loopback ports."""
+        """Start the REST and stream servers on loopback ports (the same ports again
+        after :meth:`stop`)."""
+        self._start_http(self._ports[0])
+        self._start_ws(self._ports[1])
+        return self
+
+    def _start_http(self, port: int) -> None:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -130,11 +165,14 @@ class FakeAlpaca(BarReplay):
             def _serve(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, payload = fake._handle(method, self.path, dict(self.headers), body)
+                status, payload, headers = fake._handle(method, self.path,
+                                                        dict(self.headers), body)
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.end_headers()
                 if data:
                     self.wfile.write(data)
@@ -151,32 +189,51 @@ class FakeAlpaca(BarReplay):
             def do_PATCH(self) -> None:
                 self._serve("PATCH")
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self) -> tuple[Any, Any]:
+                conn, addr = super().get_request()
+                with fake._lock:
+                    fake._conns.add(conn)
+                return conn, addr
+
+            def shutdown_request(self, request: Any) -> None:
+                with fake._lock:
+                    fake._conns.discard(request)
+                super().shutdown_request(request)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                return  # a client that gave up on a stalled answer: nothing to report
+
+        self._http = Server(("127.0.0.1", port), Handler)
         port = self._http.server_address[1]
         self.rest_url = self.data_url = f"http://127.0.0.1:{port}"
+        self._ports = (port, self._ports[1])
         t = threading.Thread(target=self._http.serve_forever, name="fake-alpaca-rest",
                              daemon=True)
         t.start()
         self._threads.append(t)
+
+    def _start_ws(self, port: int) -> None:
         ready = threading.Event()
-        t2 = threading.Thread(target=self._run_ws, args=(ready,), name="fake-alpaca-stream",
-                              daemon=True)
+        t2 = threading.Thread(target=self._run_ws, args=(ready, port),
+                              name="fake-alpaca-stream", daemon=True)
         t2.start()
         self._threads.append(t2)
         if not ready.wait(10):
             raise RuntimeError("fake Alpaca stream server did not start")
-        return self
 
-    def _run_ws(self, ready: threading.Event) -> None:
+    def _run_ws(self, ready: threading.Event, port: int) -> None:
         from websockets.asyncio.server import serve
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
-            async with serve(self._ws_handler, "127.0.0.1", 0) as server:
+            async with serve(self._ws_handler, "127.0.0.1", port) as server:
                 self._ws_server = server
-                port = next(iter(server.sockets)).getsockname()[1]
-                self.stream_url = f"ws://127.0.0.1:{port}/stream"
+                port_ = next(iter(server.sockets)).getsockname()[1]
+                self.stream_url = f"ws://127.0.0.1:{port_}/stream"
+                self._ports = (self._ports[0], port_)
                 ready.set()
                 await server.serve_forever()
 
@@ -184,21 +241,43 @@ class FakeAlpaca(BarReplay):
             asyncio.run(main())
 
     def stop(self) -> None:
-        """Close every connection and stop both servers."""
+        """Close every connection and stop both servers (the state is kept)."""
+        self._unstall.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+            with self._lock:
+                conns, self._conns = list(self._conns), set()
+            for conn in conns:  # keep-alive connections die with the server
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
         loop, server = self._loop, self._ws_server
         if loop is not None and server is not None and not loop.is_closed():
             async def close() -> None:
+                for ws in list(self._silent):
+                    ws.transport.abort()  # a silent peer would never finish a close
+                self._silent.clear()
                 server.close()
                 await server.wait_closed()
 
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(close(), loop).result(5)
+        self._ws_server = None
         for t in self._threads:
             t.join(5)
+        self._threads = []
+        self._loop = None  # events while down reach nobody, as at the venue
+
+    def restart(self, downtime: float = 0.0) -> None:
+        """Go away and come back on the same ports, with the same state (a venue
+        restart): every connection is closed, and refused for ``downtime`` seconds."""
+        with self._lock:
+            self.faults["restart"] += 1
+        self.stop()
+        if downtime:
+            time.sleep(downtime)
+        self.start()
 
     def __enter__(self) -> FakeAlpaca:
         return self.start()
@@ -219,6 +298,51 @@ class FakeAlpaca(BarReplay):
             self._fail.extend([(status, method.upper())] * n)
             self._fail_message = message
 
+    def stall_next(self, seconds: float, n: int = 1, *, method: str = "", path: str = "",
+                   before: bool = False) -> None:
+        """Hold the answer to the next ``n`` requests (of ``method``, under ``path``) for
+        ``seconds``: carried out at once and answered late, or (``before``) carried out
+        only after the wait. Requests on other connections are served meanwhile."""
+        with self._lock:
+            self._unstall.clear()
+            self._stalls.extend([(float(seconds), method.upper(), path, before)] * n)
+
+    def release_stalls(self) -> None:
+        """Answer every stalled request now, and stall no more (until the next
+        :meth:`stall_next`)."""
+        with self._lock:
+            self._stalls.clear()
+        self._unstall.set()
+
+    def rate_limit_next(self, n: int = 1, retry_after: float = 1.0) -> None:
+        """Refuse the next ``n`` requests with 429 (``Retry-After: retry_after``)."""
+        with self._lock:
+            self._rate_limits.extend([float(retry_after)] * n)
+
+    def silence_stream(self) -> None:
+        """Make every open stream connection silent but open: it stays connected, sends
+        no event and answers no ping (it stops reading), like a half-open connection.
+        Connections made afterwards are normal."""
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def silence() -> None:
+            for ws in list(self._clients):
+                ws.transport.pause_reading()
+                self._clients.discard(ws)
+                self._silent.add(ws)
+
+        asyncio.run_coroutine_threadsafe(silence(), loop).result(5)
+        with self._lock:
+            self.faults["silent_stream"] += 1
+
+    def lose_next_events(self, n: int = 1) -> None:
+        """Never send the next ``n`` stream events, the connection staying up (a
+        dropped message; only REST then knows)."""
+        with self._lock:
+            self._lose_events += n
+
     def lose_next_response(self, n: int = 1) -> None:
         """Carry out the next ``n`` POSTs but answer them with 504 (a lost response)."""
         with self._lock:
@@ -235,6 +359,8 @@ class FakeAlpaca(BarReplay):
                 await ws.close()
 
         asyncio.run_coroutine_threadsafe(drop(), loop).result(5)
+        with self._lock:
+            self.faults["stream_drop"] += 1
 
     @property
     def listeners(self) -> int:
@@ -251,7 +377,7 @@ class FakeAlpaca(BarReplay):
                     continue
                 if order["symbol"] in self.reject_later_symbols:
                     order["status"] = "rejected"
-                    order["failed_at"] = order["updated_at"] = _iso(self.clock)
+                    order["failed_at"] = order["updated_at"] = _iso(self._tick())
                     self._emit({"event": "rejected", "order": self._public(order),
                                 "timestamp": _iso(self.clock)})
                     continue
@@ -259,6 +385,12 @@ class FakeAlpaca(BarReplay):
                 if fill is not None:
                     made.append(fill)
         return made
+
+    def _tick(self) -> datetime:
+        """The time of a new event: strictly after the previous one (caller holds the
+        lock)."""
+        self.clock += timedelta(microseconds=1)
+        return self.clock
 
     # ------------------------------------------------------------------ matching
     def _match(self, o: dict[str, Any]) -> dict[str, Any] | None:
@@ -295,7 +427,8 @@ class FakeAlpaca(BarReplay):
         o["filled_avg_price"] = _num((prev + size * price) / filled)
         done = filled >= float(o["qty"]) * (1 - 1e-12)
         o["status"] = "filled" if done else "partially_filled"
-        now = _iso(self.clock)
+        when = self._tick()
+        now = _iso(when)
         o["updated_at"] = now
         if done:
             o["filled_at"] = now
@@ -307,8 +440,11 @@ class FakeAlpaca(BarReplay):
             self.positions[o["symbol"]] = pos
         exec_id = str(uuid.uuid4())
         activity = {
-            "id": f"{self.clock:%Y%m%d%H%M%S%f}::{exec_id}",
-            "activity_type": "FILL", "transaction_time": now,
+            # Activities carry milliseconds (the stream's events microseconds).
+            "id": f"{when:%Y%m%d%H%M%S}{when.microsecond // 1000:03d}::{exec_id}",
+            "activity_type": "FILL",
+            "transaction_time": _iso(when.replace(microsecond=when.microsecond // 1000
+                                                  * 1000)),
             "type": "fill" if done else "partial_fill", "price": _num(price),
             "qty": _num(size), "side": o["side"], "symbol": o["symbol"],
             "leaves_qty": _num(float(o["qty"]) - filled), "cum_qty": _num(filled),
@@ -351,51 +487,107 @@ class FakeAlpaca(BarReplay):
             pass
         finally:
             self._clients.discard(ws)
+            self._silent.discard(ws)
 
     def _emit(self, data: dict[str, Any]) -> None:
         loop = self._loop
-        if loop is None:
+        if loop is None or not loop.is_running() or self._ws_server is None:
+            return
+        if self._lose_events:
+            self._lose_events -= 1
+            self.faults["lost_event"] += 1
             return
         frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
         copies = 2 if self.duplicate_events else 1
         delay = self.event_delay
+        reorder = self.reorder_events
+        if copies == 2:
+            self.faults["duplicate_event"] += 1
+
+        async def deliver(frames: list[bytes]) -> None:
+            for ws in list(self._clients):
+                for f in frames:
+                    try:
+                        await ws.send(f)
+                    except Exception:
+                        self._clients.discard(ws)
+
+        async def flush_held() -> None:
+            held, self._held = self._held, None
+            if held is not None:
+                await deliver([held] * copies)
 
         async def send() -> None:
             if delay:
                 await asyncio.sleep(delay)
-            for ws in list(self._clients):
-                for _ in range(copies):
-                    try:
-                        await ws.send(frame)
-                    except Exception:
-                        self._clients.discard(ws)
+            if not reorder:
+                await deliver([frame] * copies)
+                return
+            if self._held is None:
+                self._held = frame  # sent after the next event, or alone soon
+                asyncio.get_running_loop().call_later(
+                    0.05, lambda: asyncio.ensure_future(flush_held()))
+                return
+            held, self._held = self._held, None
+            with self._lock:
+                self.faults["reordered_events"] += 1
+            await deliver([frame] * copies + [held] * copies)
 
-        asyncio.run_coroutine_threadsafe(send(), loop)
+        coro = send()
+        try:
+            asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # the loop closed meanwhile: the venue is down
+            coro.close()
 
     # ------------------------------------------------------------------ REST
     def _handle(self, method: str, raw_path: str, headers: dict[str, str],
-                body: bytes) -> tuple[int, Any]:
+                body: bytes) -> tuple[int, Any, dict[str, str]]:
         url = urlparse(raw_path)
         path, query = url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+        stall: tuple[float, str, str, bool] | None = None
+        with self._lock:
+            for i, spec in enumerate(self._stalls):
+                if (not spec[1] or spec[1] == method) and path.startswith(spec[2]):
+                    stall = self._stalls.pop(i)
+                    self.faults["stalled_answer"] += 1
+                    break
+        if stall is not None and stall[3]:
+            self._unstall.wait(stall[0])  # outside the lock: others are served
+        result = self._handle_now(method, path, query, headers, body)
+        if stall is not None and not stall[3]:
+            self._unstall.wait(stall[0])
+        return result
+
+    def _handle_now(self, method: str, path: str, query: dict[str, str],
+                    headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             self.requests.append((method, path))
             try:
                 if headers.get("APCA-API-KEY-ID") != self.key or \
                         headers.get("APCA-API-SECRET-KEY") != self.secret:
                     raise _ApiError(401, 40110000, "request is not authorized")
+                if self._rate_limits:
+                    wait = self._rate_limits.pop(0)
+                    self.faults["rate_limited"] += 1
+                    reset = math.ceil(time.time() + wait)
+                    return 429, {"code": 42910000, "message": "rate limit exceeded"}, {
+                        "Retry-After": _num(wait), "X-RateLimit-Limit": "200",
+                        "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
                 for i, (status, only) in enumerate(self._fail):
                     if not only or only == method:
                         del self._fail[i]
+                        self.faults[f"http_{status}"] += 1
                         raise _ApiError(status, status * 100000,
                                         getattr(self, "_fail_message", "error"))
-                result = self._route(method, path, query, body)
+                status, payload = self._route(method, path, query, body)
                 if self._lose and method == "POST":
                     # The request took effect, but its answer is lost in transit.
                     self._lose -= 1
+                    self.faults["lost_answer_504"] += 1
                     raise _ApiError(504, 50400000, "gateway timeout")
-                return result
+                return status, payload, {}
             except _ApiError as exc:
-                return exc.status, {"code": exc.code, "message": exc.message}
+                return exc.status, {"code": exc.code, "message": exc.message}, {}
 
     def _route(self, method: str, path: str, query: dict[str, str],
                body: bytes) -> tuple[int, Any]:
@@ -410,10 +602,7 @@ class FakeAlpaca(BarReplay):
         if path == "/v2/orders" and method == "POST":
             return 200, self._submit(json.loads(body or b"{}"))
         if path == "/v2/orders" and method == "GET":
-            status = query.get("status", "open")
-            rows = [o for o in self.orders.values()
-                    if status == "all" or (status == "open") == (o["status"] in _OPEN)]
-            return 200, [self._public(o) for o in rows][: int(query.get("limit", 500))]
+            return 200, self._list_orders(query)
         if path == "/v2/orders:by_client_order_id" and method == "GET":
             cid = query.get("client_order_id")
             for o in self.orders.values():
@@ -432,15 +621,38 @@ class FakeAlpaca(BarReplay):
                 if o["status"] not in _OPEN:
                     raise _ApiError(422, 42210000, "order is not cancelable")
                 o["status"] = "canceled"
-                o["canceled_at"] = o["updated_at"] = _iso(self.clock)
+                o["canceled_at"] = o["updated_at"] = _iso(self._tick())
                 self._emit({"event": "canceled", "order": self._public(o),
-                            "timestamp": _iso(self.clock)})
+                            "timestamp": o["canceled_at"]})
                 return 204, None
         if path in ("/v2/account/activities/FILL", "/v2/account/activities"):
             return 200, self._activities(query)
         if path == "/v2/stocks/bars" and method == "GET":
             return 200, self._stock_bars(query)
         raise _ApiError(404, 40410000, f"no route {method} {path}")
+
+    def _list_orders(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """``GET /v2/orders``: status open|closed|all (default open), after / until
+        (submission time, exclusive), symbols, direction (default desc), limit (default
+        50, at most 500)."""
+        status = query.get("status", "open")
+        rows = [o for o in self.orders.values()
+                if status == "all" or (status == "open") == (o["status"] in _OPEN)]
+
+        def when(x: str) -> datetime:
+            return datetime.fromisoformat(x.replace("Z", "+00:00"))
+
+        if query.get("after"):
+            rows = [o for o in rows if when(o["submitted_at"]) > when(query["after"])]
+        if query.get("until"):
+            rows = [o for o in rows if when(o["submitted_at"]) < when(query["until"])]
+        if query.get("symbols"):
+            wanted = set(query["symbols"].split(","))
+            rows = [o for o in rows if o["symbol"] in wanted]
+        rows.sort(key=lambda o: o["submitted_at"], reverse=query.get("direction",
+                                                                     "desc") == "desc")
+        limit = min(int(query.get("limit", 50)), 500)
+        return [self._public(o) for o in rows][:limit]
 
     def _account(self) -> dict[str, Any]:
         value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
@@ -491,7 +703,7 @@ class FakeAlpaca(BarReplay):
         ref = float(req.get("limit_price") or px or 0.0)
         if side == "buy" and qty * ref > self.cash:
             raise _ApiError(403, 40310000, "insufficient buying power")
-        now = _iso(self.clock)
+        now = _iso(self._tick())
         oid = str(uuid.uuid4())
         o = {"id": oid, "client_order_id": cid, "created_at": now, "updated_at": now,
              "submitted_at": now, "filled_at": None, "expired_at": None, "canceled_at": None,
@@ -515,9 +727,9 @@ class FakeAlpaca(BarReplay):
             for o in self.orders.values():
                 if o["status"] in _OPEN and o["time_in_force"] == "day":
                     o["status"] = "expired"
-                    o["expired_at"] = o["updated_at"] = _iso(self.clock)
+                    o["expired_at"] = o["updated_at"] = _iso(self._tick())
                     self._emit({"event": "expired", "order": self._public(o),
-                                "timestamp": _iso(self.clock)})
+                                "timestamp": o["expired_at"]})
 
     def _activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.activities

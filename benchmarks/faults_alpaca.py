@@ -1,0 +1,277 @@
+"""Alpaca's fault scenario for ``bench_faults.py``: the adapter on alpaca-py's models
+against FakeAlpaca while it stalls answers, rate-limits, loses answers, silences,
+duplicates and reorders the stream, and restarts (itself and the adapter).
+
+    python benchmarks/bench_faults.py --broker alpaca --orders 1000 --faults 50
+
+The strategy sends ``orders`` orders, each with its own ``client_order_id``, and
+resubmits the same id whenever ``submit_order`` raises (after Alpaca's wait on a 429);
+the market trades every 10 orders. At the end every order at the venue is compared with
+what the strategy was told, and every fill with what the adapter reported.
+
+Figures: the safety counts (all 0 for a safe run), ``faults_injected`` by kind,
+``reconnects`` of the trade stream, the latencies of an acknowledged ``submit_order``
+(the call that returned) and of a fill (from the venue's trade to the adapter having
+booked it), and the same latencies for raw alpaca-py (``TradingClient`` and
+``TradingStream``) on a fault-free fake.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from simbroker.brokers.alpaca import AlpacaBroker, fill_id
+from simbroker.errors import BrokerRateLimited, SimbrokerError
+from simbroker.testing.fake_alpaca import FakeAlpaca
+
+SYMBOLS = [f"S{i:02d}" for i in range(10)]
+KINDS = ("stalled_answer", "stalled_send", "stalled_send_and_lookup", "rate_limited",
+         "lost_answer_504", "http_503", "silent_stream", "stream_drop", "duplicate_events",
+         "reordered_events", "venue_restart", "adapter_restart")
+BROKER_OPTS: dict[str, Any] = {"timeout": 0.5, "heartbeat": 0.6, "fallback_poll": 0.25,
+                               "reconnect_backoff": (0.05, 0.3), "pending_grace": 5.0}
+
+
+def _ms(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _median_ms(values: list[float]) -> float:
+    return 1000 * statistics.median(values) if values else 0.0
+
+
+def _wait(cond: Any, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+class _Run:
+    def __init__(self, fake: FakeAlpaca, seed: int):
+        self.fake = fake
+        self.rng = random.Random(seed)
+        self.broker = self._connect()
+        self.confirmed: dict[str, str] = {}  # client_order_id -> order id told
+        self.ack: list[float] = []
+        self.fill_lat: list[float] = []
+        self.reconnects = 0
+        self.injected: Counter[str] = Counter()
+        self.attempts = 0
+
+    def _connect(self) -> AlpacaBroker:
+        b = AlpacaBroker.for_fake(self.fake, **BROKER_OPTS)
+        _wait(lambda: b.stream_state == "ready")
+        return b
+
+    def submit(self, cid: str, symbol: str, side: str, qty: float) -> None:
+        while True:
+            self.attempts += 1
+            t0 = time.perf_counter()
+            try:
+                info = self.broker.submit_order(symbol, side, qty, client_order_id=cid)
+            except BrokerRateLimited as exc:
+                time.sleep(exc.retry_after or 0.1)
+                continue
+            except SimbrokerError:
+                time.sleep(0.05)
+                continue
+            self.ack.append(time.perf_counter() - t0)
+            self.confirmed[cid] = info["order_id"]
+            return
+
+    def trade(self) -> None:
+        t0 = time.perf_counter()
+        made = self.fake.step()
+        for a in made:
+            if self.broker.wait_for_fills({fill_id(a["order_id"], a["cum_qty"])}, 15,
+                                          reconcile=False):
+                self.fill_lat.append(time.perf_counter() - t0)
+        self.fake.duplicate_events = self.fake.reorder_events = False
+
+    def inject(self, kind: str) -> None:
+        fake = self.fake
+        self.injected[kind] += 1
+        if kind == "stalled_answer":
+            fake.stall_next(1.0, method="POST", path="/v2/orders")
+        elif kind == "stalled_send":
+            fake.stall_next(1.0, method="POST", path="/v2/orders", before=True)
+        elif kind == "stalled_send_and_lookup":
+            fake.stall_next(1.0, method="POST", path="/v2/orders", before=True)
+            fake.stall_next(1.0, method="GET", path="/v2/orders:by_client_order_id")
+        elif kind == "rate_limited":
+            fake.rate_limit_next(1, retry_after=0.2)
+        elif kind == "lost_answer_504":
+            fake.lose_next_response()
+        elif kind == "http_503":
+            fake.fail_next(503, message="service unavailable", method="POST")
+        elif kind == "silent_stream":
+            fake.silence_stream()
+        elif kind == "stream_drop":
+            fake.drop_stream()
+        elif kind == "duplicate_events":
+            fake.duplicate_events = True
+        elif kind == "reordered_events":
+            fake.reorder_events = True
+        elif kind == "venue_restart":
+            fake.restart(downtime=0.2)
+        elif kind == "adapter_restart":
+            self.reconnects += self.broker.stream_connects - 1
+            self.broker.close()
+            self.broker = self._connect()
+
+
+def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
+    """Send ``orders`` orders through ``faults`` injected faults; return the figures."""
+    rng = random.Random(seed)
+    cash0 = 1e12
+    with FakeAlpaca(cash=cash0) as fake:
+        for s in SYMBOLS:
+            fake.set_price(s, 50.0 + rng.randrange(100))
+        r = _Run(fake, seed)
+        at = Counter(rng.randrange(orders) for _ in range(faults))
+        kinds = [KINDS[i % len(KINDS)] for i in range(faults)]
+        rng.shuffle(kinds)
+        for i in range(orders):
+            for _ in range(at.get(i, 0)):
+                r.inject(kinds.pop())
+            side = "buy" if rng.random() < 0.6 else "sell"
+            r.submit(f"bench-{seed}-{i}", rng.choice(SYMBOLS), side, float(rng.randint(1, 5)))
+            if i % 10 == 9:
+                r.trade()
+        r.trade()
+        fake.release_stalls()
+        venue_fills = {fill_id(a["order_id"], a["cum_qty"]): a for a in fake.activities}
+        broker = r.broker
+        broker.wait_for_fills(venue_fills, 20)
+        fills = broker.get_fills()
+        r.reconnects += broker.stream_connects - 1
+        got = Counter(f["fill_id"] for f in fills)
+        venue = list(fake.orders_by_client_id())
+        per_cid = Counter(cid for cid, _ in venue)
+        venue_ids = {cid: o["id"] for cid, o in venue}
+        positions: dict[str, float] = {}
+        cash = cash0
+        for f in fills:
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            positions[f["symbol"]] = positions.get(f["symbol"], 0.0) + sign * f["qty"]
+            cash -= sign * f["qty"] * f["price"]
+        positions = {s: q for s, q in positions.items() if abs(q) > 1e-9}
+        held = broker.get_positions()
+        figures: dict[str, Any] = {
+            "duplicates": sum(n - 1 for n in per_cid.values()),
+            "lost": sum(1 for cid in r.confirmed if cid not in venue_ids)
+            + sum(1 for cid in venue_ids if cid not in r.confirmed),
+            "id_collisions": sum(1 for cid, oid in r.confirmed.items()
+                                 if venue_ids.get(cid, oid) != oid)
+            + (len(r.confirmed) - len(set(r.confirmed.values()))),
+            "fills_missed": sum(1 for k in venue_fills if k not in got),
+            "fills_doubled": sum(n - 1 for n in got.values())
+            + sum(1 for k in got if k not in venue_fills),
+            "position_mismatch": sum(1 for s in set(positions) | set(fake.positions)
+                                     | set(held)
+                                     if not (abs(positions.get(s, 0.0)
+                                                 - fake.positions.get(s, 0.0)) < 1e-9
+                                             and abs(held.get(s, 0.0)
+                                                     - fake.positions.get(s, 0.0)) < 1e-9)),
+            "cash_mismatch": int(abs(cash - fake.cash) > 1e-3 * max(1.0, abs(cash0) * 1e-12)
+                                 or abs(broker.get_cash() - fake.cash) > 1e-3),
+            "orders": len(r.confirmed),
+            "submit_attempts": r.attempts,
+            "fills": len(fills),
+            "faults_injected": dict(sorted(r.injected.items())),
+            "venue_fault_events": dict(sorted(fake.faults.items())),
+            "reconnects": r.reconnects,
+            "ack_latency_ms_median": _median_ms(r.ack),
+            "ack_latency_ms_p99": _ms(r.ack, 0.99),
+            "fill_latency_ms_median": _median_ms(r.fill_lat),
+            "fill_latency_ms_p99": _ms(r.fill_lat, 0.99),
+        }
+        broker.close()
+    figures.update(_raw_sdk(min(orders, 500), seed))
+    return figures
+
+
+def _raw_sdk(orders: int, seed: int) -> dict[str, Any]:
+    """alpaca-py's TradingClient and TradingStream on a fault-free fake."""
+    import asyncio
+
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from alpaca.trading.stream import TradingStream
+
+    rng = random.Random(seed)
+    ack: list[float] = []
+    fill_lat: list[float] = []
+    with FakeAlpaca(cash=1e12) as fake:
+        for s in SYMBOLS:
+            fake.set_price(s, 50.0 + rng.randrange(100))
+        tc = TradingClient(fake.key, fake.secret, paper=True, url_override=fake.rest_url)
+        seen: dict[str, float] = {}
+        lock = threading.Lock()
+
+        async def on_update(update: Any) -> None:
+            if str(getattr(update.event, "value", update.event)) in ("fill", "partial_fill"):
+                with lock:
+                    seen[f"{update.order.id}-{float(update.order.filled_qty)!r}"] = \
+                        time.perf_counter()
+
+        stream = TradingStream(fake.key, fake.secret, paper=True,
+                               url_override=fake.stream_url)
+        stream.subscribe_trade_updates(on_update)
+        thread = threading.Thread(target=stream.run, daemon=True)
+        thread.start()
+        _wait(lambda: fake.listeners == 1)
+        try:
+            for i in range(orders):
+                req = MarketOrderRequest(symbol=rng.choice(SYMBOLS), qty=rng.randint(1, 5),
+                                         side=OrderSide.BUY if rng.random() < 0.6
+                                         else OrderSide.SELL,
+                                         time_in_force=TimeInForce.DAY,
+                                         client_order_id=f"raw-{seed}-{i}")
+                t0 = time.perf_counter()
+                tc.submit_order(req)
+                ack.append(time.perf_counter() - t0)
+                if i % 10 == 9:
+                    t0 = time.perf_counter()
+                    made = fake.step()
+                    want = [fill_id(a["order_id"], a["cum_qty"]) for a in made]
+                    _wait(lambda want=want: all(w in seen for w in want), 10)
+                    with lock:
+                        fill_lat.extend(seen[w] - t0 for w in want if w in seen)
+        finally:
+            stream.stop()
+            loop = getattr(stream, "_loop", None)
+            if loop is not None and loop.is_running():
+                asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+            fake.drop_stream()
+            thread.join(10)
+    return {"raw_orders": orders,
+            "raw_ack_latency_ms_median": _median_ms(ack), "raw_ack_latency_ms_p99": _ms(ack, 0.99),
+            "raw_fill_latency_ms_median": _median_ms(fill_lat),
+            "raw_fill_latency_ms_p99": _ms(fill_lat, 0.99)}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(200, 12, 7), indent=2))
