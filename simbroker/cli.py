@@ -17,6 +17,7 @@ line to stderr and exit non-zero; ``--traceback`` shows the full trace.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -152,6 +153,7 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
                                 path=args.config) if (
         args.config or args.broker != "paper"
         or (Path(args.config_dir) / "brokers" / "paper.yaml").exists()) else PaperConfig()
+    _hide_secrets(config)
     if live:
         if not config.is_live:
             raise CLIError(f"the {args.broker} config is not a live config (IBKR: "
@@ -201,6 +203,15 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
           + (", ".join(f"{s} {q:g}" for s, q in sorted(state.positions.items())) or "flat"))
     print(f"Trade log: {log_path}")
     return 0 if not report.stopped_by.startswith("error") else 1
+
+
+def _hide_secrets(config: Any) -> None:
+    """Scrub the config's secrets from every log line of the process, any library's."""
+    from simbroker.config import Secret
+    from simbroker.redact import install_secret_filter
+
+    values = [getattr(config, f.name) for f in dataclasses.fields(config)]
+    install_secret_filter(v for v in values if isinstance(v, Secret))
 
 
 def _interval(text: str) -> timedelta:
