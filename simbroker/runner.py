@@ -41,8 +41,15 @@ import numpy as np
 
 from simbroker.bars import Bars
 from simbroker.broker import Broker
-from simbroker.engine import History, StrategyLike, _on_bar_of, _prepare_indicators
-from simbroker.errors import ClockError, OrderRejected, SimbrokerError
+from simbroker.engine import (
+    History,
+    StrategyLike,
+    _on_bar_of,
+    _prepare_indicators,
+    _strategy_name,
+    user_frame,
+)
+from simbroker.errors import ClockError, OrderRejected, SimbrokerError, StrategyError
 from simbroker.feeds import BarEvent, BarFeed, FeedClosed
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
@@ -595,18 +602,32 @@ class RealtimeRunner:
                       if math.isfinite(c)}
             self.risk_broker.update_prices(closes)
         bars = panel.bars()
-        history = History(bars, _prepare_indicators(self.strategy, bars))
-        history.t = len(bars) - 1
+        n_bar = len(bars) - 1
         self.gate._next_bar(ev.timestamp)
         before = self.gate.orders
         try:
+            history = History(bars, _prepare_indicators(self.strategy, bars))
+            history.t = n_bar
             self._on_bar(self.gate, history)
         except OrderRejected as exc:
             # A refused order (risk rule, shorting, broker rejection) is logged by whoever
             # refused it; the run goes on, like a live desk would.
             self.report.errors.append(str(exc))
             log.warning("order refused at %s: %s", ev.timestamp.isoformat(), exc)
-        self.report.orders += self.gate.orders - before
+        except SimbrokerError:
+            raise  # the broker's or the connection's own error says what failed
+        except Exception as exc:
+            # The strategy's own bug: say which bar, when and where, as a backtest does.
+            error = StrategyError(_strategy_name(self.strategy), bar=n_bar,
+                                  timestamp=ev.timestamp.isoformat(), error=exc,
+                                  where=user_frame(exc))
+            if self._log is not None:
+                self._log.write("strategy_error", self._now(), run_id=self.run_id,
+                                strategy=error.strategy, bar=ev.timestamp,
+                                error=f"{type(exc).__name__}: {exc}", where=error.where)
+            raise error from exc
+        finally:
+            self.report.orders += self.gate.orders - before
 
     def _poll_fills(self) -> None:
         """Count new fills; log them when the broker keeps no log of its own."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -329,3 +330,29 @@ def test_tradelog_of_a_realtime_run_is_valid_json_lines(tmp_path: Path) -> None:
     assert events[1] == "runner_start"
     assert events[-1] == "runner_stop"
     assert events.count("bar") == 80
+
+
+def test_a_strategy_bug_in_real_time_names_bar_time_and_line(tmp_path: Path) -> None:
+    from simbroker.feeds import ReplayFeed
+    from simbroker.runner import RealtimeRunner
+
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=20, seed=2)
+
+    def strategy(broker: Any, history: Any) -> None:
+        if history.t == 5:
+            raise RuntimeError("boom")
+
+    log = tmp_path / "rt.jsonl"
+    broker = simbroker.PaperBroker(bars, trade_log=log)
+    runner = RealtimeRunner(strategy, broker, ReplayFeed(bars, speed=math.inf),
+                            trade_log=broker.trade_log)
+    with pytest.raises(simbroker.StrategyError, match=r"RuntimeError: boom at bar 5") as info:
+        try:
+            runner.run()
+        finally:
+            broker.close()
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert info.value.where is not None
+    assert info.value.where.startswith(f"{__file__}:")
+    events = [r["event"] for r in simbroker.read_trade_log(log)]
+    assert events[-2:] == ["strategy_error", "runner_stop"]
