@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simbroker.config import IBKRConfig
 from simbroker.errors import (
@@ -44,30 +44,35 @@ from simbroker.errors import (
     OrderRejected,
     UnknownOrder,
 )
-from simbroker.feeds import OHLCV, PolledFeed
 from simbroker.tradelog import TradeLog
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
-try:
-    import ib_async as ib_lib
-except ImportError:  # pragma: no cover - the older library, same API
-    import ib_insync as ib_lib  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    from simbroker.brokers.ibkr.feed import IBKRBarFeed
 
-__all__ = ["IBKRBarFeed", "IBKRBroker"]
+from simbroker.brokers.ibkr.translate import (
+    LIVE_PORTS,
+    ib_lib,
+)
+from simbroker.brokers.ibkr.translate import (
+    OPEN_STATES as _OPEN,
+)
+from simbroker.brokers.ibkr.translate import (
+    REJECTING as _REJECTING,
+)
+from simbroker.brokers.ibkr.translate import (
+    TYPES as _TYPES,
+)
+from simbroker.brokers.ibkr.translate import (
+    TYPES_BACK as _TYPES_BACK,
+)
+from simbroker.brokers.ibkr.translate import (
+    utc as _utc,
+)
+
+__all__ = ["IBKRBroker"]
 
 log = logging.getLogger(__name__)
-
-LIVE_PORTS = frozenset({7496, 4001})
-_OPEN = {"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted", "PendingCancel"}
-_REJECTING = {200: "no security definition", 201: "order rejected", 103: "duplicate order id"}
-_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
-_TYPES_BACK = {v: k for k, v in _TYPES.items()}
-
-
-def _utc(t: Any) -> datetime:
-    if isinstance(t, datetime):
-        return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
-    return datetime.now(timezone.utc)
 
 
 class IBKRBroker:
@@ -499,6 +504,8 @@ class IBKRBroker:
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *, warmup: int = 0,
                  poll: float | None = None) -> IBKRBarFeed:
         """Completed bars of ``symbols`` for the real-time runner."""
+        from simbroker.brokers.ibkr.feed import IBKRBarFeed
+
         return IBKRBarFeed(self, symbols, interval, warmup=warmup,
                            poll=self.bar_poll if poll is None else poll)
 
@@ -514,44 +521,3 @@ class IBKRBroker:
             contract, endDateTime="", durationStr=duration, barSizeSetting=size,
             whatToShow="TRADES", useRTH=True, formatDate=2), timeout=self.timeout + 5)
         return list(rows or [])
-
-
-class IBKRBarFeed(PolledFeed):
-    """IBKR bars: ``warmup`` historical bars, then each bar once it has closed.
-
-    Live bars are polled from historical data every ``poll`` seconds. TWS's last bar is
-    the one still forming; it is handed on only once it has closed by TWS's clock.
-    """
-
-    def __init__(self, broker: IBKRBroker, symbols: Sequence[str], interval: timedelta, *,
-                 warmup: int = 0, poll: float = 5.0, grace: float = 2.0):
-        super().__init__(symbols, interval, poll=poll, grace=grace)
-        self._broker = broker
-        self.start(warmup)
-
-    def __repr__(self) -> str:
-        return f"IBKRBarFeed({', '.join(self.symbols)}, {self.interval})"
-
-    def server_now(self) -> datetime:
-        """TWS's clock (reqCurrentTime)."""
-        ib = self._broker.ib
-
-        async def ask() -> datetime:
-            t: datetime = await ib.reqCurrentTimeAsync()  # a Future, not a coroutine
-            return t
-
-        return _utc(self._broker._run(ask()))
-
-    def fetch(self, since: datetime | None, n: int) -> dict[str, dict[datetime, OHLCV]]:
-        """The latest ``n`` bars per symbol (TWS reads back from now; ``since`` is
-        covered by the caller's ``n``)."""
-        out: dict[str, dict[datetime, OHLCV]] = {}
-        for sym in self.symbols:
-            out[sym] = {}
-            for b in self._broker._bars(sym, self.interval, n):
-                d = b.date
-                t = (_utc(d) if isinstance(d, datetime)
-                     else datetime(d.year, d.month, d.day, tzinfo=timezone.utc))
-                out[sym][t] = (float(b.open), float(b.high), float(b.low), float(b.close),
-                               float(b.volume))
-        return out
