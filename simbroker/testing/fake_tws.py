@@ -16,11 +16,23 @@ orders, fills them (partially if asked) with execDetails, orderStatus and a comm
 report (``commission_per_share`` with ``min_commission``), pushes positions and cash to
 subscribers, serves the current time and historical bars (from :meth:`FakeTWS.set_bars`).
 
-Faults: ``reject_symbols`` (error 201), unknown symbols (error 200), a duplicate order
-id (103), cancelling an unknown order (10147), a client id already connected (326),
-:meth:`FakeTWS.drop_connections` (the socket closes mid-session), ``exec_before_status``
-(execDetails before orderStatus), ``exec_delay`` (execDetails and commission seconds after
-orderStatus), ``partial_fills``. Contract details for known symbols (error 200 else).
+Like TWS, order events go only to the connection holding the order's client id (and to
+``master_client_id``'s, if set); a disconnected owner learns of them at reqOpenOrders /
+reqCompletedOrders / reqExecutions. Executions are stamped with the wall clock to the
+whole second, as TWS stamps them.
+
+Faults, armed with :meth:`FakeTWS.inject` (each one-shot, counted in
+:attr:`FakeTWS.faults_injected`): ``drop_before_read`` (the socket closes before TWS
+reads the next placeOrder), ``drop_after_read`` (TWS takes the order, the socket closes
+before the ack), ``drop_after_ack``, ``drop_during_fill`` (execDetails is sent, the
+commission and position pushes are not), ``drop_during_sync`` (the socket closes at the
+next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer is
+``delay`` s late), ``stall_ack`` (the next order's ack is ``delay`` s late), ``reject``
+(the next order gets error 201). Also :meth:`FakeTWS.notice` (1100/1101/1102, farm
+notices), :attr:`FakeTWS.silent` (accepts connections, never answers the handshake),
+:meth:`FakeTWS.drop_connections`, ``reject_symbols`` (error 201), unknown symbols (200),
+a duplicate order id (103), cancelling an unknown order (10147), a client id already
+connected (326), ``exec_before_status``, ``exec_delay`` and ``partial_fills``.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import contextlib
 import math
 import struct
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -43,6 +56,22 @@ __all__ = ["FakeTWS", "FakeTWSVenue"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
+FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
+          "drop_during_sync", "stall_sync", "stall_ack", "reject")
+"""The fault kinds :meth:`FakeTWS.inject` arms."""
+NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data "
+          "maintained.",
+    2103: "Market data farm connection is broken:usfarm",
+    2104: "Market data farm connection is OK:usfarm",
+    2105: "HMDS data farm connection is broken:ushmds",
+    2106: "HMDS data farm connection is OK:ushmds",
+    2110: "Connectivity between Trader Workstation and server is broken. It will be "
+          "restored automatically.",
+}
+"""TWS's text for the system notices :meth:`FakeTWS.notice` sends."""
 
 
 def _s(x: Any) -> str:
@@ -97,6 +126,8 @@ class _Conn:
     version: int = 0
     positions: bool = False
     account_updates: bool = False
+    muted: bool = False
+    synced: bool = False
     tasks: list[Any] = field(default_factory=list)
 
 
@@ -115,11 +146,15 @@ class FakeTWS(BarReplay):
         Starting positions ``{symbol: qty}``.
     commission_per_share, min_commission
         IBKR fixed-style commissions per execution.
+    master_client_id
+        A client id that also receives every other client's order events (TWS's
+        "master API client id"); ``None`` for none.
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
                  cash: float = 100_000.0, positions: dict[str, float] | None = None,
-                 commission_per_share: float = 0.005, min_commission: float = 1.0):
+                 commission_per_share: float = 0.005, min_commission: float = 1.0,
+                 master_client_id: int | None = None):
         self.server_version = server_version
         self.account = account
         self.cash = float(cash)
@@ -133,6 +168,10 @@ class FakeTWS(BarReplay):
         self.partial_fills = 1
         self.exec_before_status = False
         self.exec_delay = 0.0
+        self.master_client_id = master_client_id
+        self.silent = False
+        self.faults_injected: Counter[str] = Counter()
+        self._armed: list[tuple[str, float]] = []
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
         self.port = 0
         self.connections_made = 0
@@ -222,6 +261,45 @@ class FakeTWS(BarReplay):
                 c.writer.close()
         self._run(drop)
 
+    def inject(self, kind: str, *, delay: float = 0.0) -> None:
+        """Arm one fault of ``kind`` (see :data:`FAULTS`); it fires at the next chance.
+
+        ``delay`` is how late the answer is for ``stall_sync`` and ``stall_ack``.
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
+        with self._lock:
+            self._armed.append((kind, float(delay)))
+
+    def armed(self) -> list[str]:
+        """Faults armed and not fired yet."""
+        with self._lock:
+            return [k for k, _ in self._armed]
+
+    def notice(self, code: int, text: str | None = None) -> None:
+        """Send system notice ``code`` (1100, 1101, 1102, 2103-2110, ...) to every client."""
+        def send() -> None:
+            for c in list(self._conns):
+                if c.client_id >= 0:
+                    self._error(c, -1, code, text or NOTICES.get(code, f"notice {code}"))
+        self._run(send)
+
+    def _fire(self, kind: str) -> float | None:
+        """Take an armed ``kind`` fault (its delay), or ``None`` when none is armed."""
+        for i, (k, delay) in enumerate(self._armed):
+            if k == kind:
+                del self._armed[i]
+                self.faults_injected[kind] += 1
+                return delay
+        return None
+
+    @staticmethod
+    def _drop(conn: _Conn) -> None:
+        conn.muted = True
+        transport = conn.writer.transport
+        with contextlib.suppress(Exception):
+            transport.abort()
+
     @property
     def clients(self) -> list[int]:
         """Client ids connected now."""
@@ -229,6 +307,8 @@ class FakeTWS(BarReplay):
 
     # ------------------------------------------------------------------ wire
     def _send(self, conn: _Conn, *fields: Any) -> None:
+        if conn.muted:
+            return
         payload = "".join(_s(f) + "\0" for f in fields).encode()
         with contextlib.suppress(Exception):
             conn.writer.write(struct.pack(">I", len(payload)) + payload)
@@ -242,6 +322,9 @@ class FakeTWS(BarReplay):
             versions = (await reader.readexactly(size)).decode().split(" ")[0]
             lo, _, hi = versions[1:].partition("..")
             conn.version = min(self.server_version, int(hi or lo))
+            if self.silent:  # accepts, never answers
+                await reader.read()
+                return
             self._send(conn, conn.version, self.clock.strftime("%Y%m%d %H:%M:%S UTC"))
             self._conns.append(conn)
             self.connections_made += 1
@@ -287,9 +370,11 @@ class FakeTWS(BarReplay):
             self._send(conn, 9, 1, self._next_id)
         elif msg == 61:  # reqPositions
             conn.positions = True
-            for sym, qty in sorted(self.positions.items()):
-                self._position(conn, sym, qty)
-            self._send(conn, 62, 1)
+            late = None if conn.synced else self._fire("stall_sync")
+            if late is not None and self._loop is not None:
+                self._loop.call_later(late, self._positions_answer, conn)
+            else:
+                self._positions_answer(conn)
         elif msg == 5:  # reqOpenOrders
             for o in self.orders.values():
                 if o.status in _OPEN and o.client_id == conn.client_id:
@@ -313,6 +398,10 @@ class FakeTWS(BarReplay):
                 self._send(conn, 73, 1, req, self.account, "", key, value, "USD")
             self._send(conn, 74, 1, req)
         elif msg == 7:  # reqExecutions
+            if not conn.synced and self._fire("drop_during_sync") is not None:
+                self._drop(conn)
+                return False
+            conn.synced = True
             req = int(f[2])
             for ex in self.executions:
                 if ex.order.client_id == conn.client_id:
@@ -324,7 +413,7 @@ class FakeTWS(BarReplay):
         elif msg == 8:  # reqIds
             self._send(conn, 9, 1, self._next_id)
         elif msg == 3:  # placeOrder
-            self._place(conn, f)
+            return self._place_with_faults(conn, f)
         elif msg == 4:  # cancelOrder
             self._cancel(conn, int(f[2]))
         elif msg == 20:  # reqHistoricalData
@@ -332,6 +421,44 @@ class FakeTWS(BarReplay):
         elif msg == 9:  # reqContractDetails
             self._contract_details(conn, int(f[2]), f[4], f[5])
         return True
+
+    def _positions_answer(self, conn: _Conn) -> None:
+        with self._lock:
+            for sym, qty in sorted(self.positions.items()):
+                self._position(conn, sym, qty)
+            self._send(conn, 62, 1)
+
+    def _place_with_faults(self, conn: _Conn, f: list[str]) -> bool:
+        if self._fire("drop_before_read") is not None:
+            self._drop(conn)  # the order dies in the socket
+            return False
+        if self._fire("drop_after_read") is not None:
+            conn.muted = True
+            self._place(conn, f)
+            self._drop(conn)
+            return False
+        if self._fire("reject") is not None:
+            self._error(conn, int(f[1]), 201, "Order rejected - reason:fault injected")
+            return True
+        late = self._fire("stall_ack")
+        if late is not None and self._loop is not None:
+            conn.muted = True  # TWS takes it now, says so later
+            self._place(conn, f)
+            conn.muted = False
+            o = self.orders.get(int(f[1]))
+            if o is not None:
+                self._loop.call_later(late, self._late_ack, conn, o)
+            return True
+        self._place(conn, f)
+        if self._fire("drop_after_ack") is not None:
+            self._drop(conn)
+            return False
+        return True
+
+    def _late_ack(self, conn: _Conn, o: _Order) -> None:
+        with self._lock:
+            self._open_order(conn, o)
+            self._order_status(conn, o, 0.0)
 
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str]]:
@@ -442,8 +569,10 @@ class FakeTWS(BarReplay):
     def _commission(self, conn: _Conn, ex: _Exec) -> None:
         self._send(conn, 59, 1, ex.exec_id, ex.commission, "USD", "", "", "")
 
-    def _owner(self, o: _Order) -> _Conn | None:
-        return next((c for c in self._conns if c.client_id == o.client_id), None)
+    def _owners(self, o: _Order) -> list[_Conn]:
+        """The connections TWS tells about ``o``: its client's, and the master client's."""
+        return [c for c in self._conns if c.client_id >= 0 and (
+            c.client_id == o.client_id or c.client_id == self.master_client_id)]
 
     # ------------------------------------------------------------------ orders
     def _place(self, conn: _Conn, f: list[str]) -> None:
@@ -537,12 +666,19 @@ class FakeTWS(BarReplay):
             self.positions.pop(o.symbol, None)
         else:
             self.positions[o.symbol] = pos
-        ex = _Exec(f"{o.perm_id:010x}.{o.fills:02d}.01", o, self.clock, size, price, o.filled,
+        # TWS stamps executions with its clock to the whole second.
+        when = datetime.now(timezone.utc).replace(microsecond=0)
+        ex = _Exec(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
                    o.avg_price, commission)
         self.executions.append(ex)
-        conn = self._owner(o)
-        if conn is not None:  # a disconnected owner learns of it at reqExecutions
-            if self.exec_before_status:
+        dropped: set[int] = set()
+        for conn in self._owners(o):  # a disconnected owner learns of it at reqExecutions
+            if conn.client_id == o.client_id and self._fire("drop_during_fill") is not None:
+                self._order_status(conn, o, price)
+                self._exec_details(conn, ex, -1)
+                self._drop(conn)
+                dropped.add(id(conn))
+            elif self.exec_before_status:
                 self._exec_details(conn, ex, -1)
                 self._order_status(conn, o, price)
                 self._commission(conn, ex)
@@ -554,6 +690,8 @@ class FakeTWS(BarReplay):
                 self._exec_details(conn, ex, -1)
                 self._commission(conn, ex)
         for c in self._conns:
+            if id(c) in dropped:
+                continue
             if c.positions:
                 self._position(c, o.symbol, pos)
             if c.account_updates:
@@ -561,8 +699,9 @@ class FakeTWS(BarReplay):
         return ex
 
     def _late_exec(self, conn: _Conn, ex: _Exec) -> None:
-        self._exec_details(conn, ex, -1)
-        self._commission(conn, ex)
+        with self._lock:
+            self._exec_details(conn, ex, -1)
+            self._commission(conn, ex)
 
     # ------------------------------------------------------------------ bars
     def _historical(self, conn: _Conn, f: list[str]) -> None:
