@@ -114,7 +114,7 @@ def test_partial_fills_with_commissions(tws: FakeTWS, broker: IBKRBroker) -> Non
     tws.commission_per_share = 0.01
     order = broker.submit_order("AAA", "buy", 400)
     step(tws, broker)
-    info = broker._info(broker._trade(order["order_id"]))
+    info = broker.get_order(order["order_id"])
     assert info["status"] == "partially_filled"
     assert info["filled_qty"] == 200
     step(tws, broker)
@@ -146,7 +146,7 @@ def test_reconnect_recovers_fills_without_duplicates(tws: FakeTWS,
                                                      broker: IBKRBroker) -> None:
     order = broker.submit_order("AAA", "buy", 10, client_order_id="run-1")
     tws.drop_connections()
-    wait_until(lambda: not broker._connected.is_set())
+    wait_until(lambda: broker.state.value != "ready")
     made = tws.step()  # fills while the client is away
     assert len(made) == 1
     wait_until(lambda: broker.reconnects >= 1)

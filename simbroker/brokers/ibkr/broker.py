@@ -1,24 +1,30 @@
 """Interactive Brokers (TWS / IB Gateway) behind the :class:`~simbroker.Broker` protocol.
 
-Built on ``ib_async`` (the maintained continuation of ``ib_insync``; ``ib_insync`` is used
-when it is the one installed). The client runs on its own thread and event loop; every
-protocol call is marshalled onto that loop, so calls are safe from any thread and the
-client's events are never starved by a strategy that blocks.
+Built on ``ib_async`` (the maintained continuation of ``ib_insync``; ``ib_insync`` 0.9.86
+is used when it is the one installed). The client runs on its own thread and event loop;
+every protocol call is marshalled onto that loop with a deadline, so calls are safe from
+any thread and the client's events are never starved by a strategy that blocks.
 
-- Stocks on SMART routing in USD by default; market, limit, stop and stop-limit orders,
-  time in force always set. Our client order id travels in ``orderRef``; ``order_id`` is
-  IB's order id.
-- Statuses: ``PendingSubmit``/``ApiPending``/``PreSubmitted``/``Submitted``/
-  ``PendingCancel`` are open, ``Filled`` filled, ``Cancelled``/``ApiCancelled`` canceled,
-  ``Inactive`` or error 201 rejected. Error 200 (no security definition) and 201 reject
-  an order with IB's text; 10147 (unknown order) is :class:`~simbroker.errors.UnknownOrder`;
-  103 (duplicate id) is a rejection; 326 (client id in use) a clear connection error.
-- A dropped connection is detected and re-established with exponential backoff and
-  jitter. ``ib_async`` then reloads open orders and executions, which are matched by
-  ``orderRef`` and execution id: an order that reached IB is never sent twice, and no
-  fill is lost or counted twice. Positions and open orders already at IB are loaded at
-  start-up.
-- Fills carry IB's commission (``fee``); cash is ``TotalCashValue``.
+Safety under faults (see :mod:`~simbroker.brokers.ibkr.connection` and
+:mod:`~simbroker.brokers.ibkr.orders`):
+
+- Order ids are the adapter's own (the ``orderRef`` TWS carries: ``client_order_id`` or
+  a generated ``sb-<hex>``), the same before and after reconnects and restarts. IB's
+  ``orderId`` is chosen above every id this adapter used, so it never aliases.
+- An order sent without an answer (a drop, a late ack) is ``pending_confirm`` and
+  :class:`~simbroker.errors.OrderStatusUnknown` is raised. It is resolved from TWS's
+  open orders, completed orders and executions at the next sync, before any new order
+  is sent; one that never reached TWS is rejected with a reason saying so, and
+  resubmitting its ``client_order_id`` places it once. No new order goes out for a
+  symbol while an order of that symbol is pending.
+- Protocol calls answer only when the connection is ``ready`` (waiting up to
+  ``ready_wait`` s), else raise :class:`~simbroker.errors.BrokerConnectionError`.
+- Positions and cash are TWS's figures at the last sync plus the fills booked since
+  (each execution once, by id), so they always agree with :meth:`IBKRBroker.get_fills`.
+- Only :mod:`simbroker.errors` types leave the adapter. Error 200/201/103/110 reject an
+  order with IB's text; 202 cancels it; 10349 and other informational codes change
+  nothing; 326 (client id in use) is a clear connection error; notices 1100/1101/1102
+  move the connection state; farm notices 2103-2110 are logged.
 - Port 7496 (TWS live) or 4001 (Gateway live), ``trading_mode: live`` or a live account
   (not ``DU…``) is refused unless the caller opted into live trading.
 """
@@ -28,51 +34,52 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from simbroker.brokers.ibkr.connection import Connection, State
+from simbroker.brokers.ibkr.orders import OrderEntry, OrderRegistry
+from simbroker.brokers.ibkr.translate import (
+    CANCELED_CODE,
+    INFORMATIONAL,
+    LIVE_PORTS,
+    NOTICES,
+    REJECTING,
+    TYPES,
+    fill_of,
+    ib_lib,
+    ib_tif,
+)
 from simbroker.config import IBKRConfig
 from simbroker.errors import (
     BrokerConnectionError,
+    BrokerError,
+    BrokerTimeout,
     ConfigError,
     OrderRejected,
+    OrderStatusUnknown,
     UnknownOrder,
 )
-from simbroker.tradelog import TradeLog
+from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus
 
 if TYPE_CHECKING:
     from simbroker.brokers.ibkr.feed import IBKRBarFeed
 
-from simbroker.brokers.ibkr.translate import (
-    LIVE_PORTS,
-    ib_lib,
-)
-from simbroker.brokers.ibkr.translate import (
-    OPEN_STATES as _OPEN,
-)
-from simbroker.brokers.ibkr.translate import (
-    REJECTING as _REJECTING,
-)
-from simbroker.brokers.ibkr.translate import (
-    TYPES as _TYPES,
-)
-from simbroker.brokers.ibkr.translate import (
-    TYPES_BACK as _TYPES_BACK,
-)
-from simbroker.brokers.ibkr.translate import (
-    utc as _utc,
-)
-
 __all__ = ["IBKRBroker"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("simbroker.brokers.ibkr")
+
+_FINAL_EVENTS = {OrderStatus.CANCELED: "canceled", OrderStatus.REJECTED: "rejected",
+                 OrderStatus.EXPIRED: "expired"}
+
+
+class _NotSent(Exception):
+    """placeOrder could not write to the socket: nothing reached TWS."""
 
 
 class IBKRBroker:
@@ -88,20 +95,31 @@ class IBKRBroker:
     allow_live
         The explicit opt-in to live trading.
     trade_log
-        Where to record the session (start snapshot, submissions, fills, cancels).
+        Where to record the session (start snapshot, submissions, fills, cancels). Its
+        earlier submissions also restore an order's type and prices after a restart
+        when IB reports that order only by its executions.
     timeout
-        Seconds to connect and for each request.
+        Seconds to connect (each attempt) and for each request.
     currency, exchange
         Contract defaults (``USD``, ``SMART``).
     reconnect_backoff
-        ``(min, max)`` seconds between reconnect attempts (exponential with jitter).
+        ``(min, max)`` seconds between reconnect attempts (exponential, equal jitter).
+    max_reconnect_attempts
+        Connection attempts per outage before the loop gives up (the next call retries).
+    ready_wait
+        Seconds a call waits for the connection to be ``ready`` before it raises
+        :class:`~simbroker.errors.BrokerConnectionError` (default: ``timeout``).
     """
+
+    bar_poll: float = 5.0
+    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 7497, client_id: int = 1, *,
                  account: str = "", allow_live: bool = False,
                  trade_log: TradeLog | None = None, timeout: float = 10.0,
                  currency: str = "USD", exchange: str = "SMART", trading_mode: str = "paper",
-                 reconnect_backoff: tuple[float, float] = (1.0, 30.0)):
+                 reconnect_backoff: tuple[float, float] = (1.0, 30.0),
+                 max_reconnect_attempts: int = 10, ready_wait: float | None = None):
         live = port in LIVE_PORTS or trading_mode == "live"
         if live and not allow_live:
             raise ConfigError(f"IBKR port {port} / trading_mode {trading_mode!r} trades real "
@@ -112,37 +130,49 @@ class IBKRBroker:
         self.allow_live = allow_live
         self.trade_log = trade_log
         self.timeout = float(timeout)
+        self.ready_wait = self.timeout if ready_wait is None else float(ready_wait)
         self.currency, self.exchange = currency, exchange
-        self._backoff = reconnect_backoff
         self._closing = False
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = threading.Condition(threading.RLock())
+        self._send_lock = threading.Lock()
+        self.orders = OrderRegistry()
         self._fills: dict[str, Fill] = {}
         self._logged_final: set[str] = set()
-        self._errors: dict[int, tuple[int, str]] = {}
-        self.reconnects = 0
-        self._connected = threading.Event()
+        # The books: TWS's positions and cash at the last sync, plus the fills since.
+        self._positions: dict[str, float] = {}
+        self._cash: float | None = None
+        self._in_base: set[str] = set()
+        self._last_stamp = datetime.min.replace(tzinfo=timezone.utc)
+        if trade_log is not None:
+            self._read_submissions(trade_log)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="ibkr-io",
-                                        daemon=True)
+        started = threading.Event()
+
+        def io() -> None:
+            # ib_insync looks the loop up from the thread that builds the IB object.
+            asyncio.set_event_loop(self._loop)
+            self._loop.call_soon(started.set)
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=io, name="ibkr-io", daemon=True)
         self._thread.start()
-        self.ib: Any = self._run_sync(lambda: ib_lib.IB())
-        self.ib.errorEvent += self._on_error
-        self.ib.commissionReportEvent += self._on_commission
-        self.ib.orderStatusEvent += self._on_status
-        self.ib.disconnectedEvent += self._on_disconnect
+        started.wait(5)
+        self.ib: Any = self._run_sync(self._make_ib)
+        self.conn = Connection(self.ib, self._loop, host=host, port=self.port,
+                               client_id=self.client_id, account=account,
+                               timeout=self.timeout, resync=self._resync,
+                               backoff=reconnect_backoff,
+                               max_attempts=max_reconnect_attempts)
         try:
-            self._run(self._connect(first=True), timeout=self.timeout + 5)
+            self._run(self.conn.open(), timeout=self.timeout * 3 + 5, what="connect")
+            if not self.account:
+                self.account = self._run_sync(lambda: (self.ib.managedAccounts() or [""])[0])
+            if not allow_live and self.account and not self.account.startswith("D"):
+                raise ConfigError(f"IBKR account {self.account[:2]}… is a live account; only "
+                                  f"an explicit live opt-in may trade it", key="account")
         except BaseException:
             self.close()
             raise
-        if not self.account:
-            self.account = self._run_sync(lambda: (self.ib.managedAccounts() or [""])[0])
-        if not allow_live and self.account and not self.account.startswith("D"):
-            self.close()
-            raise ConfigError(f"IBKR account {self.account[:2]}… is a live account; only an "
-                              f"explicit live opt-in may trade it", key="account")
-        self._sync_fills()
         if self.trade_log is not None:
             self.trade_log.write("start", self.now(), cash=self.get_cash(),
                                  positions=self.get_positions(), broker="ibkr",
@@ -160,9 +190,27 @@ class IBKRBroker:
         broker.bar_poll = float(cfg.bar_poll)
         return broker
 
+    def _make_ib(self) -> Any:
+        ib = ib_lib.IB()
+        ib.errorEvent += self._on_error
+        ib.openOrderEvent += self._on_trade
+        ib.orderStatusEvent += self._on_trade
+        ib.commissionReportEvent += self._on_commission
+        return ib
+
+    def _read_submissions(self, trade_log: TradeLog) -> None:
+        try:
+            records = read_trade_log(trade_log.path)
+        except Exception:  # an unreadable log only costs the enrichment
+            log.warning("could not read %s for earlier submissions", trade_log.path)
+            return
+        for rec in records:
+            if rec.get("event") == "submitted" and rec.get("order_id"):
+                self.orders.known[str(rec["order_id"])] = rec
+
     def __repr__(self) -> str:
-        return (f"IBKRBroker({self.host}:{self.port}, client {self.client_id}, "
-                f"{'connected' if self._connected.is_set() else 'disconnected'})")
+        state = self.conn.state.value if hasattr(self, "conn") else "starting"
+        return f"IBKRBroker({self.host}:{self.port}, client {self.client_id}, {state})"
 
     def __enter__(self) -> IBKRBroker:
         return self
@@ -175,27 +223,40 @@ class IBKRBroker:
         if self._closing:
             return
         self._closing = True
+        conn = getattr(self, "conn", None)
         ib = getattr(self, "ib", None)
-        if ib is not None and self._loop.is_running():
+        if self._loop.is_running():
+            def down() -> None:
+                if conn is not None:
+                    conn.close()
+                if ib is not None:
+                    ib.disconnect()
             try:
-                self._run_sync(ib.disconnect)
+                self._run_sync(down)
             except Exception:
                 log.debug("disconnect failed", exc_info=True)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
 
     # ------------------------------------------------------------------ the IO loop
-    def _run(self, coro: Any, timeout: float | None = None) -> Any:
+    def _run(self, coro: Any, timeout: float | None = None, what: str = "request") -> Any:
+        """Run ``coro`` on the IO loop; its result, or a typed error."""
+        limit = self.timeout if timeout is None else timeout
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return fut.result(self.timeout if timeout is None else timeout)
+            return fut.result(limit)
         except TimeoutError:
             fut.cancel()
-            raise BrokerConnectionError("IBKR did not answer in time") from None
+            raise BrokerTimeout(f"IBKR {what}", limit) from None
+        except BrokerError:
+            raise
+        except (ConnectionError, OSError) as exc:
+            raise BrokerConnectionError(f"IBKR {what}: {exc or type(exc).__name__}") from None
 
     def _run_sync(self, fn: Callable[[], Any]) -> Any:
+        """Call ``fn`` on the IO loop (it must not block) and return its result."""
         if threading.current_thread() is self._thread:
             return fn()
         fut: Future[Any] = Future()
@@ -207,300 +268,387 @@ class IBKRBroker:
                 fut.set_exception(exc)
 
         self._loop.call_soon_threadsafe(call)
-        return fut.result(self.timeout)
-
-    async def _connect(self, first: bool = False) -> None:
-        self._errors.pop(-1, None)
         try:
-            await self.ib.connectAsync(self.host, self.port, clientId=self.client_id,
-                                       timeout=self.timeout, account=self.account,
-                                       raiseSyncErrors=True)
-        except Exception as exc:
-            code = self._errors.get(-1, (0, ""))[0]
-            if code == 326:
-                raise BrokerConnectionError(
-                    f"IBKR client id {self.client_id} is already in use (error 326); "
-                    f"choose another client_id") from None
-            raise BrokerConnectionError(
-                f"cannot connect to IBKR at {self.host}:{self.port}: "
-                f"{type(exc).__name__}: {exc}") from None
-        self._connected.set()
+            return fut.result(self.timeout)
+        except TimeoutError:
+            raise BrokerTimeout("IBKR IO loop", self.timeout) from None
 
-    def _on_disconnect(self) -> None:
-        self._connected.clear()
-        if self._closing:
-            return
-        log.warning("IBKR connection lost; reconnecting")
-        self._loop.create_task(self._reconnect())
+    # ------------------------------------------------------------------ sync
+    async def _resync(self, reason: str) -> None:
+        """Reconcile with what TWS reported (syncing state, IO loop)."""
+        if reason != "connect":  # 1101 / 1102: the socket stayed up, TWS's view did not
+            t = self.timeout
+            await asyncio.wait_for(self.ib.reqPositionsAsync(), t)
+            if self.account:
+                await asyncio.wait_for(self.ib.reqAccountUpdatesAsync(self.account), t)
+            await asyncio.wait_for(self.ib.reqOpenOrdersAsync(), t)
+            await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), t)
+            await asyncio.wait_for(self.ib.reqExecutionsAsync(), t)
+        self._reconcile(after_drop=reason == "connect")
 
-    async def _reconnect(self) -> None:
-        lo, hi = self._backoff
-        attempt = 0
-        while not self._closing and not self.ib.isConnected():
-            attempt += 1
-            cap = min(hi, lo * 2 ** (attempt - 1))
-            await asyncio.sleep(cap / 2 + random.random() * cap / 2)  # equal jitter
-            try:
-                await self._connect()
-            except BrokerConnectionError as exc:
-                log.warning("IBKR reconnect %d failed: %s", attempt, exc)
-                continue
-            self.reconnects += 1
-            log.info("IBKR reconnected after %d attempt(s)", attempt)
-            self._sync_fills_in_loop()
-
-    def _require(self) -> None:
-        if not self._connected.is_set():
-            raise BrokerConnectionError("not connected to IBKR (reconnecting)")
-
-    # ------------------------------------------------------------------ events
-    def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
-        self._errors[req_id] = (code, text)
-        if code == 326:
-            self._errors[-1] = (code, text)
+    def _reconcile(self, *, after_drop: bool) -> None:
+        ib = self.ib
         with self._cond:
+            at_tws: set[str] = set()
+            for trade in ib.trades():
+                entry = self.orders.absorb_trade(trade, acknowledged=True)
+                if entry is not None:
+                    at_tws.add(entry.order_id)
+                    if after_drop and entry.status is OrderStatus.PENDING_CONFIRM:
+                        entry.status = OrderStatus.NEW  # TWS lists it: it has it
+                    self._log_final(entry)
+            fills = list(ib.fills())
+            orphans: dict[str, list[Any]] = {}
+            for fill in fills:
+                ex = fill.execution
+                entry = self.orders.find(str(ex.orderRef or ""), int(ex.permId or 0), 0)
+                if entry is None:
+                    orphans.setdefault(str(ex.orderRef or f"perm-{ex.permId}"), []).append(fill)
+            for order_id, group in orphans.items():
+                self.orders.adopt_from_fills(order_id, group)
+            # TWS's figures now include every execution it just listed.
+            self._in_base = {str(f.execution.execId) for f in fills}
+            for fill in fills:
+                self._book(fill)
+            if after_drop:
+                for entry in self.orders.pending():
+                    if entry.order_id not in at_tws and not entry.fill_ids:
+                        self.orders.mark_not_received(entry)
+                        log.warning("IBKR order %s resolved: %s", entry.order_id, entry.reason)
+                        self._log_final(entry)
+            acct = self.account or None
+            rows = ib.positions(acct) if acct else ib.positions()
+            self._positions = {str(p.contract.symbol): float(p.position) for p in rows
+                               if p.position}
+            cash = None
+            for v in ib.accountValues(self.account) if self.account else ib.accountValues():
+                if v.tag == "TotalCashValue" and v.currency in (self.currency, "BASE"):
+                    cash = float(v.value)
+            self._cash = cash
             self._cond.notify_all()
 
-    def _on_status(self, trade: Any) -> None:
-        info = self._info(trade)
-        status = OrderStatus(info["status"])
-        if status in (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED) \
-                and self.trade_log is not None and info["order_id"] not in self._logged_final:
-            self._logged_final.add(info["order_id"])
-            self.trade_log.write({OrderStatus.CANCELED: "canceled",
-                                  OrderStatus.REJECTED: "rejected",
-                                  OrderStatus.EXPIRED: "expired"}[status], self.now(),
-                                 order_id=info["order_id"], symbol=info["symbol"],
-                                 reason=info["reason"])
+    # ------------------------------------------------------------------ events (IO loop)
+    def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
+        if req_id == -1 or req_id is None:
+            if code in NOTICES:
+                self.conn.notice(code)
+            elif code == 326:
+                self.conn.client_id_in_use()
+            elif 2103 <= code <= 2110:
+                log.info("IBKR notice %d: %s", code, text)
+            return
+        if code == 326:
+            self.conn.client_id_in_use()
+            return
         with self._cond:
+            entry = self.orders.by_ib_id(int(req_id))
+            if entry is not None:
+                if code in REJECTING and entry.status in (OrderStatus.PENDING_CONFIRM,
+                                                          OrderStatus.NEW):
+                    if entry.filled_qty == 0:
+                        self.orders.reject(entry, code, text)
+                        self._log_final(entry)
+                elif code in INFORMATIONAL:
+                    log.info("IBKR order %s: notice %d: %s", entry.order_id, code, text)
+                elif code != CANCELED_CODE:
+                    log.warning("IBKR order %s: error %d: %s", entry.order_id, code, text)
+            self._cond.notify_all()
+
+    def _on_trade(self, trade: Any) -> None:
+        with self._cond:
+            entry = self.orders.absorb_trade(trade, acknowledged=True)
+            if entry is not None:
+                self._log_final(entry)
             self._cond.notify_all()
 
     def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
-        self._add_fill(fill)
-
-    def _add_fill(self, fill: Any) -> None:
-        ex = fill.execution
-        report = fill.commissionReport
-        if report is None or not report.execId:
-            return  # the commission follows; the fill is booked with it
         with self._cond:
-            if ex.execId in self._fills:
-                return
-            qty, price = float(ex.shares), float(ex.price)
-            f: Fill = {"fill_id": str(ex.execId), "order_id": str(ex.orderId),
-                       "client_order_id": ex.orderRef or None, "timestamp": _utc(ex.time),
-                       "symbol": str(fill.contract.symbol),
-                       "side": "buy" if ex.side == "BOT" else "sell", "qty": qty,
-                       "price": price, "fee": float(report.commission or 0.0),
-                       "notional": qty * price}
-            self._fills[f["fill_id"]] = f
-            if self.trade_log is not None:
-                self.trade_log.write("filled", f["timestamp"], **f)
+            self._book(fill)
             self._cond.notify_all()
 
-    def _sync_fills_in_loop(self) -> None:
-        for fill in self.ib.fills():
-            self._add_fill(fill)
+    def _book(self, fill: Any) -> None:
+        """Book an execution once (with its commission), under the state lock."""
+        ex, report = fill.execution, fill.commissionReport
+        exec_id = str(ex.execId)
+        if exec_id in self._fills or report is None or not report.execId:
+            return
+        ref, perm = str(ex.orderRef or ""), int(ex.permId or 0)
+        entry = self.orders.find(ref, perm, 0) or self.orders.by_ib_id(int(ex.orderId or 0))
+        if entry is None:
+            entry = self.orders.adopt_from_fills(ref or f"perm-{perm}", [fill])
+        f = fill_of(fill, entry.order_id)
+        exec_time = f["timestamp"]
+        # Booked at the local receive time, strictly increasing: TWS's whole-second stamp
+        # would put a fill before a cursor taken a moment before its order.
+        stamp = max(datetime.now(timezone.utc), self._last_stamp + timedelta(microseconds=1))
+        self._last_stamp = f["timestamp"] = stamp
+        if self.trade_log is not None:  # write-ahead: the record before the state
+            self.trade_log.write("filled", stamp, **f, exec_time=exec_time)
+        self._fills[exec_id] = f
+        entry.fill_ids.add(exec_id)
+        mine = [self._fills[i] for i in entry.fill_ids]
+        qty = sum(x["qty"] for x in mine)
+        if qty > entry.filled_qty:
+            entry.filled_qty = qty
+            entry.avg_fill_price = sum(x["notional"] for x in mine) / qty
+        if entry.status in (OrderStatus.PENDING_CONFIRM, OrderStatus.NEW):
+            entry.status = OrderStatus.PARTIALLY_FILLED
+        if entry.filled_qty >= entry.qty * (1 - 1e-12) and entry.status.is_open:
+            entry.status = OrderStatus.FILLED
+        if exec_id not in self._in_base:
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            pos = self._positions.get(f["symbol"], 0.0) + sign * f["qty"]
+            if abs(pos) < 1e-9:
+                self._positions.pop(f["symbol"], None)
+            else:
+                self._positions[f["symbol"]] = pos
+            if self._cash is not None:
+                self._cash -= sign * f["notional"] + f["fee"]
 
-    def _sync_fills(self) -> None:
-        self._run_sync(self._sync_fills_in_loop)
+    def _log_final(self, entry: OrderEntry) -> None:
+        event = _FINAL_EVENTS.get(entry.status)
+        if event is None or self.trade_log is None or entry.order_id in self._logged_final:
+            return
+        self._logged_final.add(entry.order_id)
+        self.trade_log.write(event, self.now(), order_id=entry.order_id,
+                             symbol=entry.symbol, reason=entry.reason)
 
     def wait_for_fills(self, exec_ids: Iterable[str], timeout: float = 10.0) -> bool:
         """Block until every execution id is booked (with its commission); True if so."""
         wanted = set(exec_ids)
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while not wanted <= set(self._fills):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.2))
-        return True
+            return self._cond.wait_for(lambda: wanted <= set(self._fills), timeout)
 
     # ------------------------------------------------------------------ protocol
     def now(self) -> datetime:
-        """The current time, UTC."""
+        """The current time, UTC (the local clock; TWS's is :meth:`IBKRBarFeed.server_now`)."""
         return datetime.now(timezone.utc)
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
                      tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
-        """Place an order; a known ``client_order_id`` (``orderRef``) returns it instead."""
+        """Place an order, or return the one already placed under ``client_order_id``.
+
+        Raises
+        ------
+        OrderRejected
+            TWS refused it (error 200, 201, 103, 110), with IB's text.
+        OrderStatusUnknown
+            It was sent and no answer came (a drop, a late ack), or an earlier order of
+            the same symbol is still unresolved. Resubmit the same ``client_order_id``:
+            it is answered from IB's records once they are in, and never placed twice.
+        BrokerConnectionError
+            Not ready within ``ready_wait``, or the connection dropped before TWS read
+            the order (nothing was placed; resubmitting places it).
+        """
         order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
                              stop_price=stop_price, tif=tif, client_order_id=client_order_id)
-        self._require()
-        cid = order.client_order_id or f"sb-{uuid.uuid4().hex[:20]}"
-        if order.client_order_id is not None:
-            known = self._find_ref(cid)
-            if known is not None:
-                return known
-        trade = self._run_sync(lambda: self._place(order, cid))
-        oid = trade.order.orderId
-        deadline = time.monotonic() + self.timeout
+        cid = order.client_order_id
+        with self._send_lock:
+            self.conn.require("submit_order", self.ready_wait)
+            if cid is not None:
+                with self._cond:
+                    known = self.orders.get(cid)
+                if known is not None and not known.not_received:
+                    self._settle(known)
+                    return self._outcome(known, "still unresolved", final_ok=True)
+            with self._cond:
+                others = self.orders.pending(order.symbol)
+            for other in others:
+                if not self._settle(other):
+                    raise OrderStatusUnknown(
+                        f"no new {order.symbol} order while order {other.order_id} is "
+                        f"pending_confirm (it is resolved from IB's records first)",
+                        order_id=other.order_id, client_order_id=other.client_order_id,
+                        symbol=other.symbol)
+            order_id = cid or f"sb-{uuid.uuid4().hex[:20]}"
+            entry = OrderEntry(
+                order_id=order_id, client_order_id=cid or order_id, symbol=order.symbol,
+                side=order.side.value, qty=float(order.qty),
+                order_type=order.order_type.value, tif=order.tif.value,
+                limit_price=order.limit_price, stop_price=order.stop_price,
+                submitted_at=self.now())
+            if self.trade_log is not None:  # write-ahead
+                self.trade_log.write("submitted", entry.submitted_at, order_id=order_id,
+                                     client_order_id=entry.client_order_id,
+                                     symbol=entry.symbol, side=entry.side, qty=entry.qty,
+                                     order_type=entry.order_type,
+                                     limit_price=entry.limit_price,
+                                     stop_price=entry.stop_price, tif=entry.tif)
+            with self._cond:
+                self._logged_final.discard(order_id)
+                self.orders.add(entry)
+                generation = self.conn.generation
+            try:
+                self._run_sync(lambda: self._place(entry))
+            except _NotSent:
+                with self._cond:
+                    self.orders.mark_not_received(entry)
+                    self._log_final(entry)
+                raise BrokerConnectionError(
+                    f"submit_order {order_id}: the IBKR connection dropped before the order "
+                    f"was sent; nothing was placed (resubmit to place it)") from None
+            return self._acked(entry, generation)
+
+    def _place(self, entry: OrderEntry) -> None:
+        """placeOrder under an IB order id above every one used (IO loop)."""
+        ib = self.ib
+        if not ib.isConnected():
+            raise _NotSent
+        try:
+            oid = max(int(ib.client.getReqId()), self.orders.max_ib_id + 1)
+        except ConnectionError:
+            raise _NotSent from None
+        ib.client.updateReqId(oid + 1)
+        contract = ib_lib.Stock(entry.symbol, self.exchange, self.currency)
+        ib_order = ib_lib.Order(orderId=oid, action="BUY" if entry.side == "buy" else "SELL",
+                                totalQuantity=entry.qty, orderType=TYPES[entry.order_type],
+                                tif=ib_tif(entry.tif), orderRef=entry.order_id,
+                                account=self.account)
+        if entry.limit_price is not None:
+            ib_order.lmtPrice = entry.limit_price
+        if entry.stop_price is not None:
+            ib_order.auxPrice = entry.stop_price
         with self._cond:
-            while trade.orderStatus.status in ("PendingSubmit", "") and \
-                    oid not in self._errors and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-        code, text = self._errors.get(oid, (0, ""))
-        if code in _REJECTING:
-            raise OrderRejected(f"IBKR rejected the order (error {code}, "
-                                f"{_REJECTING[code]}): {text}", symbol=symbol,
-                                order_id=str(oid), client_order_id=cid)
-        info = self._info(trade)
-        if self.trade_log is not None:
-            self.trade_log.write("submitted", info["submitted_at"], order_id=info["order_id"],
-                                 client_order_id=cid, symbol=order.symbol,
-                                 side=order.side.value, qty=order.qty,
-                                 order_type=order.order_type.value,
-                                 limit_price=order.limit_price, stop_price=order.stop_price,
-                                 tif=order.tif.value)
+            self.orders.bind(entry, ib_order_id=oid)
+        try:
+            ib.placeOrder(contract, ib_order)
+        except ConnectionError:
+            raise _NotSent from None
+
+    def _acked(self, entry: OrderEntry, generation: int) -> OrderInfo:
+        """Wait for TWS's answer to a just-sent order."""
+        with self._cond:
+            self._cond.wait_for(lambda: entry.status is not OrderStatus.PENDING_CONFIRM
+                                or self.conn.generation != generation, self.timeout)
+        return self._outcome(entry, "no answer from TWS" if self.conn.generation == generation
+                             else "the IBKR connection dropped before TWS answered")
+
+    def _settle(self, entry: OrderEntry) -> bool:
+        """Wait up to ``timeout`` for ``entry`` to leave ``pending_confirm``; True if so."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: entry.status is not OrderStatus.PENDING_CONFIRM, self.timeout)
+
+    def _outcome(self, entry: OrderEntry, why: str, *, final_ok: bool = False) -> OrderInfo:
+        with self._cond:
+            info = entry.info()
+            not_received = entry.not_received
+        if info["status"] == OrderStatus.PENDING_CONFIRM.value:
+            raise OrderStatusUnknown(
+                f"order {entry.order_id} ({entry.side} {entry.qty:g} {entry.symbol}) is "
+                f"pending_confirm: {why}; it is resolved from IB's records before any new "
+                f"{entry.symbol} order (resubmit the same client_order_id to learn its fate)",
+                order_id=entry.order_id, client_order_id=entry.client_order_id,
+                symbol=entry.symbol)
+        if final_ok:
+            return info
+        if not_received:
+            raise BrokerConnectionError(f"order {entry.order_id}: {entry.reason}")
+        if info["status"] == OrderStatus.REJECTED.value:
+            raise OrderRejected(f"IBKR rejected the order: {info['reason']}",
+                                symbol=entry.symbol, order_id=entry.order_id,
+                                client_order_id=entry.client_order_id)
         return info
 
-    def _place(self, order: Order, cid: str) -> Any:
-        contract = ib_lib.Stock(order.symbol, self.exchange, self.currency)
-        action = "BUY" if order.side.value == "buy" else "SELL"
-        ib_order = ib_lib.Order(action=action, totalQuantity=order.qty,
-                                orderType=_TYPES[order.order_type.value],
-                                tif="DAY" if order.tif.value == "day" else "GTC",
-                                orderRef=cid, account=self.account)
-        if order.limit_price is not None:
-            ib_order.lmtPrice = order.limit_price
-        if order.stop_price is not None:
-            ib_order.auxPrice = order.stop_price
-        return self.ib.placeOrder(contract, ib_order)
-
-    def _find_ref(self, cid: str) -> OrderInfo | None:
-        def look() -> Any:
-            found = [t for t in self.ib.trades() if t.order.orderRef == cid]
-            # A trade of this session (with an order id) over one completed before it.
-            found.sort(key=lambda t: t.order.orderId == 0)
-            return found[0] if found else None
-
-        trade = self._run_sync(look)
-        if trade is not None:
-            info = self._info(trade)
-            if not trade.order.orderId:
-                # Completed before a restart: its executions still name the order id.
-                for f in self._fills.values():
-                    if f["client_order_id"] == cid:
-                        info["order_id"] = f["order_id"]
-                        break
-            return info
-        fills = [f for f in self._fills.values() if f["client_order_id"] == cid]
-        if fills:  # only its executions are left (filled before a restart)
-            qty = sum(f["qty"] for f in fills)
-            first = fills[0]
-            return {"order_id": first["order_id"], "client_order_id": cid,
-                    "symbol": first["symbol"], "side": first["side"], "order_type": "market",
-                    "tif": "day", "qty": qty, "limit_price": None, "stop_price": None,
-                    "status": OrderStatus.FILLED.value, "filled_qty": qty,
-                    "avg_fill_price": sum(f["notional"] for f in fills) / qty,
-                    "submitted_at": first["timestamp"], "reason": None}
-        return None
-
-    def _trade(self, order_id: str) -> Any:
-        by_perm = isinstance(order_id, str) and order_id.startswith("P")
-        try:
-            num = int(order_id[1:] if by_perm else order_id)
-        except (TypeError, ValueError):
-            raise UnknownOrder(order_id) from None
-
-        def look() -> Any:
-            for trade in self.ib.trades():
-                if (trade.order.permId if by_perm else trade.order.orderId) == num:
-                    return trade
-            return None
-
-        trade = self._run_sync(look)
-        if trade is None and not by_perm:
-            # Completed before a restart, the trade has only a permanent id; its
-            # executions link the order id to the orderRef.
-            ref = next((f["client_order_id"] for f in self._fills.values()
-                        if f["order_id"] == order_id and f["client_order_id"]), None)
-            if ref is not None:
-                trade = self._run_sync(lambda: next(
-                    (t for t in self.ib.trades() if t.order.orderRef == ref), None))
-        if trade is None:
-            raise UnknownOrder(order_id)
-        return trade
-
     def cancel_order(self, order_id: str) -> OrderInfo:
-        """Cancel an open order; a final order is returned unchanged (idempotent)."""
-        trade = self._trade(order_id)
-        if trade.orderStatus.status in _OPEN:
-            self._require()
-            self._run_sync(lambda: self.ib.cancelOrder(trade.order))
-            deadline = time.monotonic() + self.timeout
-            with self._cond:
-                while trade.orderStatus.status in _OPEN and time.monotonic() < deadline:
-                    self._cond.wait(0.05)
-        return self._info(trade)
+        """Cancel exactly this order; a final order is returned unchanged (idempotent).
+
+        Raises :class:`~simbroker.errors.UnknownOrder` for an id this account never had,
+        :class:`~simbroker.errors.OrderStatusUnknown` for an order still pending
+        confirmation, :class:`~simbroker.errors.BrokerConnectionError` when not ready.
+        """
+        self.conn.require("cancel_order", self.ready_wait)
+        with self._cond:
+            entry = self.orders.get(str(order_id))
+            if entry is None:
+                raise UnknownOrder(str(order_id))
+            if not entry.is_open:
+                return entry.info()
+            generation = self.conn.generation
+        if entry.status is OrderStatus.PENDING_CONFIRM and not self._settle(entry):
+            self._outcome(entry, "still unresolved")
+        if not entry.is_open:
+            return entry.info()
+        self._run_sync(lambda: self._cancel(entry))
+        with self._cond:
+            self._cond.wait_for(lambda: not entry.is_open
+                                or self.conn.generation != generation, self.timeout)
+            return entry.info()
+
+    def _cancel(self, entry: OrderEntry) -> None:
+        ib = self.ib
+        if not ib.isConnected() or not entry.ib_order_id:
+            raise BrokerConnectionError(f"cancel_order {entry.order_id}: IBKR not connected")
+        order = next((t.order for t in ib.trades()
+                      if t.order.orderId == entry.ib_order_id), None)
+        if order is None:
+            order = ib_lib.Order(orderId=entry.ib_order_id, clientId=self.client_id,
+                                 permId=entry.perm_id)
+        try:
+            ib.cancelOrder(order)
+        except ConnectionError:
+            raise BrokerConnectionError(f"cancel_order {entry.order_id}: IBKR connection "
+                                        f"dropped; the order was not cancelled") from None
+
+    def get_order(self, order_id: str) -> OrderInfo:
+        """The order's current state (``pending_confirm`` while its fate is unknown)."""
+        self.conn.require("get_order", self.ready_wait)
+        with self._cond:
+            entry = self.orders.get(str(order_id))
+            if entry is None:
+                raise UnknownOrder(str(order_id))
+            return entry.info()
+
+    def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
+        """Every order this account's client id has (only the open ones if asked)."""
+        self.conn.require("get_orders", self.ready_wait)
+        with self._cond:
+            return [e.info() for e in self.orders.all() if e.is_open or not open_only]
 
     def get_positions(self) -> dict[str, float]:
-        """Open positions ``{symbol: signed qty}``."""
-        rows = self._run_sync(lambda: self.ib.positions(self.account) if self.account
-                              else self.ib.positions())
-        return {str(p.contract.symbol): float(p.position) for p in rows if p.position}
+        """Open positions ``{symbol: signed qty}``: TWS's at the last sync plus the fills
+        booked since (so they agree with :meth:`get_fills`)."""
+        self.conn.require("get_positions", self.ready_wait)
+        with self._cond:
+            return dict(self._positions)
 
     def get_cash(self) -> float:
-        """``TotalCashValue`` of the account, in its base currency."""
-        values = self._run_sync(lambda: self.ib.accountValues(self.account))
-        for v in values:
-            if v.tag == "TotalCashValue" and v.currency in (self.currency, "BASE"):
-                return float(v.value)
-        raise BrokerConnectionError("IBKR sent no TotalCashValue for the account yet")
+        """``TotalCashValue`` of the account at the last sync, moved by each fill since
+        (notional and commission)."""
+        self.conn.require("get_cash", self.ready_wait)
+        with self._cond:
+            if self._cash is None:
+                raise BrokerConnectionError("IBKR sent no TotalCashValue for the account")
+            return self._cash
 
     def get_fills(self, since: datetime | None = None) -> list[Fill]:
-        """Fills of the account (executions with commissions) in time order."""
+        """Fills of the account (executions with commissions), in the order booked.
+
+        A fill's ``timestamp`` is when this adapter booked it (UTC, microseconds, strictly
+        increasing), not TWS's execution time: TWS stamps executions to the whole second,
+        so a cursor taken just before an order would miss its fills, and a fill learned
+        at a reconnect would land behind a cursor taken meanwhile. ``since`` is inclusive;
+        a fill is never dropped. TWS's own time is the trade log's ``exec_time``.
+        """
         if since is not None and since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC); got a naive datetime")
-        self._sync_fills()
-        with self._lock:
+        self.conn.require("get_fills", self.ready_wait)
+        with self._cond:
             fills = sorted(self._fills.values(), key=lambda f: (f["timestamp"], f["fill_id"]))
         return fills if since is None else [f for f in fills if f["timestamp"] >= since]
 
-    def _info(self, trade: Any) -> OrderInfo:
-        o, st = trade.order, trade.orderStatus
-        code, text = self._errors.get(o.orderId, (0, ""))
-        raw = st.status
-        filled = float(st.filled or 0.0)
-        if code in _REJECTING or raw == "Inactive":
-            status = OrderStatus.REJECTED
-        elif raw == "Filled":
-            status = OrderStatus.FILLED
-        elif raw in ("Cancelled", "ApiCancelled"):
-            status = OrderStatus.CANCELED
-        else:
-            status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
-        unset = ib_lib.util.UNSET_DOUBLE if hasattr(ib_lib, "util") else 1.7976931348623157e308
+    @property
+    def reconnects(self) -> int:
+        """Successful reconnects so far."""
+        return self.conn.reconnects
 
-        def price(x: Any) -> float | None:
-            return None if x is None or x == unset or (isinstance(x, float)
-                                                       and not math.isfinite(x)) else float(x)
-
-        submitted = trade.log[0].time if trade.log else datetime.now(timezone.utc)
-        return {
-            # Orders completed before this session come back without an order id (IB
-            # keeps only the permanent id for them).
-            "order_id": str(o.orderId) if o.orderId else f"P{o.permId}",
-            "client_order_id": o.orderRef or None,
-            "symbol": str(trade.contract.symbol),
-            "side": "buy" if o.action == "BUY" else "sell",
-            "order_type": _TYPES_BACK.get(o.orderType, o.orderType.lower()),
-            "tif": "gtc" if o.tif == "GTC" else "day", "qty": float(o.totalQuantity),
-            "limit_price": price(o.lmtPrice) if o.orderType in ("LMT", "STP LMT") else None,
-            "stop_price": price(o.auxPrice) if o.orderType in ("STP", "STP LMT") else None,
-            "status": status.value, "filled_qty": filled,
-            "avg_fill_price": float(st.avgFillPrice) if filled else None,
-            "submitted_at": _utc(submitted),
-            "reason": f"error {code}: {text}" if status is OrderStatus.REJECTED and code
-            else None,
-        }
+    @property
+    def state(self) -> State:
+        """The connection state (``ready`` is the only one in which calls answer)."""
+        return self.conn.state
 
     # ------------------------------------------------------------------ bars
-    bar_poll: float = 5.0
-    """Default seconds between polls of :meth:`bar_feed` (config key ``bar_poll``)."""
-
     def bar_feed(self, symbols: Sequence[str], interval: timedelta, *, warmup: int = 0,
                  poll: float | None = None) -> IBKRBarFeed:
         """Completed bars of ``symbols`` for the real-time runner."""
@@ -516,8 +664,10 @@ class IBKRBroker:
         span = max(1, n) * interval
         duration = (f"{max(1, math.ceil(span.days * 1.5) + 7)} D" if secs >= 86_400
                     else f"{max(60, int(span.total_seconds() * 3))} S")
+        self.conn.require("historical bars", self.ready_wait)
         contract = ib_lib.Stock(symbol, self.exchange, self.currency)
         rows = self._run(self.ib.reqHistoricalDataAsync(
             contract, endDateTime="", durationStr=duration, barSizeSetting=size,
-            whatToShow="TRADES", useRTH=True, formatDate=2), timeout=self.timeout + 5)
+            whatToShow="TRADES", useRTH=True, formatDate=2), timeout=self.timeout + 5,
+            what="historical bars")
         return list(rows or [])
