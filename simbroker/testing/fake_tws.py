@@ -315,6 +315,7 @@ class FakeTWS(BarReplay):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(writer)
+        self.connections_made += 1
         try:
             if await reader.readexactly(4) != b"API\0":
                 return
@@ -327,7 +328,6 @@ class FakeTWS(BarReplay):
                 return
             self._send(conn, conn.version, self.clock.strftime("%Y%m%d %H:%M:%S UTC"))
             self._conns.append(conn)
-            self.connections_made += 1
             while True:
                 size = struct.unpack(">I", await reader.readexactly(4))[0]
                 fields = (await reader.readexactly(size)).decode().split("\0")[:-1]
@@ -603,6 +603,10 @@ class FakeTWS(BarReplay):
         self.orders[oid] = o
         self._open_order(conn, o)
         self._order_status(conn, o, 0.0)
+        for m in self._owners(o):
+            if m is not conn:  # the master client hears of every order
+                self._open_order(m, o)
+                self._order_status(m, o, 0.0)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
@@ -615,7 +619,8 @@ class FakeTWS(BarReplay):
                                           f"be cancelled, state: {o.status}.")
             return
         o.status = "Cancelled"
-        self._order_status(conn, o, 0.0)
+        for m in self._owners(o):
+            self._order_status(m, o, 0.0)
         self._error(conn, oid, 202, "Order Canceled - reason:")
 
     def _step(self) -> list[_Exec]:

@@ -162,7 +162,8 @@ class IBKRBroker:
                                client_id=self.client_id, account=account,
                                timeout=self.timeout, resync=self._resync,
                                backoff=reconnect_backoff,
-                               max_attempts=max_reconnect_attempts)
+                               max_attempts=max_reconnect_attempts,
+                               on_change=self._wake)
         try:
             self._run(self.conn.open(), timeout=self.timeout * 3 + 5, what="connect")
             if not self.account:
@@ -363,7 +364,13 @@ class IBKRBroker:
 
     def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
         with self._cond:
+            if trade is not None:  # its order first: executions do not carry the type
+                self.orders.absorb_trade(trade, acknowledged=True)
             self._book(fill)
+            self._cond.notify_all()
+
+    def _wake(self) -> None:
+        with self._cond:
             self._cond.notify_all()
 
     def _book(self, fill: Any) -> None:

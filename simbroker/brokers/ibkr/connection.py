@@ -82,16 +82,21 @@ class Connection:
         ``[c/2, c]`` with ``c = min(max, min * 2**(n-1))`` ("equal jitter").
     max_attempts
         Connection attempts per outage before giving up (logged).
+    on_change
+        Called (without this object's lock) after every state change, so waiters on
+        the adapter's own condition wake up.
     """
 
     def __init__(self, ib: Any, loop: asyncio.AbstractEventLoop, *, host: str, port: int,
                  client_id: int, account: str, timeout: float,
                  resync: Callable[[str], Awaitable[None]],
-                 backoff: tuple[float, float] = (1.0, 30.0), max_attempts: int = 10):
+                 backoff: tuple[float, float] = (1.0, 30.0), max_attempts: int = 10,
+                 on_change: Callable[[], None] | None = None):
         self.ib, self.loop = ib, loop
         self.host, self.port, self.client_id = host, port, client_id
         self.account, self.timeout = account, timeout
         self._resync = resync
+        self._on_change = on_change
         self.backoff, self.max_attempts = backoff, max(1, int(max_attempts))
         self._state = State.CONNECTING
         self._cond = threading.Condition()
@@ -152,6 +157,8 @@ class Connection:
                 self.generation += 1
             self._state = state
             self._cond.notify_all()
+        if self._on_change is not None:
+            self._on_change()
 
     # ------------------------------------------------------------------ IO loop
     async def open(self) -> None:
@@ -256,11 +263,12 @@ class Connection:
             log.info("IBKR reconnected after %d attempt(s)", attempt)
             return
         self.attempts_per_outage.append(attempt)
-        self.gave_up = True
-        log.error("IBKR: gave up reconnecting after %d attempts (%s); the next call "
-                  "tries again", attempt, self.last_error or "no answer")
         if not self.ib.isConnected():
             self._set(State.LOST)
+        with self._cond:
+            self.gave_up = True
+        log.error("IBKR: gave up reconnecting after %d attempts (%s); the next call "
+                  "tries again", attempt, self.last_error or "no answer")
 
     def notice(self, code: int) -> None:
         """System notice 1100 / 1101 / 1102 from TWS."""
