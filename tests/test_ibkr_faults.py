@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
@@ -21,6 +23,7 @@ if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib
 from adapter_scenarios import wait_until
 
 from simbroker.brokers.ibkr import IBKRBroker
+from simbroker.brokers.ibkr.connection import backoff_delay
 from simbroker.brokers.ibkr.orders import NOT_RECEIVED
 from simbroker.brokers.ibkr.translate import LIB
 from simbroker.errors import (
@@ -31,6 +34,7 @@ from simbroker.errors import (
     SimbrokerError,
 )
 from simbroker.testing.fake_tws import FakeTWS
+from simbroker.tradelog import TradeLog
 
 # What the client library logs at ERROR level when the faults do what they should.
 EXPECTED = ("Error 202", "Error 201", "Peer closed connection", "API connection failed",
@@ -363,3 +367,45 @@ def test_restart_keeps_ids_and_order_types_at_every_server_version(version: int)
             assert at_venue(tws) == Counter({"gone": 1, "done": 1})
         finally:
             second.close()
+
+
+def test_an_order_known_only_by_its_fills_keeps_its_type_from_the_trade_log(
+        tws: FakeTWS, tmp_path: Any) -> None:
+    """TWS lists completed orders of the current day only: after that, executions are
+    all it has; the trade log restores the order's real type, never a made-up market."""
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        first = connect(tws, 6, trade_log=tlog)
+        first.submit_order("AAA", "sell", 2, "stop_limit", stop_price=101.0,
+                           limit_price=100.5, tif="gtc", client_order_id="stl-1")
+        tws.set_price("AAA", 101.0)
+        step(tws, first)  # triggers
+        tws.set_price("AAA", 100.5)
+        step(tws, first)  # fills
+        first.close()
+    wait_until(lambda: 6 not in tws.clients)
+    tws.list_completed = False
+    with TradeLog(tmp_path / "log.jsonl") as tlog:
+        second = connect(tws, 6, trade_log=tlog)
+        try:
+            info = second.get_order("stl-1")
+            assert (info["order_type"], info["stop_price"], info["limit_price"],
+                    info["tif"]) == ("stop_limit", 101.0, 100.5, "gtc")
+            assert (info["status"], info["filled_qty"]) == ("filled", 2.0)
+        finally:
+            second.close()
+    with TradeLog(tmp_path / "other.jsonl") as tlog:  # no earlier record: not invented
+        third = connect(tws, 6, trade_log=tlog)
+        try:
+            assert third.get_order("stl-1")["order_type"] == "unknown"
+        finally:
+            third.close()
+
+
+@given(attempt=st.integers(1, 200), lo=st.floats(0.001, 10), hi=st.floats(0.001, 300),
+       u=st.floats(0, 1, exclude_max=True))
+def test_backoff_is_bounded_and_never_zero(attempt: int, lo: float, hi: float,
+                                           u: float) -> None:
+    d = backoff_delay(attempt, lo, hi, u)
+    cap = min(hi, lo * 2 ** min(attempt - 1, 60))
+    assert cap / 2 <= d <= cap <= hi
+    assert d > 0

@@ -170,6 +170,8 @@ class FakeTWS(BarReplay):
         self.exec_delay = 0.0
         self.master_client_id = master_client_id
         self.silent = False
+        self.list_completed = True
+        """False: reqCompletedOrders lists none (TWS keeps only the current day's)."""
         self.faults_injected: Counter[str] = Counter()
         self._armed: list[tuple[str, float]] = []
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
@@ -383,7 +385,8 @@ class FakeTWS(BarReplay):
             self._send(conn, 53, 1)
         elif msg == 99:  # reqCompletedOrders
             for o in self.orders.values():
-                if o.status not in _OPEN and o.client_id == conn.client_id:
+                if o.status not in _OPEN and o.client_id == conn.client_id \
+                        and self.list_completed:
                     self._completed_order(conn, o)
             self._send(conn, 102)
         elif msg == 6:  # reqAccountUpdates

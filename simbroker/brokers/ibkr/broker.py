@@ -56,6 +56,7 @@ from simbroker.brokers.ibkr.translate import (
 )
 from simbroker.config import IBKRConfig
 from simbroker.errors import (
+    BrokerAPIError,
     BrokerConnectionError,
     BrokerError,
     BrokerTimeout,
@@ -255,6 +256,11 @@ class IBKRBroker:
             raise
         except (ConnectionError, OSError) as exc:
             raise BrokerConnectionError(f"IBKR {what}: {exc or type(exc).__name__}") from None
+        except asyncio.CancelledError:
+            raise BrokerConnectionError(f"IBKR {what}: cancelled (connection lost)") from None
+        except Exception as exc:  # ib's RequestError and the like
+            raise BrokerAPIError(f"IBKR {what}: {type(exc).__name__}: {exc}",
+                                 code=getattr(exc, "code", None)) from None
 
     def _run_sync(self, fn: Callable[[], Any]) -> Any:
         """Call ``fn`` on the IO loop (it must not block) and return its result."""
@@ -273,6 +279,8 @@ class IBKRBroker:
             return fut.result(self.timeout)
         except TimeoutError:
             raise BrokerTimeout("IBKR IO loop", self.timeout) from None
+        except ConnectionError as exc:
+            raise BrokerConnectionError(f"IBKR: {exc or type(exc).__name__}") from None
 
     # ------------------------------------------------------------------ sync
     async def _resync(self, reason: str) -> None:

@@ -34,9 +34,19 @@ from typing import Any
 
 from simbroker.errors import BrokerConnectionError, BrokerError, BrokerTimeout
 
-__all__ = ["Connection", "State"]
+__all__ = ["Connection", "State", "backoff_delay"]
 
 log = logging.getLogger("simbroker.brokers.ibkr")
+
+
+def backoff_delay(attempt: int, lo: float, hi: float, u: float) -> float:
+    """Seconds before attempt ``attempt`` (1-based) of an outage: "equal jitter".
+
+    ``c = min(hi, lo * 2**(attempt-1))`` and the delay is ``c/2 + u*c/2`` for ``u`` uniform
+    in [0, 1), so it lies in ``[c/2, c)``: never zero (no storm), never above ``hi``.
+    """
+    cap = min(hi, lo * 2.0 ** min(attempt - 1, 60))
+    return cap / 2 + u * cap / 2
 
 
 class State(str, Enum):
@@ -245,8 +255,7 @@ class Connection:
         attempt = 0
         while attempt < self.max_attempts:
             attempt += 1
-            cap = min(hi, lo * 2 ** (attempt - 1))
-            await asyncio.sleep(cap / 2 + random.random() * cap / 2)
+            await asyncio.sleep(backoff_delay(attempt, lo, hi, random.random()))
             if self.state is State.CLOSED:
                 return
             if self.ib.isConnected() and self.state is State.READY:
