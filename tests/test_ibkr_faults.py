@@ -409,3 +409,18 @@ def test_backoff_is_bounded_and_never_zero(attempt: int, lo: float, hi: float,
     cap = min(hi, lo * 2 ** min(attempt - 1, 60))
     assert cap / 2 <= d <= cap <= hi
     assert d > 0
+
+
+def test_an_ack_that_never_comes_is_resolved_by_asking_tws(tws: FakeTWS,
+                                                           broker: IBKRBroker) -> None:
+    """On a healthy connection an unanswered order is looked up in TWS's open orders,
+    completed orders and executions, rather than waited for forever."""
+    tws.inject("stall_ack", delay=3600.0)
+    with pytest.raises(OrderStatusUnknown):
+        broker.submit_order("AAA", "buy", 1, client_order_id="q-1")
+    assert broker.submit_order("AAA", "buy", 1, client_order_id="q-1")["status"] == "new"
+    assert broker.submit_order("AAA", "sell", 1, client_order_id="q-2")["status"] == "new"
+    step(tws, broker)
+    assert broker.get_order("q-1")["status"] == "filled"
+    assert at_venue(tws) == Counter({"q-1": 1, "q-2": 1})
+    assert tws.connections_made == 1

@@ -144,6 +144,7 @@ class IBKRBroker:
         self._cash: float | None = None
         self._in_base: set[str] = set()
         self._last_stamp = datetime.min.replace(tzinfo=timezone.utc)
+        self._sent_seq = 0
         if trade_log is not None:
             self._read_submissions(trade_log)
         self._loop = asyncio.new_event_loop()
@@ -285,56 +286,85 @@ class IBKRBroker:
     # ------------------------------------------------------------------ sync
     async def _resync(self, reason: str) -> None:
         """Reconcile with what TWS reported (syncing state, IO loop)."""
-        if reason != "connect":  # 1101 / 1102: the socket stayed up, TWS's view did not
-            t = self.timeout
-            await asyncio.wait_for(self.ib.reqPositionsAsync(), t)
-            if self.account:
-                await asyncio.wait_for(self.ib.reqAccountUpdatesAsync(self.account), t)
-            await asyncio.wait_for(self.ib.reqOpenOrdersAsync(), t)
-            await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), t)
-            await asyncio.wait_for(self.ib.reqExecutionsAsync(), t)
-        self._reconcile(after_drop=reason == "connect")
-
-    def _reconcile(self, *, after_drop: bool) -> None:
         ib = self.ib
+        if reason == "connect":
+            # The client's caches were reset before connecting: all of it is TWS's word,
+            # and nothing was sent on this connection yet.
+            with self._cond:
+                self._reconcile_orders(ib.trades(), ib.fills(), resolve_upto=self._sent_seq)
+                self._rebase(ib.fills())
+            return
+        # 1101 / 1102: the socket stayed up, TWS's view may not have.
+        t = self.timeout
+        await asyncio.wait_for(ib.reqPositionsAsync(), t)
+        if self.account:
+            await asyncio.wait_for(ib.reqAccountUpdatesAsync(self.account), t)
+        trades = list(await asyncio.wait_for(ib.reqOpenOrdersAsync(), t))
+        trades += list(await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), t))
+        await asyncio.wait_for(ib.reqExecutionsAsync(), t)
         with self._cond:
-            at_tws: set[str] = set()
-            for trade in ib.trades():
-                entry = self.orders.absorb_trade(trade, acknowledged=True)
-                if entry is not None:
-                    at_tws.add(entry.order_id)
-                    if after_drop and entry.status is OrderStatus.PENDING_CONFIRM:
-                        entry.status = OrderStatus.NEW  # TWS lists it: it has it
+            self._reconcile_orders(trades, ib.fills(), resolve_upto=None)
+            self._rebase(ib.fills())
+
+    async def _query_orders(self) -> None:
+        """Ask TWS for its open and completed orders and executions now (ready state),
+        to resolve orders still pending on a live connection (IO loop).
+
+        TWS answers a client's requests in the order it reads them, so an order written
+        before these requests and in none of the answers was not read by TWS.
+        """
+        upto, t, ib = self._sent_seq, self.timeout, self.ib
+        trades = list(await asyncio.wait_for(ib.reqOpenOrdersAsync(), t))
+        trades += list(await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), t))
+        fills = list(await asyncio.wait_for(ib.reqExecutionsAsync(), t))
+        with self._cond:
+            self._reconcile_orders(trades, fills, resolve_upto=upto)
+
+    def _reconcile_orders(self, trades: Iterable[Any], fills: Iterable[Any], *,
+                          resolve_upto: int | None) -> None:
+        """Absorb TWS's orders and executions (under the lock). With ``resolve_upto``,
+        pending orders written up to that send and absent from both are not received."""
+        at_tws: set[str] = set()
+        for trade in trades:
+            entry = self.orders.absorb_trade(trade, acknowledged=True)
+            if entry is not None:
+                at_tws.add(entry.order_id)
+                if resolve_upto is not None and entry.status is OrderStatus.PENDING_CONFIRM:
+                    entry.status = OrderStatus.NEW  # TWS lists it: it has it
+                self._log_final(entry)
+        fills = list(fills)
+        orphans: dict[str, list[Any]] = {}
+        for fill in fills:
+            ex = fill.execution
+            if self.orders.find(str(ex.orderRef or ""), int(ex.permId or 0), 0) is None:
+                orphans.setdefault(str(ex.orderRef or f"perm-{ex.permId}"), []).append(fill)
+        for order_id, group in orphans.items():
+            self.orders.adopt_from_fills(order_id, group)
+        for fill in fills:
+            self._book(fill)
+        if resolve_upto is not None:
+            for entry in self.orders.pending():
+                if entry.order_id not in at_tws and not entry.fill_ids \
+                        and 0 < entry.sent_seq <= resolve_upto:
+                    self.orders.mark_not_received(entry)
+                    log.warning("IBKR order %s resolved: %s", entry.order_id, entry.reason)
                     self._log_final(entry)
-            fills = list(ib.fills())
-            orphans: dict[str, list[Any]] = {}
-            for fill in fills:
-                ex = fill.execution
-                entry = self.orders.find(str(ex.orderRef or ""), int(ex.permId or 0), 0)
-                if entry is None:
-                    orphans.setdefault(str(ex.orderRef or f"perm-{ex.permId}"), []).append(fill)
-            for order_id, group in orphans.items():
-                self.orders.adopt_from_fills(order_id, group)
-            # TWS's figures now include every execution it just listed.
-            self._in_base = {str(f.execution.execId) for f in fills}
-            for fill in fills:
-                self._book(fill)
-            if after_drop:
-                for entry in self.orders.pending():
-                    if entry.order_id not in at_tws and not entry.fill_ids:
-                        self.orders.mark_not_received(entry)
-                        log.warning("IBKR order %s resolved: %s", entry.order_id, entry.reason)
-                        self._log_final(entry)
-            acct = self.account or None
-            rows = ib.positions(acct) if acct else ib.positions()
-            self._positions = {str(p.contract.symbol): float(p.position) for p in rows
-                               if p.position}
-            cash = None
-            for v in ib.accountValues(self.account) if self.account else ib.accountValues():
-                if v.tag == "TotalCashValue" and v.currency in (self.currency, "BASE"):
-                    cash = float(v.value)
-            self._cash = cash
-            self._cond.notify_all()
+        self._cond.notify_all()
+
+    def _rebase(self, fills: Iterable[Any]) -> None:
+        """The books from TWS's figures, which include every execution it just listed
+        (under the lock)."""
+        ib = self.ib
+        self._in_base = {str(f.execution.execId) for f in fills}
+        rows = ib.positions(self.account) if self.account else ib.positions()
+        self._positions = {str(p.contract.symbol): float(p.position) for p in rows
+                           if p.position}
+        cash = None
+        for v in ib.accountValues(self.account) if self.account else ib.accountValues():
+            if v.tag == "TotalCashValue" and v.currency in (self.currency, "BASE"):
+                cash = float(v.value)
+        self._cash = cash
+        self._cond.notify_all()
 
     # ------------------------------------------------------------------ events (IO loop)
     def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
@@ -495,7 +525,7 @@ class IBKRBroker:
                 self.orders.add(entry)
                 generation = self.conn.generation
             try:
-                self._run_sync(lambda: self._place(entry))
+                self._run_sync(lambda: self._place(entry, generation))
             except _NotSent:
                 with self._cond:
                     self.orders.mark_not_received(entry)
@@ -505,10 +535,12 @@ class IBKRBroker:
                     f"was sent; nothing was placed (resubmit to place it)") from None
             return self._acked(entry, generation)
 
-    def _place(self, entry: OrderEntry) -> None:
-        """placeOrder under an IB order id above every one used (IO loop)."""
+    def _place(self, entry: OrderEntry, generation: int) -> None:
+        """placeOrder under an IB order id above every one used (IO loop); only on the
+        connection the caller saw ready."""
         ib = self.ib
-        if not ib.isConnected():
+        if not ib.isConnected() or self.conn.generation != generation or \
+                self.conn.state is not State.READY:
             raise _NotSent
         try:
             oid = max(int(ib.client.getReqId()), self.orders.max_ib_id + 1)
@@ -530,6 +562,9 @@ class IBKRBroker:
             ib.placeOrder(contract, ib_order)
         except ConnectionError:
             raise _NotSent from None
+        with self._cond:
+            self._sent_seq += 1
+            entry.sent_seq, entry.sent_gen = self._sent_seq, generation
 
     def _acked(self, entry: OrderEntry, generation: int) -> OrderInfo:
         """Wait for TWS's answer to a just-sent order."""
@@ -540,10 +575,23 @@ class IBKRBroker:
                              else "the IBKR connection dropped before TWS answered")
 
     def _settle(self, entry: OrderEntry) -> bool:
-        """Wait up to ``timeout`` for ``entry`` to leave ``pending_confirm``; True if so."""
+        """Wait up to ``timeout`` for ``entry`` to leave ``pending_confirm``, then ask
+        TWS (on the connection it was sent on); True once it is resolved."""
+        def done() -> bool:
+            return entry.status is not OrderStatus.PENDING_CONFIRM
+
         with self._cond:
-            return self._cond.wait_for(
-                lambda: entry.status is not OrderStatus.PENDING_CONFIRM, self.timeout)
+            if self._cond.wait_for(done, self.timeout):
+                return True
+            live = entry.sent_seq > 0 and entry.sent_gen == self.conn.generation
+        if live and self.conn.state is State.READY:
+            try:
+                self._run(self._query_orders(), timeout=self.timeout * 3 + 1,
+                          what="order query")
+            except BrokerError as exc:
+                log.warning("IBKR order query for %s failed: %s", entry.order_id, exc)
+        with self._cond:
+            return done()
 
     def _outcome(self, entry: OrderEntry, why: str, *, final_ok: bool = False) -> OrderInfo:
         with self._cond:

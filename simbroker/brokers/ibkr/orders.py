@@ -63,6 +63,10 @@ class OrderEntry:
     ib_status: str = ""
     not_received: bool = False
     fill_ids: set[str] = field(default_factory=set)
+    sent_seq: int = 0
+    """Order of its placeOrder on the socket (0: not written yet)."""
+    sent_gen: int = 0
+    """The connection generation it was written on."""
 
     @property
     def is_open(self) -> bool:
