@@ -1,39 +1,4 @@
-"""A loopback TWS / IB Gateway speaking the real API wire protocol.
-
-For testing :class:`~simbroker.brokers.ibkr.IBKRBroker` (or any ``ib_async`` code)
-without a broker. An asyncio server on 127.0.0.1 port 0, in its own thread and event
-loop, at a chosen server version (157..178 with ``ib_async``)::
-
-    with FakeTWS(server_version=178) as tws:
-        tws.set_price("AAPL", 190.0)
-        ib.connect("127.0.0.1", tws.port, clientId=1)
-        ...
-        tws.step()             # the market trades once at the current prices
-
-It answers the handshake and every start-up request with its END message (positions,
-open and completed orders, account updates, executions), places, modifies and cancels
-orders, fills them (partially if asked) with execDetails, orderStatus and a commission
-report (``commission_per_share`` with ``min_commission``), pushes positions and cash to
-subscribers, serves the current time and historical bars (from :meth:`FakeTWS.set_bars`).
-
-Like TWS, order events go only to the connection holding the order's client id (and to
-``master_client_id``'s, if set); a disconnected owner learns of them at reqOpenOrders /
-reqCompletedOrders / reqExecutions. Executions are stamped with the wall clock to the
-whole second, as TWS stamps them.
-
-Faults, armed with :meth:`FakeTWS.inject` (each one-shot, counted in
-:attr:`FakeTWS.faults_injected`): ``drop_before_read`` (the socket closes before TWS
-reads the next placeOrder), ``drop_after_read`` (TWS takes the order, the socket closes
-before the ack), ``drop_after_ack``, ``drop_during_fill`` (execDetails is sent, the
-commission and position pushes are not), ``drop_during_sync`` (the socket closes at the
-next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer is
-``delay`` s late), ``stall_ack`` (the next order's ack is ``delay`` s late), ``reject``
-(the next order gets error 201). Also :meth:`FakeTWS.notice` (1100/1101/1102, farm
-notices), :attr:`FakeTWS.silent` (accepts connections, never answers the handshake),
-:meth:`FakeTWS.drop_connections`, ``reject_symbols`` (error 201), unknown symbols (200),
-a duplicate order id (103), cancelling an unknown order (10147), a client id already
-connected (326), ``exec_before_status``, ``exec_delay`` and ``partial_fills``.
-"""
+"""The fake TWS server: connections, start-up answers, orders, matching and faults."""
 
 from __future__ import annotations
 
@@ -47,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
+from simbroker.testing.fake_tws import messages as msg
+from simbroker.testing.fake_tws.messages import Execution, Order
 
-__all__ = ["FakeTWS", "FakeTWSVenue"]
+__all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
@@ -72,51 +37,6 @@ NOTICES = {
           "restored automatically.",
 }
 """TWS's text for the system notices :meth:`FakeTWS.notice` sends."""
-
-
-def _s(x: Any) -> str:
-    if isinstance(x, np.generic):
-        x = x.item()
-    if x is None:
-        return ""
-    if isinstance(x, bool):
-        return "1" if x else "0"
-    if isinstance(x, float):
-        return repr(x) if x != int(x) or abs(x) >= 1e15 else repr(float(int(x)))
-    return str(x)
-
-
-@dataclass
-class _Order:
-    order_id: int
-    client_id: int
-    perm_id: int
-    symbol: str
-    action: str
-    qty: float
-    order_type: str
-    lmt: float | None
-    aux: float | None
-    tif: str
-    account: str
-    order_ref: str
-    status: str = "Submitted"
-    filled: float = 0.0
-    avg_price: float = 0.0
-    triggered: bool = False
-    fills: int = 0
-
-
-@dataclass
-class _Exec:
-    exec_id: str
-    order: _Order
-    time: datetime
-    shares: float
-    price: float
-    cum_qty: float
-    avg_price: float
-    commission: float
 
 
 @dataclass
@@ -162,8 +82,8 @@ class FakeTWS(BarReplay):
         self.prices: dict[str, float] = {}
         self.commission_per_share = commission_per_share
         self.min_commission = min_commission
-        self.orders: dict[int, _Order] = {}
-        self.executions: list[_Exec] = []
+        self.orders: dict[int, Order] = {}
+        self.executions: list[Execution] = []
         self.reject_symbols: set[str] = set()
         self.partial_fills = 1
         self.exec_before_status = False
@@ -252,7 +172,7 @@ class FakeTWS(BarReplay):
         with self._lock:
             self.prices[symbol] = float(price)
 
-    def step(self) -> list[_Exec]:
+    def step(self) -> list[Execution]:
         """The market trades once at the current prices; returns the executions."""
         return list(self._run(self._step))
 
@@ -311,7 +231,7 @@ class FakeTWS(BarReplay):
     def _send(self, conn: _Conn, *fields: Any) -> None:
         if conn.muted:
             return
-        payload = "".join(_s(f) + "\0" for f in fields).encode()
+        payload = "".join(msg.text(f) + "\0" for f in fields).encode()
         with contextlib.suppress(Exception):
             conn.writer.write(struct.pack(">I", len(payload)) + payload)
 
@@ -344,20 +264,36 @@ class FakeTWS(BarReplay):
                 self._conns.remove(conn)
             writer.close()
 
-    def _contract(self, sym: str) -> list[Any]:
-        """conId, symbol, secType, expiry, strike, right, multiplier, exchange, currency,
-        localSymbol, tradingClass."""
-        return [self._con_id(sym), sym, "STK", "", "0", "", "", "SMART", "USD", sym, "NMS"]
-
-    @staticmethod
-    def _con_id(sym: str) -> int:
-        return 100_000 + int(sum(ord(ch) * pow(31, i) for i, ch in enumerate(sym))) % 900_000
-
     def _error(self, conn: _Conn, req_id: int, code: int, text: str) -> None:
-        fields: list[Any] = [4, 2, req_id, code, text]
-        if conn.version >= 166:
-            fields.append("")
-        self._send(conn, *fields)
+        self._send(conn, *msg.error(req_id, code, text, conn.version))
+
+    def _position(self, conn: _Conn, sym: str, qty: float) -> None:
+        self._send(conn, *msg.position(self.account, sym, qty, self.prices.get(sym, 0.0)))
+
+    def _open_order(self, conn: _Conn, o: Order) -> None:
+        self._send(conn, *msg.open_order(o, conn.version))
+
+    def _completed_order(self, conn: _Conn, o: Order) -> None:
+        self._send(conn, *msg.completed_order(o, conn.version,
+                                              datetime.now(timezone.utc)))
+
+    def _contract_details(self, conn: _Conn, req: int, sym: str, sec_type: str) -> None:
+        known = sym in self.prices or (self._bars is not None and sym in self._bars)
+        if not known or sec_type not in ("STK", ""):
+            self._error(conn, req, 200, "No security definition has been found for the "
+                                        "request")
+        else:
+            self._send(conn, *msg.contract_details(req, sym, conn.version))
+        self._send(conn, 52, 1, req)
+
+    def _order_status(self, conn: _Conn, o: Order, last: float) -> None:
+        self._send(conn, *msg.order_status(o, last))
+
+    def _exec_details(self, conn: _Conn, ex: Execution, req: int) -> None:
+        self._send(conn, *msg.exec_details(ex, req, conn.version))
+
+    def _commission(self, conn: _Conn, ex: Execution) -> None:
+        self._send(conn, *msg.commission(ex))
 
     def _handle(self, conn: _Conn, f: list[str]) -> bool:
         msg = int(f[0])
@@ -458,7 +394,7 @@ class FakeTWS(BarReplay):
             return False
         return True
 
-    def _late_ack(self, conn: _Conn, o: _Order) -> None:
+    def _late_ack(self, conn: _Conn, o: Order) -> None:
         with self._lock:
             self._open_order(conn, o)
             self._order_status(conn, o, 0.0)
@@ -466,113 +402,16 @@ class FakeTWS(BarReplay):
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str]]:
         value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
-        cash = _s(round(self.cash, 6))
+        cash = msg.text(round(self.cash, 6))
         return [("TotalCashValue", cash), ("CashBalance", cash),
-                ("NetLiquidation", _s(round(self.cash + value, 6))),
-                ("BuyingPower", _s(max(self.cash, 0.0) * 4))]
+                ("NetLiquidation", msg.text(round(self.cash + value, 6))),
+                ("BuyingPower", msg.text(max(self.cash, 0.0) * 4))]
 
     def _account_values(self, conn: _Conn) -> None:
         for key, value in self._values():
             self._send(conn, 6, 2, key, value, "USD", self.account)
 
-    def _position(self, conn: _Conn, sym: str, qty: float) -> None:
-        c = self._contract(sym)
-        self._send(conn, 61, 3, self.account, *c[:7], "NASDAQ", *c[8:], qty,
-                   self.prices.get(sym, 0.0))
-
-    def _open_order(self, conn: _Conn, o: _Order) -> None:
-        v = conn.version
-        fields: list[Any] = [5, o.order_id, *self._contract(o.symbol), o.action, o.qty,
-                             o.order_type, o.lmt, o.aux, o.tif, "", o.account, "", 0,
-                             o.order_ref, o.client_id, o.perm_id, 0, 0, 0, "", "", "", "",
-                             ""]
-        if v < 177:
-            fields.append("")  # faProfile
-        fields += ["", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "", 0,
-                   0, 0, "", 0, 0, "", 0, "", "",  # ... through deltaNeutralAuxPrice
-                   0, 0, "", "", "", "", "",        # continuousUpdate .. comboLegsDescrip
-                   0, 0, 0,                         # combo legs, order legs, params
-                   "", "", "",                      # scale sizes, increment (unset)
-                   "",                              # hedgeType
-                   0, "", "", 0, 0,                 # optOut .. dncPresent
-                   "",                              # algoStrategy
-                   0, 0, o.status, *([""] * 9), "", "", "", "", "", 0, 0,
-                   0,                               # conditions
-                   "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, 0, 0]
-        if v >= 159:
-            fields.append("")
-        if v >= 160:
-            fields.append("")
-        if v >= 162:
-            fields.append(0)
-        if v >= 170:
-            fields += ["", "", "", "", ""]
-        self._send(conn, *fields)
-
-    def _completed_order(self, conn: _Conn, o: _Order) -> None:
-        fields: list[Any] = [101, *self._contract(o.symbol), o.action, o.qty, o.order_type,
-                             o.lmt, o.aux, o.tif, "", o.account, "", 0, o.order_ref,
-                             o.perm_id, 0, 0, 0, "", "", "", ""]
-        if conn.version < 177:
-            fields.append("")  # faProfile
-        fields += ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", 0, 0, "",
-                   0, "", "",                       # ... through deltaNeutralAuxPrice
-                   0, 0, "", "", "",                # continuousUpdate .. comboLegsDescrip
-                   0, 0, 0, "", "", "", "",         # legs, order legs, params, scale, hedge
-                   "", "", 0, 0, "",                # clearing .. dncPresent, algoStrategy
-                   0, o.status, 0, 0, 0,            # solicited, status, randomize, conditions
-                   "", "", "", 0, 0, "", o.filled, "", 0, "", 0, 0, "",
-                   self.clock.strftime("%Y%m%d %H:%M:%S UTC"), o.status]
-        if conn.version >= 170:
-            fields += ["", "", "", "", ""]
-        self._send(conn, *fields)
-
-    def _contract_details(self, conn: _Conn, req: int, sym: str, sec_type: str) -> None:
-        known = sym in self.prices or (self._bars is not None and sym in self._bars)
-        if not known or sec_type not in ("STK", ""):
-            self._error(conn, req, 200, "No security definition has been found for the "
-                                        "request")
-            self._send(conn, 52, 1, req)
-            return
-        v = conn.version
-        fields: list[Any] = [10]
-        if v < 164:
-            fields.append(8)  # a version field, dropped at 164
-        fields += [req, sym, "STK", "", "0", "", "SMART", "USD", sym, "NMS", "NMS",
-                   self._con_id(sym), "0.01"]
-        if v < 164:
-            fields.append(1)  # mdSizeMultiplier
-        fields += ["", "ACTIVETIM,LMT,MKT,STP,STP LMT", "SMART,NASDAQ,NYSE,ISLAND", 1, 0,
-                   f"{sym} INC", "NASDAQ", "", "Technology", "Computers", "Software",
-                   "US/Eastern", "", "", "", "", 0,  # no sec ids
-                   1, "", "", "26", "", "COMMON"]
-        if v == 163:
-            fields.append(1)
-        if v >= 164:
-            fields += [1, 1, 1]
-        self._send(conn, *fields)
-        self._send(conn, 52, 1, req)
-
-    def _order_status(self, conn: _Conn, o: _Order, last: float) -> None:
-        self._send(conn, 3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price,
-                   o.perm_id, 0, last, o.client_id, "", 0)
-
-    def _exec_details(self, conn: _Conn, ex: _Exec, req: int) -> None:
-        o = ex.order
-        c = self._contract(o.symbol)
-        fields: list[Any] = [11, req, o.order_id, *c, ex.exec_id,
-                             ex.time.strftime("%Y%m%d %H:%M:%S UTC"), o.account, "ISLAND",
-                             "BOT" if o.action == "BUY" else "SLD", ex.shares, ex.price,
-                             o.perm_id, o.client_id, 0, ex.cum_qty, ex.avg_price,
-                             o.order_ref, "", "", "", 1]
-        if conn.version >= 178:
-            fields.append(0)
-        self._send(conn, *fields)
-
-    def _commission(self, conn: _Conn, ex: _Exec) -> None:
-        self._send(conn, 59, 1, ex.exec_id, ex.commission, "USD", "", "", "")
-
-    def _owners(self, o: _Order) -> list[_Conn]:
+    def _owners(self, o: Order) -> list[_Conn]:
         """The connections TWS tells about ``o``: its client's, and the master client's."""
         return [c for c in self._conns if c.client_id >= 0 and (
             c.client_id == o.client_id or c.client_id == self.master_client_id)]
@@ -601,7 +440,7 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         self._perm += 1
-        o = _Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
+        o = Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
                    f[21] or "DAY", f[23] or self.account, f[26])
         self.orders[oid] = o
         self._open_order(conn, o)
@@ -626,7 +465,7 @@ class FakeTWS(BarReplay):
             self._order_status(m, o, 0.0)
         self._error(conn, oid, 202, "Order Canceled - reason:")
 
-    def _step(self) -> list[_Exec]:
+    def _step(self) -> list[Execution]:
         self.clock += timedelta(seconds=1)
         made = []
         for o in list(self.orders.values()):
@@ -637,7 +476,7 @@ class FakeTWS(BarReplay):
                 made.append(ex)
         return made
 
-    def _match(self, o: _Order) -> _Exec | None:
+    def _match(self, o: Order) -> Execution | None:
         px = self.prices.get(o.symbol)
         if px is None:
             return None
@@ -660,7 +499,7 @@ class FakeTWS(BarReplay):
         size = left if left <= part * (1 + 1e-12) else part
         return self._fill(o, size, price)
 
-    def _fill(self, o: _Order, size: float, price: float) -> _Exec:
+    def _fill(self, o: Order, size: float, price: float) -> Execution:
         sign = 1.0 if o.action == "BUY" else -1.0
         o.avg_price = (o.avg_price * o.filled + size * price) / (o.filled + size)
         o.filled += size
@@ -676,7 +515,7 @@ class FakeTWS(BarReplay):
             self.positions[o.symbol] = pos
         # TWS stamps executions with its clock to the whole second.
         when = datetime.now(timezone.utc).replace(microsecond=0)
-        ex = _Exec(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
+        ex = Execution(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
                    o.avg_price, commission)
         self.executions.append(ex)
         dropped: set[int] = set()
@@ -706,7 +545,7 @@ class FakeTWS(BarReplay):
                 self._account_values(c)
         return ex
 
-    def _late_exec(self, conn: _Conn, ex: _Exec) -> None:
+    def _late_exec(self, conn: _Conn, ex: Execution) -> None:
         with self._lock:
             self._exec_details(conn, ex, -1)
             self._commission(conn, ex)
@@ -734,27 +573,3 @@ class FakeTWS(BarReplay):
                     rows += [date, o, o, o, o, 1, o, 1]
         start = self.clock.strftime("%Y%m%d %H:%M:%S")
         self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
-
-
-class FakeTWSVenue:
-    """A :class:`~simbroker.testing.checks.ConformanceVenue` over :class:`FakeTWS`."""
-
-    def __init__(self, server_version: int = 178, **broker_kwargs: Any):
-        from simbroker.brokers.ibkr import IBKRBroker
-
-        self.fake = FakeTWS(server_version=server_version).start()
-        self.broker = IBKRBroker("127.0.0.1", self.fake.port, 1, **broker_kwargs)
-
-    def set_price(self, symbol: str, price: float) -> None:
-        """Where ``symbol`` trades from the next step on."""
-        self.fake.set_price(symbol, price)
-
-    def step(self) -> None:
-        """Trade once; wait until the broker has seen every execution and commission."""
-        made = self.fake.step()
-        self.broker.wait_for_fills({e.exec_id for e in made}, timeout=10)
-
-    def close(self) -> None:
-        """Disconnect the broker and stop the fake."""
-        self.broker.close()
-        self.fake.stop()
