@@ -671,7 +671,8 @@ class IBKRBroker:
 
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``: TWS's at the last sync plus the fills
-        booked since (so they agree with :meth:`get_fills`)."""
+        booked since (so they agree with :meth:`get_fills`). Trades of other client ids
+        or of TWS's own window show up at the next sync (reconnect, 1101/1102)."""
         self.conn.require("get_positions", self.ready_wait)
         with self._cond:
             return dict(self._positions)
