@@ -1,8 +1,9 @@
-"""IBKRBroker with the real ib_async client against the loopback FakeTWS, at server
-versions 157 and 178."""
+"""IBKRBroker with the real client (ib_async, or ib_insync in the .ci/run venv) against
+the loopback FakeTWS, at server versions 157 and 178."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("ib_async")
+if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
+    pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
 
 from adapter_scenarios import (
     bar_feed_warms_up_then_streams_bars,
@@ -21,6 +23,7 @@ from adapter_scenarios import (
 )
 
 from simbroker.brokers.ibkr import IBKRBroker
+from simbroker.brokers.ibkr.translate import LIB, ib_lib
 from simbroker.config import IBKRConfig
 from simbroker.errors import BrokerConnectionError, ConfigError, OrderRejected, UnknownOrder
 from simbroker.testing.checks import check_broker_conformance
@@ -33,11 +36,11 @@ VERSIONS = [157, 178]
 
 @pytest.fixture(autouse=True)
 def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A malformed message is swallowed by ib_async's decoder: fail on its ERROR logs."""
-    caplog.set_level(logging.ERROR, logger="ib_async")
+    """A malformed message is swallowed by the client's decoder: fail on its ERROR logs."""
+    caplog.set_level(logging.ERROR, logger=LIB)
     yield
     bad = [r.getMessage() for r in caplog.records
-           if r.levelno >= logging.ERROR and r.name.startswith("ib_async")
+           if r.levelno >= logging.ERROR and r.name.startswith(LIB)
            and not r.getMessage().startswith(("Error 202", "Error 201", "Error 200",
                                               "Error 10147", "Error 326", "Error 103",
                                               "API connection failed"))
@@ -114,7 +117,7 @@ def test_partial_fills_with_commissions(tws: FakeTWS, broker: IBKRBroker) -> Non
     tws.commission_per_share = 0.01
     order = broker.submit_order("AAA", "buy", 400)
     step(tws, broker)
-    info = broker._info(broker._trade(order["order_id"]))
+    info = broker.get_order(order["order_id"])
     assert info["status"] == "partially_filled"
     assert info["filled_qty"] == 200
     step(tws, broker)
@@ -146,7 +149,7 @@ def test_reconnect_recovers_fills_without_duplicates(tws: FakeTWS,
                                                      broker: IBKRBroker) -> None:
     order = broker.submit_order("AAA", "buy", 10, client_order_id="run-1")
     tws.drop_connections()
-    wait_until(lambda: not broker._connected.is_set())
+    wait_until(lambda: broker.state.value != "ready")
     made = tws.step()  # fills while the client is away
     assert len(made) == 1
     wait_until(lambda: broker.reconnects >= 1)
@@ -261,10 +264,8 @@ def test_delayed_executions_are_booked_once(tws: FakeTWS, broker: IBKRBroker) ->
 
 
 def test_contract_details_qualify_known_symbols(tws: FakeTWS, broker: IBKRBroker) -> None:
-    import ib_async
-
     async def details_of(symbol: str) -> Any:
-        return await broker.ib.reqContractDetailsAsync(ib_async.Stock(symbol, "SMART", "USD"))
+        return await broker.ib.reqContractDetailsAsync(ib_lib.Stock(symbol, "SMART", "USD"))
 
     details = broker._run(details_of("AAA"))
     assert details[0].contract.symbol == "AAA"

@@ -1,27 +1,4 @@
-"""A loopback TWS / IB Gateway speaking the real API wire protocol.
-
-For testing :class:`~simbroker.brokers.ibkr.IBKRBroker` (or any ``ib_async`` code)
-without a broker. An asyncio server on 127.0.0.1 port 0, in its own thread and event
-loop, at a chosen server version (157..178 with ``ib_async``)::
-
-    with FakeTWS(server_version=178) as tws:
-        tws.set_price("AAPL", 190.0)
-        ib.connect("127.0.0.1", tws.port, clientId=1)
-        ...
-        tws.step()             # the market trades once at the current prices
-
-It answers the handshake and every start-up request with its END message (positions,
-open and completed orders, account updates, executions), places, modifies and cancels
-orders, fills them (partially if asked) with execDetails, orderStatus and a commission
-report (``commission_per_share`` with ``min_commission``), pushes positions and cash to
-subscribers, serves the current time and historical bars (from :meth:`FakeTWS.set_bars`).
-
-Faults: ``reject_symbols`` (error 201), unknown symbols (error 200), a duplicate order
-id (103), cancelling an unknown order (10147), a client id already connected (326),
-:meth:`FakeTWS.drop_connections` (the socket closes mid-session), ``exec_before_status``
-(execDetails before orderStatus), ``exec_delay`` (execDetails and commission seconds after
-orderStatus), ``partial_fills``. Contract details for known symbols (error 200 else).
-"""
+"""The fake TWS server: connections, start-up answers, orders, matching and faults."""
 
 from __future__ import annotations
 
@@ -30,64 +7,36 @@ import contextlib
 import math
 import struct
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
+from simbroker.testing.fake_tws import messages as msg
+from simbroker.testing.fake_tws.messages import Execution, Order
 
-__all__ = ["FakeTWS", "FakeTWSVenue"]
+__all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
-
-
-def _s(x: Any) -> str:
-    if isinstance(x, np.generic):
-        x = x.item()
-    if x is None:
-        return ""
-    if isinstance(x, bool):
-        return "1" if x else "0"
-    if isinstance(x, float):
-        return repr(x) if x != int(x) or abs(x) >= 1e15 else repr(float(int(x)))
-    return str(x)
-
-
-@dataclass
-class _Order:
-    order_id: int
-    client_id: int
-    perm_id: int
-    symbol: str
-    action: str
-    qty: float
-    order_type: str
-    lmt: float | None
-    aux: float | None
-    tif: str
-    account: str
-    order_ref: str
-    status: str = "Submitted"
-    filled: float = 0.0
-    avg_price: float = 0.0
-    triggered: bool = False
-    fills: int = 0
-
-
-@dataclass
-class _Exec:
-    exec_id: str
-    order: _Order
-    time: datetime
-    shares: float
-    price: float
-    cum_qty: float
-    avg_price: float
-    commission: float
+FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
+          "drop_during_sync", "stall_sync", "stall_ack", "reject")
+"""The fault kinds :meth:`FakeTWS.inject` arms."""
+NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data "
+          "maintained.",
+    2103: "Market data farm connection is broken:usfarm",
+    2104: "Market data farm connection is OK:usfarm",
+    2105: "HMDS data farm connection is broken:ushmds",
+    2106: "HMDS data farm connection is OK:ushmds",
+    2110: "Connectivity between Trader Workstation and server is broken. It will be "
+          "restored automatically.",
+}
+"""TWS's text for the system notices :meth:`FakeTWS.notice` sends."""
 
 
 @dataclass
@@ -97,6 +46,8 @@ class _Conn:
     version: int = 0
     positions: bool = False
     account_updates: bool = False
+    muted: bool = False
+    synced: bool = False
     tasks: list[Any] = field(default_factory=list)
 
 
@@ -115,11 +66,15 @@ class FakeTWS(BarReplay):
         Starting positions ``{symbol: qty}``.
     commission_per_share, min_commission
         IBKR fixed-style commissions per execution.
+    master_client_id
+        A client id that also receives every other client's order events (TWS's
+        "master API client id"); ``None`` for none.
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
                  cash: float = 100_000.0, positions: dict[str, float] | None = None,
-                 commission_per_share: float = 0.005, min_commission: float = 1.0):
+                 commission_per_share: float = 0.005, min_commission: float = 1.0,
+                 master_client_id: int | None = None):
         self.server_version = server_version
         self.account = account
         self.cash = float(cash)
@@ -127,12 +82,18 @@ class FakeTWS(BarReplay):
         self.prices: dict[str, float] = {}
         self.commission_per_share = commission_per_share
         self.min_commission = min_commission
-        self.orders: dict[int, _Order] = {}
-        self.executions: list[_Exec] = []
+        self.orders: dict[int, Order] = {}
+        self.executions: list[Execution] = []
         self.reject_symbols: set[str] = set()
         self.partial_fills = 1
         self.exec_before_status = False
         self.exec_delay = 0.0
+        self.master_client_id = master_client_id
+        self.silent = False
+        self.list_completed = True
+        """False: reqCompletedOrders lists none (TWS keeps only the current day's)."""
+        self.faults_injected: Counter[str] = Counter()
+        self._armed: list[tuple[str, float]] = []
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
         self.port = 0
         self.connections_made = 0
@@ -211,7 +172,7 @@ class FakeTWS(BarReplay):
         with self._lock:
             self.prices[symbol] = float(price)
 
-    def step(self) -> list[_Exec]:
+    def step(self) -> list[Execution]:
         """The market trades once at the current prices; returns the executions."""
         return list(self._run(self._step))
 
@@ -222,6 +183,45 @@ class FakeTWS(BarReplay):
                 c.writer.close()
         self._run(drop)
 
+    def inject(self, kind: str, *, delay: float = 0.0) -> None:
+        """Arm one fault of ``kind`` (see :data:`FAULTS`); it fires at the next chance.
+
+        ``delay`` is how late the answer is for ``stall_sync`` and ``stall_ack``.
+        """
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
+        with self._lock:
+            self._armed.append((kind, float(delay)))
+
+    def armed(self) -> list[str]:
+        """Faults armed and not fired yet."""
+        with self._lock:
+            return [k for k, _ in self._armed]
+
+    def notice(self, code: int, text: str | None = None) -> None:
+        """Send system notice ``code`` (1100, 1101, 1102, 2103-2110, ...) to every client."""
+        def send() -> None:
+            for c in list(self._conns):
+                if c.client_id >= 0:
+                    self._error(c, -1, code, text or NOTICES.get(code, f"notice {code}"))
+        self._run(send)
+
+    def _fire(self, kind: str) -> float | None:
+        """Take an armed ``kind`` fault (its delay), or ``None`` when none is armed."""
+        for i, (k, delay) in enumerate(self._armed):
+            if k == kind:
+                del self._armed[i]
+                self.faults_injected[kind] += 1
+                return delay
+        return None
+
+    @staticmethod
+    def _drop(conn: _Conn) -> None:
+        conn.muted = True
+        transport = conn.writer.transport
+        with contextlib.suppress(Exception):
+            transport.abort()
+
     @property
     def clients(self) -> list[int]:
         """Client ids connected now."""
@@ -229,12 +229,15 @@ class FakeTWS(BarReplay):
 
     # ------------------------------------------------------------------ wire
     def _send(self, conn: _Conn, *fields: Any) -> None:
-        payload = "".join(_s(f) + "\0" for f in fields).encode()
+        if conn.muted:
+            return
+        payload = "".join(msg.text(f) + "\0" for f in fields).encode()
         with contextlib.suppress(Exception):
             conn.writer.write(struct.pack(">I", len(payload)) + payload)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Conn(writer)
+        self.connections_made += 1
         try:
             if await reader.readexactly(4) != b"API\0":
                 return
@@ -242,9 +245,11 @@ class FakeTWS(BarReplay):
             versions = (await reader.readexactly(size)).decode().split(" ")[0]
             lo, _, hi = versions[1:].partition("..")
             conn.version = min(self.server_version, int(hi or lo))
+            if self.silent:  # accepts, never answers
+                await reader.read()
+                return
             self._send(conn, conn.version, self.clock.strftime("%Y%m%d %H:%M:%S UTC"))
             self._conns.append(conn)
-            self.connections_made += 1
             while True:
                 size = struct.unpack(">I", await reader.readexactly(4))[0]
                 fields = (await reader.readexactly(size)).decode().split("\0")[:-1]
@@ -259,20 +264,36 @@ class FakeTWS(BarReplay):
                 self._conns.remove(conn)
             writer.close()
 
-    def _contract(self, sym: str) -> list[Any]:
-        """conId, symbol, secType, expiry, strike, right, multiplier, exchange, currency,
-        localSymbol, tradingClass."""
-        return [self._con_id(sym), sym, "STK", "", "0", "", "", "SMART", "USD", sym, "NMS"]
-
-    @staticmethod
-    def _con_id(sym: str) -> int:
-        return 100_000 + int(sum(ord(ch) * pow(31, i) for i, ch in enumerate(sym))) % 900_000
-
     def _error(self, conn: _Conn, req_id: int, code: int, text: str) -> None:
-        fields: list[Any] = [4, 2, req_id, code, text]
-        if conn.version >= 166:
-            fields.append("")
-        self._send(conn, *fields)
+        self._send(conn, *msg.error(req_id, code, text, conn.version))
+
+    def _position(self, conn: _Conn, sym: str, qty: float) -> None:
+        self._send(conn, *msg.position(self.account, sym, qty, self.prices.get(sym, 0.0)))
+
+    def _open_order(self, conn: _Conn, o: Order) -> None:
+        self._send(conn, *msg.open_order(o, conn.version))
+
+    def _completed_order(self, conn: _Conn, o: Order) -> None:
+        self._send(conn, *msg.completed_order(o, conn.version,
+                                              datetime.now(timezone.utc)))
+
+    def _contract_details(self, conn: _Conn, req: int, sym: str, sec_type: str) -> None:
+        known = sym in self.prices or (self._bars is not None and sym in self._bars)
+        if not known or sec_type not in ("STK", ""):
+            self._error(conn, req, 200, "No security definition has been found for the "
+                                        "request")
+        else:
+            self._send(conn, *msg.contract_details(req, sym, conn.version))
+        self._send(conn, 52, 1, req)
+
+    def _order_status(self, conn: _Conn, o: Order, last: float) -> None:
+        self._send(conn, *msg.order_status(o, last))
+
+    def _exec_details(self, conn: _Conn, ex: Execution, req: int) -> None:
+        self._send(conn, *msg.exec_details(ex, req, conn.version))
+
+    def _commission(self, conn: _Conn, ex: Execution) -> None:
+        self._send(conn, *msg.commission(ex))
 
     def _handle(self, conn: _Conn, f: list[str]) -> bool:
         msg = int(f[0])
@@ -287,9 +308,11 @@ class FakeTWS(BarReplay):
             self._send(conn, 9, 1, self._next_id)
         elif msg == 61:  # reqPositions
             conn.positions = True
-            for sym, qty in sorted(self.positions.items()):
-                self._position(conn, sym, qty)
-            self._send(conn, 62, 1)
+            late = None if conn.synced else self._fire("stall_sync")
+            if late is not None and self._loop is not None:
+                self._loop.call_later(late, self._positions_answer, conn)
+            else:
+                self._positions_answer(conn)
         elif msg == 5:  # reqOpenOrders
             for o in self.orders.values():
                 if o.status in _OPEN and o.client_id == conn.client_id:
@@ -298,7 +321,8 @@ class FakeTWS(BarReplay):
             self._send(conn, 53, 1)
         elif msg == 99:  # reqCompletedOrders
             for o in self.orders.values():
-                if o.status not in _OPEN and o.client_id == conn.client_id:
+                if o.status not in _OPEN and o.client_id == conn.client_id \
+                        and self.list_completed:
                     self._completed_order(conn, o)
             self._send(conn, 102)
         elif msg == 6:  # reqAccountUpdates
@@ -313,6 +337,10 @@ class FakeTWS(BarReplay):
                 self._send(conn, 73, 1, req, self.account, "", key, value, "USD")
             self._send(conn, 74, 1, req)
         elif msg == 7:  # reqExecutions
+            if not conn.synced and self._fire("drop_during_sync") is not None:
+                self._drop(conn)
+                return False
+            conn.synced = True
             req = int(f[2])
             for ex in self.executions:
                 if ex.order.client_id == conn.client_id:
@@ -324,7 +352,7 @@ class FakeTWS(BarReplay):
         elif msg == 8:  # reqIds
             self._send(conn, 9, 1, self._next_id)
         elif msg == 3:  # placeOrder
-            self._place(conn, f)
+            return self._place_with_faults(conn, f)
         elif msg == 4:  # cancelOrder
             self._cancel(conn, int(f[2]))
         elif msg == 20:  # reqHistoricalData
@@ -333,117 +361,60 @@ class FakeTWS(BarReplay):
             self._contract_details(conn, int(f[2]), f[4], f[5])
         return True
 
+    def _positions_answer(self, conn: _Conn) -> None:
+        with self._lock:
+            for sym, qty in sorted(self.positions.items()):
+                self._position(conn, sym, qty)
+            self._send(conn, 62, 1)
+
+    def _place_with_faults(self, conn: _Conn, f: list[str]) -> bool:
+        if self._fire("drop_before_read") is not None:
+            self._drop(conn)  # the order dies in the socket
+            return False
+        if self._fire("drop_after_read") is not None:
+            conn.muted = True
+            self._place(conn, f)
+            self._drop(conn)
+            return False
+        if self._fire("reject") is not None:
+            self._error(conn, int(f[1]), 201, "Order rejected - reason:fault injected")
+            return True
+        late = self._fire("stall_ack")
+        if late is not None and self._loop is not None:
+            conn.muted = True  # TWS takes it now, says so later
+            self._place(conn, f)
+            conn.muted = False
+            o = self.orders.get(int(f[1]))
+            if o is not None:
+                self._loop.call_later(late, self._late_ack, conn, o)
+            return True
+        self._place(conn, f)
+        if self._fire("drop_after_ack") is not None:
+            self._drop(conn)
+            return False
+        return True
+
+    def _late_ack(self, conn: _Conn, o: Order) -> None:
+        with self._lock:
+            self._open_order(conn, o)
+            self._order_status(conn, o, 0.0)
+
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str]]:
         value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
-        cash = _s(round(self.cash, 6))
+        cash = msg.text(round(self.cash, 6))
         return [("TotalCashValue", cash), ("CashBalance", cash),
-                ("NetLiquidation", _s(round(self.cash + value, 6))),
-                ("BuyingPower", _s(max(self.cash, 0.0) * 4))]
+                ("NetLiquidation", msg.text(round(self.cash + value, 6))),
+                ("BuyingPower", msg.text(max(self.cash, 0.0) * 4))]
 
     def _account_values(self, conn: _Conn) -> None:
         for key, value in self._values():
             self._send(conn, 6, 2, key, value, "USD", self.account)
 
-    def _position(self, conn: _Conn, sym: str, qty: float) -> None:
-        c = self._contract(sym)
-        self._send(conn, 61, 3, self.account, *c[:7], "NASDAQ", *c[8:], qty,
-                   self.prices.get(sym, 0.0))
-
-    def _open_order(self, conn: _Conn, o: _Order) -> None:
-        v = conn.version
-        fields: list[Any] = [5, o.order_id, *self._contract(o.symbol), o.action, o.qty,
-                             o.order_type, o.lmt, o.aux, o.tif, "", o.account, "", 0,
-                             o.order_ref, o.client_id, o.perm_id, 0, 0, 0, "", "", "", "",
-                             ""]
-        if v < 177:
-            fields.append("")  # faProfile
-        fields += ["", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "", 0,
-                   0, 0, "", 0, 0, "", 0, "", "",  # ... through deltaNeutralAuxPrice
-                   0, 0, "", "", "", "", "",        # continuousUpdate .. comboLegsDescrip
-                   0, 0, 0,                         # combo legs, order legs, params
-                   "", "", "",                      # scale sizes, increment (unset)
-                   "",                              # hedgeType
-                   0, "", "", 0, 0,                 # optOut .. dncPresent
-                   "",                              # algoStrategy
-                   0, 0, o.status, *([""] * 9), "", "", "", "", "", 0, 0,
-                   0,                               # conditions
-                   "", "", "", "", "", "", "", 0, "", "", "", "", 0, 0, 0, 0]
-        if v >= 159:
-            fields.append("")
-        if v >= 160:
-            fields.append("")
-        if v >= 162:
-            fields.append(0)
-        if v >= 170:
-            fields += ["", "", "", "", ""]
-        self._send(conn, *fields)
-
-    def _completed_order(self, conn: _Conn, o: _Order) -> None:
-        fields: list[Any] = [101, *self._contract(o.symbol), o.action, o.qty, o.order_type,
-                             o.lmt, o.aux, o.tif, "", o.account, "", 0, o.order_ref,
-                             o.perm_id, 0, 0, 0, "", "", "", ""]
-        if conn.version < 177:
-            fields.append("")  # faProfile
-        fields += ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", 0, 0, "",
-                   0, "", "",                       # ... through deltaNeutralAuxPrice
-                   0, 0, "", "", "",                # continuousUpdate .. comboLegsDescrip
-                   0, 0, 0, "", "", "", "",         # legs, order legs, params, scale, hedge
-                   "", "", 0, 0, "",                # clearing .. dncPresent, algoStrategy
-                   0, o.status, 0, 0, 0,            # solicited, status, randomize, conditions
-                   "", "", "", 0, 0, "", o.filled, "", 0, "", 0, 0, "",
-                   self.clock.strftime("%Y%m%d %H:%M:%S UTC"), o.status]
-        if conn.version >= 170:
-            fields += ["", "", "", "", ""]
-        self._send(conn, *fields)
-
-    def _contract_details(self, conn: _Conn, req: int, sym: str, sec_type: str) -> None:
-        known = sym in self.prices or (self._bars is not None and sym in self._bars)
-        if not known or sec_type not in ("STK", ""):
-            self._error(conn, req, 200, "No security definition has been found for the "
-                                        "request")
-            self._send(conn, 52, 1, req)
-            return
-        v = conn.version
-        fields: list[Any] = [10]
-        if v < 164:
-            fields.append(8)  # a version field, dropped at 164
-        fields += [req, sym, "STK", "", "0", "", "SMART", "USD", sym, "NMS", "NMS",
-                   self._con_id(sym), "0.01"]
-        if v < 164:
-            fields.append(1)  # mdSizeMultiplier
-        fields += ["", "ACTIVETIM,LMT,MKT,STP,STP LMT", "SMART,NASDAQ,NYSE,ISLAND", 1, 0,
-                   f"{sym} INC", "NASDAQ", "", "Technology", "Computers", "Software",
-                   "US/Eastern", "", "", "", "", 0,  # no sec ids
-                   1, "", "", "26", "", "COMMON"]
-        if v == 163:
-            fields.append(1)
-        if v >= 164:
-            fields += [1, 1, 1]
-        self._send(conn, *fields)
-        self._send(conn, 52, 1, req)
-
-    def _order_status(self, conn: _Conn, o: _Order, last: float) -> None:
-        self._send(conn, 3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price,
-                   o.perm_id, 0, last, o.client_id, "", 0)
-
-    def _exec_details(self, conn: _Conn, ex: _Exec, req: int) -> None:
-        o = ex.order
-        c = self._contract(o.symbol)
-        fields: list[Any] = [11, req, o.order_id, *c, ex.exec_id,
-                             ex.time.strftime("%Y%m%d %H:%M:%S UTC"), o.account, "ISLAND",
-                             "BOT" if o.action == "BUY" else "SLD", ex.shares, ex.price,
-                             o.perm_id, o.client_id, 0, ex.cum_qty, ex.avg_price,
-                             o.order_ref, "", "", "", 1]
-        if conn.version >= 178:
-            fields.append(0)
-        self._send(conn, *fields)
-
-    def _commission(self, conn: _Conn, ex: _Exec) -> None:
-        self._send(conn, 59, 1, ex.exec_id, ex.commission, "USD", "", "", "")
-
-    def _owner(self, o: _Order) -> _Conn | None:
-        return next((c for c in self._conns if c.client_id == o.client_id), None)
+    def _owners(self, o: Order) -> list[_Conn]:
+        """The connections TWS tells about ``o``: its client's, and the master client's."""
+        return [c for c in self._conns if c.client_id >= 0 and (
+            c.client_id == o.client_id or c.client_id == self.master_client_id)]
 
     # ------------------------------------------------------------------ orders
     def _place(self, conn: _Conn, f: list[str]) -> None:
@@ -469,11 +440,15 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         self._perm += 1
-        o = _Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
+        o = Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
                    f[21] or "DAY", f[23] or self.account, f[26])
         self.orders[oid] = o
         self._open_order(conn, o)
         self._order_status(conn, o, 0.0)
+        for m in self._owners(o):
+            if m is not conn:  # the master client hears of every order
+                self._open_order(m, o)
+                self._order_status(m, o, 0.0)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
@@ -486,10 +461,11 @@ class FakeTWS(BarReplay):
                                           f"be cancelled, state: {o.status}.")
             return
         o.status = "Cancelled"
-        self._order_status(conn, o, 0.0)
+        for m in self._owners(o):
+            self._order_status(m, o, 0.0)
         self._error(conn, oid, 202, "Order Canceled - reason:")
 
-    def _step(self) -> list[_Exec]:
+    def _step(self) -> list[Execution]:
         self.clock += timedelta(seconds=1)
         made = []
         for o in list(self.orders.values()):
@@ -500,7 +476,7 @@ class FakeTWS(BarReplay):
                 made.append(ex)
         return made
 
-    def _match(self, o: _Order) -> _Exec | None:
+    def _match(self, o: Order) -> Execution | None:
         px = self.prices.get(o.symbol)
         if px is None:
             return None
@@ -523,7 +499,7 @@ class FakeTWS(BarReplay):
         size = left if left <= part * (1 + 1e-12) else part
         return self._fill(o, size, price)
 
-    def _fill(self, o: _Order, size: float, price: float) -> _Exec:
+    def _fill(self, o: Order, size: float, price: float) -> Execution:
         sign = 1.0 if o.action == "BUY" else -1.0
         o.avg_price = (o.avg_price * o.filled + size * price) / (o.filled + size)
         o.filled += size
@@ -537,12 +513,19 @@ class FakeTWS(BarReplay):
             self.positions.pop(o.symbol, None)
         else:
             self.positions[o.symbol] = pos
-        ex = _Exec(f"{o.perm_id:010x}.{o.fills:02d}.01", o, self.clock, size, price, o.filled,
+        # TWS stamps executions with its clock to the whole second.
+        when = datetime.now(timezone.utc).replace(microsecond=0)
+        ex = Execution(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
                    o.avg_price, commission)
         self.executions.append(ex)
-        conn = self._owner(o)
-        if conn is not None:  # a disconnected owner learns of it at reqExecutions
-            if self.exec_before_status:
+        dropped: set[int] = set()
+        for conn in self._owners(o):  # a disconnected owner learns of it at reqExecutions
+            if conn.client_id == o.client_id and self._fire("drop_during_fill") is not None:
+                self._order_status(conn, o, price)
+                self._exec_details(conn, ex, -1)
+                self._drop(conn)
+                dropped.add(id(conn))
+            elif self.exec_before_status:
                 self._exec_details(conn, ex, -1)
                 self._order_status(conn, o, price)
                 self._commission(conn, ex)
@@ -554,15 +537,18 @@ class FakeTWS(BarReplay):
                 self._exec_details(conn, ex, -1)
                 self._commission(conn, ex)
         for c in self._conns:
+            if id(c) in dropped:
+                continue
             if c.positions:
                 self._position(c, o.symbol, pos)
             if c.account_updates:
                 self._account_values(c)
         return ex
 
-    def _late_exec(self, conn: _Conn, ex: _Exec) -> None:
-        self._exec_details(conn, ex, -1)
-        self._commission(conn, ex)
+    def _late_exec(self, conn: _Conn, ex: Execution) -> None:
+        with self._lock:
+            self._exec_details(conn, ex, -1)
+            self._commission(conn, ex)
 
     # ------------------------------------------------------------------ bars
     def _historical(self, conn: _Conn, f: list[str]) -> None:
@@ -587,27 +573,3 @@ class FakeTWS(BarReplay):
                     rows += [date, o, o, o, o, 1, o, 1]
         start = self.clock.strftime("%Y%m%d %H:%M:%S")
         self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
-
-
-class FakeTWSVenue:
-    """A :class:`~simbroker.testing.checks.ConformanceVenue` over :class:`FakeTWS`."""
-
-    def __init__(self, server_version: int = 178, **broker_kwargs: Any):
-        from simbroker.brokers.ibkr import IBKRBroker
-
-        self.fake = FakeTWS(server_version=server_version).start()
-        self.broker = IBKRBroker("127.0.0.1", self.fake.port, 1, **broker_kwargs)
-
-    def set_price(self, symbol: str, price: float) -> None:
-        """Where ``symbol`` trades from the next step on."""
-        self.fake.set_price(symbol, price)
-
-    def step(self) -> None:
-        """Trade once; wait until the broker has seen every execution and commission."""
-        made = self.fake.step()
-        self.broker.wait_for_fills({e.exec_id for e in made}, timeout=10)
-
-    def close(self) -> None:
-        """Disconnect the broker and stop the fake."""
-        self.broker.close()
-        self.fake.stop()

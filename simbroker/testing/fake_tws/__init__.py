@@ -1,0 +1,43 @@
+"""A loopback TWS / IB Gateway speaking the real API wire protocol.
+
+For testing :class:`~simbroker.brokers.ibkr.IBKRBroker` (or any ``ib_async`` code)
+without a broker. An asyncio server on 127.0.0.1 port 0, in its own thread and event
+loop, at a chosen server version (157..178 with ``ib_async``)::
+
+    with FakeTWS(server_version=178) as tws:
+        tws.set_price("AAPL", 190.0)
+        ib.connect("127.0.0.1", tws.port, clientId=1)
+        ...
+        tws.step()             # the market trades once at the current prices
+
+It answers the handshake and every start-up request with its END message (positions,
+open and completed orders, account updates, executions), places, modifies and cancels
+orders, fills them (partially if asked) with execDetails, orderStatus and a commission
+report (``commission_per_share`` with ``min_commission``), pushes positions and cash to
+subscribers, serves the current time and historical bars (from :meth:`FakeTWS.set_bars`).
+
+Like TWS, order events go only to the connection holding the order's client id (and to
+``master_client_id``'s, if set); a disconnected owner learns of them at reqOpenOrders /
+reqCompletedOrders / reqExecutions. Executions are stamped with the wall clock to the
+whole second, as TWS stamps them.
+
+Faults, armed with :meth:`FakeTWS.inject` (each one-shot, counted in
+:attr:`FakeTWS.faults_injected`): ``drop_before_read`` (the socket closes before TWS
+reads the next placeOrder), ``drop_after_read`` (TWS takes the order, the socket closes
+before the ack), ``drop_after_ack``, ``drop_during_fill`` (execDetails is sent, the
+commission and position pushes are not), ``drop_during_sync`` (the socket closes at the
+next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer is
+``delay`` s late), ``stall_ack`` (the next order's ack is ``delay`` s late), ``reject``
+(the next order gets error 201). Also :meth:`FakeTWS.notice` (1100/1101/1102, farm
+notices), :attr:`FakeTWS.silent` (accepts connections, never answers the handshake),
+:meth:`FakeTWS.drop_connections`, ``reject_symbols`` (error 201), unknown symbols (200),
+a duplicate order id (103), cancelling an unknown order (10147), a client id already
+connected (326), ``exec_before_status``, ``exec_delay`` and ``partial_fills``.
+"""
+
+from __future__ import annotations
+
+from simbroker.testing.fake_tws.server import FAULTS, NOTICES, FakeTWS
+from simbroker.testing.fake_tws.venue import FakeTWSVenue
+
+__all__ = ["FAULTS", "NOTICES", "FakeTWS", "FakeTWSVenue"]
