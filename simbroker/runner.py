@@ -42,13 +42,14 @@ import numpy as np
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History, StrategyLike, _on_bar_of, _prepare_indicators
-from simbroker.errors import ClockError, OrderRejected, SimbrokerError
+from simbroker.errors import ClockError, OrderRejected, SimbrokerError, TradeLogError
 from simbroker.feeds import BarEvent, BarFeed, FeedClosed
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
-from simbroker.tradelog import ReplayState, TradeLog, read_trade_log, replay_trade_log
+from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
+from simbroker.tradelog._replay import replay_records
 from simbroker.types import Fill, OrderInfo
 
 __all__ = ["RealtimeRunner", "ResumePoint", "RunReport", "paper_broker_from_log",
@@ -92,6 +93,8 @@ class ResumePoint:
         Whether the run ended with a ``runner_stop`` record (False after a crash).
     sessions : int
         How many broker sessions (``start`` records) the log holds.
+    path : Path or None
+        The trade log it was read from.
     """
 
     run_id: str
@@ -102,53 +105,75 @@ class ResumePoint:
     killed: str | None
     clean_stop: bool
     sessions: int
+    path: Path | None = None
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
     """The :class:`ResumePoint` of the last run in the trade log at ``path``.
 
     ``None`` when the file does not exist, is empty, or holds no runner records (a log
-    written by a plain backtest cannot be resumed).
+    written by a plain backtest cannot be resumed). A damaged log, or a runner record
+    with a missing or mistyped field, raises :class:`~simbroker.errors.TradeLogError`
+    naming the file and line.
     """
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return None
     records = read_trade_log(p)
     run_id: str | None = None
-    last: dict[str, Any] | None = None
+    last: tuple[datetime, datetime] | None = None
     bars_done = 0
     killed: str | None = None
     clean = False
     sessions = 0
-    for rec in records:
+    for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
-        if event == "runner_start":
-            run_id = str(rec["run_id"])
-            clean = False
-        elif event == "bar" and rec.get("run_id") == run_id:
-            last = rec
-            bars_done = int(rec.get("n", bars_done + 1))
-        elif event == "kill":
-            killed = str(rec.get("reason", "kill switch"))
-        elif event == "kill_reset":
-            killed = None
-        elif event == "runner_stop" and rec.get("run_id") == run_id:
-            clean = True
-        elif event == "start":
-            sessions += 1
+        try:
+            if event == "runner_start":
+                run_id = rec.get("run_id")
+                if not isinstance(run_id, str) or not run_id:
+                    raise ValueError(f"'run_id' must be a non-empty string, got {run_id!r:.40}")
+                clean = False
+            elif event == "bar" and rec.get("run_id") == run_id:
+                n = rec.get("n", bars_done + 1)
+                if type(n) is not int or n < 0:
+                    raise ValueError(f"'n' must be a bar count, got {n!r:.40}")
+                last = (_parse_time(rec.get("bar"), "bar"),
+                        _parse_time(rec.get("bar_close"), "bar_close"))
+                bars_done = n
+            elif event == "kill":
+                killed = str(rec.get("reason", "kill switch"))[:500]
+            elif event == "kill_reset":
+                killed = None
+            elif event == "runner_stop" and rec.get("run_id") == run_id:
+                clean = True
+            elif event == "start":
+                sessions += 1
+        except ValueError as exc:
+            raise TradeLogError(f"{event!r} record: {exc}", path=str(p), line=lineno) from None
     if run_id is None:
         return None
-    last_bar = _parse_time(last["bar"]) if last else None
-    last_close = _parse_time(last["bar_close"]) if last else None
-    return ResumePoint(run_id=run_id, last_bar=last_bar, last_bar_close=last_close,
-                       bars_done=bars_done, state=replay_trade_log(records), killed=killed,
-                       clean_stop=clean, sessions=sessions)
+    state = replay_records(records, path=str(p))
+    return ResumePoint(run_id=run_id, last_bar=last[0] if last else None,
+                       last_bar_close=last[1] if last else None, bars_done=bars_done,
+                       state=state, killed=killed, clean_stop=clean, sessions=sessions,
+                       path=p)
 
 
-def _parse_time(value: Any) -> datetime:
+def _parse_time(value: Any, key: str = "time") -> datetime:
     if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{key!r} is a naive time")
         return value.astimezone(timezone.utc)
-    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be an ISO time, got {value!r:.40}")
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            raise ValueError("no UTC offset")
+        return when.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{key!r} is not a tz-aware ISO time ({exc})") from None
 
 
 def paper_broker_from_log(
