@@ -49,7 +49,7 @@ from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
-from simbroker.tradelog._replay import replay_records
+from simbroker.tradelog._replay import order_fields, replay_records
 from simbroker.types import Fill, OrderInfo
 
 __all__ = ["RealtimeRunner", "ResumePoint", "RunReport", "paper_broker_from_log",
@@ -191,9 +191,15 @@ def paper_broker_from_log(
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
     starts from the log's cash and positions at the close of the last finished bar, and
-    the orders that were open at that moment are placed again with their remaining
-    quantity and their original ``client_order_id`` (orders sent during the unfinished
-    bar are not: the strategy sends them again when that bar is replayed).
+    holds again the orders that were open at that moment, with their remaining quantity,
+    their original ``client_order_id`` and a stop-limit's trigger (orders sent during the
+    unfinished bar are not: the strategy sends them again when that bar is replayed).
+
+    The carried-over orders are part of the session's one ``start`` record, written
+    before the broker holds anything: a crash at any point of a resume leaves either the
+    log as it was (the next resume does the same again) or a session that already has
+    every order, never a window in which they are lost. A carried-over order the log
+    describes wrongly raises :class:`~simbroker.errors.TradeLogError`.
     """
     if resume is None or resume.last_bar_close is None:
         start_cash = cash if resume is None else resume.state.cash
@@ -203,25 +209,35 @@ def paper_broker_from_log(
                            fees=fees, allow_short=allow_short, trade_log=trade_log,
                            session_tz=session_tz, order_id_prefix=prefix)
     state = resume.state
-    broker = PaperBroker(bars, cash=state.cash, positions=state.positions, slippage=slippage,
-                         fees=fees, allow_short=allow_short, trade_log=trade_log,
-                         session_tz=session_tz, order_id_prefix=f"S{resume.sessions + 1}-O",
-                         start_at=resume.last_bar_close)
-    filled: dict[str, float] = {}
-    for f in state.fills:
-        filled[str(f["order_id"])] = filled.get(str(f["order_id"]), 0.0) + float(f["qty"])
+    where = str(resume.path) if resume.path is not None else None
     cutoff = _ns(resume.last_bar_close)
+    carried: list[dict[str, Any]] = []
     for order_id, rec in state.open_orders.items():
-        if _ns(_parse_time(rec["ts"])) > cutoff:
-            continue  # sent while the unfinished bar was in hand: the replay resends it
-        remaining = float(rec["qty"]) - filled.get(order_id, 0.0)
-        if remaining <= 0:
-            continue
-        broker.submit_order(rec["symbol"], rec["side"], remaining, rec["order_type"],
-                            limit_price=rec.get("limit_price"),
-                            stop_price=rec.get("stop_price"), tif=rec.get("tif", "day"),
-                            client_order_id=rec.get("client_order_id") or f"resumed-{order_id}")
-    return broker
+        try:
+            if _ns(_parse_time(rec.get("ts"), "ts")) > cutoff:
+                continue  # sent while the unfinished bar was in hand: the replay resends it
+            order = order_fields(rec)
+            remaining = float(order["qty"]) - state.filled_qty.get(order_id, 0.0)
+            if remaining <= 0:
+                continue
+            trig = rec.get("triggered_at")
+            carried.append({
+                **order, "qty": remaining,
+                "client_order_id": order["client_order_id"] or f"resumed-{order_id}",
+                "triggered_at": None if trig is None else _parse_time(trig, "triggered_at"),
+            })
+        except ValueError as exc:
+            raise TradeLogError(f"open order {order_id!r} cannot be resumed: {exc}",
+                                path=where) from None
+    try:
+        return PaperBroker(bars, cash=state.cash, positions=state.positions,
+                           slippage=slippage, fees=fees, allow_short=allow_short,
+                           trade_log=trade_log, session_tz=session_tz,
+                           order_id_prefix=f"S{resume.sessions + 1}-O",
+                           start_at=resume.last_bar_close, open_orders=carried)
+    except OrderRejected as exc:
+        raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
+                            path=where) from None
 
 
 # --------------------------------------------------------------------------- the run
