@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,39 @@ def test_tradelog_of_a_realtime_run_is_valid_json_lines(tmp_path: Path) -> None:
     assert events[1] == "runner_start"
     assert events[-1] == "runner_stop"
     assert events.count("bar") == 80
+
+
+# ------------------------------------------------------------------ resume pacing
+class FakeTime:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_resumed_replay_releases_its_first_new_bar_at_once() -> None:
+    """A finite-speed replay restarted after 12 bars must not wait the 12 bars again."""
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=30, seed=1, freq="1min")
+    clock = FakeTime()
+    speed = 60.0  # one one-minute bar per second
+    fresh = ReplayFeed(bars, speed=speed, time_source=clock)
+    assert fresh.seconds_until_next() == 0.0  # the first bar is due at once
+    assert fresh.next_bar() is not None
+    assert fresh.seconds_until_next() == pytest.approx(1.0)
+    clock.now += 0.25
+    assert fresh.seconds_until_next() == pytest.approx(0.75)
+
+    resumed = ReplayFeed(bars, speed=speed, time_source=clock)
+    assert resumed.skip_to(bars.index[11].to_pydatetime() + timedelta(minutes=1)) == 12
+    assert resumed.seconds_until_next() == 0.0  # was 12 s before the fix
+    ev = resumed.next_bar(timeout=0)
+    assert ev is not None
+    assert ev.timestamp == bars.index[12].to_pydatetime()
+    assert resumed.seconds_until_next() == pytest.approx(1.0)  # then the normal pace
+    clock.now += 1.0
+    assert resumed.seconds_until_next() == 0.0
+    assert resumed.next_bar(timeout=0) is not None
+    assert resumed.next_bar(timeout=0) is None  # the next one is not due yet
