@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simbroker.cli import main
 from simbroker.config import Secret
 from simbroker.errors import TradeLogError
 from simbroker.tradelog import (
@@ -774,3 +775,39 @@ def test_repair_cuts_at_a_record_replay_refuses_and_at_a_torn_line(tmp_path: Pat
     assert report.removed_bytes == len(b'{"seq":2,"prev":')
     assert report.backup is not None
     assert report.backup.name == "log.jsonl.bak1"  # the first backup is kept too
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.mark.parametrize("command", ["show", "replay"])
+def test_tradelog_commands_report_damage_in_one_line_and_repair_on_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = ten_records(path)
+    path.write_bytes(b"".join([*lines[:6], lines[5], *lines[6:]]))
+    assert main(["tradelog", command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert f"{path}, line 7:" in err
+    assert main(["tradelog", command, str(path), "--repair"]) == 0
+    out, err = capsys.readouterr()
+    assert "repaired: kept 6 records" in err
+    assert (tmp_path / "log.jsonl.bak").exists()
+    assert len(read_trade_log(path)) == 6
+    if command == "replay":
+        assert "records:     6" in out
+    else:
+        assert out.count("\n") == 6
+    assert main(["tradelog", command, str(path), "--repair"]) == 0
+    assert "nothing to repair" in capsys.readouterr().err
+
+
+def test_tradelog_show_of_a_missing_or_binary_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tradelog", "show", str(tmp_path / "none.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bin.jsonl").write_bytes(b"\x00\xff" * 50 + b"\n" + b"[" * 50_000 + b"\n")
+    assert main(["tradelog", "replay", str(tmp_path / "bin.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "line 1:" in err
+    assert "Traceback" not in err
