@@ -205,9 +205,17 @@ def paper_broker_from_log(
         start_cash = cash if resume is None else resume.state.cash
         start_pos = None if resume is None else resume.state.positions
         prefix = "O" if resume is None else f"S{resume.sessions + 1}-O"
-        return PaperBroker(bars, cash=start_cash, positions=start_pos, slippage=slippage,
-                           fees=fees, allow_short=allow_short, trade_log=trade_log,
-                           session_tz=session_tz, order_id_prefix=prefix)
+        try:
+            return PaperBroker(bars, cash=start_cash, positions=start_pos,
+                               slippage=slippage, fees=fees, allow_short=allow_short,
+                               trade_log=trade_log, session_tz=session_tz,
+                               order_id_prefix=prefix)
+        except OrderRejected as exc:
+            if resume is None:
+                raise
+            raise TradeLogError(f"the log's positions cannot be resumed: {exc}",
+                                path=None if resume.path is None else str(resume.path)) \
+                from None
     state = resume.state
     where = str(resume.path) if resume.path is not None else None
     cutoff = _ns(resume.last_bar_close)

@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import event as note_event
 from hypothesis import strategies as st
 
+import simbroker
 from simbroker.errors import SimbrokerError, TradeLogError
-from simbroker.runner import read_resume_point
+from simbroker.runner import paper_broker_from_log, read_resume_point
 from simbroker.tradelog import (
     TradeLog,
     line_digest,
@@ -30,6 +32,7 @@ from simbroker.tradelog import (
 )
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=timezone.utc)
+BARS = simbroker.synthetic_bars(n_symbols=1, n_bars=5, seed=1)  # symbol SYM000
 FUZZ = settings(max_examples=80, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -41,9 +44,12 @@ def _quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="simbroker.tradelog")
 
 
-def every_reader(path: Path) -> None:
-    """Read, replay, resume and repair ``path``; only TradeLogError may escape."""
+def every_reader(path: Path) -> bool:
+    """Read, replay, resume and repair ``path``; only TradeLogError may escape.
+
+    True when a paper broker was resumed from it."""
     records = None
+    resumed = False
     error: TradeLogError | None = None
     try:
         records = read_trade_log(path)
@@ -54,12 +60,16 @@ def every_reader(path: Path) -> None:
         with contextlib.suppress(TradeLogError):
             replay_trade_log(records)
     with contextlib.suppress(TradeLogError):
-        read_resume_point(path)
+        resume = read_resume_point(path)
+        if resume is not None:
+            paper_broker_from_log(BARS, resume, trade_log=None)
+            resumed = True
     report = repair_trade_log(path)  # never raises for content...
     read_trade_log(path)  # ...and leaves a file that reads and replays
     replay_trade_log(path)
     if report.backup is not None:
         report.backup.unlink()
+    return resumed
 
 
 def valid_log(path: Path) -> list[bytes]:
@@ -146,6 +156,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                  max_size=3),
     max_leaves=8)
+SYMBOLS = st.sampled_from(["SYM000", "X"])
 KEYS = st.sampled_from(["cash", "positions", "open_orders", "order_id", "fill_id", "symbol",
                         "side", "qty", "price", "fee", "notional", "limit_price",
                         "stop_price", "order_type", "tif", "client_order_id", "run_id", "n",
@@ -159,10 +170,10 @@ RECORDS = st.lists(st.tuples(EVENTS, st.dictionaries(KEYS, st.one_of(JSON, TIMES
                                                      max_size=8)), max_size=8)
 
 
-def chained(records: list[tuple[str, dict[str, Any]]]) -> bytes:
+def chained(records: list[tuple[str, dict[str, Any]]], t0: datetime = T0) -> bytes:
     out, prev = [], None
     for seq, (event, fields) in enumerate(records, start=1):
-        rec = {"seq": seq, "prev": prev, "ts": (T0 + timedelta(seconds=seq)).isoformat(),
+        rec = {"seq": seq, "prev": prev, "ts": (t0 + timedelta(seconds=seq)).isoformat(),
                "event": event, **fields}
         line = json.dumps(rec, separators=(",", ":")).encode()
         prev = line_digest(line)
@@ -192,3 +203,39 @@ def test_replay_of_any_record_objects(records: list[tuple[str, dict[str, Any]]])
         error = exc
     assert error is not None  # the trailing non-records at least are refused
     assert error.line is not None
+
+
+ORDER = st.fixed_dictionaries({
+    "order_id": st.one_of(*[st.sampled_from(["O1", "O2"])] * 3, JSON),
+    "symbol": st.one_of(SYMBOLS, SYMBOLS, SYMBOLS, JSON),
+    "side": st.sampled_from(["buy", "sell", "BUY", "buy", "sell", "hold"]),
+    "qty": st.one_of(st.floats(0.5, 100), st.floats(0.5, 100), st.floats(0.5, 100), JSON),
+    "order_type": st.sampled_from(["market", "limit", "stop", "stop_limit"] * 2 + ["bogus"]),
+    "limit_price": st.one_of(st.none(), st.floats(1, 200), st.floats(1, 200), JSON),
+    "stop_price": st.one_of(st.none(), st.floats(1, 200), st.floats(1, 200), JSON),
+    "tif": st.sampled_from(["day", "gtc", "day", "gtc", "forever"]),
+    "client_order_id": st.one_of(st.none(), st.sampled_from(["c1", "c2"]),
+                                 st.sampled_from(["c3", "c4"]), JSON),
+}, optional={"triggered_at": TIMES})
+
+
+@FUZZ
+@given(orders=st.lists(ORDER, max_size=2), carried=st.lists(ORDER, max_size=1),
+       cash=st.one_of(st.floats(0, 1e6), st.floats(0, 1e6), st.floats(0, 1e6), JSON),
+       bar=st.one_of(st.none(), st.none(), st.none(), TIMES))
+def test_resuming_a_runner_log_with_any_order_fields(
+        tmp_path: Path, orders: list[dict[str, Any]], carried: list[dict[str, Any]],
+        cash: Any, bar: Any) -> None:
+    opened = BARS.index[1].isoformat()
+    closed = BARS.index[2].isoformat()
+    records: list[tuple[str, dict[str, Any]]] = [
+        ("start", {"cash": cash, "positions": {"SYM000": 1.0}, "open_orders": carried}),
+        ("runner_start", {"run_id": "r"}),
+        *[("submitted", o) for o in orders],
+        ("bar", {"run_id": "r", "n": 1, "bar": opened,
+                 "bar_close": BARS.index[1].isoformat() if bar is None else bar}),
+        ("bar", {"run_id": "r", "n": 2, "bar": opened, "bar_close": closed}),
+    ]
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(chained(records, BARS.index[0].to_pydatetime()))
+    note_event("resumed" if every_reader(path) else "refused")
