@@ -10,7 +10,8 @@ again, which resumes from the log; after ``--kills`` kills it lets the run finis
 land anywhere: mid-bar, mid-write, during a resume's start-up. The final log is then
 compared with one uninterrupted run:
 
-- kills survived: kills after which the resumed run went on (and the log read back);
+- kills survived: kills after which the log read back and the run could go on (half the
+  kills wait until the process has written records, half land anywhere after launch);
 - duplicates: fills in the killed run's log beyond the uninterrupted run's (same client
   order id, symbol, side, qty, price, fee and time), plus any client order id filled
   beyond its order's quantity;
@@ -138,11 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         log = work / f"run{run}.jsonl"
         kills = 0
         for _ in range(args.kills):
+            size0 = log.stat().st_size if log.exists() else 0
             proc = subprocess.Popen(_command(log), cwd=work, env=_env(),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + rng.uniform(args.min_delay, args.max_delay)
+            if rng.random() < 0.5:  # half the kills only once this process writes records
+                grow_by = time.monotonic() + 60
+                while (time.monotonic() < grow_by and proc.poll() is None
+                       and (log.stat().st_size if log.exists() else 0) <= size0):
+                    time.sleep(0.002)
+                deadline = time.monotonic() + rng.uniform(0.0, args.max_delay - args.min_delay)
+            else:  # the other half anywhere, start-up and resume included
+                deadline = time.monotonic() + rng.uniform(args.min_delay, args.max_delay)
             while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.005)
+                time.sleep(0.002)
             if proc.poll() is not None:  # it finished before the kill: the run is over
                 proc.communicate()
                 break
@@ -150,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             proc.communicate()
             kills += 1
             totals["kills"] += 1
+            if (log.stat().st_size if log.exists() else 0) > size0:
+                totals["kills_mid_run"] += 1  # it had written records when it died
             try:
                 if log.exists():
                     read_trade_log(log)
@@ -175,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {run}: {kills} kills, {starts} sessions, {sum(got.values())} fills, "
               f"duplicates {dup}, lost {lost}, state {'MISMATCH' if mismatch else 'equal'}")
 
-    print(f"\nkills: {totals['kills']}, kills survived: {totals['kills_survived']}, "
+    print(f"\nkills: {totals['kills']} ({totals['kills_mid_run']} after the process had "
+          f"written records), kills survived: {totals['kills_survived']}, "
           f"duplicates: {totals['duplicates']}, lost records: {totals['lost_records']}, "
           f"state mismatches: {totals['state_mismatches']} of {totals['runs']} runs, "
           f"unreadable logs: {totals['unreadable_logs']}, failed resumes: "
