@@ -31,6 +31,9 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def _time(value: Any, key: str) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} must be an ISO time string, got {type(value).__name__}")
@@ -51,8 +54,7 @@ def parse_line(line: bytes, path: str | None, lineno: int | None) -> dict[str, A
     the line before.
     """
     try:
-        rec = json.loads(line.decode("utf-8"), parse_constant=_no_constant,
-                         parse_float=_finite)
+        rec = _DECODER.decode(line.decode("utf-8"))
     except RecursionError:
         raise TradeLogError("not a valid record (nested too deeply)", path=path,
                             line=lineno) from None
