@@ -811,3 +811,23 @@ def test_tradelog_show_of_a_missing_or_binary_file_is_one_line(
     err = capsys.readouterr().err
     assert "line 1:" in err
     assert "Traceback" not in err
+
+
+def test_an_interrupt_during_a_write_takes_the_record_back_out(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+
+    class Interrupted(FailingFile):
+        def write(self, data: Any) -> int:  # the bytes land, then Ctrl-C arrives
+            self.fh.write(data)
+            raise KeyboardInterrupt
+
+    with TradeLog(path) as tl:
+        tl.write("start", t(0))
+        before = path.read_bytes()
+        tl._fh = Interrupted(tl._fh, fail_at=1)
+        with pytest.raises(KeyboardInterrupt):
+            tl.write("filled", t(1), qty=1.0)
+        tl._fh = tl._fh.fh
+        assert path.read_bytes() == before
+        assert tl.write("ok", t(2))["seq"] == 2
+    assert [r["event"] for r in read_trade_log(path)] == ["start", "ok"]

@@ -203,20 +203,24 @@ class TradeLog:
             record = {"seq": self._seq + 1, "prev": self._prev, "ts": stamp, "event": event,
                       **body}
             line = json.dumps(record, allow_nan=False, separators=(",", ":")).encode("ascii")
+            after = (self._seq + 1, line_digest(line), self._size + len(line) + 1)
+            before = (self._seq, self._prev, self._size)
             try:
                 self._append(line + b"\n")
+                # Inside the try: an interrupt (Ctrl-C) landing after the write still
+                # takes the record back out, so the file and the counters never disagree.
+                self._seq, self._prev, self._size = after
             except OSError as exc:
+                self._seq, self._prev, self._size = before
                 self._cut_back()
                 raise TradeLogError(
-                    f"could not write the {event!r} record (seq {self._seq + 1}): "
+                    f"could not write the {event!r} record (seq {after[0]}): "
                     f"{exc.strerror or exc}; nothing was recorded", path=str(self._path),
                 ) from exc
             except BaseException:  # interrupted mid-write: leave no partial line behind
+                self._seq, self._prev, self._size = before
                 self._cut_back()
                 raise
-            self._seq += 1
-            self._prev = line_digest(line)
-            self._size += len(line) + 1
         return record
 
     def _append(self, data: bytes) -> None:
