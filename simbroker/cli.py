@@ -6,8 +6,8 @@
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH
-    simbroker tradelog show FILE [--last N]
-    simbroker tradelog replay FILE
+    simbroker tradelog show FILE [--last N] [--repair]
+    simbroker tradelog replay FILE [--repair]
 
 A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
@@ -48,7 +48,7 @@ from simbroker.runner import (
     paper_broker_from_log,
     read_resume_point,
 )
-from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
 
 __all__ = ["load_strategy", "main"]
 
@@ -288,7 +288,21 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _repair_first(args: argparse.Namespace) -> None:
+    if not args.repair:
+        return
+    report = repair_trade_log(args.file)
+    if report.backup is None:
+        print(f"{args.file}: intact ({report.kept_records} records); nothing to repair",
+              file=sys.stderr)
+    else:
+        print(f"{args.file}: repaired: kept {report.kept_records} records, cut "
+              f"{report.removed_bytes} bytes; the original is {report.backup}; first problem: "
+              f"{report.reason}", file=sys.stderr)
+
+
 def _cmd_tradelog_show(args: argparse.Namespace) -> int:
+    _repair_first(args)
     records = read_trade_log(args.file)
     if args.last:
         records = records[-args.last:]
@@ -298,6 +312,7 @@ def _cmd_tradelog_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_tradelog_replay(args: argparse.Namespace) -> int:
+    _repair_first(args)
     state = replay_trade_log(args.file)
     print(f"records:     {state.n_records}")
     print(f"last event:  {state.last_ts}")
@@ -436,12 +451,16 @@ def _parser() -> argparse.ArgumentParser:
                          description="Print FILE's records, one JSON object a line.")
     show.add_argument("file")
     show.add_argument("--last", type=int, default=0, help="only the last N records")
-    show.set_defaults(func=_cmd_tradelog_show)
     rp = tl.add_parser("replay", help="rebuild cash and positions from a trade log",
                        parents=[_common(strategy=False)],
                        description="Rebuild cash, positions, fills and open orders from "
                                    "FILE, as a resumed run would.")
     rp.add_argument("file")
+    for cmd in (show, rp):
+        cmd.add_argument("--repair", action="store_true",
+                         help="first cut a damaged file back to its last valid record "
+                              "(the original is kept as FILE.bak)")
+    show.set_defaults(func=_cmd_tradelog_show)
     rp.set_defaults(func=_cmd_tradelog_replay)
     return p
 

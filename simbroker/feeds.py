@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
@@ -125,14 +125,19 @@ class ReplayFeed:
         The panel to play.
     speed
         How many times faster than real time: bar ``i`` is released when
-        ``(close_i - close_start) / speed`` seconds have passed since the first
-        :meth:`next_bar` call. ``math.inf`` (default) releases bars as fast as they are
-        read; ``1.0`` is real time.
+        ``(close_i - close_first) / speed`` seconds have passed since the first
+        :meth:`next_bar` call, where ``first`` is the first bar this feed releases (after
+        ``start`` and any :meth:`skip_to`: a resumed replay releases its first new bar at
+        once instead of waiting out the time already played). ``math.inf`` (default)
+        releases bars as fast as they are read; ``1.0`` is real time.
     start
         Index of the first bar to play; bars before it are the :meth:`warmup`.
+    time_source
+        The monotonic clock in seconds (``time.monotonic``); replaceable in tests.
     """
 
-    def __init__(self, bars: Bars, *, speed: float = math.inf, start: int = 0):
+    def __init__(self, bars: Bars, *, speed: float = math.inf, start: int = 0,
+                 time_source: Callable[[], float] = time.monotonic):
         if not isinstance(bars, Bars):
             raise TypeError(f"ReplayFeed needs Bars, got {type(bars).__name__}")
         speed = float(speed)
@@ -146,6 +151,7 @@ class ReplayFeed:
         self._next = int(start)
         self._start = int(start)
         self._t0: float | None = None
+        self._time = time_source
         self._closed = threading.Event()
         self._interval = timedelta(microseconds=int(bars.interval.astype("timedelta64[us]")
                                                     .astype(np.int64)))
@@ -182,7 +188,24 @@ class ReplayFeed:
         target = int(np.searchsorted(close_ns, ns, side="right"))
         skipped = max(0, target - self._next)
         self._next = max(self._next, target)
+        if skipped:  # pace from the first bar still to come, not from the skipped ones
+            self._start = min(self._next, len(self._bars) - 1) if len(self._bars) else 0
+            self._t0 = None
         return skipped
+
+    def seconds_until_next(self) -> float:
+        """How long :meth:`next_bar` would wait now for the next bar (0 when it is due).
+
+        The first call starts the replay's clock, like the first :meth:`next_bar`.
+        """
+        if not math.isfinite(self._speed) or self._next >= len(self._bars):
+            return 0.0
+        now = self._time()
+        if self._t0 is None:
+            self._t0 = now
+        first_close = int(self._bars.close_ns[self._start])
+        due = self._t0 + (int(self._bars.close_ns[self._next]) - first_close) / 1e9 / self._speed
+        return max(0.0, due - now)
 
     def next_bar(self, timeout: float | None = None) -> BarEvent | None:
         """The next bar, released on schedule (see ``speed``)."""
@@ -190,12 +213,7 @@ class ReplayFeed:
             raise FeedClosed("replay finished" if not self._closed.is_set() else "closed")
         i = self._next
         if math.isfinite(self._speed):
-            now = time.monotonic()
-            if self._t0 is None:
-                self._t0 = now
-            first_close = int(self._bars.close_ns[self._start])
-            due = self._t0 + (int(self._bars.close_ns[i]) - first_close) / 1e9 / self._speed
-            wait = due - now
+            wait = self.seconds_until_next()
             if wait > 0:
                 if timeout is not None and timeout < wait:
                     self._closed.wait(timeout)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -105,15 +105,15 @@ class _OpenBook:
         self.otype = np.zeros(capacity, np.int8)
         self.limit = np.zeros(capacity, np.float64)
         self.stop = np.zeros(capacity, np.float64)
-        self.triggered = np.zeros(capacity, np.bool_)
+        self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
         self.first_bar = np.zeros(capacity, np.int64)
         self.expire_bar = np.zeros(capacity, np.int64)
 
-    _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "triggered", "first_bar",
+    _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
                "expire_bar")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
-            stop: float, first_bar: int, expire_bar: int) -> None:
+            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER) -> None:
         if self.n == len(self.sym):
             for name in self._ARRAYS:
                 a = getattr(self, name)
@@ -121,7 +121,7 @@ class _OpenBook:
         i = self.n
         self.ids.append(order_id)
         self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
-        self.limit[i], self.stop[i], self.triggered[i] = limit, stop, False
+        self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
         self.n += 1
 
@@ -183,6 +183,18 @@ class PaperBroker:
         Start with every bar that closed at or before this time already replayed (the
         clock at that bar's close), e.g. to resume a real-time run. Default: before the
         first bar.
+    open_orders
+        Orders to hold from the start, e.g. those a resumed run carries over: mappings
+        with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
+        limit_price, stop_price, tif, client_order_id``) and, for a stop-limit whose stop
+        was already hit, ``triggered_at`` (the open time of that bar). They are listed in
+        the ``start`` record, so the log holds them from its first line on: a crash can
+        never leave a session without the orders it carried over.
+
+    Every change of state is written to the trade log first (write-ahead): when a write
+    fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
+    it was before the record (an order not placed, a fill not booked, an order still
+    open); a failed :meth:`step` can be called again and goes on where it stopped.
 
     Examples
     --------
@@ -211,6 +223,7 @@ class PaperBroker:
         session_tz: str = "UTC",
         order_id_prefix: str = "O",
         start_at: datetime | None = None,
+        open_orders: Sequence[Mapping[str, Any]] | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -267,15 +280,28 @@ class PaperBroker:
         self._ledger_pos: list[float] = []
         self._n_orders = 0
 
+        carried = [self._carried_order(entry) for entry in open_orders or ()]
+        ids = [o.client_order_id for o, _ in carried if o.client_order_id is not None]
+        if len(set(ids)) != len(ids):
+            raise InvalidOrder("carried-over orders repeat a client_order_id",
+                               field="client_order_id", value=ids)
         self._log: TradeLog | None
         if trade_log is None or isinstance(trade_log, TradeLog):
             self._log = trade_log
         else:
             self._log = TradeLog(trade_log)
         if self._log is not None:
+            extra: dict[str, Any] = {}
+            if carried:
+                extra["open_orders"] = [
+                    {"order_id": f"{self._prefix}{k}", **_order_fields(order),
+                     **({} if trig is None else {"triggered_at": _dt(int(self._ts[trig]))})}
+                    for k, (order, trig) in enumerate(carried, start=1)]
             self._log.write("start", self._clock.now(), cash=cash,
                             positions=self._initial_positions, broker="paper",
-                            slippage=repr(self.slippage), fees=repr(self.fees))
+                            slippage=repr(self.slippage), fees=repr(self.fees), **extra)
+        for order, trig in carried:
+            self._place(order, self._clock.now(), _NEVER if trig is None else trig)
 
     # ------------------------------------------------------------ the protocol
     def submit_order(
@@ -313,9 +339,17 @@ class PaperBroker:
                                rule="allow_short")
             raise
 
+        now = self._clock.now()
+        if self._log is not None:
+            self._log.write("submitted", now, order_id=f"{self._prefix}{self._n_orders + 1}",
+                            **_order_fields(order))
+        return self._place(order, now, _NEVER).info()
+
+    def _place(self, order: Order, now: datetime, trig_bar: int) -> _OrderState:
+        """Book an accepted order (its record is already written)."""
         self._n_orders += 1
         order_id = f"{self._prefix}{self._n_orders}"
-        state = _OrderState(order_id, order, self._clock.now())
+        state = _OrderState(order_id, order, now)
         self._orders[order_id] = state
         if order.client_order_id is not None:
             self._by_client_id[order.client_order_id] = order_id
@@ -325,17 +359,32 @@ class PaperBroker:
         else:
             expire = int(self._session_end[first])
         self._book.add(
-            order_id, col, float(order.side.sign), order.qty, _TYPE_CODE[order.order_type],
+            order_id, self.bars.symbol_index(order.symbol), float(order.side.sign), order.qty,
+            _TYPE_CODE[order.order_type],
             np.nan if order.limit_price is None else order.limit_price,
-            np.nan if order.stop_price is None else order.stop_price, first, expire,
+            np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
         )
-        if self._log is not None:
-            self._log.write("submitted", state.submitted_at, order_id=order_id,
-                            client_order_id=order.client_order_id, symbol=order.symbol,
-                            side=order.side.value, qty=order.qty,
-                            order_type=order.order_type.value, limit_price=order.limit_price,
-                            stop_price=order.stop_price, tif=order.tif.value)
-        return state.info()
+        return state
+
+    def _carried_order(self, entry: Mapping[str, Any]) -> tuple[Order, int | None]:
+        """An order to hold from the start, and the bar its stop triggered on (if any)."""
+        order = Order.create(entry["symbol"], entry["side"], entry["qty"],
+                             entry.get("order_type", "market"),
+                             limit_price=entry.get("limit_price"),
+                             stop_price=entry.get("stop_price"), tif=entry.get("tif", "day"),
+                             client_order_id=entry.get("client_order_id"))
+        if order.symbol not in self.bars:
+            raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
+                               field="symbol", value=order.symbol, symbol=order.symbol)
+        when = entry.get("triggered_at")
+        trig: int | None = None
+        if when is not None and order.order_type is OrderType.STOP_LIMIT:
+            if not isinstance(when, datetime) or when.tzinfo is None:
+                raise InvalidOrder(f"triggered_at must be a tz-aware datetime, got {when!r}",
+                                   field="triggered_at", value=when, symbol=order.symbol)
+            ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
+            trig = max(0, int(np.searchsorted(self._ts, ns, side="right")) - 1)
+        return order, trig
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel an open order; a final order is returned unchanged (idempotent)."""
@@ -343,8 +392,8 @@ class PaperBroker:
         if state is None:
             raise UnknownOrder(order_id)
         if state.status.is_open:
-            self._book.remove(order_id)
             self._finish(state, OrderStatus.CANCELED, None, self._clock.now())
+            self._book.remove(order_id)
         return state.info()
 
     def get_positions(self) -> dict[str, float]:
@@ -423,6 +472,9 @@ class PaperBroker:
 
         Returns the index of the bar that closed; the clock then reads its close time.
         Raises :class:`~simbroker.errors.ClockError` when every bar has been replayed.
+        When a trade-log write fails (:class:`~simbroker.errors.TradeLogError`) the bar
+        does not close: what was recorded stays done, and calling :meth:`step` again
+        matches the same bar, booking only the rest.
         """
         t = self._t + 1
         if t >= len(self._ts):
@@ -432,11 +484,11 @@ class PaperBroker:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)
         self._clock._set_ns_unchecked(int(self._close_ns[t]))
-        self._t = t
         if book.n:
             expired = book.expire_bar[: book.n] <= t
             if expired.any():
                 self._expire(expired)
+        self._t = t
         return t
 
     def run_until(self, when: datetime) -> int:
@@ -472,13 +524,16 @@ class PaperBroker:
         tradable = v > 0  # NaN volume (no bar) compares False
         otype = book.otype[elig]
         market = otype == 0
+        newly: np.ndarray | None = None
         if market.all():  # the common case: one comparison decides
             fill = tradable
             ref = o
             lim = None
         else:
-            fill, ref, lim = self._match_priced(t, elig, s, o, tradable, otype, market)
+            fill, ref, lim, newly = self._match_priced(t, elig, s, o, tradable, otype, market)
         if not fill.any():
+            if newly is not None:
+                self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
             return
         fi = np.flatnonzero(fill)
         slot = elig[fi]
@@ -496,19 +551,25 @@ class PaperBroker:
         if self.clip_to_bar:
             price = np.clip(price, ctx.low, ctx.high)
         fee = self.fees.fees(sgn, qty, price)
-        self._book_fills(t, slot, qty, price, fee)
+        self._book_bar(t, slot, qty, price, fee, newly)
 
-    def _match_priced(self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray,
-                      tradable: np.ndarray, otype: np.ndarray,
-                      market: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Fill mask, reference prices and limits when limit/stop orders are open."""
+    def _match_priced(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, tradable: np.ndarray,
+        otype: np.ndarray, market: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fill mask, reference prices, limits and the slots of stop-limits triggered now.
+
+        Nothing is changed here: a trigger is booked with the bar's fills, after its
+        record. "Triggered" means triggered on an earlier bar, so matching a bar again
+        (after a failed write, or a resume) decides exactly as the first time.
+        """
         book = self._book
         h = self._high[t, s]
         lo = self._low[t, s]
         buy = book.sign[elig] > 0
         lim = book.limit[elig]
         stp = book.stop[elig]
-        was_triggered = book.triggered[elig]
+        was_triggered = book.trig_bar[elig] < t
 
         trig_now = (otype >= 2) & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
         gapped = np.where(buy, o >= stp, o <= stp)
@@ -523,66 +584,91 @@ class PaperBroker:
         sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
         ref = np.where(sl_inside, stp, ref)
         fill = (market & tradable) | stop_fill | limit_hit | sl_inside
-        # Remember triggers of stop-limits that did not fill on their trigger bar.
+        # Stop-limits that triggered without filling rest as limits from the next bar.
         newly = trig_now & (otype == 3) & ~fill
-        if newly.any():
-            book.triggered[elig[newly]] = True
-        return fill, ref, lim
+        return fill, ref, lim, elig[newly] if newly.any() else None
 
-    def _book_fills(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
-                    fee: np.ndarray) -> None:
+    def _book_bar(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                  fee: np.ndarray, triggered: np.ndarray | None) -> None:
+        """Book a bar's fills, then its stop-limit triggers, each after its record.
+
+        If a write fails, what was booked stays booked (and recorded), the rest stays open
+        exactly as before the bar, and the error propagates: matching the bar again books
+        the rest, never a fill twice.
+        """
         book = self._book
         now = self._clock.now()
         ts_ns = int(self._ts[t])
         done = np.zeros(book.n, np.bool_)
-        for slot, q, px, f in zip(slots.tolist(), qty.tolist(), price.tolist(), fee.tolist(),
-                                   strict=True):
-            order_id = book.ids[slot]
-            state = self._orders[order_id]
-            order = state.order
-            col = int(book.sym[slot])
-            done[slot] = True
-            pos = float(self._pos[col])
-            if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
-                self._finish(state, OrderStatus.REJECTED,
-                             f"shorting is not allowed: selling {q:g} {order.symbol} against a "
-                             f"position of {pos:g}", now)
-                continue
-            notional = q * px
-            self._cash = cash_after_fill(self._cash, order.side.value, notional, f)
-            new_pos = position_after_fill(pos, order.side.value, q)
-            self._pos[col] = new_pos
-            state.filled_qty += q
-            state.filled_notional += notional
-            fill = Fill(
-                fill_id=f"{order_id}-1", order_id=order_id,
-                client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
-                side=order.side.value, qty=q, price=px, fee=f, notional=notional,
-            )
-            self._fills.append(fill)
-            self._fill_ns.append(ts_ns)
-            self._ledger_bar.append(t)
-            self._ledger_sym.append(col)
-            self._ledger_cash.append(self._cash)
-            self._ledger_pos.append(new_pos)
-            state.status = OrderStatus.FILLED
-            if self._log is not None:
-                self._log.write("filled", now, **fill)
-        book.keep(~done)
+        try:
+            for slot, q, px, f in zip(slots.tolist(), qty.tolist(), price.tolist(),
+                                       fee.tolist(), strict=True):
+                self._book_fill(t, slot, q, px, f, now, ts_ns)
+                done[slot] = True
+            if triggered is not None:
+                for slot in triggered.tolist():
+                    if book.trig_bar[slot] == t:
+                        continue  # recorded by an earlier attempt at this bar
+                    if self._log is not None:
+                        state = self._orders[book.ids[slot]]
+                        self._log.write("triggered", now, order_id=state.order_id,
+                                        symbol=state.order.symbol, bar=now)
+                    book.trig_bar[slot] = t
+        finally:
+            if done.any():
+                book.keep(~done)
+
+    def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
+                   ts_ns: int) -> None:
+        book = self._book
+        order_id = book.ids[slot]
+        state = self._orders[order_id]
+        order = state.order
+        col = int(book.sym[slot])
+        pos = float(self._pos[col])
+        if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
+            self._finish(state, OrderStatus.REJECTED,
+                         f"shorting is not allowed: selling {q:g} {order.symbol} against a "
+                         f"position of {pos:g}", now)
+            return
+        notional = q * px
+        fill = Fill(
+            fill_id=f"{order_id}-1", order_id=order_id,
+            client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
+            side=order.side.value, qty=q, price=px, fee=f, notional=notional,
+        )
+        if self._log is not None:
+            self._log.write("filled", now, **fill)
+        self._cash = cash_after_fill(self._cash, order.side.value, notional, f)
+        new_pos = position_after_fill(pos, order.side.value, q)
+        self._pos[col] = new_pos
+        state.filled_qty += q
+        state.filled_notional += notional
+        self._fills.append(fill)
+        self._fill_ns.append(ts_ns)
+        self._ledger_bar.append(t)
+        self._ledger_sym.append(col)
+        self._ledger_cash.append(self._cash)
+        self._ledger_pos.append(new_pos)
+        state.status = OrderStatus.FILLED
 
     def _expire(self, expired: np.ndarray) -> None:
         book = self._book
         now = self._clock.now()
-        for slot in np.flatnonzero(expired).tolist():
-            state = self._orders[book.ids[slot]]
-            self._finish(state, OrderStatus.EXPIRED, "day order not filled by the session end",
-                         now)
-        book.keep(~expired)
+        done = np.zeros(book.n, np.bool_)
+        try:
+            for slot in np.flatnonzero(expired).tolist():
+                state = self._orders[book.ids[slot]]
+                self._finish(state, OrderStatus.EXPIRED,
+                             "day order not filled by the session end", now)
+                done[slot] = True
+        finally:
+            if done.any():
+                book.keep(~done)
 
     def _finish(self, state: _OrderState, status: OrderStatus, reason: str | None,
                 now: datetime) -> None:
-        state.status = status
-        state.reason = reason
+        """Record, then set, an order's final status (the caller takes it off the book)."""
         if self._log is not None:
             event = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
                      OrderStatus.REJECTED: "rejected"}[status]
@@ -593,6 +679,8 @@ class PaperBroker:
                              order_type=o.order_type.value)
             self._log.write(event, now, order_id=state.order_id, symbol=state.order.symbol,
                             reason=reason, **extra)
+        state.status = status
+        state.reason = reason
 
     # --------------------------------------------------------------- helpers
     def _open_sell_qty(self, col: int) -> float:
@@ -629,6 +717,14 @@ class PaperBroker:
                         client_order_id=plain(client_order_id), symbol=plain(symbol),
                         side=plain(side), qty=plain(qty), order_type=plain(order_type),
                         reason=reason, **extra)
+
+
+def _order_fields(order: Order) -> dict[str, Any]:
+    """An order's fields as the ``submitted`` record (and a carried-over order) holds them."""
+    return {"client_order_id": order.client_order_id, "symbol": order.symbol,
+            "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
+            "limit_price": order.limit_price, "stop_price": order.stop_price,
+            "tif": order.tif.value}
 
 
 def _session_ends(bars: Bars, session_tz: str) -> np.ndarray:

@@ -49,13 +49,20 @@ from simbroker.engine import (
     _strategy_name,
     user_frame,
 )
-from simbroker.errors import ClockError, OrderRejected, SimbrokerError, StrategyError
+from simbroker.errors import (
+    ClockError,
+    OrderRejected,
+    SimbrokerError,
+    StrategyError,
+    TradeLogError,
+)
 from simbroker.feeds import BarEvent, BarFeed, FeedClosed
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
-from simbroker.tradelog import ReplayState, TradeLog, read_trade_log, replay_trade_log
+from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
+from simbroker.tradelog._replay import order_fields, replay_records
 from simbroker.types import Fill, OrderInfo
 
 __all__ = ["RealtimeRunner", "ResumePoint", "RunReport", "paper_broker_from_log",
@@ -99,6 +106,8 @@ class ResumePoint:
         Whether the run ended with a ``runner_stop`` record (False after a crash).
     sessions : int
         How many broker sessions (``start`` records) the log holds.
+    path : Path or None
+        The trade log it was read from.
     """
 
     run_id: str
@@ -109,53 +118,75 @@ class ResumePoint:
     killed: str | None
     clean_stop: bool
     sessions: int
+    path: Path | None = None
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
     """The :class:`ResumePoint` of the last run in the trade log at ``path``.
 
     ``None`` when the file does not exist, is empty, or holds no runner records (a log
-    written by a plain backtest cannot be resumed).
+    written by a plain backtest cannot be resumed). A damaged log, or a runner record
+    with a missing or mistyped field, raises :class:`~simbroker.errors.TradeLogError`
+    naming the file and line.
     """
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return None
     records = read_trade_log(p)
     run_id: str | None = None
-    last: dict[str, Any] | None = None
+    last: tuple[datetime, datetime] | None = None
     bars_done = 0
     killed: str | None = None
     clean = False
     sessions = 0
-    for rec in records:
+    for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
-        if event == "runner_start":
-            run_id = str(rec["run_id"])
-            clean = False
-        elif event == "bar" and rec.get("run_id") == run_id:
-            last = rec
-            bars_done = int(rec.get("n", bars_done + 1))
-        elif event == "kill":
-            killed = str(rec.get("reason", "kill switch"))
-        elif event == "kill_reset":
-            killed = None
-        elif event == "runner_stop" and rec.get("run_id") == run_id:
-            clean = True
-        elif event == "start":
-            sessions += 1
+        try:
+            if event == "runner_start":
+                run_id = rec.get("run_id")
+                if not isinstance(run_id, str) or not run_id:
+                    raise ValueError(f"'run_id' must be a non-empty string, got {run_id!r:.40}")
+                clean = False
+            elif event == "bar" and rec.get("run_id") == run_id:
+                n = rec.get("n", bars_done + 1)
+                if type(n) is not int or n < 0:
+                    raise ValueError(f"'n' must be a bar count, got {n!r:.40}")
+                last = (_parse_time(rec.get("bar"), "bar"),
+                        _parse_time(rec.get("bar_close"), "bar_close"))
+                bars_done = n
+            elif event == "kill":
+                killed = str(rec.get("reason", "kill switch"))[:500]
+            elif event == "kill_reset":
+                killed = None
+            elif event == "runner_stop" and rec.get("run_id") == run_id:
+                clean = True
+            elif event == "start":
+                sessions += 1
+        except ValueError as exc:
+            raise TradeLogError(f"{event!r} record: {exc}", path=str(p), line=lineno) from None
     if run_id is None:
         return None
-    last_bar = _parse_time(last["bar"]) if last else None
-    last_close = _parse_time(last["bar_close"]) if last else None
-    return ResumePoint(run_id=run_id, last_bar=last_bar, last_bar_close=last_close,
-                       bars_done=bars_done, state=replay_trade_log(records), killed=killed,
-                       clean_stop=clean, sessions=sessions)
+    state = replay_records(records, path=str(p))
+    return ResumePoint(run_id=run_id, last_bar=last[0] if last else None,
+                       last_bar_close=last[1] if last else None, bars_done=bars_done,
+                       state=state, killed=killed, clean_stop=clean, sessions=sessions,
+                       path=p)
 
 
-def _parse_time(value: Any) -> datetime:
+def _parse_time(value: Any, key: str = "time") -> datetime:
     if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"{key!r} is a naive time")
         return value.astimezone(timezone.utc)
-    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be an ISO time, got {value!r:.40}")
+    try:
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            raise ValueError("no UTC offset")
+        return when.astimezone(timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{key!r} is not a tz-aware ISO time ({exc})") from None
 
 
 def paper_broker_from_log(
@@ -173,37 +204,61 @@ def paper_broker_from_log(
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
     starts from the log's cash and positions at the close of the last finished bar, and
-    the orders that were open at that moment are placed again with their remaining
-    quantity and their original ``client_order_id`` (orders sent during the unfinished
-    bar are not: the strategy sends them again when that bar is replayed).
+    holds again the orders that were open at that moment, with their remaining quantity,
+    their original ``client_order_id`` and a stop-limit's trigger (orders sent during the
+    unfinished bar are not: the strategy sends them again when that bar is replayed).
+
+    The carried-over orders are part of the session's one ``start`` record, written
+    before the broker holds anything: a crash at any point of a resume leaves either the
+    log as it was (the next resume does the same again) or a session that already has
+    every order, never a window in which they are lost. A carried-over order the log
+    describes wrongly raises :class:`~simbroker.errors.TradeLogError`.
     """
     if resume is None or resume.last_bar_close is None:
         start_cash = cash if resume is None else resume.state.cash
         start_pos = None if resume is None else resume.state.positions
         prefix = "O" if resume is None else f"S{resume.sessions + 1}-O"
-        return PaperBroker(bars, cash=start_cash, positions=start_pos, slippage=slippage,
-                           fees=fees, allow_short=allow_short, trade_log=trade_log,
-                           session_tz=session_tz, order_id_prefix=prefix)
+        try:
+            return PaperBroker(bars, cash=start_cash, positions=start_pos,
+                               slippage=slippage, fees=fees, allow_short=allow_short,
+                               trade_log=trade_log, session_tz=session_tz,
+                               order_id_prefix=prefix)
+        except OrderRejected as exc:
+            if resume is None:
+                raise
+            raise TradeLogError(f"the log's positions cannot be resumed: {exc}",
+                                path=None if resume.path is None else str(resume.path)) \
+                from None
     state = resume.state
-    broker = PaperBroker(bars, cash=state.cash, positions=state.positions, slippage=slippage,
-                         fees=fees, allow_short=allow_short, trade_log=trade_log,
-                         session_tz=session_tz, order_id_prefix=f"S{resume.sessions + 1}-O",
-                         start_at=resume.last_bar_close)
-    filled: dict[str, float] = {}
-    for f in state.fills:
-        filled[str(f["order_id"])] = filled.get(str(f["order_id"]), 0.0) + float(f["qty"])
+    where = str(resume.path) if resume.path is not None else None
     cutoff = _ns(resume.last_bar_close)
+    carried: list[dict[str, Any]] = []
     for order_id, rec in state.open_orders.items():
-        if _ns(_parse_time(rec["ts"])) > cutoff:
-            continue  # sent while the unfinished bar was in hand: the replay resends it
-        remaining = float(rec["qty"]) - filled.get(order_id, 0.0)
-        if remaining <= 0:
-            continue
-        broker.submit_order(rec["symbol"], rec["side"], remaining, rec["order_type"],
-                            limit_price=rec.get("limit_price"),
-                            stop_price=rec.get("stop_price"), tif=rec.get("tif", "day"),
-                            client_order_id=rec.get("client_order_id") or f"resumed-{order_id}")
-    return broker
+        try:
+            if _ns(_parse_time(rec.get("ts"), "ts")) > cutoff:
+                continue  # sent while the unfinished bar was in hand: the replay resends it
+            order = order_fields(rec)
+            remaining = float(order["qty"]) - state.filled_qty.get(order_id, 0.0)
+            if remaining <= 0:
+                continue
+            trig = rec.get("triggered_at")
+            carried.append({
+                **order, "qty": remaining,
+                "client_order_id": order["client_order_id"] or f"resumed-{order_id}",
+                "triggered_at": None if trig is None else _parse_time(trig, "triggered_at"),
+            })
+        except ValueError as exc:
+            raise TradeLogError(f"open order {order_id!r} cannot be resumed: {exc}",
+                                path=where) from None
+    try:
+        return PaperBroker(bars, cash=state.cash, positions=state.positions,
+                           slippage=slippage, fees=fees, allow_short=allow_short,
+                           trade_log=trade_log, session_tz=session_tz,
+                           order_id_prefix=f"S{resume.sessions + 1}-O",
+                           start_at=resume.last_bar_close, open_orders=carried)
+    except OrderRejected as exc:
+        raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
+                            path=where) from None
 
 
 # --------------------------------------------------------------------------- the run

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -346,13 +347,50 @@ def test_a_strategy_bug_in_real_time_names_bar_time_and_line(tmp_path: Path) -> 
     broker = simbroker.PaperBroker(bars, trade_log=log)
     runner = RealtimeRunner(strategy, broker, ReplayFeed(bars, speed=math.inf),
                             trade_log=broker.trade_log)
-    with pytest.raises(simbroker.StrategyError, match=r"RuntimeError: boom at bar 5") as info:
-        try:
+    try:
+        with pytest.raises(simbroker.StrategyError,
+                           match=r"RuntimeError: boom at bar 5") as info:
             runner.run()
-        finally:
-            broker.close()
+    finally:
+        broker.close()
     assert isinstance(info.value.__cause__, RuntimeError)
     assert info.value.where is not None
     assert info.value.where.startswith(f"{__file__}:")
     events = [r["event"] for r in simbroker.read_trade_log(log)]
     assert events[-2:] == ["strategy_error", "runner_stop"]
+
+
+# ------------------------------------------------------------------ resume pacing
+class FakeTime:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_resumed_replay_releases_its_first_new_bar_at_once() -> None:
+    """A finite-speed replay restarted after 12 bars must not wait the 12 bars again."""
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=30, seed=1, freq="1min")
+    clock = FakeTime()
+    speed = 60.0  # one one-minute bar per second
+    fresh = ReplayFeed(bars, speed=speed, time_source=clock)
+    assert fresh.seconds_until_next() == 0.0  # the first bar is due at once
+    assert fresh.next_bar() is not None
+    assert fresh.seconds_until_next() == pytest.approx(1.0)
+    clock.now += 0.25
+    assert fresh.seconds_until_next() == pytest.approx(0.75)
+
+    resumed = ReplayFeed(bars, speed=speed, time_source=clock)
+    assert resumed.skip_to(bars.index[11].to_pydatetime() + timedelta(minutes=1)) == 12
+    assert resumed.seconds_until_next() == 0.0  # was 12 s before the fix
+    ev = resumed.next_bar(timeout=0)
+    assert ev is not None
+    assert ev.timestamp == bars.index[12].to_pydatetime()
+    assert resumed.seconds_until_next() == pytest.approx(1.0)  # then the normal pace
+    clock.now += 1.0
+    assert resumed.seconds_until_next() == 0.0
+    assert resumed.next_bar(timeout=0) is not None
+    assert resumed.next_bar(timeout=0) is None  # the next one is not due yet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -16,13 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simbroker.cli import main
 from simbroker.config import Secret
-from simbroker.errors import DataError
+from simbroker.errors import TradeLogError
 from simbroker.tradelog import (
     TradeLog,
     cash_after_fill,
+    line_digest,
     position_after_fill,
     read_trade_log,
+    repair_trade_log,
     replay_trade_log,
 )
 
@@ -66,7 +70,8 @@ def test_round_trip_keeps_floats_and_times_exact(tmp_path: Path) -> None:
         tl.write("filled", when, fill_id="f1", order_id="O1", symbol="X", side="buy",
                  qty=np.float64(1 / 3), price=np.float32(0.5), fee=odd, notional=np.int64(7),
                  big=2**70, timestamp=when, day=date(2024, 3, 4), flags=(True, None, "s"))
-    assert written == {"seq": 1, "ts": "2024-01-02T14:30:00+00:00", "event": "start",
+    assert written == {"seq": 1, "prev": None, "ts": "2024-01-02T14:30:00+00:00",
+                       "event": "start",
                        "cash": 0.1 + 0.2, "positions": {"X": 1e-300, "Y": 123456789.123456789},
                        "broker": "paper"}
     start, fill = read_trade_log(path)
@@ -167,9 +172,9 @@ def test_a_corrupt_middle_line_raises_naming_its_number(tmp_path: Path, bad: byt
     lines[1] = bad
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"\n".join(lines))
-    with pytest.raises(DataError, match=r"line 2 is not a valid record"):
+    with pytest.raises(TradeLogError, match=r"line 2: not a valid record"):
         read_trade_log(path)
-    with pytest.raises(DataError, match=r"line 2"):
+    with pytest.raises(TradeLogError, match=r"line 2"):
         replay_trade_log(path)
 
 
@@ -181,7 +186,7 @@ def test_a_corrupt_last_line_with_its_newline_is_not_taken_for_a_torn_write(
     lines[-2] = b"{not json"
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b"\n".join(lines))
-    with pytest.raises(DataError, match=r"line 3 is not a valid record"):
+    with pytest.raises(TradeLogError, match=r"line 3: not a valid record"):
         read_trade_log(path)
 
 
@@ -200,10 +205,10 @@ def test_secret_key_names_are_recognised_in_every_spelling(tmp_path: Path) -> No
 
 def test_a_missing_file_raises_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "log.jsonl"
-    with pytest.raises(DataError, match="does not exist") as info:
+    with pytest.raises(TradeLogError, match="does not exist") as info:
         read_trade_log(path)
     assert str(path) in str(info.value)
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(TradeLogError, match="does not exist"):
         replay_trade_log(str(path))
 
 
@@ -513,3 +518,316 @@ def test_replay_of_a_written_log_equals_the_direct_fold(
         torn_cash, torn_pos = fold(cash, {"A": start_a} if start_a else {}, fills[:-1])
         assert before_last.cash == torn_cash
         assert before_last.positions == torn_pos
+
+
+# ------------------------------------------------------------------ the chain
+def ten_records(path: Path) -> list[bytes]:
+    with TradeLog(path) as tl:
+        tl.write("start", t(0), cash=1000.0, positions={}, broker="paper")
+        for i in range(1, 10):
+            fill(tl, i, f"f{i}", None, "X", "buy", 1.0, 10.0 + i, 0.0)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_every_record_links_to_the_line_before(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = ten_records(path)
+    records = [json.loads(line) for line in lines]
+    assert records[0]["prev"] is None
+    for before, rec in zip(lines, records[1:], strict=False):
+        assert rec["prev"] == line_digest(before.rstrip(b"\n"))
+    # Reopening continues the chain from the last line.
+    with TradeLog(path) as tl:
+        assert tl.last_seq == 10
+        rec = tl.write("after", t(20))
+    assert rec["prev"] == line_digest(lines[-1].rstrip(b"\n"))
+    assert len(read_trade_log(path)) == 11
+
+
+@pytest.mark.parametrize(("edit", "line", "message"), [
+    (lambda ls: ls[:4] + ls[5:], 5, r"1 record\(s\) missing"),           # deleted
+    (lambda ls: ls[1:], 1, "does not begin at its first record"),       # head deleted
+    (lambda ls: [*ls[:3], ls[4], ls[3], *ls[5:]], 4, "missing"),        # swapped
+    (lambda ls: [*ls[:6], ls[5], *ls[6:]], 7, "repeated or out-of-order"),  # duplicated
+    (lambda ls: [*ls[:3], ls[3].replace(b'"price":13.0', b'"price":13.5'), *ls[4:]], 5,
+     "does not follow the line before"),                                # edited in place
+])
+def test_a_deleted_reordered_duplicated_or_edited_line_is_reported_by_number(
+        tmp_path: Path, edit: Any, line: int, message: str) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = ten_records(path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"".join(edit(lines)))
+    with pytest.raises(TradeLogError, match=message) as info:
+        read_trade_log(bad)
+    assert info.value.line == line
+    assert info.value.path == str(bad)
+    assert f"{bad}, line {line}:" in str(info.value)
+    with pytest.raises(TradeLogError):
+        replay_trade_log(bad)
+
+
+def test_a_log_written_before_the_chain_is_read_and_continued(tmp_path: Path) -> None:
+    path = tmp_path / "old.jsonl"
+    lines = ten_records(path)
+    old = [json.loads(line) for line in lines]
+    for rec in old:
+        del rec["prev"]
+    path.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in old))
+    records = read_trade_log(path)
+    assert [r["seq"] for r in records] == list(range(1, 11))
+    assert replay_trade_log(path).positions == {"X": 9.0}
+    with TradeLog(path) as tl:  # the first new record links to the last old line
+        tl.write("after", t(20))
+    assert len(read_trade_log(path)) == 11
+    # Seqs still catch a deleted line in an unchained log...
+    raw = path.read_bytes().splitlines(keepends=True)
+    (tmp_path / "gap.jsonl").write_bytes(b"".join(raw[:3] + raw[4:]))
+    with pytest.raises(TradeLogError, match="missing") as info:
+        read_trade_log(tmp_path / "gap.jsonl")
+    assert info.value.line == 4
+    # ...and an unchained record after chained ones is refused.
+    (tmp_path / "mixed.jsonl").write_bytes(b"".join(raw) + json.dumps(
+        {"seq": 12, "ts": "2024-01-02T15:00:00+00:00", "event": "x"}).encode() + b"\n")
+    with pytest.raises(TradeLogError, match="no 'prev'") as info:
+        read_trade_log(tmp_path / "mixed.jsonl")
+    assert info.value.line == 12
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (b'{"seq":1,"prev":null,"ts":"2024-13-45T00:00:00+00:00","event":"start"}', "'ts'"),
+    (b'{"seq":1,"prev":null,"ts":"2024-01-02T14:30:00","event":"start"}', "no UTC offset"),
+    (b'{"seq":1,"prev":null,"ts":"0001-01-01T00:00:00+01:00","event":"start"}', "'ts'"),
+    (b'{"seq":1,"prev":null,"ts":12,"event":"start"}', "'ts'"),
+    (b'{"seq":Infinity,"prev":null,"ts":"2024-01-02T14:30:00+00:00","event":"start"}',
+     "Infinity"),
+    (b'{"seq":1,"prev":null,"ts":"2024-01-02T14:30:00+00:00","event":"start","cash":NaN}',
+     "NaN"),
+    (b'{"seq":1,"prev":null,"ts":"2024-01-02T14:30:00+00:00","event":"start","cash":1e999}',
+     "out of range"),
+    (b'{"seq":true,"prev":null,"ts":"2024-01-02T14:30:00+00:00","event":"start"}', "'seq'"),
+    (b'{"seq":1,"prev":3,"ts":"2024-01-02T14:30:00+00:00","event":"start"}', "'prev'"),
+    (b'{"seq":1,"prev":null,"ts":"2024-01-02T14:30:00+00:00","event":"s","x":'
+     + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"seq":' + b"9" * 5000 + b',"ts":"2024-01-02T14:30:00+00:00","event":"s"}',
+     "not a valid record"),
+])
+def test_a_malformed_record_raises_trade_log_error_naming_the_line(
+        tmp_path: Path, line: bytes, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(line + b"\n")
+    with pytest.raises(TradeLogError, match=message) as info:
+        read_trade_log(path)
+    assert info.value.line == 1
+
+
+GOOD_START = {"seq": 1, "prev": None, "ts": "2024-01-02T14:30:00+00:00", "event": "start",
+              "cash": 1000.0, "positions": {}}
+GOOD_FILL = {"fill_id": "f1", "order_id": "O1", "symbol": "X", "side": "buy", "qty": 1.0,
+             "price": 10.0, "fee": 0.0, "notional": 10.0}
+
+
+@pytest.mark.parametrize(("start", "second", "message"), [
+    ({}, {"event": "filled", **{k: v for k, v in GOOD_FILL.items() if k != "qty"}}, "'qty'"),
+    ({}, {"event": "filled", **GOOD_FILL, "qty": "ten"}, "'qty'"),
+    ({}, {"event": "filled", **GOOD_FILL, "qty": -1}, "'qty'"),
+    ({}, {"event": "filled", **GOOD_FILL, "side": "long"}, "'side'"),
+    ({}, {"event": "filled", **GOOD_FILL, "symbol": ["X"]}, "'symbol'"),
+    ({}, {"event": "filled", **GOOD_FILL, "fill_id": {"a": 1}}, "'fill_id'"),
+    ({}, {"event": "filled", **GOOD_FILL, "fee": None}, "'fee'"),
+    ({}, {"event": "filled", **GOOD_FILL, "side": "sell", "notional": 1.7e308, "fee": -1.7e308},
+     "finite range"),
+    ({}, {"event": "submitted", "order_id": None, "symbol": "X", "side": "buy", "qty": 1},
+     "'order_id'"),
+    ({}, {"event": "submitted", "order_id": "O1", "symbol": "X", "side": "buy", "qty": 1,
+          "limit_price": "cheap"}, "'limit_price'"),
+    ({}, {"event": "canceled", "order_id": [1]}, "'order_id'"),
+    ({"cash": "lots"}, {"event": "noop"}, "'cash'"),
+    ({"cash": True}, {"event": "noop"}, "'cash'"),
+    ({"positions": [1, 2]}, {"event": "noop"}, "'positions'"),
+    ({"positions": {"X": None}}, {"event": "noop"}, "'qty'"),
+    ({"open_orders": {"O1": 1}}, {"event": "noop"}, "'open_orders'"),
+    ({"open_orders": [{"order_id": "O1"}]}, {"event": "noop"}, "'symbol'"),
+])
+def test_a_missing_or_mistyped_field_fails_replay_with_trade_log_error(
+        tmp_path: Path, start: dict[str, Any], second: dict[str, Any], message: str) -> None:
+    path = tmp_path / "log.jsonl"
+    first = {**GOOD_START, **start}
+    line1 = json.dumps(first).encode()
+    rec2 = {"seq": 2, "prev": line_digest(line1), "ts": "2024-01-02T14:31:00+00:00", **second}
+    path.write_bytes(line1 + b"\n" + json.dumps(rec2).encode() + b"\n")
+    assert len(read_trade_log(path)) == 2  # the file itself is intact
+    with pytest.raises(TradeLogError, match=message) as info:
+        replay_trade_log(path)
+    assert info.value.line == (1 if start else 2)
+    assert info.value.path == str(path)
+
+
+# ------------------------------------------------------------------ failed writes
+class FailingFile:
+    """The writer's file object, failing like a full disk: from write ``fail_at`` on
+    (counting from 1) nothing more fits; ``partial`` bytes of that write still land."""
+
+    def __init__(self, fh: Any, fail_at: int, partial: int = 0):
+        self.fh, self.fail_at, self.partial, self.calls = fh, fail_at, partial, 0
+
+    def write(self, data: Any) -> int:
+        self.calls += 1
+        if self.calls < self.fail_at:
+            return int(self.fh.write(data))
+        if self.calls == self.fail_at and self.partial:
+            return int(self.fh.write(bytes(data)[: self.partial]))  # a short write
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fh, name)
+
+
+@pytest.mark.parametrize("partial", [0, 1, 30])
+def test_a_failed_write_raises_naming_the_file_and_leaves_no_trace(
+        tmp_path: Path, partial: int) -> None:
+    path = tmp_path / "log.jsonl"
+    with TradeLog(path) as tl:
+        tl.write("start", t(0), cash=1.0)
+        before = path.read_bytes()
+        tl._fh = FailingFile(tl._fh, fail_at=1, partial=partial)
+        with pytest.raises(TradeLogError, match="No space left on device") as info:
+            tl.write("filled", t(1), symbol="X", qty=1.0)
+        assert info.value.path == str(path)
+        assert str(path) in str(info.value)
+        assert path.read_bytes() == before  # cut back to the last whole record
+        assert tl.last_seq == 1
+        tl._fh = tl._fh.fh  # space again: the next record takes the next seq
+        assert tl.write("ok", t(2))["seq"] == 2
+    assert [r["seq"] for r in read_trade_log(path)] == [1, 2]
+
+
+def test_a_write_that_cannot_be_cut_back_blocks_further_writes(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    tl = TradeLog(path)
+    tl.write("start", t(0), cash=1.0)
+
+    class Stuck(FailingFile):
+        def truncate(self, size: int) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    tl._fh = Stuck(tl._fh, fail_at=1, partial=10)
+    with pytest.raises(TradeLogError, match="No space"):
+        tl.write("filled", t(1), qty=1.0)
+    tl._fh = tl._fh.fh
+    with pytest.raises(TradeLogError, match="reopen the trade log"):
+        tl.write("ok", t(2))
+    tl.close()
+    with TradeLog(path) as again:  # reopening cuts the torn line and goes on
+        assert again.write("ok", t(3))["seq"] == 2
+    assert [r["event"] for r in read_trade_log(path)] == ["start", "ok"]
+
+
+def test_a_second_writer_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with TradeLog(path) as tl:
+        tl.write("start", t(0))
+        with pytest.raises(TradeLogError, match="open in another writer"):
+            TradeLog(path)
+        assert read_trade_log(path)  # readers are welcome
+    with TradeLog(path) as tl:  # released on close
+        assert tl.write("e", t(1))["seq"] == 2
+
+
+def test_an_unopenable_file_raises_trade_log_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(TradeLogError, match="cannot open") as info:
+        TradeLog(tmp_path / "dir.jsonl")
+    assert info.value.path == str(tmp_path / "dir.jsonl")
+
+
+# ------------------------------------------------------------------ repair
+def test_repair_keeps_the_valid_head_and_a_backup(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = ten_records(path)
+    damaged = b"".join([*lines[:6], lines[5], *lines[6:]])  # line 7 repeats line 6
+    path.write_bytes(damaged)
+    report = repair_trade_log(path)
+    assert report.kept_records == 6
+    assert report.backup is not None
+    assert report.backup.read_bytes() == damaged
+    assert report.reason is not None
+    assert "line 7" in report.reason
+    assert path.read_bytes() == b"".join(lines[:6])
+    assert [r["seq"] for r in read_trade_log(path)] == [1, 2, 3, 4, 5, 6]
+    again = repair_trade_log(path)  # an intact file is left alone
+    assert (again.removed_bytes, again.backup, again.reason) == (0, None, None)
+
+
+def test_repair_cuts_at_a_record_replay_refuses_and_at_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    with TradeLog(path) as tl:
+        tl.write("start", t(0), cash=1.0)
+        tl.write("filled", t(1), fill_id="f", symbol="X", side="up", qty=1.0, notional=1.0,
+                 fee=0.0)
+        tl.write("ok", t(2))
+    report = repair_trade_log(path)
+    assert report.kept_records == 1
+    assert [r["event"] for r in read_trade_log(path)] == ["start"]
+    path.write_bytes(path.read_bytes() + b'{"seq":2,"prev":')
+    report = repair_trade_log(path)
+    assert report.kept_records == 1
+    assert report.removed_bytes == len(b'{"seq":2,"prev":')
+    assert report.backup is not None
+    assert report.backup.name == "log.jsonl.bak1"  # the first backup is kept too
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.mark.parametrize("command", ["show", "replay"])
+def test_tradelog_commands_report_damage_in_one_line_and_repair_on_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    path = tmp_path / "log.jsonl"
+    lines = ten_records(path)
+    path.write_bytes(b"".join([*lines[:6], lines[5], *lines[6:]]))
+    assert main(["tradelog", command, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert f"{path}, line 7:" in err
+    assert main(["tradelog", command, str(path), "--repair"]) == 0
+    out, err = capsys.readouterr()
+    assert "repaired: kept 6 records" in err
+    assert (tmp_path / "log.jsonl.bak").exists()
+    assert len(read_trade_log(path)) == 6
+    if command == "replay":
+        assert "records:     6" in out
+    else:
+        assert out.count("\n") == 6
+    assert main(["tradelog", command, str(path), "--repair"]) == 0
+    assert "nothing to repair" in capsys.readouterr().err
+
+
+def test_tradelog_show_of_a_missing_or_binary_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tradelog", "show", str(tmp_path / "none.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bin.jsonl").write_bytes(b"\x00\xff" * 50 + b"\n" + b"[" * 50_000 + b"\n")
+    assert main(["tradelog", "replay", str(tmp_path / "bin.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "line 1:" in err
+    assert "Traceback" not in err
+
+
+def test_an_interrupt_during_a_write_takes_the_record_back_out(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+
+    class Interrupted(FailingFile):
+        def write(self, data: Any) -> int:  # the bytes land, then Ctrl-C arrives
+            self.fh.write(data)
+            raise KeyboardInterrupt
+
+    with TradeLog(path) as tl:
+        tl.write("start", t(0))
+        before = path.read_bytes()
+        tl._fh = Interrupted(tl._fh, fail_at=1)
+        with pytest.raises(KeyboardInterrupt):
+            tl.write("filled", t(1), qty=1.0)
+        tl._fh = tl._fh.fh
+        assert path.read_bytes() == before
+        assert tl.write("ok", t(2))["seq"] == 2
+    assert [r["event"] for r in read_trade_log(path)] == ["start", "ok"]

@@ -1,0 +1,241 @@
+"""Rebuilding account state from a trade log, every field it uses checked first."""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from simbroker.errors import TradeLogError
+from simbroker.tradelog._reader import read_trade_log
+
+__all__ = ["ReplayState", "cash_after_fill", "order_fields", "position_after_fill",
+           "replay_records", "replay_trade_log"]
+
+_SIDES = ("buy", "sell")
+_short = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+
+
+def cash_after_fill(cash: float, side: str, notional: float, fee: float) -> float:
+    """Cash after a fill: ``cash - notional - fee`` (buy) or ``cash + notional - fee`` (sell)."""
+    if side == "buy":
+        return cash - notional - fee
+    return cash + notional - fee
+
+
+def position_after_fill(position: float, side: str, qty: float) -> float:
+    """Position after a fill, snapped to exactly 0 when only float dust is left."""
+    new = position + qty if side == "buy" else position - qty
+    if abs(new) <= 1e-12 * max(abs(position), qty):
+        return 0.0
+    return new
+
+
+class _Bad(ValueError):
+    """A field of one record is missing or mistyped (turned into TradeLogError)."""
+
+
+def _number(rec: Mapping[str, Any], key: str, *, positive: bool = False,
+            optional: bool = False) -> float | None:
+    value = rec.get(key)
+    if value is None and optional:
+        return None
+    # A string is taken when it is a number: the runner logs a live order's arguments as
+    # the strategy passed them, and a broker accepts "10" for 10.
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _Bad(f"field {key!r} must be a number, got {_short.repr(value)}")
+    try:
+        f = float(value)
+    except (OverflowError, ValueError):
+        raise _Bad(f"field {key!r} must be a finite number, got {_short.repr(value)}") from None
+    if not math.isfinite(f) or (positive and not f > 0):
+        raise _Bad(f"field {key!r} must be a finite number{' > 0' if positive else ''}, "
+                   f"got {_short.repr(value)}")
+    return f
+
+
+def _required(rec: Mapping[str, Any], key: str, *, positive: bool = False) -> float:
+    value = _number(rec, key, positive=positive)
+    if value is None:  # pragma: no cover - _number refuses None unless optional
+        raise _Bad(f"field {key!r} is missing")
+    return value
+
+
+def _text(rec: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
+    value = rec.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _Bad(f"field {key!r} must be a non-empty string, got {_short.repr(value)}")
+    return value
+
+
+def _order_id(rec: Mapping[str, Any], key: str = "order_id", *,
+              optional: bool = True) -> str | None:
+    value = rec.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Bad(f"field {key!r} must be an id (string), got {_short.repr(value)}")
+    return str(value)
+
+
+def _side(rec: Mapping[str, Any]) -> str:
+    side = rec.get("side")
+    if not isinstance(side, str) or side.lower() not in _SIDES:
+        raise _Bad(f"field 'side' must be 'buy' or 'sell', got {_short.repr(side)}")
+    return side.lower()
+
+
+def order_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked order of a ``submitted`` record (or a ``start`` record's open order).
+
+    Raises ``ValueError`` naming the bad field.
+    """
+    return {
+        "order_id": _order_id(rec, optional=False),
+        "client_order_id": _order_id(rec, "client_order_id"),
+        "symbol": _text(rec, "symbol"),
+        "side": _side(rec),
+        "qty": _number(rec, "qty", positive=True),
+        "order_type": (_text(rec, "order_type", optional=True) or "market").lower(),
+        "limit_price": _number(rec, "limit_price", positive=True, optional=True),
+        "stop_price": _number(rec, "stop_price", positive=True, optional=True),
+        "tif": (_text(rec, "tif", optional=True) or "day").lower(),
+    }
+
+
+@dataclass
+class ReplayState:
+    """Account state rebuilt from a trade log.
+
+    ``open_orders`` maps each open order id to its ``submitted`` record (for an order
+    carried over by a resumed session's ``start`` record: that entry, with the start's
+    ``ts``); ``filled_qty`` is how much of each open order has filled.
+    """
+
+    cash: float = 0.0
+    positions: dict[str, float] = field(default_factory=dict)
+    open_orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    n_records: int = 0
+    last_ts: datetime | None = None
+    filled_qty: dict[str, float] = field(default_factory=dict)
+
+
+def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplayState:
+    """Rebuild cash, positions, open orders and fills from a trade log (path or records).
+
+    A ``start`` record begins a session: it sets cash and positions and replaces the open
+    orders with its own ``open_orders`` (the orders a resumed session carried over, none
+    for a fresh one). Each ``submitted`` record opens an order; ``canceled``, ``expired``
+    and ``rejected`` close it; each ``filled`` record applies :func:`cash_after_fill` and
+    :func:`position_after_fill` in file order (a repeated ``fill_id`` is applied once).
+
+    Every field used is checked: a missing or mistyped one, or cash that leaves the
+    finite range, raises :class:`~simbroker.errors.TradeLogError` naming the line (the
+    record's 1-based position).
+    """
+    if isinstance(source, (str, Path)):
+        return replay_records(read_trade_log(source), path=str(source))
+    return replay_records(source)
+
+
+def replay_records(records: Iterable[Any], *, path: str | None = None) -> ReplayState:
+    """:func:`replay_trade_log` of records already read, errors naming ``path``."""
+    state = ReplayState()
+    seen: set[str] = set()
+    for lineno, rec in enumerate(records, start=1):
+        try:
+            _apply(state, rec, seen)
+        except _Bad as exc:
+            event = rec.get("event") if isinstance(rec, Mapping) else None
+            what = f"{event!r} record" if isinstance(event, str) else "record"
+            raise TradeLogError(f"{what}: {exc}", path=path, line=lineno) from None
+    return state
+
+
+def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
+    if not isinstance(rec, Mapping):
+        raise _Bad(f"a record must be a mapping, got {type(rec).__name__}")
+    state.n_records += 1
+    ts = rec.get("ts")
+    if isinstance(ts, datetime):
+        state.last_ts = ts
+    event = rec.get("event")
+    if event == "start":
+        # A new session (a fresh broker, or a resumed one) starts from its own snapshot.
+        seen.clear()
+        state.filled_qty = {}
+        state.cash = _number(rec, "cash", optional=True) or 0.0
+        positions = rec.get("positions") or {}
+        if not isinstance(positions, Mapping):
+            raise _Bad(f"field 'positions' must be a mapping, got {_short.repr(positions)}")
+        state.positions = {}
+        for sym, qty in positions.items():
+            q = _required({"qty": qty}, "qty")
+            if q:
+                state.positions[str(sym)] = q
+        carried = rec.get("open_orders") or []
+        if not isinstance(carried, list):
+            raise _Bad(f"field 'open_orders' must be a list, got {_short.repr(carried)}")
+        state.open_orders = {}
+        for entry in carried:
+            if not isinstance(entry, Mapping):
+                raise _Bad(f"an entry of 'open_orders' is not a mapping: {_short.repr(entry)}")
+            order = order_fields(entry)
+            state.open_orders[order["order_id"]] = {**entry, "event": "submitted",
+                                                    "ts": rec.get("ts")}
+    elif event == "submitted":
+        state.open_orders[str(order_fields(rec)["order_id"])] = dict(rec)
+    elif event in ("canceled", "expired", "rejected"):
+        oid = _order_id(rec)
+        if oid is not None:
+            state.open_orders.pop(oid, None)
+            state.filled_qty.pop(oid, None)
+    elif event == "triggered":
+        oid = _order_id(rec, optional=False)
+        if oid in state.open_orders:
+            state.open_orders[str(oid)] = {**state.open_orders[str(oid)],
+                                           "triggered_at": rec.get("bar", rec.get("ts"))}
+    elif event == "filled":
+        _fill(state, rec, seen)
+
+
+def _fill(state: ReplayState, rec: Mapping[str, Any], seen: set[str]) -> None:
+    fill_id = _order_id(rec, "fill_id")
+    side = _side(rec)
+    qty = _required(rec, "qty", positive=True)
+    notional = _required(rec, "notional")
+    fee = _required(rec, "fee")
+    sym = str(_text(rec, "symbol"))
+    oid = _order_id(rec)
+    if fill_id is not None:
+        if fill_id in seen:
+            return
+        seen.add(fill_id)
+    cash = cash_after_fill(state.cash, side, notional, fee)
+    if not math.isfinite(cash):
+        raise _Bad(f"cash leaves the finite range ({state.cash!r} after this fill)")
+    state.cash = cash
+    new = position_after_fill(state.positions.get(sym, 0.0), side, qty)
+    if not math.isfinite(new):
+        raise _Bad(f"the {sym} position leaves the finite range")
+    if new == 0.0:
+        state.positions.pop(sym, None)
+    else:
+        state.positions[sym] = new
+    state.fills.append(dict(rec))
+    if oid is not None and oid in state.open_orders:
+        done = state.filled_qty.get(oid, 0.0) + qty
+        if done >= float(state.open_orders[oid]["qty"]) * (1 - 1e-12):
+            del state.open_orders[oid]
+            state.filled_qty.pop(oid, None)
+        else:
+            state.filled_qty[oid] = done
