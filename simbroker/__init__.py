@@ -55,7 +55,7 @@ from simbroker.results import BacktestResult, load_result
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
-from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
+from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
@@ -115,6 +115,7 @@ __all__ = [
     "load_bars",
     "load_result",
     "read_trade_log",
+    "repair_trade_log",
     "replay_trade_log",
     "sample_bars",
     "sweep",

@@ -331,10 +331,12 @@ class _Gate:
                                          limit_price=limit_price, stop_price=stop_price,
                                          tif=tif, client_order_id=client_order_id)
         if self._log is not None:
+            # The broker's normalised order ("buy", 10.0), not the strategy's spelling.
             self._log.write("submitted", self._broker.now(), order_id=info["order_id"],
-                            client_order_id=client_order_id, symbol=symbol, side=side,
-                            qty=qty, order_type=order_type, limit_price=limit_price,
-                            stop_price=stop_price, tif=tif)
+                            client_order_id=client_order_id, symbol=info["symbol"],
+                            side=info["side"], qty=info["qty"],
+                            order_type=info["order_type"], limit_price=info["limit_price"],
+                            stop_price=info["stop_price"], tif=info["tif"])
         return info
 
     def cancel_order(self, order_id: str) -> OrderInfo:
