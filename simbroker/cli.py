@@ -177,7 +177,8 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
         raise CLIError(f"--fresh: trade log {log_path} already exists; move it away or "
                        f"leave out --fresh to resume the run it records")
     resume = read_resume_point(log_path)
-    trade_log = TradeLog(log_path)
+    # Real money: every record is on disk (fsync) before the run moves on.
+    trade_log = TradeLog(log_path, fsync=live)
     broker: Broker | None = None
     try:
         broker, feed = _open_broker(args, config, trade_log, resume, live=live)
