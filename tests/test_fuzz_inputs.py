@@ -1,0 +1,153 @@
+"""Inputs from outside: order arguments, config files and bar files raise only simbroker errors.
+
+Hand-picked cases first (each names the field or key it is about), then Hypothesis fuzz:
+whatever arrives, the error is a :class:`~simbroker.errors.SimbrokerError` subclass and a
+refused order changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simbroker import Bars, InvalidOrder, PaperBroker, SimbrokerError
+from simbroker.tradelog import read_trade_log
+from simbroker.types import MAX_PRICE, MAX_QTY, Order
+
+FUZZ = settings(max_examples=200, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+def one_symbol_bars(n: int = 4) -> Bars:
+    ts = np.datetime64("2024-01-01", "ns") + np.arange(n) * np.timedelta64(86_400, "s")
+    col = np.full((n, 1), 100.0)
+    return Bars.from_arrays(ts, ["X"], open=col, high=col + 5, low=col - 5, close=col,
+                            volume=col * 10)
+
+
+BARS = one_symbol_bars()
+
+
+# -------------------------------------------------------------------- orders
+BAD_NUMBERS = [
+    10**309, -(10**309), 10**5000, 1e308, MAX_QTY * 2, True, False, np.True_, "5", b"5",
+    math.nan, math.inf, -math.inf, np.float64("nan"), np.float32("inf"), Decimal("NaN"),
+    Decimal("1e400"), Decimal("-1"), Fraction(10**400, 3), 0, -1, 1j, None, [1], object(),
+]
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("field", ["qty", "limit_price", "stop_price"])
+def test_bad_numbers_are_invalid_orders_naming_the_field(field: str, value: Any) -> None:
+    if value is None and field != "qty":
+        pytest.skip("a missing price has its own message")
+    args: dict[str, Any] = {"qty": 1, "limit_price": 100.0, "stop_price": 100.0, field: value}
+    with pytest.raises(InvalidOrder) as exc:
+        Order.create("X", "buy", args["qty"], "stop_limit", limit_price=args["limit_price"],
+                     stop_price=args["stop_price"])
+    assert exc.value.field == field
+    assert str(exc.value).startswith(f"{field} for X must be")
+    assert len(str(exc.value)) < 200
+
+
+def test_huge_quantities_name_the_bound_and_never_reach_inf() -> None:
+    with pytest.raises(InvalidOrder, match=r"qty for X must be at most 1e\+15, got an integer "
+                                           r"of about 310 digits"):
+        Order.create("X", "buy", 10**309)
+    with pytest.raises(InvalidOrder, match=r"qty for X must be at most 1e\+15, got 1e\+308"):
+        Order.create("X", "buy", 1e308)
+    with pytest.raises(InvalidOrder, match=r"limit_price for X must be a number, got True"):
+        Order.create("X", "buy", 1, "limit", limit_price=True)
+    order = Order.create("X", "buy", MAX_QTY, "limit", limit_price=MAX_PRICE)
+    assert math.isfinite(order.qty * order.limit_price * 1e9)  # qty x price, summed a lot
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (np.float32(2.5), 2.5), (np.int64(3), 3.0), (np.uint8(7), 7.0), (np.float64(1.25), 1.25),
+    (Decimal("1.5"), 1.5), (Fraction(3, 2), 1.5), (10**15, 1e15), (5e-3, 5e-3),
+], ids=lambda v: type(v).__name__)
+def test_numpy_and_exact_numbers_are_accepted(value: Any, expected: float) -> None:
+    order = Order.create("X", "sell", value, "limit", limit_price=value)
+    assert order.qty == expected
+    assert type(order.qty) is float
+    assert order.limit_price == expected
+    assert type(order.limit_price) is float
+
+
+@pytest.mark.parametrize("qty", [10**309, 1e308, True, math.nan, "10"], ids=repr)
+def test_paper_broker_logs_a_refused_order_and_changes_nothing(tmp_path: Path, qty: Any) -> None:
+    log = tmp_path / "t.jsonl"
+    broker = PaperBroker(BARS, cash=10_000.0, trade_log=log)
+    with pytest.raises(InvalidOrder, match="qty for X"):
+        broker.submit_order("X", "buy", qty)
+    with pytest.raises(InvalidOrder, match="limit_price for X"):
+        broker.submit_order("X", "buy", 1, "limit", limit_price=qty)
+    while broker.has_next:
+        broker.step()
+    assert broker.get_cash() == 10_000.0
+    assert broker.get_positions() == {}
+    assert broker.get_orders() == []
+    broker.trade_log.close()  # type: ignore[union-attr]
+    rejected = [r for r in read_trade_log(log) if r["event"] == "rejected"]
+    assert len(rejected) == 2
+    assert all(r["reason"].startswith(("qty for X", "limit_price for X")) for r in rejected)
+
+
+# ---------------------------------------------------------- order fuzz
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([10**309, 1e308, 1e15, 1e-300, 5e-324, 0, -0.0]),
+    st.booleans(), st.none(), st.text(max_size=8),
+    st.builds(np.float64, st.floats()), st.builds(np.float32, st.floats(width=32)),
+    st.builds(np.int64, st.integers(-(2**63), 2**63 - 1)), st.just(np.True_),
+    st.decimals(allow_nan=True, allow_infinity=True), st.fractions(),
+)
+WORDS = st.one_of(st.sampled_from(["buy", "sell", "BUY", "market", "limit", "stop",
+                                   "stop_limit", "day", "gtc", "X", ""]),
+                  st.text(max_size=6), st.none(), st.integers(), st.booleans())
+
+
+@FUZZ
+@given(symbol=st.one_of(st.just("X"), WORDS), side=WORDS, qty=NUMBERS,
+       order_type=WORDS, limit_price=NUMBERS, stop_price=NUMBERS, tif=WORDS,
+       client_order_id=st.one_of(st.none(), st.text(max_size=4), st.integers()))
+def test_submit_order_raises_only_simbroker_errors(tmp_path: Path, symbol: Any, side: Any,
+                                                    qty: Any, order_type: Any,
+                                                    limit_price: Any, stop_price: Any,
+                                                    tif: Any, client_order_id: Any) -> None:
+    broker = PaperBroker(BARS, cash=10_000.0)
+    broker.step()
+    before = (broker.get_cash(), broker.get_positions(), broker.get_orders())
+    try:
+        broker.submit_order(symbol, side, qty, order_type, limit_price=limit_price,
+                            stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+    except SimbrokerError:
+        assert (broker.get_cash(), broker.get_positions(), broker.get_orders()) == before
+        while broker.has_next:
+            broker.step()
+        assert broker.get_cash() == 10_000.0
+        assert broker.get_positions() == {}
+        return
+    while broker.has_next:
+        broker.step()
+    assert math.isfinite(broker.get_cash())
+    assert all(math.isfinite(q) for q in broker.get_positions().values())
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="paper.py _log_rejected writes the int as is and json cannot print "
+                          "ints of more than 4,300 digits; change reported to its owner")
+def test_a_refused_integer_of_any_size_is_logged(tmp_path: Path) -> None:
+    broker = PaperBroker(BARS, trade_log=tmp_path / "t.jsonl")
+    with pytest.raises(InvalidOrder, match="qty for X must be at most"):
+        broker.submit_order("X", "buy", 10**5000)
