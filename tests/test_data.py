@@ -564,3 +564,36 @@ def test_make_sample_reproduces_the_file_byte_for_byte(
     script["main"](["make_sample.py", str(out)])
     assert out.read_bytes() == SAMPLE_DATA_PATH.read_bytes()
     assert "5396 rows" in capsys.readouterr().out
+
+
+# ------------------------------------ ambiguous columns in every format (issue 14)
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "parquet", "frame"])
+@pytest.mark.parametrize(("first", "second", "field"), [
+    ("Close", "close", "close"), ("close", " CLOSE ", "close"), ("close", "close", "close"),
+    ("Date", "timestamp", "timestamp"), ("Ticker", "symbol", "symbol"),
+    ("volume", "Volume", "volume"),
+])
+def test_duplicate_recognised_columns_are_refused_in_every_format(
+        tmp_path: Path, fmt: str, first: str, second: str, field: str) -> None:
+    frame = hand_frame(3)
+    other = frame[field].copy()
+    if field in FIELDS:
+        other = other * 3  # a second close that disagrees: it must never be picked silently
+    columns = [first if c == field else c for c in frame.columns]
+    body = pd.DataFrame([list(r) for r in frame.itertuples(index=False)], columns=columns)
+    body.insert(len(columns), second, other.to_numpy(), allow_duplicates=True)
+    if fmt == "frame":
+        source: Any = body
+    elif fmt == "parquet":
+        if first == second:
+            pytest.skip("a Parquet file cannot hold two columns of the same name from pandas")
+        source = tmp_path / "bars.parquet"
+        body.to_parquet(source)
+    else:
+        source = tmp_path / f"bars.{fmt}"
+        body.to_csv(source, index=False)
+    with pytest.raises(DataError, match="ambiguous columns in") as exc:
+        load_bars(source)
+    assert f"{first!r} and {second!r} both mean {field!r}" in str(exc.value)
+    if fmt != "frame":
+        assert str(source) in str(exc.value)
