@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -385,6 +386,40 @@ def _parse_timestamps(col: pd.Series, source: str) -> tuple[I64, BoolArray | Non
             f"the timestamps of {source} are numbers ({col.dtype}); convert them first, "
             "e.g. with pandas.to_datetime(values, unit='s')"
         )
+    with warnings.catch_warnings():
+        # pandas warns when it falls back to parsing element by element ("Could not infer
+        # format"); bad rows are reported as DataError, and under -W error (pytest's
+        # filterwarnings = error) the warning would escape load_bars as an exception.
+        warnings.simplefilter("ignore", UserWarning)
+        return _parse_timestamps_quietly(col, source)
+
+
+def _parse_timestamps_quietly(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
+    numbers = _numbers_among_objects(col)
+    if numbers is not None:  # as a numeric column is refused: a number is not a time
+        col = col.where(~numbers, None)
+    parsed_ns, bad = _parse_timestamp_values(col, source)
+    if numbers is not None:
+        bad = numbers if bad is None else bad | numbers
+    return parsed_ns, bad
+
+
+def _numbers_among_objects(col: pd.Series) -> BoolArray | None:
+    """Rows of an object column that hold a number or a bool, or None if there are none.
+
+    pandas would read them as nanoseconds since 1970 (and warns that this will change).
+    """
+    if col.dtype != object or pd.api.types.infer_dtype(col, skipna=True) in (
+            "string", "datetime", "datetime64", "date", "empty"):
+        return None
+    def is_number(v: object) -> bool:
+        return isinstance(v, (int, float, np.number, np.bool_)) and v == v  # NaN is missing
+
+    mask: BoolArray = np.fromiter((is_number(v) for v in col), dtype=np.bool_, count=len(col))
+    return mask if mask.any() else None
+
+
+def _parse_timestamp_values(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
     bad: BoolArray | None = None
     try:
         parsed = pd.to_datetime(col, utc=True)

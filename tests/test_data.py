@@ -597,3 +597,25 @@ def test_duplicate_recognised_columns_are_refused_in_every_format(
     assert f"{first!r} and {second!r} both mean {field!r}" in str(exc.value)
     if fmt != "frame":
         assert str(source) in str(exc.value)
+
+
+def test_unparsable_timestamps_are_data_errors_not_pandas_warnings() -> None:
+    # pandas warns "Could not infer format" and parses element by element; under
+    # filterwarnings = error that warning escaped load_bars as an exception.
+    frame = hand_frame(2, ("A",))
+    frame["timestamp"] = pd.Series(["2024-02-01 09:30", "Z"], dtype=object)
+    with pytest.raises(DataError, match="1 bad row") as exc:
+        load_bars(frame)
+    assert exc.value.problems[0]["reason"] == "cannot parse timestamp 'Z'"
+
+
+@pytest.mark.parametrize("number", [5, 1.5, True, np.int64(7), 2**70])
+def test_a_number_among_timestamp_objects_is_a_bad_row(number: Any) -> None:
+    # A numeric column is refused; a number inside an object column was read as
+    # nanoseconds since 1970 (and pandas warns that this reading will change).
+    frame = hand_frame(2, ("A",))
+    frame["timestamp"] = pd.Series(["2024-02-01", number], dtype=object)
+    with pytest.raises(DataError, match="1 bad row") as exc:
+        load_bars(frame)
+    assert exc.value.problems[0]["row"] == 1
+    assert exc.value.problems[0]["reason"].startswith("cannot parse timestamp")

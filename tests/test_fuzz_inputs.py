@@ -7,6 +7,8 @@ refused order changes nothing.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -14,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from simbroker import Bars, InvalidOrder, PaperBroker, SimbrokerError
+from simbroker import Bars, DataError, InvalidOrder, PaperBroker, SimbrokerError
+from simbroker.data import load_bars
 from simbroker.tradelog import read_trade_log
 from simbroker.types import MAX_PRICE, MAX_QTY, Order
 
@@ -149,5 +153,154 @@ def test_submit_order_raises_only_simbroker_errors(tmp_path: Path, symbol: Any, 
                           "ints of more than 4,300 digits; change reported to its owner")
 def test_a_refused_integer_of_any_size_is_logged(tmp_path: Path) -> None:
     broker = PaperBroker(BARS, trade_log=tmp_path / "t.jsonl")
-    with pytest.raises(InvalidOrder, match="qty for X must be at most"):
-        broker.submit_order("X", "buy", 10**5000)
+    try:
+        with pytest.raises(InvalidOrder, match="qty for X must be at most"):
+            broker.submit_order("X", "buy", 10**5000)
+    finally:
+        broker.trade_log.close()  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------- bar files
+
+HEADER_NAMES = st.sampled_from([
+    "timestamp", "Timestamp", "date", "Date ", "datetime", "time", "symbol", "Ticker",
+    "open", "Open", "high", "low", "close", "Close", " close", "volume", "notes", "",
+    "close.1", "\u00e9t\u00e9",
+])
+EXTRA_NAMES = st.sampled_from(["notes", "", "close.1", "\u00e9t\u00e9", "adj close", "x"])
+CANONICAL = ["timestamp", "symbol", "open", "high", "low", "close", "volume"]
+CELLS = st.one_of(
+    st.sampled_from([
+        "", "nan", "NaN", "inf", "-inf", "1e400", "9" * 400, "-1", "0", "1.5", "100",
+        "2024-01-02", "2024-01-03 09:30", "2024-01-02T09:30:00+05:00", "0001-01-01",
+        "9999-12-31", "2262-04-12", "1677-09-20", "2024-13-45", "ABC", "A", '"q,uo""te"',
+        "1,000", "True", "\u0000", "\u00ff", "12:00", "1700000000",
+    ]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=6),
+    st.floats(allow_nan=True).map(repr), st.integers().map(str),
+)
+
+
+@st.composite
+def good_rows(draw: st.DrawFn) -> list[str]:
+    """A valid bar in canonical column order, as text."""
+    day = draw(st.integers(1, 28))
+    time = draw(st.sampled_from(["", " 09:30", "T16:00:00Z", " 10:00:00+01:00"]))
+    low = draw(st.floats(0.01, 1e6))
+    o, c = draw(st.floats(low, low * 2)), draw(st.floats(low, low * 2))
+    high = max(o, c) * draw(st.floats(1, 1.5))
+    return [f"2024-02-{day:02d}{time}", draw(st.sampled_from(["A", "B", " C "])),
+            repr(o), repr(high), repr(low), repr(c), str(draw(st.integers(0, 10**12)))]
+
+
+@st.composite
+def bar_tables(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): mostly well-formed bars with a few cells or names spoiled."""
+    if draw(st.booleans()):
+        names = draw(st.lists(HEADER_NAMES, min_size=1, max_size=9))
+        rows = draw(st.lists(st.lists(CELLS, min_size=len(names), max_size=len(names)),
+                             max_size=6))
+        return names, rows
+    order = draw(st.permutations(range(7)))
+    names = [draw(st.sampled_from([CANONICAL[i], CANONICAL[i].title(), CANONICAL[i].upper()]))
+             for i in order]
+    names += draw(st.lists(EXTRA_NAMES, max_size=2))
+    rows = []
+    for good in draw(st.lists(good_rows(), max_size=8)):
+        row = [good[i] for i in order] + ["x"] * (len(names) - 7)
+        if draw(st.integers(0, 4)) == 0:  # spoil one cell
+            row[draw(st.integers(0, len(row) - 1))] = draw(CELLS)
+        rows.append(row)
+    return names, rows
+
+
+@st.composite
+def csv_texts(draw: st.DrawFn) -> bytes:
+    names, rows = draw(bar_tables())
+    sep = draw(st.sampled_from([",", ",", ",", ";"]))
+    lines = [sep.join(names)] + [sep.join(r) for r in rows]
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines)
+    return text.encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def bar_files(draw: st.DrawFn, tmp: Path) -> Path:
+    kind = draw(st.sampled_from(["csv", "csv", "csv.gz", "parquet", "bytes"]))
+    if kind == "parquet":
+        names, rows = draw(bar_tables())
+        frame = pd.DataFrame(rows, columns=range(len(names)))
+        frame.columns = pd.Index(names)
+        for i, name in enumerate(names):  # numbers and times as typed columns, sometimes
+            if name.lower() in ("open", "high", "low", "close", "volume") and draw(st.booleans()):
+                frame.isetitem(i, pd.to_numeric(frame.iloc[:, i], errors="coerce"))
+        path = tmp / "bars.parquet"
+        try:
+            frame.to_parquet(path)
+        except (ValueError, TypeError):  # pandas refuses duplicate names: write bytes instead
+            path.write_bytes(b"PAR1" + draw(st.binary(max_size=64)))
+        return path
+    if kind == "bytes":
+        path = tmp / f"bars{draw(st.sampled_from(['.csv', '.csv.gz', '.parquet']))}"
+        path.write_bytes(draw(st.binary(max_size=300)))
+        return path
+    content = draw(csv_texts())
+    path = tmp / f"bars.{kind}"
+    path.write_bytes(gzip.compress(content) if kind == "csv.gz" else content)
+    return path
+
+
+@FUZZ
+@given(data=st.data())
+def test_load_bars_on_any_file_raises_only_data_error(tmp_path: Path,
+                                                       data: st.DataObject) -> None:
+    path = data.draw(bar_files(tmp_path))
+    try:
+        bars = load_bars(path)
+    except DataError as exc:
+        event(f"DataError: {str(exc).replace(str(path), 'PATH')[:24]}")
+        return
+    event("loaded")
+    assert isinstance(bars, Bars)
+    assert bars.n_symbols >= 1 or bars.n_bars == 0  # a header alone is an empty panel
+
+
+COLUMN_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70),
+    st.text(max_size=5), st.none(), st.booleans(),
+    st.datetimes(timezones=st.one_of(st.none(), st.timezones())),
+    st.sampled_from([pd.NaT, pd.Timestamp("2024-01-02"), np.datetime64("2024-01-03"),
+                     "2024-01-02", 1.5, 0.0, -1.0]),
+)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> pd.DataFrame:
+    """Long-form frames: text tables, with some columns typed or replaced by odd values."""
+    names, rows = draw(bar_tables())
+    frame = pd.DataFrame(rows, columns=range(len(names)), dtype=object)
+    for i in range(len(names)):
+        how = draw(st.sampled_from(["text", "numeric", "datetime", "values"]))
+        if how == "numeric":
+            frame[i] = pd.to_numeric(frame[i], errors="coerce")
+        elif how == "datetime":
+            utc = draw(st.booleans())
+            # pandas refuses some mixes even with errors="coerce": keep the text then
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
+                frame[i] = pd.to_datetime(frame[i], errors="coerce", utc=utc, format="mixed")
+        elif how == "values":
+            frame[i] = pd.Series(draw(st.lists(COLUMN_VALUES, min_size=len(frame),
+                                               max_size=len(frame))), dtype=object)
+    frame.columns = pd.Index(names)
+    return frame
+
+
+@FUZZ
+@given(frame=frames())
+def test_load_bars_on_any_frame_raises_only_data_error(frame: pd.DataFrame) -> None:
+    try:
+        bars = load_bars(frame)
+    except DataError as exc:
+        event(f"DataError: {str(exc)[:30]}")
+        return
+    event("loaded")
+    assert isinstance(bars, Bars)
