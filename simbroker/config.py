@@ -173,8 +173,14 @@ def _expansion_problem(root: yaml.Node) -> str | None:
     return None
 
 
+# What PyYAML's constructors let out besides YAMLError, on values they cannot build:
+# 2024-13-45 (ValueError), "!!timestamp nope" (AttributeError), 5,000 digits (ValueError).
+_BUILD_ERRORS = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError)
+
+
 def _parse_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with the limits above; raises ``yaml.YAMLError`` or ``ValueError``."""
+    """``yaml.safe_load`` with the limits above; raises ``yaml.YAMLError`` or one of
+    ``_BUILD_ERRORS``."""
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
@@ -257,7 +263,7 @@ def substitute_env(value: Any, env: Mapping[str, str] | None = None, *,
                 and key.rsplit(".", 1)[-1] not in keep_strings):
             try:
                 typed = _parse_yaml(out)
-            except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            except (yaml.YAMLError, *_BUILD_ERRORS):
                 return out
             if isinstance(typed, (bool, int, float)):
                 return typed
@@ -360,7 +366,7 @@ def _shown_forms(secret: str) -> set[str]:
     if len(secret) <= _TYPED_MAX_CHARS:
         try:
             typed = _parse_yaml(secret)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+        except (yaml.YAMLError, *_BUILD_ERRORS):
             typed = None
         if isinstance(typed, (bool, int, float)):
             forms.update({str(typed), repr(typed)})
@@ -688,8 +694,7 @@ def _load_yaml(text: str, file: Path) -> Any:
         at = f" at line {mark.line + 1}" if mark is not None else ""
         why = f": {exc.problem}" if isinstance(exc, _LimitExceeded) else ""
         raise ConfigError(f"{file} is not valid YAML{at}{why}", path=str(file)) from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        # PyYAML builds some values itself and lets their errors out: a date such as
-        # 2024-13-45, an integer of more than 4,300 digits.
-        raise ConfigError(f"{file} has a value YAML cannot build: {exc}",
+    except _BUILD_ERRORS as exc:
+        why = str(exc) if type(exc) is ValueError else "a tagged value of the wrong form?"
+        raise ConfigError(f"{file} has a value YAML cannot build: {why}",
                           path=str(file)) from None

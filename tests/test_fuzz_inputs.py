@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import math
+import os
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -18,15 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from simbroker import Bars, DataError, InvalidOrder, PaperBroker, SimbrokerError
+from simbroker import Bars, ConfigError, DataError, InvalidOrder, PaperBroker, SimbrokerError
+from simbroker.config import AlpacaConfig, IBKRConfig, PaperConfig, load_broker_config
 from simbroker.data import load_bars
 from simbroker.tradelog import read_trade_log
 from simbroker.types import MAX_PRICE, MAX_QTY, Order
 
-FUZZ = settings(max_examples=200, deadline=None,
+# FUZZ_EXAMPLES=5000 for a long hunt; the default keeps this file well under 30 s.
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
@@ -304,3 +308,80 @@ def test_load_bars_on_any_frame_raises_only_data_error(frame: pd.DataFrame) -> N
         return
     event("loaded")
     assert isinstance(bars, Bars)
+
+
+# ------------------------------------------------------------- config files
+KEYS = st.sampled_from([
+    "cash", "slippage", "fees", "allow_short", "data", "trade_log", "speed", "risk", "host",
+    "port", "client_id", "account", "trading_mode", "timeout", "bar_poll", "api_key",
+    "secret_key", "paper", "data_feed", "url_override", "model", "bps", "max_order_qty",
+    "max_position", "price_collar", "max_orders_per_minute", "allowed_symbols", "x",
+])
+REFERENCES = st.sampled_from(["${SECRET_TOKEN}", "${PLAIN}", "${UNSET}", "${UNSET:-7}",
+                              "$${X}", "${HUGE}", "${NAN}", "${BOMB}", "pre-${SECRET_TOKEN}"])
+LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**400), 10**400),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8), REFERENCES,
+    st.dates(), st.binary(max_size=4),
+)
+TREES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(KEYS, st.integers(), st.booleans()),
+                                            inner, max_size=4)),
+    max_leaves=20,
+)
+CONFIGS = st.dictionaries(KEYS, TREES, max_size=6)
+SECRET = "tok-" + "7" * 12 + "-xyz"  # made up, long enough to be hidden anywhere
+ENVIRONMENT = {"SECRET_TOKEN": SECRET, "PLAIN": "plain", "HUGE": "9" * 400, "NAN": ".nan",
+               "BOMB": "[" * 5000, "ALPACA_API_KEY": "k" * 20, "ALPACA_SECRET_KEY": SECRET}
+YAML_SNIPPETS = st.sampled_from([
+    "&a [*a]", "*undefined", "[[[[[[[[", "{a: 1, a: 2}", "!!python/object:os.system x",
+    "!!binary AAA", "!!timestamp nope", "? [1]\n: 2", "%YAML 1.1\n---", "---\n---",
+    "\t", "\x00", "\ufeff", "'unterminated", "key: [1, 2", ": x", "- - -", "<<: *m",
+    "2024-13-45", "0x1F", "1_000", ".inf", "~", "9" * 5000, "|\n  block", ">-\n  folded",
+])
+
+
+@st.composite
+def config_texts(draw: st.DrawFn) -> bytes:
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
+        text = yaml.safe_dump(draw(CONFIGS), allow_unicode=True)
+    elif choice == 1:
+        parts = draw(st.lists(st.one_of(YAML_SNIPPETS, st.text(max_size=10)), max_size=6))
+        glue = draw(st.sampled_from(["\n", ": ", " ", "\n  "]))
+        text = draw(KEYS) + ": " + glue.join(parts)
+    else:
+        return draw(st.binary(max_size=200))
+    return text.encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(content=config_texts(), broker=st.sampled_from(["paper", "ibkr", "alpaca"]))
+def test_config_loader_raises_only_config_error_and_never_shows_a_secret(
+        tmp_path: Path, content: bytes, broker: str) -> None:
+    path = tmp_path / f"{broker}.yaml"
+    path.write_bytes(content)
+    try:
+        cfg = load_broker_config(broker, path=path, env=ENVIRONMENT)
+    except ConfigError as exc:
+        message = str(exc)
+    else:
+        message = ""
+    if message:
+        event(f"ConfigError: {message.replace(str(path), 'PATH')[:20]}")
+        assert SECRET not in message
+        assert "7" * 12 not in message
+        return
+    event("loaded")
+    assert SECRET not in repr(cfg)
+    assert SECRET not in str(cfg.to_dict())
+
+
+@FUZZ
+@given(data=st.one_of(CONFIGS, TREES), cls=st.sampled_from([PaperConfig, IBKRConfig,
+                                                            AlpacaConfig]))
+def test_from_dict_raises_only_config_error(data: Any, cls: Any) -> None:
+    with contextlib.suppress(ConfigError):
+        cls.from_dict(data)
