@@ -22,8 +22,9 @@ YAML is parsed with limits, so that a hostile or broken file fails at once with 
 ``ConfigError`` instead of exhausting time, memory or the stack:
 
 - at most :data:`MAX_CONFIG_BYTES` (64 KiB) of text; broker configs are a few hundred bytes;
-- at most :data:`MAX_DEPTH` (32) levels of nesting, flow (``[[[...``) or block, checked
-  while scanning, before PyYAML's parser and composer can recurse or scan ahead;
+- at most :data:`MAX_DEPTH` (32) levels of nesting, flow (``[[[...``) or block, counting
+  the top-level mapping and the value at the bottom; checked while scanning, before
+  PyYAML's parser and composer can recurse or scan ahead (a real config has 4);
 - at most :data:`MAX_ALIASES` (64) ``*alias`` references, and at most
   :data:`MAX_NODES` (10,000) values once every alias is expanded (a "billion laughs"
   file of a few hundred bytes expands to ~10^9); recursive aliases are refused;
