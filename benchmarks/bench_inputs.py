@@ -54,6 +54,7 @@ def main() -> int:
         f"block list near {MAX_CONFIG_BYTES // 1024} KiB (valid)": config("paper", flat),
         f"one-line list near {MAX_CONFIG_BYTES // 1024} KiB (valid)": config("paper", one_line),
         "28 nested brackets (allowed)": config("paper", nested),
+        "10,000 unclosed ${A:- (allowed)": config("paper", 'data: "' + "${A:-" * 10_000 + '"'),
         "65 KiB file": config("paper", "#" * (MAX_CONFIG_BYTES + 1)),
         "int above 1.8e308": config("paper", "cash: " + "9" * 400 + "\n"),
         "alpaca without keys": config("alpaca", "paper: true\n"),

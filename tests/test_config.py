@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 import logging
 import pickle
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simbroker import ConfigError, RiskLimits
 from simbroker.config import (
@@ -310,3 +314,41 @@ def test_secret_values_in_from_dict_are_never_echoed() -> None:
     with pytest.raises(ConfigError) as exc:
         PaperConfig.from_dict({"risk": {"max_order_qty": Secret(SECRET)}})
     assert SECRET not in str(exc.value)
+
+
+# The regular expression the substitution used before it became a linear scan: the oracle.
+_OLD_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def _old_substitute(text: str, env: dict[str, str]) -> str:
+    def repl(m: Any) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        if m.group(1) in env:
+            return env[m.group(1)]
+        if m.group(2) is not None:
+            return str(m.group(2))
+        raise ConfigError("unset")
+    return _OLD_VAR.sub(repl, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["$", "{", "}", "${", "$${", ":-", "A", "B_1", "x", "\n",
+                                 " ", "9", "${A}", "${B_1:-d}", "${C:-"]), max_size=14)
+       .map("".join))
+def test_substitution_matches_the_regular_expression_it_replaced(text: str) -> None:
+    env = {"A": "a-value", "B_1": "b"}
+    try:
+        expected: str | None = _old_substitute(text, env)
+    except ConfigError:
+        expected = None
+    try:
+        got = substitute_env(text, env, keep_strings=frozenset({""}))
+    except ConfigError:
+        got = None
+    assert got == expected
+
+
+def test_unclosed_defaults_are_read_in_linear_time(tmp_path: Path) -> None:
+    path = write(tmp_path, "paper", 'data: "' + "${A:-" * 10_000 + '"\n')
+    assert load_broker_config("paper", path=path, env={}).data == "${A:-" * 10_000  # type: ignore[union-attr]
