@@ -417,17 +417,30 @@ def _shown_forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
-def _redacted(exc: ConfigError, secrets: Iterable[str]) -> ConfigError:
-    """``exc`` with every spelling of every secret replaced by ``***``."""
-    message = str(exc)
+def _scrubbed(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every spelling of every secret replaced by ``***``."""
     forms = set().union(*(_shown_forms(s) for s in secrets if s))
     for form in sorted(forms, key=len, reverse=True):
         if len(form) >= _ANYWHERE_CHARS:
-            message = message.replace(form, "***")
+            text = text.replace(form, "***")
         else:  # a short one only as a whole word, or "key" would lose its "k"
-            message = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])", "***",
-                             message)
-    return ConfigError(message, key=exc.key, path=exc.path)
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])", "***", text)
+    return text
+
+
+def _redacted(exc: ConfigError, secrets: Iterable[str]) -> ConfigError:
+    """``exc`` with every spelling of every secret replaced by ``***``."""
+    return ConfigError(_scrubbed(str(exc), secrets), key=exc.key, path=exc.path)
+
+
+def _scrubbed_value(value: Any, secrets: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return _scrubbed(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed_value(v, secrets) for k, v in value.items()}
+    return value
 
 
 class _Config:
@@ -455,9 +468,13 @@ class _Config:
         if isinstance(data, Mapping):
             hidden.update(_secret_values(data, cls._secrets))
         try:
-            return cls._build(data, path=path)
+            config = cls._build(data, path=path)
         except ConfigError as exc:
             raise _redacted(exc, hidden) from None
+        # A secret given to a plain key (data: ${SECRET_TOKEN}) is used as given, but the
+        # repr and to_dict, which are for display and logs, show it as ***.
+        object.__setattr__(config, "_hidden_values", frozenset(hidden))
+        return config
 
     @classmethod
     def _build(cls, data: Mapping[str, Any], *, path: str | None) -> Any:
@@ -523,13 +540,24 @@ class _Config:
             raise
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values; secrets appear as ``"***"`` (this is for display and logs)."""
+        """Plain values; secrets appear as ``"***"`` (this is for display and logs).
+
+        That includes a secret the file gave to a plain key (``data: ${SECRET_TOKEN}``).
+        """
         out: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
             out[f.name] = v.to_dict() if isinstance(v, RiskLimits) else (
                 "***" if isinstance(v, Secret) else v)
-        return out
+        hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
+        return _scrubbed_value(out, hidden) if hidden else out
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}"
+                          for f in fields(self))  # type: ignore[arg-type]
+        text = f"{type(self).__name__}({shown})"
+        hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
+        return _scrubbed(text, hidden) if hidden else text
 
     @property
     def is_live(self) -> bool:
@@ -537,7 +565,7 @@ class _Config:
         return False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class PaperConfig(_Config):
     """The paper broker replaying bars (``CONFIG/brokers/paper.yaml``)."""
 
@@ -573,7 +601,7 @@ class PaperConfig(_Config):
                                   key=name) from None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class IBKRConfig(_Config):
     """Interactive Brokers TWS / IB Gateway (``CONFIG/brokers/ibkr.yaml``).
 
@@ -632,7 +660,7 @@ class IBKRConfig(_Config):
         return self.trading_mode == "live"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class AlpacaConfig(_Config):
     """Alpaca (``CONFIG/brokers/alpaca.yaml``); keys come from the environment."""
 

@@ -352,3 +352,16 @@ def test_substitution_matches_the_regular_expression_it_replaced(text: str) -> N
 def test_unclosed_defaults_are_read_in_linear_time(tmp_path: Path) -> None:
     path = write(tmp_path, "paper", 'data: "' + "${A:-" * 10_000 + '"\n')
     assert load_broker_config("paper", path=path, env={}).data == "${A:-" * 10_000  # type: ignore[union-attr]
+
+
+def test_a_secret_loaded_under_a_plain_key_is_used_but_never_displayed(tmp_path: Path) -> None:
+    path = write(tmp_path, "paper", "data: ${DATA_TOKEN}\ntrade_log: 'logs/${DATA_TOKEN}.jsonl'\n")
+    token = f"tok-{secrets.token_hex(8)}"
+    cfg = load_broker_config("paper", path=path, env={"DATA_TOKEN": token})
+    assert isinstance(cfg, PaperConfig)
+    assert cfg.data == token  # used as given
+    assert cfg.trade_log == f"logs/{token}.jsonl"
+    for shown in (repr(cfg), str(cfg), str(cfg.to_dict())):
+        assert token not in shown
+        assert "***" in shown
+    assert cfg.to_dict()["trade_log"] == "logs/***.jsonl"
