@@ -11,7 +11,8 @@
 
 A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
-line to stderr and exit non-zero; ``--traceback`` shows the full trace.
+line to stderr and exit non-zero; ``--traceback`` shows the full trace. Ctrl-C before a
+run starts prints one line and exits 130 (during a run it stops after the bar in hand).
 """
 
 from __future__ import annotations
@@ -507,6 +508,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                          if line.strip())
         print(f"simbroker: error: {text or type(exc).__name__}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C before the runner installs its own handler (loading the config, the data,
+        # the strategy, connecting): nothing ran yet, so stop with the shell's code for SIGINT.
+        if args.traceback:
+            raise
+        print("simbroker: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -9,24 +9,54 @@ never a value. Keys are checked: an unknown key or a wrong type names the key an
 Secrets (API keys) are held in :class:`Secret`, which shows ``***`` in ``repr``, ``str``,
 f-strings, logs, exceptions and the trade log; only :meth:`Secret.reveal` gives the value.
 
+Which values count as secret, so that no error message ever shows them, whatever key
+they sit under: every value held in a :class:`Secret`; every value of a secret key
+(``api_key``, ``secret_key``); and the value of every environment variable a file
+references whose name looks secret (it contains ``KEY``, ``SECRET``, ``TOKEN``, ``PASS``,
+``PWD``, ``PIN``, ``CREDENTIAL``, ``AUTH``, ``PRIVATE``, ``SESSION`` or ``CERT``). Each is
+replaced by ``***`` in every :class:`~simbroker.errors.ConfigError` the loader raises, as written,
+escaped, or as the number YAML reads it as; one of 8 characters or more wherever it
+appears, a shorter one where it stands as a whole word (so ``key`` keeps its ``k``).
+
+YAML is parsed with limits, so that a hostile or broken file fails at once with a
+``ConfigError`` instead of exhausting time, memory or the stack:
+
+- at most :data:`MAX_CONFIG_BYTES` (64 KiB) of text; broker configs are a few hundred bytes;
+- at most :data:`MAX_DEPTH` (32) levels of nesting, flow (``[[[...``) or block, counting
+  the top-level mapping and the value at the bottom; checked while scanning, before
+  PyYAML's parser and composer can recurse or scan ahead (a real config has 4);
+- at most :data:`MAX_ALIASES` (64) ``*alias`` references, and at most
+  :data:`MAX_NODES` (10,000) values once every alias is expanded (a "billion laughs"
+  file of a few hundred bytes expands to ~10^9); recursive aliases are refused;
+- integers beyond the float range (about 1.8e308) and non-finite floats (``.nan``,
+  ``.inf``) are refused naming the key; mapping keys must be strings.
+
 The real files are git-ignored; ``CONFIG/brokers/*.example.yaml`` document every key.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
 from simbroker.errors import ConfigError
+from simbroker.models.fees import fee_model, fee_model_from_dict
+from simbroker.models.slippage import slippage_model, slippage_model_from_dict
 from simbroker.risk import RiskLimits
 
 __all__ = [
+    "MAX_ALIASES",
+    "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
     "AlpacaConfig",
     "BrokerConfig",
     "IBKRConfig",
@@ -39,7 +69,122 @@ __all__ = [
 IBKR_LIVE_PORTS = frozenset({7496, 4001})  # TWS live, IB Gateway live
 IBKR_PAPER_PORTS = frozenset({7497, 4002})  # TWS paper, IB Gateway paper
 
-_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+MAX_CONFIG_BYTES = 64 * 1024
+"""Largest config file the loader reads, in bytes."""
+MAX_DEPTH = 32
+"""Deepest nesting of mappings and lists in a config."""
+MAX_ALIASES = 64
+"""Most ``*alias`` references in one config file."""
+MAX_NODES = 10_000
+"""Most values (scalars, lists, mappings) in a config once its aliases are expanded."""
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASS|PWD|PIN|CREDENTIAL|AUTH|PRIVATE|SESSION|CERT",
+                          re.IGNORECASE)
+_FLOAT_MAX = sys.float_info.max
+_ANYWHERE_CHARS = 8  # secrets this long are hidden even inside a word; shorter, as words
+_TYPED_MAX_CHARS = 4096  # longer env values are not read as numbers (4,300 digits is int's)
+
+
+class _LimitExceeded(yaml.MarkedYAMLError):
+    """A YAML text breaks one of the loader's limits."""
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with limits on nesting depth and alias expansion.
+
+    PyYAML's scanner keeps one possible simple key per open bracket and re-checks all of
+    them for every token, and its composer recurses once per level, so deep nesting costs
+    quadratic time and then the stack. Flow depth is checked as each bracket is scanned,
+    block and flow depth as each node is composed, and aliases as they are met.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def _refuse(self, what: str) -> None:
+        raise _LimitExceeded(problem=what, problem_mark=self.get_mark())
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            self._refuse(f"brackets nested more than {MAX_DEPTH} deep")
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                self._refuse(f"more than {MAX_ALIASES} aliases")
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            self._refuse(f"values nested more than {MAX_DEPTH} deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            problem = _expansion_problem(node)
+            if problem:
+                self._refuse(problem)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _expansion_problem(root: yaml.Node) -> str | None:
+    """Why the node graph is too big once aliases are expanded, or recursive; else None.
+
+    Iterative, memoized by node: linear in the number of distinct nodes.
+    """
+    size: dict[int, int] = {}
+    open_: set[int] = set()  # the current node and its ancestors
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[key] > MAX_NODES:
+                return f"more than {MAX_NODES} values once aliases are expanded"
+            continue
+        if key in size:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                return "a recursive alias (a value that contains itself)"
+            if id(child) not in size:
+                stack.append((child, False))
+    return None
+
+
+# What PyYAML's constructors let out besides YAMLError, on values they cannot build:
+# 2024-13-45 (ValueError), "!!timestamp nope" (AttributeError), 5,000 digits (ValueError).
+_BUILD_ERRORS = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError)
+
+
+def _parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with the limits above; raises ``yaml.YAMLError`` or one of
+    ``_BUILD_ERRORS``."""
+    loader = _LimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class Secret:
@@ -86,6 +231,47 @@ class Secret:
         raise TypeError("a Secret is not picklable (it would leave the process in clear)")
 
 
+def _find(text: str, char: str, start: int) -> int:
+    """Index of ``char`` at or after ``start``; ``len(text)`` if there is none."""
+    at = text.find(char, start)
+    return len(text) if at < 0 else at
+
+
+def _references(text: str) -> list[tuple[int, int, str | None, str | None]]:
+    """The ``${VAR}``, ``${VAR:-default}`` and ``$${`` in ``text``, left to right.
+
+    Each as ``(start, end, name, default)``; ``name`` is None for the ``$${`` escape. A
+    default ends at the first ``}`` and may not span lines. One pass: the next ``}`` and
+    newline are found once and reused, so 10,000 unclosed ``${A:-`` cost linear time (a
+    regular expression took 21 s on them, retrying the rest of the line from each one).
+    """
+    refs: list[tuple[int, int, str | None, str | None]] = []
+    i = 0
+    next_close = next_newline = -1
+    while (j := text.find("$", i)) >= 0:
+        i = j + 1
+        if text.startswith("$${", j):
+            refs.append((j, j + 3, None, None))
+            i = j + 3
+            continue
+        if not text.startswith("${", j) or (m := _NAME.match(text, j + 2)) is None:
+            continue
+        k = m.end()
+        if text.startswith("}", k):
+            refs.append((j, k + 1, m.group(), None))
+            i = k + 1
+        elif text.startswith(":-", k):
+            start = k + 2
+            if next_close < start:
+                next_close = _find(text, "}", start)
+            if next_newline < start:
+                next_newline = _find(text, "\n", start)
+            if next_close < next_newline:  # closed, on this line (both are n if absent)
+                refs.append((j, next_close + 1, m.group(), text[start:next_close]))
+                i = next_close + 1
+    return refs
+
+
 def substitute_env(value: Any, env: Mapping[str, str] | None = None, *,
                    path: str | None = None, key: str = "",
                    keep_strings: frozenset[str] = frozenset()) -> Any:
@@ -99,24 +285,30 @@ def substitute_env(value: Any, env: Mapping[str, str] | None = None, *,
     """
     env = os.environ if env is None else env
     if isinstance(value, str):
-        def repl(m: re.Match[str]) -> str:
-            if m.group(0) == "$${":
-                return "${"
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            where = f" in {path}" if path else ""
-            at = f" (key {key!r})" if key else ""
-            raise ConfigError(f"environment variable {name} is not set{where}{at}",
-                              key=key or None, path=path)
-        out = _VAR.sub(repl, value)
-        whole = _VAR.fullmatch(value)
-        if whole and whole.group(0) != "$${" and key.rsplit(".", 1)[-1] not in keep_strings:
+        refs = _references(value)
+        pieces, pos = [], 0
+        for start, end, name, default in refs:
+            pieces.append(value[pos:start])
+            pos = end
+            if name is None:
+                pieces.append("${")
+            elif name in env:
+                pieces.append(env[name])
+            elif default is not None:
+                pieces.append(default)
+            else:
+                where = f" in {path}" if path else ""
+                at = f" (key {key!r})" if key else ""
+                raise ConfigError(f"environment variable {name} is not set{where}{at}",
+                                  key=key or None, path=path)
+        pieces.append(value[pos:])
+        out = "".join(pieces)
+        whole = len(refs) == 1 and refs[0][:2] == (0, len(value)) and refs[0][2] is not None
+        if (whole and len(out) <= _TYPED_MAX_CHARS
+                and key.rsplit(".", 1)[-1] not in keep_strings):
             try:
-                typed = yaml.safe_load(out)
-            except yaml.YAMLError:
+                typed = _parse_yaml(out)
+            except (yaml.YAMLError, *_BUILD_ERRORS):
                 return out
             if isinstance(typed, (bool, int, float)):
                 return typed
@@ -135,26 +327,177 @@ def _type_name(t: tuple[type, ...]) -> str:
     return " or ".join(x.__name__ for x in t)
 
 
+def _check_values(value: Any, key: str, where: str, path: str | None, count: list[int],
+                  depth: int) -> None:
+    """Refuse what no key accepts: deep or huge trees, non-string keys, unusable numbers.
+
+    ``count`` is a one-element running total of values seen, shared by the recursion.
+    """
+    count[0] += 1
+    name = key or "the config"
+    if depth > MAX_DEPTH or count[0] > MAX_NODES:
+        raise ConfigError(f"{name}{where} is nested more than {MAX_DEPTH} deep or holds more "
+                          f"than {MAX_NODES} values", key=key or None, path=path)
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # int-float comparison is exact
+            raise ConfigError(f"key {name!r}{where} is an integer beyond the float range "
+                              f"(about 1.8e308)", key=key or None, path=path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"key {name!r}{where} must be a finite number, got {value!r} "
+                              f"(leave a limit out or set it to null to switch it off)",
+                              key=key or None, path=path)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{name}{where} has a key that is not a string (a "
+                                  f"{type(k).__name__}); quote it", key=key or None, path=path)
+            _check_values(v, f"{key}.{k}" if key else k, where, path, count, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_values(v, f"{key}[{i}]", where, path, count, depth + 1)
+
+
+def _secret_values(data: Mapping[str, Any], secret_keys: frozenset[str]) -> set[str]:
+    """The secrets held in ``data``: every ``Secret``, and the values of secret keys."""
+    found: set[str] = set()
+    seen = [0]
+
+    def walk(value: Any, depth: int) -> None:
+        seen[0] += 1
+        if depth > MAX_DEPTH or seen[0] > MAX_NODES:
+            return
+        if isinstance(value, Secret):
+            found.add(value.reveal())
+        elif isinstance(value, Mapping):
+            for v in value.values():
+                walk(v, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, depth + 1)
+
+    walk(data, 0)
+    for name in secret_keys:
+        value = data.get(name)
+        if isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def _env_secrets(raw: Any, env: Mapping[str, str]) -> set[str]:
+    """Values of the environment variables ``raw`` references whose names look secret."""
+    found: set[str] = set()
+    stack, seen = [raw], 0
+    while stack and seen <= MAX_NODES:
+        value = stack.pop()
+        seen += 1
+        if isinstance(value, str):
+            for _, _, name, _ in _references(value):
+                if name and _SECRET_NAME.search(name) and name in env:
+                    found.add(env[name])
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def _shown_forms(secret: str) -> set[str]:
+    """The ways an error message could spell ``secret``: as is, escaped, or as YAML typed it."""
+    forms = {secret, repr(secret)[1:-1], secret.encode("unicode_escape").decode("ascii")}
+    if len(secret) <= _TYPED_MAX_CHARS:
+        try:
+            typed = _parse_yaml(secret)
+        except (yaml.YAMLError, *_BUILD_ERRORS):
+            typed = None
+        if isinstance(typed, (bool, int, float)):
+            forms.update({str(typed), repr(typed)})
+    return {f for f in forms if f}
+
+
+def _scrubbed(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every spelling of every secret replaced by ``***``."""
+    forms = set().union(*(_shown_forms(s) for s in secrets if s))
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= _ANYWHERE_CHARS:
+            text = text.replace(form, "***")
+        else:  # a short one only as a whole word, or "key" would lose its "k"
+            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])", "***", text)
+    return text
+
+
+def _redacted(exc: ConfigError, secrets: Iterable[str]) -> ConfigError:
+    """``exc`` with every spelling of every secret replaced by ``***``."""
+    return ConfigError(_scrubbed(str(exc), secrets), key=exc.key, path=exc.path)
+
+
+def _scrubbed_value(value: Any, secrets: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return _scrubbed(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrubbed_value(v, secrets) for k, v in value.items()}
+    return value
+
+
 class _Config:
     """Shared loading: unknown keys and wrong types name the key and the file."""
 
     broker: ClassVar[str] = ""
     _types: ClassVar[dict[str, tuple[type, ...]]] = {}
     _secrets: ClassVar[frozenset[str]] = frozenset()
+    _env_hint: ClassVar[dict[str, str]] = {}  # required key -> the usual env variable
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: str | None = None) -> Any:
-        """Build from a mapping; unknown keys and wrong types raise ``ConfigError``."""
+        """Build from a mapping; any problem is a ``ConfigError`` naming the key.
+
+        Unknown or missing keys, wrong types, mapping keys that are not strings, integers
+        beyond the float range and non-finite floats are refused. No error shows a
+        secret (a :class:`Secret`, or the value of ``api_key``/``secret_key``).
+        """
+        return cls._from_dict(data, path=path, hide=())
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], *, path: str | None,
+                   hide: Iterable[str]) -> Any:
+        hidden = set(hide)
+        if isinstance(data, Mapping):
+            hidden.update(_secret_values(data, cls._secrets))
+        try:
+            config = cls._build(data, path=path)
+        except ConfigError as exc:
+            raise _redacted(exc, hidden) from None
+        # A secret given to a plain key (data: ${SECRET_TOKEN}) is used as given, but the
+        # repr and to_dict, which are for display and logs, show it as ***.
+        object.__setattr__(config, "_hidden_values", frozenset(hidden))
+        return config
+
+    @classmethod
+    def _build(cls, data: Mapping[str, Any], *, path: str | None) -> Any:
         where = f" in {path}" if path else ""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a {cls.broker} config must be a mapping{where}, got "
                               f"{type(data).__name__}", path=path)
+        _check_values(data, "", where, path, [0], 0)
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         defaults = {f.name: f.default for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown key {unknown[0]!r}{where}; known keys for {cls.broker}: "
                               f"{', '.join(sorted(known))}", key=unknown[0], path=path)
+        required = [f.name for f in fields(cls)  # type: ignore[arg-type]
+                    if f.default is MISSING and f.default_factory is MISSING]
+        absent = [name for name in required if name not in data]
+        if absent:
+            hint = "; ".join(f"{name}: ${{{cls._env_hint.get(name, name.upper())}}}"
+                             for name in absent)
+            raise ConfigError(f"the {cls.broker} config needs the key"
+                              f"{'s' if len(absent) > 1 else ''} {', '.join(absent)}{where} "
+                              f"(e.g. {hint})", key=absent[0], path=path)
         kwargs: dict[str, Any] = {}
         for name, value in data.items():
             if name == "risk":
@@ -163,13 +506,20 @@ class _Config:
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"key 'risk'{where} must be a mapping of limits",
                                       key="risk", path=path)
-                kwargs[name] = RiskLimits.from_dict(value, source=path)
+                try:
+                    kwargs[name] = RiskLimits.from_dict(value, source=path)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ConfigError(f"key 'risk'{where} is not a valid set of limits: {exc}",
+                                      key="risk", path=path) from None
                 continue
             expected = cls._types.get(name)
             if value is None and defaults.get(name, ...) is None:
                 kwargs[name] = None
                 continue
             if name in cls._secrets:
+                if isinstance(value, Secret) and value:
+                    kwargs[name] = value
+                    continue
                 if not isinstance(value, str) or not value:
                     raise ConfigError(f"key {name!r}{where} must be a non-empty string "
                                       f"(use ${{VAR}} to read it from the environment)",
@@ -190,13 +540,24 @@ class _Config:
             raise
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values; secrets appear as ``"***"`` (this is for display and logs)."""
+        """Plain values; secrets appear as ``"***"`` (this is for display and logs).
+
+        That includes a secret the file gave to a plain key (``data: ${SECRET_TOKEN}``).
+        """
         out: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]
             v = getattr(self, f.name)
             out[f.name] = v.to_dict() if isinstance(v, RiskLimits) else (
                 "***" if isinstance(v, Secret) else v)
-        return out
+        hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
+        return _scrubbed_value(out, hidden) if hidden else out
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}"
+                          for f in fields(self))  # type: ignore[arg-type]
+        text = f"{type(self).__name__}({shown})"
+        hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
+        return _scrubbed(text, hidden) if hidden else text
 
     @property
     def is_live(self) -> bool:
@@ -204,7 +565,7 @@ class _Config:
         return False
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class PaperConfig(_Config):
     """The paper broker replaying bars (``CONFIG/brokers/paper.yaml``)."""
 
@@ -224,14 +585,23 @@ class PaperConfig(_Config):
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
-        if not self.cash == self.cash or self.cash < 0:
-            raise ConfigError(f"key 'cash' must be >= 0, got {self.cash!r}", key="cash")
-        if self.speed < 0:
-            raise ConfigError(f"key 'speed' must be >= 0 (0 = as fast as possible), got "
-                              f"{self.speed!r}", key="speed")
+        if not math.isfinite(self.cash) or self.cash < 0:
+            raise ConfigError(f"key 'cash' must be a finite number >= 0, got {self.cash!r}",
+                              key="cash")
+        if not math.isfinite(self.speed) or self.speed < 0:
+            raise ConfigError(f"key 'speed' must be a finite number >= 0 (0 = as fast as "
+                              f"possible), got {self.speed!r}", key="speed")
+        for name, scalar, from_dict in (("slippage", slippage_model, slippage_model_from_dict),
+                                        ("fees", fee_model, fee_model_from_dict)):
+            value = getattr(self, name)
+            try:  # built here so that a bad model is a config error, not a failed run
+                from_dict(value) if isinstance(value, dict) else scalar(value)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise ConfigError(f"key {name!r} is not a valid {name} model: {exc}",
+                                  key=name) from None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class IBKRConfig(_Config):
     """Interactive Brokers TWS / IB Gateway (``CONFIG/brokers/ibkr.yaml``).
 
@@ -260,7 +630,7 @@ class IBKRConfig(_Config):
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
-        if not self.bar_poll > 0:
+        if not (math.isfinite(self.bar_poll) and self.bar_poll > 0):
             raise ConfigError(f"key 'bar_poll' must be > 0 seconds, got {self.bar_poll!r}",
                               key="bar_poll")
         if self.account == "":  # ${IB_ACCOUNT:-} left empty: the only account
@@ -268,6 +638,12 @@ class IBKRConfig(_Config):
         if self.trading_mode not in ("paper", "live"):
             raise ConfigError(f"key 'trading_mode' must be 'paper' or 'live', got "
                               f"{self.trading_mode!r}", key="trading_mode")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"key 'timeout' must be > 0 seconds, got {self.timeout!r}",
+                              key="timeout")
+        if not -2**31 <= self.client_id < 2**31:  # the API sends it as a 32-bit int
+            raise ConfigError(f"key 'client_id' must fit in 32 bits, got {self.client_id!r}",
+                              key="client_id")
         if not 0 < self.port < 65536:
             raise ConfigError(f"key 'port' must be a TCP port, got {self.port!r}", key="port")
         if self.port in IBKR_LIVE_PORTS and self.trading_mode != "live":
@@ -284,7 +660,7 @@ class IBKRConfig(_Config):
         return self.trading_mode == "live"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)
 class AlpacaConfig(_Config):
     """Alpaca (``CONFIG/brokers/alpaca.yaml``); keys come from the environment."""
 
@@ -294,6 +670,8 @@ class AlpacaConfig(_Config):
         "stream_url": (str,), "data_url": (str,), "bar_poll": (int, float),
     }
     _secrets: ClassVar[frozenset[str]] = frozenset({"api_key", "secret_key"})
+    _env_hint: ClassVar[dict[str, str]] = {"api_key": "ALPACA_API_KEY",
+                                           "secret_key": "ALPACA_SECRET_KEY"}
 
     api_key: Secret
     secret_key: Secret
@@ -307,7 +685,7 @@ class AlpacaConfig(_Config):
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
-        if not self.bar_poll > 0:
+        if not (math.isfinite(self.bar_poll) and self.bar_poll > 0):
             raise ConfigError(f"key 'bar_poll' must be > 0 seconds, got {self.bar_poll!r}",
                               key="bar_poll")
         for name in ("api_key", "secret_key"):
@@ -342,17 +720,53 @@ def load_broker_config(broker: str, *, config_dir: str | Path = "CONFIG",
         raise ConfigError(f"unknown broker {broker!r}; expected one of "
                           f"{', '.join(sorted(_CLASSES))}", key="broker")
     file = Path(path) if path is not None else Path(config_dir) / "brokers" / f"{broker}.yaml"
-    if not file.exists():
+    try:
+        exists = file.exists()
+    except (OSError, ValueError):  # a name the OS cannot take (a NUL byte, too long)
+        exists = False
+    if not exists:
         example = file.with_name(f"{broker}.example.yaml")
         hint = f"; copy {example} and fill it in" if example.exists() else ""
         raise ConfigError(f"no config file {file}{hint}", path=str(file))
+    raw = _load_yaml(_read_text(file), file)
+    raw = {} if raw is None else raw
+    env = os.environ if env is None else env
+    hide = _env_secrets(raw, env)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = substitute_env(raw, env, path=str(file), keep_strings=cls._secrets)
+    except ConfigError as exc:
+        raise _redacted(exc, hide) from None
+    config: BrokerConfig = cls._from_dict(data, path=str(file), hide=hide)
+    return config
+
+
+def _read_text(file: Path) -> str:
+    """At most :data:`MAX_CONFIG_BYTES` of UTF-8 text (never more is read: ``/dev/zero``)."""
+    try:
+        with file.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}",
+                          path=str(file)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{file} is larger than {MAX_CONFIG_BYTES:,} bytes; a broker config "
+                          f"is a few hundred", path=str(file))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not UTF-8 text (bad byte at offset {exc.start})",
+                          path=str(file)) from None
+
+
+def _load_yaml(text: str, file: Path) -> Any:
+    try:
+        return _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{file} is not valid YAML{at}", path=str(file)) from None
-    raw = {} if raw is None else raw
-    data = substitute_env(raw, env, path=str(file), keep_strings=cls._secrets)
-    config: BrokerConfig = cls.from_dict(data, path=str(file))
-    return config
+        why = f": {exc.problem}" if isinstance(exc, _LimitExceeded) else ""
+        raise ConfigError(f"{file} is not valid YAML{at}{why}", path=str(file)) from None
+    except _BUILD_ERRORS as exc:
+        why = str(exc) if type(exc) is ValueError else "a tagged value of the wrong form?"
+        raise ConfigError(f"{file} has a value YAML cannot build: {why}",
+                          path=str(file)) from None

@@ -13,14 +13,17 @@ Ways to get a :class:`~simbroker.bars.Bars` panel (the generator lives in
 
 Long form has the columns ``timestamp, symbol, open, high, low, close, volume`` (names
 are case-insensitive; ``date``/``datetime``/``time`` mean ``timestamp`` and ``ticker``
-means ``symbol``; other columns are ignored). Naive timestamps are taken as UTC, aware
-ones are converted to UTC.
+means ``symbol``; other columns are ignored). Two columns that mean the same field
+(``Close`` and ``close``, ``Date`` and ``timestamp``, a name repeated) are refused as
+ambiguous in every input format, never resolved by picking one. Naive timestamps are
+taken as UTC, aware ones are converted to UTC.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -247,7 +250,8 @@ def _read_file(path: Path) -> pd.DataFrame:
             return _read_csv(path)
         import pyarrow.parquet as pq
 
-        mapping, _ = _map_columns(pq.read_schema(path).names)
+        mapping, clashes = _map_columns(pq.read_schema(path).names)
+        _refuse_clashes(clashes, str(path))
         columns = list(mapping.values()) if "timestamp" in mapping else None
         frame: pd.DataFrame = pq.read_table(path, columns=columns).to_pandas()
         return frame
@@ -266,7 +270,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    mapping, _ = _map_columns(pd.read_csv(path, nrows=0).columns)
+    # The header as written: pandas would rename a second "close" to "close.1" and the
+    # column would be dropped unseen.
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    mapping, clashes = _map_columns(header.iloc[0].tolist() if len(header) else [])
+    _refuse_clashes(clashes, str(path))
     keep = [str(c) for c in mapping.values()]
     sym = mapping.get("symbol")
     frame: pd.DataFrame
@@ -301,11 +309,16 @@ def _map_columns(columns: Iterable[object]) -> tuple[dict[str, Any], list[str]]:
     return mapping, clashes
 
 
+def _refuse_clashes(clashes: list[str], source: str) -> None:
+    """Two columns meaning the same field (``Close`` and ``close``): refuse, never pick one."""
+    if clashes:
+        raise DataError(f"ambiguous columns in {source}: {'; '.join(clashes)}")
+
+
 def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str) -> _Long:
     frame = _index_to_columns(frame)
     mapping, clashes = _map_columns(frame.columns)
-    if clashes:
-        raise DataError(f"ambiguous columns in {source}: {'; '.join(clashes)}")
+    _refuse_clashes(clashes, source)
     if symbol is not None and (not isinstance(symbol, str) or not symbol):
         raise TypeError(f"symbol must be a non-empty str, got {symbol!r}")
     missing = [c for c in REQUIRED_COLUMNS if c not in mapping
@@ -373,6 +386,40 @@ def _parse_timestamps(col: pd.Series, source: str) -> tuple[I64, BoolArray | Non
             f"the timestamps of {source} are numbers ({col.dtype}); convert them first, "
             "e.g. with pandas.to_datetime(values, unit='s')"
         )
+    with warnings.catch_warnings():
+        # pandas warns when it falls back to parsing element by element ("Could not infer
+        # format"); bad rows are reported as DataError, and under -W error (pytest's
+        # filterwarnings = error) the warning would escape load_bars as an exception.
+        warnings.simplefilter("ignore", UserWarning)
+        return _parse_timestamps_quietly(col, source)
+
+
+def _parse_timestamps_quietly(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
+    numbers = _numbers_among_objects(col)
+    if numbers is not None:  # as a numeric column is refused: a number is not a time
+        col = col.where(~numbers, None)
+    parsed_ns, bad = _parse_timestamp_values(col, source)
+    if numbers is not None:
+        bad = numbers if bad is None else bad | numbers
+    return parsed_ns, bad
+
+
+def _numbers_among_objects(col: pd.Series) -> BoolArray | None:
+    """Rows of an object column that hold a number or a bool, or None if there are none.
+
+    pandas would read them as nanoseconds since 1970 (and warns that this will change).
+    """
+    if col.dtype != object or pd.api.types.infer_dtype(col, skipna=True) in (
+            "string", "datetime", "datetime64", "date", "empty"):
+        return None
+    def is_number(v: object) -> bool:
+        return isinstance(v, (int, float, np.number, np.bool_)) and v == v  # NaN is missing
+
+    mask: BoolArray = np.fromiter((is_number(v) for v in col), dtype=np.bool_, count=len(col))
+    return mask if mask.any() else None
+
+
+def _parse_timestamp_values(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
     bad: BoolArray | None = None
     try:
         parsed = pd.to_datetime(col, utc=True)

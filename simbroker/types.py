@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypedDict
 
+import numpy as np
+
 from simbroker.errors import InvalidOrder
 
 __all__ = [
@@ -159,31 +161,75 @@ class Fill(TypedDict):
     notional: float
 
 
+MAX_QTY = 1e15
+"""Largest order quantity :meth:`Order.create` accepts (a quadrillion shares or units)."""
+MAX_PRICE = 1e15
+"""Largest limit or stop price :meth:`Order.create` accepts.
+
+With both bounds ``qty x price`` is at most 1e30, so an order's notional, its fee and any
+realistic sum of them stay finite (float overflows near 1.8e308): a quantity of 1e308
+would otherwise be accepted and then turn cash into ``-inf``.
+"""
+
+_NUMBER_ERRORS = (TypeError, ValueError, ArithmeticError)  # ArithmeticError: Overflow, Decimal
+
+
+def _shown(value: Any) -> str:
+    """A short repr of ``value`` that can always be computed.
+
+    An integer of thousands of digits has no ``repr`` (Python refuses to convert it to
+    text), and a megabyte string should not become a megabyte error message.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        text = repr(value)
+    except Exception:  # a caller's object whose __repr__ fails still gets a message
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def _enum(cls: type[Enum], value: Any, field: str, symbol: str | None) -> Any:
     try:
         return cls(value.lower() if isinstance(value, str) else value)
-    except ValueError:
+    except (ValueError, TypeError):
         allowed = ", ".join(repr(m.value) for m in cls)
         raise InvalidOrder(
-            f"unknown {field} {value!r} for {symbol}: expected one of {allowed}",
+            f"unknown {field} {_shown(value)} for {symbol}: expected one of {allowed}",
             field=field, value=value, symbol=symbol,
         ) from None
 
 
-def _price(value: Any, field: str, symbol: str) -> float:
+def _number(value: Any, field: str, symbol: str, upper: float) -> float:
+    """``value`` as a float in ``(0, upper]``, or ``InvalidOrder`` naming ``field``.
+
+    Python and numpy numbers (and ``Decimal``/``Fraction``) are taken; booleans and text
+    are not numbers here, even though ``float(True)`` and ``float("5")`` work.
+    """
+    if isinstance(value, (bool, np.bool_, str, bytes, bytearray)):
+        raise InvalidOrder(f"{field} for {symbol} must be a number, got {_shown(value)}",
+                           field=field, value=value, symbol=symbol)
     try:
-        price = float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except OverflowError:  # an int (or Fraction, Decimal) beyond the float range
+        try:
+            number = math.inf if value > 0 else -math.inf
+        except _NUMBER_ERRORS:
+            number = math.nan
+    except _NUMBER_ERRORS:
+        raise InvalidOrder(f"{field} for {symbol} must be a number, got {_shown(value)}",
+                           field=field, value=value, symbol=symbol) from None
+    if math.isnan(number) or number <= 0 or (math.isinf(number) and isinstance(value, float)):
         raise InvalidOrder(
-            f"{field} for {symbol} must be a number, got {value!r}",
-            field=field, value=value, symbol=symbol,
-        ) from None
-    if not math.isfinite(price) or price <= 0:
-        raise InvalidOrder(
-            f"{field} for {symbol} must be a finite positive number, got {value!r}",
+            f"{field} for {symbol} must be a finite number > 0, got {_shown(value)}",
             field=field, value=value, symbol=symbol,
         )
-    return price
+    if number > upper:
+        raise InvalidOrder(
+            f"{field} for {symbol} must be at most {upper:g}, got {_shown(value)}",
+            field=field, value=value, symbol=symbol,
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -216,25 +262,22 @@ class Order:
         tif: str = "day",
         client_order_id: str | None = None,
     ) -> Order:
-        """Validate the arguments of ``Broker.submit_order`` and return an ``Order``."""
+        """Validate the arguments of ``Broker.submit_order`` and return an ``Order``.
+
+        ``qty`` and the prices must be numbers (Python or numpy; not ``bool``, not text),
+        finite and > 0, ``qty`` at most :data:`MAX_QTY` and prices at most
+        :data:`MAX_PRICE`. Anything else raises :class:`~simbroker.errors.InvalidOrder`
+        naming the field, whatever the value (an integer of 10**309 included).
+        """
         if not isinstance(symbol, str) or not symbol.strip():
             raise InvalidOrder(
-                f"symbol must be a non-empty string, got {symbol!r}", field="symbol", value=symbol
+                f"symbol must be a non-empty string, got {_shown(symbol)}", field="symbol",
+                value=symbol,
             )
         side_ = _enum(Side, side, "side", symbol)
         type_ = _enum(OrderType, order_type, "order_type", symbol)
         tif_ = _enum(TimeInForce, tif, "tif", symbol)
-        if isinstance(qty, bool):
-            raise InvalidOrder(f"qty for {symbol} must be a number, got {qty!r}",
-                               field="qty", value=qty, symbol=symbol)
-        try:
-            qty_ = float(qty)
-        except (TypeError, ValueError):
-            raise InvalidOrder(f"qty for {symbol} must be a number, got {qty!r}",
-                               field="qty", value=qty, symbol=symbol) from None
-        if not math.isfinite(qty_) or qty_ <= 0:
-            raise InvalidOrder(f"qty for {symbol} must be a finite number > 0, got {qty!r}",
-                               field="qty", value=qty, symbol=symbol)
+        qty_ = _number(qty, "qty", symbol, MAX_QTY)
         needs_limit = type_ in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = type_ in (OrderType.STOP, OrderType.STOP_LIMIT)
         for name, value, needed in (("limit_price", limit_price, needs_limit),
@@ -244,14 +287,14 @@ class Order:
                                    field=name, value=None, symbol=symbol)
             if not needed and value is not None:
                 raise InvalidOrder(
-                    f"a {type_.value} order for {symbol} takes no {name} (got {value!r})",
+                    f"a {type_.value} order for {symbol} takes no {name} (got {_shown(value)})",
                     field=name, value=value, symbol=symbol,
                 )
         if client_order_id is not None and (
             not isinstance(client_order_id, str) or not client_order_id
         ):
             raise InvalidOrder(
-                f"client_order_id must be a non-empty string, got {client_order_id!r}",
+                f"client_order_id must be a non-empty string, got {_shown(client_order_id)}",
                 field="client_order_id", value=client_order_id, symbol=symbol,
             )
         return cls(
@@ -259,8 +302,10 @@ class Order:
             side=side_,
             qty=qty_,
             order_type=type_,
-            limit_price=None if limit_price is None else _price(limit_price, "limit_price", symbol),
-            stop_price=None if stop_price is None else _price(stop_price, "stop_price", symbol),
+            limit_price=None if limit_price is None else _number(limit_price, "limit_price",
+                                                                 symbol, MAX_PRICE),
+            stop_price=None if stop_price is None else _number(stop_price, "stop_price",
+                                                               symbol, MAX_PRICE),
             tif=tif_,
             client_order_id=client_order_id,
         )

@@ -565,3 +565,58 @@ def test_make_sample_reproduces_the_file_byte_for_byte(
     script["main"](["make_sample.py", str(out)])
     assert out.read_bytes() == SAMPLE_DATA_PATH.read_bytes()
     assert "5396 rows" in capsys.readouterr().out
+
+
+# ------------------------------------ ambiguous columns in every format (issue 14)
+@pytest.mark.parametrize("fmt", ["csv", "csv.gz", "parquet", "frame"])
+@pytest.mark.parametrize(("first", "second", "field"), [
+    ("Close", "close", "close"), ("close", " CLOSE ", "close"), ("close", "close", "close"),
+    ("Date", "timestamp", "timestamp"), ("Ticker", "symbol", "symbol"),
+    ("volume", "Volume", "volume"),
+])
+def test_duplicate_recognised_columns_are_refused_in_every_format(
+        tmp_path: Path, fmt: str, first: str, second: str, field: str) -> None:
+    frame = hand_frame(3)
+    other = frame[field].copy()
+    if field in FIELDS:
+        other = other * 3  # a second close that disagrees: it must never be picked silently
+    columns = [first if c == field else c for c in frame.columns]
+    body = pd.DataFrame([list(r) for r in frame.itertuples(index=False)], columns=columns)
+    body.insert(len(columns), second, other.to_numpy(), allow_duplicates=True)
+    if fmt == "frame":
+        source: Any = body
+    elif fmt == "parquet":
+        if first == second:
+            pytest.skip("a Parquet file cannot hold two columns of the same name from pandas")
+        source = tmp_path / "bars.parquet"
+        body.to_parquet(source)
+    else:
+        source = tmp_path / f"bars.{fmt}"
+        body.to_csv(source, index=False)
+    with pytest.raises(DataError, match="ambiguous columns in") as exc:
+        load_bars(source)
+    assert f"{first!r} and {second!r} both mean {field!r}" in str(exc.value)
+    if fmt != "frame":
+        assert str(source) in str(exc.value)
+
+
+def test_unparsable_timestamps_are_data_errors_not_pandas_warnings() -> None:
+    # pandas warns "Could not infer format" and parses element by element; under
+    # filterwarnings = error that warning escaped load_bars as an exception.
+    frame = hand_frame(2, ("A",))
+    frame["timestamp"] = pd.Series(["2024-02-01 09:30", "Z"], dtype=object)
+    with pytest.raises(DataError, match="1 bad row") as exc:
+        load_bars(frame)
+    assert exc.value.problems[0]["reason"] == "cannot parse timestamp 'Z'"
+
+
+@pytest.mark.parametrize("number", [5, 1.5, True, np.int64(7), 2**70])
+def test_a_number_among_timestamp_objects_is_a_bad_row(number: Any) -> None:
+    # A numeric column is refused; a number inside an object column was read as
+    # nanoseconds since 1970 (and pandas warns that this reading will change).
+    frame = hand_frame(2, ("A",))
+    frame["timestamp"] = pd.Series(["2024-02-01", number], dtype=object)
+    with pytest.raises(DataError, match="1 bad row") as exc:
+        load_bars(frame)
+    assert exc.value.problems[0]["row"] == 1
+    assert exc.value.problems[0]["reason"].startswith("cannot parse timestamp")
