@@ -706,17 +706,29 @@ class PaperBroker:
                       client_order_id: Any, reason: str, rule: str | None = None) -> None:
         if self._log is None:
             return
+        def short(text: str) -> str:  # a refused argument may be megabytes of text
+            return text if len(text) <= 200 else f"{text[:80]}... ({len(text):,} chars)"
+
         def plain(x: Any) -> Any:
-            if x is None or isinstance(x, (str, bool, int)):
+            if x is None or isinstance(x, bool):
                 return x
+            if isinstance(x, int):
+                # JSON (and str()) refuse ints of more than 4,300 digits: describe those.
+                return x if x.bit_length() <= 63 else (
+                    f"an integer of about {int(x.bit_length() * 0.30103) + 1:,} digits")
+            if isinstance(x, str):
+                return short(x)
             if isinstance(x, float):
                 return x if math.isfinite(x) else repr(x)
-            return repr(x)
+            try:
+                return short(repr(x))
+            except Exception:  # a hostile __repr__ must not hide the refusal
+                return f"<{type(x).__name__}>"
         extra = {} if rule is None else {"rule": rule}
         self._log.write("rejected", self._clock.now(), order_id=None,
                         client_order_id=plain(client_order_id), symbol=plain(symbol),
                         side=plain(side), qty=plain(qty), order_type=plain(order_type),
-                        reason=reason, **extra)
+                        reason=short(reason), **extra)
 
 
 def _order_fields(order: Order) -> dict[str, Any]:
