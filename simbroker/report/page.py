@@ -175,18 +175,24 @@ def _heatmap(monthly: pd.DataFrame, yearly: pd.Series, bench_yearly: pd.Series |
 
 
 def _histogram(rets: pd.Series) -> str:
-    hist = analytics.returns_histogram(rets, bins=41)
-    if not len(hist):
-        return "<p class='note'>No returns.</p>"
+    r = rets[np.isfinite(rets.to_numpy(np.float64))]
+    if not len(r) or float(r.min()) == float(r.max()):
+        only = f" all {len(r):,} are {float(r.iloc[0]):.2%}" if len(r) else " none"
+        return f"<p class='note'>No spread of returns to show:{only}.</p>"
+    hist = analytics.returns_histogram(r, bins=41)
     mid = (hist["left"] + hist["right"]).to_numpy() / 2
     labels = [f"{m * 100:.1f}%".replace("-", "\u2212") for m in mid]
     colours = [_POS if lo >= 0 else _NEG if hi <= 0 else _BENCH
                for lo, hi in zip(hist["left"], hist["right"], strict=True)]
-    r = rets[np.isfinite(rets.to_numpy(np.float64))]
+
+    def num(v: float) -> str:
+        return f"{v:.2f}" if math.isfinite(v) else "n/a"
+
     note = (f"{len(r):,} returns: mean {r.mean():.3%}, std {r.std():.3%}, skew "
-            f"{r.skew():.2f}, excess kurtosis {r.kurt():.2f}, worst {r.min():.2%}, best "
-            f"{r.max():.2%}").replace("-", "\u2212")
-    return charts.bar_chart(labels, [("bars", hist["count"].to_numpy(np.float64), _STRATEGY)],
+            f"{num(float(r.skew()))}, excess kurtosis {num(float(r.kurt()))}, worst "
+            f"{r.min():.2%}, best {r.max():.2%}").replace("-", "\u2212")
+    return charts.bar_chart(labels, [("returns", hist["count"].to_numpy(np.float64),
+                                      _STRATEGY)],
                             kind="num", height=240, width=540, colours=colours,
                             label=note, max_labels=7)
 
