@@ -344,7 +344,7 @@ def test_report_of_a_run_without_fills(tmp_path: Path) -> None:
     text = r.report(tmp_path / "e.html").read_text()
     assert "Round trips (0)" in text
     assert "Fills (0)" in text
-    assert "interval 1 minute;" in text
+    assert "interval 1 minute (times in UTC);" in text
     assert not re.search(r"\bnan\b", _visible_text(text), re.I)
 
 

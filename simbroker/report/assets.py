@@ -30,8 +30,9 @@ font-size:11px;fill:#57606a;user-select:none}
 svg.tchart{cursor:crosshair}
 figcaption{color:#57606a;font-size:12px;margin-top:2px}
 table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums;width:100%}
-td,th{padding:3px 8px;border-bottom:1px solid #d0d7de;text-align:right;
-overflow-wrap:anywhere}
+td,th{padding:3px 8px;border-bottom:1px solid #d0d7de;text-align:right}
+td.num{white-space:nowrap}td.txt{overflow-wrap:anywhere}
+table.stats td{white-space:nowrap}table.stats td:first-child{white-space:normal}
 th{background:#f6f8fa;position:sticky;top:0;font-weight:600;white-space:nowrap}
 th.txt,td.txt{text-align:left}
 table.sortable th{cursor:pointer}table.sortable th:hover{background:#eaeef2}
@@ -157,13 +158,21 @@ SCRIPT = r"""
     var bottom = spec.h - BOTTOM;
     out.push('<line x1="' + left + '" x2="' + (w - right) + '" y1="' + bottom + '" y2="' +
              bottom + '" stroke="#57606a"/>');
-    for (var k = 0; k < 7; k++) {
-      var i = Math.round(i0 + k * span / 6);
-      if (i > i1) continue;
-      var anchor = k === 0 ? "start" : k === 6 ? "end" : "middle";
-      out.push('<text x="' + px(i).toFixed(1) + '" y="' + (bottom + 17) + '" text-anchor="' +
-               anchor + '">' + esc(spec.x[i]) + "</text>");
+    var at = [];
+    for (var k = 0; k < 6; k++) {
+      var i = Math.min(i1, Math.round(i0 + k * span / 5));
+      if (at.indexOf(i) < 0) at.push(i);
     }
+    var texts = at.map(function (i) { return spec.x[i]; });
+    var dates = texts.map(function (t) { return t.slice(0, 10); });
+    var distinct = dates.filter(function (d, j) { return dates.indexOf(d) === j; });
+    texts = distinct.length === dates.length ? dates
+      : texts.map(function (t) { return t.replace(/ UTC$/, ""); });
+    at.forEach(function (i, k) {
+      var anchor = k === 0 ? "start" : k === at.length - 1 ? "end" : "middle";
+      out.push('<text x="' + px(i).toFixed(1) + '" y="' + (bottom + 17) + '" text-anchor="' +
+               anchor + '">' + esc(texts[k]) + "</text>");
+    });
     out.push('<rect class="sel" x="0" y="0" width="0" height="' + bottom +
              '" fill="#0969da" fill-opacity="0.12" visibility="hidden"/>');
     svg.innerHTML = out.join("");

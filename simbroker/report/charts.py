@@ -173,15 +173,22 @@ def render_time_chart(spec: dict[str, Any], i0: int, i1: int) -> str:
     bottom = spec["h"] - _BOTTOM
     parts.append(f'<line x1="{left}" x2="{w - right}" y1="{bottom}" y2="{bottom}" '
                  f'stroke="{_AXIS}"/>')
-    n_ticks = 7
-    for k in range(n_ticks):
-        i = round(i0 + k * span / (n_ticks - 1))
-        if i > i1:
-            continue
-        anchor = "start" if k == 0 else "end" if k == n_ticks - 1 else "middle"
+    n_ticks = 6
+    at = sorted({min(i1, round(i0 + k * span / (n_ticks - 1))) for k in range(n_ticks)})
+    for k, (i, text) in enumerate(zip(at, x_labels([spec["x"][i] for i in at]), strict=True)):
+        anchor = "start" if k == 0 else "end" if k == len(at) - 1 else "middle"
         parts.append(f'<text x="{px(i):.1f}" y="{bottom + 17}" text-anchor="{anchor}">'
-                     f'{_esc(spec["x"][i])}</text>')
+                     f'{_esc(text)}</text>')
     return "".join(parts)
+
+
+def x_labels(labels: list[str]) -> list[str]:
+    """Tick labels for the time axis: dates alone when every tick falls on its own day,
+    else the times without the `` UTC`` suffix (the page says times are UTC)."""
+    dates = [t[:10] for t in labels]
+    if len(set(dates)) == len(dates):
+        return dates
+    return [t.removesuffix(" UTC") for t in labels]
 
 
 def _path(y: list[float | None], i0: int, i1: int, px: Any, py: Any) -> str:

@@ -154,13 +154,14 @@ def _heatmap(monthly: pd.DataFrame, yearly: pd.Series, bench_yearly: pd.Series |
     scale = float(np.quantile(finite, 0.95)) if len(finite) else 0.0
     head = "<tr><th>Year</th>" + "".join(f"<th>{m}</th>" for m in analytics.MONTHS) + \
         "<th>Year</th>" + ("<th>Bench</th>" if bench_yearly is not None else "") + "</tr>"
+    digits = 2 if scale < 0.01 else 1  # small monthly moves need another decimal
     rows = []
     ys = yearly.to_dict()
     bs = bench_yearly.to_dict() if bench_yearly is not None else {}
     for year, values in zip(monthly.index, cells, strict=True):
         tds = "".join(
             f"<td style='background:{charts.heat_colour(v, scale)}'>"
-            f"{'' if not math.isfinite(v) else f'{v * 100:.1f}'.replace('-', chr(0x2212))}</td>"
+            f"{'' if not math.isfinite(v) else _pct_cell(v, digits)}</td>"
             for v in values)
         y = ys.get(year, float("nan"))
         tds += (f"<td class='year' style='background:{charts.heat_colour(y, scale * 3)}'>"
@@ -172,6 +173,13 @@ def _heatmap(monthly: pd.DataFrame, yearly: pd.Series, bench_yearly: pd.Series |
     return (f"<table class='heat' id='monthly'><thead>{head}</thead><tbody>{''.join(rows)}"
             "</tbody></table><p class='note'>Monthly returns in %, from each month's last "
             "equity to the next; they compound to the year's and the total return.</p>")
+
+
+def _pct_cell(v: float, digits: int) -> str:
+    text = f"{v * 100:.{digits}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")  # no "-0.0"
+    return text.replace("-", "\u2212")
 
 
 def _histogram(rets: pd.Series) -> str:
@@ -259,7 +267,8 @@ def render_report(result: BacktestResult, *, title: str = "Backtest report",
     n_sym = bars.n_symbols
     meta = (f"{len(eq):,} bars x {n_sym} symbol{'s' if n_sym != 1 else ''} "
             f"({', '.join(bars.symbols[:20])}{', ...' if n_sym > 20 else ''}), "
-            f"{f('start')} to {f('end')}, interval {interval_text(bars.interval)}; "
+            f"{f('start')} to {f('end')}, interval {interval_text(bars.interval)}"
+            f"{' (times in UTC)' if 'UTC' in f('start') else ''}; "
             f"benchmark: {bench_name or 'none'}; "
             f"written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by simbroker")
     def vs(key: str) -> str:
