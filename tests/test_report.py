@@ -371,6 +371,13 @@ _PROBE = """<script>
   var box = chart.getBoundingClientRect();
   chart.dispatchEvent(new WheelEvent("wheel", {deltaY: -100, bubbles: true,
     cancelable: true, clientX: box.left + box.width / 2, clientY: box.top + 50}));
+  // Drag across the middle third of the rolling chart: it zooms to about that range.
+  var roll = document.getElementById("rolling-chart"), rb = roll.getBoundingClientRect();
+  function mouse(type, f, target) {
+    target.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true,
+      clientX: rb.left + rb.width * f, clientY: rb.top + 60}));
+  }
+  mouse("mousedown", 0.4, roll); mouse("mousemove", 0.7, roll); mouse("mouseup", 0.7, window);
   document.documentElement.dataset.probe = "ran";
 })();
 </script>"""
@@ -421,3 +428,9 @@ def test_report_in_a_real_browser(sma: BacktestResult,
     rng = re.search(r'id="equity-chart"[^>]*data-range="(\d+):(\d+)"', dom)
     assert rng is not None
     assert 0 < int(rng.group(2)) - int(rng.group(1)) < len(sma.equity) - 1
+    drag = re.search(r'id="rolling-chart"[^>]*data-range="(\d+):(\d+)"', dom)
+    assert drag is not None
+    lo, hi = int(drag.group(1)), int(drag.group(2))
+    n = len(sma.equity)
+    assert 0.25 * n < lo < 0.45 * n
+    assert 0.6 * n < hi < 0.8 * n

@@ -27,7 +27,7 @@ from simbroker.results.format import format_value, summary_frame
 from simbroker.results.result import BacktestResult, BenchmarkSpec
 from simbroker.results.stats import compute_stats, stats_series
 
-__all__ = ["interval_text", "write_report"]
+__all__ = ["benchmark_name", "interval_text", "render_report", "write_report"]
 
 _STRATEGY, _BENCH, _DD = "#0969da", "#8c959f", "#cf222e"
 _POS, _NEG = "#1a7f37", "#cf222e"
@@ -90,7 +90,9 @@ def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _benchmark_name(result: BacktestResult, benchmark: BenchmarkSpec) -> str:
+def benchmark_name(result: BacktestResult, benchmark: BenchmarkSpec) -> str:
+    """How the report and the plot name a benchmark: ``buy and hold A, B, equal weight``
+    or the given series' name."""
     if isinstance(benchmark, pd.Series):
         return str(benchmark.name) if benchmark.name is not None else "the given series"
     names = ([benchmark] if isinstance(benchmark, str) else
@@ -254,7 +256,7 @@ def render_report(result: BacktestResult, *, title: str = "Backtest report",
     bench_name = ""
     if benchmark is not False and has_bars:
         bench = result.benchmark(benchmark)
-        bench_name = _benchmark_name(result, benchmark)
+        bench_name = benchmark_name(result, benchmark)
         no_fills = result.fills.iloc[:0]
         bench_stats = stats_series(compute_stats(bench, no_fills, start_equity=start,
                                                  interval=bars.interval))

@@ -84,11 +84,10 @@ def _draw(fig: Figure, result: BacktestResult, symbol: str | None, title: str | 
     times = _naive_utc(index)
     ax_eq.plot(times, eq.to_numpy(), color=_EQUITY, lw=1.2, label="strategy")
     if benchmark is not False and len(eq):
+        from simbroker.report.page import benchmark_name
+
         bench = result.benchmark(benchmark)
-        name = (benchmark.name if isinstance(benchmark, pd.Series) and benchmark.name
-                else "buy and hold " + ", ".join(
-                    [benchmark] if isinstance(benchmark, str) else
-                    result.traded_symbols() if benchmark is None else list(benchmark)))
+        name = benchmark_name(result, benchmark)
         ax_eq.plot(times, bench.to_numpy(), color=_BENCH, lw=1.0, ls="--",
                    label=_short(f"benchmark: {name}"))
     fills = result.fills
