@@ -11,6 +11,7 @@ no Chromium/Chrome can be found, and says so.
 from __future__ import annotations
 
 import html
+import importlib.util
 import math
 import os
 import re
@@ -39,8 +40,6 @@ PROPS = settings(max_examples=40, deadline=None,
 
 @pytest.fixture(scope="module")
 def sma() -> BacktestResult:
-    import importlib.util
-
     path = Path(__file__).parent.parent / "examples" / "sma_crossover.py"
     spec = importlib.util.spec_from_file_location("sma_example_for_report", path)
     assert spec is not None
@@ -299,6 +298,8 @@ def test_report_is_one_self_contained_readable_html_file(sma: BacktestResult,
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert "<link" not in text
     assert text.count("<script>") == 1
+    if importlib.util.find_spec("matplotlib"):  # the price panel, embedded as data
+        assert "src='data:image/png;base64," in text
     assert "<script src" not in text
     for section in ("Statistics", "Monthly returns", "Worst drawdowns", "Rolling Sharpe",
                     "Distribution of returns", "P&amp;L by symbol", "Yearly returns"):

@@ -45,7 +45,7 @@ table.stats th:first-child{text-align:left}
 table.heat td{text-align:center;padding:4px 1px;white-space:nowrap}table.heat th{text-align:center}
 table.heat td:first-child,table.heat th:first-child{text-align:left;padding-left:6px}
 table.heat td.year{font-weight:600;border-left:2px solid #d0d7de}
-.note{color:#57606a;font-size:12px}
+.note{color:#57606a;font-size:12px}img.plot{max-width:100%;height:auto;display:block}
 """
 
 SCRIPT = r"""

@@ -1,10 +1,12 @@
 """The one-file HTML report of a :class:`~simbroker.BacktestResult`: a tear sheet.
 
 Everything is inline (SVG charts, CSS, one small script of our own), so the file opens
-offline, anywhere; it needs no matplotlib. Sections: headline cards, equity and drawdown
-against a benchmark (zoomable), statistics beside the benchmark's, monthly returns
-(heatmap) and yearly returns, the worst drawdowns, rolling Sharpe and volatility, the
-distribution of returns, P&L by symbol, and sortable round trips, orders and fills.
+offline, anywhere; with matplotlib installed it also embeds the most traded symbol's
+price with its fills and order levels as PNG data (left out without it). Sections:
+headline cards, equity and drawdown against a benchmark (zoomable), statistics beside
+the benchmark's, monthly returns (heatmap) and yearly returns, the worst drawdowns,
+rolling Sharpe and volatility, the distribution of returns, P&L by symbol, the price
+panel, and sortable round trips, orders and fills.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 
 from simbroker.report import charts
 from simbroker.report.assets import CSS, SCRIPT
+from simbroker.report.plot import price_png, top_symbol
 from simbroker.report.tables import Column, data_table
 from simbroker.results import analytics
 from simbroker.results.format import format_value, summary_frame
@@ -370,6 +373,12 @@ def render_report(result: BacktestResult, *, title: str = "Backtest report",
             + f"<p class='note'>Sum {total:,.2f}; equity change {change:,.2f}.</p>",
             "symbols"))
 
+    png = price_png(result)
+    if png is not None:
+        parts.append(_section(
+            f"{top_symbol(result)}: fills and order levels on the price (the most traded)",
+            f"<img class='plot' alt='close, fills and order levels' "
+            f"src='data:image/png;base64,{png}'>", "price"))
     trips = result.trades
     n_open = int(trips["is_open"].sum()) if len(trips) else 0
     parts.append(_section(

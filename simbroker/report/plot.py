@@ -8,6 +8,8 @@ from ``pyplot`` so it shows in a notebook or with ``plt.show()``.
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import os
 from pathlib import Path
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["SYMBOL_COLOURS", "plot_result"]
+__all__ = ["SYMBOL_COLOURS", "plot_result", "price_png"]
 
 _BUY, _SELL = "#1a7f37", "#cf222e"
 _EQUITY, _BENCH = "#0969da", "#8c959f"
@@ -171,6 +173,25 @@ def _price_panel(ax: Axes, result: BacktestResult, sym: str, times: pd.DatetimeI
     ax.set_ylabel(f"{sym} price")
     _thousands(ax)
     ax.legend(loc="upper left", fontsize=7, frameon=False)
+
+
+def price_png(result: BacktestResult, symbol: str | None = None) -> str | None:
+    """One symbol's close with its fills and order levels (default: the most traded) as
+    base64 PNG data for the report; ``None`` without matplotlib or bars."""
+    try:
+        from matplotlib.figure import Figure as _Figure
+    except ImportError:
+        return None
+    sym = symbol if symbol is not None else top_symbol(result)
+    if sym is None or not len(result.equity):
+        return None
+    fig = _Figure(figsize=(11, 3.4), layout="constrained")
+    ax = fig.subplots()
+    _price_panel(ax, result, sym, _naive_utc(pd.DatetimeIndex(result.equity.index)))
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _short(text: str, width: int = 60) -> str:
