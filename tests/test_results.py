@@ -274,45 +274,8 @@ def test_load_names_what_is_missing(sma_result: BacktestResult, tmp_path: Path) 
         load_result(out)
 
 
-# --------------------------------------------------------------------------- plots, report
-def test_plot_writes_a_png(sma_result: BacktestResult, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    fig = sma_result.plot(tmp_path / "plots" / "equity.png", symbol="AAPL")
-    data = (tmp_path / "plots" / "equity.png").read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 10_000
-    axes = fig.get_axes()
-    assert len(axes) == 3
-    # The equity line holds every bar; fill markers = fills on the equity panel.
-    assert len(axes[0].lines[0].get_xdata()) == len(sma_result.equity)
-    n_markers = sum(len(c.get_offsets()) for c in axes[0].collections)
-    assert n_markers == len(sma_result.fills)
-    aapl = int((sma_result.fills["symbol"] == "AAPL").sum())
-    assert sum(len(c.get_offsets()) for c in axes[2].collections) == aapl
-    with pytest.raises(ValueError, match="'NOPE' is not in the result"):
-        sma_result.plot(tmp_path / "x.png", symbol="NOPE")
-
-
-def test_report_is_one_self_contained_html_file(sma_result: BacktestResult,
-                                                tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    path = sma_result.report(tmp_path / "report.html", title="SMA <10/50>", max_rows=50)
-    text = path.read_text()
-    assert text.startswith("<!DOCTYPE html>")
-    assert "SMA &lt;10/50&gt;" in text  # escaped
-    assert "data:image/png;base64," in text
-    assert "src='http" not in text
-    assert "<script" not in text
-    assert "<link" not in text
-    assert "Sharpe" in text
-    assert "Win rate" in text
-    assert "Profit factor" in text
-    assert f"Fills (first 50 of {len(sma_result.fills):,})" in text
-    fills_section = text.split("<h2>Fills")[1]
-    assert fills_section.count("<tr>") == 1 + 50  # header + the first 50 fills
-    assert f"<td>{sma_result.fills['fill_id'].iloc[0]}</td>" in fills_section
-
-
+# --------------------------------------------------------------------------- progress
+# (the plot and report tests are in test_report.py)
 def test_progress_bar_is_off_in_ci_and_on_request(capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("tqdm")

@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 import pandas as pd
 
 from simbroker.bars import Bars
+from simbroker.results import analytics
 from simbroker.results.format import format_stats, result_html, summary_frame
 from simbroker.results.stats import compute_stats, stats_series
 from simbroker.results.trips import _empty_trips
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+#: What a benchmark may be given as: ``None`` (buy and hold of the traded symbols), a
+#: symbol or symbols of the bars (bought and held equal-weighted), or a price/equity
+#: Series; ``False`` (plots and report only) leaves the benchmark out.
+BenchmarkSpec = pd.Series | str | Sequence[str] | None
 
 
 def _empty_trips_factory() -> pd.DataFrame:
@@ -149,13 +156,92 @@ class BacktestResult:
             dd = eq / peak - 1.0
         return pd.Series(dd, index=self.equity.index, name="drawdown")
 
+    # ------------------------------------------------------------------ tear sheet
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per calendar year spanned, as the statistics annualize by default."""
+        return analytics.bars_per_year(pd.DatetimeIndex(self.equity.index),
+                                       self.bars.interval)
+
+    def traded_symbols(self) -> list[str]:
+        """Symbols with a fill or a starting position, in the bars' order (all of the
+        bars' symbols when there is neither)."""
+        held = set(self.fills["symbol"].astype(str)) | set(self.config.get("positions", {}))
+        return [s for s in self.bars.symbols if s in held] or list(self.bars.symbols)
+
+    def benchmark(self, benchmark: BenchmarkSpec = None) -> pd.Series:
+        """A benchmark's equity on this run's bars, starting at the run's start equity.
+
+        Parameters
+        ----------
+        benchmark
+            ``None`` (default): buy and hold of the traded symbols, equal-weighted from
+            the start (:func:`~simbroker.results.analytics.buy_and_hold`); a symbol or
+            a list of symbols of the bars: buy and hold of those; a Series of prices or
+            equity indexed by time: aligned to the bars and rescaled
+            (:func:`~simbroker.results.analytics.align_benchmark`).
+        """
+        start = float(self.stats["start_equity"])
+        if isinstance(benchmark, pd.Series):
+            return analytics.align_benchmark(benchmark, pd.DatetimeIndex(self.equity.index),
+                                             start)
+        names = ([benchmark] if isinstance(benchmark, str) else
+                 self.traded_symbols() if benchmark is None else list(benchmark))
+        return analytics.buy_and_hold(self.bars, start, names).iloc[:len(self.equity)]
+
+    def monthly_returns(self) -> pd.DataFrame:
+        """Returns by calendar month: years x ``Jan`` ... ``Dec`` (see
+        :func:`~simbroker.results.analytics.monthly_returns`)."""
+        return analytics.monthly_returns(self.equity, float(self.stats["start_equity"]))
+
+    def yearly_returns(self) -> pd.Series:
+        """Returns by calendar year, compounding to the total return."""
+        return analytics.yearly_returns(self.equity, float(self.stats["start_equity"]))
+
+    def drawdowns(self, n: int | None = 5) -> pd.DataFrame:
+        """The worst ``n`` drawdowns, deepest first (all with ``None``): start, trough,
+        recovery, depth, bars, length (see
+        :func:`~simbroker.results.analytics.drawdown_periods`)."""
+        return analytics.drawdown_periods(self.equity, float(self.stats["start_equity"]), n,
+                                          interval=self.bars.interval)
+
+    def rolling_sharpe(self, window: int | None = None, *,
+                       periods_per_year: float | None = None) -> pd.Series:
+        """Sharpe ratio over the trailing ``window`` bars (default
+        :func:`~simbroker.results.analytics.default_window`: 126 for daily bars),
+        annualized as :attr:`stats` (or with ``periods_per_year``)."""
+        ppy, w = self._rolling_args(window, periods_per_year)
+        return analytics.rolling_sharpe(self.returns, w, ppy)
+
+    def rolling_volatility(self, window: int | None = None, *,
+                           periods_per_year: float | None = None) -> pd.Series:
+        """Annualized volatility over the trailing ``window`` bars (as
+        :meth:`rolling_sharpe`)."""
+        ppy, w = self._rolling_args(window, periods_per_year)
+        return analytics.rolling_volatility(self.returns, w, ppy)
+
+    def _rolling_args(self, window: int | None, periods_per_year: float | None
+                      ) -> tuple[float, int]:
+        ppy = self.periods_per_year if periods_per_year is None else float(periods_per_year)
+        w = analytics.default_window(len(self.equity), ppy) if window is None else window
+        return ppy, w
+
+    def symbol_pnl(self) -> pd.DataFrame:
+        """P&L by symbol, realized and open, net of fees; the totals sum to the equity
+        change (see :func:`~simbroker.results.analytics.symbol_pnl`)."""
+        return analytics.symbol_pnl(self.trades, self.fills)
+
     def plot(self, path: str | os.PathLike[str] | None = None, *, symbol: str | None = None,
-             title: str | None = None) -> Figure:
+             title: str | None = None, benchmark: BenchmarkSpec | Literal[False] = None,
+             log: bool = False) -> Figure:
         """Draw equity, drawdown and fills with matplotlib.
 
-        Three panels share the time axis: equity with buy/sell markers at each fill, the
-        drawdown, and one symbol's close with its fills at their prices (``symbol``, by
-        default the most traded). Needs ``matplotlib`` (``pip install 'simbroker[plot]'``).
+        Three panels share the time axis: equity beside a benchmark (dashed), with a
+        marker at each fill (shape by side; colour by symbol when up to eight symbols
+        traded); the drawdown; and one symbol's close with its fills at their prices
+        and its orders' limit and stop levels (``symbol``, by default the most traded).
+        Axes use thousands separators. Needs ``matplotlib``
+        (``pip install 'simbroker[plot]'``).
 
         Parameters
         ----------
@@ -165,6 +251,11 @@ class BacktestResult:
             The symbol for the price panel.
         title
             Figure title; default: the strategy's headline numbers.
+        benchmark
+            As :meth:`benchmark` takes it (default: buy and hold of the traded
+            symbols); ``False`` draws none.
+        log
+            A log scale for the equity panel.
 
         Returns
         -------
@@ -172,14 +263,26 @@ class BacktestResult:
         """
         from simbroker.report import plot_result
 
-        return plot_result(self, path, symbol=symbol, title=title)
+        return plot_result(self, path, symbol=symbol, title=title, benchmark=benchmark,
+                           log=log)
 
     def report(self, path: str | os.PathLike[str], *, title: str = "Backtest report",
-               max_rows: int = 1000) -> Path:
-        """Write a self-contained HTML report: statistics, plots, round trips and fills.
+               max_rows: int = 1000, benchmark: BenchmarkSpec | Literal[False] = None
+               ) -> Path:
+        """Write a self-contained HTML report, a tear sheet that opens offline.
 
-        The plots are embedded as PNG data; the file opens offline, anywhere. Tables show
-        the first ``max_rows`` rows (the count says so when cut).
+        Statistics beside the benchmark's, equity and drawdown against the benchmark
+        (drag to zoom, wheel to zoom, double-click to reset), monthly and yearly returns,
+        the worst drawdowns, rolling Sharpe and volatility, the distribution of returns,
+        P&L by symbol, and sortable tables of round trips, orders and fills (the first
+        ``max_rows`` rows each; the heading says when cut). One file: inline SVG, CSS
+        and a small script of our own, no network.
+
+        Parameters
+        ----------
+        benchmark
+            As :meth:`benchmark` takes it (default: buy and hold of the traded
+            symbols); ``False`` leaves it out.
 
         Returns
         -------
@@ -188,7 +291,7 @@ class BacktestResult:
         """
         from simbroker.report import write_report
 
-        return write_report(self, path, title=title, max_rows=max_rows)
+        return write_report(self, path, title=title, max_rows=max_rows, benchmark=benchmark)
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the result to ``directory``: Parquet tables and a JSON manifest.
