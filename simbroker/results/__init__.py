@@ -9,6 +9,8 @@ One job per module:
 - :mod:`~simbroker.results.trips`: :func:`round_trips`, flat to flat per symbol.
 - :mod:`~simbroker.results.format`: the statistics as a readable table.
 - :mod:`~simbroker.results.columns`: the tables' columns and dtypes.
+- :mod:`~simbroker.results.analytics`: the tear sheet's numbers (benchmark, monthly and
+  yearly returns, worst drawdowns, rolling Sharpe and volatility, P&L by symbol).
 - :mod:`~simbroker.results.persist`: :meth:`BacktestResult.save` and :func:`load_result`.
 
 Plots and the HTML report (:mod:`simbroker.report`) build on this package; nothing here

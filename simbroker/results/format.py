@@ -37,7 +37,7 @@ _LABELS = [
     ("profit_factor", "Profit factor", "{:.3f}"),
     ("avg_trip_return", "Avg trip return", "{:.2%}"),
     ("avg_holding", "Avg holding time", "{}"),
-    ("avg_bars_held", "Avg bars held", "{:.1f}"),
+    ("avg_bars_held", "Avg bars held", "{:,.1f}"),
 ]
 
 
@@ -162,7 +162,9 @@ def _format_timedelta(value: pd.Timedelta) -> str:
     secs = value.total_seconds()
     if abs(secs) >= 86_400:
         days = secs / 86_400
-        return f"{days:,.0f} days" if abs(days - round(days)) < 0.05 else f"{days:,.1f} days"
+        if abs(days - round(days)) < 0.05:
+            return "1 day" if round(days) == 1 else f"{days:,.0f} days"
+        return f"{days:,.1f} days"
     secs = round(secs)
     hours, rest = divmod(secs, 3600)
     minutes, seconds = divmod(rest, 60)
