@@ -62,6 +62,7 @@ from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
+from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
 from simbroker.types import Fill, OrderInfo
 
@@ -151,8 +152,8 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                 n = rec.get("n", bars_done + 1)
                 if type(n) is not int or n < 0:
                     raise ValueError(f"'n' must be a bar count, got {n!r:.40}")
-                last = (_parse_time(rec.get("bar"), "bar"),
-                        _parse_time(rec.get("bar_close"), "bar_close"))
+                last = (parse_time(rec.get("bar"), "bar"),
+                        parse_time(rec.get("bar_close"), "bar_close"))
                 bars_done = n
             elif event == "kill":
                 killed = str(rec.get("reason", "kill switch"))[:500]
@@ -171,22 +172,6 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                        last_bar_close=last[1] if last else None, bars_done=bars_done,
                        state=state, killed=killed, clean_stop=clean, sessions=sessions,
                        path=p)
-
-
-def _parse_time(value: Any, key: str = "time") -> datetime:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{key!r} is a naive time")
-        return value.astimezone(timezone.utc)
-    if not isinstance(value, str):
-        raise ValueError(f"{key!r} must be an ISO time, got {value!r:.40}")
-    try:
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
-            raise ValueError("no UTC offset")
-        return when.astimezone(timezone.utc)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"{key!r} is not a tz-aware ISO time ({exc})") from None
 
 
 def paper_broker_from_log(
@@ -235,7 +220,7 @@ def paper_broker_from_log(
     carried: list[dict[str, Any]] = []
     for order_id, rec in state.open_orders.items():
         try:
-            if _ns(_parse_time(rec.get("ts"), "ts")) > cutoff:
+            if _ns(parse_time(rec.get("ts"), "ts")) > cutoff:
                 continue  # sent while the unfinished bar was in hand: the replay resends it
             order = order_fields(rec)
             remaining = float(order["qty"]) - state.filled_qty.get(order_id, 0.0)
@@ -245,7 +230,7 @@ def paper_broker_from_log(
             carried.append({
                 **order, "qty": remaining,
                 "client_order_id": order["client_order_id"] or f"resumed-{order_id}",
-                "triggered_at": None if trig is None else _parse_time(trig, "triggered_at"),
+                "triggered_at": None if trig is None else parse_time(trig, "triggered_at"),
             })
         except ValueError as exc:
             raise TradeLogError(f"open order {order_id!r} cannot be resumed: {exc}",

@@ -38,16 +38,9 @@ PROPS = settings(max_examples=40, deadline=None,
                                         HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(scope="module")
-def sma() -> BacktestResult:
-    path = Path(__file__).parent.parent / "examples" / "sma_crossover.py"
-    spec = importlib.util.spec_from_file_location("sma_example_for_report", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return simbroker.backtest(mod.SmaCrossover(10, 50, qty=100), simbroker.sample_bars(),
-                              cash=100_000)
+@pytest.fixture
+def sma(sma_result: BacktestResult) -> BacktestResult:
+    return sma_result
 
 
 def run_orders(bars: Bars, orders: list[OrderSpec], **kw: object) -> BacktestResult:

@@ -222,20 +222,6 @@ def test_trades_frame_has_fixed_dtypes_empty_or_not() -> None:
 
 
 # --------------------------------------------------------------------------- save / load
-@pytest.fixture(scope="module")
-def sma_result() -> BacktestResult:
-    import importlib.util
-
-    path = Path(__file__).parent.parent / "examples" / "sma_crossover.py"
-    spec = importlib.util.spec_from_file_location("sma_example_for_results", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return simbroker.backtest(mod.SmaCrossover(10, 50, qty=100), simbroker.sample_bars(),
-                              cash=100_000)
-
-
 def test_save_and_load_round_trip(sma_result: BacktestResult, tmp_path: Path) -> None:
     r = sma_result
     out = r.save(tmp_path / "run")

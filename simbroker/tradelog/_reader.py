@@ -13,7 +13,7 @@ from typing import Any
 from simbroker.errors import TradeLogError
 from simbroker.tradelog._chain import line_digest
 
-__all__ = ["ScanResult", "parse_line", "read_trade_log", "scan_trade_log"]
+__all__ = ["ScanResult", "parse_line", "parse_time", "read_trade_log", "scan_trade_log"]
 
 log = logging.getLogger("simbroker.tradelog")
 
@@ -34,7 +34,13 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 
 
-def _time(value: Any, key: str) -> datetime:
+def parse_time(value: Any, key: str = "time") -> datetime:
+    """A record's time field as a tz-aware UTC datetime (an aware datetime passes through);
+    ``ValueError`` naming ``key`` for anything else."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"field {key!r} is a naive time")
+        return value.astimezone(timezone.utc)
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} must be an ISO time string, got {type(value).__name__}")
     try:
@@ -71,10 +77,10 @@ def parse_line(line: bytes, path: str | None, lineno: int | None) -> dict[str, A
             raise ValueError("no string 'event'")
         if not (rec.get("prev") is None or isinstance(rec["prev"], str)):
             raise ValueError("'prev' is neither null nor a checksum string")
-        rec["ts"] = _time(rec.get("ts"), "ts")
+        rec["ts"] = parse_time(rec.get("ts"), "ts")
         for key in _TIME_FIELDS[1:]:
             if rec.get(key) is not None:
-                rec[key] = _time(rec[key], key)
+                rec[key] = parse_time(rec[key], key)
     except ValueError as exc:
         raise TradeLogError(f"not a valid record ({exc})", path=path, line=lineno) from None
     return rec
