@@ -294,3 +294,26 @@ def test_a_stream_that_cannot_log_back_in_falls_back_to_rest_polling(
     # No call of ours reads REST here: the broker's own poller finds the fill.
     assert broker.wait_for_fills(ids, 10, reconcile=False)
     assert [f["qty"] for f in broker.get_fills()] == [2.0]
+
+
+def test_orders_are_listed_and_read_back_as_alpaca_holds_them(fake: FakeAlpaca,
+                                                              broker: AlpacaBroker) -> None:
+    from simbroker.risk import RiskBroker, RiskLimits
+
+    rest = broker.submit_order("AAA", "buy", 5, "limit", limit_price=50.0, tif="gtc")
+    mkt = broker.submit_order("AAA", "buy", 2)
+    step(fake, broker)
+    open_ids = [o["order_id"] for o in broker.get_orders(open_only=True)]
+    assert open_ids == [rest["order_id"]]
+    assert [o["order_id"] for o in broker.get_orders()] == [rest["order_id"], mkt["order_id"]]
+    assert broker.get_order(mkt["order_id"])["status"] == "filled"
+    # Canceled at the venue behind the adapter's back: the listing does not call it open.
+    fake.orders[rest["order_id"]]["status"] = "canceled"
+    assert broker.get_orders(open_only=True) == []
+    assert broker.get_order(rest["order_id"])["status"] == "canceled"
+    with pytest.raises(UnknownOrder):
+        broker.get_order("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(UnknownOrder):
+        broker.get_order("not-a-uuid")
+    risk = RiskBroker(broker, RiskLimits(max_order_qty=100))
+    assert risk.get_order(mkt["order_id"])["status"] == "filled"

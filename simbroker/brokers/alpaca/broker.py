@@ -314,6 +314,29 @@ class AlpacaBroker:
         return self._remember(self._get(f"/orders/{order_id}", "get_order",
                                         order_id=order_id))
 
+    def get_order(self, order_id: str) -> OrderInfo:
+        """The order's current state, read from Alpaca (``UnknownOrder`` if it has none)."""
+        if not _is_uuid(order_id):
+            raise UnknownOrder(order_id)
+        return self._remember(self._get(f"/orders/{order_id}", "get_order",
+                                        order_id=order_id))
+
+    def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
+        """The orders this adapter has seen, oldest first, with Alpaca's open orders.
+
+        Alpaca's open orders are read afresh; an order this adapter still holds as open
+        but Alpaca no longer lists as open (its end missed on the stream) is read by id,
+        so no order is reported open after Alpaca has closed it.
+        """
+        raw = self._get("/orders", "get_orders",
+                        params={"status": "open", "limit": 500, "direction": "asc"})
+        listed = {self._remember(r)["order_id"] for r in raw}
+        for info in self.orders.all():
+            if OrderStatus(info["status"]).is_open and info["order_id"] not in listed:
+                self.get_order(info["order_id"])
+        infos = sorted(self.orders.all(), key=lambda i: i["submitted_at"])
+        return [i for i in infos if not open_only or OrderStatus(i["status"]).is_open]
+
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``."""
         from alpaca.trading.models import Position
