@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
 from simbroker.errors import BrokerRateLimited, SimbrokerError
-from simbroker.testing.fake_alpaca import FakeAlpaca
+from simbroker.testing.fake_alpaca import FakeAlpaca, stop_sdk_stream
 
 SYMBOLS = [f"S{i:02d}" for i in range(10)]
 KINDS = ("stalled_answer", "stalled_send", "stalled_send_and_lookup", "rate_limited",
@@ -209,7 +209,6 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
 
 def _raw_sdk(orders: int, seed: int) -> dict[str, Any]:
     """alpaca-py's TradingClient and TradingStream on a fault-free fake."""
-    import asyncio
 
     from alpaca.trading.client import TradingClient
     from alpaca.trading.enums import OrderSide, TimeInForce
@@ -259,12 +258,7 @@ def _raw_sdk(orders: int, seed: int) -> dict[str, Any]:
                     with lock:
                         fill_lat.extend(seen[w] - t0 for w in want if w in seen)
         finally:
-            stream.stop()
-            loop = getattr(stream, "_loop", None)
-            if loop is not None and loop.is_running():
-                asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
-            fake.drop_stream()
-            thread.join(10)
+            stop_sdk_stream(fake, stream, thread)
     return {"raw_orders": orders,
             "raw_ack_latency_ms_median": _median_ms(ack), "raw_ack_latency_ms_p99": _ms(ack, 0.99),
             "raw_fill_latency_ms_median": _median_ms(fill_lat),

@@ -55,7 +55,7 @@ from simbroker.results.build import (
     mark_to_market,
     marking_closes,
 )
-from simbroker.results.columns import _ffill
+from simbroker.results.columns import _FILL_COLUMNS, _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
 
@@ -66,8 +66,6 @@ B = npt.NDArray[np.bool_]
 I64 = npt.NDArray[np.int64]
 FrameLike = pd.DataFrame | np.ndarray
 
-_FILL_COLUMNS = ["timestamp", "symbol", "side", "qty", "price", "fee", "notional", "order_id",
-                 "client_order_id", "fill_id"]
 _EXPIRED_REASON = "day order not filled by the session end"
 _STATUS = ("filled", "new", "expired", "canceled")
 # Whether pandas infers its ``str`` dtype for strings (pandas >= 3), as the paper broker's

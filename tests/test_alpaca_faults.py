@@ -28,7 +28,7 @@ from simbroker.errors import (
     BrokerTimeout,
     OrderStatusUnknown,
 )
-from simbroker.testing.fake_alpaca import FakeAlpaca
+from simbroker.testing.fake_alpaca import FakeAlpaca, stop_sdk_stream
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
 KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
@@ -382,7 +382,6 @@ def test_get_fills_since_is_inclusive_and_reaches_before_the_window(
 def test_the_fake_speaks_to_the_raw_sdk(fake: FakeAlpaca) -> None:
     """alpaca-py's own clients, unchanged, against the fake: the fake is the venue's
     shape, not only our adapter's."""
-    import asyncio
     import warnings
 
     from alpaca.trading.client import TradingClient
@@ -428,9 +427,4 @@ def test_the_fake_speaks_to_the_raw_sdk(fake: FakeAlpaca) -> None:
         assert [p.symbol for p in tc.get_all_positions()] == ["AAA"]
         assert tc.get_clock().is_open
     finally:
-        stream.stop()
-        loop = getattr(stream, "_loop", None)
-        if loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
-        fake.drop_stream()
-        thread.join(10)
+        stop_sdk_stream(fake, stream, thread)

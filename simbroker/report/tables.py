@@ -53,8 +53,7 @@ def cell(value: Any, kind: str) -> tuple[str, str]:
         return format_timestamp(ts), str(ts.value)
     if kind == "delta":
         td = pd.Timedelta(value)
-        text = _format_timedelta(td)
-        return ("1 day" if text == "1 days" else text), str(td.value)
+        return _format_timedelta(td), str(td.value)
     if kind == "bool":
         return ("yes" if value else "no"), ("1" if value else "0")
     if kind == "text":

@@ -65,7 +65,7 @@ import numpy as np
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
 
-__all__ = ["FakeAlpaca", "FakeAlpacaVenue"]
+__all__ = ["FakeAlpaca", "FakeAlpacaVenue", "stop_sdk_stream"]
 
 _OPEN = ("new", "accepted", "partially_filled", "pending_new")
 
@@ -780,6 +780,21 @@ class FakeAlpaca(BarReplay):
         """(client_order_id, order) pairs, for assertions."""
         with self._lock:
             return iter([(o["client_order_id"], dict(o)) for o in self.orders.values()])
+
+
+def stop_sdk_stream(fake: FakeAlpaca, stream: Any, thread: threading.Thread) -> None:
+    """Stop alpaca-py's own ``TradingStream`` running against ``fake`` in ``thread``.
+
+    ``stop()`` takes effect only once ``recv()`` returns, so the socket is closed from the
+    stream's loop (the SDK keeps it in ``_loop``) and the fake drops its side too; the
+    stream then ends in milliseconds instead of its 5 s receive timeout.
+    """
+    stream.stop()
+    loop = getattr(stream, "_loop", None)
+    if loop is not None and loop.is_running():
+        asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+    fake.drop_stream()
+    thread.join(10)
 
 
 class FakeAlpacaVenue:

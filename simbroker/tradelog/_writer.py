@@ -47,7 +47,11 @@ def _plain(value: Any, name: str) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)):
-        return int(value)
+        n = int(value)
+        if n.bit_length() > 14_000:  # JSON cannot print ints past 4,300 digits
+            raise ValueError(f"trade log field {name!r} is an integer too large to write "
+                             f"(about {int(n.bit_length() * 0.30103) + 1:,} digits)")
+        return n
     if isinstance(value, (float, np.floating)):
         f = float(value)
         if not math.isfinite(f):
