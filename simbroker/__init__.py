@@ -17,6 +17,7 @@ from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.clock import Clock, SimulatedClock, WallClock
 from simbroker.data import load_bars, sample_bars, validate_bars
+from simbroker.drift import Drift, drift
 from simbroker.engine import History, Strategy, backtest
 from simbroker.errors import (
     BrokerAPIError,
@@ -76,6 +77,7 @@ __all__ = [
     "ClockError",
     "ConfigError",
     "DataError",
+    "Drift",
     "FeeModel",
     "FeeSum",
     "Fill",
@@ -112,6 +114,7 @@ __all__ = [
     "WallClock",
     "backtest",
     "backtest_vectorized",
+    "drift",
     "load_bars",
     "load_result",
     "read_trade_log",

@@ -8,6 +8,7 @@
     simbroker data validate PATH
     simbroker tradelog show FILE [--last N] [--repair]
     simbroker tradelog replay FILE [--repair]
+    simbroker drift A B [--bars FILE] [--max-drift-bps X] [--max-missed N] [--out DIR]
 
 A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
@@ -326,6 +327,39 @@ def _cmd_tradelog_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``simbroker drift`` exits with this when a threshold is exceeded (a failed gate).
+DRIFT_GATE_FAILED = 3
+
+
+def _cmd_drift(args: argparse.Namespace) -> int:
+    from simbroker.drift import drift
+
+    bars = load_bars(args.bars) if args.bars else None
+    result = drift(args.a, args.b, bars=bars, time_window=args.time_window,
+                   reference=args.reference)
+    print(result.table(max_rows=args.rows))
+    if args.out:
+        folder = Path(args.out)
+        if folder.exists() and not folder.is_dir():
+            raise CLIError(f"--out {folder} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("fills", "only_a", "only_b", "refusals", "partials", "equity"):
+            getattr(result, name).to_csv(folder / f"drift_{name}.csv",
+                                         index=name == "equity")
+        result.report(folder / "drift.html")
+        wrote = "drift.html and drift_*.csv"
+        try:
+            result.plot(folder / "drift.png")
+            wrote += " and drift.png"
+        except ImportError as exc:
+            print(f"(no plot: {exc})", file=sys.stderr)
+        print(f"\nDrift report written to {folder} ({wrote})")
+    breaches = result.breaches(max_drift_bps=args.max_drift_bps, max_missed=args.max_missed)
+    for why in breaches:
+        print(f"simbroker drift: threshold exceeded: {why}", file=sys.stderr)
+    return DRIFT_GATE_FAILED if breaches else 0
+
+
 _DESCRIPTION = """\
 Backtest a strategy on historical bars, then run the same strategy object on the paper
 broker in real time and on Interactive Brokers or Alpaca (paper, then live, behind
@@ -433,6 +467,30 @@ def _parser() -> argparse.ArgumentParser:
                             help="replay speed, x real time (paper broker; 0 = as fast as "
                                  "possible, the default)")
             rt.set_defaults(func=_cmd_paper)
+
+    dr = sub.add_parser(
+        "drift", help="compare two runs' trade logs fill by fill (a deploy gate)",
+        parents=[_common(strategy=False)],
+        description="Compare run B against run A (trade logs, or saved result folders): "
+                    "matched fills with their price difference split into reference-price "
+                    "drift, slippage and fees, fills in one run only, orders refused in one "
+                    "run only, partial fills, and the equity difference by cause. Exits "
+                    f"{DRIFT_GATE_FAILED} when --max-drift-bps or --max-missed is exceeded.")
+    dr.add_argument("a", help="the reference run (e.g. the backtest): trade log or folder")
+    dr.add_argument("b", help="the run judged against it (rehearsal, paper, live)")
+    dr.add_argument("--bars", help="the bars both ran on (reference prices and marks)")
+    dr.add_argument("--max-drift-bps", type=float,
+                    help="fail if any matched fill's price differs by more (bps)")
+    dr.add_argument("--max-missed", type=int,
+                    help="fail if more fills than this are in one run only")
+    dr.add_argument("--time-window", help="pair orders without a shared id submitted this "
+                                          "close (default: 3 bars, or 3 days)")
+    dr.add_argument("--reference", choices=("rule", "open", "close"), default="rule",
+                    help="reference price: the paper fill rule on the fill's bar (default), "
+                         "or that bar's open or close")
+    dr.add_argument("--rows", type=int, default=20, help="rows per table printed (20)")
+    dr.add_argument("--out", help="folder for drift.html, drift.png and the tables as CSV")
+    dr.set_defaults(func=_cmd_drift)
 
     data = sub.add_parser("data", help="bar data tools",
                           description="Check bar files before a run.").add_subparsers(
