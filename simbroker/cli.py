@@ -191,7 +191,8 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
                   + ("" if resume.clean_stop else " (previous run did not stop cleanly)"))
         runner = RealtimeRunner(strategy, broker, feed, trade_log=trade_log, risk=risk,
                                 resume=resume if resume is not None else False,
-                                max_bars=args.max_bars, max_history=args.max_history)
+                                max_bars=args.max_bars, max_history=args.max_history,
+                                shadow=_shadow_settings(args, config))
         report = runner.run()
     finally:
         close = getattr(broker, "close", None)
@@ -205,7 +206,25 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
     print(f"cash {state.cash:,.2f}; positions "
           + (", ".join(f"{s} {q:g}" for s, q in sorted(state.positions.items())) or "flat"))
     print(f"Trade log: {log_path}")
+    if runner.shadow is not None:
+        kinds = sorted({a["kind"] for a in report.alerts})
+        print(f"Shadow paper log: {runner.shadow.path}; {len(report.alerts)} divergence "
+              f"alert(s)" + (f" ({', '.join(kinds)})" if kinds else "")
+              + f"; compare: simbroker drift {runner.shadow.path} {log_path}")
     return 0 if not report.stopped_by.startswith("error") else 1
+
+
+def _shadow_settings(args: argparse.Namespace, config: BrokerConfig) -> Any:
+    """``--shadow``: the paper broker's models from a paper config, else the defaults."""
+    if not getattr(args, "shadow", False):
+        return False
+    from simbroker.shadow import ShadowSettings
+
+    if isinstance(config, PaperConfig):
+        return ShadowSettings(slippage=_model(config.slippage, "slippage"),
+                              fees=_model(config.fees, "fees"),
+                              allow_short=config.allow_short)
+    return ShadowSettings()
 
 
 def _hide_secrets(config: Any) -> None:
@@ -455,6 +474,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="bars of history before the first traded bar (0)")
         rt.add_argument("--symbols", nargs="+", help="symbols to trade (live brokers)")
         rt.add_argument("--interval", default="1min", help="bar length for live bars (1min)")
+        rt.add_argument("--shadow", action="store_true",
+                        help="run a paper broker beside the broker on the same bars and "
+                             "orders, log it to TRADE_LOG.shadow.jsonl and alert (an 'alert' "
+                             "record and a warning) when a fill diverges from paper's")
         if live:
             rt.add_argument(_LIVE_FLAG, dest="confirm_live", action="store_true",
                             help="confirm that this run trades real money")

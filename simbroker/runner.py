@@ -16,6 +16,12 @@ unfinished one: the strategy sends the same orders with the same ids, and every 
 it already has instead of placing a second one. A paper broker is rebuilt from the log
 with :func:`paper_broker_from_log`. A tripped kill switch stays tripped across restarts.
 
+**Shadow mode** (``shadow=True`` or a :class:`~simbroker.shadow.ShadowSettings`) runs a
+paper broker beside the live one on the same bars: every order the live broker accepted
+(or the venue refused) and every cancel is mirrored to it, it writes its own trade log
+beside the main one, and an ``alert`` record (plus a warning and ``on_divergence``)
+marks each fill where live and paper part (see :mod:`simbroker.shadow`).
+
 **Shutdown is clean.** SIGINT/SIGTERM (or :meth:`RealtimeRunner.stop`) only set a flag
 and close the feed; the runner finishes the bar in hand, writes a ``runner_stop`` record
 and returns. A record is written whole or not at all (one ``write`` per line under a
@@ -29,7 +35,7 @@ import math
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,6 +58,7 @@ from simbroker.engine import (
 from simbroker.errors import (
     ClockError,
     OrderRejected,
+    RiskRejected,
     SimbrokerError,
     StrategyError,
     TradeLogError,
@@ -61,6 +68,7 @@ from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
+from simbroker.shadow import ShadowSession, ShadowSettings
 from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
 from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
@@ -269,6 +277,8 @@ class RunReport:
         Whether the run continued one recorded in the trade log.
     last_bar : datetime or None
         Open time of the last bar the strategy finished.
+    alerts : list of dict
+        Shadow-mode divergence alerts raised in this run (empty without a shadow).
     """
 
     run_id: str
@@ -280,6 +290,7 @@ class RunReport:
     resumed: bool = False
     last_bar: datetime | None = None
     errors: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Gate:
@@ -297,6 +308,7 @@ class _Gate:
         self._n = 0
         self.orders = 0
         self._ids = threading.Lock()  # a strategy may send from several threads
+        self.shadow: ShadowSession | None = None
 
     def _next_bar(self, when: datetime) -> None:
         with self._ids:
@@ -312,9 +324,25 @@ class _Gate:
             if client_order_id is None:
                 client_order_id = f"{self._run_id}-{self._bar_key}-{self._n}"
             self.orders += 1
-        info = self._broker.submit_order(symbol, side, qty, order_type,
-                                         limit_price=limit_price, stop_price=stop_price,
-                                         tif=tif, client_order_id=client_order_id)
+        try:
+            info = self._broker.submit_order(symbol, side, qty, order_type,
+                                             limit_price=limit_price, stop_price=stop_price,
+                                             tif=tif, client_order_id=client_order_id)
+        except RiskRejected:
+            raise  # never reached the venue: nothing to mirror
+        except OrderRejected:
+            if self.shadow is not None:  # the venue refused it: would paper have filled it?
+                self.shadow.submitted(symbol, side, qty, order_type, limit_price=limit_price,
+                                      stop_price=stop_price, tif=tif,
+                                      client_order_id=client_order_id, live_order_id=None,
+                                      now=self._broker.now())
+            raise
+        if self.shadow is not None:
+            self.shadow.submitted(info["symbol"], info["side"], info["qty"],
+                                  info["order_type"], limit_price=info["limit_price"],
+                                  stop_price=info["stop_price"], tif=info["tif"],
+                                  client_order_id=client_order_id,
+                                  live_order_id=info["order_id"], now=self._broker.now())
         if self._log is not None:
             # The broker's normalised order ("buy", 10.0), not the strategy's spelling.
             self._log.write("submitted", self._broker.now(), order_id=info["order_id"],
@@ -329,6 +357,8 @@ class _Gate:
         info = self._broker.cancel_order(order_id)
         if self._log is not None and info["status"] == "canceled":
             self._log.write("canceled", self._broker.now(), order_id=order_id)
+        if self.shadow is not None and info["status"] == "canceled":
+            self.shadow.canceled(order_id, self._broker.now())
         return info
 
     def get_positions(self) -> dict[str, float]:
@@ -467,6 +497,20 @@ class RealtimeRunner:
         Install SIGINT/SIGTERM handlers for a clean stop (main thread only).
     poll_timeout
         Seconds between checks of the stop flag while waiting for a bar.
+    shadow
+        ``True`` or a :class:`~simbroker.shadow.ShadowSettings`: run a paper broker beside
+        ``broker`` on the same bars, mirror each order and cancel to it, log it to its own
+        trade log (beside ``trade_log``: ``NAME.shadow.jsonl``) and raise an ``alert``
+        record in ``trade_log``, a warning on the ``simbroker.shadow`` logger and
+        ``on_divergence`` when a live fill parts from the paper one (a fill paper would
+        not have made, a missing fill, a price outside the bar or more than
+        ``max_drift_bps`` from paper's). The shadow starts from the live account's cash
+        and positions; it never changes what goes to the live broker, and if it fails it
+        is switched off with an error logged, the live run going on.
+    on_divergence
+        Called with each alert (a dict: ``kind, client_order_id, symbol, side, live_qty,
+        shadow_qty, live_price, shadow_price, diff_bps, bar, detail``); an exception it
+        raises is logged. Call :meth:`stop` from it to stop the run on a divergence.
     """
 
     def __init__(self, strategy: StrategyLike, broker: Broker, feed: BarFeed, *,
@@ -477,7 +521,9 @@ class RealtimeRunner:
                  max_history: int | None = None,
                  handle_signals: bool = True,
                  poll_timeout: float = 0.5,
-                 run_id: str | None = None):
+                 run_id: str | None = None,
+                 shadow: bool | ShadowSettings = False,
+                 on_divergence: Callable[[dict[str, Any]], Any] | None = None):
         if max_bars is not None and max_bars < 0:
             raise ValueError(f"max_bars must be >= 0, got {max_bars!r}")
         if max_history is not None and max_history < 1:
@@ -523,6 +569,16 @@ class RealtimeRunner:
         self._stop_reason = ""
         self._fills_seen: set[str] = set()
         self.report = RunReport(run_id=self.run_id, resumed=self.resume_point is not None)
+        if on_divergence is not None and not shadow:
+            raise ValueError("on_divergence needs shadow=True (or ShadowSettings)")
+        settings = ShadowSettings() if shadow is True else shadow or None
+        if settings is not None and not isinstance(settings, ShadowSettings):
+            raise TypeError(f"shadow must be True, False or ShadowSettings, got "
+                            f"{type(settings).__name__}")
+        self.shadow = (ShadowSession(settings, main_log=self._log, on_divergence=on_divergence)
+                       if settings is not None else None)
+        self.gate.shadow = self.shadow
+        self._bar_no = 0
 
     # ------------------------------------------------------------------ control
     def stop(self, reason: str = "stop()") -> None:
@@ -571,6 +627,10 @@ class RealtimeRunner:
                             resume_from=rp.last_bar_close if rp else None)
         n_done = rp.bars_done if rp is not None else 0
         try:
+            if self.shadow is not None:
+                self.shadow.start(tuple(feed.symbols), feed.interval,
+                                  cash=self.broker.get_cash(),
+                                  positions=self.broker.get_positions(), now=self._now())
             with self._signals():
                 while not self._stop.is_set():
                     if self.max_bars is not None and self.report.bars >= self.max_bars:
@@ -604,6 +664,9 @@ class RealtimeRunner:
             raise
         finally:
             self._poll_fills()
+            if self.shadow is not None:
+                self.report.alerts = list(self.shadow.alerts)
+                self.shadow.close()
             self.report.stopped_by = self._stop_reason or "stop()"
             if self._log is not None:
                 self._log.write("runner_stop", self._now(), run_id=self.run_id,
@@ -633,6 +696,7 @@ class RealtimeRunner:
             return datetime.now(timezone.utc)
 
     def _bar(self, ev: BarEvent, panel: _Panel) -> None:
+        self._bar_no += 1
         if self._drive:
             try:
                 self._sim.run_until(ev.close_time)
@@ -643,6 +707,8 @@ class RealtimeRunner:
             closes = {s: float(c) for s, c in zip(ev.symbols, ev.close, strict=True)
                       if math.isfinite(c)}
             self.risk_broker.update_prices(closes)
+        if self.shadow is not None:
+            self.shadow.bar(ev, self._bar_no)
         bars = panel.bars()
         n_bar = len(bars) - 1
         self.gate._next_bar(ev.timestamp)
@@ -684,6 +750,8 @@ class RealtimeRunner:
                 continue
             self._fills_seen.add(fid)
             self.report.fills += 1
+            if self.shadow is not None:
+                self.shadow.live_fill(f, self._bar_no)
             if self._log_orders and self._log is not None:
                 self._log.write("filled", self._now(), **f)
 
