@@ -290,3 +290,27 @@ def test_cli_paper_shadow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert (tmp_path / "run.shadow.jsonl").is_file()
     assert cli.main(["drift", str(log), str(tmp_path / "run.shadow.jsonl"),
                      "--max-drift-bps", "0", "--max-missed", "0"]) == 0
+
+
+def test_a_resumed_run_resumes_its_shadow(tmp_path: Path) -> None:
+    plan = dict(PLAN)
+    plan[6] = [(A, "buy", 2, {"order_type": "limit", "limit_price": 0.01, "tif": "gtc"})]
+    _, whole_path, _ = _run(tmp_path / "whole", None, strategy=Script(plan), shadow=True)
+    path = tmp_path / "split" / "live.jsonl"
+    for max_bars in (8, None):
+        log = TradeLog(path)
+        resume = simbroker.runner.read_resume_point(path)
+        live = simbroker.runner.paper_broker_from_log(BARS, resume, trade_log=log)
+        RealtimeRunner(Script(plan), live, ReplayFeed(BARS, speed=math.inf), trade_log=log,
+                       handle_signals=False, resume=resume or False, max_bars=max_bars,
+                       shadow=True).run()
+        log.close()
+    split = read_trade_log(shadow_log_path(path))
+    ids = [r["client_order_id"] for r in split if r["event"] == "submitted"]
+    assert len(ids) == len(set(ids)) == 6  # none placed twice across the restart
+    assert _alerts(path) == []
+    one = simbroker.replay_trade_log(shadow_log_path(whole_path))
+    two = simbroker.replay_trade_log(shadow_log_path(path))
+    assert two.cash == one.cash
+    assert two.positions == one.positions
+    assert len(two.open_orders) == len(one.open_orders) == 1  # the resting GTC limit

@@ -33,6 +33,7 @@ from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import SlippageModel, slippage_model
 from simbroker.paper import PaperBroker
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
+from simbroker.tradelog._replay import replay_records
 from simbroker.types import Fill, Order, OrderType, Side, TimeInForce
 
 __all__ = ["ShadowBroker", "ShadowOrder"]
@@ -113,7 +114,8 @@ class ShadowBroker:
         A client order id the shadow already holds returns that order (a resubmission).
         """
         if client_order_id in self._by_client:
-            return self._orders[self._by_client[client_order_id]]
+            known = self._by_client[client_order_id]
+            return self._orders.get(known)  # a resubmission (or one seen before a restart)
         try:
             order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
                                  stop_price=stop_price, tif=tif,
@@ -160,6 +162,55 @@ class ShadowBroker:
         state = self._orders[oid]
         if state.status == "open":
             self._finish(state, "canceled", "canceled by the strategy", now)
+
+    def restore(self, records: list[dict[str, Any]], now: datetime) -> None:
+        """Resume from the shadow's own log: its cash, positions and open orders (with
+        their remaining quantity and the same ids) and every client order id it saw, so
+        the orders a resumed strategy sends again are not placed twice. Writes the new
+        session's ``start`` record, listing the orders carried over."""
+        state = replay_records(records)
+        self._cash = state.cash
+        self._pos = dict(state.positions)
+        for rec in records:
+            cid = rec.get("client_order_id")
+            if rec.get("event") in ("submitted", "rejected") and isinstance(cid, str):
+                self._by_client.setdefault(cid, "")
+            oid = rec.get("order_id")
+            if rec.get("event") == "submitted" and isinstance(oid, str) \
+                    and oid.startswith("SH") and oid[2:].isdigit():
+                self._n = max(self._n, int(oid[2:]))
+        carried = []
+        for oid, rec in state.open_orders.items():
+            remaining = float(rec["qty"]) - state.filled_qty.get(oid, 0.0)
+            cid = rec.get("client_order_id")
+            if remaining <= 0 or not isinstance(cid, str):
+                continue
+            order = Order.create(rec["symbol"], rec["side"], remaining,
+                                 rec.get("order_type", "market"),
+                                 limit_price=rec.get("limit_price"),
+                                 stop_price=rec.get("stop_price"), tif=rec.get("tif", "day"),
+                                 client_order_id=cid)
+            ts = rec.get("ts")
+            when: datetime = ts if isinstance(ts, datetime) else now
+            shadow = ShadowOrder(oid, order, rec.get("live_order_id"), when)
+            trig = rec.get("triggered_at")
+            shadow.triggered_at = trig if isinstance(trig, datetime) else None
+            shadow.first_day = pd.Timestamp(when).tz_convert(self.session_tz).date()
+            self._orders[oid] = self._live[oid] = shadow
+            self._by_client[cid] = oid
+            if shadow.live_order_id is not None:
+                self._by_live[str(shadow.live_order_id)] = oid
+            carried.append({"order_id": oid, "client_order_id": cid, "symbol": order.symbol,
+                            "side": order.side.value, "qty": remaining,
+                            "order_type": order.order_type.value,
+                            "limit_price": order.limit_price, "stop_price": order.stop_price,
+                            "tif": order.tif.value, "live_order_id": shadow.live_order_id,
+                            **({} if shadow.triggered_at is None
+                               else {"triggered_at": shadow.triggered_at})})
+        if self._log is not None:
+            self._log.write("start", now, cash=self._cash, positions=dict(self._pos),
+                            broker="paper (shadow)", slippage=repr(self.slippage),
+                            fees=repr(self.fees), resumed=True, open_orders=carried)
 
     # ------------------------------------------------------------------ bars
     def on_bar(self, ev: BarEvent) -> list[Fill]:

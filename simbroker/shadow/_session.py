@@ -17,7 +17,7 @@ from typing import Any
 from simbroker.feeds import BarEvent
 from simbroker.shadow._broker import ShadowBroker
 from simbroker.shadow._monitor import DivergenceMonitor, ShadowSettings
-from simbroker.tradelog import TradeLog, replay_trade_log
+from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.types import Fill
 
 __all__ = ["ShadowSession", "shadow_log_path"]
@@ -61,22 +61,20 @@ class ShadowSession:
 
     def start(self, symbols: tuple[str, ...], interval: Any, *, cash: float,
               positions: dict[str, float], now: datetime) -> None:
-        """Open the shadow account: from its own log when resuming, else like live's."""
-        fresh = True
+        """Open the shadow account: from its own log when it has one (a resumed run),
+        else with the live account's ``cash`` and ``positions``."""
+        records: list[dict[str, Any]] | None = None
         if self._path is not None:
             if self._path.exists() and self._path.stat().st_size:
-                state = replay_trade_log(self._path)
-                cash, positions, fresh = state.cash, dict(state.positions), False
+                records = read_trade_log(self._path)
             self.log = TradeLog(self._path)
         self.broker = ShadowBroker(
             symbols, interval, cash=cash, positions=positions,
             slippage=self.settings.slippage, fees=self.settings.fees,
             allow_short=self.settings.allow_short, session_tz=self.settings.session_tz,
-            trade_log=self.log, now=now if fresh or self.log is None else None)
-        if not fresh and self.log is not None:
-            self.log.write("start", now, cash=cash, positions=positions,
-                           broker="paper (shadow)", slippage=repr(self.broker.slippage),
-                           fees=repr(self.broker.fees), resumed=True)
+            trade_log=self.log, now=now if records is None else None)
+        if records is not None:
+            self.broker.restore(records, now)
 
     def _guard(self, what: str, call: Callable[[], Any]) -> Any:
         if self.broker is None or self.failed is not None:
