@@ -32,7 +32,7 @@ def _draw(fig: Figure, d: Drift) -> None:
         x = _naive_utc(pd.DatetimeIndex(eq.index))
         for cause, colour in CAUSE_COLOURS.items():
             y = eq[cause].to_numpy(np.float64)
-            if np.nanmax(np.abs(y), initial=0.0) > 0:
+            if np.nanmax(np.abs(y), initial=0.0) > 1e-6:
                 top.plot(x, y, color=colour, lw=1.2, label=cause)
         top.plot(x, eq["difference"].to_numpy(np.float64), color="black", lw=1.8,
                  label="difference (b - a)")
@@ -51,7 +51,7 @@ def _draw(fig: Figure, d: Drift) -> None:
             (ref, "reference", CAUSE_COLOURS["reference"]),
             (slip, "slippage", CAUSE_COLOURS["slippage"]),
             (unsplit, "price (no reference)", CAUSE_COLOURS["price"]),
-            (fee, "fees", CAUSE_COLOURS["fees"])) if np.abs(v).max() > 0]
+            (fee, "fees", CAUSE_COLOURS["fees"])) if np.abs(v).max() > 1e-9]
         width = 0.8 / max(len(parts), 1)
         for k, (values, label, colour) in enumerate(parts):
             bottom.bar(pos + (k - (len(parts) - 1) / 2) * width, values, width=width,

@@ -16,19 +16,23 @@ import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from simbroker.report import charts
 from simbroker.report.assets import CSS, SCRIPT
+from simbroker.report.drift_page import drift_section
 from simbroker.report.plot import price_png, top_symbol
 from simbroker.report.tables import Column, data_table
 from simbroker.results import analytics
 from simbroker.results.format import format_value, summary_frame
 from simbroker.results.result import BacktestResult, BenchmarkSpec
 from simbroker.results.stats import compute_stats, stats_series
+
+if TYPE_CHECKING:
+    from simbroker.drift import Drift
 
 __all__ = ["benchmark_name", "interval_text", "render_report", "write_report"]
 
@@ -227,11 +231,14 @@ def _drop_empty(frame: pd.DataFrame, columns: list[Column], optional: tuple[str,
 
 def write_report(result: BacktestResult, path: str | os.PathLike[str], *,
                  title: str = "Backtest report", max_rows: int = 1000,
-                 benchmark: BenchmarkSpec | Literal[False] = None) -> Path:
-    """See :meth:`simbroker.BacktestResult.report`."""
+                 benchmark: BenchmarkSpec | Literal[False] = None,
+                 drift: Drift | None = None) -> Path:
+    """See :meth:`simbroker.BacktestResult.report`; ``drift`` (a
+    :func:`simbroker.drift` of this run against another) adds the drift section."""
     if max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, got {max_rows!r}")
-    doc = render_report(result, title=title, max_rows=max_rows, benchmark=benchmark)
+    doc = render_report(result, title=title, max_rows=max_rows, benchmark=benchmark,
+                        drift=drift)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -241,8 +248,8 @@ def write_report(result: BacktestResult, path: str | os.PathLike[str], *,
 
 
 def render_report(result: BacktestResult, *, title: str = "Backtest report",
-                  max_rows: int = 1000, benchmark: BenchmarkSpec | Literal[False] = None
-                  ) -> str:
+                  max_rows: int = 1000, benchmark: BenchmarkSpec | Literal[False] = None,
+                  drift: Drift | None = None) -> str:
     """The report as one HTML document (what :func:`write_report` writes)."""
     s = result.stats
     bars = result.bars
@@ -379,6 +386,8 @@ def render_report(result: BacktestResult, *, title: str = "Backtest report",
             f"{top_symbol(result)}: fills and order levels on the price (the most traded)",
             f"<img class='plot' alt='close, fills and order levels' "
             f"src='data:image/png;base64,{png}'>", "price"))
+    if drift is not None:
+        parts.append(drift_section(drift, max_rows=max_rows))
     trips = result.trades
     n_open = int(trips["is_open"].sum()) if len(trips) else 0
     parts.append(_section(
