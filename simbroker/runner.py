@@ -708,7 +708,7 @@ class RealtimeRunner:
                       if math.isfinite(c)}
             self.risk_broker.update_prices(closes)
         if self.shadow is not None:
-            self.shadow.bar(ev, self._bar_no)
+            self.shadow.bar(ev, self._bar_no, self._now())
         bars = panel.bars()
         n_bar = len(bars) - 1
         self.gate._next_bar(ev.timestamp)

@@ -375,3 +375,23 @@ def test_cli_gate_exits_non_zero_above_threshold(tmp_path: Path,
     assert "Drift" in html
     assert "slippage" in html
     assert (out_dir / "drift_fills.csv").is_file()
+    assert (out_dir / "drift.png").is_file()  # matplotlib is a test dependency
+
+
+def test_report_section_plot_and_notebook_view(tmp_path: Path) -> None:
+    res_a = simbroker.backtest(_trader(ORDERS), BARS, slippage=5)
+    res_b = simbroker.backtest(_trader(ORDERS), BARS, slippage=9)
+    d = drift(res_a, res_b, names=("backtest", "live"))
+    assert "Drift(live vs backtest: 4 matched" in repr(d)
+    html = d._repr_html_()
+    assert "drift-fills" in html
+    assert "+4.00 bps" in html
+    page = simbroker.report.write_report(res_a, tmp_path / "r.html", drift=d).read_text()
+    assert "id='drift'" in page
+    assert "id='fills'" in page  # the backtest's own tables are still there
+    fig = d.plot(tmp_path / "d.png")
+    assert (tmp_path / "d.png").stat().st_size > 1000
+    assert fig is not None
+    text = d.table()
+    assert "slippage +4.00" in text
+    assert "Matched fills, largest drift first" in text

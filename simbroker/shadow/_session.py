@@ -108,24 +108,27 @@ class ShadowSession:
         """A fill the live broker reported."""
         self.monitor.live_fill(fill, bar_no)
 
-    def bar(self, ev: BarEvent, bar_no: int) -> list[dict[str, Any]]:
-        """Fill the shadow on ``ev``, then raise the alerts that are due."""
+    def bar(self, ev: BarEvent, bar_no: int, now: datetime) -> list[dict[str, Any]]:
+        """Fill the shadow on ``ev``, then raise the alerts that are due (at ``now``)."""
         broker = self.broker
         if broker is None:
             return []
-        fills = self._guard("bar", lambda: broker.on_bar(ev)) or []
-        for f in fills:
-            self.monitor.shadow_fill(f, bar_no)
-        alerts = self.monitor.check(ev, bar_no)
+
+        def step() -> list[dict[str, Any]]:
+            for f in broker.on_bar(ev):
+                self.monitor.shadow_fill(f, bar_no)
+            return self.monitor.check(ev, bar_no)
+
+        alerts: list[dict[str, Any]] = self._guard("bar", step) or []
         for alert in alerts:
-            self._emit(alert)
+            self._emit(alert, now)
         return alerts
 
-    def _emit(self, alert: dict[str, Any]) -> None:
+    def _emit(self, alert: dict[str, Any], now: datetime) -> None:
         log.warning("shadow divergence (%s) on %s: %s", alert["kind"],
                     alert["client_order_id"], alert["detail"])
         if self.main_log is not None:
-            self.main_log.write("alert", alert["bar"], source="shadow", **alert)
+            self.main_log.write("alert", now, source="shadow", **alert)
         if self.on_divergence is not None:
             try:
                 self.on_divergence(dict(alert))
