@@ -395,3 +395,25 @@ def test_report_section_plot_and_notebook_view(tmp_path: Path) -> None:
     text = d.table()
     assert "slippage +4.00" in text
     assert "Matched fills, largest drift first" in text
+
+
+def test_bad_input_is_named(tmp_path: Path) -> None:
+    a = _run(_trader(ORDERS), tmp_path, "a")
+    other = simbroker.synthetic_bars(n_symbols=1, n_bars=40, seed=2, start="2024-01-02")
+    with pytest.raises(simbroker.DataError, match="the bars hold no SYM001"):
+        drift(a, a, bars=other)
+    with pytest.raises(ValueError, match="reference must be one of"):
+        drift(a, a, reference="vwap")
+    bad = [{"event": "filled", "ts": T0, "fill_id": "x", "order_id": "O1", "symbol": "A",
+            "side": "buy", "qty": -1, "price": 10.0}]
+    with pytest.raises(simbroker.TradeLogError, match="positive 'qty'"):
+        drift(bad, bad)
+    # The same client order id on another side is another decision: nothing pairs.
+    one = [{"event": "filled", "ts": T0, "fill_id": "f", "order_id": "O1",
+            "client_order_id": "c1", "symbol": "A", "side": side, "qty": 1.0,
+            "price": 10.0, "timestamp": T0} for side in ("buy",)]
+    two = [{**one[0], "side": "sell"}]
+    d = drift(one, two, time_window="0s")
+    assert d.fills.empty
+    assert len(d.only_a) == 1
+    assert len(d.only_b) == 1

@@ -230,6 +230,13 @@ def _assemble(oa: pd.DataFrame, ob: pd.DataFrame, pairs: list[tuple[int, int]],
                 "other_filled_qty": 0.0 if o_row is None else o_row["filled_qty"]})
 
     if bars is not None:
+        traded = set(oa.loc[oa["filled_qty"] > 0, "symbol"]) | set(
+            ob.loc[ob["filled_qty"] > 0, "symbol"])
+        missing = sorted(str(s) for s in traded if s not in bars)
+        if missing:
+            raise DataError(f"the bars hold no {', '.join(missing[:10])}"
+                            f"{' ...' if len(missing) > 10 else ''}, traded in the runs: "
+                            f"pass the bars both runs traded (or none)")
         grid, marks = marks_from_bars(bars)
     else:
         both = pd.concat([oa, ob])

@@ -35,18 +35,20 @@ def _runner_key(cid: object) -> str | None:
 
 
 def _by_key(keys_a: list[str | None], keys_b: list[str | None], free_a: list[int],
-            free_b: list[int]) -> list[tuple[int, int]]:
-    """Pair equal keys, the n-th occurrence in one run with the n-th in the other."""
-    slots: dict[str, list[int]] = {}
+            free_b: list[int], what_a: list[tuple[str, str]], what_b: list[tuple[str, str]]
+            ) -> list[tuple[int, int]]:
+    """Pair equal keys of the same symbol and side, the n-th occurrence in one run with
+    the n-th in the other (an id reused for another symbol or side pairs nothing)."""
+    slots: dict[tuple[str, tuple[str, str]], list[int]] = {}
     for j in free_b:
         k = keys_b[j]
         if k is not None:
-            slots.setdefault(k, []).append(j)
+            slots.setdefault((k, what_b[j]), []).append(j)
     out = []
     for i in free_a:
         k = keys_a[i]
-        if k is not None and slots.get(k):
-            out.append((i, slots[k].pop(0)))
+        if k is not None and slots.get((k, what_a[i])):
+            out.append((i, slots[(k, what_a[i])].pop(0)))
     return out
 
 
@@ -62,9 +64,11 @@ def pair_orders(a: pd.DataFrame, b: pd.DataFrame, window: pd.Timedelta
     free_a, free_b = list(range(len(a))), list(range(len(b)))
     cid_a = [c if isinstance(c, str) else None for c in a["client_order_id"]]
     cid_b = [c if isinstance(c, str) else None for c in b["client_order_id"]]
+    what_a = list(zip(a["symbol"].astype(str), a["side"].astype(str), strict=True))
+    what_b = list(zip(b["symbol"].astype(str), b["side"].astype(str), strict=True))
     for keys_a, keys_b in ((cid_a, cid_b), ([_runner_key(c) for c in cid_a],
                                             [_runner_key(c) for c in cid_b])):
-        found = _by_key(keys_a, keys_b, free_a, free_b)
+        found = _by_key(keys_a, keys_b, free_a, free_b, what_a, what_b)
         pairs += found
         used_a, used_b = {i for i, _ in found}, {j for _, j in found}
         free_a = [i for i in free_a if i not in used_a]
