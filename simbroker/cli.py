@@ -3,7 +3,7 @@
 ::
 
     simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps --out DIR]
-    simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log ...]
+    simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH
     simbroker tradelog show FILE [--last N] [--repair]
