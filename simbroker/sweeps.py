@@ -411,7 +411,8 @@ def _tile(bars: Bars, k: int) -> Bars:
     fields = {f: np.tile(bars.field(f), (1, k)) for f in FIELDS}
     for arr in fields.values():
         arr.setflags(write=False)  # ours alone: Bars may keep it without a copy
-    return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval, **fields)
+    return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval,
+                actions=None, **fields)
 
 
 def _by_copy(symbols: pd.Series, wide: Bars, n: int, k: int) -> tuple[list[np.ndarray],

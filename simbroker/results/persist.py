@@ -156,7 +156,7 @@ def _load(directory: Path) -> BacktestResult:
     times = raw["timestamp"].to_numpy("datetime64[ns]")[::n] if n else np.array([], "M8[ns]")
     shape = (len(times), n)
     bars = Bars(timestamps=times, symbols=symbols,
-                interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
+                interval=np.timedelta64(int(manifest["interval_ns"]), "ns"), actions=None,
                 **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS})
     positions = t["positions"]
     positions.columns = pd.Index([str(c) for c in positions.columns], name="symbol")
