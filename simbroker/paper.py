@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
 from simbroker.errors import ClockError, InvalidOrder, ShortingNotAllowed, UnknownOrder
@@ -279,6 +280,9 @@ class PaperBroker:
         self._ledger_cash: list[float] = []
         self._ledger_pos: list[float] = []
         self._n_orders = 0
+        # Splits and dividends still to apply (simbroker.actions._paper), None without.
+        sched = broker_schedule(bars)
+        self._actions = None if sched is None else PaperActions(sched, self._t + 1)
 
         carried = [self._carried_order(entry) for entry in open_orders or ()]
         ids = [o.client_order_id for o, _ in carried if o.client_order_id is not None]
@@ -480,6 +484,10 @@ class PaperBroker:
         if t >= len(self._ts):
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
+        acts = self._actions
+        if acts is not None and acts.due(t):  # splits and dividends, before bar t trades
+            self._clock._set_ns_unchecked(int(self._ts[t]))
+            acts.apply(self, t)
         if book.n:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)
