@@ -717,6 +717,10 @@ class TargetPositions:
     True
     """
 
+    #: Indicators on the raw bars even when they carry ``adjust=``: shares and equity
+    #: are in the prices orders fill at.
+    raw_prices = True
+
     def __init__(self, targets: FrameLike | None = None, *, weights: FrameLike | None = None,
                  integer: bool = False):
         if (targets is None) == (weights is None):

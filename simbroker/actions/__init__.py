@@ -8,9 +8,10 @@ vectorized runner, and adjusted prices for indicators.
   dated ``D`` applies before the symbol's first bar on or after ``D`` trades.
 """
 
+from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.actions._attach import attach_actions, split_jumps
 from simbroker.actions._schedule import Schedule, schedule
 from simbroker.actions._table import KINDS, CorporateActions
 
-__all__ = ["KINDS", "CorporateActions", "Schedule", "attach_actions", "schedule",
-           "split_jumps"]
+__all__ = ["KINDS", "CorporateActions", "Schedule", "adjusted_bars", "adjustment_factors",
+           "attach_actions", "schedule", "split_jumps"]
