@@ -13,6 +13,7 @@ strategy and read a :class:`BacktestResult`.
 
 from __future__ import annotations
 
+from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.clock import Clock, SimulatedClock, WallClock
@@ -75,6 +76,7 @@ __all__ = [
     "Clock",
     "ClockError",
     "ConfigError",
+    "CorporateActions",
     "DataError",
     "FeeModel",
     "FeeSum",
@@ -110,6 +112,7 @@ __all__ = [
     "UnknownOrder",
     "VolumeShare",
     "WallClock",
+    "attach_actions",
     "backtest",
     "backtest_vectorized",
     "load_bars",

@@ -456,3 +456,77 @@ def test_dividends_conserve_cash_and_replay_equals_the_broker(data: st.DataObjec
     state = replay_trade_log(log)
     assert state.cash == result.final_cash
     assert state.positions == result.final_positions
+
+
+# ------------------------------------------------------------- adjusted prices
+from simbroker.actions import adjusted_bars, adjustment_factors  # noqa: E402
+
+
+def test_forward_adjusted_prices_are_continuous_and_causal() -> None:
+    bars, acts = _aapl_2014()
+    split_at = int(np.searchsorted(bars.timestamps, np.datetime64("2014-06-09")))
+    only_splits = adjusted_bars(attach_actions(bars, acts, adjust="splits"))
+    assert only_splits.actions is None  # never traded on
+    jump = only_splits.open[split_at, 0] / only_splits.close[split_at - 1, 0]
+    assert jump == pytest.approx(1.002)
+    np.testing.assert_array_equal(only_splits.close[:split_at], bars.close[:split_at])
+    total = adjusted_bars(attach_actions(bars, acts, adjust="all"))
+    assert bool(np.all(total.close >= only_splits.close))  # dividends reinvested
+    # No look-ahead: dropping the actions after bar t changes no row up to t.
+    t = 150
+    early = acts.frame()
+    early = early[early["ex_date"] <= pd.Timestamp(bars.timestamps[t])]
+    cut = adjusted_bars(attach_actions(bars, CorporateActions.from_frame(early), adjust="all"))
+    np.testing.assert_array_equal(cut.close[: t + 1], total.close[: t + 1])
+
+
+def test_history_adjusted_is_the_point_in_time_view() -> None:
+    bars = attach_actions(_aapl(), _aapl_actions(), adjust="splits")
+    history = simbroker.History(bars)
+    history.t = 6
+    adj = history.adjusted("close")
+    assert adj[-1, 0] == bars.close[6, 0]  # the raw price at t
+    assert adj[4, 0] == pytest.approx(645.5 / 7)  # before the split, in new shares
+    history.t = 3
+    np.testing.assert_array_equal(history.adjusted("close"), bars.close[:4])  # no split yet
+    assert history.adjusted("volume")[0, 0] == bars.volume[0, 0]
+    price, split = adjustment_factors(bars)
+    assert price[-1, 0] == 7.0
+    assert split[-1, 0] == 7.0
+
+
+def test_indicators_see_adjusted_bars_and_fills_use_raw_prices() -> None:
+    bars = attach_actions(_aapl(), _aapl_actions(), adjust="splits")
+    seen: dict[str, np.ndarray] = {}
+
+    class Strategy:
+        def indicators(self, b: Bars) -> dict[str, np.ndarray]:
+            seen["close"] = b.close
+            return {"close_adj": b.close}
+
+        def on_bar(self, broker: simbroker.Broker, history: simbroker.History) -> None:
+            if history.t == 5:
+                broker.submit_order("AAPL", "buy", 10)
+
+    result = simbroker.backtest(Strategy(), bars, slippage=0)
+    assert seen["close"][5, 0] == pytest.approx(92.2 * 7)  # continuous through the split
+    assert result.fills["price"].tolist() == [bars.open[6, 0]]  # raw
+    # TargetPositions keeps raw prices (its shares and equity are in them).
+    targets = pd.DataFrame(np.nan, index=bars.index, columns=["AAPL"])
+    targets.iloc[0] = 0.5
+    event = simbroker.backtest(TargetPositions(weights=targets), bars)
+    assert event.equity.equals(backtest_vectorized(bars, weights=targets).equity)
+
+
+def test_a_saved_result_keeps_its_dividends_and_actions(tmp_path: Path) -> None:
+    bars, acts = _aapl_2014()
+    bars = attach_actions(bars, acts, adjust="splits")
+    targets = pd.DataFrame(np.nan, index=bars.index, columns=["AAPL"])
+    targets.iloc[0] = 100.0
+    result = backtest_vectorized(bars, targets=targets)
+    back = simbroker.load_result(result.save(tmp_path / "run"))
+    assert back.dividends.equals(result.dividends)
+    assert back.stats["dividends"] == result.stats["dividends"]
+    assert back.bars.actions is not None
+    assert back.bars.actions.frame().equals(acts.frame())
+    assert back.bars.actions.adjust == "splits"
