@@ -27,6 +27,11 @@ the trading day (in ``session_tz``) on which they could first trade; ``gtc`` ord
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
 symbols; Python only loops over the fills that happened, to book them in order.
+
+Bars carrying corporate actions (``bars.actions``, see :mod:`simbroker.actions`) have
+their splits and dividends applied before the bar they take effect on trades: splits
+multiply positions and open orders, dividends move cash on the pay date
+(:mod:`simbroker.actions._paper`).
 """
 
 from __future__ import annotations
