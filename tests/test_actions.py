@@ -530,3 +530,19 @@ def test_a_saved_result_keeps_its_dividends_and_actions(tmp_path: Path) -> None:
     assert back.bars.actions is not None
     assert back.bars.actions.frame().equals(acts.frame())
     assert back.bars.actions.adjust == "splits"
+
+
+def test_sweep_vectorized_counts_dividends() -> None:
+    bars, acts = _aapl_2014()
+    bars = attach_actions(bars, acts)
+
+    def hold(b: Bars, size: float) -> np.ndarray:
+        out = np.full((len(b), 1), np.nan)
+        out[0] = size
+        return out
+
+    table = simbroker.sweep_vectorized(hold, {"size": [100.0, 200.0]}, bars)
+    by_size = table.set_index("size")
+    alone = backtest_vectorized(bars, targets=hold(bars, 200.0))
+    assert by_size.loc[200.0, "dividends"] == alone.stats["dividends"]
+    assert by_size.loc[200.0, "final_equity"] == alone.stats["final_equity"]
