@@ -182,6 +182,7 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
         # A new session (a fresh broker, or a resumed one) starts from its own snapshot.
         seen.clear()
         state.filled_qty = {}
+        state.dividends_receivable = {}  # a new session carries none (as the broker)
         state.cash = _number(rec, "cash", optional=True) or 0.0
         positions = rec.get("positions") or {}
         if not isinstance(positions, Mapping):
