@@ -546,3 +546,19 @@ def test_sweep_vectorized_counts_dividends() -> None:
     alone = backtest_vectorized(bars, targets=hold(bars, 200.0))
     assert by_size.loc[200.0, "dividends"] == alone.stats["dividends"]
     assert by_size.loc[200.0, "final_equity"] == alone.stats["final_equity"]
+
+
+def test_concat_and_attach_from_a_path(tmp_path: Path) -> None:
+    a = CorporateActions.from_frame(pd.DataFrame({
+        "symbol": ["AAPL"], "ex_date": ["2014-06-09"], "split": [7.0]}))
+    b = CorporateActions.from_frame(pd.DataFrame({
+        "symbol": ["AAPL"], "ex_date": ["2014-06-11"], "dividend": [0.47]}))
+    both = CorporateActions.concat([b, a])
+    assert both.frame().equals(_aapl_actions().frame())
+    with pytest.raises(DataError, match="second split"):
+        CorporateActions.concat([a, a])
+    path = tmp_path / "actions.csv"
+    both.frame().to_csv(path, index=False)
+    attached = attach_actions(_aapl(), str(path))
+    assert attached.actions is not None
+    assert len(attached.actions) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def split_jumps(bars: Bars, actions: CorporateActions) -> pd.DataFrame:
     return out
 
 
-def attach_actions(bars: Bars, actions: CorporateActions | pd.DataFrame | None, *,
+def attach_actions(bars: Bars, actions: CorporateActions | pd.DataFrame | str | Path | None, *,
                    prices: str | None = None, adjust: str | None = None,
                    unknown_symbols: str = "raise") -> Bars:
     """Bars carrying ``actions``: splits and dividends the engines apply.
@@ -56,8 +57,8 @@ def attach_actions(bars: Bars, actions: CorporateActions | pd.DataFrame | None, 
     bars
         The panel.
     actions
-        A :class:`CorporateActions` table (or a frame for
-        :meth:`CorporateActions.from_frame`); ``None`` removes any.
+        A :class:`CorporateActions` table, a frame for :meth:`CorporateActions.from_frame`
+        or a CSV/Parquet path for :meth:`CorporateActions.read`; ``None`` removes any.
     prices : {"raw", "adjusted"} or None
         What the bars' prices are. ``"raw"``: as traded, dropping by the ratio at a split
         (the engines then split positions and open orders). ``"adjusted"``: already
@@ -88,6 +89,8 @@ def attach_actions(bars: Bars, actions: CorporateActions | pd.DataFrame | None, 
         return dataclasses.replace(bars, actions=None)
     if isinstance(actions, pd.DataFrame):
         actions = CorporateActions.from_frame(actions)
+    elif isinstance(actions, (str, Path)):
+        actions = CorporateActions.read(actions)
     if not isinstance(actions, CorporateActions):
         raise DataError(f"actions must be CorporateActions or a DataFrame, got "
                         f"{type(actions).__name__}")

@@ -289,6 +289,26 @@ class CorporateActions:
         pay = np.where(np.isnat(pay) | (kind == SPLIT), ex, pay)
         return cls(symbol=syms, ex_date=ex, kind=kind, value=value, pay_date=pay, tz=tz)
 
+    @classmethod
+    def concat(cls, tables: Iterable[CorporateActions]) -> CorporateActions:
+        """One table of several (e.g. a file's actions and a loader's columns).
+
+        They must share one ``tz``; an action given twice (same symbol, ex-date and kind)
+        is refused, naming it.
+        """
+        parts = list(tables)
+        if not parts:
+            return cls.empty()
+        tzs = {p.tz for p in parts}
+        if len(tzs) > 1:
+            raise DataError(f"corporate action tables in different time zones: "
+                            f"{', '.join(sorted(tzs))}")
+        return cls(symbol=np.concatenate([p.symbol for p in parts]),
+                   ex_date=np.concatenate([p.ex_date for p in parts]),
+                   kind=np.concatenate([p.kind for p in parts]),
+                   value=np.concatenate([p.value for p in parts]),
+                   pay_date=np.concatenate([p.pay_date for p in parts]), tz=parts[0].tz)
+
     # ---------------------------------------------------------------- views
     def __len__(self) -> int:
         return len(self.symbol)
