@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from simbroker.errors import DataError
+
+if TYPE_CHECKING:
+    from simbroker.actions import CorporateActions
 
 __all__ = ["FIELDS", "Bars"]
 
@@ -44,6 +47,9 @@ class Bars:
         ``NaN`` where the symbol has no bar at that time. Read-only.
     interval : numpy.timedelta64
         The bar length; a bar opened at ``t`` closes at ``t + interval``.
+    actions : CorporateActions or None
+        Splits and dividends the engines apply (see :func:`simbroker.actions.attach_actions`);
+        ``None``: none.
     """
 
     timestamps: np.ndarray
@@ -54,6 +60,7 @@ class Bars:
     close: np.ndarray
     volume: np.ndarray
     interval: np.timedelta64
+    actions: CorporateActions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -167,10 +174,12 @@ class Bars:
         lo = 0 if start is None else int(np.searchsorted(self.timestamps, _np_utc(start)))
         hi = len(self) if end is None else int(np.searchsorted(self.timestamps, _np_utc(end)))
         rows = slice(lo, hi)
+        names = tuple(self.symbols[c] for c in cols)
         return Bars(
             timestamps=self.timestamps[rows],
-            symbols=tuple(self.symbols[c] for c in cols),
+            symbols=names,
             interval=self.interval,
+            actions=None if self.actions is None else self.actions.for_symbols(names),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
         )
 
@@ -178,7 +187,7 @@ class Bars:
         """Bars ``start <= i < stop`` by position (all symbols); arrays are views."""
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
-                    interval=self.interval,
+                    interval=self.interval, actions=self.actions,
                     **{name: self.field(name)[rows] for name in FIELDS})
 
     @classmethod
@@ -193,11 +202,14 @@ class Bars:
         close: np.ndarray,
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
+        actions: CorporateActions | None = None,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
         ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
+        ``actions`` are attached as given (:func:`simbroker.actions.attach_actions` checks
+        them against the prices).
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -206,7 +218,7 @@ class Bars:
         return cls(
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
-            else np.timedelta64(pd.Timedelta(interval).value, "ns"),
+            else np.timedelta64(pd.Timedelta(interval).value, "ns"), actions=actions,
         )
 
     def __repr__(self) -> str:

@@ -701,10 +701,11 @@ def _subset_bars(
         if not rows.all():
             out = Bars(timestamps=out.timestamps[rows], symbols=out.symbols,
                        interval=out.interval,
+                       actions=out.actions,
                        **{f: _frozen(out.field(f)[rows]) for f in FIELDS})
     if interval is not None:
         out = Bars(timestamps=out.timestamps, symbols=out.symbols, interval=_interval(interval),
-                   **{f: out.field(f) for f in FIELDS})
+                   actions=out.actions, **{f: out.field(f) for f in FIELDS})
     return out
 
 
