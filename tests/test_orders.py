@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from simbroker.bars import Bars
+from simbroker.broker import OrderManagingBroker
 from simbroker.errors import InvalidOrder, ReplaceRejected, ShortingNotAllowed, UnknownOrder
 from simbroker.paper import PaperBroker
+from simbroker.risk import RiskBroker, RiskLimits
+from simbroker.testing.checks import PaperVenue, check_broker_conformance
 from simbroker.tradelog import read_trade_log, replay_trade_log
 from simbroker.tradelog._reader import parse_time
 
@@ -439,3 +442,69 @@ def test_resume_carries_groups_and_trails_over(tmp_path: Any) -> None:
     again = replay_trade_log(log)
     assert again.cash == second.get_cash()
     assert set(again.open_orders) == {o["order_id"] for o in second.get_orders(open_only=True)}
+
+
+# ---------------------------------------------------------------- conformance
+class RiskVenue(PaperVenue):
+    """The paper venue with its broker behind a RiskBroker."""
+
+    def __init__(self, limits: RiskLimits, **kw: Any):
+        super().__init__(**kw)
+        self.paper = self.broker
+        self.broker = RiskBroker(self.paper, limits)  # type: ignore[assignment]
+
+    def step(self) -> None:
+        self.paper.step()
+
+
+def test_conformance_of_the_order_kinds() -> None:
+    check_broker_conformance(lambda: PaperVenue(slippage=5, fees=1))
+    check_broker_conformance(lambda: RiskVenue(RiskLimits(max_position=50, allow_short=False,
+                                                          max_order_qty=100)))
+    paper = PaperVenue().broker
+    assert isinstance(paper, OrderManagingBroker)
+    assert isinstance(RiskBroker(paper, RiskLimits()), OrderManagingBroker)
+
+
+def test_conformance_catches_a_broker_without_the_extras() -> None:
+    class SixOnly:
+        def __init__(self, inner: PaperBroker):
+            self.inner = inner
+
+        def submit_order(self, *a: Any, **k: Any) -> Any:
+            return self.inner.submit_order(*a, **k)
+
+        def cancel_order(self, order_id: str) -> Any:
+            return self.inner.cancel_order(order_id)
+
+        def get_positions(self) -> Any:
+            return self.inner.get_positions()
+
+        def get_cash(self) -> float:
+            return self.inner.get_cash()
+
+        def get_fills(self, since: Any = None) -> Any:
+            return self.inner.get_fills(since)
+
+        def now(self) -> Any:
+            return self.inner.now()
+
+        @property
+        def bar_index(self) -> int:  # what PaperVenue reads
+            return self.inner.bar_index
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class Venue(PaperVenue):
+        def __init__(self) -> None:
+            super().__init__()
+            self.paper = self.broker
+            self.broker = SixOnly(self.paper)  # type: ignore[assignment]
+
+        def step(self) -> None:
+            self.paper.step()
+
+    check_broker_conformance(Venue, order_kinds=False)
+    with pytest.raises(AssertionError, match="OrderManagingBroker"):
+        check_broker_conformance(Venue)
