@@ -346,6 +346,7 @@ class PaperBroker:
         self._n_orders = 0
         self._groups = Groups()
         self._trailing = False  # a trailing stop may be in the book
+        self._special = False  # a trailing stop or an auction order was ever booked
 
         entries = list(open_orders or ())
         carried = [self._carried_order(entry) for entry in entries]
@@ -495,6 +496,8 @@ class PaperBroker:
                 extreme = self._last_price(col)
             state.trail_extreme = extreme
             self._trailing = True
+        if code >= TRAIL_AMOUNT:
+            self._special = True
         self._book.add(
             state.order_id, col, float(order.side.sign), order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
@@ -747,8 +750,8 @@ class PaperBroker:
         stp = book.stop[elig]
         was_triggered = book.trig_bar[elig] < t
 
-        trig_now = ((otype == 2) | (otype == 3)) & ~was_triggered & tradable & \
-            np.where(buy, h >= stp, lo <= stp)
+        stop_like = ((otype == 2) | (otype == 3)) if self._special else otype >= 2
+        trig_now = stop_like & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
         gapped = np.where(buy, o >= stp, o <= stp)
         ref = np.where(market, o, np.nan)
         stop_fill = (otype == 2) & trig_now
@@ -761,10 +764,11 @@ class PaperBroker:
         sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
         ref = np.where(sl_inside, stp, ref)
         fill = (market & tradable) | stop_fill | limit_hit | sl_inside
-        special = otype >= TRAIL_AMOUNT
-        if special.any():
-            fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy, lim,
-                                            special, fill, ref)
+        if self._special:  # a trailing stop or an auction order was ever booked
+            special = otype >= TRAIL_AMOUNT
+            if special.any():
+                fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy,
+                                                lim, special, fill, ref)
         # Stop-limits that triggered without filling rest as limits from the next bar.
         newly = trig_now & (otype == 3) & ~fill
         return fill, ref, lim, elig[newly] if newly.any() else None
@@ -854,7 +858,7 @@ class PaperBroker:
         self._ledger_cash.append(self._cash)
         self._ledger_pos.append(new_pos)
         state.status = OrderStatus.FILLED
-        if order_id in self._groups:
+        if self._groups.children and order_id in self._groups:
             self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
 
     def _expire(self, expired: np.ndarray) -> None:
@@ -892,7 +896,7 @@ class PaperBroker:
                             reason=reason, **extra)
         state.status = status
         state.reason = reason
-        if state.order_id in self._groups:
+        if self._groups.children and state.order_id in self._groups:
             self._groups.on_final(state.order_id, status.value, self._is_open)
 
     # ---------------------------------------------------------- order kinds
