@@ -15,7 +15,29 @@ buy stop-limit  triggers as a buy stop; then rests as a buy limit L. On the trig
                 it fills at S when the stop is hit inside the bar and S <= L, or as a limit
                 from the open when the open gaps through S; otherwise it waits for the
                 next bar (the path inside a bar is unknown, so no optimistic guess).
+sell trailing   low <= level                               min(open, level)
+buy trailing    high >= level                              max(open, level)
+opg             the first bar of the next session; a       open
+                limit only if the open satisfies it
+cls             the last bar of the session it first can   close
+                trade in; a limit only if the close does
+ioc / fok       as its type, on the next bar only          as its type
 ==============  =========================================  ==============================
+
+A trailing stop's level comes from its extreme over the bars *before* the one it is
+tested on (sell: ``extreme - trail_amount`` or ``extreme * (1 - trail_percent / 100)``;
+buy mirrored); the extreme starts at the last close seen at submission and takes in each
+bar's high (sell) or low (buy) after that bar is matched, so the level never loosens.
+Auction (opg/cls), ioc and fok orders not filled on their bar are canceled after it; fills
+are whole here, so fok is ioc. Sessions are the trading days ``day`` orders expire on.
+
+Bracket/OTO exits are ``held`` until their entry fills on bar ``t`` and trade from
+``t + 1``; OCO legs are live at once. Exactly one leg of a group fills (the others are
+canceled): a leg the open gaps through fills at the open, otherwise when two legs could
+fill inside one bar the stop leg does (``both_legs="stop"``, the default) or the
+take-profit (``both_legs="take_profit"``). The group logic is in
+:mod:`simbroker._paper_groups`, trailing and auction matching in
+:mod:`simbroker._paper_kinds`, replace checks in :mod:`simbroker._replace`.
 
 The fill price is the reference price moved against the trader by the slippage model
 (``ref * (1 + s)`` for a buy, ``ref * (1 - s)`` for a sell), not clipped to the bar unless
