@@ -1039,12 +1039,14 @@ class PaperBroker:
             raise
         now = self._clock.now()
         if self._log is not None:
-            fields = {k: v for k, v in _order_fields(new).items()
-                      if k in changes and v != _order_fields(state.order).get(k)}
-            if "trail_amount" in changes or "trail_percent" in changes:
-                fields.update(trail_amount=new.trail_amount, trail_percent=new.trail_percent)
+            given = {k for k, v in changes.items() if v is not None}
+            if given & {"trail_amount", "trail_percent"}:  # one trail replaces the other
+                given |= {"trail_amount", "trail_percent"}
+            after = {"qty": new.qty, "limit_price": new.limit_price,
+                     "stop_price": new.stop_price, "trail_amount": new.trail_amount,
+                     "trail_percent": new.trail_percent, "tif": new.tif.value}
             self._log.write("replaced", now, order_id=order_id, symbol=new.symbol,
-                            **{k: v for k, v in fields.items() if k in changes})
+                            **{k: after[k] for k in sorted(given)})
         old, state.order = state.order, new
         if state.status is not OrderStatus.HELD:
             self._rebook(state, old)
