@@ -47,6 +47,8 @@ class Groups:
     live: dict[str, str] = field(default_factory=dict)
     """Order id -> group key, for open legs that are in the book and have a live sibling."""
     pending: list[Action] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    """Legs that left their group (filled, canceled, expired, rejected)."""
 
     def __contains__(self, order_id: str) -> bool:
         return order_id in self.children or order_id in self.parent
@@ -119,7 +121,7 @@ class Groups:
         """``order_id`` left ``held`` and is in the book."""
         self.held.discard(order_id)
         key = self.parent[order_id]
-        live_legs = [c for c in self.children[key] if c not in self.held]
+        live_legs = [c for c in self.children[key] if c not in self.held and c not in self.done]
         if len(live_legs) > 1:
             for leg in live_legs:
                 self.live[leg] = key
@@ -128,6 +130,7 @@ class Groups:
         """``order_id`` left the book: a group left with one live leg has no pair left."""
         key = self.live.pop(order_id, None)
         self.held.discard(order_id)
+        self.done.add(order_id)
         if key is None:
             return
         rest = [m for m in self.members(key) if self.live.get(m) == key]

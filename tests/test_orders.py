@@ -147,6 +147,16 @@ def test_canceling_a_live_child_cancels_only_it() -> None:
     assert fills(b)[1:] == [("O2", "sell", 10.0, 110.0)]
 
 
+def test_a_held_child_canceled_before_the_fill_leaves_its_sibling_alone() -> None:
+    b = broker((100, 102, 99, 101, 1e3), (100, 112, 94, 100, 1e3))
+    b.submit_order("X", "buy", 10, **BRACKET)
+    b.cancel_order("O3")  # the held stop
+    assert status(b) == {"O1": "new", "O2": "held", "O3": "canceled"}
+    run(b)
+    assert fills(b)[1:] == [("O2", "sell", 10.0, 110.0)]  # no stop to prefer: the tp fills
+    assert b._groups.live == {}
+
+
 def test_oto_has_one_child() -> None:
     b = broker((100, 102, 99, 101, 1e3), (100, 102, 94, 96, 1e3))
     p = b.submit_order("X", "buy", 5, order_class="oto", stop_loss={"stop_price": 95},
