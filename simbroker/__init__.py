@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
-from simbroker.broker import Broker
+from simbroker.broker import Broker, OrderManagingBroker
 from simbroker.clock import Clock, SimulatedClock, WallClock
 from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.drift import Drift, drift
@@ -32,6 +32,7 @@ from simbroker.errors import (
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
+    ReplaceRejected,
     RiskRejected,
     ShortingNotAllowed,
     SimbrokerError,
@@ -58,7 +59,16 @@ from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+from simbroker.types import (
+    Fill,
+    Order,
+    OrderClass,
+    OrderInfo,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
 __version__ = "0.1.0"
@@ -89,7 +99,9 @@ __all__ = [
     "NoFee",
     "NoSlippage",
     "Order",
+    "OrderClass",
     "OrderInfo",
+    "OrderManagingBroker",
     "OrderRejected",
     "OrderStatus",
     "OrderStatusUnknown",
@@ -97,6 +109,7 @@ __all__ = [
     "PaperBroker",
     "PerOrder",
     "PerShare",
+    "ReplaceRejected",
     "RiskBroker",
     "RiskLimits",
     "RiskRejected",

@@ -10,10 +10,20 @@ state the record describes, so the file is never behind the broker. Events:
 start       ``cash``, ``positions``, ``broker`` (+ free-form info); a resumed
             paper session adds ``open_orders``, the orders it carried over
 submitted   ``order_id, client_order_id, symbol, side, qty, order_type,
-            limit_price, stop_price, tif``
+            limit_price, stop_price, tif`` (+ when set: ``order_class,
+            take_profit, stop_loss, trail_amount, trail_percent``, and
+            ``legs``, the ids of the legs the order brings, built from it)
+activated   ``order_id, symbol, qty, parent_id``: a held bracket/OTO child
+            became live, sized to its parent's fill
+replaced    ``order_id, symbol`` and the fields a ``replace_order`` changed
+replace_    ``order_id, symbol, reason``: a ``replace_order`` was refused
+rejected    (nothing changed)
+trailed     ``order_id, symbol, trail_extreme, stop_price``: a trailing
+            stop's extreme (and so its level) moved after a bar
 rejected    ``order_id`` (may be null), ``client_order_id, symbol, side, qty,
             order_type, reason`` (+ ``rule``)
-canceled    ``order_id, symbol, reason``
+canceled    ``order_id, symbol, reason`` (a sibling's fill, a parent's end, an
+            auction or ioc order's bar passing; ``null`` when asked for)
 expired     ``order_id, symbol, reason``
 triggered   ``order_id, symbol, bar``: a stop-limit's stop was hit on the bar
             opening at ``bar``; it now rests as a limit
