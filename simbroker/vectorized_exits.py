@@ -86,6 +86,7 @@ from simbroker.vectorized import (
     _aligned,
     _cash_ledger,
     _check_finite,
+    _fill_prices,
     _numbered,
     _object_column,
     _pick,
@@ -201,221 +202,274 @@ def exit_rules(symbols: Sequence[str], *, stop_loss: ExitSpec = None,
 
 
 def _levels(ref: float, long: bool, sl: float, tp: float) -> tuple[float, float]:
-    """(take-profit limit, stop) for a position entered at ``ref`` (``NaN`` = none)."""
+    """(take-profit limit, stop) for a position entered at ``ref``, as the kernel
+    computes them (``NaN`` = none)."""
     if long:
         return ref * (1.0 + tp), ref * (1.0 - sl)
     return ref * (1.0 - tp), ref * (1.0 + sl)
 
 
-def _trail_percent(fraction: float) -> float:
+def _trail_percent(fraction: Any) -> Any:
+    """``trail_percent`` (in percent) for an exit fraction, as the twin submits it."""
     return fraction * 100.0
 
 
-def _trail_levels(extreme: F64, pct: float, long: bool) -> F64:
+def _trail_level(extreme: F64, pct: F64, long: npt.NDArray[np.bool_]) -> F64:
     """A trailing stop's level from its extreme, as the paper broker computes it."""
-    out: F64 = extreme * (1.0 - pct / 100.0) if long else extreme * (1.0 + pct / 100.0)
+    out: F64 = np.where(long, extreme * (1.0 - pct / 100.0), extreme * (1.0 + pct / 100.0))
     return out
 
 
 # ------------------------------------------------------------------- the kernel
-class _Orders:
-    """Orders of every symbol as growing lists (columns), then arrays."""
+class _Panels:
+    """The bar fields symbol by symbol, flat: bar ``t`` of column ``j`` at ``j * T + t``."""
+
+    def __init__(self, bars: Bars):
+        self.n_t = len(bars)
+        self.o = np.ascontiguousarray(bars.open.T).ravel()
+        self.h = np.ascontiguousarray(bars.high.T).ravel()
+        self.lo = np.ascontiguousarray(bars.low.T).ravel()
+        self.tradable = np.ascontiguousarray((bars.volume > 0).T).ravel()
+        self.last_close = np.ascontiguousarray(_ffill(bars.close.copy()).T).ravel()
+
+
+class _Records:
+    """What the kernel decided, as chunks of parallel arrays (one chunk per step)."""
+
+    FIELDS = ("t", "j", "group", "leg", "kind", "sign", "qty", "limit", "stop", "trail",
+              "status", "fill_bar", "ref")
 
     def __init__(self) -> None:
-        self.t: list[int] = []      # the close it was submitted at
-        self.j: list[int] = []
-        self.leg: list[int] = []    # rank within (t, j): the OCO stop leg is 1
-        self.kind: list[int] = []
-        self.sign: list[float] = []
-        self.qty: list[float] = []
-        self.limit: list[float] = []
-        self.stop: list[float] = []
-        self.trail: list[float] = []
-        self.status: list[int] = []
-        self.fill_bar: list[int] = []
-        self.ref: list[float] = []  # the fill's reference price (before slippage)
-        self.sibling: list[int] = []  # index of the OCO sibling (-1 none)
+        self.chunks: dict[str, list[np.ndarray]] = {f: [] for f in self.FIELDS}
+        self.moves: list[tuple[I64, I64, F64]] = []  # (bar, column, position after)
+        self.n_groups = 0
 
-    def add(self, t: int, j: int, kind: int, sign: float, qty: float, *, leg: int = 0,
-            limit: float = np.nan, stop: float = np.nan, trail: float = np.nan) -> int:
-        self.t.append(t)
-        self.j.append(j)
-        self.leg.append(leg)
-        self.kind.append(kind)
-        self.sign.append(sign)
-        self.qty.append(qty)
-        self.limit.append(limit)
-        self.stop.append(stop)
-        self.trail.append(trail)
-        self.status.append(_NEW)
-        self.fill_bar.append(-1)
-        self.ref.append(np.nan)
-        self.sibling.append(-1)
-        return len(self.t) - 1
+    def add(self, **cols: Any) -> None:
+        size = len(cols["j"])
+        for f in self.FIELDS:
+            v = cols.get(f)
+            if v is None:
+                v = {"group": -1, "leg": 0, "limit": np.nan, "stop": np.nan, "trail": np.nan,
+                     "fill_bar": -1, "ref": np.nan}[f]
+            self.chunks[f].append(np.broadcast_to(v, (size,)))
+
+    def column(self, name: str, dtype: Any) -> np.ndarray:
+        parts = self.chunks[name]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
 
-class _Symbol:
-    """One symbol's columns, as contiguous 1-D arrays."""
+def _first_exits(pn: _Panels, j: I64, s: I64, e: I64, long: npt.NDArray[np.bool_],
+                 limit: F64, stop: F64, pct: F64, extreme: F64,
+                 take_first: bool) -> tuple[I64, I64, F64, F64]:
+    """For each resting exit group (symbol ``j[i]``, resting on bars ``s[i]..e[i]``), the
+    bar one of its legs fills, that leg's kind, its reference price and the stop level it
+    was tested at: ``(-1, -1, nan, nan)`` when none fills.
 
-    def __init__(self, bars: Bars, j: int, last_close: F64, tt: I64, vv: F64):
-        self.o = np.ascontiguousarray(bars.open[:, j])
-        self.h = np.ascontiguousarray(bars.high[:, j])
-        self.lo = np.ascontiguousarray(bars.low[:, j])
-        self.c = np.ascontiguousarray(bars.close[:, j])
-        self.v = np.ascontiguousarray(bars.volume[:, j])
-        self.tradable = self.v > 0
-        self.last_close = np.ascontiguousarray(last_close[:, j])
-        self.tt, self.vv = tt, vv
-        # nd[k]: the first given target after k with a different value (len if none).
-        k_n = len(vv)
-        nd = np.full(k_n, k_n, np.int64)
-        if k_n > 1:
-            change = np.flatnonzero(vv[1:] != vv[:-1]) + 1  # run starts after the first
-            run_of = np.searchsorted(change, np.arange(k_n), side="right")
-            nd = np.append(change, k_n)[run_of]
-        self.nd = nd
-
-    def next_order(self, c: int, p: float) -> int:
-        """Index into the given targets of the first order at a close >= ``c`` when the
-        position is ``p`` (``len`` when none)."""
-        k = int(np.searchsorted(self.tt, c))
-        if k < len(self.vv) and self.vv[k] == p:
-            k = int(self.nd[k])
-        return k
-
-
-def _entry_price(bars: Bars, sym: _Symbol, b: int, sign: float, qty: float,
-                 slippage: SlippageModel, clip_to_bar: bool) -> float:
-    """The slipped market fill price at bar ``b``'s open (as the batch computes it)."""
-    ref = np.array([sym.o[b]])
-    s = np.array([sign])
-    q = np.array([qty])
-    ctx = BarContext(open=ref, high=sym.h[b:b + 1], low=sym.lo[b:b + 1],
-                     close=sym.c[b:b + 1], volume=sym.v[b:b + 1])
-    price = ref * (1.0 + s * slippage.rate(s, q, ref, ctx))
-    if clip_to_bar:
-        price = np.clip(price, ctx.low, ctx.high)
-    return float(price[0])
-
-
-def _exit_hit(sym: _Symbol, s: int, e: int, long: bool, limit: float, stop: float,
-              trail_pct: float, placed: int, both_legs: str) -> tuple[int, int, float]:
-    """The first bar in ``[s, e]`` an exit fills: (bar, kind, reference price), or
-    ``(-1, -1, nan)``. ``placed`` is the close the exits were submitted at."""
-    if s > e:
-        return -1, -1, np.nan
-    sl_ = slice(s, e + 1)
-    o, h, lo, ok = sym.o[sl_], sym.h[sl_], sym.lo[sl_], sym.tradable[sl_]
-    if not np.isnan(trail_pct):
-        start = sym.last_close[placed]
-        if long:
-            ext = np.fmax.accumulate(np.concatenate([[start], h[:-1]]))
-        else:
-            ext = np.fmin.accumulate(np.concatenate([[start], lo[:-1]]))
-        level = _trail_levels(ext, trail_pct, long)
-        hit = ok & ((lo <= level) if long else (h >= level))
-        if not hit.any():
-            return -1, -1, np.nan
-        i = int(hit.argmax())
-        ref = min(o[i], level[i]) if long else max(o[i], level[i])
-        return s + i, _TRAIL, float(ref)
-    with np.errstate(invalid="ignore"):
-        if long:
-            hit_s, hit_l = lo <= stop, h >= limit
-        else:
-            hit_s, hit_l = h >= stop, lo <= limit
-    hit = ok & (hit_s | hit_l)
-    if not hit.any():
-        return -1, -1, np.nan
-    i = int(hit.argmax())
-    b = s + i
-    op = float(o[i])
-    if bool(hit_s[i]) and bool(hit_l[i]):
-        gap_s = op <= stop if long else op >= stop
-        gap_l = op >= limit if long else op <= limit
-        take = gap_l or (not gap_s and both_legs == "take_profit")
-        kind = _TP if take else _STOP
-    else:
-        kind = _STOP if bool(hit_s[i]) else _TP
-    if kind == _STOP:
-        return b, _STOP, (min(op, stop) if long else max(op, stop))
-    return b, _TP, (max(op, limit) if long else min(op, limit))
+    Scans every group at once in chunks of bars that double in width, so the work is the
+    bars the exits rest on (at most twice), in O(log(longest rest)) numpy passes per call.
+    ``pct`` is the trailing percent (``NaN``: fixed ``stop``), ``extreme`` its starting
+    extreme.
+    """
+    n_t = pn.n_t
+    m = len(j)
+    bar = np.full(m, -1, np.int64)
+    kind = np.full(m, -1, np.int64)
+    ref = np.full(m, np.nan)
+    level_at = np.full(m, np.nan)
+    trailing = ~np.isnan(pct)
+    # Trailing extremes run as maxima: a short's (a minimum of lows) is negated.
+    carry = np.where(long, extreme, -extreme)
+    pos = s.copy()
+    todo = np.flatnonzero(s <= e)
+    width = 8
+    while todo.size:
+        r_pos, r_e, r_long = pos[todo], e[todo], long[todo]
+        idx = r_pos[:, None] + np.arange(width)
+        valid = idx <= r_e[:, None]
+        flat = (j[todo] * n_t)[:, None] + np.minimum(idx, n_t - 1)
+        o, h, lo = pn.o[flat], pn.h[flat], pn.lo[flat]
+        ok = pn.tradable[flat] & valid
+        lg = r_long[:, None]
+        st = np.broadcast_to(stop[todo][:, None], idx.shape)
+        r_trail = trailing[todo]
+        if r_trail.any():
+            src = np.where(lg, h, -lo)
+            run = np.fmax.accumulate(np.concatenate([carry[todo][:, None], src[:, :-1]],
+                                                    axis=1), axis=1)
+            ext = np.where(lg, run, -run)
+            lvl = _trail_level(ext, pct[todo][:, None], lg)
+            st = np.where(r_trail[:, None], lvl, st)
+            carry[todo] = np.fmax(run[:, -1], src[:, -1])
+        lim = limit[todo][:, None]
+        hit_s = np.where(lg, lo <= st, h >= st)  # NaN (no such leg) compares False
+        hit_l = np.where(lg, h >= lim, lo <= lim)
+        hit = ok & (hit_s | hit_l)
+        found = hit.any(axis=1)
+        if found.any():
+            rows = np.flatnonzero(found)
+            col = hit.argmax(axis=1)[rows]
+            g = todo[rows]
+            op, hs, hl = o[rows, col], hit_s[rows, col], hit_l[rows, col]
+            sv, lv, rl = st[rows, col], limit[g], r_long[rows]
+            gap_s = np.where(rl, op <= sv, op >= sv)
+            gap_l = np.where(rl, op >= lv, op <= lv)
+            take = hl & (~hs | gap_l | (~gap_s & take_first))
+            bar[g] = r_pos[rows] + col
+            kind[g] = np.where(take, _TP, np.where(trailing[g], _TRAIL, _STOP))
+            ref[g] = np.where(take, np.where(rl, np.maximum(op, lv), np.minimum(op, lv)),
+                              np.where(rl, np.minimum(op, sv), np.maximum(op, sv)))
+            level_at[g] = np.where(take, np.nan, sv)
+        more = ~found & (r_pos + width <= r_e)
+        pos[todo] = r_pos + width
+        todo = todo[more]
+        width = min(width * 2, 4096)
+    return bar, kind, ref, level_at
 
 
-def _run_symbol(bars: Bars, sym: _Symbol, j: int, rules: ExitRules, orders: _Orders,
-                pos_bar: list[int], pos_j: list[int], pos_val: list[float],
-                slippage: SlippageModel, clip_to_bar: bool) -> None:
-    """Every order of symbol ``j``, appended to ``orders``; its position changes to
-    ``pos_*`` (bar, column, position after the bar)."""
-    n_t = len(sym.o)
-    sl, tp, tr = (float(rules.stop_loss[j]), float(rules.take_profit[j]),
-                  float(rules.trailing_stop[j]))
-    has_exits = not (np.isnan(sl) and np.isnan(tp) and np.isnan(tr))
-    p, ref_px = 0.0, np.nan
-    c = 0  # the next close to decide at
-    k_n = len(sym.vv)
-    while c < n_t:
-        k = sym.next_order(c, p)
-        t_o = int(sym.tt[k]) if k < k_n else n_t  # the next target order's close
-        if has_exits and p != 0.0 and t_o > c:
-            # Exits placed at close c, resting from bar c + 1 until the close of t_o.
-            long = p > 0
-            side = -1.0 if long else 1.0
-            qty = abs(p)
-            legs: list[int] = []
-            if not np.isnan(tr):
-                pct = _trail_percent(tr)
-                legs.append(orders.add(c, j, _TRAIL, side, qty, trail=pct))
-                limit = stop = np.nan
-            else:
-                pct = np.nan
-                limit, stop = _levels(ref_px, long, sl, tp)
-                if not np.isnan(tp):
-                    legs.append(orders.add(c, j, _TP, side, qty, limit=limit))
-                if not np.isnan(sl):
-                    legs.append(orders.add(c, j, _STOP, side, qty, leg=len(legs), stop=stop))
-                if len(legs) == 2:
-                    orders.sibling[legs[0]], orders.sibling[legs[1]] = legs[1], legs[0]
-            b, kind, ref = _exit_hit(sym, c + 1, min(t_o, n_t - 1), long, limit, stop, pct,
-                                     c, rules.both_legs)
-            if b >= 0:
-                i = next(x for x in legs if orders.kind[x] == kind)
-                orders.status[i], orders.fill_bar[i], orders.ref[i] = _FILLED, b, ref
-                for x in legs:
-                    if x != i:
-                        orders.status[x] = _CANCELED
-                        orders.fill_bar[x] = b  # when it ended (for its reason)
-                p, ref_px = 0.0, np.nan
-                pos_bar.append(b)
-                pos_j.append(j)
-                pos_val.append(0.0)
-                c = b
-                continue
-            for x in legs:
-                if t_o < n_t:
-                    orders.status[x] = _CANCELED  # by the target order at t_o
-        if t_o >= n_t:
-            break
-        target = float(sym.vv[k])
-        delta = target - p
-        sign = 1.0 if delta > 0 else -1.0
-        i = orders.add(t_o, j, _MARKET, sign, abs(delta))
-        f = t_o + 1
-        if f < n_t and bool(sym.tradable[f]):
-            new = float(_after(np.array([p]), np.array([target]))[0])
-            orders.status[i], orders.fill_bar[i], orders.ref[i] = _FILLED, f, sym.o[f]
-            entered = new != 0.0 and (p == 0.0 or (new > 0) != (p > 0) or abs(new) > abs(p))
-            if entered and has_exits:
-                ref_px = _entry_price(bars, sym, f, sign, abs(delta), slippage, clip_to_bar)
-            elif new == 0.0:
-                ref_px = np.nan
-            p = new
-            pos_bar.append(f)
-            pos_j.append(j)
-            pos_val.append(p)
-        else:
-            orders.status[i] = _CANCELED if f < n_t else _NEW
-        c = f
+def _simulate(bars: Bars, tgt: F64, rules: ExitRules, slippage: SlippageModel,
+              clip_to_bar: bool) -> _Records:
+    """Every order of every symbol (see the module docstring for the rules).
+
+    All symbols advance together, one order (or one exit group) per symbol per step.
+    """
+    n_t, n = tgt.shape
+    pn = _Panels(bars)
+    rec = _Records()
+    cols, rows = np.nonzero((~np.isnan(tgt)).T)  # symbol by symbol, in time order
+    k_n = len(rows)
+    gv = tgt[rows, cols]
+    gkey = cols.astype(np.int64) * n_t + rows
+    hi = np.searchsorted(cols, np.arange(n), side="right")
+    # nd[k]: the next given target of the same symbol with another value (or the end of
+    # the symbol's targets): runs of equal targets are skipped in one step.
+    run_start = np.ones(k_n, np.bool_)
+    if k_n > 1:
+        run_start[1:] = (gv[1:] != gv[:-1]) | (cols[1:] != cols[:-1])
+    starts = np.flatnonzero(run_start)
+    nd = np.append(starts[1:], k_n)[np.cumsum(run_start) - 1]
+    sl, tp, tr = rules.stop_loss, rules.take_profit, rules.trailing_stop
+    has_exits = rules.any
+    has_tp = ~np.isnan(tp) & np.isnan(tr)
+    has_sl = ~np.isnan(sl) & np.isnan(tr)
+    has_tr = ~np.isnan(tr)
+    take_first = rules.both_legs == "take_profit"
+    c = np.zeros(n, np.int64)   # the next close to decide at
+    p = np.zeros(n)             # the position
+    entry = np.full(n, np.nan)  # the price of the latest fill that entered
+    active = np.arange(n)[c < n_t] if k_n or has_exits.any() else np.zeros(0, np.int64)
+    while active.size:
+        jj, cj, pj = active, c[active], p[active]
+        k = np.searchsorted(gkey, jj * n_t + cj)
+        inside = k < hi[jj]
+        kc = np.minimum(k, max(k_n - 1, 0))
+        same = inside & (gv[kc] == pj) if k_n else inside
+        k = np.where(same, nd[kc] if k_n else k, k)
+        inside = k < hi[jj]
+        kc = np.minimum(k, max(k_n - 1, 0))
+        t_o = np.where(inside, rows[kc] if k_n else n_t, n_t)
+        hit = np.zeros(len(jj), np.bool_)
+        ex = np.flatnonzero(has_exits[jj] & (pj != 0) & (t_o > cj))
+        if ex.size:
+            hit[ex] = _place_exits(pn, rec, jj[ex], cj[ex], pj[ex], t_o[ex], entry, sl, tp,
+                                   tr, has_tp, has_sl, has_tr, take_first, p, c)
+        go = np.flatnonzero(~hit & (t_o < n_t))
+        if go.size:
+            _order_targets(bars, pn, rec, jj[go], t_o[go], gv[kc[go]], p, c, entry,
+                           has_exits, slippage, clip_to_bar)
+        alive = hit.copy()
+        alive[go] = True
+        active = jj[alive]
+        active = active[c[active] < n_t]
+    return rec
+
+
+def _place_exits(pn: _Panels, rec: _Records, j: I64, c: I64, pos: F64, t_o: I64,
+                 entry: F64, sl: F64, tp: F64, tr: F64, has_tp: npt.NDArray[np.bool_],
+                 has_sl: npt.NDArray[np.bool_], has_tr: npt.NDArray[np.bool_],
+                 take_first: bool, p: F64, c_out: I64) -> npt.NDArray[np.bool_]:
+    """Exits placed at closes ``c`` for positions ``pos``; until the close of ``t_o``.
+
+    Records the legs with their fate, updates ``p``/``c_out`` where one filled, and
+    returns that mask.
+    """
+    n_t = pn.n_t
+    m = len(j)
+    long = pos > 0
+    side = np.where(long, -1.0, 1.0)
+    qty = np.abs(pos)
+    ref = entry[j]
+    limit = np.where(has_tp[j], np.where(long, ref * (1.0 + tp[j]), ref * (1.0 - tp[j])),
+                     np.nan)
+    stop = np.where(has_sl[j], np.where(long, ref * (1.0 - sl[j]), ref * (1.0 + sl[j])),
+                    np.nan)
+    pct = np.where(has_tr[j], _trail_percent(tr[j]), np.nan)
+    start = pn.last_close[j * n_t + c]
+    bar, kind, fill_ref, _ = _first_exits(pn, j, c + 1, np.minimum(t_o, n_t - 1), long,
+                                          limit, stop, pct, start, take_first)
+    group = rec.n_groups + np.arange(m)
+    rec.n_groups += m
+    filled = bar >= 0
+    # Unfilled legs: canceled by the target order at t_o, or resting at the end ("new").
+    left = np.where(t_o < n_t, _CANCELED, _NEW)
+    zero = np.zeros(m, np.int64)
+    ranks = has_tp[j].astype(np.int64)  # the OCO stop leg comes after the limit leg
+    for leg_kind, mask, rank in ((_TP, has_tp[j], zero), (_STOP, has_sl[j], ranks),
+                                 (_TRAIL, has_tr[j], zero)):
+        i = np.flatnonzero(mask)
+        if not i.size:
+            continue
+        mine = filled[i] & (kind[i] == leg_kind)
+        sibling_won = filled[i] & ~mine
+        rec.add(t=c[i], j=j[i], group=group[i], leg=rank[i],
+                kind=leg_kind, sign=side[i], qty=qty[i],
+                limit=limit[i] if leg_kind == _TP else np.nan,
+                stop=stop[i] if leg_kind == _STOP else np.nan,
+                trail=pct[i] if leg_kind == _TRAIL else np.nan,
+                status=np.where(mine, _FILLED, np.where(sibling_won, _CANCELED, left[i])),
+                fill_bar=np.where(filled[i], bar[i], -1),
+                ref=np.where(mine, fill_ref[i], np.nan))
+    hit = np.flatnonzero(filled)
+    if hit.size:
+        jh = j[hit]
+        p[jh] = 0.0
+        entry[jh] = np.nan
+        c_out[jh] = bar[hit]
+        rec.moves.append((bar[hit], jh, np.zeros(hit.size)))
+    return filled
+
+
+def _order_targets(bars: Bars, pn: _Panels, rec: _Records, j: I64, t_o: I64, target: F64,
+                   p: F64, c: I64, entry: F64, has_exits: npt.NDArray[np.bool_],
+                   slippage: SlippageModel, clip_to_bar: bool) -> None:
+    """Market orders for ``target - p`` at closes ``t_o``; fills on ``t_o + 1``."""
+    n_t = pn.n_t
+    before = p[j]
+    delta = target - before
+    sign = np.where(delta > 0, 1.0, -1.0)
+    qty = np.abs(delta)
+    f = t_o + 1
+    fills = (f < n_t) & pn.tradable[j * n_t + np.minimum(f, n_t - 1)]
+    status = np.where(fills, _FILLED, np.where(f < n_t, _CANCELED, _NEW))
+    rec.add(t=t_o, j=j, kind=_MARKET, sign=sign, qty=qty, status=status,
+            fill_bar=np.where(fills, f, -1), ref=np.where(fills, pn.o[j * n_t
+                                                                     + np.minimum(f, n_t - 1)],
+                                                         np.nan))
+    c[j] = f
+    i = np.flatnonzero(fills)
+    if not i.size:
+        return
+    ji, old = j[i], before[i]
+    new = _after(old, target[i])
+    entered = (new != 0) & ((old == 0) | ((new > 0) != (old > 0))
+                            | (np.abs(new) > np.abs(old)))
+    price_of = np.flatnonzero(entered & has_exits[ji])
+    if price_of.size:
+        fi = i[price_of]
+        entry[j[fi]] = _fill_prices(bars, f[fi], j[fi], sign[fi], qty[fi], slippage,
+                                    clip_to_bar)
+    entry[ji[new == 0]] = np.nan
+    p[ji] = new
+    rec.moves.append((f[i], ji, new))
 
 
 def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
@@ -423,44 +477,36 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                    session_tz: str) -> BacktestResult:
     """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits."""
     n_t, n = tgt.shape
-    given = ~np.isnan(tgt)
-    cols, rows = np.nonzero(given.T)  # symbol by symbol, in time order
-    bounds = np.searchsorted(cols, np.arange(n + 1))
-    last_close = _ffill(bars.close.copy())
-    orders = _Orders()
-    pos_bar: list[int] = []
-    pos_j: list[int] = []
-    pos_val: list[float] = []
-    for j in range(n):
-        tt = rows[bounds[j]:bounds[j + 1]].astype(np.int64)
-        vv = np.ascontiguousarray(tgt[tt, j])
-        _run_symbol(bars, _Symbol(bars, j, last_close, tt, vv), j, rules, orders,
-                    pos_bar, pos_j, pos_val, slippage, clip_to_bar)
+    rec = _simulate(bars, tgt, rules, slippage, clip_to_bar)
 
     # Number the orders in submission order: close, then symbol column, then leg.
-    ot = np.array(orders.t, np.int64)
-    oj = np.array(orders.j, np.int64)
-    leg = np.array(orders.leg, np.int64)
+    ot, oj, leg = rec.column("t", np.int64), rec.column("j", np.int64), rec.column("leg",
+                                                                                  np.int64)
     seq = np.lexsort((leg, oj, ot))
-    number = np.empty(len(seq), np.int64)
-    number[seq] = np.arange(1, len(seq) + 1)
+    ot, oj = ot[seq], oj[seq]
+    number = np.arange(1, len(seq) + 1)
 
-    def col(values: list[Any], dtype: Any) -> Any:
-        return np.array(values, dtype)[seq]
+    def col(name: str, dtype: Any) -> Any:
+        return rec.column(name, dtype)[seq]
 
-    ot, oj, number = ot[seq], oj[seq], number[seq]
-    kind = col(orders.kind, np.int64)
-    sign = col(orders.sign, np.float64)
-    qty = col(orders.qty, np.float64)
-    limit = col(orders.limit, np.float64)
-    stop = col(orders.stop, np.float64)
-    trail = col(orders.trail, np.float64)
-    status = col(orders.status, np.int8)
-    fill_bar = col(orders.fill_bar, np.int64)
-    refs = col(orders.ref, np.float64)
-    sib_raw = col(orders.sibling, np.int64)
-    sibling = np.where(sib_raw >= 0, number[np.argsort(seq)][np.maximum(sib_raw, 0)]
-                       if len(seq) else sib_raw, -1)
+    kind = col("kind", np.int64)
+    sign = col("sign", np.float64)
+    qty = col("qty", np.float64)
+    limit = col("limit", np.float64)
+    stop = col("stop", np.float64)
+    trail = col("trail", np.float64)
+    status = col("status", np.int8)
+    fill_bar = col("fill_bar", np.int64)
+    refs = col("ref", np.float64)
+    group = col("group", np.int64)
+    # Each OCO leg's sibling (by order number): the other order of its group.
+    sibling = np.full(len(seq), -1, np.int64)
+    grouped = np.flatnonzero(group >= 0)
+    if grouped.size:
+        by_group = grouped[np.argsort(group[grouped], kind="stable")]
+        pair = np.flatnonzero(group[by_group][1:] == group[by_group][:-1])
+        a, b = by_group[pair], by_group[pair + 1]
+        sibling[a], sibling[b] = number[b], number[a]
 
     # Fills in the broker's booking order: bar, then order id.
     filled = status == _FILLED
@@ -482,8 +528,13 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
     ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
     cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
 
-    pos = _positions(n_t, n, np.array(pos_bar, np.int64), np.array(pos_j, np.int64),
-                     np.array(pos_val, np.float64))
+    moves = rec.moves
+    if moves:
+        pos = _positions(n_t, n, np.concatenate([m[0] for m in moves]),
+                         np.concatenate([m[1] for m in moves]),
+                         np.concatenate([m[2] for m in moves]))
+    else:
+        pos = np.zeros((n_t, n))
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash
 
