@@ -112,7 +112,7 @@ _STATUS = ("filled", "new", "expired", "canceled")
 
 def _sibling_reason(filled_id: str) -> str:
     """The reason the paper broker gives an OCO leg canceled by its sibling's fill."""
-    return f"oco sibling {filled_id} filled"
+    return f"sibling {filled_id} filled"
 
 
 @dataclass(frozen=True)
@@ -215,8 +215,10 @@ def _trail_percent(fraction: Any) -> Any:
 
 
 def _trail_level(extreme: F64, pct: F64, long: npt.NDArray[np.bool_]) -> F64:
-    """A trailing stop's level from its extreme, as the paper broker computes it."""
-    out: F64 = np.where(long, extreme * (1.0 - pct / 100.0), extreme * (1.0 + pct / 100.0))
+    """A trailing stop's level from its extreme, as the paper broker computes it: a sell's
+    ``extreme - extreme * pct / 100``, a buy's ``extreme + extreme * pct / 100``."""
+    dist = extreme * pct / 100.0
+    out: F64 = np.where(long, extreme - dist, extreme + dist)
     return out
 
 
@@ -262,8 +264,9 @@ def _first_exits(pn: _Panels, j: I64, s: I64, e: I64, long: npt.NDArray[np.bool_
                  limit: F64, stop: F64, pct: F64, extreme: F64,
                  take_first: bool) -> tuple[I64, I64, F64, F64]:
     """For each resting exit group (symbol ``j[i]``, resting on bars ``s[i]..e[i]``), the
-    bar one of its legs fills, that leg's kind, its reference price and the stop level it
-    was tested at: ``(-1, -1, nan, nan)`` when none fills.
+    bar one of its legs fills, that leg's kind and its reference price (``-1, -1, nan``
+    when none fills), and a trailing stop's last level (tested on its fill bar, or after
+    ``e[i]`` when it did not fill), as the broker reports its ``stop_price``.
 
     Scans every group at once in chunks of bars that double in width, so the work is the
     bars the exits rest on (at most twice), in O(log(longest rest)) numpy passes per call.
@@ -293,7 +296,8 @@ def _first_exits(pn: _Panels, j: I64, s: I64, e: I64, long: npt.NDArray[np.bool_
         st = np.broadcast_to(stop[todo][:, None], idx.shape)
         r_trail = trailing[todo]
         if r_trail.any():
-            src = np.where(lg, h, -lo)
+            # Extremes move only on bars that traded (NaN: left as they were).
+            src = np.where(ok, np.where(lg, h, -lo), np.nan)
             run = np.fmax.accumulate(np.concatenate([carry[todo][:, None], src[:, :-1]],
                                                     axis=1), axis=1)
             ext = np.where(lg, run, -run)
@@ -323,6 +327,8 @@ def _first_exits(pn: _Panels, j: I64, s: I64, e: I64, long: npt.NDArray[np.bool_
         pos[todo] = r_pos + width
         todo = todo[more]
         width = min(width * 2, 4096)
+    rest = trailing & (bar < 0)
+    level_at[rest] = _trail_level(np.where(long, carry, -carry)[rest], pct[rest], long[rest])
     return bar, kind, ref, level_at
 
 
@@ -404,7 +410,7 @@ def _place_exits(pn: _Panels, rec: _Records, j: I64, c: I64, pos: F64, t_o: I64,
                     np.nan)
     pct = np.where(has_tr[j], _trail_percent(tr[j]), np.nan)
     start = pn.last_close[j * n_t + c]
-    bar, kind, fill_ref, _ = _first_exits(pn, j, c + 1, np.minimum(t_o, n_t - 1), long,
+    bar, kind, fill_ref, trail_level = _first_exits(pn, j, c + 1, np.minimum(t_o, n_t - 1), long,
                                           limit, stop, pct, start, take_first)
     group = rec.n_groups + np.arange(m)
     rec.n_groups += m
@@ -423,7 +429,8 @@ def _place_exits(pn: _Panels, rec: _Records, j: I64, c: I64, pos: F64, t_o: I64,
         rec.add(t=c[i], j=j[i], group=group[i], leg=rank[i],
                 kind=leg_kind, sign=side[i], qty=qty[i],
                 limit=limit[i] if leg_kind == _TP else np.nan,
-                stop=stop[i] if leg_kind == _STOP else np.nan,
+                stop=(stop[i] if leg_kind == _STOP else trail_level[i] if leg_kind == _TRAIL
+                      else np.nan),
                 trail=pct[i] if leg_kind == _TRAIL else np.nan,
                 status=np.where(mine, _FILLED, np.where(sibling_won, _CANCELED, left[i])),
                 fill_bar=np.where(filled[i], bar[i], -1),

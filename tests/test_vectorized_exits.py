@@ -13,34 +13,12 @@ from hypothesis.extra import numpy as hnp
 
 import simbroker
 from simbroker import Bars
+from simbroker.engine import History
 from simbroker.results import BacktestResult
+from simbroker.results.build import build_result
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
 from simbroker.vectorized import backtest_vectorized
 from simbroker.vectorized_exits import TargetExits, exit_rules
-
-
-def _broker_has(feature: str) -> bool:
-    """Whether the paper broker takes OCO pairs / trailing stops (orders-paper's part)."""
-    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=2, seed=0)
-    broker = simbroker.PaperBroker(bars)
-    submit: Any = broker.submit_order
-    try:
-        if feature == "oco":
-            submit("SYM000", "sell", 1, "limit", limit_price=1e6, tif="gtc",
-                   order_class="oco", take_profit={"limit_price": 1e6},
-                   stop_loss={"stop_price": 1e-3})
-        else:
-            submit("SYM000", "sell", 1, "trailing_stop", tif="gtc", trail_percent=5.0)
-    except Exception:
-        return False
-    return True
-
-
-HAS_OCO = _broker_has("oco")
-HAS_TRAIL = _broker_has("trailing")
-needs_oco = pytest.mark.skipif(not HAS_OCO, reason="the paper broker has no OCO orders yet")
-needs_trail = pytest.mark.skipif(not HAS_TRAIL,
-                                 reason="the paper broker has no trailing stops yet")
 
 
 def assert_exact(event: BacktestResult, fast: BacktestResult) -> None:
@@ -78,16 +56,15 @@ def signal(bars: Bars, at: list[int]) -> pd.DataFrame:
     return pd.DataFrame(e, index=bars.index, columns=["X"])
 
 
-def run(bars: Bars, entries: pd.DataFrame, exits: pd.DataFrame | None = None, *,
-        check_twin: bool = True, **kw: Any) -> BacktestResult:
+def run(bars: Bars, entries: pd.DataFrame, exits: pd.DataFrame | None = None,
+        **kw: Any) -> BacktestResult:
     """The vectorized result, checked against the twin when the broker can run it."""
     kw = {"slippage": None, "fees": None, "size": 10.0, **kw}
     fast = backtest_vectorized(bars, entries=entries, exits=exits, **kw)
-    if check_twin:
-        exit_kw = {k: kw.pop(k) for k in ("stop_loss", "take_profit", "trailing_stop",
-                                          "both_legs") if k in kw}
-        twin = TargetExits(entries=entries, exits=exits, size=kw.pop("size"), **exit_kw)
-        assert_exact(simbroker.backtest(twin, bars, **kw), fast)
+    exit_kw = {k: kw.pop(k) for k in ("stop_loss", "take_profit", "trailing_stop")
+               if k in kw}
+    twin = TargetExits(entries=entries, exits=exits, size=kw.pop("size"), **exit_kw)
+    assert_exact(simbroker.backtest(twin, bars, **kw), fast)
     return fast
 
 
@@ -136,7 +113,7 @@ def test_take_profit_fills_at_its_limit_and_slippage_is_capped_there() -> None:
 def test_both_legs_on_one_bar() -> None:
     both = (100.0, 111.0, 94.0, 100.0)  # reaches the stop (95) and the take-profit (110)
     bars = named_bars([*ENTRY, both])
-    kw: dict[str, Any] = dict(stop_loss=0.05, take_profit=0.1, check_twin=HAS_OCO)
+    kw: dict[str, Any] = dict(stop_loss=0.05, take_profit=0.1)
     r = run(bars, signal(bars, [0]), **kw)
     assert r.fills["price"].tolist() == [100.0, 95.0]  # the stop first, by default
     assert r.orders["order_type"].tolist() == ["market", "limit", "stop"]
@@ -145,6 +122,10 @@ def test_both_legs_on_one_bar() -> None:
     r = backtest_vectorized(bars, entries=signal(bars, [0]), size=10.0, slippage=None,
                             fees=None, both_legs="take_profit", stop_loss=0.05,
                             take_profit=0.1)
+    twin = TargetExits(entries=signal(bars, [0]), size=10.0, stop_loss=0.05,
+                       take_profit=0.1, both_legs="take_profit")
+    assert_exact(run_on(simbroker.PaperBroker(bars, slippage=None, fees=None,
+                                              both_legs="take_profit"), twin), r)
     assert r.fills["price"].tolist() == [100.0, 110.00000000000001]  # 100 * 1.1
     # The open gaps through the take-profit: that leg, whatever both_legs says.
     bars = named_bars([*ENTRY, (112.0, 113.0, 94.0, 100.0)])
@@ -160,8 +141,9 @@ def test_trailing_stop_ratchets_on_highs_then_triggers() -> None:
         (108.0, 109.0, 104.0, 105.0),   # level 110 * 0.95 = 104.5: low 104 triggers
         (105.0, 106.0, 104.0, 105.0),
     ])
-    r = run(bars, signal(bars, [0]), trailing_stop=0.05, check_twin=HAS_TRAIL)
-    assert r.fills["price"].tolist() == [100.0, 110.0 * (1 - 5.0 / 100)]
+    r = run(bars, signal(bars, [0]), trailing_stop=0.05)
+    assert r.fills["price"].tolist() == [100.0, 110.0 - 110.0 * 5.0 / 100]
+    assert r.orders["stop_price"].iloc[1] == 104.5  # the level it filled at
     assert r.fills["timestamp"].iloc[1] == bars.index[3]
     assert r.orders["order_type"].tolist() == ["market", "trailing_stop"]
 
@@ -171,9 +153,11 @@ def test_trailing_stop_for_a_short_ratchets_on_lows() -> None:
     targets = pd.DataFrame({"X": [-10.0, np.nan, np.nan, np.nan]}, index=bars.index)
     r = backtest_vectorized(bars, targets=targets, slippage=None, fees=None,
                             trailing_stop=0.04)
+    assert_exact(simbroker.backtest(TargetExits(targets, trailing_stop=0.04), bars,
+                                    slippage=None, fees=None), r)
     # Placed at 101; bar 2 tested at 105.04 (no), then the low 90 moves it to 93.6.
     assert r.fills["side"].tolist() == ["sell", "buy"]
-    assert r.fills["price"].tolist() == [100.0, 90.0 * (1 + 4.0 / 100)]
+    assert r.fills["price"].tolist() == [100.0, 90.0 + 90.0 * 4.0 / 100]
 
 
 def test_exit_then_re_entry_on_the_next_signal() -> None:
@@ -250,12 +234,7 @@ def exit_kwargs(draw: st.DrawFn, n: int) -> dict[str, Any]:
     fraction = st.sampled_from([0.005, 0.01, 0.03, 0.07, 0.15])
     per_symbol = st.one_of(fraction, st.lists(st.one_of(st.just(np.nan), fraction),
                                               min_size=n, max_size=n))
-    kinds = ["stop_loss", "take_profit"]
-    if HAS_OCO:
-        kinds.append("oco")
-    if HAS_TRAIL:
-        kinds.append("trailing_stop")
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(st.sampled_from(["stop_loss", "take_profit", "oco", "trailing_stop"]))
     if kind == "oco":
         out = {"stop_loss": draw(fraction), "take_profit": draw(fraction)}
         if draw(st.booleans()):
@@ -289,11 +268,23 @@ def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], dict[str, Any], dict[s
 def test_event_driven_equals_vectorized_bit_for_bit(
         case: tuple[Bars, dict[str, Any], dict[str, Any], dict[str, Any]]) -> None:
     bars, inputs, exits, kw = case
-    if "both_legs" in exits and exits["both_legs"] != "stop":
-        exits = {k: v for k, v in exits.items() if k != "both_legs"}  # the broker default
     fast = backtest_vectorized(bars, **inputs, **exits, **kw)
-    event = simbroker.backtest(TargetExits(**inputs, **exits), bars, **kw)
+    twin = TargetExits(**inputs, **exits)
+    if "both_legs" in exits:  # simbroker.backtest runs the broker's default
+        event = run_on(simbroker.PaperBroker(bars, both_legs=exits["both_legs"], **kw), twin)
+    else:
+        event = simbroker.backtest(twin, bars, **kw)
     assert_exact(event, fast)
+
+
+def run_on(broker: simbroker.PaperBroker, strategy: TargetExits) -> BacktestResult:
+    """What ``simbroker.backtest`` does, on a broker built by the caller."""
+    history = History(broker.bars, strategy.indicators(broker.bars))
+    for t in range(len(broker.bars)):
+        broker.step()
+        history.t = t
+        strategy.on_bar(broker, history)
+    return build_result(broker)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
