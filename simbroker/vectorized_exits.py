@@ -41,12 +41,14 @@ The rules (per symbol; the twin acts at each bar's close, symbols in column orde
   through fills at the open; otherwise the stop leg (the broker's default
   ``both_legs="stop"``). A bar with no volume fills nothing.
 
-The kernel loops over orders, not bars: for each symbol it jumps from order to order
-(the next target differing from the position is found in O(1) from precomputed runs of
-equal targets) and finds the bar an exit triggers with one numpy search over the bars
-the exits rest on (a running extreme for trailing stops). The resting spans of one symbol
-never overlap, so the work is O(bars x symbols) array operations plus O(orders) Python
-steps; slippage and fee models are then called once over all fills, and cash is the
+The kernel loops over orders, not bars, and over all symbols at once: each step moves
+every symbol on by one event, its next target order (found in O(1) by skipping runs of
+equal targets) or its next exit group, whose fill bar is found by scanning the bars it
+rests on in chunks of doubling width (a running extreme for trailing stops). A symbol's
+resting spans never overlap, so there are as many numpy steps as the busiest symbol has
+orders, O(bars x symbols) gathered cells at most twice over, and O(orders log orders) to
+number them. The slippage model is called once per step for the entries (their fill
+price sets the exit levels) and once over all fills, the fee model once; cash is the
 strictly sequential running sum the broker computes, fill by fill in (bar, order id)
 order.
 """
@@ -224,15 +226,30 @@ def _trail_level(extreme: F64, pct: F64, long: npt.NDArray[np.bool_]) -> F64:
 
 # ------------------------------------------------------------------- the kernel
 class _Panels:
-    """The bar fields symbol by symbol, flat: bar ``t`` of column ``j`` at ``j * T + t``."""
+    """The bar fields flat, as laid out: bar ``t`` of column ``j`` at ``t * N + j``."""
 
     def __init__(self, bars: Bars):
-        self.n_t = len(bars)
-        self.o = np.ascontiguousarray(bars.open.T).ravel()
-        self.h = np.ascontiguousarray(bars.high.T).ravel()
-        self.lo = np.ascontiguousarray(bars.low.T).ravel()
-        self.tradable = np.ascontiguousarray((bars.volume > 0).T).ravel()
-        self.last_close = np.ascontiguousarray(_ffill(bars.close.copy()).T).ravel()
+        self.n_t, self.n = len(bars), bars.n_symbols
+        self.o = np.ascontiguousarray(bars.open).ravel()
+        self.h = np.ascontiguousarray(bars.high).ravel()
+        self.lo = np.ascontiguousarray(bars.low).ravel()
+        self.close = bars.close
+        self.tradable = (bars.volume > 0).ravel()
+
+    def at(self, t: I64, j: I64) -> I64:
+        """Flat indexes of bars ``t`` of columns ``j``."""
+        out: I64 = t * self.n + j
+        return out
+
+    def last_close(self, t: I64, j: I64) -> F64:
+        """The latest close at or before bar ``t`` of columns ``j`` (NaN: none yet), as
+        the paper broker starts a trailing stop's extreme."""
+        out: F64 = self.close[t, j]
+        for i in np.flatnonzero(np.isnan(out)).tolist():  # a missing bar: look back
+            seen = np.flatnonzero(np.isfinite(self.close[: t[i] + 1, j[i]]))
+            if seen.size:
+                out[i] = self.close[seen[-1], j[i]]
+        return out
 
 
 class _Records:
@@ -289,7 +306,7 @@ def _first_exits(pn: _Panels, j: I64, s: I64, e: I64, long: npt.NDArray[np.bool_
         r_pos, r_e, r_long = pos[todo], e[todo], long[todo]
         idx = r_pos[:, None] + np.arange(width)
         valid = idx <= r_e[:, None]
-        flat = (j[todo] * n_t)[:, None] + np.minimum(idx, n_t - 1)
+        flat = pn.at(np.minimum(idx, n_t - 1), j[todo][:, None])
         o, h, lo = pn.o[flat], pn.h[flat], pn.lo[flat]
         ok = pn.tradable[flat] & valid
         lg = r_long[:, None]
@@ -409,7 +426,7 @@ def _place_exits(pn: _Panels, rec: _Records, j: I64, c: I64, pos: F64, t_o: I64,
     stop = np.where(has_sl[j], np.where(long, ref * (1.0 - sl[j]), ref * (1.0 + sl[j])),
                     np.nan)
     pct = np.where(has_tr[j], _trail_percent(tr[j]), np.nan)
-    start = pn.last_close[j * n_t + c]
+    start = pn.last_close(c, j)
     bar, kind, fill_ref, trail_level = _first_exits(pn, j, c + 1, np.minimum(t_o, n_t - 1), long,
                                           limit, stop, pct, start, take_first)
     group = rec.n_groups + np.arange(m)
@@ -455,12 +472,11 @@ def _order_targets(bars: Bars, pn: _Panels, rec: _Records, j: I64, t_o: I64, tar
     sign = np.where(delta > 0, 1.0, -1.0)
     qty = np.abs(delta)
     f = t_o + 1
-    fills = (f < n_t) & pn.tradable[j * n_t + np.minimum(f, n_t - 1)]
+    f_at = pn.at(np.minimum(f, n_t - 1), j)
+    fills = (f < n_t) & pn.tradable[f_at]
     status = np.where(fills, _FILLED, np.where(f < n_t, _CANCELED, _NEW))
     rec.add(t=t_o, j=j, kind=_MARKET, sign=sign, qty=qty, status=status,
-            fill_bar=np.where(fills, f, -1), ref=np.where(fills, pn.o[j * n_t
-                                                                     + np.minimum(f, n_t - 1)],
-                                                         np.nan))
+            fill_bar=np.where(fills, f, -1), ref=np.where(fills, pn.o[f_at], np.nan))
     c[j] = f
     i = np.flatnonzero(fills)
     if not i.size:
@@ -586,14 +602,16 @@ def _ids(numbers: I64, suffix: str = "") -> Any:
 
 
 def _positions(n_t: int, n: int, bar: I64, j: I64, value: F64) -> F64:
-    """Positions after each bar from each symbol's changes (in time order per symbol)."""
-    out = np.zeros((n_t, n))
+    """Positions after each bar from the changes ``(bar, column, position after)``.
+
+    The kernel appends a symbol's changes in time order (a later step never goes back),
+    so the append order numbers them: a running maximum of those numbers down each
+    column finds each bar's latest change.
+    """
     if not len(bar):
-        return out
-    order = np.lexsort((bar, j))
-    bar, j, value = bar[order], j[order], value[order]
-    link = np.zeros((n_t, n), np.int64)
-    link[bar, j] = np.arange(1, len(bar) + 1)
+        return np.zeros((n_t, n))
+    link = np.zeros((n_t, n), np.int32 if len(bar) < 2**31 - 1 else np.int64)
+    link.ravel()[bar * n + j] = np.arange(1, len(bar) + 1)
     np.maximum.accumulate(link, axis=0, out=link)
     res: F64 = np.concatenate([[0.0], value])[link]
     return res
@@ -622,12 +640,12 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, kind: I64, sign: F64, qty: F64,
         status[day_over] = _EXPIRED
         reason[day_over] = _EXPIRED_REASON
     # An OCO leg canceled on the bar its sibling filled.
-    by_number = {int(x): i for i, x in enumerate(number.tolist())}
-    for i in np.flatnonzero((kind != _MARKET) & (status == _CANCELED) & (sibling >= 0)
-                            & (end_bar >= 0)).tolist():
-        s = by_number[int(sibling[i])]
-        if status[s] == _FILLED:
-            reason[i] = _sibling_reason(f"O{int(number[s])}")
+    # (Orders are numbered 1, 2, ... in frame order: order number x is row x - 1.)
+    lost = np.flatnonzero((kind != _MARKET) & (status == _CANCELED) & (sibling >= 0)
+                          & (end_bar >= 0))
+    lost = lost[status[sibling[lost] - 1] == _FILLED]
+    for i, s in zip(lost.tolist(), sibling[lost].tolist(), strict=True):
+        reason[i] = _sibling_reason(f"O{s}")
     close_ns = bars.ts_ns[ot] + int(bars.interval.astype(np.int64))
     submitted = (close_ns // 1000 * 1000).view("M8[ns]")
     tif = (kind != _MARKET).view(np.int8) if n_o else np.zeros(0, np.int8)

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import simbroker
 from simbroker import Bars
+from simbroker.bars import FIELDS
 from simbroker.engine import History
 from simbroker.results import BacktestResult
 from simbroker.results.build import build_result
@@ -48,6 +49,14 @@ def named_bars(rows: list[tuple[float, float, float, float]],
     vol = np.array(volume if volume is not None else [1000.0] * len(rows))[:, None]
     return Bars.from_arrays(ts, ["X"], open=a[:, :1], high=a[:, 1:2], low=a[:, 2:3],
                             close=a[:, 3:], volume=vol)
+
+
+def intraday(bars: Bars) -> Bars:
+    """The same panel as one-minute bars (several bars per trading day)."""
+    minute = np.timedelta64(60_000_000_000, "ns")
+    return Bars(timestamps=np.datetime64("2021-03-01T14:30", "ns") + minute * np.arange(len(bars)),
+                symbols=bars.symbols, interval=minute,
+                **{f: bars.field(f) for f in FIELDS})
 
 
 def signal(bars: Bars, at: list[int]) -> pd.DataFrame:
@@ -247,6 +256,8 @@ def exit_kwargs(draw: st.DrawFn, n: int) -> dict[str, Any]:
 def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], dict[str, Any], dict[str, Any]]:
     bars = draw(bar_panels(n_symbols=st.integers(1, 3), n_bars=st.integers(1, 30),
                            allow_zero_volume=True, allow_missing=draw(st.booleans())))
+    if draw(st.booleans()):
+        bars = intraday(bars)  # unfilled target orders are canceled, not expired
     shape = (len(bars), bars.n_symbols)
     if draw(st.booleans()):
         frame = draw(target_frames(bars))
