@@ -678,7 +678,9 @@ class TargetExits:
     from the previous close; when the target (not ``NaN``) differs from the position it
     cancels that symbol's resting exits and orders the difference at market; otherwise,
     when the position is not flat and no exits rest, it submits them (see the module
-    docstring for the rules and prices).
+    docstring for the rules and prices). A starting position (``backtest(...,
+    positions=)``, which the vectorized runner does not take) gets exits referenced to
+    the last close at the first close.
 
     Parameters
     ----------
@@ -787,7 +789,9 @@ class TargetExits:
                           trail_percent=_trail_percent(tr))
             return [info["order_id"]]
         sl, tp = float(rules.stop_loss[j]), float(rules.take_profit[j])
-        limit, stop = _levels(self._ref[j], long, sl, tp)
+        # A position it did not enter itself (a starting position) is referenced to the
+        # last close.
+        limit, stop = _levels(self._ref.get(j, close), long, sl, tp)
         if np.isnan(sl):
             return [submit(sym, side, qty, "limit", limit_price=limit, tif="gtc")["order_id"]]
         if np.isnan(tp):
