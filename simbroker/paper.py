@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simbroker._paper_carry import Carried, plan_carried
 from simbroker._paper_groups import Groups, one_leg_per_group
 from simbroker._paper_kinds import (
     AT_CLOSE,
@@ -345,8 +346,10 @@ class PaperBroker:
         self._n_orders = 0
         self._groups = Groups()
         self._trailing = False  # a trailing stop may be in the book
+        self._special = False  # a trailing stop or an auction order was ever booked
 
-        carried = [self._carried_order(entry) for entry in open_orders or ()]
+        entries = list(open_orders or ())
+        carried = [self._carried_order(entry) for entry in entries]
         ids = [o.client_order_id for o, _ in carried if o.client_order_id is not None]
         if len(set(ids)) != len(ids):
             raise InvalidOrder("carried-over orders repeat a client_order_id",
@@ -356,18 +359,21 @@ class PaperBroker:
             self._log = trade_log
         else:
             self._log = TradeLog(trade_log)
+        plan, links = plan_carried(
+            [(e, o, trig) for e, (o, trig) in zip(entries, carried, strict=True)], self._prefix)
         if self._log is not None:
             extra: dict[str, Any] = {}
-            if carried:
-                extra["open_orders"] = [
-                    {"order_id": f"{self._prefix}{k}", **_order_fields(order),
-                     **({} if trig is None else {"triggered_at": _dt(int(self._ts[trig]))})}
-                    for k, (order, trig) in enumerate(carried, start=1)]
+            if plan:
+                extra["open_orders"] = [_carried_fields(c, self._ts) for c in plan]
             self._log.write("start", self._clock.now(), cash=cash,
                             positions=self._initial_positions, broker="paper",
                             slippage=repr(self.slippage), fees=repr(self.fees), **extra)
-        for order, trig in carried:
-            self._place(order, self._clock.now(), _NEVER if trig is None else trig)
+        for c in plan:
+            state = self._place(c.order, self._clock.now(), _NEVER if c.trig is None else c.trig,
+                                held=c.held, extreme=c.extreme)
+            state.parent_id, state.group_class, state.legs = c.parent_id, c.group_class, c.legs
+        for key, legs, oco, held in links:
+            self._groups.link(key, legs, oco=oco, held=held)
 
     # ------------------------------------------------------------ the protocol
     def submit_order(
@@ -490,6 +496,8 @@ class PaperBroker:
                 extreme = self._last_price(col)
             state.trail_extreme = extreme
             self._trailing = True
+        if code >= TRAIL_AMOUNT:
+            self._special = True
         self._book.add(
             state.order_id, col, float(order.side.sign), order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
@@ -521,11 +529,17 @@ class PaperBroker:
 
     def _carried_order(self, entry: Mapping[str, Any]) -> tuple[Order, int | None]:
         """An order to hold from the start, and the bar its stop triggered on (if any)."""
+        leg = entry.get("parent_id") is not None  # a leg's own order is simple
         order = Order.create(entry["symbol"], entry["side"], entry["qty"],
                              entry.get("order_type", "market"),
                              limit_price=entry.get("limit_price"),
                              stop_price=entry.get("stop_price"), tif=entry.get("tif", "day"),
-                             client_order_id=entry.get("client_order_id"))
+                             client_order_id=entry.get("client_order_id"),
+                             order_class="simple" if leg else entry.get("order_class", "simple"),
+                             take_profit=None if leg else entry.get("take_profit"),
+                             stop_loss=None if leg else entry.get("stop_loss"),
+                             trail_amount=entry.get("trail_amount"),
+                             trail_percent=entry.get("trail_percent"))
         if order.symbol not in self.bars:
             raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
                                field="symbol", value=order.symbol, symbol=order.symbol)
@@ -736,8 +750,8 @@ class PaperBroker:
         stp = book.stop[elig]
         was_triggered = book.trig_bar[elig] < t
 
-        trig_now = ((otype == 2) | (otype == 3)) & ~was_triggered & tradable & \
-            np.where(buy, h >= stp, lo <= stp)
+        stop_like = ((otype == 2) | (otype == 3)) if self._special else otype >= 2
+        trig_now = stop_like & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
         gapped = np.where(buy, o >= stp, o <= stp)
         ref = np.where(market, o, np.nan)
         stop_fill = (otype == 2) & trig_now
@@ -750,10 +764,11 @@ class PaperBroker:
         sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
         ref = np.where(sl_inside, stp, ref)
         fill = (market & tradable) | stop_fill | limit_hit | sl_inside
-        special = otype >= TRAIL_AMOUNT
-        if special.any():
-            fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy, lim,
-                                            special, fill, ref)
+        if self._special:  # a trailing stop or an auction order was ever booked
+            special = otype >= TRAIL_AMOUNT
+            if special.any():
+                fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy,
+                                                lim, special, fill, ref)
         # Stop-limits that triggered without filling rest as limits from the next bar.
         newly = trig_now & (otype == 3) & ~fill
         return fill, ref, lim, elig[newly] if newly.any() else None
@@ -843,7 +858,7 @@ class PaperBroker:
         self._ledger_cash.append(self._cash)
         self._ledger_pos.append(new_pos)
         state.status = OrderStatus.FILLED
-        if order_id in self._groups:
+        if self._groups.children and order_id in self._groups:
             self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
 
     def _expire(self, expired: np.ndarray) -> None:
@@ -881,7 +896,7 @@ class PaperBroker:
                             reason=reason, **extra)
         state.status = status
         state.reason = reason
-        if state.order_id in self._groups:
+        if self._groups.children and state.order_id in self._groups:
             self._groups.on_final(state.order_id, status.value, self._is_open)
 
     # ---------------------------------------------------------- order kinds
@@ -1118,6 +1133,24 @@ def _order_fields(order: Order) -> dict[str, Any]:
         fields["trail_amount"] = order.trail_amount
     if order.trail_percent is not None:
         fields["trail_percent"] = order.trail_percent
+    return fields
+
+
+def _carried_fields(c: Carried, ts: np.ndarray) -> dict[str, Any]:
+    """A carried-over order as the ``start`` record lists it (new ids, links, state)."""
+    fields: dict[str, Any] = {"order_id": c.new_id, **_order_fields(c.order)}
+    if c.trig is not None:
+        fields["triggered_at"] = _dt(int(ts[c.trig]))
+    if c.group_class is not None:
+        fields["order_class"] = c.group_class
+    if c.parent_id is not None:
+        fields["parent_id"] = c.parent_id
+    if c.legs:
+        fields["legs"] = list(c.legs)
+    if c.held:
+        fields["status"] = OrderStatus.HELD.value
+    if c.extreme is not None:
+        fields["trail_extreme"] = c.extreme
     return fields
 
 

@@ -411,7 +411,8 @@ class Order:
         side_ = _enum(Side, side, "side", symbol)
         type_ = _enum(OrderType, order_type, "order_type", symbol)
         tif_ = _enum(TimeInForce, tif, "tif", symbol)
-        class_ = _enum(OrderClass, order_class, "order_class", symbol)
+        class_ = OrderClass.SIMPLE if order_class == "simple" else _enum(
+            OrderClass, order_class, "order_class", symbol)
         qty_ = _number(qty, "qty", symbol, MAX_QTY)
         tp = None if take_profit is None else _leg(
             take_profit, "take_profit", symbol, ("limit_price",), ("limit_price",))
@@ -441,8 +442,13 @@ class Order:
                                                           MAX_PRICE)
         stop_ = None if stop_price is None else _number(stop_price, "stop_price", symbol,
                                                         MAX_PRICE)
-        trail_a, trail_p = _trail(type_, trail_amount, trail_percent, symbol)
-        _check_class(class_, type_, tif_, side_, tp, sl, limit_, symbol)
+        trail_a = trail_p = None
+        if type_ is OrderType.TRAILING_STOP or trail_amount is not None \
+                or trail_percent is not None:
+            trail_a, trail_p = _trail(type_, trail_amount, trail_percent, symbol)
+        if class_ is not OrderClass.SIMPLE or tp is not None or sl is not None \
+                or tif_ not in (TimeInForce.DAY, TimeInForce.GTC):
+            _check_class(class_, type_, tif_, side_, tp, sl, limit_, symbol)
         if client_order_id is not None and (
             not isinstance(client_order_id, str) or not client_order_id
         ):
