@@ -21,7 +21,7 @@ The rules (per symbol; the twin acts at each bar's close, symbols in column orde
 * ``ref`` is the price of the latest fill that **entered**: opened a position, increased
   it, or flipped its side. A fill that only reduces the position keeps ``ref``.
 * **When exits are placed**: at a close where no target order is placed, the position is
-  not flat and no exits rest, exits are submitted. After an entry fill on bar ``t`` that
+  not flat and no exits rest, exits are submitted. After an entry fill on bar ``t`` this
   is bar ``t``'s close, so exits first trade on bar ``t + 1`` (as a bracket's children
   live from the bar after the parent fills). After a target order that did not fill, or
   a reduction, the remaining position gets new exits at the next close without an order.
@@ -35,11 +35,18 @@ The rules (per symbol; the twin acts at each bar's close, symbols in column orde
 * **Fills** follow the paper broker: a stop fills when the bar reaches it at
   ``min(open, stop)`` for a sell (gap: the open), ``max(open, stop)`` for a buy; the
   take-profit at ``max(open, limit)`` / ``min(open, limit)``, with slippage capped at
-  the limit; a trailing stop's level on bar ``b`` is computed from the extreme of the
-  close at submission and the highs (sell) / lows (buy) of the bars strictly before
-  ``b``, and it fills as a stop. Both OCO legs reachable on one bar: a leg the open gaps
-  through fills at the open; otherwise the stop leg (the broker's default
-  ``both_legs="stop"``). A bar with no volume fills nothing.
+  the limit; a trailing stop's level on bar ``b`` is ``extreme - extreme * pct / 100``
+  (a sell; a buy adds), its extreme the last close at submission folded with the highs
+  (sell) / lows (buy) of the bars that traded strictly before ``b``, and it fills as a
+  stop. Both OCO legs reachable on one bar: a leg the open gaps through fills at the
+  open; otherwise the stop leg (``both_legs="stop"``, the broker's default) or the
+  take-profit (``"take_profit"``). A bar with no volume fills nothing.
+* **Orders** are numbered ``O1``, ``O2``, ... in submission order: close, then symbol
+  column, an OCO's limit leg before its stop leg; fills are ``"<order_id>-1"`` and are
+  booked per bar in order-id order. Exits canceled by a target order are ``canceled``
+  (no reason); an OCO leg whose sibling filled is ``canceled`` with the reason
+  ``"sibling O7 filled"``; exits still resting at the end are ``new``; a trailing stop's
+  ``stop_price`` is its last level (the one it filled at, or after its last bar).
 
 The kernel loops over orders, not bars, and over all symbols at once: each step moves
 every symbol on by one event, its next target order (found in O(1) by skipping runs of
