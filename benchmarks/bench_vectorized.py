@@ -7,7 +7,8 @@
 Cases (targets on a 2-core machine, first call in a fresh process included):
 1,000 symbols x 2,520 daily bars with 10/50 SMA-crossover targets (< 0.3 s) and
 1 symbol x 500,000 minute bars with the same signal (< 0.1 s); and, without a target,
-the daily panel with a target on every bar (hold while fast > slow). Data generation and the
+the daily panel with a target on every bar (hold while fast > slow), and the crossover
+targets with a 5% stop-loss on every entry (``stop_loss=0.05``). Data generation and the
 signal are computed before timing and not counted. Each run is its own Python process,
 so its first call is really cold (first-touched memory and one-time library setup
 included); a cold time is one sample, so the summary gives the median and range over
@@ -35,7 +36,11 @@ CASES: dict[str, tuple[str, dict[str, object], float | None]] = {
     # and most hand-written target frames give it: no target, watched for regressions.
     "dense": ("1,000 x 2,520 daily, a target every bar", dict(n_symbols=1000, n_bars=2520,
                                                              freq="1D"), None),
+    # The crossover targets with a 5% stop-loss on every entry (the exits kernel).
+    "stops": ("1,000 x 2,520 daily, crossovers with 5% stop-loss exits",
+              dict(n_symbols=1000, n_bars=2520, freq="1D"), None),
 }
+EXTRA: dict[str, dict[str, float]] = {"stops": {"stop_loss": 0.05}}
 
 
 def run_case(key: str, repeat: int) -> dict[str, float]:
@@ -63,17 +68,18 @@ def run_case(key: str, repeat: int) -> dict[str, float]:
                              - above[:-1].astype(np.int8), 0)
         grid = np.where(cross > 0, 100.0, np.where(cross < 0, 0.0, np.nan))
     targets = pd.DataFrame(grid, index=bars.index, columns=list(bars.symbols))
+    extra = EXTRA.get(key, {})
 
     t0 = time.perf_counter()
-    result = backtest_vectorized(bars, targets=targets)
+    result = backtest_vectorized(bars, targets=targets, **extra)
     cold = time.perf_counter() - t0
     warm = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        backtest_vectorized(bars, targets=targets)
+        backtest_vectorized(bars, targets=targets, **extra)
         warm.append(time.perf_counter() - t0)
     tracemalloc.start()
-    backtest_vectorized(bars, targets=targets)
+    backtest_vectorized(bars, targets=targets, **extra)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {

@@ -70,6 +70,7 @@ from simbroker.types import (
     TimeInForce,
 )
 from simbroker.vectorized import TargetPositions, backtest_vectorized
+from simbroker.vectorized_exits import TargetExits
 
 __version__ = "0.1.0"
 
@@ -120,6 +121,7 @@ __all__ = [
     "SlippageModel",
     "Strategy",
     "StrategyError",
+    "TargetExits",
     "TargetPositions",
     "TimeInForce",
     "TradeLog",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,9 @@ from simbroker.results.build import (
 from simbroker.results.columns import _FILL_COLUMNS, _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
+
+if TYPE_CHECKING:
+    from simbroker.vectorized_exits import ExitSpec
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
 
@@ -437,6 +440,10 @@ def backtest_vectorized(
     fees: float | FeeModel | None = 1.0,
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
+    stop_loss: ExitSpec = None,
+    take_profit: ExitSpec = None,
+    trailing_stop: ExitSpec = None,
+    both_legs: str = "stop",
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -479,6 +486,18 @@ def backtest_vectorized(
     session_tz : str, default "UTC"
         Only decides whether an unfilled order is reported ``"expired"`` (its trading
         day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``.
+    stop_loss, take_profit, trailing_stop : float, array or {symbol: float}, optional
+        Protective exits on ``targets`` or ``entries``/``exits``, as fractions of the entry
+        fill price (``0.05`` = 5%, in ``(0, 1)``): one number, one per symbol (``NaN`` =
+        none) or a mapping. Placed at the close of each entry fill as ``gtc`` orders for
+        the whole position (a stop, a take-profit limit, both as one OCO pair, or a
+        trailing stop, which is not combined with the other two); an exit fill leaves the
+        position flat until the next target or entry. The event-driven twin is
+        :class:`~simbroker.vectorized_exits.TargetExits`; the exact rules are in
+        :mod:`simbroker.vectorized_exits`. Not with ``weights``.
+    both_legs : {"stop", "take_profit"}, default "stop"
+        Which OCO leg fills when both could on one bar and the open gaps through neither
+        (the paper broker's ``both_legs``).
 
     Returns
     -------
@@ -526,6 +545,21 @@ def backtest_vectorized(
         raise ValueError("backtest_vectorized needs at least one bar")
     slip = slippage_model(slippage)
     fee_m = fee_model(fees)
+    from simbroker.vectorized_exits import exit_rules, run_with_exits  # it imports this
+
+    rules = exit_rules(bars.symbols, stop_loss=stop_loss, take_profit=take_profit,
+                       trailing_stop=trailing_stop, both_legs=both_legs)
+    if rules is not None and weights is not None:
+        raise ValueError("stop_loss=, take_profit= and trailing_stop= work with targets= or "
+                         "entries=/exits=, not weights= (a weight target moves with equity)")
+    if rules is not None:
+        if targets is not None:
+            tgt = _aligned(targets, bars, "targets")
+            _check_finite(tgt, bars, "targets")
+        else:
+            tgt = _signal_targets(bars, entries, exits, size)
+        return run_with_exits(bars, tgt, rules, cash, slip, fee_m, bool(clip_to_bar),
+                              session_tz)
     if targets is not None:
         tgt = _aligned(targets, bars, "targets", any_layout=True)
     elif weights is not None:
