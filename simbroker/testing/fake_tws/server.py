@@ -25,7 +25,7 @@ _UNSENT = "Untransmitted"
 """The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
 of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
-          "drop_during_sync", "stall_sync", "stall_ack", "reject")
+          "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -91,6 +91,8 @@ class FakeTWS(BarReplay):
         self.partial_fills = 1
         self.exec_before_status = False
         self.exec_delay = 0.0
+        self.reject_modify = 0
+        """An error code (e.g. 201) every modification is refused with; 0: none."""
         self.master_client_id = master_client_id
         self.silent = False
         self.list_completed = True
@@ -524,6 +526,13 @@ class FakeTWS(BarReplay):
         oid = o.order_id
         if o.client_id != conn.client_id:
             self._error(conn, oid, 103, "Duplicate order id")
+            return
+        if o.status in _OPEN and self._fire("fill_on_modify") is not None:
+            px = self.prices.get(o.symbol, o.lmt or o.aux or 0.0)
+            self._fill(o, o.qty - o.filled, o.lmt if o.lmt is not None else px)
+        if self.reject_modify:
+            self._error(conn, oid, self.reject_modify, "Order rejected - reason:the "
+                                                       "modification is not accepted")
             return
         if o.status == "Filled":
             self._error(conn, oid, 104, "Cannot modify a filled order.")
