@@ -129,8 +129,8 @@ def test_bracket_with_stop_limit_exit_and_a_partially_filled_parent(
     parent = broker.get_order("pp")
     assert (parent["status"], parent["filled_qty"], parent["remaining_qty"]) == (
         "partially_filled", 5.0, 5.0)
-    for leg in ("pp.tp", "pp.sl"):  # sized to what the parent filled
-        wait_until(lambda leg=leg: broker.get_order(leg)["qty"] == 5.0)
+    # sized to what the parent filled
+    wait_until(lambda: [broker.get_order(x)["qty"] for x in ("pp.tp", "pp.sl")] == [5, 5])
     assert broker.cancel_order("pp")["status"] == "canceled"  # the rest of the entry
     assert status(broker, "pp.sl") == "new"  # the children still protect the 5 shares
     tws.partial_fills = 1
@@ -147,8 +147,8 @@ def test_canceling_an_unfilled_parent_cancels_its_children(tws: FakeTWS,
                         take_profit={"limit_price": 110.0}, stop_loss={"stop_price": 80.0},
                         client_order_id="cx")
     assert broker.cancel_order("cx")["status"] == "canceled"
+    wait_until(lambda: [status(broker, x) for x in ("cx.tp", "cx.sl")] == ["canceled"] * 2)
     for leg in ("cx.tp", "cx.sl"):
-        wait_until(lambda leg=leg: status(broker, leg) == "canceled")
         assert "parent cx" in str(broker.get_order(leg)["reason"])
     assert broker.get_orders(open_only=True) == []
 

@@ -788,6 +788,15 @@ class IBKRBroker:
         with self._cond:
             info = entry.info()
             not_received = entry.not_received
+            unsure = next((e for e in self.orders.members(entry)
+                           if e.status is OrderStatus.PENDING_CONFIRM), None)
+        if unsure is not None and unsure is not entry and not final_ok:
+            raise OrderStatusUnknown(
+                f"leg {unsure.order_id} of {entry.order_class} {entry.order_id} is "
+                f"pending_confirm: {why}; the group is resolved from IB's records before "
+                f"any new {entry.symbol} order (resubmit the same client_order_id to learn "
+                f"its fate)", order_id=entry.order_id,
+                client_order_id=entry.client_order_id, symbol=entry.symbol)
         if info["status"] == OrderStatus.PENDING_CONFIRM.value:
             raise OrderStatusUnknown(
                 f"order {entry.order_id} ({entry.side} {entry.qty:g} {entry.symbol}) is "

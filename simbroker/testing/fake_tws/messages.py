@@ -64,6 +64,8 @@ class Order:
     """``trailingPercent`` (``aux`` is the trailing amount when this is unset)."""
     extreme: float | None = None
     """The best price a trailing stop has seen since it began to work."""
+    worked: bool = False
+    """TWS transmitted it (an order held untransmitted and then canceled never was)."""
 
 
 @dataclass

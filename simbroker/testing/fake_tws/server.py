@@ -93,6 +93,8 @@ class FakeTWS(BarReplay):
         self.exec_delay = 0.0
         self.reject_modify = 0
         """An error code (e.g. 201) every modification is refused with; 0: none."""
+        self.duplicate_events = False
+        """True: every openOrder and orderStatus is sent twice (TWS may repeat them)."""
         self.master_client_id = master_client_id
         self.silent = False
         self.list_completed = True
@@ -283,7 +285,8 @@ class FakeTWS(BarReplay):
         self._send(conn, *msg.position(self.account, sym, qty, self.prices.get(sym, 0.0)))
 
     def _open_order(self, conn: _Conn, o: Order) -> None:
-        self._send(conn, *msg.open_order(o, conn.version))
+        for _ in range(2 if self.duplicate_events else 1):
+            self._send(conn, *msg.open_order(o, conn.version))
 
     def _completed_order(self, conn: _Conn, o: Order) -> None:
         self._send(conn, *msg.completed_order(o, conn.version,
@@ -299,7 +302,8 @@ class FakeTWS(BarReplay):
         self._send(conn, 52, 1, req)
 
     def _order_status(self, conn: _Conn, o: Order, last: float) -> None:
-        self._send(conn, *msg.order_status(o, last))
+        for _ in range(2 if self.duplicate_events else 1):
+            self._send(conn, *msg.order_status(o, last))
 
     def _exec_details(self, conn: _Conn, ex: Execution, req: int) -> None:
         self._send(conn, *msg.exec_details(ex, req, conn.version))
@@ -498,6 +502,7 @@ class FakeTWS(BarReplay):
     def _activate(self, o: Order) -> None:
         """``o`` starts to work: children wait (PreSubmitted) until their parent fills,
         sized to what it filled."""
+        o.worked = True
         parent = self.orders.get(o.parent_id) if o.parent_id else None
         if parent is not None and parent.filled <= 0:
             o.status = "PreSubmitted"
