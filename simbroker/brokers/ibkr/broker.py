@@ -84,8 +84,13 @@ _FINAL_EVENTS = {OrderStatus.CANCELED: "canceled", OrderStatus.REJECTED: "reject
                  OrderStatus.EXPIRED: "expired"}
 
 
-class _NotSent(Exception):
-    """placeOrder could not write to the socket: nothing reached TWS."""
+def _shows(order: Any, change: dict[str, Any]) -> bool:
+    """Whether an openOrder's ``order`` carries the modification ``change`` (an openOrder
+    TWS sent before it read the modification, e.g. with a fill, does not)."""
+    want = {"totalQuantity": change.get("qty"), "lmtPrice": change.get("limit_price"),
+            "auxPrice": change.get("stop_price", change.get("trail_amount"))}
+    return all(v is None or abs(float(getattr(order, k)) - float(v)) < 1e-9
+               for k, v in want.items())
 
 
 class IBKRBroker:
@@ -449,7 +454,7 @@ class IBKRBroker:
         with self._cond:
             entry = self.orders.by_ib_id(int(trade.order.orderId or 0))
             if entry is not None and entry.replacing is not None \
-                    and entry.replace_answer is None:
+                    and entry.replace_answer is None and _shows(trade.order, entry.replacing):
                 entry.replace_answer = (0, "")  # TWS lists the order as modified
         self._on_trade(trade)
 
@@ -937,8 +942,7 @@ class IBKRBroker:
                     f"shows TWS's fields after the next sync", order_id=entry.order_id,
                     client_order_id=entry.client_order_id, symbol=entry.symbol)
             code, text = answer
-            if code:
-                self._cond.wait_for(lambda: False, 0.05)  # fills TWS sent before it
+            if code:  # fills TWS sent before its answer are booked already
                 status = "filled" if code == 104 else entry.status.value
                 raise ReplaceRejected(
                     entry.order_id, f"TWS error {code} "
