@@ -32,6 +32,7 @@ symbols; Python only loops over the fills that happened, to book them in order.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,19 +43,51 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simbroker._paper_carry import Carried, plan_carried
+from simbroker._paper_groups import Groups, one_leg_per_group
+from simbroker._paper_kinds import (
+    AT_CLOSE,
+    AT_OPEN,
+    TRAIL_AMOUNT,
+    TRAIL_PERCENT,
+    auction_fill,
+    replaced_order,
+    trail_fill,
+    trail_levels,
+    trailed_extremes,
+)
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
-from simbroker.errors import ClockError, InvalidOrder, ShortingNotAllowed, UnknownOrder
+from simbroker.errors import (
+    ClockError,
+    InvalidOrder,
+    ReplaceRejected,
+    ShortingNotAllowed,
+    UnknownOrder,
+)
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+from simbroker.types import (
+    Fill,
+    Order,
+    OrderClass,
+    OrderInfo,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 
 __all__ = ["PaperBroker"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEVER = np.iinfo(np.int64).max
 _TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
+_UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
+             TimeInForce.CLS: "cls order not filled in the closing auction",
+             TimeInForce.IOC: "ioc order not filled on its bar",
+             TimeInForce.FOK: "fok order not filled on its bar"}
 
 
 def _dt(ns: int) -> datetime:
@@ -74,11 +107,16 @@ class _OrderState:
     reason: str | None = None
     parent_id: str | None = None
     legs: list[str] = field(default_factory=list)
+    group_class: str | None = None  # a leg's group class (its own Order is simple)
+    trail_extreme: float | None = None  # a trailing stop's extreme so far
 
     def info(self) -> OrderInfo:
         o = self.order
         # ``extended_hours`` is an Order field of the sessions work; False until it exists.
         extended = bool(getattr(o, "extended_hours", False))
+        stop = o.stop_price
+        if o.order_type is OrderType.TRAILING_STOP and self.trail_extreme is not None:
+            stop = _trail_level(o, self.trail_extreme)
         return OrderInfo(
             order_id=self.order_id,
             client_order_id=o.client_order_id,
@@ -87,14 +125,14 @@ class _OrderState:
             qty=o.qty,
             order_type=o.order_type.value,
             limit_price=o.limit_price,
-            stop_price=o.stop_price,
+            stop_price=stop,
             tif=o.tif.value,
             status=self.status.value,
             filled_qty=self.filled_qty,
             avg_fill_price=(self.filled_notional / self.filled_qty) if self.filled_qty else None,
             submitted_at=self.submitted_at,
             reason=self.reason,
-            order_class=o.order_class.value,
+            order_class=self.group_class or o.order_class.value,
             parent_id=self.parent_id,
             legs=list(self.legs),
             trail_amount=o.trail_amount,
@@ -119,12 +157,15 @@ class _OpenBook:
         self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
         self.first_bar = np.zeros(capacity, np.int64)
         self.expire_bar = np.zeros(capacity, np.int64)
+        self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
+        self.max_first = -1  # the largest first_bar ever added: all eligible once passed
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
-               "expire_bar")
+               "expire_bar", "aux")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
-            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER) -> None:
+            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER,
+            trail: float = np.nan, extreme: float = np.nan) -> None:
         if self.n == len(self.sym):
             for name in self._ARRAYS:
                 a = getattr(self, name)
@@ -134,6 +175,8 @@ class _OpenBook:
         self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
         self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
+        self.aux[i, 0], self.aux[i, 1] = trail, extreme
+        self.max_first = max(self.max_first, first_bar)
         self.n += 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -200,7 +243,14 @@ class PaperBroker:
         limit_price, stop_price, tif, client_order_id``) and, for a stop-limit whose stop
         was already hit, ``triggered_at`` (the open time of that bar). They are listed in
         the ``start`` record, so the log holds them from its first line on: a crash can
-        never leave a session without the orders it carried over.
+        never leave a session without the orders it carried over. Groups carry over too:
+        an entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or
+        an OCO stop leg to its limit leg), ``status="held"`` marks a child still waiting
+        for its parent, and a trailing stop's ``trail_extreme`` is its extreme so far.
+    both_legs
+        Which leg of a bracket or OCO fills when both could fill inside one bar and the
+        open gapped through neither: ``"stop"`` (default; the conservative guess) or
+        ``"take_profit"``.
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
@@ -235,6 +285,7 @@ class PaperBroker:
         order_id_prefix: str = "O",
         start_at: datetime | None = None,
         open_orders: Sequence[Mapping[str, Any]] | None = None,
+        both_legs: str = "stop",
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -246,6 +297,9 @@ class PaperBroker:
         cash = float(cash)
         if not math.isfinite(cash):
             raise ValueError(f"cash must be a finite number, got {cash!r}")
+        if both_legs not in ("stop", "take_profit"):
+            raise ValueError(f"both_legs must be 'stop' or 'take_profit', got {both_legs!r}")
+        self.both_legs = both_legs
         self.bars = bars
         self.slippage = slippage_model(slippage)
         self.fees = fee_model(fees)
@@ -290,8 +344,11 @@ class PaperBroker:
         self._ledger_cash: list[float] = []
         self._ledger_pos: list[float] = []
         self._n_orders = 0
+        self._groups = Groups()
+        self._trailing = False  # a trailing stop may be in the book
 
-        carried = [self._carried_order(entry) for entry in open_orders or ()]
+        entries = list(open_orders or ())
+        carried = [self._carried_order(entry) for entry in entries]
         ids = [o.client_order_id for o, _ in carried if o.client_order_id is not None]
         if len(set(ids)) != len(ids):
             raise InvalidOrder("carried-over orders repeat a client_order_id",
@@ -301,18 +358,21 @@ class PaperBroker:
             self._log = trade_log
         else:
             self._log = TradeLog(trade_log)
+        plan, links = plan_carried(
+            [(e, o, trig) for e, (o, trig) in zip(entries, carried, strict=True)], self._prefix)
         if self._log is not None:
             extra: dict[str, Any] = {}
-            if carried:
-                extra["open_orders"] = [
-                    {"order_id": f"{self._prefix}{k}", **_order_fields(order),
-                     **({} if trig is None else {"triggered_at": _dt(int(self._ts[trig]))})}
-                    for k, (order, trig) in enumerate(carried, start=1)]
+            if plan:
+                extra["open_orders"] = [_carried_fields(c, self._ts) for c in plan]
             self._log.write("start", self._clock.now(), cash=cash,
                             positions=self._initial_positions, broker="paper",
                             slippage=repr(self.slippage), fees=repr(self.fees), **extra)
-        for order, trig in carried:
-            self._place(order, self._clock.now(), _NEVER if trig is None else trig)
+        for c in plan:
+            state = self._place(c.order, self._clock.now(), _NEVER if c.trig is None else c.trig,
+                                held=c.held, extreme=c.extreme)
+            state.parent_id, state.group_class, state.legs = c.parent_id, c.group_class, c.legs
+        for key, legs, oco, held in links:
+            self._groups.link(key, legs, oco=oco, held=held)
 
     # ------------------------------------------------------------ the protocol
     def submit_order(
@@ -326,11 +386,26 @@ class PaperBroker:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        order_class: str = "simple",
+        take_profit: Mapping[str, float] | None = None,
+        stop_loss: Mapping[str, float] | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
     ) -> OrderInfo:
-        """Accept an order; it trades from the next bar on. See :class:`simbroker.Broker`."""
+        """Accept an order; it trades from the next bar on. See :class:`simbroker.Broker`.
+
+        The order kinds of :class:`simbroker.OrderManagingBroker` are keyword-only
+        (``order_class`` with ``take_profit``/``stop_loss``, ``trail_amount`` /
+        ``trail_percent``, the tifs ``opg``/``cls``/``ioc``/``fok``); how each fills is in
+        this module's table. A bracket/OTO returns its parent, whose ``legs`` are its
+        ``held`` children; an OCO returns its limit leg, whose ``legs`` is its stop leg.
+        """
         try:
             order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                                 order_class=order_class, take_profit=take_profit,
+                                 stop_loss=stop_loss, trail_amount=trail_amount,
+                                 trail_percent=trail_percent)
             if order.symbol not in self.bars:
                 raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
                                    field="symbol", value=order.symbol, symbol=order.symbol)
@@ -351,39 +426,117 @@ class PaperBroker:
             raise
 
         now = self._clock.now()
+        legs = order.leg_orders()
         if self._log is not None:
-            self._log.write("submitted", now, order_id=f"{self._prefix}{self._n_orders + 1}",
-                            **_order_fields(order))
-        return self._place(order, now, _NEVER).info()
+            n = self._n_orders
+            extra = {"legs": [f"{self._prefix}{n + k}" for k in range(2, len(legs) + 2)]} \
+                if legs else {}
+            self._log.write("submitted", now, order_id=f"{self._prefix}{n + 1}",
+                            **_order_fields(order), **extra)
+        state = self._place(order, now, _NEVER)
+        if legs:
+            self._place_legs(state, legs, now, held=order.order_class is not OrderClass.OCO)
+        return state.info()
 
-    def _place(self, order: Order, now: datetime, trig_bar: int) -> _OrderState:
-        """Book an accepted order (its record is already written)."""
+    def _place_legs(self, state: _OrderState, legs: list[Order], now: datetime, *,
+                    held: bool) -> None:
+        """Book a group's legs right after its key order (records already written)."""
+        children = [self._place(leg, now, _NEVER, held=held) for leg in legs]
+        for child in children:
+            child.parent_id = state.order_id
+            child.group_class = state.order.order_class.value
+        state.legs = [c.order_id for c in children]
+        self._groups.link(state.order_id, state.legs,
+                          oco=state.order.order_class is OrderClass.OCO, held=held)
+
+    def _place(self, order: Order, now: datetime, trig_bar: int, *, first: int | None = None,
+               held: bool = False, extreme: float | None = None) -> _OrderState:
+        """Book an accepted order (its record is already written).
+
+        ``first`` is the first bar it may trade on (default: the next bar); a ``held``
+        order is only listed (its parent's fill puts it in the book); ``extreme`` is a
+        carried-over trailing stop's extreme.
+        """
         self._n_orders += 1
         order_id = f"{self._prefix}{self._n_orders}"
         state = _OrderState(order_id, order, now)
         self._orders[order_id] = state
         if order.client_order_id is not None:
             self._by_client_id[order.client_order_id] = order_id
-        first = self._t + 1
-        if order.tif is TimeInForce.GTC or first >= len(self._ts):
+        if held:
+            state.status = OrderStatus.HELD
+            return state
+        self._book_order(state, self._t + 1 if first is None else first, trig_bar, extreme)
+        return state
+
+    def _book_order(self, state: _OrderState, first: int, trig_bar: int,
+                    extreme: float | None) -> None:
+        """Put an order into the book from bar ``first`` on, by its kind and tif."""
+        order = state.order
+        tif = order.tif
+        code = _TYPE_CODE.get(order.order_type, 0)
+        if tif is TimeInForce.OPG:
+            first, code = self._session_open_bar(self._t), AT_OPEN
+        elif tif is TimeInForce.CLS and first < len(self._ts):
+            first, code = self._session_close_bar(first), AT_CLOSE
+        if first >= len(self._ts) or tif is TimeInForce.GTC:
             expire = _NEVER
-        else:
+        elif tif in (TimeInForce.DAY, TimeInForce.GTC):
             expire = int(self._session_end[first])
+        else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
+            expire = first
+        trail = np.nan
+        col = self.bars.symbol_index(order.symbol)
+        if order.order_type is OrderType.TRAILING_STOP:
+            code = TRAIL_AMOUNT if order.trail_amount is not None else TRAIL_PERCENT
+            trail = order.trail_amount if order.trail_amount is not None else \
+                float(order.trail_percent or 0.0)
+            if extreme is None:
+                extreme = self._last_price(col)
+            state.trail_extreme = extreme
+            self._trailing = True
         self._book.add(
-            order_id, self.bars.symbol_index(order.symbol), float(order.side.sign), order.qty,
-            _TYPE_CODE[order.order_type],
+            state.order_id, col, float(order.side.sign), order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
             np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
+            trail, np.nan if extreme is None else extreme,
         )
-        return state
+
+    def _session_open_bar(self, t: int) -> int:
+        """The first bar of the session after bar ``t`` (bar 0 before any bar closed)."""
+        return 0 if t < 0 else int(self._session_end[t]) + 1
+
+    def _session_close_bar(self, i: int) -> int:
+        """The last bar of bar ``i``'s session."""
+        return int(self._session_end[i])
+
+    def _last_price(self, col: int) -> float:
+        """The last close the strategy saw for column ``col`` (a trailing stop's start).
+
+        The close of the latest closed bar, else the latest earlier close; before any
+        close, the next open.
+        """
+        closes = self._close[: self._t + 1, col]
+        seen = np.flatnonzero(np.isfinite(closes))
+        if len(seen):
+            return float(closes[seen[-1]])
+        opens = self._open_px[self._t + 1:, col]
+        ahead = np.flatnonzero(np.isfinite(opens))
+        return float(opens[ahead[0]]) if len(ahead) else float("nan")
 
     def _carried_order(self, entry: Mapping[str, Any]) -> tuple[Order, int | None]:
         """An order to hold from the start, and the bar its stop triggered on (if any)."""
+        leg = entry.get("parent_id") is not None  # a leg's own order is simple
         order = Order.create(entry["symbol"], entry["side"], entry["qty"],
                              entry.get("order_type", "market"),
                              limit_price=entry.get("limit_price"),
                              stop_price=entry.get("stop_price"), tif=entry.get("tif", "day"),
-                             client_order_id=entry.get("client_order_id"))
+                             client_order_id=entry.get("client_order_id"),
+                             order_class="simple" if leg else entry.get("order_class", "simple"),
+                             take_profit=None if leg else entry.get("take_profit"),
+                             stop_loss=None if leg else entry.get("stop_loss"),
+                             trail_amount=entry.get("trail_amount"),
+                             trail_percent=entry.get("trail_percent"))
         if order.symbol not in self.bars:
             raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
                                field="symbol", value=order.symbol, symbol=order.symbol)
@@ -403,8 +556,13 @@ class PaperBroker:
         if state is None:
             raise UnknownOrder(order_id)
         if state.status.is_open:
-            self._finish(state, OrderStatus.CANCELED, None, self._clock.now())
-            self._book.remove(order_id)
+            now = self._clock.now()
+            held = state.status is OrderStatus.HELD
+            self._finish(state, OrderStatus.CANCELED, None, now)
+            if not held:
+                self._book.remove(order_id)
+            if self._groups.pending:
+                self._settle(now)
         return state.info()
 
     def get_positions(self) -> dict[str, float]:
@@ -491,6 +649,8 @@ class PaperBroker:
         if t >= len(self._ts):
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
+        if self._groups.pending:  # left by a failed write: finish before the next bar
+            self._settle(self._clock.now())
         if book.n:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)
@@ -499,6 +659,8 @@ class PaperBroker:
             expired = book.expire_bar[: book.n] <= t
             if expired.any():
                 self._expire(expired)
+        if self._trailing:
+            self._trail(t)
         self._t = t
         return t
 
@@ -522,11 +684,10 @@ class PaperBroker:
     def _match(self, t: int) -> None:
         book = self._book
         n = book.n
-        first = book.first_bar[:n]
-        if first[-1] <= t:  # slots are in submission order: all eligible
+        if book.max_first <= t:  # the common case: every order may trade
             elig = np.arange(n)
         else:
-            elig = np.flatnonzero(first <= t)
+            elig = np.flatnonzero(book.first_bar[:n] <= t)
             if len(elig) == 0:
                 return
         s = book.sym[elig]
@@ -542,6 +703,10 @@ class PaperBroker:
             lim = None
         else:
             fill, ref, lim, newly = self._match_priced(t, elig, s, o, tradable, otype, market)
+            if self._groups.live and fill.any():
+                fill = one_leg_per_group(
+                    self._groups.live, book.ids, elig, fill, otype, book.sign[elig] > 0, o,
+                    book.limit[elig], book.stop[elig], self.both_legs)
         if not fill.any():
             if newly is not None:
                 self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
@@ -582,7 +747,8 @@ class PaperBroker:
         stp = book.stop[elig]
         was_triggered = book.trig_bar[elig] < t
 
-        trig_now = (otype >= 2) & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
+        trig_now = ((otype == 2) | (otype == 3)) & ~was_triggered & tradable & \
+            np.where(buy, h >= stp, lo <= stp)
         gapped = np.where(buy, o >= stp, o <= stp)
         ref = np.where(market, o, np.nan)
         stop_fill = (otype == 2) & trig_now
@@ -595,9 +761,33 @@ class PaperBroker:
         sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
         ref = np.where(sl_inside, stp, ref)
         fill = (market & tradable) | stop_fill | limit_hit | sl_inside
+        special = otype >= TRAIL_AMOUNT
+        if special.any():
+            fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy, lim,
+                                            special, fill, ref)
         # Stop-limits that triggered without filling rest as limits from the next bar.
         newly = trig_now & (otype == 3) & ~fill
         return fill, ref, lim, elig[newly] if newly.any() else None
+
+    def _match_special(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, h: np.ndarray,
+        lo: np.ndarray, tradable: np.ndarray, otype: np.ndarray, buy: np.ndarray,
+        lim: np.ndarray, special: np.ndarray, fill: np.ndarray, ref: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``fill`` and ``ref`` with the trailing stops and auction orders matched in."""
+        trailing = special & (otype <= TRAIL_PERCENT)
+        if trailing.any():
+            aux = self._book.aux[elig]
+            level = trail_levels(buy, otype == TRAIL_PERCENT, aux[:, 0], aux[:, 1])
+            hit, tref = trail_fill(buy, level, o, h, lo, tradable)
+            fill = fill | (trailing & hit)
+            ref = np.where(trailing, tref, ref)
+        auction = special & (otype >= AT_OPEN)
+        if auction.any():
+            hit, aref = auction_fill(otype, buy, lim, o, self._close[t, s], tradable)
+            fill = fill | (auction & hit)
+            ref = np.where(auction, aref, ref)
+        return fill, ref
 
     def _book_bar(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
                   fee: np.ndarray, triggered: np.ndarray | None) -> None:
@@ -628,6 +818,8 @@ class PaperBroker:
         finally:
             if done.any():
                 book.keep(~done)
+        if self._groups.pending:
+            self._settle(now)
 
     def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
                    ts_ns: int) -> None:
@@ -662,6 +854,8 @@ class PaperBroker:
         self._ledger_cash.append(self._cash)
         self._ledger_pos.append(new_pos)
         state.status = OrderStatus.FILLED
+        if order_id in self._groups:
+            self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
 
     def _expire(self, expired: np.ndarray) -> None:
         book = self._book
@@ -670,12 +864,18 @@ class PaperBroker:
         try:
             for slot in np.flatnonzero(expired).tolist():
                 state = self._orders[book.ids[slot]]
-                self._finish(state, OrderStatus.EXPIRED,
-                             "day order not filled by the session end", now)
+                tif = state.order.tif
+                if tif in (TimeInForce.DAY, TimeInForce.GTC):
+                    self._finish(state, OrderStatus.EXPIRED,
+                                 "day order not filled by the session end", now)
+                else:
+                    self._finish(state, OrderStatus.CANCELED, _UNFILLED[tif], now)
                 done[slot] = True
         finally:
             if done.any():
                 book.keep(~done)
+        if self._groups.pending:
+            self._settle(now)
 
     def _finish(self, state: _OrderState, status: OrderStatus, reason: str | None,
                 now: datetime) -> None:
@@ -692,13 +892,180 @@ class PaperBroker:
                             reason=reason, **extra)
         state.status = status
         state.reason = reason
+        if state.order_id in self._groups:
+            self._groups.on_final(state.order_id, status.value, self._is_open)
+
+    # ---------------------------------------------------------- order kinds
+    def _is_open(self, order_id: str) -> bool:
+        return self._orders[order_id].status.is_open
+
+    def _settle(self, now: datetime) -> None:
+        """Perform the group actions fills and final statuses queued, each after its record.
+
+        An activated child joins the book from its ``first_bar`` (the bar after its
+        parent's fill) sized to the parent's filled quantity; a canceled sibling or child
+        leaves it. On a failed write the action and those after it stay queued.
+        """
+        groups = self._groups
+        while groups.pending:
+            action = groups.pending[0]
+            state = self._orders[action.order_id]
+            if not state.status.is_open:
+                groups.pending.pop(0)
+                continue
+            if action.kind == "activate":
+                if state.status is OrderStatus.HELD:
+                    qty = min(action.qty, state.order.qty) if action.qty > 0 else state.order.qty
+                    if self._log is not None:
+                        self._log.write("activated", now, order_id=state.order_id,
+                                        symbol=state.order.symbol, qty=qty,
+                                        parent_id=state.parent_id)
+                    if qty != state.order.qty:
+                        state.order = dataclasses.replace(state.order, qty=qty)
+                    state.status = OrderStatus.NEW
+                    self._book_order(state, action.first_bar, _NEVER, None)
+                    groups.activated(state.order_id)
+            else:
+                held = state.status is OrderStatus.HELD
+                self._finish(state, OrderStatus.CANCELED, action.reason, now)
+                if not held:
+                    self._book.remove(state.order_id)
+            groups.pending.pop(0)
+
+    def _trail(self, t: int) -> None:
+        """Fold bar ``t`` into the open trailing stops' extremes, each after its record."""
+        book = self._book
+        n = book.n
+        rows = np.flatnonzero((book.otype[:n] == TRAIL_AMOUNT) | (book.otype[:n] == TRAIL_PERCENT))
+        if len(rows) == 0:
+            self._trailing = False
+            return
+        rows = rows[book.first_bar[rows] <= t]
+        s = book.sym[rows]
+        buy = book.sign[rows] > 0
+        old = book.aux[rows, 1]
+        new = trailed_extremes(buy, old, self._high[t, s], self._low[t, s],
+                               self._volume[t, s] > 0)
+        moved = np.flatnonzero(new != old)
+        if len(moved) == 0:
+            return
+        now = self._clock.now()
+        if self._log is not None:
+            level = trail_levels(buy[moved], book.otype[rows[moved]] == TRAIL_PERCENT,
+                                 book.aux[rows[moved], 0], new[moved])
+            for i, lv in zip(moved.tolist(), level.tolist(), strict=True):
+                state = self._orders[book.ids[int(rows[i])]]
+                self._log.write("trailed", now, order_id=state.order_id,
+                                symbol=state.order.symbol, trail_extreme=float(new[i]),
+                                stop_price=lv)
+        book.aux[rows[moved], 1] = new[moved]
+        for i in moved.tolist():
+            self._orders[book.ids[int(rows[i])]].trail_extreme = float(new[i])
+
+    def replace_order(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: str | None = None,
+    ) -> OrderInfo:
+        """Change an open order in place from the next bar on; see
+        :meth:`simbroker.OrderManagingBroker.replace_order`.
+
+        The ``order_id`` stays, fills already made stay, and the order keeps its place in
+        time (a stop-limit that triggered stays triggered, a trailing stop keeps its
+        extreme and recomputes its level from it with the new trail). A held child can be
+        replaced before its parent fills. Refused with
+        :class:`~simbroker.errors.ReplaceRejected` (nothing changes, and the refusal is
+        logged) when the order is no longer open or the change is invalid.
+        """
+        state = self._orders.get(order_id)
+        if state is None:
+            raise UnknownOrder(order_id)
+        changes = dict(qty=qty, limit_price=limit_price, stop_price=stop_price,
+                       trail_amount=trail_amount, trail_percent=trail_percent, tif=tif)
+        try:
+            if not state.status.is_open:
+                raise ReplaceRejected(
+                    order_id, f"the order is {state.status.value}, no longer open",
+                    status=state.status.value, symbol=state.order.symbol,
+                    client_order_id=state.order.client_order_id)
+            new = replaced_order(order_id, state.order, state.filled_qty,
+                                 in_group=order_id in self._groups, **changes)
+            col = self.bars.symbol_index(new.symbol)
+            if not self.allow_short and new.side is Side.SELL and new.qty > state.order.qty \
+                    and state.status is not OrderStatus.HELD:
+                available = self._pos[col] - self._open_sell_qty(col) + state.order.qty
+                if new.qty > available * (1 + 1e-12) + 1e-12:
+                    raise ReplaceRejected(
+                        order_id, f"shorting is not allowed: selling {new.qty:g} "
+                        f"{new.symbol} against a position of {available:g} (net of open "
+                        "sell orders) would go short", field="qty", symbol=new.symbol,
+                        client_order_id=new.client_order_id)
+        except ReplaceRejected as exc:
+            if self._log is not None:
+                self._log.write("replace_rejected", self._clock.now(), order_id=order_id,
+                                symbol=state.order.symbol, reason=exc.reason)
+            raise
+        now = self._clock.now()
+        if self._log is not None:
+            fields = {k: v for k, v in _order_fields(new).items()
+                      if k in changes and v != _order_fields(state.order).get(k)}
+            if "trail_amount" in changes or "trail_percent" in changes:
+                fields.update(trail_amount=new.trail_amount, trail_percent=new.trail_percent)
+            self._log.write("replaced", now, order_id=order_id, symbol=new.symbol,
+                            **{k: v for k, v in fields.items() if k in changes})
+        old, state.order = state.order, new
+        if state.status is not OrderStatus.HELD:
+            self._rebook(state, old)
+        if new.qty != old.qty:  # a parent's held children follow its quantity
+            for child in state.legs:
+                c = self._orders[child]
+                if c.status is OrderStatus.HELD and c.parent_id == order_id:
+                    c.order = dataclasses.replace(c.order, qty=new.qty)
+        return state.info()
+
+    def _rebook(self, state: _OrderState, old: Order) -> None:
+        """Write a replaced order's new fields into its book slot."""
+        book = self._book
+        slot = book.ids.index(state.order_id)
+        new = state.order
+        book.qty[slot] = new.qty
+        book.limit[slot] = np.nan if new.limit_price is None else new.limit_price
+        book.stop[slot] = np.nan if new.stop_price is None else new.stop_price
+        if new.order_type is OrderType.TRAILING_STOP:
+            pct = new.trail_percent is not None
+            book.otype[slot] = TRAIL_PERCENT if pct else TRAIL_AMOUNT
+            book.aux[slot, 0] = new.trail_percent if pct else new.trail_amount
+        if new.tif is not old.tif:
+            first = max(int(book.first_bar[slot]), self._t + 1)
+            book.expire_bar[slot] = _NEVER if new.tif is TimeInForce.GTC or first >= len(
+                self._ts) else (first if new.tif in (TimeInForce.IOC, TimeInForce.FOK)
+                                else int(self._session_end[first]))
 
     # --------------------------------------------------------------- helpers
     def _open_sell_qty(self, col: int) -> float:
         book = self._book
         n = book.n
         mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
-        return float(book.qty[:n][mask].sum())
+        total = float(book.qty[:n][mask].sum())
+        if self._groups.live:  # the live legs of one group sell the position once
+            total -= self._groups_overlap(col, mask)
+        return total
+
+    def _groups_overlap(self, col: int, mask: np.ndarray) -> float:
+        """Sell quantity counted twice by live sibling legs in column ``col``."""
+        book = self._book
+        by_key: dict[str, list[float]] = {}
+        for slot in np.flatnonzero(mask).tolist():
+            key = self._groups.live.get(book.ids[slot])
+            if key is not None:
+                by_key.setdefault(key, []).append(float(book.qty[slot]))
+        return sum(sum(q) - max(q) for q in by_key.values())
 
     def _resubmitted(self, order: Order) -> OrderInfo:
         assert order.client_order_id is not None
@@ -743,11 +1110,52 @@ class PaperBroker:
 
 
 def _order_fields(order: Order) -> dict[str, Any]:
-    """An order's fields as the ``submitted`` record (and a carried-over order) holds them."""
-    return {"client_order_id": order.client_order_id, "symbol": order.symbol,
-            "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
-            "limit_price": order.limit_price, "stop_price": order.stop_price,
-            "tif": order.tif.value}
+    """An order's fields as the ``submitted`` record (and a carried-over order) holds them.
+
+    The fields of the order kinds are there when set (a plain order's record is as before).
+    """
+    fields: dict[str, Any] = {
+        "client_order_id": order.client_order_id, "symbol": order.symbol,
+        "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
+        "limit_price": order.limit_price, "stop_price": order.stop_price,
+        "tif": order.tif.value}
+    if order.order_class is not OrderClass.SIMPLE:
+        fields["order_class"] = order.order_class.value
+    if order.take_profit is not None:
+        fields["take_profit"] = order.take_profit.to_dict()
+    if order.stop_loss is not None:
+        fields["stop_loss"] = order.stop_loss.to_dict()
+    if order.trail_amount is not None:
+        fields["trail_amount"] = order.trail_amount
+    if order.trail_percent is not None:
+        fields["trail_percent"] = order.trail_percent
+    return fields
+
+
+def _carried_fields(c: Carried, ts: np.ndarray) -> dict[str, Any]:
+    """A carried-over order as the ``start`` record lists it (new ids, links, state)."""
+    fields: dict[str, Any] = {"order_id": c.new_id, **_order_fields(c.order)}
+    if c.trig is not None:
+        fields["triggered_at"] = _dt(int(ts[c.trig]))
+    if c.group_class is not None:
+        fields["order_class"] = c.group_class
+    if c.parent_id is not None:
+        fields["parent_id"] = c.parent_id
+    if c.legs:
+        fields["legs"] = list(c.legs)
+    if c.held:
+        fields["status"] = OrderStatus.HELD.value
+    if c.extreme is not None:
+        fields["trail_extreme"] = c.extreme
+    return fields
+
+
+def _trail_level(order: Order, extreme: float) -> float:
+    """A trailing stop's level from its extreme (see :func:`trail_levels`)."""
+    pct = order.trail_percent is not None
+    trail = order.trail_percent if pct else order.trail_amount
+    return float(trail_levels(np.array([order.side is Side.BUY]), np.array([pct]),
+                              np.array([float(trail or 0.0)]), np.array([extreme]))[0])
 
 
 def _session_ends(bars: Bars, session_tz: str) -> np.ndarray:

@@ -69,7 +69,7 @@ class Replaces:
     def __init__(self, inner: PaperBroker):
         self.inner = inner
 
-    def replace_order(self, order_id: str, qty: float) -> Any:
+    def modify_order(self, order_id: str, qty: float) -> Any:
         raise AssertionError("reached the broker")
 
     def __getattr__(self, name: str) -> Any:
@@ -80,9 +80,11 @@ def test_order_changing_extras_are_not_forwarded() -> None:
     inner = PaperBroker(bars(), slippage=0, fees=0)
     inner.step()
     broker = RiskBroker(Replaces(inner), RiskLimits(max_position=100))  # type: ignore[arg-type]
-    assert not hasattr(broker, "replace_order")
+    # replace_order is the wrapper's own (checked: tests/test_orders_risk.py); another
+    # extra that changes an order is not forwarded.
+    assert not hasattr(broker, "modify_order")
     with pytest.raises(AttributeError, match="around the risk checks"):
-        broker.replace_order  # type: ignore[attr-defined]  # noqa: B018
+        broker.modify_order  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(AttributeError):
         broker.no_such_thing  # type: ignore[attr-defined]  # noqa: B018
 

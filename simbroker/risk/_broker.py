@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from simbroker._replace import replaced_order
 from simbroker.broker import Broker
 from simbroker.errors import (
     BrokerAPIError,
@@ -27,13 +29,15 @@ from simbroker.risk._exposure import SymbolExposure, worst_fill_price
 from simbroker.risk._limits import RiskLimits
 from simbroker.risk._log_state import risk_state_from_log
 from simbroker.tradelog import TradeLog
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus, Side
+from simbroker.types import Fill, Order, OrderClass, OrderInfo, OrderStatus, Side
 
 __all__ = ["RiskBroker"]
 
 log = logging.getLogger("simbroker.risk")
 
 _WINDOW = timedelta(minutes=1)
+# The keywords of the order kinds that Order.create checks (others go to the broker as is).
+_ORDER_KINDS = ("order_class", "take_profit", "stop_loss", "trail_amount", "trail_percent")
 # Fills are read again this far back, so one reported late (stamped before the last read)
 # is still seen; fill ids de-duplicate the overlap.
 _FILL_LOOKBACK = timedelta(minutes=10)
@@ -60,6 +64,8 @@ class _Working:
     order_id: str | None  # None while being sent, or when its fate is unknown
     filled: float = 0.0
     unknown: bool = False
+    group: str | None = None  # the bracket/OTO/OCO whose legs sell (or buy) one position
+    held: bool = False  # a child waiting for its parent: it cannot fill yet
 
     @property
     def remaining(self) -> float:
@@ -67,11 +73,27 @@ class _Working:
 
 
 def _order_of(info: Mapping[str, Any]) -> Order:
-    return Order.create(str(info["symbol"]), str(info["side"]), float(info["qty"]),
-                        str(info.get("order_type") or "market"),
-                        limit_price=info.get("limit_price"), stop_price=info.get("stop_price"),
+    """A listed order (``OrderInfo`` or a log record) as an :class:`Order` (its own
+    fields; a group's links are read by :func:`_group_of`)."""
+    otype = str(info.get("order_type") or "market")
+    trailing = otype == "trailing_stop"
+    return Order.create(str(info["symbol"]), str(info["side"]), float(info["qty"]), otype,
+                        limit_price=None if trailing else info.get("limit_price"),
+                        stop_price=None if trailing else info.get("stop_price"),
                         tif=str(info.get("tif") or "day"),
-                        client_order_id=info.get("client_order_id") or None)
+                        client_order_id=info.get("client_order_id") or None,
+                        trail_amount=info.get("trail_amount") if trailing else None,
+                        trail_percent=info.get("trail_percent") if trailing else None)
+
+
+def _group_of(info: Mapping[str, Any]) -> str | None:
+    """The group a listed order is a leg of: its parent's id, or an OCO limit leg's own."""
+    parent = info.get("parent_id")
+    if parent:
+        return str(parent)
+    if info.get("order_class") == "oco" and info.get("legs"):
+        return str(info["order_id"])
+    return None
 
 
 class RiskBroker:
@@ -148,16 +170,28 @@ class RiskBroker:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        **kinds: Any,
     ) -> OrderInfo:
         """Check the order against every rule, then pass it to the wrapped broker.
 
         A resubmission of an order this wrapper holds open (same ``client_order_id`` and
         the same fields) goes through unchecked and uncounted: the broker returns the
         order it has instead of placing another.
+
+        The order kinds of :class:`~simbroker.OrderManagingBroker` (``order_class``,
+        ``take_profit``, ``stop_loss``, ``trail_amount``, ``trail_percent``, and any
+        other keyword the wrapped broker takes, e.g. ``extended_hours``) are passed on.
+        A bracket or OTO is checked as its entry: its exits close the position the entry
+        opens and are born only when it fills, sized to the fill, so they add no
+        exposure while held, and once live a group's legs count once (siblings cancel).
+        An OCO counts as one order of its quantity. The price collar checks the legs'
+        prices too.
         """
+        order_kinds = {k: kinds[k] for k in _ORDER_KINDS if k in kinds}
         try:
             order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                                 **order_kinds)
         except InvalidOrder as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, exc, None)
             raise
@@ -179,7 +213,8 @@ class RiskBroker:
         try:
             info = self.broker.submit_order(symbol, side, qty, order_type,
                                             limit_price=limit_price, stop_price=stop_price,
-                                            tif=tif, client_order_id=client_order_id)
+                                            tif=tif, client_order_id=client_order_id,
+                                            **kinds)
         except (OrderRejected, BrokerAPIError):
             if fresh:
                 with self._lock:  # the broker answered no: nothing was placed
@@ -220,6 +255,95 @@ class RiskBroker:
     def now(self) -> datetime:
         """The wrapped broker's time."""
         return self.broker.now()
+
+    def get_order(self, order_id: str) -> OrderInfo:
+        """The wrapped broker's view of one order."""
+        return self._inner("get_order")(order_id)  # type: ignore[no-any-return]
+
+    def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
+        """The wrapped broker's orders (``open_only``: those still open, held included)."""
+        return list(self._inner("get_orders")(open_only=open_only))
+
+    def replace_order(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: str | None = None,
+    ) -> OrderInfo:
+        """Check the changed order like a new one, then replace it at the wrapped broker.
+
+        The order as changed (its remaining quantity, its new prices) is checked against
+        every rule but the order rate, with its old self taken out of the exposure: a
+        replace that only lowers the risk passes whenever the old order did. A held
+        child is checked only for the static rules (it cannot fill before its parent,
+        and then at most what the parent filled). A refusal raises
+        :class:`~simbroker.errors.RiskRejected` and the order stays as it was; an invalid
+        change or a closed order raises :class:`~simbroker.errors.ReplaceRejected`.
+        """
+        replace = self._inner("replace_order")
+        changes = dict(qty=qty, limit_price=limit_price, stop_price=stop_price,
+                       trail_amount=trail_amount, trail_percent=trail_percent, tif=tif)
+        with self._lock:
+            work = self._working.get(order_id)
+            if work is None and callable(getattr(self.broker, "get_order", None)):
+                self._adopt([self.broker.get_order(order_id)], check=False)  # type: ignore[attr-defined]
+                work = self._working.get(order_id)
+            old = None if work is None else work.order
+            if work is not None:
+                new = replaced_order(order_id, work.order, work.filled,
+                                     in_group=work.group is not None, **changes)
+                try:
+                    self._check_replace(work, new)
+                except RiskRejected as exc:
+                    self._log_rejected(new.symbol, new.side.value, new.qty,
+                                       new.order_type.value, new.client_order_id, exc,
+                                       exc.rule)
+                    raise
+                work.order = new  # reserved at its new size until the broker answers
+        try:
+            info = replace(order_id, **changes)
+        except BaseException:
+            with self._lock:
+                if work is not None and old is not None:
+                    work.order = old
+            raise
+        with self._lock:
+            if work is not None:
+                work.filled = float(info.get("filled_qty") or 0.0)
+                if not _is_open(info["status"]):
+                    self._drop(order_id)
+        return info  # type: ignore[no-any-return]
+
+    def _check_replace(self, work: _Working, new: Order) -> None:
+        """Under the lock: the rules for ``new`` replacing ``work``'s order."""
+        if self._killed is not None:
+            raise self._reject("max_daily_loss", new, f"kill switch engaged ({self._killed})")
+        remaining = new.qty - work.filled
+        if remaining <= 0:
+            return
+        probe = dataclasses.replace(new, qty=remaining)
+        if work.held:
+            self._check_static_fields(probe, remaining)
+            return
+        key = str(work.order_id)
+        self._pop(key)
+        try:
+            self._check(probe, rate=False)
+        finally:
+            self._put(key, work)
+
+    def _inner(self, name: str) -> Any:
+        method = getattr(self.broker, name, None)
+        if not callable(method):
+            raise AttributeError(
+                f"the wrapped broker ({type(self.broker).__name__}) has no {name}(); "
+                "wrap an OrderManagingBroker to list or replace orders")
+        return method
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for names this class lacks: the wrapped broker's extras
@@ -359,7 +483,8 @@ class RiskBroker:
                     log.warning("cancelling re-placed order %s: %s", oid, exc)
                     refused.append(oid)
                     continue
-            self._put(oid, _Working(order, oid, filled=filled))
+            self._put(oid, _Working(order, oid, filled=filled, group=_group_of(info),
+                                    held=info.get("status") == OrderStatus.HELD.value))
             if order.client_order_id is not None:
                 self._by_client[order.client_order_id] = oid
         return refused
@@ -428,8 +553,11 @@ class RiskBroker:
         oid = str(info["order_id"])
         if order.client_order_id is not None:
             self._by_client.pop(order.client_order_id, None)
+        legs = [str(x) for x in info.get("legs") or ()]
         if not _is_open(info["status"]):
             self._pop(oid)
+            if legs and info["status"] == OrderStatus.FILLED.value:
+                self._link_legs(order, oid, legs, live=True)
             return
         work.order_id = oid
         work.unknown = False
@@ -437,6 +565,16 @@ class RiskBroker:
         self._put(oid, work)
         if order.client_order_id is not None:
             self._by_client[order.client_order_id] = oid
+        if legs:
+            self._link_legs(order, oid, legs, live=order.order_class is OrderClass.OCO)
+
+    def _link_legs(self, order: Order, oid: str, legs: list[str], *, live: bool) -> None:
+        """Count a group's legs: held children add nothing; live legs count once."""
+        if order.order_class is OrderClass.OCO and oid in self._working:
+            self._working[oid].group = oid
+        for leg_id, leg in zip(legs, order.leg_orders(), strict=False):
+            if leg_id not in self._working:
+                self._put(leg_id, _Working(leg, leg_id, group=oid, held=not live))
 
     def _put(self, key: str, work: _Working) -> None:
         self._working[key] = work
@@ -499,8 +637,17 @@ class RiskBroker:
                 if not _is_open(info["status"]):
                     self._drop(work.order_id)
                     continue
+                work.held = info["status"] == OrderStatus.HELD.value
+                listed = float(info.get("qty") or work.order.qty)
+                if listed != work.order.qty:  # a child sized to its parent's fill
+                    work.order = dataclasses.replace(work.order, qty=listed)
             if work.remaining <= 1e-12 * work.order.qty:
                 self._drop(work.order_id)
+        if not callable(get_order):  # no status to read: a child is live once its parent
+            for work in list(self._working.values()):  # has filled (or is gone)
+                if work.held and work.group is not None:
+                    parent = self._working.get(work.group)
+                    work.held = parent is not None and parent.filled <= 0
 
     def _resolve_unknown(self) -> None:
         """Find orders of unknown fate (no order id) in the broker's list, by client id."""
@@ -613,28 +760,42 @@ class RiskBroker:
             acc = [0.0, 0.0, 0.0, 0.0]
             unpriced = False
             last = mark(sym)
+            legs: dict[tuple[str, int], list[float]] = {}  # (group, side) -> [qty, value]
             for key in self._sym_keys.get(sym, ()):
                 work = self._working[key]
                 rem = work.remaining
-                if rem <= 0:
+                if rem <= 0 or work.held:  # a held child cannot fill before its parent
                     continue
                 px = worst_fill_price(work.order, last) if priced else None
                 unpriced = unpriced or (priced and px is None)
                 side = 0 if work.order.side is Side.BUY else 1
+                value = rem * px if px is not None else 0.0
+                if work.group is not None:
+                    # One leg of a group fills and cancels the others: count the worst.
+                    worst = legs.setdefault((work.group, side), [0.0, 0.0])
+                    worst[0], worst[1] = max(worst[0], rem), max(worst[1], value)
+                    continue
                 acc[side] += rem
-                acc[side + 2] += rem * px if px is not None else 0.0
+                acc[side + 2] += value
+            for (_, side), (rem, value) in legs.items():
+                acc[side] += rem
+                acc[side + 2] += value
             book[sym] = SymbolExposure(held=positions.get(sym, 0.0), buys=acc[0], sells=acc[1],
                                        buy_value=acc[2], sell_value=acc[3], mark=last,
                                        unpriced=unpriced)
         return book
 
-    def _check(self, order: Order) -> None:
+    def _check(self, order: Order, *, rate: bool = True) -> None:
         lim = self.limits
         sym = order.symbol
         self._check_static_fields(order, order.qty)
         last = self.last_price(sym)
         if lim.price_collar is not None:
-            for name, px in (("limit", order.limit_price), ("stop", order.stop_price)):
+            tp, sl = order.take_profit, order.stop_loss
+            for name, px in (("limit", order.limit_price), ("stop", order.stop_price),
+                             ("take-profit limit", None if tp is None else tp.limit_price),
+                             ("stop-loss stop", None if sl is None else sl.stop_price),
+                             ("stop-loss limit", None if sl is None else sl.limit_price)):
                 if px is None:
                     continue
                 if last is None:
@@ -665,7 +826,8 @@ class RiskBroker:
             raise self._reject("price_unknown", order,
                                f"no price known for {sym}; the daily loss could not mark "
                                f"the position this order opens")
-        self._check_rate(order)
+        if rate:
+            self._check_rate(order)
         # Orders first, positions second: a fill landing in between is then counted twice
         # (safe), never not at all.
         self._refresh()

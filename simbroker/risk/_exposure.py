@@ -32,7 +32,7 @@ def worst_fill_price(order: Order, last: float | None) -> float | None:
     ======================  ==================================================
     order                   price
     ======================  ==================================================
-    market                  last
+    market, trailing stop   last (a trailing level follows the market)
     buy limit, stop-limit   limit (it never fills above it)
     sell limit, stop-limit  max(limit, last): a marketable one fills at market
     buy stop                max(stop, last): a stop at or below last triggers
@@ -49,8 +49,8 @@ def worst_fill_price(order: Order, last: float | None) -> float | None:
         return own
     if last is None:
         return None
-    if order.order_type is OrderType.MARKET:
-        return last
+    if order.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP):
+        return last  # a trailing stop's level moves with the market: priced as one
     own = order.stop_price if order.order_type is OrderType.STOP else order.limit_price
     assert own is not None  # Order.create guarantees the price its type needs
     return max(own, last)

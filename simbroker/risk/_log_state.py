@@ -14,23 +14,28 @@ submitted     an order accepted: its first record per ``client_order_id`` (else
               per ``order_id``) is one order in the rate window; a repeat is a
               resubmission or a re-placement after a resume, not a new order
 filled,       which orders are still open and how much of each is left (used
-canceled,...  for a broker that cannot list its open orders)
+canceled,...  for a broker that cannot list its open orders); a group's
+              ``submitted`` record brings its legs (``status="held"`` for a
+              bracket's children until ``activated``), and ``replaced`` changes
+              an open order's fields
 ============  ==============================================================
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from simbroker.errors import TradeLogError
+from simbroker.tradelog._replay import apply_order_change, legs_of
 
 __all__ = ["LoggedRiskState", "risk_state_from_log"]
 
 _CLOSING = ("canceled", "expired", "rejected")
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -106,6 +111,14 @@ def _mark(state: LoggedRiskState, rec: Mapping[str, Any]) -> None:
     state.last_equity = _number(rec, "last_equity", optional=True)
 
 
+def _checked(rec: Mapping[str, Any], fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, a ``ValueError`` (a bad field of ``rec``) as ``TradeLogError``."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        raise _bad(rec, str(exc)) from None
+
+
 def risk_state_from_log(records: Iterable[Mapping[str, Any]]) -> LoggedRiskState:
     """Read the risk state out of trade log records (as :func:`read_trade_log` returns).
 
@@ -131,6 +144,10 @@ def risk_state_from_log(records: Iterable[Mapping[str, Any]]) -> LoggedRiskState
                 state.orders.append((_time(rec, "ts"), str(key)))
             if oid is not None:
                 state.open_orders[str(oid)] = dict(rec)
+                for leg in _checked(rec, legs_of, rec):  # a group's legs, held or live
+                    state.open_orders[leg["order_id"]] = leg
+        elif event in ("activated", "replaced", "trailed"):
+            _checked(rec, apply_order_change, state.open_orders, rec, str(event))
         elif event in _CLOSING and rec.get("order_id") is not None:
             state.open_orders.pop(str(rec["order_id"]), None)
         elif event == "filled":

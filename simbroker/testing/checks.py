@@ -39,9 +39,9 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 
 from simbroker.bars import FIELDS, Bars
-from simbroker.broker import Broker
+from simbroker.broker import Broker, OrderManagingBroker
 from simbroker.engine import StrategyLike, _on_bar_of, backtest
-from simbroker.errors import InvalidOrder, UnknownOrder
+from simbroker.errors import InvalidOrder, ReplaceRejected, UnknownOrder
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import BarContext, SlippageModel
 from simbroker.paper import PaperBroker
@@ -542,7 +542,8 @@ def _unchanged(broker: Broker, what: str) -> Iterator[None]:
 
 def check_broker_conformance(make_venue: Callable[[], ConformanceVenue], *,
                              symbol: str = "AAA", price: float = 100.0,
-                             qty: float = 10.0, rtol: float = 1e-9) -> None:
+                             qty: float = 10.0, rtol: float = 1e-9,
+                             order_kinds: bool = True) -> None:
     """Drive a broker through a scripted session and check it keeps the contract.
 
     ``make_venue()`` returns a fresh :class:`ConformanceVenue` whose ``broker`` is the
@@ -555,6 +556,18 @@ def check_broker_conformance(make_venue: Callable[[], ConformanceVenue], *,
     exactly notional and fee, positions by the filled quantity, and ``get_fills(since)``
     returning the fills at or after ``since``.
 
+    With ``order_kinds`` (the default; every simbroker broker passes it), the broker must
+    be an :class:`~simbroker.OrderManagingBroker` and the session goes on: ``get_order``
+    and ``get_orders(open_only=)`` agree with what happened (``remaining_qty`` too); a
+    bracket's children are listed ``held`` with ``parent_id`` and become live when the
+    entry fills; the price rising through the take-profit fills exactly that leg and
+    cancels the stop; an OCO's stop leg fills on a drop and cancels its limit leg; a
+    trailing sell stop follows a rise and fills on the fall; a far limit is replaced
+    (same ``order_id``, new quantity and price) and a replace of a closed order raises
+    :class:`~simbroker.ReplaceRejected` changing nothing; an ``ioc`` limit that cannot
+    fill is closed after one step. The position ends where it started and cash moves by
+    the section's fills exactly.
+
     Raises
     ------
     AssertionError
@@ -562,7 +575,10 @@ def check_broker_conformance(make_venue: Callable[[], ConformanceVenue], *,
     """
     venue = make_venue()
     try:
-        _conformance_session(_Session(venue, symbol, venue.broker), price, qty, rtol)
+        session = _Session(venue, symbol, venue.broker)
+        _conformance_session(session, price, qty, rtol)
+        if order_kinds:
+            _order_kinds_session(session, price, qty, rtol)
     except AssertionError:
         raise
     except Exception as exc:
@@ -700,3 +716,159 @@ def _conformance_session(s: _Session, price: float, qty: float, rtol: float) -> 
                     f"{sym} should be back at {pos0!r}, is {b.get_positions().get(sym)!r}")
     if pos0 == 0 and sym in b.get_positions():
         raise _fail("flat symbols are left out of get_positions", str(b.get_positions()))
+
+
+def _open_ids(b: OrderManagingBroker) -> set[str]:
+    listed = b.get_orders(open_only=True)
+    for info in listed:
+        _check_order_info(info, "get_orders(open_only=True)")
+        if info["status"] not in _OPEN:
+            raise _fail("get_orders(open_only=True) lists only open orders", str(info))
+    return {o["order_id"] for o in listed}
+
+
+def _status(b: OrderManagingBroker, order_id: str) -> str:
+    info = b.get_order(order_id)
+    _check_order_info(info, f"get_order({order_id!r})")
+    if not math.isclose(info["remaining_qty"], info["qty"] - info["filled_qty"],
+                        abs_tol=1e-9 * info["qty"]):
+        raise _fail("remaining_qty is qty - filled_qty", str(info))
+    return str(info["status"])
+
+
+def _order_kinds_session(s: _Session, price: float, qty: float, rtol: float) -> None:
+    b0, sym, venue = s.broker, s.symbol, s.venue
+    if not isinstance(b0, OrderManagingBroker):
+        raise _fail("the broker satisfies simbroker.OrderManagingBroker",
+                    f"{type(b0).__name__} lacks get_order, get_orders or replace_order")
+    b: OrderManagingBroker = b0
+    cash0, pos0 = b.get_cash(), b.get_positions().get(sym, 0.0)
+    seen = {f["fill_id"] for f in b.get_fills()}
+    with _unchanged(b, "get_order of an unknown id"):
+        try:
+            b.get_order("no-such-order-id")
+        except UnknownOrder:
+            pass
+        else:
+            raise _fail("get_order of an unknown id raises UnknownOrder", "it returned")
+    every = {o["order_id"] for o in b.get_orders()}
+
+    # 6. A bracket: held children, born on the entry's fill; one exit fills.
+    venue.set_price(sym, price)
+    parent = b.submit_order(sym, "buy", qty, "market", order_class="bracket",
+                            take_profit={"limit_price": round(price * 1.1, 2)},
+                            stop_loss={"stop_price": round(price * 0.9, 2)}, tif="gtc")
+    _check_order_info(parent, "bracket")
+    legs = list(parent["legs"])
+    if parent["order_class"] != "bracket" or len(legs) != 2:
+        raise _fail("a bracket lists its two legs", str(parent))
+    for leg in legs:
+        info = b.get_order(leg)
+        if info["parent_id"] != parent["order_id"] or info["side"] != "sell":
+            raise _fail("a bracket's legs name their parent and sell", str(info))
+        if parent["status"] not in ("filled", "partially_filled") and info["status"] != "held":
+            raise _fail("a bracket's legs are held until the entry fills", str(info))
+    if not set(legs) | {parent["order_id"]} <= _open_ids(b) | {
+            o["order_id"] for o in b.get_orders() if o["status"] == "filled"}:
+        raise _fail("get_orders(open_only=True) lists a bracket and its held legs",
+                    str(b.get_orders(open_only=True)))
+    venue.step()
+    if _status(b, parent["order_id"]) != "filled":
+        raise _fail("a bracket's market entry fills at the next step",
+                    str(b.get_order(parent["order_id"])))
+    if any(_status(b, leg) not in ("new", "pending_confirm") for leg in legs):
+        raise _fail("a bracket's legs are live once the entry filled",
+                    str([b.get_order(leg) for leg in legs]))
+    venue.set_price(sym, round(price * 1.2, 2))
+    venue.step()
+    states = [_status(b, leg) for leg in legs]
+    if states != ["filled", "canceled"]:
+        raise _fail("the price rising through the take-profit fills it and cancels the stop",
+                    f"leg statuses {states}")
+    if not math.isclose(b.get_positions().get(sym, 0.0), pos0, abs_tol=1e-9 * qty):
+        raise _fail("a bracket's exit closes exactly what its entry opened",
+                    f"{sym} {b.get_positions().get(sym)!r}, started at {pos0!r}")
+
+    # 7. An OCO on a held position: the stop fills on a drop, the limit is canceled.
+    venue.set_price(sym, price)
+    buy = b.submit_order(sym, "buy", qty, "market")
+    venue.step()
+    oco = b.submit_order(sym, "sell", qty, "limit", order_class="oco",
+                         take_profit={"limit_price": round(price * 1.1, 2)},
+                         stop_loss={"stop_price": round(price * 0.9, 2)}, tif="gtc")
+    _check_order_info(oco, "oco")
+    if len(oco["legs"]) != 1 or b.get_order(oco["legs"][0])["status"] == "held":
+        raise _fail("an OCO's limit leg lists its stop leg, live at once", str(oco))
+    venue.set_price(sym, round(price * 0.85, 2))
+    venue.step()
+    states = [_status(b, oco["order_id"]), _status(b, oco["legs"][0])]
+    if states != ["canceled", "filled"]:
+        raise _fail("a drop through an OCO's stop fills it and cancels the limit leg",
+                    f"limit, stop statuses {states}")
+
+    # 8. A trailing sell stop follows a rise, then fills on the fall.
+    venue.set_price(sym, price)
+    b.submit_order(sym, "buy", qty, "market")
+    venue.step()
+    trail = b.submit_order(sym, "sell", qty, "trailing_stop", trail_percent=5.0, tif="gtc")
+    _check_order_info(trail, "trailing stop")
+    if trail["trail_percent"] != 5.0 or trail["trail_amount"] is not None:
+        raise _fail("a trailing stop echoes its trail", str(trail))
+    venue.set_price(sym, round(price * 1.1, 2))
+    venue.step()
+    if _status(b, trail["order_id"]) not in _OPEN:
+        raise _fail("a trailing stop does not fill on a rise", str(b.get_order(trail["order_id"])))
+    venue.set_price(sym, round(price * 0.9, 2))
+    venue.step()
+    if _status(b, trail["order_id"]) != "filled":
+        raise _fail("a trailing sell stop fills when the price falls through its trail",
+                    str(b.get_order(trail["order_id"])))
+
+    # 9. Replace keeps the order id; a replace of a closed order changes nothing.
+    venue.set_price(sym, price)
+    far = b.submit_order(sym, "buy", qty, "limit", limit_price=round(price * 0.5, 2),
+                         tif="gtc")
+    new = b.replace_order(far["order_id"], qty=qty / 2, limit_price=round(price * 0.6, 2))
+    _check_order_info(new, "replace_order")
+    if new["order_id"] != far["order_id"]:
+        raise _fail("replace_order keeps the order id", f"{far['order_id']!r} -> {new}")
+    venue.step()
+    now = b.get_order(far["order_id"])
+    if not (math.isclose(now["qty"], qty / 2) and math.isclose(
+            float(now["limit_price"] or 0), round(price * 0.6, 2))):
+        raise _fail("a replace changes the order's quantity and price", str(now))
+    b.cancel_order(far["order_id"])
+    with _unchanged(b, "replacing a canceled order"):
+        try:
+            b.replace_order(far["order_id"], qty=qty)
+        except ReplaceRejected:
+            pass
+        else:
+            raise _fail("a replace of a closed order raises ReplaceRejected", "it returned")
+
+    # 10. An ioc limit that cannot fill is closed after one step.
+    ioc = b.submit_order(sym, "buy", qty, "limit", limit_price=round(price * 0.5, 2),
+                         tif="ioc")
+    venue.step()
+    if _status(b, ioc["order_id"]) in _OPEN:
+        raise _fail("an ioc order is closed after the step it could not fill in",
+                    str(b.get_order(ioc["order_id"])))
+
+    # Accounting over the section; every order submitted is listed.
+    if not math.isclose(b.get_positions().get(sym, 0.0), pos0, abs_tol=1e-9 * qty):
+        raise _fail("the order kinds leave the position where it started",
+                    f"{sym} {b.get_positions().get(sym)!r}, started at {pos0!r}")
+    fills = [f for f in b.get_fills() if f["fill_id"] not in seen]
+    for f in fills:
+        _check_fill(f)
+    flow = sum((f["notional"] if f["side"] == "sell" else -f["notional"]) - f["fee"]
+               for f in fills)
+    scale = sum(f["notional"] for f in fills) or 1.0
+    if not math.isclose(b.get_cash(), cash0 + flow, rel_tol=rtol, abs_tol=rtol * scale):
+        raise _fail("cash moves by the fills' notional and fees",
+                    f"cash {cash0!r} -> {b.get_cash()!r}, fills say {cash0 + flow!r}")
+    ids = {o["order_id"] for o in b.get_orders()} - every
+    wanted = {parent["order_id"], *legs, buy["order_id"], oco["order_id"], *oco["legs"],
+              trail["order_id"], far["order_id"], ioc["order_id"]}
+    if not wanted <= ids:
+        raise _fail("get_orders() lists every order", f"missing {sorted(wanted - ids)}")

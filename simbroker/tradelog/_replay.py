@@ -10,11 +10,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simbroker.errors import TradeLogError
+from simbroker.errors import InvalidOrder, TradeLogError
 from simbroker.tradelog._reader import read_trade_log
+from simbroker.types import Order, OrderClass
 
-__all__ = ["ReplayState", "cash_after_fill", "order_fields", "position_after_fill",
-           "replay_records", "replay_trade_log"]
+__all__ = ["ReplayState", "apply_order_change", "cash_after_fill", "legs_of", "order_fields",
+           "position_after_fill", "replay_records", "replay_trade_log"]
 
 _SIDES = ("buy", "sell")
 _short = reprlib.Repr()
@@ -96,9 +97,12 @@ def _side(rec: Mapping[str, Any]) -> str:
 def order_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
     """The checked order of a ``submitted`` record (or a ``start`` record's open order).
 
-    Raises ``ValueError`` naming the bad field.
+    The fields of the order kinds (``order_class``, ``take_profit``, ``stop_loss``,
+    ``trail_amount``, ``trail_percent``) and of their state (``parent_id``, ``legs``,
+    ``status``, ``trail_extreme``) are included when the record has them. Raises
+    ``ValueError`` naming the bad field.
     """
-    return {
+    fields: dict[str, Any] = {
         "order_id": _order_id(rec, optional=False),
         "client_order_id": _order_id(rec, "client_order_id"),
         "symbol": _text(rec, "symbol"),
@@ -109,6 +113,65 @@ def order_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
         "stop_price": _number(rec, "stop_price", positive=True, optional=True),
         "tif": (_text(rec, "tif", optional=True) or "day").lower(),
     }
+    if rec.get("order_class") is not None:
+        fields["order_class"] = str(_text(rec, "order_class")).lower()
+    for key in ("trail_amount", "trail_percent", "trail_extreme"):
+        if rec.get(key) is not None:
+            fields[key] = _number(rec, key, positive=True)
+    for key, prices in (("take_profit", ("limit_price",)),
+                        ("stop_loss", ("stop_price", "limit_price"))):
+        leg = rec.get(key)
+        if leg is None:
+            continue
+        if not isinstance(leg, Mapping):
+            raise _Bad(f"field {key!r} must be a mapping, got {_short.repr(leg)}")
+        fields[key] = {k: _number(leg, k, positive=True) for k in prices
+                       if leg.get(k) is not None}
+    if rec.get("parent_id") is not None:
+        fields["parent_id"] = _order_id(rec, "parent_id")
+    if rec.get("legs"):
+        legs = rec["legs"]
+        if not isinstance(legs, list) or not all(isinstance(x, str) and x for x in legs):
+            raise _Bad(f"field 'legs' must be a list of order ids, got {_short.repr(legs)}")
+        fields["legs"] = list(legs)
+    if rec.get("status") is not None:
+        fields["status"] = _text(rec, "status")
+    return fields
+
+
+def legs_of(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The leg orders a ``submitted`` record of a group brings, as open-order entries.
+
+    Bracket/OTO children are ``held`` (their parent has not filled); an OCO's stop leg is
+    live. Each is built by :meth:`simbroker.types.Order.leg_orders`, as the broker built
+    it, and named by the record's ``legs``.
+    """
+    ids = rec.get("legs") or []
+    if not ids:
+        return []
+    f = order_fields(rec)
+    try:
+        order = Order.create(f["symbol"], f["side"], f["qty"], f["order_type"],
+                             limit_price=f["limit_price"], stop_price=f["stop_price"],
+                             tif=f["tif"], order_class=f.get("order_class", "simple"),
+                             take_profit=f.get("take_profit"), stop_loss=f.get("stop_loss"))
+    except InvalidOrder as exc:
+        raise _Bad(f"the group's order is invalid: {exc}") from None
+    legs = order.leg_orders()
+    if len(legs) != len(f["legs"]):
+        raise _Bad(f"field 'legs' names {len(f['legs'])} orders, the order brings {len(legs)}")
+    held = order.order_class is not OrderClass.OCO
+    entries = []
+    for oid, leg in zip(f["legs"], legs, strict=True):
+        entries.append({
+            "event": "submitted", "ts": rec.get("ts"), "order_id": oid,
+            "client_order_id": None, "symbol": leg.symbol, "side": leg.side.value,
+            "qty": leg.qty, "order_type": leg.order_type.value,
+            "limit_price": leg.limit_price, "stop_price": leg.stop_price,
+            "tif": leg.tif.value, "order_class": order.order_class.value,
+            "parent_id": f["order_id"], **({"status": "held"} if held else {}),
+        })
+    return entries
 
 
 @dataclass
@@ -117,7 +180,10 @@ class ReplayState:
 
     ``open_orders`` maps each open order id to its ``submitted`` record (for an order
     carried over by a resumed session's ``start`` record: that entry, with the start's
-    ``ts``); ``filled_qty`` is how much of each open order has filled.
+    ``ts``), updated by the records since (``activated`` drops a child's
+    ``status="held"``, ``replaced`` changes the fields it names, ``trailed`` sets a
+    trailing stop's ``trail_extreme``); a group's legs are entries of their own with
+    ``parent_id``. ``filled_qty`` is how much of each open order has filled.
     """
 
     cash: float = 0.0
@@ -134,9 +200,11 @@ def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplaySta
 
     A ``start`` record begins a session: it sets cash and positions and replaces the open
     orders with its own ``open_orders`` (the orders a resumed session carried over, none
-    for a fresh one). Each ``submitted`` record opens an order; ``canceled``, ``expired``
-    and ``rejected`` close it; each ``filled`` record applies :func:`cash_after_fill` and
-    :func:`position_after_fill` in file order (a repeated ``fill_id`` is applied once).
+    for a fresh one). Each ``submitted`` record opens an order (and a group's record the
+    legs it names in ``legs``); ``activated``, ``replaced``, ``trailed`` and
+    ``triggered`` update it; ``canceled``, ``expired`` and ``rejected`` close it; each
+    ``filled`` record applies :func:`cash_after_fill` and :func:`position_after_fill` in
+    file order (a repeated ``fill_id`` is applied once).
 
     Every field used is checked: a missing or mistyped one, or cash that leaves the
     finite range, raises :class:`~simbroker.errors.TradeLogError` naming the line (the
@@ -194,6 +262,10 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
                                                     "ts": rec.get("ts")}
     elif event == "submitted":
         state.open_orders[str(order_fields(rec)["order_id"])] = dict(rec)
+        for leg in legs_of(rec):
+            state.open_orders[leg["order_id"]] = leg
+    elif event in ("activated", "replaced", "trailed"):
+        apply_order_change(state.open_orders, rec, str(event))
     elif event in ("canceled", "expired", "rejected"):
         oid = _order_id(rec)
         if oid is not None:
@@ -206,6 +278,34 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
                                            "triggered_at": rec.get("bar", rec.get("ts"))}
     elif event == "filled":
         _fill(state, rec, seen)
+
+
+def apply_order_change(open_orders: dict[str, dict[str, Any]], rec: Mapping[str, Any],
+                       event: str) -> None:
+    """Apply an ``activated``, ``replaced`` or ``trailed`` record to its open order.
+
+    Raises ``ValueError`` naming a bad field.
+    """
+    oid = str(_order_id(rec, optional=False))
+    entry = open_orders.get(oid)
+    if entry is None:
+        return  # an order this log does not hold open (e.g. before a resumed start)
+    entry = dict(entry)
+    if event == "activated":
+        entry.pop("status", None)
+        entry["qty"] = _required(rec, "qty", positive=True)
+    elif event == "trailed":
+        entry["trail_extreme"] = _required(rec, "trail_extreme", positive=True)
+    else:
+        for key in ("qty", "limit_price", "stop_price", "trail_amount", "trail_percent"):
+            if key in rec:
+                entry[key] = _number(rec, key, positive=True, optional=key != "qty")
+        if "tif" in rec:
+            entry["tif"] = str(_text(rec, "tif")).lower()
+        if entry.get("order_class") == "oco" and "limit_price" in rec and \
+                isinstance(entry.get("take_profit"), Mapping):
+            entry["take_profit"] = {"limit_price": entry["limit_price"]}
+    open_orders[oid] = entry
 
 
 def _fill(state: ReplayState, rec: Mapping[str, Any], seen: set[str]) -> None:
