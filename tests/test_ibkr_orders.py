@@ -23,7 +23,7 @@ from simbroker.brokers.ibkr import IBKRBroker
 from simbroker.brokers.ibkr.translate import LIB
 from simbroker.errors import InvalidOrder, OrderRejected, ReplaceRejected
 from simbroker.testing.fake_tws import FakeTWS
-from simbroker.tradelog import TradeLog, read_trade_log
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
 ALLOWED = ("Error 202", "Error 201", "Error 104", "Error 103", "Error 10147",
            "Error 10148", "Peer closed connection", "API connection failed")
@@ -367,10 +367,15 @@ def test_group_records_in_the_trade_log(tws: FakeTWS, tmp_path: Any) -> None:
             b.close()
     recs = read_trade_log(tmp_path / "log.jsonl")
     subs = {r["order_id"]: r for r in recs if r["event"] == "submitted"}
-    assert subs["lg"]["legs"] == ["lg.tp", "lg.sl"]
-    assert subs["lg.sl"]["parent_id"] == "lg"
+    assert list(subs) == ["lg"]  # one record per group, naming its legs
+    assert (subs["lg"]["legs"], subs["lg"]["order_class"]) == (["lg.tp", "lg.sl"], "bracket")
+    assert (subs["lg"]["take_profit"], subs["lg"]["stop_loss"]) == (
+        {"limit_price": 110.0}, {"stop_price": 90.0})
     assert [r["order_id"] for r in recs if r["event"] == "activated"] == ["lg.tp", "lg.sl"]
     assert [r["limit_price"] for r in recs if r["event"] == "replaced"] == [111.0]
     canceled = [r for r in recs if r["event"] == "canceled"]
     assert [r["order_id"] for r in canceled] == ["lg.sl"]
     assert "lg.tp" in canceled[0]["reason"]
+    state = replay_trade_log(tmp_path / "log.jsonl")
+    assert state.open_orders == {}
+    assert state.positions == {}

@@ -84,6 +84,53 @@ _FINAL_EVENTS = {OrderStatus.CANCELED: "canceled", OrderStatus.REJECTED: "reject
                  OrderStatus.EXPIRED: "expired"}
 
 
+def _submitted(order: Order, head: OrderEntry) -> dict[str, Any]:
+    """The ``submitted`` record of ``order`` (a group's one record names its ``legs``,
+    as the trade log's replay reads it)."""
+    fields: dict[str, Any] = {
+        "order_id": head.order_id, "client_order_id": head.client_order_id,
+        "symbol": head.symbol, "side": head.side, "qty": head.qty,
+        "order_type": head.order_type, "limit_price": head.limit_price,
+        "stop_price": head.stop_price, "tif": head.tif}
+    if head.order_class != "simple":
+        fields["order_class"] = head.order_class
+        fields["legs"] = list(head.legs)
+    if order.take_profit is not None:
+        fields["take_profit"] = order.take_profit.to_dict()
+    if order.stop_loss is not None:
+        fields["stop_loss"] = order.stop_loss.to_dict()
+    for key in ("trail_amount", "trail_percent"):
+        if getattr(head, key) is not None:
+            fields[key] = getattr(head, key)
+    if head.extended_hours:
+        fields["extended_hours"] = True
+    return fields
+
+
+def _leg_records(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a group's ``submitted`` record says of each of its legs (empty if none)."""
+    ids = rec.get("legs")
+    if not isinstance(ids, list) or not ids:
+        return []
+    try:
+        order = Order.create(rec["symbol"], rec["side"], rec["qty"], rec["order_type"],
+                             limit_price=rec.get("limit_price"),
+                             stop_price=rec.get("stop_price"), tif=rec.get("tif", "day"),
+                             order_class=rec.get("order_class", "simple"),
+                             take_profit=rec.get("take_profit"),
+                             stop_loss=rec.get("stop_loss"))
+    except (InvalidOrder, KeyError, TypeError):
+        return []
+    head, cls = str(rec["order_id"]), order.order_class.value
+    return [{"ts": rec.get("ts"), "order_id": str(oid), "symbol": leg.symbol,
+             "side": leg.side.value, "qty": leg.qty, "order_type": leg.order_type.value,
+             "limit_price": leg.limit_price, "stop_price": leg.stop_price,
+             "tif": leg.tif.value, "order_class": cls, "group_id": head,
+             "parent_id": None if cls == "oco" else head,
+             "extended_hours": rec.get("extended_hours", False)}
+            for oid, leg in zip(ids, order.leg_orders(), strict=False)]
+
+
 def _shows(order: Any, change: dict[str, Any]) -> bool:
     """Whether an openOrder's ``order`` carries the modification ``change`` (an openOrder
     TWS sent before it read the modification, e.g. with a fill, does not)."""
@@ -220,6 +267,8 @@ class IBKRBroker:
         for rec in records:
             if rec.get("event") == "submitted" and rec.get("order_id"):
                 self.orders.known[str(rec["order_id"])] = rec
+                for leg in _leg_records(rec):
+                    self.orders.known[leg["order_id"]] = leg
 
     def __repr__(self) -> str:
         state = self.conn.state.value if hasattr(self, "conn") else "starting"
@@ -520,6 +569,18 @@ class IBKRBroker:
         self.trade_log.write(event, self.now(), order_id=entry.order_id,
                              symbol=entry.symbol, reason=entry.reason)
 
+    def flush(self) -> None:
+        """Return once every message TWS sent before now has been processed (one round
+        trip: TWS answers a request after the messages it sent before it, and the client
+        reads them in order). Raises :class:`~simbroker.errors.BrokerError` types."""
+        self.conn.require("flush", self.ready_wait)
+        ib = self.ib
+
+        async def ask() -> None:
+            await ib.reqCurrentTimeAsync()
+
+        self._run(ask(), what="flush")
+
     def wait_for_fills(self, exec_ids: Iterable[str], timeout: float = 10.0) -> bool:
         """Block until every execution id is booked (with its commission); True if so."""
         wanted = set(exec_ids)
@@ -593,16 +654,9 @@ class IBKRBroker:
                         symbol=other.symbol)
             order_id = cid or f"sb-{uuid.uuid4().hex[:20]}"
             entries = self._entries(order, order_id, extended_hours)
-            if self.trade_log is not None:  # write-ahead
-                for e in entries:
-                    self.trade_log.write(
-                        "submitted", e.submitted_at, order_id=e.order_id,
-                        client_order_id=e.client_order_id, symbol=e.symbol, side=e.side,
-                        qty=e.qty, order_type=e.order_type, limit_price=e.limit_price,
-                        stop_price=e.stop_price, tif=e.tif, order_class=e.order_class,
-                        parent_id=e.parent_id, group_id=e.group_id, legs=e.legs,
-                        trail_amount=e.trail_amount, trail_percent=e.trail_percent,
-                        extended_hours=e.extended_hours)
+            if self.trade_log is not None:  # write-ahead: one record per group
+                self.trade_log.write("submitted", entries[0].submitted_at,
+                                     **_submitted(order, entries[0]))
             with self._cond:
                 for e in entries:
                     self._logged_final.discard(e.order_id)

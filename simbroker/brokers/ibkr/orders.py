@@ -312,8 +312,9 @@ class OrderRegistry:
             entry.parent_id = str(log["parent_id"])
         if log.get("group_id"):
             entry.group_id = str(log["group_id"])
-        if isinstance(log.get("legs"), list):
+        if isinstance(log.get("legs"), list) and log["legs"]:
             entry.legs = [str(x) for x in log["legs"]]
+            entry.group_id = entry.order_id
 
     def adopt_from_fills(self, order_id: str, fills: list[Any]) -> OrderEntry:
         """An order IB reports only by its executions (its record is gone from open and
