@@ -263,3 +263,20 @@ def test_oco_drop_between_legs_cancels_the_lone_leg(tws: FakeTWS,
     assert [o.status for o in tws.orders.values()] == ["Cancelled"]
     tws.set_price("AAA", 106.0)
     assert tws.step() == []
+
+
+@pytest.mark.parametrize("fault", ["drop_before_read", "drop_after_read"])
+def test_drop_during_a_replace_shows_what_tws_has(tws: FakeTWS, broker: IBKRBroker,
+                                                  fault: str) -> None:
+    broker.submit_order("AAA", "buy", 10, "limit", limit_price=90.0, client_order_id="rp")
+    tws.inject(fault)
+    with pytest.raises((OrderStatusUnknown, BrokerConnectionError)):
+        broker.replace_order("rp", limit_price=91.0, qty=12)
+    reconnected(broker)
+    at_tws = next(iter(tws.orders.values()))
+    wait_until(lambda: broker.get_order("rp")["limit_price"] == at_tws.lmt)
+    info = broker.get_order("rp")
+    assert (info["qty"], info["limit_price"]) == (
+        (12.0, 91.0) if fault == "drop_after_read" else (10.0, 90.0))
+    assert broker.replace_order("rp", limit_price=92.0)["limit_price"] == 92.0
+    assert worked(tws) == Counter({"rp": 1})

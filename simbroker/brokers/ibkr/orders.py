@@ -273,9 +273,13 @@ class OrderRegistry:
                 OrderStatus.PENDING_CONFIRM:
             return entry  # the client's own echo, not an answer from TWS
         entry.ib_status = raw
-        if entry.parent_id is not None and float(o.totalQuantity or 0) > 0:
-            # TWS sizes a bracket's children to what their parent filled.
-            entry.qty = float(o.totalQuantity)
+        k = kind_of(o)
+        if k["order_type"] == entry.order_type and entry.replacing is None:
+            # TWS's fields: a modification it took (or, after a drop, the one it did not),
+            # and a bracket child's size, which TWS sets to what its parent filled.
+            if float(o.totalQuantity or 0) > 0:
+                entry.qty = float(o.totalQuantity)
+            entry.limit_price, entry.stop_price = k["limit_price"], k["stop_price"]
         filled = float(st.filled or 0.0)
         if filled > entry.filled_qty:
             entry.filled_qty = filled
