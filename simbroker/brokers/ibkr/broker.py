@@ -27,6 +27,16 @@ Safety under faults (see :mod:`~simbroker.brokers.ibkr.connection` and
   move the connection state; farm notices 2103-2110 are logged.
 - Port 7496 (TWS live) or 4001 (Gateway live), ``trading_mode: live`` or a live account
   (not ``DU…``) is refused unless the caller opted into live trading.
+
+Order kinds are IB's native orders (the README's "Interactive Brokers" table): a bracket
+is a parent and its take-profit and stop-loss children (``parentId``; ``transmit`` False,
+False, True, so TWS works none of them before the stop-loss arrives), an OTO a parent and
+one child, an OCO an ``ocaGroup`` of ``ocaType`` 1, a trailing stop ``TRAIL``;
+``replace_order`` is ``placeOrder`` again with the same ``orderId``. A group's legs are
+``<id>.tp`` / ``<id>.sl``. A group never works partly: a drop before its transmitting leg
+was read leaves TWS working nothing (the group is resolved as not received and the legs
+TWS holds untransmitted are canceled there); a leg TWS refuses, or an OCO leg a drop left
+alone, takes the rest of the group with it.
 """
 
 from __future__ import annotations
@@ -390,7 +400,8 @@ class IBKRBroker:
                 at_tws.add(entry.order_id)
                 if resolve_upto is not None and entry.status is OrderStatus.PENDING_CONFIRM:
                     entry.status = OrderStatus.NEW  # TWS lists it: it has it
-                self._log_final(entry)
+                if entry.group_id is None:  # a group's records wait for its reasons
+                    self._log_final(entry)
         fills = list(fills)
         orphans: dict[str, list[Any]] = {}
         for fill in fills:
