@@ -9,9 +9,12 @@ import importlib.util
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
@@ -20,7 +23,8 @@ from adapter_scenarios import wait_until
 
 from simbroker.broker import OrderManagingBroker
 from simbroker.brokers.ibkr import IBKRBroker
-from simbroker.brokers.ibkr.translate import LIB
+from simbroker.brokers.ibkr.orders import OrderEntry
+from simbroker.brokers.ibkr.translate import LIB, ib_order_of, kind_of
 from simbroker.errors import InvalidOrder, OrderRejected, ReplaceRejected
 from simbroker.testing.fake_tws import FakeTWS
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
@@ -66,6 +70,42 @@ def sent(tws: FakeTWS, ref: str) -> list[dict[str, Any]]:
 
 def status(broker: IBKRBroker, oid: str) -> str:
     return broker.get_order(oid)["status"]
+
+
+_PRICE = st.floats(0.01, 10_000, allow_nan=False)
+
+
+@st.composite
+def orders(draw: Any) -> OrderEntry:
+    """An order of any kind the adapter places (valid as Order.create takes it)."""
+    kind = draw(st.sampled_from(["market", "limit", "stop", "stop_limit", "trailing_stop"]))
+    tifs = ["day", "gtc", "ioc", "fok"] + (["opg", "cls"] if kind in ("market", "limit")
+                                           else [])
+    pct = kind == "trailing_stop" and draw(st.booleans())
+    return OrderEntry(
+        order_id="x", client_order_id="x", symbol="AAA",
+        side=draw(st.sampled_from(["buy", "sell"])), qty=draw(st.floats(1, 1e6)),
+        order_type=kind, tif=draw(st.sampled_from(tifs)),
+        limit_price=draw(_PRICE) if kind in ("limit", "stop_limit") else None,
+        stop_price=draw(_PRICE) if kind in ("stop", "stop_limit") else None,
+        submitted_at=datetime.now(timezone.utc),
+        trail_amount=draw(_PRICE) if kind == "trailing_stop" and not pct else None,
+        trail_percent=draw(st.floats(0.01, 99.0)) if pct else None,
+        extended_hours=draw(st.booleans()))
+
+
+@given(orders())
+def test_every_order_kind_maps_to_ib_and_back(entry: OrderEntry) -> None:
+    """What the adapter sends is read back as the same order (type, tif, prices, trail,
+    extended hours), as after a restart from TWS's records."""
+    o = ib_order_of(entry, 7)
+    back = kind_of(o)
+    assert back == {"order_type": entry.order_type, "tif": entry.tif,
+                    "limit_price": entry.limit_price, "stop_price": entry.stop_price,
+                    "trail_amount": entry.trail_amount, "trail_percent": entry.trail_percent,
+                    "extended_hours": entry.extended_hours}
+    assert o.orderType in ("MKT", "LMT", "STP", "STP LMT", "TRAIL", "MOC", "LOC")
+    assert o.tif in ("DAY", "GTC", "IOC", "FOK", "OPG")
 
 
 def test_the_adapter_is_an_order_managing_broker(broker: IBKRBroker) -> None:

@@ -64,8 +64,8 @@ from simbroker.brokers.ibkr.translate import (
     UNSET,
     fill_of,
     ib_lib,
+    ib_order_of,
     ib_tif,
-    ib_type,
 )
 from simbroker.config import IBKRConfig
 from simbroker.errors import (
@@ -720,25 +720,7 @@ class IBKRBroker:
 
     def _ib_order(self, entry: OrderEntry, oid: int, parent_oid: int) -> Any:
         """``entry`` as an ib ``Order`` under IB order id ``oid``."""
-        ib_order = ib_lib.Order(orderId=oid, action="BUY" if entry.side == "buy" else "SELL",
-                                totalQuantity=entry.qty,
-                                orderType=ib_type(entry.order_type, entry.tif),
-                                tif=ib_tif(entry.tif), orderRef=entry.order_id,
-                                account=self.account, transmit=entry.transmit,
-                                outsideRth=entry.extended_hours)
-        if entry.limit_price is not None:
-            ib_order.lmtPrice = entry.limit_price
-        if entry.stop_price is not None:
-            ib_order.auxPrice = entry.stop_price
-        if entry.trail_amount is not None:
-            ib_order.auxPrice = entry.trail_amount
-        if entry.trail_percent is not None:
-            ib_order.trailingPercent = entry.trail_percent
-        if parent_oid:
-            ib_order.parentId = parent_oid
-        if entry.order_class == "oco":
-            ib_order.ocaGroup, ib_order.ocaType = f"sb-oca-{entry.group_id}", 1
-        return ib_order
+        return ib_order_of(entry, oid, parent_oid, self.account)
 
     def _place(self, entries: list[OrderEntry], generation: int) -> int:
         """placeOrder each of ``entries`` (one order, or a group's orders back to back)

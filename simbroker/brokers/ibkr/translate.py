@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - the older library, same API (tested in
 __all__ = [
     "CANCELED_CODE", "INFORMATIONAL", "LIB", "LIVE_PORTS", "NOTICES", "OPEN_STATES",
     "REJECTING", "REPLACE_REFUSALS", "TYPES", "TYPES_BACK", "UNSET", "fill_of", "ib_lib",
-    "ib_price", "ib_tif", "ib_type", "kind_of", "status_of", "tif_of", "utc",
+    "ib_order_of", "ib_price", "ib_tif", "ib_type", "kind_of", "status_of", "tif_of", "utc",
 ]
 
 LIB: str = ib_lib.__name__
@@ -106,6 +106,29 @@ def tif_of(ib: str, ib_order_type: str = "") -> str:
     if ib_order_type in ("MOC", "LOC"):
         return "cls"
     return _TIFS_BACK.get(ib or "DAY", ib.lower())
+
+
+def ib_order_of(entry: Any, oid: int, parent_oid: int = 0, account: str = "") -> Any:
+    """An order (an :class:`~simbroker.brokers.ibkr.orders.OrderEntry`: side, qty, type,
+    tif, prices, trail, ``extended_hours``, ``transmit``, ``order_class``, ``group_id``)
+    as the ib ``Order`` placed under IB order id ``oid`` (child of ``parent_oid``)."""
+    o = ib_lib.Order(orderId=oid, action="BUY" if entry.side == "buy" else "SELL",
+                     totalQuantity=entry.qty, orderType=ib_type(entry.order_type, entry.tif),
+                     tif=ib_tif(entry.tif), orderRef=entry.order_id, account=account,
+                     transmit=entry.transmit, outsideRth=entry.extended_hours)
+    if entry.limit_price is not None:
+        o.lmtPrice = entry.limit_price
+    if entry.stop_price is not None:
+        o.auxPrice = entry.stop_price
+    if entry.trail_amount is not None:
+        o.auxPrice = entry.trail_amount
+    if entry.trail_percent is not None:
+        o.trailingPercent = entry.trail_percent
+    if parent_oid:
+        o.parentId = parent_oid
+    if entry.order_class == "oco":
+        o.ocaGroup, o.ocaType = f"sb-oca-{entry.group_id}", 1
+    return o
 
 
 def kind_of(order: Any) -> dict[str, Any]:
