@@ -419,3 +419,20 @@ def test_group_records_in_the_trade_log(tws: FakeTWS, tmp_path: Any) -> None:
     state = replay_trade_log(tmp_path / "log.jsonl")
     assert state.open_orders == {}
     assert state.positions == {}
+
+
+def test_canceling_a_child_of_a_filled_bracket_cancels_only_it(tws: FakeTWS,
+                                                               broker: IBKRBroker) -> None:
+    broker.submit_order("AAA", "buy", 2, order_class="bracket",
+                        take_profit={"limit_price": 110.0}, stop_loss={"stop_price": 90.0},
+                        client_order_id="ch")
+    assert [o["order_id"] for o in broker.get_orders()] == ["ch", "ch.tp", "ch.sl"]
+    step(tws, broker)
+    wait_until(lambda: status(broker, "ch.tp") == "new")
+    assert broker.cancel_order("ch.tp")["status"] == "canceled"
+    assert broker.get_order("ch.tp")["reason"] is None  # the caller's own cancel
+    assert (status(broker, "ch"), status(broker, "ch.sl")) == ("filled", "new")
+    tws.set_price("AAA", 89.0)
+    step(tws, broker)
+    assert status(broker, "ch.sl") == "filled"
+    assert broker.get_positions() == {}
