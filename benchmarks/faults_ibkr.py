@@ -1,14 +1,19 @@
 """IBKR under injected faults: the scenario ``bench_faults.py --broker ibkr`` runs.
 
-A strategy sends ``orders`` orders (90 % market, filled at the next step; 10 % far
-limits, cancelled right after) through :class:`~simbroker.brokers.ibkr.IBKRBroker` with
+A strategy sends ``orders`` orders (80 % market, filled at the next step; 10 % market
+brackets, whose parent fills at the next step and whose exits are then cancelled; 10 %
+far limits, cancelled right after) through :class:`~simbroker.brokers.ibkr.IBKRBroker` with
 the real client library against :class:`~simbroker.testing.fake_tws.FakeTWS`, which
 injects ``faults`` faults at random orders, in turn: the socket closes before TWS reads
 the order, after it reads it but before the ack, while a fill is delivered, and a drop
-whose reconnect is dropped again during the start-up sync. Whenever ``submit_order`` (or
+whose reconnect is dropped again during the start-up sync (for a bracket, a drop before
+TWS reads a leg hits a random one of its three legs). Whenever ``submit_order`` (or
 ``cancel_order``) raises, the strategy calls it again with the same ``client_order_id``.
 
-The venue's own records are the truth the figures are counted against. The raw client's
+The venue's own records are the truth the figures are counted against (the orders TWS
+transmitted: a bracket leg it held untransmitted when the connection dropped, and that the
+adapter then canceled there, never worked; a bracket whose parent filled without its
+stop-loss at TWS counts as lost). The raw client's
 latencies come from the same fake, with no faults, placing orders directly with
 ``IB.placeOrder``.
 """
@@ -105,6 +110,8 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
         broker = IBKRBroker("127.0.0.1", tws.port, 1, timeout=2.0, ready_wait=10.0,
                             reconnect_backoff=(0.05, 0.25), max_reconnect_attempts=30)
         placed: dict[str, str] = {}   # client order id -> the order id the strategy was told
+        brackets: list[str] = []
+        group_faults = 0
         cancelled: set[str] = set()
         acks: list[float] = []
         fills: list[float] = []
@@ -117,14 +124,27 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
                 side = rng.choice(("buy", "sell"))
                 qty = float(rng.randint(1, 10))
                 kind = at.get(i)
-                limit = rng.random() < 0.1 and kind != "drop_during_fill"
-                if kind in ("drop_before_read", "drop_after_read"):
-                    tws.inject(kind)
+                roll = rng.random()
+                limit = roll < 0.1 and kind != "drop_during_fill"
+                group = 0.1 <= roll < 0.2
+                if kind == "drop_before_read":
+                    tws.inject(kind, skip=rng.randint(0, 2) if group else 0)
+                elif kind == "drop_after_read":
+                    tws.inject(kind, skip=2 if group else 0)
                 elif kind == "drop_during_sync":
                     tws.inject(kind)
                     tws.drop_connections()
                 t0 = time.perf_counter()
-                if limit:
+                if group:
+                    lo, hi = (50.0, 150.0) if side == "buy" else (150.0, 50.0)
+                    info, e = _retry(lambda cid=cid, sym=sym, side=side, qty=qty, lo=lo,
+                                     hi=hi: broker.submit_order(
+                                         sym, side, qty, order_class="bracket",
+                                         take_profit={"limit_price": hi},
+                                         stop_loss={"stop_price": lo}, client_order_id=cid))
+                    brackets.append(cid)
+                    group_faults += kind is not None
+                elif limit:
                     px = 50.0 if side == "buy" else 150.0
                     info, e = _retry(lambda cid=cid, sym=sym, side=side, qty=qty, px=px:
                                      broker.submit_order(sym, side, qty, "limit",
@@ -148,6 +168,10 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
                 if not broker.wait_for_fills({x.exec_id for x in made}, 30):
                     raise RuntimeError(f"fills of {cid} never arrived")
                 fills.append(time.perf_counter() - t0)
+                for leg in info["legs"]:  # the bracket's exits, now live: cancel them
+                    _, e = _retry(lambda leg=leg: broker.cancel_order(leg))
+                    errors += e
+                    cancelled.add(leg)
             elapsed = time.perf_counter() - t_start
             wait_ok = broker.wait_for_fills({x.exec_id for x in tws.executions}, 30)
             _retry(broker.get_positions)
@@ -159,19 +183,21 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             per_outage = list(broker.conn.attempts_per_outage)
         finally:
             broker.close()
-        refs = Counter(o.order_ref for o in tws.orders.values())
+        worked = [o for o in tws.orders.values() if o.worked]
+        refs = Counter(o.order_ref for o in worked)
+        unprotected = sum(1 for cid in brackets if refs[cid] and not refs[f"{cid}.sl"])
         venue_ids = {x.exec_id for x in tws.executions}
         got_ids = Counter(f["fill_id"] for f in got)
         told = Counter(placed.values())
-        wrong_cancel = sum(1 for o in tws.orders.values()
+        wrong_cancel = sum(1 for o in worked
                            if o.status == "Cancelled" and o.order_ref not in cancelled)
         symbols = set(tws.positions) | set(positions)
         figures: dict[str, Any] = {
             "duplicates": sum(n - 1 for n in refs.values() if n > 1),
-            "lost": sum(1 for cid in placed if refs[cid] == 0)
+            "lost": sum(1 for cid in placed if refs[cid] == 0) + unprotected
                     + sum(1 for cid in cancelled
                           if any(o.order_ref == cid and o.status != "Cancelled"
-                                 for o in tws.orders.values())),
+                                 for o in worked)),
             "id_collisions": sum(n - 1 for n in told.values() if n > 1) + wrong_cancel
                              + sum(1 for cid, oid in placed.items() if oid != cid),
             "fills_missed": len(venue_ids - set(got_ids)) + (0 if wait_ok else 1),
@@ -181,6 +207,8 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
                 positions.get(s, 0.0) - tws.positions.get(s, 0.0)) > 1e-9),
             "cash_mismatch": int(abs(cash - tws.cash) > 1e-6),
             "orders": orders,
+            "brackets": len(brackets),
+            "faults_on_brackets": group_faults,
             "faults_injected": dict(tws.faults_injected),
             "faults_unfired": len(tws.armed()),
             "strategy_retries": errors,

@@ -27,31 +27,44 @@ Safety under faults (see :mod:`~simbroker.brokers.ibkr.connection` and
   move the connection state; farm notices 2103-2110 are logged.
 - Port 7496 (TWS live) or 4001 (Gateway live), ``trading_mode: live`` or a live account
   (not ``DU…``) is refused unless the caller opted into live trading.
+
+Order kinds are IB's native orders (the README's "Interactive Brokers" table): a bracket
+is a parent and its take-profit and stop-loss children (``parentId``; ``transmit`` False,
+False, True, so TWS works none of them before the stop-loss arrives), an OTO a parent and
+one child, an OCO an ``ocaGroup`` of ``ocaType`` 1, a trailing stop ``TRAIL``;
+``replace_order`` is ``placeOrder`` again with the same ``orderId``. A group's legs are
+``<id>.tp`` / ``<id>.sl``. A group never works partly: a drop before its transmitting leg
+was read leaves TWS working nothing (the group is resolved as not received and the legs
+TWS holds untransmitted are canceled there); a leg TWS refuses, or an OCO leg a drop left
+alone, takes the rest of the group with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from simbroker.brokers.ibkr.connection import Connection, State
-from simbroker.brokers.ibkr.orders import OrderEntry, OrderRegistry
+from simbroker.brokers.ibkr.orders import LEG_SUFFIXES, OrderEntry, OrderRegistry
 from simbroker.brokers.ibkr.translate import (
     CANCELED_CODE,
     INFORMATIONAL,
     LIVE_PORTS,
     NOTICES,
     REJECTING,
-    TYPES,
+    REPLACE_REFUSALS,
+    UNSET,
     fill_of,
     ib_lib,
+    ib_order_of,
     ib_tif,
 )
 from simbroker.config import IBKRConfig
@@ -61,8 +74,10 @@ from simbroker.errors import (
     BrokerError,
     BrokerTimeout,
     ConfigError,
+    InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
+    ReplaceRejected,
     UnknownOrder,
 )
 from simbroker.tradelog import TradeLog, read_trade_log
@@ -79,8 +94,60 @@ _FINAL_EVENTS = {OrderStatus.CANCELED: "canceled", OrderStatus.REJECTED: "reject
                  OrderStatus.EXPIRED: "expired"}
 
 
-class _NotSent(Exception):
-    """placeOrder could not write to the socket: nothing reached TWS."""
+def _submitted(order: Order, head: OrderEntry) -> dict[str, Any]:
+    """The ``submitted`` record of ``order`` (a group's one record names its ``legs``,
+    as the trade log's replay reads it)."""
+    fields: dict[str, Any] = {
+        "order_id": head.order_id, "client_order_id": head.client_order_id,
+        "symbol": head.symbol, "side": head.side, "qty": head.qty,
+        "order_type": head.order_type, "limit_price": head.limit_price,
+        "stop_price": head.stop_price, "tif": head.tif}
+    if head.order_class != "simple":
+        fields["order_class"] = head.order_class
+        fields["legs"] = list(head.legs)
+    if order.take_profit is not None:
+        fields["take_profit"] = order.take_profit.to_dict()
+    if order.stop_loss is not None:
+        fields["stop_loss"] = order.stop_loss.to_dict()
+    for key in ("trail_amount", "trail_percent"):
+        if getattr(head, key) is not None:
+            fields[key] = getattr(head, key)
+    if head.extended_hours:
+        fields["extended_hours"] = True
+    return fields
+
+
+def _leg_records(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a group's ``submitted`` record says of each of its legs (empty if none)."""
+    ids = rec.get("legs")
+    if not isinstance(ids, list) or not ids:
+        return []
+    try:
+        order = Order.create(rec["symbol"], rec["side"], rec["qty"], rec["order_type"],
+                             limit_price=rec.get("limit_price"),
+                             stop_price=rec.get("stop_price"), tif=rec.get("tif", "day"),
+                             order_class=rec.get("order_class", "simple"),
+                             take_profit=rec.get("take_profit"),
+                             stop_loss=rec.get("stop_loss"))
+    except (InvalidOrder, KeyError, TypeError):
+        return []
+    head, cls = str(rec["order_id"]), order.order_class.value
+    return [{"ts": rec.get("ts"), "order_id": str(oid), "symbol": leg.symbol,
+             "side": leg.side.value, "qty": leg.qty, "order_type": leg.order_type.value,
+             "limit_price": leg.limit_price, "stop_price": leg.stop_price,
+             "tif": leg.tif.value, "order_class": cls, "group_id": head,
+             "parent_id": None if cls == "oco" else head,
+             "extended_hours": rec.get("extended_hours", False)}
+            for oid, leg in zip(ids, order.leg_orders(), strict=False)]
+
+
+def _shows(order: Any, change: dict[str, Any]) -> bool:
+    """Whether an openOrder's ``order`` carries the modification ``change`` (an openOrder
+    TWS sent before it read the modification, e.g. with a fill, does not)."""
+    want = {"totalQuantity": change.get("qty"), "lmtPrice": change.get("limit_price"),
+            "auxPrice": change.get("stop_price", change.get("trail_amount"))}
+    return all(v is None or abs(float(getattr(order, k)) - float(v)) < 1e-9
+               for k, v in want.items())
 
 
 class IBKRBroker:
@@ -196,7 +263,7 @@ class IBKRBroker:
     def _make_ib(self) -> Any:
         ib = ib_lib.IB()
         ib.errorEvent += self._on_error
-        ib.openOrderEvent += self._on_trade
+        ib.openOrderEvent += self._on_open_order
         ib.orderStatusEvent += self._on_trade
         ib.commissionReportEvent += self._on_commission
         return ib
@@ -210,6 +277,8 @@ class IBKRBroker:
         for rec in records:
             if rec.get("event") == "submitted" and rec.get("order_id"):
                 self.orders.known[str(rec["order_id"])] = rec
+                for leg in _leg_records(rec):
+                    self.orders.known[leg["order_id"]] = leg
 
     def __repr__(self) -> str:
         state = self.conn.state.value if hasattr(self, "conn") else "starting"
@@ -331,7 +400,8 @@ class IBKRBroker:
                 at_tws.add(entry.order_id)
                 if resolve_upto is not None and entry.status is OrderStatus.PENDING_CONFIRM:
                     entry.status = OrderStatus.NEW  # TWS lists it: it has it
-                self._log_final(entry)
+                if entry.group_id is None:  # a group's records wait for its reasons
+                    self._log_final(entry)
         fills = list(fills)
         orphans: dict[str, list[Any]] = {}
         for fill in fills:
@@ -342,14 +412,45 @@ class IBKRBroker:
             self.orders.adopt_from_fills(order_id, group)
         for fill in fills:
             self._book(fill)
+        stale: list[int] = []
         if resolve_upto is not None:
             for entry in self.orders.pending():
                 if entry.order_id not in at_tws and not entry.fill_ids \
                         and 0 < entry.sent_seq <= resolve_upto:
+                    if not entry.transmit and entry.ib_order_id:
+                        # TWS may hold it untransmitted in its window: cancel it there.
+                        stale.append(entry.ib_order_id)
                     self.orders.mark_not_received(entry)
                     log.warning("IBKR order %s resolved: %s", entry.order_id, entry.reason)
                     self._log_final(entry)
+        self.orders.relink()
+        for entry in self.orders.all():
+            if entry.group_id == entry.order_id:
+                stale += self._check_group(entry)
+                self._relate(entry)
+        if stale:
+            self._loop.call_soon(self._cancel_ids, stale)
         self._cond.notify_all()
+
+    def _cancel_ids(self, ib_ids: list[int]) -> None:
+        """cancelOrder for these IB order ids (IO loop)."""
+        for oid in ib_ids:
+            try:
+                self.ib.client.cancelOrder(oid)
+            except ConnectionError:
+                log.warning("IBKR: could not cancel order id %d (not connected); the next "
+                            "sync checks its group again", oid)
+                return
+
+    def _relate(self, entry: OrderEntry) -> None:
+        """The group rules after news of ``entry`` (under the lock): held children,
+        activations (logged), cancel reasons (before the final record is written)."""
+        for child in self.orders.relate(entry):
+            if self.trade_log is not None:
+                self.trade_log.write("activated", self.now(), order_id=child.order_id,
+                                     symbol=child.symbol, qty=child.qty)
+        for member in self.orders.members(entry):
+            self._log_final(member)
 
     def _rebase(self, fills: Iterable[Any]) -> None:
         """The books from TWS's figures, which include every execution it just listed
@@ -381,9 +482,18 @@ class IBKRBroker:
             return
         with self._cond:
             entry = self.orders.by_ib_id(int(req_id))
-            if entry is not None:
+            if entry is not None and entry.replacing is not None \
+                    and entry.replace_answer is None and code != CANCELED_CODE \
+                    and code not in INFORMATIONAL:
+                entry.replace_answer = (code, text)  # the modification's answer
+                trade = next((t for t in self.ib.trades()
+                              if t.order.orderId == entry.ib_order_id), None)
+                if trade is not None and trade.log and \
+                        getattr(trade.log[-1], "errorCode", 0) == code:
+                    entry.replace_log.add(len(trade.log) - 1)
+            elif entry is not None:
                 if code in REJECTING and entry.status in (OrderStatus.PENDING_CONFIRM,
-                                                          OrderStatus.NEW):
+                                                          OrderStatus.NEW, OrderStatus.HELD):
                     if entry.filled_qty == 0:
                         self.orders.reject(entry, code, text)
                         self._log_final(entry)
@@ -397,26 +507,37 @@ class IBKRBroker:
         with self._cond:
             entry = self.orders.absorb_trade(trade, acknowledged=True)
             if entry is not None:
-                self._log_final(entry)
+                self._relate(entry)
             self._cond.notify_all()
+
+    def _on_open_order(self, trade: Any) -> None:
+        with self._cond:
+            entry = self.orders.by_ib_id(int(trade.order.orderId or 0))
+            if entry is not None and entry.replacing is not None \
+                    and entry.replace_answer is None and _shows(trade.order, entry.replacing):
+                entry.replace_answer = (0, "")  # TWS lists the order as modified
+        self._on_trade(trade)
 
     def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
         with self._cond:
             if trade is not None:  # its order first: executions do not carry the type
                 self.orders.absorb_trade(trade, acknowledged=True)
-            self._book(fill)
+            entry = self._book(fill)
+            if entry is not None:
+                self._relate(entry)
             self._cond.notify_all()
 
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
 
-    def _book(self, fill: Any) -> None:
-        """Book an execution once (with its commission), under the state lock."""
+    def _book(self, fill: Any) -> OrderEntry | None:
+        """Book an execution once (with its commission), under the state lock; the
+        order it filled, if it was new."""
         ex, report = fill.execution, fill.commissionReport
         exec_id = str(ex.execId)
         if exec_id in self._fills or report is None or not report.execId:
-            return
+            return None
         ref, perm = str(ex.orderRef or ""), int(ex.permId or 0)
         entry = self.orders.find(ref, perm, 0) or self.orders.by_ib_id(int(ex.orderId or 0))
         if entry is None:
@@ -436,7 +557,7 @@ class IBKRBroker:
         if qty > entry.filled_qty:
             entry.filled_qty = qty
             entry.avg_fill_price = sum(x["notional"] for x in mine) / qty
-        if entry.status in (OrderStatus.PENDING_CONFIRM, OrderStatus.NEW):
+        if entry.status in (OrderStatus.PENDING_CONFIRM, OrderStatus.NEW, OrderStatus.HELD):
             entry.status = OrderStatus.PARTIALLY_FILLED
         if entry.filled_qty >= entry.qty * (1 - 1e-12) and entry.status.is_open:
             entry.status = OrderStatus.FILLED
@@ -449,6 +570,7 @@ class IBKRBroker:
                 self._positions[f["symbol"]] = pos
             if self._cash is not None:
                 self._cash -= sign * f["notional"] + f["fee"]
+        return entry
 
     def _log_final(self, entry: OrderEntry) -> None:
         event = _FINAL_EVENTS.get(entry.status)
@@ -457,6 +579,18 @@ class IBKRBroker:
         self._logged_final.add(entry.order_id)
         self.trade_log.write(event, self.now(), order_id=entry.order_id,
                              symbol=entry.symbol, reason=entry.reason)
+
+    def flush(self) -> None:
+        """Return once every message TWS sent before now has been processed (one round
+        trip: TWS answers a request after the messages it sent before it, and the client
+        reads them in order). Raises :class:`~simbroker.errors.BrokerError` types."""
+        self.conn.require("flush", self.ready_wait)
+        ib = self.ib
+
+        async def ask() -> None:
+            await ib.reqCurrentTimeAsync()
+
+        self._run(ask(), what="flush")
 
     def wait_for_fills(self, exec_ids: Iterable[str], timeout: float = 10.0) -> bool:
         """Block until every execution id is booked (with its commission); True if so."""
@@ -471,13 +605,24 @@ class IBKRBroker:
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
-                     tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
-        """Place an order, or return the one already placed under ``client_order_id``.
+                     tif: str = "day", client_order_id: str | None = None,
+                     extended_hours: bool = False, order_class: str = "simple",
+                     take_profit: Mapping[str, float] | None = None,
+                     stop_loss: Mapping[str, float] | None = None,
+                     trail_amount: float | None = None,
+                     trail_percent: float | None = None) -> OrderInfo:
+        """Place an order (or a bracket, OTO or OCO group as IB's native orders), or
+        return the one already placed under ``client_order_id``.
+
+        A group is returned as its first order (the bracket/OTO parent, the OCO's limit
+        leg), whose ``legs`` are ``<id>.tp`` / ``<id>.sl``. See the README's order mapping
+        table for what each kind is at IB.
 
         Raises
         ------
         OrderRejected
-            TWS refused it (error 200, 201, 103, 110), with IB's text.
+            TWS refused it (error 200, 201, 103, 110), with IB's text; for a group, any
+            leg refused (the others are canceled, so no leg works alone).
         OrderStatusUnknown
             It was sent and no answer came (a drop, a late ack), or an earlier order of
             the same symbol is still unresolved. Resubmit the same ``client_order_id``:
@@ -487,14 +632,26 @@ class IBKRBroker:
             the order (nothing was placed; resubmitting places it).
         """
         order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                             stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                             stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                             order_class=order_class, take_profit=take_profit,
+                             stop_loss=stop_loss, trail_amount=trail_amount,
+                             trail_percent=trail_percent)
+        if not isinstance(extended_hours, bool):
+            raise InvalidOrder(f"extended_hours must be True or False, got "
+                               f"{extended_hours!r}", field="extended_hours",
+                               value=extended_hours, symbol=order.symbol)
         cid = order.client_order_id
+        if cid is not None and cid.endswith(LEG_SUFFIXES):
+            raise InvalidOrder(f"client_order_id {cid!r} ends in {cid[-3:]!r}, which names "
+                               f"the legs of a group at IBKR; choose another",
+                               field="client_order_id", value=cid, symbol=order.symbol)
         with self._send_lock:
             self.conn.require("submit_order", self.ready_wait)
             if cid is not None:
                 with self._cond:
                     known = self.orders.get(cid)
-                if known is not None and not known.not_received:
+                    group = [] if known is None else self.orders.members(known)
+                if known is not None and not all(e.not_received for e in group):
                     self._settle(known)
                     return self._outcome(known, "still unresolved", final_ok=True)
             with self._cond:
@@ -507,72 +664,158 @@ class IBKRBroker:
                         order_id=other.order_id, client_order_id=other.client_order_id,
                         symbol=other.symbol)
             order_id = cid or f"sb-{uuid.uuid4().hex[:20]}"
-            entry = OrderEntry(
-                order_id=order_id, client_order_id=cid or order_id, symbol=order.symbol,
-                side=order.side.value, qty=float(order.qty),
-                order_type=order.order_type.value, tif=order.tif.value,
-                limit_price=order.limit_price, stop_price=order.stop_price,
-                submitted_at=self.now())
-            if self.trade_log is not None:  # write-ahead
-                self.trade_log.write("submitted", entry.submitted_at, order_id=order_id,
-                                     client_order_id=entry.client_order_id,
-                                     symbol=entry.symbol, side=entry.side, qty=entry.qty,
-                                     order_type=entry.order_type,
-                                     limit_price=entry.limit_price,
-                                     stop_price=entry.stop_price, tif=entry.tif)
+            entries = self._entries(order, order_id, extended_hours)
+            if self.trade_log is not None:  # write-ahead: one record per group
+                self.trade_log.write("submitted", entries[0].submitted_at,
+                                     **_submitted(order, entries[0]))
             with self._cond:
-                self._logged_final.discard(order_id)
-                self.orders.add(entry)
+                for e in entries:
+                    self._logged_final.discard(e.order_id)
+                    self.orders.add(e)
                 generation = self.conn.generation
-            try:
-                self._run_sync(lambda: self._place(entry, generation))
-            except _NotSent:
+            written = self._run_sync(lambda: self._place(entries, generation))
+            if written == 0:
                 with self._cond:
-                    self.orders.mark_not_received(entry)
-                    self._log_final(entry)
+                    for e in entries:
+                        self.orders.mark_not_received(e)
+                        self._log_final(e)
                 raise BrokerConnectionError(
                     f"submit_order {order_id}: the IBKR connection dropped before the order "
-                    f"was sent; nothing was placed (resubmit to place it)") from None
-            return self._acked(entry, generation)
+                    f"was sent; nothing was placed (resubmit to place it)")
+            if written < len(entries):
+                with self._cond:
+                    for e in entries[written:]:
+                        self.orders.mark_not_received(e)
+                        self._log_final(e)
+            return self._acked(entries, generation)
 
-    def _place(self, entry: OrderEntry, generation: int) -> None:
-        """placeOrder under an IB order id above every one used (IO loop); only on the
-        connection the caller saw ready."""
+    def _entries(self, order: Order, order_id: str, extended_hours: bool) -> list[OrderEntry]:
+        """The registry entries of ``order``: itself, then its legs (``.tp``, ``.sl``)."""
+        now = self.now()
+        cls = order.order_class.value
+        group = order_id if cls != "simple" else None
+        head = OrderEntry(
+            order_id=order_id, client_order_id=order.client_order_id or order_id,
+            symbol=order.symbol, side=order.side.value, qty=float(order.qty),
+            order_type=order.order_type.value, tif=order.tif.value,
+            limit_price=order.limit_price, stop_price=order.stop_price, submitted_at=now,
+            order_class=cls, group_id=group, trail_amount=order.trail_amount,
+            trail_percent=order.trail_percent, extended_hours=extended_hours)
+        entries = [head]
+        for leg in order.leg_orders():
+            suffix = ".tp" if leg.order_type.value == "limit" else ".sl"
+            lid = order_id + suffix
+            entries.append(OrderEntry(
+                order_id=lid, client_order_id=lid, symbol=leg.symbol, side=leg.side.value,
+                qty=float(leg.qty), order_type=leg.order_type.value, tif=leg.tif.value,
+                limit_price=leg.limit_price, stop_price=leg.stop_price, submitted_at=now,
+                order_class=cls, group_id=group,
+                parent_id=None if cls == "oco" else order_id,
+                extended_hours=extended_hours))
+        head.legs = [e.order_id for e in entries[1:]]
+        if cls in ("bracket", "oto"):  # TWS works none of them before the last arrives
+            for e in entries[:-1]:
+                e.transmit = False
+        return entries
+
+    def _ib_order(self, entry: OrderEntry, oid: int, parent_oid: int) -> Any:
+        """``entry`` as an ib ``Order`` under IB order id ``oid``."""
+        return ib_order_of(entry, oid, parent_oid, self.account)
+
+    def _place(self, entries: list[OrderEntry], generation: int) -> int:
+        """placeOrder each of ``entries`` (one order, or a group's orders back to back)
+        under IB order ids above every one used (IO loop), only on the connection the
+        caller saw ready. Returns how many were written to the socket."""
         ib = self.ib
         if not ib.isConnected() or self.conn.generation != generation or \
                 self.conn.state is not State.READY:
-            raise _NotSent
+            return 0
         try:
-            oid = max(int(ib.client.getReqId()), self.orders.max_ib_id + 1)
+            base = max(int(ib.client.getReqId()), self.orders.max_ib_id + 1)
         except ConnectionError:
-            raise _NotSent from None
-        ib.client.updateReqId(oid + 1)
-        contract = ib_lib.Stock(entry.symbol, self.exchange, self.currency)
-        ib_order = ib_lib.Order(orderId=oid, action="BUY" if entry.side == "buy" else "SELL",
-                                totalQuantity=entry.qty, orderType=TYPES[entry.order_type],
-                                tif=ib_tif(entry.tif), orderRef=entry.order_id,
-                                account=self.account)
-        if entry.limit_price is not None:
-            ib_order.lmtPrice = entry.limit_price
-        if entry.stop_price is not None:
-            ib_order.auxPrice = entry.stop_price
-        with self._cond:
-            self.orders.bind(entry, ib_order_id=oid)
-        try:
-            ib.placeOrder(contract, ib_order)
-        except ConnectionError:
-            raise _NotSent from None
-        with self._cond:
-            self._sent_seq += 1
-            entry.sent_seq, entry.sent_gen = self._sent_seq, generation
+            return 0
+        ib.client.updateReqId(base + len(entries))
+        contract = ib_lib.Stock(entries[0].symbol, self.exchange, self.currency)
+        for i, entry in enumerate(entries):
+            parent = base if entry.parent_id is not None else 0
+            ib_order = self._ib_order(entry, base + i, parent)
+            with self._cond:
+                self.orders.bind(entry, ib_order_id=base + i)
+            try:
+                ib.placeOrder(contract, ib_order)
+            except ConnectionError:
+                return i
+            with self._cond:
+                self._sent_seq += 1
+                entry.sent_seq, entry.sent_gen = self._sent_seq, generation
+        return len(entries)
 
-    def _acked(self, entry: OrderEntry, generation: int) -> OrderInfo:
-        """Wait for TWS's answer to a just-sent order."""
+    def _acked(self, entries: list[OrderEntry], generation: int) -> OrderInfo:
+        """Wait for TWS's answer to just-sent orders: every one answered, or (for a
+        bracket/OTO, whose earlier legs TWS holds untransmitted) the last one refused."""
+        last = entries[-1]
+
+        def answered() -> bool:
+            if self.conn.generation != generation:
+                return True
+            if last.status is OrderStatus.REJECTED:
+                return True
+            return all(e.status is not OrderStatus.PENDING_CONFIRM or e.not_received
+                       for e in entries)
+
         with self._cond:
-            self._cond.wait_for(lambda: entry.status is not OrderStatus.PENDING_CONFIRM
-                                or self.conn.generation != generation, self.timeout)
-        return self._outcome(entry, "no answer from TWS" if self.conn.generation == generation
+            self._cond.wait_for(answered, self.timeout)
+            cancels = self._check_group(entries[0]) if len(entries) > 1 else []
+        self._send_cancels(cancels)
+        return self._outcome(entries[0], "no answer from TWS"
+                             if self.conn.generation == generation
                              else "the IBKR connection dropped before TWS answered")
+
+    def _check_group(self, entry: OrderEntry) -> list[int]:
+        """A group with a leg TWS refused or never received has no working leg: the
+        others are ended here (under the lock). Returns the IB order ids to cancel at
+        TWS: untransmitted legs (so no one transmits them from TWS's window by hand) and
+        live ones (an OCO leg whose sibling never arrived)."""
+        group = self.orders.members(entry)
+        bad = next((e for e in group if e.status is OrderStatus.REJECTED), None)
+        if bad is None or any(e.filled_qty > 0 for e in group):
+            return []
+        why = "never reached TWS" if bad.not_received else f"was refused ({bad.reason})"
+        cancels = []
+        for e in group:
+            if e is bad or not e.is_open:
+                continue
+            if e.ib_order_id:
+                cancels.append(e.ib_order_id)
+            if not e.transmit and e.status is OrderStatus.PENDING_CONFIRM:
+                # Held untransmitted by TWS: it never worked and never will.
+                e.status = OrderStatus.REJECTED
+                e.reason = (f"not transmitted: leg {bad.order_id} of its {e.order_class} "
+                            f"{why}, so TWS never worked the group")
+                self._log_final(e)
+            else:
+                e.reason = (f"canceled: leg {bad.order_id} of its {e.order_class} {why}; "
+                            f"no leg of a group works alone")
+        return cancels
+
+    def _send_cancels(self, ib_ids: list[int]) -> None:
+        """cancelOrder for these IB order ids (any thread); a drop leaves them to the
+        next sync, which checks the groups again."""
+        if not ib_ids:
+            return
+
+        def send() -> None:
+            for oid in ib_ids:
+                try:
+                    self.ib.client.cancelOrder(oid)
+                except ConnectionError:
+                    log.warning("IBKR: could not cancel order id %d (not connected)", oid)
+                    return
+
+        try:
+            self._run_sync(send)
+        except BrokerError as exc:
+            log.warning("IBKR: cancels of %s not sent: %s", ib_ids, exc)
 
     def _settle(self, entry: OrderEntry) -> bool:
         """Wait up to ``timeout`` for ``entry`` to leave ``pending_confirm``, then ask
@@ -597,6 +840,15 @@ class IBKRBroker:
         with self._cond:
             info = entry.info()
             not_received = entry.not_received
+            unsure = next((e for e in self.orders.members(entry)
+                           if e.status is OrderStatus.PENDING_CONFIRM), None)
+        if unsure is not None and unsure is not entry and not final_ok:
+            raise OrderStatusUnknown(
+                f"leg {unsure.order_id} of {entry.order_class} {entry.order_id} is "
+                f"pending_confirm: {why}; the group is resolved from IB's records before "
+                f"any new {entry.symbol} order (resubmit the same client_order_id to learn "
+                f"its fate)", order_id=entry.order_id,
+                client_order_id=entry.client_order_id, symbol=entry.symbol)
         if info["status"] == OrderStatus.PENDING_CONFIRM.value:
             raise OrderStatusUnknown(
                 f"order {entry.order_id} ({entry.side} {entry.qty:g} {entry.symbol}) is "
@@ -612,10 +864,24 @@ class IBKRBroker:
             raise OrderRejected(f"IBKR rejected the order: {info['reason']}",
                                 symbol=entry.symbol, order_id=entry.order_id,
                                 client_order_id=entry.client_order_id)
+        with self._cond:
+            bad = next((e for e in self.orders.members(entry)[1:]
+                        if e.status is OrderStatus.REJECTED), None)
+            leg_why = None if bad is None else bad.reason
+        if bad is not None:
+            raise OrderRejected(f"IBKR rejected leg {bad.order_id} of {entry.order_class} "
+                                f"{entry.order_id}: {leg_why}; its other legs are canceled",
+                                symbol=entry.symbol, order_id=entry.order_id,
+                                client_order_id=entry.client_order_id)
         return info
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel exactly this order; a final order is returned unchanged (idempotent).
+
+        Canceling a bracket/OTO parent that has not filled cancels its children (TWS
+        does so); a partially filled parent's children stay, sized to its fill, to
+        protect the position. Canceling an OCO's limit leg cancels its stop leg too;
+        canceling a child cancels only it.
 
         Raises :class:`~simbroker.errors.UnknownOrder` for an id this account never had,
         :class:`~simbroker.errors.OrderStatusUnknown` for an order still pending
@@ -635,6 +901,12 @@ class IBKRBroker:
             return entry.info()
         self._run_sync(lambda: self._cancel(entry))
         with self._cond:
+            group = self.orders.members(entry)
+            also = [e for e in group[1:] if e.is_open and e.ib_order_id] \
+                if entry.order_class == "oco" and group[0] is entry else []
+        if also:
+            self._send_cancels([e.ib_order_id for e in also])
+        with self._cond:
             self._cond.wait_for(lambda: not entry.is_open
                                 or self.conn.generation != generation, self.timeout)
             return entry.info()
@@ -653,6 +925,154 @@ class IBKRBroker:
         except ConnectionError:
             raise BrokerConnectionError(f"cancel_order {entry.order_id}: IBKR connection "
                                         f"dropped; the order was not cancelled") from None
+
+    def replace_order(self, order_id: str, *, qty: float | None = None,
+                      limit_price: float | None = None, stop_price: float | None = None,
+                      trail_amount: float | None = None, trail_percent: float | None = None,
+                      tif: str | None = None) -> OrderInfo:
+        """Modify an open order in place at TWS (``placeOrder`` again with its IB order
+        id); its ``order_id`` stays. Only the fields given change.
+
+        Raises
+        ------
+        ReplaceRejected
+            The order is final here (filled, canceled, ...; nothing is sent), TWS refused
+            the modification (error 104 "Cannot modify a filled order" when a fill raced
+            it, 103 when the order ended, 105/201/110/321/329 for a change it does not
+            take; the order is unchanged), or the change is invalid (a ``qty`` below the
+            filled quantity, a field the order's type does not take, a ``tif`` that would
+            change IB's order type).
+        OrderStatusUnknown
+            The order, or TWS's answer to the modification, is not known yet (a drop):
+            :meth:`get_order` shows the order as TWS lists it after the next sync.
+        UnknownOrder
+            No such order.
+        """
+        self.conn.require("replace_order", self.ready_wait)
+        with self._cond:
+            entry = self.orders.get(str(order_id))
+            if entry is None:
+                raise UnknownOrder(str(order_id))
+        if entry.status is OrderStatus.PENDING_CONFIRM and not self._settle(entry):
+            self._outcome(entry, "still unresolved")
+        with self._send_lock, self._cond:
+            if not entry.is_open:
+                raise ReplaceRejected(entry.order_id, f"it is {entry.status.value}",
+                                      status=entry.status.value, symbol=entry.symbol,
+                                      client_order_id=entry.client_order_id)
+            if entry.replacing is not None:
+                raise ReplaceRejected(entry.order_id, "an earlier replace of it is still "
+                                      "unanswered", status=entry.status.value,
+                                      symbol=entry.symbol)
+            change = self._replacement(entry, qty=qty, limit_price=limit_price,
+                                       stop_price=stop_price, trail_amount=trail_amount,
+                                       trail_percent=trail_percent, tif=tif)
+            generation = self.conn.generation
+            entry.replacing, entry.replace_answer = change, None
+        try:
+            sent = self._run_sync(lambda: self._modify(entry, change, generation))
+        except BaseException:
+            with self._cond:
+                entry.replacing = None
+            raise
+        with self._cond:
+            if sent:
+                self._cond.wait_for(lambda: entry.replace_answer is not None
+                                    or self.conn.generation != generation, self.timeout)
+            answer, entry.replacing = entry.replace_answer, None
+            if answer is None:
+                if not sent:
+                    raise BrokerConnectionError(f"replace_order {entry.order_id}: the IBKR "
+                                                f"connection dropped; nothing was sent")
+                raise OrderStatusUnknown(
+                    f"replace of order {entry.order_id}: no answer from TWS; the order "
+                    f"shows TWS's fields after the next sync", order_id=entry.order_id,
+                    client_order_id=entry.client_order_id, symbol=entry.symbol)
+            code, text = answer
+            if code:  # fills TWS sent before its answer are booked already
+                status = "filled" if code == 104 else entry.status.value
+                raise ReplaceRejected(
+                    entry.order_id, f"TWS error {code} "
+                    f"({REPLACE_REFUSALS.get(code, 'refused')}): {text}", status=status,
+                    symbol=entry.symbol, client_order_id=entry.client_order_id)
+            for key, value in change.items():
+                setattr(entry, key, value)
+            info = entry.info()
+        if self.trade_log is not None:
+            self.trade_log.write("replaced", self.now(), order_id=entry.order_id,
+                                 symbol=entry.symbol, **change)
+        return info
+
+    def _replacement(self, entry: OrderEntry, **given: Any) -> dict[str, Any]:
+        """The validated changed fields of a replace of ``entry`` (under the lock)."""
+        changes = {k: v for k, v in given.items() if v is not None}
+        if not changes:
+            raise ReplaceRejected(entry.order_id, "nothing to change (give qty, "
+                                  "limit_price, stop_price, trail_amount, trail_percent or "
+                                  "tif)", status=entry.status.value, symbol=entry.symbol)
+        cur = {"qty": entry.qty, "limit_price": entry.limit_price,
+               "stop_price": entry.stop_price, "trail_amount": entry.trail_amount,
+               "trail_percent": entry.trail_percent, "tif": entry.tif}
+        new = {**cur, **changes}
+        if "trail_amount" in changes:  # one trail replaces the other
+            new["trail_percent"] = None
+        if "trail_percent" in changes:
+            new["trail_amount"] = None
+        if ("tif" in changes) and (new["tif"] == "cls") != (entry.tif == "cls"):
+            raise ReplaceRejected(entry.order_id, "tif 'cls' is an order type at IB "
+                                  "(MOC/LOC), which a modification cannot change",
+                                  status=entry.status.value, field="tif",
+                                  symbol=entry.symbol)
+        try:
+            Order.create(entry.symbol, entry.side, new["qty"], entry.order_type,
+                         limit_price=new["limit_price"], stop_price=new["stop_price"],
+                         tif=new["tif"], trail_amount=new["trail_amount"],
+                         trail_percent=new["trail_percent"])
+        except InvalidOrder as exc:
+            raise ReplaceRejected(entry.order_id, str(exc), status=entry.status.value,
+                                  field=exc.field, symbol=entry.symbol) from None
+        if new["qty"] < entry.filled_qty - 1e-9:
+            raise ReplaceRejected(entry.order_id, f"qty {new['qty']:g} is below the "
+                                  f"{entry.filled_qty:g} already filled",
+                                  status=entry.status.value, field="qty",
+                                  symbol=entry.symbol)
+        return {k: v for k, v in new.items() if v != cur[k] or k in changes}
+
+    def _modify(self, entry: OrderEntry, change: dict[str, Any], generation: int) -> bool:
+        """placeOrder with ``entry``'s IB order id and the changed fields (IO loop);
+        False when not connected (nothing sent)."""
+        ib = self.ib
+        if not ib.isConnected() or self.conn.generation != generation or \
+                not entry.ib_order_id:
+            return False
+        trade = next((t for t in ib.trades() if t.order.orderId == entry.ib_order_id), None)
+        order = copy.copy(trade.order) if trade is not None else self._ib_order(
+            entry, entry.ib_order_id, 0)
+        contract = trade.contract if trade is not None else ib_lib.Stock(
+            entry.symbol, self.exchange, self.currency)
+        if trade is None:
+            order.permId = entry.perm_id
+            order.clientId = self.client_id
+        order.transmit = True  # a modification TWS must act on
+        if "qty" in change:
+            order.totalQuantity = change["qty"]
+        if "limit_price" in change:
+            order.lmtPrice = change["limit_price"]
+        if "stop_price" in change:
+            order.auxPrice = change["stop_price"]
+        if change.get("trail_amount") is not None:
+            order.auxPrice, order.trailingPercent = change["trail_amount"], UNSET
+        if change.get("trail_percent") is not None:
+            order.trailingPercent, order.auxPrice = change["trail_percent"], UNSET
+        if "tif" in change:
+            order.tif = ib_tif(change["tif"])
+        # The client's own modify path asserts on its cached status, which an error
+        # answering an earlier modification may have set: the wire call is the same.
+        try:
+            ib.client.placeOrder(entry.ib_order_id, contract, order)
+        except ConnectionError:
+            return False
+        return True
 
     def get_order(self, order_id: str) -> OrderInfo:
         """The order's current state (``pending_confirm`` while its fate is unknown)."""

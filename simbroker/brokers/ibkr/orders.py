@@ -1,7 +1,9 @@
 """The order registry: one truth per order, keyed by simbroker's own order id.
 
 An order's id is the ``orderRef`` it carries at IB: the caller's ``client_order_id`` when
-one was given, else a generated ``sb-<hex>``. TWS keeps ``orderRef`` on the order, its
+one was given, else a generated ``sb-<hex>``. The legs of a bracket, OTO or OCO are
+``<id>.tp`` (take-profit) and ``<id>.sl`` (stop-loss), so a group is rebuilt from IB's
+records alone (completed orders do not carry ``parentId``). TWS keeps ``orderRef`` on the order, its
 executions and its completed record, so the id survives reconnects and restarts. IB's
 ``orderId`` (reassigned from ``nextValidId`` on every connection, so never a key) and
 ``permId`` are mapped to it here. An order IB knows without an ``orderRef`` (placed by
@@ -20,15 +22,16 @@ from typing import Any
 from simbroker.brokers.ibkr.translate import (
     CANCELED_CODE,
     REJECTING,
-    TYPES_BACK,
-    ib_price,
+    kind_of,
     status_of,
-    tif_of,
     utc,
 )
 from simbroker.types import OrderInfo, OrderStatus
 
-__all__ = ["NOT_RECEIVED", "OrderEntry", "OrderRegistry"]
+__all__ = ["LEG_SUFFIXES", "NOT_RECEIVED", "OrderEntry", "OrderRegistry"]
+
+LEG_SUFFIXES = (".tp", ".sl")
+"""The take-profit and stop-loss legs' ids: the group's id plus these."""
 
 NOT_RECEIVED = ("not received by IBKR: the connection dropped before TWS read the order "
                 "(none of IB's open orders, completed orders or executions has it); "
@@ -67,6 +70,23 @@ class OrderEntry:
     """Order of its placeOrder on the socket (0: not written yet)."""
     sent_gen: int = 0
     """The connection generation it was written on."""
+    order_class: str = "simple"
+    parent_id: str | None = None
+    legs: list[str] = field(default_factory=list)
+    group_id: str | None = None
+    """The id of the group's first order (a bracket/OTO parent, an OCO's limit leg)."""
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    extended_hours: bool = False
+    transmit: bool = True
+    """False for a group leg TWS holds untransmitted until the group's last leg."""
+    replacing: dict[str, Any] | None = None
+    """The fields of a modification TWS has not answered yet."""
+    replace_answer: tuple[int, str] | None = None
+    """TWS's answer to it: ``(0, "")`` accepted, else the error code and text."""
+    replace_log: set[int] = field(default_factory=set)
+    """Indexes of the ib trade's log entries that answered a modification (their error
+    code is the modification's, not the order's)."""
 
     @property
     def is_open(self) -> bool:
@@ -80,7 +100,11 @@ class OrderEntry:
                 "tif": self.tif, "qty": self.qty, "limit_price": self.limit_price,
                 "stop_price": self.stop_price, "status": self.status.value,
                 "filled_qty": self.filled_qty, "avg_fill_price": self.avg_fill_price,
-                "submitted_at": self.submitted_at, "reason": self.reason}
+                "submitted_at": self.submitted_at, "reason": self.reason,
+                "order_class": self.order_class, "parent_id": self.parent_id,
+                "legs": list(self.legs), "trail_amount": self.trail_amount,
+                "trail_percent": self.trail_percent, "extended_hours": self.extended_hours,
+                "remaining_qty": max(self.qty - self.filled_qty, 0.0)}
 
 
 class OrderRegistry:
@@ -106,6 +130,70 @@ class OrderRegistry:
     def all(self) -> list[OrderEntry]:
         """Every order, in submission order."""
         return list(self._orders.values())
+
+    def members(self, entry: OrderEntry) -> list[OrderEntry]:
+        """``entry``'s group, first order then legs (just ``entry`` outside a group)."""
+        head = self._orders.get(entry.group_id or "") if entry.group_id else None
+        if head is None:
+            return [entry]
+        return [head, *(e for e in (self._orders.get(i) for i in head.legs) if e is not None)]
+
+    def relate(self, entry: OrderEntry) -> list[OrderEntry]:
+        """Bring ``entry``'s group in line with what IB said of its members: children of a
+        bracket/OTO are ``held`` until the parent has filled something, and a leg canceled
+        by its sibling's fill or its parent's end says so. Returns the children that just
+        became live (``activated``)."""
+        group = self.members(entry)
+        if len(group) < 2:
+            return []
+        head, legs = group[0], group[1:]
+        activated = []
+        if head.order_class in ("bracket", "oto"):
+            for child in legs:
+                if child.status is OrderStatus.NEW and head.filled_qty <= 0:
+                    child.status = OrderStatus.HELD
+                elif child.status is OrderStatus.HELD and head.filled_qty > 0:
+                    child.status = OrderStatus.NEW
+                    activated.append(child)
+                if child.status is OrderStatus.CANCELED and child.reason is None \
+                        and not head.is_open and head.filled_qty <= 0:
+                    child.reason = (f"its parent {head.order_id} was {head.status.value} "
+                                    f"before it filled")
+            exits = legs
+        else:
+            exits = group
+        done = next((e for e in exits if e.filled_qty > 0), None)
+        if done is not None:
+            for e in exits:
+                if e is not done and e.status is OrderStatus.CANCELED and e.reason is None:
+                    e.reason = (f"canceled by the fill of its sibling {done.order_id} "
+                                f"(one cancels the other)")
+        return activated
+
+    def relink(self) -> None:
+        """Link legs to their group by their ids (``<id>.tp`` / ``<id>.sl``), for orders
+        adopted from IB's records after a restart."""
+        for entry in list(self._orders.values()):
+            oid = entry.order_id
+            if entry.group_id or not oid.endswith(LEG_SUFFIXES):
+                continue
+            head = self._orders.get(oid[:-3])
+            if head is None:
+                continue
+            if head.order_class == "simple":
+                head.order_class = "oco" if entry.side == head.side else "bracket"
+            head.group_id = head.order_id
+            entry.group_id = head.order_id
+            entry.order_class = head.order_class
+            if head.order_class != "oco":
+                entry.parent_id = head.order_id
+            head.legs = sorted({*head.legs, oid}, key=lambda i: i.endswith(".sl"))
+            if head.order_class == "bracket" and len(head.legs) == 1:
+                head.order_class = entry.order_class = "oto"
+            if head.order_class == "oto" and len(head.legs) == 2:
+                head.order_class = "bracket"
+                for leg in self.members(head)[1:]:
+                    leg.order_class = "bracket"
 
     def pending(self, symbol: str | None = None) -> list[OrderEntry]:
         """Orders whose fate is not known yet (of ``symbol``, or all)."""
@@ -170,6 +258,10 @@ class OrderRegistry:
         raw = str(st.status or "")
         last = trade.log[-1] if trade.log else None
         code = int(getattr(last, "errorCode", 0) or 0) if last is not None else 0
+        if code and (entry.replacing is not None or len(trade.log) - 1 in entry.replace_log):
+            # ib marks its trade Cancelled on an error answering a modification; TWS
+            # still works the order unchanged.
+            return entry
         if code in REJECTING and entry.status is not OrderStatus.FILLED:
             self.reject(entry, code, str(getattr(last, "message", "")))
             return entry
@@ -181,6 +273,13 @@ class OrderRegistry:
                 OrderStatus.PENDING_CONFIRM:
             return entry  # the client's own echo, not an answer from TWS
         entry.ib_status = raw
+        k = kind_of(o)
+        if k["order_type"] == entry.order_type and entry.replacing is None:
+            # TWS's fields: a modification it took (or, after a drop, the one it did not),
+            # and a bracket child's size, which TWS sets to what its parent filled.
+            if float(o.totalQuantity or 0) > 0:
+                entry.qty = float(o.totalQuantity)
+            entry.limit_price, entry.stop_price = k["limit_price"], k["stop_price"]
         filled = float(st.filled or 0.0)
         if filled > entry.filled_qty:
             entry.filled_qty = filled
@@ -192,20 +291,34 @@ class OrderRegistry:
     def _adopt(self, trade: Any, order_id: str) -> OrderEntry:
         """An order of this client id that IB knows and this session did not place."""
         o = trade.order
-        kind = TYPES_BACK.get(str(o.orderType), "")
+        k = kind_of(o)
         log = self.known.get(order_id, {})
         when = utc(log["ts"]) if "ts" in log else (
             utc(trade.log[0].time) if trade.log else utc(None))
         entry = OrderEntry(
             order_id=order_id, client_order_id=str(o.orderRef) or None,
             symbol=str(trade.contract.symbol), side="buy" if o.action == "BUY" else "sell",
-            qty=float(o.totalQuantity), order_type=kind or str(log.get("order_type", "")),
-            tif=tif_of(str(o.tif or "")),
-            limit_price=ib_price(o.lmtPrice) if kind in ("limit", "stop_limit") else None,
-            stop_price=ib_price(o.auxPrice) if kind in ("stop", "stop_limit") else None,
-            submitted_at=when, status=OrderStatus.NEW)
+            qty=float(o.totalQuantity),
+            order_type=k["order_type"] or str(log.get("order_type", "")),
+            tif=k["tif"], limit_price=k["limit_price"], stop_price=k["stop_price"],
+            submitted_at=when, status=OrderStatus.NEW, trail_amount=k["trail_amount"],
+            trail_percent=k["trail_percent"], extended_hours=k["extended_hours"])
+        self._from_log(entry, log)
         self.add(entry)
         return entry
+
+    @staticmethod
+    def _from_log(entry: OrderEntry, log: dict[str, Any]) -> None:
+        """The group links of an adopted order, from its trade-log submission."""
+        if log.get("order_class"):
+            entry.order_class = str(log["order_class"])
+        if log.get("parent_id"):
+            entry.parent_id = str(log["parent_id"])
+        if log.get("group_id"):
+            entry.group_id = str(log["group_id"])
+        if isinstance(log.get("legs"), list) and log["legs"]:
+            entry.legs = [str(x) for x in log["legs"]]
+            entry.group_id = entry.order_id
 
     def adopt_from_fills(self, order_id: str, fills: list[Any]) -> OrderEntry:
         """An order IB reports only by its executions (its record is gone from open and
@@ -223,7 +336,10 @@ class OrderRegistry:
             tif=str(log.get("tif", "day")), limit_price=log.get("limit_price"),
             stop_price=log.get("stop_price"),
             submitted_at=utc(log["ts"]) if "ts" in log else utc(first.time),
-            status=OrderStatus.NEW)
+            status=OrderStatus.NEW, trail_amount=log.get("trail_amount"),
+            trail_percent=log.get("trail_percent"),
+            extended_hours=bool(log.get("extended_hours", False)))
+        self._from_log(entry, log)
         self.add(entry)
         self.bind(entry, perm_id=int(first.permId or 0))
         return entry

@@ -18,8 +18,8 @@ except ImportError:  # pragma: no cover - the older library, same API (tested in
 
 __all__ = [
     "CANCELED_CODE", "INFORMATIONAL", "LIB", "LIVE_PORTS", "NOTICES", "OPEN_STATES",
-    "REJECTING", "TYPES", "TYPES_BACK", "fill_of", "ib_lib", "ib_price", "ib_tif",
-    "status_of", "tif_of", "utc",
+    "REJECTING", "REPLACE_REFUSALS", "TYPES", "TYPES_BACK", "UNSET", "fill_of", "ib_lib",
+    "ib_order_of", "ib_price", "ib_tif", "ib_type", "kind_of", "status_of", "tif_of", "utc",
 ]
 
 LIB: str = ib_lib.__name__
@@ -28,14 +28,29 @@ LIB: str = ib_lib.__name__
 LIVE_PORTS = frozenset({7496, 4001})
 OPEN_STATES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted",
                          "PendingCancel", "ApiUpdate", "ValidationError"})
-TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
-TYPES_BACK = {v: k for k, v in TYPES.items()}
-_TIFS = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK"}
-_TIFS_BACK = {v: k for k, v in _TIFS.items()}
+TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT",
+         "trailing_stop": "TRAIL"}
+_AUCTION_CLOSE = {"market": "MOC", "limit": "LOC"}
+"""``tif="cls"``: IB's on-close order types (market / limit on close), tif DAY."""
+TYPES_BACK = {**{v: k for k, v in TYPES.items()}, "MOC": "market", "LOC": "limit"}
+_TIFS = {"day": "DAY", "gtc": "GTC", "opg": "OPG", "ioc": "IOC", "fok": "FOK", "cls": "DAY"}
+_TIFS_BACK = {v: k for k, v in _TIFS.items() if k != "cls"}
 
 REJECTING = {200: "no security definition", 201: "order rejected", 103: "duplicate order id",
              110: "price does not conform to the minimum tick"}
 """Error codes that end an order as rejected (with IB's text as the reason)."""
+REPLACE_REFUSALS = {103: "the order is no longer open at TWS",
+                    104: "TWS says the order is filled",
+                    105: "the modification does not match the original order",
+                    110: "price does not conform to the minimum tick",
+                    135: "TWS cannot find the order",
+                    201: "TWS rejected the modification",
+                    321: "TWS could not validate the modification",
+                    329: "TWS cannot change the order type",
+                    10147: "TWS cannot find the order",
+                    10148: "the order is no longer open at TWS"}
+"""Error codes TWS answers a modification (placeOrder with a used orderId) with; the
+order itself is unchanged (and, for 103/104/10148, no longer open)."""
 CANCELED_CODE = 202
 """``Order Canceled - reason:``: the order is canceled (TWS sends orderStatus too)."""
 INFORMATIONAL = frozenset({10349, 399, 404, 434, 2109})
@@ -72,13 +87,65 @@ def ib_price(x: Any) -> float | None:
 
 
 def ib_tif(tif: str) -> str:
-    """simbroker's time in force as IB's (always set: TWS's preset may differ)."""
+    """simbroker's time in force as IB's (always set: TWS's preset may differ). ``cls`` is
+    an order type at IB (``MOC``/``LOC``), so its tif is ``DAY``."""
     return _TIFS[tif]
 
 
-def tif_of(ib: str) -> str:
-    """IB's time in force as simbroker's (``day`` when IB's is empty)."""
+def ib_type(order_type: str, tif: str) -> str:
+    """simbroker's order type as IB's: ``MKT``, ``LMT``, ``STP``, ``STP LMT``, ``TRAIL``,
+    or ``MOC``/``LOC`` for a market/limit order with ``tif="cls"``."""
+    if tif == "cls":
+        return _AUCTION_CLOSE[order_type]
+    return TYPES[order_type]
+
+
+def tif_of(ib: str, ib_order_type: str = "") -> str:
+    """IB's time in force as simbroker's (``day`` when IB's is empty; ``cls`` for the
+    on-close order types)."""
+    if ib_order_type in ("MOC", "LOC"):
+        return "cls"
     return _TIFS_BACK.get(ib or "DAY", ib.lower())
+
+
+def ib_order_of(entry: Any, oid: int, parent_oid: int = 0, account: str = "") -> Any:
+    """An order (an :class:`~simbroker.brokers.ibkr.orders.OrderEntry`: side, qty, type,
+    tif, prices, trail, ``extended_hours``, ``transmit``, ``order_class``, ``group_id``)
+    as the ib ``Order`` placed under IB order id ``oid`` (child of ``parent_oid``)."""
+    o = ib_lib.Order(orderId=oid, action="BUY" if entry.side == "buy" else "SELL",
+                     totalQuantity=entry.qty, orderType=ib_type(entry.order_type, entry.tif),
+                     tif=ib_tif(entry.tif), orderRef=entry.order_id, account=account,
+                     transmit=entry.transmit, outsideRth=entry.extended_hours)
+    if entry.limit_price is not None:
+        o.lmtPrice = entry.limit_price
+    if entry.stop_price is not None:
+        o.auxPrice = entry.stop_price
+    if entry.trail_amount is not None:
+        o.auxPrice = entry.trail_amount
+    if entry.trail_percent is not None:
+        o.trailingPercent = entry.trail_percent
+    if parent_oid:
+        o.parentId = parent_oid
+    if entry.order_class == "oco":
+        o.ocaGroup, o.ocaType = f"sb-oca-{entry.group_id}", 1
+    return o
+
+
+def kind_of(order: Any) -> dict[str, Any]:
+    """An IB order's type, time in force, prices and trail in simbroker's terms
+    (``order_type`` is ``""`` for a type simbroker does not place)."""
+    ib_kind = str(order.orderType or "")
+    kind = TYPES_BACK.get(ib_kind, "")
+    pct = ib_price(getattr(order, "trailingPercent", None))
+    trailing = kind == "trailing_stop"
+    return {"order_type": kind, "tif": tif_of(str(order.tif or ""), ib_kind),
+            "limit_price": ib_price(order.lmtPrice) if kind in ("limit", "stop_limit")
+            else None,
+            "stop_price": ib_price(order.auxPrice) if kind in ("stop", "stop_limit")
+            else None,
+            "trail_amount": ib_price(order.auxPrice) if trailing and pct is None else None,
+            "trail_percent": pct if trailing else None,
+            "extended_hours": bool(getattr(order, "outsideRth", False))}
 
 
 def status_of(ib_status: str, filled: float) -> OrderStatus:

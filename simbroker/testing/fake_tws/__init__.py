@@ -28,11 +28,27 @@ before the ack), ``drop_after_ack``, ``drop_during_fill`` (execDetails is sent, 
 commission and position pushes are not), ``drop_during_sync`` (the socket closes at the
 next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer is
 ``delay`` s late), ``stall_ack`` (the next order's ack is ``delay`` s late), ``reject``
-(the next order gets error 201). Also :meth:`FakeTWS.notice` (1100/1101/1102, farm
-notices), :attr:`FakeTWS.silent` (accepts connections, never answers the handshake),
+(the next order gets error 201), ``fill_on_modify`` (TWS fills the order just before
+it reads a modification of it, which it then refuses with error 104). Each takes
+``skip=n`` to let ``n`` chances pass first (a bracket's last leg: ``skip=2``). Also
+:meth:`FakeTWS.notice` (1100/1101/1102, farm notices), :attr:`FakeTWS.silent`
+(accepts connections, never answers the handshake),
 :meth:`FakeTWS.drop_connections`, ``reject_symbols`` (error 201), unknown symbols (200),
 a duplicate order id (103), cancelling an unknown order (10147), a client id already
-connected (326), ``exec_before_status``, ``exec_delay`` and ``partial_fills``.
+connected (326), ``exec_before_status``, ``exec_delay``, ``partial_fills`` and
+``reject_modify`` (the error code every modification is refused with).
+
+Orders as TWS documents them: a ``transmit=False`` order is held untransmitted (nothing
+reported, never worked, not listed) until an order of its group with ``transmit=True``
+arrives; children (``parentId``) are ``PreSubmitted`` until their parent fills and are
+then sized to its filled quantity; a fill cancels the order's OCA siblings (``ocaGroup``
+with ``ocaType`` 1, and a bracket's children); canceling an unfilled parent cancels its
+children; ``TRAIL`` (``auxPrice`` amount or ``trailingPercent``) is tested against its
+stop and then ratcheted at each :meth:`FakeTWS.step`; ``OPG`` / ``MOC`` / ``LOC`` trade
+only at :meth:`FakeTWS.auction`; ``IOC`` / ``FOK`` are canceled after one step; a
+placeOrder with a used order id modifies the order (error 104 for a filled one, 103 for
+an ended one, 105 for a changed order type). :attr:`FakeTWS.placed` records every
+placeOrder read, decoded, for wire-level assertions.
 """
 
 from __future__ import annotations

@@ -52,6 +52,20 @@ class Order:
     avg_price: float = 0.0
     triggered: bool = False
     fills: int = 0
+    parent_id: int = 0
+    """IB's ``parentId``: the order this one is a child of (0: none)."""
+    transmit: bool = True
+    oca_group: str = ""
+    oca_type: int = 0
+    outside_rth: bool = False
+    trail_stop: float | None = None
+    """A ``TRAIL`` order's current stop (``trailStopPrice``), ratcheted by the market."""
+    trail_pct: float | None = None
+    """``trailingPercent`` (``aux`` is the trailing amount when this is unset)."""
+    extreme: float | None = None
+    """The best price a trailing stop has seen since it began to work."""
+    worked: bool = False
+    """TWS transmitted it (an order held untransmitted and then canceled never was)."""
 
 
 @dataclass
@@ -96,13 +110,14 @@ def position(account: str, sym: str, qty: float, avg_cost: float) -> list[Any]:
 def open_order(o: Order, v: int) -> list[Any]:
     """openOrder ``5`` (``decoder.py:openOrder``)."""
     fields: list[Any] = [5, o.order_id, *contract(o.symbol), o.action, o.qty,
-                         o.order_type, o.lmt, o.aux, o.tif, "", o.account, "", 0,
-                         o.order_ref, o.client_id, o.perm_id, 0, 0, 0, "", "", "", "", ""]
+                         o.order_type, o.lmt, o.aux, o.tif, o.oca_group, o.account, "", 0,
+                         o.order_ref, o.client_id, o.perm_id, o.outside_rth, 0, 0, "", "",
+                         "", "", ""]
     if v < 177:
         fields.append("")  # faProfile
-    fields += ["", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "", 0,
-               0, 0, "", 0, 0, "", 0, "", "",  # ... through deltaNeutralAuxPrice
-               0, 0, "", "", "", "", "",        # continuousUpdate .. comboLegsDescrip
+    fields += ["", "", "", "", "", 0, "", -1, 0, "", "", "", "", "", "", 0, 0, 0, "",
+               o.oca_type, 0, 0, "", o.parent_id, 0, "", 0, "", "",  # .. deltaNeutralAux
+               0, 0, o.trail_stop, o.trail_pct, "", "", "",  # continuousUpdate .. combo
                0, 0, 0,                         # combo legs, order legs, params
                "", "", "",                      # scale sizes, increment (unset)
                "",                              # hedgeType
@@ -126,13 +141,13 @@ def completed_order(o: Order, v: int, when: datetime) -> list[Any]:
     """completedOrder ``101`` (``decoder.py:completedOrder``): no order id, only permId
     and orderRef identify it; ``when`` is its completion time."""
     fields: list[Any] = [101, *contract(o.symbol), o.action, o.qty, o.order_type,
-                         o.lmt, o.aux, o.tif, "", o.account, "", 0, o.order_ref,
-                         o.perm_id, 0, 0, 0, "", "", "", ""]
+                         o.lmt, o.aux, o.tif, o.oca_group, o.account, "", 0, o.order_ref,
+                         o.perm_id, o.outside_rth, 0, 0, "", "", "", ""]
     if v < 177:
         fields.append("")  # faProfile
-    fields += ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", 0, 0, "",
-               0, "", "",                       # ... through deltaNeutralAuxPrice
-               0, 0, "", "", "",                # continuousUpdate .. comboLegsDescrip
+    fields += ["", "", "", "", "", 0, "", -1, "", "", "", "", "", "", 0, 0, "", o.oca_type,
+               0, "", 0, "", "",                # ... through deltaNeutralAuxPrice
+               0, 0, o.trail_stop, o.trail_pct, "",  # continuousUpdate .. comboLegsDescrip
                0, 0, 0, "", "", "", "",         # legs, order legs, params, scale, hedge
                "", "", 0, 0, "",                # clearing .. dncPresent, algoStrategy
                0, o.status, 0, 0, 0,            # solicited, status, randomize, conditions
@@ -165,8 +180,8 @@ def contract_details(req: int, sym: str, v: int) -> list[Any]:
 
 def order_status(o: Order, last: float) -> list[Any]:
     """orderStatus ``3`` (no version field)."""
-    return [3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price, o.perm_id, 0,
-            last, o.client_id, "", 0]
+    return [3, o.order_id, o.status, o.filled, o.qty - o.filled, o.avg_price, o.perm_id,
+            o.parent_id, last, o.client_id, "", 0]
 
 
 def exec_details(ex: Execution, req: int, v: int) -> list[Any]:

@@ -21,8 +21,11 @@ __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
+_UNSENT = "Untransmitted"
+"""The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
+of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
-          "drop_during_sync", "stall_sync", "stall_ack", "reject")
+          "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -88,12 +91,18 @@ class FakeTWS(BarReplay):
         self.partial_fills = 1
         self.exec_before_status = False
         self.exec_delay = 0.0
+        self.reject_modify = 0
+        """An error code (e.g. 201) every modification is refused with; 0: none."""
+        self.duplicate_events = False
+        """True: every openOrder and orderStatus is sent twice (TWS may repeat them)."""
         self.master_client_id = master_client_id
         self.silent = False
         self.list_completed = True
         """False: reqCompletedOrders lists none (TWS keeps only the current day's)."""
         self.faults_injected: Counter[str] = Counter()
-        self._armed: list[tuple[str, float]] = []
+        self._armed: list[list[Any]] = []
+        self.placed: list[dict[str, Any]] = []
+        """Every placeOrder TWS read, decoded (the wire-level record of what was sent)."""
         self.clock = datetime(2024, 3, 4, 15, 0, tzinfo=timezone.utc)
         self.port = 0
         self.connections_made = 0
@@ -183,20 +192,22 @@ class FakeTWS(BarReplay):
                 c.writer.close()
         self._run(drop)
 
-    def inject(self, kind: str, *, delay: float = 0.0) -> None:
-        """Arm one fault of ``kind`` (see :data:`FAULTS`); it fires at the next chance.
+    def inject(self, kind: str, *, delay: float = 0.0, skip: int = 0) -> None:
+        """Arm one fault of ``kind`` (see :data:`FAULTS`); it fires at the next chance
+        after ``skip`` chances have passed (``skip=2`` with ``drop_before_read``: the
+        third placeOrder from now dies in the socket, e.g. a bracket's last leg).
 
         ``delay`` is how late the answer is for ``stall_sync`` and ``stall_ack``.
         """
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
         with self._lock:
-            self._armed.append((kind, float(delay)))
+            self._armed.append([kind, float(delay), int(skip)])
 
     def armed(self) -> list[str]:
         """Faults armed and not fired yet."""
         with self._lock:
-            return [k for k, _ in self._armed]
+            return [a[0] for a in self._armed]
 
     def notice(self, code: int, text: str | None = None) -> None:
         """Send system notice ``code`` (1100, 1101, 1102, 2103-2110, ...) to every client."""
@@ -208,11 +219,14 @@ class FakeTWS(BarReplay):
 
     def _fire(self, kind: str) -> float | None:
         """Take an armed ``kind`` fault (its delay), or ``None`` when none is armed."""
-        for i, (k, delay) in enumerate(self._armed):
-            if k == kind:
+        for i, armed in enumerate(self._armed):
+            if armed[0] == kind:
+                if armed[2] > 0:
+                    armed[2] -= 1
+                    return None
                 del self._armed[i]
                 self.faults_injected[kind] += 1
-                return delay
+                return float(armed[1])
         return None
 
     @staticmethod
@@ -271,7 +285,8 @@ class FakeTWS(BarReplay):
         self._send(conn, *msg.position(self.account, sym, qty, self.prices.get(sym, 0.0)))
 
     def _open_order(self, conn: _Conn, o: Order) -> None:
-        self._send(conn, *msg.open_order(o, conn.version))
+        for _ in range(2 if self.duplicate_events else 1):
+            self._send(conn, *msg.open_order(o, conn.version))
 
     def _completed_order(self, conn: _Conn, o: Order) -> None:
         self._send(conn, *msg.completed_order(o, conn.version,
@@ -287,7 +302,8 @@ class FakeTWS(BarReplay):
         self._send(conn, 52, 1, req)
 
     def _order_status(self, conn: _Conn, o: Order, last: float) -> None:
-        self._send(conn, *msg.order_status(o, last))
+        for _ in range(2 if self.duplicate_events else 1):
+            self._send(conn, *msg.order_status(o, last))
 
     def _exec_details(self, conn: _Conn, ex: Execution, req: int) -> None:
         self._send(conn, *msg.exec_details(ex, req, conn.version))
@@ -321,7 +337,7 @@ class FakeTWS(BarReplay):
             self._send(conn, 53, 1)
         elif msg == 99:  # reqCompletedOrders
             for o in self.orders.values():
-                if o.status not in _OPEN and o.client_id == conn.client_id \
+                if o.status not in (*_OPEN, _UNSENT) and o.client_id == conn.client_id \
                         and self.list_completed:
                     self._completed_order(conn, o)
             self._send(conn, 102)
@@ -417,19 +433,30 @@ class FakeTWS(BarReplay):
             c.client_id == o.client_id or c.client_id == self.master_client_id)]
 
     # ------------------------------------------------------------------ orders
+    def _decode_place(self, conn: _Conn, f: list[str]) -> dict[str, Any]:
+        """The placeOrder fields the fake acts on (``client.py:placeOrder``: a fixed
+        prefix, then ``faProfile`` only below 177, then fixed offsets to the trail)."""
+        def num(x: str) -> float | None:
+            return float(x) if x else None
+
+        base = 42 if conn.version >= 177 else 43  # modelCode
+        return {
+            "order_id": int(f[1]), "client_id": conn.client_id, "symbol": f[3],
+            "action": f[16], "qty": float(f[17]), "order_type": f[18], "lmt": num(f[19]),
+            "aux": num(f[20]), "tif": f[21] or "DAY", "oca_group": f[22],
+            "account": f[23] or self.account, "order_ref": f[26],
+            "transmit": f[27] != "0", "parent_id": int(f[28] or 0),
+            "outside_rth": f[33] == "1", "oca_type": int(f[base + 4] or 0),
+            "trail_stop": num(f[base + 26]), "trail_pct": num(f[base + 27]),
+        }
+
     def _place(self, conn: _Conn, f: list[str]) -> None:
-        oid = int(f[1])
-        sym, action, qty, kind = f[3], f[16], float(f[17]), f[18]
-        lmt = float(f[19]) if f[19] else None
-        aux = float(f[20]) if f[20] else None
+        p = self._decode_place(conn, f)
+        self.placed.append(p)
+        oid, sym, qty = p["order_id"], p["symbol"], p["qty"]
         existing = self.orders.get(oid)
         if existing is not None:
-            if existing.client_id != conn.client_id or existing.status not in _OPEN:
-                self._error(conn, oid, 103, "Duplicate order id")
-                return
-            existing.qty, existing.lmt, existing.aux = qty, lmt, aux  # a modification
-            self._open_order(conn, existing)
-            self._order_status(conn, existing, 0.0)
+            self._modify(conn, existing, p)
             return
         self._next_id = max(self._next_id, oid + 1)
         if sym not in self.prices and (self._bars is None or sym not in self._bars):
@@ -439,16 +466,104 @@ class FakeTWS(BarReplay):
         if sym in self.reject_symbols or qty <= 0:
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
+        parent = self.orders.get(p["parent_id"]) if p["parent_id"] else None
+        if p["parent_id"] and (parent is None or parent.client_id != conn.client_id
+                               or parent.status not in (*_OPEN, _UNSENT)):
+            self._error(conn, oid, 201, f"Order rejected - reason:parent order "
+                                        f"{p['parent_id']} is not an open order")
+            return
         self._perm += 1
-        o = Order(oid, conn.client_id, self._perm, sym, action, qty, kind, lmt, aux,
-                   f[21] or "DAY", f[23] or self.account, f[26])
+        o = Order(oid, conn.client_id, self._perm, sym, p["action"], qty, p["order_type"],
+                  p["lmt"], p["aux"], p["tif"], p["account"], p["order_ref"],
+                  parent_id=p["parent_id"], transmit=p["transmit"],
+                  oca_group=p["oca_group"], oca_type=p["oca_type"],
+                  outside_rth=p["outside_rth"], trail_stop=p["trail_stop"],
+                  trail_pct=p["trail_pct"])
         self.orders[oid] = o
-        self._open_order(conn, o)
-        self._order_status(conn, o, 0.0)
+        if not o.transmit:
+            # TWS holds it in its window, sends nothing and never works it: only a
+            # transmitting order of its group (or a click) sends it.
+            o.status = _UNSENT
+            return
+        group = [o]
+        if parent is not None:  # the transmitting child sends its parent and siblings
+            group = [parent, *self._children(parent)]
+        for g in group:
+            if g.status == _UNSENT or g is o:
+                self._activate(g)
+            for m in self._owners(g):
+                self._open_order(m, g)
+                self._order_status(m, g, 0.0)
+
+    def _children(self, parent: Order) -> list[Order]:
+        return [c for c in self.orders.values() if c.parent_id == parent.order_id
+                and c.client_id == parent.client_id]
+
+    def _activate(self, o: Order) -> None:
+        """``o`` starts to work: children wait (PreSubmitted) until their parent fills,
+        sized to what it filled."""
+        o.worked = True
+        parent = self.orders.get(o.parent_id) if o.parent_id else None
+        if parent is not None and parent.filled <= 0:
+            o.status = "PreSubmitted"
+            return
+        if parent is not None:
+            o.qty = min(o.qty, parent.filled)
+        o.status = "Submitted"
+        if o.order_type == "TRAIL":
+            self._trail_start(o)
+
+    def _trail_start(self, o: Order) -> None:
+        px = self.prices.get(o.symbol)
+        if px is None:
+            return
+        o.extreme = px
+        level = self._trail_level(o, px)
+        if o.trail_stop is None:
+            o.trail_stop = level
+
+    def _trail_level(self, o: Order, extreme: float) -> float:
+        off = extreme * o.trail_pct / 100.0 if o.trail_pct is not None else o.aux or 0.0
+        return extreme - off if o.action == "SELL" else extreme + off
+
+    def _modify(self, conn: _Conn, o: Order, p: dict[str, Any]) -> None:
+        """placeOrder with the id of an order TWS holds: a modification."""
+        oid = o.order_id
+        if o.client_id != conn.client_id:
+            self._error(conn, oid, 103, "Duplicate order id")
+            return
+        if o.status in _OPEN and self._fire("fill_on_modify") is not None:
+            px = self.prices.get(o.symbol, o.lmt or o.aux or 0.0)
+            self._fill(o, o.qty - o.filled, o.lmt if o.lmt is not None else px)
+        if self.reject_modify:
+            self._error(conn, oid, self.reject_modify, "Order rejected - reason:the "
+                                                       "modification is not accepted")
+            return
+        if o.status == "Filled":
+            self._error(conn, oid, 104, "Cannot modify a filled order.")
+            return
+        if o.status not in (*_OPEN, _UNSENT):
+            self._error(conn, oid, 103, "Duplicate order id")
+            return
+        if p["order_type"] != o.order_type:
+            self._error(conn, oid, 105, "Order being modified does not match original "
+                                        "order.")
+            return
+        if p["qty"] < o.filled - 1e-9 or p["qty"] <= 0:
+            self._error(conn, oid, 201, f"Order rejected - reason:the quantity "
+                                        f"{p['qty']:g} is below the filled {o.filled:g}")
+            return
+        o.qty, o.lmt, o.aux, o.tif = p["qty"], p["lmt"], p["aux"], p["tif"]
+        o.outside_rth = p["outside_rth"]
+        if o.order_type == "TRAIL":
+            o.trail_pct = p["trail_pct"]
+            if o.extreme is not None:  # the new trail from the extreme so far
+                o.trail_stop = self._trail_level(o, o.extreme)
+        if o.status == _UNSENT:
+            return
         for m in self._owners(o):
-            if m is not conn:  # the master client hears of every order
-                self._open_order(m, o)
-                self._order_status(m, o, 0.0)
+            self._open_order(m, o)
+            self._order_status(m, o, 0.0)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
@@ -456,24 +571,65 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 10147, f"OrderId {oid} that needs to be cancelled is not "
                                           f"found.")
             return
-        if o.status not in _OPEN:
+        if o.status not in (*_OPEN, _UNSENT):
             self._error(conn, oid, 10148, f"OrderId {oid} that needs to be cancelled cannot "
                                           f"be cancelled, state: {o.status}.")
             return
-        o.status = "Cancelled"
-        for m in self._owners(o):
-            self._order_status(m, o, 0.0)
+        self._cancel_one(o)
         self._error(conn, oid, 202, "Order Canceled - reason:")
+        if o.filled <= 0:  # an unfilled parent takes its children with it
+            for child in self._children(o):
+                if child.status in (*_OPEN, _UNSENT):
+                    self._cancel_one(child)
+
+    def _cancel_one(self, o: Order) -> None:
+        unsent = o.status == _UNSENT
+        o.status = "Cancelled"
+        if not unsent:
+            for m in self._owners(o):
+                self._order_status(m, o, 0.0)
+
+    def auction(self, which: str) -> list[Execution]:
+        """The opening (``"open"``: ``tif=OPG`` orders) or closing (``"close"``: ``MOC``,
+        ``LOC``) auction crosses at the current price; its orders that do not fill
+        (a limit the price does not satisfy) are canceled, as at IB."""
+        if which not in ("open", "close"):
+            raise ValueError(f"auction is 'open' or 'close', got {which!r}")
+        return list(self._run(self._auction, which))
+
+    def _auction(self, which: str) -> list[Execution]:
+        made = []
+        for o in list(self.orders.values()):
+            if o.status != "Submitted" or not self._in_auction(o, which):
+                continue
+            px = self.prices.get(o.symbol)
+            lmt = o.lmt if o.order_type in ("LMT", "LOC") else None
+            buy = o.action == "BUY"
+            if px is not None and (lmt is None or (px <= lmt if buy else px >= lmt)):
+                made.append(self._fill(o, o.qty - o.filled, px))
+            else:
+                self._cancel_one(o)
+        return made
+
+    @staticmethod
+    def _in_auction(o: Order, which: str) -> bool:
+        if which == "open":
+            return o.tif == "OPG"
+        return o.order_type in ("MOC", "LOC")
 
     def _step(self) -> list[Execution]:
         self.clock += timedelta(seconds=1)
         made = []
-        for o in list(self.orders.values()):
-            if o.status not in _OPEN:
-                continue
+        # Children a parent's fill releases in this step trade from the next one.
+        working = [o for o in self.orders.values() if o.status == "Submitted"]
+        for o in working:
+            if o.status != "Submitted" or o.tif == "OPG" or o.order_type in ("MOC", "LOC"):
+                continue  # PreSubmitted children wait for their parent; auctions wait
             ex = self._match(o)
             if ex is not None:
                 made.append(ex)
+            if o.tif in ("IOC", "FOK") and o.status in _OPEN:
+                self._cancel_one(o)  # the rest of an immediate-or-cancel order
         return made
 
     def _match(self, o: Order) -> Execution | None:
@@ -481,6 +637,18 @@ class FakeTWS(BarReplay):
         if px is None:
             return None
         buy = o.action == "BUY"
+        if o.order_type == "TRAIL":
+            if o.trail_stop is None:
+                self._trail_start(o)
+                return None
+            hit = px >= o.trail_stop if buy else px <= o.trail_stop
+            if not hit:  # tested against the level so far, then ratcheted
+                assert o.extreme is not None
+                o.extreme = min(o.extreme, px) if buy else max(o.extreme, px)
+                level = self._trail_level(o, o.extreme)
+                o.trail_stop = min(o.trail_stop, level) if buy else max(o.trail_stop, level)
+                return None
+            o.triggered = True
         if o.order_type in ("STP", "STP LMT") and not o.triggered:
             assert o.aux is not None
             if (buy and px >= o.aux) or (not buy and px <= o.aux):
@@ -496,7 +664,7 @@ class FakeTWS(BarReplay):
             price = px
         left = o.qty - o.filled
         part = o.qty / self.partial_fills
-        size = left if left <= part * (1 + 1e-12) else part
+        size = left if left <= part * (1 + 1e-12) or o.tif == "FOK" else part
         return self._fill(o, size, price)
 
     def _fill(self, o: Order, size: float, price: float) -> Execution:
@@ -516,7 +684,7 @@ class FakeTWS(BarReplay):
         # TWS stamps executions with its clock to the whole second.
         when = datetime.now(timezone.utc).replace(microsecond=0)
         ex = Execution(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
-                   o.avg_price, commission)
+                       o.avg_price, commission)
         self.executions.append(ex)
         dropped: set[int] = set()
         for conn in self._owners(o):  # a disconnected owner learns of it at reqExecutions
@@ -536,6 +704,7 @@ class FakeTWS(BarReplay):
                 self._order_status(conn, o, price)
                 self._exec_details(conn, ex, -1)
                 self._commission(conn, ex)
+        self._after_fill(o)
         for c in self._conns:
             if id(c) in dropped:
                 continue
@@ -544,6 +713,34 @@ class FakeTWS(BarReplay):
             if c.account_updates:
                 self._account_values(c)
         return ex
+
+    def _after_fill(self, o: Order) -> None:
+        """A fill of ``o`` cancels its OCA siblings (``ocaType`` 1, and a bracket's
+        children, which TWS groups so) and sizes its children to what it filled."""
+        siblings: list[Order] = []
+        if o.parent_id:
+            parent = self.orders.get(o.parent_id)
+            if parent is not None:
+                siblings += [c for c in self._children(parent) if c is not o]
+        if o.oca_group:
+            siblings += [s for s in self.orders.values() if s is not o
+                         and s.oca_group == o.oca_group and s.client_id == o.client_id
+                         and s not in siblings]
+        for s in siblings:
+            if s.status in _OPEN:
+                self._cancel_one(s)
+        for child in self._children(o):
+            if child.status not in _OPEN:
+                continue
+            was = child.status
+            child.qty = o.filled if child.filled <= 0 else max(child.filled, o.filled)
+            if was == "PreSubmitted":
+                child.status = "Submitted"
+                if child.order_type == "TRAIL":
+                    self._trail_start(child)
+            for m in self._owners(child):
+                self._open_order(m, child)
+                self._order_status(m, child, 0.0)
 
     def _late_exec(self, conn: _Conn, ex: Execution) -> None:
         with self._lock:

@@ -23,9 +23,11 @@ class FakeTWSVenue:
         self.fake.set_price(symbol, price)
 
     def step(self) -> None:
-        """Trade once; wait until the broker has seen every execution and commission."""
+        """Trade once; wait until the broker has seen every execution and commission,
+        and every status TWS sent with them (a sibling's cancel, an ioc's end)."""
         made = self.fake.step()
         self.broker.wait_for_fills({e.exec_id for e in made}, timeout=10)
+        self.broker.flush()
 
     def close(self) -> None:
         """Disconnect the broker and stop the fake."""
