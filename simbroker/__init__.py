@@ -14,7 +14,7 @@ strategy and read a :class:`BacktestResult`.
 from __future__ import annotations
 
 from simbroker.bars import Bars
-from simbroker.broker import Broker
+from simbroker.broker import Broker, OrderManagingBroker
 from simbroker.clock import Clock, SimulatedClock, WallClock
 from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.engine import History, Strategy, backtest
@@ -30,6 +30,7 @@ from simbroker.errors import (
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
+    ReplaceRejected,
     RiskRejected,
     ShortingNotAllowed,
     SimbrokerError,
@@ -56,7 +57,16 @@ from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
+from simbroker.types import (
+    Fill,
+    Order,
+    OrderClass,
+    OrderInfo,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
 __version__ = "0.1.0"
@@ -85,7 +95,9 @@ __all__ = [
     "NoFee",
     "NoSlippage",
     "Order",
+    "OrderClass",
     "OrderInfo",
+    "OrderManagingBroker",
     "OrderRejected",
     "OrderStatus",
     "OrderStatusUnknown",
@@ -93,6 +105,7 @@ __all__ = [
     "PaperBroker",
     "PerOrder",
     "PerShare",
+    "ReplaceRejected",
     "RiskBroker",
     "RiskLimits",
     "RiskRejected",

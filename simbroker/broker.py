@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from simbroker.types import Fill, OrderInfo
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "OrderManagingBroker"]
 
 
 @runtime_checkable
@@ -107,4 +108,76 @@ class Broker(Protocol):
 
     def now(self) -> datetime:
         """The broker's current time, tz-aware UTC (simulated in a backtest)."""
+        ...
+
+
+@runtime_checkable
+class OrderManagingBroker(Broker, Protocol):
+    """A :class:`Broker` that also lists and replaces orders, and takes every order kind.
+
+    Every simbroker broker satisfies it (the paper broker, the IBKR and Alpaca adapters,
+    the risk wrapper). Strategies that only need the six :class:`Broker` methods should
+    keep asking for a ``Broker``; ``isinstance(b, OrderManagingBroker)`` tells whether the
+    extras are there (``simbroker.testing.checks.check_broker_conformance`` checks them).
+
+    ``submit_order`` takes, besides the :class:`Broker` arguments, the keyword-only
+    order kinds of :meth:`simbroker.types.Order.create`: ``order_class`` (``"simple"``,
+    ``"bracket"``, ``"oto"``, ``"oco"``) with ``take_profit={"limit_price": x}`` and
+    ``stop_loss={"stop_price": y[, "limit_price": z]}``, ``order_type="trailing_stop"``
+    with ``trail_amount`` or ``trail_percent``, the tifs ``"opg"``, ``"cls"``, ``"ioc"``
+    and ``"fok"``, and ``extended_hours``. A bracket or OTO returns its parent, whose
+    ``legs`` lists the children (``held`` until the parent fills); one leg filling
+    cancels its siblings.
+    """
+
+    def submit_order(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        order_type: str = "market",
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        tif: str = "day",
+        client_order_id: str | None = None,
+        extended_hours: bool = False,
+        order_class: str = "simple",
+        take_profit: Mapping[str, float] | None = None,
+        stop_loss: Mapping[str, float] | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+    ) -> OrderInfo:
+        """Send an order of any kind; see :class:`Broker` and :meth:`Order.create`."""
+        ...
+
+    def get_order(self, order_id: str) -> OrderInfo:
+        """The current state of one order; :class:`~simbroker.errors.UnknownOrder` if none."""
+        ...
+
+    def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
+        """Every order this broker knows, in submission order (children after their
+        parent), or with ``open_only=True`` only those still open (``held`` included)."""
+        ...
+
+    def replace_order(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: str | None = None,
+    ) -> OrderInfo:
+        """Change an open order in place, keeping its ``order_id``; return its new state.
+
+        Only the fields given change. Fills already made stay; the paper broker applies
+        the change from the next bar on. Raises
+        :class:`~simbroker.errors.ReplaceRejected` when the order is no longer open (a
+        replace racing a fill fails) or the change is invalid (a ``qty`` below the filled
+        quantity, a field the order type does not take), and
+        :class:`~simbroker.errors.UnknownOrder` for an id never issued.
+        """
         ...

@@ -12,6 +12,7 @@ Grouped by *where* a failure happened::
     ├── OrderRejected               an order was refused; nothing was sent or changed
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
     │   ├── ShortingNotAllowed      it would open or grow a short position
+    │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
         ├── BrokerConnectionError   could not connect, or the connection dropped
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
+    "ReplaceRejected",
     "RiskRejected",
     "ShortingNotAllowed",
     "SimbrokerError",
@@ -210,6 +212,41 @@ class ShortingNotAllowed(OrderRejected):
             symbol=symbol,
             order_id=order_id,
         )
+
+
+class ReplaceRejected(OrderRejected):
+    """A ``replace_order`` was refused; the order is unchanged.
+
+    Either the order is no longer open (``status`` holds its final status: a replace
+    that races a fill fails, as at Alpaca) or the change is invalid (``field`` names
+    it: a quantity below the filled quantity, a field the order type does not take).
+
+    Parameters
+    ----------
+    order_id
+        The order that was to be replaced.
+    reason
+        One readable sentence.
+    status
+        The order's status when the replace was refused.
+    field
+        The replace argument that was wrong, if that was why.
+    """
+
+    def __init__(
+        self,
+        order_id: str,
+        reason: str,
+        *,
+        status: str | None = None,
+        field: str | None = None,
+        symbol: str | None = None,
+        client_order_id: str | None = None,
+    ):
+        self.status = status
+        self.field = field
+        super().__init__(f"cannot replace order {order_id!r}: {reason}", symbol=symbol,
+                         order_id=order_id, client_order_id=client_order_id)
 
 
 class RiskRejected(OrderRejected):

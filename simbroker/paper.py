@@ -34,7 +34,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,13 @@ class _OrderState:
     filled_qty: float = 0.0
     filled_notional: float = 0.0
     reason: str | None = None
+    parent_id: str | None = None
+    legs: list[str] = field(default_factory=list)
 
     def info(self) -> OrderInfo:
         o = self.order
+        # ``extended_hours`` is an Order field of the sessions work; False until it exists.
+        extended = bool(getattr(o, "extended_hours", False))
         return OrderInfo(
             order_id=self.order_id,
             client_order_id=o.client_order_id,
@@ -90,6 +94,13 @@ class _OrderState:
             avg_fill_price=(self.filled_notional / self.filled_qty) if self.filled_qty else None,
             submitted_at=self.submitted_at,
             reason=self.reason,
+            order_class=o.order_class.value,
+            parent_id=self.parent_id,
+            legs=list(self.legs),
+            trail_amount=o.trail_amount,
+            trail_percent=o.trail_percent,
+            extended_hours=extended,
+            remaining_qty=o.qty - self.filled_qty,
         )
 
 

@@ -7,6 +7,7 @@ hold the plain string values, which keeps them JSON-ready and comparable to lite
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -19,10 +20,13 @@ from simbroker.errors import InvalidOrder
 __all__ = [
     "Fill",
     "Order",
+    "OrderClass",
     "OrderInfo",
     "OrderStatus",
     "OrderType",
     "Side",
+    "StopLoss",
+    "TakeProfit",
     "TimeInForce",
 ]
 
@@ -46,29 +50,57 @@ class OrderType(str, Enum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
 
 
 class TimeInForce(str, Enum):
     """How long an unfilled order lives.
 
     ``DAY`` expires at the end of the trading day on which it first could trade;
-    ``GTC`` rests until filled or canceled.
+    ``GTC`` rests until filled or canceled. ``OPG`` trades only in the opening auction
+    (the open of the next session's first bar) and ``CLS`` only in the closing auction
+    (the close of the session's last bar); both take market and limit orders only, and
+    are canceled when their auction did not fill them. ``IOC`` (immediate or cancel) and
+    ``FOK`` (fill or kill) are tested against the next bar only and canceled after it if
+    unfilled.
     """
 
     DAY = "day"
     GTC = "gtc"
+    OPG = "opg"
+    CLS = "cls"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class OrderClass(str, Enum):
+    """How an order is linked to others.
+
+    ``SIMPLE``: alone. ``BRACKET``: an entry with two exits (a take-profit limit and a
+    stop-loss), held until the entry fills; one exit filling cancels the other.
+    ``OTO`` (one triggers other): an entry with one exit. ``OCO`` (one cancels other): two
+    live exits, a limit and a stop, of which only one ever fills.
+    """
+
+    SIMPLE = "simple"
+    BRACKET = "bracket"
+    OTO = "oto"
+    OCO = "oco"
 
 
 class OrderStatus(str, Enum):
     """Where an order is in its life.
 
     ``NEW``, ``PARTIALLY_FILLED`` and ``PENDING_CONFIRM`` are open; the others are
-    terminal and final. ``PENDING_CONFIRM`` is a live adapter's word for an order that was
+    terminal and final. ``HELD`` is open too: a bracket or OTO child waiting for its
+    parent to fill (it cannot trade yet, and becomes ``NEW`` when the parent fills).
+    ``PENDING_CONFIRM`` is a live adapter's word for an order that was
     sent but whose fate is not yet known (a dropped connection before the answer): it may
     be at the venue, and it is resolved from the venue's records on reconnect.
     """
 
     NEW = "new"
+    HELD = "held"
     PENDING_CONFIRM = "pending_confirm"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
@@ -80,7 +112,7 @@ class OrderStatus(str, Enum):
     def is_open(self) -> bool:
         """True while the order can still fill."""
         return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED,
-                        OrderStatus.PENDING_CONFIRM)
+                        OrderStatus.PENDING_CONFIRM, OrderStatus.HELD)
 
 
 class OrderInfo(TypedDict):
@@ -107,7 +139,21 @@ class OrderInfo(TypedDict):
     submitted_at : datetime
         The broker clock when the order was accepted (tz-aware UTC).
     reason : str | None
-        Why the order was rejected or expired, else ``None``.
+        Why the order was rejected, expired or canceled by the broker (a sibling's fill,
+        its parent's end), else ``None``.
+    order_class : str
+        An :class:`OrderClass` value (``"simple"`` for an order outside any group).
+    parent_id : str | None
+        For a bracket/OTO child, its parent's ``order_id``; else ``None``.
+    legs : list[str]
+        The ``order_id`` of each child (bracket: take-profit then stop-loss; OTO: its one
+        leg; an OCO's limit leg lists its stop leg); empty for the others.
+    trail_amount, trail_percent : float | None
+        A trailing stop's trail (one of them is set), else ``None``.
+    extended_hours : bool
+        Whether the order may trade outside regular hours.
+    remaining_qty : float
+        ``qty - filled_qty``.
     """
 
     order_id: str
@@ -124,6 +170,13 @@ class OrderInfo(TypedDict):
     avg_fill_price: float | None
     submitted_at: datetime
     reason: str | None
+    order_class: str
+    parent_id: str | None
+    legs: list[str]
+    trail_amount: float | None
+    trail_percent: float | None
+    extended_hours: bool
+    remaining_qty: float
 
 
 class Fill(TypedDict):
@@ -233,11 +286,66 @@ def _number(value: Any, field: str, symbol: str, upper: float) -> float:
 
 
 @dataclass(frozen=True)
+class TakeProfit:
+    """The take-profit exit of a bracket, OTO or OCO: a limit order at ``limit_price``."""
+
+    limit_price: float
+
+    def to_dict(self) -> dict[str, float]:
+        """As ``submit_order``'s ``take_profit=`` argument takes it."""
+        return {"limit_price": self.limit_price}
+
+
+@dataclass(frozen=True)
+class StopLoss:
+    """The stop-loss exit of a bracket, OTO or OCO: a stop, or a stop-limit with a limit."""
+
+    stop_price: float
+    limit_price: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """As ``submit_order``'s ``stop_loss=`` argument takes it."""
+        d = {"stop_price": self.stop_price}
+        if self.limit_price is not None:
+            d["limit_price"] = self.limit_price
+        return d
+
+
+def _leg(value: Any, field: str, symbol: str, keys: tuple[str, ...],
+         required: tuple[str, ...]) -> dict[str, float]:
+    """A leg mapping (or leg object) as ``{key: price}``, checked key by key."""
+    if isinstance(value, (TakeProfit, StopLoss)):
+        value = value.to_dict()
+    if not isinstance(value, Mapping):
+        raise InvalidOrder(
+            f"{field} for {symbol} must be a mapping like {{{required[0]!r}: price}}, "
+            f"got {_shown(value)}", field=field, value=value, symbol=symbol)
+    extra = [k for k in value if k not in keys]
+    if extra:
+        raise InvalidOrder(
+            f"{field} for {symbol} takes only {', '.join(map(repr, keys))}; got "
+            f"{_shown(extra[0])}", field=f"{field}.{extra[0]}", value=value, symbol=symbol)
+    out: dict[str, float] = {}
+    for key in keys:
+        if value.get(key) is None:
+            if key in required:
+                raise InvalidOrder(f"{field} for {symbol} needs {key!r}",
+                                   field=f"{field}.{key}", value=value, symbol=symbol)
+            continue
+        out[key] = _number(value[key], f"{field}.{key}", symbol, MAX_PRICE)
+    return out
+
+
+@dataclass(frozen=True)
 class Order:
     """A validated order request, the same for every broker.
 
     Build it with :meth:`Order.create`, which checks every field and raises
     :class:`~simbroker.errors.InvalidOrder` naming the one that is wrong.
+
+    ``take_profit`` / ``stop_loss`` are the exits of a bracket (both), an OTO (one) or an
+    OCO (both; the OCO order itself is its limit leg, so its ``limit_price`` is the
+    take-profit's). ``trail_amount`` / ``trail_percent`` belong to trailing stops only.
     """
 
     symbol: str
@@ -248,6 +356,11 @@ class Order:
     stop_price: float | None = None
     tif: TimeInForce = TimeInForce.DAY
     client_order_id: str | None = None
+    order_class: OrderClass = OrderClass.SIMPLE
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
+    trail_amount: float | None = None
+    trail_percent: float | None = None
 
     @classmethod
     def create(
@@ -261,6 +374,11 @@ class Order:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        order_class: str = "simple",
+        take_profit: Mapping[str, float] | TakeProfit | None = None,
+        stop_loss: Mapping[str, float] | StopLoss | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
     ) -> Order:
         """Validate the arguments of ``Broker.submit_order`` and return an ``Order``.
 
@@ -268,6 +386,22 @@ class Order:
         finite and > 0, ``qty`` at most :data:`MAX_QTY` and prices at most
         :data:`MAX_PRICE`. Anything else raises :class:`~simbroker.errors.InvalidOrder`
         naming the field, whatever the value (an integer of 10**309 included).
+
+        The order kinds:
+
+        - ``order_type="trailing_stop"`` takes exactly one of ``trail_amount`` (a price
+          distance) or ``trail_percent`` (in (0, 100)) and neither ``limit_price`` nor
+          ``stop_price``; the trail is taken by no other type.
+        - ``order_class="bracket"`` needs ``take_profit={"limit_price": x}`` and
+          ``stop_loss={"stop_price": y}`` (plus ``"limit_price"`` for a stop-limit exit);
+          the exits sell after a buy entry, so a buy bracket's take-profit is above its
+          stop (a sell bracket's below). ``"oto"`` takes exactly one of the two legs.
+        - ``order_class="oco"`` needs both legs and ``order_type="limit"``: the order is
+          the take-profit leg (``limit_price`` defaults to the take-profit's limit and
+          must equal it when given) and the stop leg is placed beside it on the same
+          side; a sell OCO's take-profit is above its stop.
+        - ``tif="opg"`` / ``"cls"`` take market and limit orders only, and no groups;
+          ``"ioc"`` / ``"fok"`` take no groups (brackets, OTO and OCO are day or gtc).
         """
         if not isinstance(symbol, str) or not symbol.strip():
             raise InvalidOrder(
@@ -277,7 +411,20 @@ class Order:
         side_ = _enum(Side, side, "side", symbol)
         type_ = _enum(OrderType, order_type, "order_type", symbol)
         tif_ = _enum(TimeInForce, tif, "tif", symbol)
+        class_ = _enum(OrderClass, order_class, "order_class", symbol)
         qty_ = _number(qty, "qty", symbol, MAX_QTY)
+        tp = None if take_profit is None else _leg(
+            take_profit, "take_profit", symbol, ("limit_price",), ("limit_price",))
+        sl = None if stop_loss is None else _leg(
+            stop_loss, "stop_loss", symbol, ("stop_price", "limit_price"), ("stop_price",))
+        if class_ is OrderClass.OCO:
+            if type_ is not OrderType.LIMIT:
+                raise InvalidOrder(
+                    f"an oco order for {symbol} is its take-profit limit leg: order_type "
+                    f"must be 'limit', got {type_.value!r}", field="order_type",
+                    value=order_type, symbol=symbol)
+            if tp is not None and limit_price is None:
+                limit_price = tp["limit_price"]
         needs_limit = type_ in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = type_ in (OrderType.STOP, OrderType.STOP_LIMIT)
         for name, value, needed in (("limit_price", limit_price, needs_limit),
@@ -290,6 +437,12 @@ class Order:
                     f"a {type_.value} order for {symbol} takes no {name} (got {_shown(value)})",
                     field=name, value=value, symbol=symbol,
                 )
+        limit_ = None if limit_price is None else _number(limit_price, "limit_price", symbol,
+                                                          MAX_PRICE)
+        stop_ = None if stop_price is None else _number(stop_price, "stop_price", symbol,
+                                                        MAX_PRICE)
+        trail_a, trail_p = _trail(type_, trail_amount, trail_percent, symbol)
+        _check_class(class_, type_, tif_, side_, tp, sl, limit_, symbol)
         if client_order_id is not None and (
             not isinstance(client_order_id, str) or not client_order_id
         ):
@@ -302,10 +455,114 @@ class Order:
             side=side_,
             qty=qty_,
             order_type=type_,
-            limit_price=None if limit_price is None else _number(limit_price, "limit_price",
-                                                                 symbol, MAX_PRICE),
-            stop_price=None if stop_price is None else _number(stop_price, "stop_price",
-                                                               symbol, MAX_PRICE),
+            limit_price=limit_,
+            stop_price=stop_,
             tif=tif_,
             client_order_id=client_order_id,
+            order_class=class_,
+            take_profit=None if tp is None else TakeProfit(tp["limit_price"]),
+            stop_loss=None if sl is None else StopLoss(sl["stop_price"], sl.get("limit_price")),
+            trail_amount=trail_a,
+            trail_percent=trail_p,
         )
+
+    def leg_orders(self) -> list[Order]:
+        """The orders this one brings with it, take-profit first.
+
+        Bracket/OTO: the exits, on the opposite side, for the same ``qty`` and ``tif``
+        (a broker sizes them to the parent's filled quantity). OCO: the stop leg, on the
+        same side (the order itself is the limit leg). Simple orders: none. The legs are
+        simple orders with no ``client_order_id``.
+        """
+        if self.order_class is OrderClass.SIMPLE:
+            return []
+        side = self.side if self.order_class is OrderClass.OCO else (
+            Side.SELL if self.side is Side.BUY else Side.BUY)
+        legs: list[Order] = []
+        if self.take_profit is not None and self.order_class is not OrderClass.OCO:
+            legs.append(Order(self.symbol, side, self.qty, OrderType.LIMIT,
+                              limit_price=self.take_profit.limit_price, tif=self.tif))
+        if self.stop_loss is not None:
+            sl = self.stop_loss
+            legs.append(Order(
+                self.symbol, side, self.qty,
+                OrderType.STOP if sl.limit_price is None else OrderType.STOP_LIMIT,
+                limit_price=sl.limit_price, stop_price=sl.stop_price, tif=self.tif))
+        return legs
+
+
+def _trail(type_: OrderType, amount: Any, percent: Any,
+           symbol: str) -> tuple[float | None, float | None]:
+    """A trailing stop's trail, checked: exactly one of amount and percent, only there."""
+    if type_ is not OrderType.TRAILING_STOP:
+        for name, value in (("trail_amount", amount), ("trail_percent", percent)):
+            if value is not None:
+                raise InvalidOrder(
+                    f"a {type_.value} order for {symbol} takes no {name} (got {_shown(value)}); "
+                    "use order_type='trailing_stop'", field=name, value=value, symbol=symbol)
+        return None, None
+    if (amount is None) == (percent is None):
+        raise InvalidOrder(
+            f"a trailing_stop order for {symbol} needs exactly one of trail_amount and "
+            f"trail_percent (got {_shown(amount)} and {_shown(percent)})",
+            field="trail_amount" if amount is not None else "trail_percent",
+            value=amount if amount is not None else percent, symbol=symbol)
+    if amount is not None:
+        return _number(amount, "trail_amount", symbol, MAX_PRICE), None
+    pct = _number(percent, "trail_percent", symbol, 100.0)
+    if pct >= 100.0:
+        raise InvalidOrder(f"trail_percent for {symbol} must be below 100, got {_shown(percent)}",
+                           field="trail_percent", value=percent, symbol=symbol)
+    return None, pct
+
+
+def _check_class(class_: OrderClass, type_: OrderType, tif_: TimeInForce, side_: Side,
+                 tp: dict[str, float] | None, sl: dict[str, float] | None,
+                 limit: float | None, symbol: str) -> None:
+    """The order-class rules of :meth:`Order.create`; ``InvalidOrder`` naming the field."""
+    if class_ is OrderClass.SIMPLE:
+        for name, leg in (("take_profit", tp), ("stop_loss", sl)):
+            if leg is not None:
+                raise InvalidOrder(
+                    f"a simple order for {symbol} takes no {name}; use order_class="
+                    "'bracket', 'oto' or 'oco'", field=name, value=leg, symbol=symbol)
+        if tif_ in (TimeInForce.OPG, TimeInForce.CLS) and type_ not in (
+                OrderType.MARKET, OrderType.LIMIT):
+            raise InvalidOrder(
+                f"tif {tif_.value!r} takes market and limit orders only; got a {type_.value} "
+                f"order for {symbol}", field="tif", value=tif_.value, symbol=symbol)
+        return
+    if tif_ not in (TimeInForce.DAY, TimeInForce.GTC):
+        raise InvalidOrder(
+            f"a {class_.value} order for {symbol} must be day or gtc, got tif {tif_.value!r}",
+            field="tif", value=tif_.value, symbol=symbol)
+    if type_ is OrderType.TRAILING_STOP:
+        raise InvalidOrder(
+            f"a {class_.value} order for {symbol} cannot be a trailing_stop",
+            field="order_type", value=type_.value, symbol=symbol)
+    if class_ is OrderClass.OTO:
+        if (tp is None) == (sl is None):
+            raise InvalidOrder(
+                f"an oto order for {symbol} needs exactly one of take_profit and stop_loss",
+                field="stop_loss" if tp is not None else "take_profit",
+                value=sl if tp is not None else None, symbol=symbol)
+        return
+    if tp is None or sl is None:
+        name = "take_profit" if tp is None else "stop_loss"
+        raise InvalidOrder(f"a {class_.value} order for {symbol} needs {name}",
+                           field=name, value=None, symbol=symbol)
+    # The exits' side: a bracket's is opposite to its entry, an OCO's is its own.
+    exit_sells = (side_ is Side.BUY) if class_ is OrderClass.BRACKET else (side_ is Side.SELL)
+    above = tp["limit_price"] > sl["stop_price"]
+    if above != exit_sells:
+        what = (f"a {'buy' if side_ is Side.BUY else 'sell'} {class_.value}")
+        where = "above" if exit_sells else "below"
+        raise InvalidOrder(
+            f"{what} for {symbol} needs its take-profit limit ({tp['limit_price']:g}) "
+            f"{where} its stop-loss stop ({sl['stop_price']:g})",
+            field="take_profit.limit_price", value=tp["limit_price"], symbol=symbol)
+    if class_ is OrderClass.OCO and limit != tp["limit_price"]:
+        raise InvalidOrder(
+            f"an oco order for {symbol} is its take-profit leg: limit_price ({limit:g}) must "
+            f"equal take_profit's ({tp['limit_price']:g}) or be left out",
+            field="limit_price", value=limit, symbol=symbol)

@@ -374,7 +374,7 @@ def test_short_refused_when_switched_off_counting_open_sells() -> None:
         (("X", "buy", 1), {"limit_price": 1.0}, "limit_price"),
         (("X", "buy", 1, "limit"), {"limit_price": -1.0}, "limit_price"),
         (("X", "buy", 1, "limit"), {"limit_price": math.nan}, "limit_price"),
-        (("X", "buy", 1), {"tif": "fok"}, "tif"),
+        (("X", "buy", 1), {"tif": "fak"}, "tif"),
         (("", "buy", 1), {}, "symbol"),
     ],
 )
