@@ -422,7 +422,8 @@ def test_a_trailing_stops_trail_and_a_legs_price_are_replaced(
     trade(fake, broker, 105.0)
     assert status(broker, tp_id) == "filled"
     assert status(broker, sl_id) == "canceled"
-    assert pos(broker, "HLD") == 10.0 and pos(broker) == 0
+    assert pos(broker, "HLD") == 10.0
+    assert pos(broker) == 0
 
 
 # ---------------------------------------------------------------------- the SDK itself

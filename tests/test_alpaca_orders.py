@@ -40,7 +40,7 @@ def snapshot(status: str, filled: float, qty: float = 10.0, *, step: int = 0,
 
 
 @st.composite
-def histories(draw: Any) -> list[OrderInfo]:
+def histories(draw: Any) -> list[VenueOrder]:
     """An order's true snapshots in the venue's order: new, partial fills, then maybe
     a final status."""
     cuts = sorted(set(draw(st.lists(st.integers(1, 9), max_size=4))))
