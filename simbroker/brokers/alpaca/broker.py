@@ -17,6 +17,11 @@
   ``pending_confirm`` (:class:`~simbroker.errors.OrderStatusUnknown`), no other order of
   that symbol goes out until it is resolved, and resubmitting its ``client_order_id`` is
   always safe (Alpaca refuses a second order with the same id).
+- Order kinds are Alpaca's native orders (``order_class`` bracket/oto/oco with
+  ``take_profit``/``stop_loss``, ``trailing_stop``, every tif, ``extended_hours``);
+  ``replace_order`` is Alpaca's replace (``PATCH``), under a ``order_id`` that stays the
+  same while Alpaca's changes (:mod:`~simbroker.brokers.alpaca.orders`). What Alpaca
+  refuses is refused locally first.
 - Errors: 401 :class:`~simbroker.errors.BrokerAPIError`, 403
   :class:`~simbroker.errors.OrderRejected`, 404 :class:`~simbroker.errors.UnknownOrder`,
   422 :class:`~simbroker.errors.InvalidOrder`, 429
