@@ -12,8 +12,9 @@ How the order classes behave, as Alpaca documents and shows them:
   ``held`` until the parent trades; on the parent's first execution the take-profit leg
   becomes ``new`` and the stop-loss leg stays ``held`` but is armed (Alpaca keeps stop legs
   of a group held at home and routes them only when triggered). Both legs are sized to the
-  parent's filled quantity, growing with each parent execution. An execution of one leg
-  shrinks its sibling to what it has left to fill; a leg's full fill cancels its sibling.
+  parent's filled quantity less what the exits sold, growing with each parent execution.
+  An execution of one exit shrinks its sibling to what the group still holds; an exit's
+  full fill cancels its sibling.
 - **oco**: an exit pair on an existing position: the answer is the take-profit limit
   order (``new``), the stop in its ``legs`` (``held``, armed at once).
 - Canceling an unfilled parent cancels its held legs; a parent that expires or is
@@ -195,6 +196,7 @@ class OrderBook(abc.ABC):
         if klass == "oco":  # the limit leg is the order; the stop its leg
             assert sl is not None
             o = self._new(sym, side, qty, "limit", tif, cid, now, klass, limit=limit)
+            o["_size"] = qty
             leg = self._new(sym, side, qty, "stop_limit" if sl[1] is not None else "stop",
                             tif, str(uuid.uuid4()), now, klass, stop=sl[0], limit=sl[1],
                             status="held")
@@ -542,28 +544,44 @@ class OrderBook(abc.ABC):
         """A parent traded: its legs are sized to what it holds, and go live."""
         if o["_parent"] is not None or o["order_class"] == "oco":
             return
-        for c in o["_legs"]:
-            leg = self.orders[c]
-            if leg["status"] not in OPEN or float(leg["filled_qty"]) > 0:
+        legs = [self.orders[c] for c in o["_legs"]]
+        if any(leg["status"] == "filled" for leg in legs):
+            return  # the exit is done; what the entry buys now is not protected
+        for leg in legs:
+            if leg["status"] not in OPEN:
                 continue
-            leg["qty"] = num(filled)
             if leg["type"] in ("stop", "stop_limit"):
                 leg["_armed"] = True  # stays "held" at Alpaca, but live
             elif leg["status"] == "held":
                 leg["status"] = "new"
-            leg["updated_at"] = iso(self.clock)
+        self._size_exits(legs, filled)
+
+    def _size_exits(self, members: list[dict[str, Any]], total: float) -> None:
+        """Each open exit of a group may sell what the group still holds: ``total`` (what
+        the entry bought, or an OCO's size) less what its exits sold; one with nothing
+        left to sell is canceled."""
+        left = max(0.0, total - sum(float(m["filled_qty"]) for m in members))
+        for m in members:
+            if m["status"] not in OPEN:
+                continue
+            if left <= 1e-12:
+                self._end(m, "canceled")
+                continue
+            m["qty"] = num(float(m["filled_qty"]) + left)
+            m["updated_at"] = iso(self.clock)
 
     def _after_exit_fill(self, leg: dict[str, Any], done: bool) -> None:
-        """One exit traded: its sibling keeps only what is left (none: canceled)."""
+        """One exit traded: its siblings keep only what is left (none: canceled)."""
         group = self._group(leg)
-        left = float(leg["qty"]) - float(leg["filled_qty"])
-        for sib in group:
-            if sib is leg or sib["status"] not in OPEN:
-                continue
-            if done:
-                self._end(sib, "canceled")
-            else:
-                sib["qty"] = num(float(sib["filled_qty"]) + left)
+        root = self.orders[leg["_parent"]] if leg["_parent"] is not None else leg
+        if done:
+            for sib in group:
+                if sib is not leg and sib["status"] in OPEN:
+                    self._end(sib, "canceled")
+            return
+        total = float(root["_size"]) if root["order_class"] == "oco" \
+            else float(root["filled_qty"])
+        self._size_exits(group, total)
 
 
 def _num_or_none(x: Any) -> float | None:
