@@ -143,6 +143,7 @@ def test_duplicated_and_reordered_events_of_a_group_book_each_fill_once(
     assert state.open_orders == {}  # the canceled sibling closed in the log too
     events = Counter(r["event"] for r in read_trade_log(tmp_path / "t.jsonl"))
     assert events["submitted"] == 3
+    assert events["activated"] == 2  # each leg once, however often the stream said so
     assert events["canceled"] == 1
 
 
@@ -243,3 +244,43 @@ def test_an_adapter_restart_after_replaces_keeps_the_first_id_and_its_fills(
         assert [i["order_id"] for i in again.get_orders()] == [oid]
     finally:
         again.close()
+
+
+def test_replaces_under_duplicated_and_reordered_events_converge_to_alpacas_state(
+        fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.duplicate_events = True
+    fake.reorder_events = True
+    order = broker.submit_order("AAA", "buy", 10, "limit", limit_price=90.0)
+    oid = order["order_id"]
+    for price in (91.0, 92.0, 93.0):
+        broker.replace_order(oid, limit_price=price)
+    (current,) = live_versions(fake, oid)
+    wait_until(lambda: broker.orders.current_id(oid) == current["id"])
+    fake.partial_fills = 2
+    trade(fake, broker, 93.0)
+    trade(fake, broker, 93.0)
+    wait_until(lambda: broker.orders.get(oid)["status"] == "filled")  # type: ignore[index]
+    got = broker.orders.get(oid)
+    assert got is not None
+    assert (got["filled_qty"], got["limit_price"], got["qty"]) == (10.0, 93.0, 10.0)
+    fills = broker.get_fills()
+    assert [(f["order_id"], f["qty"]) for f in fills] == [(oid, 5.0), (oid, 5.0)]
+    assert fake.faults["reordered_events"] > 0
+    assert fake.faults["duplicate_event"] > 0
+
+
+def test_a_venue_restart_between_entry_and_exit_loses_and_doubles_nothing(
+        fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    parent = broker.submit_order("AAA", "buy", 10, **BRACKET)
+    tp_id, sl_id = parent["legs"]
+    trade(fake, broker, 100.0)
+    fake.restart(downtime=0.3)
+    fake.set_price("AAA", 111.0)
+    made = fake.step()  # the take-profit fills while the adapter reconnects
+    assert broker.wait_for_fills({fill_id(a["order_id"], a["cum_qty"]) for a in made}, 15)
+    wait_until(lambda: broker.stream_state == "ready", 15)
+    assert broker.get_order(tp_id)["status"] == "filled"
+    assert broker.get_order(sl_id)["status"] == "canceled"
+    assert len(broker.get_fills()) == 2
+    assert broker.get_positions() == {}
+    assert duplicates(fake) == 0

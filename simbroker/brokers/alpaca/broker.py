@@ -631,7 +631,12 @@ class AlpacaBroker:
             found = self.orders.by_client_id(p.client_order_id)
             if found is not None:
                 self._placed(found, p.order, p.client_order_id)
+        activated = self.orders.take_activated()
         if self.trade_log is not None:
+            for info in activated:
+                self.trade_log.write("activated", self.now(), order_id=info["order_id"],
+                                     symbol=info["symbol"], parent_id=info["parent_id"],
+                                     qty=info["qty"])
             for info in finals:
                 event = FINAL_EVENT.get(OrderStatus(info["status"]))
                 if event:

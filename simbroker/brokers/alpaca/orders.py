@@ -67,6 +67,8 @@ class OrderRegistry:
         self._final: set[str] = set()  # order_ids already reported final
         self._pending: dict[str, Pending] = {}
         self._gone: set[str] = set()  # linked Alpaca ids that Alpaca does not have
+        self._live: set[str] = set()  # legs seen past "held"
+        self._activated: list[OrderInfo] = []
 
     def __len__(self) -> int:
         with self._lock:
@@ -77,7 +79,8 @@ class OrderRegistry:
         """Merge what Alpaca says about an order (and its nested legs).
 
         Returns the order's composed state, the orders this update made final (each
-        once, ever), and the pending sends it resolved.
+        once, ever), and the pending sends it resolved. Legs this update showed live for
+        the first time are in :meth:`take_activated`.
         """
         with self._lock:
             resolved: list[Pending] = []
@@ -89,6 +92,14 @@ class OrderRegistry:
                 if oid not in self._venue:
                     continue  # its first Alpaca order is not read yet: its id may change
                 info = self._compose(oid)
+                if info is not None and oid in self._parent and \
+                        info["status"] != OrderStatus.HELD.value and \
+                        info["order_class"] != "oco" and oid not in self._live:
+                    self._live.add(oid)
+                    if info["status"] not in (OrderStatus.CANCELED.value,
+                                              OrderStatus.EXPIRED.value,
+                                              OrderStatus.REJECTED.value):
+                        self._activated.append(info)
                 if info is not None and not OrderStatus(info["status"]).is_open and \
                         oid not in self._final:
                     self._final.add(oid)
@@ -209,6 +220,13 @@ class OrderRegistry:
                 and got[1] == 0:
             return f"canceled: its parent {parent} is {got[0].raw_status}"
         return None
+
+    def take_activated(self) -> list[OrderInfo]:
+        """Bracket/OTO legs that became live (their parent traded) since the last call,
+        each once ever."""
+        with self._lock:
+            out, self._activated = self._activated, []
+            return out
 
     # ------------------------------------------------------------------ reading
     def get(self, order_id: str) -> OrderInfo | None:
