@@ -215,8 +215,8 @@ def test_a_replace_learned_only_from_the_stream_events_is_followed(
     # Another program (or a restart's predecessor) replaces it; the stream tells.
     client = TradingClient(KEY, SECRET, paper=True, url_override=fake.rest_url)
     new = client.replace_order_by_id(oid, ReplaceOrderRequest(limit_price=92.0))
-    wait_until(lambda: broker.orders.current_id(oid) == str(new.id))  # type: ignore[union-attr]
-    assert broker.orders.get(oid)["limit_price"] == 92.0  # type: ignore[index]
+    wait_until(lambda: broker.orders.get(oid)["limit_price"] == 92.0)  # type: ignore[index]
+    assert broker.orders.current_id(oid) == str(new.id)  # type: ignore[union-attr]
     trade(fake, broker, 91.0)
     fills = broker.get_fills()
     assert [(f["order_id"], f["qty"]) for f in fills] == [(oid, 10.0)]

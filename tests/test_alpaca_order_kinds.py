@@ -351,6 +351,11 @@ def test_a_replace_keeps_the_order_id_while_alpacas_id_changes(
     assert broker.get_orders(open_only=True) == [broker.get_order(oid)]
     fake.partial_fills = 2
     trade(fake, broker, 94.0)  # 5 of 10 at 94
+    # A price change of a partly filled order still sends what is left: Alpaca would
+    # give the replacement the whole 10 otherwise.
+    got = broker.replace_order(oid, limit_price=94.5)
+    assert fake.sent[-1][2]["qty"] == 5
+    assert (got["qty"], got["filled_qty"], got["remaining_qty"]) == (10.0, 5.0, 5.0)
     got = broker.replace_order(oid, qty=12)  # the rest becomes 7
     assert fake.sent[-1][2]["qty"] == 7
     assert (got["qty"], got["filled_qty"], got["remaining_qty"]) == (12.0, 5.0, 7.0)
@@ -359,6 +364,7 @@ def test_a_replace_keeps_the_order_id_while_alpacas_id_changes(
     got = broker.get_order(oid)
     assert (got["status"], got["filled_qty"], got["avg_fill_price"]) == ("filled", 12.0,
                                                                        94.0)
+    assert got["limit_price"] == 94.5
     assert {f["order_id"] for f in broker.get_fills()} == {oid}
     assert pos(broker) == 12.0
     assert [i["order_id"] for i in broker.get_orders()] == [oid]

@@ -393,7 +393,10 @@ class AlpacaBroker:
         The returned order keeps ``order_id``; underneath, Alpaca made a new order that
         ``replaces`` the old one (which is now ``replaced``). ``qty`` is the order's new
         total: the replacement is sent for what is left of it after the fills so far
-        (Alpaca takes whole shares here). Only the fields given change.
+        (Alpaca takes whole shares here); once something filled, that remaining qty is
+        sent even when ``qty`` is not given, because Alpaca would otherwise give the
+        replacement the whole original qty (alpacahq/Alpaca-API issue 165) and trade too
+        much. Only the fields given change.
 
         Raises :class:`~simbroker.errors.ReplaceRejected` (nothing changed) when the order
         is no longer open (a replace racing a fill fails, as Alpaca answers 422), or the
@@ -414,7 +417,11 @@ class AlpacaBroker:
         for attempt in range(2):
             current = self.orders.current_id(oid)
             info = self.orders.get(oid) or info
-            left = None if qty is None else round(qty - info["filled_qty"])
+            # Always send what is left once something filled: without a qty Alpaca gives
+            # the replacement the old order's whole qty (alpacahq/Alpaca-API issue 165).
+            total = qty if qty is not None else info["qty"]
+            left = round(total - info["filled_qty"]) if qty is not None or \
+                info["filled_qty"] > 0 else None
             if left is not None and left <= 0:
                 raise ReplaceRejected(oid, f"qty {qty:g} leaves nothing to trade after "
                                       f"{info['filled_qty']:g} filled", field="qty",
@@ -495,6 +502,10 @@ class AlpacaBroker:
             if trail_percent is not None and trail_percent >= 100:
                 raise bad("trail_percent", f"trail_percent must be below 100, got "
                                            f"{trail_percent:g}")
+        if qty is None and info["filled_qty"] > 0 and \
+                info["qty"] - info["filled_qty"] != int(info["qty"] - info["filled_qty"]):
+            raise bad("qty", f"Alpaca replaces whole shares only, and "
+                             f"{info['qty'] - info['filled_qty']:g} are left to trade")
         if qty is not None:
             if qty <= info["filled_qty"]:
                 raise bad("qty", f"qty {qty:g} is not above the {info['filled_qty']:g} "

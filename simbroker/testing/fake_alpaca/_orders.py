@@ -26,8 +26,10 @@ How the order classes behave, as Alpaca documents and shows them:
   id, ``replaces`` = the old id) that takes the old one's place in its group; the old
   one becomes ``replaced`` (``replaced_by`` = the new id). The stream reports
   ``pending_replace`` and ``replaced`` for the old order, then ``new`` for the new one.
-  ``qty`` is the replacement's own quantity (what is left to trade; the old order's fills
-  stay with it). A filled, canceled, expired or replaced order answers 422.
+  ``qty`` is the replacement's own quantity (the old order's fills stay with it); without
+  one the replacement takes the old order's whole ``qty`` even if it was partly filled,
+  as Alpaca does (alpacahq/Alpaca-API issue 165), so a client must send what is left. A
+  filled, canceled, expired or replaced order answers 422.
 - **tif**: ``ioc`` trades at the next step what it can, the rest is canceled; ``fok``
   fills whole at the next step or is canceled; ``opg``/``cls`` are auction orders, filled
   whole at the next step (a limit only if the price satisfies it) or canceled (the fake
@@ -324,8 +326,9 @@ class OrderBook(abc.ABC):
         tif = req.get("time_in_force") or old["time_in_force"]
         if tif not in _TIFS:
             raise _invalid(f"invalid time_in_force {tif!r}")
-        left = float(old["qty"]) - float(old["filled_qty"])
-        qty = left
+        # Without a qty the replacement gets the old order's whole qty, even when part of
+        # it is filled: what Alpaca does (alpacahq/Alpaca-API issue 165, open).
+        qty = float(old["qty"])
         if req.get("qty") is not None:
             try:
                 qty = float(req["qty"])
