@@ -127,8 +127,8 @@ def test_duplicated_and_reordered_events_of_a_group_book_each_fill_once(
         trade(fake, broker, 100.0)
         trade(fake, broker, 111.0)
         trade(fake, broker, 111.0)
-        wait_until(lambda: broker.orders.get(sl_id)["status"] == "canceled")  # type: ignore[index]
-        assert broker.orders.get(tp_id)["status"] == "filled"  # type: ignore[index]
+        wait_until(lambda: [broker.orders.get(c)["status"]  # type: ignore[index]
+                            for c in (tp_id, sl_id)] == ["filled", "canceled"])
         fills = broker.get_fills()
         assert len(fills) == 4
         assert len({f["fill_id"] for f in fills}) == 4
