@@ -172,3 +172,33 @@ def test_legs_are_held_until_the_parent_trades_and_name_the_sibling_that_cancele
     assert sl["reason"] == f"canceled: its sibling {tp_id} filled"
     assert {f["order_id"] for f in finals} == {tp_id, sl_id}
     assert [i["order_id"] for i in registry.all()] == [OID, tp_id, sl_id]
+
+
+@pytest.mark.parametrize("names_the_stop", [True, False])
+def test_a_take_profit_replaced_by_its_stops_trigger_is_canceled_not_chained(
+        names_the_stop: bool) -> None:
+    """Alpaca shows a bracket's take-profit as "replaced" when its stop triggers
+    (alpacahq/alpaca-py issue 198); that is the end of the take-profit, not a replace."""
+    tp_id, sl_id = "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0010", "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0011"
+
+    def legs(tp: str, sl: str, sl_filled: float, step: int) -> tuple[VenueOrder, ...]:
+        return (snapshot(tp, 0.0, oid=tp_id, cid="l-1", order_type="limit", side="sell",
+                         klass="bracket", step=step,
+                         replaced_by=sl_id if tp == "replaced" and names_the_stop else None),
+                snapshot(sl, sl_filled, oid=sl_id, cid="l-2", order_type="stop",
+                         side="sell", klass="bracket", step=step))
+
+    registry = OrderRegistry()
+    registry.update(snapshot("filled", 10.0, klass="bracket", legs=legs("new", "held", 0, 0)))
+    registry.update(legs("replaced", "held", 0, 1)[0])  # the stream's event, alone
+    registry.update(snapshot("filled", 10.0, klass="bracket", step=2,
+                             legs=legs("replaced", "filled", 10.0, 2)))
+    tp, sl = registry.get(tp_id), registry.get(sl_id)
+    assert tp is not None
+    assert sl is not None
+    assert registry.order_id_of(sl_id) == sl_id
+    assert (sl["status"], sl["filled_qty"]) == ("filled", 10.0)
+    assert (tp["status"], tp["filled_qty"]) == ("canceled", 0.0)
+    assert tp["reason"] == f"canceled: its sibling {sl_id} filled"
+    assert registry.get(OID)["legs"] == [tp_id, sl_id]  # type: ignore[index]
+    assert registry.missing() == []

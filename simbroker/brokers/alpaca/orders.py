@@ -123,9 +123,15 @@ class OrderRegistry:
         if v.replaces:
             self._prev[aid] = v.replaces
             self._next[v.replaces] = aid
-        if v.replaced_by:
-            self._next[aid] = v.replaced_by
-            self._prev[v.replaced_by] = aid
+        elif self._prev.get(aid) is not None:
+            # Linked from another order's ``replaced_by`` but not a replacement of it
+            # (Alpaca marks a bracket's take-profit "replaced" when its stop triggers):
+            # the two stay separate orders.
+            self._next.pop(self._prev.pop(aid), None)
+        target = v.replaced_by
+        if target and (target not in self._venue or self._venue[target].replaces == aid):
+            self._next[aid] = target
+            self._prev[target] = aid
         sid = self._root(aid)
         self._order.setdefault(sid, len(self._order))
         touched.append(sid)
@@ -170,8 +176,10 @@ class OrderRegistry:
                        for s in snaps)
         qty = sum(s.info["filled_qty"] for s in before) + head.info["qty"]
         raw = head.raw_status
-        if raw == "replaced":  # its replacement is not read yet: it lives on
-            status = OrderStatus.NEW
+        if raw == "replaced" and head.order_id in self._next:
+            status = OrderStatus.NEW  # its replacement is not read yet: it lives on
+        elif raw == "replaced":  # replaced by no order of its own: it ended
+            status = OrderStatus.CANCELED
         elif raw == "held":
             parent = self._parent.get(sid)
             pv = self._compose(parent) if parent is not None else None
