@@ -284,3 +284,14 @@ def test_a_venue_restart_between_entry_and_exit_loses_and_doubles_nothing(
     assert len(broker.get_fills()) == 2
     assert broker.get_positions() == {}
     assert duplicates(fake) == 0
+
+
+def test_a_sibling_cancel_the_stream_never_reports_is_read_from_rest(
+        fake: FakeAlpaca, broker: AlpacaBroker) -> None:
+    fake.quiet_sibling_cancels = True  # as alpaca-py issue 198 reports of Alpaca
+    parent = broker.submit_order("AAA", "buy", 10, **BRACKET)
+    tp_id, sl_id = parent["legs"]
+    trade(fake, broker, 100.0)
+    trade(fake, broker, 111.0)
+    wait_until(lambda: broker.orders.get(sl_id)["status"] == "canceled")  # type: ignore[index]
+    assert broker.orders.get(tp_id)["status"] == "filled"  # type: ignore[index]

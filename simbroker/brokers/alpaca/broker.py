@@ -187,6 +187,8 @@ class AlpacaBroker:
         self._logged_lock = threading.Lock()
         self._closed = False
         self._wake = threading.Event()
+        self._stale: set[str] = set()  # orders to read afresh (a group's siblings)
+        self._stale_lock = threading.Lock()
         self._stream_state = connection.CLOSED
         self._sync_needed = True
         self._last_sync = 0.0
@@ -660,6 +662,20 @@ class AlpacaBroker:
                 self._wake.set()
         return self.orders.get(v.order_id) or merged
 
+    def _read_stale(self) -> None:
+        """Read afresh the open orders a group's fill may have changed."""
+        with self._stale_lock:
+            stale, self._stale = self._stale, set()
+        for oid in sorted(stale):
+            info = self.orders.get(oid)
+            if info is not None and OrderStatus(info["status"]).is_open:
+                try:
+                    self._refresh(oid)
+                except (BrokerConnectionError, BrokerAPIError):
+                    with self._stale_lock:
+                        self._stale.add(oid)  # next round
+                    raise
+
     def _read_missing(self) -> None:
         """Read the Alpaca orders that known ones link to but that were never read."""
         for _ in range(50):
@@ -884,8 +900,14 @@ class AlpacaBroker:
         from alpaca.trading.models import TradeUpdate
 
         update = TradeUpdate(**data)
-        self._remember(update.order, fetch=False)
+        info = self._remember(update.order, fetch=False)
         fill = fill_from_update(update)
+        if fill is not None and (info["parent_id"] is not None or info["legs"]):
+            # A group's fill ends or resizes its siblings, and Alpaca does not always
+            # say so on the stream (alpaca-py issue 198): read them from REST.
+            with self._stale_lock:
+                self._stale.update(self.orders.group_of(info["order_id"]))
+            self._wake.set()
         if fill is not None:
             # Not a REST cursor: a fill the stream dropped before this one must still be
             # inside the next reconcile's window.
@@ -914,6 +936,7 @@ class AlpacaBroker:
                     self._resolve_pending(None)
                 if self.orders.missing():
                     self._read_missing()
+                self._read_stale()
                 due = time.monotonic() - self._last_sync >= (
                     self._reconcile_interval if self._stream_state == connection.READY
                     else self._fallback_poll)

@@ -229,6 +229,14 @@ class OrderRegistry:
             return f"canceled: its parent {parent} is {got[0].raw_status}"
         return None
 
+    def group_of(self, order_id: str) -> list[str]:
+        """The other orders of ``order_id``'s group (its parent, its legs, its siblings)."""
+        with self._lock:
+            sid = self._root(order_id)
+            parent = self._parent.get(sid)
+            root = parent if parent is not None else sid
+            return [o for o in [root, *self._legs.get(root, [])] if o != sid]
+
     def take_activated(self) -> list[OrderInfo]:
         """Bracket/OTO legs that became live (their parent traded) since the last call,
         each once ever."""

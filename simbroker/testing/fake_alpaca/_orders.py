@@ -110,6 +110,9 @@ class OrderBook(abc.ABC):
     partial_fills: int
     reject_symbols: set[str]
     reject_later_symbols: set[str]
+    quiet_sibling_cancels: bool
+    """Cancel a filled exit's sibling without a stream event (as alpaca-py issue 198
+    reports Alpaca doing after a take-profit fill)."""
 
     @abc.abstractmethod
     def _emit(self, data: dict[str, Any]) -> None:
@@ -399,14 +402,15 @@ class OrderBook(abc.ABC):
         members = [root] if root["order_class"] == "oco" else []
         return members + [self.orders[c] for c in root["_legs"]]
 
-    def _end(self, o: dict[str, Any], status: str) -> None:
+    def _end(self, o: dict[str, Any], status: str, *, event: bool = True) -> None:
         """Close an open order as ``canceled``/``expired``/``rejected`` (with its event)."""
         when = iso(self._tick())
         o["status"] = status
         o[{"canceled": "canceled_at", "expired": "expired_at",
            "rejected": "failed_at"}[status]] = when
         o["updated_at"] = when
-        self._event(status, o, when)
+        if event:
+            self._event(status, o, when)
 
     def _end_waiting_legs(self, parent: dict[str, Any], status: str) -> None:
         """A parent that ends unfilled takes its held legs with it."""
@@ -580,7 +584,7 @@ class OrderBook(abc.ABC):
         if done:
             for sib in group:
                 if sib is not leg and sib["status"] in OPEN:
-                    self._end(sib, "canceled")
+                    self._end(sib, "canceled", event=not self.quiet_sibling_cancels)
             return
         total = float(root["_size"]) if root["order_class"] == "oco" \
             else float(root["filled_qty"])

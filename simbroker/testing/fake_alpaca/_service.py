@@ -43,6 +43,7 @@ Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
 - ``partial_fills`` (split each fill into that many executions over successive steps),
   ``reject_symbols`` (refused at submission), ``reject_later_symbols`` (accepted, then
   rejected at the next step), ``max_page_size`` (smaller activity pages),
+  ``quiet_sibling_cancels`` (an exit's fill cancels its sibling without an event),
   ``refuse_stream`` (stream logins fail).
 """
 
@@ -107,6 +108,7 @@ class FakeAlpaca(OrderBook, BarReplay):
         self.max_page_size = 100
         self.refuse_stream = False
         self.reorder_events = False
+        self.quiet_sibling_cancels = False
         self.stream_connections = 0
         self.faults: Counter[str] = Counter()
         """Faults injected so far, by kind."""
