@@ -6,8 +6,12 @@ duplicates and reorders the stream, and restarts (itself and the adapter).
 
 The strategy sends ``orders`` orders, each with its own ``client_order_id``, and
 resubmits the same id whenever ``submit_order`` raises (after Alpaca's wait on a 429);
-the market trades every 10 orders. At the end every order at the venue is compared with
-what the strategy was told, and every fill with what the adapter reported.
+the market trades every 10 orders. One order in 20 is a bracket (a market entry with
+its two exits) and one in 20 a resting gtc limit that is then replaced (repeated while
+``replace_order`` raises); ``replace_live_versions_wrong`` counts replaced orders that do
+not end with exactly one live version at the venue. At the end every order at the venue
+is compared with what the strategy was told, and every fill with what the adapter
+reported.
 
 Figures: the safety counts (all 0 for a safe run), ``faults_injected`` by kind,
 ``reconnects`` of the trade stream, the latencies of an acknowledged ``submit_order``
@@ -31,8 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
-from simbroker.errors import BrokerRateLimited, SimbrokerError
-from simbroker.testing.fake_alpaca import FakeAlpaca, stop_sdk_stream
+from simbroker.errors import BrokerRateLimited, ReplaceRejected, SimbrokerError
+from simbroker.testing.fake_alpaca import OPEN, FakeAlpaca, stop_sdk_stream
 
 SYMBOLS = [f"S{i:02d}" for i in range(10)]
 KINDS = ("stalled_answer", "stalled_send", "stalled_send_and_lookup", "rate_limited",
@@ -73,18 +77,21 @@ class _Run:
         self.reconnects = 0
         self.injected: Counter[str] = Counter()
         self.attempts = 0
+        self.replace_attempts = 0
+        self.replaced: list[str] = []
 
     def _connect(self) -> AlpacaBroker:
         b = AlpacaBroker.for_fake(self.fake, **BROKER_OPTS)
         _wait(lambda: b.stream_state == "ready")
         return b
 
-    def submit(self, cid: str, symbol: str, side: str, qty: float) -> None:
+    def submit(self, cid: str, symbol: str, side: str, qty: float, **kinds: Any) -> None:
         while True:
             self.attempts += 1
             t0 = time.perf_counter()
             try:
-                info = self.broker.submit_order(symbol, side, qty, client_order_id=cid)
+                info = self.broker.submit_order(symbol, side, qty, client_order_id=cid,
+                                                **kinds)
             except BrokerRateLimited as exc:
                 time.sleep(exc.retry_after or 0.1)
                 continue
@@ -94,6 +101,20 @@ class _Run:
             self.ack.append(time.perf_counter() - t0)
             self.confirmed[cid] = info["order_id"]
             return
+
+    def replace(self, cid: str, limit_price: float) -> None:
+        oid = self.confirmed[cid]
+        while True:
+            self.replace_attempts += 1
+            try:
+                self.broker.replace_order(oid, limit_price=limit_price)
+                return
+            except BrokerRateLimited as exc:
+                time.sleep(exc.retry_after or 0.1)
+            except ReplaceRejected:
+                raise  # never expected here: the order rests far from the market
+            except SimbrokerError:
+                time.sleep(0.05)
 
     def trade(self) -> None:
         t0 = time.perf_counter()
@@ -136,6 +157,15 @@ class _Run:
             self.broker = self._connect()
 
 
+def _live_versions(fake: FakeAlpaca, oid: str | None) -> int:
+    """Open Alpaca orders in the replace chain that starts at ``oid``."""
+    n = 0
+    while oid is not None:
+        n += fake.orders[oid]["status"] in OPEN
+        oid = fake.orders[oid]["replaced_by"]
+    return n
+
+
 def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
     """Send ``orders`` orders through ``faults`` injected faults; return the figures."""
     rng = random.Random(seed)
@@ -151,7 +181,19 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             for _ in range(at.get(i, 0)):
                 r.inject(kinds.pop())
             side = "buy" if rng.random() < 0.6 else "sell"
-            r.submit(f"bench-{seed}-{i}", rng.choice(SYMBOLS), side, float(rng.randint(1, 5)))
+            sym, qty, cid = rng.choice(SYMBOLS), float(rng.randint(1, 5)), f"bench-{seed}-{i}"
+            px = fake.prices[sym]
+            if i % 20 == 5:
+                r.submit(cid, sym, "buy", qty, order_class="bracket",
+                         take_profit={"limit_price": round(px * 1.5, 2)},
+                         stop_loss={"stop_price": round(px * 0.5, 2)})
+            elif i % 20 == 15:
+                r.submit(cid, sym, "buy", qty, order_type="limit", limit_price=1.0,
+                         tif="gtc")
+                r.replace(cid, 2.0)
+                r.replaced.append(r.confirmed[cid])
+            else:
+                r.submit(cid, sym, side, qty)
             if i % 10 == 9:
                 r.trade()
         r.trade()
@@ -162,7 +204,9 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
         fills = broker.get_fills()
         r.reconnects += broker.stream_connects - 1
         got = Counter(f["fill_id"] for f in fills)
-        venue = list(fake.orders_by_client_id())
+        # The strategy's own orders: not the legs of its brackets, not replacements.
+        venue = [(c, o) for c, o in fake.orders_by_client_id()
+                 if o["_parent"] is None and o["replaces"] is None]
         per_cid = Counter(cid for cid, _ in venue)
         venue_ids = {cid: o["id"] for cid, o in venue}
         positions: dict[str, float] = {}
@@ -191,7 +235,10 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
                                                      - fake.positions.get(s, 0.0)) < 1e-9)),
             "cash_mismatch": int(abs(cash - fake.cash) > 1e-3 * max(1.0, abs(cash0) * 1e-12)
                                  or abs(broker.get_cash() - fake.cash) > 1e-3),
+            "replace_live_versions_wrong": sum(
+                1 for oid in r.replaced if _live_versions(fake, oid) != 1),
             "orders": len(r.confirmed),
+            "replace_attempts": r.replace_attempts,
             "submit_attempts": r.attempts,
             "fills": len(fills),
             "faults_injected": dict(sorted(r.injected.items())),

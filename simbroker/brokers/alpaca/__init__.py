@@ -7,8 +7,8 @@ One job per module:
   Alpaca's rate-limit waits, no hidden retries.
 - :mod:`~simbroker.brokers.alpaca.connection`: the trade_updates stream's state machine
   (heartbeat, reconnect with backoff and jitter).
-- :mod:`~simbroker.brokers.alpaca.orders`: the order registry (Alpaca id <->
-  ``client_order_id``, pending sends).
+- :mod:`~simbroker.brokers.alpaca.orders`: the order registry (simbroker's stable ids
+  over Alpaca's replace chains, groups' legs, ``client_order_id``, pending sends).
 - :mod:`~simbroker.brokers.alpaca.translate`: Alpaca's statuses, orders, fills and errors
   in simbroker's terms, through alpaca-py's models.
 - :mod:`~simbroker.brokers.alpaca.feed`: :class:`AlpacaBarFeed`, bars for the runner.

@@ -17,6 +17,11 @@
   ``pending_confirm`` (:class:`~simbroker.errors.OrderStatusUnknown`), no other order of
   that symbol goes out until it is resolved, and resubmitting its ``client_order_id`` is
   always safe (Alpaca refuses a second order with the same id).
+- Order kinds are Alpaca's native orders (``order_class`` bracket/oto/oco with
+  ``take_profit``/``stop_loss``, ``trailing_stop``, every tif, ``extended_hours``);
+  ``replace_order`` is Alpaca's replace (``PATCH``), under a ``order_id`` that stays the
+  same while Alpaca's changes (:mod:`~simbroker.brokers.alpaca.orders`). What Alpaca
+  refuses is refused locally first.
 - Errors: 401 :class:`~simbroker.errors.BrokerAPIError`, 403
   :class:`~simbroker.errors.OrderRejected`, 404 :class:`~simbroker.errors.UnknownOrder`,
   422 :class:`~simbroker.errors.InvalidOrder`, 429
@@ -34,10 +39,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,13 +53,16 @@ from simbroker.brokers.alpaca.orders import OrderRegistry
 from simbroker.brokers.alpaca.rest import Rest, request_sent
 from simbroker.brokers.alpaca.translate import (
     FINAL_EVENT,
+    VenueOrder,
+    alpaca_refusal,
     fill_from_activity,
     fill_from_update,
     is_duplicate_client_id,
-    order_info,
     order_request,
+    replace_request,
     same_order,
     utc,
+    venue_order,
 )
 from simbroker.config import AlpacaConfig, Secret
 from simbroker.errors import (
@@ -62,12 +71,14 @@ from simbroker.errors import (
     BrokerRateLimited,
     ConfigError,
     InvalidOrder,
+    OrderRejected,
     OrderStatusUnknown,
+    ReplaceRejected,
     UnknownOrder,
 )
 from simbroker.redact import install_secret_filter
 from simbroker.tradelog import TradeLog
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus
+from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType
 
 __all__ = ["AlpacaBroker"]
 
@@ -176,6 +187,8 @@ class AlpacaBroker:
         self._logged_lock = threading.Lock()
         self._closed = False
         self._wake = threading.Event()
+        self._stale: set[str] = set()  # orders to read afresh (a group's siblings)
+        self._stale_lock = threading.Lock()
         self._stream_state = connection.CLOSED
         self._sync_needed = True
         self._last_sync = 0.0
@@ -269,8 +282,21 @@ class AlpacaBroker:
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
-                     tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
-        """Send an order; a known ``client_order_id`` returns the order it already placed.
+                     tif: str = "day", client_order_id: str | None = None,
+                     extended_hours: bool = False, order_class: str = "simple",
+                     take_profit: Mapping[str, float] | None = None,
+                     stop_loss: Mapping[str, float] | None = None,
+                     trail_amount: float | None = None,
+                     trail_percent: float | None = None) -> OrderInfo:
+        """Send an order, as Alpaca's native order; a known ``client_order_id`` returns the
+        order it already placed.
+
+        Order kinds (see :meth:`simbroker.types.Order.create`) map one to one: ``order_class``
+        bracket/oto/oco with ``take_profit``/``stop_loss``, ``trailing_stop`` with
+        ``trail_amount`` (Alpaca's ``trail_price``) or ``trail_percent``, the tifs
+        ``opg``/``cls``/``ioc``/``fok``, ``extended_hours``. A group is one request; the
+        answer is its parent (an OCO's limit leg), whose ``legs`` are the children's ids.
+        What Alpaca refuses is refused here first (:func:`alpaca_refusal`), nothing sent.
 
         Raises :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and
         Alpaca could not be asked about the order in time (resubmit the same
@@ -279,13 +305,19 @@ class AlpacaBroker:
         earlier order of the same symbol is still unresolved.
         """
         order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                             stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                             stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                             order_class=order_class, take_profit=take_profit,
+                             stop_loss=stop_loss, trail_amount=trail_amount,
+                             trail_percent=trail_percent)
+        refusal = alpaca_refusal(order, bool(extended_hours))
+        if refusal is not None:
+            raise refusal
         cid = order.client_order_id or f"sb-{uuid.uuid4().hex}"
         known = self.orders.by_client_id(cid)
         if known is not None:
             return self._same_or_error(known, order)
         self._resolve_pending(order.symbol, except_cid=cid)
-        body = order_request(order, cid)
+        body = order_request(order, cid, extended_hours=bool(extended_hours))
         try:
             raw = self.rest.request("POST", "/orders", body=body, operation="submit_order",
                                     symbol=order.symbol, client_order_id=cid)
@@ -305,37 +337,231 @@ class AlpacaBroker:
         return self._placed(self._remember(raw), order, cid)
 
     def cancel_order(self, order_id: str) -> OrderInfo:
-        """Cancel an open order; a final order is returned unchanged (idempotent)."""
+        """Cancel an open order; a final order is returned unchanged (idempotent).
+
+        As at Alpaca: canceling an unfilled bracket/OTO parent cancels its held legs, and
+        canceling one order of an OCO pair or one exit of a bracket cancels its sibling.
+        """
         if not _is_uuid(order_id):
             raise UnknownOrder(order_id)
-        with contextlib.suppress(InvalidOrder):  # 422: not cancelable (already final)
-            self.rest.request("DELETE", f"/orders/{order_id}", operation="cancel_order",
-                              order_id=order_id)
-        return self._remember(self._get(f"/orders/{order_id}", "get_order",
-                                        order_id=order_id))
+        for _ in range(3):  # a replace may move the order to a new Alpaca id meanwhile
+            current = self.orders.current_id(order_id)
+            # 422: not cancelable (final, or replaced meanwhile)
+            with contextlib.suppress(InvalidOrder):
+                self.rest.request("DELETE", f"/orders/{current}", operation="cancel_order",
+                                  order_id=order_id)
+            info = self._refresh(order_id)
+            if self.orders.current_id(order_id) == current:
+                return info
+        return info
 
     def get_order(self, order_id: str) -> OrderInfo:
-        """The order's current state, read from Alpaca (``UnknownOrder`` if it has none)."""
+        """The order's current state, read from Alpaca (``UnknownOrder`` if it has none).
+
+        ``order_id`` stays the order's id through replaces; its latest Alpaca order is
+        read (following ``replaced_by``)."""
         if not _is_uuid(order_id):
             raise UnknownOrder(order_id)
-        return self._remember(self._get(f"/orders/{order_id}", "get_order",
-                                        order_id=order_id))
+        return self._refresh(order_id)
 
     def get_orders(self, *, open_only: bool = False) -> list[OrderInfo]:
-        """The orders this adapter has seen, oldest first, with Alpaca's open orders.
+        """The orders this adapter has seen, in submission order (each group's legs after
+        its parent), with Alpaca's open orders read afresh.
 
-        Alpaca's open orders are read afresh; an order this adapter still holds as open
-        but Alpaca no longer lists as open (its end missed on the stream) is read by id,
-        so no order is reported open after Alpaca has closed it.
+        An order this adapter still holds as open but Alpaca no longer lists as open (its
+        end missed on the stream) is read by id, so no order is reported open after
+        Alpaca has closed it.
         """
-        raw = self._get("/orders", "get_orders",
-                        params={"status": "open", "limit": 500, "direction": "asc"})
-        listed = {self._remember(r)["order_id"] for r in raw}
+        raw = self._get("/orders", "get_orders", params={
+            "status": "open", "limit": 500, "direction": "asc", "nested": "true"}) or []
+        listed: set[str] = set()
+        for r in raw:
+            v = venue_order(r)
+            self._remember(v)
+            listed.update(_ids(v))
         for info in self.orders.all():
-            if OrderStatus(info["status"]).is_open and info["order_id"] not in listed:
-                self.get_order(info["order_id"])
-        infos = sorted(self.orders.all(), key=lambda i: i["submitted_at"])
-        return [i for i in infos if not open_only or OrderStatus(i["status"]).is_open]
+            if OrderStatus(info["status"]).is_open and \
+                    self.orders.current_id(info["order_id"]) not in listed:
+                self._refresh(info["order_id"])
+        return [i for i in self.orders.all()
+                if not open_only or OrderStatus(i["status"]).is_open]
+
+    def replace_order(self, order_id: str, *, qty: float | None = None,
+                      limit_price: float | None = None, stop_price: float | None = None,
+                      trail_amount: float | None = None, trail_percent: float | None = None,
+                      tif: str | None = None) -> OrderInfo:
+        """Change an open order with Alpaca's replace (``PATCH /v2/orders/{id}``).
+
+        The returned order keeps ``order_id``; underneath, Alpaca made a new order that
+        ``replaces`` the old one (which is now ``replaced``). ``qty`` is the order's new
+        total: the replacement is sent for what is left of it after the fills so far
+        (Alpaca takes whole shares here); once something filled, that remaining qty is
+        sent even when ``qty`` is not given, because Alpaca would otherwise give the
+        replacement the whole original qty (alpacahq/Alpaca-API issue 165) and trade too
+        much. Only the fields given change.
+
+        Raises :class:`~simbroker.errors.ReplaceRejected` (nothing changed) when the order
+        is no longer open (a replace racing a fill fails, as Alpaca answers 422), or the
+        change is one Alpaca refuses: a ``qty`` not above the filled quantity or not a
+        whole number, a price the order type does not take, ``trail_amount`` on a
+        percent trail (or the reverse), a tif the order may not have.
+        :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and Alpaca
+        could not be asked in time; :meth:`get_order` then shows which version is live
+        (there is always exactly one), and repeating the same replace is safe.
+        """
+        if not _is_uuid(order_id):
+            raise UnknownOrder(order_id)
+        known = self.orders.get(order_id)
+        info = known if known is not None else self._refresh(order_id)
+        oid = info["order_id"]
+        self._check_replace(info, qty=qty, limit_price=limit_price, stop_price=stop_price,
+                            trail_amount=trail_amount, trail_percent=trail_percent, tif=tif)
+        for attempt in range(2):
+            current = self.orders.current_id(oid)
+            info = self.orders.get(oid) or info
+            # Always send what is left once something filled: without a qty Alpaca gives
+            # the replacement the old order's whole qty (alpacahq/Alpaca-API issue 165).
+            total = qty if qty is not None else info["qty"]
+            left = round(total - info["filled_qty"]) if qty is not None or \
+                info["filled_qty"] > 0 else None
+            if left is not None and left <= 0:
+                raise ReplaceRejected(oid, f"qty {qty:g} leaves nothing to trade after "
+                                      f"{info['filled_qty']:g} filled", field="qty",
+                                      status=info["status"], symbol=info["symbol"])
+            cid = f"sb-{uuid.uuid4().hex}"
+            trail = trail_amount if trail_amount is not None else trail_percent
+            body = replace_request(qty=left, limit_price=limit_price, stop_price=stop_price,
+                                   trail=trail, tif=tif, client_order_id=cid)
+            try:
+                raw = self.rest.request("PATCH", f"/orders/{current}", body=body,
+                                        operation="replace_order", order_id=oid,
+                                        symbol=info["symbol"], client_order_id=cid)
+            except InvalidOrder as exc:  # 422: not replaceable now, or a refused change
+                fresh = self._refresh(oid)
+                if self.orders.current_id(oid) != current and attempt == 0 and \
+                        OrderStatus(fresh["status"]).is_open:
+                    continue  # replaced meanwhile (an earlier, lost answer): apply to it
+                raise ReplaceRejected(
+                    oid, f"Alpaca answered 422 ({_alpaca_message(exc)}); the order is "
+                    f"{fresh['status']}", status=fresh["status"], symbol=fresh["symbol"],
+                    client_order_id=fresh["client_order_id"]) from None
+            except OrderRejected as exc:  # 403
+                raise ReplaceRejected(oid, f"Alpaca answered 403 ({_alpaca_message(exc)})",
+                                      status=info["status"], symbol=info["symbol"]) from None
+            except BrokerRateLimited:
+                raise
+            except (BrokerConnectionError, BrokerAPIError) as exc:
+                if isinstance(exc, BrokerAPIError) and not _is_server_error(exc):
+                    raise
+                return self._after_lost_replace(oid, cid, exc)
+            new = self._remember(raw)
+            self._log_replaced(new, qty=qty, limit_price=limit_price, stop_price=stop_price,
+                               trail_amount=trail_amount, trail_percent=trail_percent,
+                               tif=tif, venue_id=str(raw["id"]))
+            return new
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_replace(self, info: OrderInfo, *, qty: float | None,
+                       limit_price: float | None, stop_price: float | None,
+                       trail_amount: float | None, trail_percent: float | None,
+                       tif: str | None) -> None:
+        """Refuse locally the replaces Alpaca would refuse (nothing is sent)."""
+        oid, kind, sym = info["order_id"], info["order_type"], info["symbol"]
+
+        def bad(field: str, why: str) -> ReplaceRejected:
+            return ReplaceRejected(oid, why, field=field, status=info["status"], symbol=sym,
+                                   client_order_id=info["client_order_id"])
+
+        if not OrderStatus(info["status"]).is_open:
+            raise ReplaceRejected(oid, f"it is {info['status']}", status=info["status"],
+                                  symbol=sym, client_order_id=info["client_order_id"])
+        given = {"qty": qty, "limit_price": limit_price, "stop_price": stop_price,
+                 "trail_amount": trail_amount, "trail_percent": trail_percent, "tif": tif}
+        if all(v is None for v in given.values()):
+            raise bad("qty", "nothing to change (give qty, a price, a trail or tif)")
+        for name in ("qty", "limit_price", "stop_price", "trail_amount", "trail_percent"):
+            v = given[name]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)
+                                  or not math.isfinite(v) or v <= 0):
+                raise bad(name, f"{name} must be a finite number > 0, got {v!r}")
+        if limit_price is not None and kind not in ("limit", "stop_limit"):
+            raise bad("limit_price", f"a {kind} order takes no limit_price")
+        if stop_price is not None and kind not in ("stop", "stop_limit"):
+            raise bad("stop_price", f"a {kind} order takes no stop_price")
+        if kind != OrderType.TRAILING_STOP.value:
+            for name in ("trail_amount", "trail_percent"):
+                if given[name] is not None:
+                    raise bad(name, f"a {kind} order takes no {name}")
+        else:
+            if trail_amount is not None and trail_percent is not None:
+                raise bad("trail_percent", "give one of trail_amount and trail_percent")
+            if trail_amount is not None and info["trail_amount"] is None:
+                raise bad("trail_amount", "it trails by percent: Alpaca changes only the "
+                                          "trail it has (give trail_percent)")
+            if trail_percent is not None and info["trail_percent"] is None:
+                raise bad("trail_percent", "it trails by an amount: Alpaca changes only "
+                                           "the trail it has (give trail_amount)")
+            if trail_percent is not None and trail_percent >= 100:
+                raise bad("trail_percent", f"trail_percent must be below 100, got "
+                                           f"{trail_percent:g}")
+        if qty is None and info["filled_qty"] > 0 and \
+                info["qty"] - info["filled_qty"] != int(info["qty"] - info["filled_qty"]):
+            raise bad("qty", f"Alpaca replaces whole shares only, and "
+                             f"{info['qty'] - info['filled_qty']:g} are left to trade")
+        if qty is not None:
+            if qty <= info["filled_qty"]:
+                raise bad("qty", f"qty {qty:g} is not above the {info['filled_qty']:g} "
+                                 f"already filled")
+            if qty - info["filled_qty"] != int(qty - info["filled_qty"]):
+                raise bad("qty", f"Alpaca replaces whole shares only (qty {qty:g} leaves "
+                                 f"{qty - info['filled_qty']:g} to trade)")
+        if tif is not None:
+            if tif not in ("day", "gtc", "opg", "cls", "ioc", "fok"):
+                raise bad("tif", f"unknown tif {tif!r}")
+            if (info["order_class"] != "simple" or kind == "trailing_stop") and \
+                    tif not in ("day", "gtc"):
+                raise bad("tif", f"a {info['order_class']} {kind} order must stay day or "
+                                 f"gtc at Alpaca")
+            if tif in ("opg", "cls") and kind not in ("market", "limit"):
+                raise bad("tif", f"tif {tif!r} takes market and limit orders only")
+
+    def _after_lost_replace(self, oid: str, cid: str, exc: Exception) -> OrderInfo:
+        """The replace's answer never came (or was a 5xx): find which version is live."""
+        if not request_sent(exc):
+            raise exc  # nothing left this machine: nothing changed
+        try:
+            found = self._lookup(cid)  # the replacement, under the id this call gave it
+            if found is None:
+                self._refresh(oid)  # and the order as it is now
+        except (BrokerConnectionError, BrokerAPIError):
+            found, resolved = None, False
+        else:
+            resolved = True
+        if found is not None:
+            log.info("replace of %s confirmed by Alpaca after a lost answer", oid)
+            return found
+        if resolved and not isinstance(exc, BrokerConnectionError):
+            raise exc  # Alpaca answered with an error and made no replacement
+        self._wake.set()
+        raise OrderStatusUnknown(
+            f"replace of order {oid} was sent but the answer was lost ({exc}); get_order"
+            f"({oid!r}) shows which version is live (exactly one is), and repeating the "
+            f"same replace is safe", client_order_id=cid) from None
+
+    def _refresh(self, order_id: str) -> OrderInfo:
+        """Read the order's latest Alpaca order (following ``replaced_by``)."""
+        aid = self.orders.current_id(order_id)
+        for _ in range(50):
+            raw = self._get(f"/orders/{aid}", "get_order", order_id=order_id)
+            v = venue_order(raw)
+            self._remember(v)
+            if v.raw_status != "replaced" or not v.replaced_by:
+                break
+            aid = v.replaced_by
+        info = self.orders.get(order_id)
+        if info is None:
+            raise UnknownOrder(order_id)
+        return info
 
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``."""
@@ -406,19 +632,63 @@ class AlpacaBroker:
     def _get(self, path: str, operation: str, **kwargs: Any) -> Any:
         return self.rest.request("GET", path, operation=operation, **kwargs)
 
-    def _remember(self, raw: Any) -> OrderInfo:
-        """Merge an order snapshot (JSON or SDK model); record a send it confirms and a
-        newly final status."""
-        info, became_final, resolved = self.orders.update(order_info(raw))
-        if resolved is not None:  # a send whose answer was lost: now seen at Alpaca
-            log.info("order %s confirmed by Alpaca", resolved.client_order_id)
-            self._placed(info, resolved.order, resolved.client_order_id)
-        if became_final and self.trade_log is not None:
-            event = FINAL_EVENT.get(OrderStatus(info["status"]))
-            if event:
-                self.trade_log.write(event, self.now(), order_id=info["order_id"],
-                                     symbol=info["symbol"], reason=info["reason"])
-        return info
+    def _remember(self, raw: Any, *, fetch: bool = True) -> OrderInfo:
+        """Merge an order snapshot (JSON, SDK model or :class:`VenueOrder`); record a send
+        it confirms and a newly final status. With ``fetch``, the Alpaca orders it links
+        to but this adapter has not read (what it ``replaces``, its ``replaced_by``) are
+        read now; without (the stream's thread), the reconcile thread reads them."""
+        v = raw if isinstance(raw, VenueOrder) else venue_order(raw)
+        merged, finals, resolved = self.orders.update(v)
+        for p in resolved:  # a send whose answer was lost: now seen at Alpaca
+            log.info("order %s confirmed by Alpaca", p.client_order_id)
+            found = self.orders.by_client_id(p.client_order_id)
+            if found is not None:
+                self._placed(found, p.order, p.client_order_id)
+        activated = self.orders.take_activated()
+        if self.trade_log is not None:
+            for info in activated:
+                self.trade_log.write("activated", self.now(), order_id=info["order_id"],
+                                     symbol=info["symbol"], parent_id=info["parent_id"],
+                                     qty=info["qty"])
+            for info in finals:
+                event = FINAL_EVENT.get(OrderStatus(info["status"]))
+                if event:
+                    self.trade_log.write(event, self.now(), order_id=info["order_id"],
+                                         symbol=info["symbol"], reason=info["reason"])
+        if self.orders.missing():
+            if fetch:
+                self._read_missing()
+            else:
+                self._wake.set()
+        return self.orders.get(v.order_id) or merged
+
+    def _read_stale(self) -> None:
+        """Read afresh the open orders a group's fill may have changed."""
+        with self._stale_lock:
+            stale, self._stale = self._stale, set()
+        for oid in sorted(stale):
+            info = self.orders.get(oid)
+            if info is not None and OrderStatus(info["status"]).is_open:
+                try:
+                    self._refresh(oid)
+                except (BrokerConnectionError, BrokerAPIError):
+                    with self._stale_lock:
+                        self._stale.add(oid)  # next round
+                    raise
+
+    def _read_missing(self) -> None:
+        """Read the Alpaca orders that known ones link to but that were never read."""
+        for _ in range(50):
+            missing = self.orders.missing()
+            if not missing:
+                return
+            for aid in missing:
+                try:
+                    raw = self._get(f"/orders/{aid}", "get_order", order_id=aid)
+                except UnknownOrder:
+                    self.orders.forget_link(aid)
+                    continue
+                self._remember(venue_order(raw), fetch=False)
 
     def _lookup(self, cid: str) -> OrderInfo | None:
         """Alpaca's order under ``cid``; ``None`` if it has none (raises if unreachable)."""
@@ -447,13 +717,34 @@ class AlpacaBroker:
                 info["submitted_at"] > self._session_start
             self._logged.add(info["order_id"])
         if self.trade_log is not None and first:
-            self.trade_log.write("submitted", info["submitted_at"],
-                                 order_id=info["order_id"], client_order_id=cid,
-                                 symbol=order.symbol, side=order.side.value, qty=order.qty,
-                                 order_type=order.order_type.value,
-                                 limit_price=order.limit_price, stop_price=order.stop_price,
-                                 tif=order.tif.value)
+            klass = order.order_class.value
+            self.trade_log.write(
+                "submitted", info["submitted_at"], order_id=info["order_id"],
+                client_order_id=cid, symbol=order.symbol, side=order.side.value,
+                qty=order.qty, order_type=order.order_type.value,
+                limit_price=order.limit_price, stop_price=order.stop_price,
+                tif=order.tif.value, order_class=klass,
+                take_profit=None if order.take_profit is None else order.take_profit.to_dict(),
+                stop_loss=None if order.stop_loss is None else order.stop_loss.to_dict(),
+                trail_amount=order.trail_amount, trail_percent=order.trail_percent,
+                extended_hours=info["extended_hours"], legs=info["legs"])
+            for leg_id, leg in zip(info["legs"], order.leg_orders(), strict=False):
+                leg_info = self.orders.get(leg_id)
+                self.trade_log.write(
+                    "submitted", info["submitted_at"], order_id=leg_id,
+                    client_order_id=None if leg_info is None else leg_info["client_order_id"],
+                    symbol=leg.symbol, side=leg.side.value, qty=leg.qty,
+                    order_type=leg.order_type.value, limit_price=leg.limit_price,
+                    stop_price=leg.stop_price, tif=leg.tif.value, order_class=klass,
+                    parent_id=info["order_id"],
+                    status=OrderStatus.NEW.value if klass == "oco" else OrderStatus.HELD.value)
         return info
+
+    def _log_replaced(self, info: OrderInfo, *, venue_id: str, **changes: Any) -> None:
+        if self.trade_log is not None:
+            self.trade_log.write("replaced", self.now(), order_id=info["order_id"],
+                                 symbol=info["symbol"], alpaca_order_id=venue_id,
+                                 **{k: v for k, v in changes.items() if v is not None})
 
     def _after_lost_answer(self, order: Order, cid: str, exc: Exception) -> OrderInfo:
         """The send's answer never came (or was a 5xx): ask Alpaca by client_order_id."""
@@ -512,11 +803,11 @@ class AlpacaBroker:
         while True:
             page = self._get("/orders", "get_orders", params={
                 "status": "all", "after": after.isoformat(), "direction": "asc",
-                "limit": 500, "nested": "false"}) or []
+                "limit": 500, "nested": "true"}) or []
             fresh = [o for o in page if o["id"] not in seen]
             for o in fresh:
                 seen.add(o["id"])
-                self._remember(o)
+                self._remember(o, fetch=False)
             if len(page) < 500 or not fresh:
                 break
             after = utc(page[-1]["submitted_at"]) - timedelta(microseconds=1)
@@ -524,6 +815,7 @@ class AlpacaBroker:
     # ------------------------------------------------------------------ fills
     def _add_fill(self, fill: Fill, *, log_it: bool = True) -> bool:
         fid = fill["fill_id"]
+        fill["order_id"] = self.orders.order_id_of(fill["order_id"])  # through replaces
         with self._fill_cond:
             if fid in self._fills:
                 return False
@@ -574,7 +866,7 @@ class AlpacaBroker:
 
     def _activity(self, a: dict[str, Any], log_before: datetime | None) -> int:
         oid = str(a["order_id"])
-        if self.orders.get(oid) is None:
+        if not self.orders.knows(oid):
             with contextlib.suppress(UnknownOrder):
                 self._remember(self._get(f"/orders/{oid}", "get_order", order_id=oid))
         fill = fill_from_activity(a, self.orders.client_id_of(oid))
@@ -608,8 +900,14 @@ class AlpacaBroker:
         from alpaca.trading.models import TradeUpdate
 
         update = TradeUpdate(**data)
-        self._remember(update.order)
+        info = self._remember(update.order, fetch=False)
         fill = fill_from_update(update)
+        if fill is not None and (info["parent_id"] is not None or info["legs"]):
+            # A group's fill ends or resizes its siblings, and Alpaca does not always
+            # say so on the stream (alpaca-py issue 198): read them from REST.
+            with self._stale_lock:
+                self._stale.update(self.orders.group_of(info["order_id"]))
+            self._wake.set()
         if fill is not None:
             # Not a REST cursor: a fill the stream dropped before this one must still be
             # inside the next reconcile's window.
@@ -636,6 +934,9 @@ class AlpacaBroker:
             try:
                 if self.orders.pending():
                     self._resolve_pending(None)
+                if self.orders.missing():
+                    self._read_missing()
+                self._read_stale()
                 due = time.monotonic() - self._last_sync >= (
                     self._reconcile_interval if self._stream_state == connection.READY
                     else self._fallback_poll)
@@ -660,6 +961,20 @@ class AlpacaBroker:
 
         return AlpacaBarFeed(self, symbols, interval, warmup=warmup,
                              poll=self.bar_poll if poll is None else poll)
+
+
+def _ids(v: VenueOrder) -> set[str]:
+    """The Alpaca ids of an order and its nested legs."""
+    out = {v.order_id}
+    for leg in v.legs:
+        out |= _ids(leg)
+    return out
+
+
+def _alpaca_message(exc: Exception) -> str:
+    """Alpaca's own words in an error from :mod:`~simbroker.brokers.alpaca.rest`."""
+    text = str(exc)
+    return text.split(": ", 2)[-1] if ": " in text else text
 
 
 def _is_server_error(exc: BrokerAPIError) -> bool:

@@ -20,6 +20,7 @@ across sources and restarts, and ``get_fills(since)`` compares like with like.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,24 +32,31 @@ from simbroker.errors import (
     SimbrokerError,
     UnknownOrder,
 )
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus
+from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType
 
-__all__ = ["FINAL_EVENT", "STATUS", "fill_from_activity", "fill_from_update", "fill_id",
-           "fill_time",
-           "http_error", "is_duplicate_client_id", "num", "order_info", "order_request",
-           "same_order", "utc", "val"]
+__all__ = ["FINAL_EVENT", "STATUS", "VenueOrder", "alpaca_refusal", "fill_from_activity",
+           "fill_from_update", "fill_id", "fill_time", "http_error",
+           "is_duplicate_client_id", "num", "order_info", "order_request",
+           "replace_request", "same_order", "utc", "val", "venue_order"]
 
 STATUS = {
     "new": OrderStatus.NEW, "accepted": OrderStatus.NEW, "pending_new": OrderStatus.NEW,
     "accepted_for_bidding": OrderStatus.NEW, "calculated": OrderStatus.NEW,
     "pending_cancel": OrderStatus.NEW, "pending_replace": OrderStatus.NEW,
-    "held": OrderStatus.NEW, "suspended": OrderStatus.NEW, "stopped": OrderStatus.NEW,
+    "pending_review": OrderStatus.NEW,
+    "held": OrderStatus.HELD, "suspended": OrderStatus.NEW, "stopped": OrderStatus.NEW,
     "partially_filled": OrderStatus.PARTIALLY_FILLED, "filled": OrderStatus.FILLED,
     "done_for_day": OrderStatus.EXPIRED, "expired": OrderStatus.EXPIRED,
     "canceled": OrderStatus.CANCELED, "replaced": OrderStatus.CANCELED,
     "rejected": OrderStatus.REJECTED,
 }
-"""Alpaca order status -> simbroker status."""
+"""Alpaca order status -> simbroker status, for one Alpaca order. (``replaced`` ends an
+Alpaca order but not simbroker's: the order lives on under the replacement's id, see
+:mod:`~simbroker.brokers.alpaca.orders`; ``held`` is a leg whose parent has not traded,
+or a live stop leg that Alpaca keeps at home until it triggers.)"""
+
+_VENUE_OPEN = frozenset(k for k, v in STATUS.items() if v.is_open)
+"""Alpaca statuses of an Alpaca order that can still change."""
 
 FINAL_EVENT = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
                OrderStatus.REJECTED: "rejected"}
@@ -101,17 +109,100 @@ def order_info(o: Any) -> OrderInfo:
         "avg_fill_price": num(o.filled_avg_price) if filled else None,
         "submitted_at": utc(o.submitted_at or o.created_at),
         "reason": None if status is not OrderStatus.REJECTED else raw_status,
+        "order_class": val(o.order_class) or "simple",
+        "parent_id": None,
+        "legs": [str(leg.id) for leg in o.legs or []],
+        "trail_amount": num(o.trail_price), "trail_percent": num(o.trail_percent),
+        "extended_hours": bool(o.extended_hours),
+        "remaining_qty": max(0.0, float(o.qty or 0.0) - filled),
     }
 
 
-def order_request(order: Order, client_order_id: str) -> dict[str, Any]:
-    """The JSON body of ``POST /v2/orders``, built and validated by alpaca-py's models."""
-    from alpaca.trading.enums import OrderSide, TimeInForce
+@dataclass(frozen=True)
+class VenueOrder:
+    """One Alpaca order as Alpaca shows it, with what links it to others."""
+
+    info: OrderInfo
+    """Its state in simbroker's words (``order_id`` is Alpaca's id of this one order)."""
+    raw_status: str
+    """Alpaca's own status word (``held``, ``replaced``, ``pending_replace``, ...)."""
+    updated_at: datetime
+    replaces: str | None
+    replaced_by: str | None
+    legs: tuple[VenueOrder, ...]
+
+    @property
+    def order_id(self) -> str:
+        """Alpaca's id of this order."""
+        return self.info["order_id"]
+
+    @property
+    def is_open(self) -> bool:
+        """True while this Alpaca order can still change (``replaced`` is final)."""
+        return self.raw_status in _VENUE_OPEN
+
+
+def venue_order(o: Any) -> VenueOrder:
+    """An alpaca-py ``Order`` (or its JSON) with its nested legs, as a :class:`VenueOrder`."""
+    from alpaca.trading.models import Order as AlpacaOrder
+
+    if isinstance(o, dict):
+        o = AlpacaOrder(**o)
+    return VenueOrder(
+        info=order_info(o), raw_status=val(o.status), updated_at=utc(o.updated_at or o.created_at),
+        replaces=None if o.replaces is None else str(o.replaces),
+        replaced_by=None if o.replaced_by is None else str(o.replaced_by),
+        legs=tuple(venue_order(leg) for leg in o.legs or []))
+
+
+def alpaca_refusal(order: Order, extended_hours: bool) -> InvalidOrder | None:
+    """What Alpaca would refuse in ``order`` that :meth:`Order.create` accepts, as the
+    error to raise locally (nothing is sent), or ``None``.
+
+    Alpaca's documented rules: extended hours only for simple day limit orders;
+    trailing stops only day or gtc; a bracket/OTO entry only market or limit;
+    fractional quantities only for simple day orders that are not trailing stops.
+    """
+    kind, tif, klass = order.order_type.value, order.tif.value, order.order_class.value
+    sym = order.symbol
+
+    def bad(field: str, value: Any, why: str) -> InvalidOrder:
+        return InvalidOrder(f"Alpaca refuses this {order.side.value} {kind} order for {sym}: "
+                            f"{why}", field=field, value=value, symbol=sym,
+                            client_order_id=order.client_order_id)
+
+    if extended_hours and not (kind == "limit" and tif == "day" and klass == "simple"):
+        return bad("extended_hours", True, "extended hours take only simple day limit "
+                                           "orders")
+    if order.order_type is OrderType.TRAILING_STOP and tif not in ("day", "gtc"):
+        return bad("tif", tif, "trailing stops must be day or gtc")
+    if klass in ("bracket", "oto") and kind not in ("market", "limit"):
+        return bad("order_type", kind, f"a {klass} entry must be a market or limit order")
+    if order.qty != int(order.qty):
+        if klass != "simple":
+            return bad("qty", order.qty, f"fractional quantities take no {klass} orders")
+        if tif != "day":
+            return bad("qty", order.qty, "fractional orders must be day orders")
+        if order.order_type is OrderType.TRAILING_STOP:
+            return bad("qty", order.qty, "fractional orders cannot be trailing stops")
+    return None
+
+
+def order_request(order: Order, client_order_id: str, *,
+                  extended_hours: bool = False) -> dict[str, Any]:
+    """The JSON body of ``POST /v2/orders``, built and validated by alpaca-py's models:
+    ``order_class`` with ``take_profit``/``stop_loss``, ``trailing_stop`` with
+    ``trail_price`` (simbroker's ``trail_amount``) or ``trail_percent``, the tif, and
+    ``extended_hours``."""
+    from alpaca.trading.enums import OrderClass, OrderSide, TimeInForce
     from alpaca.trading.requests import (
         LimitOrderRequest,
         MarketOrderRequest,
         StopLimitOrderRequest,
+        StopLossRequest,
         StopOrderRequest,
+        TakeProfitRequest,
+        TrailingStopOrderRequest,
     )
 
     common: dict[str, Any] = {
@@ -120,6 +211,16 @@ def order_request(order: Order, client_order_id: str) -> dict[str, Any]:
         "time_in_force": TimeInForce(order.tif.value),
         "client_order_id": client_order_id,
     }
+    if extended_hours:
+        common["extended_hours"] = True
+    if order.order_class.value != "simple":
+        common["order_class"] = OrderClass(order.order_class.value)
+        if order.take_profit is not None:
+            common["take_profit"] = TakeProfitRequest(
+                limit_price=order.take_profit.limit_price)
+        if order.stop_loss is not None:
+            common["stop_loss"] = StopLossRequest(stop_price=order.stop_loss.stop_price,
+                                                  limit_price=order.stop_loss.limit_price)
     kind = order.order_type.value
     req: Any
     if kind == "market":
@@ -128,9 +229,26 @@ def order_request(order: Order, client_order_id: str) -> dict[str, Any]:
         req = LimitOrderRequest(limit_price=order.limit_price, **common)
     elif kind == "stop":
         req = StopOrderRequest(stop_price=order.stop_price, **common)
-    else:
+    elif kind == "stop_limit":
         req = StopLimitOrderRequest(limit_price=order.limit_price,
                                     stop_price=order.stop_price, **common)
+    else:
+        req = TrailingStopOrderRequest(trail_price=order.trail_amount,
+                                       trail_percent=order.trail_percent, **common)
+    body: dict[str, Any] = req.to_request_fields()
+    return body
+
+
+def replace_request(*, qty: int | None, limit_price: float | None,
+                    stop_price: float | None, trail: float | None, tif: str | None,
+                    client_order_id: str) -> dict[str, Any]:
+    """The JSON body of ``PATCH /v2/orders/{id}`` (alpaca-py's ``ReplaceOrderRequest``)."""
+    from alpaca.trading.enums import TimeInForce
+    from alpaca.trading.requests import ReplaceOrderRequest
+
+    req = ReplaceOrderRequest(qty=qty, limit_price=limit_price, stop_price=stop_price,
+                              trail=trail, client_order_id=client_order_id,
+                              time_in_force=None if tif is None else TimeInForce(tif))
     body: dict[str, Any] = req.to_request_fields()
     return body
 

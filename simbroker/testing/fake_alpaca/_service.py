@@ -11,11 +11,14 @@ without a network. REST is served by a threaded HTTP server and the stream by a
         fake.step()            # the market trades once at the current prices
 
 What it serves: ``/v2/account``, ``/v2/positions``, ``/v2/orders`` (submit, list, get by
-id and by client order id, cancel), ``/v2/account/activities/FILL`` (paged),
+id and by client order id, cancel, replace with ``PATCH``; the order classes, trailing
+stops and time-in-force rules of :mod:`~simbroker.testing.fake_alpaca._orders`),
+``/v2/account/activities/FILL`` (paged),
 ``/v2/clock``, ``/v2/stocks/bars`` (from bars given with :meth:`FakeAlpaca.set_bars`),
 and ``/stream`` with the authenticate/listen handshake and ``trade_updates`` events.
-Orders get UUIDs and go through ``new``, ``partially_filled``, ``filled``, ``canceled``,
-``expired`` and ``rejected``.
+Orders get UUIDs and go through ``held``, ``new``, ``partially_filled``, ``filled``,
+``pending_replace``, ``replaced``, ``canceled``, ``expired`` and ``rejected``. Every POST
+and PATCH body is kept in :attr:`FakeAlpaca.sent` for wire-level assertions.
 
 Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
 
@@ -25,7 +28,8 @@ Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
   as at the real service.
 - :meth:`FakeAlpaca.rate_limit_next`: 429 with ``Retry-After`` and the
   ``X-RateLimit-Limit/Remaining/Reset`` headers Alpaca sends.
-- :meth:`FakeAlpaca.lose_next_response`: the order is placed, the answer is a 504.
+- :meth:`FakeAlpaca.lose_next_response`: the order is placed (or replaced), the answer
+  is a 504.
 - :meth:`FakeAlpaca.drop_stream`: close every stream connection; events while no client
   listens are lost, as on the real service.
 - :meth:`FakeAlpaca.silence_stream`: the open connections go silent without closing (a
@@ -39,6 +43,7 @@ Fault injection, each counted in :attr:`FakeAlpaca.faults` by kind:
 - ``partial_fills`` (split each fill into that many executions over successive steps),
   ``reject_symbols`` (refused at submission), ``reject_later_symbols`` (accepted, then
   rejected at the next step), ``max_page_size`` (smaller activity pages),
+  ``quiet_sibling_cancels`` (an exit's fill cancels its sibling without an event),
   ``refuse_stream`` (stream logins fail).
 """
 
@@ -64,27 +69,12 @@ import numpy as np
 
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
+from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, OrderBook, iso, num
 
 __all__ = ["FakeAlpaca", "FakeAlpacaVenue", "stop_sdk_stream"]
 
-_OPEN = ("new", "accepted", "partially_filled", "pending_new")
 
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _num(x: float) -> str:
-    return repr(float(x)) if x != int(x) else str(int(x)) if abs(x) < 1e15 else repr(x)
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class FakeAlpaca(BarReplay):
+class FakeAlpaca(OrderBook, BarReplay):
     """The fake service. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
 
     Parameters
@@ -108,6 +98,8 @@ class FakeAlpaca(BarReplay):
         self.orders: dict[str, dict[str, Any]] = {}
         self.activities: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.sent: list[tuple[str, str, Any]] = []
+        """``(method, path, JSON body)`` of every POST and PATCH (wire-level checks)."""
         self.partial_fills = 1
         self.duplicate_events = False
         self.event_delay = 0.0
@@ -116,6 +108,7 @@ class FakeAlpaca(BarReplay):
         self.max_page_size = 100
         self.refuse_stream = False
         self.reorder_events = False
+        self.quiet_sibling_cancels = False
         self.stream_connections = 0
         self.faults: Counter[str] = Counter()
         """Faults injected so far, by kind."""
@@ -344,7 +337,8 @@ class FakeAlpaca(BarReplay):
             self._lose_events += n
 
     def lose_next_response(self, n: int = 1) -> None:
-        """Carry out the next ``n`` POSTs but answer them with 504 (a lost response)."""
+        """Carry out the next ``n`` POSTs or PATCHes but answer them with 504 (a lost
+        response)."""
         with self._lock:
             self._lose += n
 
@@ -367,94 +361,11 @@ class FakeAlpaca(BarReplay):
         """Stream connections that are authenticated and listening now."""
         return len(self._clients)
 
-    def step(self) -> list[dict[str, Any]]:
-        """The market trades once at the current prices; returns the fills it made."""
-        made: list[dict[str, Any]] = []
-        with self._lock:
-            self.clock += timedelta(minutes=1)
-            for order in list(self.orders.values()):
-                if order["status"] not in _OPEN:
-                    continue
-                if order["symbol"] in self.reject_later_symbols:
-                    order["status"] = "rejected"
-                    order["failed_at"] = order["updated_at"] = _iso(self._tick())
-                    self._emit({"event": "rejected", "order": self._public(order),
-                                "timestamp": _iso(self.clock)})
-                    continue
-                fill = self._match(order)
-                if fill is not None:
-                    made.append(fill)
-        return made
-
     def _tick(self) -> datetime:
         """The time of a new event: strictly after the previous one (caller holds the
         lock)."""
         self.clock += timedelta(microseconds=1)
         return self.clock
-
-    # ------------------------------------------------------------------ matching
-    def _match(self, o: dict[str, Any]) -> dict[str, Any] | None:
-        px = self.prices.get(o["symbol"])
-        if px is None:
-            return None
-        buy = o["side"] == "buy"
-        kind = o["type"]
-        limit = float(o["limit_price"]) if o["limit_price"] is not None else None
-        stop = float(o["stop_price"]) if o["stop_price"] is not None else None
-        if kind in ("stop", "stop_limit") and not o.get("_triggered"):
-            if (buy and px >= stop) or (not buy and px <= stop):  # type: ignore[operator]
-                o["_triggered"] = True
-            else:
-                return None
-        if kind in ("limit", "stop_limit"):
-            assert limit is not None
-            if (buy and px > limit) or (not buy and px < limit):
-                return None
-            price = min(px, limit) if buy else max(px, limit)
-        else:
-            price = px
-        qty = float(o["qty"])
-        left = qty - float(o["filled_qty"])
-        part = qty / self.partial_fills
-        size = left if left <= part * (1 + 1e-12) else part
-        return self._fill(o, size, price)
-
-    def _fill(self, o: dict[str, Any], size: float, price: float) -> dict[str, Any]:
-        sign = 1.0 if o["side"] == "buy" else -1.0
-        filled = float(o["filled_qty"]) + size
-        prev = float(o["filled_avg_price"] or 0.0) * float(o["filled_qty"])
-        o["filled_qty"] = _num(filled)
-        o["filled_avg_price"] = _num((prev + size * price) / filled)
-        done = filled >= float(o["qty"]) * (1 - 1e-12)
-        o["status"] = "filled" if done else "partially_filled"
-        when = self._tick()
-        now = _iso(when)
-        o["updated_at"] = now
-        if done:
-            o["filled_at"] = now
-        self.cash -= sign * size * price
-        pos = self.positions.get(o["symbol"], 0.0) + sign * size
-        if abs(pos) < 1e-12:
-            self.positions.pop(o["symbol"], None)
-        else:
-            self.positions[o["symbol"]] = pos
-        exec_id = str(uuid.uuid4())
-        activity = {
-            # Activities carry milliseconds (the stream's events microseconds).
-            "id": f"{when:%Y%m%d%H%M%S}{when.microsecond // 1000:03d}::{exec_id}",
-            "activity_type": "FILL",
-            "transaction_time": _iso(when.replace(microsecond=when.microsecond // 1000
-                                                  * 1000)),
-            "type": "fill" if done else "partial_fill", "price": _num(price),
-            "qty": _num(size), "side": o["side"], "symbol": o["symbol"],
-            "leaves_qty": _num(float(o["qty"]) - filled), "cum_qty": _num(filled),
-            "order_id": o["id"], "order_status": o["status"],
-        }
-        self.activities.append(activity)
-        self._emit({"event": "fill" if done else "partial_fill", "order": self._public(o),
-                    "timestamp": now, "price": _num(price), "qty": _num(size),
-                    "position_qty": _num(pos), "execution_id": exec_id})
-        return activity
 
     # ------------------------------------------------------------------ stream
     async def _ws_handler(self, ws: Any) -> None:
@@ -562,31 +473,34 @@ class FakeAlpaca(BarReplay):
                     headers: dict[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             self.requests.append((method, path))
+            if method in ("POST", "PATCH"):
+                with contextlib.suppress(ValueError):
+                    self.sent.append((method, path, json.loads(body or b"{}")))
             try:
                 if headers.get("APCA-API-KEY-ID") != self.key or \
                         headers.get("APCA-API-SECRET-KEY") != self.secret:
-                    raise _ApiError(401, 40110000, "request is not authorized")
+                    raise ApiError(401, 40110000, "request is not authorized")
                 if self._rate_limits:
                     wait = self._rate_limits.pop(0)
                     self.faults["rate_limited"] += 1
                     reset = math.ceil(time.time() + wait)
                     return 429, {"code": 42910000, "message": "rate limit exceeded"}, {
-                        "Retry-After": _num(wait), "X-RateLimit-Limit": "200",
+                        "Retry-After": num(wait), "X-RateLimit-Limit": "200",
                         "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
                 for i, (status, only) in enumerate(self._fail):
                     if not only or only == method:
                         del self._fail[i]
                         self.faults[f"http_{status}"] += 1
-                        raise _ApiError(status, status * 100000,
+                        raise ApiError(status, status * 100000,
                                         getattr(self, "_fail_message", "error"))
                 status, payload = self._route(method, path, query, body)
-                if self._lose and method == "POST":
+                if self._lose and method in ("POST", "PATCH"):
                     # The request took effect, but its answer is lost in transit.
                     self._lose -= 1
                     self.faults["lost_answer_504"] += 1
-                    raise _ApiError(504, 50400000, "gateway timeout")
+                    raise ApiError(504, 50400000, "gateway timeout")
                 return status, payload, {}
-            except _ApiError as exc:
+            except ApiError as exc:
                 return exc.status, {"code": exc.code, "message": exc.message}, {}
 
     def _route(self, method: str, path: str, query: dict[str, str],
@@ -594,9 +508,9 @@ class FakeAlpaca(BarReplay):
         if path == "/v2/account" and method == "GET":
             return 200, self._account()
         if path == "/v2/clock":
-            return 200, {"timestamp": _iso(self.clock), "is_open": True,
-                         "next_open": _iso(self.clock + timedelta(days=1)),
-                         "next_close": _iso(self.clock + timedelta(hours=1))}
+            return 200, {"timestamp": iso(self.clock), "is_open": True,
+                         "next_open": iso(self.clock + timedelta(days=1)),
+                         "next_close": iso(self.clock + timedelta(hours=1))}
         if path == "/v2/positions" and method == "GET":
             return 200, [self._position(s, q) for s, q in sorted(self.positions.items())]
         if path == "/v2/orders" and method == "POST":
@@ -608,36 +522,42 @@ class FakeAlpaca(BarReplay):
             for o in self.orders.values():
                 if o["client_order_id"] == cid:
                     return 200, self._public(o)
-            raise _ApiError(404, 40410000, "order not found")
+            raise ApiError(404, 40410000, "order not found")
         if path.startswith("/v2/orders/"):
             oid = path.rsplit("/", 1)[1]
             found = self.orders.get(oid)
             if found is None:
-                raise _ApiError(404, 40410000, "order not found")
-            o = found
+                raise ApiError(404, 40410000, "order not found")
             if method == "GET":
-                return 200, self._public(o)
+                return 200, self._public(found)
             if method == "DELETE":
-                if o["status"] not in _OPEN:
-                    raise _ApiError(422, 42210000, "order is not cancelable")
-                o["status"] = "canceled"
-                o["canceled_at"] = o["updated_at"] = _iso(self._tick())
-                self._emit({"event": "canceled", "order": self._public(o),
-                            "timestamp": o["canceled_at"]})
+                self._cancel(oid)
                 return 204, None
+            if method == "PATCH":
+                return 200, self._replace(oid, json.loads(body or b"{}"))
         if path in ("/v2/account/activities/FILL", "/v2/account/activities"):
             return 200, self._activities(query)
         if path == "/v2/stocks/bars" and method == "GET":
             return 200, self._stock_bars(query)
-        raise _ApiError(404, 40410000, f"no route {method} {path}")
+        raise ApiError(404, 40410000, f"no route {method} {path}")
 
     def _list_orders(self, query: dict[str, str]) -> list[dict[str, Any]]:
         """``GET /v2/orders``: status open|closed|all (default open), after / until
         (submission time, exclusive), symbols, direction (default desc), limit (default
-        50, at most 500)."""
+        50, at most 500), nested (false: every order on its own row, legs included;
+        true: legs only under their parent's ``legs``, a group listed when any of its
+        orders matches ``status``)."""
         status = query.get("status", "open")
-        rows = [o for o in self.orders.values()
-                if status == "all" or (status == "open") == (o["status"] in _OPEN)]
+        nested = query.get("nested", "false").lower() == "true"
+
+        def match(o: dict[str, Any]) -> bool:
+            return status == "all" or (status == "open") == (o["status"] in OPEN)
+
+        if nested:
+            rows = [o for o in self.orders.values() if o["_parent"] is None and (
+                match(o) or any(match(self.orders[c]) for c in o["_legs"]))]
+        else:
+            rows = [o for o in self.orders.values() if match(o)]
 
         def when(x: str) -> datetime:
             return datetime.fromisoformat(x.replace("Z", "+00:00"))
@@ -652,84 +572,23 @@ class FakeAlpaca(BarReplay):
         rows.sort(key=lambda o: o["submitted_at"], reverse=query.get("direction",
                                                                      "desc") == "desc")
         limit = min(int(query.get("limit", 50)), 500)
-        return [self._public(o) for o in rows][:limit]
+        return [self._public(o, nested) for o in rows][:limit]
 
     def _account(self) -> dict[str, Any]:
         value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
         return {"id": "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0001", "account_number": "PA0000000",
-                "status": "ACTIVE", "currency": "USD", "cash": _num(self.cash),
-                "buying_power": _num(max(self.cash, 0.0)), "equity": _num(self.cash + value),
-                "portfolio_value": _num(self.cash + value), "pattern_day_trader": False,
+                "status": "ACTIVE", "currency": "USD", "cash": num(self.cash),
+                "buying_power": num(max(self.cash, 0.0)), "equity": num(self.cash + value),
+                "portfolio_value": num(self.cash + value), "pattern_day_trader": False,
                 "trading_blocked": False, "account_blocked": False}
 
     def _position(self, sym: str, qty: float) -> dict[str, Any]:
         px = self.prices.get(sym, 0.0)
         return {"asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)), "symbol": sym,
-                "exchange": "NASDAQ", "asset_class": "us_equity", "avg_entry_price": _num(px),
-                "qty": _num(qty), "side": "long" if qty > 0 else "short",
-                "cost_basis": _num(qty * px), "market_value": _num(qty * px),
-                "current_price": _num(px)}
-
-    def _public(self, o: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in o.items() if not k.startswith("_")}
-
-    def _submit(self, req: dict[str, Any]) -> dict[str, Any]:
-        sym = str(req.get("symbol") or "")
-        side, kind = req.get("side"), req.get("type") or req.get("order_type")
-        tif = req.get("time_in_force")
-        try:
-            qty = float(req.get("qty"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise _ApiError(422, 40010001, "qty is required") from None
-        if not sym or side not in ("buy", "sell") or qty <= 0 or not math.isfinite(qty):
-            raise _ApiError(422, 40010001, f"invalid order: symbol={sym!r} side={side!r} "
-                                           f"qty={req.get('qty')!r}")
-        if kind not in ("market", "limit", "stop", "stop_limit"):
-            raise _ApiError(422, 40010001, f"invalid order type {kind!r}")
-        if tif not in ("day", "gtc", "ioc", "fok", "opg", "cls"):
-            raise _ApiError(422, 40010001, f"invalid time_in_force {tif!r}")
-        if kind in ("limit", "stop_limit") and req.get("limit_price") is None:
-            raise _ApiError(422, 40010001, "limit_price is required")
-        if kind in ("stop", "stop_limit") and req.get("stop_price") is None:
-            raise _ApiError(422, 40010001, "stop_price is required")
-        cid = req.get("client_order_id") or str(uuid.uuid4())
-        if len(cid) > 128:
-            raise _ApiError(422, 40010001, "client_order_id must be at most 128 characters")
-        if any(o["client_order_id"] == cid for o in self.orders.values()):
-            raise _ApiError(422, 40010001, "client_order_id must be unique")
-        if sym in self.reject_symbols:
-            raise _ApiError(422, 42210000, f"asset {sym} is not tradable")
-        px = self.prices.get(sym)
-        ref = float(req.get("limit_price") or px or 0.0)
-        if side == "buy" and qty * ref > self.cash:
-            raise _ApiError(403, 40310000, "insufficient buying power")
-        now = _iso(self._tick())
-        oid = str(uuid.uuid4())
-        o = {"id": oid, "client_order_id": cid, "created_at": now, "updated_at": now,
-             "submitted_at": now, "filled_at": None, "expired_at": None, "canceled_at": None,
-             "failed_at": None, "replaced_at": None, "replaced_by": None, "replaces": None,
-             "asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, sym)), "symbol": sym,
-             "asset_class": "us_equity", "notional": None, "qty": _num(qty),
-             "filled_qty": "0", "filled_avg_price": None, "order_class": "simple",
-             "order_type": kind, "type": kind, "side": side, "time_in_force": tif,
-             "limit_price": None if req.get("limit_price") is None
-             else _num(float(req["limit_price"])),
-             "stop_price": None if req.get("stop_price") is None
-             else _num(float(req["stop_price"])),
-             "status": "new", "extended_hours": False, "legs": None}
-        self.orders[oid] = o
-        self._emit({"event": "new", "order": self._public(o), "timestamp": now})
-        return self._public(o)
-
-    def expire_day_orders(self) -> None:
-        """End the trading day: every open ``day`` order expires (with an event)."""
-        with self._lock:
-            for o in self.orders.values():
-                if o["status"] in _OPEN and o["time_in_force"] == "day":
-                    o["status"] = "expired"
-                    o["expired_at"] = o["updated_at"] = _iso(self._tick())
-                    self._emit({"event": "expired", "order": self._public(o),
-                                "timestamp": o["expired_at"]})
+                "exchange": "NASDAQ", "asset_class": "us_equity", "avg_entry_price": num(px),
+                "qty": num(qty), "side": "long" if qty > 0 else "short",
+                "cost_basis": num(qty * px), "market_value": num(qty * px),
+                "current_price": num(px)}
 
     def _activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.activities
@@ -770,7 +629,7 @@ class FakeAlpaca(BarReplay):
                     continue
                 ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(
                     microseconds=int(bars.ts_ns[t]) // 1000)
-                rows.append({"t": _iso(ts), "o": bars.open[t, j], "h": bars.high[t, j],
+                rows.append({"t": iso(ts), "o": bars.open[t, j], "h": bars.high[t, j],
                              "l": bars.low[t, j], "c": bars.close[t, j],
                              "v": bars.volume[t, j], "n": 1, "vw": bars.close[t, j]})
             out[sym] = rows[:limit]
