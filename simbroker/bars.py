@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from simbroker.errors import DataError
+
+if TYPE_CHECKING:
+    from simbroker.sessions import Sessions
 
 __all__ = ["FIELDS", "Bars"]
 
@@ -44,6 +47,10 @@ class Bars:
         ``NaN`` where the symbol has no bar at that time. Read-only.
     interval : numpy.timedelta64
         The bar length; a bar opened at ``t`` closes at ``t + interval``.
+    sessions : Sessions or None
+        Regular hours and trading days from exchange calendars (see
+        :func:`simbroker.sessions.with_calendar`); ``None``: every bar is regular hours
+        and a trading day is a calendar date in the broker's ``session_tz``.
     """
 
     timestamps: np.ndarray
@@ -54,6 +61,7 @@ class Bars:
     close: np.ndarray
     volume: np.ndarray
     interval: np.timedelta64
+    sessions: Sessions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -79,6 +87,9 @@ class Bars:
             raise DataError(f"bar interval must be positive, got {self.interval}")
         object.__setattr__(self, "interval", interval)
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
+        if self.sessions is not None and (self.sessions.n_bars, self.sessions.n_symbols) != shape:
+            raise DataError(f"bars sessions cover {self.sessions.n_bars} bars x "
+                            f"{self.sessions.n_symbols} symbols, expected {shape}")
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -171,6 +182,7 @@ class Bars:
             timestamps=self.timestamps[rows],
             symbols=tuple(self.symbols[c] for c in cols),
             interval=self.interval,
+            sessions=None if self.sessions is None else self.sessions.take(rows, cols),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
         )
 
@@ -179,6 +191,7 @@ class Bars:
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
                     interval=self.interval,
+                    sessions=None if self.sessions is None else self.sessions.take(rows),
                     **{name: self.field(name)[rows] for name in FIELDS})
 
     @classmethod
@@ -193,11 +206,13 @@ class Bars:
         close: np.ndarray,
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
+        sessions: Sessions | None = None,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
         ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
+        ``sessions`` attaches calendar sessions built for these rows and symbols.
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -207,6 +222,7 @@ class Bars:
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
             else np.timedelta64(pd.Timedelta(interval).value, "ns"),
+            sessions=sessions,
         )
 
     def __repr__(self) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -701,10 +701,10 @@ def _subset_bars(
         if not rows.all():
             out = Bars(timestamps=out.timestamps[rows], symbols=out.symbols,
                        interval=out.interval,
-                       **{f: _frozen(out.field(f)[rows]) for f in FIELDS})
+                       **cast("dict[str, Any]", {f: _frozen(out.field(f)[rows]) for f in FIELDS}))
     if interval is not None:
         out = Bars(timestamps=out.timestamps, symbols=out.symbols, interval=_interval(interval),
-                   **{f: out.field(f) for f in FIELDS})
+                   **cast("dict[str, Any]", {f: out.field(f) for f in FIELDS}))
     return out
 
 
