@@ -398,7 +398,8 @@ class PaperBroker:
         if order.tif is TimeInForce.GTC or first >= len(self._ts):
             expire = _NEVER
         else:
-            expire = self._session_close_bar(first, col, order.extended_hours)
+            first, expire = self._sessions.order_window(
+                self._clock.ns, first, col, order.extended_hours)
         self._book.add(
             order_id, col, float(order.side.sign), order.qty,
             _TYPE_CODE[order.order_type],

@@ -101,6 +101,10 @@ class Sessions:
         belongs to none (a weekend or holiday bar).
     tz : tuple of str, length G
         Each calendar's time zone (for messages).
+    session_days, session_closes : tuple of ndarray, length G (or empty)
+        Each calendar's sessions (datetime64[D]) and their regular closes (int64 ns UTC),
+        so a day order's session is found by time (see :meth:`order_window`); empty for
+        the date rule, which goes by bars alone.
 
     Bar indices returned by the lookups refer to the panel's rows; a lookup that finds
     no such bar returns :data:`NEVER`. Build it with :func:`with_calendar`.
@@ -111,6 +115,8 @@ class Sessions:
     regular: np.ndarray
     day: np.ndarray
     tz: tuple[str, ...] = ()
+    session_days: tuple[np.ndarray, ...] = ()
+    session_closes: tuple[np.ndarray, ...] = ()
     _derived: dict[str, np.ndarray] = field(init=False, repr=False, compare=False,
                                             default_factory=dict)
 
@@ -161,10 +167,14 @@ class Sessions:
         used = np.unique(cols)
         remap = np.full(len(self.calendars), -1, np.int64)
         remap[used] = np.arange(len(used))
-        return Sessions(calendars=tuple(self.calendars[g] for g in used.tolist()),
+        keep = used.tolist()
+        return Sessions(calendars=tuple(self.calendars[g] for g in keep),
                         columns=remap[cols], regular=self.regular[rows][:, used],
-                        day=self.day[rows][:, used],
-                        tz=tuple(self.tz[g] for g in used.tolist()))
+                        day=self.day[rows][:, used], tz=tuple(self.tz[g] for g in keep),
+                        session_days=tuple(self.session_days[g] for g in keep)
+                        if self.session_days else (),
+                        session_closes=tuple(self.session_closes[g] for g in keep)
+                        if self.session_closes else ())
 
     def __repr__(self) -> str:
         regular = int(self.regular.sum())
@@ -234,6 +244,58 @@ class Sessions:
             return regular
         ext = a["last_bar"][a["next_in_day"][t, g], g]
         return np.where(extended, ext, regular)
+
+    def order_window(self, now_ns: Any, first: Any, column: Any,
+                     extended: bool = False) -> tuple[Any, Any]:
+        """``(first_bar, expire_bar)`` of a ``day`` order accepted at ``now_ns`` that can
+        first trade on bar ``first`` (the bar after the one that just closed).
+
+        A regular-hours order belongs to the first session whose regular close is after
+        ``now_ns`` (an order placed after the close belongs to the next session, as at
+        the venues): it expires after that session's last regular bar. When no regular
+        bar of that session is left in the data (the file skips to a later session), the
+        order can never trade: ``first_bar`` is :data:`NEVER` and it expires after bar
+        ``first``. An extended-hours order, and any order under the date rule, goes by
+        bars: ``(first, close_bar(first, column, extended))``. Arrays broadcast.
+        """
+        expire = self.close_bar(first, column, extended)
+        if extended or not self.session_closes:
+            return first, expire
+        a = self._arrays()
+        n_t = self.n_bars
+        g = np.broadcast_to(self.columns[column], np.shape(expire))
+        now = np.broadcast_to(now_ns, np.shape(expire))
+        nxt = a["next_regular"][np.minimum(first, n_t), g]
+        day = self.day.view(np.int64)
+        ok = np.zeros(np.shape(expire), np.bool_)
+        for k in np.unique(g).tolist():
+            sel = g == k
+            closes, days = self.session_closes[k], self.session_days[k].view(np.int64)
+            j = np.searchsorted(closes, now[sel], side="right")
+            want = days[np.minimum(j, len(days) - 1)]
+            n = nxt[sel]
+            got = day[np.minimum(n, n_t - 1), k] if n_t else n
+            ok[sel] = (j < len(days)) & (n < n_t) & (got == want)
+        first_bar = np.where(ok, first, NEVER)
+        expire_bar = np.where(ok, expire, first)
+        if np.ndim(expire_bar):
+            return first_bar, expire_bar
+        return int(first_bar), int(expire_bar)
+
+    def reachable(self, close_ns: np.ndarray) -> np.ndarray:
+        """``(T, N)`` bool: whether a regular-hours day order placed at the close of bar
+        ``t - 1`` (``close_ns[t - 1]``) may trade on bar ``t`` at all (its session is not
+        over: see :meth:`order_window`). Row 0 is True."""
+        n_t = self.n_bars
+        out = np.ones((n_t, len(self.calendars)), np.bool_)
+        if n_t > 1 and self.session_closes:
+            first = np.arange(1, n_t, dtype=np.int64)
+            for k in range(len(self.calendars)):
+                col = int(np.flatnonzero(self.columns == k)[0])
+                fb, _ = self.order_window(close_ns[:-1], first, col)
+                out[1:, k] = fb != NEVER
+        result: np.ndarray = out[:, self.columns]
+        return result
 
     def open_bar(self, t: Any, column: Any) -> Any:
         """Index of the first bar at or after ``t`` that opens a session's regular hours.
@@ -316,14 +378,17 @@ def _sessions_for(bars: Bars, calendar: CalendarSpec) -> Sessions:
     iv = int(bars.interval.astype(np.int64))
     regular = np.zeros((len(ts), len(specs)), np.bool_)
     day = np.full((len(ts), len(specs)), np.datetime64("NaT"), "datetime64[D]")
-    names, tzs = [], []
+    names, tzs, days, closes = [], [], [], []
     for g, spec in enumerate(specs):
         cal = _calendar(spec, ts, iv)
         names.append(str(getattr(cal, "name", spec)))
         tzs.append(str(cal.tz))
         regular[:, g], day[:, g] = _classify(ts, iv, cal)
+        _, close_ns, labels, _, _ = _calendar_arrays(cal)
+        days.append(labels)
+        closes.append(close_ns)
     return Sessions(calendars=tuple(names), columns=columns, regular=regular, day=day,
-                    tz=tuple(tzs))
+                    tz=tuple(tzs), session_days=tuple(days), session_closes=tuple(closes))
 
 
 def _calendar_key(spec: Any) -> Any:

@@ -251,6 +251,7 @@ def _tradable(bars: Bars) -> B:
     tradable: B = bars.volume > 0
     if bars.sessions is not None:
         tradable &= bars.sessions.regular_hours()
+        tradable &= bars.sessions.reachable(bars.close_ns)
     return tradable
 
 
@@ -654,7 +655,8 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
         sessions = bars.sessions if bars.sessions is not None else date_sessions(bars,
                                                                                   session_tz)
         day_over = rest.copy()
-        day_over[rest] = sessions.close_bar(ot[rest] + 1, oj[rest]) <= ot[rest] + 1
+        _, expire = sessions.order_window(bars.close_ns[ot[rest]], ot[rest] + 1, oj[rest])
+        day_over[rest] = expire <= ot[rest] + 1
         status[day_over] = 2
         reason[day_over] = _EXPIRED_REASON
         status[rest & ~day_over] = 3
