@@ -210,10 +210,10 @@ class PaperBroker:
         Orders to hold from the start, e.g. those a resumed run carries over: mappings
         with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
         limit_price, stop_price, tif, client_order_id, extended_hours``) and, for a
-        stop-limit whose stop
-        was already hit, ``triggered_at`` (the open time of that bar). They are listed in
-        the ``start`` record, so the log holds them from its first line on: a crash can
-        never leave a session without the orders it carried over.
+        stop-limit whose stop was already hit, ``triggered_at`` (the open time of that
+        bar). They are listed in the ``start`` record, so the log holds them from its
+        first line on: a crash can never leave a session without the orders it carried
+        over.
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as

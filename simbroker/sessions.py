@@ -138,6 +138,10 @@ class Sessions:
                 arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "tz", tuple(self.tz) or ("UTC",) * g)
+        if self.session_days and not (len(self.session_days) == len(self.session_closes) == g):
+            raise DataError(f"sessions need the days and closes of all {g} calendars")
+        for arr in (*self.session_days, *self.session_closes):
+            arr.setflags(write=False)  # shared with every sub-panel taken from it
         object.__setattr__(self, "calendars", tuple(self.calendars))
 
     # ------------------------------------------------------------------ shape
