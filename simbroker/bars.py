@@ -23,6 +23,7 @@ from simbroker.errors import DataError
 
 if TYPE_CHECKING:
     from simbroker.actions import CorporateActions
+    from simbroker.sessions import Sessions
 
 __all__ = ["FIELDS", "Bars"]
 
@@ -50,6 +51,10 @@ class Bars:
     actions : CorporateActions or None
         Splits and dividends the engines apply (see :func:`simbroker.actions.attach_actions`);
         ``None``: none.
+    sessions : Sessions or None
+        Regular hours and trading days from exchange calendars (see
+        :func:`simbroker.sessions.with_calendar`); ``None``: every bar is regular hours
+        and a trading day is a calendar date in the broker's ``session_tz``.
     """
 
     timestamps: np.ndarray
@@ -61,6 +66,7 @@ class Bars:
     volume: np.ndarray
     interval: np.timedelta64
     actions: CorporateActions | None = None
+    sessions: Sessions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -86,6 +92,9 @@ class Bars:
             raise DataError(f"bar interval must be positive, got {self.interval}")
         object.__setattr__(self, "interval", interval)
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
+        if self.sessions is not None and (self.sessions.n_bars, self.sessions.n_symbols) != shape:
+            raise DataError(f"bars sessions cover {self.sessions.n_bars} bars x "
+                            f"{self.sessions.n_symbols} symbols, expected {shape}")
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -180,6 +189,7 @@ class Bars:
             symbols=names,
             interval=self.interval,
             actions=None if self.actions is None else self.actions.for_symbols(names),
+            sessions=None if self.sessions is None else self.sessions.take(rows, cols),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
         )
 
@@ -188,6 +198,7 @@ class Bars:
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
                     interval=self.interval, actions=self.actions,
+                    sessions=None if self.sessions is None else self.sessions.take(rows),
                     **{name: self.field(name)[rows] for name in FIELDS})
 
     @classmethod
@@ -203,6 +214,7 @@ class Bars:
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
         actions: CorporateActions | None = None,
+        sessions: Sessions | None = None,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
@@ -210,6 +222,7 @@ class Bars:
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
         ``actions`` are attached as given (:func:`simbroker.actions.attach_actions` checks
         them against the prices).
+        ``sessions`` attaches calendar sessions built for these rows and symbols.
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -219,6 +232,7 @@ class Bars:
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
             else np.timedelta64(pd.Timedelta(interval).value, "ns"), actions=actions,
+            sessions=sessions,
         )
 
     def __repr__(self) -> str:

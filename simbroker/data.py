@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -702,10 +702,10 @@ def _subset_bars(
             out = Bars(timestamps=out.timestamps[rows], symbols=out.symbols,
                        interval=out.interval,
                        actions=out.actions,
-                       **{f: _frozen(out.field(f)[rows]) for f in FIELDS})
+                       **cast("dict[str, Any]", {f: _frozen(out.field(f)[rows]) for f in FIELDS}))
     if interval is not None:
         out = Bars(timestamps=out.timestamps, symbols=out.symbols, interval=_interval(interval),
-                   actions=out.actions, **{f: out.field(f) for f in FIELDS})
+                   actions=out.actions, **cast("dict[str, Any]", {f: out.field(f) for f in FIELDS}))
     return out
 
 

@@ -45,7 +45,18 @@ The fill price is the reference price moved against the trader by the slippage m
 capped at the limit (a resting limit touched inside the bar fills at its limit). Fees are
 charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
 no bar at all for the symbol fills nothing. ``day`` orders expire after the last bar of
-the trading day (in ``session_tz``) on which they could first trade; ``gtc`` orders rest.
+the trading day on which they could first trade; ``gtc`` orders rest.
+
+Sessions: when the bars carry exchange-calendar sessions (:mod:`simbroker.sessions`), an
+order trades only on bars in its symbol's regular hours, and a ``day`` order expires after
+the last regular bar of the session in which it can first trade (one placed after the
+close waits for the next session, as at the venues); a stop does not trigger outside
+regular hours either. An order with ``extended_hours=True`` (limit orders only) trades on
+every bar of the trading day, pre- and post-market included, and a ``day`` one expires
+after the trading day's last bar. Bars in no trading day (weekends, holidays) fill
+nothing. Without sessions every bar is regular hours and a trading day is a calendar date
+in ``session_tz`` (UTC by default: an intraday day order placed in New York then lives to
+19:00 or 20:00 ET).
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
 symbols; Python only loops over the fills that happened, to book them in order.
@@ -95,6 +106,7 @@ from simbroker.errors import (
 )
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
+from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
 from simbroker.types import (
     Fill,
@@ -109,8 +121,10 @@ from simbroker.types import (
 
 __all__ = ["PaperBroker"]
 
+_VENUES = (None, "alpaca", "ibkr")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_NEVER = np.iinfo(np.int64).max
+_NEVER = NEVER
 _TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
 _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
              TimeInForce.CLS: "cls order not filled in the closing auction",
@@ -186,14 +200,15 @@ class _OpenBook:
         self.first_bar = np.zeros(capacity, np.int64)
         self.expire_bar = np.zeros(capacity, np.int64)
         self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
+        self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
         self.max_first = -1  # the largest first_bar ever added: all eligible once passed
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
-               "expire_bar", "aux")
+               "expire_bar", "aux", "ext")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER,
-            trail: float = np.nan, extreme: float = np.nan) -> None:
+            trail: float = np.nan, extreme: float = np.nan, ext: bool = False) -> None:
         if self.n == len(self.sym):
             for name in self._ARRAYS:
                 a = getattr(self, name)
@@ -205,6 +220,7 @@ class _OpenBook:
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
         self.aux[i, 0], self.aux[i, 1] = trail, extreme
         self.max_first = max(self.max_first, first_bar)
+        self.ext[i] = ext
         self.n += 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -257,7 +273,13 @@ class PaperBroker:
         Clip slipped fill prices into the fill bar's [low, high]. Off by default: real
         slippage is not bounded by the bar.
     session_tz
-        Time zone whose calendar dates delimit trading days for ``day`` orders.
+        Time zone whose calendar dates delimit trading days for ``day`` orders, when the
+        bars carry no sessions (ignored when they do: see :mod:`simbroker.sessions`).
+    venue
+        Whose order rules to enforce where the venues differ: ``None`` (default) the
+        strictest of them, ``"alpaca"`` or ``"ibkr"``. Today that is extended hours: a
+        limit order only at both (always enforced), and only ``tif="day"`` at Alpaca
+        (and by default); IBKR also takes ``gtc`` (``outsideRth``).
     order_id_prefix
         Order ids are this prefix and a counter (``O1``, ``O2``...). A resumed session
         uses a new prefix so ids never repeat within one trade log.
@@ -268,9 +290,9 @@ class PaperBroker:
     open_orders
         Orders to hold from the start, e.g. those a resumed run carries over: mappings
         with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
-        limit_price, stop_price, tif, client_order_id``) and, for a stop-limit whose stop
-        was already hit, ``triggered_at`` (the open time of that bar). They are listed in
-        the ``start`` record, so the log holds them from its first line on: a crash can
+        limit_price, stop_price, tif, client_order_id, extended_hours``) and, for a
+        stop-limit whose stop was already hit, ``triggered_at`` (the open time of that
+        bar). They are listed in the ``start`` record, so the log holds them from its first line on: a crash can
         never leave a session without the orders it carried over. Groups carry over too:
         an entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or
         an OCO stop leg to its limit leg), ``status="held"`` marks a child still waiting
@@ -314,6 +336,7 @@ class PaperBroker:
         start_at: datetime | None = None,
         open_orders: Sequence[Mapping[str, Any]] | None = None,
         both_legs: str = "stop",
+        venue: str | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -341,7 +364,19 @@ class PaperBroker:
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
-        self._session_end = _session_ends(bars, session_tz)
+        if venue not in _VENUES:
+            raise ValueError(f"venue must be one of {', '.join(map(repr, _VENUES))}, got "
+                             f"{venue!r}")
+        self.venue = venue
+        # Bar -> session lookups; ``_gate`` is set only when some bar is outside regular
+        # hours (users without calendars never pay for the check in _match).
+        self._sessions = bars.sessions if bars.sessions is not None else date_sessions(
+            bars, session_tz)
+        lookup = self._sessions._arrays()
+        self._gate: tuple[np.ndarray, np.ndarray] | None = None
+        if bars.sessions is not None and not bool(lookup["all_regular"].all()):
+            self._gate = (self._sessions.regular, lookup["in_day"])
+            self._all_regular = lookup["all_regular"]
 
         self._cash = cash
         self._initial_cash = cash
@@ -423,6 +458,7 @@ class PaperBroker:
         stop_loss: Mapping[str, float] | None = None,
         trail_amount: float | None = None,
         trail_percent: float | None = None,
+        extended_hours: bool = False,
     ) -> OrderInfo:
         """Accept an order; it trades from the next bar on. See :class:`simbroker.Broker`.
 
@@ -437,7 +473,9 @@ class PaperBroker:
                                  stop_price=stop_price, tif=tif, client_order_id=client_order_id,
                                  order_class=order_class, take_profit=take_profit,
                                  stop_loss=stop_loss, trail_amount=trail_amount,
-                                 trail_percent=trail_percent)
+                                 trail_percent=trail_percent,
+                                 extended_hours=extended_hours)
+            self._check_venue_rules(order)
             if order.symbol not in self.bars:
                 raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
                                    field="symbol", value=order.symbol, symbol=order.symbol)
@@ -507,18 +545,20 @@ class PaperBroker:
         order = state.order
         tif = order.tif
         code = _TYPE_CODE.get(order.order_type, 0)
+        col = self.bars.symbol_index(order.symbol)
         if tif is TimeInForce.OPG:
-            first, code = self._session_open_bar(self._t), AT_OPEN
+            first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
         elif tif is TimeInForce.CLS and first < len(self._ts):
-            first, code = self._session_close_bar(first), AT_CLOSE
+            first, code = self._session_close_bar(first, col), AT_CLOSE
         if first >= len(self._ts) or tif is TimeInForce.GTC:
             expire = _NEVER
-        elif tif in (TimeInForce.DAY, TimeInForce.GTC):
-            expire = int(self._session_end[first])
+        elif tif is TimeInForce.DAY:
+            first, expire = self._sessions.order_window(
+                self._clock.ns, first, col, order.extended_hours)
+            first, expire = int(first), int(expire)
         else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
             expire = first
         trail = np.nan
-        col = self.bars.symbol_index(order.symbol)
         if order.order_type is OrderType.TRAILING_STOP:
             code = TRAIL_AMOUNT if order.trail_amount is not None else TRAIL_PERCENT
             trail = order.trail_amount if order.trail_amount is not None else \
@@ -533,16 +573,8 @@ class PaperBroker:
             state.order_id, col, float(order.side.sign), order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
             np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
-            trail, np.nan if extreme is None else extreme,
+            trail, np.nan if extreme is None else extreme, order.extended_hours,
         )
-
-    def _session_open_bar(self, t: int) -> int:
-        """The first bar of the session after bar ``t`` (bar 0 before any bar closed)."""
-        return 0 if t < 0 else int(self._session_end[t]) + 1
-
-    def _session_close_bar(self, i: int) -> int:
-        """The last bar of bar ``i``'s session."""
-        return int(self._session_end[i])
 
     def _last_price(self, col: int) -> float:
         """The last close the strategy saw for column ``col`` (a trailing stop's start).
@@ -570,7 +602,8 @@ class PaperBroker:
                              take_profit=None if leg else entry.get("take_profit"),
                              stop_loss=None if leg else entry.get("stop_loss"),
                              trail_amount=entry.get("trail_amount"),
-                             trail_percent=entry.get("trail_percent"))
+                             trail_percent=entry.get("trail_percent"),
+                             extended_hours=entry.get("extended_hours", False))
         if order.symbol not in self.bars:
             raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
                                field="symbol", value=order.symbol, symbol=order.symbol)
@@ -732,6 +765,8 @@ class PaperBroker:
         o = self._open_px[t, s]
         v = self._volume[t, s]
         tradable = v > 0  # NaN volume (no bar) compares False
+        if self._gate is not None and not self._all_regular[t]:
+            tradable &= self._in_hours(t, elig, s)
         otype = book.otype[elig]
         market = otype == 0
         newly: np.ndarray | None = None
@@ -1086,7 +1121,40 @@ class PaperBroker:
             first = max(int(book.first_bar[slot]), self._t + 1)
             book.expire_bar[slot] = _NEVER if new.tif is TimeInForce.GTC or first >= len(
                 self._ts) else (first if new.tif in (TimeInForce.IOC, TimeInForce.FOK)
-                                else int(self._session_end[first]))
+                                else self._session_close_bar(first, int(book.sym[slot]),
+                                             new.extended_hours))
+
+    # -------------------------------------------------------------- sessions
+    def _session_close_bar(self, t: int, col: int, extended: bool = False) -> int:
+        """Last bar an order in column ``col`` that can first trade on bar ``t`` may trade
+        on that session: the session's last regular bar (the next session's when ``t`` is
+        past the close), or with ``extended`` the trading day's last bar. ``_NEVER`` if
+        there is none. Without sessions: the last bar of ``t``'s date in ``session_tz``."""
+        return int(self._sessions.close_bar(t, col, extended))
+
+    def _session_open_bar(self, t: int, col: int) -> int:
+        """The first bar at or after ``t`` that opens a session's regular hours in column
+        ``col`` (an opening auction's bar); ``_NEVER`` if there is none."""
+        return int(self._sessions.open_bar(t, col))
+
+    def _in_hours(self, t: int, elig: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Whether each eligible order may trade on bar ``t``: a regular-hours bar of its
+        symbol's calendar, or for an extended-hours order any bar of a trading day."""
+        assert self._gate is not None
+        regular, in_day = self._gate
+        g = self._sessions.columns[s]
+        out: np.ndarray = np.where(self._book.ext[elig], in_day[t, g], regular[t, g])
+        return out
+
+    def _check_venue_rules(self, order: Order) -> None:
+        """Refuse what the venue ``venue`` refuses (see the class docstring)."""
+        if order.extended_hours and order.tif is not TimeInForce.DAY and self.venue != "ibkr":
+            raise InvalidOrder(
+                f"an extended-hours order for {order.symbol} must be tif='day' (Alpaca's "
+                f"rule, enforced {'for' if self.venue else 'by default, the strictest of'} "
+                f"the venues; PaperBroker(venue='ibkr') takes IBKR's, which allows "
+                f"{order.tif.value})", field="tif", value=order.tif.value,
+                symbol=order.symbol)
 
     # --------------------------------------------------------------- helpers
     def _open_sell_qty(self, col: int) -> float:
@@ -1160,6 +1228,8 @@ def _order_fields(order: Order) -> dict[str, Any]:
         "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
         "limit_price": order.limit_price, "stop_price": order.stop_price,
         "tif": order.tif.value}
+    if order.extended_hours:
+        fields["extended_hours"] = True
     if order.order_class is not OrderClass.SIMPLE:
         fields["order_class"] = order.order_class.value
     if order.take_profit is not None:

@@ -35,7 +35,7 @@ import math
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -317,8 +317,13 @@ class _Gate:
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
-                     tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
-        """Send the order, with a deterministic ``client_order_id`` when none is given."""
+                     tif: str = "day", client_order_id: str | None = None,
+                     **kinds: Any) -> OrderInfo:
+        """Send the order, with a deterministic ``client_order_id`` when none is given.
+
+        The keyword-only order kinds (``extended_hours``, ``order_class``, legs, trails)
+        are passed on to the broker as given; the shadow mirrors simple orders only.
+        """
         with self._ids:
             self._n += 1
             if client_order_id is None:
@@ -327,17 +332,19 @@ class _Gate:
         try:
             info = self._broker.submit_order(symbol, side, qty, order_type,
                                              limit_price=limit_price, stop_price=stop_price,
-                                             tif=tif, client_order_id=client_order_id)
+                                             tif=tif, client_order_id=client_order_id,
+                                             **kinds)
         except RiskRejected:
             raise  # never reached the venue: nothing to mirror
         except OrderRejected:
-            if self.shadow is not None:  # the venue refused it: would paper have filled it?
+            # The venue refused it: would paper have filled it?
+            if self.shadow is not None and not _kinds_set(kinds):
                 self.shadow.submitted(symbol, side, qty, order_type, limit_price=limit_price,
                                       stop_price=stop_price, tif=tif,
                                       client_order_id=client_order_id, live_order_id=None,
                                       now=self._broker.now())
             raise
-        if self.shadow is not None:
+        if self.shadow is not None and not _kinds_set(kinds):
             self.shadow.submitted(info["symbol"], info["side"], info["qty"],
                                   info["order_type"], limit_price=info["limit_price"],
                                   stop_price=info["stop_price"], tif=info["tif"],
@@ -349,7 +356,8 @@ class _Gate:
                             client_order_id=client_order_id, symbol=info["symbol"],
                             side=info["side"], qty=info["qty"],
                             order_type=info["order_type"], limit_price=info["limit_price"],
-                            stop_price=info["stop_price"], tif=info["tif"])
+                            stop_price=info["stop_price"], tif=info["tif"],
+                            **_kind_fields(info, kinds))
         return info
 
     def cancel_order(self, order_id: str) -> OrderInfo:
@@ -760,3 +768,27 @@ def run_realtime(strategy: StrategyLike, broker: Broker, feed: BarFeed,
                  **kwargs: Any) -> RunReport:
     """Build a :class:`RealtimeRunner` and run it; see its parameters."""
     return RealtimeRunner(strategy, broker, feed, **kwargs).run()
+
+
+def _kinds_set(kinds: dict[str, Any]) -> bool:
+    """Whether an order asks for more than a simple order (the shadow mirrors only those)."""
+    return any(v not in (None, False, "simple") for v in kinds.values())
+
+
+def _kind_fields(info: Any, kinds: dict[str, Any]) -> dict[str, Any]:
+    """The order-kind fields of a ``submitted`` record, as replay reads a group's legs."""
+    out: dict[str, Any] = {}
+    if info.get("order_class", "simple") != "simple":
+        out["order_class"] = info["order_class"]
+        out["legs"] = list(info.get("legs") or [])
+        for key in ("take_profit", "stop_loss"):
+            leg = kinds.get(key)
+            if leg is not None:
+                pairs = leg.items() if isinstance(leg, Mapping) else leg.to_dict().items()
+                out[key] = {k: float(v) for k, v in pairs if v is not None}
+    for key in ("trail_amount", "trail_percent"):
+        if info.get(key) is not None:
+            out[key] = info[key]
+    if info.get("extended_hours"):
+        out["extended_hours"] = True
+    return out

@@ -361,6 +361,7 @@ class Order:
     stop_loss: StopLoss | None = None
     trail_amount: float | None = None
     trail_percent: float | None = None
+    extended_hours: bool = False
 
     @classmethod
     def create(
@@ -379,6 +380,7 @@ class Order:
         stop_loss: Mapping[str, float] | StopLoss | None = None,
         trail_amount: float | None = None,
         trail_percent: float | None = None,
+        extended_hours: bool = False,
     ) -> Order:
         """Validate the arguments of ``Broker.submit_order`` and return an ``Order``.
 
@@ -402,6 +404,8 @@ class Order:
           side; a sell OCO's take-profit is above its stop.
         - ``tif="opg"`` / ``"cls"`` take market and limit orders only, and no groups;
           ``"ioc"`` / ``"fok"`` take no groups (brackets, OTO and OCO are day or gtc).
+        - ``extended_hours`` (trade in pre- and post-market too) is a ``bool``, and only for
+          limit orders, as at IBKR and Alpaca.
         """
         if not isinstance(symbol, str) or not symbol.strip():
             raise InvalidOrder(
@@ -456,6 +460,14 @@ class Order:
                 f"client_order_id must be a non-empty string, got {_shown(client_order_id)}",
                 field="client_order_id", value=client_order_id, symbol=symbol,
             )
+        if not isinstance(extended_hours, (bool, np.bool_)):
+            raise InvalidOrder(f"extended_hours for {symbol} must be True or False, got "
+                               f"{_shown(extended_hours)}", field="extended_hours",
+                               value=extended_hours, symbol=symbol)
+        if extended_hours and type_ is not OrderType.LIMIT:
+            raise InvalidOrder(f"extended_hours is only for limit orders (as at IBKR and "
+                               f"Alpaca); {symbol} is a {type_.value} order",
+                               field="extended_hours", value=True, symbol=symbol)
         return cls(
             symbol=symbol,
             side=side_,
@@ -470,6 +482,7 @@ class Order:
             stop_loss=None if sl is None else StopLoss(sl["stop_price"], sl.get("limit_price")),
             trail_amount=trail_a,
             trail_percent=trail_p,
+            extended_hours=bool(extended_hours),
         )
 
     def leg_orders(self) -> list[Order]:

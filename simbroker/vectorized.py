@@ -7,9 +7,11 @@ positions and equity, bit for bit. It reproduces the paper broker's semantics ex
 
 * a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
   order for ``target - position`` (only when that is not zero), which trades on bar
-  ``t + 1`` at its open, when that bar has volume ``> 0``; a missing bar or zero volume
-  fills nothing, and the order is gone by the next close (a ``day`` order on daily bars
-  expires; with intraday bars the twin cancels it), where the target is decided again;
+  ``t + 1`` at its open, when that bar has volume ``> 0`` (and, when the bars carry
+  sessions, is in its symbol's regular hours); a missing bar, zero volume or a bar
+  outside regular hours fills nothing, and the order is gone by the next close (a
+  ``day`` order whose session closed expires; otherwise the twin cancels it), where the
+  target is decided again;
 * fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
   the fill bar, optionally clipped into its ``[low, high]``; fee
   ``fees.fees(side, qty, price)`` on the fill notional ``qty * price``;
@@ -50,7 +52,6 @@ from simbroker.data import load_bars
 from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
-from simbroker.paper import _session_ends
 from simbroker.results.build import (
     assemble_result,
     cash_after_bars,
@@ -60,6 +61,7 @@ from simbroker.results.build import (
 from simbroker.results.columns import _FILL_COLUMNS, _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
+from simbroker.sessions import date_sessions
 
 if TYPE_CHECKING:
     from simbroker.vectorized_exits import ExitSpec
@@ -248,6 +250,16 @@ def _signal_targets(bars: Bars, entries: Any, exits: Any, size: float | Sequence
     return out
 
 
+def _tradable(bars: Bars) -> B:
+    """Where a market order can fill: a bar with volume (NaN, no bar, compares False), in
+    its symbol's regular hours when the bars carry sessions."""
+    tradable: B = bars.volume > 0
+    if bars.sessions is not None:
+        tradable &= bars.sessions.regular_hours()
+        tradable &= bars.sessions.reachable(bars.close_ns)
+    return tradable
+
+
 # ------------------------------------------------------------------ arithmetic
 def _after(position: F64, target: F64) -> F64:
     """Position after filling ``target - position``: ``position_after_fill``, vectorized.
@@ -395,7 +407,7 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
     """Share targets from weights, bar by bar: ``weight * equity_t / close_t``."""
     n_t, n = weights.shape
     close = _ffill(bars.close.copy())
-    tradable = bars.volume > 0
+    tradable = _tradable(bars)
     tgt = np.full((n_t, n), np.nan)
     pos = np.zeros(n)
     cash = cash0
@@ -485,7 +497,9 @@ def backtest_vectorized(
         Clip slipped fill prices into the fill bar's ``[low, high]``.
     session_tz : str, default "UTC"
         Only decides whether an unfilled order is reported ``"expired"`` (its trading
-        day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``.
+                day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``;
+        ignored when ``bars.sessions`` is set (calendar sessions decide, as in the paper
+        broker, and orders fill only on regular-hours bars).
     stop_loss, take_profit, trailing_stop : float, array or {symbol: float}, optional
         Protective exits on ``targets`` or ``entries``/``exits``, as fractions of the entry
         fill price (``0.05`` = 5%, in ``(0, 1)``): one number, one per symbol (``NaN`` =
@@ -594,7 +608,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
             _check_finite_at(given.value, given.t, given.j, bars, check)
     elif check:
         _check_finite(tgt, bars, check)
-    tradable = bars.volume > 0  # NaN (no bar) compares False
+    tradable = _tradable(bars)
     sched = broker_schedule(bars)
     splits = sched is not None and bool(sched.split_mask.any())
     pos = (actions_vec.positions_with_splits(tgt, tradable, sched) if splits and sched
@@ -691,9 +705,11 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
     status[last] = 1
     rest = unfilled & ~last
     if rest.any():
-        ends = _session_ends(bars, session_tz)
+        sessions = bars.sessions if bars.sessions is not None else date_sessions(bars,
+                                                                                  session_tz)
         day_over = rest.copy()
-        day_over[rest] = ends[ot[rest] + 1] <= ot[rest] + 1
+        _, expire = sessions.order_window(bars.close_ns[ot[rest]], ot[rest] + 1, oj[rest])
+        day_over[rest] = expire <= ot[rest] + 1
         status[day_over] = 2
         reason[day_over] = _EXPIRED_REASON
         status[rest & ~day_over] = 3

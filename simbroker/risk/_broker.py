@@ -37,7 +37,8 @@ log = logging.getLogger("simbroker.risk")
 
 _WINDOW = timedelta(minutes=1)
 # The keywords of the order kinds that Order.create checks (others go to the broker as is).
-_ORDER_KINDS = ("order_class", "take_profit", "stop_loss", "trail_amount", "trail_percent")
+_ORDER_KINDS = ("order_class", "take_profit", "stop_loss", "trail_amount", "trail_percent",
+                "extended_hours")
 # Fills are read again this far back, so one reported late (stamped before the last read)
 # is still seen; fill ids de-duplicate the overlap.
 _FILL_LOOKBACK = timedelta(minutes=10)
@@ -943,3 +944,4 @@ class RiskBroker:
         if reason is not None:
             raise self._reject("max_daily_loss", order, reason, limit=cap,
                                value=self._day_start_equity - equity)
+

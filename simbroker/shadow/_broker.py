@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -261,8 +261,8 @@ class ShadowBroker:
             and self._prev.timestamp < ev.timestamp else [ev]
         bars = Bars.from_arrays(
             [e.timestamp for e in events], self.symbols,
-            **{f: np.vstack([getattr(e, f) for e in events]) for f in
-               ("open", "high", "low", "close", "volume")},
+            **cast("dict[str, Any]", {f: np.vstack([getattr(e, f) for e in events]) for f in
+                                      ("open", "high", "low", "close", "volume")}),
             interval=self.interval)
         carried = [{"symbol": s.order.symbol, "side": s.order.side.value,
                     "qty": s.order.qty - s.filled_qty, "order_type": s.order.order_type.value,
