@@ -44,6 +44,11 @@ class Bars:
         ``NaN`` where the symbol has no bar at that time. Read-only.
     interval : numpy.timedelta64
         The bar length; a bar opened at ``t`` closes at ``t + interval``.
+    volume_known : bool
+        ``True`` (the default) when ``volume`` is what traded: a bar with zero volume
+        cannot fill. ``False`` for sources that do not report volume (an index, a quote
+        feed; ``load_bars(..., volume="unknown")``): every bar with a close is tradable
+        whatever ``volume`` holds, and results say fills were assumed tradable.
     """
 
     timestamps: np.ndarray
@@ -54,6 +59,7 @@ class Bars:
     close: np.ndarray
     volume: np.ndarray
     interval: np.timedelta64
+    volume_known: bool = True
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -78,6 +84,7 @@ class Bars:
         if interval <= np.timedelta64(0, "ns"):
             raise DataError(f"bar interval must be positive, got {self.interval}")
         object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "volume_known", bool(self.volume_known))
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
 
     # ------------------------------------------------------------------ shape
@@ -172,6 +179,7 @@ class Bars:
             symbols=tuple(self.symbols[c] for c in cols),
             interval=self.interval,
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
+            volume_known=self.volume_known,
         )
 
     def rows(self, start: int, stop: int) -> Bars:
@@ -179,7 +187,8 @@ class Bars:
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
                     interval=self.interval,
-                    **{name: self.field(name)[rows] for name in FIELDS})
+                    **{name: self.field(name)[rows] for name in FIELDS},
+                    volume_known=self.volume_known)
 
     @classmethod
     def from_arrays(
@@ -193,11 +202,13 @@ class Bars:
         close: np.ndarray,
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
+        volume_known: bool = True,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
         ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
+        ``volume_known=False`` marks a source without real volume (see the class).
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -207,6 +218,7 @@ class Bars:
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
             else np.timedelta64(pd.Timedelta(interval).value, "ns"),
+            volume_known=volume_known,
         )
 
     def __repr__(self) -> str:
@@ -216,7 +228,8 @@ class Bars:
         last = pd.Timestamp(self.timestamps[-1]).isoformat()
         syms = ", ".join(self.symbols[:5]) + (", ..." if self.n_symbols > 5 else "")
         return (f"Bars({len(self)} bars x {self.n_symbols} symbols [{syms}], "
-                f"{first} .. {last} UTC, interval {pd.Timedelta(self.interval)})")
+                f"{first} .. {last} UTC, interval {pd.Timedelta(self.interval)}"
+                f"{'' if self.volume_known else ', volume unknown'})")
 
 
 def infer_interval(ts: np.ndarray) -> np.timedelta64:

@@ -22,7 +22,8 @@ The fill price is the reference price moved against the trader by the slippage m
 ``clip_to_bar=True``. A limit order never fills worse than its limit: the slipped price is
 capped at the limit (a resting limit touched inside the bar fills at its limit). Fees are
 charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
-no bar at all for the symbol fills nothing. ``day`` orders expire after the last bar of
+no bar at all for the symbol fills nothing; on bars whose volume is unknown
+(``Bars.volume_known`` False) every bar with a close can fill. ``day`` orders expire after the last bar of
 the trading day (in ``session_tz``) on which they could first trade; ``gtc`` orders rest.
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
@@ -248,6 +249,7 @@ class PaperBroker:
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
+        self._volume_known = bars.volume_known  # False: a bar with a close is tradable
         self._session_end = _session_ends(bars, session_tz)
 
         self._cash = cash
@@ -521,7 +523,8 @@ class PaperBroker:
         s = book.sym[elig]
         o = self._open_px[t, s]
         v = self._volume[t, s]
-        tradable = v > 0  # NaN volume (no bar) compares False
+        # NaN volume or close (no bar) compares False
+        tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
         otype = book.otype[elig]
         market = otype == 0
         newly: np.ndarray | None = None

@@ -7,8 +7,8 @@ positions and equity, bit for bit. It reproduces the paper broker's semantics ex
 
 * a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
   order for ``target - position`` (only when that is not zero), which trades on bar
-  ``t + 1`` at its open, when that bar has volume ``> 0``; a missing bar or zero volume
-  fills nothing, and the order is gone by the next close (a ``day`` order on daily bars
+  ``t + 1`` at its open, when that bar has volume ``> 0`` (or, with
+  ``Bars.volume_known`` False, a close); a missing bar or zero volume fills nothing, and the order is gone by the next close (a ``day`` order on daily bars
   expires; with intraday bars the twin cancels it), where the target is decided again;
 * fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
   the fill bar, optionally clipped into its ``[low, high]``; fee
@@ -378,6 +378,15 @@ def _cash_ledger(cash: float, sign: F64, notional: F64, fee: F64) -> F64:
     return out
 
 
+def _tradable(bars: Bars) -> B:
+    """Where an order can fill: volume > 0, or a close when volume is unknown (as PaperBroker).
+
+    NaN (no bar) compares False either way.
+    """
+    out: B = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)
+    return out
+
+
 def _equity_row(cash: float, pos: F64, close: F64) -> float:
     with np.errstate(invalid="ignore"):
         held = np.where(pos != 0, pos * close, 0.0)
@@ -390,7 +399,7 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
     """Share targets from weights, bar by bar: ``weight * equity_t / close_t``."""
     n_t, n = weights.shape
     close = _ffill(bars.close.copy())
-    tradable = bars.volume > 0
+    tradable = _tradable(bars)
     tgt = np.full((n_t, n), np.nan)
     pos = np.zeros(n)
     cash = cash0
@@ -552,7 +561,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
             _check_finite_at(given.value, given.t, given.j, bars, check)
     elif check:
         _check_finite(tgt, bars, check)
-    tradable = bars.volume > 0  # NaN (no bar) compares False
+    tradable = _tradable(bars)
     pos = _solve_positions(tgt, given, tradable)
 
     # Orders: wherever a target is given and differs from the position at that close, in

@@ -122,6 +122,7 @@ def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Pa
         "stats": _json_value(result.stats),
         "config": _json_value(result.config),
         "interval_ns": int(result.bars.interval.astype(np.int64)),
+        "volume_known": bool(result.bars.volume_known),
         "symbols": list(result.bars.symbols),
     }
     text = json.dumps(manifest, indent=2, allow_nan=False)
@@ -157,7 +158,8 @@ def _load(directory: Path) -> BacktestResult:
     shape = (len(times), n)
     bars = Bars(timestamps=times, symbols=symbols,
                 interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
-                **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS})
+                **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS},
+                volume_known=bool(manifest.get("volume_known", True)))
     positions = t["positions"]
     positions.columns = pd.Index([str(c) for c in positions.columns], name="symbol")
     equity = t["equity"]
