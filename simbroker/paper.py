@@ -23,8 +23,9 @@ The fill price is the reference price moved against the trader by the slippage m
 capped at the limit (a resting limit touched inside the bar fills at its limit). Fees are
 charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
 no bar at all for the symbol fills nothing; on bars whose volume is unknown
-(``Bars.volume_known`` False) every bar with a close can fill. ``day`` orders expire after the last bar of
-the trading day (in ``session_tz``) on which they could first trade; ``gtc`` orders rest.
+(``Bars.volume_known`` False) every bar with a close can fill. ``day`` orders expire after
+the last bar of the trading day (in ``session_tz``) on which they could first trade;
+``gtc`` orders rest.
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
 symbols; Python only loops over the fills that happened, to book them in order.

@@ -408,10 +408,11 @@ def _targets_of(value: Any, bars: Bars) -> np.ndarray:
 def _tile(bars: Bars, k: int) -> Bars:
     """The panel repeated ``k`` times side by side; copy j's symbols are ``{sym}#{j}``."""
     symbols = tuple(f"{s}#{j}" for j in range(k) for s in bars.symbols)
-    fields = {f: np.tile(bars.field(f), (1, k)) for f in FIELDS}
+    fields: dict[str, Any] = {f: np.tile(bars.field(f), (1, k)) for f in FIELDS}
     for arr in fields.values():
         arr.setflags(write=False)  # ours alone: Bars may keep it without a copy
-    return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval, **fields)
+    return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval,
+                volume_known=bars.volume_known, **fields)
 
 
 def _by_copy(symbols: pd.Series, wide: Bars, n: int, k: int) -> tuple[list[np.ndarray],

@@ -8,8 +8,9 @@ positions and equity, bit for bit. It reproduces the paper broker's semantics ex
 * a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
   order for ``target - position`` (only when that is not zero), which trades on bar
   ``t + 1`` at its open, when that bar has volume ``> 0`` (or, with
-  ``Bars.volume_known`` False, a close); a missing bar or zero volume fills nothing, and the order is gone by the next close (a ``day`` order on daily bars
-  expires; with intraday bars the twin cancels it), where the target is decided again;
+  ``Bars.volume_known`` False, a close); a missing bar or zero volume fills nothing, and
+  the order is gone by the next close (a ``day`` order on daily bars expires; with
+  intraday bars the twin cancels it), where the target is decided again;
 * fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
   the fill bar, optionally clipped into its ``[low, high]``; fee
   ``fees.fees(side, qty, price)`` on the fill notional ``qty * price``;

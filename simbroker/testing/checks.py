@@ -364,10 +364,11 @@ def _perturbed(bars: Bars, t: int, seed: int, scale: float) -> Bars:
     rng = np.random.default_rng(seed)
     factor = np.ones((len(bars), bars.n_symbols))
     factor[t + 1:] = np.exp(rng.normal(0.0, scale, (len(bars) - t - 1, bars.n_symbols)))
-    fields = {f: bars.field(f) * (factor if f != "volume" else np.round(factor * 7) / 7)
-              for f in FIELDS}
+    fields: dict[str, Any] = {
+        f: bars.field(f) * (factor if f != "volume" else np.round(factor * 7) / 7)
+        for f in FIELDS}
     return Bars(timestamps=bars.timestamps, symbols=bars.symbols, interval=bars.interval,
-                **fields)
+                volume_known=bars.volume_known, **fields)
 
 
 def check_no_lookahead(strategy: StrategyLike, bars: Bars, *, settings: Settings | None = None,
