@@ -32,7 +32,6 @@ from simbroker.errors import DataError
 __all__ = ["ParsedTimes", "check_tz", "parse_times"]
 
 NAT = np.iinfo(np.int64).min
-_NS_PER_DAY = 86_400_000_000_000
 _SHOWN = 3
 
 I64 = npt.NDArray[np.int64]
@@ -210,8 +209,7 @@ def _localized(idx: pd.DatetimeIndex, source: str, tz: str | None, bad: BoolArra
     present = ~np.asarray(idx.isna())
     if tz is None and present.any():
         raise DataError(_naive_message(source, idx, present, raw))
-    day_stamps = bool(present.any()) and bool(
-        np.all(idx[present].as_unit("ns").asi8 % _NS_PER_DAY == 0))
+    day_stamps = bool(present.any()) and _midnights(idx[present])
     if tz is None:  # nothing present: every row is missing (reported by validation)
         return ParsedTimes(_ns(idx, source), bad if bad.any() else None, reasons,
                            naive=True, day_stamps=False)
@@ -239,6 +237,11 @@ def _localized(idx: pd.DatetimeIndex, source: str, tz: str | None, bad: BoolArra
                        naive=True, day_stamps=day_stamps)
 
 
+def _midnights(idx: pd.DatetimeIndex) -> bool:
+    """Every time is 00:00 (whatever the index's unit; no overflow past 2262)."""
+    return bool((idx == idx.normalize()).all())
+
+
 def _ns(idx: pd.DatetimeIndex, source: str) -> I64:
     try:
         idx = idx.as_unit("ns")
@@ -257,7 +260,11 @@ def _shown(rows: np.ndarray, values: np.ndarray) -> str:
 def _naive_message(source: str, idx: pd.DatetimeIndex, present: BoolArray,
                    raw: np.ndarray | None) -> str:
     rows = np.flatnonzero(present)
-    values = raw if raw is not None else np.array([str(t) for t in idx], dtype=object)
+    if raw is None:
+        dates = _midnights(idx[present])
+        raw = np.asarray(idx.strftime("%Y-%m-%d" if dates else "%Y-%m-%d %H:%M:%S"),
+                         dtype=object)
+    values = raw
     return (f"the timestamps of {source} are naive (no time zone), e.g. "
             f"{_shown(rows, values)}: say which zone they are written in with "
             f"tz='America/New_York' (the exchange's zone; --tz on the command line), or "
