@@ -13,6 +13,7 @@ strategy and read a :class:`BacktestResult`.
 
 from __future__ import annotations
 
+from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.clock import Clock, SimulatedClock, WallClock
@@ -76,6 +77,7 @@ __all__ = [
     "Clock",
     "ClockError",
     "ConfigError",
+    "CorporateActions",
     "DataError",
     "DataWarning",
     "FeeModel",
@@ -112,6 +114,7 @@ __all__ = [
     "UnknownOrder",
     "VolumeShare",
     "WallClock",
+    "attach_actions",
     "backtest",
     "backtest_vectorized",
     "load_bars",

@@ -14,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from simbroker.errors import DataError
+
+if TYPE_CHECKING:
+    from simbroker.actions import CorporateActions
 
 __all__ = ["FIELDS", "Bars"]
 
@@ -49,6 +52,9 @@ class Bars:
         cannot fill. ``False`` for sources that do not report volume (an index, a quote
         feed; ``load_bars(..., volume="unknown")``): every bar with a close is tradable
         whatever ``volume`` holds, and results say fills were assumed tradable.
+    actions : CorporateActions or None
+        Splits and dividends the engines apply (see :func:`simbroker.actions.attach_actions`);
+        ``None``: none.
     """
 
     timestamps: np.ndarray
@@ -60,6 +66,7 @@ class Bars:
     volume: np.ndarray
     interval: np.timedelta64
     volume_known: bool = True
+    actions: CorporateActions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -174,10 +181,12 @@ class Bars:
         lo = 0 if start is None else int(np.searchsorted(self.timestamps, _np_utc(start)))
         hi = len(self) if end is None else int(np.searchsorted(self.timestamps, _np_utc(end)))
         rows = slice(lo, hi)
+        names = tuple(self.symbols[c] for c in cols)
         return Bars(
             timestamps=self.timestamps[rows],
-            symbols=tuple(self.symbols[c] for c in cols),
+            symbols=names,
             interval=self.interval,
+            actions=None if self.actions is None else self.actions.for_symbols(names),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
             volume_known=self.volume_known,
         )
@@ -186,7 +195,7 @@ class Bars:
         """Bars ``start <= i < stop`` by position (all symbols); arrays are views."""
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
-                    interval=self.interval,
+                    interval=self.interval, actions=self.actions,
                     **{name: self.field(name)[rows] for name in FIELDS},
                     volume_known=self.volume_known)
 
@@ -203,12 +212,15 @@ class Bars:
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
         volume_known: bool = True,
+        actions: CorporateActions | None = None,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
         ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
         ``volume_known=False`` marks a source without real volume (see the class).
+        ``actions`` are attached as given (:func:`simbroker.actions.attach_actions` checks
+        them against the prices).
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -217,7 +229,7 @@ class Bars:
         return cls(
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
-            else np.timedelta64(pd.Timedelta(interval).value, "ns"),
+            else np.timedelta64(pd.Timedelta(interval).value, "ns"), actions=actions,
             volume_known=volume_known,
         )
 

@@ -232,7 +232,7 @@ def load_bars(
         if volume == "unknown" and bars.volume_known:
             bars = replace(bars, volume_known=False)
         return _attach(bars, None, calendar=calendar, actions=actions, prices=prices,
-                       adjust=adjust, source="the bars")
+                       adjust=adjust, source="the bars", subset=wanted is not None)
     renames = dict(columns or {})
     if isinstance(source, (str, Path)):
         frame, header, name = *_read_file(Path(source), renames), str(source)
@@ -260,7 +260,8 @@ def load_bars(
     if volume == "unknown":
         bars = replace(bars, volume_known=False)
     return _attach(bars, _row_actions(long, kept), calendar=calendar, actions=actions,
-                   prices=prices, adjust=adjust, source=name)
+                   prices=prices, adjust=adjust, source=name, tz=tz,
+                   subset=wanted is not None)
 
 
 def validate_bars(frame: pd.DataFrame | Bars, *, symbol: str | None = None,
@@ -709,18 +710,30 @@ def _row_actions(long: _Long, kept: BoolArray | None) -> dict[str, Any] | None:
 
 
 def _attach(bars: Bars, rows: dict[str, Any] | None, *, calendar: Any, actions: Any,
-            prices: Any, adjust: Any, source: str) -> Bars:
-    """Hand corporate actions and a calendar to their modules (imported only when used)."""
+            prices: Any, adjust: Any, source: str, tz: str | None = None,
+            subset: bool = False) -> Bars:
+    """Hand corporate actions and a calendar to their modules (imported only when used).
+
+    The source's ``dividend``/``split`` rows become actions dated in the source's zone
+    (``tz``, else UTC), joined with ``actions=`` when both are given (an action given
+    twice is refused). With ``symbols=`` chosen, actions of the other symbols are dropped.
+    """
     if rows is not None or actions is not None or prices is not None or adjust is not None:
         module = _optional_module("simbroker.actions", "corporate actions (actions=, "
                                   "prices=, adjust=, dividend/split columns)")
+        table = module.CorporateActions
+        if isinstance(actions, (str, Path)):
+            actions = table.read(actions, tz=tz or "UTC")
+        elif isinstance(actions, pd.DataFrame):
+            actions = table.from_frame(actions, tz=tz or "UTC")
         if rows is not None:
-            if actions is not None:
-                raise DataError(f"{source} has dividend/split columns and actions= was "
-                                f"given too; use one")
-            actions = module.CorporateActions.from_rows(
-                rows.pop("symbols"), rows.pop("timestamps_ns"), **rows)
-        bars = module.attach_actions(bars, actions, prices=prices, adjust=adjust)
+            zone = actions.tz if actions is not None else (tz or "UTC")
+            from_columns = table.from_rows(rows.pop("symbols"), rows.pop("timestamps_ns"),
+                                           tz=zone, **rows)
+            actions = from_columns if actions is None else table.concat([actions,
+                                                                         from_columns])
+        bars = module.attach_actions(bars, actions, prices=prices, adjust=adjust,
+                                     unknown_symbols="drop" if subset else "raise")
     if calendar is not None:
         module = _optional_module("simbroker.sessions", "exchange calendars (calendar=)")
         bars = module.with_calendar(bars, calendar)

@@ -4,6 +4,12 @@ A strategy is an object with ``on_bar(broker, history)`` (or a plain callable ta
 same two arguments). It may also define ``indicators(bars) -> {name: array}``, computed
 once, vectorized, over the whole panel before the loop; ``history`` then reveals each
 indicator only up to the current bar, exactly like the bars themselves.
+
+On bars attached with ``adjust="splits"`` or ``"all"``
+(:func:`simbroker.actions.attach_actions`), ``indicators`` receives forward-adjusted
+bars (:func:`simbroker.actions.adjusted_bars`: continuous through splits and dividends,
+no look-ahead) while orders fill at the raw prices; a strategy with ``raw_prices = True``
+gets the raw bars instead. ``history.adjusted(field)`` gives the point-in-time view.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from simbroker._progress import progress_iter
+from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
@@ -58,11 +65,12 @@ class History:
     symbols : tuple of str
     """
 
-    __slots__ = ("_bars", "_indicators", "symbols", "t")
+    __slots__ = ("_bars", "_factors", "_indicators", "symbols", "t")
 
     def __init__(self, bars: Bars, indicators: Mapping[str, np.ndarray] | None = None):
         self._bars = bars
         self._indicators: dict[str, np.ndarray] = dict(indicators or {})
+        self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.symbols = bars.symbols
         self.t = -1
 
@@ -104,6 +112,34 @@ class History:
     def volume(self) -> np.ndarray:
         """Volumes up to ``t``."""
         return self._bars.volume[: self.t + 1]
+
+    def adjusted(self, name: str = "close", adjust: str | None = None) -> np.ndarray:
+        """A bar field up to ``t``, adjusted for corporate actions as seen at bar ``t``.
+
+        Rows ``0..t`` in the shares of bar ``t``: each earlier price times the split
+        ratios (and, with ``"all"``, the dividend factors) of the actions between it and
+        ``t``, so row ``t`` is the raw price and nothing after ``t`` is used (see
+        :mod:`simbroker.actions._adjust`). ``adjust`` defaults to the bars' own
+        (``attach_actions(adjust=...)``); without actions or a setting, the raw field.
+        """
+        if name not in FIELDS:
+            raise KeyError(f"unknown bar field {name!r}; fields are {', '.join(FIELDS)}")
+        raw: np.ndarray = getattr(self._bars, name)[: self.t + 1]
+        acts = self._bars.actions
+        how = adjust if adjust is not None else (acts.adjust if acts is not None else None)
+        if acts is None or how is None or self.t < 0:
+            return raw
+        factors = self._factors.get(how)
+        if factors is None:
+            factors = adjustment_factors(self._bars, how)
+            self._factors[how] = factors
+        price, split = factors
+        if name == "volume":
+            out: np.ndarray = raw / split[: self.t + 1] * split[self.t]
+        else:
+            out = raw * (price[: self.t + 1] / price[self.t])
+        out.setflags(write=False)
+        return out
 
     @property
     def indicator_names(self) -> tuple[str, ...]:
@@ -150,7 +186,12 @@ def _prepare_indicators(strategy: Any, bars: Bars) -> dict[str, np.ndarray]:
     declare = getattr(strategy, "indicators", None)
     if declare is None or not callable(declare):
         return {}
-    raw = declare(bars)
+    acts = bars.actions
+    if acts is not None and acts.adjust is not None and not getattr(strategy, "raw_prices",
+                                                                     False):
+        raw = declare(adjusted_bars(bars))
+    else:
+        raw = declare(bars)
     if not isinstance(raw, Mapping):
         raise TypeError(
             f"{type(strategy).__name__}.indicators(bars) must return a mapping of name to "

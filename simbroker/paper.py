@@ -29,6 +29,11 @@ the last bar of the trading day (in ``session_tz``) on which they could first tr
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
 symbols; Python only loops over the fills that happened, to book them in order.
+
+Bars carrying corporate actions (``bars.actions``, see :mod:`simbroker.actions`) have
+their splits and dividends applied before the bar they take effect on trades: splits
+multiply positions and open orders, dividends move cash on the pay date
+(:mod:`simbroker.actions._paper`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
 from simbroker.errors import ClockError, InvalidOrder, ShortingNotAllowed, UnknownOrder
@@ -282,6 +288,9 @@ class PaperBroker:
         self._ledger_cash: list[float] = []
         self._ledger_pos: list[float] = []
         self._n_orders = 0
+        # Splits and dividends still to apply (simbroker.actions._paper), None without.
+        sched = broker_schedule(bars)
+        self._actions = None if sched is None else PaperActions(sched, self._t + 1)
 
         carried = [self._carried_order(entry) for entry in open_orders or ()]
         ids = [o.client_order_id for o, _ in carried if o.client_order_id is not None]
@@ -483,6 +492,10 @@ class PaperBroker:
         if t >= len(self._ts):
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
+        acts = self._actions
+        if acts is not None and acts.due(t):  # splits and dividends, before bar t trades
+            self._clock._set_ns_unchecked(int(self._ts[t]))
+            acts.apply(self, t)
         if book.n:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)

@@ -372,6 +372,12 @@ def sweep_vectorized(
             except Exception as exc:
                 grids.append(np.full((t_len, n), np.nan))
                 rows[i] = {"error": f"{type(exc).__name__}: {exc}"}
+        if bars.actions is not None:  # splits and dividends: each set runs alone (the
+            for k, i in enumerate(batch):  # tiled pass below rebuilds cash from fills only)
+                if rows[i]["error"] is None:
+                    rows[i].update(backtest_vectorized(bars, targets=grids[k], cash=cash,
+                                                       slippage=slip, fees=fee).stats)
+            continue
         if wide is None or len(wide.symbols) != len(batch) * n:
             wide = _tile(bars, len(batch))  # every pass but the last has the same width
         combined = backtest_vectorized(wide, targets=np.hstack(grids), cash=cash,
@@ -412,7 +418,7 @@ def _tile(bars: Bars, k: int) -> Bars:
     for arr in fields.values():
         arr.setflags(write=False)  # ours alone: Bars may keep it without a copy
     return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval,
-                volume_known=bars.volume_known, **fields)
+                actions=None, volume_known=bars.volume_known, **fields)
 
 
 def _by_copy(symbols: pd.Series, wide: Bars, n: int, k: int) -> tuple[list[np.ndarray],

@@ -43,6 +43,8 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from simbroker.actions import _vector as actions_vec
+from simbroker.actions._paper import broker_schedule
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
@@ -539,7 +541,13 @@ def backtest_vectorized(
     elif weights is not None:
         w = _aligned(weights, bars, "weights")
         _check_finite(w, bars, "weights")
-        tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer))
+        sched = broker_schedule(bars)
+        if sched is None:
+            tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer))
+        else:  # splits and dividends move positions and cash: simbroker.actions._vector
+            tgt = actions_vec.weight_targets_with_actions(
+                bars, sched, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer),
+                _fill_prices, _cash_ledger, _ffill)
     else:
         tgt = _signal_targets(bars, entries, exits, size)
     return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz,
@@ -563,7 +571,10 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     elif check:
         _check_finite(tgt, bars, check)
     tradable = _tradable(bars)
-    pos = _solve_positions(tgt, given, tradable)
+    sched = broker_schedule(bars)
+    splits = sched is not None and bool(sched.split_mask.any())
+    pos = (actions_vec.positions_with_splits(tgt, tradable, sched) if splits and sched
+           else _solve_positions(tgt, given, tradable))
 
     # Orders: wherever a target is given and differs from the position at that close, in
     # submission order (bar, then symbol column).
@@ -584,6 +595,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
         delta = _at(tgt, ot, oj) - _at(pos, ot, oj)
     del given
     qty = np.abs(delta)
+    if splits and sched:  # a split before the fill bar splits the order too
+        qty = actions_vec.split_order_qty(qty, ot, oj, sched, n_t, n)
     sign = np.where(delta > 0, 1.0, -1.0)
     nxt = np.minimum(ot + 1, n_t - 1)
     filled = (ot + 1 < n_t) & _at(tradable, nxt, oj)
@@ -592,8 +605,13 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
     fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
     notional = fqty * price
-    ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
-    cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
+    divs = actions_vec.dividends_of(sched, pos)
+    if divs is None:
+        ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
+        cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
+    else:  # dividend payments merged into the cash ledger (simbroker.actions._vector)
+        cash = cash_after_bars(*actions_vec.ledger_with_dividends(
+            cash0, ft, fsign, notional, fee, divs), n_t, cash0)
     # Equity marked to the last known close, exactly as build_result marks it.
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash  # cash + held value, as build_result adds them
@@ -629,7 +647,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
                            positions=pos, gross=gross, start_equity=cash0,
-                           config=config, trips=trips)
+                           config=config, trips=trips,
+                           dividends=actions_vec.dividends_frame(bars, divs))
 
 
 def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, fi: I64,
@@ -707,6 +726,10 @@ class TargetPositions:
     >>> event.fills.equals(fast.fills) and event.equity.equals(fast.equity)
     True
     """
+
+    #: Indicators on the raw bars even when they carry ``adjust=``: shares and equity
+    #: are in the prices orders fill at.
+    raw_prices = True
 
     def __init__(self, targets: FrameLike | None = None, *, weights: FrameLike | None = None,
                  integer: bool = False):

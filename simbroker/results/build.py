@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simbroker.actions._paper import dividend_frame
 from simbroker.bars import Bars
 from simbroker.results.columns import _bfill, _ffill, _fills_frame, orders_frame
 from simbroker.results.result import BacktestResult
@@ -65,7 +66,10 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         orders=orders_frame(broker.get_orders()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
-        initial_positions=broker.initial_positions)
+        initial_positions=broker.initial_positions,
+        dividends=None if bars.actions is None else dividend_frame(
+            bars, None if broker._actions is None else broker._actions.sched,
+            [] if broker._actions is None else broker._actions.dividends))
 
 
 def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: int,
@@ -129,18 +133,26 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
                     equity: np.ndarray, cash: np.ndarray, positions: np.ndarray,
                     gross: np.ndarray, start_equity: float, config: dict[str, Any],
                     initial_positions: Mapping[str, float] | None = None,
-                    trips: pd.DataFrame | None = None) -> BacktestResult:
+                    trips: pd.DataFrame | None = None,
+                    dividends: pd.DataFrame | None = None) -> BacktestResult:
     """Build a :class:`BacktestResult` from per-bar arrays (both runners end here).
 
     ``trips`` are the round trips when the caller has them (else computed from fills).
+    ``dividends`` (runs on bars with corporate actions) is the result's dividends table;
+    its paid amounts give ``stats["dividends"]``.
     """
     index = bars.index
     # The arrays are the result's own: no copies.
     equity_s = pd.Series(equity, index=index, name="equity", copy=False)
     if trips is None:
         trips = round_trips(fills, bars=bars, initial_positions=initial_positions)
+    received = None
+    if dividends is not None:
+        paid = dividends["paid"].notna().to_numpy()
+        received = float(dividends["amount"].to_numpy()[paid].sum())
     stats = compute_stats(equity_s, fills, start_equity=start_equity, interval=bars.interval,
-                          n_orders=len(orders), gross_exposure=gross, trips=trips)
+                          n_orders=len(orders), gross_exposure=gross, trips=trips,
+                          dividends=received)
     return BacktestResult(
         fills=fills,
         orders=orders,
@@ -152,6 +164,7 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
         config=config,
         bars=bars,
         trades=trips,
+        **({} if dividends is None else {"dividends": dividends}),
     )
 
 

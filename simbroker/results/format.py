@@ -30,6 +30,7 @@ _LABELS = [
     ("n_orders", "Orders", "{:,}"),
     ("n_fills", "Fills", "{:,}"),
     ("fees_paid", "Fees paid", "{:,.2f}"),
+    ("dividends", "Dividends received", "{:,.2f}"),
     ("traded_notional", "Traded notional", "{:,.2f}"),
     ("turnover", "Turnover", "{:.2f}x"),
     ("round_trips", "Round trips (closed)", "{:,}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simbroker.actions import CorporateActions
 from simbroker.bars import FIELDS, Bars
 from simbroker.errors import DataError
 from simbroker.results.columns import _STR_DTYPE
@@ -110,7 +112,11 @@ def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Pa
     tables: dict[str, pd.DataFrame] = {
         "fills": result.fills, "orders": result.orders, "trades": result.trades,
         "equity": equity, "positions": result.positions, "bars": _bars_table(result.bars),
+        "dividends": result.dividends,
     }
+    acts = result.bars.actions
+    if acts is not None:  # the corporate actions the run applied, to load with the bars
+        tables["actions"] = acts.frame()
     for name, frame in tables.items():
         _write_atomic(directory / f"{name}.parquet",
                       lambda p, f=frame: f.to_parquet(p, engine="pyarrow"))
@@ -124,6 +130,8 @@ def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Pa
         "interval_ns": int(result.bars.interval.astype(np.int64)),
         "volume_known": bool(result.bars.volume_known),
         "symbols": list(result.bars.symbols),
+        **({} if acts is None else {"actions": {"tz": acts.tz, "prices": acts.prices,
+                                                "adjust": acts.adjust}}),
     }
     text = json.dumps(manifest, indent=2, allow_nan=False)
     # The manifest goes last: a directory with a manifest has all its tables.
@@ -158,6 +166,7 @@ def _load(directory: Path) -> BacktestResult:
     shape = (len(times), n)
     bars = Bars(timestamps=times, symbols=symbols,
                 interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
+                actions=_saved_actions(directory, manifest),
                 **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS},
                 volume_known=bool(manifest.get("volume_known", True)))
     positions = t["positions"]
@@ -173,7 +182,31 @@ def _load(directory: Path) -> BacktestResult:
         config=_from_json(manifest["config"]),
         bars=bars,
         trades=t["trades"],
+        **_saved_dividends(directory),
     )
+
+
+def _saved_actions(directory: Path, manifest: dict[str, Any]) -> CorporateActions | None:
+    """The corporate actions a saved run applied (results saved before them have none)."""
+    meta = manifest.get("actions")
+    path = directory / "actions.parquet"
+    if not isinstance(meta, dict) or not path.is_file():
+        return None
+    frame = pd.read_parquet(path, engine="pyarrow")
+    table = CorporateActions.from_frame(frame, tz=str(meta.get("tz", "UTC")))
+    return dataclasses.replace(table, prices=meta.get("prices"), adjust=meta.get("adjust"))
+
+
+def _saved_dividends(directory: Path) -> dict[str, pd.DataFrame]:
+    path = directory / "dividends.parquet"
+    if not path.is_file():
+        return {}
+    frame = pd.read_parquet(path, engine="pyarrow")
+    frame["symbol"] = frame["symbol"].astype(object)
+    for col in ("ex_date", "pay_date"):
+        frame[col] = frame[col].astype("datetime64[ns]")
+    frame["paid"] = frame["paid"].astype("datetime64[ns, UTC]")
+    return {"dividends": frame}
 
 
 def load_result(directory: str | os.PathLike[str]) -> BacktestResult:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 import numpy as np
 import pandas as pd
 
+from simbroker.actions._paper import empty_dividends
 from simbroker.bars import Bars
 from simbroker.results import analytics
 from simbroker.results.format import format_stats, result_html, summary_frame
@@ -64,6 +65,13 @@ class BacktestResult:
         The panel that was replayed.
     trades : DataFrame
         Round trips, flat to flat per symbol (see :func:`round_trips`).
+    dividends : DataFrame
+        One row per dividend the account was entitled to (bars with corporate actions):
+        ``symbol, ex_date, pay_date, qty`` (held into the ex-date; negative = short),
+        ``per_share, amount`` (``qty * per_share``, paid to a long, charged to a short)
+        and ``paid`` (when the cash moved; ``NaT`` when the pay date is after the last
+        bar). Paid amounts are in :attr:`cash` and :attr:`equity`; their sum is
+        ``stats["dividends"]``. Empty without corporate actions.
     """
 
     fills: pd.DataFrame
@@ -75,6 +83,7 @@ class BacktestResult:
     config: dict[str, Any]
     bars: Bars = field(repr=False)
     trades: pd.DataFrame = field(default_factory=_empty_trips_factory, repr=False)
+    dividends: pd.DataFrame = field(default_factory=empty_dividends, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stats, pd.Series):  # a plain mapping is accepted too
@@ -113,7 +122,8 @@ class BacktestResult:
                                start_equity=float(self.stats["start_equity"]),
                                interval=self.bars.interval, n_orders=len(self.orders),
                                gross_exposure=self._gross_exposure(), trips=self.trades,
-                               periods_per_year=periods_per_year)
+                               periods_per_year=periods_per_year,
+                               dividends=self.stats.get("dividends"))
         return stats_series(values)
 
     def _gross_exposure(self) -> np.ndarray:

@@ -22,6 +22,7 @@ def compute_stats(
     gross_exposure: np.ndarray | None = None,
     trips: pd.DataFrame | None = None,
     periods_per_year: float | None = None,
+    dividends: float | None = None,
 ) -> dict[str, Any]:
     """Performance statistics of an equity curve, its fills and round trips.
 
@@ -43,6 +44,9 @@ def compute_stats(
         (share of bars with a position) and ``avg_gross_exposure`` (mean of gross / equity).
     trips
         :func:`round_trips` of the run; gives the per-trip statistics (closed trips only).
+    dividends
+        Net dividend cash the run received (paid on longs minus paid on shorts), for runs
+        on bars with corporate actions; adds ``dividends`` after ``fees_paid``.
 
     Returns
     -------
@@ -129,6 +133,7 @@ def compute_stats(
         n_orders=int(n_orders),
         n_fills=len(fills),
         fees_paid=float(fills["fee"].sum()) if len(fills) else 0.0,
+        **({} if dividends is None else {"dividends": float(dividends)}),
         traded_notional=traded,
         turnover=traded / mean_eq if mean_eq > 0 else nan,
     )

@@ -118,6 +118,9 @@ class ReplayState:
     ``open_orders`` maps each open order id to its ``submitted`` record (for an order
     carried over by a resumed session's ``start`` record: that entry, with the start's
     ``ts``); ``filled_qty`` is how much of each open order has filled.
+    ``dividends_receivable`` maps ``"SYMBOL ex_date"`` to each ``dividend`` record whose
+    entitlement is fixed but whose pay date has not come; ``dividends`` is the net
+    dividend cash received.
     """
 
     cash: float = 0.0
@@ -127,6 +130,8 @@ class ReplayState:
     n_records: int = 0
     last_ts: datetime | None = None
     filled_qty: dict[str, float] = field(default_factory=dict)
+    dividends_receivable: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dividends: float = 0.0
 
 
 def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplayState:
@@ -137,6 +142,10 @@ def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplaySta
     for a fresh one). Each ``submitted`` record opens an order; ``canceled``, ``expired``
     and ``rejected`` close it; each ``filled`` record applies :func:`cash_after_fill` and
     :func:`position_after_fill` in file order (a repeated ``fill_id`` is applied once).
+    A ``split`` record multiplies the position by its ``ratio`` and adjusts the symbol's
+    open orders (``qty * ratio``, prices ``/ ratio``); a ``dividend`` record with
+    ``stage="paid"`` adds its ``amount`` to cash (``"entitled"`` notes it as receivable),
+    as the paper broker applies them (:mod:`simbroker.actions`).
 
     Every field used is checked: a missing or mistyped one, or cash that leaves the
     finite range, raises :class:`~simbroker.errors.TradeLogError` naming the line (the
@@ -173,6 +182,7 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
         # A new session (a fresh broker, or a resumed one) starts from its own snapshot.
         seen.clear()
         state.filled_qty = {}
+        state.dividends_receivable = {}  # a new session carries none (as the broker)
         state.cash = _number(rec, "cash", optional=True) or 0.0
         positions = rec.get("positions") or {}
         if not isinstance(positions, Mapping):
@@ -206,6 +216,8 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
                                            "triggered_at": rec.get("bar", rec.get("ts"))}
     elif event == "filled":
         _fill(state, rec, seen)
+    elif event in ("split", "dividend"):
+        _corporate_action(state, rec)
 
 
 def _fill(state: ReplayState, rec: Mapping[str, Any], seen: set[str]) -> None:
@@ -239,3 +251,43 @@ def _fill(state: ReplayState, rec: Mapping[str, Any], seen: set[str]) -> None:
             state.filled_qty.pop(oid, None)
         else:
             state.filled_qty[oid] = done
+
+
+def _corporate_action(state: ReplayState, rec: Mapping[str, Any]) -> None:
+    """Apply a ``split`` or ``dividend`` record, with the paper broker's arithmetic."""
+    sym = str(_text(rec, "symbol"))
+    if rec.get("event") == "split":
+        ratio = _required(rec, "ratio", positive=True)
+        new = state.positions.get(sym, 0.0) * ratio
+        if not math.isfinite(new):
+            raise _Bad(f"the {sym} position leaves the finite range")
+        if new == 0.0:
+            state.positions.pop(sym, None)
+        else:
+            state.positions[sym] = new
+        for oid, order in list(state.open_orders.items()):
+            if order.get("symbol") != sym:
+                continue
+            adjusted = dict(order)
+            adjusted["qty"] = _required(order, "qty", positive=True) * ratio
+            for key in ("limit_price", "stop_price"):
+                price = _number(order, key, positive=True, optional=True)
+                adjusted[key] = None if price is None else price / ratio
+            state.open_orders[oid] = adjusted
+            if oid in state.filled_qty:
+                state.filled_qty[oid] *= ratio
+        return
+    amount = _required(rec, "amount")
+    key = f"{sym} {rec.get('ex_date')}"
+    stage = rec.get("stage", "paid")
+    if stage == "entitled":
+        state.dividends_receivable[key] = dict(rec)
+    elif stage == "paid":
+        cash = state.cash + amount
+        if not math.isfinite(cash):
+            raise _Bad(f"cash leaves the finite range ({state.cash!r} after this dividend)")
+        state.cash = cash
+        state.dividends += amount
+        state.dividends_receivable.pop(key, None)
+    else:
+        raise _Bad(f"field 'stage' must be 'entitled' or 'paid', got {_short.repr(stage)}")
