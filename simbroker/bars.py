@@ -23,6 +23,7 @@ from simbroker.errors import DataError
 
 if TYPE_CHECKING:
     from simbroker.actions import CorporateActions
+    from simbroker.sessions import Sessions
 
 __all__ = ["FIELDS", "Bars"]
 
@@ -55,6 +56,10 @@ class Bars:
     actions : CorporateActions or None
         Splits and dividends the engines apply (see :func:`simbroker.actions.attach_actions`);
         ``None``: none.
+    sessions : Sessions or None
+        Regular hours and trading days from exchange calendars (see
+        :func:`simbroker.sessions.with_calendar`); ``None``: every bar is regular hours
+        and a trading day is a calendar date in the broker's ``session_tz``.
     """
 
     timestamps: np.ndarray
@@ -67,6 +72,7 @@ class Bars:
     interval: np.timedelta64
     volume_known: bool = True
     actions: CorporateActions | None = None
+    sessions: Sessions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _pd_index: pd.DatetimeIndex | None = field(init=False, repr=False, compare=False,
                                                default=None)
@@ -93,6 +99,9 @@ class Bars:
         object.__setattr__(self, "interval", interval)
         object.__setattr__(self, "volume_known", bool(self.volume_known))
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
+        if self.sessions is not None and (self.sessions.n_bars, self.sessions.n_symbols) != shape:
+            raise DataError(f"bars sessions cover {self.sessions.n_bars} bars x "
+                            f"{self.sessions.n_symbols} symbols, expected {shape}")
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -187,6 +196,7 @@ class Bars:
             symbols=names,
             interval=self.interval,
             actions=None if self.actions is None else self.actions.for_symbols(names),
+            sessions=None if self.sessions is None else self.sessions.take(rows, cols),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
             volume_known=self.volume_known,
         )
@@ -196,6 +206,7 @@ class Bars:
         rows = slice(start, stop)
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
                     interval=self.interval, actions=self.actions,
+                    sessions=None if self.sessions is None else self.sessions.take(rows),
                     **{name: self.field(name)[rows] for name in FIELDS},
                     volume_known=self.volume_known)
 
@@ -213,6 +224,7 @@ class Bars:
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
         volume_known: bool = True,
         actions: CorporateActions | None = None,
+        sessions: Sessions | None = None,
     ) -> Bars:
         """Build from wide arrays without validating prices (see :func:`simbroker.load_bars`).
 
@@ -221,6 +233,7 @@ class Bars:
         ``volume_known=False`` marks a source without real volume (see the class).
         ``actions`` are attached as given (:func:`simbroker.actions.attach_actions` checks
         them against the prices).
+        ``sessions`` attaches calendar sessions built for these rows and symbols.
         """
         idx = pd.DatetimeIndex(cast(Any, timestamps))
         if idx.tz is not None:
@@ -230,7 +243,7 @@ class Bars:
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
             else np.timedelta64(pd.Timedelta(interval).value, "ns"), actions=actions,
-            volume_known=volume_known,
+            volume_known=volume_known, sessions=sessions,
         )
 
     def __repr__(self) -> str:

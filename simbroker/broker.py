@@ -50,6 +50,7 @@ class Broker(Protocol):
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        extended_hours: bool = False,
     ) -> OrderInfo:
         """Send an order; return its state (see :class:`~simbroker.types.OrderInfo`).
 
@@ -70,6 +71,11 @@ class Broker(Protocol):
         client_order_id
             The caller's id. Submitting an id the broker already knows returns that
             order instead of placing a second one: resubmission after a crash is safe.
+        extended_hours
+            Also trade outside regular hours (pre- and post-market); limit orders only.
+            Without it an order never trades on a bar outside regular hours (when the
+            bars carry sessions, see :mod:`simbroker.sessions`). IBKR sends it as
+            ``outsideRth``, Alpaca as ``extended_hours`` (day orders only there).
 
         Raises
         ------

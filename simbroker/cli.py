@@ -5,7 +5,7 @@
     simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps --out DIR]
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
-    simbroker data validate PATH
+    simbroker data validate PATH [--calendar XNYS]
     simbroker tradelog show FILE [--last N] [--repair]
     simbroker tradelog replay FILE [--repair]
 
@@ -125,12 +125,34 @@ def _bars_for(args: argparse.Namespace, data: Any, *, tz: str | None = None) -> 
     bars = _load_data(args, data, tz=tz) if not hasattr(data, "select") else data
     start, end = _window(args)
     if start is None and end is None:
-        return bars
+        return _with_calendar(args, bars)
     picked = bars.select(start=start, end=end)
     if not len(picked):
         raise CLIError(f"no bars in --start {args.start} .. --end {args.end} "
                        f"(the data spans {bars})")
-    return picked
+    return _with_calendar(args, picked)
+
+
+def _calendar_arg(text: str) -> str | dict[str, str]:
+    """``--calendar XNYS`` (every symbol) or ``--calendar ES=CMES,SPY=XNYS``."""
+    if "=" not in text:
+        return text
+    pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+    bad = [f"{k}{sep}{v}" for k, sep, v in pairs if not (k.strip() and sep and v.strip())]
+    if bad:
+        raise CLIError(f"--calendar {text!r}: expected NAME or SYMBOL=NAME,SYMBOL=NAME; "
+                       f"bad part {bad[0]!r}")
+    return {k.strip(): v.strip() for k, _, v in pairs}
+
+
+def _with_calendar(args: argparse.Namespace, bars: Any) -> Any:
+    """The bars with ``--calendar`` sessions attached (unchanged without the option)."""
+    text = getattr(args, "calendar", None)
+    if not text:
+        return bars
+    from simbroker.sessions import with_calendar
+
+    return with_calendar(bars, _calendar_arg(text))
 
 
 def _prepare_out(out: str, overwrite: bool) -> Path:
@@ -357,7 +379,22 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
     else:
         bars = _bars_for(args, str(path))
     print(f"OK: {args.path}: {bars}")
-    return 0
+    return _validate_sessions(args, bars)
+
+
+def _validate_sessions(args: argparse.Namespace, bars: Any) -> int:
+    """``--calendar``: print the session problems; 1 when there are some."""
+    if not getattr(args, "calendar", None):
+        return 0
+    from simbroker.sessions import validate_sessions
+
+    problems = validate_sessions(bars, _calendar_arg(args.calendar))
+    for line in problems:
+        print(f"problem: {line}")
+    if not problems:
+        print(f"{args.calendar}: no session problems (every session and bar present, "
+              f"no bar outside a trading day)")
+    return 1 if problems else 0
 
 
 def _repair_first(args: argparse.Namespace) -> None:
@@ -427,6 +464,15 @@ def _common(strategy: bool = True) -> argparse.ArgumentParser:
 def _window_options(cmd: Any) -> None:
     cmd.add_argument("--start", help="first bar to use (a date or time, UTC unless given)")
     cmd.add_argument("--end", help="last bar to use (a date includes that whole day)")
+    _calendar_option(cmd)
+
+
+def _calendar_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--calendar", metavar="NAME",
+                     help="exchange calendar for sessions (XNYS, CMES, ...; or "
+                          "SYM=NAME,SYM=NAME): day orders expire at the regular close and "
+                          "orders trade only in regular hours unless extended_hours "
+                          "(needs simbroker[calendars])")
 
 
 def _data_options(cmd: argparse.ArgumentParser) -> None:
@@ -544,7 +590,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "form), report the first bad rows by row, symbol, time "
                                      "and field, or summarize the bars.")
     dv.add_argument("path", help="a bar file, or a saved result's folder or bars.parquet")
-    _data_options(dv)
+    _data_options(dv)  # with --calendar
     dv.set_defaults(func=_cmd_data_validate)
 
     tl = sub.add_parser("tradelog", help="trade log tools",

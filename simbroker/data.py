@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -1026,6 +1026,8 @@ def _subset_bars(
         rows = ~np.isnan(out.close).all(axis=1)
         if not rows.all():
             cut: dict[str, Any] = {f: _frozen(out.field(f)[rows]) for f in FIELDS}
+            if out.sessions is not None:  # per-bar: cut the same rows
+                cut["sessions"] = out.sessions.take(cast(Any, rows))
             out = replace(out, timestamps=out.timestamps[rows], **cut)
     if interval is not None:
         out = replace(out, interval=_interval(interval))

@@ -24,8 +24,18 @@ capped at the limit (a resting limit touched inside the bar fills at its limit).
 charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
 no bar at all for the symbol fills nothing; on bars whose volume is unknown
 (``Bars.volume_known`` False) every bar with a close can fill. ``day`` orders expire after
-the last bar of the trading day (in ``session_tz``) on which they could first trade;
-``gtc`` orders rest.
+the last bar of the trading day on which they could first trade; ``gtc`` orders rest.
+
+Sessions: when the bars carry exchange-calendar sessions (:mod:`simbroker.sessions`), an
+order trades only on bars in its symbol's regular hours, and a ``day`` order expires after
+the last regular bar of the session in which it can first trade (one placed after the
+close waits for the next session, as at the venues); a stop does not trigger outside
+regular hours either. An order with ``extended_hours=True`` (limit orders only) trades on
+every bar of the trading day, pre- and post-market included, and a ``day`` one expires
+after the trading day's last bar. Bars in no trading day (weekends, holidays) fill
+nothing. Without sessions every bar is regular hours and a trading day is a calendar date
+in ``session_tz`` (UTC by default: an intraday day order placed in New York then lives to
+19:00 or 20:00 ET).
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
 symbols; Python only loops over the fills that happened, to book them in order.
@@ -55,13 +65,16 @@ from simbroker.clock import SimulatedClock
 from simbroker.errors import ClockError, InvalidOrder, ShortingNotAllowed, UnknownOrder
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
+from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
 from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType, Side, TimeInForce
 
 __all__ = ["PaperBroker"]
 
+_VENUES = (None, "alpaca", "ibkr")
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_NEVER = np.iinfo(np.int64).max
+_NEVER = NEVER
 _TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
 
 
@@ -116,12 +129,14 @@ class _OpenBook:
         self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
         self.first_bar = np.zeros(capacity, np.int64)
         self.expire_bar = np.zeros(capacity, np.int64)
+        self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
-               "expire_bar")
+               "expire_bar", "ext")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
-            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER) -> None:
+            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER,
+            ext: bool = False) -> None:
         if self.n == len(self.sym):
             for name in self._ARRAYS:
                 a = getattr(self, name)
@@ -131,6 +146,7 @@ class _OpenBook:
         self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
         self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
+        self.ext[i] = ext
         self.n += 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -183,7 +199,13 @@ class PaperBroker:
         Clip slipped fill prices into the fill bar's [low, high]. Off by default: real
         slippage is not bounded by the bar.
     session_tz
-        Time zone whose calendar dates delimit trading days for ``day`` orders.
+        Time zone whose calendar dates delimit trading days for ``day`` orders, when the
+        bars carry no sessions (ignored when they do: see :mod:`simbroker.sessions`).
+    venue
+        Whose order rules to enforce where the venues differ: ``None`` (default) the
+        strictest of them, ``"alpaca"`` or ``"ibkr"``. Today that is extended hours: a
+        limit order only at both (always enforced), and only ``tif="day"`` at Alpaca
+        (and by default); IBKR also takes ``gtc`` (``outsideRth``).
     order_id_prefix
         Order ids are this prefix and a counter (``O1``, ``O2``...). A resumed session
         uses a new prefix so ids never repeat within one trade log.
@@ -194,7 +216,8 @@ class PaperBroker:
     open_orders
         Orders to hold from the start, e.g. those a resumed run carries over: mappings
         with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
-        limit_price, stop_price, tif, client_order_id``) and, for a stop-limit whose stop
+        limit_price, stop_price, tif, client_order_id, extended_hours``) and, for a
+        stop-limit whose stop
         was already hit, ``triggered_at`` (the open time of that bar). They are listed in
         the ``start`` record, so the log holds them from its first line on: a crash can
         never leave a session without the orders it carried over.
@@ -232,6 +255,7 @@ class PaperBroker:
         order_id_prefix: str = "O",
         start_at: datetime | None = None,
         open_orders: Sequence[Mapping[str, Any]] | None = None,
+        venue: str | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -257,7 +281,19 @@ class PaperBroker:
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
         self._volume_known = bars.volume_known  # False: a bar with a close is tradable
-        self._session_end = _session_ends(bars, session_tz)
+        if venue not in _VENUES:
+            raise ValueError(f"venue must be one of {', '.join(map(repr, _VENUES))}, got "
+                             f"{venue!r}")
+        self.venue = venue
+        # Bar -> session lookups; ``_gate`` is set only when some bar is outside regular
+        # hours (users without calendars never pay for the check in _match).
+        self._sessions = bars.sessions if bars.sessions is not None else date_sessions(
+            bars, session_tz)
+        lookup = self._sessions._arrays()
+        self._gate: tuple[np.ndarray, np.ndarray] | None = None
+        if bars.sessions is not None and not bool(lookup["all_regular"].all()):
+            self._gate = (self._sessions.regular, lookup["in_day"])
+            self._all_regular = lookup["all_regular"]
 
         self._cash = cash
         self._initial_cash = cash
@@ -327,11 +363,14 @@ class PaperBroker:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        extended_hours: bool = False,
     ) -> OrderInfo:
         """Accept an order; it trades from the next bar on. See :class:`simbroker.Broker`."""
         try:
             order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                                 extended_hours=extended_hours)
+            self._check_venue_rules(order)
             if order.symbol not in self.bars:
                 raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
                                    field="symbol", value=order.symbol, symbol=order.symbol)
@@ -366,15 +405,18 @@ class PaperBroker:
         if order.client_order_id is not None:
             self._by_client_id[order.client_order_id] = order_id
         first = self._t + 1
+        col = self.bars.symbol_index(order.symbol)
         if order.tif is TimeInForce.GTC or first >= len(self._ts):
             expire = _NEVER
         else:
-            expire = int(self._session_end[first])
+            first, expire = self._sessions.order_window(
+                self._clock.ns, first, col, order.extended_hours)
         self._book.add(
-            order_id, self.bars.symbol_index(order.symbol), float(order.side.sign), order.qty,
+            order_id, col, float(order.side.sign), order.qty,
             _TYPE_CODE[order.order_type],
             np.nan if order.limit_price is None else order.limit_price,
             np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
+            order.extended_hours,
         )
         return state
 
@@ -384,7 +426,8 @@ class PaperBroker:
                              entry.get("order_type", "market"),
                              limit_price=entry.get("limit_price"),
                              stop_price=entry.get("stop_price"), tif=entry.get("tif", "day"),
-                             client_order_id=entry.get("client_order_id"))
+                             client_order_id=entry.get("client_order_id"),
+                             extended_hours=entry.get("extended_hours", False))
         if order.symbol not in self.bars:
             raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
                                field="symbol", value=order.symbol, symbol=order.symbol)
@@ -539,6 +582,8 @@ class PaperBroker:
         v = self._volume[t, s]
         # NaN volume or close (no bar) compares False
         tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
+        if self._gate is not None and not self._all_regular[t]:
+            tradable &= self._in_hours(t, elig, s)
         otype = book.otype[elig]
         market = otype == 0
         newly: np.ndarray | None = None
@@ -699,6 +744,38 @@ class PaperBroker:
         state.status = status
         state.reason = reason
 
+    # -------------------------------------------------------------- sessions
+    def _session_close_bar(self, t: int, col: int, extended: bool = False) -> int:
+        """Last bar an order in column ``col`` that can first trade on bar ``t`` may trade
+        on that session: the session's last regular bar (the next session's when ``t`` is
+        past the close), or with ``extended`` the trading day's last bar. ``_NEVER`` if
+        there is none. Without sessions: the last bar of ``t``'s date in ``session_tz``."""
+        return int(self._sessions.close_bar(t, col, extended))
+
+    def _session_open_bar(self, t: int, col: int) -> int:
+        """The first bar at or after ``t`` that opens a session's regular hours in column
+        ``col`` (an opening auction's bar); ``_NEVER`` if there is none."""
+        return int(self._sessions.open_bar(t, col))
+
+    def _in_hours(self, t: int, elig: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Whether each eligible order may trade on bar ``t``: a regular-hours bar of its
+        symbol's calendar, or for an extended-hours order any bar of a trading day."""
+        assert self._gate is not None
+        regular, in_day = self._gate
+        g = self._sessions.columns[s]
+        out: np.ndarray = np.where(self._book.ext[elig], in_day[t, g], regular[t, g])
+        return out
+
+    def _check_venue_rules(self, order: Order) -> None:
+        """Refuse what the venue ``venue`` refuses (see the class docstring)."""
+        if order.extended_hours and order.tif is not TimeInForce.DAY and self.venue != "ibkr":
+            raise InvalidOrder(
+                f"an extended-hours order for {order.symbol} must be tif='day' (Alpaca's "
+                f"rule, enforced {'for' if self.venue else 'by default, the strictest of'} "
+                f"the venues; PaperBroker(venue='ibkr') takes IBKR's, which allows "
+                f"{order.tif.value})", field="tif", value=order.tif.value,
+                symbol=order.symbol)
+
     # --------------------------------------------------------------- helpers
     def _open_sell_qty(self, col: int) -> float:
         book = self._book
@@ -753,7 +830,7 @@ def _order_fields(order: Order) -> dict[str, Any]:
     return {"client_order_id": order.client_order_id, "symbol": order.symbol,
             "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
             "limit_price": order.limit_price, "stop_price": order.stop_price,
-            "tif": order.tif.value}
+            "tif": order.tif.value, **({"extended_hours": True} if order.extended_hours else {})}
 
 
 def _session_ends(bars: Bars, session_tz: str) -> np.ndarray:

@@ -61,6 +61,7 @@ from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.risk import RiskBroker, RiskLimits
+from simbroker.risk._broker import _extended
 from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
 from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
@@ -305,7 +306,8 @@ class _Gate:
 
     def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
                      limit_price: float | None = None, stop_price: float | None = None,
-                     tif: str = "day", client_order_id: str | None = None) -> OrderInfo:
+                     tif: str = "day", client_order_id: str | None = None,
+                     extended_hours: bool = False) -> OrderInfo:
         """Send the order, with a deterministic ``client_order_id`` when none is given."""
         with self._ids:
             self._n += 1
@@ -314,7 +316,8 @@ class _Gate:
             self.orders += 1
         info = self._broker.submit_order(symbol, side, qty, order_type,
                                          limit_price=limit_price, stop_price=stop_price,
-                                         tif=tif, client_order_id=client_order_id)
+                                         tif=tif, client_order_id=client_order_id,
+                                         **_extended(extended_hours))
         if self._log is not None:
             # The broker's normalised order ("buy", 10.0), not the strategy's spelling.
             self._log.write("submitted", self._broker.now(), order_id=info["order_id"],

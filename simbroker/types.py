@@ -248,6 +248,7 @@ class Order:
     stop_price: float | None = None
     tif: TimeInForce = TimeInForce.DAY
     client_order_id: str | None = None
+    extended_hours: bool = False
 
     @classmethod
     def create(
@@ -261,6 +262,7 @@ class Order:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        extended_hours: bool = False,
     ) -> Order:
         """Validate the arguments of ``Broker.submit_order`` and return an ``Order``.
 
@@ -268,6 +270,8 @@ class Order:
         finite and > 0, ``qty`` at most :data:`MAX_QTY` and prices at most
         :data:`MAX_PRICE`. Anything else raises :class:`~simbroker.errors.InvalidOrder`
         naming the field, whatever the value (an integer of 10**309 included).
+        ``extended_hours`` (trade in pre- and post-market too) is a ``bool``, and only for
+        limit orders, as at IBKR and Alpaca.
         """
         if not isinstance(symbol, str) or not symbol.strip():
             raise InvalidOrder(
@@ -297,6 +301,14 @@ class Order:
                 f"client_order_id must be a non-empty string, got {_shown(client_order_id)}",
                 field="client_order_id", value=client_order_id, symbol=symbol,
             )
+        if not isinstance(extended_hours, (bool, np.bool_)):
+            raise InvalidOrder(f"extended_hours for {symbol} must be True or False, got "
+                               f"{_shown(extended_hours)}", field="extended_hours",
+                               value=extended_hours, symbol=symbol)
+        if extended_hours and type_ is not OrderType.LIMIT:
+            raise InvalidOrder(f"extended_hours is only for limit orders (as at IBKR and "
+                               f"Alpaca); {symbol} is a {type_.value} order",
+                               field="extended_hours", value=True, symbol=symbol)
         return cls(
             symbol=symbol,
             side=side_,
@@ -308,4 +320,5 @@ class Order:
                                                                symbol, MAX_PRICE),
             tif=tif_,
             client_order_id=client_order_id,
+            extended_hours=bool(extended_hours),
         )

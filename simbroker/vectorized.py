@@ -8,9 +8,10 @@ positions and equity, bit for bit. It reproduces the paper broker's semantics ex
 * a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
   order for ``target - position`` (only when that is not zero), which trades on bar
   ``t + 1`` at its open, when that bar has volume ``> 0`` (or, with
-  ``Bars.volume_known`` False, a close); a missing bar or zero volume fills nothing, and
-  the order is gone by the next close (a ``day`` order on daily bars expires; with
-  intraday bars the twin cancels it), where the target is decided again;
+  ``Bars.volume_known`` False, a close; and, when the bars carry sessions, is in its
+  symbol's regular hours); a missing bar, zero volume or a bar outside regular hours fills
+  nothing, and the order is gone by the next close (a ``day`` order whose session closed
+  expires; otherwise the twin cancels it), where the target is decided again;
 * fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
   the fill bar, optionally clipped into its ``[low, high]``; fee
   ``fees.fees(side, qty, price)`` on the fill notional ``qty * price``;
@@ -51,7 +52,6 @@ from simbroker.data import load_bars
 from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
-from simbroker.paper import _session_ends
 from simbroker.results.build import (
     assemble_result,
     cash_after_bars,
@@ -61,6 +61,7 @@ from simbroker.results.build import (
 from simbroker.results.columns import _FILL_COLUMNS, _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
+from simbroker.sessions import date_sessions
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
 
@@ -246,6 +247,17 @@ def _signal_targets(bars: Bars, entries: Any, exits: Any, size: float | Sequence
     return out
 
 
+def _tradable(bars: Bars) -> B:
+    """Where a market order can fill: a bar with volume (NaN, no bar, compares False), or
+    with a close when the volume is unknown (``Bars.volume_known`` False, as PaperBroker),
+    in its symbol's regular hours when the bars carry sessions."""
+    tradable: B = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)
+    if bars.sessions is not None:
+        tradable &= bars.sessions.regular_hours()
+        tradable &= bars.sessions.reachable(bars.close_ns)
+    return tradable
+
+
 # ------------------------------------------------------------------ arithmetic
 def _after(position: F64, target: F64) -> F64:
     """Position after filling ``target - position``: ``position_after_fill``, vectorized.
@@ -381,15 +393,6 @@ def _cash_ledger(cash: float, sign: F64, notional: F64, fee: F64) -> F64:
     return out
 
 
-def _tradable(bars: Bars) -> B:
-    """Where an order can fill: volume > 0, or a close when volume is unknown (as PaperBroker).
-
-    NaN (no bar) compares False either way.
-    """
-    out: B = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)
-    return out
-
-
 def _equity_row(cash: float, pos: F64, close: F64) -> float:
     with np.errstate(invalid="ignore"):
         held = np.where(pos != 0, pos * close, 0.0)
@@ -488,7 +491,9 @@ def backtest_vectorized(
         Clip slipped fill prices into the fill bar's ``[low, high]``.
     session_tz : str, default "UTC"
         Only decides whether an unfilled order is reported ``"expired"`` (its trading
-        day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``.
+        day ended) or ``"canceled"`` (re-decided at the next close) in ``orders``;
+        ignored when ``bars.sessions`` is set (calendar sessions decide, as in the paper
+        broker, and orders fill only on regular-hours bars).
 
     Returns
     -------
@@ -667,9 +672,11 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
     status[last] = 1
     rest = unfilled & ~last
     if rest.any():
-        ends = _session_ends(bars, session_tz)
+        sessions = bars.sessions if bars.sessions is not None else date_sessions(bars,
+                                                                                  session_tz)
         day_over = rest.copy()
-        day_over[rest] = ends[ot[rest] + 1] <= ot[rest] + 1
+        _, expire = sessions.order_window(bars.close_ns[ot[rest]], ot[rest] + 1, oj[rest])
+        day_over[rest] = expire <= ot[rest] + 1
         status[day_over] = 2
         reason[day_over] = _EXPIRED_REASON
         status[rest & ~day_over] = 3

@@ -496,3 +496,17 @@ def test_the_sample_ships_inside_the_package() -> None:
 def test_the_sample_bars_fixture(sample_bars: Bars) -> None:
     assert sample_bars.symbols == ("AAPL", "FB", "GOOG", "IBM", "MSFT")
     assert sample_bars is simbroker.sample_bars()
+
+
+# ------------------------------------------------------------------ calendar= wiring
+def test_calendar_is_attached_by_the_loader() -> None:
+    pytest.importorskip("exchange_calendars")
+    bars = load_bars(DATA / "cme_6e_sunday_open.csv", symbol="6E", tz="America/Chicago",
+                     calendar="CMES")
+    assert bars.sessions is not None
+    assert bars.sessions.regular.shape == (6, 1)
+    # Sunday 17:00 CT opens the Monday session: one trading day with the bars after it
+    assert bars.sessions.day[3, 0] == bars.sessions.day[5, 0] != bars.sessions.day[0, 0]
+    again = load_bars(bars, symbols=["6E"], start="2024-01-07")
+    assert again.sessions is not None
+    assert len(again) == 3

@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -167,7 +167,8 @@ def _load(directory: Path) -> BacktestResult:
     bars = Bars(timestamps=times, symbols=symbols,
                 interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
                 actions=_saved_actions(directory, manifest),
-                **{f: raw[f].to_numpy(np.float64).reshape(shape) for f in FIELDS},
+                **cast("dict[str, Any]", {f: raw[f].to_numpy(np.float64).reshape(shape)
+                                          for f in FIELDS}),
                 volume_known=bool(manifest.get("volume_known", True)))
     positions = t["positions"]
     positions.columns = pd.Index([str(c) for c in positions.columns], name="symbol")

@@ -148,6 +148,7 @@ class RiskBroker:
         stop_price: float | None = None,
         tif: str = "day",
         client_order_id: str | None = None,
+        extended_hours: bool = False,
     ) -> OrderInfo:
         """Check the order against every rule, then pass it to the wrapped broker.
 
@@ -157,7 +158,8 @@ class RiskBroker:
         """
         try:
             order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
-                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id)
+                                 stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                                 extended_hours=extended_hours)
         except InvalidOrder as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, exc, None)
             raise
@@ -179,7 +181,8 @@ class RiskBroker:
         try:
             info = self.broker.submit_order(symbol, side, qty, order_type,
                                             limit_price=limit_price, stop_price=stop_price,
-                                            tif=tif, client_order_id=client_order_id)
+                                            tif=tif, client_order_id=client_order_id,
+                                            **_extended(extended_hours))
         except (OrderRejected, BrokerAPIError):
             if fresh:
                 with self._lock:  # the broker answered no: nothing was placed
@@ -781,3 +784,9 @@ class RiskBroker:
         if reason is not None:
             raise self._reject("max_daily_loss", order, reason, limit=cap,
                                value=self._day_start_equity - equity)
+
+
+def _extended(extended_hours: bool) -> dict[str, bool]:
+    """The ``extended_hours`` keyword, passed only when set: a broker written against the
+    original six-method signature keeps working for regular-hours orders."""
+    return {"extended_hours": True} if extended_hours else {}

@@ -108,6 +108,7 @@ def order_fields(rec: Mapping[str, Any]) -> dict[str, Any]:
         "limit_price": _number(rec, "limit_price", positive=True, optional=True),
         "stop_price": _number(rec, "stop_price", positive=True, optional=True),
         "tif": (_text(rec, "tif", optional=True) or "day").lower(),
+        "extended_hours": rec.get("extended_hours") is True,
     }
 
 
