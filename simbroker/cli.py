@@ -13,6 +13,11 @@ A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
 line to stderr and exit non-zero; ``--traceback`` shows the full trace. Ctrl-C before a
 run starts prints one line and exits 130 (during a run it stops after the bar in hand).
+
+Every command that reads a bar file takes the same data options (one helper,
+``_data_options``): ``--symbol``, ``--tz``, ``--bar-time``, ``--dayfirst``/``--monthfirst``,
+``--volume``, ``--close``, ``--column``, ``--start``/``--end`` and ``--calendar``; ``--data
+sample`` is the bundled sample.
 """
 
 from __future__ import annotations
