@@ -1,4 +1,7 @@
-"""Regenerate ``data/sample_daily.csv`` from the ``bokeh-sampledata`` package.
+"""Regenerate ``simbroker/sample_data/sample_daily.csv`` from the ``bokeh-sampledata`` package.
+
+The sample ships inside the package (so a wheel install has it); this script stays in the
+repository's ``data/`` folder, out of the wheel.
 
 Requirement (only for this script; it is not a dependency of simbroker)::
 
@@ -6,12 +9,13 @@ Requirement (only for this script; it is not a dependency of simbroker)::
 
 Usage::
 
-    python data/make_sample.py            # writes data/sample_daily.csv next to this file
+    python data/make_sample.py            # writes simbroker/sample_data/sample_daily.csv
     python data/make_sample.py OUT.csv    # or anywhere else
 
 The output is byte-identical on every run: unadjusted daily OHLCV of AAPL, GOOG, IBM and
 MSFT from 2008-01-02 through 2013-03-01 and FB from its IPO (2012-05-18), the Quandl WIKI
-prices (public domain) as bokeh-sampledata ships them. Before writing, the script checks
+prices (public domain) as bokeh-sampledata ships them. Each day is written as its 00:00 UTC
+(``2008-01-02T00:00:00Z``), so the file says its own time zone and loads without ``tz=``. Before writing, the script checks
 that there is no split in the window (the ratio of the unadjusted to the adjusted close
 never moves by more than a dividend's worth from one day to the next) and that every bar
 is consistent (prices > 0, low <= open, close <= high, volume >= 0, one row per day).
@@ -26,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-OUTPUT = Path(__file__).resolve().parent / "sample_daily.csv"
+OUTPUT = (Path(__file__).resolve().parents[1] / "simbroker" / "sample_data"
+          / "sample_daily.csv")
 SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 FIRST_DAY = "2008-01-02"
 LAST_DAY = "2013-03-01"
@@ -48,7 +53,7 @@ def build() -> pd.DataFrame:
     frame = frame.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     check(frame)
     return pd.DataFrame({
-        "timestamp": pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"),
+        "timestamp": pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%dT00:00:00Z"),
         "symbol": frame["ticker"].astype(str),
         "open": frame["open"].astype(np.float64),
         "high": frame["high"].astype(np.float64),

@@ -48,6 +48,11 @@ class Bars:
         ``NaN`` where the symbol has no bar at that time. Read-only.
     interval : numpy.timedelta64
         The bar length; a bar opened at ``t`` closes at ``t + interval``.
+    volume_known : bool
+        ``True`` (the default) when ``volume`` is what traded: a bar with zero volume
+        cannot fill. ``False`` for sources that do not report volume (an index, a quote
+        feed; ``load_bars(..., volume="unknown")``): every bar with a close is tradable
+        whatever ``volume`` holds, and results say fills were assumed tradable.
     actions : CorporateActions or None
         Splits and dividends the engines apply (see :func:`simbroker.actions.attach_actions`);
         ``None``: none.
@@ -65,6 +70,7 @@ class Bars:
     close: np.ndarray
     volume: np.ndarray
     interval: np.timedelta64
+    volume_known: bool = True
     actions: CorporateActions | None = None
     sessions: Sessions | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -91,6 +97,7 @@ class Bars:
         if interval <= np.timedelta64(0, "ns"):
             raise DataError(f"bar interval must be positive, got {self.interval}")
         object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "volume_known", bool(self.volume_known))
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
         if self.sessions is not None and (self.sessions.n_bars, self.sessions.n_symbols) != shape:
             raise DataError(f"bars sessions cover {self.sessions.n_bars} bars x "
@@ -191,6 +198,7 @@ class Bars:
             actions=None if self.actions is None else self.actions.for_symbols(names),
             sessions=None if self.sessions is None else self.sessions.take(rows, cols),
             **{name: self.field(name)[rows][:, cols] for name in FIELDS},
+            volume_known=self.volume_known,
         )
 
     def rows(self, start: int, stop: int) -> Bars:
@@ -199,7 +207,8 @@ class Bars:
         return Bars(timestamps=self.timestamps[rows], symbols=self.symbols,
                     interval=self.interval, actions=self.actions,
                     sessions=None if self.sessions is None else self.sessions.take(rows),
-                    **{name: self.field(name)[rows] for name in FIELDS})
+                    **{name: self.field(name)[rows] for name in FIELDS},
+                    volume_known=self.volume_known)
 
     @classmethod
     def from_arrays(
@@ -213,6 +222,7 @@ class Bars:
         close: np.ndarray,
         volume: np.ndarray,
         interval: np.timedelta64 | pd.Timedelta | str | None = None,
+        volume_known: bool = True,
         actions: CorporateActions | None = None,
         sessions: Sessions | None = None,
     ) -> Bars:
@@ -220,6 +230,7 @@ class Bars:
 
         ``timestamps`` may be tz-aware (converted to UTC) or naive (taken as UTC).
         ``interval=None`` infers the bar length as the smallest spacing of the timestamps.
+        ``volume_known=False`` marks a source without real volume (see the class).
         ``actions`` are attached as given (:func:`simbroker.actions.attach_actions` checks
         them against the prices).
         ``sessions`` attaches calendar sessions built for these rows and symbols.
@@ -232,7 +243,7 @@ class Bars:
             timestamps=ts, symbols=tuple(symbols), open=open, high=high, low=low, close=close,
             volume=volume, interval=infer_interval(ts) if interval is None
             else np.timedelta64(pd.Timedelta(interval).value, "ns"), actions=actions,
-            sessions=sessions,
+            volume_known=volume_known, sessions=sessions,
         )
 
     def __repr__(self) -> str:
@@ -242,7 +253,8 @@ class Bars:
         last = pd.Timestamp(self.timestamps[-1]).isoformat()
         syms = ", ".join(self.symbols[:5]) + (", ..." if self.n_symbols > 5 else "")
         return (f"Bars({len(self)} bars x {self.n_symbols} symbols [{syms}], "
-                f"{first} .. {last} UTC, interval {pd.Timedelta(self.interval)})")
+                f"{first} .. {last} UTC, interval {pd.Timedelta(self.interval)}"
+                f"{'' if self.volume_known else ', volume unknown'})")
 
 
 def infer_interval(ts: np.ndarray) -> np.timedelta64:

@@ -14,6 +14,11 @@ A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
 line to stderr and exit non-zero; ``--traceback`` shows the full trace. Ctrl-C before a
 run starts prints one line and exits 130 (during a run it stops after the bar in hand).
+
+Every command that reads a bar file takes the same data options (one helper,
+``_data_options``): ``--symbol``, ``--tz``, ``--bar-time``, ``--dayfirst``/``--monthfirst``,
+``--volume``, ``--close``, ``--column``, ``--start``/``--end`` and ``--calendar``; ``--data
+sample`` is the bundled sample.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -35,11 +41,12 @@ from typing import Any
 import pandas as pd
 
 from simbroker._strategy_spec import CLIError, load_strategy, parse_params
+from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.config import BrokerConfig, IBKRConfig, PaperConfig, load_broker_config
-from simbroker.data import load_bars, sample_bars
+from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.engine import backtest
-from simbroker.errors import SimbrokerError, StrategyError
+from simbroker.errors import DataWarning, SimbrokerError, StrategyError
 from simbroker.feeds import BarFeed, ReplayFeed
 from simbroker.models.fees import fee_model_from_dict
 from simbroker.models.slippage import slippage_model_from_dict
@@ -78,8 +85,50 @@ def _window(args: argparse.Namespace) -> tuple[pd.Timestamp | None, pd.Timestamp
     return start, end
 
 
-def _bars_for(args: argparse.Namespace, data: Any) -> Any:
-    bars = load_bars(data) if not hasattr(data, "select") else data
+_SAMPLE = "sample"  # --data sample: the bundled sample (shipped inside the package)
+
+
+def _load_data(args: argparse.Namespace, source: Any, *, tz: str | None = None) -> Bars:
+    """``load_bars`` with the data options (``--symbol``, ``--tz``, ...) of the command line.
+
+    A ``DataWarning`` is printed as one ``simbroker: warning:`` line on stderr.
+    """
+    columns: dict[str, str] = {}
+    for item in getattr(args, "column", None) or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise CLIError(f"--column {item!r} must look like OLD=NEW (e.g. "
+                           f"--column timestamp_utc=timestamp)")
+        columns[old] = new
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        bars = load_bars(source, symbol=getattr(args, "symbol", None),
+                         tz=getattr(args, "tz", None) or tz,
+                         bar_time=getattr(args, "bar_time", None) or "open",
+                         dayfirst=getattr(args, "dayfirst", None),
+                         volume=getattr(args, "volume", None) or "reported",
+                         close=getattr(args, "close", None), columns=columns or None)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f"simbroker: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return bars
+
+
+def _data_options_given(args: argparse.Namespace) -> list[str]:
+    """The data-file options set on the command line (for brokers that read no file)."""
+    flags = {"symbol": "--symbol", "tz": "--tz", "bar_time": "--bar-time",
+             "dayfirst": "--dayfirst/--monthfirst", "volume": "--volume", "close": "--close",
+             "column": "--column"}
+    return [flag for name, flag in flags.items() if getattr(args, name, None)
+            not in (None, [])]
+
+
+def _bars_for(args: argparse.Namespace, data: Any, *, tz: str | None = None) -> Any:
+    if isinstance(data, str) and data == _SAMPLE and not Path(data).exists():
+        data = sample_bars()
+    bars = _load_data(args, data, tz=tz) if not hasattr(data, "select") else data
     start, end = _window(args)
     if start is None and end is None:
         return _with_calendar(args, bars)
@@ -274,7 +323,7 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
                  resume: ResumePoint | None, *, live: bool) -> tuple[Broker, BarFeed]:
     if isinstance(config, PaperConfig):
         data = args.data or config.data
-        bars = _bars_for(args, load_bars(data) if data else sample_bars())
+        bars = _bars_for(args, data or sample_bars(), tz=config.data_tz)
         speed = args.speed if args.speed is not None else config.speed
         paper = paper_broker_from_log(
             bars, resume, trade_log=trade_log, cash=config.cash,
@@ -282,6 +331,11 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
             allow_short=config.allow_short)
         return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
                                  start=args.warmup)
+    given = _data_options_given(args)
+    if given or getattr(args, "start", None) or getattr(args, "end", None):
+        raise CLIError(f"{', '.join(given) or '--start/--end'} appl"
+                       f"{'ies' if len(given) < 2 else 'y'} to bar files (--data, the paper "
+                       f"broker); the {args.broker} broker streams its own bars")
     symbols = args.symbols or list(getattr(load_strategy(args.strategy, parse_params(args.param)),
                                            "symbols", []) or [])
     if not symbols:
@@ -326,8 +380,29 @@ def _cmd_live(args: argparse.Namespace) -> int:
     return _cmd_realtime(args, live=True)
 
 
+def _saved_result_dir(path: Path) -> Path | None:
+    """The results folder when PATH is one (or its bars.parquet): it holds result.json."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / "result.json").is_file() and (path.is_dir() or path.name == "bars.parquet"):
+        return folder
+    return None
+
+
 def _cmd_data_validate(args: argparse.Namespace) -> int:
-    bars = load_bars(args.path)
+    path = Path(args.path)
+    saved = _saved_result_dir(path)
+    if saved is not None:
+        # A saved result's bars.parquet is the wide panel cell by cell (NaN where a symbol
+        # had no bar, times in UTC): read it as the result does, then check every bar.
+        from simbroker.results import load_result
+
+        bars = load_result(saved).bars
+        validate_bars(bars)
+        start, end = _window(args)
+        if start is not None or end is not None:
+            bars = bars.select(start=start, end=end)
+    else:
+        bars = _bars_for(args, str(path))
     print(f"OK: {args.path}: {bars}")
     return _validate_sessions(args, bars)
 
@@ -423,9 +498,12 @@ explicit gates). Every run writes an append-only trade log that resumes after a 
 
 _EPILOG = """\
 examples:
-  simbroker backtest examples/sma_crossover.py:SmaCrossover --data data/sample_daily.csv
-  simbroker backtest examples/sma_crossover.py:SmaCrossover --data data/sample_daily.csv \\
+  simbroker backtest examples/sma_crossover.py:SmaCrossover --data sample
+  simbroker backtest examples/sma_crossover.py:SmaCrossover --data sample \\
       --param fast=5 --param slow=30 --start 2010-01-01 --end 2012-12-31 --out results/sma
+  simbroker backtest my.py:Strategy --data ES_1min.txt --symbol ES --tz America/Chicago \\
+      --bar-time close
+  simbroker data validate spx.csv --symbol SPX --tz America/New_York --volume unknown
   simbroker paper examples/sma_crossover.py:SmaCrossover --broker paper --speed 86400
   simbroker tradelog show results/sma/tradelog.jsonl --last 5"""
 
@@ -441,7 +519,7 @@ def _common(strategy: bool = True) -> argparse.ArgumentParser:
     return parent
 
 
-def _window_options(cmd: argparse.ArgumentParser) -> None:
+def _window_options(cmd: Any) -> None:
     cmd.add_argument("--start", help="first bar to use (a date or time, UTC unless given)")
     cmd.add_argument("--end", help="last bar to use (a date includes that whole day)")
     _calendar_option(cmd)
@@ -453,6 +531,32 @@ def _calendar_option(cmd: argparse.ArgumentParser) -> None:
                           "SYM=NAME,SYM=NAME): day orders expire at the regular close and "
                           "orders trade only in regular hours unless extended_hours "
                           "(needs simbroker[calendars])")
+
+
+def _data_options(cmd: argparse.ArgumentParser) -> None:
+    """How to read a bar file (``load_bars``' options), on every command that reads bars."""
+    group = cmd.add_argument_group("reading bar files (see load_bars)")
+    group.add_argument("--symbol", help="the symbol of every row, for a file without a "
+                                        "symbol column")
+    group.add_argument("--tz", help="the zone naive timestamps are written in (e.g. "
+                                    "America/New_York; UTC if they are UTC); required for "
+                                    "naive timestamps")
+    group.add_argument("--bar-time", choices=("open", "close"),
+                       help="what a timestamp marks: the bar's open (default) or its close")
+    day = group.add_mutually_exclusive_group()
+    day.add_argument("--dayfirst", dest="dayfirst", action="store_const", const=True,
+                     help="dates are dd/mm/yyyy")
+    day.add_argument("--monthfirst", dest="dayfirst", action="store_const", const=False,
+                     help="dates are mm/dd/yyyy")
+    group.add_argument("--volume", choices=("reported", "unknown"),
+                       help="'unknown' for sources without real volume (an index): every "
+                            "bar with a close is tradable")
+    group.add_argument("--close", choices=("close", "adj_close"),
+                       help="with an Adj Close column: which close the bars use")
+    group.add_argument("--column", action="append", default=[], metavar="OLD=NEW",
+                       help="rename a column before reading (e.g. "
+                            "timestamp_utc=timestamp); repeat")
+    _window_options(group)
 
 
 def _version() -> str:
@@ -477,8 +581,9 @@ def _parser() -> argparse.ArgumentParser:
                                     "is reported with its own line, bar and time, and the "
                                     "run up to that bar is still saved.")
     bt.add_argument("strategy", help="module:Class or path.py:Class")
-    bt.add_argument("--data", required=True, help="bars: CSV or Parquet, long form")
-    _window_options(bt)
+    bt.add_argument("--data", required=True,
+                    help="bars: CSV or Parquet, long form ('sample': the bundled sample)")
+    _data_options(bt)
     bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash (100000)")
     bt.add_argument("--slippage-bps", type=float, default=5.0, help="slippage in bps (5)")
     bt.add_argument("--fee-bps", type=float, default=1.0, help="fees in bps of notional (1)")
@@ -527,11 +632,12 @@ def _parser() -> argparse.ArgumentParser:
         if live:
             rt.add_argument(_LIVE_FLAG, dest="confirm_live", action="store_true",
                             help="confirm that this run trades real money")
+            _data_options(rt)
             rt.set_defaults(func=_cmd_live, data=None, speed=None)
         else:
             rt.add_argument("--data", help="bars to replay (paper broker; default: the "
                                            "config's data, else the bundled sample)")
-            _window_options(rt)
+            _data_options(rt)
             rt.add_argument("--speed", type=float,
                             help="replay speed, x real time (paper broker; 0 = as fast as "
                                  "possible, the default)")
@@ -569,8 +675,8 @@ def _parser() -> argparse.ArgumentParser:
                          description="Load PATH as simbroker would (CSV or Parquet, long "
                                      "form), report the first bad rows by row, symbol, time "
                                      "and field, or summarize the bars.")
-    dv.add_argument("path")
-    _calendar_option(dv)
+    dv.add_argument("path", help="a bar file, or a saved result's folder or bars.parquet")
+    _data_options(dv)  # with --calendar
     dv.set_defaults(func=_cmd_data_validate)
 
     tl = sub.add_parser("tradelog", help="trade log tools",

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import yaml
 
+from simbroker._data_time import check_tz
 from simbroker.errors import ConfigError
 from simbroker.models.fees import fee_model, fee_model_from_dict
 from simbroker.models.slippage import slippage_model, slippage_model_from_dict
@@ -573,6 +574,7 @@ class PaperConfig(_Config):
     _types: ClassVar[dict[str, tuple[type, ...]]] = {
         "cash": (int, float), "slippage": (int, float, dict), "fees": (int, float, dict),
         "allow_short": (bool,), "data": (str,), "trade_log": (str,), "speed": (int, float),
+        "data_tz": (str,),
     }
 
     cash: float = 100_000.0
@@ -580,11 +582,18 @@ class PaperConfig(_Config):
     fees: float | dict[str, Any] = 1.0
     allow_short: bool = True
     data: str | None = None
+    #: The zone ``data``'s naive timestamps are written in (``load_bars(tz=...)``), set
+    #: once here instead of ``--tz`` on every run; ``--tz`` wins.
+    data_tz: str | None = None
     trade_log: str | None = None
     speed: float = 0.0
     risk: RiskLimits = field(default_factory=RiskLimits)
 
     def __post_init__(self) -> None:
+        try:
+            check_tz(self.data_tz)
+        except ValueError as exc:
+            raise ConfigError(f"key 'data_tz': {exc}", key="data_tz") from None
         if not math.isfinite(self.cash) or self.cash < 0:
             raise ConfigError(f"key 'cash' must be a finite number >= 0, got {self.cash!r}",
                               key="cash")

@@ -9,37 +9,56 @@ Ways to get a :class:`~simbroker.bars.Bars` panel (the generator lives in
 - :func:`~simbroker.synthetic.synthetic_bars` generates a seeded geometric-Brownian-motion
   panel of any size, daily or intraday, with overnight gaps, jumps and wicks;
 - :func:`sample_bars` loads the bundled real daily sample (AAPL, FB, GOOG, IBM, MSFT,
-  2008-2013, unadjusted, public domain; see ``data/README.md``).
+  2008-2013, unadjusted, public domain), shipped inside the package.
 
 Long form has the columns ``timestamp, symbol, open, high, low, close, volume`` (names
-are case-insensitive; ``date``/``datetime``/``time`` mean ``timestamp`` and ``ticker``
-means ``symbol``; other columns are ignored). Two columns that mean the same field
-(``Close`` and ``close``, ``Date`` and ``timestamp``, a name repeated) are refused as
-ambiguous in every input format, never resolved by picking one. Naive timestamps are
-taken as UTC, aware ones are converted to UTC.
+are case-insensitive, spaces and ``<>`` ignored; ``date``/``datetime``/``time`` mean
+``timestamp``, separate ``date`` and ``time`` columns are joined, ``ticker`` means
+``symbol``). Optional columns: ``adj_close`` (``Adj Close``, ``adjclose``), ``dividend``
+(``dividends``) and ``split`` (``stock splits``, ``split_factor``). Any other column is
+reported in a :class:`~simbroker.errors.DataWarning`, never dropped unseen. Two columns
+that mean the same field (``Close`` and ``close``) are refused as ambiguous. A CSV may use
+``,``, ``;`` or tabs, and may lack a header when its rows are ``timestamp, open, high,
+low, close, volume`` (NinjaTrader's ``yyyyMMdd HHmmss;o;h;l;c;v``).
+
+Timestamps are read with intent: aware values keep their offset; naive ones need
+``tz=`` (``tz="UTC"`` when they are UTC); ``dd/mm`` vs ``mm/dd`` needs ``dayfirst=``;
+``bar_time="close"`` says a timestamp marks the bar's close (see :func:`load_bars`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.resources
 import math
+import re
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from simbroker._data_columns import (
+    ColumnMap,
+    canonical,
+    describe_header,
+    map_columns,
+    rename_hint,
+)
+from simbroker._data_time import NAT, ParsedTimes, check_tz, parse_times
 from simbroker.bars import FIELDS, Bars, infer_interval
-from simbroker.errors import DataError
+from simbroker.errors import ConfigError, DataError, DataWarning
 
 __all__ = [
     "REQUIRED_COLUMNS",
     "SAMPLE_DATA_PATH",
+    "ZERO_VOLUME_WARN_SHARE",
     "load_bars",
     "sample_bars",
     "validate_bars",
@@ -48,24 +67,28 @@ __all__ = [
 REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", *FIELDS)
 """The long-form columns :func:`load_bars` needs, in their canonical names."""
 
-SAMPLE_DATA_PATH: Path = Path(__file__).resolve().parents[1] / "data" / "sample_daily.csv"
-"""Where :func:`sample_bars` reads the bundled sample (``data/sample_daily.csv``)."""
+_SAMPLE_RESOURCE = ("simbroker", "sample_data/sample_daily.csv")
+SAMPLE_DATA_PATH: Path = Path(__file__).resolve().parent / "sample_data" / "sample_daily.csv"
+"""Where :func:`sample_bars` reads the bundled sample (inside the installed package)."""
+
+ZERO_VOLUME_WARN_SHARE = 0.5
+"""A symbol with zero volume on more than this share of its bars gets a DataWarning."""
 
 TimeLike: TypeAlias = "datetime | pd.Timestamp | np.datetime64 | str"
 IntervalLike: TypeAlias = "str | timedelta | pd.Timedelta | np.timedelta64"
 Source: TypeAlias = "str | Path | pd.DataFrame | Bars"
+BarTime: TypeAlias = Literal["open", "close"]
+VolumeMode: TypeAlias = Literal["reported", "unknown"]
 
-_ALIASES: dict[str, str] = {
-    "date": "timestamp",
-    "datetime": "timestamp",
-    "time": "timestamp",
-    "ticker": "symbol",
-}
-_CSV_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz")
+_CSV_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".txt")
 _PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
 _MAX_PROBLEMS = 10
+_NAT = NAT
 _NS_PER_DAY = 86_400_000_000_000
-_NAT = np.iinfo(np.int64).min
+_HEADERLESS: dict[int, tuple[str, ...]] = {
+    5: ("timestamp", "open", "high", "low", "close"),
+    6: ("timestamp", "open", "high", "low", "close", "volume"),
+}
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -81,18 +104,31 @@ def load_bars(
     symbols: Iterable[str] | str | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
+    tz: str | None = None,
+    bar_time: BarTime = "open",
+    dayfirst: bool | None = None,
+    volume: VolumeMode = "reported",
+    close: Literal["close", "adj_close"] | None = None,
+    columns: Mapping[str, str] | None = None,
+    calendar: str | Mapping[str, str] | None = None,
+    actions: Any = None,
+    prices: Literal["raw", "adjusted"] | None = None,
+    adjust: Literal["splits", "all"] | None = None,
 ) -> Bars:
     """Load long-form OHLCV bars, validate them and pivot them to a :class:`Bars` panel.
 
     Parameters
     ----------
     source : str, pathlib.Path, pandas.DataFrame or Bars
-        A CSV file (``.csv``, ``.csv.gz``), a Parquet file (``.parquet``, ``.pq``, read
-        with pyarrow), a long-form DataFrame, or an existing ``Bars`` (returned as is,
-        or subset; it is not validated again).
+        A CSV file (``.csv``, ``.csv.gz``, ``.txt``; ``,``/``;``/tab separated, with a
+        header, or without one when rows are ``timestamp, open, high, low, close[,
+        volume]``), a Parquet file (``.parquet``, ``.pq``), a long-form DataFrame (a
+        timestamp index counts as the column), or an existing ``Bars`` (returned as is,
+        or subset; not validated again).
     symbol : str, optional
-        The symbol of every row, for a frame or file without a ``symbol`` column. With a
-        ``symbol`` column present, every row must carry this symbol.
+        The symbol of every row, for a frame or file without a ``symbol`` column (most
+        single-instrument exports). With a ``symbol`` column present, every row must
+        carry this symbol.
     interval : str or timedelta, optional
         The bar length as a pandas Timedelta string (``"1min"``, ``"1D"``). Default:
         inferred as the smallest spacing between bar times
@@ -100,20 +136,73 @@ def load_bars(
     symbols : iterable of str, optional
         Keep only these symbols (each must be present).
     start, end : datetime, str or Timestamp, optional
-        Keep bars with ``start <= timestamp < end``; naive values are UTC.
+        Keep bars opening at ``start <= t < end``; naive values are UTC.
+    tz : str, optional
+        The zone naive timestamps are written in (``"America/Chicago"`` for CME
+        exchange-local minutes, ``"UTC"`` when they are UTC). **Required** when the
+        timestamps are naive, dates included: a naive value has no meaning without one,
+        and guessing UTC put US exchange times 5 hours off. Aware values keep their own
+        offset and ignore ``tz``. Local times that do not exist in ``tz`` (the
+        spring-forward gap) or occur twice (the fall-back hour, unless the rows' order
+        settles it) are bad rows.
+    bar_time : {"open", "close"}
+        What a timestamp marks. ``"open"`` (default): the bar opens then and closes
+        ``interval`` later. ``"close"``: it closes then (NinjaTrader, many vendors' daily
+        bars stamped 16:00); the bar opens at ``timestamp - interval``, so a strategy
+        sees it at the stamped time, not one bar later. **Dates** (naive timestamps all at
+        midnight) name a day: the bar is that day under either setting (opens at its
+        00:00 in ``tz``, closes at the next 00:00), never the day before.
+    dayfirst : bool, optional
+        ``True`` for ``dd/mm/yyyy``, ``False`` for ``mm/dd/yyyy``. Dates written day and
+        month first are refused without it (the message says which order the rows
+        allow). ISO dates (``2024-01-02``) need nothing.
+    volume : {"reported", "unknown"}
+        ``"unknown"`` for sources without real volume (index levels, FX quotes): every
+        bar with a close is tradable whatever its volume says
+        (``Bars.volume_known`` False; results note the assumption), and the volume
+        column may be absent (read as 0). With ``"reported"`` (default) a bar with zero
+        volume fills nothing, and a :class:`~simbroker.errors.DataWarning` names each
+        symbol with zero volume on more than half its bars.
+    close : {"close", "adj_close"}, optional
+        Which close the bars use when the source has an adjusted close (``Adj Close``):
+        ``"close"`` the raw close (fills at traded prices); ``"adj_close"`` the adjusted
+        one, with open, high and low scaled by ``adj_close / close`` (volume kept). Left
+        unset with an ``Adj Close`` column present, the raw close is used and a
+        ``DataWarning`` says so.
+    columns : mapping, optional
+        Renames before matching, e.g. ``{"timestamp_utc": "timestamp"}``.
+    calendar : str or mapping, optional
+        An exchange calendar (``"XNYS"``, ``"CMES"``, or ``{symbol: name}``), attached
+        with :func:`simbroker.sessions.with_calendar`.
+    actions, prices, adjust : optional
+        Corporate actions (a :class:`simbroker.actions.CorporateActions`, a path or a
+        frame) and how the prices relate to them, passed to
+        :func:`simbroker.actions.attach_actions`. ``dividend`` and ``split`` columns in
+        the source become actions the same way.
 
     Returns
     -------
     Bars
-        Symbols in alphabetical order, timestamps the sorted union over the symbols,
-        ``NaN`` where a symbol has no bar. The whole source is validated before subsetting.
+        Symbols in alphabetical order, timestamps (bar opens, UTC) the sorted union over
+        the symbols, ``NaN`` where a symbol has no bar. The whole source is validated
+        before subsetting.
 
     Raises
     ------
     DataError
-        The file is missing or has an unknown suffix, a required column is missing, or
-        rows fail validation (see :func:`validate_bars`; the message shows the first
-        10 bad rows).
+        The file is missing, has an unknown suffix or no rows; a required column is
+        missing (the message shows the whole header, what each column was read as, and
+        a "did you mean" for near misses); timestamps are naive without ``tz``, mix
+        naive and aware values, or are ambiguous day/month; or rows fail validation (see
+        :func:`validate_bars`; the message shows the first 10 bad rows).
+    ValueError
+        An argument is malformed (an unknown ``tz``, ``bar_time`` or ``volume``).
+
+    Warns
+    -----
+    DataWarning
+        Columns not used, an ``Adj Close`` next to the raw close with ``close`` unset,
+        a symbol with zero volume on most bars.
 
     Examples
     --------
@@ -122,36 +211,70 @@ def load_bars(
     ...     "Date": ["2024-01-02", "2024-01-03"], "Ticker": ["ABC", "ABC"],
     ...     "Open": [10.0, 10.5], "High": [11.0, 10.9], "Low": [9.8, 10.1],
     ...     "Close": [10.6, 10.2], "Volume": [1000, 1200]})
-    >>> bars = load_bars(frame)
+    >>> bars = load_bars(frame, tz="UTC")
     >>> bars.symbols, bars.close[:, 0].tolist(), str(pd.Timedelta(bars.interval))
     (('ABC',), [10.6, 10.2], '1 days 00:00:00')
     """
+    tz = check_tz(tz)
+    if bar_time not in ("open", "close"):
+        raise ValueError(f"bar_time must be 'open' or 'close', got {bar_time!r}")
+    if volume not in ("reported", "unknown"):
+        raise ValueError(f"volume must be 'reported' or 'unknown', got {volume!r}")
+    if close not in (None, "close", "adj_close"):
+        raise ValueError(f"close must be 'close' or 'adj_close', got {close!r}")
+    if dayfirst is not None and not isinstance(dayfirst, bool):
+        raise TypeError(f"dayfirst must be True, False or None, got {dayfirst!r}")
     wanted = _symbol_list(symbols)
     if isinstance(source, Bars):
         if symbol is not None:
             raise ValueError(f"symbol={symbol!r} applies to frames and files, not to Bars")
-        return _subset_bars(source, wanted, start, end, interval)
+        bars = _subset_bars(source, wanted, start, end, interval)
+        if volume == "unknown" and bars.volume_known:
+            bars = replace(bars, volume_known=False)
+        return _attach(bars, None, calendar=calendar, actions=actions, prices=prices,
+                       adjust=adjust, source="the bars", subset=wanted is not None)
+    renames = dict(columns or {})
     if isinstance(source, (str, Path)):
-        frame, name = _read_file(Path(source)), str(source)
+        frame, header, name = *_read_file(Path(source), renames), str(source)
     elif isinstance(source, pd.DataFrame):
-        frame, name = source, "DataFrame"
+        frame, name = _index_to_columns(source), "DataFrame"
+        header = list(frame.columns)
     else:
         raise TypeError(
             f"load_bars needs a CSV/Parquet path, a pandas DataFrame or Bars, "
             f"got {type(source).__name__}"
         )
-    long = _normalize(frame, symbol=symbol, source=name)
+    opts = _Options(tz=tz, bar_time=bar_time, dayfirst=dayfirst, volume=volume, close=close,
+                    columns=renames if isinstance(source, pd.DataFrame) else {},
+                    from_file=not isinstance(source, pd.DataFrame))
+    long = _normalize(frame, symbol=symbol, source=name, header=header, opts=opts)
     _raise_problems(long, name)
-    return _pivot(long, name, interval=interval, symbols=wanted, start=start, end=end)
+    if bar_time == "close" and not long.day_stamps and len(long.times):
+        step = infer_interval(long.times) if interval is None else _interval(interval)
+        shift = int(step.astype(np.int64))
+        long.ts = np.where(long.ts != _NAT, long.ts - shift, _NAT)
+        long.times = long.times - shift
+    if volume == "reported":
+        _warn_zero_volume(long, name)
+    bars, kept = _pivot(long, name, interval=interval, symbols=wanted, start=start, end=end)
+    if volume == "unknown":
+        bars = replace(bars, volume_known=False)
+    return _attach(bars, _row_actions(long, kept), calendar=calendar, actions=actions,
+                   prices=prices, adjust=adjust, source=name, tz=tz,
+                   subset=wanted is not None)
 
 
-def validate_bars(frame: pd.DataFrame | Bars, *, symbol: str | None = None) -> None:
+def validate_bars(frame: pd.DataFrame | Bars, *, symbol: str | None = None,
+                  tz: str | None = None, dayfirst: bool | None = None,
+                  volume: VolumeMode = "reported") -> None:
     """Check long-form bars; raise :class:`~simbroker.errors.DataError` on the first 10 bad rows.
 
     The rules, checked with array operations over all rows at once:
 
     - the columns ``timestamp, symbol, open, high, low, close, volume`` are present
       (see :func:`load_bars` for accepted names; ``symbol`` may be given instead);
+    - there is at least one row;
+    - timestamps are all naive (then ``tz`` is required) or all aware;
     - no field is missing (``NaN``/``NaT``/empty) or unparsable;
     - ``open, high, low, close`` are finite and ``> 0``; ``volume`` is finite and ``>= 0``;
     - ``high >= max(open, close)`` and ``low <= min(open, close)`` (so ``high >= low``);
@@ -163,6 +286,8 @@ def validate_bars(frame: pd.DataFrame | Bars, *, symbol: str | None = None) -> N
         Long-form bars (a ``Bars`` panel is checked through :meth:`Bars.to_frame`).
     symbol : str, optional
         The symbol of every row, for a frame without a ``symbol`` column.
+    tz, dayfirst, volume : optional
+        As for :func:`load_bars`.
 
     Raises
     ------
@@ -173,12 +298,19 @@ def validate_bars(frame: pd.DataFrame | Bars, *, symbol: str | None = None) -> N
         ``"high 9.5 < close 10.1"``).
     """
     if isinstance(frame, Bars):
+        volume = "reported" if frame.volume_known else "unknown"
         frame = frame.to_frame()
+        if not len(frame):
+            return  # an empty panel has no rows to be wrong
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(
             f"validate_bars needs a pandas DataFrame or Bars, got {type(frame).__name__}"
         )
-    _raise_problems(_normalize(frame, symbol=symbol, source="DataFrame"), "DataFrame")
+    frame = _index_to_columns(frame)
+    opts = _Options(tz=check_tz(tz), bar_time="open", dayfirst=dayfirst, volume=volume,
+                    close="close", columns={}, report_unused=False)
+    _raise_problems(_normalize(frame, symbol=symbol, source="DataFrame",
+                               header=list(frame.columns), opts=opts), "DataFrame")
 
 
 def sample_bars() -> Bars:
@@ -186,8 +318,10 @@ def sample_bars() -> Bars:
 
     Unadjusted daily OHLCV from the public-domain Quandl WIKI set (via the
     ``bokeh-sampledata`` package); FB starts at its IPO on 2012-05-18 and is ``NaN``
-    before. Timestamps label the trading day at 00:00 UTC; the interval is one day. See
-    ``data/README.md`` for provenance and how the file is regenerated.
+    before. The file ships inside the package (``simbroker/sample_data/``, read with
+    :mod:`importlib.resources`, so it works from a wheel); its timestamps are written in
+    UTC (``2008-01-02T00:00:00Z``): each bar labels the trading day at 00:00 UTC, and
+    the interval is one day. Provenance: ``data/README.md`` in the repository.
 
     Returns
     -------
@@ -197,7 +331,7 @@ def sample_bars() -> Bars:
     Raises
     ------
     DataError
-        If ``data/sample_daily.csv`` is not next to the package (see ``SAMPLE_DATA_PATH``).
+        If the sample file is missing from the installed package.
 
     Examples
     --------
@@ -210,15 +344,30 @@ def sample_bars() -> Bars:
 
 @functools.lru_cache(maxsize=1)
 def _sample_bars_cached() -> Bars:
-    if not SAMPLE_DATA_PATH.is_file():
+    package, name = _SAMPLE_RESOURCE
+    resource = importlib.resources.files(package).joinpath(name)
+    if not resource.is_file():
         raise DataError(
-            f"the sample data file is missing: looked for {SAMPLE_DATA_PATH} (it ships in "
-            "the repository's data/ folder; regenerate it with data/make_sample.py)"
+            f"the sample data file is missing: looked for {name} in the {package} package "
+            f"({resource}); reinstall simbroker, or regenerate it with data/make_sample.py"
         )
-    return load_bars(SAMPLE_DATA_PATH)
+    with importlib.resources.as_file(resource) as path:
+        return load_bars(path)
 
 
 # ------------------------------------------------------------------ normalizing input
+@dataclass
+class _Options:
+    tz: str | None
+    bar_time: str
+    dayfirst: bool | None
+    volume: str
+    close: str | None
+    columns: dict[str, str]
+    report_unused: bool = True
+    from_file: bool = False  # a file with a header and no rows is an error (a frame: empty)
+
+
 @dataclass
 class _Long:
     """Long-form bars as parsed arrays, one entry per input row."""
@@ -230,12 +379,17 @@ class _Long:
     unparsed: dict[str, tuple[BoolArray, pd.Series]]  # field -> (rows, raw values)
     tcodes: I64  # index into times
     times: I64  # the sorted unique values of ts
+    time_reasons: dict[int, str] = field(default_factory=dict)  # bad timestamp rows
+    day_stamps: bool = False  # naive dates: each names a whole day
+    extras: dict[str, F64] = field(default_factory=dict)  # dividend, split per row
 
     def __len__(self) -> int:
         return len(self.ts)
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path, renames: dict[str, str]) -> tuple[pd.DataFrame, list[Any]]:
+    """The frame (only the columns the loader reads, renamed) and the whole header,
+    renamed."""
     name = path.name.lower()
     is_csv = name.endswith(_CSV_SUFFIXES)
     if not is_csv and not name.endswith(_PARQUET_SUFFIXES):
@@ -247,21 +401,66 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise DataError(f"bar file not found: {path}")
     try:
         if is_csv:
-            return _read_csv(path)
+            return _read_csv(path, renames)
         import pyarrow.parquet as pq
 
-        mapping, clashes = _map_columns(pq.read_schema(path).names)
-        _refuse_clashes(clashes, str(path))
-        columns = list(mapping.values()) if "timestamp" in mapping else None
-        frame: pd.DataFrame = pq.read_table(path, columns=columns).to_pandas()
-        return frame
+        written = list(pq.read_schema(path).names)
+        header = _renamed(written, renames, str(path))
+        mapping = map_columns(header)
+        _refuse_clashes(mapping.clashes, str(path))
+        keep = [written[header.index(c)] for c in mapping.read_labels()] \
+            if "timestamp" in mapping.fields or mapping.date_time else None
+        frame: pd.DataFrame = pq.read_table(path, columns=keep).to_pandas()
+        frame.columns = pd.Index(_renamed(list(frame.columns), renames, str(path), strict=False))
+        return frame, header
     except DataError:
         raise
     except Exception as exc:  # a parser's own error, shown with the file's name
         raise DataError(f"cannot read bars from {path}: {exc}") from exc
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _first_line(path: Path) -> str:
+    import gzip
+
+    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        return str(fh.readline()).lstrip("\ufeff").rstrip("\r\n")
+
+
+def _delimiter(line: str) -> str:
+    counts = {d: line.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _headerless_names(cells: list[str]) -> tuple[str, ...] | None:
+    """Field names for a file whose first line is already data, or None if it is a header.
+
+    A header never starts with a digit; a data row starts with its timestamp, and the
+    rest are numbers (one symbol allowed second).
+    """
+    cells = [c.strip().strip('"') for c in cells]
+    if not cells or not re.match(r"^\d", cells[0]) or (_is_number(cells[0]) and len(cells[0]) < 8):
+        return None
+    rest = cells[1:]
+    if len(cells) == 7 and not _is_number(rest[0]):
+        return ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+    if len(cells) == 7 and re.fullmatch(r"\d{1,2}:?\d{2}(?::?\d{2})?", rest[0]):
+        return ("date", "time", "open", "high", "low", "close", "volume")
+    if not all(_is_number(c) for c in rest):
+        return None
+    return _HEADERLESS.get(len(cells), ())
+
+
+def _read_csv(path: Path, renames: dict[str, str]) -> tuple[pd.DataFrame, list[Any]]:
     """Read the needed columns with pyarrow's parser (fast, exact floats, native ISO times).
 
     Falls back to pandas' parser when pyarrow refuses a value, so that validation can
@@ -270,43 +469,53 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    line = _first_line(path)
+    sep = _delimiter(line)
+    import csv
+
+    cells = next(csv.reader([line], delimiter=sep)) if line else []
+    names = _headerless_names(cells)
+    if names == ():
+        raise DataError(
+            f"{path} has no header row and {len(cells)} fields a row ({line[:80]!r}); add a "
+            f"header naming the columns (timestamp, symbol, open, high, low, close, volume)"
+        )
     # The header as written: pandas would rename a second "close" to "close.1" and the
     # column would be dropped unseen.
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
-    mapping, clashes = _map_columns(header.iloc[0].tolist() if len(header) else [])
-    _refuse_clashes(clashes, str(path))
-    keep = [str(c) for c in mapping.values()]
-    sym = mapping.get("symbol")
+    written: list[Any] = list(names) if names else list(cells)
+    header = _renamed(written, renames, str(path))
+    mapping = map_columns(header)
+    _refuse_clashes(mapping.clashes, str(path))
+    original = {c: written[header.index(c)] for c in mapping.read_labels()}
+    keep = [str(original[c]) for c in mapping.read_labels()]
+    text_cols = [str(original[c]) for c in (mapping.fields.get("symbol"),
+                                            *(mapping.date_time or ())) if c is not None]
+    if names:  # times like "20240102 093000" stay text for the timestamp parser
+        text_cols.append(str(original.get(mapping.fields.get("timestamp"), names[0])))
+    read = pacsv.ReadOptions(column_names=list(names) if names else None)
+    parse = pacsv.ParseOptions(delimiter=sep)
     frame: pd.DataFrame
     try:
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        table = pacsv.read_csv(path, read_options=read, parse_options=parse,
+                               convert_options=pacsv.ConvertOptions(
             include_columns=keep,
-            column_types={str(sym): pa.string()} if sym is not None else None,
+            column_types={c: pa.string() for c in text_cols} or None,
         ))
     except pa.ArrowInvalid:
-        frame = pd.read_csv(path, usecols=keep, dtype={sym: "str"} if sym is not None else None)
-        return frame
-    ts = mapping.get("timestamp")
+        frame = pd.read_csv(path, usecols=keep, sep=sep, header=None if names else "infer",
+                            names=list(names) if names else None,
+                            dtype={c: "str" for c in text_cols} or None)
+        frame.columns = pd.Index(_renamed(list(frame.columns), renames, str(path),
+                                          strict=False))
+        return frame, header
+    table = table.rename_columns(_renamed(list(table.column_names), renames, str(path),
+                                          strict=False))
+    ts = mapping.fields.get("timestamp")
     if ts is not None and pa.types.is_date(table.schema.field(str(ts)).type):
         i = table.schema.get_field_index(str(ts))
         table = table.set_column(i, str(ts), table.column(i).cast(pa.timestamp("s")))
     frame = table.to_pandas()
-    return frame
-
-
-def _map_columns(columns: Iterable[object]) -> tuple[dict[str, Any], list[str]]:
-    """Canonical name -> the frame's column label, and the ambiguities found."""
-    mapping: dict[str, Any] = {}
-    clashes: list[str] = []
-    for label in columns:
-        canon = _canonical(label)
-        if canon not in REQUIRED_COLUMNS:
-            continue
-        if canon in mapping:
-            clashes.append(f"{mapping[canon]!r} and {label!r} both mean {canon!r}")
-        else:
-            mapping[canon] = label
-    return mapping, clashes
+    return frame, header
 
 
 def _refuse_clashes(clashes: list[str], source: str) -> None:
@@ -315,28 +524,66 @@ def _refuse_clashes(clashes: list[str], source: str) -> None:
         raise DataError(f"ambiguous columns in {source}: {'; '.join(clashes)}")
 
 
-def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str) -> _Long:
-    frame = _index_to_columns(frame)
-    mapping, clashes = _map_columns(frame.columns)
-    _refuse_clashes(clashes, source)
+def _renamed(labels: list[Any], renames: dict[str, str], source: str, *,
+             strict: bool = True) -> list[Any]:
+    """``labels`` with ``columns=`` applied; ``strict``: each renamed column must exist."""
+    if not renames:
+        return labels
+    if not strict:
+        return [renames.get(str(c), c) for c in labels]
+    have = {str(c) for c in labels}
+    absent = [k for k in renames if k not in have]
+    if absent:
+        raise DataError(f"columns= renames {', '.join(map(repr, absent))}, but {source} has "
+                        f"no such column (its columns: {', '.join(map(str, labels[:30]))})")
+    return [renames.get(str(c), c) for c in labels]
+
+
+def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str, header: list[Any],
+               opts: _Options) -> _Long:
     if symbol is not None and (not isinstance(symbol, str) or not symbol):
         raise TypeError(f"symbol must be a non-empty str, got {symbol!r}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in mapping
-               and not (c == "symbol" and symbol is not None)]
+    frame = _index_to_columns(frame)  # a Parquet file's pandas index comes back as one
+    if "timestamp" in map_columns(frame.columns).fields and not any(
+            canonical(c) == "timestamp" for c in header):
+        header = list(frame.columns)
+    written = list(header)
+    if opts.columns:
+        frame = frame.set_axis(_renamed(list(frame.columns), opts.columns, source), axis=1)
+        header = _renamed(header, opts.columns, source)
+    mapping = map_columns(frame.columns)
+    _refuse_clashes(mapping.clashes, source)
+    full = map_columns(header)
+    if mapping.date_time is not None:
+        frame = _join_date_time(frame, mapping)
+    optional = {"symbol"} if symbol is not None else set()
+    if opts.volume == "unknown":
+        optional.add("volume")
+    missing = [c for c in REQUIRED_COLUMNS if c not in mapping.fields and c not in optional]
     if missing:
-        found = [str(c) for c in frame.columns]
-        shown = ", ".join(found[:20]) + (", ..." if len(found) > 20 else "")
-        hint = " (or pass symbol='XYZ' for a single symbol)" if "symbol" in missing else ""
+        hint = (" (a single-symbol file: pass --symbol XYZ on the command line, "
+                "symbol='XYZ' in Python)") if "symbol" in missing else ""
+        if "volume" in missing:
+            hint += (" (a source without volume, such as an index: volume='unknown', "
+                     "--volume unknown on the command line)")
         raise DataError(
             f"{source} is missing required column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}{hint}; found columns: {shown or '(none)'}"
+            f"{', '.join(missing)}{hint}{rename_hint(header, missing)}; its header: "
+            f"{describe_header(header, full)}"
         )
-    unparsed: dict[str, tuple[BoolArray, pd.Series]] = {}
-    ts, bad_ts = _parse_timestamps(frame[mapping["timestamp"]], source)
-    if bad_ts is not None:
-        unparsed["timestamp"] = (bad_ts, frame[mapping["timestamp"]])
-    if "symbol" in mapping:
-        codes, symbols = _symbol_codes(frame[mapping["symbol"]])
+    if not len(frame) and opts.from_file:
+        raise DataError(f"{source} has no rows (a header alone): nothing to load; its "
+                        f"header: {describe_header(written, full)}")
+    if opts.report_unused and full.unused:
+        warnings.warn(DataWarning(
+            f"{source}: column{'s' if len(full.unused) > 1 else ''} "
+            f"{', '.join(repr(str(c)) for c in full.unused)} not used (simbroker reads "
+            f"timestamp, symbol, open, high, low, close, volume, adj_close, dividend, "
+            f"split; rename one with columns={{...}} to use it)"), stacklevel=3)
+    parsed = parse_times(frame[mapping.fields["timestamp"]], source, tz=opts.tz,
+                         dayfirst=opts.dayfirst)
+    if "symbol" in mapping.fields:
+        codes, symbols = _symbol_codes(frame[mapping.fields["symbol"]])
         if symbol is not None and symbols not in ((), (symbol,)):
             others = [s for s in symbols if s != symbol][:5]
             raise DataError(
@@ -346,22 +593,167 @@ def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str) -> _Long
     else:
         codes = np.zeros(len(frame), dtype=np.int64)
         symbols = (str(symbol),)
+    unparsed: dict[str, tuple[BoolArray, pd.Series]] = {}
     values: dict[str, F64] = {}
     for name in FIELDS:
-        col = frame[mapping[name]]
+        if name not in mapping.fields:  # volume with volume="unknown"
+            values[name] = np.zeros(len(frame))
+            continue
+        col = frame[mapping.fields[name]]
         values[name], bad = _numeric(col)
         if bad is not None:
             unparsed[name] = (bad, col)
-    tcodes, times = _timestamp_codes(ts)
-    return _Long(ts=ts, codes=codes, symbols=symbols, values=values, unparsed=unparsed,
-                 tcodes=tcodes, times=times)
+    _choose_close(frame, mapping, values, unparsed, opts, source)
+    extras: dict[str, F64] = {}
+    for name in ("dividend", "split"):
+        if name in mapping.fields:
+            col = frame[mapping.fields[name]]
+            extras[name], bad = _numeric(col)
+            if bad is not None:
+                unparsed[name] = (bad, col)
+    tcodes, times = _timestamp_codes(parsed.ns)
+    return _Long(ts=parsed.ns, codes=codes, symbols=symbols, values=values, unparsed=unparsed,
+                 tcodes=tcodes, times=times, time_reasons=_time_reasons(parsed),
+                 day_stamps=parsed.day_stamps, extras=extras)
+
+
+def _time_reasons(parsed: ParsedTimes) -> dict[int, str]:
+    return dict(parsed.reasons) if parsed.bad is not None else {}
+
+
+def _join_date_time(frame: pd.DataFrame, mapping: ColumnMap) -> pd.DataFrame:
+    """``Date`` + ``Time`` columns (``20240102``, ``093000`` or ``2024-01-02``, ``09:30``)
+    as one ``timestamp`` text column."""
+    assert mapping.date_time is not None
+    d_label, t_label = mapping.date_time
+    day = _as_text(frame[d_label], digits=8)
+    tod = _as_text(frame[t_label], digits=6)
+    day = day.str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True)
+    tod = tod.str.replace(r"^(\d{2})(\d{2})(\d{2})$", r"\1:\2:\3", regex=True)
+    tod = tod.str.replace(r"^(\d{2})(\d{2})$", r"\1:\2", regex=True)
+    joined = (day + " " + tod).where(day.notna() & tod.notna(), None)
+    out = frame.drop(columns=[d_label, t_label])
+    out.insert(0, "timestamp", joined.astype(object))
+    mapping.fields["timestamp"] = "timestamp"
+    mapping.date_time = None
+    joined_frame: pd.DataFrame = out
+    return joined_frame
+
+
+def _as_text(col: pd.Series, *, digits: int) -> pd.Series:
+    out: pd.Series
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        out = col.dt.strftime("%Y-%m-%d").astype(object)
+        return out
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        return pd.Series([None if v != v else f"{int(v):0{digits}d}" for v in col],
+                         index=col.index, dtype=object)
+    text = col.map(lambda v: None if v is None or v != v else str(v).strip())
+    short = text.str.fullmatch(r"\d+") & (text.str.len() < digits)
+    out = text.where(~short.fillna(False).astype(bool), text.str.zfill(digits))
+    return out
+
+
+def _choose_close(frame: pd.DataFrame, mapping: ColumnMap, values: dict[str, F64],
+                  unparsed: dict[str, tuple[BoolArray, pd.Series]], opts: _Options,
+                  source: str) -> None:
+    """Raw or adjusted close (``close=``), with open/high/low scaled to match."""
+    label = mapping.fields.get("adj_close")
+    if opts.close == "adj_close":
+        if label is None:
+            raise DataError(f"close='adj_close' but {source} has no adjusted close column "
+                            f"(Adj Close, adj_close or adjclose)")
+        adj, bad = _numeric(frame[label])
+        if bad is not None:
+            unparsed["close"] = (bad, frame[label])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = adj / values["close"]
+        for name in ("open", "high", "low"):
+            values[name] = values[name] * factor
+        values["close"] = adj
+    elif label is not None and opts.close is None and opts.report_unused:
+        warnings.warn(DataWarning(
+            f"{source} has an adjusted close ({label!r}); the bars use the raw close, so "
+            f"fills are at traded prices. Pass close='adj_close' (--close adj_close) for "
+            f"adjusted prices, or close='close' (--close close) to say raw is meant"),
+            stacklevel=4)
+
+
+def _warn_zero_volume(long: _Long, source: str) -> None:
+    """A DataWarning per symbol with zero volume on most of its bars."""
+    n_sym = len(long.symbols)
+    if not n_sym or not len(long):
+        return
+    ok = long.codes >= 0
+    rows = np.bincount(long.codes[ok], minlength=n_sym)
+    zero = np.bincount(long.codes[ok], weights=(long.values["volume"][ok] == 0),
+                       minlength=n_sym)
+    flagged = np.flatnonzero(zero > ZERO_VOLUME_WARN_SHARE * np.maximum(rows, 1))
+    if len(flagged):
+        named = ", ".join(f"{long.symbols[i]} ({int(zero[i])} of {int(rows[i])} bars)"
+                          for i in flagged[:10])
+        warnings.warn(DataWarning(
+            f"{source}: zero volume on most bars of {named}; such bars fill nothing. If the "
+            f"source does not report volume (an index, quotes), load with "
+            f"volume='unknown' (--volume unknown) to trade every bar with a close"),
+            stacklevel=3)
+
+
+def _row_actions(long: _Long, kept: BoolArray | None) -> dict[str, Any] | None:
+    """The dividend/split columns as per-row arrays for CorporateActions.from_rows."""
+    if not long.extras:
+        return None
+    keep = np.ones(len(long), dtype=bool) if kept is None else kept
+    names = np.asarray(long.symbols, dtype=object)
+    return {"symbols": names[long.codes[keep]], "timestamps_ns": long.ts[keep],
+            **{k: v[keep] for k, v in long.extras.items()}}
+
+
+def _attach(bars: Bars, rows: dict[str, Any] | None, *, calendar: Any, actions: Any,
+            prices: Any, adjust: Any, source: str, tz: str | None = None,
+            subset: bool = False) -> Bars:
+    """Hand corporate actions and a calendar to their modules (imported only when used).
+
+    The source's ``dividend``/``split`` rows become actions dated in the source's zone
+    (``tz``, else UTC), joined with ``actions=`` when both are given (an action given
+    twice is refused). With ``symbols=`` chosen, actions of the other symbols are dropped.
+    """
+    if rows is not None or actions is not None or prices is not None or adjust is not None:
+        module = _optional_module("simbroker.actions", "corporate actions (actions=, "
+                                  "prices=, adjust=, dividend/split columns)")
+        table = module.CorporateActions
+        if isinstance(actions, (str, Path)):
+            actions = table.read(actions, tz=tz or "UTC")
+        elif isinstance(actions, pd.DataFrame):
+            actions = table.from_frame(actions, tz=tz or "UTC")
+        if rows is not None:
+            zone = actions.tz if actions is not None else (tz or "UTC")
+            from_columns = table.from_rows(rows.pop("symbols"), rows.pop("timestamps_ns"),
+                                           tz=zone, **rows)
+            actions = from_columns if actions is None else table.concat([actions,
+                                                                         from_columns])
+        bars = module.attach_actions(bars, actions, prices=prices, adjust=adjust,
+                                     unknown_symbols="drop" if subset else "raise")
+    if calendar is not None:
+        module = _optional_module("simbroker.sessions", "exchange calendars (calendar=)")
+        bars = module.with_calendar(bars, calendar)
+    return bars
+
+
+def _optional_module(name: str, what: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if getattr(exc, "name", None) != name:
+            raise
+        raise ConfigError(f"this simbroker has no {what}: module {name} is missing") from None
 
 
 def _index_to_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Move index levels that hold timestamps or symbols into columns."""
-    have = {_canonical(c) for c in frame.columns}
+    have = {canonical(c) for c in frame.columns}
     wanted = [n for n in frame.index.names if n is not None
-              and _canonical(n) in ("timestamp", "symbol") and _canonical(n) not in have]
+              and canonical(n) in ("timestamp", "symbol") and canonical(n) not in have]
     out: pd.DataFrame
     if wanted:
         out = frame.reset_index(level=wanted)
@@ -372,80 +764,6 @@ def _index_to_columns(frame: pd.DataFrame) -> pd.DataFrame:
         out = out.reset_index(drop=True)
         return out
     return frame
-
-
-def _canonical(label: object) -> str:
-    key = str(label).strip().lower()
-    return _ALIASES.get(key, key)
-
-
-def _parse_timestamps(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
-    """Int64 ns (naive UTC, ``_NAT`` where missing), and the rows that failed to parse."""
-    if pd.api.types.is_numeric_dtype(col.dtype):
-        raise DataError(
-            f"the timestamps of {source} are numbers ({col.dtype}); convert them first, "
-            "e.g. with pandas.to_datetime(values, unit='s')"
-        )
-    with warnings.catch_warnings():
-        # pandas warns when it falls back to parsing element by element ("Could not infer
-        # format"); bad rows are reported as DataError, and under -W error (pytest's
-        # filterwarnings = error) the warning would escape load_bars as an exception.
-        warnings.simplefilter("ignore", UserWarning)
-        return _parse_timestamps_quietly(col, source)
-
-
-def _parse_timestamps_quietly(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
-    numbers = _numbers_among_objects(col)
-    if numbers is not None:  # as a numeric column is refused: a number is not a time
-        col = col.where(~numbers, None)
-    parsed_ns, bad = _parse_timestamp_values(col, source)
-    if numbers is not None:
-        bad = numbers if bad is None else bad | numbers
-    return parsed_ns, bad
-
-
-def _numbers_among_objects(col: pd.Series) -> BoolArray | None:
-    """Rows of an object column that hold a number or a bool, or None if there are none.
-
-    pandas would read them as nanoseconds since 1970 (and warns that this will change).
-    """
-    if col.dtype != object or pd.api.types.infer_dtype(col, skipna=True) in (
-            "string", "datetime", "datetime64", "date", "empty"):
-        return None
-    def is_number(v: object) -> bool:
-        return isinstance(v, (int, float, np.number, np.bool_)) and v == v  # NaN is missing
-
-    mask: BoolArray = np.fromiter((is_number(v) for v in col), dtype=np.bool_, count=len(col))
-    return mask if mask.any() else None
-
-
-def _parse_timestamp_values(col: pd.Series, source: str) -> tuple[I64, BoolArray | None]:
-    bad: BoolArray | None = None
-    try:
-        parsed = pd.to_datetime(col, utc=True)
-    except (ValueError, TypeError, OverflowError) as exc:
-        try:  # ISO 8601 strings that mix forms ("2024-01-02", "2024-01-02 09:30")
-            parsed = pd.to_datetime(col, utc=True, format="ISO8601")
-        except (ValueError, TypeError, OverflowError):
-            parsed, bad = min(
-                (_coerce_timestamps(col, fmt) for fmt in (None, "ISO8601")),
-                key=lambda pair: int(np.count_nonzero(pair[1])),
-            )
-            if not bad.any():
-                raise DataError(f"cannot parse the timestamps of {source}: {exc}") from exc
-    idx = pd.DatetimeIndex(parsed).tz_convert("UTC").tz_localize(None)
-    try:
-        idx = idx.as_unit("ns")
-    except (OverflowError, ValueError) as exc:  # OutOfBoundsDatetime is a ValueError
-        raise DataError(
-            f"timestamps of {source} fall outside 1677-09-21..2262-04-11: {exc}"
-        ) from exc
-    return np.asarray(idx.asi8, dtype=np.int64), bad
-
-
-def _coerce_timestamps(col: pd.Series, fmt: str | None) -> tuple[pd.Series, BoolArray]:
-    parsed = pd.to_datetime(col, utc=True, errors="coerce", format=fmt)
-    return parsed, (parsed.isna() & col.notna()).to_numpy(dtype=bool)
 
 
 def _symbol_codes(col: pd.Series) -> tuple[I64, tuple[str, ...]]:
@@ -479,7 +797,7 @@ Reason = Callable[[int], str]
 
 def _all_good(long: _Long) -> bool:
     """The fast path: True when no rule fails (one pass of a few comparisons per field)."""
-    if long.unparsed or (len(long) and int(long.codes.min()) < 0):
+    if long.unparsed or long.time_reasons or (len(long) and int(long.codes.min()) < 0):
         return False
     if bool((long.ts == _NAT).any()):
         return False
@@ -519,9 +837,10 @@ def _rules(long: _Long) -> list[tuple[BoolArray, str, Reason]]:
     rules: list[tuple[BoolArray, str, Reason]] = [
         (long.codes < 0, "symbol", lambda i: "missing symbol"),
     ]
-    if "timestamp" in long.unparsed:
-        bad, raw = long.unparsed["timestamp"]
-        rules.append((bad, "timestamp", lambda i: f"cannot parse timestamp {raw.iloc[i]!r}"))
+    if long.time_reasons:
+        bad = np.zeros(len(long), dtype=bool)
+        bad[list(long.time_reasons)] = True
+        rules.append((bad, "timestamp", lambda i: long.time_reasons[i]))
     rules.append((long.ts == _NAT, "timestamp", lambda i: "missing timestamp"))
     for name in FIELDS:
         x = v[name]
@@ -534,6 +853,12 @@ def _rules(long: _Long) -> list[tuple[BoolArray, str, Reason]]:
             rules.append((x < 0, name, _reason_value(name, x, "< 0")))
         else:
             rules.append((x <= 0, name, _reason_value(name, x, "<= 0")))
+    for name, x in long.extras.items():  # dividend, split: numbers where given
+        if name in long.unparsed:
+            bad, raw = long.unparsed[name]
+            rules.append((bad, name, _reason_not_number(name, raw)))
+        rules.append((np.isinf(x), name, _reason_value(name, x, "is not finite")))
+        rules.append((x < 0, name, _reason_value(name, x, "< 0")))
     o, h, low, c = v["open"], v["high"], v["low"], v["close"]
     rules += [
         (h < o, "high", _reason_pair("high", h, "<", "open", o)),
@@ -624,7 +949,8 @@ def _pivot(
     symbols: list[str] | None,
     start: TimeLike | None,
     end: TimeLike | None,
-) -> Bars:
+) -> tuple[Bars, BoolArray | None]:
+    """The wide panel, and the input rows it kept (``None``: all of them)."""
     tcodes, times = long.tcodes, long.times
     spacing = infer_interval(times)
     step = spacing if interval is None else _interval(interval)
@@ -677,7 +1003,7 @@ def _pivot(
         timestamps=times.view("datetime64[ns]"), symbols=names, interval=step,
         open=wide["open"], high=wide["high"], low=wide["low"], close=wide["close"],
         volume=wide["volume"],
-    )
+    ), keep
 
 
 def _subset_bars(
@@ -699,13 +1025,12 @@ def _subset_bars(
     if cols is not None:
         rows = ~np.isnan(out.close).all(axis=1)
         if not rows.all():
-            out = Bars(timestamps=out.timestamps[rows], symbols=out.symbols,
-                       interval=out.interval,
-                       actions=out.actions,
-                       **cast("dict[str, Any]", {f: _frozen(out.field(f)[rows]) for f in FIELDS}))
+            cut: dict[str, Any] = {f: _frozen(out.field(f)[rows]) for f in FIELDS}
+            if out.sessions is not None:  # per-bar: cut the same rows
+                cut["sessions"] = out.sessions.take(cast(Any, rows))
+            out = replace(out, timestamps=out.timestamps[rows], **cut)
     if interval is not None:
-        out = Bars(timestamps=out.timestamps, symbols=out.symbols, interval=_interval(interval),
-                   actions=out.actions, **cast("dict[str, Any]", {f: out.field(f) for f in FIELDS}))
+        out = replace(out, interval=_interval(interval))
     return out
 
 

@@ -5,6 +5,7 @@ Grouped by *where* a failure happened::
     SimbrokerError                  anything simbroker raises on purpose
     ├── ConfigError                 a configuration file or value is wrong
     ├── DataError                   bars failed to load or validate
+    │   (DataWarning, a UserWarning: bars loaded but deserve a look, e.g. zero volume)
     ├── ClockError                  a clock was asked to go backwards, or is unset
     ├── TradeLogError               a trade log could not be written, or read back intact
     ├── StrategyError               the user's strategy raised (bar, timestamp attached)
@@ -39,6 +40,7 @@ __all__ = [
     "ClockError",
     "ConfigError",
     "DataError",
+    "DataWarning",
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
@@ -92,6 +94,16 @@ class DataError(SimbrokerError):
                 lines.append(f"  - {where}: {p.get('reason', '')}")
             message = "\n".join(lines)
         super().__init__(message)
+
+
+class DataWarning(UserWarning):
+    """Bars loaded, but something in them deserves a look (not an exception).
+
+    Raised as a warning (``warnings.warn``) by :func:`simbroker.load_bars`: a symbol with
+    zero volume on most bars (pass ``volume="unknown"`` if the source does not report
+    it), columns the loader did not use, an ``Adj Close`` column next to the raw close.
+    The message names the file, the symbol or column, and the fix.
+    """
 
 
 class ClockError(SimbrokerError):

@@ -44,8 +44,9 @@ The fill price is the reference price moved against the trader by the slippage m
 ``clip_to_bar=True``. A limit order never fills worse than its limit: the slipped price is
 capped at the limit (a resting limit touched inside the bar fills at its limit). Fees are
 charged on the fill notional ``qty * price``. A bar with zero volume (nothing traded) or
-no bar at all for the symbol fills nothing. ``day`` orders expire after the last bar of
-the trading day on which they could first trade; ``gtc`` orders rest.
+no bar at all for the symbol fills nothing; on bars whose volume is unknown
+(``Bars.volume_known`` False) every bar with a close can fill. ``day`` orders expire after
+the last bar of the trading day on which they could first trade; ``gtc`` orders rest.
 
 Sessions: when the bars carry exchange-calendar sessions (:mod:`simbroker.sessions`), an
 order trades only on bars in its symbol's regular hours, and a ``day`` order expires after
@@ -292,9 +293,9 @@ class PaperBroker:
         with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
         limit_price, stop_price, tif, client_order_id, extended_hours``) and, for a
         stop-limit whose stop was already hit, ``triggered_at`` (the open time of that
-        bar). They are listed in the ``start`` record, so the log holds them from its first line on: a crash can
-        never leave a session without the orders it carried over. Groups carry over too:
-        an entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or
+        bar). They are listed in the ``start`` record, so the log holds them from its
+        first line on: a crash can never leave a session without the orders it carried
+        over. Groups carry over too: an entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or
         an OCO stop leg to its limit leg), ``status="held"`` marks a child still waiting
         for its parent, and a trailing stop's ``trail_extreme`` is its extreme so far.
     both_legs
@@ -364,6 +365,7 @@ class PaperBroker:
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
+        self._volume_known = bars.volume_known  # False: a bar with a close is tradable
         if venue not in _VENUES:
             raise ValueError(f"venue must be one of {', '.join(map(repr, _VENUES))}, got "
                              f"{venue!r}")
@@ -764,7 +766,8 @@ class PaperBroker:
         s = book.sym[elig]
         o = self._open_px[t, s]
         v = self._volume[t, s]
-        tradable = v > 0  # NaN volume (no bar) compares False
+        # NaN volume or close (no bar) compares False
+        tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
         if self._gate is not None and not self._all_regular[t]:
             tradable &= self._in_hours(t, elig, s)
         otype = book.otype[elig]

@@ -418,7 +418,7 @@ def _tile(bars: Bars, k: int) -> Bars:
     for arr in fields.values():
         arr.setflags(write=False)  # ours alone: Bars may keep it without a copy
     return Bars(timestamps=bars.timestamps, symbols=symbols, interval=bars.interval,
-                actions=None, **fields)
+                actions=None, volume_known=bars.volume_known, **fields)
 
 
 def _by_copy(symbols: pd.Series, wide: Bars, n: int, k: int) -> tuple[list[np.ndarray],

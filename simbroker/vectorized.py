@@ -7,11 +7,11 @@ positions and equity, bit for bit. It reproduces the paper broker's semantics ex
 
 * a target decided at bar ``t``'s close (``NaN`` = keep the position) becomes a market
   order for ``target - position`` (only when that is not zero), which trades on bar
-  ``t + 1`` at its open, when that bar has volume ``> 0`` (and, when the bars carry
-  sessions, is in its symbol's regular hours); a missing bar, zero volume or a bar
-  outside regular hours fills nothing, and the order is gone by the next close (a
-  ``day`` order whose session closed expires; otherwise the twin cancels it), where the
-  target is decided again;
+  ``t + 1`` at its open, when that bar has volume ``> 0`` (or, with
+  ``Bars.volume_known`` False, a close; and, when the bars carry sessions, is in its
+  symbol's regular hours); a missing bar, zero volume or a bar outside regular hours fills
+  nothing, and the order is gone by the next close (a ``day`` order whose session closed
+  expires; otherwise the twin cancels it), where the target is decided again;
 * fill price ``open * (1 + side * slippage.rate(side, qty, open, bar))``, with ``bar``
   the fill bar, optionally clipped into its ``[low, high]``; fee
   ``fees.fees(side, qty, price)`` on the fill notional ``qty * price``;
@@ -251,9 +251,10 @@ def _signal_targets(bars: Bars, entries: Any, exits: Any, size: float | Sequence
 
 
 def _tradable(bars: Bars) -> B:
-    """Where a market order can fill: a bar with volume (NaN, no bar, compares False), in
-    its symbol's regular hours when the bars carry sessions."""
-    tradable: B = bars.volume > 0
+    """Where a market order can fill: a bar with volume (NaN, no bar, compares False), or
+    with a close when the volume is unknown (``Bars.volume_known`` False, as PaperBroker),
+    in its symbol's regular hours when the bars carry sessions."""
+    tradable: B = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)
     if bars.sessions is not None:
         tradable &= bars.sessions.regular_hours()
         tradable &= bars.sessions.reachable(bars.close_ns)

@@ -13,7 +13,7 @@ import pytest
 import simbroker
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample_daily.csv"
+SAMPLE = ROOT / "simbroker" / "sample_data" / "sample_daily.csv"
 SMA = f"{ROOT / 'examples' / 'sma_crossover.py'}:SmaCrossover"
 
 
@@ -73,7 +73,11 @@ def test_data_validate_ok_and_bad(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,symbol,open,high,low,close,volume\n"
                    "2024-01-02,X,10,9,8,9.5,100\n")
-    out = run("data", "validate", str(bad))
+    naive = run("data", "validate", str(bad))
+    assert naive.returncode == 2
+    assert "naive" in naive.stderr
+    assert "--tz" in naive.stderr
+    out = run("data", "validate", str(bad), "--tz", "UTC")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1  # one line, no traceback
     assert "X" in out.stderr

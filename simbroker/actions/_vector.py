@@ -208,7 +208,10 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
     """
     n_t, n = weights.shape
     close = ffill(bars.close.copy())
-    tradable = bars.volume > 0
+    tradable = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)  # as the runner
+    if bars.sessions is not None:  # as the runner's _tradable: regular hours only
+        tradable &= bars.sessions.regular_hours()
+        tradable &= bars.sessions.reachable(bars.close_ns)
     splits = _split_rows(sched)
     div = np.flatnonzero(sched.kind == DIVIDEND)
     ex_at: dict[int, list[int]] = {}

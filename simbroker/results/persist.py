@@ -128,6 +128,7 @@ def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Pa
         "stats": _json_value(result.stats),
         "config": _json_value(result.config),
         "interval_ns": int(result.bars.interval.astype(np.int64)),
+        "volume_known": bool(result.bars.volume_known),
         "symbols": list(result.bars.symbols),
         **({} if acts is None else {"actions": {"tz": acts.tz, "prices": acts.prices,
                                                 "adjust": acts.adjust}}),
@@ -167,7 +168,8 @@ def _load(directory: Path) -> BacktestResult:
                 interval=np.timedelta64(int(manifest["interval_ns"]), "ns"),
                 actions=_saved_actions(directory, manifest),
                 **cast("dict[str, Any]", {f: raw[f].to_numpy(np.float64).reshape(shape)
-                                          for f in FIELDS}))
+                                          for f in FIELDS}),
+                volume_known=bool(manifest.get("volume_known", True)))
     positions = t["positions"]
     positions.columns = pd.Index([str(c) for c in positions.columns], name="symbol")
     equity = t["equity"]

@@ -134,8 +134,16 @@ class BacktestResult:
         return gross
 
     def format_summary(self) -> str:
-        """The statistics as a readable two-column table."""
-        return format_stats(self.stats, self.config)
+        """The statistics as a readable two-column table.
+
+        Ends with a note when the bars' volume is unknown (``Bars.volume_known`` False):
+        fills then assumed every bar with a close was tradable.
+        """
+        text = format_stats(self.stats, self.config)
+        if not self.bars.volume_known:
+            text += ("\nNote: volume unknown (volume='unknown'): fills assumed every bar with "
+                     "a close was tradable")
+        return text
 
     def summary(self, file: TextIO | None = None) -> pd.DataFrame:
         """Print the statistics table (to stdout by default) and return it.

@@ -368,7 +368,7 @@ def _perturbed(bars: Bars, t: int, seed: int, scale: float) -> Bars:
         f: bars.field(f) * (factor if f != "volume" else np.round(factor * 7) / 7)
         for f in FIELDS}
     return Bars(timestamps=bars.timestamps, symbols=bars.symbols, interval=bars.interval,
-                actions=bars.actions, **fields)
+                actions=bars.actions, volume_known=bars.volume_known, **fields)
 
 
 def check_no_lookahead(strategy: StrategyLike, bars: Bars, *, settings: Settings | None = None,
