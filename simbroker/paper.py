@@ -289,15 +289,15 @@ class PaperBroker:
         clock at that bar's close), e.g. to resume a real-time run. Default: before the
         first bar.
     open_orders
-        Orders to hold from the start, e.g. those a resumed run carries over: mappings
-        with the :meth:`submit_order` arguments (``symbol, side, qty, order_type,
-        limit_price, stop_price, tif, client_order_id, extended_hours``) and, for a
-        stop-limit whose stop was already hit, ``triggered_at`` (the open time of that
-        bar). They are listed in the ``start`` record, so the log holds them from its
-        first line on: a crash can never leave a session without the orders it carried
-        over. Groups carry over too: an entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or
-        an OCO stop leg to its limit leg), ``status="held"`` marks a child still waiting
-        for its parent, and a trailing stop's ``trail_extreme`` is its extreme so far.
+        Orders to hold from the start, e.g. those a resumed run carries over: mappings with
+        the :meth:`submit_order` arguments (``symbol, side, qty, order_type, limit_price,
+        stop_price, tif, client_order_id, extended_hours``) and, for a stop-limit whose stop
+        was already hit, ``triggered_at`` (the open time of that bar). They are listed in
+        the ``start`` record, so the log holds them from its first line on: a crash can
+        never leave a session without the orders it carried over. Groups carry over too: an
+        entry's ``order_id`` names it, ``parent_id`` links a child to its parent (or an OCO
+        stop leg to its limit leg), ``status="held"`` marks a child still waiting for its
+        parent, and a trailing stop's ``trail_extreme`` is its extreme so far.
     both_legs
         Which leg of a bracket or OCO fills when both could fill inside one bar and the
         open gapped through neither: ``"stop"`` (default; the conservative guess) or

@@ -509,7 +509,8 @@ def backtest_vectorized(
         trailing stop, which is not combined with the other two); an exit fill leaves the
         position flat until the next target or entry. The event-driven twin is
         :class:`~simbroker.vectorized_exits.TargetExits`; the exact rules are in
-        :mod:`simbroker.vectorized_exits`. Not with ``weights``.
+        :mod:`simbroker.vectorized_exits`. Not with ``weights``, nor on bars with
+        calendar sessions or corporate actions (run :class:`TargetExits` event-driven).
     both_legs : {"stop", "take_profit"}, default "stop"
         Which OCO leg fills when both could on one bar and the open gaps through neither
         (the paper broker's ``both_legs``).
@@ -567,6 +568,11 @@ def backtest_vectorized(
     if rules is not None and weights is not None:
         raise ValueError("stop_loss=, take_profit= and trailing_stop= work with targets= or "
                          "entries=/exits=, not weights= (a weight target moves with equity)")
+    if rules is not None and (bars.sessions is not None or bars.actions is not None):
+        raise ValueError(
+            "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
+            "without calendar sessions or corporate actions; run the same rules event-driven "
+            "with simbroker.backtest(simbroker.TargetExits(...), bars)")
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")

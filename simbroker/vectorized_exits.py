@@ -241,7 +241,8 @@ class _Panels:
         self.h = np.ascontiguousarray(bars.high).ravel()
         self.lo = np.ascontiguousarray(bars.low).ravel()
         self.close = bars.close
-        self.tradable = (bars.volume > 0).ravel()
+        self.tradable = (bars.volume > 0 if bars.volume_known
+                         else ~np.isnan(bars.close)).ravel()
 
     def at(self, t: I64, j: I64) -> I64:
         """Flat indexes of bars ``t`` of columns ``j``."""

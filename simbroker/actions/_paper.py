@@ -31,6 +31,7 @@ import pandas as pd
 
 from simbroker.actions._schedule import Schedule, schedule
 from simbroker.actions._table import DIVIDEND, SPLIT
+from simbroker.types import Order, StopLoss, TakeProfit
 
 if TYPE_CHECKING:
     from simbroker.bars import Bars
@@ -148,39 +149,66 @@ def _pay(broker: PaperBroker, sched: Schedule, k: int, ent: _Entitlement, t: int
 
 
 def _split(broker: PaperBroker, sched: Schedule, k: int, t: int, now: datetime) -> None:
+    """Split the position and every open order of the symbol, booked or held.
+
+    As brokers adjust them: quantities times the ratio, prices (limit, stop, a group's
+    take-profit and stop-loss, a trailing stop's amount and extreme) divided by it; a
+    trailing percentage is unchanged.
+    """
     col = int(sched.col[k])
+    symbol = broker.bars.symbols[col]
     ratio = float(sched.value[k])
     book = broker._book
-    slots = np.flatnonzero(book.sym[: book.n] == col).tolist()
+    slot_of = {book.ids[i]: i for i in np.flatnonzero(book.sym[: book.n] == col).tolist()}
+    states = [st for st in broker._orders.values()
+              if st.status.is_open and st.order.symbol == symbol]
     before = float(broker._pos[col])
     after = before * ratio
-    if before == 0.0 and not slots:
+    if before == 0.0 and not states:
         return
-    orders = []
-    for slot in slots:
-        order = broker._orders[book.ids[slot]].order
-        orders.append({
-            "order_id": book.ids[slot], "qty": order.qty * ratio,
-            "limit_price": None if order.limit_price is None else order.limit_price / ratio,
-            "stop_price": None if order.stop_price is None else order.stop_price / ratio})
+    new_orders = [_split_order(st.order, ratio) for st in states]
+    orders = [{"order_id": st.order_id, "qty": o.qty, "limit_price": o.limit_price,
+               "stop_price": o.stop_price}
+              for st, o in zip(states, new_orders, strict=True)]
     if broker._log is not None:
-        broker._log.write("split", now, symbol=broker.bars.symbols[col], ratio=ratio,
+        broker._log.write("split", now, symbol=symbol, ratio=ratio,
                           ex_date=str(sched.ex_date[k]), position=before,
                           position_after=after, orders=orders)
     broker._pos[col] = after
-    for slot, new in zip(slots, orders, strict=True):
-        state = broker._orders[book.ids[slot]]
-        state.order = dataclasses.replace(state.order, qty=new["qty"],
-                                          limit_price=new["limit_price"],
-                                          stop_price=new["stop_price"])
+    for state, order in zip(states, new_orders, strict=True):
+        state.order = order
         state.filled_qty *= ratio
-        book.qty[slot] = new["qty"]
-        book.limit[slot] = np.nan if new["limit_price"] is None else new["limit_price"]
-        book.stop[slot] = np.nan if new["stop_price"] is None else new["stop_price"]
+        if state.trail_extreme is not None:
+            state.trail_extreme /= ratio
+        slot = slot_of.get(state.order_id)
+        if slot is None:  # a held child: it joins the book with these fields
+            continue
+        book.qty[slot] = order.qty
+        book.limit[slot] = np.nan if order.limit_price is None else order.limit_price
+        book.stop[slot] = np.nan if order.stop_price is None else order.stop_price
+        if order.trail_amount is not None:
+            book.aux[slot, 0] = order.trail_amount
+        if not np.isnan(book.aux[slot, 1]):
+            book.aux[slot, 1] /= ratio
     broker._ledger_bar.append(t)
     broker._ledger_sym.append(col)
     broker._ledger_cash.append(broker._cash)
     broker._ledger_pos.append(after)
+
+
+def _split_order(order: Order, ratio: float) -> Order:
+    """``order`` after a ``ratio``-for-one split: qty times it, prices over it."""
+    def px(x: float | None) -> float | None:
+        return None if x is None else x / ratio
+
+    tp, sl = order.take_profit, order.stop_loss
+    return dataclasses.replace(
+        order, qty=order.qty * ratio, limit_price=px(order.limit_price),
+        stop_price=px(order.stop_price),
+        take_profit=None if tp is None else TakeProfit(tp.limit_price / ratio),
+        stop_loss=None if sl is None else StopLoss(sl.stop_price / ratio,
+                                                   px(sl.limit_price)),
+        trail_amount=px(order.trail_amount))
 
 
 def dividend_frame(bars: Bars, sched: Schedule | None,

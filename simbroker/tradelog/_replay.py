@@ -371,9 +371,15 @@ def _corporate_action(state: ReplayState, rec: Mapping[str, Any]) -> None:
                 continue
             adjusted = dict(order)
             adjusted["qty"] = _required(order, "qty", positive=True) * ratio
-            for key in ("limit_price", "stop_price"):
+            for key in ("limit_price", "stop_price", "trail_amount", "trail_extreme"):
                 price = _number(order, key, positive=True, optional=True)
-                adjusted[key] = None if price is None else price / ratio
+                if price is not None or key in order:
+                    adjusted[key] = None if price is None else price / ratio
+            for key in ("take_profit", "stop_loss"):  # a group's legs, held with it
+                leg = order.get(key)
+                if isinstance(leg, Mapping):
+                    adjusted[key] = {k: v / ratio for k, v in leg.items()
+                                     if isinstance(v, (int, float)) and not isinstance(v, bool)}
             state.open_orders[oid] = adjusted
             if oid in state.filled_qty:
                 state.filled_qty[oid] *= ratio
