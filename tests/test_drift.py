@@ -355,7 +355,7 @@ def test_cli_gate_exits_non_zero_above_threshold(tmp_path: Path,
     a = _run(_trader(ORDERS), tmp_path, "a", slippage=5)
     b = _run(_trader(ORDERS), tmp_path, "b", slippage=9)
     bars_file = tmp_path / "bars.csv"
-    BARS.to_frame().to_csv(bars_file)
+    BARS.to_frame().to_csv(bars_file, index=False)
     assert cli.main(["drift", str(a), str(b), "--bars", str(bars_file),
                      "--max-drift-bps", "5"]) == 0
     out = capsys.readouterr().out
