@@ -49,14 +49,17 @@ def test_a_split_adjusts_held_legs_and_trailing_stops_and_replay_agrees(
     assert (parent["qty"], parent["limit_price"]) == (70.0, pytest.approx(400 / 7))
     tp, sl = broker.get_order(tp_id), broker.get_order(sl_id)
     assert (tp["status"], sl["status"]) == ("held", "held")
-    assert tp["qty"] == 70.0 and tp["limit_price"] == pytest.approx(800 / 7)
+    assert tp["qty"] == 70.0
+    assert tp["limit_price"] == pytest.approx(800 / 7)
     assert sl["stop_price"] == pytest.approx(50.0)
     t = broker.get_order(trail["order_id"])
     # The trail and its extreme are in new shares: a 10-dollar trail under about 93,
     # so the stop did not fire on the first bar after the split (it would at 640 - 70).
-    assert t["status"] == "new" and t["qty"] == 140.0
+    assert t["status"] == "new"
+    assert t["qty"] == 140.0
     assert t["trail_amount"] == pytest.approx(10.0)
-    assert t["stop_price"] is not None and 80 < t["stop_price"] < 93
+    assert t["stop_price"] is not None
+    assert 80 < t["stop_price"] < 93
     assert broker.get_positions() == {"AAPL": 700.0}
     broker.close()
     state = replay_trade_log(log)
