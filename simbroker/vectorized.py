@@ -662,7 +662,32 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))
-    fill_ns = bars.ts_ns[ft] // 1000 * 1000  # microseconds, as the paper broker stamps
+    fills, fill_ns, names = _fills_frame(bars, ft, fj, fsign, fqty, price, fee, notional,
+                                         _numbered(fi + 1), _numbered(fi + 1, suffix="-1"))
+
+    orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
+                           session_tz)
+    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
+              "allow_short": True}
+    # Round trips from the arrays at hand (round_trips would rebuild them from the frame).
+    trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
+                     columns=np.arange(len(names)))
+    return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
+                           positions=pos, gross=gross, start_equity=cash0,
+                           config=config, trips=trips,
+                           dividends=actions_vec.dividends_frame(bars, divs))
+
+
+
+def _fills_frame(bars: Bars, ft: I64, fj: I64, fsign: F64, fqty: F64, price: F64, fee: F64,
+                 notional: F64, order_ids: Any, fill_ids: Any
+                 ) -> tuple[pd.DataFrame, I64, np.ndarray]:
+    """The fills frame of a vectorized run, typed as the paper broker's result has it.
+
+    Also returns the fills' times (microseconds, as the paper broker stamps, in ns) and
+    the symbol names as an object array, which the round trips reuse.
+    """
+    fill_ns: I64 = bars.ts_ns[ft] // 1000 * 1000
     names = np.array(bars.symbols, dtype=object)
     sides = np.array(["sell", "buy"], dtype=object)
     if _INFER_STR:  # a few distinct strings: take them rather than make one per fill
@@ -678,23 +703,11 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
         "price": price,
         "fee": fee,
         "notional": notional,
-        "order_id": _object_column(_numbered(fi + 1)),
-        "client_order_id": pd.Series(np.full(len(fi), None, dtype=object), dtype=object),
-        "fill_id": _object_column(_numbered(fi + 1, suffix="-1")),
+        "order_id": _object_column(order_ids),
+        "client_order_id": pd.Series(np.full(len(ft), None, dtype=object), dtype=object),
+        "fill_id": _object_column(fill_ids),
     }, columns=_FILL_COLUMNS)
-
-    orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
-                           session_tz)
-    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
-              "allow_short": True}
-    # Round trips from the arrays at hand (round_trips would rebuild them from the frame).
-    trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
-                     columns=np.arange(len(names)))
-    return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
-                           positions=pos, gross=gross, start_equity=cash0,
-                           config=config, trips=trips,
-                           dividends=actions_vec.dividends_frame(bars, divs))
-
+    return fills, fill_ns, names
 
 def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, fi: I64,
                   notional: F64, order_ids: Any, session_tz: str) -> pd.DataFrame:

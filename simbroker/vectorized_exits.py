@@ -84,20 +84,19 @@ from simbroker.results.build import (
     mark_to_market,
     marking_closes,
 )
-from simbroker.results.columns import _FILL_COLUMNS, _ffill
+from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
 from simbroker.vectorized import (
     _EXPIRED_REASON,
-    _INFER_STR,
     FrameLike,
     _after,
     _aligned,
     _cash_ledger,
     _check_finite,
     _fill_prices,
+    _fills_frame,
     _numbered,
-    _object_column,
     _pick,
     _signal_targets,
     _str_column,
@@ -569,26 +568,8 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash
 
-    fill_ns = bars.ts_ns[ft] // 1000 * 1000
-    names = np.array(bars.symbols, dtype=object)
-    sides = np.array(["sell", "buy"], dtype=object)
-    if _INFER_STR:
-        symbol_col: Any = pd.array(names, dtype="str").take(fj)
-        side_col: Any = pd.array(sides, dtype="str").take((fsign > 0).view(np.int8))
-    else:
-        symbol_col, side_col = names[fj], sides[(fsign > 0).view(np.int8)]
-    fills = pd.DataFrame({
-        "timestamp": pd.DatetimeIndex(fill_ns.view("M8[ns]")).tz_localize("UTC"),
-        "symbol": pd.Series(symbol_col, copy=False),
-        "side": pd.Series(side_col, copy=False),
-        "qty": fqty,
-        "price": price,
-        "fee": fee,
-        "notional": notional,
-        "order_id": _object_column(_ids(number[fo])),
-        "client_order_id": pd.Series(np.full(len(fo), None, dtype=object), dtype=object),
-        "fill_id": _object_column(_ids(number[fo], suffix="-1")),
-    }, columns=_FILL_COLUMNS)
+    fills, fill_ns, names = _fills_frame(bars, ft, fj, fsign, fqty, price, fee, notional,
+                                         _ids(number[fo]), _ids(number[fo], suffix="-1"))
 
     frame = _orders_frame(bars, ot, oj, kind, sign, qty, limit, stop, trail, status,
                           fill_bar, sibling, number, fo, notional, session_tz)
