@@ -40,7 +40,8 @@ def frame(order: str = "symbol", n_symbols: int = 3, n_bars: int = 40) -> pd.Dat
         long = long.sort_values(["timestamp", "symbol"], kind="stable")
     elif order == "shuffled":
         long = long.sample(frac=1.0, random_state=3)
-    return long.reset_index(drop=True)
+    out: pd.DataFrame = long.reset_index(drop=True)
+    return out
 
 
 def through_both(tmp_path: Path, long: pd.DataFrame, monkeypatch: pytest.MonkeyPatch,
@@ -129,7 +130,7 @@ def test_dictionary_encoded_symbols(tmp_path: Path) -> None:
 def test_bad_rows_give_the_general_error(tmp_path: Path, spoil: str) -> None:
     long = frame("time")
     if spoil == "high":
-        long.loc[5, "high"] = long.loc[5, "low"] / 2
+        long.loc[5, "high"] = float(long["low"].iloc[5]) / 2
     elif spoil == "nan":
         long.loc[7, "close"] = np.nan
     elif spoil == "dup":
