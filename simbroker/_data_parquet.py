@@ -127,6 +127,8 @@ def _load(path: Path, *, renames: dict[str, str], symbol: str | None, opts: Any,
                            end=end)
     del tcodes, long, ns  # the layout holds each row's cell; free the times' buffer
     codes = codes.astype(np.int32) if len(names) < 2**31 else codes
+    pool = pa.default_memory_pool()
+    pool.release_unused()  # hand the keys' buffers back before the panel is touched
     wide = layout.empty()
     zero = np.zeros(len(names))
     value_labels = [label[f] for f in FIELDS if f in label]
@@ -145,6 +147,8 @@ def _load(path: Path, *, renames: dict[str, str], symbol: str | None, opts: Any,
         for f in FIELDS:
             layout.scatter(wide[f], values[f], rows)
         row += size
+        del batch, values
+        pool.release_unused()
     if row != n:
         return None
     full = map_columns(header)
