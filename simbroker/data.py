@@ -234,6 +234,20 @@ def load_bars(
         return _attach(bars, None, calendar=calendar, actions=actions, prices=prices,
                        adjust=adjust, source="the bars", subset=wanted is not None)
     renames = dict(columns or {})
+    if isinstance(source, (str, Path)) and str(source).lower().endswith(_PARQUET_SUFFIXES) \
+            and Path(source).is_file():
+        from simbroker._data_parquet import load_parquet
+
+        fast = load_parquet(Path(source), renames=renames, symbol=symbol, interval=interval,
+                            opts=_Options(tz=tz, bar_time=bar_time, dayfirst=dayfirst,
+                                          volume=volume, close=close, columns={}),
+                            symbols=wanted, start=start, end=end)
+        if fast is not None:
+            if volume == "unknown":
+                fast = replace(fast, volume_known=False)
+            return _attach(fast, None, calendar=calendar, actions=actions, prices=prices,
+                           adjust=adjust, source=str(source), tz=tz,
+                           subset=wanted is not None)
     if isinstance(source, (str, Path)):
         frame, header, name = *_read_file(Path(source), renames), str(source)
     elif isinstance(source, pd.DataFrame):
@@ -575,11 +589,7 @@ def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str, header: 
         raise DataError(f"{source} has no rows (a header alone): nothing to load; its "
                         f"header: {describe_header(written, full)}")
     if opts.report_unused and full.unused:
-        warnings.warn(DataWarning(
-            f"{source}: column{'s' if len(full.unused) > 1 else ''} "
-            f"{', '.join(repr(str(c)) for c in full.unused)} not used (simbroker reads "
-            f"timestamp, symbol, open, high, low, close, volume, adj_close, dividend, "
-            f"split; rename one with columns={{...}} to use it)"), stacklevel=3)
+        _warn_unused(full.unused, source, stacklevel=4)
     parsed = parse_times(frame[mapping.fields["timestamp"]], source, tz=opts.tz,
                          dayfirst=opts.dayfirst)
     if "symbol" in mapping.fields:
@@ -615,6 +625,14 @@ def _normalize(frame: pd.DataFrame, *, symbol: str | None, source: str, header: 
     return _Long(ts=parsed.ns, codes=codes, symbols=symbols, values=values, unparsed=unparsed,
                  tcodes=tcodes, times=times, time_reasons=_time_reasons(parsed),
                  day_stamps=parsed.day_stamps, extras=extras)
+
+
+def _warn_unused(unused: list[Any], source: str, *, stacklevel: int) -> None:
+    warnings.warn(DataWarning(
+        f"{source}: column{'s' if len(unused) > 1 else ''} "
+        f"{', '.join(repr(str(c)) for c in unused)} not used (simbroker reads "
+        f"timestamp, symbol, open, high, low, close, volume, adj_close, dividend, "
+        f"split; rename one with columns={{...}} to use it)"), stacklevel=stacklevel)
 
 
 def _time_reasons(parsed: ParsedTimes) -> dict[int, str]:
@@ -688,15 +706,21 @@ def _warn_zero_volume(long: _Long, source: str) -> None:
     rows = np.bincount(long.codes[ok], minlength=n_sym)
     zero = np.bincount(long.codes[ok], weights=(long.values["volume"][ok] == 0),
                        minlength=n_sym)
+    _warn_zero_counts(long.symbols, rows, zero, source, stacklevel=4)
+
+
+def _warn_zero_counts(symbols: tuple[str, ...], rows: npt.NDArray[Any],
+                      zero: npt.NDArray[Any], source: str, *, stacklevel: int) -> None:
+    """The zero-volume warning from per-symbol bar and zero-volume counts."""
     flagged = np.flatnonzero(zero > ZERO_VOLUME_WARN_SHARE * np.maximum(rows, 1))
     if len(flagged):
-        named = ", ".join(f"{long.symbols[i]} ({int(zero[i])} of {int(rows[i])} bars)"
+        named = ", ".join(f"{symbols[i]} ({int(zero[i])} of {int(rows[i])} bars)"
                           for i in flagged[:10])
         warnings.warn(DataWarning(
             f"{source}: zero volume on most bars of {named}; such bars fill nothing. If the "
             f"source does not report volume (an index, quotes), load with "
             f"volume='unknown' (--volume unknown) to trade every bar with a close"),
-            stacklevel=3)
+            stacklevel=stacklevel)
 
 
 def _row_actions(long: _Long, kept: BoolArray | None) -> dict[str, Any] | None:
@@ -802,15 +826,20 @@ def _all_good(long: _Long) -> bool:
     if bool((long.ts == _NAT).any()):
         return False
     v = long.values
-    o, h, low, c = v["open"], v["high"], v["low"], v["close"]
-    good = low > 0  # also False for NaN
+    return _values_good(v["open"], v["high"], v["low"], v["close"], v["volume"]) \
+        and not _duplicates(long).any()
+
+
+def _values_good(o: F64, h: F64, low: F64, c: F64, volume: F64) -> bool:
+    """No price or volume rule fails on these rows (NaN fails every comparison)."""
+    good = low > 0
     good &= h < np.inf
-    good &= v["volume"] >= 0
-    good &= v["volume"] < np.inf
+    good &= volume >= 0
+    good &= volume < np.inf
     for x in (o, c):
         good &= h >= x
         good &= low <= x
-    return bool(good.all()) and not _duplicates(long).any()
+    return bool(good.all())
 
 
 def _duplicates(long: _Long) -> BoolArray:
@@ -951,6 +980,63 @@ def _pivot(
     end: TimeLike | None,
 ) -> tuple[Bars, BoolArray | None]:
     """The wide panel, and the input rows it kept (``None``: all of them)."""
+    layout = _layout(long, source, interval=interval, symbols=symbols, start=start, end=end)
+    wide = layout.empty()
+    for name in FIELDS:
+        layout.scatter(wide[name], long.values[name])
+    return layout.bars(wide), layout.keep
+
+
+@dataclass
+class _Layout:
+    """Where each kept input row lands in the (T, N) panel: one scatter per field."""
+
+    times: I64
+    names: tuple[str, ...]
+    step: np.timedelta64
+    flat: I64  # cell of each kept row, row-major in (T, N)
+    keep: BoolArray | None  # the input rows kept (None: all)
+
+    @property
+    def dense(self) -> bool:
+        """Every cell gets a bar (rows are unique cells): no NaN fill needed."""
+        return len(self.flat) == len(self.times) * len(self.names)
+
+    def empty(self) -> dict[str, F64]:
+        """One preallocated (T, N) array per field (``NaN`` where no bar lands)."""
+        size = len(self.times) * len(self.names)
+        return {name: np.empty(size) if self.dense else np.full(size, np.nan)
+                for name in FIELDS}
+
+    def scatter(self, out: F64, values: F64, rows: slice = slice(None)) -> None:
+        """Write input rows ``rows`` of one field into ``out`` (flat (T*N,))."""
+        if self.keep is None:
+            out[self.flat[rows]] = values
+            return
+        keep = self.keep[rows]
+        start = int(np.count_nonzero(self.keep[:rows.start])) if rows.start else 0
+        n = int(np.count_nonzero(keep))
+        out[self.flat[start:start + n]] = values[keep]
+
+    def bars(self, wide: dict[str, F64]) -> Bars:
+        """The panel over the filled arrays (taken read-only, without a copy)."""
+        shape = (len(self.times), len(self.names))
+        a = {name: _frozen(wide[name].reshape(shape)) for name in FIELDS}
+        return Bars(timestamps=self.times.view("datetime64[ns]"), symbols=self.names,
+                    interval=self.step, open=a["open"], high=a["high"], low=a["low"],
+                    close=a["close"], volume=a["volume"])
+
+
+def _layout(
+    long: _Long,
+    source: str,
+    *,
+    interval: IntervalLike | None,
+    symbols: list[str] | None,
+    start: TimeLike | None,
+    end: TimeLike | None,
+) -> _Layout:
+    """The panel's times, symbols and interval, and each kept row's cell."""
     tcodes, times = long.tcodes, long.times
     spacing = infer_interval(times)
     step = spacing if interval is None else _interval(interval)
@@ -959,7 +1045,7 @@ def _pivot(
             f"interval {pd.Timedelta(step)} is longer than the smallest spacing between "
             f"bars in {source} ({pd.Timedelta(spacing)}): bars would overlap"
         )
-    codes, names, values = long.codes, long.symbols, long.values
+    codes, names = long.codes, long.symbols
     keep: BoolArray | None = None
     if symbols is not None:
         have = set(names)
@@ -987,23 +1073,12 @@ def _pivot(
         keep = window if keep is None else keep & window
     if keep is not None:
         codes, tcodes = codes[keep], tcodes[keep]
-        values = {k: x[keep] for k, x in values.items()}
         used = np.bincount(tcodes, minlength=len(times)) > 0
         times = times[used]
         tcodes = (np.cumsum(used) - 1)[tcodes]
-    n_t, n_s = len(times), len(names)
-    flat = tcodes * n_s + codes
-    dense = len(flat) == n_t * n_s  # every cell gets a bar: no NaN fill needed
-    wide: dict[str, F64] = {}
-    for name in FIELDS:
-        a = np.empty(n_t * n_s) if dense else np.full(n_t * n_s, np.nan)
-        a[flat] = values[name]
-        wide[name] = _frozen(a.reshape(n_t, n_s))
-    return Bars(
-        timestamps=times.view("datetime64[ns]"), symbols=names, interval=step,
-        open=wide["open"], high=wide["high"], low=wide["low"], close=wide["close"],
-        volume=wide["volume"],
-    ), keep
+    flat = tcodes * len(names)
+    flat += codes
+    return _Layout(times=times, names=names, step=step, flat=flat, keep=keep)
 
 
 def _subset_bars(
