@@ -95,7 +95,8 @@ def test_debit_interest_on_a_margin_buy(tmp_path: Path) -> None:
     broker.close()
     recs = [r for r in read_trade_log(log) if r["event"] == "interest"]
     assert [r["kind"] for r in recs] == ["debit", "debit"]
-    assert recs[0]["balance"] == -5_000.0 and recs[0]["rate"] == 0.072
+    assert recs[0]["balance"] == -5_000.0
+    assert recs[0]["rate"] == 0.072
     assert replay_trade_log(log).cash == broker.get_cash()
 
 
@@ -141,7 +142,9 @@ def test_a_hard_to_borrow_short_is_refused_unless_located(tmp_path: Path) -> Non
     with pytest.raises(HardToBorrow, match="XYZ is hard to borrow") as info:
         broker.submit_order("XYZ", "sell", 1)  # open sells count: 21 short
     assert isinstance(info.value, ShortingNotAllowed)
-    assert info.value.symbol == "XYZ" and info.value.short == 21 and info.value.located == 20
+    assert info.value.symbol == "XYZ"
+    assert info.value.short == 21
+    assert info.value.located == 20
     assert len(broker.get_orders()) == 2  # nothing placed
     assert broker.locate("XYZ", 5) == 25
     broker.submit_order("XYZ", "sell", 5)
@@ -150,7 +153,8 @@ def test_a_hard_to_borrow_short_is_refused_unless_located(tmp_path: Path) -> Non
     broker.close()
     recs = list(read_trade_log(log))
     rejected = [r for r in recs if r["event"] == "rejected"]
-    assert len(rejected) == 1 and rejected[0]["rule"] == "hard_to_borrow"
+    assert len(rejected) == 1
+    assert rejected[0]["rule"] == "hard_to_borrow"
     assert [r["located"] for r in recs if r["event"] == "located"] == [25.0]
     with pytest.raises(ConfigError, match="borrow model"):
         PaperBroker(bars).locate("XYZ", 1)
