@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import simbroker
 from simbroker import BorrowModel, HardToBorrow, InterestModel, PaperBroker, ShortingNotAllowed
-from simbroker.bars import FIELDS, Bars
+from simbroker.bars import Bars
 from simbroker.errors import ConfigError
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
 from simbroker.tradelog import read_trade_log, replay_trade_log
@@ -175,9 +175,9 @@ def test_bad_models_are_refused_naming_the_value() -> None:
 def _business_days(bars: Bars) -> Bars:
     """The same panel on business days (weekends between bars)."""
     ts = pd.bdate_range("2024-01-03", periods=len(bars), tz="UTC")
-    return Bars(timestamps=ts.tz_localize(None).values.astype("datetime64[ns]"),
-                symbols=bars.symbols, interval=bars.interval,
-                **{f: bars.field(f) for f in FIELDS})
+    return Bars.from_arrays(ts, list(bars.symbols), open=bars.open, high=bars.high,
+                            low=bars.low, close=bars.close, volume=bars.volume,
+                            interval="1D")
 
 
 @st.composite

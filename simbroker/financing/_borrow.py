@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class BorrowModel:
         Annual borrow rate of every symbol not in ``rates`` (0.03 = 3% a year).
     rates : mapping, optional
         ``{symbol: annual rate}`` overriding ``rate`` (see :meth:`from_csv`).
-    hard_to_borrow : iterable of str, optional
+    hard_to_borrow : collection of str, optional
         Symbols that may be sold short only as far as a locate covers: a sell that would
         leave the position (net of open sell orders) below ``-located[symbol]`` is
         refused at submission with :class:`~simbroker.errors.HardToBorrow`.
@@ -68,7 +68,7 @@ located={}, day_count=360.0)
 
     rate: float = 0.0
     rates: Mapping[str, float] = field(default_factory=dict)
-    hard_to_borrow: frozenset[str] = field(default_factory=frozenset)
+    hard_to_borrow: Collection[str] = field(default_factory=frozenset)  # kept as a frozenset
     located: Mapping[str, float] = field(default_factory=dict)
     day_count: float = 360.0
 
