@@ -245,3 +245,18 @@ def test_weights_event_driven_equals_vectorized(bars: Bars, data: st.DataObject)
     pd.testing.assert_series_equal(fast.cash, event.cash, check_exact=True)
     pd.testing.assert_series_equal(fast.equity, event.equity, check_exact=True)
     pd.testing.assert_series_equal(fast.interest, event.interest, check_exact=True)
+
+
+def test_paper_config_yaml_keys() -> None:
+    from simbroker.config import PaperConfig
+
+    cfg = PaperConfig.from_dict({"borrow": {"rate": 0.03, "hard_to_borrow": ["GME"],
+                                            "located": {"GME": 100}},
+                                 "interest": {"debit": 0.06, "credit": 0.01}})
+    borrow, interest = cfg.financing()
+    assert borrow == BorrowModel(rate=0.03, hard_to_borrow={"GME"}, located={"GME": 100})
+    assert interest == InterestModel(debit=0.06, credit=0.01)
+    with pytest.raises(ConfigError, match=r"key 'interest'.*debit"):
+        PaperConfig.from_dict({"interest": {"debit": -1}})
+    with pytest.raises(ConfigError, match="unknown keys \\['rat'\\]"):
+        PaperConfig.from_dict({"borrow": {"rat": 0.03}})
