@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 import simbroker
 from simbroker import BorrowModel, HardToBorrow, InterestModel, PaperBroker, ShortingNotAllowed
 from simbroker.bars import Bars
-from simbroker.errors import ConfigError
+from simbroker.errors import ConfigError, TradeLogError
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
-from simbroker.tradelog import read_trade_log, replay_trade_log
+from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
 # Thursday 2024-01-04, Friday, Monday 2024-01-08, Tuesday: one weekend inside.
@@ -184,8 +184,14 @@ def _business_days(bars: Bars) -> Bars:
 def cases(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, dict[str, Any]]:
     bars = draw(bar_panels(n_symbols=st.integers(1, 3), n_bars=st.integers(1, 20),
                            allow_missing=draw(st.booleans())))
-    if draw(st.booleans()):
+    layout = draw(st.sampled_from(["daily", "business", "intraday"]))
+    if layout == "business":
         bars = _business_days(bars)
+    elif layout == "intraday":  # hourly bars over a few days: one accrual per date
+        ts = pd.date_range("2024-01-05 14:00", periods=len(bars), freq="7h", tz="UTC")
+        bars = Bars.from_arrays(ts, list(bars.symbols), open=bars.open, high=bars.high,
+                                low=bars.low, close=bars.close, volume=bars.volume,
+                                interval="1h")
     targets = draw(target_frames(bars))
     rate = st.sampled_from([0.0, 0.03, 0.5])
     borrow = BorrowModel(rate=draw(rate), rates={"A": draw(rate)})
@@ -260,3 +266,58 @@ def test_paper_config_yaml_keys() -> None:
         PaperConfig.from_dict({"interest": {"debit": -1}})
     with pytest.raises(ConfigError, match="unknown keys \\['rat'\\]"):
         PaperConfig.from_dict({"borrow": {"rat": 0.03}})
+
+
+class _FailOnce(TradeLog):
+    """A trade log whose first write of ``event`` fails (a full disk, say)."""
+
+    def __init__(self, path: Path, event: str):
+        super().__init__(path)
+        self.fail_event: str | None = event
+
+    def write(self, event: str, ts: Any, **fields: Any) -> Any:
+        if event == self.fail_event:
+            self.fail_event = None
+            raise TradeLogError("disk full", path=str(self.path))
+        return super().write(event, ts, **fields)
+
+
+@pytest.mark.parametrize("event", ["borrow_fee", "interest"])
+def test_a_failed_accrual_write_changes_nothing_and_the_step_redoes_it_once(
+        tmp_path: Path, event: str) -> None:
+    bars = _bars([50.0, 60.0, 40.0])
+    log = _FailOnce(tmp_path / "log.jsonl", event)
+    kw: dict[str, Any] = dict(cash=1_000, slippage=0, fees=0, borrow=BorrowModel(rate=0.36),
+                              interest=InterestModel(debit=0.1, credit=0.05))
+    broker = PaperBroker(bars, trade_log=log, **kw)
+    twin = PaperBroker(bars, **kw)
+    for b in (broker, twin):
+        b.submit_order("XYZ", "sell", 100)
+    twin.step()
+    cash = broker.get_cash()
+    with pytest.raises(TradeLogError):
+        broker.step()
+    if event == "borrow_fee":  # the fill is booked, nothing of the accrual
+        assert broker.get_cash() == 1_000 + 5_000
+    assert broker.bar_index == -1
+    broker.step()
+    assert broker.get_cash() == twin.get_cash() != cash
+    for _ in range(2):
+        broker.step()
+        twin.step()
+    assert broker.get_cash() == twin.get_cash()
+    log.close()
+    recs = list(read_trade_log(tmp_path / "log.jsonl"))
+    assert sum(r["event"] == event for r in recs) == 3  # one per day, none twice
+    assert replay_trade_log(tmp_path / "log.jsonl").cash == broker.get_cash()
+
+
+def test_results_round_trip_through_save(tmp_path: Path) -> None:
+    bars = _bars([50.0, 60.0, 40.0, 40.0])
+    targets = pd.DataFrame({"XYZ": [-100.0, np.nan, np.nan, np.nan]}, index=bars.index)
+    result = simbroker.backtest(TargetPositions(targets), bars, borrow=BorrowModel(rate=0.1),
+                                interest=InterestModel(credit=0.02))
+    loaded = simbroker.load_result(result.save(tmp_path / "run"))
+    pd.testing.assert_series_equal(loaded.borrow_fees, result.borrow_fees, check_freq=False)
+    pd.testing.assert_series_equal(loaded.interest, result.interest, check_freq=False)
+    assert loaded.stats["borrow_fees"] == result.stats["borrow_fees"]
