@@ -231,18 +231,19 @@ class ShortingNotAllowed(OrderRejected):
 class HardToBorrow(ShortingNotAllowed):
     """A short sale in a hard-to-borrow symbol that no locate covers.
 
-    ``short`` is the short position the order would leave (net of open sell orders) and
-    ``located`` the shares located for the symbol; ``rule`` is ``"hard_to_borrow"``.
+    ``short`` is the short position the order would leave (net of open sell orders),
+    ``located`` the shares located for the symbol, ``position`` the position net of open
+    sell orders before it and ``qty`` the order's; ``rule`` is ``"hard_to_borrow"``.
     """
 
     rule = "hard_to_borrow"
 
-    def __init__(self, symbol: str, *, short: float, located: float,
-                 order_id: str | None = None):
+    def __init__(self, symbol: str, *, short: float, located: float, position: float,
+                 qty: float, order_id: str | None = None):
         self.short = short
         self.located = located
-        self.position = -short
-        self.qty = short
+        self.position = position
+        self.qty = qty
         OrderRejected.__init__(
             self,
             f"{symbol} is hard to borrow: a short of {short:g} shares needs a locate, and "

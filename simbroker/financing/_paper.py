@@ -95,10 +95,11 @@ class PaperFinancing:
                     self.borrow_bar.append(t)
                     self.borrow_amount.append(total)
             self._stage = 1
-        amount = interest_amount(self.interest, broker._cash, days)
-        if amount != 0.0:
+        model = self.interest
+        amount = interest_amount(model, broker._cash, days)
+        if amount != 0.0 and model is not None:
             if broker._log is not None:
-                rate = self.interest.debit if amount > 0 else self.interest.credit  # type: ignore[union-attr]
+                rate = model.debit if amount > 0 else model.credit
                 broker._log.write("interest", now, amount=amount, balance=broker._cash,
                                   rate=rate, days=days,
                                   kind="debit" if amount > 0 else "credit")
@@ -122,12 +123,14 @@ class PaperFinancing:
         """Refuse a sell that would short a hard-to-borrow symbol beyond its locate."""
         if self.borrow is None or order.symbol not in self.borrow.hard_to_borrow:
             return
-        after = float(broker._pos[col]) - broker._open_sell_qty(col) - order.qty
+        held = float(broker._pos[col]) - broker._open_sell_qty(col)
+        after = held - order.qty
         if after >= 0:
             return
         located = self.located.get(order.symbol, 0.0)
         if -after > located * (1 + 1e-12) + 1e-12:
-            raise HardToBorrow(order.symbol, short=-after, located=located)
+            raise HardToBorrow(order.symbol, short=-after, located=located, position=held,
+                               qty=order.qty)
 
     def locate(self, broker: PaperBroker, symbol: str, qty: float, now: datetime) -> float:
         """Add ``qty`` located shares of ``symbol`` (after its record); return the total."""
