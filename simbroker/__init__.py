@@ -30,6 +30,7 @@ from simbroker.errors import (
     ConfigError,
     DataError,
     DataWarning,
+    HardToBorrow,
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
@@ -41,6 +42,7 @@ from simbroker.errors import (
     TradeLogError,
     UnknownOrder,
 )
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.models import (
     BarRange,
     BpsOfNotional,
@@ -79,6 +81,7 @@ __all__ = [
     "BacktestResult",
     "BarRange",
     "Bars",
+    "BorrowModel",
     "BpsOfNotional",
     "Broker",
     "BrokerAPIError",
@@ -97,7 +100,9 @@ __all__ = [
     "FeeSum",
     "Fill",
     "FixedBps",
+    "HardToBorrow",
     "History",
+    "InterestModel",
     "InvalidOrder",
     "NoFee",
     "NoSlippage",

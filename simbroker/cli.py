@@ -325,10 +325,11 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
         data = args.data or config.data
         bars = _bars_for(args, data or sample_bars(), tz=config.data_tz)
         speed = args.speed if args.speed is not None else config.speed
+        borrow, interest = config.financing()
         paper = paper_broker_from_log(
             bars, resume, trade_log=trade_log, cash=config.cash,
             slippage=_model(config.slippage, "slippage"), fees=_model(config.fees, "fees"),
-            allow_short=config.allow_short)
+            allow_short=config.allow_short, borrow=borrow, interest=interest)
         return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
                                  start=args.warmup)
     given = _data_options_given(args)

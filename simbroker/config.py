@@ -49,6 +49,7 @@ import yaml
 
 from simbroker._data_time import check_tz
 from simbroker.errors import ConfigError
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.models.fees import fee_model, fee_model_from_dict
 from simbroker.models.slippage import slippage_model, slippage_model_from_dict
 from simbroker.risk import RiskLimits
@@ -574,7 +575,7 @@ class PaperConfig(_Config):
     _types: ClassVar[dict[str, tuple[type, ...]]] = {
         "cash": (int, float), "slippage": (int, float, dict), "fees": (int, float, dict),
         "allow_short": (bool,), "data": (str,), "trade_log": (str,), "speed": (int, float),
-        "data_tz": (str,),
+        "data_tz": (str,), "borrow": (dict,), "interest": (dict,),
     }
 
     cash: float = 100_000.0
@@ -587,9 +588,27 @@ class PaperConfig(_Config):
     data_tz: str | None = None
     trade_log: str | None = None
     speed: float = 0.0
+    #: Borrow fees and hard-to-borrow list (:meth:`BorrowModel.from_dict
+    #: <simbroker.financing.BorrowModel.from_dict>` keys: ``rate, rates, hard_to_borrow,
+    #: located, day_count, csv``) and interest (``debit, credit, day_count``).
+    borrow: dict[str, Any] | None = None
+    interest: dict[str, Any] | None = None
     risk: RiskLimits = field(default_factory=RiskLimits)
 
+    def financing(self) -> tuple[BorrowModel | None, InterestModel | None]:
+        """The ``borrow`` and ``interest`` models this config names (``None`` when absent)."""
+        return (None if self.borrow is None else BorrowModel.from_dict(self.borrow),
+                None if self.interest is None else InterestModel.from_dict(self.interest))
+
     def __post_init__(self) -> None:
+        for name in ("borrow", "interest"):  # a bad model is a config error at load
+            spec = getattr(self, name)
+            try:
+                if spec is not None:
+                    (BorrowModel if name == "borrow" else InterestModel).from_dict(spec)
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise ConfigError(f"key {name!r} is not a valid {name} model: {exc}",
+                                  key=name) from None
         try:
             check_tz(self.data_tz)
         except ValueError as exc:

@@ -28,6 +28,7 @@ from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.errors import StrategyError
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
@@ -242,6 +243,8 @@ def backtest(
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
     progress: bool | None = None,
+    borrow: BorrowModel | None = None,
+    interest: InterestModel | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -260,6 +263,11 @@ def backtest(
     cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz
         Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
         or a model.
+    borrow, interest
+        Passed to :class:`~simbroker.PaperBroker`: a
+        :class:`~simbroker.financing.BorrowModel` (borrow fees on shorts, hard-to-borrow
+        refusals) and an :class:`~simbroker.financing.InterestModel` (debit and credit
+        interest), accrued at each trading day's end.
     progress
         A progress bar over the bars on ``stderr``: ``None`` (default) shows one on an
         interactive terminal outside CI, ``True`` always (needs ``tqdm``), ``False`` never.
@@ -293,7 +301,7 @@ def backtest(
     on_bar = _on_bar_of(strategy)
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
-                         session_tz=session_tz)
+                         session_tz=session_tz, borrow=borrow, interest=interest)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

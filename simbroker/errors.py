@@ -13,6 +13,7 @@ Grouped by *where* a failure happened::
     ├── OrderRejected               an order was refused; nothing was sent or changed
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
     │   ├── ShortingNotAllowed      it would open or grow a short position
+    │   │   └── HardToBorrow        a hard-to-borrow short beyond what was located
     │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataWarning",
+    "HardToBorrow",
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
@@ -221,6 +223,32 @@ class ShortingNotAllowed(OrderRejected):
         super().__init__(
             f"shorting is not allowed: selling {qty:g} {symbol} against a position of "
             f"{position:g} (net of open sell orders) would go short",
+            symbol=symbol,
+            order_id=order_id,
+        )
+
+
+class HardToBorrow(ShortingNotAllowed):
+    """A short sale in a hard-to-borrow symbol that no locate covers.
+
+    ``short`` is the short position the order would leave (net of open sell orders),
+    ``located`` the shares located for the symbol, ``position`` the position net of open
+    sell orders before it and ``qty`` the order's; ``rule`` is ``"hard_to_borrow"``.
+    """
+
+    rule = "hard_to_borrow"
+
+    def __init__(self, symbol: str, *, short: float, located: float, position: float,
+                 qty: float, order_id: str | None = None):
+        self.short = short
+        self.located = located
+        self.position = position
+        self.qty = qty
+        OrderRejected.__init__(
+            self,
+            f"{symbol} is hard to borrow: a short of {short:g} shares needs a locate, and "
+            f"{located:g} are located (locate more with broker.locate({symbol!r}, qty) or "
+            f"BorrowModel(located={{{symbol!r}: qty}}))",
             symbol=symbol,
             order_id=order_id,
         )

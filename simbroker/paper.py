@@ -105,6 +105,8 @@ from simbroker.errors import (
     ShortingNotAllowed,
     UnknownOrder,
 )
+from simbroker.financing import BorrowModel, InterestModel
+from simbroker.financing._paper import financing_of, no_borrow_model
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.sessions import NEVER, date_sessions
@@ -302,6 +304,17 @@ class PaperBroker:
         Which leg of a bracket or OCO fills when both could fill inside one bar and the
         open gapped through neither: ``"stop"`` (default; the conservative guess) or
         ``"take_profit"``.
+    borrow
+        A :class:`~simbroker.financing.BorrowModel`: a borrow fee accrues on short
+        positions at each trading day's end, and short sales of its hard-to-borrow
+        symbols beyond what is located are refused with
+        :class:`~simbroker.errors.HardToBorrow` (see :meth:`locate`). ``None`` (default):
+        shorting costs nothing.
+    interest
+        An :class:`~simbroker.financing.InterestModel`: interest on a debit (and
+        optionally a credit) cash balance at each trading day's end. ``None`` (default):
+        none. Both write ``borrow_fee`` / ``interest`` records before cash moves
+        (:mod:`simbroker.financing`).
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
@@ -338,6 +351,8 @@ class PaperBroker:
         open_orders: Sequence[Mapping[str, Any]] | None = None,
         both_legs: str = "stop",
         venue: str | None = None,
+        borrow: BorrowModel | None = None,
+        interest: InterestModel | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -412,6 +427,8 @@ class PaperBroker:
         # Splits and dividends still to apply (simbroker.actions._paper), None without.
         sched = broker_schedule(bars)
         self._actions = None if sched is None else PaperActions(sched, self._t + 1)
+        # Borrow fees and interest (simbroker.financing._paper), None without.
+        self._financing = financing_of(bars, self._sessions, borrow, interest, self._t + 1)
         self._groups = Groups()
         self._trailing = False  # a trailing stop may be in the book
         self._special = False  # a trailing stop or an auction order was ever booked
@@ -489,12 +506,14 @@ class PaperBroker:
                 if order.qty > available * (1 + 1e-12) + 1e-12:
                     raise ShortingNotAllowed(order.symbol, position=float(available),
                                              qty=order.qty)
+            if self._financing is not None and order.side is Side.SELL:
+                self._financing.check_short(self, order, col)  # hard to borrow, unlocated
         except InvalidOrder as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
             raise
         except ShortingNotAllowed as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
-                               rule="allow_short")
+                               rule=getattr(exc, "rule", "allow_short"))
             raise
 
         now = self._clock.now()
@@ -734,8 +753,23 @@ class PaperBroker:
                 self._expire(expired)
         if self._trailing:
             self._trail(t)
+        fin = self._financing
+        if fin is not None and fin.due(t):  # borrow fees and interest at the day's end
+            fin.apply(self, t)
         self._t = t
         return t
+
+    def locate(self, symbol: str, qty: float) -> float:
+        """Locate ``qty`` more shares of a hard-to-borrow ``symbol`` to sell short.
+
+        Located shares are the largest short position the broker then allows in the
+        symbol (a standing locate, for the rest of the run); returns the total located.
+        Needs ``borrow=`` (a :class:`~simbroker.financing.BorrowModel`); the trade log
+        gets a ``located`` record.
+        """
+        if self._financing is None or self._financing.borrow is None:
+            raise no_borrow_model()
+        return self._financing.locate(self, symbol, qty, self._clock.now())
 
     def run_until(self, when: datetime) -> int:
         """Step through every bar that closes at or before ``when``; return the last index."""

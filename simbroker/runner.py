@@ -64,6 +64,7 @@ from simbroker.errors import (
     TradeLogError,
 )
 from simbroker.feeds import BarEvent, BarFeed, FeedClosed
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
@@ -192,8 +193,13 @@ def paper_broker_from_log(
     fees: float | FeeModel | None = 1.0,
     allow_short: bool = True,
     session_tz: str = "UTC",
+    borrow: BorrowModel | None = None,
+    interest: InterestModel | None = None,
 ) -> PaperBroker:
     """A :class:`~simbroker.PaperBroker` for a real-time run, resumed from ``resume``.
+
+    ``borrow`` and ``interest`` are the broker's financing models
+    (:mod:`simbroker.financing`); a resumed session accrues from its first trading day end.
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
     starts from the log's cash and positions at the close of the last finished bar, and
@@ -215,7 +221,7 @@ def paper_broker_from_log(
             return PaperBroker(bars, cash=start_cash, positions=start_pos,
                                slippage=slippage, fees=fees, allow_short=allow_short,
                                trade_log=trade_log, session_tz=session_tz,
-                               order_id_prefix=prefix)
+                               order_id_prefix=prefix, borrow=borrow, interest=interest)
         except OrderRejected as exc:
             if resume is None:
                 raise
@@ -248,7 +254,8 @@ def paper_broker_from_log(
                            slippage=slippage, fees=fees, allow_short=allow_short,
                            trade_log=trade_log, session_tz=session_tz,
                            order_id_prefix=f"S{resume.sessions + 1}-O",
-                           start_at=resume.last_bar_close, open_orders=carried)
+                           start_at=resume.last_bar_close, open_orders=carried,
+                           borrow=borrow, interest=interest)
     except OrderRejected as exc:
         raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
                             path=where) from None

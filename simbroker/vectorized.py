@@ -50,6 +50,8 @@ from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
+from simbroker.financing import BorrowModel, InterestModel
+from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.results.build import (
@@ -404,7 +406,8 @@ def _equity_row(cash: float, pos: F64, close: F64) -> float:
 
 # ------------------------------------------------------------------- weights
 def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageModel,
-                    fees: FeeModel, clip_to_bar: bool, integer: bool) -> F64:
+                    fees: FeeModel, clip_to_bar: bool, integer: bool,
+                    fin: VectorFinancing | None = None) -> F64:
     """Share targets from weights, bar by bar: ``weight * equity_t / close_t``."""
     n_t, n = weights.shape
     close = _ffill(bars.close.copy())
@@ -427,6 +430,8 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
                 fee = fees.fees(sign, qty, price)
                 cash = float(_cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _after(pos[j], tgt[t - 1, j])
+        if fin is not None:  # borrow fees and interest at a trading day's end
+            cash = fin.at_close(t, pos, cash)
         equity = _equity_row(cash, pos, close[t])
         with np.errstate(invalid="ignore", divide="ignore"):
             row = weights[t] * equity / close[t]
@@ -457,6 +462,8 @@ def backtest_vectorized(
     take_profit: ExitSpec = None,
     trailing_stop: ExitSpec = None,
     both_legs: str = "stop",
+    borrow: BorrowModel | None = None,
+    interest: InterestModel | None = None,
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -514,6 +521,11 @@ def backtest_vectorized(
     both_legs : {"stop", "take_profit"}, default "stop"
         Which OCO leg fills when both could on one bar and the open gaps through neither
         (the paper broker's ``both_legs``).
+    borrow, interest : BorrowModel, InterestModel, optional
+        Borrow fees on shorts and interest on the cash balance, accrued at each trading
+        day's end exactly as the paper broker accrues them
+        (:mod:`simbroker.financing`). Hard-to-borrow lists do not apply here (targets
+        are not refused); not with the protective exits.
 
     Returns
     -------
@@ -573,6 +585,15 @@ def backtest_vectorized(
             "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
             "without calendar sessions or corporate actions; run the same rules event-driven "
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
+    fin = None
+    if borrow is not None or interest is not None:
+        if rules is not None:
+            raise ValueError("borrow= and interest= in the vectorized runner do not combine "
+                             "with stop_loss=/take_profit=/trailing_stop=; run "
+                             "simbroker.backtest(simbroker.TargetExits(...), bars, borrow=...)")
+        sessions = bars.sessions if bars.sessions is not None else date_sessions(
+            bars, session_tz)
+        fin = VectorFinancing(bars, sessions, borrow, interest)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -588,20 +609,22 @@ def backtest_vectorized(
         _check_finite(w, bars, "weights")
         sched = broker_schedule(bars)
         if sched is None:
-            tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer))
+            tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer),
+                                  fin)
         else:  # splits and dividends move positions and cash: simbroker.actions._vector
             tgt = actions_vec.weight_targets_with_actions(
                 bars, sched, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer),
-                _fill_prices, _cash_ledger, _ffill)
+                _fill_prices, _cash_ledger, _ffill,
+                at_close=None if fin is None else fin.at_close)
     else:
         tgt = _signal_targets(bars, entries, exits, size)
     return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz,
-                        check="targets" if targets is not None else "")
+                        check="targets" if targets is not None else "", fin=fin)
 
 
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                  fees: FeeModel, clip_to_bar: bool, session_tz: str,
-                 check: str = "") -> BacktestResult:
+                 check: str = "", fin: VectorFinancing | None = None) -> BacktestResult:
     """The result of share targets ``tgt``; ``check`` names them when they still need to be
     checked for infinities."""
     n_t, n = tgt.shape
@@ -651,7 +674,13 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
     notional = fqty * price
     divs = actions_vec.dividends_of(sched, pos)
-    if divs is None:
+    financing = None
+    if fin is not None:  # borrow fees and interest cut the ledger at day ends
+        entry_bar, entry_cash, fin_fees, fin_paid = fin.ledger(
+            cash0, ft, fsign, notional, fee, divs, pos)
+        cash = cash_after_bars(entry_bar, entry_cash, n_t, cash0)
+        financing = (fin_fees, fin_paid)
+    elif divs is None:
         ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
         cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
     else:  # dividend payments merged into the cash ledger (simbroker.actions._vector)
@@ -667,15 +696,18 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
 
     orders = _orders_frame(bars, ot, oj, sign, qty, filled, fi, notional, order_ids,
                            session_tz)
-    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
-              "allow_short": True}
+    config: dict[str, Any] = {"cash": cash0, "slippage": repr(slippage),
+                              "fees": repr(fees), "allow_short": True}
+    if fin is not None:
+        config.update(borrow=repr(fin.borrow), interest=repr(fin.interest))
     # Round trips from the arrays at hand (round_trips would rebuild them from the frame).
     trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash,
                            positions=pos, gross=gross, start_equity=cash0,
                            config=config, trips=trips,
-                           dividends=actions_vec.dividends_frame(bars, divs))
+                           dividends=actions_vec.dividends_frame(bars, divs),
+                           financing=financing)
 
 
 

@@ -198,13 +198,15 @@ def ledger_with_dividends(cash0: float, fill_bar: I64, sign: F64, notional: F64,
 def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0: float,
                                 slippage: SlippageModel, fees: FeeModel, clip_to_bar: bool,
                                 integer: bool, fill_prices: Any, cash_ledger: Any,
-                                ffill: Any) -> F64:
+                                ffill: Any, at_close: Any = None) -> F64:
     """Share targets from equity weights across splits and dividends, bar by bar.
 
     As the vectorized runner's own weights loop, plus: before each bar trades, splits
     multiply positions and the pending orders, and dividends due are paid into cash
     (entitled on the position held into the ex bar). ``fill_prices``, ``cash_ledger``
-    and ``ffill`` are the runner's own helpers (passed in to keep the layering).
+    and ``ffill`` are the runner's own helpers (passed in to keep the layering);
+    ``at_close(t, pos, cash)``, when given, returns the cash after bar ``t``'s borrow fees
+    and interest (:mod:`simbroker.financing._vector`).
     """
     n_t, n = weights.shape
     close = ffill(bars.close.copy())
@@ -250,6 +252,8 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
                 fee = fees.fees(sign, qty, price)
                 cash = float(cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _fill_positions(pos[j], sign, qty)
+        if at_close is not None:
+            cash = at_close(t, pos, cash)
         held_value = np.where(pos != 0, pos * close[t], 0.0)
         equity = cash + float(np.nansum(held_value))
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -60,6 +60,14 @@ def build_result(broker: PaperBroker) -> BacktestResult:
               "fees": repr(broker.fees), "allow_short": broker.allow_short}
     if broker.initial_positions:
         config["positions"] = broker.initial_positions
+    fin = broker._financing
+    financing = None
+    if fin is not None:
+        from simbroker.financing._paper import per_bar
+
+        config.update(borrow=repr(fin.borrow), interest=repr(fin.interest))
+        financing = (per_bar(t_end, fin.borrow_bar, fin.borrow_amount),
+                     per_bar(t_end, fin.interest_bar, fin.interest_amount))
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),
@@ -69,7 +77,8 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         initial_positions=broker.initial_positions,
         dividends=None if bars.actions is None else dividend_frame(
             bars, None if broker._actions is None else broker._actions.sched,
-            [] if broker._actions is None else broker._actions.dividends))
+            [] if broker._actions is None else broker._actions.dividends),
+        financing=financing)
 
 
 def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: int,
@@ -134,12 +143,15 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
                     gross: np.ndarray, start_equity: float, config: dict[str, Any],
                     initial_positions: Mapping[str, float] | None = None,
                     trips: pd.DataFrame | None = None,
-                    dividends: pd.DataFrame | None = None) -> BacktestResult:
+                    dividends: pd.DataFrame | None = None,
+                    financing: tuple[np.ndarray, np.ndarray] | None = None) -> BacktestResult:
     """Build a :class:`BacktestResult` from per-bar arrays (both runners end here).
 
     ``trips`` are the round trips when the caller has them (else computed from fills).
     ``dividends`` (runs on bars with corporate actions) is the result's dividends table;
-    its paid amounts give ``stats["dividends"]``.
+    its paid amounts give ``stats["dividends"]``. ``financing`` (runs with a borrow or
+    interest model) is the borrow fee and the interest (credits negative) booked at each
+    bar; their sums give ``stats["borrow_fees"]`` and ``stats["interest"]``.
     """
     index = bars.index
     # The arrays are the result's own: no copies.
@@ -152,7 +164,14 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
         received = float(dividends["amount"].to_numpy()[paid].sum())
     stats = compute_stats(equity_s, fills, start_equity=start_equity, interval=bars.interval,
                           n_orders=len(orders), gross_exposure=gross, trips=trips,
-                          dividends=received)
+                          dividends=received,
+                          borrow_fees=None if financing is None else float(financing[0].sum()),
+                          interest=None if financing is None else float(financing[1].sum()))
+    extra: dict[str, Any] = {} if dividends is None else {"dividends": dividends}
+    if financing is not None:
+        extra["borrow_fees"] = pd.Series(financing[0], index=index, name="borrow_fees",
+                                         copy=False)
+        extra["interest"] = pd.Series(financing[1], index=index, name="interest", copy=False)
     return BacktestResult(
         fills=fills,
         orders=orders,
@@ -164,7 +183,7 @@ def assemble_result(bars: Bars, *, fills: pd.DataFrame, orders: pd.DataFrame,
         config=config,
         bars=bars,
         trades=trips,
-        **({} if dividends is None else {"dividends": dividends}),
+        **extra,
     )
 
 

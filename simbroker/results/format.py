@@ -31,6 +31,8 @@ _LABELS = [
     ("n_fills", "Fills", "{:,}"),
     ("fees_paid", "Fees paid", "{:,.2f}"),
     ("dividends", "Dividends received", "{:,.2f}"),
+    ("borrow_fees", "Borrow fees paid", "{:,.2f}"),
+    ("interest", "Interest paid (net)", "{:,.2f}"),
     ("traded_notional", "Traded notional", "{:,.2f}"),
     ("turnover", "Turnover", "{:.2f}x"),
     ("round_trips", "Round trips (closed)", "{:,}"),

@@ -109,6 +109,9 @@ def save_result(result: BacktestResult, directory: str | os.PathLike[str]) -> Pa
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     equity = pd.DataFrame({"equity": result.equity, "cash": result.cash})
+    if len(result.borrow_fees) or len(result.interest):  # runs with financing models
+        equity["borrow_fees"] = result.borrow_fees
+        equity["interest"] = result.interest
     tables: dict[str, pd.DataFrame] = {
         "fills": result.fills, "orders": result.orders, "trades": result.trades,
         "equity": equity, "positions": result.positions, "bars": _bars_table(result.bars),
@@ -184,6 +187,7 @@ def _load(directory: Path) -> BacktestResult:
         bars=bars,
         trades=t["trades"],
         **_saved_dividends(directory),
+        **_saved_financing(equity),
     )
 
 
@@ -198,7 +202,14 @@ def _saved_actions(directory: Path, manifest: dict[str, Any]) -> CorporateAction
     return dataclasses.replace(table, prices=meta.get("prices"), adjust=meta.get("adjust"))
 
 
-def _saved_dividends(directory: Path) -> dict[str, pd.DataFrame]:
+def _saved_financing(equity: pd.DataFrame) -> dict[str, Any]:
+    """The borrow fees and interest of a run with financing models (else none)."""
+    if "borrow_fees" not in equity.columns:
+        return {}
+    return {"borrow_fees": equity["borrow_fees"], "interest": equity["interest"]}
+
+
+def _saved_dividends(directory: Path) -> dict[str, Any]:
     path = directory / "dividends.parquet"
     if not path.is_file():
         return {}

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 BenchmarkSpec = pd.Series | str | Sequence[str] | None
 
 
+def _empty_series(name: str) -> pd.Series:
+    out: pd.Series = pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype=np.float64,
+                               name=name)
+    return out
+
+
 def _empty_trips_factory() -> pd.DataFrame:
     return _empty_trips()
 
@@ -72,6 +78,15 @@ class BacktestResult:
         and ``paid`` (when the cash moved; ``NaT`` when the pay date is after the last
         bar). Paid amounts are in :attr:`cash` and :attr:`equity`; their sum is
         ``stats["dividends"]``. Empty without corporate actions.
+    borrow_fees : Series
+        Borrow fee charged at each bar (the last bar of each trading day; 0 elsewhere)
+        for runs with a :class:`~simbroker.financing.BorrowModel`; its sum is
+        ``stats["borrow_fees"]``. Empty without one.
+    interest : Series
+        Interest at each bar: positive paid on a debit balance, negative credited, for
+        runs with an :class:`~simbroker.financing.InterestModel`; its sum is
+        ``stats["interest"]``. Empty without one. Both are in :attr:`cash` and
+        :attr:`equity`.
     """
 
     fills: pd.DataFrame
@@ -84,6 +99,10 @@ class BacktestResult:
     bars: Bars = field(repr=False)
     trades: pd.DataFrame = field(default_factory=_empty_trips_factory, repr=False)
     dividends: pd.DataFrame = field(default_factory=empty_dividends, repr=False)
+    borrow_fees: pd.Series = field(default_factory=lambda: _empty_series("borrow_fees"),
+                                   repr=False)
+    interest: pd.Series = field(default_factory=lambda: _empty_series("interest"),
+                                repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stats, pd.Series):  # a plain mapping is accepted too
@@ -123,7 +142,9 @@ class BacktestResult:
                                interval=self.bars.interval, n_orders=len(self.orders),
                                gross_exposure=self._gross_exposure(), trips=self.trades,
                                periods_per_year=periods_per_year,
-                               dividends=self.stats.get("dividends"))
+                               dividends=self.stats.get("dividends"),
+                               borrow_fees=self.stats.get("borrow_fees"),
+                               interest=self.stats.get("interest"))
         return stats_series(values)
 
     def _gross_exposure(self) -> np.ndarray:

@@ -23,6 +23,8 @@ def compute_stats(
     trips: pd.DataFrame | None = None,
     periods_per_year: float | None = None,
     dividends: float | None = None,
+    borrow_fees: float | None = None,
+    interest: float | None = None,
 ) -> dict[str, Any]:
     """Performance statistics of an equity curve, its fills and round trips.
 
@@ -47,6 +49,9 @@ def compute_stats(
     dividends
         Net dividend cash the run received (paid on longs minus paid on shorts), for runs
         on bars with corporate actions; adds ``dividends`` after ``fees_paid``.
+    borrow_fees, interest
+        Borrow fees paid and net interest paid (credits negative), for runs with a
+        borrow or interest model (:mod:`simbroker.financing`); added after ``fees_paid``.
 
     Returns
     -------
@@ -134,6 +139,8 @@ def compute_stats(
         n_fills=len(fills),
         fees_paid=float(fills["fee"].sum()) if len(fills) else 0.0,
         **({} if dividends is None else {"dividends": float(dividends)}),
+        **({} if borrow_fees is None else {"borrow_fees": float(borrow_fees)}),
+        **({} if interest is None else {"interest": float(interest)}),
         traded_notional=traded,
         turnover=traded / mean_eq if mean_eq > 0 else nan,
     )

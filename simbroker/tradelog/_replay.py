@@ -187,7 +187,8 @@ class ReplayState:
     ``parent_id``. ``filled_qty`` is how much of each open order has filled.
     ``dividends_receivable`` maps ``"SYMBOL ex_date"`` to each ``dividend`` record whose
     entitlement is fixed but whose pay date has not come; ``dividends`` is the net
-    dividend cash received.
+    dividend cash received. ``borrow_fees`` is the borrow fee paid and ``interest`` the
+    net interest paid (credits negative), from ``borrow_fee`` and ``interest`` records.
     """
 
     cash: float = 0.0
@@ -199,6 +200,8 @@ class ReplayState:
     filled_qty: dict[str, float] = field(default_factory=dict)
     dividends_receivable: dict[str, dict[str, Any]] = field(default_factory=dict)
     dividends: float = 0.0
+    borrow_fees: float = 0.0
+    interest: float = 0.0
 
 
 def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplayState:
@@ -214,7 +217,9 @@ def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplaySta
     A ``split`` record multiplies the position by its ``ratio`` and adjusts the symbol's
     open orders (``qty * ratio``, prices ``/ ratio``); a ``dividend`` record with
     ``stage="paid"`` adds its ``amount`` to cash (``"entitled"`` notes it as receivable),
-    as the paper broker applies them (:mod:`simbroker.actions`).
+    as the paper broker applies them (:mod:`simbroker.actions`). A ``borrow_fee`` or
+    ``interest`` record subtracts its ``amount`` from cash (an interest credit's amount is
+    negative), as the paper broker does (:mod:`simbroker.financing`).
 
     Every field used is checked: a missing or mistyped one, or cash that leaves the
     finite range, raises :class:`~simbroker.errors.TradeLogError` naming the line (the
@@ -291,6 +296,8 @@ def _apply(state: ReplayState, rec: Any, seen: set[str]) -> None:
         _fill(state, rec, seen)
     elif event in ("split", "dividend"):
         _corporate_action(state, rec)
+    elif event in ("borrow_fee", "interest"):
+        _financing(state, rec)
 
 
 def apply_order_change(open_orders: dict[str, dict[str, Any]], rec: Mapping[str, Any],
@@ -398,3 +405,16 @@ def _corporate_action(state: ReplayState, rec: Mapping[str, Any]) -> None:
         state.dividends_receivable.pop(key, None)
     else:
         raise _Bad(f"field 'stage' must be 'entitled' or 'paid', got {_short.repr(stage)}")
+
+
+def _financing(state: ReplayState, rec: Mapping[str, Any]) -> None:
+    """Apply a ``borrow_fee`` or ``interest`` record: ``cash - amount``, as the broker."""
+    amount = _required(rec, "amount")
+    cash = state.cash - amount
+    if not math.isfinite(cash):
+        raise _Bad(f"cash leaves the finite range ({state.cash!r} after this accrual)")
+    state.cash = cash
+    if rec.get("event") == "borrow_fee":
+        state.borrow_fees += amount
+    else:
+        state.interest += amount

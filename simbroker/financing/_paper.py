@@ -1,0 +1,165 @@
+"""Borrow fees, interest and hard-to-borrow checks in the paper broker.
+
+:meth:`PaperBroker.step <simbroker.PaperBroker.step>` calls :meth:`PaperFinancing.apply`
+after the last bar of each trading day has been matched (see
+:func:`~simbroker.financing._days.accrual_days`): first the borrow fee on every short
+position (one ``borrow_fee`` record with the total ``amount`` and the per-symbol
+``fees``), then the interest on the cash balance left (one ``interest`` record, ``amount``
+positive when paid, negative when credited), each written before cash moves and skipped
+when it is zero. A failed write leaves that accrual undone; stepping again does it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simbroker.errors import ConfigError, HardToBorrow, InvalidOrder
+from simbroker.financing._accrue import borrow_fees, interest_amount
+from simbroker.financing._borrow import BorrowModel
+from simbroker.financing._days import accrual_days
+from simbroker.financing._interest import InterestModel
+from simbroker.sessions import NEVER, Sessions
+
+if TYPE_CHECKING:
+    from simbroker.bars import Bars
+    from simbroker.paper import PaperBroker
+    from simbroker.types import Order
+
+__all__ = ["PaperFinancing", "financing_of"]
+
+
+def financing_of(bars: Bars, sessions: Sessions, borrow: BorrowModel | None,
+                 interest: InterestModel | None, first_bar: int) -> PaperFinancing | None:
+    """The broker's financing state, ``None`` when neither model is given."""
+    if borrow is None and interest is None:
+        return None
+    if borrow is not None and not isinstance(borrow, BorrowModel):
+        raise TypeError(f"borrow must be a simbroker.financing.BorrowModel, got "
+                        f"{type(borrow).__name__}")
+    if interest is not None and not isinstance(interest, InterestModel):
+        raise TypeError(f"interest must be a simbroker.financing.InterestModel, got "
+                        f"{type(interest).__name__}")
+    return PaperFinancing(bars, sessions, borrow, interest, first_bar)
+
+
+class PaperFinancing:
+    """What a :class:`~simbroker.PaperBroker` accrues and checks for borrow and interest."""
+
+    def __init__(self, bars: Bars, sessions: Sessions, borrow: BorrowModel | None,
+                 interest: InterestModel | None, first_bar: int):
+        from simbroker.results.build import marking_closes  # results sit above paper
+
+        self.borrow = borrow
+        self.interest = interest
+        self.ends, self.days = accrual_days(sessions)
+        self.next = int(np.searchsorted(self.ends, first_bar, side="left"))
+        self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+        self._stage = 0  # 0: the day's borrow fee is to do, 1: its interest
+        self.symbols = bars.symbols
+        self.rates = (borrow.rate_array(bars.symbols) if borrow is not None
+                      else np.zeros(bars.n_symbols))
+        self.charges_borrow = borrow is not None and bool(self.rates.any())
+        self.close = marking_closes(bars.close) if self.charges_borrow else bars.close
+        self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
+        # Accruals booked, for results: bar index and amount.
+        self.borrow_bar: list[int] = []
+        self.borrow_amount: list[float] = []
+        self.interest_bar: list[int] = []
+        self.interest_amount: list[float] = []
+
+    def due(self, t: int) -> bool:
+        """Whether bar ``t`` ends a trading day still to accrue."""
+        return t == self._due_t
+
+    def apply(self, broker: PaperBroker, t: int) -> None:
+        """Accrue the day that bar ``t`` ends: borrow, then interest, each after its record."""
+        days = float(self.days[self.next])
+        now = broker._clock.now()
+        if self._stage == 0:
+            if self.charges_borrow and self.borrow is not None:
+                fees = borrow_fees(broker._pos, self.close[t], self.rates, days,
+                                   self.borrow.day_count)
+                total = float(np.sum(fees))
+                if total != 0.0:
+                    cols = np.flatnonzero(fees).tolist()
+                    if broker._log is not None:
+                        broker._log.write(
+                            "borrow_fee", now, amount=total, days=days,
+                            fees={self.symbols[j]: float(fees[j]) for j in cols},
+                            positions={self.symbols[j]: float(broker._pos[j]) for j in cols})
+                    broker._cash = broker._cash - total
+                    self._ledger(broker, t)
+                    self.borrow_bar.append(t)
+                    self.borrow_amount.append(total)
+            self._stage = 1
+        model = self.interest
+        amount = interest_amount(model, broker._cash, days)
+        if amount != 0.0 and model is not None:
+            if broker._log is not None:
+                rate = model.debit if amount > 0 else model.credit
+                broker._log.write("interest", now, amount=amount, balance=broker._cash,
+                                  rate=rate, days=days,
+                                  kind="debit" if amount > 0 else "credit")
+            broker._cash = broker._cash - amount
+            self._ledger(broker, t)
+            self.interest_bar.append(t)
+            self.interest_amount.append(amount)
+        self._stage = 0
+        self.next += 1
+        self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+
+    @staticmethod
+    def _ledger(broker: PaperBroker, t: int) -> None:
+        broker._ledger_bar.append(t)
+        broker._ledger_sym.append(0)
+        broker._ledger_cash.append(broker._cash)
+        broker._ledger_pos.append(float(broker._pos[0]))
+
+    # ------------------------------------------------------------ submission
+    def check_short(self, broker: PaperBroker, order: Order, col: int) -> None:
+        """Refuse a sell that would short a hard-to-borrow symbol beyond its locate."""
+        if self.borrow is None or order.symbol not in self.borrow.hard_to_borrow:
+            return
+        held = float(broker._pos[col]) - broker._open_sell_qty(col)
+        after = held - order.qty
+        if after >= 0:
+            return
+        located = self.located.get(order.symbol, 0.0)
+        if -after > located * (1 + 1e-12) + 1e-12:
+            raise HardToBorrow(order.symbol, short=-after, located=located, position=held,
+                               qty=order.qty)
+
+    def locate(self, broker: PaperBroker, symbol: str, qty: float, now: datetime) -> float:
+        """Add ``qty`` located shares of ``symbol`` (after its record); return the total."""
+        if symbol not in broker.bars:
+            raise InvalidOrder(f"unknown symbol {symbol!r}: not in the bars", field="symbol",
+                               value=symbol, symbol=symbol)
+        q = float(qty)
+        if not (np.isfinite(q) and q > 0):
+            raise InvalidOrder(f"a locate needs a quantity > 0, got {qty!r}", field="qty",
+                               value=qty, symbol=symbol)
+        total = self.located.get(symbol, 0.0) + q
+        if broker._log is not None:
+            broker._log.write("located", now, symbol=symbol, qty=q, located=total)
+        self.located[symbol] = total
+        return total
+
+
+def no_borrow_model() -> ConfigError:
+    """The error of a locate on a broker without a borrow model."""
+    return ConfigError("locate() needs a borrow model: PaperBroker(..., borrow=BorrowModel("
+                       "hard_to_borrow={...}))", key="borrow")
+
+
+def per_bar(n_bars: int, bar: list[int] | np.ndarray, amount: list[float] | np.ndarray
+            ) -> np.ndarray:
+    """Amounts booked at bars, as a ``(n_bars,)`` array (0 where none; bars past the end
+    left out)."""
+    out = np.zeros(n_bars)
+    b = np.asarray(bar, np.int64)
+    keep = b < n_bars
+    np.add.at(out, b[keep], np.asarray(amount, np.float64)[keep])
+    return out
