@@ -667,14 +667,17 @@ class FakeTWS(BarReplay):
         size = left if left <= part * (1 + 1e-12) or o.tif == "FOK" else part
         return self._fill(o, size, price)
 
-    def _fill(self, o: Order, size: float, price: float) -> Execution:
+    def _fill(self, o: Order, size: float, price: float, *, when: datetime | None = None,
+              commission: float | None = None) -> Execution:
+        # ``when``/``commission``: the bar market's (fake_tws.bar_market) time and fee.
         sign = 1.0 if o.action == "BUY" else -1.0
         o.avg_price = (o.avg_price * o.filled + size * price) / (o.filled + size)
         o.filled += size
         o.fills += 1
         if o.filled >= o.qty * (1 - 1e-12):
             o.status = "Filled"
-        commission = max(self.min_commission, size * self.commission_per_share)
+        if commission is None:
+            commission = max(self.min_commission, size * self.commission_per_share)
         self.cash -= sign * size * price + commission
         pos = self.positions.get(o.symbol, 0.0) + sign * size
         if abs(pos) < 1e-12:
@@ -682,7 +685,7 @@ class FakeTWS(BarReplay):
         else:
             self.positions[o.symbol] = pos
         # TWS stamps executions with its clock to the whole second.
-        when = datetime.now(timezone.utc).replace(microsecond=0)
+        when = (when or datetime.now(timezone.utc)).replace(microsecond=0)
         ex = Execution(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
                        o.avg_price, commission)
         self.executions.append(ex)
