@@ -95,6 +95,8 @@ class IBKRVenue(Venue):
         "execution time (exec_time), which TWS stamps to the whole second",
         "IB's commission is the venue's per-share schedule (the backtest uses the same "
         "PerShare fee model unless --fees is given)",
+        "ib_async's request throttle (45 a second, TWS's pacing) is lifted: the fake has "
+        "no pacing limit",
     )
 
     @staticmethod
@@ -113,6 +115,9 @@ class IBKRVenue(Venue):
         self.market = TWSBarMarket(self.fake, bars, slippage=slippage, fees=fees)
         self.broker = IBKRBroker("127.0.0.1", self.fake.port, 1, timeout=5,
                                  trade_log=trade_log, reconnect_backoff=(0.05, 0.5))
+        # ib_async throttles itself to TWS's pacing (45 requests a second), which caps a
+        # rehearsal at ~9 bars a second over 5 symbols; the fake has no pacing limit.
+        self.broker.ib.client.MaxRequests = 0
 
     def trade_bar(self, faults: BarFaults, delay: float) -> int:
         """See :meth:`Venue.trade_bar` (``delay``: execDetails late, ``exec_delay``)."""
