@@ -8,7 +8,6 @@ import logging
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -27,16 +26,17 @@ SPEED = 0  # as fast as the venue answers: the test measures correctness, not pa
 
 def _sma() -> ModuleType:
     spec = importlib.util.spec_from_file_location("sma_crossover_rehearse", SMA)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(autouse=True)
-def quiet_202(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def quiet_202(caplog: pytest.LogCaptureFixture) -> None:
+    """ib_async logs TWS's error 201 (the planted rejection) at ERROR level."""
     caplog.set_level(logging.CRITICAL, logger="ib_async")
-    yield
 
 
 BARS = simbroker.sample_bars().rows(0, N)
@@ -193,9 +193,11 @@ def test_the_matcher_fills_as_the_paper_broker_does() -> None:
     fills = {f.key: f for f in m.trade_bar()}
     o = float(bars.open[1, j])
     assert fills[1].price == pytest.approx(o * 1.0005, rel=1e-12)
-    assert fills[1].ref_price == o and fills[1].fee == pytest.approx(fills[1].price * 10e-4)
+    assert fills[1].ref_price == o
+    assert fills[1].fee == pytest.approx(fills[1].price * 10e-4)
     assert fills[1].when == bars.index[1].to_pydatetime()
-    assert 2 in fills and 3 not in fills
+    assert 2 in fills
+    assert 3 not in fills
     assert 3 in m.ended  # the day order's day is over
     # A planted slippage of 3 bps moves the price by 3 bps of the reference.
     m.sync([VenueOrder(4, "AAPL", "sell", 10, "market", None, None, "day")])
