@@ -40,6 +40,7 @@ def quiet_202(caplog: pytest.LogCaptureFixture) -> None:
 
 
 BARS = simbroker.sample_bars().rows(0, N)
+Faulted = tuple[Rehearsal, list[int]]  # the faulted rehearsal, and the bar rows that fill
 
 
 def run(broker: str, faults: str | None = None, **kw: object) -> Rehearsal:
@@ -61,15 +62,13 @@ def _fill_rows() -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def faulted() -> Rehearsal:
+def faulted() -> Faulted:
     """One IB rehearsal with a planted cause per bar: fills on the crossover bars."""
     rows = _fill_rows()
     assert len(rows) >= 4
     spec = (f"slip=3@bar={rows[0]},miss@bar={rows[1]},partial=0.5@bar={rows[2]},"
             f"reject@bar={rows[3] - 1}")
-    r = run("ibkr", spec)
-    r.__dict__["rows"] = rows  # for the tests below (a frozen dataclass's own dict)
-    return r
+    return run("ibkr", spec), rows
 
 
 # --------------------------------------------------------------------------- clean runs
@@ -108,9 +107,9 @@ def test_the_rehearsal_went_through_the_adapter_and_runner(clean: Rehearsal) -> 
 
 
 # --------------------------------------------------------------------------- faults
-def test_planted_slippage_is_reported_as_slippage_on_that_fill(faulted: Rehearsal) -> None:
-    rows = faulted.__dict__["rows"]
-    f = faulted.drift.fills
+def test_planted_slippage_is_reported_as_slippage_on_that_fill(faulted: Faulted) -> None:
+    r, rows = faulted
+    f = r.drift.fills
     on = f[f["bar_b"] == BARS.index[rows[0]]]
     assert len(on) >= 1
     np.testing.assert_allclose(on["slippage_bps"].to_numpy(np.float64), 3.0, atol=1e-6)
@@ -119,24 +118,25 @@ def test_planted_slippage_is_reported_as_slippage_on_that_fill(faulted: Rehearsa
     assert np.all(others["slippage_bps"].abs() < 1e-9)
 
 
-def test_a_dropped_fill_is_reported_missed(faulted: Rehearsal) -> None:
-    rows = faulted.__dict__["rows"]
-    missed = faulted.drift.only_a
+def test_a_dropped_fill_is_reported_missed(faulted: Faulted) -> None:
+    r, rows = faulted
+    missed = r.drift.only_a
     on = missed[missed["time"] == BARS.index[rows[1]]]
     assert len(on) >= 1
     assert on["reason"].str.contains("canceled").all()
 
 
-def test_a_planted_partial_is_reported_partial(faulted: Rehearsal) -> None:
-    rows = faulted.__dict__["rows"]
-    p = faulted.drift.partials
+def test_a_planted_partial_is_reported_partial(faulted: Faulted) -> None:
+    r, rows = faulted
+    p = r.drift.partials
     on = p[p["time_a"] == BARS.index[rows[2]]]
     assert len(on) >= 1
     assert (on["filled_b"] == np.floor(on["filled_a"] * 0.5)).all()
 
 
-def test_a_venue_rejection_is_reported_refused(faulted: Rehearsal) -> None:
-    ref = faulted.drift.refusals
+def test_a_venue_rejection_is_reported_refused(faulted: Faulted) -> None:
+    r = faulted[0]
+    ref = r.drift.refusals
     assert (ref["refused_in"] == "b").sum() == 1
     assert ref["reason"].str.contains("fault injected").all()
 
@@ -155,9 +155,10 @@ def test_disconnects_restarts_and_delays_change_no_fill(broker: str) -> None:
     assert r.run.bars == N
 
 
-def test_the_gate_fails_on_the_planted_slippage(faulted: Rehearsal) -> None:
-    assert faulted.breaches(max_drift_bps=2.0) != []
-    assert faulted.breaches(max_missed=0) != []
+def test_the_gate_fails_on_the_planted_slippage(faulted: Faulted) -> None:
+    r = faulted[0]
+    assert r.breaches(max_drift_bps=2.0) != []
+    assert r.breaches(max_missed=0) != []
 
 
 # --------------------------------------------------------------------------- parts
@@ -213,7 +214,7 @@ def test_cli_rehearse_exits_3_when_drift_exceeds_the_gate(tmp_path: Path) -> Non
     row = _fill_rows()[0]
     proc = subprocess.run(
         [sys.executable, "-m", "simbroker.cli", "rehearse", f"{SMA}:SmaCrossover",
-         "--broker", "alpaca", "--data", "sample", "--end", str(BARS.index[N - 1].date()),
+         "--broker", "alpaca", "--data", "sample", "--end", str(BARS.index[row + 1].date()),
          "--speed", "0", "--faults", f"slip=10@bar={row}", "--max-drift-bps", "1",
          "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, cwd=ROOT)
