@@ -11,6 +11,7 @@ faults onto the fake's own hooks.
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import Any
 
@@ -26,7 +27,7 @@ __all__ = ["VENUES", "AlpacaVenue", "IBKRVenue", "Venue", "venue_for"]
 _WAIT = 30.0  # seconds a rehearsal waits for the adapter to book a bar's fills
 
 
-class Venue:
+class Venue(abc.ABC):
     """What a rehearsal needs of a venue (one subclass per broker)."""
 
     name = ""
@@ -41,20 +42,20 @@ class Venue:
         """The venue's own fee schedule, for the engine and the backtest alike."""
         return 0.0
 
+    @abc.abstractmethod
     def start(self, bars: Bars, *, cash: float, slippage: float | SlippageModel | None,
               fees: float | FeeModel | None, trade_log: TradeLog) -> None:
         """Start the fake with ``bars`` as its market and connect the adapter."""
-        raise NotImplementedError  # pragma: no cover - every venue defines it
 
     def feed(self, bars: Bars) -> Any:
         """The adapter's own bar feed over the fake's history (polled by the rehearsal)."""
         interval = bars.interval.astype("timedelta64[us]").item()
         return self.broker.bar_feed(list(bars.symbols), interval, poll=3600)
 
+    @abc.abstractmethod
     def trade_bar(self, faults: BarFaults, delay: float) -> int:
         """Trade the next bar and wait until the adapter has booked its fills; returns
         how many fills were delivered."""
-        raise NotImplementedError  # pragma: no cover
 
     def release_bar(self) -> None:
         """The bar closes at the venue (its history shows it)."""
@@ -62,13 +63,13 @@ class Venue:
 
     market: Any
 
+    @abc.abstractmethod
     def reject_next(self) -> None:
         """The venue refuses the next order."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def disconnect(self) -> None:
         """The venue drops the client's connections."""
-        raise NotImplementedError  # pragma: no cover
 
     def restart(self) -> None:
         """The venue goes away and comes back."""
