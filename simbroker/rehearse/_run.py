@@ -58,6 +58,10 @@ class Rehearsal:
         the drift tables.
     seconds : float
         Wall time of the rehearsed run (the backtest and drift excluded).
+    bars : int
+        How many bars were played.
+    fills_delivered : int
+        Executions the venue sent (what the adapter had to book).
     """
 
     drift: Drift
