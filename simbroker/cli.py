@@ -9,6 +9,7 @@
     simbroker tradelog show FILE [--last N] [--repair]
     simbroker tradelog replay FILE [--repair]
     simbroker drift A B [--bars FILE] [--max-drift-bps X] [--max-missed N] [--out DIR]
+    simbroker rehearse STRATEGY --broker ibkr|alpaca --data BARS [--speed N] [--faults SPEC]
 
 A strategy is named ``module:Class`` or ``path/to/file.py:Class`` (a class is
 instantiated without arguments; a function is used as ``on_bar``). Errors print one
@@ -492,6 +493,37 @@ def _cmd_drift(args: argparse.Namespace) -> int:
     return DRIFT_GATE_FAILED if breaches else 0
 
 
+def _cmd_rehearse(args: argparse.Namespace) -> int:
+    from simbroker.rehearse import DEFAULT_SPEED, parse_faults, rehearse
+
+    try:
+        faults = parse_faults(args.faults)
+    except ValueError as exc:
+        raise CLIError(f"--faults: {exc}") from None
+    params = parse_params(args.param)
+    strategy = load_strategy(args.strategy, params)
+    bars = _bars_for(args, args.data)
+    speed = DEFAULT_SPEED if args.speed is None else args.speed
+    result = rehearse(strategy, bars, broker=args.broker, speed=speed, faults=faults,
+                      cash=args.cash, slippage=args.slippage_bps, fees=args.fee_bps,
+                      out=args.out,
+                      strategy_factory=lambda: load_strategy(args.strategy, params))
+    print(f"Rehearsed {result.bars} bars on the {args.broker} fake in "
+          f"{result.seconds:.1f} s ({result.run.fills} fills"
+          + (f"; faults: {', '.join(str(f) for f in faults)}" if faults else "") + ")\n")
+    print(result.drift.table(max_rows=args.rows))
+    print("\nDocumented venue differences (not drift):")
+    for line in result.documented:
+        print(f"  - {line}")
+    if result.out is not None:
+        print(f"\nRehearsal written to {result.out} (rehearsal.jsonl, backtest.jsonl, "
+              f"drift.html, drift_*.csv)")
+    breaches = result.breaches(max_drift_bps=args.max_drift_bps, max_missed=args.max_missed)
+    for why in breaches:
+        print(f"simbroker rehearse: threshold exceeded: {why}", file=sys.stderr)
+    return DRIFT_GATE_FAILED if breaches else 0
+
+
 _DESCRIPTION = """\
 Backtest a strategy on historical bars, then run the same strategy object on the paper
 broker in real time and on Interactive Brokers or Alpaca (paper, then live, behind
@@ -667,6 +699,43 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--rows", type=int, default=20, help="rows per table printed (20)")
     dr.add_argument("--out", help="folder for drift.html, drift.png and the tables as CSV")
     dr.set_defaults(func=_cmd_drift)
+
+    rh = sub.add_parser(
+        "rehearse", parents=[_common()],
+        help="run a strategy through a real live adapter against its fake venue, then "
+             "drift it against its backtest",
+        description="Dress rehearsal: start the broker's loopback fake with --data as its "
+                    "market (orders fill on each bar by the paper broker's rules), run "
+                    "STRATEGY through the real adapter and the real-time runner, backtest "
+                    "the same bars and print the drift. Exits "
+                    f"{DRIFT_GATE_FAILED} when --max-drift-bps or --max-missed is exceeded. "
+                    "--faults plants venue faults: a comma-separated list of "
+                    "KIND[=VALUE]@bar=N with KIND one of slip=BPS, miss, partial=F, reject, "
+                    "delay=T (200ms, 1s), disconnect, restart.")
+    rh.add_argument("strategy", help="module:Class or path.py:Class")
+    rh.add_argument("--broker", required=True, choices=("ibkr", "alpaca"))
+    rh.add_argument("--data", required=True,
+                    help="bars: CSV or Parquet, long form ('sample': the bundled sample)")
+    _data_options(rh)
+    rh.add_argument("--speed", type=float, default=None,
+                    help="bars per second at most (default 200; 0 = as fast as the venue "
+                         "and the adapter answer)")
+    rh.add_argument("--faults", help="faults to plant, e.g. 'miss@bar=60,slip=3@bar=90'")
+    rh.add_argument("--cash", type=float, default=10_000_000.0,
+                    help="starting cash at the venue and in the backtest (10000000)")
+    rh.add_argument("--slippage-bps", type=float, default=5.0,
+                    help="slippage of the venue's engine and the backtest, bps (5)")
+    rh.add_argument("--fee-bps", type=float, default=None,
+                    help="fees in bps of notional (default: the venue's schedule: IBKR "
+                         "per share, Alpaca none)")
+    rh.add_argument("--max-drift-bps", type=float,
+                    help="fail if any matched fill's price differs by more (bps)")
+    rh.add_argument("--max-missed", type=int,
+                    help="fail if more fills than this are in one run only")
+    rh.add_argument("--rows", type=int, default=20, help="rows per table printed (20)")
+    rh.add_argument("--out", help="folder for the two trade logs, drift.html and the drift "
+                                  "tables as CSV")
+    rh.set_defaults(func=_cmd_rehearse)
 
     data = sub.add_parser("data", help="bar data tools",
                           description="Check bar files before a run.").add_subparsers(

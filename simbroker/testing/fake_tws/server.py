@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
+
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
@@ -667,14 +669,17 @@ class FakeTWS(BarReplay):
         size = left if left <= part * (1 + 1e-12) or o.tif == "FOK" else part
         return self._fill(o, size, price)
 
-    def _fill(self, o: Order, size: float, price: float) -> Execution:
+    def _fill(self, o: Order, size: float, price: float, *, when: datetime | None = None,
+              commission: float | None = None) -> Execution:
+        # ``when``/``commission``: the bar market's (fake_tws.bar_market) time and fee.
         sign = 1.0 if o.action == "BUY" else -1.0
         o.avg_price = (o.avg_price * o.filled + size * price) / (o.filled + size)
         o.filled += size
         o.fills += 1
         if o.filled >= o.qty * (1 - 1e-12):
             o.status = "Filled"
-        commission = max(self.min_commission, size * self.commission_per_share)
+        if commission is None:
+            commission = max(self.min_commission, size * self.commission_per_share)
         self.cash -= sign * size * price + commission
         pos = self.positions.get(o.symbol, 0.0) + sign * size
         if abs(pos) < 1e-12:
@@ -682,7 +687,7 @@ class FakeTWS(BarReplay):
         else:
             self.positions[o.symbol] = pos
         # TWS stamps executions with its clock to the whole second.
-        when = datetime.now(timezone.utc).replace(microsecond=0)
+        when = (when or datetime.now(timezone.utc)).replace(microsecond=0)
         ex = Execution(f"{o.perm_id:010x}.{o.fills:02d}.01", o, when, size, price, o.filled,
                        o.avg_price, commission)
         self.executions.append(ex)
@@ -755,12 +760,18 @@ class FakeTWS(BarReplay):
         if bars is not None and sym in bars:
             j = bars.symbol_index(sym)
             daily = int(bars.interval.astype("int64")) >= 86_400 * 10**9
+            # Like TWS, only the bars inside durationStr back from now.
+            since = max(self.clock - _duration(f[17]), _EPOCH) if len(f) > 17 else _EPOCH
             # Like TWS, the answer ends with the bar still forming (so far only its open
             # has traded); a client must not take it for a closed bar.
-            for t in range(min(self._bars_visible + 1, len(bars))):
+            first = int(np.searchsorted(bars.ts_ns, (since - _EPOCH) // timedelta(
+                microseconds=1) * 1000)) if since > _EPOCH else 0
+            for t in range(first, min(self._bars_visible + 1, len(bars))):
                 if not math.isfinite(bars.close[t, j]):
                     continue
                 when = _EPOCH + timedelta(microseconds=int(bars.ts_ns[t]) // 1000)
+                if when < since:
+                    continue
                 date = when.strftime("%Y%m%d") if daily else str(int(when.timestamp()))
                 o = bars.open[t, j]
                 if t < self._bars_visible:
@@ -770,3 +781,17 @@ class FakeTWS(BarReplay):
                     rows += [date, o, o, o, o, 1, o, 1]
         start = self.clock.strftime("%Y%m%d %H:%M:%S")
         self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
+
+
+_UNITS = {"S": timedelta(seconds=1), "D": timedelta(days=1), "W": timedelta(weeks=1),
+          "M": timedelta(days=31), "Y": timedelta(days=366)}
+_ALL = timedelta(days=365 * 200)
+
+
+def _duration(text: str) -> timedelta:
+    """A reqHistoricalData ``durationStr`` (``"37 D"``, ``"180 S"``); unreadable: all."""
+    n, _, unit = text.strip().partition(" ")
+    try:
+        return int(n) * _UNITS[unit.strip().upper()]
+    except (ValueError, KeyError):
+        return _ALL
