@@ -235,7 +235,7 @@ def backtest(
     *,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     allow_short: bool = True,
     positions: Mapping[str, float] | None = None,
     trade_log: str | Path | TradeLog | None = None,

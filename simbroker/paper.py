@@ -106,6 +106,7 @@ from simbroker.errors import (
     UnknownOrder,
 )
 from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
@@ -256,8 +257,10 @@ class PaperBroker:
     slippage
         Basis points (a number, default 5) or a :class:`~simbroker.models.SlippageModel`.
     fees
-        Basis points of notional (a number, default 1) or a
-        :class:`~simbroker.models.FeeModel`.
+        Basis points of notional (a number, default 1), a
+        :class:`~simbroker.models.FeeModel`, or a published schedule by name
+        (``"ibkr_fixed"``, ``"ibkr_tiered"``, ``"alpaca"``; each fill pays the rates of its
+        bar's date, see :func:`~simbroker.models.fee_schedule`).
     allow_short
         When False, a sell that would take a position below zero is refused at submission
         (counting open sell orders) with :class:`~simbroker.errors.ShortingNotAllowed`,
@@ -326,7 +329,7 @@ class PaperBroker:
         *,
         cash: float = 100_000.0,
         slippage: float | SlippageModel | None = 5.0,
-        fees: float | FeeModel | None = 1.0,
+        fees: float | str | FeeModel | None = 1.0,
         allow_short: bool = True,
         positions: Mapping[str, float] | None = None,
         clock: SimulatedClock | None = None,
@@ -802,7 +805,7 @@ class PaperBroker:
                 price = np.where(limited, capped, price)
         if self.clip_to_bar:
             price = np.clip(price, ctx.low, ctx.high)
-        fee = self.fees.fees(sgn, qty, price)
+        fee = fees_at(self.fees, sgn, qty, price, self._ts[t])  # dated schedules: the bar's date
         self._book_bar(t, slot, qty, price, fee, newly)
 
     def _match_priced(

@@ -51,6 +51,7 @@ from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
 from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.results.build import (
     assemble_result,
@@ -424,7 +425,7 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
                 qty = np.abs(delta)
                 price = _fill_prices(bars, np.full(len(j), t), j, sign, qty, slippage,
                                      clip_to_bar)
-                fee = fees.fees(sign, qty, price)
+                fee = fees_at(fees, sign, qty, price, bars.ts_ns[t])
                 cash = float(_cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _after(pos[j], tgt[t - 1, j])
         equity = _equity_row(cash, pos, close[t])
@@ -450,7 +451,7 @@ def backtest_vectorized(
     integer: bool = False,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
     stop_loss: ExitSpec = None,
@@ -648,7 +649,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     fi = np.flatnonzero(filled)
     ft, fj, fsign, fqty = ot[fi] + 1, oj[fi], sign[fi], qty[fi]
     price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
-    fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
+    fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
     notional = fqty * price
     divs = actions_vec.dividends_of(sched, pos)
     if divs is None:

@@ -206,6 +206,8 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
     (entitled on the position held into the ex bar). ``fill_prices``, ``cash_ledger``
     and ``ffill`` are the runner's own helpers (passed in to keep the layering).
     """
+    from simbroker.models.schedules import fees_at  # models import the paper layer
+
     n_t, n = weights.shape
     close = ffill(bars.close.copy())
     tradable = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)  # as the runner
@@ -247,7 +249,7 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
                 j, sign, qty = pend_j[hit], pend_sign[hit], pend_qty[hit]
                 price = fill_prices(bars, np.full(len(j), t), j, sign, qty, slippage,
                                     clip_to_bar)
-                fee = fees.fees(sign, qty, price)
+                fee = fees_at(fees, sign, qty, price, bars.ts_ns[t])
                 cash = float(cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _fill_positions(pos[j], sign, qty)
         held_value = np.where(pos != 0, pos * close[t], 0.0)

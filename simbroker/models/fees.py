@@ -190,24 +190,60 @@ _MODELS: dict[str, type[FeeModel]] = {
 _MODELS.update({cls.__name__.lower(): cls for cls in list(_MODELS.values())})
 
 
-def fee_model(value: float | FeeModel | None) -> FeeModel:
-    """Coerce a number (bps of notional), a model or ``None`` (no fees) to a model."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def fee_model(value: float | str | FeeModel | None) -> FeeModel:
+    """Coerce a number (bps of notional), a schedule name, a model or ``None`` (no fees).
+
+    A string names a published schedule (``"ibkr_fixed"``, ``"ibkr_tiered"``,
+    ``"alpaca"``; :func:`simbroker.models.fee_schedule`), with ``"name@YYYY-MM-DD"`` for
+    its ``as_of`` date; ``"none"`` is :class:`NoFee`.
+    """
     if value is None:
         return NoFee()
     if isinstance(value, FeeModel):
         return value
+    if isinstance(value, str) and not _is_number(value):  # "1" is a quoting mistake
+        if value.strip().lower() in ("none", "nofee"):
+            return NoFee()
+        from simbroker.models.schedules import fee_schedule
+
+        name, _, as_of = value.partition("@")
+        return fee_schedule(name, as_of.strip() or None)
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
             value, (bool, np.bool_)):
         return BpsOfNotional(bps=float(value))
-    raise TypeError(f"fees must be a number of bps or a FeeModel, got {value!r}")
+    raise TypeError(f"fees must be a number of bps, a schedule name or a FeeModel, "
+                    f"got {value!r}")
 
 
 def fee_model_from_dict(spec: dict[str, Any]) -> FeeModel:
     """Build a model from ``{"model": name, **parameters}`` (e.g. from YAML).
 
     Names: ``none``, ``bps_of_notional``, ``per_share``, ``per_order``, ``sum`` (with
-    ``models: [...]``); class names work too.
+    ``models: [...]``); class names work too. A published schedule:
+    ``{"model": "schedule", "schedule": "ibkr_fixed", "as_of": "2024-06-01"}`` or just
+    ``{"model": "ibkr_fixed"}``.
     """
+    if isinstance(spec, dict) and isinstance(spec.get("model"), str):
+        from simbroker.models.schedules import SCHEDULE_NAMES, fee_schedule
+
+        kind = spec["model"].strip().lower()
+        if kind == "schedule" or kind in SCHEDULE_NAMES:
+            extra = sorted(set(spec) - {"model", "schedule", "as_of"})
+            if extra:
+                raise ValueError(f"unknown parameter(s) {', '.join(map(repr, extra))} for "
+                                 f"fee model {spec['model']!r}; it takes ['as_of', 'schedule']")
+            name = spec.get("schedule") if kind == "schedule" else kind
+            if not isinstance(name, str):
+                raise ValueError(f"fee model 'schedule' needs 'schedule': a name, got {name!r}")
+            return fee_schedule(name, spec.get("as_of"))
     cls, params = model_from_spec("fee", _MODELS, spec)
     if cls is FeeSum:
         models = params.get("models") or []  # an empty YAML "models:" is None
