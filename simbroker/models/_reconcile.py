@@ -71,7 +71,7 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"fills: row {row} has {name}={frame[name].iloc[row]!r}, "
+        raise DataError(f"fills: row {row} has {name}={values[row]:g}, "
                         f"not a finite number >= 0",
                         problems=[{"row": row, "field": name, "reason": "not finite >= 0"}])
     return values

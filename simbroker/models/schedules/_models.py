@@ -187,7 +187,7 @@ class IBKRTieredFee(ScheduleFee):
     - Dated calls (``when=``, as the paper broker and the vectorized runners make, in
       fill order) keep a running ledger of shares per calendar month (UTC) across calls;
       inside one call the fills count in array order. A call dated before the ledger's
-      newest month starts a new ledger (a new run reusing the model); :meth:`reset`
+      newest day starts a new ledger (a new run reusing the model); :meth:`reset`
       clears it explicitly. Share one instance between runs only one after the other.
     - Undated calls without ``month_volume`` are pure: every fill at the first tier
       (volume 0), as a trader's first order of a month pays.
@@ -198,6 +198,7 @@ class IBKRTieredFee(ScheduleFee):
     def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
         super().__init__(schedule, as_of)
         self._ledger: dict[int, float] = {}
+        self._last_day: np.datetime64 | None = None
         tiers = schedule.commission.columns["tiers"]
         self._tier_from: list[np.ndarray] = []
         self._tier_rate: list[np.ndarray] = []
@@ -216,6 +217,7 @@ class IBKRTieredFee(ScheduleFee):
     def reset(self) -> None:
         """Forget the month volumes learned from earlier dated calls."""
         self._ledger.clear()
+        self._last_day = None
 
     def month_volume(self, month: str) -> float:
         """Shares this model has counted for ``month`` (``"YYYY-MM"``) so far."""
@@ -238,12 +240,13 @@ class IBKRTieredFee(ScheduleFee):
     def _running(self, q: np.ndarray, when: np.ndarray) -> np.ndarray:
         """Month-to-date shares before each fill, advancing the ledger."""
         flat_q = q.ravel()
-        months = np.broadcast_to(days_of(when), q.shape).ravel().astype(
-            "datetime64[M]").astype(np.int64)
+        days = np.broadcast_to(days_of(when), q.shape).ravel()
+        months = days.astype("datetime64[M]").astype(np.int64)
         if flat_q.size == 0:
             return np.zeros(q.shape)
-        if self._ledger and int(months.min()) < max(self._ledger):
-            self._ledger.clear()
+        if self._last_day is not None and days.min() < self._last_day:
+            self.reset()  # dated before what was counted: a new run reusing the model
+        self._last_day = days.max()
         uniq, inv = np.unique(months, return_inverse=True)
         order = np.argsort(inv, kind="stable")
         qs = flat_q[order]
