@@ -347,7 +347,7 @@ def _bars(n_days: int, n_sym: int) -> Bars:
 @pytest.mark.parametrize("name", NAMES)
 def test_event_driven_equals_vectorized_across_a_tier_and_a_rate_change(name: str) -> None:
     # 60 daily bars from 2024-06-03: big flips cross IBKR's 300,000-share tier within June
-    # and roll into July and August; the CAT fee starts on 2024-09-01? (not reached).
+    # and roll into July (60 days: the 2024-09-01 CAT fee is not reached).
     bars = _bars(60, 2)
     targets = pd.DataFrame(np.nan, index=bars.index, columns=list(bars.symbols))
     targets.iloc[::3, 0] = 120_000.0
