@@ -847,14 +847,19 @@ class PaperBroker:
         book = self._book
         fresh = book.part_bar[slot] != t
         fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
-        q, whole = capped_quantities(s[fi], qty, v[fi], self.max_volume_share or 1.0)
+        share = self.max_volume_share or 1.0
+        q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
+            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
+                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
+            if not fok.any():
+                break
+            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+            q, whole = capped_quantities(s[fi], qty, v[fi], share)
         keep = q > 0
         if not whole.all():
             for k in np.flatnonzero(~whole).tolist():
-                tif = self._orders[book.ids[int(slot[k])]].order.tif
-                if tif is TimeInForce.FOK:
-                    keep[k] = False
-                elif otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
+                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
                         otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
                     newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
         return fi[keep], slot[keep], q[keep], whole[keep], newly
