@@ -441,3 +441,20 @@ def test_the_vectorized_cap_refuses_exits_and_actions() -> None:
     with pytest.raises(ValueError, match="max_volume_share"):
         backtest_vectorized(bars, targets=np.full((3, 1), 10.0), stop_loss=0.05,
                             max_volume_share=0.1)
+
+
+def test_the_command_line_takes_max_volume_share(tmp_path: Any,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from simbroker.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    sma = f"{root / 'examples' / 'sma_crossover.py'}:SmaCrossover"
+    data = str(root / "simbroker" / "sample_data" / "sample_daily.csv")
+    assert main(["backtest", sma, "--data", data, "--max-volume-share", "0.5",
+                 "--out", str(tmp_path / "res")]) == 0
+    assert simbroker.load_result(tmp_path / "res").config["max_volume_share"] == 0.5
+    with pytest.raises(SystemExit):
+        main(["backtest", sma, "--data", data, "--max-volume-share", "2"])
+    assert "must be in (0, 1]" in capsys.readouterr().err
