@@ -630,6 +630,12 @@ class PaperBroker:
                                    field="triggered_at", value=when, symbol=order.symbol)
             ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
             trig = max(0, int(np.searchsorted(self._ts, ns, side="right")) - 1)
+        elif when is not None and order.order_type in (OrderType.STOP, OrderType.TRAILING_STOP) \
+                and not leg:
+            # A stop that triggered (it filled in part under max_volume_share) is a market
+            # order for its rest, as at the venue.
+            order = Order.create(order.symbol, order.side.value, order.qty, "market",
+                                 tif=order.tif.value, client_order_id=order.client_order_id)
         return order, trig
 
     def cancel_order(self, order_id: str) -> OrderInfo:

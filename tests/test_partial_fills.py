@@ -458,3 +458,28 @@ def test_the_command_line_takes_max_volume_share(tmp_path: Any,
     with pytest.raises(SystemExit):
         main(["backtest", sma, "--data", data, "--max-volume-share", "2"])
     assert "must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_a_resumed_session_carries_the_rest_of_a_part_filled_stop_as_a_market_order(
+        tmp_path: Any) -> None:
+    from simbroker.tradelog._replay import order_fields
+
+    bars = panel([4000] * 4, opens=[10.0, 10.0, 20.0, 20.0], lows=[9.0, 9.0, 19.5, 19.5],
+                 highs=[11.0, 10.8, 21.0, 21.0])
+    path = tmp_path / "log.jsonl"
+    b = broker(bars, trade_log=path)
+    b.step()
+    oid = b.submit_order("A", "sell", 250, "stop", stop_price=9.5, tif="gtc")["order_id"]
+    b.step()
+    b.close()
+    state = replay_trade_log(path)
+    rec = state.open_orders[oid]
+    carried = {**order_fields(rec), "qty": float(rec["qty"]) - state.filled_qty[oid],
+               "triggered_at": rec["triggered_at"]}
+    again = PaperBroker(bars, max_volume_share=0.025, slippage=0.0, fees=None,
+                        cash=state.cash, positions=state.positions, start_at=b.now(),
+                        open_orders=[carried], order_id_prefix="S2-O")
+    info = again.get_orders()[0]
+    assert (info["order_type"], info["qty"]) == ("market", 150.0)
+    again.step()
+    assert [(f["qty"], f["price"]) for f in again.get_fills()] == [(100.0, 20.0)]
