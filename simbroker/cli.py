@@ -2,7 +2,8 @@
 
 ::
 
-    simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps|--fees --out DIR]
+    simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps|--fees
+                       --max-volume-share --out DIR]
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH [--calendar XNYS]
@@ -184,7 +185,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     try:
         result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
                           fees=_fees_arg(args, args.fee_bps), allow_short=not args.no_short,
-                          trade_log=out / "tradelog.jsonl" if out else None)
+                          trade_log=out / "tradelog.jsonl" if out else None,
+                          max_volume_share=args.max_volume_share)
     except StrategyError as exc:
         if out is not None and exc.result is not None:
             exc.result.save(out)
@@ -577,6 +579,18 @@ def _version() -> str:
     return f"simbroker {__version__}"
 
 
+
+def _volume_share(text: str) -> float:
+    """``--max-volume-share``: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simbroker", description=_DESCRIPTION, epilog=_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -603,6 +617,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="a published fee schedule instead of --fee-bps: ibkr_fixed, "
                          "ibkr_tiered or alpaca (NAME@YYYY-MM-DD for undated fills' date)")
     bt.add_argument("--no-short", action="store_true", help="refuse short sales")
+    bt.add_argument("--max-volume-share", type=_volume_share, default=None, metavar="SHARE",
+                    help="partial fills: at most this share of a bar's volume, in (0, 1] "
+                         "(e.g. 0.025; default: whole fills)")
     bt.add_argument("--out", help="folder for results and the trade log (must be empty)")
     bt.add_argument("--overwrite", action="store_true",
                     help="let --out replace what a previous run wrote there")
@@ -771,3 +788,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -242,6 +242,7 @@ def backtest(
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
     progress: bool | None = None,
+    max_volume_share: float | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -263,6 +264,9 @@ def backtest(
     progress
         A progress bar over the bars on ``stderr``: ``None`` (default) shows one on an
         interactive terminal outside CI, ``True`` always (needs ``tqdm``), ``False`` never.
+    max_volume_share
+        Partial fills by volume (:class:`~simbroker.PaperBroker`'s ``max_volume_share``):
+        at most this share of a bar's volume per symbol; ``None`` (default) fills whole.
 
     Returns
     -------
@@ -293,7 +297,7 @@ def backtest(
     on_bar = _on_bar_of(strategy)
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
-                         session_tz=session_tz)
+                         session_tz=session_tz, max_volume_share=max_volume_share)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from simbroker._paper_volume import check_share
 from simbroker.actions import _vector as actions_vec
 from simbroker.actions._paper import broker_schedule
 from simbroker.bars import Bars
@@ -458,6 +459,7 @@ def backtest_vectorized(
     take_profit: ExitSpec = None,
     trailing_stop: ExitSpec = None,
     both_legs: str = "stop",
+    max_volume_share: float | None = None,
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -515,6 +517,11 @@ def backtest_vectorized(
     both_legs : {"stop", "take_profit"}, default "stop"
         Which OCO leg fills when both could on one bar and the open gaps through neither
         (the paper broker's ``both_legs``).
+    max_volume_share : float, optional
+        Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
+        at most this share of its fill bar's volume; the rest expires or is canceled at
+        that close and the target is decided again (:mod:`simbroker._vector_volume`).
+        Runs bar by bar (numpy across symbols). Not with exits or corporate actions.
 
     Returns
     -------
@@ -574,6 +581,25 @@ def backtest_vectorized(
             "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
             "without calendar sessions or corporate actions; run the same rules event-driven "
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
+    share = check_share(max_volume_share, bars.volume_known)
+    if share is not None:
+        if rules is not None or bars.actions is not None:
+            raise ValueError(
+                "max_volume_share in the vectorized runner takes targets, signals or weights "
+                "without exits or corporate actions; run them event-driven with "
+                "simbroker.backtest(..., max_volume_share=...)")
+        from simbroker._vector_volume import run_capped
+
+        if targets is not None:
+            tgt = _aligned(targets, bars, "targets")
+            _check_finite(tgt, bars, "targets")
+        elif weights is not None:
+            tgt = _aligned(weights, bars, "weights")
+            _check_finite(tgt, bars, "weights")
+        else:
+            tgt = _signal_targets(bars, entries, exits, size)
+        return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
+                          bool(clip_to_bar), session_tz, share)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")

@@ -475,3 +475,41 @@ def test_models_are_schedule_fees_with_a_schedule() -> None:
         assert isinstance(m, ScheduleFee)
         assert isinstance(m.schedule, FeeSchedule)
         assert m.schedule.name == name
+
+
+# -- per-order minimums over partial fills (FeeModel.order_fees, from acct-volume) ----------
+
+
+def test_ibkr_fixed_minimum_is_charged_once_per_order_over_three_parts() -> None:
+    m = fee_schedule("ibkr_fixed")
+    # A 300-share buy at $25 filling 100 + 100 + 100. The whole order costs
+    # max(300 x 0.005, 1.00) = $1.50: part 1 pays the $1.00 minimum, part 2 nothing
+    # (F(200) = 1.00 - 1.00), part 3 the remaining $0.50 (F(300) = 1.50 - 1.00).
+    side, qty, price = np.full(3, BUY), np.full(3, 100.0), np.full(3, 25.0)
+    done = np.array([0.0, 100.0, 200.0])
+    fee = m.order_fees(side, qty, price, done, done * 25.0)
+    np.testing.assert_allclose(fee, [1.00, 0.0, 0.50], atol=1e-12)
+    assert fee.sum() == pytest.approx(m.fee("buy", 300, 25.0))
+    # A first part costs exactly what fees() says.
+    np.testing.assert_array_equal(m.order_fees(side, qty, price, np.zeros(3), np.zeros(3)),
+                                  m.fees(side, qty, price))
+
+
+@PROPS
+@given(name=st.sampled_from(NAMES), side=st.sampled_from([BUY, SELL]),
+       parts=st.lists(st.floats(1.0, 2e5), min_size=1, max_size=5),
+       price=st.floats(0.05, 500.0))
+def test_parts_of_an_order_add_up_to_the_commission_of_the_whole(
+        name: str, side: float, parts: list[float], price: float) -> None:
+    m = fee_schedule(name, as_of="2024-06-03")
+    q = np.array(parts)
+    done = np.concatenate([[0.0], np.cumsum(q)[:-1]])
+    n = len(q)
+    fee = m.order_fees(np.full(n, side), q, np.full(n, price), done, done * price)
+    assert np.all(fee >= 0)
+    whole = m.fee("buy" if side > 0 else "sell", float(q.sum()), price)
+    # Commissions add up exactly; per-fill regulatory terms (TAF cap, cent rounding) can
+    # only make the parts cost more than the whole.
+    assert fee.sum() >= whole - 1e-9
+    if side > 0 and name != "ibkr_tiered":
+        assert fee.sum() == pytest.approx(whole, abs=1e-9)

@@ -60,6 +60,8 @@ def build_result(broker: PaperBroker) -> BacktestResult:
               "fees": repr(broker.fees), "allow_short": broker.allow_short}
     if broker.initial_positions:
         config["positions"] = broker.initial_positions
+    if broker.max_volume_share is not None:
+        config["max_volume_share"] = broker.max_volume_share
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),

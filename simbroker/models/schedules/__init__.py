@@ -30,6 +30,7 @@ from simbroker.models.schedules._models import (
     IBKRTieredFee,
     ScheduleFee,
     fees_at,
+    order_fees_at,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "fee_schedule",
     "fees_at",
     "load_schedule_data",
+    "order_fees_at",
 ]

@@ -15,7 +15,7 @@ from simbroker.models.fees import FeeModel
 from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
 
 __all__ = ["AlpacaFee", "IBKRFixedFee", "IBKRTieredFee", "ScheduleFee", "fees_at",
-           "model_class"]
+           "model_class", "order_fees_at"]
 
 _CENT_EPS = 1e-9  # 0.1 * 100 is 10.000000000000002: not a reason to charge another cent
 
@@ -37,14 +37,25 @@ def fees_at(model: FeeModel, side: np.ndarray, qty: np.ndarray, price: np.ndarra
     return model.fees(side, qty, price)
 
 
+def order_fees_at(model: FeeModel, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                  filled_qty: np.ndarray, filled_notional: np.ndarray,
+                  when: np.ndarray | None) -> np.ndarray:
+    """``model.order_fees`` (fills of orders that may have filled in part), with the
+    fills' times for a :class:`ScheduleFee`."""
+    if when is not None and isinstance(model, ScheduleFee):
+        return model.order_fees(side, qty, price, filled_qty, filled_notional, when=when)
+    return model.order_fees(side, qty, price, filled_qty, filled_notional)
+
+
 class ScheduleFee(FeeModel):
     """A fee model read from a dated schedule (see :func:`simbroker.models.fee_schedule`).
 
     ``fee = commission + regulatory``: the commission by the broker's formula, and the
     regulatory parts the broker passes on: SEC fee (``per_million / 1e6 x notional``, sells),
     FINRA TAF (``min(per_share x qty, maximum)``, sells), FINRA CAT (``per_share x qty``,
-    both sides). Minimums apply per fill (each fill of the paper broker completes its
-    order).
+    both sides). The commission's minimum and cap apply once per order: a later part
+    of an order filled in parts (:meth:`order_fees`) pays the commission of the whole
+    order so far less what its earlier parts paid; the regulatory fees are per fill.
 
     Parameters
     ----------
@@ -128,12 +139,60 @@ class ScheduleFee(FeeModel):
         out: np.ndarray = np.minimum(fee, cap)
         return out
 
+    def _rate(self, rows: Any, prior: np.ndarray | None, shape: tuple[int, ...]
+              ) -> np.ndarray:
+        """Commission per share of each fill."""
+        out: np.ndarray = np.broadcast_to(
+            self.schedule.commission.columns["per_share"][rows], shape)
+        return out
+
+    def _ib(self, q: np.ndarray, notional: np.ndarray, rows: Any, rate: np.ndarray
+            ) -> np.ndarray:
+        """The broker's commission on ``q`` shares worth ``notional`` (0 for none)."""
+        c = self.schedule.commission
+        fee = self._capped(rate * q, notional, c.columns["minimum"][rows],
+                           c.columns["max_fraction"][rows])
+        out: np.ndarray = np.where(q > 0, fee, 0.0)
+        return out
+
+    def _extras(self, q: np.ndarray, ib: np.ndarray, rows: Any) -> np.ndarray:
+        """The commission plus what the schedule adds to it per fill (none here)."""
+        return ib
+
     def _commission(self, sgn: np.ndarray, q: np.ndarray, notional: np.ndarray,
                     days: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
-        c = self.schedule.commission
-        i = self._rows(c, days)
-        return self._capped(c.columns["per_share"][i] * q, notional, c.columns["minimum"][i],
-                            c.columns["max_fraction"][i])
+        rows = self._rows(self.schedule.commission, days)
+        return self._extras(q, self._ib(q, notional, rows, self._rate(rows, prior, q.shape)),
+                            rows)
+
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray,
+                   when: np.ndarray | None = None) -> np.ndarray:
+        """Fees of fills of orders that may have filled in part (see the class docstring).
+
+        Where ``filled_qty == 0`` this equals :meth:`fees` exactly.
+        """
+        return self._order_price(side, qty, price, filled_qty, filled_notional, when, None)
+
+    def _order_price(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                     filled_qty: np.ndarray, filled_notional: np.ndarray,
+                     when: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+        first = self._price(side, qty, price, when, prior)
+        done = np.broadcast_to(np.abs(np.asarray(filled_qty, np.float64)), first.shape)
+        if not (done > 0).any():
+            return first
+        sgn = np.broadcast_to(np.asarray(side, np.float64), first.shape)
+        q = np.broadcast_to(np.abs(np.asarray(qty, np.float64)), first.shape)
+        p = np.broadcast_to(np.asarray(price, np.float64), first.shape)
+        paid_n = np.broadcast_to(np.asarray(filled_notional, np.float64), first.shape)
+        days = None if when is None else np.broadcast_to(days_of(when), q.shape)
+        rows = self._rows(self.schedule.commission, days)
+        rate = self._rate(rows, prior, q.shape)
+        ib = np.maximum(self._ib(done + q, paid_n + q * p, rows, rate)
+                        - self._ib(done, paid_n, rows, rate), 0.0)
+        later = self._extras(q, ib, rows) + self._regulatory(sgn, q, q * p, days)
+        out: np.ndarray = np.where(done > 0, np.where(q > 0, later, 0.0), first)
+        return out
 
     # -- description -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -237,6 +296,15 @@ class IBKRTieredFee(ScheduleFee):
             prior = self._running(q, when)
         return self._price(side, qty, price, when, prior)
 
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray,
+                   when: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`ScheduleFee.order_fees`; each part pays the tier the month had
+        reached before it (dated calls advance the month's ledger as :meth:`fees`)."""
+        q = np.abs(np.asarray(qty, np.float64))
+        prior = None if when is None else self._running(q, when)
+        return self._order_price(side, qty, price, filled_qty, filled_notional, when, prior)
+
     def _running(self, q: np.ndarray, when: np.ndarray) -> np.ndarray:
         """Month-to-date shares before each fill, advancing the ledger."""
         flat_q = q.ravel()
@@ -264,22 +332,25 @@ class IBKRTieredFee(ScheduleFee):
         out: np.ndarray = prior.reshape(q.shape)
         return out
 
-    def _commission(self, sgn: np.ndarray, q: np.ndarray, notional: np.ndarray,
-                    days: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
-        c = self.schedule.commission
-        i = self._rows(c, days)
+    def _rate(self, rows: Any, prior: np.ndarray | None, shape: tuple[int, ...]
+              ) -> np.ndarray:
+        """The per-share rate of the tier each fill's month volume had reached."""
         if prior is None:
-            prior = np.zeros(q.shape)
-        rows = np.broadcast_to(np.asarray(i), q.shape)
-        rate = np.empty(q.shape, np.float64)
-        for k in np.unique(rows).tolist():
-            sel = rows == k
+            prior = np.zeros(shape)
+        at = np.broadcast_to(np.asarray(rows), shape)
+        rate = np.empty(shape, np.float64)
+        for k in np.unique(at).tolist():
+            sel = at == k
             tier = np.searchsorted(self._tier_from[k], prior[sel], side="right") - 1
             rate[sel] = self._tier_rate[k][tier]
-        ib = self._capped(rate * q, notional, c.columns["minimum"][i],
-                          c.columns["max_fraction"][i])
-        per_share = c.columns["clearing_per_share"][i] + c.columns["exchange_per_share"][i]
-        pass_through = c.columns["nyse_pass_through"][i] + c.columns["finra_pass_through"][i]
+        return rate
+
+    def _extras(self, q: np.ndarray, ib: np.ndarray, rows: Any) -> np.ndarray:
+        """Exchange and clearing per share; NYSE and FINRA pass-throughs on ``ib``."""
+        c = self.schedule.commission
+        per_share = c.columns["clearing_per_share"][rows] + c.columns["exchange_per_share"][rows]
+        pass_through = (c.columns["nyse_pass_through"][rows]
+                        + c.columns["finra_pass_through"][rows])
         out: np.ndarray = ib * (1.0 + pass_through) + per_share * q
         return out
 
