@@ -91,11 +91,13 @@ class Groups:
         """Queue what a fill of ``order_id`` on bar ``t`` sets off.
 
         A parent's fill activates its held children from bar ``t + 1`` (sized to the
-        filled quantity); a leg's fill cancels its open siblings.
+        filled quantity); a further part of a parent that fills in parts grows its
+        active children to the quantity filled so far (an ``"activate"`` of a child that
+        is no longer held); a leg's fill cancels its open siblings.
         """
         if order_id in self.children and order_id not in self.oco:
             for child in self.children[order_id]:
-                if child in self.held:
+                if child not in self.done:
                     self.pending.append(Action("activate", child, first_bar=t + 1,
                                                qty=filled_qty))
         if self.key_of(order_id) is not None:

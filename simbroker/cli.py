@@ -2,7 +2,8 @@
 
 ::
 
-    simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps --out DIR]
+    simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps|--fees
+                       --max-volume-share --out DIR]
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH [--calendar XNYS]
@@ -47,9 +48,9 @@ from simbroker.broker import Broker
 from simbroker.config import BrokerConfig, IBKRConfig, PaperConfig, load_broker_config
 from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.engine import backtest
-from simbroker.errors import DataWarning, SimbrokerError, StrategyError
+from simbroker.errors import DataWarning, FeeScheduleError, SimbrokerError, StrategyError
 from simbroker.feeds import BarFeed, ReplayFeed
-from simbroker.models.fees import fee_model_from_dict
+from simbroker.models.fees import fee_model, fee_model_from_dict
 from simbroker.models.slippage import slippage_model_from_dict
 from simbroker.risk import RiskLimits
 from simbroker.runner import (
@@ -184,8 +185,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     out = _prepare_out(args.out, args.overwrite) if args.out else None
     try:
         result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
-                          fees=args.fee_bps, allow_short=not args.no_short,
-                          trade_log=out / "tradelog.jsonl" if out else None)
+                          fees=_fees_arg(args, args.fee_bps), allow_short=not args.no_short,
+                          trade_log=out / "tradelog.jsonl" if out else None,
+                          max_volume_share=args.max_volume_share)
     except StrategyError as exc:
         if out is not None and exc.result is not None:
             exc.result.save(out)
@@ -294,7 +296,7 @@ def _shadow_settings(args: argparse.Namespace, config: BrokerConfig) -> Any:
 
     if isinstance(config, PaperConfig):
         return ShadowSettings(slippage=_model(config.slippage, "slippage"),
-                              fees=_model(config.fees, "fees"),
+                              fees=_fees_arg(args, _model(config.fees, "fees")),
                               allow_short=config.allow_short)
     return ShadowSettings()
 
@@ -329,7 +331,8 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
         borrow, interest = config.financing()
         paper = paper_broker_from_log(
             bars, resume, trade_log=trade_log, cash=config.cash,
-            slippage=_model(config.slippage, "slippage"), fees=_model(config.fees, "fees"),
+            slippage=_model(config.slippage, "slippage"),
+            fees=_fees_arg(args, _model(config.fees, "fees")),
             allow_short=config.allow_short, borrow=borrow, interest=interest)
         return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
                                  start=args.warmup)
@@ -365,6 +368,17 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
         broker.close()
         raise
     return broker, feed
+
+
+def _fees_arg(args: argparse.Namespace, default: Any) -> Any:
+    """``--fees NAME`` (a published schedule, e.g. ibkr_fixed) over the config's or --fee-bps."""
+    name = getattr(args, "fees", None)
+    if name is None:
+        return default
+    try:
+        return fee_model(name)
+    except FeeScheduleError as exc:
+        raise CLIError(f"--fees: {exc}") from None
 
 
 def _model(value: Any, what: str) -> Any:
@@ -598,6 +612,18 @@ def _version() -> str:
     return f"simbroker {__version__}"
 
 
+
+def _volume_share(text: str) -> float:
+    """``--max-volume-share``: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simbroker", description=_DESCRIPTION, epilog=_EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -620,7 +646,13 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash (100000)")
     bt.add_argument("--slippage-bps", type=float, default=5.0, help="slippage in bps (5)")
     bt.add_argument("--fee-bps", type=float, default=1.0, help="fees in bps of notional (1)")
+    bt.add_argument("--fees", metavar="SCHEDULE",
+                    help="a published fee schedule instead of --fee-bps: ibkr_fixed, "
+                         "ibkr_tiered or alpaca (NAME@YYYY-MM-DD for undated fills' date)")
     bt.add_argument("--no-short", action="store_true", help="refuse short sales")
+    bt.add_argument("--max-volume-share", type=_volume_share, default=None, metavar="SHARE",
+                    help="partial fills: at most this share of a bar's volume, in (0, 1] "
+                         "(e.g. 0.025; default: whole fills)")
     bt.add_argument("--out", help="folder for results and the trade log (must be empty)")
     bt.add_argument("--overwrite", action="store_true",
                     help="let --out replace what a previous run wrote there")
@@ -647,6 +679,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="folder holding brokers/{broker}.yaml (CONFIG)")
         rt.add_argument("--config", help="a broker config file (instead of --config-dir)")
         rt.add_argument("--trade-log", help="trade log file (default: the config's)")
+        rt.add_argument("--fees", metavar="SCHEDULE",
+                        help="paper broker / --shadow: a published fee schedule (ibkr_fixed, "
+                             "ibkr_tiered, alpaca) instead of the config's fees")
         rt.add_argument("--fresh", action="store_true",
                         help="refuse to run if the trade log exists (no resume)")
         rt.add_argument("--max-bars", type=int, help="stop after N bars")
@@ -823,3 +858,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -573,14 +573,15 @@ class PaperConfig(_Config):
 
     broker: ClassVar[str] = "paper"
     _types: ClassVar[dict[str, tuple[type, ...]]] = {
-        "cash": (int, float), "slippage": (int, float, dict), "fees": (int, float, dict),
+        "cash": (int, float), "slippage": (int, float, dict), "fees": (int, float, str, dict),
         "allow_short": (bool,), "data": (str,), "trade_log": (str,), "speed": (int, float),
         "data_tz": (str,), "borrow": (dict,), "interest": (dict,),
     }
 
     cash: float = 100_000.0
     slippage: float | dict[str, Any] = 5.0
-    fees: float | dict[str, Any] = 1.0
+    #: bps of notional, a model mapping, or a published schedule's name (``ibkr_fixed``).
+    fees: float | str | dict[str, Any] = 1.0
     allow_short: bool = True
     data: str | None = None
     #: The zone ``data``'s naive timestamps are written in (``load_bars(tz=...)``), set

@@ -236,7 +236,7 @@ def backtest(
     *,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     allow_short: bool = True,
     positions: Mapping[str, float] | None = None,
     trade_log: str | Path | TradeLog | None = None,
@@ -245,6 +245,7 @@ def backtest(
     progress: bool | None = None,
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
+    max_volume_share: float | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -271,6 +272,9 @@ def backtest(
     progress
         A progress bar over the bars on ``stderr``: ``None`` (default) shows one on an
         interactive terminal outside CI, ``True`` always (needs ``tqdm``), ``False`` never.
+    max_volume_share
+        Partial fills by volume (:class:`~simbroker.PaperBroker`'s ``max_volume_share``):
+        at most this share of a bar's volume per symbol; ``None`` (default) fills whole.
 
     Returns
     -------
@@ -301,7 +305,8 @@ def backtest(
     on_bar = _on_bar_of(strategy)
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
-                         session_tz=session_tz, borrow=borrow, interest=interest)
+                         session_tz=session_tz, borrow=borrow, interest=interest,
+                         max_volume_share=max_volume_share)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

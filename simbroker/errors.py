@@ -4,6 +4,7 @@ Grouped by *where* a failure happened::
 
     SimbrokerError                  anything simbroker raises on purpose
     ├── ConfigError                 a configuration file or value is wrong
+    │   └── FeeScheduleError        an unknown or malformed fee schedule (also ValueError)
     ├── DataError                   bars failed to load or validate
     │   (DataWarning, a UserWarning: bars loaded but deserve a look, e.g. zero volume)
     ├── ClockError                  a clock was asked to go backwards, or is unset
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataWarning",
+    "FeeScheduleError",
     "HardToBorrow",
     "InvalidOrder",
     "OrderRejected",
@@ -75,6 +77,14 @@ class ConfigError(SimbrokerError):
         self.key = key
         self.path = path
         super().__init__(message)
+
+
+class FeeScheduleError(ConfigError, ValueError):
+    """A fee schedule is unknown, malformed, or has no version for a date.
+
+    The message names the schedule (with the closest known names for an unknown one) and
+    the date or field at fault. Also a ``ValueError``, as every bad model parameter is.
+    """
 
 
 class DataError(SimbrokerError):

@@ -95,6 +95,7 @@ from simbroker._paper_kinds import (
     trail_levels,
     trailed_extremes,
 )
+from simbroker._paper_volume import capped_quantities, check_share
 from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
@@ -108,6 +109,7 @@ from simbroker.errors import (
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._paper import financing_of, no_borrow_model
 from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.schedules import fees_at, order_fees_at
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
@@ -129,6 +131,7 @@ _VENUES = (None, "alpaca", "ibkr")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NEVER = NEVER
 _TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
+_PART_EXPIRED = "day order partially filled; the rest expired at the session end"
 _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
              TimeInForce.CLS: "cls order not filled in the closing auction",
              TimeInForce.IOC: "ioc order not filled on its bar",
@@ -154,6 +157,7 @@ class _OrderState:
     legs: list[str] = field(default_factory=list)
     group_class: str | None = None  # a leg's group class (its own Order is simple)
     trail_extreme: float | None = None  # a trailing stop's extreme so far
+    n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"
 
     def info(self) -> OrderInfo:
         o = self.order
@@ -204,10 +208,11 @@ class _OpenBook:
         self.expire_bar = np.zeros(capacity, np.int64)
         self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
         self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
+        self.part_bar = np.full(capacity, -1, np.int64)  # bar of the latest partial fill
         self.max_first = -1  # the largest first_bar ever added: all eligible once passed
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
-               "expire_bar", "aux", "ext")
+               "expire_bar", "aux", "ext", "part_bar")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER,
@@ -224,6 +229,7 @@ class _OpenBook:
         self.aux[i, 0], self.aux[i, 1] = trail, extreme
         self.max_first = max(self.max_first, first_bar)
         self.ext[i] = ext
+        self.part_bar[i] = -1
         self.n += 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -258,8 +264,10 @@ class PaperBroker:
     slippage
         Basis points (a number, default 5) or a :class:`~simbroker.models.SlippageModel`.
     fees
-        Basis points of notional (a number, default 1) or a
-        :class:`~simbroker.models.FeeModel`.
+        Basis points of notional (a number, default 1), a
+        :class:`~simbroker.models.FeeModel`, or a published schedule by name
+        (``"ibkr_fixed"``, ``"ibkr_tiered"``, ``"alpaca"``; each fill pays the rates of its
+        bar's date, see :func:`~simbroker.models.fee_schedule`).
     allow_short
         When False, a sell that would take a position below zero is refused at submission
         (counting open sell orders) with :class:`~simbroker.errors.ShortingNotAllowed`,
@@ -315,6 +323,12 @@ class PaperBroker:
         optionally a credit) cash balance at each trading day's end. ``None`` (default):
         none. Both write ``borrow_fee`` / ``interest`` records before cash moves
         (:mod:`simbroker.financing`).
+    max_volume_share
+        Partial fills by volume: the orders of a symbol take at most this share of a
+        bar's volume (in ``(0, 1]``, e.g. ``0.025`` as zipline's ``VolumeShareSlippage``;
+        ``None``, the default, fills whole). The rest stays open (``partially_filled``)
+        and fills on later bars; see :mod:`simbroker._paper_volume` and the README's
+        "How orders fill". Refused on bars whose volume is unknown.
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
@@ -339,7 +353,7 @@ class PaperBroker:
         *,
         cash: float = 100_000.0,
         slippage: float | SlippageModel | None = 5.0,
-        fees: float | FeeModel | None = 1.0,
+        fees: float | str | FeeModel | None = 1.0,
         allow_short: bool = True,
         positions: Mapping[str, float] | None = None,
         clock: SimulatedClock | None = None,
@@ -353,6 +367,7 @@ class PaperBroker:
         venue: str | None = None,
         borrow: BorrowModel | None = None,
         interest: InterestModel | None = None,
+        max_volume_share: float | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -381,6 +396,7 @@ class PaperBroker:
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
         self._volume_known = bars.volume_known  # False: a bar with a close is tradable
+        self.max_volume_share = check_share(max_volume_share, bars.volume_known)
         if venue not in _VENUES:
             raise ValueError(f"venue must be one of {', '.join(map(repr, _VENUES))}, got "
                              f"{venue!r}")
@@ -636,6 +652,12 @@ class PaperBroker:
                                    field="triggered_at", value=when, symbol=order.symbol)
             ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
             trig = max(0, int(np.searchsorted(self._ts, ns, side="right")) - 1)
+        elif when is not None and order.order_type in (OrderType.STOP, OrderType.TRAILING_STOP) \
+                and not leg:
+            # A stop that triggered (it filled in part under max_volume_share) is a market
+            # order for its rest, as at the venue.
+            order = Order.create(order.symbol, order.side.value, order.qty, "market",
+                                 tif=order.tif.value, client_order_id=order.client_order_id)
         return order, trig
 
     def cancel_order(self, order_id: str) -> OrderInfo:
@@ -823,7 +845,15 @@ class PaperBroker:
             return
         fi = np.flatnonzero(fill)
         slot = elig[fi]
-        sgn, qty, refp = book.sign[slot], book.qty[slot], ref[fi]
+        qty = book.qty[slot]
+        whole: np.ndarray | None = None
+        if self.max_volume_share is not None:
+            fi, slot, qty, whole, newly = self._capped(t, fi, slot, qty, s, v, otype, newly)
+            if len(fi) == 0:
+                if newly is not None:
+                    self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
+                return
+        sgn, refp = book.sign[slot], ref[fi]
         sf = s[fi]
         ctx = BarContext(open=o[fi], high=self._high[t, sf], low=self._low[t, sf],
                          close=self._close[t, sf], volume=v[fi])
@@ -836,8 +866,46 @@ class PaperBroker:
                 price = np.where(limited, capped, price)
         if self.clip_to_bar:
             price = np.clip(price, ctx.low, ctx.high)
-        fee = self.fees.fees(sgn, qty, price)
-        self._book_bar(t, slot, qty, price, fee, newly)
+        if whole is None:  # dated schedules (fees_at) price at the bar's date
+            fee = fees_at(self.fees, sgn, qty, price, self._ts[t])
+        else:
+            states = [self._orders[book.ids[i]] for i in slot.tolist()]
+            fee = order_fees_at(self.fees, sgn, qty, price,
+                                np.array([st.filled_qty for st in states]),
+                                np.array([st.filled_notional for st in states]), self._ts[t])
+        self._book_bar(t, slot, qty, price, fee, newly, whole)
+
+    def _capped(
+        self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,
+        v: np.ndarray, otype: np.ndarray, newly: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The bar's fills under ``max_volume_share`` (see :mod:`simbroker._paper_volume`).
+
+        An order already partly filled on bar ``t`` (an earlier attempt at this bar whose
+        write failed) does not fill on it again; a fok order the cap would split does not
+        fill at all; a stop-like order that triggered but is left with a remainder
+        becomes triggered (a stop or trailing stop rests as a market order, a stop-limit
+        as its limit) from the next bar, recorded as ``newly`` triggered.
+        """
+        book = self._book
+        fresh = book.part_bar[slot] != t
+        fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
+        share = self.max_volume_share or 1.0
+        q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
+            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
+                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
+            if not fok.any():
+                break
+            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+            q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        keep = q > 0
+        if not whole.all():
+            for k in np.flatnonzero(~whole).tolist():
+                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
+                        otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
+                    newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
+        return fi[keep], slot[keep], q[keep], whole[keep], newly
 
     def _match_priced(
         self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, tradable: np.ndarray,
@@ -901,8 +969,13 @@ class PaperBroker:
         return fill, ref
 
     def _book_bar(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
-                  fee: np.ndarray, triggered: np.ndarray | None) -> None:
+                  fee: np.ndarray, triggered: np.ndarray | None,
+                  whole: np.ndarray | None = None) -> None:
         """Book a bar's fills, then its stop-limit triggers, each after its record.
+
+        ``whole`` (under ``max_volume_share``) says which fills complete their order; the
+        others leave it open with the rest. A stop or trailing stop among ``triggered``
+        (it filled in part) rests as a market order from the next bar.
 
         If a write fails, what was booked stays booked (and recorded), the rest stays open
         exactly as before the bar, and the error propagates: matching the bar again books
@@ -913,19 +986,24 @@ class PaperBroker:
         ts_ns = int(self._ts[t])
         done = np.zeros(book.n, np.bool_)
         try:
-            for slot, q, px, f in zip(slots.tolist(), qty.tolist(), price.tolist(),
-                                       fee.tolist(), strict=True):
-                self._book_fill(t, slot, q, px, f, now, ts_ns)
-                done[slot] = True
+            parts = [True] * len(slots) if whole is None else whole.tolist()
+            for slot, q, px, f, w in zip(slots.tolist(), qty.tolist(), price.tolist(),
+                                          fee.tolist(), parts, strict=True):
+                if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
+                    done[slot] = True
             if triggered is not None:
                 for slot in triggered.tolist():
-                    if book.trig_bar[slot] == t:
+                    if book.trig_bar[slot] == t or done[slot] or \
+                            book.ids[slot] not in self._orders or \
+                            not self._orders[book.ids[slot]].status.is_open:
                         continue  # recorded by an earlier attempt at this bar
                     if self._log is not None:
                         state = self._orders[book.ids[slot]]
                         self._log.write("triggered", now, order_id=state.order_id,
                                         symbol=state.order.symbol, bar=now)
                     book.trig_bar[slot] = t
+                    if book.otype[slot] != 3:  # a stop that traded in part: now a market
+                        book.otype[slot] = 0
         finally:
             if done.any():
                 book.keep(~done)
@@ -933,7 +1011,8 @@ class PaperBroker:
             self._settle(now)
 
     def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
-                   ts_ns: int) -> None:
+                   ts_ns: int, whole: bool = True) -> bool:
+        """Book one fill after its record; False when the order stays open (a part)."""
         book = self._book
         order_id = book.ids[slot]
         state = self._orders[order_id]
@@ -944,10 +1023,10 @@ class PaperBroker:
             self._finish(state, OrderStatus.REJECTED,
                          f"shorting is not allowed: selling {q:g} {order.symbol} against a "
                          f"position of {pos:g}", now)
-            return
+            return True
         notional = q * px
         fill = Fill(
-            fill_id=f"{order_id}-1", order_id=order_id,
+            fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
             client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
             side=order.side.value, qty=q, price=px, fee=f, notional=notional,
         )
@@ -958,15 +1037,22 @@ class PaperBroker:
         self._pos[col] = new_pos
         state.filled_qty += q
         state.filled_notional += notional
+        state.n_fills += 1
         self._fills.append(fill)
         self._fill_ns.append(ts_ns)
         self._ledger_bar.append(t)
         self._ledger_sym.append(col)
         self._ledger_cash.append(self._cash)
         self._ledger_pos.append(new_pos)
-        state.status = OrderStatus.FILLED
+        if whole:
+            state.status = OrderStatus.FILLED
+        else:
+            state.status = OrderStatus.PARTIALLY_FILLED
+            book.qty[slot] -= q
+            book.part_bar[slot] = t
         if self._groups.children and order_id in self._groups:
             self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
+        return whole
 
     def _expire(self, expired: np.ndarray) -> None:
         book = self._book
@@ -977,8 +1063,9 @@ class PaperBroker:
                 state = self._orders[book.ids[slot]]
                 tif = state.order.tif
                 if tif in (TimeInForce.DAY, TimeInForce.GTC):
-                    self._finish(state, OrderStatus.EXPIRED,
-                                 "day order not filled by the session end", now)
+                    self._finish(state, OrderStatus.EXPIRED, _PART_EXPIRED if
+                                 state.filled_qty else "day order not filled by the session end",
+                                 now)
                 else:
                     self._finish(state, OrderStatus.CANCELED, _UNFILLED[tif], now)
                 done[slot] = True
@@ -1036,12 +1123,27 @@ class PaperBroker:
                     state.status = OrderStatus.NEW
                     self._book_order(state, action.first_bar, _NEVER, None)
                     groups.activated(state.order_id)
+                elif state.parent_id is not None and action.qty > 0:
+                    self._grow(state, action.qty, now)
             else:
                 held = state.status is OrderStatus.HELD
                 self._finish(state, OrderStatus.CANCELED, action.reason, now)
                 if not held:
                     self._book.remove(state.order_id)
             groups.pending.pop(0)
+
+    def _grow(self, state: _OrderState, filled: float, now: datetime) -> None:
+        """Grow an active child to its parent's filled quantity (a parent filling in parts
+        under ``max_volume_share``): recorded as another ``activated`` with the new qty."""
+        qty = min(filled, self._orders[str(state.parent_id)].order.qty)
+        if qty <= state.order.qty:
+            return
+        if self._log is not None:
+            self._log.write("activated", now, order_id=state.order_id,
+                            symbol=state.order.symbol, qty=qty, parent_id=state.parent_id)
+        book = self._book
+        book.qty[book.ids.index(state.order_id)] += qty - state.order.qty
+        state.order = dataclasses.replace(state.order, qty=qty)
 
     def _trail(self, t: int) -> None:
         """Fold bar ``t`` into the open trailing stops' extremes, each after its record."""
@@ -1147,7 +1249,7 @@ class PaperBroker:
         book = self._book
         slot = book.ids.index(state.order_id)
         new = state.order
-        book.qty[slot] = new.qty
+        book.qty[slot] = new.qty - state.filled_qty
         book.limit[slot] = np.nan if new.limit_price is None else new.limit_price
         book.stop[slot] = np.nan if new.stop_price is None else new.stop_price
         if new.order_type is OrderType.TRAILING_STOP:

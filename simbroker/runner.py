@@ -190,7 +190,7 @@ def paper_broker_from_log(
     trade_log: TradeLog | None,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     allow_short: bool = True,
     session_tz: str = "UTC",
     borrow: BorrowModel | None = None,

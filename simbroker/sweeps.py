@@ -332,7 +332,7 @@ def sweep_vectorized(
     ascending: bool = False,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     max_cells: int = 5_000_000,
     progress: bool | None = None,
 ) -> pd.DataFrame:

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from simbroker._paper_volume import check_share
 from simbroker.actions import _vector as actions_vec
 from simbroker.actions._paper import broker_schedule
 from simbroker.bars import Bars
@@ -53,6 +54,7 @@ from simbroker.engine import History
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.results.build import (
     assemble_result,
@@ -427,7 +429,7 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
                 qty = np.abs(delta)
                 price = _fill_prices(bars, np.full(len(j), t), j, sign, qty, slippage,
                                      clip_to_bar)
-                fee = fees.fees(sign, qty, price)
+                fee = fees_at(fees, sign, qty, price, bars.ts_ns[t])
                 cash = float(_cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _after(pos[j], tgt[t - 1, j])
         if fin is not None:  # borrow fees and interest at a trading day's end
@@ -455,7 +457,7 @@ def backtest_vectorized(
     integer: bool = False,
     cash: float = 100_000.0,
     slippage: float | SlippageModel | None = 5.0,
-    fees: float | FeeModel | None = 1.0,
+    fees: float | str | FeeModel | None = 1.0,
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
     stop_loss: ExitSpec = None,
@@ -464,6 +466,7 @@ def backtest_vectorized(
     both_legs: str = "stop",
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
+    max_volume_share: float | None = None,
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -526,6 +529,11 @@ def backtest_vectorized(
         day's end exactly as the paper broker accrues them
         (:mod:`simbroker.financing`). Hard-to-borrow lists do not apply here (targets
         are not refused); not with the protective exits.
+    max_volume_share : float, optional
+        Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
+        at most this share of its fill bar's volume; the rest expires or is canceled at
+        that close and the target is decided again (:mod:`simbroker._vector_volume`).
+        Runs bar by bar (numpy across symbols). Not with exits or corporate actions.
 
     Returns
     -------
@@ -594,6 +602,25 @@ def backtest_vectorized(
         sessions = bars.sessions if bars.sessions is not None else date_sessions(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
+    share = check_share(max_volume_share, bars.volume_known)
+    if share is not None:
+        if rules is not None or bars.actions is not None or fin is not None:
+            raise ValueError(
+                "max_volume_share in the vectorized runner takes targets, signals or weights "
+                "without exits, corporate actions, borrow or interest; run them event-driven "
+                "with simbroker.backtest(..., max_volume_share=...)")
+        from simbroker._vector_volume import run_capped
+
+        if targets is not None:
+            tgt = _aligned(targets, bars, "targets")
+            _check_finite(tgt, bars, "targets")
+        elif weights is not None:
+            tgt = _aligned(weights, bars, "weights")
+            _check_finite(tgt, bars, "weights")
+        else:
+            tgt = _signal_targets(bars, entries, exits, size)
+        return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
+                          bool(clip_to_bar), session_tz, share)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -671,7 +698,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     fi = np.flatnonzero(filled)
     ft, fj, fsign, fqty = ot[fi] + 1, oj[fi], sign[fi], qty[fi]
     price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
-    fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
+    fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
     notional = fqty * price
     divs = actions_vec.dividends_of(sched, pos)
     financing = None

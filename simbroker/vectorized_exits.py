@@ -76,6 +76,7 @@ from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History
 from simbroker.models.fees import FeeModel
+from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel
 from simbroker.paper import _session_ends
 from simbroker.results.build import (
@@ -553,7 +554,7 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
         price = np.where(limited, capped, price)
     if clip_to_bar:
         price = np.clip(price, ctx.low, ctx.high)
-    fee = np.asarray(fees.fees(fsign, fqty, price), np.float64)
+    fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
     notional = fqty * price
     ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
     cash = cash_after_bars(ft, ledger_cash, n_t, cash0)

@@ -208,6 +208,8 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
     ``at_close(t, pos, cash)``, when given, returns the cash after bar ``t``'s borrow fees
     and interest (:mod:`simbroker.financing._vector`).
     """
+    from simbroker.models.schedules import fees_at  # models import the paper layer
+
     n_t, n = weights.shape
     close = ffill(bars.close.copy())
     tradable = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)  # as the runner
@@ -249,7 +251,7 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
                 j, sign, qty = pend_j[hit], pend_sign[hit], pend_qty[hit]
                 price = fill_prices(bars, np.full(len(j), t), j, sign, qty, slippage,
                                     clip_to_bar)
-                fee = fees.fees(sign, qty, price)
+                fee = fees_at(fees, sign, qty, price, bars.ts_ns[t])
                 cash = float(cash_ledger(cash, sign, qty * price, fee)[-1])
                 pos[j] = _fill_positions(pos[j], sign, qty)
         if at_close is not None:

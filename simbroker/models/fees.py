@@ -2,7 +2,14 @@
 
 A model maps arrays (side, qty, fill price) to an array of fees, one per fill; the broker
 owns the loop. Models add up: ``BpsOfNotional(1) + PerOrder(0.35)`` is a :class:`FeeSum`.
-Minimums apply per fill (every fill of the paper broker completes its order).
+
+Orders that fill in parts (``PaperBroker(max_volume_share=...)``) are charged through
+:meth:`FeeModel.order_fees`: each fill is told what its order had already filled
+(``filled_qty``, ``filled_notional``), so a per-order term (a minimum, a flat amount, a
+cap) is charged once per order, not once per fill. A model whose fee is per fill keeps the
+default, which is :meth:`FeeModel.fees`; the first fill of an order (``filled_qty == 0``)
+always costs exactly what :meth:`FeeModel.fees` says, so an order filled at once pays the
+same fee, bit for bit, whichever method charged it.
 """
 
 from __future__ import annotations
@@ -48,9 +55,35 @@ class FeeModel(ABC):
             Fill prices (slippage included).
         """
 
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray) -> np.ndarray:
+        """Fee per fill of orders that may already have filled in part (>= 0).
+
+        The fee of the fill that takes an order from ``filled_qty`` (its notional so far
+        ``filled_notional``) to ``filled_qty + qty``. A model with per-order terms
+        overrides it so that the fees of an order's fills add up to the fee of the whole
+        order (e.g. :class:`PerShare`: ``F(Q + q, N + q * p) - F(Q, N)`` with ``F`` its
+        per-order formula); the default charges every fill as :meth:`fees` does.
+        Where ``filled_qty == 0`` the result equals :meth:`fees` exactly.
+
+        Parameters
+        ----------
+        side, qty, price
+            As for :meth:`fees`: this fill's side (+1/-1), quantity and price.
+        filled_qty
+            Quantity of the order filled before this fill (>= 0, unsigned).
+        filled_notional
+            ``sum(qty * price)`` of those earlier fills.
+        """
+        return self.fees(side, qty, price)
+
     @property
     def min_fee(self) -> float:
-        """Declared minimum fee of a fill with qty > 0 (0 when there is none)."""
+        """Declared minimum fee of a fill with qty > 0 (0 when there is none).
+
+        For an order that fills in parts, the minimum is charged once per order (see
+        :meth:`order_fees`): a later part may cost less.
+        """
         return 0.0
 
     def fee(self, side: str, qty: float, price: float) -> float:
@@ -130,6 +163,31 @@ class PerShare(FeeModel):
             fee = np.minimum(fee, self.maximum_fraction * q * np.asarray(price, np.float64))
         return np.where(q > 0, fee, 0.0)
 
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray) -> np.ndarray:
+        """The minimum and the cap apply to the whole order (as at IBKR): a later part
+        pays ``F(Q + q, N + q * p) - F(Q, N)``, ``F(Q, N) = min(max(rate * Q, minimum),
+        maximum_fraction * N)``, never below 0."""
+        first = self.fees(side, qty, price)
+        done = np.asarray(filled_qty, np.float64)
+        if not (done > 0).any():
+            return first
+        q = np.abs(np.asarray(qty, np.float64))
+        before = self._whole(done, np.asarray(filled_notional, np.float64))
+        after = self._whole(done + q, np.asarray(filled_notional, np.float64)
+                            + q * np.asarray(price, np.float64))
+        later = np.where(q > 0, np.maximum(after - before, 0.0), 0.0)
+        out: np.ndarray = np.where(done > 0, later, first)
+        return out
+
+    def _whole(self, q: np.ndarray, notional: np.ndarray) -> np.ndarray:
+        """The fee of a whole order of ``q`` shares for ``notional`` (0 for none)."""
+        fee = np.maximum(self.rate * q, self.minimum)
+        if self.maximum_fraction is not None:
+            fee = np.minimum(fee, self.maximum_fraction * notional)
+        out: np.ndarray = np.where(q > 0, fee, 0.0)
+        return out
+
     @property
     def min_fee(self) -> float:
         """``minimum`` when uncapped; 0 with a cap (the cap may undercut the minimum)."""
@@ -138,7 +196,10 @@ class PerShare(FeeModel):
 
 @dataclass(frozen=True)
 class PerOrder(FeeModel):
-    """A flat amount per fill: ``fee = amount`` (zero for a zero quantity)."""
+    """A flat amount per order: ``fee = amount`` (zero for a zero quantity).
+
+    An order filled in parts pays it on its first fill only (:meth:`order_fees`).
+    """
 
     name: ClassVar[str] = "per_order"
     amount: float = 1.0
@@ -149,6 +210,13 @@ class PerOrder(FeeModel):
     def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np.ndarray:
         """See the class docstring."""
         return np.where(np.asarray(qty, np.float64) != 0, float(self.amount), 0.0)
+
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray) -> np.ndarray:
+        """``amount`` on an order's first fill, 0 on its later parts."""
+        out: np.ndarray = np.where(np.asarray(filled_qty, np.float64) > 0, 0.0,
+                                   self.fees(side, qty, price))
+        return out
 
     @property
     def min_fee(self) -> float:
@@ -174,6 +242,14 @@ class FeeSum(FeeModel):
             total = total + m.fees(side, qty, price)
         return total
 
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray) -> np.ndarray:
+        """Element-wise sum of the parts' :meth:`~FeeModel.order_fees`."""
+        total = np.zeros(np.shape(qty), np.float64)
+        for m in self.models:
+            total = total + m.order_fees(side, qty, price, filled_qty, filled_notional)
+        return total
+
     @property
     def min_fee(self) -> float:
         """Sum of the parts' minimums."""
@@ -190,24 +266,60 @@ _MODELS: dict[str, type[FeeModel]] = {
 _MODELS.update({cls.__name__.lower(): cls for cls in list(_MODELS.values())})
 
 
-def fee_model(value: float | FeeModel | None) -> FeeModel:
-    """Coerce a number (bps of notional), a model or ``None`` (no fees) to a model."""
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def fee_model(value: float | str | FeeModel | None) -> FeeModel:
+    """Coerce a number (bps of notional), a schedule name, a model or ``None`` (no fees).
+
+    A string names a published schedule (``"ibkr_fixed"``, ``"ibkr_tiered"``,
+    ``"alpaca"``; :func:`simbroker.models.fee_schedule`), with ``"name@YYYY-MM-DD"`` for
+    its ``as_of`` date; ``"none"`` is :class:`NoFee`.
+    """
     if value is None:
         return NoFee()
     if isinstance(value, FeeModel):
         return value
+    if isinstance(value, str) and not _is_number(value):  # "1" is a quoting mistake
+        if value.strip().lower() in ("none", "nofee"):
+            return NoFee()
+        from simbroker.models.schedules import fee_schedule
+
+        name, _, as_of = value.partition("@")
+        return fee_schedule(name, as_of.strip() or None)
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
             value, (bool, np.bool_)):
         return BpsOfNotional(bps=float(value))
-    raise TypeError(f"fees must be a number of bps or a FeeModel, got {value!r}")
+    raise TypeError(f"fees must be a number of bps, a schedule name or a FeeModel, "
+                    f"got {value!r}")
 
 
 def fee_model_from_dict(spec: dict[str, Any]) -> FeeModel:
     """Build a model from ``{"model": name, **parameters}`` (e.g. from YAML).
 
     Names: ``none``, ``bps_of_notional``, ``per_share``, ``per_order``, ``sum`` (with
-    ``models: [...]``); class names work too.
+    ``models: [...]``); class names work too. A published schedule:
+    ``{"model": "schedule", "schedule": "ibkr_fixed", "as_of": "2024-06-01"}`` or just
+    ``{"model": "ibkr_fixed"}``.
     """
+    if isinstance(spec, dict) and isinstance(spec.get("model"), str):
+        from simbroker.models.schedules import SCHEDULE_NAMES, fee_schedule
+
+        kind = spec["model"].strip().lower()
+        if kind == "schedule" or kind in SCHEDULE_NAMES:
+            extra = sorted(set(spec) - {"model", "schedule", "as_of"})
+            if extra:
+                raise ValueError(f"unknown parameter(s) {', '.join(map(repr, extra))} for "
+                                 f"fee model {spec['model']!r}; it takes ['as_of', 'schedule']")
+            name = spec.get("schedule") if kind == "schedule" else kind
+            if not isinstance(name, str):
+                raise ValueError(f"fee model 'schedule' needs 'schedule': a name, got {name!r}")
+            return fee_schedule(name, spec.get("as_of"))
     cls, params = model_from_spec("fee", _MODELS, spec)
     if cls is FeeSum:
         models = params.get("models") or []  # an empty YAML "models:" is None

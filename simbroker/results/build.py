@@ -68,6 +68,8 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         config.update(borrow=repr(fin.borrow), interest=repr(fin.interest))
         financing = (per_bar(t_end, fin.borrow_bar, fin.borrow_amount),
                      per_bar(t_end, fin.interest_bar, fin.interest_amount))
+    if broker.max_volume_share is not None:
+        config["max_volume_share"] = broker.max_volume_share
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),

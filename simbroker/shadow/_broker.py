@@ -80,7 +80,7 @@ class ShadowBroker:
     def __init__(self, symbols: tuple[str, ...], interval: Any, *, cash: float,
                  positions: Mapping[str, float] | None = None,
                  slippage: float | SlippageModel | None = 5.0,
-                 fees: float | FeeModel | None = 1.0, allow_short: bool = True,
+                 fees: float | str | FeeModel | None = 1.0, allow_short: bool = True,
                  session_tz: str = "UTC", trade_log: TradeLog | None = None,
                  now: datetime | None = None):
         self.symbols = tuple(symbols)

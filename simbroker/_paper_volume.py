@@ -1,0 +1,81 @@
+"""Partial fills by volume: how much of each order a bar can fill.
+
+With ``max_volume_share=s`` (e.g. 0.025, as zipline's ``VolumeShareSlippage``) the orders
+of one symbol together take at most ``s * volume`` of a bar, in book order (time
+priority: the earliest order first). An order whose remaining quantity is a whole number
+fills in whole shares (the share of the bar is floored); a fractional one takes the exact
+share. An order the cap leaves short keeps its remainder open for later bars.
+
+Both engines call :func:`capped_quantities`, so the paper broker and the vectorized runner
+make the same decision bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["capped_quantities", "check_share"]
+
+
+def check_share(value: float | None, volume_known: bool) -> float | None:
+    """Validate ``max_volume_share``: ``None`` (off) or a number in ``(0, 1]``.
+
+    Bars whose volume is unknown (``Bars.volume_known`` False) have no volume to take a
+    share of: the combination is refused rather than silently filling whole.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"max_volume_share must be a number in (0, 1] or None, got {value!r}")
+    share = float(value)
+    if not math.isfinite(share) or not 0.0 < share <= 1.0:
+        raise ValueError(f"max_volume_share must be in (0, 1], got {value!r}")
+    if not volume_known:
+        raise ValueError(
+            "max_volume_share needs bars with a known volume; these bars have "
+            "volume_known=False (no volume column), so no cap can be computed: drop "
+            "max_volume_share or load bars with volume")
+    return share
+
+
+def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray,
+                      share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Quantity each fill takes under the cap, and whether it completes its order.
+
+    Parameters
+    ----------
+    sym
+        Symbol column of each candidate fill, in book (time-priority) order.
+    remaining
+        Each order's remaining quantity (> 0).
+    volume
+        The bar's volume for each fill's symbol (> 0).
+    share
+        ``max_volume_share``.
+
+    Returns
+    -------
+    qty, whole
+        ``qty`` (0 where the cap is used up), and ``whole`` where ``qty == remaining``
+        exactly.
+    """
+    avail = share * volume
+    before = np.zeros(len(sym))
+    if len(sym) > 1:
+        order = np.argsort(sym, kind="stable")
+        s = sym[order]
+        first = np.ones(len(s), np.bool_)
+        first[1:] = s[1:] != s[:-1]
+        if not first.all():  # several orders of one symbol share its volume
+            r = remaining[order]
+            upto = np.cumsum(r) - r
+            group = np.cumsum(first) - 1
+            before[order] = upto - upto[first][group]
+    left = avail - before
+    whole = remaining <= left
+    part = np.maximum(left, 0.0)
+    part = np.where(remaining == np.floor(remaining), np.floor(part), part)
+    qty = np.where(whole, remaining, np.minimum(part, remaining))
+    return qty, whole

@@ -1,0 +1,364 @@
+"""Fee models of the published schedules: IBKR Pro fixed and tiered, Alpaca.
+
+Arrays in, arrays out, like every :class:`~simbroker.models.FeeModel`, plus an optional
+``when=`` (the fills' times) so that each fill pays the rates of its own trade date.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from simbroker.errors import FeeScheduleError
+from simbroker.models.fees import FeeModel
+from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
+
+__all__ = ["AlpacaFee", "IBKRFixedFee", "IBKRTieredFee", "ScheduleFee", "fees_at",
+           "model_class", "order_fees_at"]
+
+_CENT_EPS = 1e-9  # 0.1 * 100 is 10.000000000000002: not a reason to charge another cent
+
+
+def _up_to_cent(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.maximum(np.ceil(x * 100.0 - _CENT_EPS) / 100.0, 0.0)
+    return out
+
+
+def fees_at(model: FeeModel, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+            when: np.ndarray | None) -> np.ndarray:
+    """``model.fees``, with the fills' times for a model that prices by date.
+
+    The engines call this where they price fills: a :class:`ScheduleFee` gets ``when``
+    (int64 ns or datetime64, one per fill), every other model the plain call.
+    """
+    if when is not None and isinstance(model, ScheduleFee):
+        return model.fees(side, qty, price, when=when)
+    return model.fees(side, qty, price)
+
+
+def order_fees_at(model: FeeModel, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                  filled_qty: np.ndarray, filled_notional: np.ndarray,
+                  when: np.ndarray | None) -> np.ndarray:
+    """``model.order_fees`` (fills of orders that may have filled in part), with the
+    fills' times for a :class:`ScheduleFee`."""
+    if when is not None and isinstance(model, ScheduleFee):
+        return model.order_fees(side, qty, price, filled_qty, filled_notional, when=when)
+    return model.order_fees(side, qty, price, filled_qty, filled_notional)
+
+
+class ScheduleFee(FeeModel):
+    """A fee model read from a dated schedule (see :func:`simbroker.models.fee_schedule`).
+
+    ``fee = commission + regulatory``: the commission by the broker's formula, and the
+    regulatory parts the broker passes on: SEC fee (``per_million / 1e6 x notional``, sells),
+    FINRA TAF (``min(per_share x qty, maximum)``, sells), FINRA CAT (``per_share x qty``,
+    both sides). The commission's minimum and cap apply once per order: a later part
+    of an order filled in parts (:meth:`order_fees`) pays the commission of the whole
+    order so far less what its earlier parts paid; the regulatory fees are per fill.
+
+    Parameters
+    ----------
+    schedule
+        The loaded :class:`FeeSchedule`.
+    as_of
+        Trade date of fills priced without ``when=``; ``None``: the newest versions.
+    """
+
+    name: ClassVar[str] = "schedule"
+
+    def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
+        if not isinstance(schedule, FeeSchedule):
+            raise FeeScheduleError(f"{type(self).__name__} takes a FeeSchedule, got "
+                                   f"{schedule!r}")
+        self.schedule = schedule
+        self.as_of = None if as_of is None else as_day(as_of)
+        self.version = schedule.version_on(self.as_of)
+
+    # -- the FeeModel contract ------------------------------------------------------------
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+             when: np.ndarray | None = None) -> np.ndarray:
+        """Fee per fill (>= 0, zero where ``qty`` is 0).
+
+        Parameters
+        ----------
+        side, qty, price
+            As :meth:`FeeModel.fees`.
+        when
+            Optional times of the fills (int64 ns since the epoch, UTC, or datetime64):
+            each fill pays the versions effective on its UTC trade date. Without it,
+            the versions of ``as_of``.
+        """
+        return self._price(side, qty, price, when, None)
+
+    def _price(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+               when: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+        sgn = np.asarray(side, np.float64)
+        q = np.abs(np.asarray(qty, np.float64))
+        p = np.asarray(price, np.float64)
+        sgn, q, p = np.broadcast_arrays(sgn, q, p)
+        days = None if when is None else np.broadcast_to(days_of(when), q.shape)
+        notional = q * p
+        total = self._commission(sgn, q, notional, days, prior) + self._regulatory(
+            sgn, q, notional, days)
+        return np.where(q > 0, total, 0.0)
+
+    def _rows(self, table: Any, days: np.ndarray | None) -> np.ndarray | int:
+        if days is not None:
+            rows: np.ndarray = table.index(days)
+            return rows
+        if self.as_of is None:
+            return int(table.latest())
+        return int(table.index(np.array([self.as_of]))[0])
+
+    def _regulatory(self, sgn: np.ndarray, q: np.ndarray, notional: np.ndarray,
+                    days: np.ndarray | None) -> np.ndarray:
+        total = np.zeros(q.shape, np.float64)
+        sell = sgn < 0
+        for part, table in self.schedule.regulatory.items():
+            i = self._rows(table, days)
+            if part == "sec_fee":
+                fee = np.where(sell, table.columns["per_million"][i] / 1e6 * notional, 0.0)
+            elif part == "finra_taf":
+                fee = np.where(sell, np.minimum(table.columns["per_share"][i] * q,
+                                                table.columns["maximum"][i]), 0.0)
+            else:  # finra_cat: executed shares, both sides
+                fee = table.columns["per_share"][i] * q
+            fee = np.where(np.asarray(i) >= 0, fee, 0.0)  # before the fee existed
+            if self.schedule.round_regulatory_up_to_cent:
+                fee = _up_to_cent(fee)
+            total = total + fee
+        return total
+
+    def _capped(self, commission: np.ndarray, notional: np.ndarray, minimum: Any,
+                max_fraction: Any) -> np.ndarray:
+        """``min(max(commission, minimum), max_fraction x notional)``: as at IBKR the cap
+        wins over the minimum, so the result never decreases with qty or price."""
+        fee = np.maximum(commission, minimum)
+        cap = np.where(np.isnan(max_fraction), np.inf, max_fraction * notional)
+        out: np.ndarray = np.minimum(fee, cap)
+        return out
+
+    def _rate(self, rows: Any, prior: np.ndarray | None, shape: tuple[int, ...]
+              ) -> np.ndarray:
+        """Commission per share of each fill."""
+        out: np.ndarray = np.broadcast_to(
+            self.schedule.commission.columns["per_share"][rows], shape)
+        return out
+
+    def _ib(self, q: np.ndarray, notional: np.ndarray, rows: Any, rate: np.ndarray
+            ) -> np.ndarray:
+        """The broker's commission on ``q`` shares worth ``notional`` (0 for none)."""
+        c = self.schedule.commission
+        fee = self._capped(rate * q, notional, c.columns["minimum"][rows],
+                           c.columns["max_fraction"][rows])
+        out: np.ndarray = np.where(q > 0, fee, 0.0)
+        return out
+
+    def _extras(self, q: np.ndarray, ib: np.ndarray, rows: Any) -> np.ndarray:
+        """The commission plus what the schedule adds to it per fill (none here)."""
+        return ib
+
+    def _commission(self, sgn: np.ndarray, q: np.ndarray, notional: np.ndarray,
+                    days: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+        rows = self._rows(self.schedule.commission, days)
+        return self._extras(q, self._ib(q, notional, rows, self._rate(rows, prior, q.shape)),
+                            rows)
+
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray,
+                   when: np.ndarray | None = None) -> np.ndarray:
+        """Fees of fills of orders that may have filled in part (see the class docstring).
+
+        Where ``filled_qty == 0`` this equals :meth:`fees` exactly.
+        """
+        return self._order_price(side, qty, price, filled_qty, filled_notional, when, None)
+
+    def _order_price(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                     filled_qty: np.ndarray, filled_notional: np.ndarray,
+                     when: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+        first = self._price(side, qty, price, when, prior)
+        done = np.broadcast_to(np.abs(np.asarray(filled_qty, np.float64)), first.shape)
+        if not (done > 0).any():
+            return first
+        sgn = np.broadcast_to(np.asarray(side, np.float64), first.shape)
+        q = np.broadcast_to(np.abs(np.asarray(qty, np.float64)), first.shape)
+        p = np.broadcast_to(np.asarray(price, np.float64), first.shape)
+        paid_n = np.broadcast_to(np.asarray(filled_notional, np.float64), first.shape)
+        days = None if when is None else np.broadcast_to(days_of(when), q.shape)
+        rows = self._rows(self.schedule.commission, days)
+        rate = self._rate(rows, prior, q.shape)
+        ib = np.maximum(self._ib(done + q, paid_n + q * p, rows, rate)
+                        - self._ib(done, paid_n, rows, rate), 0.0)
+        later = self._extras(q, ib, rows) + self._regulatory(sgn, q, q * p, days)
+        out: np.ndarray = np.where(done > 0, np.where(q > 0, later, 0.0), first)
+        return out
+
+    # -- description -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        as_of = "" if self.as_of is None else f", as_of={str(self.as_of)!r}"
+        return (f"{type(self).__name__}(name={self.schedule.name!r}, "
+                f"version={self.version!r}{as_of})")
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and isinstance(other, ScheduleFee)
+                and other.schedule.name == self.schedule.name and other.as_of == self.as_of)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.schedule.name, str(self.as_of)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"model": "schedule", "schedule": name, "as_of": date | None}``."""
+        return {"model": "schedule", "schedule": self.schedule.name,
+                "as_of": None if self.as_of is None else str(self.as_of)}
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every rate version this model can use, with its effective date and source."""
+        return self.schedule.sources()
+
+
+class IBKRFixedFee(ScheduleFee):
+    """IBKR Pro Fixed: ``$0.005``/share, ``$1.00`` minimum, capped at 1% of trade value,
+    plus the SEC fee and FINRA TAF on sells and the FINRA CAT fee (``ibkr_fixed.yaml``)."""
+
+    name: ClassVar[str] = "ibkr_fixed"
+
+
+class AlpacaFee(ScheduleFee):
+    """Alpaca US equities: no commission; the SEC fee and FINRA TAF on sells, each
+    rounded up to the next cent (``alpaca.yaml``)."""
+
+    name: ClassVar[str] = "alpaca"
+
+
+class IBKRTieredFee(ScheduleFee):
+    """IBKR Pro Tiered: a per-share commission falling with the month's share volume.
+
+    ``commission = min(max(tier_rate x qty, 0.35), 1% x notional)`` where ``tier_rate`` is
+    the rate of the tier the month's volume had reached before the fill; on top come the
+    exchange fee and NSCC/DTC clearing per share, the NYSE and FINRA pass-throughs (a
+    fraction of the commission) and the regulatory fees (``ibkr_tiered.yaml``).
+
+    How the model learns the month's volume
+    ---------------------------------------
+    - ``month_volume=`` (an array): the shares already executed this calendar month
+      before each fill; the call is then pure.
+    - Dated calls (``when=``, as the paper broker and the vectorized runners make, in
+      fill order) keep a running ledger of shares per calendar month (UTC) across calls;
+      inside one call the fills count in array order. A call dated before the ledger's
+      newest day starts a new ledger (a new run reusing the model); :meth:`reset`
+      clears it explicitly. Share one instance between runs only one after the other.
+    - Undated calls without ``month_volume`` are pure: every fill at the first tier
+      (volume 0), as a trader's first order of a month pays.
+    """
+
+    name: ClassVar[str] = "ibkr_tiered"
+
+    def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
+        super().__init__(schedule, as_of)
+        self._ledger: dict[int, float] = {}
+        self._last_day: np.datetime64 | None = None
+        tiers = schedule.commission.columns["tiers"]
+        self._tier_from: list[np.ndarray] = []
+        self._tier_rate: list[np.ndarray] = []
+        for k, t in enumerate(tiers):
+            if not isinstance(t, list) or not t or not all(
+                    isinstance(x, dict) and {"from", "per_share"} <= set(x) for x in t):
+                raise FeeScheduleError(f"ibkr_tiered: version {k} needs 'tiers', a list of "
+                                       f"{{from, per_share}}")
+            start = np.array([float(x["from"]) for x in t])
+            if start[0] != 0 or np.any(np.diff(start) <= 0):
+                raise FeeScheduleError(f"ibkr_tiered: version {k}: tiers must start at 0 and "
+                                       f"increase")
+            self._tier_from.append(start)
+            self._tier_rate.append(np.array([float(x["per_share"]) for x in t]))
+
+    def reset(self) -> None:
+        """Forget the month volumes learned from earlier dated calls."""
+        self._ledger.clear()
+        self._last_day = None
+
+    def month_volume(self, month: str) -> float:
+        """Shares this model has counted for ``month`` (``"YYYY-MM"``) so far."""
+        return float(self._ledger.get(int(np.datetime64(month, "M").astype(np.int64)), 0.0))
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+             when: np.ndarray | None = None, month_volume: np.ndarray | None = None
+             ) -> np.ndarray:
+        """Fee per fill; see the class docstring for ``when`` and ``month_volume``."""
+        q = np.abs(np.asarray(qty, np.float64))
+        prior: np.ndarray | None = None
+        if month_volume is not None:
+            prior = np.broadcast_to(np.asarray(month_volume, np.float64), q.shape)
+            if prior.size and not (np.all(np.isfinite(prior)) and prior.min() >= 0):
+                raise FeeScheduleError("month_volume must be finite and >= 0")
+        elif when is not None:
+            prior = self._running(q, when)
+        return self._price(side, qty, price, when, prior)
+
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray,
+                   when: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`ScheduleFee.order_fees`; each part pays the tier the month had
+        reached before it (dated calls advance the month's ledger as :meth:`fees`)."""
+        q = np.abs(np.asarray(qty, np.float64))
+        prior = None if when is None else self._running(q, when)
+        return self._order_price(side, qty, price, filled_qty, filled_notional, when, prior)
+
+    def _running(self, q: np.ndarray, when: np.ndarray) -> np.ndarray:
+        """Month-to-date shares before each fill, advancing the ledger."""
+        flat_q = q.ravel()
+        days = np.broadcast_to(days_of(when), q.shape).ravel()
+        months = days.astype("datetime64[M]").astype(np.int64)
+        if flat_q.size == 0:
+            return np.zeros(q.shape)
+        if self._last_day is not None and days.min() < self._last_day:
+            self.reset()  # dated before what was counted: a new run reusing the model
+        self._last_day = days.max()
+        uniq, inv = np.unique(months, return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        qs = flat_q[order]
+        csum = np.cumsum(qs)
+        starts = np.searchsorted(inv[order], np.arange(len(uniq)))
+        base = np.repeat(csum[starts] - qs[starts], np.diff(np.append(starts, len(qs))))
+        before_sorted = csum - qs - base
+        before = np.empty_like(before_sorted)
+        before[order] = before_sorted
+        carried = np.array([self._ledger.get(int(m), 0.0) for m in uniq])
+        prior = before + carried[inv]
+        totals = np.bincount(inv, weights=flat_q, minlength=len(uniq))
+        for m, tot in zip(uniq.tolist(), totals.tolist(), strict=True):
+            self._ledger[int(m)] = self._ledger.get(int(m), 0.0) + float(tot)
+        out: np.ndarray = prior.reshape(q.shape)
+        return out
+
+    def _rate(self, rows: Any, prior: np.ndarray | None, shape: tuple[int, ...]
+              ) -> np.ndarray:
+        """The per-share rate of the tier each fill's month volume had reached."""
+        if prior is None:
+            prior = np.zeros(shape)
+        at = np.broadcast_to(np.asarray(rows), shape)
+        rate = np.empty(shape, np.float64)
+        for k in np.unique(at).tolist():
+            sel = at == k
+            tier = np.searchsorted(self._tier_from[k], prior[sel], side="right") - 1
+            rate[sel] = self._tier_rate[k][tier]
+        return rate
+
+    def _extras(self, q: np.ndarray, ib: np.ndarray, rows: Any) -> np.ndarray:
+        """Exchange and clearing per share; NYSE and FINRA pass-throughs on ``ib``."""
+        c = self.schedule.commission
+        per_share = c.columns["clearing_per_share"][rows] + c.columns["exchange_per_share"][rows]
+        pass_through = (c.columns["nyse_pass_through"][rows]
+                        + c.columns["finra_pass_through"][rows])
+        out: np.ndarray = ib * (1.0 + pass_through) + per_share * q
+        return out
+
+
+_CLASSES: dict[str, type[ScheduleFee]] = {
+    "ibkr_fixed": IBKRFixedFee, "ibkr_tiered": IBKRTieredFee, "alpaca": AlpacaFee}
+
+
+def model_class(name: str) -> type[ScheduleFee]:
+    """The model class of schedule ``name``."""
+    return _CLASSES[name]
