@@ -956,9 +956,7 @@ class PaperBroker:
                     done[slot] = True
             if triggered is not None:
                 for slot in triggered.tolist():
-                    if book.trig_bar[slot] == t or done[slot] or \
-                            book.ids[slot] not in self._orders or \
-                            not self._orders[book.ids[slot]].status.is_open:
+                    if book.trig_bar[slot] == t or done[slot]:
                         continue  # recorded by an earlier attempt at this bar
                     if self._log is not None:
                         state = self._orders[book.ids[slot]]
