@@ -29,7 +29,15 @@ tested on (sell: ``extreme - trail_amount`` or ``extreme * (1 - trail_percent / 
 buy mirrored); the extreme starts at the last close seen at submission and takes in each
 bar's high (sell) or low (buy) after that bar is matched, so the level never loosens.
 Auction (opg/cls), ioc and fok orders not filled on their bar are canceled after it; fills
-are whole here, so fok is ioc. Sessions are the trading days ``day`` orders expire on.
+are whole here, so fok is ioc, unless ``max_volume_share`` caps them. Sessions are the
+trading days ``day`` orders expire on.
+
+With ``max_volume_share=s`` the orders of a symbol take at most ``s * volume`` of a bar
+together, in book order (:mod:`simbroker._paper_volume`); an order left with a remainder
+is ``partially_filled`` and trades on (a triggered stop or trailing stop as a market
+order, a stop-limit as its limit) until it fills, expires or is canceled, each part a
+``Fill`` ``"<order_id>-<k>"`` charged by :meth:`~simbroker.models.FeeModel.order_fees`. A
+fok fills whole or not at all; an ioc or auction order cancels its rest after its bar.
 
 Bracket/OTO exits are ``held`` until their entry fills on bar ``t`` and trade from
 ``t + 1``; OCO legs are live at once. Exactly one leg of a group fills (the others are
@@ -993,9 +1001,7 @@ class PaperBroker:
                     done[slot] = True
             if triggered is not None:
                 for slot in triggered.tolist():
-                    if book.trig_bar[slot] == t or done[slot] or \
-                            book.ids[slot] not in self._orders or \
-                            not self._orders[book.ids[slot]].status.is_open:
+                    if book.trig_bar[slot] == t or done[slot]:
                         continue  # recorded by an earlier attempt at this bar
                     if self._log is not None:
                         state = self._orders[book.ids[slot]]

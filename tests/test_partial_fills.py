@@ -483,3 +483,23 @@ def test_a_resumed_session_carries_the_rest_of_a_part_filled_stop_as_a_market_or
     assert (info["order_type"], info["qty"]) == ("market", 150.0)
     again.step()
     assert [(f["qty"], f["price"]) for f in again.get_fills()] == [(100.0, 20.0)]
+
+
+def test_a_split_multiplies_what_a_partly_filled_order_has_left() -> None:
+    from simbroker.actions import CorporateActions, attach_actions
+
+    days = pd.date_range("2014-06-04", periods=5, freq="B", tz="UTC")  # split on bar 3
+    o = np.array([[630.0], [631.0], [632.0], [90.0], [91.0]])
+    plain = Bars.from_arrays(days, ["A"], open=o, high=o + 1, low=o - 1, close=o,
+                             volume=np.full_like(o, 4000.0))
+    bars = attach_actions(plain, CorporateActions.from_frame(pd.DataFrame(
+        {"symbol": ["A"], "ex_date": ["2014-06-09"], "split": [7.0]})))
+    b = broker(bars, cash=1e6)
+    b.step()
+    oid = b.submit_order("A", "buy", 250, tif="gtc")["order_id"]
+    b.step()
+    b.step()  # 200 filled before the split, 50 left
+    b.step()  # 7:1: 1,400 filled, 350 left; this bar takes 100 of them
+    info = b.get_order(oid)
+    assert (info["qty"], info["filled_qty"], info["remaining_qty"]) == (1750.0, 1500.0, 250.0)
+    assert b.get_positions() == {"A": 1500.0}

@@ -183,7 +183,7 @@ def _split(broker: PaperBroker, sched: Schedule, k: int, t: int, now: datetime) 
         slot = slot_of.get(state.order_id)
         if slot is None:  # a held child: it joins the book with these fields
             continue
-        book.qty[slot] = order.qty
+        book.qty[slot] = order.qty - state.filled_qty  # the rest of a partly filled order
         book.limit[slot] = np.nan if order.limit_price is None else order.limit_price
         book.stop[slot] = np.nan if order.stop_price is None else order.stop_price
         if order.trail_amount is not None:
