@@ -649,7 +649,11 @@ def _join_date_time(frame: pd.DataFrame, mapping: ColumnMap) -> pd.DataFrame:
     day = day.str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True)
     tod = tod.str.replace(r"^(\d{2})(\d{2})(\d{2})$", r"\1:\2:\3", regex=True)
     tod = tod.str.replace(r"^(\d{2})(\d{2})$", r"\1:\2", regex=True)
-    joined = (day + " " + tod).where(day.notna() & tod.notna(), None)
+    # Element by element on plain objects: the two columns may hold different string
+    # dtypes (pandas' str and object), which refuse to be added as Series.
+    joined = pd.Series([None if d is None or t is None or d != d or t != t else f"{d} {t}"
+                        for d, t in zip(day.astype(object), tod.astype(object), strict=True)],
+                       index=frame.index, dtype=object)
     out = frame.drop(columns=[d_label, t_label])
     out.insert(0, "timestamp", joined.astype(object))
     mapping.fields["timestamp"] = "timestamp"
@@ -664,8 +668,8 @@ def _as_text(col: pd.Series, *, digits: int) -> pd.Series:
         out = col.dt.strftime("%Y-%m-%d").astype(object)
         return out
     if pd.api.types.is_numeric_dtype(col.dtype):
-        return pd.Series([None if v != v else f"{int(v):0{digits}d}" for v in col],
-                         index=col.index, dtype=object)
+        return pd.Series([f"{int(v):0{digits}d}" if math.isfinite(v) else None
+                          for v in col.astype(np.float64)], index=col.index, dtype=object)
     text = col.map(lambda v: None if v is None or v != v else str(v).strip())
     short = text.str.fullmatch(r"\d+") & (text.str.len() < digits)
     out = text.where(~short.fillna(False).astype(bool), text.str.zfill(digits))
