@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
-from simbroker.broker import Broker, OrderManagingBroker
+from simbroker.broker import AccountBroker, Broker, OrderManagingBroker
 from simbroker.clock import Clock, SimulatedClock, WallClock
 from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.drift import Drift, drift
@@ -30,6 +30,7 @@ from simbroker.errors import (
     ConfigError,
     DataError,
     DataWarning,
+    InsufficientBuyingPower,
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
@@ -61,6 +62,7 @@ from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
 from simbroker.types import (
+    AccountInfo,
     Fill,
     Order,
     OrderClass,
@@ -76,6 +78,8 @@ from simbroker.vectorized_exits import TargetExits
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountBroker",
+    "AccountInfo",
     "BacktestResult",
     "BarRange",
     "Bars",
@@ -98,6 +102,7 @@ __all__ = [
     "Fill",
     "FixedBps",
     "History",
+    "InsufficientBuyingPower",
     "InvalidOrder",
     "NoFee",
     "NoSlippage",

@@ -13,6 +13,7 @@ Grouped by *where* a failure happened::
     ├── OrderRejected               an order was refused; nothing was sent or changed
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
     │   ├── ShortingNotAllowed      it would open or grow a short position
+    │   ├── InsufficientBuyingPower the account cannot pay for it (required > available)
     │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DataWarning",
+    "InsufficientBuyingPower",
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
@@ -224,6 +226,41 @@ class ShortingNotAllowed(OrderRejected):
             symbol=symbol,
             order_id=order_id,
         )
+
+
+class InsufficientBuyingPower(OrderRejected):
+    """The account's buying power does not cover the order, as a venue would refuse it
+    (Alpaca's 403 "insufficient buying power", IB's error 201).
+
+    ``required`` is what the order would commit (its notional at the worst price it can
+    fill at, times the margin requirement), ``available`` the buying power left after the
+    open orders' reservations, and ``rule`` names the account rule that refused it
+    (``"buying_power"``, ``"good_faith"``, ``"free_riding"``, ``"pattern_day_trader"``).
+    ``day_trades`` is the day-trade count when the PDT rule refused it.
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        required: float,
+        available: float,
+        rule: str = "buying_power",
+        detail: str | None = None,
+        day_trades: int | None = None,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ):
+        self.required = required
+        self.available = available
+        self.rule = rule
+        self.day_trades = day_trades
+        text = (f"insufficient buying power for {symbol}: the order requires "
+                f"{required:,.2f}, available {available:,.2f}")
+        if detail:
+            text = f"{text} ({detail})"
+        super().__init__(text, symbol=symbol, order_id=order_id,
+                         client_order_id=client_order_id)
 
 
 class ReplaceRejected(OrderRejected):

@@ -95,6 +95,8 @@ from simbroker._paper_kinds import (
     trail_levels,
     trailed_extremes,
 )
+from simbroker.accounts import Account, unconstrained_info
+from simbroker.accounts._marks import last_closes
 from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
@@ -110,6 +112,7 @@ from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
 from simbroker.types import (
+    AccountInfo,
     Fill,
     Order,
     OrderClass,
@@ -382,6 +385,7 @@ class PaperBroker:
 
         self._cash = cash
         self._initial_cash = cash
+        self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
         for sym, qty in (positions or {}).items():
             if sym not in bars:
@@ -658,6 +662,18 @@ class PaperBroker:
         return self._clock.now()
 
     # --------------------------------------------------------------- extras
+    def get_account(self) -> AccountInfo:
+        """The account now: cash, equity, buying power, margin, settlement, day trades.
+
+        Positions are valued at each symbol's last close. See
+        :class:`~simbroker.types.AccountInfo` and :mod:`simbroker.accounts`; without an
+        ``account`` the figures are those of an unconstrained account (buying power
+        ``inf``, no margin).
+        """
+        if self._account is not None:
+            return self._account.info()
+        return unconstrained_info(self._cash, self._pos, last_closes(self._close, self._t))
+
     def get_order(self, order_id: str) -> OrderInfo:
         """The current state of one order."""
         state = self._orders.get(order_id)
