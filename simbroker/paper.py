@@ -722,6 +722,11 @@ class PaperBroker:
         return self._t + 1 < len(self._ts)
 
     @property
+    def account(self) -> Account | None:
+        """The account model (``None``: unconstrained); see :mod:`simbroker.accounts`."""
+        return self._account
+
+    @property
     def initial_cash(self) -> float:
         """Cash at construction."""
         return self._initial_cash

@@ -33,7 +33,8 @@ class CashAccount(Account):
     - **Settlement**: a sale's proceeds (after its fee) settle ``settlement_days``
       trading days after the day it filled (1: T+1 for US equities since May 2024),
       counted in the bars' exchange sessions when they carry them, else in calendar
-      dates in the broker's ``session_tz``. ``settled_cash = cash - unsettled``.
+      dates in the broker's ``session_tz``. ``settled_cash`` is the cash less the
+      proceeds still unsettled (at least 0).
     - **Good faith**: buying with unsettled proceeds is allowed; the shares it bought
       are unpaid until those proceeds settle, and selling them before is a good-faith
       violation. ``good_faith="refuse"`` (default, as Alpaca and most US brokers'
@@ -78,6 +79,13 @@ class CashAccount(Account):
         """Cash less the open buy orders' reservations."""
         b = self.broker
         return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer)
+
+    def settled_cash(self) -> float:
+        """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money
+        spent from unsettled proceeds is not settled cash); the cash itself when it is
+        negative (a fill the reservation did not cover, e.g. past a gap)."""
+        cash = self.broker._cash
+        return max(cash - self.settlement.unsettled, 0.0) if cash >= 0 else cash
 
     def check(self, order: Order, col: int) -> None:
         """Refuse a short, a good-faith violation, or a buy beyond the cash."""
@@ -143,7 +151,7 @@ class CashAccount(Account):
                            buying_power=max(self.buying_power(), 0.0),
                            maintenance_margin=0.0, initial_margin=0.0,
                            long_market_value=lmv, short_market_value=smv,
-                           settled_cash=b._cash - self.settlement.unsettled,
+                           settled_cash=self.settled_cash(),
                            day_trades=self.day_trades.count(self.today()[0]),
                            pattern_day_trader=False, account_type="cash")
 
