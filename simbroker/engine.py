@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from simbroker._progress import progress_iter
+from simbroker.accounts import Account
 from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
@@ -242,6 +243,7 @@ def backtest(
     clip_to_bar: bool = False,
     session_tz: str = "UTC",
     progress: bool | None = None,
+    account: str | Account | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -257,7 +259,7 @@ def backtest(
         An optional ``indicators(bars)`` returns ``{name: (T, N) array}`` computed once.
     bars
         :class:`~simbroker.Bars`, a long-form DataFrame or a CSV/Parquet path.
-    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz
+    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz, account
         Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
         or a model.
     progress
@@ -293,7 +295,7 @@ def backtest(
     on_bar = _on_bar_of(strategy)
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
-                         session_tz=session_tz)
+                         session_tz=session_tz, account=account)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

@@ -114,15 +114,28 @@ class MarginAccount(Account):
         self._mm = np.array([self.maintenance_by_symbol.get(s, self.maintenance)
                              for s in syms])
         self._dt = np.maximum(self._mm, self.day_trade_rate)
+        self._key: tuple[int, int, float] | None = None
+        self._m_t = -2
+        self._req = (0.0, 0.0, 0.0)
 
     # ------------------------------------------------------------- figures
     def requirements(self) -> tuple[float, float, float]:
-        """Equity, initial and maintenance margin of the positions, at the marks."""
+        """Equity, initial and maintenance margin of the positions, at the marks.
+
+        Cached until the bar, the fills or the cash change (nothing else moves them).
+        """
         b = self.broker
-        marks = np.nan_to_num(self.marks())
-        value = np.abs(b._pos) * marks
-        lmv, smv = market_values(b._pos, self.marks())
-        return (b._cash + lmv + smv, float(value @ self._im), float(value @ self._mm))
+        key = (b._t, len(b._fills), b._cash)
+        if key != self._key:
+            if self._m_t != b._t:
+                m0 = np.nan_to_num(self.marks())
+                self._m0, self._m_im, self._m_mm = m0, m0 * self._im, m0 * self._mm
+                self._m_t = b._t
+            gross = np.abs(b._pos)
+            self._req = (b._cash + float(b._pos @ self._m0), float(gross @ self._m_im),
+                         float(gross @ self._m_mm))
+            self._key = key
+        return self._req
 
     def _intraday(self, equity: float) -> bool:
         b = self.broker
