@@ -13,6 +13,7 @@ strategy and read a :class:`BacktestResult`.
 
 from __future__ import annotations
 
+from simbroker.accounts import Account, CashAccount, MarginAccount
 from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
 from simbroker.broker import AccountBroker, Broker, OrderManagingBroker
@@ -34,6 +35,7 @@ from simbroker.errors import (
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
+    PatternDayTrading,
     ReplaceRejected,
     RiskRejected,
     ShortingNotAllowed,
@@ -78,6 +80,7 @@ from simbroker.vectorized_exits import TargetExits
 __version__ = "0.1.0"
 
 __all__ = [
+    "Account",
     "AccountBroker",
     "AccountInfo",
     "BacktestResult",
@@ -90,6 +93,7 @@ __all__ = [
     "BrokerError",
     "BrokerRateLimited",
     "BrokerTimeout",
+    "CashAccount",
     "Clock",
     "ClockError",
     "ConfigError",
@@ -104,6 +108,7 @@ __all__ = [
     "History",
     "InsufficientBuyingPower",
     "InvalidOrder",
+    "MarginAccount",
     "NoFee",
     "NoSlippage",
     "Order",
@@ -115,6 +120,7 @@ __all__ = [
     "OrderStatusUnknown",
     "OrderType",
     "PaperBroker",
+    "PatternDayTrading",
     "PerOrder",
     "PerShare",
     "ReplaceRejected",

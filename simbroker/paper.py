@@ -1127,6 +1127,15 @@ class PaperBroker:
                         f"{new.symbol} against a position of {available:g} (net of open "
                         "sell orders) would go short", field="qty", symbol=new.symbol,
                         client_order_id=new.client_order_id)
+            if self._account is not None and new.qty > state.order.qty \
+                    and state.status is not OrderStatus.HELD:
+                try:  # the added quantity must fit the buying power
+                    self._account.check(dataclasses.replace(
+                        new, qty=new.qty - state.order.qty, client_order_id=None), col)
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    raise ReplaceRejected(order_id, exc.reason, field="qty",
+                                          symbol=new.symbol,
+                                          client_order_id=new.client_order_id) from exc
         except ReplaceRejected as exc:
             if self._log is not None:
                 self._log.write("replace_rejected", self._clock.now(), order_id=order_id,

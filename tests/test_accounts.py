@@ -374,3 +374,13 @@ def test_default_is_unconstrained() -> None:
     b.submit_order("X", "buy", 1_000)  # $100k with $1k: the default never refuses
     assert b.get_account()["account_type"] == "unconstrained"
     assert b.get_account()["buying_power"] == math.inf
+
+
+def test_replace_cannot_grow_an_order_past_buying_power() -> None:
+    b = PaperBroker(daily([100.0] * 4), cash=40_000, account="margin", slippage=0, fees=0)
+    b.step()
+    o = b.submit_order("X", "buy", 700, "limit", limit_price=100.0)
+    b.replace_order(o["order_id"], qty=800)  # $80k: fits
+    with pytest.raises(simbroker.ReplaceRejected, match="insufficient buying power"):
+        b.replace_order(o["order_id"], qty=801)
+    assert b.get_order(o["order_id"])["qty"] == 800
