@@ -384,3 +384,13 @@ def test_replace_cannot_grow_an_order_past_buying_power() -> None:
     with pytest.raises(simbroker.ReplaceRejected, match="insufficient buying power"):
         b.replace_order(o["order_id"], qty=801)
     assert b.get_order(o["order_id"])["qty"] == 800
+
+
+def test_a_flagged_account_under_25k_cannot_day_trade() -> None:
+    b = PaperBroker(day_trading_bars(), cash=10_000,
+                    account=MarginAccount(pattern_day_trader=True), slippage=0, fees=0)
+    b.step()
+    b.submit_order("X", "buy", 10)
+    b.step()
+    with pytest.raises(PatternDayTrading, match="0 already"):
+        b.submit_order("X", "sell", 10)

@@ -37,8 +37,8 @@ class MarginAccount(Account):
       placed after the session's last bar use the overnight (2x) figure.
     - **PDT rule** (``pdt_check=True``): under ``pdt_equity`` an order that would close
       a position opened the same trading day, when three day trades are already counted
-      in the last five trading days, is refused with
-      :class:`~simbroker.errors.PatternDayTrading` naming the count.
+      in the last five trading days (or any such order once the account is flagged), is
+      refused with :class:`~simbroker.errors.PatternDayTrading` naming the count.
     - **Maintenance.** At each bar close, marked to the close: when ``equity <
       maintenance margin`` a ``margin_call`` trade-log event records equity,
       requirement and deficit (once per breach). With ``liquidate=True`` the broker
@@ -166,7 +166,7 @@ class MarginAccount(Account):
                                                               sign):
             equity = self.equity()
             count = self.day_trades.count(self.next_day(col))
-            if equity < self.pdt_equity and count >= 3:
+            if equity < self.pdt_equity and (count >= 3 or self.pattern_day_trader):
                 raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
                                         min_equity=self.pdt_equity,
                                         client_order_id=order.client_order_id)
