@@ -521,7 +521,10 @@ def _check_account(broker: Broker, when: str, rtol: float) -> None:
     """``get_account`` keeps its keys and sums, when the broker has it."""
     if not isinstance(broker, AccountBroker):
         return
-    info: Any = broker.get_account()
+    try:
+        info: Any = broker.get_account()
+    except AttributeError:  # a wrapper (RiskBroker) around a broker without it
+        return
     if not isinstance(info, dict):
         raise _fail("get_account returns an AccountInfo dict",
                     f"{when}: {type(info).__name__}")
