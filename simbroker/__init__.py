@@ -13,9 +13,10 @@ strategy and read a :class:`BacktestResult`.
 
 from __future__ import annotations
 
+from simbroker.accounts import Account, CashAccount, MarginAccount
 from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import Bars
-from simbroker.broker import Broker, OrderManagingBroker
+from simbroker.broker import AccountBroker, Broker, OrderManagingBroker
 from simbroker.clock import Clock, SimulatedClock, WallClock
 from simbroker.data import load_bars, sample_bars, validate_bars
 from simbroker.drift import Drift, drift
@@ -31,9 +32,11 @@ from simbroker.errors import (
     DataError,
     DataWarning,
     HardToBorrow,
+    InsufficientBuyingPower,
     InvalidOrder,
     OrderRejected,
     OrderStatusUnknown,
+    PatternDayTrading,
     ReplaceRejected,
     RiskRejected,
     ShortingNotAllowed,
@@ -63,6 +66,7 @@ from simbroker.sweeps import sweep, sweep_vectorized, walk_forward
 from simbroker.synthetic import synthetic_bars
 from simbroker.tradelog import TradeLog, read_trade_log, repair_trade_log, replay_trade_log
 from simbroker.types import (
+    AccountInfo,
     Fill,
     Order,
     OrderClass,
@@ -78,6 +82,9 @@ from simbroker.vectorized_exits import TargetExits
 __version__ = "0.1.0"
 
 __all__ = [
+    "Account",
+    "AccountBroker",
+    "AccountInfo",
     "BacktestResult",
     "BarRange",
     "Bars",
@@ -89,6 +96,7 @@ __all__ = [
     "BrokerError",
     "BrokerRateLimited",
     "BrokerTimeout",
+    "CashAccount",
     "Clock",
     "ClockError",
     "ConfigError",
@@ -102,8 +110,10 @@ __all__ = [
     "FixedBps",
     "HardToBorrow",
     "History",
+    "InsufficientBuyingPower",
     "InterestModel",
     "InvalidOrder",
+    "MarginAccount",
     "NoFee",
     "NoSlippage",
     "Order",
@@ -115,6 +125,7 @@ __all__ = [
     "OrderStatusUnknown",
     "OrderType",
     "PaperBroker",
+    "PatternDayTrading",
     "PerOrder",
     "PerShare",
     "ReplaceRejected",

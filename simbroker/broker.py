@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from simbroker.types import Fill, OrderInfo
+from simbroker.types import AccountInfo, Fill, OrderInfo
 
-__all__ = ["Broker", "OrderManagingBroker"]
+__all__ = ["AccountBroker", "Broker", "OrderManagingBroker"]
 
 
 @runtime_checkable
@@ -186,4 +186,19 @@ class OrderManagingBroker(Broker, Protocol):
         quantity, a field the order type does not take), and
         :class:`~simbroker.errors.UnknownOrder` for an id never issued.
         """
+        ...
+
+
+@runtime_checkable
+class AccountBroker(Protocol):
+    """A broker that reports its account: ``get_account() -> AccountInfo``.
+
+    The paper broker, the live adapters and the risk wrapper have it, so a strategy can
+    size positions from ``buying_power`` and ``equity`` the same way in every mode.
+    ``isinstance(b, AccountBroker)`` tells whether a broker has it;
+    ``simbroker.testing.checks.check_broker_conformance`` checks its keys.
+    """
+
+    def get_account(self) -> AccountInfo:
+        """The account now (see :class:`~simbroker.types.AccountInfo`)."""
         ...

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from simbroker._progress import progress_iter
+from simbroker.accounts import Account
 from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
@@ -246,6 +247,7 @@ def backtest(
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
     max_volume_share: float | None = None,
+    account: str | Account | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -261,7 +263,7 @@ def backtest(
         An optional ``indicators(bars)`` returns ``{name: (T, N) array}`` computed once.
     bars
         :class:`~simbroker.Bars`, a long-form DataFrame or a CSV/Parquet path.
-    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz
+    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz, account
         Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
         or a model.
     borrow, interest
@@ -306,7 +308,7 @@ def backtest(
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
                          session_tz=session_tz, borrow=borrow, interest=interest,
-                         max_volume_share=max_volume_share)
+                         max_volume_share=max_volume_share, account=account)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

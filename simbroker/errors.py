@@ -15,6 +15,8 @@ Grouped by *where* a failure happened::
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
     │   ├── ShortingNotAllowed      it would open or grow a short position
     │   │   └── HardToBorrow        a hard-to-borrow short beyond what was located
+    │   ├── InsufficientBuyingPower the account cannot pay for it (required > available)
+    │   ├── PatternDayTrading       it would be a 4th day trade in 5 days under $25,000
     │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
@@ -45,9 +47,11 @@ __all__ = [
     "DataWarning",
     "FeeScheduleError",
     "HardToBorrow",
+    "InsufficientBuyingPower",
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
+    "PatternDayTrading",
     "ReplaceRejected",
     "RiskRejected",
     "ShortingNotAllowed",
@@ -262,6 +266,59 @@ class HardToBorrow(ShortingNotAllowed):
             symbol=symbol,
             order_id=order_id,
         )
+
+
+class InsufficientBuyingPower(OrderRejected):
+    """The account's buying power does not cover the order, as a venue would refuse it
+    (Alpaca's 403 "insufficient buying power", IB's error 201).
+
+    ``required`` is what the order would commit (its notional at the worst price it can
+    fill at, times the margin requirement), ``available`` the buying power left after the
+    open orders' reservations, and ``rule`` names the account rule that refused it
+    (``"buying_power"``, ``"good_faith"``, ``"free_riding"``, ``"pattern_day_trader"``).
+    ``day_trades`` is the day-trade count when the PDT rule refused it.
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        required: float,
+        available: float,
+        rule: str = "buying_power",
+        detail: str | None = None,
+        day_trades: int | None = None,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ):
+        self.required = required
+        self.available = available
+        self.rule = rule
+        self.day_trades = day_trades
+        text = (f"insufficient buying power for {symbol}: the order requires "
+                f"{required:,.2f}, available {available:,.2f}")
+        if detail:
+            text = f"{text} ({detail})"
+        super().__init__(text, symbol=symbol, order_id=order_id,
+                         client_order_id=client_order_id)
+
+
+class PatternDayTrading(OrderRejected):
+    """The pattern-day-trader rule refused the order (FINRA Rule 4210): it would be the
+    account's ``day_trades + 1``-th day trade in five trading days while its equity is
+    under ``min_equity`` (25,000), as Alpaca's PDT protection refuses it."""
+
+    def __init__(self, symbol: str, *, day_trades: int, equity: float,
+                 min_equity: float = 25_000.0, client_order_id: str | None = None):
+        self.day_trades = day_trades
+        self.equity = equity
+        self.min_equity = min_equity
+        self.rule = "pattern_day_trader"
+        super().__init__(
+            f"pattern day trader protection: closing {symbol} today would be day trade "
+            f"{day_trades + 1} in 5 trading days ({day_trades} already) with equity "
+            f"{equity:,.2f} under {min_equity:,.2f}", symbol=symbol,
+            client_order_id=client_order_id)
 
 
 class ReplaceRejected(OrderRejected):

@@ -104,12 +104,16 @@ from simbroker._paper_kinds import (
     trailed_extremes,
 )
 from simbroker._paper_volume import capped_quantities, check_share
+from simbroker.accounts import Account, account_model, unconstrained_info
+from simbroker.accounts._marks import last_closes
 from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
 from simbroker.errors import (
     ClockError,
+    InsufficientBuyingPower,
     InvalidOrder,
+    PatternDayTrading,
     ReplaceRejected,
     ShortingNotAllowed,
     UnknownOrder,
@@ -122,6 +126,7 @@ from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
 from simbroker.sessions import NEVER, date_sessions
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
 from simbroker.types import (
+    AccountInfo,
     Fill,
     Order,
     OrderClass,
@@ -337,6 +342,15 @@ class PaperBroker:
         ``None``, the default, fills whole). The rest stays open (``partially_filled``)
         and fills on later bars; see :mod:`simbroker._paper_volume` and the README's
         "How orders fill". Refused on bars whose volume is unknown.
+    account
+        The account's money rules (:mod:`simbroker.accounts`): ``None`` (default) an
+        unconstrained account that never refuses for money (a buy beyond the cash
+        borrows without limit, a sell goes short for free); ``"margin"`` a Reg T margin
+        account (:class:`~simbroker.accounts.MarginAccount`), ``"cash"`` a cash
+        account with T+1 settlement (:class:`~simbroker.accounts.CashAccount`), or an
+        :class:`~simbroker.accounts.Account` object. Orders beyond its buying power are
+        refused at submission (:class:`~simbroker.errors.InsufficientBuyingPower`);
+        :meth:`get_account` reports its figures.
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
@@ -376,6 +390,7 @@ class PaperBroker:
         borrow: BorrowModel | None = None,
         interest: InterestModel | None = None,
         max_volume_share: float | None = None,
+        account: str | Account | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -421,6 +436,7 @@ class PaperBroker:
 
         self._cash = cash
         self._initial_cash = cash
+        self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
         for sym, qty in (positions or {}).items():
             if sym not in bars:
@@ -483,6 +499,9 @@ class PaperBroker:
             state.parent_id, state.group_class, state.legs = c.parent_id, c.group_class, c.legs
         for key, legs, oco, held in links:
             self._groups.link(key, legs, oco=oco, held=held)
+        self._account = account_model(account)
+        if self._account is not None:
+            self._account.bind(self)
 
     # ------------------------------------------------------------ the protocol
     def submit_order(
@@ -532,6 +551,12 @@ class PaperBroker:
                                              qty=order.qty)
             if self._financing is not None and order.side is Side.SELL:
                 self._financing.check_short(self, order, col)  # hard to borrow, unlocated
+            if self._account is not None:
+                self._account.check(order, col)
+        except (InsufficientBuyingPower, PatternDayTrading) as exc:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                               rule=exc.rule)
+            raise
         except InvalidOrder as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
             raise
@@ -707,6 +732,18 @@ class PaperBroker:
         return self._clock.now()
 
     # --------------------------------------------------------------- extras
+    def get_account(self) -> AccountInfo:
+        """The account now: cash, equity, buying power, margin, settlement, day trades.
+
+        Positions are valued at each symbol's last close. See
+        :class:`~simbroker.types.AccountInfo` and :mod:`simbroker.accounts`; without an
+        ``account`` the figures are those of an unconstrained account (buying power
+        ``inf``, no margin).
+        """
+        if self._account is not None:
+            return self._account.info()
+        return unconstrained_info(self._cash, self._pos, last_closes(self._close, self._t))
+
     def get_order(self, order_id: str) -> OrderInfo:
         """The current state of one order."""
         state = self._orders.get(order_id)
@@ -732,6 +769,11 @@ class PaperBroker:
     def has_next(self) -> bool:
         """True while there are bars left to replay."""
         return self._t + 1 < len(self._ts)
+
+    @property
+    def account(self) -> Account | None:
+        """The account model (``None``: unconstrained); see :mod:`simbroker.accounts`."""
+        return self._account
 
     @property
     def initial_cash(self) -> float:
@@ -787,6 +829,8 @@ class PaperBroker:
         if fin is not None and fin.due(t):  # borrow fees and interest at the day's end
             fin.apply(self, t)
         self._t = t
+        if self._account is not None:  # its fills, settlement, margin calls
+            self._account.on_bar_close(t)
         return t
 
     def locate(self, symbol: str, qty: float) -> float:
@@ -1225,6 +1269,15 @@ class PaperBroker:
                         f"{new.symbol} against a position of {available:g} (net of open "
                         "sell orders) would go short", field="qty", symbol=new.symbol,
                         client_order_id=new.client_order_id)
+            if self._account is not None and new.qty > state.order.qty \
+                    and state.status is not OrderStatus.HELD:
+                try:  # the added quantity must fit the buying power
+                    self._account.check(dataclasses.replace(
+                        new, qty=new.qty - state.order.qty, client_order_id=None), col)
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    raise ReplaceRejected(order_id, exc.reason, field="qty",
+                                          symbol=new.symbol,
+                                          client_order_id=new.client_order_id) from exc
         except ReplaceRejected as exc:
             if self._log is not None:
                 self._log.write("replace_rejected", self._clock.now(), order_id=order_id,

@@ -18,6 +18,7 @@ import numpy as np
 from simbroker.errors import InvalidOrder
 
 __all__ = [
+    "AccountInfo",
     "Fill",
     "Order",
     "OrderClass",
@@ -212,6 +213,54 @@ class Fill(TypedDict):
     price: float
     fee: float
     notional: float
+
+
+class AccountInfo(TypedDict):
+    """What ``get_account`` returns: the account's money as the broker reckons it.
+
+    The same keys in every mode (paper, IBKR, Alpaca), so a strategy sizes positions
+    identically everywhere. Amounts are in account currency.
+
+    Keys
+    ----
+    cash : float
+        Cash balance (negative when borrowing on margin).
+    equity : float
+        ``cash + long_market_value + short_market_value`` (net liquidation value).
+    buying_power : float
+        The notional the account may still commit to new orders now (open orders
+        already reserved; ``inf`` for an unconstrained account).
+    maintenance_margin : float
+        Equity the positions require to be kept (a margin call below it).
+    initial_margin : float
+        Equity the positions required when opened.
+    long_market_value : float
+        Sum of long positions x last price, >= 0.
+    short_market_value : float
+        Sum of short positions x last price, <= 0.
+    settled_cash : float | None
+        Cash settled and free to withdraw or to buy without a good-faith risk;
+        ``None`` where the venue does not say.
+    day_trades : int | None
+        Day trades in the last five trading days; ``None`` where the venue does not say.
+    pattern_day_trader : bool
+        Whether the account is flagged a pattern day trader.
+    account_type : str
+        ``"cash"``, ``"margin"`` or ``"unconstrained"`` (the paper broker's default:
+        no buying-power check at all).
+    """
+
+    cash: float
+    equity: float
+    buying_power: float
+    maintenance_margin: float
+    initial_margin: float
+    long_market_value: float
+    short_market_value: float
+    settled_cash: float | None
+    day_trades: int | None
+    pattern_day_trader: bool
+    account_type: str
 
 
 MAX_QTY = 1e15

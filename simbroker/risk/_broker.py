@@ -29,7 +29,7 @@ from simbroker.risk._exposure import SymbolExposure, worst_fill_price
 from simbroker.risk._limits import RiskLimits
 from simbroker.risk._log_state import risk_state_from_log
 from simbroker.tradelog import TradeLog
-from simbroker.types import Fill, Order, OrderClass, OrderInfo, OrderStatus, Side
+from simbroker.types import AccountInfo, Fill, Order, OrderClass, OrderInfo, OrderStatus, Side
 
 __all__ = ["RiskBroker"]
 
@@ -256,6 +256,11 @@ class RiskBroker:
     def now(self) -> datetime:
         """The wrapped broker's time."""
         return self.broker.now()
+
+    def get_account(self) -> AccountInfo:
+        """The wrapped broker's account, passed through unchanged (``AttributeError``
+        when the wrapped broker has no ``get_account``)."""
+        return self._inner("get_account")()  # type: ignore[no-any-return]
 
     def get_order(self, order_id: str) -> OrderInfo:
         """The wrapped broker's view of one order."""
