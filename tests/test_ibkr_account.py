@@ -257,3 +257,11 @@ def test_account_values_parse_and_refusal_texts() -> None:
     assert err.required == 1500.0
     assert buying_power_refusal("Order rejected - reason:X is not allowed",
                                 symbol="X") is None
+
+
+def test_concurrent_calls_each_get_an_answer(tws: FakeTWS, broker: IBKRBroker) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: broker.get_account(), range(8)))
+    assert all(a == answers[0] for a in answers)

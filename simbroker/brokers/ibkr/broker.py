@@ -216,6 +216,7 @@ class IBKRBroker:
         self._closing = False
         self._cond = threading.Condition(threading.RLock())
         self._send_lock = threading.Lock()
+        self._account_lock = threading.Lock()
         self.orders = OrderRegistry()
         self._fills: dict[str, Fill] = {}
         self._logged_final: set[str] = set()
@@ -1137,6 +1138,11 @@ class IBKRBroker:
         ``day_trades`` is derived from ``DayTradesRemaining``.
         """
         self.conn.require("get_account", self.ready_wait)
+        # The client keeps one pending account download: one request at a time.
+        with self._account_lock:
+            return self._ask_account()
+
+    def _ask_account(self) -> AccountInfo:
         generation = self.conn.generation
         ib, account = self.ib, self.account
 

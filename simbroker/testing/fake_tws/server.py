@@ -501,9 +501,10 @@ class FakeTWS(BarReplay):
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str, str]]:
         """``(tag, value, currency)`` rows as TWS sends them for a USD account."""
-        f = {k: msg.text(round(v, 2)) for k, v in self.account_figures().items()}
-        cushion = (self.cash + self._exposure(self.positions)[0])
-        excess = self.account_figures()["ExcessLiquidity"]
+        figures = self.account_figures()
+        f = {k: msg.text(round(v, 2)) for k, v in figures.items()}
+        equity = figures["NetLiquidation"]
+        cushion = figures["ExcessLiquidity"] / equity if equity > 0 else 0.0
         rows = [("AccountCode", self.account, ""), ("AccountType", "INDIVIDUAL", ""),
                 ("Currency", "USD", "USD"), ("Currency", "BASE", "BASE"),
                 ("CashBalance", f["TotalCashValue"], "USD"),
@@ -512,8 +513,7 @@ class FakeTWS(BarReplay):
                 ("SettledCash", f["TotalCashValue"], "USD"),
                 ("StockMarketValue", f["StockMarketValue"], "BASE"),
                 ("NetLiquidationByCurrency", f["NetLiquidation"], "BASE"),
-                ("Cushion", msg.text(round(excess / cushion, 6)) if cushion > 0 else "0",
-                 ""),
+                ("Cushion", msg.text(round(cushion, 6)), ""),
                 ("DayTradesRemaining", str(self.day_trades_remaining), ""),
                 ("FullInitMarginReq", f["InitMarginReq"], "USD"),
                 ("FullMaintMarginReq", f["MaintMarginReq"], "USD")]
