@@ -14,6 +14,7 @@ Grouped by *where* a failure happened::
     │   ├── InvalidOrder            the order itself is malformed (qty, side, prices...)
     │   ├── ShortingNotAllowed      it would open or grow a short position
     │   ├── InsufficientBuyingPower the account cannot pay for it (required > available)
+    │   ├── PatternDayTrading       it would be a 4th day trade in 5 days under $25,000
     │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidOrder",
     "OrderRejected",
     "OrderStatusUnknown",
+    "PatternDayTrading",
     "ReplaceRejected",
     "RiskRejected",
     "ShortingNotAllowed",
@@ -261,6 +263,24 @@ class InsufficientBuyingPower(OrderRejected):
             text = f"{text} ({detail})"
         super().__init__(text, symbol=symbol, order_id=order_id,
                          client_order_id=client_order_id)
+
+
+class PatternDayTrading(OrderRejected):
+    """The pattern-day-trader rule refused the order (FINRA Rule 4210): it would be the
+    account's ``day_trades + 1``-th day trade in five trading days while its equity is
+    under ``min_equity`` (25,000), as Alpaca's PDT protection refuses it."""
+
+    def __init__(self, symbol: str, *, day_trades: int, equity: float,
+                 min_equity: float = 25_000.0, client_order_id: str | None = None):
+        self.day_trades = day_trades
+        self.equity = equity
+        self.min_equity = min_equity
+        self.rule = "pattern_day_trader"
+        super().__init__(
+            f"pattern day trader protection: closing {symbol} today would be day trade "
+            f"{day_trades + 1} in 5 trading days ({day_trades} already) with equity "
+            f"{equity:,.2f} under {min_equity:,.2f}", symbol=symbol,
+            client_order_id=client_order_id)
 
 
 class ReplaceRejected(OrderRejected):

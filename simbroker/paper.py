@@ -95,14 +95,16 @@ from simbroker._paper_kinds import (
     trail_levels,
     trailed_extremes,
 )
-from simbroker.accounts import Account, unconstrained_info
+from simbroker.accounts import Account, account_model, unconstrained_info
 from simbroker.accounts._marks import last_closes
 from simbroker.actions._paper import PaperActions, broker_schedule
 from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
 from simbroker.errors import (
     ClockError,
+    InsufficientBuyingPower,
     InvalidOrder,
+    PatternDayTrading,
     ReplaceRejected,
     ShortingNotAllowed,
     UnknownOrder,
@@ -305,6 +307,15 @@ class PaperBroker:
         Which leg of a bracket or OCO fills when both could fill inside one bar and the
         open gapped through neither: ``"stop"`` (default; the conservative guess) or
         ``"take_profit"``.
+    account
+        The account's money rules (:mod:`simbroker.accounts`): ``None`` (default) an
+        unconstrained account that never refuses for money (a buy beyond the cash
+        borrows without limit, a sell goes short for free); ``"margin"`` a Reg T margin
+        account (:class:`~simbroker.accounts.MarginAccount`), ``"cash"`` a cash
+        account with T+1 settlement (:class:`~simbroker.accounts.CashAccount`), or an
+        :class:`~simbroker.accounts.Account` object. Orders beyond its buying power are
+        refused at submission (:class:`~simbroker.errors.InsufficientBuyingPower`);
+        :meth:`get_account` reports its figures.
 
     Every change of state is written to the trade log first (write-ahead): when a write
     fails, the call raises :class:`~simbroker.errors.TradeLogError` and the broker is as
@@ -341,6 +352,7 @@ class PaperBroker:
         open_orders: Sequence[Mapping[str, Any]] | None = None,
         both_legs: str = "stop",
         venue: str | None = None,
+        account: str | Account | None = None,
     ):
         if not isinstance(bars, Bars):
             raise TypeError(
@@ -446,6 +458,9 @@ class PaperBroker:
             state.parent_id, state.group_class, state.legs = c.parent_id, c.group_class, c.legs
         for key, legs, oco, held in links:
             self._groups.link(key, legs, oco=oco, held=held)
+        self._account = account_model(account)
+        if self._account is not None:
+            self._account.bind(self)
 
     # ------------------------------------------------------------ the protocol
     def submit_order(
@@ -493,6 +508,12 @@ class PaperBroker:
                 if order.qty > available * (1 + 1e-12) + 1e-12:
                     raise ShortingNotAllowed(order.symbol, position=float(available),
                                              qty=order.qty)
+            if self._account is not None:
+                self._account.check(order, col)
+        except (InsufficientBuyingPower, PatternDayTrading) as exc:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                               rule=exc.rule)
+            raise
         except InvalidOrder as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
             raise
@@ -701,6 +722,11 @@ class PaperBroker:
         return self._t + 1 < len(self._ts)
 
     @property
+    def account(self) -> Account | None:
+        """The account model (``None``: unconstrained); see :mod:`simbroker.accounts`."""
+        return self._account
+
+    @property
     def initial_cash(self) -> float:
         """Cash at construction."""
         return self._initial_cash
@@ -751,6 +777,8 @@ class PaperBroker:
         if self._trailing:
             self._trail(t)
         self._t = t
+        if self._account is not None:  # its fills, settlement, margin calls
+            self._account.on_bar_close(t)
         return t
 
     def run_until(self, when: datetime) -> int:

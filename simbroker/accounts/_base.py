@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simbroker.accounts._days import trading_day_numbers
+from simbroker.accounts._daytrades import DayTrades
+from simbroker.accounts._marks import Marks, last_closes
+from simbroker.accounts._reserve import order_price
+from simbroker.errors import InsufficientBuyingPower, OrderRejected
 from simbroker.types import AccountInfo, Order
 
 if TYPE_CHECKING:
@@ -39,13 +44,27 @@ class Account:
     One instance serves one broker (:meth:`bind` refuses a second). The broker calls
     :meth:`check` before it accepts an order (raising refuses it and changes nothing),
     :meth:`on_bar_close` after each bar closed (its fills booked), and :meth:`info` for
-    ``get_account``. Subclasses: :class:`~simbroker.accounts.CashAccount`,
+    ``get_account``. Positions are valued at each symbol's last close (the mark). An
+    order is priced at the worst price it can fill at given the mark
+    (:func:`simbroker.risk._exposure.worst_fill_price`; before any close, the next
+    open), market-like orders raised by ``market_buffer``; slippage is not included.
+    Subclasses: :class:`~simbroker.accounts.CashAccount`,
     :class:`~simbroker.accounts.MarginAccount`.
+
+    Parameters
+    ----------
+    market_buffer
+        Fraction added to the mark when pricing a buy without a price ceiling (market,
+        stop, trailing), for the gap to the next open. Default 0.
     """
 
     account_type = "account"
 
-    def __init__(self) -> None:
+    def __init__(self, *, market_buffer: float = 0.0) -> None:
+        if not (math.isfinite(market_buffer) and market_buffer >= 0):
+            raise ValueError(f"market_buffer must be a finite number >= 0, got "
+                             f"{market_buffer!r}")
+        self.market_buffer = float(market_buffer)
         self._broker: PaperBroker | None = None
 
     def bind(self, broker: PaperBroker) -> None:
@@ -54,6 +73,12 @@ class Account:
             raise ValueError(f"{self!r} already keeps another broker's account; "
                              "give each PaperBroker its own account object")
         self._broker = broker
+        self._marks = Marks(broker._close, broker._t)
+        sessions = broker._sessions
+        self._cal = np.asarray(sessions.columns, np.int64)
+        self._daynum = trading_day_numbers(sessions)
+        self._cursor = len(broker._fills)
+        self.day_trades = DayTrades(broker.bars.n_symbols)
 
     @property
     def broker(self) -> PaperBroker:
@@ -62,19 +87,89 @@ class Account:
             raise ValueError(f"{self!r} is not bound to a broker")
         return self._broker
 
+    # ------------------------------------------------------------ the hooks
     def check(self, order: Order, col: int) -> None:
         """Raise an :class:`~simbroker.errors.OrderRejected` subclass to refuse ``order``."""
 
     def on_bar_close(self, t: int) -> None:
-        """Bar ``t`` closed and its fills are booked."""
+        """Bar ``t`` closed and its fills are booked: account for them, then mark."""
+        b = self.broker
+        fills = b._fills
+        while self._cursor < len(fills):
+            k = self._cursor
+            f = fills[k]
+            col = b._ledger_sym[k]
+            after = b._ledger_pos[k]
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            before = after - sign * f["qty"]
+            bar = b._ledger_bar[k]
+            self._on_fill(bar, col, sign, f["qty"], f["notional"], f["fee"], before, after,
+                          b._ledger_cash[k])
+            self._cursor = k + 1
+        self._marks.advance(t)
+        self._after_bar(t)
 
     def info(self) -> AccountInfo:
         """The figures ``get_account`` returns."""
         b = self.broker
         return unconstrained_info(b._cash, b._pos, self.marks())
 
+    # ----------------------------------------------------- for subclasses
+    def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
+                 fee: float, before: float, after: float, cash: float) -> None:
+        day = self.day(bar, col)
+        self.day_trades.on_fill(col, day, before, after)
+
+    def _after_bar(self, t: int) -> None:
+        """Bar ``t`` closed, its fills accounted and the marks advanced."""
+
     def marks(self) -> np.ndarray:
         """Each symbol's last close as of the latest closed bar."""
         b = self.broker
-        from simbroker.accounts._marks import last_closes
-        return last_closes(b._close, b._t)
+        if self._marks.t != b._t:
+            return last_closes(b._close, b._t)
+        return self._marks.price
+
+    def day(self, bar: int, col: int) -> int:
+        """The trading-day number of bar ``bar`` on column ``col``'s calendar."""
+        bar = min(max(bar, 0), len(self._daynum) - 1)
+        return int(self._daynum[bar, self._cal[col]])
+
+    def next_day(self, col: int) -> int:
+        """The trading day an order placed now first trades on (that of the next bar)."""
+        return self.day(self.broker._t + 1, col)
+
+    def today(self) -> list[int]:
+        """The trading-day number of the latest closed bar, per calendar."""
+        t = max(self.broker._t, 0)
+        return [int(x) for x in self._daynum[t]]
+
+    def price(self, order: Order, col: int) -> float:
+        """The price ``order`` is reserved at (see the class docstring)."""
+        mark = float(self.marks()[col])
+        if not math.isfinite(mark):
+            mark = self.broker._last_price(col)
+        return order_price(order, mark, self.market_buffer)
+
+    def equity(self) -> float:
+        """Cash plus positions at the marks."""
+        lmv, smv = market_values(self.broker._pos, self.marks())
+        return self.broker._cash + lmv + smv
+
+    def refuse(self, order: Order, required: float, available: float, rule: str,
+               detail: str | None = None, **extra: Any) -> OrderRejected:
+        """The error refusing ``order`` (the broker logs it with ``rule``)."""
+        return InsufficientBuyingPower(order.symbol, required=required, available=available,
+                                       rule=rule, detail=detail,
+                                       client_order_id=order.client_order_id, **extra)
+
+    def _write(self, event: str, **fields: Any) -> None:
+        log = self.broker._log
+        if log is not None:
+            log.write(event, self.broker._clock.now(), **fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._params()})"
+
+    def _params(self) -> str:
+        return f"market_buffer={self.market_buffer!r}"

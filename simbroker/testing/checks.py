@@ -39,7 +39,7 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 
 from simbroker.bars import FIELDS, Bars
-from simbroker.broker import Broker, OrderManagingBroker
+from simbroker.broker import AccountBroker, Broker, OrderManagingBroker
 from simbroker.engine import StrategyLike, _on_bar_of, backtest
 from simbroker.errors import InvalidOrder, ReplaceRejected, UnknownOrder
 from simbroker.models.fees import FeeModel
@@ -47,7 +47,7 @@ from simbroker.models.slippage import BarContext, SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.results import BacktestResult
 from simbroker.testing.strategies import fee_cases, slippage_cases
-from simbroker.types import Fill, OrderInfo, OrderStatus
+from simbroker.types import AccountInfo, Fill, OrderInfo, OrderStatus
 
 __all__ = ["ConformanceVenue", "PaperVenue", "check_accounting", "check_broker_conformance",
            "check_fee_model", "check_no_lookahead", "check_slippage_model"]
@@ -485,6 +485,8 @@ class PaperVenue:
 
 _ORDER_KEYS = set(OrderInfo.__annotations__)
 _FILL_KEYS = set(Fill.__annotations__)
+_ACCOUNT_KEYS = set(AccountInfo.__annotations__)
+_ACCOUNT_TYPES = {"cash", "margin", "unconstrained"}
 _STATUSES = {s.value for s in OrderStatus}
 _OPEN = {s.value for s in OrderStatus if s.is_open}
 
@@ -513,6 +515,35 @@ def _check_order_info(info: Any, what: str) -> None:
         raise _fail("submitted_at is a tz-aware UTC datetime", f"{what}: {when!r}")
     if not isinstance(info["order_id"], str) or not info["order_id"]:
         raise _fail("order_id is a non-empty string", f"{what}: {info['order_id']!r}")
+
+
+def _check_account(broker: Broker, when: str, rtol: float) -> None:
+    """``get_account`` keeps its keys and sums, when the broker has it."""
+    if not isinstance(broker, AccountBroker):
+        return
+    info: Any = broker.get_account()
+    if not isinstance(info, dict):
+        raise _fail("get_account returns an AccountInfo dict",
+                    f"{when}: {type(info).__name__}")
+    missing = _ACCOUNT_KEYS - set(info)
+    if missing:
+        raise _fail("AccountInfo has every documented key", f"{when}: missing {sorted(missing)}")
+    for key in ("cash", "equity", "buying_power", "maintenance_margin", "initial_margin",
+                "long_market_value", "short_market_value"):
+        if not isinstance(info[key], (int, float)) or math.isnan(info[key]):
+            raise _fail("AccountInfo amounts are numbers", f"{when}: {key}={info[key]!r}")
+    if info["account_type"] not in _ACCOUNT_TYPES:
+        raise _fail("account_type is cash, margin or unconstrained",
+                    f"{when}: {info['account_type']!r}")
+    if info["long_market_value"] < 0 or info["short_market_value"] > 0:
+        raise _fail("long value >= 0 and short value <= 0", f"{when}: {info}")
+    total = info["cash"] + info["long_market_value"] + info["short_market_value"]
+    scale = abs(info["cash"]) + info["long_market_value"] - info["short_market_value"]
+    if not math.isclose(info["equity"], total, rel_tol=rtol, abs_tol=1e-6 + rtol * scale):
+        raise _fail("equity = cash + long value + short value", f"{when}: {info}")
+    cash = broker.get_cash()
+    if not math.isclose(info["cash"], cash, rel_tol=rtol, abs_tol=1e-6):
+        raise _fail("get_account cash equals get_cash", f"{when}: {info['cash']!r} vs {cash!r}")
 
 
 def _check_fill(fill: Any) -> None:
@@ -569,6 +600,11 @@ def check_broker_conformance(make_venue: Callable[[], ConformanceVenue], *,
     fill is closed after one step. The position ends where it started and cash moves by
     the section's fills exactly.
 
+    A broker with ``get_account`` (an :class:`~simbroker.AccountBroker`) must return
+    every :class:`~simbroker.types.AccountInfo` key, numbers where numbers are due,
+    ``equity = cash + long_market_value + short_market_value`` and
+    ``get_account()["cash"] == get_cash()``, before and after the session's first fill.
+
     Raises
     ------
     AssertionError
@@ -597,6 +633,7 @@ def _conformance_session(s: _Session, price: float, qty: float, rtol: float) -> 
     if not isinstance(now, datetime) or now.utcoffset() != timedelta(0):
         raise _fail("now() is tz-aware UTC", repr(now))
     venue.set_price(sym, price)
+    _check_account(b, "before the first order", rtol)
     cash0, pos0 = b.get_cash(), b.get_positions().get(sym, 0.0)
     before = {f["fill_id"] for f in b.get_fills()}
 
@@ -631,6 +668,7 @@ def _conformance_session(s: _Session, price: float, qty: float, rtol: float) -> 
     if not math.isclose(b.get_positions().get(sym, 0.0), pos0 + qty, abs_tol=1e-9 * qty):
         raise _fail("positions move by the filled quantity",
                     f"{sym} {pos0!r} -> {b.get_positions().get(sym)!r} after buying {qty!r}")
+    _check_account(b, "after the market buy filled", rtol)
     with _unchanged(b, "cancelling a filled order"):
         try:
             done = b.cancel_order(buy["order_id"])

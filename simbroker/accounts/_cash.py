@@ -1,0 +1,160 @@
+"""CashAccount: no borrowing, T+1 settlement, good-faith and free-riding rules."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simbroker.accounts._base import Account, market_values
+from simbroker.accounts._reserve import reserved
+from simbroker.accounts._settlement import Settlement
+from simbroker.types import AccountInfo, Order, Side
+
+if TYPE_CHECKING:
+    from simbroker.paper import PaperBroker
+
+__all__ = ["CashAccount"]
+
+_GOOD_FAITH = ("refuse", "record")
+
+
+class CashAccount(Account):
+    """A cash account: every purchase paid in full, no short sales, T+1 settlement.
+
+    - **Buying power** is the cash balance (settled or not) less what the open buy
+      orders reserve at their worst price (fees estimated with the broker's fee model
+      for the new order). A buy beyond it would be paid with money the account does not
+      have and sold to cover (free-riding, Reg T 220.8(c)): refused with
+      :class:`~simbroker.errors.InsufficientBuyingPower` (``rule="buying_power"``).
+    - **No shorts**: a sell beyond the position (net of open sells) is refused
+      (``rule="cash_account_short"``).
+    - **Settlement**: a sale's proceeds (after its fee) settle ``settlement_days``
+      trading days after the day it filled (1: T+1 for US equities since May 2024),
+      counted in the bars' exchange sessions when they carry them, else in calendar
+      dates in the broker's ``session_tz``. ``settled_cash`` is the cash less the
+      proceeds still unsettled (at least 0).
+    - **Good faith**: buying with unsettled proceeds is allowed; the shares it bought
+      are unpaid until those proceeds settle, and selling them before is a good-faith
+      violation. ``good_faith="refuse"`` (default, as Alpaca and most US brokers'
+      cash accounts block it up front) refuses such a sell (``rule="good_faith"``);
+      ``"record"`` lets it trade and writes a ``good_faith_violation`` trade-log event
+      (counted in :attr:`violations`), as a broker that restricts the account
+      afterwards would. A sell uses the paid-for shares first.
+
+    Parameters
+    ----------
+    settlement_days
+        Trading days from a sale to its settlement (default 1).
+    good_faith
+        ``"refuse"`` or ``"record"``.
+    market_buffer
+        See :class:`~simbroker.accounts.Account`.
+    """
+
+    account_type = "cash"
+
+    def __init__(self, *, settlement_days: int = 1, good_faith: str = "refuse",
+                 market_buffer: float = 0.0) -> None:
+        super().__init__(market_buffer=market_buffer)
+        if not (isinstance(settlement_days, int) and settlement_days >= 0):
+            raise ValueError(f"settlement_days must be an int >= 0, got {settlement_days!r}")
+        if good_faith not in _GOOD_FAITH:
+            raise ValueError(f"good_faith must be 'refuse' or 'record', got {good_faith!r}")
+        self.settlement_days = settlement_days
+        self.good_faith = good_faith
+        self.violations = 0
+
+    def bind(self, broker: PaperBroker) -> None:
+        """Attach to ``broker``; a cash account cannot start short."""
+        super().bind(broker)
+        short = [broker.bars.symbols[i] for i in np.flatnonzero(broker._pos < 0)]
+        if short:
+            raise ValueError(f"a cash account cannot hold short positions: {short}")
+        self.settlement = Settlement(self.settlement_days)
+        self._ones = np.ones(broker.bars.n_symbols)
+
+    def buying_power(self) -> float:
+        """Cash less the open buy orders' reservations."""
+        b = self.broker
+        return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer)
+
+    def settled_cash(self) -> float:
+        """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money
+        spent from unsettled proceeds is not settled cash); the cash itself when it is
+        negative (a fill the reservation did not cover, e.g. past a gap)."""
+        cash = self.broker._cash
+        return max(cash - self.settlement.unsettled, 0.0) if cash >= 0 else cash
+
+    def check(self, order: Order, col: int) -> None:
+        """Refuse a short, a good-faith violation, or a buy beyond the cash."""
+        b = self.broker
+        px = self.price(order, col)
+        pos = float(b._pos[col])
+        book = b._book
+        n = book.n
+        if order.side is Side.SELL:
+            sells = float(book.qty[:n][(book.sym[:n] == col) & (book.sign[:n] < 0)].sum())
+            held = pos - sells
+            if order.qty > held * (1 + 1e-12) + 1e-12:
+                raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
+                                  "cash_account_short",
+                                  f"a cash account cannot sell short: {held:g} shares "
+                                  f"held net of open sells")
+            if self.good_faith == "refuse":
+                paid = held - self.settlement.unpaid_qty(col, self.next_day(col))
+                if order.qty > paid * (1 + 1e-12) + 1e-12:
+                    raise self.refuse(order, order.qty * px, max(paid, 0.0) * px,
+                                      "good_faith",
+                                      f"only {max(paid, 0.0):g} shares are paid for with "
+                                      "settled funds; selling the rest before the money "
+                                      "that bought them settles is a good-faith violation")
+            return
+        if not math.isfinite(px):
+            return
+        fee = float(b.fees.fees(np.array([1.0]), np.array([order.qty]), np.array([px]))[0])
+        required = order.qty * px + fee
+        available = self.buying_power()
+        if required > available * (1 + 1e-12) + 1e-9:
+            raise self.refuse(order, required, max(available, 0.0), "buying_power",
+                              "a cash account cannot borrow: buying beyond its cash would "
+                              "be free-riding")
+
+    def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
+                 fee: float, before: float, after: float, cash: float) -> None:
+        super()._on_fill(bar, col, sign, qty, notional, fee, before, after, cash)
+        st = self.settlement
+        st.settle([int(x) for x in self._daynum[bar]])
+        cal = int(self._cal[col])
+        day = self.day(bar, col)
+        if sign < 0:
+            paid = before - st.unpaid_qty(col, day)
+            unpaid_sold = qty - max(paid, 0.0)
+            if unpaid_sold > 1e-12:
+                self.violations += 1
+                self._write("good_faith_violation", symbol=self.broker.bars.symbols[col],
+                            qty=unpaid_sold, rule="good_faith")
+                st.on_sold_unpaid(col, unpaid_sold)
+            st.on_sell(cal, day, notional - fee)
+        else:
+            st.on_buy(col, cal, qty, notional + fee, cash)
+
+    def _after_bar(self, t: int) -> None:
+        self.settlement.settle(self.today())
+
+    def info(self) -> AccountInfo:
+        """The account's figures (no margin: both requirements are zero)."""
+        b = self.broker
+        lmv, smv = market_values(b._pos, self.marks())
+        return AccountInfo(cash=b._cash, equity=b._cash + lmv + smv,
+                           buying_power=max(self.buying_power(), 0.0),
+                           maintenance_margin=0.0, initial_margin=0.0,
+                           long_market_value=lmv, short_market_value=smv,
+                           settled_cash=self.settled_cash(),
+                           day_trades=self.day_trades.count(self.today()[0]),
+                           pattern_day_trader=False, account_type="cash")
+
+    def _params(self) -> str:
+        return (f"settlement_days={self.settlement_days!r}, good_faith={self.good_faith!r}, "
+                f"{super()._params()}")

@@ -1,0 +1,40 @@
+"""Day trades: a position opened and closed (in part) in one symbol on one trading day."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DayTrades"]
+
+WINDOW = 5
+"""FINRA's window: day trades are counted over the last five trading days."""
+
+
+class DayTrades:
+    """Counts day trades as FINRA Rule 4210 does, one per closing fill.
+
+    A fill that reduces a position counts one day trade when the same symbol had a fill
+    opening exposure in the same direction earlier on that trading day (buy then sell,
+    or short then cover).
+    """
+
+    def __init__(self, n_symbols: int):
+        self.opened_day = np.full(n_symbols, -(10**9), np.int64)
+        self.days: list[int] = []  # the trading day of each day trade
+
+    def on_fill(self, col: int, day: int, before: float, after: float) -> None:
+        """Book one fill in column ``col`` on trading day ``day`` (positions around it)."""
+        reduced = abs(after) < abs(before) or before * after < 0  # or flipped through 0
+        if reduced and self.opened_day[col] == day:
+            self.days.append(day)
+        if abs(after) > abs(before) or before * after < 0:
+            self.opened_day[col] = day
+
+    def would_day_trade(self, col: int, day: int, position: float, sign: float) -> bool:
+        """Whether an order of direction ``sign`` filling on ``day`` closes a position
+        opened that day."""
+        return position * sign < 0 and self.opened_day[col] == day
+
+    def count(self, day: int) -> int:
+        """Day trades in the five trading days ending with ``day``."""
+        return sum(1 for d in self.days if day - WINDOW < d <= day)

@@ -1,0 +1,231 @@
+"""MarginAccount: Reg T initial and maintenance margin, pattern-day-trader buying power."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simbroker.accounts._base import Account, market_values
+from simbroker.accounts._liquidation import liquidation_orders
+from simbroker.accounts._reserve import opening_qty, reserved
+from simbroker.errors import PatternDayTrading
+from simbroker.types import AccountInfo, Order, Side
+
+if TYPE_CHECKING:
+    from simbroker.paper import PaperBroker
+
+__all__ = ["MarginAccount"]
+
+
+class MarginAccount(Account):
+    """A Reg T margin account, as US brokers keep it.
+
+    - **Buying power (overnight).** ``excess = equity - initial margin of the positions -
+      initial margin the open orders reserve``; an order may open notional up to
+      ``excess / initial`` (2x excess equity at 50%). Longs and shorts need margin
+      alike; an order's part that closes a position needs none (a sell of 150 against
+      a long of 100 needs margin for 50). Refused with
+      :class:`~simbroker.errors.InsufficientBuyingPower` (``rule="buying_power"``).
+    - **Pattern day traders.** When the account is flagged (``pattern_day_trader=True``
+      or four day trades seen in five trading days) and its equity is at least
+      ``pdt_equity``, an order whose first bar is in the same trading day as the latest
+      closed bar uses intraday buying power: ``(equity - maintenance margin of the
+      positions - reserved) / day_trade_rate`` (4x maintenance excess at 25%). Orders
+      placed after the session's last bar use the overnight (2x) figure.
+    - **PDT rule** (``pdt_check=True``): under ``pdt_equity`` an order that would close
+      a position opened the same trading day, when three day trades are already counted
+      in the last five trading days, is refused with
+      :class:`~simbroker.errors.PatternDayTrading` naming the count.
+    - **Maintenance.** At each bar close, marked to the close: when ``equity <
+      maintenance margin`` a ``margin_call`` trade-log event records equity,
+      requirement and deficit (once per breach). With ``liquidate=True`` the broker
+      then sends market orders (``client_order_id`` ``"liquidate-<bar>-<symbol>"``)
+      that trade on the next bar: the positions with the largest maintenance
+      requirement first, whole, and the last one only by the whole shares needed to
+      cover the deficit; while they are open no further call is made. Open orders are
+      left alone.
+
+    Parameters
+    ----------
+    initial, maintenance
+        Default rates, fractions of position value (Reg T: 0.5 and 0.25).
+    initial_by_symbol, maintenance_by_symbol
+        Per-symbol overrides ``{symbol: rate}`` (e.g. 1.0 for a non-marginable stock).
+    pattern_day_trader
+        Start flagged as a pattern day trader.
+    pdt_check
+        Enforce the PDT rule (default True).
+    pdt_equity
+        The PDT equity threshold (25,000).
+    day_trade_rate
+        Intraday rate for flagged accounts (0.25: 4x).
+    liquidate
+        Liquidate on a margin call (default False: the event only).
+    market_buffer
+        See :class:`~simbroker.accounts.Account`.
+    """
+
+    account_type = "margin"
+
+    def __init__(self, *, initial: float = 0.5, maintenance: float = 0.25,
+                 initial_by_symbol: Mapping[str, float] | None = None,
+                 maintenance_by_symbol: Mapping[str, float] | None = None,
+                 pattern_day_trader: bool = False, pdt_check: bool = True,
+                 pdt_equity: float = 25_000.0, day_trade_rate: float = 0.25,
+                 liquidate: bool = False, market_buffer: float = 0.0) -> None:
+        super().__init__(market_buffer=market_buffer)
+        for name, rate in (("initial", initial), ("maintenance", maintenance),
+                           ("day_trade_rate", day_trade_rate),
+                           *((f"initial_by_symbol[{k!r}]", v)
+                             for k, v in (initial_by_symbol or {}).items()),
+                           *((f"maintenance_by_symbol[{k!r}]", v)
+                             for k, v in (maintenance_by_symbol or {}).items())):
+            if not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+                raise ValueError(f"{name} must be a rate in (0, 1], got {rate!r}")
+        if maintenance > initial:
+            raise ValueError(f"maintenance ({maintenance}) must not exceed initial "
+                             f"({initial})")
+        self.initial = float(initial)
+        self.maintenance = float(maintenance)
+        self.initial_by_symbol = dict(initial_by_symbol or {})
+        self.maintenance_by_symbol = dict(maintenance_by_symbol or {})
+        self.pattern_day_trader = bool(pattern_day_trader)
+        self.pdt_check = bool(pdt_check)
+        self.pdt_equity = float(pdt_equity)
+        self.day_trade_rate = float(day_trade_rate)
+        self.liquidate = bool(liquidate)
+        self.calls: list[dict[str, float]] = []  # every margin call: bar, equity, ...
+        self._in_call = False
+        self._liquidating = False
+
+    def bind(self, broker: PaperBroker) -> None:
+        """Attach to ``broker``; per-symbol rates must name its symbols."""
+        super().bind(broker)
+        syms = broker.bars.symbols
+        for name, table in (("initial_by_symbol", self.initial_by_symbol),
+                            ("maintenance_by_symbol", self.maintenance_by_symbol)):
+            unknown = sorted(set(table) - set(syms))
+            if unknown:
+                raise ValueError(f"{name} names symbols not in the bars: {unknown}")
+        self._im = np.array([self.initial_by_symbol.get(s, self.initial) for s in syms])
+        self._mm = np.array([self.maintenance_by_symbol.get(s, self.maintenance)
+                             for s in syms])
+        self._dt = np.maximum(self._mm, self.day_trade_rate)
+
+    # ------------------------------------------------------------- figures
+    def requirements(self) -> tuple[float, float, float]:
+        """Equity, initial and maintenance margin of the positions, at the marks."""
+        b = self.broker
+        marks = np.nan_to_num(self.marks())
+        value = np.abs(b._pos) * marks
+        lmv, smv = market_values(b._pos, self.marks())
+        return (b._cash + lmv + smv, float(value @ self._im), float(value @ self._mm))
+
+    def _intraday(self, equity: float) -> bool:
+        b = self.broker
+        if not self.pattern_day_trader or equity < self.pdt_equity or b._t < 0:
+            return False
+        if b._t + 1 >= len(b._ts):
+            return False
+        return bool((self._daynum[b._t] == self._daynum[b._t + 1]).all())
+
+    def _excess(self) -> tuple[float, np.ndarray, float]:
+        """Margin excess for new orders, the rates it is spent at, and the base rate."""
+        equity, im, mm = self.requirements()
+        if self._intraday(equity):
+            rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
+        else:
+            rates, base, rate = self._im, im, self.initial
+        held = reserved(self.broker, self.marks(), rates, self.market_buffer)
+        return equity - base - held, rates, rate
+
+    def check(self, order: Order, col: int) -> None:
+        """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
+        if self._liquidating:
+            return
+        b = self.broker
+        sign = float(order.side.sign)
+        pos = float(b._pos[col])
+        if self.pdt_check and self.day_trades.would_day_trade(col, self.next_day(col), pos,
+                                                              sign):
+            equity = self.equity()
+            count = self.day_trades.count(self.next_day(col))
+            if equity < self.pdt_equity and count >= 3:
+                raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
+                                        min_equity=self.pdt_equity,
+                                        client_order_id=order.client_order_id)
+        book = b._book
+        n = book.n
+        same = (book.sym[:n] == col) & (book.sign[:n] == sign)
+        opening = opening_qty(order.side, order.qty, pos, float(book.qty[:n][same].sum()))
+        if opening <= 0:
+            return
+        px = self.price(order, col)
+        if not math.isfinite(px):
+            return  # no price ever: the order can never fill
+        excess, rates, _ = self._excess()
+        available = max(excess, 0.0) / float(rates[col])
+        required = opening * px
+        if required > available * (1 + 1e-12) + 1e-9:
+            what = "shorting" if order.side is Side.SELL else "buying"
+            raise self.refuse(order, required, available, "buying_power",
+                              f"margin account, {what} {opening:g} at {px:g} needs "
+                              f"{float(rates[col]):.0%} margin")
+
+    def info(self) -> AccountInfo:
+        """The account's figures (buying power at the default rate)."""
+        b = self.broker
+        equity, im, mm = self.requirements()
+        excess, _, rate = self._excess()
+        lmv, smv = market_values(b._pos, self.marks())
+        return AccountInfo(cash=b._cash, equity=equity, buying_power=max(excess, 0.0) / rate,
+                           maintenance_margin=mm, initial_margin=im, long_market_value=lmv,
+                           short_market_value=smv, settled_cash=None,
+                           day_trades=self.day_trades.count(self.today()[0]),
+                           pattern_day_trader=self.pattern_day_trader,
+                           account_type="margin")
+
+    # ----------------------------------------------------------- bar close
+    def _after_bar(self, t: int) -> None:
+        if self.day_trades.count(self.today()[0]) >= 4:
+            self.pattern_day_trader = True
+        equity, _, mm = self.requirements()
+        if not (mm > 0 and equity < mm):
+            self._in_call = False
+            return
+        b = self.broker
+        pending = any(s.order.client_order_id is not None and
+                      s.order.client_order_id.startswith("liquidate-") and s.status.is_open
+                      for s in b._orders.values()) if self.liquidate else False
+        if pending or (self._in_call and not self.liquidate):
+            return
+        self._in_call = True
+        call = {"bar": float(t), "equity": equity, "maintenance_margin": mm,
+                "deficit": mm - equity}
+        self.calls.append(call)
+        self._write("margin_call", equity=equity, maintenance_margin=mm,
+                    deficit=mm - equity, liquidate=self.liquidate)
+        if not self.liquidate:
+            return
+        orders = liquidation_orders(b._pos, np.nan_to_num(self.marks()), self._mm,
+                                    mm - equity)
+        self._liquidating = True
+        try:
+            syms = b.bars.symbols
+            for col, side, qty in orders:
+                b.submit_order(syms[col], side, qty, "market",
+                               client_order_id=f"liquidate-{t}-{syms[col]}")
+        finally:
+            self._liquidating = False
+
+    def _params(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in (
+            ("initial_by_symbol", self.initial_by_symbol),
+            ("maintenance_by_symbol", self.maintenance_by_symbol)) if v)
+        return (f"initial={self.initial!r}, maintenance={self.maintenance!r}{extra}, "
+                f"pattern_day_trader={self.pattern_day_trader!r}, "
+                f"pdt_check={self.pdt_check!r}, liquidate={self.liquidate!r}, "
+                f"{super()._params()}")

@@ -1,0 +1,67 @@
+"""Open orders' claims on buying power, priced at the worst price each can fill at."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simbroker.risk._exposure import worst_fill_price
+from simbroker.types import Order, Side
+
+if TYPE_CHECKING:
+    from simbroker.paper import PaperBroker
+
+__all__ = ["opening_qty", "order_price", "reserved"]
+
+
+def order_price(order: Order, mark: float, buffer: float) -> float:
+    """The price an order is reserved at: its worst fill price
+    (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
+    order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
+    last = mark if np.isfinite(mark) else None
+    worst = worst_fill_price(order, last)
+    if worst is None:
+        return float("nan")
+    own = order.limit_price if order.limit_price is not None else order.stop_price
+    if own is None or worst != own:  # priced at the market: leave room for a gap
+        worst *= (1.0 + buffer) if order.side is Side.BUY else 1.0
+    return float(worst)
+
+
+def opening_qty(side: Side, qty: float, position: float, same_side_open: float) -> float:
+    """The part of ``qty`` that opens or grows exposure, after the position and the open
+    orders on the same side: a sell of 150 against a long of 100 opens a short of 50."""
+    start = position + same_side_open if side is Side.BUY else position - same_side_open
+    closing = max(0.0, -start) if side is Side.BUY else max(0.0, start)
+    return max(0.0, qty - closing)
+
+
+def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
+             buffer: float) -> float:
+    """Margin the open orders hold: for each open order, the quantity that opens
+    exposure (in book order, per symbol and side) x its worst price x its symbol's rate.
+
+    ``held`` children are not in the book: they only reduce what their parent opens.
+    """
+    book = broker._book
+    if book.n == 0:
+        return 0.0
+    total = 0.0
+    seen: dict[tuple[int, float], float] = {}
+    pos = broker._pos
+    for i in range(book.n):
+        state = broker._orders[book.ids[i]]
+        order = state.order
+        col = int(book.sym[i])
+        key = (col, float(book.sign[i]))
+        before = seen.get(key, 0.0)
+        q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
+            float(book.qty[i])
+        seen[key] = before + q
+        opening = opening_qty(order.side, q, float(pos[col]), before)
+        if opening > 0:
+            px = order_price(order, float(marks[col]), buffer)
+            if np.isfinite(px):
+                total += opening * px * float(rates[col])
+    return total
