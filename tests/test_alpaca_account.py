@@ -216,3 +216,37 @@ def test_account_json_is_checked() -> None:
         account_info({"id": "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0001", "account_number": "P",
                       "status": "ACTIVE", "cash": "x", "equity": "1",
                       "buying_power": "1"})
+
+
+@pytest.mark.parametrize(("account", "multiplier"), [("margin", 2), ("cash", 1)])
+def test_paper_and_alpaca_refuse_the_same_orders(account: str, multiplier: int) -> None:
+    """The paper broker's account model and Alpaca refuse the same orders with the same
+    amounts, open orders' reservations included."""
+    import simbroker
+    from simbroker import PaperBroker
+
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=3, seed=7)
+    sym = bars.symbols[0]
+    paper = PaperBroker(bars, cash=100_000, slippage=0, fees=0, account=account)
+    with FakeAlpaca(KEY, SECRET, cash=100_000, multiplier=multiplier) as fake:
+        fake.set_price(sym, 100.0)
+        live = connect(fake)
+        try:
+            for qty in (2_001, 1_990, 999, 10):
+                try:
+                    paper.submit_order(sym, "buy", qty, "limit", limit_price=100.0)
+                    refused = None
+                except InsufficientBuyingPower as exc:
+                    refused = exc
+                if refused is None:
+                    assert live.submit_order(sym, "buy", qty, "limit", limit_price=100.0,
+                                             tif="gtc")["status"]
+                    continue
+                with pytest.raises(InsufficientBuyingPower) as at_alpaca:
+                    live.submit_order(sym, "buy", qty, "limit", limit_price=100.0)
+                assert at_alpaca.value.required == pytest.approx(refused.required)
+                assert at_alpaca.value.available == pytest.approx(refused.available)
+            assert live.get_account()["buying_power"] == pytest.approx(
+                paper.get_account()["buying_power"])
+        finally:
+            live.close()

@@ -265,3 +265,38 @@ def test_concurrent_calls_each_get_an_answer(tws: FakeTWS, broker: IBKRBroker) -
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: broker.get_account(), range(8)))
     assert all(a == answers[0] for a in answers)
+
+
+@pytest.mark.parametrize("account", ["margin", "cash"])
+def test_paper_and_tws_refuse_the_same_order(tws: FakeTWS, account: str) -> None:
+    """The paper broker's account model and TWS refuse the same orders: TWS names
+    margin (Reg T's 50 % for a margin account, all of it for cash), the paper broker the
+    notional, so their amounts differ by exactly the initial rate."""
+    import simbroker
+    from simbroker import PaperBroker
+
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=3, seed=7)
+    sym = bars.symbols[0]
+    rate = 0.5 if account == "margin" else 1.0
+    with FakeTWS(server_version=tws.server_version, account_type=account) as fake:
+        fake.set_price(sym, 100.0)
+        live = connect(fake)
+        try:
+            for qty in (2_001, 1_990, 999):
+                paper = PaperBroker(bars, cash=100_000, slippage=0, fees=0, account=account)
+                try:
+                    paper.submit_order(sym, "buy", qty, "limit", limit_price=100.0)
+                    refused = None
+                except InsufficientBuyingPower as exc:
+                    refused = exc
+                if refused is None:
+                    info = live.submit_order(sym, "buy", qty, "limit", limit_price=100.0)
+                    assert info["status"] == "new"
+                    live.cancel_order(info["order_id"])
+                    continue
+                with pytest.raises(InsufficientBuyingPower) as at_tws:
+                    live.submit_order(sym, "buy", qty, "limit", limit_price=100.0)
+                assert at_tws.value.required == pytest.approx(refused.required * rate)
+                assert at_tws.value.available == pytest.approx(refused.available * rate)
+        finally:
+            live.close()
