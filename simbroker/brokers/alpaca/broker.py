@@ -23,7 +23,10 @@
   same while Alpaca's changes (:mod:`~simbroker.brokers.alpaca.orders`). What Alpaca
   refuses is refused locally first.
 - Errors: 401 :class:`~simbroker.errors.BrokerAPIError`, 403
-  :class:`~simbroker.errors.OrderRejected`, 404 :class:`~simbroker.errors.UnknownOrder`,
+  :class:`~simbroker.errors.OrderRejected` (``insufficient buying power``:
+  :class:`~simbroker.errors.InsufficientBuyingPower`; ``account is not allowed to
+  short``: :class:`~simbroker.errors.ShortingNotAllowed`; a ``rejected`` trade-log
+  record either way), 404 :class:`~simbroker.errors.UnknownOrder`,
   422 :class:`~simbroker.errors.InvalidOrder`, 429
   :class:`~simbroker.errors.BrokerRateLimited` (with Alpaca's wait), 5xx
   :class:`~simbroker.errors.BrokerAPIError`, no answer in time
@@ -49,6 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from simbroker.brokers.alpaca import connection
+from simbroker.brokers.alpaca.account import account_info, refusal
 from simbroker.brokers.alpaca.orders import OrderRegistry
 from simbroker.brokers.alpaca.rest import Rest, request_sent
 from simbroker.brokers.alpaca.translate import (
@@ -78,7 +82,7 @@ from simbroker.errors import (
 )
 from simbroker.redact import install_secret_filter
 from simbroker.tradelog import TradeLog
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus, OrderType
+from simbroker.types import AccountInfo, Fill, Order, OrderInfo, OrderStatus, OrderType
 
 __all__ = ["AlpacaBroker"]
 
@@ -330,11 +334,36 @@ class AlpacaBroker:
             return self._placed(self._same_or_error(found, order), order, cid)
         except BrokerRateLimited:
             raise  # refused, not placed
+        except OrderRejected as exc:  # 403: Alpaca refused it; nothing was placed
+            raise self._refused(order, cid, exc) from None
         except (BrokerConnectionError, BrokerAPIError) as exc:
             if isinstance(exc, BrokerAPIError) and not _is_server_error(exc):
                 raise
             return self._after_lost_answer(order, cid, exc)
         return self._placed(self._remember(raw), order, cid)
+
+    def _refused(self, order: Order, cid: str, exc: OrderRejected) -> OrderRejected:
+        """The typed error for Alpaca's 403 refusal of ``order`` (with the buying power
+        or position read after it, when Alpaca answers in time), its ``rejected``
+        trade-log record written."""
+        text = str(exc).lower()
+        buying_power = position = None
+        try:
+            if "buying power" in text:
+                buying_power = float(self._get("/account", "get_account")["buying_power"])
+            elif "short" in text:
+                position = self.get_positions().get(order.symbol, 0.0)
+        except Exception:  # the refusal stands; only its figures are unknown
+            log.info("Alpaca: no account figures for the refusal of %s", cid)
+        price = order.limit_price if order.limit_price is not None else order.stop_price
+        out = refusal(exc, symbol=order.symbol, side=order.side.value, qty=order.qty,
+                      price=price, client_order_id=cid, buying_power=buying_power,
+                      position=position)
+        if self.trade_log is not None:
+            self.trade_log.write("rejected", self.now(), order_id=None, client_order_id=cid,
+                                 symbol=order.symbol, side=order.side.value, qty=order.qty,
+                                 order_type=order.order_type.value, reason=str(out))
+        return out
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel an open order; a final order is returned unchanged (idempotent).
@@ -574,6 +603,15 @@ class AlpacaBroker:
             if qty:
                 out[str(p.symbol)] = qty
         return out
+
+    def get_account(self) -> AccountInfo:
+        """The account's figures as Alpaca reckons them now: one ``GET /v2/account``
+        per call (see :mod:`simbroker.brokers.alpaca.account` for the field behind each
+        key), so they are never older than the call. No answer within ``timeout``
+        raises :class:`~simbroker.errors.BrokerTimeout`, a failed connection
+        :class:`~simbroker.errors.BrokerConnectionError`; earlier figures are never
+        returned instead."""
+        return account_info(self._get("/account", "get_account"))
 
     def get_cash(self) -> float:
         """The account's cash balance."""

@@ -22,9 +22,13 @@ Safety under faults (see :mod:`~simbroker.brokers.ibkr.connection` and
 - Positions and cash are TWS's figures at the last sync plus the fills booked since
   (each execution once, by id), so they always agree with :meth:`IBKRBroker.get_fills`.
 - Only :mod:`simbroker.errors` types leave the adapter. Error 200/201/103/110 reject an
-  order with IB's text; 202 cancels it; 10349 and other informational codes change
-  nothing; 326 (client id in use) is a clear connection error; notices 1100/1101/1102
-  move the connection state; farm notices 2103-2110 are logged.
+  order with IB's text (a 201 for margin, "... your Equity with Loan Value [x] must
+  exceed the new total Initial Margin of [y]", is
+  :class:`~simbroker.errors.InsufficientBuyingPower` with those amounts); 202 cancels
+  it; 10349 and other informational codes change nothing; 326 (client id in use) is a
+  clear connection error; notices 1100/1101/1102 move the connection state; farm
+  notices 2103-2110 are logged.
+- :meth:`IBKRBroker.get_account` asks TWS for the account's values on each call.
 - Port 7496 (TWS live) or 4001 (Gateway live), ``trading_mode: live`` or a live account
   (not ``DU…``) is refused unless the caller opted into live trading.
 
@@ -52,6 +56,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from simbroker.brokers.ibkr.account import account_info, buying_power_refusal
 from simbroker.brokers.ibkr.connection import Connection, State
 from simbroker.brokers.ibkr.orders import LEG_SUFFIXES, OrderEntry, OrderRegistry
 from simbroker.brokers.ibkr.translate import (
@@ -81,7 +86,7 @@ from simbroker.errors import (
     UnknownOrder,
 )
 from simbroker.tradelog import TradeLog, read_trade_log
-from simbroker.types import Fill, Order, OrderInfo, OrderStatus
+from simbroker.types import AccountInfo, Fill, Order, OrderInfo, OrderStatus
 
 if TYPE_CHECKING:
     from simbroker.brokers.ibkr.feed import IBKRBarFeed
@@ -177,6 +182,9 @@ class IBKRBroker:
     ready_wait
         Seconds a call waits for the connection to be ``ready`` before it raises
         :class:`~simbroker.errors.BrokerConnectionError` (default: ``timeout``).
+    account_type
+        ``"cash"`` or ``"margin"`` for :meth:`get_account` (TWS's API does not say);
+        ``None``: ``"margin"`` when TWS's ``BuyingPower`` exceeds ``AvailableFunds``.
     """
 
     bar_poll: float = 5.0
@@ -187,7 +195,12 @@ class IBKRBroker:
                  trade_log: TradeLog | None = None, timeout: float = 10.0,
                  currency: str = "USD", exchange: str = "SMART", trading_mode: str = "paper",
                  reconnect_backoff: tuple[float, float] = (1.0, 30.0),
-                 max_reconnect_attempts: int = 10, ready_wait: float | None = None):
+                 max_reconnect_attempts: int = 10, ready_wait: float | None = None,
+                 account_type: str | None = None):
+        if account_type not in (None, "cash", "margin"):
+            raise ConfigError(f"account_type must be 'cash', 'margin' or None, got "
+                              f"{account_type!r}", key="account_type")
+        self.account_type = account_type
         live = port in LIVE_PORTS or trading_mode == "live"
         if live and not allow_live:
             raise ConfigError(f"IBKR port {port} / trading_mode {trading_mode!r} trades real "
@@ -203,6 +216,7 @@ class IBKRBroker:
         self._closing = False
         self._cond = threading.Condition(threading.RLock())
         self._send_lock = threading.Lock()
+        self._account_lock = threading.Lock()
         self.orders = OrderRegistry()
         self._fills: dict[str, Fill] = {}
         self._logged_final: set[str] = set()
@@ -861,6 +875,11 @@ class IBKRBroker:
         if not_received:
             raise BrokerConnectionError(f"order {entry.order_id}: {entry.reason}")
         if info["status"] == OrderStatus.REJECTED.value:
+            refusal = buying_power_refusal(
+                info["reason"] or "", symbol=entry.symbol, order_id=entry.order_id,
+                client_order_id=entry.client_order_id)
+            if refusal is not None:
+                raise refusal
             raise OrderRejected(f"IBKR rejected the order: {info['reason']}",
                                 symbol=entry.symbol, order_id=entry.order_id,
                                 client_order_id=entry.client_order_id)
@@ -1105,6 +1124,41 @@ class IBKRBroker:
             if self._cash is None:
                 raise BrokerConnectionError("IBKR sent no TotalCashValue for the account")
             return self._cash
+
+    def get_account(self) -> AccountInfo:
+        """The account's figures as TWS reckons them now (see
+        :mod:`simbroker.brokers.ibkr.account` for the tag behind each key).
+
+        Each call asks TWS again (``reqAccountUpdates``: TWS answers with the whole
+        account and ``accountDownloadEnd``), so the figures are never older than the
+        call: a drop before the answer raises
+        :class:`~simbroker.errors.BrokerConnectionError`, no answer within ``timeout``
+        :class:`~simbroker.errors.BrokerTimeout`; earlier figures are never returned.
+        ``pattern_day_trader`` is ``False`` (the API does not report the flag) and
+        ``day_trades`` is derived from ``DayTradesRemaining``.
+        """
+        self.conn.require("get_account", self.ready_wait)
+        # The client keeps one pending account download: one request at a time.
+        with self._account_lock:
+            return self._ask_account()
+
+    def _ask_account(self) -> AccountInfo:
+        generation = self.conn.generation
+        ib, account = self.ib, self.account
+
+        async def ask() -> list[Any]:
+            if not ib.isConnected():
+                raise ConnectionError("not connected")
+            await ib.reqAccountUpdatesAsync(account)
+            if self.conn.generation != generation or not ib.isConnected():
+                raise ConnectionError("the connection dropped during the request")
+            return list(ib.accountValues(account) if account else ib.accountValues())
+
+        rows = self._run(ask(), what="get_account")
+        if self.conn.generation != generation:
+            raise BrokerConnectionError("get_account: the IBKR connection dropped during "
+                                        "the request; no figures returned")
+        return account_info(rows, currency=self.currency, account_type=self.account_type)
 
     def get_fills(self, since: datetime | None = None) -> list[Fill]:
         """Fills of the account (executions with commissions), in the order booked.

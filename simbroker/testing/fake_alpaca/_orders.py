@@ -122,6 +122,10 @@ class OrderBook(abc.ABC):
     def _tick(self) -> datetime:
         """The time of a new event, strictly after the previous one."""
 
+    @abc.abstractmethod
+    def _check_buying_power(self, sym: str, side: str, qty: float, ref: float) -> None:
+        """Raise Alpaca's 403 when the account cannot take the order (the account's)."""
+
     # ------------------------------------------------------------------ views
     def _public(self, o: dict[str, Any], nested: bool = True) -> dict[str, Any]:
         """The order's JSON (its legs nested under ``legs`` unless ``nested`` is false)."""
@@ -194,8 +198,8 @@ class OrderBook(abc.ABC):
             raise _invalid(f"asset {sym} is not tradable", 42210000)
         px = self.prices.get(sym)
         ref = float(limit or stop or px or 0.0)
-        if side == "buy" and klass != "oco" and qty * ref > self.cash:
-            raise ApiError(403, 40310000, "insufficient buying power")
+        if klass != "oco":
+            self._check_buying_power(sym, str(side), qty, ref)
         now = iso(self._tick())
         exit_side = "sell" if side == "buy" else "buy"
         if klass == "oco":  # the limit leg is the order; the stop its leg

@@ -69,12 +69,13 @@ import numpy as np
 
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
+from simbroker.testing.fake_alpaca._account import AccountBook
 from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, OrderBook, iso, num
 
 __all__ = ["FakeAlpaca", "FakeAlpacaVenue", "stop_sdk_stream"]
 
 
-class FakeAlpaca(OrderBook, BarReplay):
+class FakeAlpaca(AccountBook, OrderBook, BarReplay):
     """The fake service. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
 
     Parameters
@@ -82,13 +83,24 @@ class FakeAlpaca(OrderBook, BarReplay):
     key, secret
         The credentials it accepts (anything else gets 401); random by default.
     cash
-        Starting cash (and buying power: a buy that needs more is refused with 403).
+        Starting cash.
     positions
         Starting positions ``{symbol: qty}``.
+    multiplier
+        Alpaca's account ``multiplier``: 1 (no leverage, no shorting), 2 (Reg T margin,
+        Alpaca's default) or 4 (a pattern day trader). An order beyond the buying power
+        it gives is refused with 403 (see :mod:`~simbroker.testing.fake_alpaca._account`).
+    daytrade_count
+        ``daytrade_count`` (day trades in the last five trading days).
     """
 
     def __init__(self, key: str | None = None, secret: str | None = None, *,
-                 cash: float = 100_000.0, positions: dict[str, float] | None = None):
+                 cash: float = 100_000.0, positions: dict[str, float] | None = None,
+                 multiplier: int = 2, daytrade_count: int = 0):
+        if multiplier not in (1, 2, 4):
+            raise ValueError(f"multiplier must be 1, 2 or 4, got {multiplier!r}")
+        self.multiplier = int(multiplier)
+        self.daytrade_count = int(daytrade_count)
         # Fresh made-up credentials unless the test names its own.
         self.key = key if key is not None else f"FAKE{secrets.token_hex(8).upper()}"
         self.secret = secret if secret is not None else secrets.token_urlsafe(24)
@@ -573,14 +585,6 @@ class FakeAlpaca(OrderBook, BarReplay):
                                                                      "desc") == "desc")
         limit = min(int(query.get("limit", 50)), 500)
         return [self._public(o, nested) for o in rows][:limit]
-
-    def _account(self) -> dict[str, Any]:
-        value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
-        return {"id": "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0001", "account_number": "PA0000000",
-                "status": "ACTIVE", "currency": "USD", "cash": num(self.cash),
-                "buying_power": num(max(self.cash, 0.0)), "equity": num(self.cash + value),
-                "portfolio_value": num(self.cash + value), "pattern_day_trader": False,
-                "trading_blocked": False, "account_blocked": False}
 
     def _position(self, sym: str, qty: float) -> dict[str, Any]:
         px = self.prices.get(sym, 0.0)

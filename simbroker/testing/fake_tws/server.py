@@ -27,7 +27,8 @@ _UNSENT = "Untransmitted"
 """The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
 of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
-          "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify")
+          "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify",
+          "drop_during_account", "stall_account")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -74,12 +75,39 @@ class FakeTWS(BarReplay):
     master_client_id
         A client id that also receives every other client's order events (TWS's
         "master API client id"); ``None`` for none.
+    account_type
+        ``"margin"`` (Reg T: ``initial_margin`` 0.5 and ``maintenance_margin`` 0.25 of
+        the gross position value by default) or ``"cash"`` (both 1.0: no borrowing).
+    initial_margin, maintenance_margin
+        The rates behind ``InitMarginReq`` and ``MaintMarginReq``.
+    day_trades_remaining
+        ``DayTradesRemaining`` (-1: unlimited, TWS's value for equity of 25,000 or more).
+
+    The account figures follow TWS's definitions for stocks: ``EquityWithLoanValue`` =
+    ``NetLiquidation`` = cash + the positions' market value, ``AvailableFunds`` = that
+    less ``InitMarginReq``, ``ExcessLiquidity`` = that less ``MaintMarginReq``,
+    ``BuyingPower`` = ``AvailableFunds`` / ``initial_margin`` (2x under Reg T). An order
+    of no parent whose new position would take ``InitMarginReq`` above the equity with
+    loan value (so: one adding more gross exposure than ``BuyingPower``) is refused with
+    error 201 and TWS's text for it, at its limit/stop price or the current price.
+    Orders that reduce a position always pass; other open orders are not counted.
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
                  cash: float = 100_000.0, positions: dict[str, float] | None = None,
                  commission_per_share: float = 0.005, min_commission: float = 1.0,
-                 master_client_id: int | None = None):
+                 master_client_id: int | None = None, account_type: str = "margin",
+                 initial_margin: float | None = None, maintenance_margin: float | None = None,
+                 day_trades_remaining: int = -1):
+        if account_type not in ("cash", "margin"):
+            raise ValueError(f"account_type must be 'cash' or 'margin', got {account_type!r}")
+        cash_acct = account_type == "cash"
+        self.account_type = account_type
+        self.initial_margin = (1.0 if cash_acct else 0.5) if initial_margin is None \
+            else float(initial_margin)
+        self.maintenance_margin = (1.0 if cash_acct else 0.25) \
+            if maintenance_margin is None else float(maintenance_margin)
+        self.day_trades_remaining = int(day_trades_remaining)
         self.server_version = server_version
         self.account = account
         self.cash = float(cash)
@@ -345,14 +373,20 @@ class FakeTWS(BarReplay):
             self._send(conn, 102)
         elif msg == 6:  # reqAccountUpdates
             conn.account_updates = f[2] == "1"
+            if conn.account_updates and conn.synced:
+                if self._fire("drop_during_account") is not None:
+                    self._drop(conn)
+                    return False
+                late = self._fire("stall_account")
+                if late is not None and self._loop is not None:
+                    self._loop.call_later(late, self._account_answer, conn)
+                    return True
             if conn.account_updates:
-                self._account_values(conn)
-                self._send(conn, 8, 1, self.clock.strftime("%H:%M"))
-                self._send(conn, 54, 1, self.account)
+                self._account_answer(conn)
         elif msg == 76:  # reqAccountUpdatesMulti
             req = int(f[2])
-            for key, value in self._values():
-                self._send(conn, 73, 1, req, self.account, "", key, value, "USD")
+            for key, value, ccy in self._values():
+                self._send(conn, 73, 1, req, self.account, "", key, value, ccy)
             self._send(conn, 74, 1, req)
         elif msg == 7:  # reqExecutions
             if not conn.synced and self._fire("drop_during_sync") is not None:
@@ -417,17 +451,80 @@ class FakeTWS(BarReplay):
             self._open_order(conn, o)
             self._order_status(conn, o, 0.0)
 
+    def _account_answer(self, conn: _Conn) -> None:
+        with self._lock:
+            self._account_values(conn)
+            self._send(conn, 8, 1, self.clock.strftime("%H:%M"))
+            self._send(conn, 54, 1, self.account)
+
+    # ------------------------------------------------------------------ account
+    def _exposure(self, positions: dict[str, float]) -> tuple[float, float]:
+        """(net, gross) market value of ``positions`` at the current prices."""
+        values = [q * self.prices.get(s, 0.0) for s, q in positions.items()]
+        return sum(values), sum(abs(v) for v in values)
+
+    def account_figures(self) -> dict[str, float]:
+        """The account's figures as TWS computes them (see the class docstring)."""
+        net, gross = self._exposure(self.positions)
+        equity = self.cash + net
+        init, maint = self.initial_margin * gross, self.maintenance_margin * gross
+        available = equity - init
+        return {"TotalCashValue": self.cash, "NetLiquidation": equity,
+                "EquityWithLoanValue": equity, "StockMarketValue": net,
+                "GrossPositionValue": gross, "InitMarginReq": init, "MaintMarginReq": maint,
+                "AvailableFunds": available, "ExcessLiquidity": equity - maint,
+                "BuyingPower": max(available, 0.0) / self.initial_margin}
+
+    def _margin_refusal(self, sym: str, action: str, qty: float, price: float | None
+                        ) -> str | None:
+        """TWS's error-201 text when an order would take the initial margin above the
+        equity with loan value, else ``None``."""
+        px = price if price is not None else self.prices.get(sym)
+        if px is None or px <= 0:
+            return None
+        old = self.positions.get(sym, 0.0)
+        new = old + (qty if action == "BUY" else -qty)
+        if abs(new) <= abs(old):
+            return None  # it reduces the position
+        after = dict(self.positions)
+        after[sym] = new
+        prices = dict(self.prices)
+        prices[sym] = px
+        gross = sum(abs(q * prices.get(s, 0.0)) for s, q in after.items())
+        figures = self.account_figures()
+        need = self.initial_margin * gross
+        elv = figures["EquityWithLoanValue"]
+        if need <= elv + 1e-9:
+            return None
+        return (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN "
+                f"THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} USD] MUST "
+                f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
+
     # ------------------------------------------------------------------ messages
-    def _values(self) -> list[tuple[str, str]]:
-        value = sum(q * self.prices.get(s, 0.0) for s, q in self.positions.items())
-        cash = msg.text(round(self.cash, 6))
-        return [("TotalCashValue", cash), ("CashBalance", cash),
-                ("NetLiquidation", msg.text(round(self.cash + value, 6))),
-                ("BuyingPower", msg.text(max(self.cash, 0.0) * 4))]
+    def _values(self) -> list[tuple[str, str, str]]:
+        """``(tag, value, currency)`` rows as TWS sends them for a USD account."""
+        figures = self.account_figures()
+        f = {k: msg.text(round(v, 2)) for k, v in figures.items()}
+        equity = figures["NetLiquidation"]
+        cushion = figures["ExcessLiquidity"] / equity if equity > 0 else 0.0
+        rows = [("AccountCode", self.account, ""), ("AccountType", "INDIVIDUAL", ""),
+                ("Currency", "USD", "USD"), ("Currency", "BASE", "BASE"),
+                ("CashBalance", f["TotalCashValue"], "USD"),
+                ("CashBalance", f["TotalCashValue"], "BASE"),
+                ("TotalCashBalance", f["TotalCashValue"], "BASE"),
+                ("SettledCash", f["TotalCashValue"], "USD"),
+                ("StockMarketValue", f["StockMarketValue"], "BASE"),
+                ("NetLiquidationByCurrency", f["NetLiquidation"], "BASE"),
+                ("Cushion", msg.text(round(cushion, 6)), ""),
+                ("DayTradesRemaining", str(self.day_trades_remaining), ""),
+                ("FullInitMarginReq", f["InitMarginReq"], "USD"),
+                ("FullMaintMarginReq", f["MaintMarginReq"], "USD")]
+        rows += [(k, v, "USD") for k, v in f.items()]
+        return rows
 
     def _account_values(self, conn: _Conn) -> None:
-        for key, value in self._values():
-            self._send(conn, 6, 2, key, value, "USD", self.account)
+        for key, value, ccy in self._values():
+            self._send(conn, 6, 2, key, value, ccy, self.account)
 
     def _owners(self, o: Order) -> list[_Conn]:
         """The connections TWS tells about ``o``: its client's, and the master client's."""
@@ -468,6 +565,13 @@ class FakeTWS(BarReplay):
         if sym in self.reject_symbols or qty <= 0:
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
+        if not p["parent_id"]:
+            price = p["lmt"] if p["order_type"] in ("LMT", "STP LMT", "LOC") else \
+                p["aux"] if p["order_type"] == "STP" else None
+            refusal = self._margin_refusal(sym, p["action"], qty, price)
+            if refusal is not None:
+                self._error(conn, oid, 201, refusal)
+                return
         parent = self.orders.get(p["parent_id"]) if p["parent_id"] else None
         if p["parent_id"] and (parent is None or parent.client_id != conn.client_id
                                or parent.status not in (*_OPEN, _UNSENT)):

@@ -1,0 +1,105 @@
+"""The fake Alpaca account: the figures ``GET /v2/account`` reports and the buying-power
+check ``POST /v2/orders`` makes (403 ``40310000`` like Alpaca).
+
+Alpaca's definitions (the ``TradeAccount`` fields): ``equity`` = ``cash`` +
+``long_market_value`` + ``short_market_value`` (short value negative);
+``initial_margin`` is Reg T's 50% of the gross position value, ``maintenance_margin``
+30% of it here; ``multiplier`` is 1 (no leverage: buying power is the cash), 2 (Reg T:
+``regt_buying_power`` = 2 x (equity - initial margin)) or 4 (a pattern day trader:
+``daytrading_buying_power`` = 4 x (equity - maintenance margin)); ``buying_power`` is the
+one the multiplier selects, less what open orders reserve (the notional of open buys at
+their limit/stop or the current price, and of open sells that open a short).
+
+An order is refused when the exposure it adds (a buy beyond a short it covers, a sell
+beyond the long it closes, at its limit/stop or the current price) exceeds the buying
+power: ``{"code": 40310000, "message": "insufficient buying power"}``. A sell that would
+open a short on an account without shorting (multiplier 1) is refused with
+``{"code": 40310000, "message": "account is not allowed to short"}``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, num
+
+__all__ = ["MAINTENANCE_RATE", "REG_T_INITIAL", "AccountBook"]
+
+REG_T_INITIAL = 0.5
+MAINTENANCE_RATE = 0.3
+
+
+def _f(x: Any) -> float:
+    return float(x) if x not in (None, "") else 0.0
+
+
+class AccountBook(abc.ABC):
+    """Mixed into :class:`~simbroker.testing.fake_alpaca.FakeAlpaca`: the account."""
+
+    cash: float
+    positions: dict[str, float]
+    prices: dict[str, float]
+    orders: dict[str, dict[str, Any]]
+    multiplier: int
+    daytrade_count: int
+
+    def _ref_price(self, o: dict[str, Any]) -> float:
+        return _f(o.get("limit_price") or o.get("stop_price")) or \
+            self.prices.get(str(o["symbol"]), 0.0)
+
+    def _reserved(self) -> float:
+        """Notional the open orders hold back from the buying power."""
+        held = 0.0
+        for o in self.orders.values():
+            if o["status"] not in OPEN or o["status"] == "held" or o["_parent"] is not None:
+                continue
+            left = _f(o["qty"]) - _f(o["filled_qty"])
+            if o["side"] == "buy" or self.positions.get(str(o["symbol"]), 0.0) <= 0:
+                held += left * self._ref_price(o)  # a buy, or a sell opening a short
+        return held
+
+    def account_figures(self) -> dict[str, float]:
+        """The account's money now (the numbers behind ``GET /v2/account``)."""
+        values = [q * self.prices.get(s, 0.0) for s, q in self.positions.items()]
+        long_value = sum(v for v in values if v > 0)
+        short_value = sum(v for v in values if v < 0)
+        gross = long_value - short_value
+        equity = self.cash + long_value + short_value
+        initial, maintenance = REG_T_INITIAL * gross, MAINTENANCE_RATE * gross
+        regt = max(0.0, equity - initial) * 2
+        day = max(0.0, equity - maintenance) * 4 if self.multiplier == 4 else 0.0
+        base = max(self.cash, 0.0) if self.multiplier == 1 else day \
+            if self.multiplier == 4 else regt
+        return {"cash": self.cash, "equity": equity, "long_market_value": long_value,
+                "short_market_value": short_value, "initial_margin": initial,
+                "maintenance_margin": maintenance, "regt_buying_power": regt,
+                "daytrading_buying_power": day,
+                "non_marginable_buying_power": max(self.cash, 0.0),
+                "buying_power": max(0.0, base - self._reserved())}
+
+    def _account(self) -> dict[str, Any]:
+        f = self.account_figures()
+        body: dict[str, Any] = {k: num(round(v, 2)) for k, v in f.items()}
+        body.update({
+            "id": "8f6c5d8a-1d0c-4f53-9d6b-2b1f1d1c0001", "account_number": "PA0000000",
+            "status": "ACTIVE", "crypto_status": "ACTIVE", "currency": "USD",
+            "portfolio_value": body["equity"], "last_equity": body["equity"],
+            "last_maintenance_margin": body["maintenance_margin"], "sma": "0",
+            "multiplier": str(self.multiplier), "shorting_enabled": self.multiplier > 1,
+            "pattern_day_trader": self.multiplier == 4,
+            "daytrade_count": self.daytrade_count, "trading_blocked": False,
+            "transfers_blocked": False, "account_blocked": False,
+            "trade_suspended_by_user": False, "accrued_fees": "0"})
+        return body
+
+    def _check_buying_power(self, sym: str, side: str, qty: float, ref: float) -> None:
+        """Raise Alpaca's 403 when the order needs more buying power than is left."""
+        pos = self.positions.get(sym, 0.0)
+        adds = qty - max(-pos, 0.0) if side == "buy" else qty - max(pos, 0.0)
+        if adds <= 1e-12:
+            return  # it only closes (part of) a position
+        if side == "sell" and self.multiplier == 1:
+            raise ApiError(403, 40310000, "account is not allowed to short")
+        if adds * ref > self.account_figures()["buying_power"] + 1e-9:
+            raise ApiError(403, 40310000, "insufficient buying power")
