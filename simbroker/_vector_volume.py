@@ -33,7 +33,7 @@ from simbroker.results.build import (
     mark_to_market,
     marking_closes,
 )
-from simbroker.results.columns import _FILL_COLUMNS, _ffill
+from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
 
@@ -48,12 +48,11 @@ def run_capped(bars: Bars, tgt: np.ndarray, weights: bool, integer: bool, cash0:
     """The result of share targets (or, with ``weights``, equity weights) ``tgt`` when
     each bar fills at most ``share`` of its volume (see the module docstring)."""
     from simbroker.vectorized import (  # vectorized imports this module lazily
-        _INFER_STR,
         _cash_ledger,
         _equity_row,
         _fill_prices,
+        _fills_frame,
         _numbered,
-        _object_column,
         _orders_frame,
         _tradable,
     )
@@ -150,26 +149,8 @@ def run_capped(bars: Bars, tgt: np.ndarray, weights: bool, integer: bool, cash0:
     equity, gross = mark_to_market(positions, marking_closes(bars.close))
     equity += cash_t
 
-    fill_ns = bars.ts_ns[ft] // 1000 * 1000
-    names = np.array(bars.symbols, dtype=object)
-    sides = np.array(["sell", "buy"], dtype=object)
-    if _INFER_STR:
-        symbol_col: Any = pd.array(names, dtype="str").take(fj)
-        side_col: Any = pd.array(sides, dtype="str").take((fsign > 0).view(np.int8))
-    else:
-        symbol_col, side_col = names[fj], sides[(fsign > 0).view(np.int8)]
-    fills = pd.DataFrame({
-        "timestamp": pd.DatetimeIndex(fill_ns.view("M8[ns]")).tz_localize("UTC"),
-        "symbol": pd.Series(symbol_col, copy=False),
-        "side": pd.Series(side_col, copy=False),
-        "qty": fqty,
-        "price": price,
-        "fee": fee,
-        "notional": notional,
-        "order_id": _object_column(_numbered(fo + 1)),
-        "client_order_id": pd.Series(np.full(len(fo), None, dtype=object), dtype=object),
-        "fill_id": _object_column(_numbered(fo + 1, suffix="-1")),
-    }, columns=_FILL_COLUMNS)
+    fills, fill_ns, names = _fills_frame(bars, ft, fj, fsign, fqty, price, fee, notional,
+                                         _numbered(fo + 1), _numbered(fo + 1, suffix="-1"))
 
     whole = oq == qty
     wi = np.flatnonzero(whole)
