@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import simbroker
 from simbroker import Bars
 from simbroker.sweeps import (
+    WalkForwardResult,
     expand_grid,
     load_sweep,
     plot_heatmap,
@@ -212,12 +213,23 @@ def test_walk_forward_stitches_out_of_sample(bars: Bars) -> None:
     assert (anchored.windows["train_start"] == bars.index[0]).all()
 
 
+_WALK_FORWARD: dict[int, WalkForwardResult] = {}
+
+
+def _unperturbed_walk_forward(bars: Bars) -> WalkForwardResult:
+    """The walk forward on the fixture's bars, run once for every example."""
+    if id(bars) not in _WALK_FORWARD:
+        _WALK_FORWARD[id(bars)] = walk_forward(Sma, GRID, bars, train=100, test=50,
+                                               metric="total_return")
+    return _WALK_FORWARD[id(bars)]
+
+
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(window=st.integers(0, 3), seed=st.integers(0, 1000))
 def test_walk_forward_never_lets_later_data_choose(bars: Bars, window: int,
                                                    seed: int) -> None:
     """Changing every bar from a window's test start on changes no choice up to it."""
-    base = walk_forward(Sma, GRID, bars, train=100, test=50, metric="total_return")
+    base = _unperturbed_walk_forward(bars)
     cut = 100 + 50 * window
     changed = walk_forward(Sma, GRID, _perturbed(bars, cut - 1, seed, 0.2), train=100,
                            test=50, metric="total_return")
