@@ -305,7 +305,7 @@ def test_identical_logs_are_exactly_zero(logs: Any, with_bars: bool) -> None:
     assert (d.equity[["difference", *BUCKETS]].fillna(0).to_numpy() == 0.0).all()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(log_pairs(), st.booleans())
 def test_drift_is_antisymmetric(logs: Any, with_bars: bool) -> None:
     a, b = logs
