@@ -17,6 +17,7 @@ import numpy as np
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
+from simbroker.testing.fake_tws.margin import margin_refusal
 from simbroker.testing.fake_tws.messages import Execution, Order
 
 __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
@@ -86,11 +87,12 @@ class FakeTWS(BarReplay):
     The account figures follow TWS's definitions for stocks: ``EquityWithLoanValue`` =
     ``NetLiquidation`` = cash + the positions' market value, ``AvailableFunds`` = that
     less ``InitMarginReq``, ``ExcessLiquidity`` = that less ``MaintMarginReq``,
-    ``BuyingPower`` = ``AvailableFunds`` / ``initial_margin`` (2x under Reg T). An order
-    of no parent whose new position would take ``InitMarginReq`` above the equity with
-    loan value (so: one adding more gross exposure than ``BuyingPower``) is refused with
-    error 201 and TWS's text for it, at its limit/stop price or the current price.
-    Orders that reduce a position always pass; other open orders are not counted.
+    ``BuyingPower`` = ``AvailableFunds`` / ``initial_margin`` (2x under Reg T); these
+    account values, like TWS's, do not deduct open orders. An order of no parent that
+    would take the initial margin of the positions and of every working order above the
+    equity with loan value is refused with error 201 and TWS's text for it
+    (:mod:`simbroker.testing.fake_tws.margin`: open orders claim their opening part,
+    closing parts and a bracket's exits claim nothing beyond their parent).
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
@@ -475,31 +477,6 @@ class FakeTWS(BarReplay):
                 "AvailableFunds": available, "ExcessLiquidity": equity - maint,
                 "BuyingPower": max(available, 0.0) / self.initial_margin}
 
-    def _margin_refusal(self, sym: str, action: str, qty: float, price: float | None
-                        ) -> str | None:
-        """TWS's error-201 text when an order would take the initial margin above the
-        equity with loan value, else ``None``."""
-        px = price if price is not None else self.prices.get(sym)
-        if px is None or px <= 0:
-            return None
-        old = self.positions.get(sym, 0.0)
-        new = old + (qty if action == "BUY" else -qty)
-        if abs(new) <= abs(old):
-            return None  # it reduces the position
-        after = dict(self.positions)
-        after[sym] = new
-        prices = dict(self.prices)
-        prices[sym] = px
-        gross = sum(abs(q * prices.get(s, 0.0)) for s, q in after.items())
-        figures = self.account_figures()
-        need = self.initial_margin * gross
-        elv = figures["EquityWithLoanValue"]
-        if need <= elv + 1e-9:
-            return None
-        return (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN "
-                f"THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} USD] MUST "
-                f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
-
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str, str]]:
         """``(tag, value, currency)`` rows as TWS sends them for a USD account."""
@@ -566,9 +543,7 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         if not p["parent_id"]:
-            price = p["lmt"] if p["order_type"] in ("LMT", "STP LMT", "LOC") else \
-                p["aux"] if p["order_type"] == "STP" else None
-            refusal = self._margin_refusal(sym, p["action"], qty, price)
+            refusal = margin_refusal(self, p)
             if refusal is not None:
                 self._error(conn, oid, 201, refusal)
                 return
