@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALPACA_KEY", "ALPACA_SECRET", "HAS_ALPACA", "HAS_IB", "IB_VERSIONS",
            "alpaca_broker_fixture", "alpaca_fixture", "connect_alpaca", "connect_ib",
-           "ib_broker_fixture", "ib_error_guard", "require_alpaca", "require_ib",
-           "tws_fixture"]
+           "ib_broker_fixture", "ib_error_guard", "tws_fixture"]
 
 HAS_IB = importlib.util.find_spec("ib_async") is not None or \
     importlib.util.find_spec("ib_insync") is not None
@@ -45,18 +44,6 @@ IB_VERSIONS = (157, 178)
 # Made up per run: nothing that looks like a credential is kept in the repository.
 ALPACA_KEY = f"PK{secrets.token_hex(8).upper()}"
 ALPACA_SECRET = secrets.token_urlsafe(24)
-
-
-def require_ib() -> None:
-    """Skip the calling test module unless ib_async or ib_insync is installed."""
-    if not HAS_IB:
-        pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
-
-
-def require_alpaca() -> None:
-    """Skip the calling test module unless alpaca-py is installed."""
-    if not HAS_ALPACA:
-        pytest.skip("needs alpaca-py", allow_module_level=True)
 
 
 def ib_error_guard(*, starts: Sequence[str] = (), contains: Sequence[str] = ()

@@ -5,9 +5,7 @@ does."""
 from __future__ import annotations
 
 import math
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture, connect_alpaca
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -36,27 +35,16 @@ from simbroker.testing.fake_alpaca import FakeAlpaca
 from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.types import AccountInfo
 
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 KEYS = set(AccountInfo.__annotations__)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=100_000) as f:
-        f.set_price("AAA", 100.0)
-        f.set_price("BBB", 20.0)
-        yield f
+fake = alpaca_fixture(prices={"AAA": 100.0, "BBB": 20.0}, cash=100_000)
+broker = alpaca_broker_fixture(stream=False)
 
 
 def connect(fake: FakeAlpaca, **kw: Any) -> AlpacaBroker:
-    return AlpacaBroker.for_fake(fake, stream=False, **kw)
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = connect(fake)
-    yield b
-    b.close()
+    return connect_alpaca(fake, stream=False, **kw)
 
 
 def sdk(fake: FakeAlpaca) -> TradingClient:

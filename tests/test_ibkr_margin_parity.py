@@ -13,6 +13,7 @@ theirs. Runs with whichever client libraries are installed (in the ib_insync ven
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +240,82 @@ def test_a_filled_brackets_exits_close_the_position_and_need_no_margin(
         # exits of one bracket); the fakes, like the venues, count one of them.
         pytest.xfail("PaperBroker's margin account reserves both exits of a filled "
                      "bracket (reported to the lead)")
+
+
+# ------------------------------------------------------------------ under faults
+@pytest.mark.skipif(not HAS_IB, reason="needs ib_async or ib_insync")
+def test_at_tws_an_order_taken_across_a_drop_reserves_once_and_a_refusal_places_nothing(
+        ) -> None:
+    """Fault test: TWS takes the first order and the socket closes before its ack; the
+    adapter resolves it (never resends it), it reserves once, the order it leaves no room
+    for is refused, before and after an adapter restart; none lost, none doubled."""
+    from collections import Counter
+
+    from simbroker.errors import OrderStatusUnknown
+    from simbroker.testing.fake_tws import FakeTWS
+
+    with FakeTWS(server_version=178, commission_per_share=0.0, min_commission=0.0) as fake:
+        fake.set_price("AAA", PRICE)
+        b = connect_ib(fake)
+        try:
+            fake.inject("drop_after_read")
+            with contextlib.suppress(OrderStatusUnknown):  # a slow reconnect: unknown
+                b.submit_order("AAA", "buy", 1_200, "limit", limit_price=99.0, tif="gtc",
+                               client_order_id="big-1")
+            wait_until(lambda: b.reconnects >= 1 and b.state.value == "ready", 15)
+            assert b.submit_order("AAA", "buy", 1_200, "limit", limit_price=99.0,
+                                  tif="gtc", client_order_id="big-1")["status"] == "new"
+            with pytest.raises(InsufficientBuyingPower):
+                b.submit_order("AAA", "buy", 900, "limit", limit_price=99.0, tif="gtc",
+                               client_order_id="next-1")
+        finally:
+            b.close()
+        b = connect_ib(fake)  # restart: the open order comes back from TWS
+        try:
+            with pytest.raises(InsufficientBuyingPower):
+                b.submit_order("AAA", "buy", 900, "limit", limit_price=99.0, tif="gtc",
+                               client_order_id="next-2")
+            assert b.submit_order("AAA", "buy", 820, "limit", limit_price=99.0, tif="gtc",
+                                  client_order_id="fits-1")["status"] == "new"
+            at_venue = Counter(o.order_ref for o in fake.orders.values())
+            assert at_venue == Counter({"big-1": 1, "fits-1": 1})
+            assert [o["client_order_id"] for o in b.get_orders(open_only=True)] == [
+                "big-1", "fits-1"]
+        finally:
+            b.close()
+
+
+@pytest.mark.skipif(not HAS_ALPACA, reason="needs alpaca-py")
+def test_at_alpaca_an_order_whose_answer_is_lost_reserves_once_across_a_venue_restart(
+        ) -> None:
+    """Fault test: Alpaca takes the first order and its answer is lost (a 504); the
+    adapter looks it up instead of resending, so it reserves once; after a venue restart
+    the refusal is the same; none lost, none doubled."""
+    from collections import Counter
+
+    from simbroker.testing.fake_alpaca import FakeAlpaca
+
+    with FakeAlpaca(cash=100_000.0) as fake:
+        fake.set_price("AAA", PRICE)
+        b = connect_alpaca(fake)
+        try:
+            fake.lose_next_response()
+            assert b.submit_order("AAA", "buy", 1_200, "limit", limit_price=99.0, tif="gtc",
+                                  client_order_id="big-1")["client_order_id"] == "big-1"
+            with pytest.raises(InsufficientBuyingPower) as err:
+                b.submit_order("AAA", "buy", 900, "limit", limit_price=99.0, tif="gtc",
+                               client_order_id="next-1")
+            assert err.value.available == pytest.approx(81_200)
+            fake.restart()
+            wait_until(lambda: b.stream_connects >= 2 and b.stream_state == "ready")
+            with pytest.raises(InsufficientBuyingPower):
+                b.submit_order("AAA", "buy", 900, "limit", limit_price=99.0, tif="gtc",
+                               client_order_id="next-2")
+            b.submit_order("AAA", "buy", 820, "limit", limit_price=99.0, tif="gtc",
+                           client_order_id="fits-1")
+            assert Counter(cid for cid, _ in fake.orders_by_client_id()) == Counter(
+                {"big-1": 1, "fits-1": 1})
+            assert b.get_account()["buying_power"] == pytest.approx(200_000 - 118_800
+                                                                    - 81_180)
+        finally:
+            b.close()

@@ -24,6 +24,8 @@ __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
+PDT_EQUITY = 25_000.0
+"""Net liquidation value from which day trades are unlimited (FINRA Rule 4210's minimum)."""
 _UNSENT = "Untransmitted"
 """The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
 of it: it is neither open nor completed for the API)."""
@@ -82,7 +84,20 @@ class FakeTWS(BarReplay):
     initial_margin, maintenance_margin
         The rates behind ``InitMarginReq`` and ``MaintMarginReq``.
     day_trades_remaining
-        ``DayTradesRemaining`` (-1: unlimited, TWS's value for equity of 25,000 or more).
+        ``DayTradesRemaining`` of an unflagged margin account under 25,000 of equity (and
+        of a cash account): the day trades left in the five-day window (3, 2, 1, 0).
+    pattern_day_trader
+        The account is flagged a pattern day trader.
+
+    Day trades as TWS reports them (``DayTradesRemaining`` and ``DayTradesRemainingT+1``
+    .. ``T+4``, the "day trades left" of TWS's account window for today and the next
+    four days; "-1 means that the user can put on unlimited day trades"): a margin
+    account with ``NetLiquidation`` of 25,000 or more reports -1 in all five, flagged or
+    not; a flagged one under 25,000 reports 0 in all five (IB restricts it to closing
+    orders for 90 days); an unflagged one reports ``day_trades_remaining`` (the fake
+    keeps no day history: all five alike). A margin account under 25,000 with no day
+    trade left (flagged, or its three used) is refused any order that opens a position
+    with error 201 and IB's "potential pattern day trader" reason.
 
     The account figures follow TWS's definitions for stocks: ``EquityWithLoanValue`` =
     ``NetLiquidation`` = cash + the positions' market value, ``AvailableFunds`` = that
@@ -100,7 +115,7 @@ class FakeTWS(BarReplay):
                  commission_per_share: float = 0.005, min_commission: float = 1.0,
                  master_client_id: int | None = None, account_type: str = "margin",
                  initial_margin: float | None = None, maintenance_margin: float | None = None,
-                 day_trades_remaining: int = -1):
+                 day_trades_remaining: int = -1, pattern_day_trader: bool = False):
         if account_type not in ("cash", "margin"):
             raise ValueError(f"account_type must be 'cash' or 'margin', got {account_type!r}")
         cash_acct = account_type == "cash"
@@ -110,6 +125,7 @@ class FakeTWS(BarReplay):
         self.maintenance_margin = (1.0 if cash_acct else 0.25) \
             if maintenance_margin is None else float(maintenance_margin)
         self.day_trades_remaining = int(day_trades_remaining)
+        self.pattern_day_trader = bool(pattern_day_trader)
         self.server_version = server_version
         self.account = account
         self.cash = float(cash)
@@ -477,6 +493,27 @@ class FakeTWS(BarReplay):
                 "AvailableFunds": available, "ExcessLiquidity": equity - maint,
                 "BuyingPower": max(available, 0.0) / self.initial_margin}
 
+    def day_trades_left(self) -> int:
+        """``DayTradesRemaining`` as TWS reports it now (see the class docstring)."""
+        if self.account_type != "margin":
+            return self.day_trades_remaining
+        if self.account_figures()["NetLiquidation"] >= PDT_EQUITY:
+            return -1
+        return 0 if self.pattern_day_trader else self.day_trades_remaining
+
+    def _pdt_refusal(self, p: dict[str, Any]) -> str | None:
+        """IB's error-201 reason when the order would open a position in a margin
+        account under 25,000 with no day trade left, else ``None``."""
+        if self.account_type != "margin" or self.day_trades_left() != 0:
+            return None
+        old = self.positions.get(p["symbol"], 0.0)
+        new = old + (p["qty"] if p["action"] == "BUY" else -p["qty"])
+        if abs(new) <= abs(old) + 1e-12 and new * old >= 0:
+            return None  # it only closes
+        return ("Order rejected - reason:POTENTIAL PATTERN DAY TRADER: the account's "
+                "net liquidation value is under 25,000 USD and no day trade is left; "
+                "only closing orders are accepted")
+
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str, str]]:
         """``(tag, value, currency)`` rows as TWS sends them for a USD account."""
@@ -484,6 +521,7 @@ class FakeTWS(BarReplay):
         f = {k: msg.text(round(v, 2)) for k, v in figures.items()}
         equity = figures["NetLiquidation"]
         cushion = figures["ExcessLiquidity"] / equity if equity > 0 else 0.0
+        left = self.day_trades_left()
         rows = [("AccountCode", self.account, ""), ("AccountType", "INDIVIDUAL", ""),
                 ("Currency", "USD", "USD"), ("Currency", "BASE", "BASE"),
                 ("CashBalance", f["TotalCashValue"], "USD"),
@@ -493,7 +531,8 @@ class FakeTWS(BarReplay):
                 ("StockMarketValue", f["StockMarketValue"], "BASE"),
                 ("NetLiquidationByCurrency", f["NetLiquidation"], "BASE"),
                 ("Cushion", msg.text(round(cushion, 6)), ""),
-                ("DayTradesRemaining", str(self.day_trades_remaining), ""),
+                *((f"DayTradesRemaining{d}", str(left), "")
+                  for d in ("", "T+1", "T+2", "T+3", "T+4")),
                 ("FullInitMarginReq", f["InitMarginReq"], "USD"),
                 ("FullMaintMarginReq", f["MaintMarginReq"], "USD")]
         rows += [(k, v, "USD") for k, v in f.items()]
@@ -543,7 +582,7 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         if not p["parent_id"]:
-            refusal = margin_refusal(self, p)
+            refusal = self._pdt_refusal(p) or margin_refusal(self, p)
             if refusal is not None:
                 self._error(conn, oid, 201, refusal)
                 return
