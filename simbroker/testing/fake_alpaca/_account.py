@@ -62,6 +62,7 @@ class AccountBook(abc.ABC):
     orders: dict[str, dict[str, Any]]
     multiplier: int
     daytrade_count: int
+    pdt_fields: bool
 
     def _claim(self, sym: str, side: str, qty: float, kind: str, limit: float | None,
                stop: float | None, group: str | None) -> Claim:
@@ -122,6 +123,9 @@ class AccountBook(abc.ABC):
             "daytrade_count": self.daytrade_count, "trading_blocked": False,
             "transfers_blocked": False, "account_blocked": False,
             "trade_suspended_by_user": False, "accrued_fees": "0"})
+        if not self.pdt_fields:  # removed by Alpaca on 2026-07-06
+            for key in ("pattern_day_trader", "daytrade_count", "daytrading_buying_power"):
+                del body[key]
         return body
 
     def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
