@@ -21,9 +21,12 @@ import numpy as np
 import pytest
 from _live import HAS_ALPACA, HAS_IB, connect_alpaca, connect_ib, ib_error_guard
 from adapter_scenarios import wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simbroker import Bars, PaperBroker
 from simbroker.errors import InsufficientBuyingPower
+from simbroker.testing._venue_margin import Claim, claimed, worst_price
 
 no_decoder_errors = ib_error_guard(starts=("Error 201", "Error 202"),
                                    contains=("Peer closed connection",))
@@ -319,3 +322,51 @@ def test_at_alpaca_an_order_whose_answer_is_lost_reserves_once_across_a_venue_re
                                                                     - 81_180)
         finally:
             b.close()
+
+
+# ------------------------------------------------------------------ the shared rule
+ORDERS = st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.integers(1, 500),
+                            st.sampled_from(["limit", "stop"]),
+                            st.sampled_from([90.0, 99.0, 100.0, 101.0, 110.0])),
+                  max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(orders=ORDERS, position=st.integers(-400, 400))
+def test_the_fakes_claims_are_the_paper_brokers_reservation(
+        orders: list[tuple[str, int, str, float]], position: int) -> None:
+    """Any book of limit and stop orders on any position: what the fakes' rule claims is
+    what MarginAccount reserves (its buying power, read back)."""
+    paper = Paper(10_000_000.0, {"AAA": float(position)} if position else {})
+    try:
+        claims = []
+        for side, qty, kind, px in orders:
+            price_kw = {"limit_price": px} if kind == "limit" else {"stop_price": px}
+            paper.broker.submit_order("AAA", side, qty, kind, tif="gtc", **price_kw)
+            claims.append(Claim("AAA", side, qty, worst_price(
+                side, kind, px if kind == "limit" else None,
+                px if kind == "stop" else None, PRICE)))
+        a = paper.broker.get_account()
+        reserved = (a["equity"] - a["initial_margin"]) / RATE - a["buying_power"]
+        assert claimed(claims, {"AAA": float(position)}) == pytest.approx(reserved,
+                                                                          abs=1e-6)
+    finally:
+        paper.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders=ORDERS, position=st.integers(-400, 400), extra=ORDERS)
+def test_a_claim_never_shrinks_as_orders_are_added_and_closing_adds_nothing(
+        orders: list[tuple[str, int, str, float]], position: int,
+        extra: list[tuple[str, int, str, float]]) -> None:
+    def claims(book: list[tuple[str, int, str, float]]) -> list[Claim]:
+        return [Claim("AAA", s, q, worst_price(s, k, p, p, PRICE)) for s, q, k, p in book]
+
+    pos = {"AAA": float(position)}
+    total = claimed(claims(orders), pos)
+    assert total >= 0
+    assert claimed(claims(orders + extra), pos) >= total - 1e-9
+    # An order that only closes what the position and the open orders leave adds nothing.
+    side = "sell" if position > 0 else "buy"
+    if position:
+        assert claimed(claims([(side, abs(position), "limit", 100.0)]), pos) == 0.0
