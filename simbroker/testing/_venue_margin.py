@@ -12,8 +12,8 @@ the other open orders, with the rule of :class:`simbroker.accounts.MarginAccount
 - It is priced at the worst price it can fill at given the mark (the table of
   :func:`simbroker.risk._exposure.worst_fill_price`): market and trailing orders at the
   mark, a buy limit / stop-limit at its limit, a sell limit / stop-limit at
-  ``max(limit, mark)``, a buy stop at ``max(stop, mark)``, a sell stop at its stop. An
-  order with no price at all (no mark yet) claims nothing, as it cannot fill.
+  ``max(limit, mark)``, a buy stop at ``max(stop, mark)``, a sell stop at its stop. A
+  market order with no mark yet claims nothing (nothing prices it).
 - Orders that exclude each other (one OCA group, the exits of one bracket) claim what
   the largest of them claims, not the sum: only one of them can trade.
 
@@ -53,16 +53,22 @@ def worst_price(side: str, kind: str, limit: float | None, stop: float | None,
     """The highest price an order can cost, given the mark (NaN when nothing prices it).
 
     ``kind`` is ``"market"``, ``"limit"``, ``"stop"``, ``"stop_limit"`` or ``"trailing"``.
+    With no mark, a limit or stop order is priced at its own price (the paper broker,
+    which always has a mark, never meets that case) and a market or trailing order at
+    NaN: it claims nothing.
     """
-    last = math.nan if mark is None or not math.isfinite(mark) else float(mark)
+    last = float(mark) if mark is not None and math.isfinite(mark) else math.nan
     buy = side == "buy"
     if kind in ("limit", "stop_limit") and limit is not None:
-        return float(limit) if buy else max(float(limit), last) if last == last \
-            else float(limit)
+        return float(limit) if buy else _at_least(float(limit), last)
     if kind == "stop" and stop is not None:
-        return (max(float(stop), last) if last == last else float(stop)) if buy \
-            else float(stop)
+        return _at_least(float(stop), last) if buy else float(stop)
     return last
+
+
+def _at_least(own: float, last: float) -> float:
+    """``max(own, last)``, or ``own`` when there is no last price."""
+    return own if math.isnan(last) else max(own, last)
 
 
 def claimed(claims: Iterable[Claim], positions: Mapping[str, float]) -> float:
