@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture, connect_alpaca
 from adapter_scenarios import (
     bar_feed_warms_up_then_streams_bars,
     paper_command_trades,
@@ -34,31 +34,17 @@ from simbroker.testing.fake_alpaca import FakeAlpaca, FakeAlpacaVenue
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
 # Made up per run: nothing that looks like a credential is kept in the repository.
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=100_000) as f:
-        f.set_price("AAA", 100.0)
-        f.set_price("BBB", 20.0)
-        yield f
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = AlpacaBroker.for_fake(fake)
-    wait_until(lambda: fake.listeners == 1)
-    yield b
-    b.close()
+fake = alpaca_fixture(prices={"AAA": 100.0, "BBB": 20.0}, cash=100_000)
+broker = alpaca_broker_fixture(ready="listening")
 
 
 def connect(fake: FakeAlpaca, **kwargs: Any) -> AlpacaBroker:
     """A broker on ``fake`` whose trade stream is listening."""
-    b = AlpacaBroker.for_fake(fake, **kwargs)
-    wait_until(lambda: fake.listeners >= 1)
-    return b
+    return connect_alpaca(fake, ready="listening", **kwargs)
 
 
 def step(fake: FakeAlpaca, broker: AlpacaBroker) -> list[dict[str, Any]]:

@@ -5,9 +5,7 @@ does."""
 from __future__ import annotations
 
 import math
-import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture, connect_alpaca
+from adapter_scenarios import wait_until
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -30,33 +30,23 @@ from simbroker.errors import (
     InsufficientBuyingPower,
     OrderRejected,
     ShortingNotAllowed,
+    SimbrokerError,
 )
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.testing.fake_alpaca import FakeAlpaca
 from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.types import AccountInfo
 
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 KEYS = set(AccountInfo.__annotations__)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=100_000) as f:
-        f.set_price("AAA", 100.0)
-        f.set_price("BBB", 20.0)
-        yield f
+fake = alpaca_fixture(prices={"AAA": 100.0, "BBB": 20.0}, cash=100_000)
+broker = alpaca_broker_fixture(stream=False)
 
 
 def connect(fake: FakeAlpaca, **kw: Any) -> AlpacaBroker:
-    return AlpacaBroker.for_fake(fake, stream=False, **kw)
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = connect(fake)
-    yield b
-    b.close()
+    return connect_alpaca(fake, stream=False, **kw)
 
 
 def sdk(fake: FakeAlpaca) -> TradingClient:
@@ -250,3 +240,33 @@ def test_paper_and_alpaca_refuse_the_same_orders(account: str, multiplier: int) 
                 paper.get_account()["buying_power"])
         finally:
             live.close()
+
+
+def test_an_account_without_the_removed_pdt_fields_is_read_across_a_restart() -> None:
+    """Alpaca removed ``pattern_day_trader``, ``daytrade_count`` and
+    ``daytrading_buying_power`` on 2026-07-06: the account still reads, before and after
+    a venue restart (a fault), with ``day_trades`` unknown and no flag claimed."""
+    with FakeAlpaca(KEY, SECRET, cash=50_000, pdt_fields=False) as fake:
+        fake.set_price("AAA", 100.0)
+        raw = sdk(fake).get("/account")
+        assert isinstance(raw, dict)
+        assert not {"pattern_day_trader", "daytrade_count",
+                    "daytrading_buying_power"} & set(raw)
+        b = connect(fake)
+        try:
+            a = b.get_account()
+            assert (a["pattern_day_trader"], a["day_trades"]) == (False, None)
+            assert a["buying_power"] == pytest.approx(100_000)
+            fake.restart()
+            wait_until(lambda: _readable(b))
+            assert b.get_account() == a
+        finally:
+            b.close()
+
+
+def _readable(b: AlpacaBroker) -> bool:
+    try:
+        b.get_account()
+    except SimbrokerError:  # refused or timed out while the venue is down
+        return False
+    return True

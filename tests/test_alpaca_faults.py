@@ -7,10 +7,9 @@ lacks (losses), and fills booked once each.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture, connect_alpaca
 from adapter_scenarios import wait_until
 
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
@@ -31,30 +31,16 @@ from simbroker.errors import (
 from simbroker.testing.fake_alpaca import FakeAlpaca, stop_sdk_stream
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=1_000_000) as f:
-        f.set_price("AAA", 100.0)
-        f.set_price("BBB", 20.0)
-        yield f
+fake = alpaca_fixture(prices={"AAA": 100.0, "BBB": 20.0}, cash=1_000_000)
+broker = alpaca_broker_fixture()
 
 
 def connect(fake: FakeAlpaca, **kwargs: Any) -> AlpacaBroker:
     """A broker on ``fake`` whose trade stream is ready."""
-    b = AlpacaBroker.for_fake(fake, **kwargs)
-    if kwargs.get("stream", True):
-        wait_until(lambda: b.stream_state == "ready")
-    return b
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = connect(fake)
-    yield b
-    b.close()
+    return connect_alpaca(fake, **kwargs)
 
 
 def ids(made: list[dict[str, Any]]) -> set[str]:

@@ -7,9 +7,7 @@ and the trade log replaying to the account.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture, connect_alpaca
 from adapter_scenarios import wait_until
 
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
@@ -24,29 +23,17 @@ from simbroker.errors import OrderStatusUnknown
 from simbroker.testing.fake_alpaca import OPEN, FakeAlpaca
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 BRACKET: dict[str, Any] = {"order_class": "bracket", "take_profit": {"limit_price": 110.0},
                            "stop_loss": {"stop_price": 95.0}}
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=1_000_000) as f:
-        f.set_price("AAA", 100.0)
-        yield f
+fake = alpaca_fixture(prices={"AAA": 100.0}, cash=1_000_000)
+broker = alpaca_broker_fixture()
 
 
 def connect(fake: FakeAlpaca, **kwargs: Any) -> AlpacaBroker:
-    b = AlpacaBroker.for_fake(fake, **kwargs)
-    wait_until(lambda: b.stream_state == "ready")
-    return b
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = connect(fake)
-    yield b
-    b.close()
+    return connect_alpaca(fake, **kwargs)
 
 
 def duplicates(fake: FakeAlpaca) -> int:

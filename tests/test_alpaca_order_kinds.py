@@ -7,15 +7,14 @@ with every key, stable ids through replaces, groups' links).
 
 from __future__ import annotations
 
-import secrets
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 pytest.importorskip("alpaca")
 
+from _live import ALPACA_KEY, ALPACA_SECRET, alpaca_broker_fixture, alpaca_fixture
 from adapter_scenarios import wait_until
 
 from simbroker import OrderManagingBroker
@@ -25,23 +24,12 @@ from simbroker.testing.checks import check_broker_conformance
 from simbroker.testing.fake_alpaca import FakeAlpaca, FakeAlpacaVenue
 from simbroker.types import OrderInfo
 
-KEY, SECRET = f"PK{secrets.token_hex(8).upper()}", secrets.token_urlsafe(24)
+KEY, SECRET = ALPACA_KEY, ALPACA_SECRET
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(KEY, SECRET, cash=1_000_000, positions={"HLD": 10.0}) as f:
-        f.set_price("AAA", 100.0)
-        f.set_price("HLD", 100.0)
-        yield f
-
-
-@pytest.fixture
-def broker(fake: FakeAlpaca) -> Iterator[AlpacaBroker]:
-    b = AlpacaBroker.for_fake(fake)
-    wait_until(lambda: b.stream_state == "ready")
-    yield b
-    b.close()
+fake = alpaca_fixture(prices={"AAA": 100.0, "HLD": 100.0}, cash=1_000_000,
+                      positions={"HLD": 10.0})
+broker = alpaca_broker_fixture()
 
 
 def trade(fake: FakeAlpaca, broker: AlpacaBroker, price: float | None = None,

@@ -191,6 +191,34 @@ def test_every_version_names_its_source_and_date() -> None:
             assert s["effective"], (name, s)
 
 
+def test_every_version_says_whether_it_is_confirmed_and_what_is_not() -> None:
+    seen = {}
+    for name in NAMES:
+        for s in fee_schedule(name).sources():
+            assert isinstance(s["confirmed"], bool), (name, s)
+            if not s["confirmed"]:  # an unconfirmed figure says what could not be
+                assert "confirmed" in str(s.get("note", "")).lower(), (name, s)
+            seen[(s["part"], str(s["effective"]))] = s["confirmed"]
+    # The SEC fee's FY2023/FY2024 rates and the FY2025 mid-year $0.00 are sourced; the
+    # FY2026 rate is not, so the $0.00 version is the one left unconfirmed.
+    assert seen[("sec_fee", "2023-02-27")]
+    assert seen[("sec_fee", "2024-05-22")]
+    assert seen[("sec_fee", "2025-05-14")] is False
+    assert seen[("finra_taf", "2024-01-01")] is False
+
+
+def test_a_version_that_does_not_say_whether_it_is_confirmed_is_refused() -> None:
+    from simbroker.models.schedules._loader import _table
+
+    good = {"effective": "2024-01-01", "source": "https://x", "confirmed": True,
+            "per_share": 0.1}
+    assert _table("t", [good], ("per_share",)).meta[0]["confirmed"] is True
+    for bad in ({k: v for k, v in good.items() if k != "confirmed"},
+                {**good, "confirmed": "yes"}):
+        with pytest.raises(FeeScheduleError, match="'confirmed'"):
+            _table("t", [bad], ("per_share",))
+
+
 def test_schedule_files_ship_as_package_data() -> None:
     root = resources.files("simbroker.models.schedules")
     for name in [*NAMES, "us_regulatory"]:

@@ -3,15 +3,13 @@ the loopback FakeTWS, at server versions 157 and 178."""
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _live import HAS_IB, ib_broker_fixture, ib_error_guard, tws_fixture
 
-if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
+if not HAS_IB:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
 
 from adapter_scenarios import (
@@ -23,7 +21,7 @@ from adapter_scenarios import (
 )
 
 from simbroker.brokers.ibkr import IBKRBroker
-from simbroker.brokers.ibkr.translate import LIB, ib_lib
+from simbroker.brokers.ibkr.translate import ib_lib
 from simbroker.config import IBKRConfig
 from simbroker.errors import BrokerConnectionError, ConfigError, OrderRejected, UnknownOrder
 from simbroker.testing.checks import check_broker_conformance
@@ -34,33 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = [157, 178]
 
 
-@pytest.fixture(autouse=True)
-def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A malformed message is swallowed by the client's decoder: fail on its ERROR logs."""
-    caplog.set_level(logging.ERROR, logger=LIB)
-    yield
-    bad = [r.getMessage() for r in caplog.records
-           if r.levelno >= logging.ERROR and r.name.startswith(LIB)
-           and not r.getMessage().startswith(("Error 202", "Error 201", "Error 200",
-                                              "Error 10147", "Error 326", "Error 103",
-                                              "API connection failed"))
-           and "Peer closed connection" not in r.getMessage()]
-    assert not bad, bad
-
-
-@pytest.fixture(params=VERSIONS, ids=lambda v: f"v{v}")
-def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
-    with FakeTWS(server_version=request.param) as fake:
-        fake.set_price("AAA", 100.0)
-        fake.set_price("BBB", 20.0)
-        yield fake
-
-
-@pytest.fixture
-def broker(tws: FakeTWS) -> Iterator[IBKRBroker]:
-    b = IBKRBroker("127.0.0.1", tws.port, 1, timeout=5, reconnect_backoff=(0.05, 0.4))
-    yield b
-    b.close()
+no_decoder_errors = ib_error_guard(
+    starts=("Error 202", "Error 201", "Error 200", "Error 10147", "Error 326", "Error 103",
+            "API connection failed"),
+    contains=("Peer closed connection",))
+tws = tws_fixture(prices={"AAA": 100.0, "BBB": 20.0}, versions=VERSIONS)
+broker = ib_broker_fixture(timeout=5, reconnect_backoff=(0.05, 0.4), ready_wait=None)
 
 
 def step(tws: FakeTWS, broker: IBKRBroker) -> list[Any]:

@@ -4,73 +4,58 @@ server versions 157 and 178."""
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _live import (
+    HAS_IB,
+    IB_VERSIONS,
+    connect_ib,
+    ib_broker_fixture,
+    ib_error_guard,
+    tws_fixture,
+)
 
-if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
+if not HAS_IB:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
 
 from adapter_scenarios import wait_until
 
 from simbroker.broker import AccountBroker
 from simbroker.brokers.ibkr import IBKRBroker
-from simbroker.brokers.ibkr.account import account_info, buying_power_refusal
-from simbroker.brokers.ibkr.translate import LIB
+from simbroker.brokers.ibkr.account import (
+    account_info,
+    buying_power_refusal,
+    pattern_day_trader_refusal,
+)
 from simbroker.errors import (
     BrokerAPIError,
     BrokerConnectionError,
     BrokerTimeout,
     InsufficientBuyingPower,
     OrderRejected,
+    PatternDayTrading,
 )
 from simbroker.risk import RiskBroker, RiskLimits
 from simbroker.testing.fake_tws import FakeTWS
 from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.types import AccountInfo
 
-VERSIONS = [157, 178]
+VERSIONS = list(IB_VERSIONS)
 KEYS = set(AccountInfo.__annotations__)
 
-
-@pytest.fixture(autouse=True)
-def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A malformed message is swallowed by the client's decoder: fail on its ERROR logs
-    (TWS's error 201 is logged by the client, and is what these tests provoke)."""
-    caplog.set_level(logging.ERROR, logger=LIB)
-    yield
-    bad = [r.getMessage() for r in caplog.records
-           if r.levelno >= logging.ERROR and r.name.startswith(LIB)
-           and not r.getMessage().startswith(("Error 201", "Error 202",
-                                              "API connection failed"))
-           and "Peer closed connection" not in r.getMessage()]
-    assert not bad, bad
-
-
-@pytest.fixture(params=VERSIONS, ids=lambda v: f"v{v}")
-def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
-    with FakeTWS(server_version=request.param) as fake:
-        fake.set_price("AAA", 100.0)
-        fake.set_price("BBB", 20.0)
-        yield fake
+# A malformed message is swallowed by the client's decoder: fail on its ERROR logs (TWS's
+# error 201 is logged by the client, and is what these tests provoke).
+no_decoder_errors = ib_error_guard(starts=("Error 201", "Error 202", "API connection failed"),
+                                   contains=("Peer closed connection",))
+tws = tws_fixture(prices={"AAA": 100.0, "BBB": 20.0})
+broker = ib_broker_fixture(timeout=3.0)
 
 
 def connect(tws: FakeTWS, **kw: Any) -> IBKRBroker:
-    opts: dict[str, Any] = {"timeout": 3.0, "reconnect_backoff": (0.05, 0.2),
-                            "ready_wait": 8.0, **kw}
-    return IBKRBroker("127.0.0.1", tws.port, 1, **opts)
-
-
-@pytest.fixture
-def broker(tws: FakeTWS) -> Iterator[IBKRBroker]:
-    b = connect(tws)
-    yield b
-    b.close()
+    return connect_ib(tws, **{"timeout": 3.0, **kw})
 
 
 def fill(tws: FakeTWS, broker: IBKRBroker) -> None:
@@ -300,3 +285,125 @@ def test_paper_and_tws_refuse_the_same_order(tws: FakeTWS, account: str) -> None
                 assert at_tws.value.available == pytest.approx(refused.available * rate)
         finally:
             live.close()
+
+
+# ------------------------------------------------------------------ day trades
+def values(fake: FakeTWS) -> dict[str, str]:
+    return {k: v for k, v, _ in fake._values() if k.startswith("DayTradesRemaining")}
+
+
+DAYS = ("DayTradesRemaining", "DayTradesRemainingT+1", "DayTradesRemainingT+2",
+        "DayTradesRemainingT+3", "DayTradesRemainingT+4")
+
+
+def test_a_pattern_day_trader_reports_unlimited_day_trades_at_25k_or_more(
+        tws: FakeTWS) -> None:
+    with FakeTWS(server_version=tws.server_version, pattern_day_trader=True) as fake:
+        fake.set_price("AAA", 100.0)
+        assert values(fake) == dict.fromkeys(DAYS, "-1")  # as an unflagged one does
+        b = connect(fake)
+        flagged = connect(fake, client_id=2, pattern_day_trader=True)
+        try:
+            a = b.get_account()
+            assert a["day_trades"] is None  # unlimited: no count to report
+            assert a["pattern_day_trader"] is False  # the API cannot tell: not claimed
+            assert flagged.get_account()["pattern_day_trader"] is True  # the caller's
+            assert b.submit_order("AAA", "buy", 10)["status"] == "new"
+        finally:
+            b.close()
+            flagged.close()
+
+
+def test_under_25k_a_flagged_account_may_only_close(tws: FakeTWS, tmp_path: Path) -> None:
+    # Equity 20,000 (10,000 of cash and 100 AAA at 100): flagged, TWS shows no day
+    # trade left in any of the five days and refuses whatever opens a position.
+    with FakeTWS(server_version=tws.server_version, cash=10_000.0,
+                 positions={"AAA": 100.0}, pattern_day_trader=True) as fake, \
+            TradeLog(tmp_path / "ib.jsonl") as log:
+        fake.set_price("AAA", 100.0)
+        fake.set_price("BBB", 20.0)
+        assert values(fake) == dict.fromkeys(DAYS, "0")
+        b = connect(fake, trade_log=log, pattern_day_trader=True)
+        try:
+            a = b.get_account()
+            assert (a["day_trades"], a["pattern_day_trader"]) == (3, True)
+            for args in (("AAA", "buy", 1), ("BBB", "sell", 5), ("AAA", "sell", 101)):
+                with pytest.raises(PatternDayTrading) as err:
+                    b.submit_order(*args, client_order_id=f"pdt-{args[0]}-{args[2]}")
+                assert err.value.rule == "pattern_day_trader"
+                assert err.value.equity == pytest.approx(20_000.0)
+                assert isinstance(err.value, OrderRejected)
+            assert not [o for o in fake.orders.values() if o.status in ("Submitted",
+                                                                       "PreSubmitted")]
+            assert b.get_account() == a  # nothing changed
+            assert b.submit_order("AAA", "sell", 40)["status"] == "new"  # closing: fine
+            fill(fake, b)
+            assert b.get_positions() == {"AAA": 60.0}
+        finally:
+            b.close()
+        rejected = [r for r in read_trade_log(log.path) if r["event"] == "rejected"]
+        assert len(rejected) == 3
+        assert all("PATTERN DAY TRADER" in r["reason"] for r in rejected)
+
+
+@pytest.mark.parametrize(("left", "refused"), [(2, False), (0, True)])
+def test_under_25k_an_unflagged_account_counts_its_day_trades(tws: FakeTWS, left: int,
+                                                             refused: bool) -> None:
+    with FakeTWS(server_version=tws.server_version, cash=20_000.0,
+                 day_trades_remaining=left) as fake:
+        fake.set_price("AAA", 100.0)
+        assert values(fake) == dict.fromkeys(DAYS, str(left))
+        b = connect(fake)
+        try:
+            a = b.get_account()
+            assert (a["day_trades"], a["pattern_day_trader"]) == (3 - left, False)
+            if refused:  # IB's "potential pattern day trader": its three are used
+                with pytest.raises(PatternDayTrading):
+                    b.submit_order("AAA", "buy", 1)
+            else:
+                assert b.submit_order("AAA", "buy", 1)["status"] == "new"
+        finally:
+            b.close()
+    # Above 25,000 the same account's day trades are unlimited again.
+    with FakeTWS(server_version=tws.server_version, cash=30_000.0,
+                 day_trades_remaining=left) as fake:
+        assert values(fake) == dict.fromkeys(DAYS, "-1")
+
+
+def test_a_pdt_refusal_survives_a_drop_and_a_restart_and_never_places_the_order(
+        tws: FakeTWS) -> None:
+    """Fault test: the refusal is the same on the connection the drop forced and on a
+    restarted adapter; the refused order is never at the venue, the closing one once."""
+    with FakeTWS(server_version=tws.server_version, cash=20_000.0,
+                 day_trades_remaining=0, positions={"AAA": 10.0}) as fake:
+        fake.set_price("AAA", 100.0)
+        b = connect(fake)
+        try:
+            fake.inject("drop_after_ack")
+            assert b.submit_order("AAA", "sell", 4, client_order_id="close-1")["status"] \
+                in ("new", "pending_confirm")
+            wait_until(lambda: b.reconnects >= 1 and b.state.value == "ready", 15)
+            with pytest.raises(PatternDayTrading):
+                b.submit_order("AAA", "buy", 1, client_order_id="open-1")
+        finally:
+            b.close()
+        b = connect(fake)  # a restart: same client id, state from TWS
+        try:
+            with pytest.raises(PatternDayTrading):
+                b.submit_order("AAA", "buy", 1, client_order_id="open-1")
+            refs = [o.order_ref for o in fake.orders.values()]
+            assert refs.count("close-1") == 1  # not lost, not doubled
+            assert "open-1" not in refs
+            fill(fake, b)
+            assert b.get_positions() == {"AAA": 6.0}
+            assert len(b.get_fills()) == 1
+        finally:
+            b.close()
+
+
+def test_pdt_refusal_text() -> None:
+    err = pattern_day_trader_refusal("Order rejected - reason:Potential Pattern Day "
+                                     "Trader", symbol="X", equity=1.0)
+    assert isinstance(err, PatternDayTrading)
+    assert pattern_day_trader_refusal("Order rejected - reason:X is not allowed",
+                                      symbol="X", equity=1.0) is None

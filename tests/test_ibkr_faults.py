@@ -6,18 +6,16 @@ counts, at the fake (the venue's truth), the orders carrying each client order i
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from _live import HAS_IB, connect_ib, ib_broker_fixture, ib_error_guard, tws_fixture
 from hypothesis import given
 from hypothesis import strategies as st
 
-if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
+if not HAS_IB:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
 
 from adapter_scenarios import wait_until
@@ -25,7 +23,6 @@ from adapter_scenarios import wait_until
 from simbroker.brokers.ibkr import IBKRBroker
 from simbroker.brokers.ibkr.connection import backoff_delay
 from simbroker.brokers.ibkr.orders import NOT_RECEIVED
-from simbroker.brokers.ibkr.translate import LIB
 from simbroker.errors import (
     BrokerConnectionError,
     BrokerTimeout,
@@ -42,35 +39,14 @@ EXPECTED = ("Error 202", "Error 201", "Peer closed connection", "API connection 
             "completed orders request timed out")
 
 
-@pytest.fixture(autouse=True)
-def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A malformed message is swallowed by the client's decoder: fail on its ERROR logs."""
-    caplog.set_level(logging.ERROR, logger=LIB)
-    yield
-    bad = [r.getMessage() for r in caplog.records
-           if r.levelno >= logging.ERROR and r.name.startswith(LIB)
-           and not any(e in r.getMessage() for e in EXPECTED)]
-    assert not bad, bad
-
-
-@pytest.fixture
-def tws() -> Iterator[FakeTWS]:
-    with FakeTWS(server_version=178, positions={"HELD": 25.0}) as fake:
-        fake.set_price("AAA", 100.0)
-        fake.set_price("HELD", 50.0)
-        yield fake
+no_decoder_errors = ib_error_guard(contains=EXPECTED)
+tws = tws_fixture(prices={"AAA": 100.0, "HELD": 50.0}, versions=None,
+                  positions={"HELD": 25.0})
+broker = ib_broker_fixture()
 
 
 def connect(tws: FakeTWS, client_id: int = 1, **kw: Any) -> IBKRBroker:
-    kw = {"timeout": 2.0, "reconnect_backoff": (0.05, 0.2), "ready_wait": 8.0, **kw}
-    return IBKRBroker("127.0.0.1", tws.port, client_id, **kw)
-
-
-@pytest.fixture
-def broker(tws: FakeTWS) -> Iterator[IBKRBroker]:
-    b = connect(tws)
-    yield b
-    b.close()
+    return connect_ib(tws, client_id, **kw)
 
 
 def at_venue(tws: FakeTWS) -> Counter[str]:

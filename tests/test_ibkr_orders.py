@@ -5,18 +5,16 @@ fills it, and reports the group links, trails and remaining quantities in ``Orde
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from _live import HAS_IB, ib_broker_fixture, ib_error_guard, tws_fixture
 from hypothesis import given
 from hypothesis import strategies as st
 
-if importlib.util.find_spec("ib_async") is None and importlib.util.find_spec("ib_insync") is None:
+if not HAS_IB:
     pytest.skip("needs ib_async or ib_insync", allow_module_level=True)
 
 from adapter_scenarios import wait_until
@@ -24,7 +22,7 @@ from adapter_scenarios import wait_until
 from simbroker.broker import OrderManagingBroker
 from simbroker.brokers.ibkr import IBKRBroker
 from simbroker.brokers.ibkr.orders import OrderEntry
-from simbroker.brokers.ibkr.translate import LIB, ib_order_of, kind_of
+from simbroker.brokers.ibkr.translate import ib_order_of, kind_of
 from simbroker.errors import InvalidOrder, OrderRejected, ReplaceRejected
 from simbroker.testing.fake_tws import FakeTWS
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
@@ -33,29 +31,9 @@ ALLOWED = ("Error 202", "Error 201", "Error 104", "Error 103", "Error 10147",
            "Error 10148", "Peer closed connection", "API connection failed")
 
 
-@pytest.fixture(autouse=True)
-def no_decoder_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """A malformed message is swallowed by the client's decoder: fail on its ERROR logs."""
-    caplog.set_level(logging.ERROR, logger=LIB)
-    yield
-    bad = [r.getMessage() for r in caplog.records
-           if r.levelno >= logging.ERROR and r.name.startswith(LIB)
-           and not any(a in r.getMessage() for a in ALLOWED)]
-    assert not bad, bad
-
-
-@pytest.fixture(params=[157, 178], ids=lambda v: f"v{v}")
-def tws(request: pytest.FixtureRequest) -> Iterator[FakeTWS]:
-    with FakeTWS(server_version=request.param) as fake:
-        fake.set_price("AAA", 100.0)
-        yield fake
-
-
-@pytest.fixture
-def broker(tws: FakeTWS) -> Iterator[IBKRBroker]:
-    b = IBKRBroker("127.0.0.1", tws.port, 1, timeout=3.0)
-    yield b
-    b.close()
+no_decoder_errors = ib_error_guard(contains=ALLOWED)
+tws = tws_fixture(prices={"AAA": 100.0}, versions=(157, 178))
+broker = ib_broker_fixture(timeout=3.0, reconnect_backoff=(1.0, 30.0), ready_wait=None)
 
 
 def step(tws: FakeTWS, broker: IBKRBroker) -> None:

@@ -36,7 +36,7 @@ from simbroker.errors import (
 )
 from simbroker.types import AccountInfo
 
-__all__ = ["account_info", "refusal"]
+__all__ = ["account_info", "opening_qty", "refusal"]
 
 INSUFFICIENT = "insufficient buying power"
 NO_SHORTING = "not allowed to short"
@@ -88,18 +88,30 @@ def account_info(raw: Any) -> AccountInfo:
         account_type="cash" if multiplier <= 1.0 else "margin")
 
 
+def opening_qty(side: str, qty: float, position: float, same_side_open: float) -> float:
+    """The part of an order of ``qty`` that opens exposure, after the ``position`` and
+    the open orders on the same side (what Alpaca weighs against buying power: "sell
+    long and buy to cover orders" need none). A sell of 150 against a long of 100 with
+    no other open sell opens 50."""
+    start = position + same_side_open if side == "buy" else position - same_side_open
+    closing = max(0.0, -start) if side == "buy" else max(0.0, start)
+    return max(0.0, qty - closing)
+
+
 def refusal(exc: OrderRejected, *, symbol: str, side: str, qty: float,
             price: float | None, client_order_id: str | None,
             buying_power: float | None = None,
-            position: float | None = None) -> OrderRejected:
+            position: float | None = None, opening: float | None = None) -> OrderRejected:
     """The typed error for Alpaca's 403 ``exc`` refusing an order of ``qty`` at ``price``
     (its limit/stop price; ``None`` for a market order, whose cost Alpaca does not say):
-    :class:`~simbroker.errors.InsufficientBuyingPower` (``required`` the order's
-    notional, ``available`` the account's ``buying_power`` read after the refusal, NaN
-    where unknown), :class:`~simbroker.errors.ShortingNotAllowed`, else ``exc``."""
+    :class:`~simbroker.errors.InsufficientBuyingPower` (``required`` the notional of the
+    order's ``opening`` part (:func:`opening_qty`; all of ``qty`` when unknown),
+    ``available`` the account's ``buying_power`` read after the refusal, NaN where
+    unknown), :class:`~simbroker.errors.ShortingNotAllowed`, else ``exc``."""
     text = str(exc)
     if INSUFFICIENT in text.lower():
-        required = qty * price if price is not None else math.nan
+        required = (qty if opening is None else opening) * price if price is not None \
+            else math.nan
         available = math.nan if buying_power is None else buying_power
         out: OrderRejected = InsufficientBuyingPower(
             symbol, required=required, available=available,

@@ -52,7 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from simbroker.brokers.alpaca import connection
-from simbroker.brokers.alpaca.account import account_info, refusal
+from simbroker.brokers.alpaca.account import account_info, opening_qty, refusal
 from simbroker.brokers.alpaca.orders import OrderRegistry
 from simbroker.brokers.alpaca.rest import Rest, request_sent
 from simbroker.brokers.alpaca.translate import (
@@ -347,10 +347,15 @@ class AlpacaBroker:
         or position read after it, when Alpaca answers in time), its ``rejected``
         trade-log record written."""
         text = str(exc).lower()
-        buying_power = position = None
+        buying_power = position = opening = None
         try:
             if "buying power" in text:
                 buying_power = float(self._get("/account", "get_account")["buying_power"])
+                held = self.get_positions().get(order.symbol, 0.0)
+                same = sum(o["remaining_qty"] for o in self.get_orders(open_only=True)
+                           if o["symbol"] == order.symbol and o["side"] == order.side.value
+                           and o["status"] != "held")
+                opening = opening_qty(order.side.value, order.qty, held, same)
             elif "short" in text:
                 position = self.get_positions().get(order.symbol, 0.0)
         except Exception:  # the refusal stands; only its figures are unknown
@@ -358,7 +363,7 @@ class AlpacaBroker:
         price = order.limit_price if order.limit_price is not None else order.stop_price
         out = refusal(exc, symbol=order.symbol, side=order.side.value, qty=order.qty,
                       price=price, client_order_id=cid, buying_power=buying_power,
-                      position=position)
+                      position=position, opening=opening)
         if self.trade_log is not None:
             self.trade_log.write("rejected", self.now(), order_id=None, client_order_id=cid,
                                  symbol=order.symbol, side=order.side.value, qty=order.qty,

@@ -21,10 +21,34 @@ long/short value    ``StockMarketValue`` (net) and ``GrossPositionValue`` (long 
 settled_cash        ``SettledCash`` (``None`` when TWS does not send it)
 day_trades          3 - ``DayTradesRemaining`` when that is 0..3; ``None`` when it is -1
                     (unlimited: equity of 25,000 or more) or missing
-pattern_day_trader  not reported by the API: ``False``
+pattern_day_trader  the caller's ``pattern_day_trader``, else ``False`` (see below)
 account_type        the caller's, else ``"margin"`` when ``BuyingPower`` exceeds
                     ``AvailableFunds`` (leverage), else ``"cash"``
 ==================  ====================================================================
+
+Day trades. TWS sends ``DayTradesRemaining`` and ``DayTradesRemainingT+1`` .. ``T+4``
+(the "day trades left" of its account window, today and the next four days), defined
+as "the number of open/close trades a user could put on before Pattern Day Trading is
+detected; a value of -1 means that the user can put on unlimited day trades". What an
+account reports:
+
+============================================  =========================================
+account                                       ``DayTradesRemaining`` (all five)
+============================================  =========================================
+margin, net liquidation >= 25,000             -1, flagged a pattern day trader or not
+margin, under 25,000, not flagged             3 - day trades of the last five days
+margin, under 25,000, flagged                 0 (closing orders only, for 90 days)
+============================================  =========================================
+
+So the flag itself is never observable: -1 is the same for a flagged account and an
+unflagged one, and 0 under 25,000 is the same for a flagged account and an unflagged one
+that used its three day trades (both are refused any opening order, the latter with
+"potential pattern day trader": :func:`pattern_day_trader_refusal`).
+``pattern_day_trader`` is therefore the caller's (``IBKRBroker(pattern_day_trader=...)``)
+and ``False`` when not given, and ``day_trades`` reads 3 for a flagged account under
+25,000. FINRA's amended Rule 4210 (effective 2026-06-04, phased in until 2027-10-20)
+replaces the pattern-day-trader designation with intraday margin; a broker that has
+implemented it may stop sending these tags, and ``day_trades`` is then ``None``.
 """
 
 from __future__ import annotations
@@ -34,10 +58,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from simbroker.errors import BrokerAPIError, InsufficientBuyingPower
+from simbroker.errors import BrokerAPIError, InsufficientBuyingPower, PatternDayTrading
 from simbroker.types import AccountInfo
 
-__all__ = ["REQUIRED_TAGS", "account_info", "buying_power_refusal"]
+__all__ = ["REQUIRED_TAGS", "account_info", "buying_power_refusal",
+           "pattern_day_trader_refusal"]
 
 REQUIRED_TAGS = ("NetLiquidation", "TotalCashValue", "BuyingPower", "InitMarginReq",
                  "MaintMarginReq")
@@ -57,9 +82,11 @@ def _number(raw: str) -> float:
 
 
 def account_info(values: Iterable[Any], *, currency: str = "USD",
-                 account_type: str | None = None) -> AccountInfo:
+                 account_type: str | None = None,
+                 pattern_day_trader: bool | None = None) -> AccountInfo:
     """The :class:`~simbroker.types.AccountInfo` of TWS's account ``values``
-    (``AccountValue`` rows: ``tag``, ``value``, ``currency``).
+    (``AccountValue`` rows: ``tag``, ``value``, ``currency``); ``account_type`` and
+    ``pattern_day_trader`` are the caller's when given (TWS does not report them).
 
     A tag in ``currency`` wins over the same tag in ``BASE``, which wins over one
     without a currency. Raises :class:`~simbroker.errors.BrokerAPIError` naming the
@@ -106,7 +133,8 @@ def account_info(values: Iterable[Any], *, currency: str = "USD",
         buying_power=buying_power, maintenance_margin=num("MaintMarginReq") or 0.0,
         initial_margin=num("InitMarginReq") or 0.0,
         long_market_value=max(long_value, 0.0), short_market_value=min(short_value, 0.0),
-        settled_cash=num("SettledCash"), day_trades=day_trades, pattern_day_trader=False,
+        settled_cash=num("SettledCash"), day_trades=day_trades,
+        pattern_day_trader=bool(pattern_day_trader),
         account_type=account_type)
 
 
@@ -127,3 +155,19 @@ def buying_power_refusal(text: str, *, symbol: str, order_id: str | None = None,
     return InsufficientBuyingPower(symbol, required=required, available=available,
                                    detail=f"IBKR: {text}", order_id=order_id,
                                    client_order_id=client_order_id)
+
+
+_PDT_TEXT = re.compile(r"pattern\s+day\s+trad", re.IGNORECASE)
+
+
+def pattern_day_trader_refusal(text: str, *, symbol: str, equity: float,
+                               client_order_id: str | None = None
+                               ) -> PatternDayTrading | None:
+    """The :class:`~simbroker.errors.PatternDayTrading` for TWS's error-201 text when it
+    refuses an opening order of a margin account under 25,000 with no day trade left
+    ("potential pattern day trader"), else ``None``. ``equity`` is the account's net
+    liquidation value as read after the refusal (NaN when unknown)."""
+    if _PDT_TEXT.search(text) is None:
+        return None
+    return PatternDayTrading(symbol, day_trades=3, equity=equity,
+                             client_order_id=client_order_id)

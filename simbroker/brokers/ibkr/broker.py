@@ -56,7 +56,11 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from simbroker.brokers.ibkr.account import account_info, buying_power_refusal
+from simbroker.brokers.ibkr.account import (
+    account_info,
+    buying_power_refusal,
+    pattern_day_trader_refusal,
+)
 from simbroker.brokers.ibkr.connection import Connection, State
 from simbroker.brokers.ibkr.orders import LEG_SUFFIXES, OrderEntry, OrderRegistry
 from simbroker.brokers.ibkr.translate import (
@@ -185,6 +189,10 @@ class IBKRBroker:
     account_type
         ``"cash"`` or ``"margin"`` for :meth:`get_account` (TWS's API does not say);
         ``None``: ``"margin"`` when TWS's ``BuyingPower`` exceeds ``AvailableFunds``.
+    pattern_day_trader
+        Whether the account is flagged a pattern day trader, for :meth:`get_account`
+        (TWS's API does not say; :mod:`simbroker.brokers.ibkr.account` shows why the
+        ``DayTradesRemaining`` it sends cannot tell); ``None``: ``False``.
     """
 
     bar_poll: float = 5.0
@@ -196,11 +204,12 @@ class IBKRBroker:
                  currency: str = "USD", exchange: str = "SMART", trading_mode: str = "paper",
                  reconnect_backoff: tuple[float, float] = (1.0, 30.0),
                  max_reconnect_attempts: int = 10, ready_wait: float | None = None,
-                 account_type: str | None = None):
+                 account_type: str | None = None, pattern_day_trader: bool | None = None):
         if account_type not in (None, "cash", "margin"):
             raise ConfigError(f"account_type must be 'cash', 'margin' or None, got "
                               f"{account_type!r}", key="account_type")
         self.account_type = account_type
+        self.pattern_day_trader = pattern_day_trader
         live = port in LIVE_PORTS or trading_mode == "live"
         if live and not allow_live:
             raise ConfigError(f"IBKR port {port} / trading_mode {trading_mode!r} trades real "
@@ -880,6 +889,11 @@ class IBKRBroker:
                 client_order_id=entry.client_order_id)
             if refusal is not None:
                 raise refusal
+            pdt = pattern_day_trader_refusal(
+                info["reason"] or "", symbol=entry.symbol, equity=self._equity_now(),
+                client_order_id=entry.client_order_id)
+            if pdt is not None:
+                raise pdt
             raise OrderRejected(f"IBKR rejected the order: {info['reason']}",
                                 symbol=entry.symbol, order_id=entry.order_id,
                                 client_order_id=entry.client_order_id)
@@ -1125,6 +1139,17 @@ class IBKRBroker:
                 raise BrokerConnectionError("IBKR sent no TotalCashValue for the account")
             return self._cash
 
+    def _equity_now(self) -> float:
+        """``NetLiquidation`` from the account values the client already holds (no
+        request: this runs on a refusal path); NaN when it holds none."""
+        try:
+            rows = list(self.ib.accountValues(self.account) if self.account
+                        else self.ib.accountValues())
+            return next(float(v.value) for v in rows if v.tag == "NetLiquidation"
+                        and v.currency in (self.currency, "BASE"))
+        except (StopIteration, ValueError, AttributeError, RuntimeError):
+            return math.nan
+
     def get_account(self) -> AccountInfo:
         """The account's figures as TWS reckons them now (see
         :mod:`simbroker.brokers.ibkr.account` for the tag behind each key).
@@ -1134,8 +1159,8 @@ class IBKRBroker:
         call: a drop before the answer raises
         :class:`~simbroker.errors.BrokerConnectionError`, no answer within ``timeout``
         :class:`~simbroker.errors.BrokerTimeout`; earlier figures are never returned.
-        ``pattern_day_trader`` is ``False`` (the API does not report the flag) and
-        ``day_trades`` is derived from ``DayTradesRemaining``.
+        ``pattern_day_trader`` is the ``pattern_day_trader`` given (the API does not
+        report the flag) and ``day_trades`` is derived from ``DayTradesRemaining``.
         """
         self.conn.require("get_account", self.ready_wait)
         # The client keeps one pending account download: one request at a time.
@@ -1158,7 +1183,8 @@ class IBKRBroker:
         if self.conn.generation != generation:
             raise BrokerConnectionError("get_account: the IBKR connection dropped during "
                                         "the request; no figures returned")
-        return account_info(rows, currency=self.currency, account_type=self.account_type)
+        return account_info(rows, currency=self.currency, account_type=self.account_type,
+                            pattern_day_trader=self.pattern_day_trader)
 
     def get_fills(self, since: datetime | None = None) -> list[Fill]:
         """Fills of the account (executions with commissions), in the order booked.

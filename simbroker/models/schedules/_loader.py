@@ -105,13 +105,17 @@ def _table(label: str, versions: Any, fields: tuple[str, ...],
             raise FeeScheduleError(f"{label}: version {k} needs an 'effective' date")
         if not v.get("source"):
             raise FeeScheduleError(f"{label}: version {k} names no 'source'")
+        if not isinstance(v.get("confirmed"), bool):
+            raise FeeScheduleError(f"{label}: version {k} must say whether it is "
+                                   f"'confirmed' (true or false), got "
+                                   f"{v.get('confirmed')!r}")
         eff.append(as_day(v["effective"]))
         for f in fields:
             if f not in v:
                 raise FeeScheduleError(f"{label}: version {k} lacks {f!r}")
             cols[f].append(v[f])
-        meta.append({key: v[key] for key in ("version", "effective", "source", "note")
-                     if key in v})
+        meta.append({key: v[key] for key in ("version", "effective", "confirmed", "source",
+                                             "note") if key in v})
     effective = np.array(eff, "datetime64[D]")
     if np.any(np.diff(effective) <= np.timedelta64(0, "D")):
         raise FeeScheduleError(f"{label}: versions must be in increasing 'effective' order")
@@ -196,7 +200,8 @@ class FeeSchedule:
         return "+".join(out)
 
     def sources(self) -> list[dict[str, Any]]:
-        """Every version of every part with its effective date, source and note."""
+        """Every version of every part with its effective date, whether it is
+        confirmed, its source and note."""
         parts = [(self.name, self.commission), *self.regulatory.items()]
         return [{"part": label, **m} for label, t in parts for m in t.meta]
 

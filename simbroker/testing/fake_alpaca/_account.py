@@ -7,27 +7,46 @@ Alpaca's definitions (the ``TradeAccount`` fields): ``equity`` = ``cash`` +
 30% of it here; ``multiplier`` is 1 (no leverage: buying power is the cash), 2 (Reg T:
 ``regt_buying_power`` = 2 x (equity - initial margin)) or 4 (a pattern day trader:
 ``daytrading_buying_power`` = 4 x (equity - maintenance margin)); ``buying_power`` is the
-one the multiplier selects, less what open orders reserve (the notional of open buys at
-their limit/stop or the current price, and of open sells that open a short).
+one the multiplier selects, less what open orders reserve.
 
-An order is refused when the exposure it adds (a buy beyond a short it covers, a sell
-beyond the long it closes, at its limit/stop or the current price) exceeds the buying
-power: ``{"code": 40310000, "message": "insufficient buying power"}``. A sell that would
-open a short on an account without shorting (multiplier 1) is refused with
-``{"code": 40310000, "message": "account is not allowed to short"}``.
+What an open order reserves (Alpaca: "your available buying power is reduced by existing
+open buy long and sell short orders, whereas your sell long and buy to cover orders do
+not replenish your available buying power until they have executed") follows the rule of
+:class:`simbroker.accounts.MarginAccount` (:mod:`simbroker.testing._venue_margin`): the
+notional of the part that opens exposure, after the position and the earlier open orders
+on the same side, at the order's worst price; a bracket's exits (and an OCO pair) share
+one claim, and exits still waiting for their parent claim nothing. A short is valued at
+``max(limit, 3% above the ask)`` (Alpaca's documented rule; the fake's price stands for
+the ask), so a market short costs 1.03 x the price.
+
+An order is refused when the notional it adds exceeds the buying power: ``{"code":
+40310000, "message": "insufficient buying power"}``. A sell that would open a short on
+an account without shorting (multiplier 1) is refused with ``{"code": 40310000,
+"message": "account is not allowed to short"}``.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any
 
+from simbroker.testing._venue_margin import Claim, claimed, worst_price
 from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, num
 
-__all__ = ["MAINTENANCE_RATE", "REG_T_INITIAL", "AccountBook"]
+__all__ = ["MAINTENANCE_RATE", "REG_T_INITIAL", "SHORT_MARKUP", "AccountBook"]
 
 REG_T_INITIAL = 0.5
 MAINTENANCE_RATE = 0.3
+SHORT_MARKUP = 1.03
+"""An opening short is valued at ``max(limit, 3% above the ask)`` (Alpaca's rule; the
+fake's one price stands for the ask)."""
+_KINDS = {"market": "market", "limit": "limit", "stop": "stop", "stop_limit": "stop_limit",
+          "trailing_stop": "trailing"}
+
+
+def _opt(x: Any) -> float | None:
+    return None if x in (None, "") else float(x)
 
 
 def _f(x: Any) -> float:
@@ -43,21 +62,34 @@ class AccountBook(abc.ABC):
     orders: dict[str, dict[str, Any]]
     multiplier: int
     daytrade_count: int
+    pdt_fields: bool
 
-    def _ref_price(self, o: dict[str, Any]) -> float:
-        return _f(o.get("limit_price") or o.get("stop_price")) or \
-            self.prices.get(str(o["symbol"]), 0.0)
+    def _claim(self, sym: str, side: str, qty: float, kind: str, limit: float | None,
+               stop: float | None, group: str | None) -> Claim:
+        mark = self.prices.get(sym)
+        price = worst_price(side, _KINDS.get(kind, "market"), limit, stop, mark)
+        if side == "sell" and mark is not None:  # a short is valued 3% above the ask
+            price = max(price, SHORT_MARKUP * mark) if math.isfinite(price) \
+                else SHORT_MARKUP * mark
+        return Claim(sym, side, qty, price, group)
+
+    def _claims(self) -> list[Claim]:
+        """The open orders' claims on the buying power, in placement order (legs waiting
+        for their unfilled parent claim nothing; a group's exits share one claim)."""
+        out = []
+        for o in self.orders.values():
+            if o["status"] not in OPEN or (o["status"] == "held" and not o["_armed"]):
+                continue
+            root = o["_parent"] if o["_parent"] is not None else \
+                o["id"] if o["order_class"] == "oco" else None
+            out.append(self._claim(str(o["symbol"]), str(o["side"]),
+                                   _f(o["qty"]) - _f(o["filled_qty"]), str(o["type"]),
+                                   _opt(o["limit_price"]), _opt(o["stop_price"]), root))
+        return out
 
     def _reserved(self) -> float:
         """Notional the open orders hold back from the buying power."""
-        held = 0.0
-        for o in self.orders.values():
-            if o["status"] not in OPEN or o["status"] == "held" or o["_parent"] is not None:
-                continue
-            left = _f(o["qty"]) - _f(o["filled_qty"])
-            if o["side"] == "buy" or self.positions.get(str(o["symbol"]), 0.0) <= 0:
-                held += left * self._ref_price(o)  # a buy, or a sell opening a short
-        return held
+        return claimed(self._claims(), self.positions)
 
     def account_figures(self) -> dict[str, float]:
         """The account's money now (the numbers behind ``GET /v2/account``)."""
@@ -91,15 +123,19 @@ class AccountBook(abc.ABC):
             "daytrade_count": self.daytrade_count, "trading_blocked": False,
             "transfers_blocked": False, "account_blocked": False,
             "trade_suspended_by_user": False, "accrued_fees": "0"})
+        if not self.pdt_fields:  # removed by Alpaca on 2026-07-06
+            for key in ("pattern_day_trader", "daytrade_count", "daytrading_buying_power"):
+                del body[key]
         return body
 
-    def _check_buying_power(self, sym: str, side: str, qty: float, ref: float) -> None:
+    def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
+                            limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the order needs more buying power than is left."""
-        pos = self.positions.get(sym, 0.0)
-        adds = qty - max(-pos, 0.0) if side == "buy" else qty - max(pos, 0.0)
-        if adds <= 1e-12:
-            return  # it only closes (part of) a position
-        if side == "sell" and self.multiplier == 1:
+        if side == "sell" and self.multiplier == 1 and \
+                qty > max(self.positions.get(sym, 0.0), 0.0) + 1e-12:
             raise ApiError(403, 40310000, "account is not allowed to short")
-        if adds * ref > self.account_figures()["buying_power"] + 1e-9:
+        held = self._claims()
+        adds = claimed([*held, self._claim(sym, side, qty, kind, limit, stop, None)],
+                       self.positions) - claimed(held, self.positions)
+        if adds > 1e-9 and adds > self.account_figures()["buying_power"] + 1e-9:
             raise ApiError(403, 40310000, "insufficient buying power")

@@ -123,7 +123,8 @@ class OrderBook(abc.ABC):
         """The time of a new event, strictly after the previous one."""
 
     @abc.abstractmethod
-    def _check_buying_power(self, sym: str, side: str, qty: float, ref: float) -> None:
+    def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
+                            limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the account cannot take the order (the account's)."""
 
     # ------------------------------------------------------------------ views
@@ -197,9 +198,8 @@ class OrderBook(abc.ABC):
         if sym in self.reject_symbols:
             raise _invalid(f"asset {sym} is not tradable", 42210000)
         px = self.prices.get(sym)
-        ref = float(limit or stop or px or 0.0)
         if klass != "oco":
-            self._check_buying_power(sym, str(side), qty, ref)
+            self._check_buying_power(sym, str(side), qty, str(kind), limit, stop)
         now = iso(self._tick())
         exit_side = "sell" if side == "buy" else "buy"
         if klass == "oco":  # the limit leg is the order; the stop its leg

@@ -92,15 +92,21 @@ class FakeAlpaca(AccountBook, OrderBook, BarReplay):
         it gives is refused with 403 (see :mod:`~simbroker.testing.fake_alpaca._account`).
     daytrade_count
         ``daytrade_count`` (day trades in the last five trading days).
+    pdt_fields
+        Send ``pattern_day_trader``, ``daytrade_count`` and ``daytrading_buying_power``
+        (default True, the account as Alpaca sent it until 2026-07-06). ``False``: the
+        account as Alpaca sends it since it removed them (FINRA's amended Rule 4210
+        replaced the pattern-day-trader designation with intraday margin).
     """
 
     def __init__(self, key: str | None = None, secret: str | None = None, *,
                  cash: float = 100_000.0, positions: dict[str, float] | None = None,
-                 multiplier: int = 2, daytrade_count: int = 0):
+                 multiplier: int = 2, daytrade_count: int = 0, pdt_fields: bool = True):
         if multiplier not in (1, 2, 4):
             raise ValueError(f"multiplier must be 1, 2 or 4, got {multiplier!r}")
         self.multiplier = int(multiplier)
         self.daytrade_count = int(daytrade_count)
+        self.pdt_fields = bool(pdt_fields)
         # Fresh made-up credentials unless the test names its own.
         self.key = key if key is not None else f"FAKE{secrets.token_hex(8).upper()}"
         self.secret = secret if secret is not None else secrets.token_urlsafe(24)

@@ -49,6 +49,12 @@ only at :meth:`FakeTWS.auction`; ``IOC`` / ``FOK`` are canceled after one step; 
 placeOrder with a used order id modifies the order (error 104 for a filled one, 103 for
 an ended one, 105 for a changed order type). :attr:`FakeTWS.placed` records every
 placeOrder read, decoded, for wire-level assertions.
+
+The account as TWS keeps it: Reg T margin or cash figures, a pre-trade margin check that
+counts every working order (:mod:`simbroker.testing.fake_tws.margin`, the rule of
+:class:`simbroker.accounts.MarginAccount`), and day trades as a flagged or unflagged
+account reports them (``pattern_day_trader``, ``day_trades_remaining``), opening orders
+refused under 25,000 with no day trade left.
 """
 
 from __future__ import annotations

@@ -17,12 +17,15 @@ import numpy as np
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
+from simbroker.testing.fake_tws.margin import margin_refusal
 from simbroker.testing.fake_tws.messages import Execution, Order
 
 __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
+PDT_EQUITY = 25_000.0
+"""Net liquidation value from which day trades are unlimited (FINRA Rule 4210's minimum)."""
 _UNSENT = "Untransmitted"
 """The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
 of it: it is neither open nor completed for the API)."""
@@ -81,16 +84,30 @@ class FakeTWS(BarReplay):
     initial_margin, maintenance_margin
         The rates behind ``InitMarginReq`` and ``MaintMarginReq``.
     day_trades_remaining
-        ``DayTradesRemaining`` (-1: unlimited, TWS's value for equity of 25,000 or more).
+        ``DayTradesRemaining`` of an unflagged margin account under 25,000 of equity (and
+        of a cash account): the day trades left in the five-day window (3, 2, 1, 0).
+    pattern_day_trader
+        The account is flagged a pattern day trader.
+
+    Day trades as TWS reports them (``DayTradesRemaining`` and ``DayTradesRemainingT+1``
+    .. ``T+4``, the "day trades left" of TWS's account window for today and the next
+    four days; "-1 means that the user can put on unlimited day trades"): a margin
+    account with ``NetLiquidation`` of 25,000 or more reports -1 in all five, flagged or
+    not; a flagged one under 25,000 reports 0 in all five (IB restricts it to closing
+    orders for 90 days); an unflagged one reports ``day_trades_remaining`` (the fake
+    keeps no day history: all five alike). A margin account under 25,000 with no day
+    trade left (flagged, or its three used) is refused any order that opens a position
+    with error 201 and IB's "potential pattern day trader" reason.
 
     The account figures follow TWS's definitions for stocks: ``EquityWithLoanValue`` =
     ``NetLiquidation`` = cash + the positions' market value, ``AvailableFunds`` = that
     less ``InitMarginReq``, ``ExcessLiquidity`` = that less ``MaintMarginReq``,
-    ``BuyingPower`` = ``AvailableFunds`` / ``initial_margin`` (2x under Reg T). An order
-    of no parent whose new position would take ``InitMarginReq`` above the equity with
-    loan value (so: one adding more gross exposure than ``BuyingPower``) is refused with
-    error 201 and TWS's text for it, at its limit/stop price or the current price.
-    Orders that reduce a position always pass; other open orders are not counted.
+    ``BuyingPower`` = ``AvailableFunds`` / ``initial_margin`` (2x under Reg T); these
+    account values, like TWS's, do not deduct open orders. An order of no parent that
+    would take the initial margin of the positions and of every working order above the
+    equity with loan value is refused with error 201 and TWS's text for it
+    (:mod:`simbroker.testing.fake_tws.margin`: open orders claim their opening part,
+    closing parts and a bracket's exits claim nothing beyond their parent).
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
@@ -98,7 +115,7 @@ class FakeTWS(BarReplay):
                  commission_per_share: float = 0.005, min_commission: float = 1.0,
                  master_client_id: int | None = None, account_type: str = "margin",
                  initial_margin: float | None = None, maintenance_margin: float | None = None,
-                 day_trades_remaining: int = -1):
+                 day_trades_remaining: int = -1, pattern_day_trader: bool = False):
         if account_type not in ("cash", "margin"):
             raise ValueError(f"account_type must be 'cash' or 'margin', got {account_type!r}")
         cash_acct = account_type == "cash"
@@ -108,6 +125,7 @@ class FakeTWS(BarReplay):
         self.maintenance_margin = (1.0 if cash_acct else 0.25) \
             if maintenance_margin is None else float(maintenance_margin)
         self.day_trades_remaining = int(day_trades_remaining)
+        self.pattern_day_trader = bool(pattern_day_trader)
         self.server_version = server_version
         self.account = account
         self.cash = float(cash)
@@ -475,30 +493,26 @@ class FakeTWS(BarReplay):
                 "AvailableFunds": available, "ExcessLiquidity": equity - maint,
                 "BuyingPower": max(available, 0.0) / self.initial_margin}
 
-    def _margin_refusal(self, sym: str, action: str, qty: float, price: float | None
-                        ) -> str | None:
-        """TWS's error-201 text when an order would take the initial margin above the
-        equity with loan value, else ``None``."""
-        px = price if price is not None else self.prices.get(sym)
-        if px is None or px <= 0:
+    def day_trades_left(self) -> int:
+        """``DayTradesRemaining`` as TWS reports it now (see the class docstring)."""
+        if self.account_type != "margin":
+            return self.day_trades_remaining
+        if self.account_figures()["NetLiquidation"] >= PDT_EQUITY:
+            return -1
+        return 0 if self.pattern_day_trader else self.day_trades_remaining
+
+    def _pdt_refusal(self, p: dict[str, Any]) -> str | None:
+        """IB's error-201 reason when the order would open a position in a margin
+        account under 25,000 with no day trade left, else ``None``."""
+        if self.account_type != "margin" or self.day_trades_left() != 0:
             return None
-        old = self.positions.get(sym, 0.0)
-        new = old + (qty if action == "BUY" else -qty)
-        if abs(new) <= abs(old):
-            return None  # it reduces the position
-        after = dict(self.positions)
-        after[sym] = new
-        prices = dict(self.prices)
-        prices[sym] = px
-        gross = sum(abs(q * prices.get(s, 0.0)) for s, q in after.items())
-        figures = self.account_figures()
-        need = self.initial_margin * gross
-        elv = figures["EquityWithLoanValue"]
-        if need <= elv + 1e-9:
-            return None
-        return (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN "
-                f"THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} USD] MUST "
-                f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
+        old = self.positions.get(p["symbol"], 0.0)
+        new = old + (p["qty"] if p["action"] == "BUY" else -p["qty"])
+        if abs(new) <= abs(old) + 1e-12 and new * old >= 0:
+            return None  # it only closes
+        return ("Order rejected - reason:POTENTIAL PATTERN DAY TRADER: the account's "
+                "net liquidation value is under 25,000 USD and no day trade is left; "
+                "only closing orders are accepted")
 
     # ------------------------------------------------------------------ messages
     def _values(self) -> list[tuple[str, str, str]]:
@@ -507,6 +521,7 @@ class FakeTWS(BarReplay):
         f = {k: msg.text(round(v, 2)) for k, v in figures.items()}
         equity = figures["NetLiquidation"]
         cushion = figures["ExcessLiquidity"] / equity if equity > 0 else 0.0
+        left = self.day_trades_left()
         rows = [("AccountCode", self.account, ""), ("AccountType", "INDIVIDUAL", ""),
                 ("Currency", "USD", "USD"), ("Currency", "BASE", "BASE"),
                 ("CashBalance", f["TotalCashValue"], "USD"),
@@ -516,7 +531,8 @@ class FakeTWS(BarReplay):
                 ("StockMarketValue", f["StockMarketValue"], "BASE"),
                 ("NetLiquidationByCurrency", f["NetLiquidation"], "BASE"),
                 ("Cushion", msg.text(round(cushion, 6)), ""),
-                ("DayTradesRemaining", str(self.day_trades_remaining), ""),
+                *((f"DayTradesRemaining{d}", str(left), "")
+                  for d in ("", "T+1", "T+2", "T+3", "T+4")),
                 ("FullInitMarginReq", f["InitMarginReq"], "USD"),
                 ("FullMaintMarginReq", f["MaintMarginReq"], "USD")]
         rows += [(k, v, "USD") for k, v in f.items()]
@@ -566,9 +582,7 @@ class FakeTWS(BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         if not p["parent_id"]:
-            price = p["lmt"] if p["order_type"] in ("LMT", "STP LMT", "LOC") else \
-                p["aux"] if p["order_type"] == "STP" else None
-            refusal = self._margin_refusal(sym, p["action"], qty, price)
+            refusal = self._pdt_refusal(p) or margin_refusal(self, p)
             if refusal is not None:
                 self._error(conn, oid, 201, refusal)
                 return

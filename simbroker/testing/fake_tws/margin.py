@@ -1,0 +1,87 @@
+"""FakeTWS's pre-trade margin check: TWS's error 201 for an order the account cannot carry.
+
+TWS weighs a new order against the account's equity with loan value with every other
+working order counted (the "what-if" view of the initial margin after the order). The
+fake applies the rule of :class:`simbroker.accounts.MarginAccount`, shared by both fakes
+in :mod:`simbroker.testing._venue_margin`: each working order claims
+``initial_margin`` x the notional of its opening part at its worst price, an order's
+closing part claims nothing, and a bracket's exits (children of one parent) or the
+members of one OCA group claim what the largest of them claims. A child waiting for its
+unfilled parent (``PreSubmitted``) claims nothing: its parent's claim covers it, and it
+only closes what the parent opens. Untransmitted orders are not working and claim
+nothing.
+
+An order is refused when it adds a claim and ``initial_margin`` x (gross position value
++ the claims of all working orders with it) exceeds the equity with loan value; the
+text is TWS's: ``YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION
+YOUR EQUITY WITH LOAN VALUE [x USD] MUST EXCEED THE NEW TOTAL INITIAL MARGIN OF [y
+USD]``. Unlike TWS, the closing part of a reversing order (a sell of 150 against a long
+of 100) is not credited with the margin it frees: the paper broker's conservative rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from simbroker.testing._venue_margin import Claim, claimed, worst_price
+from simbroker.testing.fake_tws.messages import Order
+
+if TYPE_CHECKING:
+    from simbroker.testing.fake_tws.server import FakeTWS
+
+__all__ = ["margin_refusal", "working_claims"]
+
+_KINDS = {"MKT": "market", "MOC": "market", "LMT": "limit", "LOC": "limit", "STP": "stop",
+          "STP LMT": "stop_limit", "TRAIL": "trailing"}
+_WORKING = ("PreSubmitted", "Submitted")
+
+
+def _group(client_id: int, parent_id: int, oca_group: str) -> Hashable | None:
+    if parent_id:
+        return ("parent", client_id, parent_id)
+    return ("oca", client_id, oca_group) if oca_group else None
+
+
+def _claim(fake: FakeTWS, symbol: str, action: str, qty: float, order_type: str,
+           lmt: float | None, aux: float | None, group: Hashable | None) -> Claim:
+    side = "buy" if action == "BUY" else "sell"
+    price = worst_price(side, _KINDS.get(order_type, "market"), lmt, aux,
+                        fake.prices.get(symbol))
+    return Claim(symbol, side, qty, price, group)
+
+
+def _waiting(fake: FakeTWS, o: Order) -> bool:
+    parent = fake.orders.get(o.parent_id) if o.parent_id else None
+    return o.status == "PreSubmitted" and parent is not None and parent.filled <= 0
+
+
+def working_claims(fake: FakeTWS) -> list[Claim]:
+    """The claims of the fake's working orders, in placement order."""
+    out = []
+    for o in fake.orders.values():
+        if o.status not in _WORKING or not o.worked or _waiting(fake, o):
+            continue
+        out.append(_claim(fake, o.symbol, o.action, o.qty - o.filled, o.order_type, o.lmt,
+                          o.aux, _group(o.client_id, o.parent_id, o.oca_group)))
+    return out
+
+
+def margin_refusal(fake: FakeTWS, p: dict[str, Any]) -> str | None:
+    """TWS's error-201 text when the new order ``p`` (the fake's decoded placeOrder)
+    would take the initial margin above the equity with loan value, else ``None``."""
+    held = working_claims(fake)
+    new = _claim(fake, p["symbol"], p["action"], p["qty"], p["order_type"], p["lmt"],
+                 p["aux"], _group(p["client_id"], p["parent_id"], p["oca_group"]))
+    before = claimed(held, fake.positions)
+    after = claimed([*held, new], fake.positions)
+    if after <= before + 1e-9:
+        return None  # it only closes, or a sibling already claims as much
+    figures = fake.account_figures()
+    need = fake.initial_margin * (figures["GrossPositionValue"] + after)
+    elv = figures["EquityWithLoanValue"]
+    if need <= elv + 1e-9:
+        return None
+    return (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN "
+            f"THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} USD] MUST "
+            f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
