@@ -45,12 +45,14 @@ import pandas as pd
 import pyarrow as pa
 
 from simbroker._paper_volume import check_share
+from simbroker.accounts import Account
 from simbroker.actions import _vector as actions_vec
 from simbroker.actions._paper import broker_schedule
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
+from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
@@ -467,6 +469,7 @@ def backtest_vectorized(
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
     max_volume_share: float | None = None,
+    account: str | Account | None = None,
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -593,6 +596,9 @@ def backtest_vectorized(
             "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
             "without calendar sessions or corporate actions; run the same rules event-driven "
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
+    from simbroker._vector_account import account_for_vectorized, run_account
+
+    acct = account_for_vectorized(account, bars, exits=rules is not None)
     fin = None
     if borrow is not None or interest is not None:
         if rules is not None:
@@ -603,14 +609,12 @@ def backtest_vectorized(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
     share = check_share(max_volume_share, bars.volume_known)
-    if share is not None:
-        if rules is not None or bars.actions is not None or fin is not None:
-            raise ValueError(
-                "max_volume_share in the vectorized runner takes targets, signals or weights "
-                "without exits, corporate actions, borrow or interest; run them event-driven "
-                "with simbroker.backtest(..., max_volume_share=...)")
-        from simbroker._vector_volume import run_capped
-
+    if share is not None and (rules is not None or bars.actions is not None):
+        raise ValueError(
+            "max_volume_share in the vectorized runner takes targets, signals or weights "
+            "without exits or corporate actions; run them event-driven with "
+            "simbroker.backtest(..., max_volume_share=...)")
+    if acct is not None or share is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
             _check_finite(tgt, bars, "targets")
@@ -619,8 +623,14 @@ def backtest_vectorized(
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
-                          bool(clip_to_bar), session_tz, share)
+        if acct is None and fin is None and share is not None:
+            from simbroker._vector_volume import run_capped
+
+            return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
+                              fee_m, bool(clip_to_bar), session_tz, share)
+        # buying power, or volume caps with borrow/interest: simbroker._vector_account
+        return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
+                           bool(clip_to_bar), session_tz, acct, share, fin)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -825,6 +835,15 @@ class TargetPositions:
     (``equity = cash + sum(position * last close)``), truncated toward zero when
     ``integer``.
 
+    On an account that refuses orders (``backtest(..., account=...)``), an order the
+    account refuses (:class:`~simbroker.errors.InsufficientBuyingPower`,
+    :class:`~simbroker.errors.PatternDayTrading`) is not placed: with
+    ``on_refused="skip"`` (default) the symbol keeps its position, the refusal is
+    recorded in :attr:`refused`, and the target is decided again at the next close, as
+    ``backtest_vectorized(..., account=...)`` does (its ``stats["n_refused"]`` counts the
+    same refusals). ``on_refused="raise"`` lets the refusal stop the run (a
+    :class:`~simbroker.errors.StrategyError`).
+
     Parameters
     ----------
     targets, weights : DataFrame or ndarray, shape (bars, symbols)
@@ -832,6 +851,17 @@ class TargetPositions:
         :func:`backtest_vectorized`.
     integer : bool, default False
         Whole shares (weights only).
+    on_refused : {"skip", "raise"}, default "skip"
+        What an order refused for buying power does.
+
+    Attributes
+    ----------
+    refused : DataFrame
+        The refusals of the last run, in submission order: ``timestamp`` (the close
+        the order was submitted at), ``symbol, side, qty, rule`` (the account's rule,
+        e.g. ``"buying_power"``) and the ``required``/``available`` amounts it named.
+    n_refused : int
+        ``len(refused)``.
 
     Examples
     --------
@@ -851,13 +881,37 @@ class TargetPositions:
     raw_prices = True
 
     def __init__(self, targets: FrameLike | None = None, *, weights: FrameLike | None = None,
-                 integer: bool = False):
+                 integer: bool = False, on_refused: str = "skip"):
         if (targets is None) == (weights is None):
             raise ValueError("give exactly one of targets= or weights=")
+        if on_refused not in _ON_REFUSED:
+            raise ValueError(f"on_refused must be 'skip' or 'raise', got {on_refused!r}")
         self._raw = targets if targets is not None else weights
         self._weights = weights is not None
         self._integer = bool(integer)
+        self.on_refused = on_refused
         self._open: list[str] = []
+        self._refused: list[tuple[int, int, float, float, str, float, float]] = []
+        self._bars: Bars | None = None
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        """The refusals of the last run (see the class docstring)."""
+        from simbroker._vector_account import REFUSED_COLUMNS, refused_frame
+
+        if self._bars is None:
+            empty: pd.DataFrame = pd.DataFrame(columns=list(REFUSED_COLUMNS))
+            return empty
+        cols = list(zip(*self._refused, strict=True)) if self._refused else [()] * 7
+        return refused_frame(self._bars, np.array(cols[0], np.int64),
+                             np.array(cols[1], np.int64), np.array(cols[2], np.float64),
+                             np.array(cols[3], np.float64), [str(r) for r in cols[4]],
+                             np.array(cols[5], np.float64), np.array(cols[6], np.float64))
+
+    @property
+    def n_refused(self) -> int:
+        """How many orders the account refused in the last run."""
+        return len(self._refused)
 
     def indicators(self, bars: Bars) -> dict[str, np.ndarray]:
         """The aligned targets (or weights) and the last known close, once."""
@@ -865,6 +919,8 @@ class TargetPositions:
         arr = _aligned(self._raw, bars, name)
         _check_finite(arr, bars, name)
         self._open = []
+        self._refused = []
+        self._bars = bars
         return {"target": arr, "last_close": _ffill(bars.close.copy())}
 
     def on_bar(self, broker: Broker, history: History) -> None:
@@ -883,9 +939,29 @@ class TargetPositions:
             row = np.where(np.isfinite(row), row, np.nan)
             if self._integer:
                 row = np.trunc(row)
+        skip = self.on_refused == "skip"
         for j in np.flatnonzero(~np.isnan(row)).tolist():
             delta = float(row[j]) - float(pos[j])
             if delta != 0:
-                info = broker.submit_order(history.symbols[j], "buy" if delta > 0 else "sell",
-                                           abs(delta))
+                try:
+                    info = broker.submit_order(history.symbols[j],
+                                               "buy" if delta > 0 else "sell", abs(delta))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    if not skip:
+                        raise
+                    self._refused.append(_refusal(history.t, j, delta, exc))
+                    continue
                 self._open.append(info["order_id"])
+
+
+_ON_REFUSED = ("skip", "raise")
+
+
+def _refusal(t: int, j: int, delta: float, exc: InsufficientBuyingPower | PatternDayTrading
+             ) -> tuple[int, int, float, float, str, float, float]:
+    """One refusal row (see :attr:`TargetPositions.refused`)."""
+    required = getattr(exc, "required", None)
+    available = getattr(exc, "available", None)
+    return (t, j, 1.0 if delta > 0 else -1.0, abs(delta), str(exc.rule),
+            np.nan if required is None else float(required),
+            np.nan if available is None else float(available))

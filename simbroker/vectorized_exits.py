@@ -78,7 +78,6 @@ from simbroker.engine import History
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel
-from simbroker.paper import _session_ends
 from simbroker.results.build import (
     assemble_result,
     cash_after_bars,
@@ -88,6 +87,7 @@ from simbroker.results.build import (
 from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
+from simbroker.sessions import date_sessions
 from simbroker.vectorized import (
     _EXPIRED_REASON,
     FrameLike,
@@ -623,10 +623,13 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, kind: I64, sign: F64, qty: F64,
     # twin at the next close; one placed at the last close is still "new".
     market_gone = (kind == _MARKET) & (status == _CANCELED)
     if market_gone.any():
-        ends = _session_ends(bars, session_tz)
         nxt = ot[market_gone] + 1
+        # The last bar of the trading day the order could first trade in (the date rule:
+        # exits run on bars without calendar sessions).
+        ends = date_sessions(bars, session_tz).close_bar(np.minimum(nxt, n_t - 1),
+                                                         np.zeros(len(nxt), np.int64))
         day_over = np.zeros(n_o, np.bool_)
-        day_over[market_gone] = ends[np.minimum(nxt, n_t - 1)] <= nxt
+        day_over[market_gone] = ends <= nxt
         status[day_over] = _EXPIRED
         reason[day_over] = _EXPIRED_REASON
     # An OCO leg canceled on the bar its sibling filled.
