@@ -159,9 +159,13 @@ class _Refusals:
         self.available.append(float(available))
 
     def frame(self, bars: Bars) -> pd.DataFrame:
-        return refused_frame(bars, np.array(self.t, np.int64), np.array(self.j, np.int64),
-                             np.array(self.sign), np.array(self.qty), self.rule,
-                             np.array(self.required), np.array(self.available))
+        """The table in submission order (bar, then column: one order per cell)."""
+        t, j = np.array(self.t, np.int64), np.array(self.j, np.int64)
+        order = np.lexsort((j, t))
+        return refused_frame(bars, t[order], j[order], np.array(self.sign)[order],
+                             np.array(self.qty)[order], [self.rule[k] for k in order],
+                             np.array(self.required)[order],
+                             np.array(self.available)[order])
 
 
 class _Book:
