@@ -15,7 +15,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -30,7 +30,7 @@ from simbroker.results import BacktestResult
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
 from simbroker.vectorized import TargetPositions, backtest_vectorized
 
-FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.explicit, Phase.reuse, Phase.generate])  # DEVONLY
+FAST = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Fresh account objects (one per broker) for a panel's symbols: the named ones and the
 # rules' variants.
@@ -200,7 +200,8 @@ def test_a_closing_sell_needs_no_margin_and_a_flip_needs_it_for_the_new_short() 
     event, fast, twin, refused = run_both(bars, "margin", targets=refused_flip, **kw)
     assert_identical(event, fast, twin, refused)
     assert fast.final_positions == {"S0": 150.0}
-    assert refused is not None and refused["required"].tolist() == [6_000.0]
+    assert refused is not None
+    assert refused["required"].tolist() == [6_000.0]
     ok_flip = frame(bars, {0: [150.0], 1: [-40.0]})
     event, fast, twin, refused = run_both(bars, "margin", targets=ok_flip, **kw)
     assert_identical(event, fast, twin, refused)
@@ -234,7 +235,8 @@ def test_cash_account_refuses_free_riding_shorts_and_good_faith_sales() -> None:
     event, fast, twin, refused = run_both(bars, t3, targets=later, **kw)
     assert_identical(event, fast, twin, refused)
     assert fast.final_positions == {}
-    assert refused is not None and refused["rule"].tolist() == ["good_faith"]
+    assert refused is not None
+    assert refused["rule"].tolist() == ["good_faith"]
 
 
 def test_pattern_day_trader_rule_refuses_the_fourth_day_trade() -> None:
