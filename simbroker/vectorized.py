@@ -601,10 +601,6 @@ def backtest_vectorized(
     acct = account_for_vectorized(account, bars, exits=rules is not None)
     fin = None
     if borrow is not None or interest is not None:
-        if rules is not None:
-            raise ValueError("borrow= and interest= in the vectorized runner do not combine "
-                             "with stop_loss=/take_profit=/trailing_stop=; run "
-                             "simbroker.backtest(simbroker.TargetExits(...), bars, borrow=...)")
         sessions = bars.sessions if bars.sessions is not None else date_sessions(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
@@ -638,7 +634,7 @@ def backtest_vectorized(
         else:
             tgt = _signal_targets(bars, entries, exits, size)
         return run_with_exits(bars, tgt, rules, cash, slip, fee_m, bool(clip_to_bar),
-                              session_tz)
+                              session_tz, fin)
     if targets is not None:
         tgt = _aligned(targets, bars, "targets", any_layout=True)
     elif weights is not None:

@@ -75,6 +75,7 @@ import pyarrow as pa
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History
+from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel
@@ -505,8 +506,9 @@ def _order_targets(bars: Bars, pn: _Panels, rec: _Records, j: I64, t_o: I64, tar
 
 def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                    slippage: SlippageModel, fees: FeeModel, clip_to_bar: bool,
-                   session_tz: str) -> BacktestResult:
-    """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits."""
+                   session_tz: str, fin: VectorFinancing | None = None) -> BacktestResult:
+    """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits, and
+    borrow fees and interest ``fin`` (they move cash only, which no exit depends on)."""
     n_t, n = tgt.shape
     rec = _simulate(bars, tgt, rules, slippage, clip_to_bar)
 
@@ -556,9 +558,6 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
         price = np.clip(price, ctx.low, ctx.high)
     fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
     notional = fqty * price
-    ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
-    cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
-
     moves = rec.moves
     if moves:
         pos = _positions(n_t, n, np.concatenate([m[0] for m in moves]),
@@ -566,6 +565,15 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                          np.concatenate([m[2] for m in moves]))
     else:
         pos = np.zeros((n_t, n))
+    financing = None
+    if fin is None:
+        ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
+        cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
+    else:  # the ledger cut at each trading day's end for the accruals
+        entry_bar, entry_cash, fin_fees, fin_paid = fin.ledger(cash0, ft, fsign, notional,
+                                                               fee, None, pos)
+        cash = cash_after_bars(entry_bar, entry_cash, n_t, cash0)
+        financing = (fin_fees, fin_paid)
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash
 
@@ -574,13 +582,15 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
 
     frame = _orders_frame(bars, ot, oj, kind, sign, qty, limit, stop, trail, status,
                           fill_bar, sibling, number, fo, notional, session_tz)
-    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
-              "allow_short": True}
+    config: dict[str, Any] = {"cash": cash0, "slippage": repr(slippage),
+                              "fees": repr(fees), "allow_short": True}
+    if fin is not None:
+        config.update(borrow=repr(fin.borrow), interest=repr(fin.interest))
     trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=frame, equity=equity, cash=cash,
                            positions=pos, gross=gross, start_equity=cash0, config=config,
-                           trips=trips)
+                           trips=trips, financing=financing)
 
 
 def _ids(numbers: I64, suffix: str = "") -> Any:
