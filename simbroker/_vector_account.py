@@ -53,6 +53,7 @@ from simbroker.accounts._days import trading_day_numbers
 from simbroker.accounts._daytrades import WINDOW, DayTrades
 from simbroker.accounts._settlement import Settlement
 from simbroker.bars import Bars
+from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at, order_fees_at
@@ -62,7 +63,8 @@ from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.sessions import date_sessions
 
-__all__ = ["REFUSED_COLUMNS", "account_for_vectorized", "refused_frame", "run_account"]
+__all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "refused_frame",
+           "run_account"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -166,6 +168,46 @@ class _Refusals:
                              np.array(self.qty)[order], [self.rule[k] for k in order],
                              np.array(self.required)[order],
                              np.array(self.available)[order])
+
+
+class RefusalLog:
+    """A twin's refusals (``on_refused="skip"``), or the refusal re-raised (``"raise"``)."""
+
+    def __init__(self, on_refused: str):
+        if on_refused not in ("skip", "raise"):
+            raise ValueError(f"on_refused must be 'skip' or 'raise', got {on_refused!r}")
+        self.on_refused = on_refused
+        self._bars: Bars | None = None
+        self._rows = _Refusals([], [], [], [], [], [], [])
+
+    def start(self, bars: Bars) -> None:
+        """A run on ``bars`` begins: forget the last one."""
+        self._bars = bars
+        self._rows = _Refusals([], [], [], [], [], [], [])
+
+    def refused(self, t: int, j: int, delta: float,
+                exc: InsufficientBuyingPower | PatternDayTrading) -> None:
+        """The account refused the order for ``delta`` shares of column ``j`` at bar
+        ``t``'s close: record it, or re-raise ``exc``."""
+        if self.on_refused == "raise":
+            raise exc
+        required = getattr(exc, "required", None)
+        available = getattr(exc, "available", None)
+        self._rows.add(t, j, 1.0 if delta > 0 else -1.0, abs(delta), str(exc.rule),
+                       math.nan if required is None else float(required),
+                       math.nan if available is None else float(available))
+
+    @property
+    def count(self) -> int:
+        """How many were recorded."""
+        return len(self._rows.t)
+
+    def frame(self) -> pd.DataFrame:
+        """The refusal table (:data:`REFUSED_COLUMNS`)."""
+        if self._bars is None:
+            empty: pd.DataFrame = pd.DataFrame(columns=list(REFUSED_COLUMNS))
+            return empty
+        return self._rows.frame(self._bars)
 
 
 class _Book:

@@ -880,34 +880,23 @@ class TargetPositions:
                  integer: bool = False, on_refused: str = "skip"):
         if (targets is None) == (weights is None):
             raise ValueError("give exactly one of targets= or weights=")
-        if on_refused not in _ON_REFUSED:
-            raise ValueError(f"on_refused must be 'skip' or 'raise', got {on_refused!r}")
         self._raw = targets if targets is not None else weights
         self._weights = weights is not None
         self._integer = bool(integer)
-        self.on_refused = on_refused
+        from simbroker._vector_account import RefusalLog  # it imports this module
+
+        self._refusals = RefusalLog(on_refused)
         self._open: list[str] = []
-        self._refused: list[tuple[int, int, float, float, str, float, float]] = []
-        self._bars: Bars | None = None
 
     @property
     def refused(self) -> pd.DataFrame:
         """The refusals of the last run (see the class docstring)."""
-        from simbroker._vector_account import REFUSED_COLUMNS, refused_frame
-
-        if self._bars is None:
-            empty: pd.DataFrame = pd.DataFrame(columns=list(REFUSED_COLUMNS))
-            return empty
-        cols = list(zip(*self._refused, strict=True)) if self._refused else [()] * 7
-        return refused_frame(self._bars, np.array(cols[0], np.int64),
-                             np.array(cols[1], np.int64), np.array(cols[2], np.float64),
-                             np.array(cols[3], np.float64), [str(r) for r in cols[4]],
-                             np.array(cols[5], np.float64), np.array(cols[6], np.float64))
+        return self._refusals.frame()
 
     @property
     def n_refused(self) -> int:
         """How many orders the account refused in the last run."""
-        return len(self._refused)
+        return self._refusals.count
 
     def indicators(self, bars: Bars) -> dict[str, np.ndarray]:
         """The aligned targets (or weights) and the last known close, once."""
@@ -915,8 +904,7 @@ class TargetPositions:
         arr = _aligned(self._raw, bars, name)
         _check_finite(arr, bars, name)
         self._open = []
-        self._refused = []
-        self._bars = bars
+        self._refusals.start(bars)
         return {"target": arr, "last_close": _ffill(bars.close.copy())}
 
     def on_bar(self, broker: Broker, history: History) -> None:
@@ -935,7 +923,6 @@ class TargetPositions:
             row = np.where(np.isfinite(row), row, np.nan)
             if self._integer:
                 row = np.trunc(row)
-        skip = self.on_refused == "skip"
         for j in np.flatnonzero(~np.isnan(row)).tolist():
             delta = float(row[j]) - float(pos[j])
             if delta != 0:
@@ -943,21 +930,7 @@ class TargetPositions:
                     info = broker.submit_order(history.symbols[j],
                                                "buy" if delta > 0 else "sell", abs(delta))
                 except (InsufficientBuyingPower, PatternDayTrading) as exc:
-                    if not skip:
-                        raise
-                    self._refused.append(_refusal(history.t, j, delta, exc))
+                    self._refusals.refused(history.t, j, delta, exc)
                     continue
                 self._open.append(info["order_id"])
 
-
-_ON_REFUSED = ("skip", "raise")
-
-
-def _refusal(t: int, j: int, delta: float, exc: InsufficientBuyingPower | PatternDayTrading
-             ) -> tuple[int, int, float, float, str, float, float]:
-    """One refusal row (see :attr:`TargetPositions.refused`)."""
-    required = getattr(exc, "required", None)
-    available = getattr(exc, "available", None)
-    return (t, j, 1.0 if delta > 0 else -1.0, abs(delta), str(exc.rule),
-            np.nan if required is None else float(required),
-            np.nan if available is None else float(available))

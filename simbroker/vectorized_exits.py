@@ -72,9 +72,11 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from simbroker._vector_account import RefusalLog
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History
+from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at
@@ -695,6 +697,22 @@ class TargetExits:
         Fractions of the entry fill price (number, one per symbol, or ``{symbol: x}``).
     both_legs : {"stop", "take_profit"}
         Must match the broker's ``both_legs`` (the paper broker's default is ``"stop"``).
+    on_refused : {"skip", "raise"}, default "skip"
+        On an account that refuses orders (``backtest(..., account=...)``): ``"skip"``
+        records a refused target order or exit in :attr:`refused` and decides again at
+        the next close (a symbol whose target order was refused has lost its canceled
+        exits, and gets new ones at the next close without an order, like any
+        unprotected position); ``"raise"`` stops the run. ``backtest_vectorized`` does
+        not take ``account=`` with exits (resting exits and cash couple the symbols):
+        run this twin.
+
+    Attributes
+    ----------
+    refused : DataFrame
+        The refusals of the last run, as
+        :attr:`simbroker.vectorized.TargetPositions.refused`.
+    n_refused : int
+        ``len(refused)``.
 
     Examples
     --------
@@ -714,9 +732,11 @@ class TargetExits:
                  exits: FrameLike | None = None,
                  size: float | Sequence[float] | np.ndarray = 100.0,
                  stop_loss: ExitSpec = None, take_profit: ExitSpec = None,
-                 trailing_stop: ExitSpec = None, both_legs: str = "stop"):
+                 trailing_stop: ExitSpec = None, both_legs: str = "stop",
+                 on_refused: str = "skip"):
         if (targets is None) == (entries is None and exits is None):
             raise ValueError("give exactly one of targets= or entries=/exits=")
+        self._refusals = RefusalLog(on_refused)
         self._targets, self._entries, self._exits, self._size = targets, entries, exits, size
         self._exit_args = dict(stop_loss=stop_loss, take_profit=take_profit,
                                trailing_stop=trailing_stop, both_legs=both_legs)
@@ -735,7 +755,18 @@ class TargetExits:
             tgt = _signal_targets(bars, self._entries, self._exits, self._size)
         self._rules = exit_rules(bars.symbols, **self._exit_args)  # type: ignore[arg-type]
         self._pending, self._resting, self._ref, self._before = {}, {}, {}, {}
+        self._refusals.start(bars)
         return {"target": tgt, "last_close": _ffill(bars.close.copy())}
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        """The refusals of the last run (see the class docstring)."""
+        return self._refusals.frame()
+
+    @property
+    def n_refused(self) -> int:
+        """How many orders the account refused in the last run."""
+        return self._refusals.count
 
     def on_bar(self, broker: Broker, history: History) -> None:
         """Book what filled on this bar, then order targets or place exits per symbol."""
@@ -772,13 +803,21 @@ class TargetExits:
                 for order_id in self._resting.pop(j, []):
                     broker.cancel_order(order_id)
                 delta = target - p
-                info = broker.submit_order(sym, "buy" if delta > 0 else "sell", abs(delta))
+                try:
+                    info = broker.submit_order(sym, "buy" if delta > 0 else "sell",
+                                               abs(delta))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    self._refusals.refused(history.t, j, delta, exc)
+                    continue
                 self._pending[j] = info["order_id"]
                 self._before[j] = p
             elif (rules is not None and p != 0.0 and j not in self._resting
                   and bool(rules.any[j])):
-                self._resting[j] = self._submit_exits(broker, sym, j, p, rules,
-                                                      float(last_close[j]))
+                try:
+                    self._resting[j] = self._submit_exits(broker, sym, j, p, rules,
+                                                          float(last_close[j]))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    self._refusals.refused(history.t, j, -p, exc)
 
     def _submit_exits(self, broker: Broker, sym: str, j: int, p: float, rules: ExitRules,
                       close: float) -> list[str]:

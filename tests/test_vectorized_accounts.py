@@ -284,3 +284,21 @@ def test_what_the_vectorized_accounts_do_not_model_is_refused_with_the_way_out()
     for kw, message in cases:
         with pytest.raises(ValueError, match=message):
             backtest_vectorized(bars, targets=targets, **kw)
+
+
+def test_target_exits_skip_refused_orders_event_driven() -> None:
+    # The vectorized runner refuses account= with exits; the twin runs it and records.
+    from simbroker.vectorized_exits import TargetExits
+
+    bars = simbroker.synthetic_bars(n_symbols=3, n_bars=60, seed=4)
+    rng = np.random.default_rng(7)
+    cells = np.where(rng.random((60, 3)) < 0.2, rng.integers(-200, 200, (60, 3)), np.nan)
+    targets = pd.DataFrame(cells.astype(float), index=bars.index, columns=list(bars.symbols))
+    twin = TargetExits(targets, stop_loss=0.02)
+    result = simbroker.backtest(twin, bars, cash=5_000.0, account="cash")
+    assert twin.n_refused == len(twin.refused) > 0
+    assert set(twin.refused["rule"]) <= {"buying_power", "cash_account_short", "good_faith"}
+    assert (result.positions.to_numpy() >= 0).all()  # a cash account never went short
+    with pytest.raises(StrategyError):
+        simbroker.backtest(TargetExits(targets, stop_loss=0.02, on_refused="raise"), bars,
+                           cash=5_000.0, account="cash")
