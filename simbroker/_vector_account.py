@@ -52,6 +52,11 @@ from simbroker.accounts import Account, CashAccount, MarginAccount, account_mode
 from simbroker.accounts._days import trading_day_numbers
 from simbroker.accounts._daytrades import WINDOW, DayTrades
 from simbroker.accounts._settlement import Settlement
+from simbroker.actions import _vector as actions_vec
+from simbroker.actions._paper import broker_schedule, payment_order
+from simbroker.actions._schedule import Schedule
+from simbroker.actions._table import DIVIDEND
+from simbroker.actions._vector import _split_qty, _split_rows
 from simbroker.bars import Bars
 from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
@@ -105,10 +110,6 @@ def account_for_vectorized(spec: str | Account | None, bars: Bars, *, exits: boo
             "account= in the vectorized runner does not combine with stop_loss=/"
             "take_profit=/trailing_stop= (resting exits reserve buying power); run "
             "simbroker.backtest(simbroker.TargetExits(...), bars, account=...)")
-    if bars.actions is not None:
-        raise ValueError(
-            "account= in the vectorized runner takes bars without corporate actions; run "
-            "simbroker.backtest(simbroker.TargetPositions(...), bars, account=...)")
     if isinstance(acct, MarginAccount):
         unknown = sorted((set(acct.initial_by_symbol) | set(acct.maintenance_by_symbol))
                          - set(bars.symbols))
@@ -427,6 +428,42 @@ class _Book:
                 total = total + float(contrib[k])
 
 
+class _Actions:
+    """Splits and dividends bar by bar, as ``weight_targets_with_actions`` applies them:
+    before bar ``t`` trades, a split multiplies positions and the pending orders, and the
+    dividends due are paid (entitled on the position held into the ex bar)."""
+
+    def __init__(self, sched: Schedule, n: int):
+        self.sched = sched
+        self.n = n
+        self.splits = _split_rows(sched)
+        self.ex_at: dict[int, list[int]] = {}
+        for i in np.flatnonzero(sched.kind == DIVIDEND).tolist():
+            self.ex_at.setdefault(int(sched.t[i]), []).append(i)
+        self.pay_at: dict[int, list[int]] = {}
+        for i in payment_order(sched).tolist():
+            self.pay_at.setdefault(int(sched.pay_t[i]), []).append(i)
+        self.entitled: dict[int, float] = {}
+
+    def before_bar(self, t: int, pos: F64, live_j: I64, live_qty: F64, cash: float
+                   ) -> tuple[F64, float]:
+        """Apply bar ``t``'s actions: returns the pending quantities and the cash."""
+        sched = self.sched
+        if t in self.splits:
+            cols, ratio = self.splits[t]
+            pos[cols] = pos[cols] * ratio
+            if len(live_j):
+                live_qty = _split_qty(live_qty, live_j, cols, ratio, self.n)
+        for i in self.ex_at.get(t, ()):
+            held = float(pos[int(sched.col[i])])
+            if held != 0.0:
+                self.entitled[i] = held * float(sched.value[i])
+        for i in self.pay_at.get(t, ()):
+            if i in self.entitled:
+                cash = cash + self.entitled.pop(i)
+        return live_qty, cash
+
+
 def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float,
                 slippage: SlippageModel, fees: FeeModel, clip_to_bar: bool, session_tz: str,
                 acct: CashAccount | MarginAccount | None, share: float | None,
@@ -439,6 +476,8 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
 
     n_t, n = tgt.shape
     book = None if acct is None else _Book(bars, acct, session_tz, fees)
+    sched = broker_schedule(bars)
+    acts = None if sched is None else _Actions(sched, n)
     tradable = _tradable(bars)
     close = _ffill(bars.close.copy()) if weights else bars.close
     volume = bars.volume
@@ -467,6 +506,10 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
     live_qty = np.zeros(0)
     live_first = 0
     for t in range(n_t):
+        if acts is not None:
+            new_qty, cash = acts.before_bar(t, pos, live_j, live_qty, cash)
+            if new_qty is not live_qty:  # the order is split with the position
+                live_qty = o_qty[-1] = new_qty
         if len(live_j):
             filled = np.zeros(len(live_j))
             hit = np.flatnonzero(tradable[t, live_j])
@@ -561,7 +604,9 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
         cat(f_px, np.float64), cat(f_fee, np.float64), cat(f_order, np.int64),
         positions=positions, cash_t=cash_t, equity=equity, gross=gross, cash0=cash0,
         config=config, session_tz=session_tz,
-        financing=None if fin is None else (fin_fees, fin_paid))
+        financing=None if fin is None else (fin_fees, fin_paid),
+        dividends=actions_vec.dividends_frame(bars, actions_vec.dividends_of(sched,
+                                                                             positions)))
     if acct is not None:
         refusals.frame(bars)  # built for every run: the tests compare it with the twin's
         result.stats["n_refused"] = len(refusals.t)

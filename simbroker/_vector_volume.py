@@ -157,13 +157,15 @@ def capped_result(bars: Bars, ot: np.ndarray, oj: np.ndarray, sign: np.ndarray,
                   fo: np.ndarray, *, positions: np.ndarray, cash_t: np.ndarray,
                   equity: np.ndarray, gross: np.ndarray, cash0: float,
                   config: dict[str, Any], session_tz: str,
-                  financing: tuple[np.ndarray, np.ndarray] | None = None) -> BacktestResult:
+                  financing: tuple[np.ndarray, np.ndarray] | None = None,
+                  dividends: pd.DataFrame | None = None) -> BacktestResult:
     """The result of a bar-by-bar run whose orders have at most one fill each.
 
     Orders (close bar ``ot``, column ``oj``, ``sign``, ``qty``, quantity filled ``oq``)
     and fills (bar ``ft``, column ``fj``, ..., order number ``fo`` from 0), in
     submission and fill order; an order filled in part is ``expired`` or ``canceled``
-    with its part. Shared with :mod:`simbroker._vector_account`.
+    with its part. ``dividends`` is the result's table on bars with corporate actions.
+    Shared with :mod:`simbroker._vector_account`.
     """
     from simbroker.vectorized import _fills_frame, _numbered, _orders_frame
 
@@ -193,4 +195,5 @@ def capped_result(bars: Bars, ot: np.ndarray, oj: np.ndarray, sign: np.ndarray,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash_t,
                            positions=positions, gross=gross, start_equity=cash0,
-                           config=config, trips=trips, dividends=None, financing=financing)
+                           config=config, trips=trips, dividends=dividends,
+                           financing=financing)

@@ -605,11 +605,12 @@ def backtest_vectorized(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
     share = check_share(max_volume_share, bars.volume_known)
-    if share is not None and (rules is not None or bars.actions is not None):
+    if share is not None and rules is not None:
         raise ValueError(
             "max_volume_share in the vectorized runner takes targets, signals or weights "
-            "without exits or corporate actions; run them event-driven with "
-            "simbroker.backtest(..., max_volume_share=...)")
+            "without exits (an exit's partial fill leaves its sibling and the next target "
+            "waiting on each other); run them event-driven with "
+            "simbroker.backtest(simbroker.TargetExits(...), bars, max_volume_share=...)")
     if acct is not None or share is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -619,12 +620,13 @@ def backtest_vectorized(
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        if acct is None and fin is None and share is not None:
+        if acct is None and fin is None and share is not None and bars.actions is None:
             from simbroker._vector_volume import run_capped
 
             return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
                               fee_m, bool(clip_to_bar), session_tz, share)
-        # buying power, or volume caps with borrow/interest: simbroker._vector_account
+        # buying power, or volume caps with borrow/interest or corporate actions:
+        # bar by bar in simbroker._vector_account
         return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
                            bool(clip_to_bar), session_tz, acct, share, fin)
     if rules is not None:

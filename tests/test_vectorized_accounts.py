@@ -23,6 +23,7 @@ import simbroker
 import simbroker._vector_account as vector_account
 from simbroker import Bars
 from simbroker.accounts import Account, CashAccount, MarginAccount
+from simbroker.actions import CorporateActions, attach_actions
 from simbroker.bars import FIELDS
 from simbroker.errors import StrategyError
 from simbroker.financing import BorrowModel, InterestModel
@@ -279,6 +280,7 @@ def test_what_the_vectorized_accounts_do_not_model_is_refused_with_the_way_out()
         ({"account": MarginAccount(liquidate=True)}, "liquidate=True"),
         ({"account": "margin", "stop_loss": 0.05}, "TargetExits"),
         ({"account": MarginAccount(initial_by_symbol={"XYZ": 1.0})}, "XYZ"),
+        ({"max_volume_share": 0.1, "stop_loss": 0.05}, "max_volume_share"),
         ({"account": "brokerage"}, "account must be one of"),
     ]
     for kw, message in cases:
@@ -302,3 +304,54 @@ def test_target_exits_skip_refused_orders_event_driven() -> None:
     with pytest.raises(StrategyError):
         simbroker.backtest(TargetExits(targets, stop_loss=0.02, on_refused="raise"), bars,
                            cash=5_000.0, account="cash")
+
+
+# ---------------------------------------------------- corporate actions in the loop
+def split_and_dividend_case(data: st.DataObject, n_bars: int = 14
+                            ) -> tuple[Bars, pd.DataFrame]:
+    """Raw bars with random splits and dividends attached, and round share targets."""
+    n_sym = data.draw(st.integers(1, 2))
+    bars = simbroker.synthetic_bars(n_symbols=n_sym, n_bars=n_bars,
+                                    seed=data.draw(st.integers(0, 10_000)))
+    dates = pd.DatetimeIndex(bars.index).tz_localize(None).normalize()
+    rows = []
+    for s in bars.symbols:
+        for _ in range(data.draw(st.integers(0, 3))):
+            i = data.draw(st.integers(1, n_bars - 1))
+            kind = data.draw(st.sampled_from(["split", "dividend"]))
+            value = (data.draw(st.sampled_from([2.0, 3.0, 0.5, 1.5])) if kind == "split"
+                     else data.draw(st.floats(0.01, 2.0)))
+            lag = data.draw(st.integers(0, 4))
+            rows.append({"symbol": s, "ex_date": dates[i], "kind": kind, "value": value,
+                         "pay_date": dates[min(i + lag, n_bars - 1)] if lag else None})
+    table = pd.DataFrame(rows, columns=["symbol", "ex_date", "kind", "value", "pay_date"])
+    table = table.drop_duplicates(["symbol", "ex_date", "kind"])
+    acts = CorporateActions.from_frame(table) if len(table) else CorporateActions.empty()
+    scale = np.ones((n_bars, n_sym))  # raw prices drop at each split
+    for r in table.itertuples():
+        if r.kind == "split":
+            scale[int(np.searchsorted(dates, r.ex_date)):, bars.symbol_index(r.symbol)] /= \
+                r.value
+    raw = Bars.from_arrays(bars.index, bars.symbols, open=bars.open * scale,
+                           high=bars.high * scale, low=bars.low * scale,
+                           close=bars.close * scale, volume=bars.volume)
+    cells = data.draw(hnp.arrays(np.float64, (n_bars, n_sym), elements=st.one_of(
+        st.just(np.nan), st.integers(-400, 400).map(float))))
+    targets = pd.DataFrame(cells, index=bars.index, columns=list(bars.symbols))
+    return attach_actions(raw, acts, prices="raw"), targets
+
+
+@settings(FAST, max_examples=40)
+@given(st.data())
+def test_event_driven_equals_vectorized_with_actions_accounts_and_caps(
+        data: st.DataObject) -> None:
+    bars, targets = split_and_dividend_case(data)
+    make_account = data.draw(st.sampled_from(ACCOUNTS))
+    kw = {"cash": data.draw(st.sampled_from([3_000.0, 100_000.0])),
+          "max_volume_share": data.draw(st.sampled_from([None, 1e-4, 0.01])),
+          "fees": data.draw(st.sampled_from([1.0, "alpaca"]))}
+    if data.draw(st.booleans()):
+        kw["interest"] = InterestModel(debit=0.1, credit=0.01)
+    event, fast, twin, refused = run_both(bars, make_account, targets=targets, **kw)
+    assert_identical(event, fast, twin, refused)
+    pd.testing.assert_frame_equal(fast.dividends, event.dividends, check_exact=True)
