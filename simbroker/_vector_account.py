@@ -464,6 +464,141 @@ class _Actions:
         return live_qty, cash
 
 
+# ------------------------------------------------------------- the fast screen
+def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
+                         acct: CashAccount | MarginAccount, fees: FeeModel,
+                         session_tz: str, cash0: float, has_financing: bool) -> int:
+    """The first close at which ``acct`` might refuse an order of the unconstrained run
+    ``result`` of share targets ``tgt`` (``len(bars)``: none can be refused).
+
+    Until a refusal the account changes nothing, so the unconstrained run is the
+    account's run up to that close. Every order's check is evaluated at once across all
+    bars from the unconstrained positions and cash, with sums that may round
+    differently from the broker's (the equity, the margin, the reservations); a check
+    that passes by more than a generous bound on that rounding (1e-9 of the amounts)
+    passes exactly too. The others, and whatever the screen does not model (day trades
+    and intraday buying power on bars sharing a trading day, a pattern day trader,
+    good-faith lots), are doubtful: the caller runs the exact loop from there.
+    """
+    n_t = len(bars)
+    pos = result.positions.to_numpy()
+    cash = result.cash.to_numpy()
+    with np.errstate(invalid="ignore"):
+        ordered = ~np.isnan(tgt) & (tgt != pos)
+    ot, oj = np.nonzero(ordered)
+    if not len(ot):
+        return n_t
+    delta = tgt[ot, oj] - pos[ot, oj]
+    sign = np.where(delta > 0, 1.0, -1.0)
+    qty = np.abs(delta)
+    p = pos[ot, oj]
+    marks = _ffill(bars.close.copy())
+    mark = marks[ot, oj]
+    px = mark.copy()
+    for k in np.flatnonzero(~np.isfinite(mark)).tolist():  # no close yet: the next open
+        opens = bars.open[int(ot[k]) + 1:, int(oj[k])]
+        ahead = np.flatnonzero(np.isfinite(opens))
+        px[k] = float(opens[ahead[0]]) if len(ahead) else math.nan
+    lift = np.where(sign > 0, 1.0 + acct.market_buffer, 1.0)
+    px, res_px = px * lift, mark * lift
+    closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
+    opening = np.maximum(0.0, qty - closing)
+    first = np.ones(len(ot), np.bool_)
+    first[1:] = ot[1:] != ot[:-1]
+    m0 = np.nan_to_num(marks)
+    # Whole-panel figures per bar (each order reads its close's row).
+    value = pos * m0
+    gross_value = np.abs(value).sum(axis=1)[ot]
+
+    def held_of(contrib: F64) -> F64:
+        """Reservations of the orders before each one at its close (rounded anyhow)."""
+        run = np.cumsum(contrib) - contrib
+        start = np.maximum.accumulate(np.where(first, np.arange(len(ot)), 0))
+        out: F64 = run - run[start]
+        return out
+
+    doubtful = np.zeros(len(ot), np.bool_)
+    if isinstance(acct, MarginAccount):
+        sessions = bars.sessions if bars.sessions is not None else date_sessions(
+            bars, session_tz)
+        daynum = trading_day_numbers(sessions)
+        if acct.pattern_day_trader or (n_t > 1 and bool((daynum[1:] == daynum[:-1]).any())):
+            return 0  # day trades and intraday buying power: the exact loop decides
+        syms = bars.symbols
+        im = np.array([acct.initial_by_symbol.get(s, acct.initial) for s in syms])
+        rate = im[oj]
+        equity = (cash + value.sum(axis=1))[ot]
+        base = (np.abs(pos) * (m0 * im)).sum(axis=1)[ot]
+        checked = (opening > 0) & np.isfinite(px)
+        contrib = np.where((opening > 0) & np.isfinite(res_px), opening * res_px * rate, 0.0)
+        held = held_of(contrib)
+        required = opening * px
+        slack = np.maximum(equity - base - held, 0.0) / rate * (1 + 1e-12) + 1e-9 - required
+        scale = (np.abs(cash[ot]) + gross_value + base + held) / rate + required
+        doubtful = checked & ~(slack > 1e-9 * scale)
+    else:
+        sells = sign < 0
+        doubtful |= sells & (qty > p * (1 + 1e-12) + 1e-12)  # shorts: refused
+        checked = ~sells & np.isfinite(px)
+        fee = np.zeros(len(ot))
+        if checked.any():
+            kk = np.flatnonzero(checked)
+            fee[kk] = np.asarray(fees.fees(np.ones(len(kk)), qty[kk], px[kk]), np.float64)
+        required = qty * px + fee
+        ok = ~doubtful
+        contrib = np.where(ok & (opening > 0) & np.isfinite(res_px), opening * res_px, 0.0)
+        held = held_of(contrib)
+        slack = (cash[ot] - held) * (1 + 1e-12) + 1e-9 - required
+        scale = np.abs(cash[ot]) + held + required
+        doubtful |= checked & ~(slack > 1e-9 * scale)
+        if acct.good_faith == "refuse":
+            if has_financing:
+                return 0  # the lots need the cash after each fill with accruals
+            lot_bar = _first_lot_bar(bars, result, acct, session_tz, cash0)
+            doubtful |= ot >= lot_bar
+    bad = np.flatnonzero(doubtful)
+    return int(ot[bad[0]]) if len(bad) else n_t
+
+
+def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,
+                   session_tz: str, cash0: float) -> int:
+    """A bar no later than the first on which a buy of ``result`` was paid in part with
+    unsettled proceeds (leaving good-faith lots); ``len(bars)`` when none was.
+
+    On one calendar the proceeds unsettled at a buy are the sales of the last
+    ``settlement_days`` trading days before it, a suffix of the fills: a running sum
+    (rounded anyhow, so a buy within 1e-9 of its settled cash counts as one).
+    """
+    from simbroker.vectorized import _cash_ledger
+
+    f = result.fills
+    if f.empty:
+        return len(bars)
+    sessions = bars.sessions if bars.sessions is not None else date_sessions(bars, session_tz)
+    if len(sessions.calendars) > 1:
+        return 0  # day numbers of different calendars do not compare: the loop decides
+    daynum = trading_day_numbers(sessions)[:, 0]
+    stamp = bars.ts_ns // 1000 * 1000
+    ft = np.searchsorted(stamp, pd.DatetimeIndex(f["timestamp"]).as_unit("ns").asi8)
+    buy = f["side"].to_numpy() == "buy"
+    sign = np.where(buy, 1.0, -1.0)
+    notional = f["notional"].to_numpy()
+    fee = f["fee"].to_numpy()
+    cash_after = _cash_ledger(cash0, sign, notional, fee)
+    day = daynum[ft]
+    proceeds = np.where(buy, 0.0, np.maximum(notional - fee, 0.0))
+    run = np.concatenate([[0.0], np.cumsum(proceeds)])
+    k = np.flatnonzero(buy)
+    # Sales before buy k not settled by its day: fill index in [j, k) with day + days > D.
+    j = np.searchsorted(day, day[k] - acct.settlement_days, side="right")
+    j = np.minimum(j, k)
+    unsettled = run[k] - run[j]
+    scale = np.abs(cash_after[k]) + run[k] + 1.0
+    lot = (unsettled > 0) & ~(cash_after[k] - unsettled > 1e-9 * scale)
+    hit = np.flatnonzero(lot)
+    return int(ft[k[hit[0]]]) if len(hit) else len(bars)
+
+
 def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float,
                 slippage: SlippageModel, fees: FeeModel, clip_to_bar: bool, session_tz: str,
                 acct: CashAccount | MarginAccount | None, share: float | None,

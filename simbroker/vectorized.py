@@ -31,6 +31,10 @@ equals the broker's fill-by-fill arithmetic). Slippage and fee models are called
 over all fills: they must be element-wise, as the model protocol requires. Weight
 targets (a fraction of equity) depend on equity, so they loop over bars, with numpy
 across symbols.
+
+An ``account=`` that refuses orders, or a ``max_volume_share`` cap, makes the path
+depend on cash and fills, so those runs go bar by bar too (:mod:`simbroker._vector_account`,
+:mod:`simbroker._vector_volume`), with the same results as the twin.
 """
 
 from __future__ import annotations
@@ -530,13 +534,23 @@ def backtest_vectorized(
     borrow, interest : BorrowModel, InterestModel, optional
         Borrow fees on shorts and interest on the cash balance, accrued at each trading
         day's end exactly as the paper broker accrues them
-        (:mod:`simbroker.financing`). Hard-to-borrow lists do not apply here (targets
-        are not refused); not with the protective exits.
+        (:mod:`simbroker.financing`), also with the protective exits. Hard-to-borrow
+        lists do not apply here (targets are not refused for them).
     max_volume_share : float, optional
         Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
         at most this share of its fill bar's volume; the rest expires or is canceled at
         that close and the target is decided again (:mod:`simbroker._vector_volume`).
-        Runs bar by bar (numpy across symbols). Not with exits or corporate actions.
+        Runs bar by bar (numpy across symbols), also with weights, borrow/interest,
+        splits and dividends and ``account``. Not with exits.
+    account : "margin", "cash", MarginAccount or CashAccount, optional
+        Buying power, as ``backtest(..., account=...)`` checks it: an order the account
+        refuses at submission is not placed (no order id), the position stays and the
+        target is decided again at the next close, as :class:`TargetPositions` does with
+        ``on_refused="skip"``; ``stats["n_refused"]`` counts the refusals. The object is
+        only read (not bound). Bar by bar, numpy across symbols
+        (:mod:`simbroker._vector_account`). Not with exits, ``MarginAccount(liquidate=
+        True)`` or other :class:`~simbroker.accounts.Account` classes (run the twin
+        event-driven); ``None`` or ``"unconstrained"`` (default) never refuses.
 
     Returns
     -------
@@ -547,7 +561,9 @@ def backtest_vectorized(
     ------
     ValueError
         Several or none of the inputs given; an index or columns not matching the bars
-        (the message names the row or the symbols); a non-finite target or size.
+        (the message names the row or the symbols); a non-finite target or size; a
+        combination the vectorized runner does not model (the message says which and
+        what to run instead).
     TypeError
         A frame of the wrong dtype or kind.
 
@@ -596,7 +612,11 @@ def backtest_vectorized(
             "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
             "without calendar sessions or corporate actions; run the same rules event-driven "
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
-    from simbroker._vector_account import account_for_vectorized, run_account
+    from simbroker._vector_account import (
+        account_for_vectorized,
+        first_doubtful_close,
+        run_account,
+    )
 
     acct = account_for_vectorized(account, bars, exits=rules is not None)
     fin = None
@@ -625,6 +645,16 @@ def backtest_vectorized(
 
             return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
                               fee_m, bool(clip_to_bar), session_tz, share)
+        if (acct is not None and share is None and weights is None
+                and bars.actions is None):
+            # Until the account refuses it changes nothing: the unconstrained run stands
+            # when no order can be refused (one screen over all orders), else the loop.
+            fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
+                                session_tz, fin=fin)
+            if first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz, cash,
+                                    fin is not None) >= len(bars):
+                fast.stats["n_refused"] = 0
+                return fast
         # buying power, or volume caps with borrow/interest or corporate actions:
         # bar by bar in simbroker._vector_account
         return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,

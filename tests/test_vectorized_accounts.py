@@ -103,9 +103,11 @@ def assert_identical(event: BacktestResult, fast: BacktestResult, twin: TargetPo
         got = stats[key]
         assert got == value or (got is pd.NaT and value is pd.NaT) or (
             isinstance(value, float) and np.isnan(value) and np.isnan(got)), key
-    if refused is None:  # no account: nothing refused, nothing counted
+    if "n_refused" not in fast.stats:  # no account: nothing refused, nothing counted
         assert twin.n_refused == 0
-        assert "n_refused" not in fast.stats
+        assert refused is None
+    elif refused is None:  # screened: the unconstrained run stood, nothing refused
+        assert fast.stats["n_refused"] == twin.n_refused == 0
     else:
         assert fast.stats["n_refused"] == twin.n_refused == len(refused)
         pd.testing.assert_frame_equal(refused, twin.refused, check_exact=True)
@@ -132,7 +134,7 @@ def cases(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, Maker, dict[str, Any]]:
     return bars, targets, draw(st.sampled_from(ACCOUNTS)), kw
 
 
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=80)
 @given(cases())
 def test_event_driven_equals_vectorized_on_accounts_that_refuse(case: Any) -> None:
     bars, targets, make_account, kw = case
@@ -341,7 +343,7 @@ def split_and_dividend_case(data: st.DataObject, n_bars: int = 14
     return attach_actions(raw, acts, prices="raw"), targets
 
 
-@settings(FAST, max_examples=40)
+@settings(FAST, max_examples=30)
 @given(st.data())
 def test_event_driven_equals_vectorized_with_actions_accounts_and_caps(
         data: st.DataObject) -> None:
@@ -355,3 +357,41 @@ def test_event_driven_equals_vectorized_with_actions_accounts_and_caps(
     event, fast, twin, refused = run_both(bars, make_account, targets=targets, **kw)
     assert_identical(event, fast, twin, refused)
     pd.testing.assert_frame_equal(fast.dividends, event.dividends, check_exact=True)
+
+
+# ------------------------------------------------- the screen and the exact loop
+@settings(FAST, max_examples=40)
+@given(cases(), st.sampled_from([1e3, 1e5, 1e8]))
+def test_the_screen_passes_only_runs_the_exact_loop_agrees_with(case: Any,
+                                                               cash: float) -> None:
+    # Where the screen lets the unconstrained run stand, the exact loop finds the same.
+    bars, targets, make_account, kw = case
+    kw = {**kw, "cash": cash, "max_volume_share": None}
+    account = make_account(bars.symbols)
+    screened = backtest_vectorized(bars, targets=targets, account=account, **kw)
+    with mock.patch.object(vector_account, "first_doubtful_close", return_value=0):
+        looped = backtest_vectorized(bars, targets=targets, account=make_account(bars.symbols),
+                                     **kw)
+    for name in ("fills", "orders", "positions"):
+        pd.testing.assert_frame_equal(getattr(screened, name), getattr(looped, name),
+                                      check_exact=True)
+    for name in ("cash", "equity", "borrow_fees", "interest"):
+        pd.testing.assert_series_equal(getattr(screened, name), getattr(looped, name),
+                                       check_exact=True)
+    assert screened.stats.get("n_refused") == looped.stats.get("n_refused")
+
+
+def test_enough_cash_keeps_the_whole_panel_path() -> None:
+    # The SMA-style run with plenty of cash is screened, never looped.
+    bars = simbroker.synthetic_bars(n_symbols=20, n_bars=300, seed=9)
+    close = bars.frame("close")
+    targets = pd.DataFrame(np.where(close > close.rolling(20).mean(), 100.0, 0.0),
+                           index=close.index, columns=close.columns)
+    for account in ("margin", "cash"):
+        with mock.patch.object(vector_account, "run_account",
+                               side_effect=AssertionError("looped")):
+            fast = backtest_vectorized(bars, targets=targets, cash=1e7, account=account)
+        assert fast.stats["n_refused"] == 0
+        event = simbroker.backtest(TargetPositions(targets), bars, cash=1e7, account=account)
+        pd.testing.assert_frame_equal(fast.fills, event.fills, check_exact=True)
+        pd.testing.assert_series_equal(fast.equity, event.equity, check_exact=True)
