@@ -68,8 +68,8 @@ from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.sessions import date_sessions
 
-__all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "refused_frame",
-           "run_account"]
+__all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "cap_never_binds",
+           "first_doubtful_close", "refused_frame", "run_account"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -558,6 +558,26 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
             doubtful |= ot >= lot_bar
     bad = np.flatnonzero(doubtful)
     return int(ot[bad[0]]) if len(bad) else n_t
+
+
+def cap_never_binds(bars: Bars, tgt: F64, result: BacktestResult, share: float) -> bool:
+    """Whether every fill of the unconstrained run ``result`` of share targets ``tgt``
+    takes at most ``share`` of its bar's volume (one order per symbol a bar, so
+    :func:`~simbroker._paper_volume.capped_quantities` fills each whole): then the
+    capped run is that run, fees included (``order_fees`` of a first fill is ``fees``).
+    """
+    from simbroker.vectorized import _tradable
+
+    n_t = len(bars)
+    pos = result.positions.to_numpy()
+    with np.errstate(invalid="ignore"):
+        ordered = ~np.isnan(tgt[:-1]) & (tgt[:-1] != pos[:-1])
+    ordered &= _tradable(bars)[1:]
+    ot, oj = np.nonzero(ordered)
+    if not len(ot) or n_t < 2:
+        return True
+    qty = np.abs(tgt[ot, oj] - pos[ot, oj])
+    return bool((qty <= share * bars.volume[ot + 1, oj]).all())
 
 
 def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,

@@ -614,6 +614,7 @@ def backtest_vectorized(
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
     from simbroker._vector_account import (
         account_for_vectorized,
+        cap_never_binds,
         first_doubtful_close,
         run_account,
     )
@@ -640,21 +641,26 @@ def backtest_vectorized(
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
+        if weights is None and bars.actions is None:
+            # Until the account refuses, or the cap binds, neither changes anything: the
+            # unconstrained run stands when one screen over all its orders says so.
+            fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
+                                session_tz, fin=fin)
+            stands = share is None or cap_never_binds(bars, tgt, fast, share)
+            if stands and acct is not None:
+                stands = first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz,
+                                              cash, fin is not None) >= len(bars)
+            if stands:
+                if share is not None:
+                    fast.config["max_volume_share"] = share
+                if acct is not None:
+                    fast.stats["n_refused"] = 0
+                return fast
         if acct is None and fin is None and share is not None and bars.actions is None:
             from simbroker._vector_volume import run_capped
 
             return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
                               fee_m, bool(clip_to_bar), session_tz, share)
-        if (acct is not None and share is None and weights is None
-                and bars.actions is None):
-            # Until the account refuses it changes nothing: the unconstrained run stands
-            # when no order can be refused (one screen over all orders), else the loop.
-            fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
-                                session_tz, fin=fin)
-            if first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz, cash,
-                                    fin is not None) >= len(bars):
-                fast.stats["n_refused"] = 0
-                return fast
         # buying power, or volume caps with borrow/interest or corporate actions:
         # bar by bar in simbroker._vector_account
         return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
