@@ -27,7 +27,11 @@ a buy's raised by ``market_buffer``. The figures use the account's own arithmeti
 order (the settlement lots and day trades through the account's own helpers), so every
 decision is the broker's.
 
-How: bar by bar, numpy across symbols. At each close all candidate orders are checked
+How: until the account refuses an order it changes nothing, so the unconstrained run is
+screened first (:func:`first_doubtful_close`: every order's check at once, across all
+bars, with a bound on the rounding of the whole-panel sums) and stands when no order
+can be refused (:func:`cap_never_binds` does the same for a volume cap). Otherwise the
+run goes bar by bar, numpy across symbols. At each close all candidate orders are checked
 at once as if every earlier one were accepted (the reservations a running sum,
 ``np.add.accumulate``, as the broker adds them); when none fails that is the answer,
 else the bar continues order by order from the first refusal. Weights, volume caps
