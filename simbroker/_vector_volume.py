@@ -37,7 +37,7 @@ from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
 
-__all__ = ["run_capped"]
+__all__ = ["capped_result", "run_capped"]
 
 _PART_EXPIRED = "day order partially filled; the rest expired at the session end"
 
@@ -51,9 +51,6 @@ def run_capped(bars: Bars, tgt: np.ndarray, weights: bool, integer: bool, cash0:
         _cash_ledger,
         _equity_row,
         _fill_prices,
-        _fills_frame,
-        _numbered,
-        _orders_frame,
         _tradable,
     )
 
@@ -143,12 +140,36 @@ def run_capped(bars: Bars, tgt: np.ndarray, weights: bool, integer: bool, cash0:
     ft, fj = cat(f_t, np.int64), cat(f_j, np.int64)
     fsign, fqty = cat(f_sign, np.float64), cat(f_qty, np.float64)
     price, fee, fo = cat(f_px, np.float64), cat(f_fee, np.float64), cat(f_order, np.int64)
-    notional = fqty * price
-    ledger = _cash_ledger(cash0, fsign, notional, fee)
+    ledger = _cash_ledger(cash0, fsign, fqty * price, fee)
     cash_t = cash_after_bars(ft, ledger, n_t, cash0)
     equity, gross = mark_to_market(positions, marking_closes(bars.close))
     equity += cash_t
+    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
+              "allow_short": True, "max_volume_share": share}
+    return capped_result(bars, ot, oj, sign, qty, oq, ft, fj, fsign, fqty, price, fee, fo,
+                         positions=positions, cash_t=cash_t, equity=equity, gross=gross,
+                         cash0=cash0, config=config, session_tz=session_tz)
 
+
+def capped_result(bars: Bars, ot: np.ndarray, oj: np.ndarray, sign: np.ndarray,
+                  qty: np.ndarray, oq: np.ndarray, ft: np.ndarray, fj: np.ndarray,
+                  fsign: np.ndarray, fqty: np.ndarray, price: np.ndarray, fee: np.ndarray,
+                  fo: np.ndarray, *, positions: np.ndarray, cash_t: np.ndarray,
+                  equity: np.ndarray, gross: np.ndarray, cash0: float,
+                  config: dict[str, Any], session_tz: str,
+                  financing: tuple[np.ndarray, np.ndarray] | None = None,
+                  dividends: pd.DataFrame | None = None) -> BacktestResult:
+    """The result of a bar-by-bar run whose orders have at most one fill each.
+
+    Orders (close bar ``ot``, column ``oj``, ``sign``, ``qty``, quantity filled ``oq``)
+    and fills (bar ``ft``, column ``fj``, ..., order number ``fo`` from 0), in
+    submission and fill order; an order filled in part is ``expired`` or ``canceled``
+    with its part. ``dividends`` is the result's table on bars with corporate actions.
+    Shared with :mod:`simbroker._vector_account`.
+    """
+    from simbroker.vectorized import _fills_frame, _numbered, _orders_frame
+
+    notional = fqty * price
     fills, fill_ns, names = _fills_frame(bars, ft, fj, fsign, fqty, price, fee, notional,
                                          _numbered(fo + 1), _numbered(fo + 1, suffix="-1"))
 
@@ -170,10 +191,9 @@ def run_capped(bars: Bars, tgt: np.ndarray, weights: bool, integer: bool, cash0:
         expired = part[np.asarray(orders["status"].to_numpy()[part] == "expired")]
         reason[expired] = _PART_EXPIRED
         orders["reason"] = pd.Series(reason, dtype=object)
-    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
-              "allow_short": True, "max_volume_share": share}
     trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=orders, equity=equity, cash=cash_t,
                            positions=positions, gross=gross, start_equity=cash0,
-                           config=config, trips=trips, dividends=None)
+                           config=config, trips=trips, dividends=dividends,
+                           financing=financing)

@@ -31,6 +31,10 @@ equals the broker's fill-by-fill arithmetic). Slippage and fee models are called
 over all fills: they must be element-wise, as the model protocol requires. Weight
 targets (a fraction of equity) depend on equity, so they loop over bars, with numpy
 across symbols.
+
+An ``account=`` that refuses orders, or a ``max_volume_share`` cap, makes the path
+depend on cash and fills, so those runs go bar by bar too (:mod:`simbroker._vector_account`,
+:mod:`simbroker._vector_volume`), with the same results as the twin.
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ import pandas as pd
 import pyarrow as pa
 
 from simbroker._paper_volume import check_share
+from simbroker.accounts import Account
 from simbroker.actions import _vector as actions_vec
 from simbroker.actions._paper import broker_schedule
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
+from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
@@ -467,6 +473,7 @@ def backtest_vectorized(
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
     max_volume_share: float | None = None,
+    account: str | Account | None = None,
 ) -> BacktestResult:
     """Backtest target positions, entry/exit signals or target weights, vectorized.
 
@@ -527,13 +534,23 @@ def backtest_vectorized(
     borrow, interest : BorrowModel, InterestModel, optional
         Borrow fees on shorts and interest on the cash balance, accrued at each trading
         day's end exactly as the paper broker accrues them
-        (:mod:`simbroker.financing`). Hard-to-borrow lists do not apply here (targets
-        are not refused); not with the protective exits.
+        (:mod:`simbroker.financing`), also with the protective exits. Hard-to-borrow
+        lists do not apply here (targets are not refused for them).
     max_volume_share : float, optional
         Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
         at most this share of its fill bar's volume; the rest expires or is canceled at
         that close and the target is decided again (:mod:`simbroker._vector_volume`).
-        Runs bar by bar (numpy across symbols). Not with exits or corporate actions.
+        Runs bar by bar (numpy across symbols), also with weights, borrow/interest,
+        splits and dividends and ``account``. Not with exits.
+    account : "margin", "cash", MarginAccount or CashAccount, optional
+        Buying power, as ``backtest(..., account=...)`` checks it: an order the account
+        refuses at submission is not placed (no order id), the position stays and the
+        target is decided again at the next close, as :class:`TargetPositions` does with
+        ``on_refused="skip"``; ``stats["n_refused"]`` counts the refusals. The object is
+        only read (not bound). Bar by bar, numpy across symbols
+        (:mod:`simbroker._vector_account`). Not with exits, ``MarginAccount(liquidate=
+        True)`` or other :class:`~simbroker.accounts.Account` classes (run the twin
+        event-driven); ``None`` or ``"unconstrained"`` (default) never refuses.
 
     Returns
     -------
@@ -544,7 +561,9 @@ def backtest_vectorized(
     ------
     ValueError
         Several or none of the inputs given; an index or columns not matching the bars
-        (the message names the row or the symbols); a non-finite target or size.
+        (the message names the row or the symbols); a non-finite target or size; a
+        combination the vectorized runner does not model (the message says which and
+        what to run instead).
     TypeError
         A frame of the wrong dtype or kind.
 
@@ -593,24 +612,27 @@ def backtest_vectorized(
             "stop_loss=, take_profit= and trailing_stop= in the vectorized runner take bars "
             "without calendar sessions or corporate actions; run the same rules event-driven "
             "with simbroker.backtest(simbroker.TargetExits(...), bars)")
+    from simbroker._vector_account import (
+        account_for_vectorized,
+        cap_never_binds,
+        first_doubtful_close,
+        run_account,
+    )
+
+    acct = account_for_vectorized(account, bars, exits=rules is not None)
     fin = None
     if borrow is not None or interest is not None:
-        if rules is not None:
-            raise ValueError("borrow= and interest= in the vectorized runner do not combine "
-                             "with stop_loss=/take_profit=/trailing_stop=; run "
-                             "simbroker.backtest(simbroker.TargetExits(...), bars, borrow=...)")
         sessions = bars.sessions if bars.sessions is not None else date_sessions(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
     share = check_share(max_volume_share, bars.volume_known)
-    if share is not None:
-        if rules is not None or bars.actions is not None or fin is not None:
-            raise ValueError(
-                "max_volume_share in the vectorized runner takes targets, signals or weights "
-                "without exits, corporate actions, borrow or interest; run them event-driven "
-                "with simbroker.backtest(..., max_volume_share=...)")
-        from simbroker._vector_volume import run_capped
-
+    if share is not None and rules is not None:
+        raise ValueError(
+            "max_volume_share in the vectorized runner takes targets, signals or weights "
+            "without exits (an exit's partial fill leaves its sibling and the next target "
+            "waiting on each other); run them event-driven with "
+            "simbroker.backtest(simbroker.TargetExits(...), bars, max_volume_share=...)")
+    if acct is not None or share is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
             _check_finite(tgt, bars, "targets")
@@ -619,8 +641,30 @@ def backtest_vectorized(
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
-                          bool(clip_to_bar), session_tz, share)
+        if weights is None and bars.actions is None:
+            # Until the account refuses, or the cap binds, neither changes anything: the
+            # unconstrained run stands when one screen over all its orders says so.
+            fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
+                                session_tz, fin=fin)
+            stands = share is None or cap_never_binds(bars, tgt, fast, share)
+            if stands and acct is not None:
+                stands = first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz,
+                                              cash, fin is not None) >= len(bars)
+            if stands:
+                if share is not None:
+                    fast.config["max_volume_share"] = share
+                if acct is not None:
+                    fast.stats["n_refused"] = 0
+                return fast
+        if acct is None and fin is None and share is not None and bars.actions is None:
+            from simbroker._vector_volume import run_capped
+
+            return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
+                              fee_m, bool(clip_to_bar), session_tz, share)
+        # buying power, or volume caps with borrow/interest or corporate actions:
+        # bar by bar in simbroker._vector_account
+        return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
+                           bool(clip_to_bar), session_tz, acct, share, fin)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -628,7 +672,7 @@ def backtest_vectorized(
         else:
             tgt = _signal_targets(bars, entries, exits, size)
         return run_with_exits(bars, tgt, rules, cash, slip, fee_m, bool(clip_to_bar),
-                              session_tz)
+                              session_tz, fin)
     if targets is not None:
         tgt = _aligned(targets, bars, "targets", any_layout=True)
     elif weights is not None:
@@ -825,6 +869,15 @@ class TargetPositions:
     (``equity = cash + sum(position * last close)``), truncated toward zero when
     ``integer``.
 
+    On an account that refuses orders (``backtest(..., account=...)``), an order the
+    account refuses (:class:`~simbroker.errors.InsufficientBuyingPower`,
+    :class:`~simbroker.errors.PatternDayTrading`) is not placed: with
+    ``on_refused="skip"`` (default) the symbol keeps its position, the refusal is
+    recorded in :attr:`refused`, and the target is decided again at the next close, as
+    ``backtest_vectorized(..., account=...)`` does (its ``stats["n_refused"]`` counts the
+    same refusals). ``on_refused="raise"`` lets the refusal stop the run (a
+    :class:`~simbroker.errors.StrategyError`).
+
     Parameters
     ----------
     targets, weights : DataFrame or ndarray, shape (bars, symbols)
@@ -832,6 +885,17 @@ class TargetPositions:
         :func:`backtest_vectorized`.
     integer : bool, default False
         Whole shares (weights only).
+    on_refused : {"skip", "raise"}, default "skip"
+        What an order refused for buying power does.
+
+    Attributes
+    ----------
+    refused : DataFrame
+        The refusals of the last run, in submission order: ``timestamp`` (the close
+        the order was submitted at), ``symbol, side, qty, rule`` (the account's rule,
+        e.g. ``"buying_power"``) and the ``required``/``available`` amounts it named.
+    n_refused : int
+        ``len(refused)``.
 
     Examples
     --------
@@ -851,13 +915,26 @@ class TargetPositions:
     raw_prices = True
 
     def __init__(self, targets: FrameLike | None = None, *, weights: FrameLike | None = None,
-                 integer: bool = False):
+                 integer: bool = False, on_refused: str = "skip"):
         if (targets is None) == (weights is None):
             raise ValueError("give exactly one of targets= or weights=")
         self._raw = targets if targets is not None else weights
         self._weights = weights is not None
         self._integer = bool(integer)
+        from simbroker._vector_account import RefusalLog  # it imports this module
+
+        self._refusals = RefusalLog(on_refused)
         self._open: list[str] = []
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        """The refusals of the last run (see the class docstring)."""
+        return self._refusals.frame()
+
+    @property
+    def n_refused(self) -> int:
+        """How many orders the account refused in the last run."""
+        return self._refusals.count
 
     def indicators(self, bars: Bars) -> dict[str, np.ndarray]:
         """The aligned targets (or weights) and the last known close, once."""
@@ -865,6 +942,7 @@ class TargetPositions:
         arr = _aligned(self._raw, bars, name)
         _check_finite(arr, bars, name)
         self._open = []
+        self._refusals.start(bars)
         return {"target": arr, "last_close": _ffill(bars.close.copy())}
 
     def on_bar(self, broker: Broker, history: History) -> None:
@@ -886,6 +964,11 @@ class TargetPositions:
         for j in np.flatnonzero(~np.isnan(row)).tolist():
             delta = float(row[j]) - float(pos[j])
             if delta != 0:
-                info = broker.submit_order(history.symbols[j], "buy" if delta > 0 else "sell",
-                                           abs(delta))
+                try:
+                    info = broker.submit_order(history.symbols[j],
+                                               "buy" if delta > 0 else "sell", abs(delta))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    self._refusals.refused(history.t, j, delta, exc)
+                    continue
                 self._open.append(info["order_id"])
+

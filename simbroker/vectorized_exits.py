@@ -72,13 +72,15 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from simbroker._vector_account import RefusalLog
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History
+from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
+from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at
 from simbroker.models.slippage import BarContext, SlippageModel
-from simbroker.paper import _session_ends
 from simbroker.results.build import (
     assemble_result,
     cash_after_bars,
@@ -88,6 +90,7 @@ from simbroker.results.build import (
 from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.results.trips import trips_of
+from simbroker.sessions import date_sessions
 from simbroker.vectorized import (
     _EXPIRED_REASON,
     FrameLike,
@@ -505,8 +508,9 @@ def _order_targets(bars: Bars, pn: _Panels, rec: _Records, j: I64, t_o: I64, tar
 
 def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                    slippage: SlippageModel, fees: FeeModel, clip_to_bar: bool,
-                   session_tz: str) -> BacktestResult:
-    """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits."""
+                   session_tz: str, fin: VectorFinancing | None = None) -> BacktestResult:
+    """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits, and
+    borrow fees and interest ``fin`` (they move cash only, which no exit depends on)."""
     n_t, n = tgt.shape
     rec = _simulate(bars, tgt, rules, slippage, clip_to_bar)
 
@@ -556,9 +560,6 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
         price = np.clip(price, ctx.low, ctx.high)
     fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
     notional = fqty * price
-    ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
-    cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
-
     moves = rec.moves
     if moves:
         pos = _positions(n_t, n, np.concatenate([m[0] for m in moves]),
@@ -566,6 +567,15 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                          np.concatenate([m[2] for m in moves]))
     else:
         pos = np.zeros((n_t, n))
+    financing = None
+    if fin is None:
+        ledger_cash = _cash_ledger(cash0, fsign, notional, fee)
+        cash = cash_after_bars(ft, ledger_cash, n_t, cash0)
+    else:  # the ledger cut at each trading day's end for the accruals
+        entry_bar, entry_cash, fin_fees, fin_paid = fin.ledger(cash0, ft, fsign, notional,
+                                                               fee, None, pos)
+        cash = cash_after_bars(entry_bar, entry_cash, n_t, cash0)
+        financing = (fin_fees, fin_paid)
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
     equity += cash
 
@@ -574,13 +584,15 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
 
     frame = _orders_frame(bars, ot, oj, kind, sign, qty, limit, stop, trail, status,
                           fill_bar, sibling, number, fo, notional, session_tz)
-    config = {"cash": cash0, "slippage": repr(slippage), "fees": repr(fees),
-              "allow_short": True}
+    config: dict[str, Any] = {"cash": cash0, "slippage": repr(slippage),
+                              "fees": repr(fees), "allow_short": True}
+    if fin is not None:
+        config.update(borrow=repr(fin.borrow), interest=repr(fin.interest))
     trips = trips_of(fj, names, fsign, fqty, notional, fee, fill_ns, bars,
                      columns=np.arange(len(names)))
     return assemble_result(bars, fills=fills, orders=frame, equity=equity, cash=cash,
                            positions=pos, gross=gross, start_equity=cash0, config=config,
-                           trips=trips)
+                           trips=trips, financing=financing)
 
 
 def _ids(numbers: I64, suffix: str = "") -> Any:
@@ -623,10 +635,13 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, kind: I64, sign: F64, qty: F64,
     # twin at the next close; one placed at the last close is still "new".
     market_gone = (kind == _MARKET) & (status == _CANCELED)
     if market_gone.any():
-        ends = _session_ends(bars, session_tz)
         nxt = ot[market_gone] + 1
+        # The last bar of the trading day the order could first trade in (the date rule:
+        # exits run on bars without calendar sessions).
+        ends = date_sessions(bars, session_tz).close_bar(np.minimum(nxt, n_t - 1),
+                                                         np.zeros(len(nxt), np.int64))
         day_over = np.zeros(n_o, np.bool_)
-        day_over[market_gone] = ends[np.minimum(nxt, n_t - 1)] <= nxt
+        day_over[market_gone] = ends <= nxt
         status[day_over] = _EXPIRED
         reason[day_over] = _EXPIRED_REASON
     # An OCO leg canceled on the bar its sibling filled.
@@ -682,6 +697,22 @@ class TargetExits:
         Fractions of the entry fill price (number, one per symbol, or ``{symbol: x}``).
     both_legs : {"stop", "take_profit"}
         Must match the broker's ``both_legs`` (the paper broker's default is ``"stop"``).
+    on_refused : {"skip", "raise"}, default "skip"
+        On an account that refuses orders (``backtest(..., account=...)``): ``"skip"``
+        records a refused target order or exit in :attr:`refused` and decides again at
+        the next close (a symbol whose target order was refused has lost its canceled
+        exits, and gets new ones at the next close without an order, like any
+        unprotected position); ``"raise"`` stops the run. ``backtest_vectorized`` does
+        not take ``account=`` with exits (resting exits and cash couple the symbols):
+        run this twin.
+
+    Attributes
+    ----------
+    refused : DataFrame
+        The refusals of the last run, as
+        :attr:`simbroker.vectorized.TargetPositions.refused`.
+    n_refused : int
+        ``len(refused)``.
 
     Examples
     --------
@@ -701,9 +732,11 @@ class TargetExits:
                  exits: FrameLike | None = None,
                  size: float | Sequence[float] | np.ndarray = 100.0,
                  stop_loss: ExitSpec = None, take_profit: ExitSpec = None,
-                 trailing_stop: ExitSpec = None, both_legs: str = "stop"):
+                 trailing_stop: ExitSpec = None, both_legs: str = "stop",
+                 on_refused: str = "skip"):
         if (targets is None) == (entries is None and exits is None):
             raise ValueError("give exactly one of targets= or entries=/exits=")
+        self._refusals = RefusalLog(on_refused)
         self._targets, self._entries, self._exits, self._size = targets, entries, exits, size
         self._exit_args = dict(stop_loss=stop_loss, take_profit=take_profit,
                                trailing_stop=trailing_stop, both_legs=both_legs)
@@ -722,7 +755,18 @@ class TargetExits:
             tgt = _signal_targets(bars, self._entries, self._exits, self._size)
         self._rules = exit_rules(bars.symbols, **self._exit_args)  # type: ignore[arg-type]
         self._pending, self._resting, self._ref, self._before = {}, {}, {}, {}
+        self._refusals.start(bars)
         return {"target": tgt, "last_close": _ffill(bars.close.copy())}
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        """The refusals of the last run (see the class docstring)."""
+        return self._refusals.frame()
+
+    @property
+    def n_refused(self) -> int:
+        """How many orders the account refused in the last run."""
+        return self._refusals.count
 
     def on_bar(self, broker: Broker, history: History) -> None:
         """Book what filled on this bar, then order targets or place exits per symbol."""
@@ -759,13 +803,21 @@ class TargetExits:
                 for order_id in self._resting.pop(j, []):
                     broker.cancel_order(order_id)
                 delta = target - p
-                info = broker.submit_order(sym, "buy" if delta > 0 else "sell", abs(delta))
+                try:
+                    info = broker.submit_order(sym, "buy" if delta > 0 else "sell",
+                                               abs(delta))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    self._refusals.refused(history.t, j, delta, exc)
+                    continue
                 self._pending[j] = info["order_id"]
                 self._before[j] = p
             elif (rules is not None and p != 0.0 and j not in self._resting
                   and bool(rules.any[j])):
-                self._resting[j] = self._submit_exits(broker, sym, j, p, rules,
-                                                      float(last_close[j]))
+                try:
+                    self._resting[j] = self._submit_exits(broker, sym, j, p, rules,
+                                                          float(last_close[j]))
+                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                    self._refusals.refused(history.t, j, -p, exc)
 
     def _submit_exits(self, broker: Broker, sym: str, j: int, p: float, rules: ExitRules,
                       close: float) -> list[str]:

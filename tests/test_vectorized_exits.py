@@ -15,6 +15,7 @@ import simbroker
 from simbroker import Bars
 from simbroker.bars import FIELDS
 from simbroker.engine import History
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.results import BacktestResult
 from simbroker.results.build import build_result
 from simbroker.testing.strategies import bar_panels, fee_models, slippage_models, target_frames
@@ -274,11 +275,21 @@ def cases(draw: st.DrawFn) -> tuple[Bars, dict[str, Any], dict[str, Any], dict[s
     return bars, inputs, draw(exit_kwargs(bars.n_symbols)), kw
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
+FINANCING: list[dict[str, Any]] = [
+    {}, {}, {"borrow": BorrowModel(rate=0.5)},
+    {"interest": InterestModel(debit=0.08, credit=0.02)},
+    {"borrow": BorrowModel(rate=0.03, rates={"SYM000": 0.9}),
+     "interest": InterestModel(debit=0.2)}]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.sampled_from(FINANCING))
 def test_event_driven_equals_vectorized_bit_for_bit(
-        case: tuple[Bars, dict[str, Any], dict[str, Any], dict[str, Any]]) -> None:
+        case: tuple[Bars, dict[str, Any], dict[str, Any], dict[str, Any]],
+        financing: dict[str, Any]) -> None:
+    # Borrow fees and interest (accrued at each day's end) move only the cash.
     bars, inputs, exits, kw = case
+    kw = {**kw, **financing}
     fast = backtest_vectorized(bars, **inputs, **exits, **kw)
     twin = TargetExits(**inputs, **exits)
     if "both_legs" in exits:  # simbroker.backtest runs the broker's default
@@ -286,6 +297,10 @@ def test_event_driven_equals_vectorized_bit_for_bit(
     else:
         event = simbroker.backtest(twin, bars, **kw)
     assert_exact(event, fast)
+    if financing:
+        for name in ("borrow_fees", "interest"):
+            pd.testing.assert_series_equal(getattr(fast, name), getattr(event, name),
+                                           check_exact=True)
 
 
 def run_on(broker: simbroker.PaperBroker, strategy: TargetExits) -> BacktestResult:
@@ -298,7 +313,7 @@ def run_on(broker: simbroker.PaperBroker, strategy: TargetExits) -> BacktestResu
     return build_result(broker)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_exits_never_go_short_and_conserve_cash_and_shares(
         case: tuple[Bars, dict[str, Any], dict[str, Any], dict[str, Any]]) -> None:
