@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from simbroker.accounts import Account, LoggedFill, StateError, account_model, same_spec
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import (
@@ -75,8 +76,8 @@ from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
 from simbroker.types import Fill, OrderInfo
 
-__all__ = ["RealtimeRunner", "ResumePoint", "RunReport", "paper_broker_from_log",
-           "read_resume_point", "run_realtime"]
+__all__ = ["FROM_LOG", "RealtimeRunner", "ResumePoint", "RunReport",
+           "paper_broker_from_log", "read_resume_point", "run_realtime"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,17 @@ class ResumePoint:
         How many broker sessions (``start`` records) the log holds.
     path : Path or None
         The trade log it was read from.
+    account : dict or None
+        The paper account's :meth:`~simbroker.accounts.Account.spec` (``model`` and
+        parameters) from the log's last ``account`` record; ``None`` when it has none (an
+        unconstrained account, or a live broker).
+    account_state : dict or None
+        The latest account state the log holds (a ``bar`` record's ``account``, or the
+        last ``account`` record's ``state``).
+    account_fills : tuple of LoggedFill
+        The fills logged after that state, for :meth:`~simbroker.accounts.Account.restore`.
+    account_calls : tuple of datetime
+        Times of the ``margin_call`` records logged after that state.
     """
 
     run_id: str
@@ -129,6 +141,10 @@ class ResumePoint:
     clean_stop: bool
     sessions: int
     path: Path | None = None
+    account: dict[str, Any] | None = None
+    account_state: dict[str, Any] | None = None
+    account_fills: tuple[LoggedFill, ...] = ()
+    account_calls: tuple[datetime, ...] = ()
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
@@ -149,9 +165,25 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     killed: str | None = None
     clean = False
     sessions = 0
+    spec: dict[str, Any] | None = None
+    acct_state: dict[str, Any] | None = None
+    acct_line = 0
+    calls: list[tuple[int, datetime]] = []
     for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
         try:
+            if event == "account":
+                params, model, saved = rec.get("params"), rec.get("model"), rec.get("state")
+                if not isinstance(model, str) or not isinstance(params, dict) \
+                        or not isinstance(saved, dict):
+                    raise ValueError("'model' must be a string, 'params' and 'state' "
+                                     "mappings")
+                spec = {"model": model, **params}
+                acct_state, acct_line = saved, lineno
+            elif event == "bar" and isinstance(rec.get("account"), dict):
+                acct_state, acct_line = rec["account"], lineno
+            elif event == "margin_call":
+                calls.append((lineno, parse_time(rec.get("ts"), "ts")))
             if event == "runner_start":
                 run_id = rec.get("run_id")
                 if not isinstance(run_id, str) or not run_id:
@@ -177,10 +209,65 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     if run_id is None:
         return None
     state = replay_records(records, path=str(p))
+    fills: list[LoggedFill] = []
+    for k, line in enumerate(state.fill_lines):
+        if line <= acct_line:
+            continue
+        f = state.fills[k]
+        try:
+            fills.append(LoggedFill(
+                timestamp=parse_time(f.get("timestamp", f.get("ts")), "timestamp"),
+                symbol=str(f["symbol"]), side=str(f["side"]).lower(), qty=float(f["qty"]),
+                notional=float(f["notional"]), fee=float(f["fee"]),
+                position=state.fill_positions[k], cash=state.fill_cash[k]))
+        except ValueError as exc:
+            raise TradeLogError(f"'filled' record: {exc}", path=str(p), line=line) from None
     return ResumePoint(run_id=run_id, last_bar=last[0] if last else None,
                        last_bar_close=last[1] if last else None, bars_done=bars_done,
                        state=state, killed=killed, clean_stop=clean, sessions=sessions,
-                       path=p)
+                       path=p, account=spec, account_state=acct_state,
+                       account_fills=tuple(fills),
+                       account_calls=tuple(w for line, w in calls if line > acct_line))
+
+
+class _FromLog:
+    """The default of ``paper_broker_from_log(account=...)``: the account the log names."""
+
+    def __repr__(self) -> str:
+        return "FROM_LOG"
+
+
+FROM_LOG: Any = _FromLog()
+
+
+def _resumed_account(spec: str | Mapping[str, Any] | Account | None,
+                     resume: ResumePoint | None) -> Account | None:
+    """The account of a (resumed) paper broker, its state restored from ``resume``."""
+    logged = resume.account if resume is not None else None
+    where = None if resume is None or resume.path is None else str(resume.path)
+    try:
+        account = account_model(logged if spec is FROM_LOG else spec)
+    except ValueError as exc:
+        if spec is FROM_LOG:
+            raise TradeLogError(f"the log's account cannot be rebuilt: {exc}; pass "
+                                f"account=", path=where) from None
+        raise
+    if resume is None:
+        return account
+    asked = None if account is None else account.spec()
+    if logged is not None and (asked is None or not same_spec(asked, logged)):
+        raise TradeLogError(f"the run in this log keeps the account {logged}; resuming it "
+                            f"with {asked or 'no account (unconstrained)'} would change "
+                            f"its rules mid-run (resume with the same account, or start a "
+                            f"new trade log)", path=where)
+    if account is not None:
+        if logged is None:
+            log.warning("the trade log names no account; the resumed %s account starts "
+                        "with no day trades, unsettled cash or margin call on record",
+                        account.account_type)
+        account.restore(resume.account_state, resume.account_fills,
+                        logged_calls=resume.account_calls)
+    return account
 
 
 def paper_broker_from_log(
@@ -195,11 +282,24 @@ def paper_broker_from_log(
     session_tz: str = "UTC",
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
+    max_volume_share: float | None = None,
+    account: str | Mapping[str, Any] | Account | None = FROM_LOG,
 ) -> PaperBroker:
     """A :class:`~simbroker.PaperBroker` for a real-time run, resumed from ``resume``.
 
     ``borrow`` and ``interest`` are the broker's financing models
     (:mod:`simbroker.financing`); a resumed session accrues from its first trading day end.
+    ``max_volume_share`` caps fills by volume, as for the broker.
+
+    ``account`` is the account model (``None``, ``"cash"``, ``"margin"``, a mapping of
+    parameters or an :class:`~simbroker.accounts.Account`, see
+    :func:`~simbroker.accounts.account_model`). By default a fresh run is unconstrained
+    and a resumed one keeps the account its log names (its ``account`` record). A
+    resumed account gets back the state the log holds (day trades, unsettled proceeds,
+    the pattern-day-trader flag, a margin call in progress; see
+    :meth:`~simbroker.accounts.Account.restore`), so it refuses, settles and calls as the
+    uninterrupted run would; asking for another account than the log's raises
+    :class:`~simbroker.errors.TradeLogError`.
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
     starts from the log's cash and positions at the close of the last finished bar, and
@@ -213,6 +313,23 @@ def paper_broker_from_log(
     every order, never a window in which they are lost. A carried-over order the log
     describes wrongly raises :class:`~simbroker.errors.TradeLogError`.
     """
+    acct = _resumed_account(account, resume)
+    where = None if resume is None or resume.path is None else str(resume.path)
+    try:
+        return _paper_broker(bars, resume, trade_log=trade_log, cash=cash, slippage=slippage,
+                             fees=fees, allow_short=allow_short, session_tz=session_tz,
+                             borrow=borrow, interest=interest,
+                             max_volume_share=max_volume_share, account=acct)
+    except StateError as exc:
+        raise TradeLogError(f"the account's state cannot be restored: {exc}",
+                            path=where) from None
+
+
+def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog | None,
+                  cash: float, slippage: float | SlippageModel | None,
+                  fees: float | str | FeeModel | None, allow_short: bool, session_tz: str,
+                  borrow: BorrowModel | None, interest: InterestModel | None,
+                  max_volume_share: float | None, account: Account | None) -> PaperBroker:
     if resume is None or resume.last_bar_close is None:
         start_cash = cash if resume is None else resume.state.cash
         start_pos = None if resume is None else resume.state.positions
@@ -221,7 +338,8 @@ def paper_broker_from_log(
             return PaperBroker(bars, cash=start_cash, positions=start_pos,
                                slippage=slippage, fees=fees, allow_short=allow_short,
                                trade_log=trade_log, session_tz=session_tz,
-                               order_id_prefix=prefix, borrow=borrow, interest=interest)
+                               order_id_prefix=prefix, borrow=borrow, interest=interest,
+                               max_volume_share=max_volume_share, account=account)
         except OrderRejected as exc:
             if resume is None:
                 raise
@@ -255,7 +373,8 @@ def paper_broker_from_log(
                            trade_log=trade_log, session_tz=session_tz,
                            order_id_prefix=f"S{resume.sessions + 1}-O",
                            start_at=resume.last_bar_close, open_orders=carried,
-                           borrow=borrow, interest=interest)
+                           borrow=borrow, interest=interest,
+                           max_volume_share=max_volume_share, account=account)
     except OrderRejected as exc:
         raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
                             path=where) from None
@@ -671,7 +790,8 @@ class RealtimeRunner:
                     n_done += 1
                     if self._log is not None:
                         self._log.write("bar", self._now(), run_id=self.run_id, n=n_done,
-                                        bar=ev.timestamp, bar_close=ev.close_time)
+                                        bar=ev.timestamp, bar_close=ev.close_time,
+                                        **self._account_state())
                     self.report.bars += 1
                     self.report.last_bar = ev.timestamp
         except BaseException as exc:
@@ -690,6 +810,14 @@ class RealtimeRunner:
             if self._owns_log and self._log is not None:
                 self._log.close()
         return self.report
+
+    def _account_state(self) -> dict[str, Any]:
+        """``{"account": state}`` of a paper broker's account model (else nothing): the
+        ``bar`` record carries it, so a resume restores the account at this bar."""
+        account = getattr(self._sim, "account", None)
+        if isinstance(account, Account) and account._broker is self._sim:
+            return {"account": account.snapshot()}
+        return {}
 
     def _restore_risk(self, rp: ResumePoint) -> None:
         """Rebuild the risk wrapper's state from the log, so the restart changes no decision.
