@@ -3,6 +3,7 @@ Account object."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,10 +40,15 @@ def account_model(spec: str | Mapping[str, Any] | Account | None) -> Account | N
         if cls is None:
             raise ValueError(f"an account mapping needs 'model': 'cash' or 'margin', got "
                              f"{model!r:.60}")
+        known = [k for k in inspect.signature(cls).parameters]
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {model} account parameter {unknown[0]!r}; known: "
+                             f"{', '.join(known)}")
         try:
             return cls(**params)
-        except TypeError as exc:  # an unknown or missing keyword
-            raise ValueError(f"{model} account: {exc}".replace("__init__() ", "")) from None
+        except TypeError as exc:
+            raise ValueError(f"{model} account: {exc}") from None
     if spec == "cash":
         return CashAccount()
     if spec == "margin":
