@@ -299,6 +299,14 @@ def _shadow_settings(args: argparse.Namespace, config: BrokerConfig) -> Any:
     from simbroker.shadow import ShadowSettings
 
     if isinstance(config, PaperConfig):
+        unmodeled = [k for k in ("account", "max_volume_share", "borrow", "interest")
+                     if getattr(config, k) is not None]
+        if unmodeled or getattr(args, "account", None) or getattr(args, "max_volume_share",
+                                                                   None):
+            print(f"simbroker: warning: the --shadow paper broker does not model "
+                  f"{', '.join(unmodeled) or 'the account or volume cap'} yet (see "
+                  f"simbroker.shadow); its fills use slippage, fees and shorting only",
+                  file=sys.stderr)
         return ShadowSettings(slippage=_model(config.slippage, "slippage"),
                               fees=_fees_arg(args, _model(config.fees, "fees")),
                               allow_short=config.allow_short)

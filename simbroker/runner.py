@@ -128,8 +128,9 @@ class ResumePoint:
         last ``account`` record's ``state``).
     account_fills : tuple of LoggedFill
         The fills logged after that state, for :meth:`~simbroker.accounts.Account.restore`.
-    account_calls : tuple of datetime
-        Times of the ``margin_call`` records logged after that state.
+    account_events : tuple of (str, datetime, str or None)
+        The account's own records logged after that state (``margin_call``,
+        ``good_faith_violation``): event, time and symbol.
     """
 
     run_id: str
@@ -144,7 +145,7 @@ class ResumePoint:
     account: dict[str, Any] | None = None
     account_state: dict[str, Any] | None = None
     account_fills: tuple[LoggedFill, ...] = ()
-    account_calls: tuple[datetime, ...] = ()
+    account_events: tuple[tuple[str, datetime, str | None], ...] = ()
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
@@ -168,7 +169,7 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     spec: dict[str, Any] | None = None
     acct_state: dict[str, Any] | None = None
     acct_line = 0
-    calls: list[tuple[int, datetime]] = []
+    events: list[tuple[int, str, datetime, str | None]] = []
     for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
         try:
@@ -182,8 +183,10 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                 acct_state, acct_line = saved, lineno
             elif event == "bar" and isinstance(rec.get("account"), dict):
                 acct_state, acct_line = rec["account"], lineno
-            elif event == "margin_call":
-                calls.append((lineno, parse_time(rec.get("ts"), "ts")))
+            elif event in ("margin_call", "good_faith_violation"):
+                sym = rec.get("symbol")
+                events.append((lineno, str(event), parse_time(rec.get("ts"), "ts"),
+                               sym if isinstance(sym, str) else None))
             if event == "runner_start":
                 run_id = rec.get("run_id")
                 if not isinstance(run_id, str) or not run_id:
@@ -227,7 +230,8 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                        state=state, killed=killed, clean_stop=clean, sessions=sessions,
                        path=p, account=spec, account_state=acct_state,
                        account_fills=tuple(fills),
-                       account_calls=tuple(w for line, w in calls if line > acct_line))
+                       account_events=tuple((e, w, sym) for line, e, w, sym in events
+                                            if line > acct_line))
 
 
 class _FromLog:
@@ -266,7 +270,7 @@ def _resumed_account(spec: str | Mapping[str, Any] | Account | None,
                         "with no day trades, unsettled cash or margin call on record",
                         account.account_type)
         account.restore(resume.account_state, resume.account_fills,
-                        logged_calls=resume.account_calls)
+                        logged=resume.account_events)
     return account
 
 

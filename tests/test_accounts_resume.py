@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +66,36 @@ class CrashAt:
             raise Crash
 
 
+class DyingLog(TradeLog):
+    """A trade log whose process dies after ``lives`` more records (``None``: never)."""
+
+    def __init__(self, path: Path, lives: int | None):
+        super().__init__(path)
+        self.lives = lives
+
+    def write(self, event: str, ts: datetime, **fields: Any) -> dict[str, Any]:
+        if self.lives is not None:
+            if self.lives <= 0:
+                raise Crash
+            self.lives -= 1
+        return super().write(event, ts, **fields)
+
+
 def run(bars: Bars, plan: Orders, path: Path, account: Any, crash: int | None = None,
-        **broker_kw: Any) -> bool:
-    """One process: resume from ``path`` if it holds a run; False when it crashed."""
+        lives: int | None = None, **broker_kw: Any) -> bool:
+    """One process: resume from ``path`` if it holds a run; False when it crashed (after
+    bar ``crash``'s orders, or at its ``lives + 1``-th record)."""
     resume = read_resume_point(path)
-    with TradeLog(path) as log:
+    with DyingLog(path, lives) as log:
         kw = dict(broker_kw)
         if resume is None:
             kw["account"] = account() if callable(account) else account
-        broker = paper_broker_from_log(bars, resume, trade_log=log, slippage=0, fees=0, **kw)
-        runner = RealtimeRunner(CrashAt(Script(plan), crash), broker, ReplayFeed(bars),
-                                trade_log=log, resume=resume or False, handle_signals=False,
-                                run_id="acct")
         try:
-            runner.run()
+            broker = paper_broker_from_log(bars, resume, trade_log=log, slippage=0, fees=0,
+                                           **kw)
+            RealtimeRunner(CrashAt(Script(plan), crash), broker, ReplayFeed(bars),
+                           trade_log=log, resume=resume or False, handle_signals=False,
+                           run_id="acct").run()
         except Crash:
             return False
     return True
@@ -93,9 +110,8 @@ def outcome(path: Path) -> tuple[Any, ...]:
               f["timestamp"]) for f in state.fills]
     refused = sorted({(r["client_order_id"], r.get("rule")) for r in records
                       if r["event"] == "rejected"})
-    calls = sorted({r["ts"] for r in records if r["event"] == "margin_call"})
-    viol = sorted({(r["ts"], r["symbol"]) for r in records
-                   if r["event"] == "good_faith_violation"})
+    calls = [r["ts"] for r in records if r["event"] == "margin_call"]  # none twice
+    viol = [(r["ts"], r["symbol"]) for r in records if r["event"] == "good_faith_violation"]
     per_bar = {r["bar"]: r.get("account") for r in records if r["event"] == "bar"}
     return fills, refused, calls, viol, state.cash, state.positions, per_bar
 
@@ -201,6 +217,39 @@ def test_a_damaged_account_state_names_the_log(tmp_path: Path) -> None:
     with TradeLog(path) as log, pytest.raises(TradeLogError, match="NOPE") as err:
         paper_broker_from_log(bars, resume, trade_log=log)
     assert str(path) in str(err.value)
+
+
+def test_a_kill_at_any_record_even_during_the_resume_neither_loses_nor_doubles_state(
+        tmp_path: Path) -> None:
+    # The good-faith, PDT and margin-call runs above, cut after every record (mid-bar,
+    # between a fill and the account's records, in the resume's own start-up), then
+    # again a few records into the resume.
+    good_faith = {0: [("X", "buy", 100)], 1: [("X", "sell", 100)], 2: [("Y", "buy", 150)],
+                  3: [("Y", "sell", 150)], 6: [("Y", "sell", 150)]}
+    cases: list[tuple[Bars, Orders, Any, float]] = [
+        (hourly(2, per_day=6), good_faith, CashAccount, 20_000.0),
+        (hourly(2, per_day=6), good_faith, lambda: CashAccount(good_faith="record"),
+         20_000.0),
+        (hourly(2, per_day=8), {t + k: [("X", side, 10)] for t in (0, 2, 4, 8)
+                                for k, side in enumerate(("buy", "sell"))}, "margin",
+         20_000.0),
+        (hourly(1, per_day=8, closes=[100.0, 100.0, 80.0, 70.0, 56.0, 56.0, 56.0, 56.0]),
+         {0: [("X", "buy", 700)],
+          1: [("Y", "buy", 10, {"order_type": "limit", "limit_price": 10.0, "tif": "gtc"})]},
+         lambda: MarginAccount(liquidate=True), 40_000.0),
+    ]
+    for n, (bars, plan, account, cash) in enumerate(cases):
+        whole = tmp_path / f"whole{n}.jsonl"
+        assert run(bars, plan, whole, account, cash=cash)
+        want = outcome(whole)
+        n_records = len(read_trade_log(whole))
+        for lives in range(n_records):
+            path = tmp_path / f"cut{n}-{lives}.jsonl"
+            assert not run(bars, plan, path, account, lives=lives, cash=cash)
+            if lives % 5 == 0:  # and once more during the resume
+                run(bars, plan, path, account, lives=1 + lives % 7, cash=cash)
+            assert run(bars, plan, path, account, cash=cash)
+            assert outcome(path) == want, (n, lives)
 
 
 # ------------------------------------------------------------------ the property

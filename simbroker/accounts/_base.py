@@ -80,7 +80,7 @@ class Account:
         self._broker: PaperBroker | None = None
         self._pending: tuple[Mapping[str, Any] | None, list[LoggedFill]] | None = None
         self._restoring = False
-        self._logged_calls: set[int] = set()
+        self._logged: set[tuple[str, int, str | None]] = set()
 
     def bind(self, broker: PaperBroker) -> None:
         """Attach to the broker whose money this account keeps.
@@ -127,14 +127,15 @@ class Account:
 
     def restore(self, state: Mapping[str, Any] | None,
                 fills: Sequence[LoggedFill] = (), *,
-                logged_calls: Iterable[datetime] = ()) -> None:
+                logged: Iterable[tuple[str, datetime, str | None]] = ()) -> None:
         """Start from a saved :meth:`snapshot` and the fills logged after it.
 
         Call before the account is bound (``PaperBroker(account=this)`` binds it): the
         state is applied then, each fill in ``fills`` is booked as the account books a
-        fill (day trades, settlement), without writing any record, and the margin calls
-        already in the log at ``logged_calls`` (record times) are not written again
-        when the resumed broker closes that bar once more. A malformed state raises
+        fill (day trades, settlement), and the account's own records already in the log
+        after that state, ``logged`` as ``(event, record time, symbol or None)``
+        (``margin_call``, ``good_faith_violation``), are not written again when the
+        resumed broker books those fills or closes that bar once more. A malformed state raises
         :class:`~simbroker.accounts.StateError` (a ``ValueError``) naming the field, when
         the account binds.
         """
@@ -144,7 +145,7 @@ class Account:
         if state is not None and not isinstance(state, Mapping):
             raise ValueError(f"an account state must be a mapping, got {state!r:.60}")
         self._pending = (state, list(fills))
-        self._logged_calls = {time_ns(w) for w in logged_calls}
+        self._logged = {(event, time_ns(when), sym) for event, when, sym in logged}
 
     def snapshot(self) -> dict[str, Any]:
         """The state as plain data (see the class docstring); :meth:`restore` takes it."""
@@ -284,10 +285,15 @@ class Account:
                                        rule=rule, detail=detail,
                                        client_order_id=order.client_order_id, **extra)
 
-    def _write(self, event: str, **fields: Any) -> None:
+    def _write(self, event: str, when: datetime | None = None, **fields: Any) -> None:
+        """Write one of the account's records (at ``when``, default now), unless the log
+        already holds it (see :meth:`restore`)."""
         log = self.broker._log
-        if log is not None and not self._restoring:
-            log.write(event, self.broker._clock.now(), **fields)
+        if log is None:
+            return
+        when = self.broker._clock.now() if when is None else when
+        if (event, time_ns(when), fields.get("symbol")) not in self._logged:
+            log.write(event, when, **fields)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params()})"

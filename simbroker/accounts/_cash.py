@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["CashAccount"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _GOOD_FAITH = ("refuse", "record")
 
@@ -136,7 +139,10 @@ class CashAccount(Account):
             unpaid_sold = qty - max(paid, 0.0)
             if unpaid_sold > 1e-12:
                 self.violations += 1
-                self._write("good_faith_violation", symbol=self.broker.bars.symbols[col],
+                # at the close of the fill's bar, also when a resume books the fill again
+                when = (_EPOCH + timedelta(microseconds=int(self.broker._close_ns[bar])
+                                           // 1000)) if self._restoring else None
+                self._write("good_faith_violation", when, symbol=self.broker.bars.symbols[col],
                             qty=unpaid_sold, rule="good_faith")
                 st.on_sold_unpaid(col, unpaid_sold)
             st.on_sell(cal, day, notional - fee)

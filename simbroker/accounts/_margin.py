@@ -11,7 +11,7 @@ import numpy as np
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._liquidation import liquidation_orders
 from simbroker.accounts._reserve import opening_orders, opening_qty, reserved
-from simbroker.accounts._state import field_of, number_of, time_ns
+from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
 from simbroker.types import AccountInfo, Order, Side
 
@@ -232,10 +232,11 @@ class MarginAccount(Account):
                 "deficit": mm - equity}
         self.calls.append(call)
         cancel = opening_orders(b) if self.cancel_on_call else []
-        if time_ns(b._clock.now()) not in self._logged_calls:
-            self._write("margin_call", equity=equity, maintenance_margin=mm,
-                        deficit=mm - equity, liquidate=self.liquidate,
-                        **({"canceled": cancel} if self.cancel_on_call else {}))
+        fields: dict[str, Any] = {"equity": equity, "maintenance_margin": mm,
+                                  "deficit": mm - equity, "liquidate": self.liquidate}
+        if self.cancel_on_call:
+            fields["canceled"] = cancel
+        self._write("margin_call", **fields)
         for order_id in cancel:
             b.cancel_order(order_id)
         if not self.liquidate:
