@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from simbroker import PaperBroker, synthetic_bars
+from simbroker import Bars, PaperBroker, synthetic_bars
 from simbroker.accounts import MarginAccount
 from simbroker.accounts._reserve import opening_qty
 from simbroker.actions import CorporateActions, attach_actions
@@ -165,3 +165,30 @@ def test_every_model_at_once_conserves_cash_and_shares(
             assert got < info["qty"] * (1 - 1e-12)
         else:
             assert info["status"] in ("new", "partially_filled")
+
+
+def test_ledger_rows_of_financing_and_actions_do_not_shift_the_accounts_fills() -> None:
+    # The broker's ledger also has rows for borrow fees, interest, splits and dividends;
+    # the account read fill k from row k, so after the first day-end accrual it booked
+    # each fill with another fill's bar, symbol and position (a buy on day 1 and a sell
+    # on day 2 became a day trade).
+    ts = np.array([np.datetime64("2024-06-03T10:00", "ns") + np.timedelta64(d, "D")
+                   + np.timedelta64(h, "h") for d in range(3) for h in range(4)])
+    c = np.full((len(ts), 2), 100.0)
+    bars = Bars.from_arrays(ts, ["X", "Y"], open=c, high=c, low=c, close=c,
+                            volume=np.full(c.shape, 1000.0))
+    b = PaperBroker(bars, account="margin", slippage=0, fees=0, max_volume_share=0.1,
+                    borrow=BorrowModel(rate=0.5), interest=InterestModel(debit=0.5))
+    acct = b.account
+    assert isinstance(acct, MarginAccount)
+    b.step()
+    b.submit_order("X", "buy", 300, tif="gtc")  # 100 on each of bars 1-3 (day 1)
+    b.step()
+    b.submit_order("Y", "sell", 50)  # a short: a borrow fee at day 1's end
+    for _ in range(4):
+        b.step()
+    b.submit_order("X", "sell", 100)  # day 2: not a day trade
+    b.step()
+    assert len(b._ledger_bar) > len(b.get_fills())  # financing rows among the fills
+    assert acct.day_trades.days == []
+    assert b.get_account()["day_trades"] == 0
