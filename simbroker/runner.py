@@ -14,7 +14,10 @@ crash the runner reads the trade log, skips the bars it had finished, and replay
 unfinished one: the strategy sends the same orders with the same ids, and every broker
 (paper, IBKR through ``orderRef``, Alpaca through ``client_order_id``) returns the order
 it already has instead of placing a second one. A paper broker is rebuilt from the log
-with :func:`paper_broker_from_log`. A tripped kill switch stays tripped across restarts.
+with :func:`paper_broker_from_log`, at the last bar it had closed (a ``stepped`` record
+follows each bar the broker closed, before the strategy sees it), so a bar's fills,
+expiries, day-end borrow fees and interest and margin calls are never done twice. A
+tripped kill switch stays tripped across restarts.
 
 **Shadow mode** (``shadow=True`` or a :class:`~simbroker.shadow.ShadowSettings`) runs a
 paper broker beside the live one on the same bars: every order the live broker accepted
@@ -128,9 +131,14 @@ class ResumePoint:
         last ``account`` record's ``state``).
     account_fills : tuple of LoggedFill
         The fills logged after that state, for :meth:`~simbroker.accounts.Account.restore`.
+    broker_close : datetime or None
+        Close time of the last bar the paper broker closed (its ``stepped`` record):
+        ``last_bar_close``, or the bar after it when the run died while the strategy had
+        that bar in hand. A resumed paper broker starts there.
     account_events : tuple of (str, datetime, str or None)
-        The account's own records logged after that state (``margin_call``,
-        ``good_faith_violation``): event, time and symbol.
+        The account's own records (``margin_call``, ``good_faith_violation``: event, time
+        and symbol) of the bars after ``broker_close``: a resume closes those bars
+        again and must not write them twice.
     """
 
     run_id: str
@@ -146,6 +154,7 @@ class ResumePoint:
     account_state: dict[str, Any] | None = None
     account_fills: tuple[LoggedFill, ...] = ()
     account_events: tuple[tuple[str, datetime, str | None], ...] = ()
+    broker_close: datetime | None = None
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
@@ -167,6 +176,7 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     clean = False
     sessions = 0
     spec: dict[str, Any] | None = None
+    stepped: datetime | None = None
     acct_state: dict[str, Any] | None = None
     acct_line = 0
     events: list[tuple[int, str, datetime, str | None]] = []
@@ -181,16 +191,22 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                                      "mappings")
                 spec = {"model": model, **params}
                 acct_state, acct_line = saved, lineno
-            elif event == "bar" and isinstance(rec.get("account"), dict):
-                acct_state, acct_line = rec["account"], lineno
+            elif event == "stepped" and rec.get("run_id") == run_id:
+                stepped = parse_time(rec.get("bar_close"), "bar_close")
+                if isinstance(rec.get("account"), dict):
+                    acct_state, acct_line = rec["account"], lineno
             elif event in ("margin_call", "good_faith_violation"):
                 sym = rec.get("symbol")
                 events.append((lineno, str(event), parse_time(rec.get("ts"), "ts"),
                                sym if isinstance(sym, str) else None))
             if event == "runner_start":
-                run_id = rec.get("run_id")
-                if not isinstance(run_id, str) or not run_id:
-                    raise ValueError(f"'run_id' must be a non-empty string, got {run_id!r:.40}")
+                new_id = rec.get("run_id")
+                if not isinstance(new_id, str) or not new_id:
+                    raise ValueError(f"'run_id' must be a non-empty string, got {new_id!r:.40}")
+                if new_id != run_id:  # another run's records are not this one's
+                    events.clear()
+                    stepped = None
+                run_id = new_id
                 clean = False
             elif event == "bar" and rec.get("run_id") == run_id:
                 n = rec.get("n", bars_done + 1)
@@ -225,13 +241,17 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                 position=state.fill_positions[k], cash=state.fill_cash[k]))
         except ValueError as exc:
             raise TradeLogError(f"'filled' record: {exc}", path=str(p), line=line) from None
+    broker_close = max(x for x in (stepped, last and last[1]) if x) if stepped or last \
+        else None
     return ResumePoint(run_id=run_id, last_bar=last[0] if last else None,
                        last_bar_close=last[1] if last else None, bars_done=bars_done,
                        state=state, killed=killed, clean_stop=clean, sessions=sessions,
                        path=p, account=spec, account_state=acct_state,
                        account_fills=tuple(fills),
-                       account_events=tuple((e, w, sym) for line, e, w, sym in events
-                                            if line > acct_line))
+                       account_events=tuple(
+                           (e, w, sym) for _, e, w, sym in events
+                           if broker_close is None or w > broker_close),
+                       broker_close=broker_close)
 
 
 class _FromLog:
@@ -306,10 +326,15 @@ def paper_broker_from_log(
     :class:`~simbroker.errors.TradeLogError`.
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
-    starts from the log's cash and positions at the close of the last finished bar, and
-    holds again the orders that were open at that moment, with their remaining quantity,
-    their original ``client_order_id`` and a stop-limit's trigger (orders sent during the
-    unfinished bar are not: the strategy sends them again when that bar is replayed).
+    starts from the log's cash and positions at the close of the last bar it closed
+    (:attr:`ResumePoint.broker_close`: the last finished bar, or the one the strategy
+    had in hand when the run died, if the broker had closed it), and holds again the
+    orders that were open at that moment, with their remaining quantity, their original
+    ``client_order_id`` and a stop-limit's trigger (orders sent after it are not: the
+    strategy sends them again when that bar is replayed; those sent while it had the
+    bar in hand are held, and the replay's resubmission returns them). A bar the broker
+    had begun but not closed is closed again: what it had booked of that bar stays
+    booked, and the orders it filled are no longer open.
 
     The carried-over orders are part of the session's one ``start`` record, written
     before the broker holds anything: a crash at any point of a resume leaves either the
@@ -334,7 +359,7 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
                   fees: float | str | FeeModel | None, allow_short: bool, session_tz: str,
                   borrow: BorrowModel | None, interest: InterestModel | None,
                   max_volume_share: float | None, account: Account | None) -> PaperBroker:
-    if resume is None or resume.last_bar_close is None:
+    if resume is None or resume.broker_close is None:
         start_cash = cash if resume is None else resume.state.cash
         start_pos = None if resume is None else resume.state.positions
         prefix = "O" if resume is None else f"S{resume.sessions + 1}-O"
@@ -352,12 +377,12 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
                 from None
     state = resume.state
     where = str(resume.path) if resume.path is not None else None
-    cutoff = _ns(resume.last_bar_close)
+    cutoff = _ns(resume.broker_close)
     carried: list[dict[str, Any]] = []
     for order_id, rec in state.open_orders.items():
         try:
             if _ns(parse_time(rec.get("ts"), "ts")) > cutoff:
-                continue  # sent while the unfinished bar was in hand: the replay resends it
+                continue  # sent after the broker's last closed bar: the replay resends it
             order = order_fields(rec)
             remaining = float(order["qty"]) - state.filled_qty.get(order_id, 0.0)
             if remaining <= 0:
@@ -376,7 +401,7 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
                            slippage=slippage, fees=fees, allow_short=allow_short,
                            trade_log=trade_log, session_tz=session_tz,
                            order_id_prefix=f"S{resume.sessions + 1}-O",
-                           start_at=resume.last_bar_close, open_orders=carried,
+                           start_at=resume.broker_close, open_orders=carried,
                            borrow=borrow, interest=interest,
                            max_volume_share=max_volume_share, account=account)
     except OrderRejected as exc:
@@ -794,8 +819,7 @@ class RealtimeRunner:
                     n_done += 1
                     if self._log is not None:
                         self._log.write("bar", self._now(), run_id=self.run_id, n=n_done,
-                                        bar=ev.timestamp, bar_close=ev.close_time,
-                                        **self._account_state())
+                                        bar=ev.timestamp, bar_close=ev.close_time)
                     self.report.bars += 1
                     self.report.last_bar = ev.timestamp
         except BaseException as exc:
@@ -817,7 +841,7 @@ class RealtimeRunner:
 
     def _account_state(self) -> dict[str, Any]:
         """``{"account": state}`` of a paper broker's account model (else nothing): the
-        ``bar`` record carries it, so a resume restores the account at this bar."""
+        ``stepped`` record carries it, so a resume restores the account at this bar."""
         account = getattr(self._sim, "account", None)
         if isinstance(account, Account) and account._broker is self._sim:
             return {"account": account.snapshot()}
@@ -849,6 +873,12 @@ class RealtimeRunner:
                 self._sim.run_until(ev.close_time)
             except ClockError:
                 log.warning("broker cannot move to %s; skipping its step", ev.close_time)
+            else:
+                if self._log is not None:
+                    # The broker closed this bar: a resume starts it here, never twice.
+                    self._log.write("stepped", self._now(), run_id=self.run_id,
+                                    bar=ev.timestamp, bar_close=ev.close_time,
+                                    **self._account_state())
         self._poll_fills()
         if self.risk_broker is not None:
             closes = {s: float(c) for s, c in zip(ev.symbols, ev.close, strict=True)

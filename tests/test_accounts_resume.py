@@ -19,6 +19,7 @@ from simbroker import Bars, Broker, History
 from simbroker.accounts import CashAccount, MarginAccount
 from simbroker.errors import TradeLogError
 from simbroker.feeds import ReplayFeed
+from simbroker.financing import BorrowModel, InterestModel
 from simbroker.runner import RealtimeRunner, paper_broker_from_log, read_resume_point
 from simbroker.tradelog import TradeLog, read_trade_log, replay_trade_log
 
@@ -103,7 +104,7 @@ def run(bars: Bars, plan: Orders, path: Path, account: Any, crash: int | None = 
 
 def outcome(path: Path) -> tuple[Any, ...]:
     """Fills, refusals (with their rule), margin calls, cash, positions, and the account's
-    state at the end of every bar (the ``bar`` records') of a log."""
+    state at the end of every bar (the ``stepped`` records') of a log."""
     records = read_trade_log(path)
     state = replay_trade_log(path)
     fills = [(f["client_order_id"], f["symbol"], f["side"], f["qty"], f["price"],
@@ -112,7 +113,7 @@ def outcome(path: Path) -> tuple[Any, ...]:
                       if r["event"] == "rejected"})
     calls = [r["ts"] for r in records if r["event"] == "margin_call"]  # none twice
     viol = [(r["ts"], r["symbol"]) for r in records if r["event"] == "good_faith_violation"]
-    per_bar = {r["bar"]: r.get("account") for r in records if r["event"] == "bar"}
+    per_bar = {r["bar"]: r.get("account") for r in records if r["event"] == "stepped"}
     return fills, refused, calls, viol, state.cash, state.positions, per_bar
 
 
@@ -201,7 +202,7 @@ def test_the_resumed_account_is_the_logged_one_and_another_is_refused(tmp_path: 
             assert str(path) in str(err.value)
     records = read_trade_log(path)
     assert [r["model"] for r in records if r["event"] == "account"] == ["margin", "margin"]
-    assert all("account" in r for r in records if r["event"] == "bar")
+    assert all("account" in r for r in records if r["event"] == "stepped")
 
 
 def test_a_damaged_account_state_names_the_log(tmp_path: Path) -> None:
@@ -309,3 +310,24 @@ def test_killed_at_a_random_bar_and_resumed_the_run_decides_the_same(
         run(bars, plan, cut, ACCOUNTS[kind], crash=at, cash=15_000.0)
     assert run(bars, plan, cut, ACCOUNTS[kind], cash=15_000.0)
     assert outcome(cut) == outcome(whole), (kind, plan, crashes)
+
+
+def test_partial_fills_and_day_end_financing_are_not_done_twice_by_a_resume(
+        tmp_path: Path) -> None:
+    # A kill while the strategy has a bar in hand used to replay the broker's bar too:
+    # a partial fill took a second share of that bar's volume, a day's last bar charged
+    # borrow and interest again. The broker now resumes at the last bar it closed.
+    b = hourly(3, per_day=4)
+    bars = Bars.from_arrays(b.ts_ns.view("datetime64[ns]"), list(b.symbols), open=b.open,
+                            high=b.high, low=b.low, close=b.close,
+                            volume=np.full(np.shape(b.volume), 1000.0))
+    plan: dict[int, list[tuple[Any, ...]]] = {
+        0: [("X", "buy", 300, {"tif": "gtc"})], 1: [("Y", "sell", 50)],
+        5: [("X", "sell", 100)]}
+    fills, *_ = every_crash(bars, plan, "margin", tmp_path, cash=20_000.0,
+                            max_volume_share=0.1,
+                            borrow=BorrowModel(rate=0.5),
+                            interest=InterestModel(debit=0.5, credit=0.2))
+    assert [f[3] for f in fills if f[1] == "X" and f[2] == "buy"] == [100.0, 100.0, 100.0]
+    records = read_trade_log(tmp_path / "whole.jsonl")
+    assert {"borrow_fee", "interest"} <= {r["event"] for r in records}
