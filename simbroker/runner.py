@@ -638,9 +638,10 @@ class RealtimeRunner:
         Where bars come from (:class:`~simbroker.feeds.ReplayFeed` for historical bars).
     trade_log
         The :class:`~simbroker.tradelog.TradeLog` (or a path) the broker also writes to.
-        Runner records: ``runner_start``, ``bar`` (one per finished bar) and
-        ``runner_stop``. When the broker keeps no log of its own, orders, cancels and
-        fills are logged here too. Needed to resume.
+        Runner records: ``runner_start``, ``stepped`` (a paper broker closed the bar;
+        with its account's state), ``bar`` (one per finished bar) and ``runner_stop``.
+        When the broker keeps no log of its own, orders, cancels and fills are logged
+        here too. Needed to resume.
     risk
         Pre-trade limits; orders go through a :class:`~simbroker.risk.RiskBroker` (which
         also receives each bar's closes to mark the daily-loss kill switch). Pass an
