@@ -3,8 +3,9 @@
 ::
 
     simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps|--fees
-                       --max-volume-share --out DIR]
-    simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow ...]
+                       --max-volume-share --account --out DIR]
+    simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow
+                    --account --max-volume-share ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
     simbroker data validate PATH [--calendar XNYS]
     simbroker tradelog show FILE [--last N] [--repair]
@@ -43,6 +44,7 @@ from typing import Any
 import pandas as pd
 
 from simbroker._strategy_spec import CLIError, load_strategy, parse_params
+from simbroker.accounts import Account, account_model
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.config import BrokerConfig, IBKRConfig, PaperConfig, load_broker_config
@@ -54,6 +56,7 @@ from simbroker.models.fees import fee_model, fee_model_from_dict
 from simbroker.models.slippage import slippage_model_from_dict
 from simbroker.risk import RiskLimits
 from simbroker.runner import (
+    FROM_LOG,
     RealtimeRunner,
     ResumePoint,
     paper_broker_from_log,
@@ -187,7 +190,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         result = backtest(strategy, bars, cash=args.cash, slippage=args.slippage_bps,
                           fees=_fees_arg(args, args.fee_bps), allow_short=not args.no_short,
                           trade_log=out / "tradelog.jsonl" if out else None,
-                          max_volume_share=args.max_volume_share)
+                          max_volume_share=args.max_volume_share,
+                          account=_account_arg(args.account))
     except StrategyError as exc:
         if out is not None and exc.result is not None:
             exc.result.save(out)
@@ -295,6 +299,14 @@ def _shadow_settings(args: argparse.Namespace, config: BrokerConfig) -> Any:
     from simbroker.shadow import ShadowSettings
 
     if isinstance(config, PaperConfig):
+        unmodeled = [k for k in ("account", "max_volume_share", "borrow", "interest")
+                     if getattr(config, k) is not None]
+        if unmodeled or getattr(args, "account", None) or getattr(args, "max_volume_share",
+                                                                   None):
+            print(f"simbroker: warning: the --shadow paper broker does not model "
+                  f"{', '.join(unmodeled) or 'the account or volume cap'} yet (see "
+                  f"simbroker.shadow); its fills use slippage, fees and shorting only",
+                  file=sys.stderr)
         return ShadowSettings(slippage=_model(config.slippage, "slippage"),
                               fees=_fees_arg(args, _model(config.fees, "fees")),
                               allow_short=config.allow_short)
@@ -333,7 +345,8 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
             bars, resume, trade_log=trade_log, cash=config.cash,
             slippage=_model(config.slippage, "slippage"),
             fees=_fees_arg(args, _model(config.fees, "fees")),
-            allow_short=config.allow_short, borrow=borrow, interest=interest)
+            allow_short=config.allow_short, borrow=borrow, interest=interest,
+            max_volume_share=_volume_arg(args, config), account=_paper_account(args, config))
         return paper, ReplayFeed(bars, speed=speed if speed else math.inf,
                                  start=args.warmup)
     given = _data_options_given(args)
@@ -368,6 +381,20 @@ def _open_broker(args: argparse.Namespace, config: BrokerConfig, trade_log: Trad
         broker.close()
         raise
     return broker, feed
+
+
+def _paper_account(args: argparse.Namespace, config: PaperConfig) -> Any:
+    """``--account``, else the config's ``account``, else the resumed log's (FROM_LOG)."""
+    spec = getattr(args, "account", None)
+    if spec is None:
+        spec = config.account
+    return FROM_LOG if spec is None else account_model(spec)
+
+
+def _volume_arg(args: argparse.Namespace, config: PaperConfig) -> float | None:
+    """``--max-volume-share``, else the config's."""
+    share = getattr(args, "max_volume_share", None)
+    return config.max_volume_share if share is None else float(share)
 
 
 def _fees_arg(args: argparse.Namespace, default: Any) -> Any:
@@ -613,6 +640,27 @@ def _version() -> str:
 
 
 
+def _account_spec(text: str) -> Any:
+    """``--account``: ``cash``, ``margin``, ``unconstrained`` or a JSON mapping of a
+    model's parameters (``'{"model": "margin", "liquidate": true}'``)."""
+    spec: Any = text
+    if text.lstrip().startswith("{"):
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"not a JSON mapping: {exc}") from None
+    try:
+        account_model(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
+def _account_arg(spec: Any) -> Account | None:
+    """A new account object for an ``--account`` value (``None``: unconstrained)."""
+    return account_model(spec)
+
+
 def _volume_share(text: str) -> float:
     """``--max-volume-share``: a number in (0, 1]."""
     try:
@@ -622,6 +670,11 @@ def _volume_share(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+_ACCOUNT_HELP = ("the account's money rules: cash (T+1, no borrowing), margin (Reg T), "
+                 "unconstrained, or a JSON mapping of parameters, e.g. "
+                 "'{\"model\": \"margin\", \"liquidate\": true}'")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -653,6 +706,8 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--max-volume-share", type=_volume_share, default=None, metavar="SHARE",
                     help="partial fills: at most this share of a bar's volume, in (0, 1] "
                          "(e.g. 0.025; default: whole fills)")
+    bt.add_argument("--account", type=_account_spec, default=None, metavar="MODEL",
+                    help=_ACCOUNT_HELP + " (default: unconstrained)")
     bt.add_argument("--out", help="folder for results and the trade log (must be empty)")
     bt.add_argument("--overwrite", action="store_true",
                     help="let --out replace what a previous run wrote there")
@@ -709,6 +764,14 @@ def _parser() -> argparse.ArgumentParser:
             rt.add_argument("--speed", type=float,
                             help="replay speed, x real time (paper broker; 0 = as fast as "
                                  "possible, the default)")
+            rt.add_argument("--account", type=_account_spec, default=None, metavar="MODEL",
+                            help=_ACCOUNT_HELP + " (paper broker and --shadow; default: the "
+                                 "config's 'account', and a resumed run keeps its log's)")
+            rt.add_argument("--max-volume-share", type=_volume_share, default=None,
+                            metavar="SHARE",
+                            help="partial fills: at most this share of a bar's volume, in "
+                                 "(0, 1] (paper broker and --shadow; default: the config's "
+                                 "'max_volume_share', else whole fills)")
             rt.set_defaults(func=_cmd_paper)
 
     dr = sub.add_parser(

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import yaml
 
 from simbroker._data_time import check_tz
+from simbroker.accounts import Account, account_model
 from simbroker.errors import ConfigError
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.models.fees import fee_model, fee_model_from_dict
@@ -576,6 +577,7 @@ class PaperConfig(_Config):
         "cash": (int, float), "slippage": (int, float, dict), "fees": (int, float, str, dict),
         "allow_short": (bool,), "data": (str,), "trade_log": (str,), "speed": (int, float),
         "data_tz": (str,), "borrow": (dict,), "interest": (dict,),
+        "max_volume_share": (int, float), "account": (str, dict),
     }
 
     cash: float = 100_000.0
@@ -594,7 +596,18 @@ class PaperConfig(_Config):
     #: located, day_count, csv``) and interest (``debit, credit, day_count``).
     borrow: dict[str, Any] | None = None
     interest: dict[str, Any] | None = None
+    #: Partial fills by volume: a fill takes at most this share of its bar's volume, in
+    #: ``(0, 1]`` (``PaperBroker(max_volume_share=...)``); absent: orders fill whole.
+    max_volume_share: float | None = None
+    #: The account model: ``cash``, ``margin`` or a mapping ``{model: margin,
+    #: maintenance: 0.3, liquidate: true, ...}`` of :class:`~simbroker.accounts.CashAccount`
+    #: / :class:`~simbroker.accounts.MarginAccount` parameters; absent: unconstrained.
+    account: str | dict[str, Any] | None = None
     risk: RiskLimits = field(default_factory=RiskLimits)
+
+    def account_model(self) -> Account | None:
+        """A new account object for ``account`` (``None`` when unconstrained)."""
+        return account_model(self.account)
 
     def financing(self) -> tuple[BorrowModel | None, InterestModel | None]:
         """The ``borrow`` and ``interest`` models this config names (``None`` when absent)."""
@@ -614,6 +627,15 @@ class PaperConfig(_Config):
             check_tz(self.data_tz)
         except ValueError as exc:
             raise ConfigError(f"key 'data_tz': {exc}", key="data_tz") from None
+        share = self.max_volume_share
+        if share is not None and not (math.isfinite(share) and 0 < share <= 1):
+            raise ConfigError(f"key 'max_volume_share' must be a share of the bar's volume "
+                              f"in (0, 1] (e.g. 0.025), got {share!r}", key="max_volume_share")
+        try:
+            self.account_model()
+        except ValueError as exc:
+            raise ConfigError(f"key 'account' is not a valid account: {exc}",
+                              key="account") from None
         if not math.isfinite(self.cash) or self.cash < 0:
             raise ConfigError(f"key 'cash' must be a finite number >= 0, got {self.cash!r}",
                               key="cash")

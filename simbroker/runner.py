@@ -14,7 +14,10 @@ crash the runner reads the trade log, skips the bars it had finished, and replay
 unfinished one: the strategy sends the same orders with the same ids, and every broker
 (paper, IBKR through ``orderRef``, Alpaca through ``client_order_id``) returns the order
 it already has instead of placing a second one. A paper broker is rebuilt from the log
-with :func:`paper_broker_from_log`. A tripped kill switch stays tripped across restarts.
+with :func:`paper_broker_from_log`, at the last bar it had closed (a ``stepped`` record
+follows each bar the broker closed, before the strategy sees it), so a bar's fills,
+expiries, day-end borrow fees and interest and margin calls are never done twice. A
+tripped kill switch stays tripped across restarts.
 
 **Shadow mode** (``shadow=True`` or a :class:`~simbroker.shadow.ShadowSettings`) runs a
 paper broker beside the live one on the same bars: every order the live broker accepted
@@ -45,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from simbroker.accounts import Account, LoggedFill, StateError, account_model, same_spec
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import (
@@ -75,8 +79,8 @@ from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
 from simbroker.types import Fill, OrderInfo
 
-__all__ = ["RealtimeRunner", "ResumePoint", "RunReport", "paper_broker_from_log",
-           "read_resume_point", "run_realtime"]
+__all__ = ["FROM_LOG", "RealtimeRunner", "ResumePoint", "RunReport",
+           "paper_broker_from_log", "read_resume_point", "run_realtime"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,23 @@ class ResumePoint:
         How many broker sessions (``start`` records) the log holds.
     path : Path or None
         The trade log it was read from.
+    account : dict or None
+        The paper account's :meth:`~simbroker.accounts.Account.spec` (``model`` and
+        parameters) from the log's last ``account`` record; ``None`` when it has none (an
+        unconstrained account, or a live broker).
+    account_state : dict or None
+        The latest account state the log holds (a ``bar`` record's ``account``, or the
+        last ``account`` record's ``state``).
+    account_fills : tuple of LoggedFill
+        The fills logged after that state, for :meth:`~simbroker.accounts.Account.restore`.
+    broker_close : datetime or None
+        Close time of the last bar the paper broker closed (its ``stepped`` record):
+        ``last_bar_close``, or the bar after it when the run died while the strategy had
+        that bar in hand. A resumed paper broker starts there.
+    account_events : tuple of (str, datetime, str or None)
+        The account's own records (``margin_call``, ``good_faith_violation``: event, time
+        and symbol) of the bars after ``broker_close``: a resume closes those bars
+        again and must not write them twice.
     """
 
     run_id: str
@@ -129,6 +150,11 @@ class ResumePoint:
     clean_stop: bool
     sessions: int
     path: Path | None = None
+    account: dict[str, Any] | None = None
+    account_state: dict[str, Any] | None = None
+    account_fills: tuple[LoggedFill, ...] = ()
+    account_events: tuple[tuple[str, datetime, str | None], ...] = ()
+    broker_close: datetime | None = None
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
@@ -149,13 +175,38 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     killed: str | None = None
     clean = False
     sessions = 0
+    spec: dict[str, Any] | None = None
+    stepped: datetime | None = None
+    acct_state: dict[str, Any] | None = None
+    acct_line = 0
+    events: list[tuple[int, str, datetime, str | None]] = []
     for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
         try:
+            if event == "account":
+                params, model, saved = rec.get("params"), rec.get("model"), rec.get("state")
+                if not isinstance(model, str) or not isinstance(params, dict) \
+                        or not isinstance(saved, dict):
+                    raise ValueError("'model' must be a string, 'params' and 'state' "
+                                     "mappings")
+                spec = {"model": model, **params}
+                acct_state, acct_line = saved, lineno
+            elif event == "stepped" and rec.get("run_id") == run_id:
+                stepped = parse_time(rec.get("bar_close"), "bar_close")
+                if isinstance(rec.get("account"), dict):
+                    acct_state, acct_line = rec["account"], lineno
+            elif event in ("margin_call", "good_faith_violation"):
+                sym = rec.get("symbol")
+                events.append((lineno, str(event), parse_time(rec.get("ts"), "ts"),
+                               sym if isinstance(sym, str) else None))
             if event == "runner_start":
-                run_id = rec.get("run_id")
-                if not isinstance(run_id, str) or not run_id:
-                    raise ValueError(f"'run_id' must be a non-empty string, got {run_id!r:.40}")
+                new_id = rec.get("run_id")
+                if not isinstance(new_id, str) or not new_id:
+                    raise ValueError(f"'run_id' must be a non-empty string, got {new_id!r:.40}")
+                if new_id != run_id:  # another run's records are not this one's
+                    events.clear()
+                    stepped = None
+                run_id = new_id
                 clean = False
             elif event == "bar" and rec.get("run_id") == run_id:
                 n = rec.get("n", bars_done + 1)
@@ -177,10 +228,70 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     if run_id is None:
         return None
     state = replay_records(records, path=str(p))
+    fills: list[LoggedFill] = []
+    for k, line in enumerate(state.fill_lines):
+        if line <= acct_line:
+            continue
+        f = state.fills[k]
+        try:
+            fills.append(LoggedFill(
+                timestamp=parse_time(f.get("timestamp", f.get("ts")), "timestamp"),
+                symbol=str(f["symbol"]), side=str(f["side"]).lower(), qty=float(f["qty"]),
+                notional=float(f["notional"]), fee=float(f["fee"]),
+                position=state.fill_positions[k], cash=state.fill_cash[k]))
+        except ValueError as exc:
+            raise TradeLogError(f"'filled' record: {exc}", path=str(p), line=line) from None
+    broker_close = max(x for x in (stepped, last and last[1]) if x) if stepped or last \
+        else None
     return ResumePoint(run_id=run_id, last_bar=last[0] if last else None,
                        last_bar_close=last[1] if last else None, bars_done=bars_done,
                        state=state, killed=killed, clean_stop=clean, sessions=sessions,
-                       path=p)
+                       path=p, account=spec, account_state=acct_state,
+                       account_fills=tuple(fills),
+                       account_events=tuple(
+                           (e, w, sym) for _, e, w, sym in events
+                           if broker_close is None or w > broker_close),
+                       broker_close=broker_close)
+
+
+class _FromLog:
+    """The default of ``paper_broker_from_log(account=...)``: the account the log names."""
+
+    def __repr__(self) -> str:
+        return "FROM_LOG"
+
+
+FROM_LOG: Any = _FromLog()
+
+
+def _resumed_account(spec: str | Mapping[str, Any] | Account | None,
+                     resume: ResumePoint | None) -> Account | None:
+    """The account of a (resumed) paper broker, its state restored from ``resume``."""
+    logged = resume.account if resume is not None else None
+    where = None if resume is None or resume.path is None else str(resume.path)
+    try:
+        account = account_model(logged if spec is FROM_LOG else spec)
+    except ValueError as exc:
+        if spec is FROM_LOG:
+            raise TradeLogError(f"the log's account cannot be rebuilt: {exc}; pass "
+                                f"account=", path=where) from None
+        raise
+    if resume is None:
+        return account
+    asked = None if account is None else account.spec()
+    if logged is not None and (asked is None or not same_spec(asked, logged)):
+        raise TradeLogError(f"the run in this log keeps the account {logged}; resuming it "
+                            f"with {asked or 'no account (unconstrained)'} would change "
+                            f"its rules mid-run (resume with the same account, or start a "
+                            f"new trade log)", path=where)
+    if account is not None:
+        if logged is None:
+            log.warning("the trade log names no account; the resumed %s account starts "
+                        "with no day trades, unsettled cash or margin call on record",
+                        account.account_type)
+        account.restore(resume.account_state, resume.account_fills,
+                        logged=resume.account_events)
+    return account
 
 
 def paper_broker_from_log(
@@ -195,17 +306,35 @@ def paper_broker_from_log(
     session_tz: str = "UTC",
     borrow: BorrowModel | None = None,
     interest: InterestModel | None = None,
+    max_volume_share: float | None = None,
+    account: str | Mapping[str, Any] | Account | None = FROM_LOG,
 ) -> PaperBroker:
     """A :class:`~simbroker.PaperBroker` for a real-time run, resumed from ``resume``.
 
     ``borrow`` and ``interest`` are the broker's financing models
     (:mod:`simbroker.financing`); a resumed session accrues from its first trading day end.
+    ``max_volume_share`` caps fills by volume, as for the broker.
+
+    ``account`` is the account model (``None``, ``"cash"``, ``"margin"``, a mapping of
+    parameters or an :class:`~simbroker.accounts.Account`, see
+    :func:`~simbroker.accounts.account_model`). By default a fresh run is unconstrained
+    and a resumed one keeps the account its log names (its ``account`` record). A
+    resumed account gets back the state the log holds (day trades, unsettled proceeds,
+    the pattern-day-trader flag, a margin call in progress; see
+    :meth:`~simbroker.accounts.Account.restore`), so it refuses, settles and calls as the
+    uninterrupted run would; asking for another account than the log's raises
+    :class:`~simbroker.errors.TradeLogError`.
 
     Without a resume point this is a fresh broker with ``cash``. With one, the broker
-    starts from the log's cash and positions at the close of the last finished bar, and
-    holds again the orders that were open at that moment, with their remaining quantity,
-    their original ``client_order_id`` and a stop-limit's trigger (orders sent during the
-    unfinished bar are not: the strategy sends them again when that bar is replayed).
+    starts from the log's cash and positions at the close of the last bar it closed
+    (:attr:`ResumePoint.broker_close`: the last finished bar, or the one the strategy
+    had in hand when the run died, if the broker had closed it), and holds again the
+    orders that were open at that moment, with their remaining quantity, their original
+    ``client_order_id`` and a stop-limit's trigger (orders sent after it are not: the
+    strategy sends them again when that bar is replayed; those sent while it had the
+    bar in hand are held, and the replay's resubmission returns them). A bar the broker
+    had begun but not closed is closed again: what it had booked of that bar stays
+    booked, and the orders it filled are no longer open.
 
     The carried-over orders are part of the session's one ``start`` record, written
     before the broker holds anything: a crash at any point of a resume leaves either the
@@ -213,7 +342,24 @@ def paper_broker_from_log(
     every order, never a window in which they are lost. A carried-over order the log
     describes wrongly raises :class:`~simbroker.errors.TradeLogError`.
     """
-    if resume is None or resume.last_bar_close is None:
+    acct = _resumed_account(account, resume)
+    where = None if resume is None or resume.path is None else str(resume.path)
+    try:
+        return _paper_broker(bars, resume, trade_log=trade_log, cash=cash, slippage=slippage,
+                             fees=fees, allow_short=allow_short, session_tz=session_tz,
+                             borrow=borrow, interest=interest,
+                             max_volume_share=max_volume_share, account=acct)
+    except StateError as exc:
+        raise TradeLogError(f"the account's state cannot be restored: {exc}",
+                            path=where) from None
+
+
+def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog | None,
+                  cash: float, slippage: float | SlippageModel | None,
+                  fees: float | str | FeeModel | None, allow_short: bool, session_tz: str,
+                  borrow: BorrowModel | None, interest: InterestModel | None,
+                  max_volume_share: float | None, account: Account | None) -> PaperBroker:
+    if resume is None or resume.broker_close is None:
         start_cash = cash if resume is None else resume.state.cash
         start_pos = None if resume is None else resume.state.positions
         prefix = "O" if resume is None else f"S{resume.sessions + 1}-O"
@@ -221,7 +367,8 @@ def paper_broker_from_log(
             return PaperBroker(bars, cash=start_cash, positions=start_pos,
                                slippage=slippage, fees=fees, allow_short=allow_short,
                                trade_log=trade_log, session_tz=session_tz,
-                               order_id_prefix=prefix, borrow=borrow, interest=interest)
+                               order_id_prefix=prefix, borrow=borrow, interest=interest,
+                               max_volume_share=max_volume_share, account=account)
         except OrderRejected as exc:
             if resume is None:
                 raise
@@ -230,12 +377,12 @@ def paper_broker_from_log(
                 from None
     state = resume.state
     where = str(resume.path) if resume.path is not None else None
-    cutoff = _ns(resume.last_bar_close)
+    cutoff = _ns(resume.broker_close)
     carried: list[dict[str, Any]] = []
     for order_id, rec in state.open_orders.items():
         try:
             if _ns(parse_time(rec.get("ts"), "ts")) > cutoff:
-                continue  # sent while the unfinished bar was in hand: the replay resends it
+                continue  # sent after the broker's last closed bar: the replay resends it
             order = order_fields(rec)
             remaining = float(order["qty"]) - state.filled_qty.get(order_id, 0.0)
             if remaining <= 0:
@@ -254,8 +401,9 @@ def paper_broker_from_log(
                            slippage=slippage, fees=fees, allow_short=allow_short,
                            trade_log=trade_log, session_tz=session_tz,
                            order_id_prefix=f"S{resume.sessions + 1}-O",
-                           start_at=resume.last_bar_close, open_orders=carried,
-                           borrow=borrow, interest=interest)
+                           start_at=resume.broker_close, open_orders=carried,
+                           borrow=borrow, interest=interest,
+                           max_volume_share=max_volume_share, account=account)
     except OrderRejected as exc:
         raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
                             path=where) from None
@@ -490,9 +638,10 @@ class RealtimeRunner:
         Where bars come from (:class:`~simbroker.feeds.ReplayFeed` for historical bars).
     trade_log
         The :class:`~simbroker.tradelog.TradeLog` (or a path) the broker also writes to.
-        Runner records: ``runner_start``, ``bar`` (one per finished bar) and
-        ``runner_stop``. When the broker keeps no log of its own, orders, cancels and
-        fills are logged here too. Needed to resume.
+        Runner records: ``runner_start``, ``stepped`` (a paper broker closed the bar;
+        with its account's state), ``bar`` (one per finished bar) and ``runner_stop``.
+        When the broker keeps no log of its own, orders, cancels and fills are logged
+        here too. Needed to resume.
     risk
         Pre-trade limits; orders go through a :class:`~simbroker.risk.RiskBroker` (which
         also receives each bar's closes to mark the daily-loss kill switch). Pass an
@@ -691,6 +840,14 @@ class RealtimeRunner:
                 self._log.close()
         return self.report
 
+    def _account_state(self) -> dict[str, Any]:
+        """``{"account": state}`` of a paper broker's account model (else nothing): the
+        ``stepped`` record carries it, so a resume restores the account at this bar."""
+        account = getattr(self._sim, "account", None)
+        if isinstance(account, Account) and account._broker is self._sim:
+            return {"account": account.snapshot()}
+        return {}
+
     def _restore_risk(self, rp: ResumePoint) -> None:
         """Rebuild the risk wrapper's state from the log, so the restart changes no decision.
 
@@ -717,6 +874,12 @@ class RealtimeRunner:
                 self._sim.run_until(ev.close_time)
             except ClockError:
                 log.warning("broker cannot move to %s; skipping its step", ev.close_time)
+            else:
+                if self._log is not None:
+                    # The broker closed this bar: a resume starts it here, never twice.
+                    self._log.write("stepped", self._now(), run_id=self.run_id,
+                                    bar=ev.timestamp, bar_close=ev.close_time,
+                                    **self._account_state())
         self._poll_fills()
         if self.risk_broker is not None:
             closes = {s: float(c) for s, c in zip(ev.symbols, ev.close, strict=True)

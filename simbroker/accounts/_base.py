@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simbroker.accounts._days import trading_day_numbers
-from simbroker.accounts._daytrades import DayTrades
+from simbroker.accounts._days import calendar_days, day_key, day_number, trading_day_numbers
+from simbroker.accounts._daytrades import WINDOW, DayTrades
 from simbroker.accounts._marks import Marks, last_closes
 from simbroker.accounts._reserve import order_price
+from simbroker.accounts._state import LoggedFill, StateError, field_of, time_ns
 from simbroker.errors import InsufficientBuyingPower, OrderRejected
+from simbroker.tradelog import cash_after_fill
 from simbroker.types import AccountInfo, Order
 
 if TYPE_CHECKING:
@@ -51,6 +55,15 @@ class Account:
     Subclasses: :class:`~simbroker.accounts.CashAccount`,
     :class:`~simbroker.accounts.MarginAccount`.
 
+    **Across restarts.** :meth:`spec` names the model and its parameters
+    (:func:`~simbroker.accounts.account_model` rebuilds it), :meth:`snapshot` is the
+    state the fills alone do not give (day trades, unsettled proceeds, a pattern day
+    trader flag, a margin call in progress) as plain data, and :meth:`restore`, called
+    before the account is bound, sets that state back and books the fills logged after
+    it, so a resumed run makes the decisions an uninterrupted one makes. On binding to
+    a broker with a trade log the account writes an ``account`` record (``model``,
+    ``params``, ``state``); the real-time runner adds the state to each ``bar`` record.
+
     Parameters
     ----------
     market_buffer
@@ -66,19 +79,130 @@ class Account:
                              f"{market_buffer!r}")
         self.market_buffer = float(market_buffer)
         self._broker: PaperBroker | None = None
+        self._pending: tuple[Mapping[str, Any] | None, list[LoggedFill]] | None = None
+        self._restoring = False
+        self._logged: set[tuple[str, int, str | None]] = set()
 
     def bind(self, broker: PaperBroker) -> None:
-        """Attach to the broker whose money this account keeps."""
+        """Attach to the broker whose money this account keeps.
+
+        A state given to :meth:`restore` is applied now; with a trade log, an
+        ``account`` record (``model``, ``params``, ``state``) is written.
+        """
         if self._broker is not None:
             raise ValueError(f"{self!r} already keeps another broker's account; "
                              "give each PaperBroker its own account object")
+        self._attach(broker)
+        if self._pending is not None:
+            state, fills = self._pending
+            self._pending = None
+            try:
+                if state is not None:
+                    self._load(state)
+                self._book_logged(fills)
+            except ValueError as exc:
+                raise StateError(str(exc)) from None
+        spec = self.spec()
+        model = spec.pop("model")
+        self._write("account", model=model, params=spec, state=self.snapshot())
+
+    def _attach(self, broker: PaperBroker) -> None:
+        """Set up against ``broker`` (subclasses extend this, not :meth:`bind`)."""
         self._broker = broker
         self._marks = Marks(broker._close, broker._t)
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
         self._daynum = trading_day_numbers(sessions)
+        self._known = calendar_days(sessions)
         self._cursor = len(broker._fills)
+        self._row = len(broker._ledger_bar)
         self.day_trades = DayTrades(broker.bars.n_symbols)
+
+    # ------------------------------------------------------------ restarts
+    def spec(self) -> dict[str, Any]:
+        """``{"model": name, **parameters}``: what :func:`~simbroker.accounts.account_model`
+        takes to build this account again (plain, JSON-ready values)."""
+        return {"model": self.account_type, **self._spec()}
+
+    def _spec(self) -> dict[str, Any]:
+        return {"market_buffer": self.market_buffer}
+
+    def restore(self, state: Mapping[str, Any] | None,
+                fills: Sequence[LoggedFill] = (), *,
+                logged: Iterable[tuple[str, datetime, str | None]] = ()) -> None:
+        """Start from a saved :meth:`snapshot` and the fills logged after it.
+
+        Call before the account is bound (``PaperBroker(account=this)`` binds it): the
+        state is applied then, each fill in ``fills`` is booked as the account books a
+        fill (day trades, settlement), and the account's own records already in the log
+        after that state, ``logged`` as ``(event, record time, symbol or None)``
+        (``margin_call``, ``good_faith_violation``), are not written again when the
+        resumed broker books those fills or closes that bar once more. A malformed state raises
+        :class:`~simbroker.accounts.StateError` (a ``ValueError``) naming the field, when
+        the account binds.
+        """
+        if self._broker is not None:
+            raise ValueError(f"{self!r} is already bound: restore() comes before "
+                             "PaperBroker(account=...)")
+        if state is not None and not isinstance(state, Mapping):
+            raise ValueError(f"an account state must be a mapping, got {state!r:.60}")
+        self._pending = (state, list(fills))
+        self._logged = {(event, time_ns(when), sym) for event, when, sym in logged}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain data (see the class docstring); :meth:`restore` takes it."""
+        dt = self.day_trades
+        today = self.today()
+        days = [[cal, day_key(self._known[cal], d)]
+                for d, cal in zip(dt.days, dt.calendars, strict=True)
+                if d > today[cal] - WINDOW]
+        cal_today = np.asarray(today, np.int64)[self._cal]
+        cols = np.flatnonzero(dt.opened_day >= cal_today)
+        syms = self.broker.bars.symbols
+        opened = {syms[c]: day_key(self._known[self._cal[c]], int(dt.opened_day[c]))
+                  for c in cols.tolist()}
+        return {"day_trades": days, "opened": opened}
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        """Set the state :meth:`snapshot` wrote (subclasses extend it)."""
+        dt = self.day_trades
+        for entry in field_of(state, "day_trades", list, []):
+            if not (isinstance(entry, list) and len(entry) == 2):
+                raise ValueError(f"account state: a day trade must be [calendar, day], got "
+                                 f"{entry!r:.60}")
+            cal = self._calendar(entry[0])
+            dt.days.append(day_number(self._known[cal], entry[1]))
+            dt.calendars.append(cal)
+        for sym, key in field_of(state, "opened", dict, {}).items():
+            col = self._column(sym)
+            dt.opened_day[col] = day_number(self._known[self._cal[col]], key)
+
+    def _calendar(self, value: Any) -> int:
+        if type(value) is not int or not 0 <= value < len(self._known):
+            raise ValueError(f"account state: calendar {value!r:.40} is not one of the "
+                             f"{len(self._known)} calendars of the bars")
+        return value
+
+    def _column(self, symbol: Any) -> int:
+        bars = self.broker.bars
+        if not isinstance(symbol, str) or symbol not in bars:
+            raise ValueError(f"account state names symbol {symbol!r:.40}, not in the bars")
+        return bars.symbol_index(symbol)
+
+    def _book_logged(self, fills: Sequence[LoggedFill]) -> None:
+        """Book fills the broker already holds (cash and positions include them)."""
+        ts = self.broker._ts
+        self._restoring = True
+        try:
+            for f in fills:
+                col = self._column(f.symbol)
+                bar = max(int(np.searchsorted(ts, time_ns(f.timestamp), side="right")) - 1, 0)
+                sign = 1.0 if f.side == "buy" else -1.0
+                before = f.position - sign * f.qty
+                self._on_fill(bar, col, sign, f.qty, f.notional, f.fee, before, f.position,
+                              f.cash)
+        finally:
+            self._restoring = False
 
     @property
     def broker(self) -> PaperBroker:
@@ -95,19 +219,46 @@ class Account:
         """Bar ``t`` closed and its fills are booked: account for them, then mark."""
         b = self.broker
         fills = b._fills
-        while self._cursor < len(fills):
-            k = self._cursor
-            f = fills[k]
-            col = b._ledger_sym[k]
-            after = b._ledger_pos[k]
-            sign = 1.0 if f["side"] == "buy" else -1.0
-            before = after - sign * f["qty"]
-            bar = b._ledger_bar[k]
-            self._on_fill(bar, col, sign, f["qty"], f["notional"], f["fee"], before, after,
-                          b._ledger_cash[k])
-            self._cursor = k + 1
+        if self._cursor < len(fills):
+            r = self._row + self._fill_offset(self._cursor)
+            for k in range(self._cursor, len(fills)):
+                f = fills[k]
+                after = b._ledger_pos[r]
+                sign = 1.0 if f["side"] == "buy" else -1.0
+                self._on_fill(b._ledger_bar[r], b._ledger_sym[r], sign, f["qty"],
+                              f["notional"], f["fee"], after - sign * f["qty"], after,
+                              b._ledger_cash[r])
+                self._cursor, r = k + 1, r + 1
+        self._row = len(b._ledger_bar)
         self._marks.advance(t)
         self._after_bar(t)
+
+    def _fill_offset(self, k0: int) -> int:
+        """Where the bar's fills start among its new ledger rows.
+
+        The broker's ledger (bar, symbol, cash and position after each change) also has
+        rows for splits and dividends (before the bar trades) and for borrow fees and
+        interest (after it): the bar's fills are the run of rows whose symbols are the
+        fills' and whose cash is each fill's arithmetic on the row before, bit for bit.
+        """
+        b = self.broker
+        fills = b._fills[k0:]
+        syms = b.bars.symbols
+        extra = len(b._ledger_bar) - self._row - len(fills)
+        for a in range(extra + 1):
+            r0 = self._row + a
+            cash = b._ledger_cash[r0 - 1] if r0 > 0 else b._initial_cash
+            ok = True
+            for i, f in enumerate(fills):
+                r = r0 + i
+                cash = cash_after_fill(cash, f["side"], f["notional"], f["fee"])
+                if syms[b._ledger_sym[r]] != f["symbol"] or b._ledger_cash[r] != cash:
+                    ok = False
+                    break
+                cash = b._ledger_cash[r]
+            if ok:
+                return a
+        return 0  # pragma: no cover - every fill has its row; keep the old reading
 
     def info(self) -> AccountInfo:
         """The figures ``get_account`` returns."""
@@ -118,7 +269,7 @@ class Account:
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
         day = self.day(bar, col)
-        self.day_trades.on_fill(col, day, before, after)
+        self.day_trades.on_fill(col, day, before, after, int(self._cal[col]))
 
     def _after_bar(self, t: int) -> None:
         """Bar ``t`` closed, its fills accounted and the marks advanced."""
@@ -163,10 +314,15 @@ class Account:
                                        rule=rule, detail=detail,
                                        client_order_id=order.client_order_id, **extra)
 
-    def _write(self, event: str, **fields: Any) -> None:
+    def _write(self, event: str, when: datetime | None = None, **fields: Any) -> None:
+        """Write one of the account's records (at ``when``, default now), unless the log
+        already holds it (see :meth:`restore`)."""
         log = self.broker._log
-        if log is not None:
-            log.write(event, self.broker._clock.now(), **fields)
+        if log is None:
+            return
+        when = self.broker._clock.now() if when is None else when
+        if (event, time_ns(when), fields.get("symbol")) not in self._logged:
+            log.write(event, when, **fields)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._params()})"

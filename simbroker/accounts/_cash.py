@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simbroker.accounts._base import Account, market_values
+from simbroker.accounts._days import day_key, day_number
 from simbroker.accounts._reserve import reserved
-from simbroker.accounts._settlement import Settlement
+from simbroker.accounts._settlement import Credit, Lot, Settlement
+from simbroker.accounts._state import field_of, number_of
 from simbroker.types import AccountInfo, Order, Side
 
 if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["CashAccount"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _GOOD_FAITH = ("refuse", "record")
 
@@ -66,9 +72,9 @@ class CashAccount(Account):
         self.good_faith = good_faith
         self.violations = 0
 
-    def bind(self, broker: PaperBroker) -> None:
+    def _attach(self, broker: PaperBroker) -> None:
         """Attach to ``broker``; a cash account cannot start short."""
-        super().bind(broker)
+        super()._attach(broker)
         short = [broker.bars.symbols[i] for i in np.flatnonzero(broker._pos < 0)]
         if short:
             raise ValueError(f"a cash account cannot hold short positions: {short}")
@@ -133,7 +139,10 @@ class CashAccount(Account):
             unpaid_sold = qty - max(paid, 0.0)
             if unpaid_sold > 1e-12:
                 self.violations += 1
-                self._write("good_faith_violation", symbol=self.broker.bars.symbols[col],
+                # at the close of the fill's bar, also when a resume books the fill again
+                when = (_EPOCH + timedelta(microseconds=int(self.broker._close_ns[bar])
+                                           // 1000)) if self._restoring else None
+                self._write("good_faith_violation", when, symbol=self.broker.bars.symbols[col],
                             qty=unpaid_sold, rule="good_faith")
                 st.on_sold_unpaid(col, unpaid_sold)
             st.on_sell(cal, day, notional - fee)
@@ -154,6 +163,47 @@ class CashAccount(Account):
                            settled_cash=self.settled_cash(),
                            day_trades=self.day_trades.count(self.today()[0]),
                            pattern_day_trader=False, account_type="cash")
+
+    # ------------------------------------------------------------ restarts
+    def _spec(self) -> dict[str, Any]:
+        return {"settlement_days": self.settlement_days, "good_faith": self.good_faith,
+                **super()._spec()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Day trades, the proceeds still unsettled, the unpaid lots and the violations."""
+        out = super().snapshot()
+        st = self.settlement
+        syms = self.broker.bars.symbols
+        out["credits"] = [[c.calendar, day_key(self._known[c.calendar], c.due), c.amount]
+                          for c in st.credits]
+        out["lots"] = [[syms[lot.col], day_key(self._known[lot.calendar], lot.free_day),
+                        lot.qty] for lot in st.lots]
+        out["violations"] = self.violations
+        return out
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        super()._load(state)
+        st = self.settlement
+        for entry in field_of(state, "credits", list, []):
+            if not (isinstance(entry, list) and len(entry) == 3):
+                raise ValueError(f"account state: a credit must be [calendar, due day, "
+                                 f"amount], got {entry!r:.60}")
+            cal = self._calendar(entry[0])
+            st.credits.append(Credit(cal, day_number(self._known[cal], entry[1]),
+                                      number_of(entry[2], "a credit's amount")))
+        for entry in field_of(state, "lots", list, []):
+            if not (isinstance(entry, list) and len(entry) == 3):
+                raise ValueError(f"account state: a lot must be [symbol, free day, qty], "
+                                 f"got {entry!r:.60}")
+            col = self._column(entry[0])
+            cal = int(self._cal[col])
+            st.lots.append(Lot(col, cal, day_number(self._known[cal], entry[1]),
+                                number_of(entry[2], "a lot's qty")))
+        violations = field_of(state, "violations", int, 0)
+        if violations < 0:
+            raise ValueError(f"account state field 'violations' must be >= 0, got "
+                             f"{violations}")
+        self.violations = violations
 
     def _params(self) -> str:
         return (f"settlement_days={self.settlement_days!r}, good_faith={self.good_faith!r}, "

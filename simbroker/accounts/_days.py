@@ -6,7 +6,7 @@ import numpy as np
 
 from simbroker.sessions import Sessions
 
-__all__ = ["trading_day_numbers"]
+__all__ = ["calendar_days", "day_key", "day_number", "trading_day_numbers"]
 
 
 def trading_day_numbers(sessions: Sessions) -> np.ndarray:
@@ -21,14 +21,51 @@ def trading_day_numbers(sessions: Sessions) -> np.ndarray:
     day = sessions.day
     n_t, g = day.shape
     out = np.empty((n_t, g), np.int64)
-    for j in range(g):
+    for j, known in enumerate(calendar_days(sessions)):
         col = day[:, j]
         inday = ~np.isnat(col)
-        known = sessions.session_days[j] if sessions.session_days else np.unique(col[inday])
-        known = np.asarray(known, "datetime64[D]")
         num = np.searchsorted(known, col).astype(np.int64)
         # ffill the out-of-day bars with the previous in-day bar's number
         idx = np.where(inday, np.arange(n_t), -1)
         np.maximum.accumulate(idx, out=idx)
         out[:, j] = np.where(idx >= 0, num[np.maximum(idx, 0)], -1)
     return out
+
+
+def calendar_days(sessions: Sessions) -> list[np.ndarray]:
+    """Per calendar, the ``datetime64[D]`` trading days that day numbers count: its
+    sessions when it lists them, else the distinct days the bars fall on."""
+    out = []
+    for j in range(sessions.day.shape[1]):
+        col = sessions.day[:, j]
+        known = sessions.session_days[j] if sessions.session_days else np.unique(
+            col[~np.isnat(col)])
+        out.append(np.asarray(known, "datetime64[D]"))
+    return out
+
+
+def day_key(known: np.ndarray, num: int) -> list[str | int]:
+    """A day number as ``[date, offset]``, independent of where the panel starts: the
+    trading day ``known[num]`` with offset 0, or (outside the panel's days) the nearest
+    end day and the count of trading days beyond it. :func:`day_number` inverts it."""
+    if len(known) == 0:
+        return ["", num]
+    k = min(max(num, 0), len(known) - 1)
+    return [str(known[k]), num - k]
+
+
+def day_number(known: np.ndarray, key: object) -> int:
+    """The day number of a :func:`day_key` on the calendar whose days are ``known``.
+
+    Raises ``ValueError`` for a malformed key.
+    """
+    if not (isinstance(key, (list, tuple)) and len(key) == 2 and isinstance(key[0], str)
+            and type(key[1]) is int):
+        raise ValueError(f"a day must be [date, offset], got {key!r:.60}")
+    if not key[0]:
+        return key[1]
+    try:
+        day = np.datetime64(key[0], "D")
+    except ValueError:
+        raise ValueError(f"a day must be [date, offset], got {key!r:.60}") from None
+    return int(np.searchsorted(known, day)) + key[1]

@@ -21,12 +21,16 @@ class DayTrades:
     def __init__(self, n_symbols: int):
         self.opened_day = np.full(n_symbols, -(10**9), np.int64)
         self.days: list[int] = []  # the trading day of each day trade
+        self.calendars: list[int] = []  # the calendar that day is numbered on
 
-    def on_fill(self, col: int, day: int, before: float, after: float) -> None:
-        """Book one fill in column ``col`` on trading day ``day`` (positions around it)."""
+    def on_fill(self, col: int, day: int, before: float, after: float,
+                calendar: int = 0) -> None:
+        """Book one fill in column ``col`` on trading day ``day`` of ``calendar``
+        (positions around it)."""
         reduced = abs(after) < abs(before) or before * after < 0  # or flipped through 0
         if reduced and self.opened_day[col] == day:
             self.days.append(day)
+            self.calendars.append(calendar)
         if abs(after) > abs(before) or before * after < 0:
             self.opened_day[col] = day
 

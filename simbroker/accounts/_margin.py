@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._liquidation import liquidation_orders
-from simbroker.accounts._reserve import opening_qty, reserved
+from simbroker.accounts._reserve import opening_orders, opening_qty, reserved
+from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
 from simbroker.types import AccountInfo, Order, Side
 
@@ -45,8 +46,13 @@ class MarginAccount(Account):
       then sends market orders (``client_order_id`` ``"liquidate-<bar>-<symbol>"``)
       that trade on the next bar: the positions with the largest maintenance
       requirement first, whole, and the last one only by the whole shares needed to
-      cover the deficit; while they are open no further call is made. Open orders are
-      left alone.
+      cover the deficit; while they are open no further call is made.
+    - **Open orders in a call.** With ``cancel_on_call`` (default: the value of
+      ``liquidate``, as IBKR and Alpaca cancel a liquidated account's orders that would
+      add to the deficit) the call cancels every open order that would open or grow a
+      position (its opening part, counted as buying power counts it, is above zero);
+      orders that only close stay. The ``margin_call`` record lists them in
+      ``canceled`` and is written before they are canceled.
 
     Parameters
     ----------
@@ -64,6 +70,9 @@ class MarginAccount(Account):
         Intraday rate for flagged accounts (0.25: 4x).
     liquidate
         Liquidate on a margin call (default False: the event only).
+    cancel_on_call
+        Cancel the opening orders on a margin call; ``None`` (default) follows
+        ``liquidate``.
     market_buffer
         See :class:`~simbroker.accounts.Account`.
     """
@@ -75,7 +84,8 @@ class MarginAccount(Account):
                  maintenance_by_symbol: Mapping[str, float] | None = None,
                  pattern_day_trader: bool = False, pdt_check: bool = True,
                  pdt_equity: float = 25_000.0, day_trade_rate: float = 0.25,
-                 liquidate: bool = False, market_buffer: float = 0.0) -> None:
+                 liquidate: bool = False, cancel_on_call: bool | None = None,
+                 market_buffer: float = 0.0) -> None:
         super().__init__(market_buffer=market_buffer)
         for name, rate in (("initial", initial), ("maintenance", maintenance),
                            ("day_trade_rate", day_trade_rate),
@@ -97,13 +107,15 @@ class MarginAccount(Account):
         self.pdt_equity = float(pdt_equity)
         self.day_trade_rate = float(day_trade_rate)
         self.liquidate = bool(liquidate)
+        self.cancel_on_call = self.liquidate if cancel_on_call is None else bool(cancel_on_call)
+        self._pdt_start = self.pattern_day_trader
         self.calls: list[dict[str, float]] = []  # every margin call: bar, equity, ...
         self._in_call = False
         self._liquidating = False
 
-    def bind(self, broker: PaperBroker) -> None:
+    def _attach(self, broker: PaperBroker) -> None:
         """Attach to ``broker``; per-symbol rates must name its symbols."""
-        super().bind(broker)
+        super()._attach(broker)
         syms = broker.bars.symbols
         for name, table in (("initial_by_symbol", self.initial_by_symbol),
                             ("maintenance_by_symbol", self.maintenance_by_symbol)):
@@ -219,8 +231,14 @@ class MarginAccount(Account):
         call = {"bar": float(t), "equity": equity, "maintenance_margin": mm,
                 "deficit": mm - equity}
         self.calls.append(call)
-        self._write("margin_call", equity=equity, maintenance_margin=mm,
-                    deficit=mm - equity, liquidate=self.liquidate)
+        cancel = opening_orders(b) if self.cancel_on_call else []
+        fields: dict[str, Any] = {"equity": equity, "maintenance_margin": mm,
+                                  "deficit": mm - equity, "liquidate": self.liquidate}
+        if self.cancel_on_call:
+            fields["canceled"] = cancel
+        self._write("margin_call", **fields)
+        for order_id in cancel:
+            b.cancel_order(order_id)
         if not self.liquidate:
             return
         orders = liquidation_orders(b._pos, np.nan_to_num(self.marks()), self._mm,
@@ -234,6 +252,38 @@ class MarginAccount(Account):
         finally:
             self._liquidating = False
 
+    # ------------------------------------------------------------ restarts
+    def _spec(self) -> dict[str, Any]:
+        return {"initial": self.initial, "maintenance": self.maintenance,
+                "initial_by_symbol": dict(self.initial_by_symbol),
+                "maintenance_by_symbol": dict(self.maintenance_by_symbol),
+                "pattern_day_trader": self._pdt_start, "pdt_check": self.pdt_check,
+                "pdt_equity": self.pdt_equity, "day_trade_rate": self.day_trade_rate,
+                "liquidate": self.liquidate, "cancel_on_call": self.cancel_on_call,
+                **super()._spec()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """Day trades, the pattern-day-trader flag, whether a call is open, the calls."""
+        out = super().snapshot()
+        out["pattern_day_trader"] = self.pattern_day_trader
+        out["in_call"] = self._in_call
+        out["calls"] = [dict(c) for c in self.calls]
+        return out
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        super()._load(state)
+        self.pattern_day_trader = field_of(state, "pattern_day_trader", bool,
+                                           self.pattern_day_trader)
+        self._in_call = field_of(state, "in_call", bool, False)
+        calls = []
+        for call in field_of(state, "calls", list, []):
+            if not isinstance(call, dict):
+                raise ValueError(f"account state: a margin call must be a mapping, got "
+                                 f"{call!r:.60}")
+            calls.append({str(k): number_of(v, f"margin call field {k!r}")
+                          for k, v in call.items()})
+        self.calls = calls
+
     def _params(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in (
             ("initial_by_symbol", self.initial_by_symbol),
@@ -241,4 +291,5 @@ class MarginAccount(Account):
         return (f"initial={self.initial!r}, maintenance={self.maintenance!r}{extra}, "
                 f"pattern_day_trader={self.pattern_day_trader!r}, "
                 f"pdt_check={self.pdt_check!r}, liquidate={self.liquidate!r}, "
+                f"cancel_on_call={self.cancel_on_call!r}, "
                 f"{super()._params()}")

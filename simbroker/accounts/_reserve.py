@@ -12,7 +12,7 @@ from simbroker.types import Order, Side
 if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
-__all__ = ["opening_qty", "order_price", "reserved"]
+__all__ = ["opening_orders", "opening_qty", "order_price", "reserved"]
 
 
 def order_price(order: Order, mark: float, buffer: float) -> float:
@@ -37,6 +37,32 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     return max(0.0, qty - closing)
 
 
+def _open_parts(broker: PaperBroker) -> list[tuple[int, float]]:
+    """For each order in the book (in book order): its slot and the part of its open
+    quantity that opens exposure, after the position and the earlier orders on the same
+    symbol and side."""
+    book = broker._book
+    out: list[tuple[int, float]] = []
+    seen: dict[tuple[int, float], float] = {}
+    pos = broker._pos
+    for i in range(book.n):
+        state = broker._orders[book.ids[i]]
+        col = int(book.sym[i])
+        key = (col, float(book.sign[i]))
+        before = seen.get(key, 0.0)
+        q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
+            float(book.qty[i])
+        seen[key] = before + q
+        out.append((i, opening_qty(state.order.side, q, float(pos[col]), before)))
+    return out
+
+
+def opening_orders(broker: PaperBroker) -> list[str]:
+    """Ids of the open orders that would open or grow a position (see :func:`reserved`)."""
+    book = broker._book
+    return [str(book.ids[i]) for i, opening in _open_parts(broker) if opening > 0]
+
+
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
              buffer: float) -> float:
     """Margin the open orders hold: for each open order, the quantity that opens
@@ -48,20 +74,10 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
     if book.n == 0:
         return 0.0
     total = 0.0
-    seen: dict[tuple[int, float], float] = {}
-    pos = broker._pos
-    for i in range(book.n):
-        state = broker._orders[book.ids[i]]
-        order = state.order
-        col = int(book.sym[i])
-        key = (col, float(book.sign[i]))
-        before = seen.get(key, 0.0)
-        q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
-            float(book.qty[i])
-        seen[key] = before + q
-        opening = opening_qty(order.side, q, float(pos[col]), before)
+    for i, opening in _open_parts(broker):
         if opening > 0:
-            px = order_price(order, float(marks[col]), buffer)
+            col = int(book.sym[i])
+            px = order_price(broker._orders[book.ids[i]].order, float(marks[col]), buffer)
             if np.isfinite(px):
                 total += opening * px * float(rates[col])
     return total

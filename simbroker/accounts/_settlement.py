@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Settlement"]
+__all__ = ["Credit", "Lot", "Settlement"]
 
 
 @dataclass
-class _Credit:
+class Credit:
+    """Sale proceeds that settle on trading day ``due`` of ``calendar``."""
+
     calendar: int
     due: int  # trading day on which it settles
     amount: float
 
 
 @dataclass
-class _Lot:
+class Lot:
+    """``qty`` shares of column ``col`` bought with unsettled money, paid from ``free_day``."""
+
     col: int
     calendar: int
     free_day: int  # trading day from which the shares are paid for
@@ -33,8 +37,8 @@ class Settlement:
 
     def __init__(self, days: int):
         self.days = days
-        self.credits: list[_Credit] = []
-        self.lots: list[_Lot] = []
+        self.credits: list[Credit] = []
+        self.lots: list[Lot] = []
 
     @property
     def unsettled(self) -> float:
@@ -49,7 +53,7 @@ class Settlement:
     def on_sell(self, calendar: int, day: int, proceeds: float) -> None:
         """A sale filled on ``day``: its proceeds settle ``days`` trading days later."""
         if proceeds > 0:
-            self.credits.append(_Credit(calendar, day + self.days, proceeds))
+            self.credits.append(Credit(calendar, day + self.days, proceeds))
 
     def on_buy(self, col: int, calendar: int, qty: float, cost: float, cash: float) -> None:
         """A buy of ``qty`` for ``cost`` left ``cash``: the part paid with unsettled money
@@ -59,7 +63,7 @@ class Settlement:
             return
         unpaid = min(cost, -settled) / cost
         free = max(c.due for c in self.credits)
-        self.lots.append(_Lot(col, calendar, free, qty * unpaid))
+        self.lots.append(Lot(col, calendar, free, qty * unpaid))
 
     def unpaid_qty(self, col: int, day: int) -> float:
         """Shares of column ``col`` still unpaid on trading day ``day``."""

@@ -29,6 +29,9 @@ triggered   ``order_id, symbol, bar``: a stop-limit's stop was hit on the bar
             opening at ``bar``; it now rests as a limit
 filled      ``fill_id, order_id, client_order_id, symbol, side, qty, price, fee,
             notional, timestamp``
+account     ``model, params, state``: the account model a paper broker keeps and
+            its state (:meth:`simbroker.accounts.Account.snapshot`); then
+            ``margin_call`` and ``good_faith_violation`` records as they happen
 ==========  ==================================================================
 
 A crash can leave at most the last line torn: the reader drops it, and reopening the

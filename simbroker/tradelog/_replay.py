@@ -189,6 +189,9 @@ class ReplayState:
     entitlement is fixed but whose pay date has not come; ``dividends`` is the net
     dividend cash received. ``borrow_fees`` is the borrow fee paid and ``interest`` the
     net interest paid (credits negative), from ``borrow_fee`` and ``interest`` records.
+    For the ``k``-th entry of ``fills``, ``fill_lines[k]`` is its record's 1-based
+    position in the log and ``fill_positions[k]`` / ``fill_cash[k]`` the symbol's position
+    and the cash right after it (what an account model books a fill with).
     """
 
     cash: float = 0.0
@@ -202,6 +205,9 @@ class ReplayState:
     dividends: float = 0.0
     borrow_fees: float = 0.0
     interest: float = 0.0
+    fill_lines: list[int] = field(default_factory=list)
+    fill_positions: list[float] = field(default_factory=list)
+    fill_cash: list[float] = field(default_factory=list)
 
 
 def replay_trade_log(source: str | Path | Iterable[dict[str, Any]]) -> ReplayState:
@@ -352,6 +358,9 @@ def _fill(state: ReplayState, rec: Mapping[str, Any], seen: set[str]) -> None:
     else:
         state.positions[sym] = new
     state.fills.append(dict(rec))
+    state.fill_lines.append(state.n_records)
+    state.fill_positions.append(new)
+    state.fill_cash.append(cash)
     if oid is not None and oid in state.open_orders:
         done = state.filled_qty.get(oid, 0.0) + qty
         if done >= float(state.open_orders[oid]["qty"]) * (1 - 1e-12):
