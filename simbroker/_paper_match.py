@@ -1,0 +1,196 @@
+"""Matching the paper broker's open book against one bar (the module table of
+:mod:`simbroker.paper`): which orders fill, at what reference and fill price, for what fee.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simbroker._paper_booking import Booking
+from simbroker._paper_groups import one_leg_per_group
+from simbroker._paper_kinds import (
+    AT_CLOSE,
+    AT_OPEN,
+    TRAIL_AMOUNT,
+    TRAIL_PERCENT,
+    auction_fill,
+    trail_fill,
+    trail_levels,
+)
+from simbroker._paper_volume import capped_quantities
+from simbroker.models.schedules import fees_at, order_fees_at
+from simbroker.models.slippage import BarContext
+from simbroker.types import TimeInForce
+
+__all__ = ["Matching"]
+
+
+class Matching(Booking):
+    """Decide a bar's fills across the book (numpy across orders), then book them."""
+
+    def _match(self, t: int) -> None:
+        book = self._book
+        n = book.n
+        if book.max_first <= t:  # the common case: every order may trade
+            elig = np.arange(n)
+        else:
+            elig = np.flatnonzero(book.first_bar[:n] <= t)
+            if len(elig) == 0:
+                return
+        s = book.sym[elig]
+        o = self._open_px[t, s]
+        v = self._volume[t, s]
+        # NaN volume or close (no bar) compares False
+        tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
+        if self._gate is not None and not self._all_regular[t]:
+            tradable &= self._in_hours(t, elig, s)
+        otype = book.otype[elig]
+        market = otype == 0
+        newly: np.ndarray | None = None
+        if market.all():  # the common case: one comparison decides
+            fill = tradable
+            ref = o
+            lim = None
+        else:
+            fill, ref, lim, newly = self._match_priced(t, elig, s, o, tradable, otype, market)
+            if self._groups.live and fill.any():
+                fill = one_leg_per_group(
+                    self._groups.live, book.ids, elig, fill, otype, book.sign[elig] > 0, o,
+                    book.limit[elig], book.stop[elig], self.both_legs)
+        if not fill.any():
+            if newly is not None:
+                self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
+            return
+        fi = np.flatnonzero(fill)
+        slot = elig[fi]
+        qty = book.qty[slot]
+        whole: np.ndarray | None = None
+        if self.max_volume_share is not None:
+            fi, slot, qty, whole, newly = self._capped(t, fi, slot, qty, s, v, otype, newly)
+            if len(fi) == 0:
+                if newly is not None:
+                    self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
+                return
+        sgn, refp = book.sign[slot], ref[fi]
+        sf = s[fi]
+        ctx = BarContext(open=o[fi], high=self._high[t, sf], low=self._low[t, sf],
+                         close=self._close[t, sf], volume=v[fi])
+        price = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
+        if lim is not None:
+            lf = lim[fi]
+            limited = ~np.isnan(lf)
+            if limited.any():
+                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
+                price = np.where(limited, capped, price)
+        if self.clip_to_bar:
+            price = np.clip(price, ctx.low, ctx.high)
+        if whole is None:  # dated schedules (fees_at) price at the bar's date
+            fee = fees_at(self.fees, sgn, qty, price, self._ts[t])
+        else:
+            states = [self._orders[book.ids[i]] for i in slot.tolist()]
+            fee = order_fees_at(self.fees, sgn, qty, price,
+                                np.array([st.filled_qty for st in states]),
+                                np.array([st.filled_notional for st in states]), self._ts[t])
+        self._book_bar(t, slot, qty, price, fee, newly, whole)
+
+    def _capped(
+        self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,
+        v: np.ndarray, otype: np.ndarray, newly: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The bar's fills under ``max_volume_share`` (see :mod:`simbroker._paper_volume`).
+
+        An order already partly filled on bar ``t`` (an earlier attempt at this bar whose
+        write failed) does not fill on it again; a fok order the cap would split does not
+        fill at all; a stop-like order that triggered but is left with a remainder
+        becomes triggered (a stop or trailing stop rests as a market order, a stop-limit
+        as its limit) from the next bar, recorded as ``newly`` triggered.
+        """
+        book = self._book
+        fresh = book.part_bar[slot] != t
+        fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
+        share = self.max_volume_share or 1.0
+        q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
+            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
+                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
+            if not fok.any():
+                break
+            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+            q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        keep = q > 0
+        if not whole.all():
+            for k in np.flatnonzero(~whole).tolist():
+                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
+                        otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
+                    newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
+        return fi[keep], slot[keep], q[keep], whole[keep], newly
+
+    def _match_priced(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, tradable: np.ndarray,
+        otype: np.ndarray, market: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fill mask, reference prices, limits and the slots of stop-limits triggered now.
+
+        Nothing is changed here: a trigger is booked with the bar's fills, after its
+        record. "Triggered" means triggered on an earlier bar, so matching a bar again
+        (after a failed write, or a resume) decides exactly as the first time.
+        """
+        book = self._book
+        h = self._high[t, s]
+        lo = self._low[t, s]
+        buy = book.sign[elig] > 0
+        lim = book.limit[elig]
+        stp = book.stop[elig]
+        was_triggered = book.trig_bar[elig] < t
+
+        stop_like = ((otype == 2) | (otype == 3)) if self._special else otype >= 2
+        trig_now = stop_like & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
+        gapped = np.where(buy, o >= stp, o <= stp)
+        ref = np.where(market, o, np.nan)
+        stop_fill = (otype == 2) & trig_now
+        ref = np.where(stop_fill, np.where(buy, np.maximum(o, stp), np.minimum(o, stp)), ref)
+        limit_live = (otype == 1) | ((otype == 3) & (was_triggered | (trig_now & gapped)))
+        limit_hit = limit_live & tradable & np.where(buy, lo <= lim, h >= lim)
+        ref = np.where(limit_hit, np.where(buy, np.minimum(o, lim), np.maximum(o, lim)), ref)
+        # Stop-limit hit inside the bar: marketable at the stop when the stop is within
+        # the limit; otherwise it must wait (the path after the trigger is unknown).
+        sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
+        ref = np.where(sl_inside, stp, ref)
+        fill = (market & tradable) | stop_fill | limit_hit | sl_inside
+        if self._special:  # a trailing stop or an auction order was ever booked
+            special = otype >= TRAIL_AMOUNT
+            if special.any():
+                fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy,
+                                                lim, special, fill, ref)
+        # Stop-limits that triggered without filling rest as limits from the next bar.
+        newly = trig_now & (otype == 3) & ~fill
+        return fill, ref, lim, elig[newly] if newly.any() else None
+
+    def _match_special(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, h: np.ndarray,
+        lo: np.ndarray, tradable: np.ndarray, otype: np.ndarray, buy: np.ndarray,
+        lim: np.ndarray, special: np.ndarray, fill: np.ndarray, ref: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``fill`` and ``ref`` with the trailing stops and auction orders matched in."""
+        trailing = special & (otype <= TRAIL_PERCENT)
+        if trailing.any():
+            aux = self._book.aux[elig]
+            level = trail_levels(buy, otype == TRAIL_PERCENT, aux[:, 0], aux[:, 1])
+            hit, tref = trail_fill(buy, level, o, h, lo, tradable)
+            fill = fill | (trailing & hit)
+            ref = np.where(trailing, tref, ref)
+        auction = special & (otype >= AT_OPEN)
+        if auction.any():
+            hit, aref = auction_fill(otype, buy, lim, o, self._close[t, s], tradable)
+            fill = fill | (auction & hit)
+            ref = np.where(auction, aref, ref)
+        return fill, ref
+
+    def _in_hours(self, t: int, elig: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Whether each eligible order may trade on bar ``t``: a regular-hours bar of its
+        symbol's calendar, or for an extended-hours order any bar of a trading day."""
+        assert self._gate is not None
+        regular, in_day = self._gate
+        g = self._sessions.columns[s]
+        out: np.ndarray = np.where(self._book.ext[elig], in_day[t, g], regular[t, g])
+        return out
