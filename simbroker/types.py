@@ -291,7 +291,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
+_MEMBERS: dict[type[Enum], dict[Any, Enum]] = {}
+
+
 def _enum(cls: type[Enum], value: Any, field: str, symbol: str | None) -> Any:
+    table = _MEMBERS.get(cls)
+    if table is None:  # members by value: a str enum's member hashes (and equals) as it
+        table = _MEMBERS[cls] = {m.value: m for m in cls}
+    try:
+        member = table.get(value)
+    except TypeError:  # unhashable: refused below with the message naming it
+        member = None
+    if member is not None:
+        return member
     try:
         return cls(value.lower() if isinstance(value, str) else value)
     except (ValueError, TypeError):
@@ -517,7 +529,10 @@ class Order:
             raise InvalidOrder(f"extended_hours is only for limit orders (as at IBKR and "
                                f"Alpaca); {symbol} is a {type_.value} order",
                                field="extended_hours", value=True, symbol=symbol)
-        return cls(
+        # Every field is checked above: fill the frozen instance directly (what the
+        # dataclass __init__ does, without its fourteen object.__setattr__ calls).
+        order = object.__new__(cls)
+        order.__dict__.update(
             symbol=symbol,
             side=side_,
             qty=qty_,
@@ -533,6 +548,7 @@ class Order:
             trail_percent=trail_p,
             extended_hours=bool(extended_hours),
         )
+        return order
 
     def leg_orders(self) -> list[Order]:
         """The orders this one brings with it, take-profit first.
