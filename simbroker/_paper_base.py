@@ -50,6 +50,8 @@ class PaperState:
     _prefix: str
     _clock: SimulatedClock
     _ts: np.ndarray
+    _n_bars: int
+    _plain: bool
     _close_ns: np.ndarray
     _t: int
     _open_px: np.ndarray
@@ -59,12 +61,19 @@ class PaperState:
     _volume: np.ndarray
     _volume_known: bool
     _sessions: Sessions
+    _calendar_of: list[int]
+    """Each symbol column's calendar index in ``_sessions`` (``Sessions.columns``)."""
+    _windows: dict[tuple[int, int, bool], tuple[int, int]]
+    """``day`` order windows by (first bar, calendar, extended), for the time ``_windows_ns``."""
+    _windows_ns: int | None
     _gate: tuple[np.ndarray, np.ndarray] | None
     _all_regular: np.ndarray
     _cash: float
     _initial_cash: float
     _account: Account | None
     _pos: np.ndarray
+    _positions: dict[str, float] | None
+    """``get_positions()`` of ``_pos``, or None: whatever writes ``_pos`` sets it to None."""
     _initial_positions: dict[str, float]
     _orders: dict[str, OrderState]
     _by_client_id: dict[str, str]

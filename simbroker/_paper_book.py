@@ -53,12 +53,28 @@ class OpenBook:
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` (length n) is False, preserving order."""
-        k = int(mask.sum())
+        k = int(np.count_nonzero(mask))
+        if k == self.n:
+            return
+        if k == 0:  # every order left (the common case of a small book): nothing to move
+            self.n = 0
+            self.ids = []
+            return
         for name in self._ARRAYS:
             a = getattr(self, name)
             a[:k] = a[: self.n][mask]
         self.ids = [i for i, m in zip(self.ids, mask.tolist(), strict=True) if m]
         self.n = k
+
+    def drop(self, slots: list[int]) -> None:
+        """Drop the (distinct) ``slots``, preserving the order of the others."""
+        if len(slots) == self.n:  # every order left: nothing to move
+            self.n = 0
+            self.ids = []
+            return
+        mask = np.ones(self.n, np.bool_)
+        mask[slots] = False
+        self.keep(mask)
 
     def remove(self, order_id: str) -> None:
         mask = np.ones(self.n, np.bool_)

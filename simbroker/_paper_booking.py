@@ -46,16 +46,16 @@ class Booking(Placing):
         book = self._book
         now = self._clock.now()
         ts_ns = int(self._ts[t])
-        done = np.zeros(book.n, np.bool_)
+        done: list[int] = []  # slots whose order is finished (distinct, ascending)
         try:
             parts = [True] * len(slots) if whole is None else whole.tolist()
             for slot, q, px, f, w in zip(slots.tolist(), qty.tolist(), price.tolist(),
                                           fee.tolist(), parts, strict=True):
                 if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
-                    done[slot] = True
+                    done.append(slot)
             if triggered is not None:
                 for slot in triggered.tolist():
-                    if book.trig_bar[slot] == t or done[slot]:
+                    if book.trig_bar[slot] == t or slot in done:
                         continue  # recorded by an earlier attempt at this bar
                     if self._log is not None:
                         state = self._orders[book.ids[slot]]
@@ -65,8 +65,8 @@ class Booking(Placing):
                     if book.otype[slot] != 3:  # a stop that traded in part: now a market
                         book.otype[slot] = 0
         finally:
-            if done.any():
-                book.keep(~done)
+            if done:
+                book.drop(done)
         if self._groups.pending:
             self._settle(now)
 
@@ -85,16 +85,18 @@ class Booking(Placing):
                          f"position of {pos:g}", now)
             return True
         notional = q * px
+        side = "buy" if order.side is Side.BUY else "sell"
         fill = Fill(
             fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
             client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
-            side=order.side.value, qty=q, price=px, fee=f, notional=notional,
+            side=side, qty=q, price=px, fee=f, notional=notional,
         )
         if self._log is not None:
             self._log.write("filled", now, **fill)
-        self._cash = cash_after_fill(self._cash, order.side.value, notional, f)
-        new_pos = position_after_fill(pos, order.side.value, q)
+        self._cash = cash_after_fill(self._cash, side, notional, f)
+        new_pos = position_after_fill(pos, side, q)
         self._pos[col] = new_pos
+        self._positions = None
         state.filled_qty += q
         state.filled_notional += notional
         state.n_fills += 1

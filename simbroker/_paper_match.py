@@ -22,15 +22,39 @@ from simbroker.models.schedules import fees_at, order_fees_at
 from simbroker.models.slippage import BarContext
 from simbroker.types import TimeInForce
 
-__all__ = ["Matching"]
+__all__ = ["SMALL_BOOK", "Matching"]
+
+SMALL_BOOK = 16
+"""Largest book matched order by order in Python (:meth:`Matching._match_small`)."""
+
+_NONE = np.zeros(0, np.float64)
+
+
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats: NaN when either is NaN."""
+    return a if a > b or a != a else b
+
+
+def _minimum(a: float, b: float) -> float:
+    """``np.minimum`` of two floats: NaN when either is NaN."""
+    return a if a < b or a != a else b
 
 
 class Matching(Booking):
     """Decide a bar's fills across the book (numpy across orders), then book them."""
 
+    _small_book = SMALL_BOOK
+    """Books of at most this many orders are matched by :meth:`_match_small` (tests force
+    either path by setting it to 0 or to a huge number)."""
+
     def _match(self, t: int) -> None:
         book = self._book
         n = book.n
+        if n <= self._small_book and not self._special and not self._groups.live \
+                and self.max_volume_share is None \
+                and (self._gate is None or self._all_regular[t]):
+            self._match_small(t)
+            return
         if book.max_first <= t:  # the common case: every order may trade
             elig = np.arange(n)
         else:
@@ -71,19 +95,12 @@ class Matching(Booking):
                 if newly is not None:
                     self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
                 return
-        sgn, refp = book.sign[slot], ref[fi]
         sf = s[fi]
-        ctx = BarContext(open=o[fi], high=self._high[t, sf], low=self._low[t, sf],
-                         close=self._close[t, sf], volume=v[fi])
-        price = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
-        if lim is not None:
-            lf = lim[fi]
-            limited = ~np.isnan(lf)
-            if limited.any():
-                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
-                price = np.where(limited, capped, price)
+        price = self._slipped(t, slot, sf, qty, ref[fi], None if lim is None else lim[fi],
+                              o[fi], v[fi])
+        sgn = book.sign[slot]
         if self.clip_to_bar:
-            price = np.clip(price, ctx.low, ctx.high)
+            price = np.clip(price, self._low[t, sf], self._high[t, sf])
         if whole is None:  # dated schedules (fees_at) price at the bar's date
             fee = fees_at(self.fees, sgn, qty, price, self._ts[t])
         else:
@@ -92,6 +109,102 @@ class Matching(Booking):
                                 np.array([st.filled_qty for st in states]),
                                 np.array([st.filled_notional for st in states]), self._ts[t])
         self._book_bar(t, slot, qty, price, fee, newly, whole)
+
+    def _slipped(self, t: int, slot: np.ndarray, sf: np.ndarray, qty: np.ndarray,
+                 refp: np.ndarray, lf: np.ndarray | None, o: np.ndarray,
+                 v: np.ndarray) -> np.ndarray:
+        """Fill prices of the orders in ``slot`` (columns ``sf``) at reference ``refp``:
+        slipped against the trader, then capped at each limit ``lf`` (NaN: none)."""
+        sgn = self._book.sign[slot]
+        ctx = BarContext(open=o, high=self._high[t, sf], low=self._low[t, sf],
+                         close=self._close[t, sf], volume=v)
+        price: np.ndarray = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
+        if lf is not None:
+            limited = ~np.isnan(lf)
+            if limited.any():
+                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
+                price = np.where(limited, capped, price)
+        return price
+
+    def _match_small(self, t: int) -> None:
+        """:meth:`_match` for a small book of plain orders (market, limit, stop,
+        stop-limit; no groups, volume cap or out-of-hours bar), deciding order by order
+        in Python floats: numpy's per-call cost dominates a handful of orders.
+
+        Every decision is the one :meth:`_match_priced` makes element-wise (the same
+        comparisons, NaN comparing False, ``np.maximum``/``np.minimum`` propagating NaN),
+        and the filled orders are priced by the same array code, so both paths give
+        bit-identical fills.
+        """
+        book = self._book
+        n = book.n
+        syms = book.sym[:n].tolist()
+        otypes = book.otype[:n].tolist()
+        firsts = book.first_bar[:n].tolist() if book.max_first > t else None
+        plain = max(otypes) == 0
+        if not plain:
+            signs = book.sign[:n].tolist()
+            limits = book.limit[:n].tolist()
+            stops = book.stop[:n].tolist()
+            trigs = book.trig_bar[:n].tolist()
+        opens, vols = self._open_px[t], self._volume[t]
+        closes, highs, lows = self._close[t], self._high[t], self._low[t]
+        known = self._volume_known
+        slots: list[int] = []
+        refs: list[float] = []
+        newly: list[int] = []
+        for i in range(n):
+            if firsts is not None and firsts[i] > t:
+                continue
+            c = syms[i]
+            o = opens.item(c)
+            if known:
+                tradable = vols.item(c) > 0  # NaN volume (no bar) compares False
+            else:
+                close = closes.item(c)
+                tradable = close == close
+            ot = otypes[i]
+            if ot == 0:
+                if tradable:
+                    slots.append(i)
+                    refs.append(o)
+                continue
+            buy = signs[i] > 0
+            h, lo = highs.item(c), lows.item(c)
+            lim, stp = limits[i], stops[i]
+            was_triggered = trigs[i] < t
+            trig_now = ot >= 2 and not was_triggered and tradable and (
+                h >= stp if buy else lo <= stp)
+            gapped = o >= stp if buy else o <= stp
+            if ot == 2:
+                if trig_now:
+                    slots.append(i)
+                    refs.append(_maximum(o, stp) if buy else _minimum(o, stp))
+                continue
+            if (ot == 1 or (was_triggered or (trig_now and gapped))) and tradable and (
+                    lo <= lim if buy else h >= lim):
+                slots.append(i)
+                refs.append(_minimum(o, lim) if buy else _maximum(o, lim))
+            elif ot == 3 and trig_now and not gapped and (stp <= lim if buy else stp >= lim):
+                slots.append(i)
+                refs.append(stp)
+            elif ot == 3 and trig_now:
+                newly.append(i)
+        triggered = np.array(newly, np.int64) if newly else None
+        slot = np.array(slots, np.int64)
+        if not slots:
+            if triggered is not None:
+                self._book_bar(t, slot, _NONE, _NONE, _NONE, triggered)
+            return
+        sf = book.sym[slot]
+        qty = book.qty[slot]
+        price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
+                              None if plain else book.limit[slot], self._open_px[t, sf],
+                              self._volume[t, sf])
+        if self.clip_to_bar:
+            price = np.clip(price, self._low[t, sf], self._high[t, sf])
+        fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
+        self._book_bar(t, slot, qty, price, fee, triggered)
 
     def _capped(
         self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,

@@ -13,12 +13,9 @@ import numpy as np
 from simbroker._paper_base import NEVER_BAR, PaperState
 from simbroker._paper_kinds import AT_CLOSE, AT_OPEN, TRAIL_AMOUNT, TRAIL_PERCENT
 from simbroker._paper_state import OrderState
-from simbroker.types import Order, OrderClass, OrderStatus, OrderType, TimeInForce
+from simbroker.types import Order, OrderClass, OrderStatus, OrderType, Side, TimeInForce
 
 __all__ = ["Placing"]
-
-
-_TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
 
 
 class Placing(PaperState):
@@ -60,7 +57,9 @@ class Placing(PaperState):
         """Put an order into the book from bar ``first`` on, by its kind and tif."""
         order = state.order
         tif = order.tif
-        code = _TYPE_CODE.get(order.order_type, 0)
+        kind = order.order_type  # compared by identity: hashing an Enum member is slow
+        code = 0 if kind is OrderType.MARKET else 1 if kind is OrderType.LIMIT else \
+            2 if kind is OrderType.STOP else 3 if kind is OrderType.STOP_LIMIT else 0
         col = self.bars.symbol_index(order.symbol)
         if tif is TimeInForce.OPG:
             first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
@@ -69,9 +68,7 @@ class Placing(PaperState):
         if first >= len(self._ts) or tif is TimeInForce.GTC:
             expire = NEVER_BAR
         elif tif is TimeInForce.DAY:
-            first, expire = self._sessions.order_window(
-                self._clock.ns, first, col, order.extended_hours)
-            first, expire = int(first), int(expire)
+            first, expire = self._day_window(first, col, order.extended_hours)
         else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
             expire = first
         trail = np.nan
@@ -86,11 +83,27 @@ class Placing(PaperState):
         if code >= TRAIL_AMOUNT:
             self._special = True
         self._book.add(
-            state.order_id, col, float(order.side.sign), order.qty, code,
+            state.order_id, col, 1.0 if order.side is Side.BUY else -1.0, order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
             np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
             trail, np.nan if extreme is None else extreme, order.extended_hours,
         )
+
+    def _day_window(self, first: int, col: int, extended: bool) -> tuple[int, int]:
+        """``Sessions.order_window`` of a ``day`` order placed now, cached while the clock
+        stands still: it depends only on the time, ``first``, the column's calendar and
+        ``extended``, so the orders of one bar share one lookup per calendar."""
+        ns = self._clock.ns
+        cache = self._windows
+        if self._windows_ns != ns:
+            cache.clear()
+            self._windows_ns = ns
+        key = (first, self._calendar_of[col], extended)
+        hit = cache.get(key)
+        if hit is None:
+            start, end = self._sessions.order_window(ns, first, col, extended)
+            hit = cache[key] = (int(start), int(end))
+        return hit
 
     def _last_price(self, col: int) -> float:
         """The last close the strategy saw for column ``col`` (a trailing stop's start).

@@ -17,7 +17,14 @@ import numpy as np
 from simbroker._paper_base import EPOCH
 from simbroker._paper_carry import Carried
 from simbroker._paper_kinds import trail_levels
-from simbroker.types import Order, OrderClass, OrderInfo, OrderStatus, OrderType, Side
+from simbroker.types import (
+    Order,
+    OrderClass,
+    OrderInfo,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 
 __all__ = ["OrderState", "carried_fields", "ns_datetime", "order_fields", "trail_level"]
 
@@ -27,7 +34,7 @@ def ns_datetime(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 
-@dataclass
+@dataclass(slots=True)
 class OrderState:
     """Mutable bookkeeping of one order (the dict handed out is built from it)."""
 
@@ -44,36 +51,46 @@ class OrderState:
     trail_extreme: float | None = None  # a trailing stop's extreme so far
     n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"
 
+    # (order, side, order_type, tif, order_class) of the last info(): the enum values
+    # are read once per Order object. ``_value_`` is the member's value without the
+    # ``.value`` descriptor (several times slower, as is hashing a member).
+    _fixed: tuple[Order, str, str, str, str] | None = field(default=None, repr=False,
+                                                             compare=False)
+
     def info(self) -> OrderInfo:
+        """The order now, as the :class:`~simbroker.types.OrderInfo` handed out."""
         o = self.order
-        # ``extended_hours`` is an Order field of the sessions work; False until it exists.
-        extended = bool(getattr(o, "extended_hours", False))
+        fixed = self._fixed
+        if fixed is None or fixed[0] is not o:
+            fixed = self._fixed = (o, o.side._value_, o.order_type._value_, o.tif._value_,
+                                   o.order_class._value_)
         stop = o.stop_price
-        if o.order_type is OrderType.TRAILING_STOP and self.trail_extreme is not None:
+        if self.trail_extreme is not None and o.order_type is OrderType.TRAILING_STOP:
             stop = trail_level(o, self.trail_extreme)
-        return OrderInfo(
-            order_id=self.order_id,
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            side=o.side.value,
-            qty=o.qty,
-            order_type=o.order_type.value,
-            limit_price=o.limit_price,
-            stop_price=stop,
-            tif=o.tif.value,
-            status=self.status.value,
-            filled_qty=self.filled_qty,
-            avg_fill_price=(self.filled_notional / self.filled_qty) if self.filled_qty else None,
-            submitted_at=self.submitted_at,
-            reason=self.reason,
-            order_class=self.group_class or o.order_class.value,
-            parent_id=self.parent_id,
-            legs=list(self.legs),
-            trail_amount=o.trail_amount,
-            trail_percent=o.trail_percent,
-            extended_hours=extended,
-            remaining_qty=o.qty - self.filled_qty,
-        )
+        filled = self.filled_qty
+        return {
+            "order_id": self.order_id,
+            "client_order_id": o.client_order_id,
+            "symbol": o.symbol,
+            "side": fixed[1],
+            "qty": o.qty,
+            "order_type": fixed[2],
+            "limit_price": o.limit_price,
+            "stop_price": stop,
+            "tif": fixed[3],
+            "status": self.status._value_,
+            "filled_qty": filled,
+            "avg_fill_price": (self.filled_notional / filled) if filled else None,
+            "submitted_at": self.submitted_at,
+            "reason": self.reason,
+            "order_class": self.group_class or fixed[4],
+            "parent_id": self.parent_id,
+            "legs": list(self.legs),
+            "trail_amount": o.trail_amount,
+            "trail_percent": o.trail_percent,
+            "extended_hours": bool(o.extended_hours),
+            "remaining_qty": o.qty - filled,
+        }
 
 
 def order_fields(order: Order) -> dict[str, Any]:

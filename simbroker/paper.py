@@ -293,6 +293,7 @@ class PaperBroker(Matching, Checks):
         self._prefix = order_id_prefix
         self._clock = clock if clock is not None else SimulatedClock()
         self._ts = bars.ts_ns
+        self._n_bars = len(self._ts)
         self._close_ns = bars.close_ns
         self._clock.set(int(self._ts[0]))
         self._t = -1  # index of the latest closed bar
@@ -309,6 +310,9 @@ class PaperBroker(Matching, Checks):
         self._sessions = bars.sessions if bars.sessions is not None else date_sessions(
             bars, session_tz)
         lookup = self._sessions._arrays()
+        self._calendar_of = self._sessions.columns.tolist()
+        self._windows = {}
+        self._windows_ns = None
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
             self._gate = (self._sessions.regular, lookup["in_day"])
@@ -318,6 +322,7 @@ class PaperBroker(Matching, Checks):
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
+        self._positions: dict[str, float] | None = None  # get_positions, until _pos changes
         for sym, qty in (positions or {}).items():
             if sym not in bars:
                 raise InvalidOrder(f"starting position in unknown symbol {sym!r}",
@@ -382,6 +387,8 @@ class PaperBroker(Matching, Checks):
         self._account = account_model(account)
         if self._account is not None:
             self._account.bind(self)
+        # No account, financing or corporate actions: an empty book's bar only moves the clock.
+        self._plain = self._account is None and self._financing is None and self._actions is None
 
     def submit_order(
         self,
@@ -474,8 +481,12 @@ class PaperBroker(Matching, Checks):
 
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
-        syms = self.bars.symbols
-        return {syms[i]: float(self._pos[i]) for i in np.flatnonzero(self._pos)}
+        held = self._positions
+        if held is None:  # rebuilt after a change of ``_pos`` (see PaperState._positions)
+            syms = self.bars.symbols
+            held = self._positions = {syms[i]: float(self._pos[i])
+                                      for i in np.flatnonzero(self._pos).tolist()}
+        return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
         """Cash balance (negative when the account borrowed to buy)."""
@@ -569,15 +580,23 @@ class PaperBroker(Matching, Checks):
         matches the same bar, booking only the rest.
         """
         t = self._t + 1
-        if t >= len(self._ts):
+        if t >= self._n_bars:
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
+        if not book.n and self._plain and not self._groups.pending:
+            # Nothing to match, expire or accrue: the bar only moves the clock.
+            self._clock._set_ns_unchecked(self._close_ns.item(t))
+            self._t = t
+            return t
         if self._groups.pending:  # left by a failed write: finish before the next bar
             self._settle(self._clock.now())
         acts = self._actions
         if acts is not None and acts.due(t):  # splits and dividends, before bar t trades
             self._clock._set_ns_unchecked(int(self._ts[t]))
-            acts.apply(self, t)
+            try:
+                acts.apply(self, t)
+            finally:
+                self._positions = None  # a split changes positions
         if book.n:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)
