@@ -30,9 +30,9 @@ _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
 class Booking(Placing):
     """Book what a bar decided (write-ahead: the record first, then the change)."""
 
-    def _book_bar(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
-                  fee: np.ndarray, triggered: np.ndarray | None,
-                  whole: np.ndarray | None = None) -> None:
+    def _book_bar(self, t: int, slots: list[int], qty: list[float], price: list[float],
+                  fee: list[float], triggered: list[int] | None,
+                  whole: list[bool] | None = None) -> None:
         """Book a bar's fills, then its stop-limit triggers, each after its record.
 
         ``whole`` (under ``max_volume_share``) says which fills complete their order; the
@@ -48,13 +48,12 @@ class Booking(Placing):
         ts_ns = int(self._ts[t])
         done: list[int] = []  # slots whose order is finished (distinct, ascending)
         try:
-            parts = [True] * len(slots) if whole is None else whole.tolist()
-            for slot, q, px, f, w in zip(slots.tolist(), qty.tolist(), price.tolist(),
-                                          fee.tolist(), parts, strict=True):
+            parts = [True] * len(slots) if whole is None else whole
+            for slot, q, px, f, w in zip(slots, qty, price, fee, parts, strict=True):
                 if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
                     done.append(slot)
             if triggered is not None:
-                for slot in triggered.tolist():
+                for slot in triggered:
                     if book.trig_bar[slot] == t or slot in done:
                         continue  # recorded by an earlier attempt at this bar
                     if self._log is not None:

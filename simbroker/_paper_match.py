@@ -18,8 +18,9 @@ from simbroker._paper_kinds import (
     trail_levels,
 )
 from simbroker._paper_volume import capped_quantities
+from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee
 from simbroker.models.schedules import fees_at, order_fees_at
-from simbroker.models.slippage import BarContext
+from simbroker.models.slippage import BarContext, FixedBps, NoSlippage, SlippageModel
 from simbroker.types import TimeInForce
 
 __all__ = ["SMALL_BOOK", "Matching"]
@@ -27,7 +28,21 @@ __all__ = ["SMALL_BOOK", "Matching"]
 SMALL_BOOK = 16
 """Largest book matched order by order in Python (:meth:`Matching._match_small`)."""
 
-_NONE = np.zeros(0, np.float64)
+def _scalar_rates(slippage: SlippageModel, fees: FeeModel) -> tuple[float, float | None] | None:
+    """``(slippage rate, fee rate or None for NoFee)`` when both models are the built-in
+    fixed-rate ones (exactly those classes), whose array methods the small-book path
+    repeats in Python floats; ``None`` for any other model."""
+    if type(slippage) is FixedBps:
+        slip = slippage.bps / 1e4
+    elif type(slippage) is NoSlippage:
+        slip = 0.0
+    else:
+        return None
+    if type(fees) is BpsOfNotional:
+        return slip, fees.bps / 1e4
+    if type(fees) is NoFee:
+        return slip, None
+    return None
 
 
 def _maximum(a: float, b: float) -> float:
@@ -83,7 +98,7 @@ class Matching(Booking):
                     book.limit[elig], book.stop[elig], self.both_legs)
         if not fill.any():
             if newly is not None:
-                self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
+                self._book_bar(t, [], [], [], [], newly.tolist())
             return
         fi = np.flatnonzero(fill)
         slot = elig[fi]
@@ -93,7 +108,7 @@ class Matching(Booking):
             fi, slot, qty, whole, newly = self._capped(t, fi, slot, qty, s, v, otype, newly)
             if len(fi) == 0:
                 if newly is not None:
-                    self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
+                    self._book_bar(t, [], [], [], [], newly.tolist())
                 return
         sf = s[fi]
         price = self._slipped(t, slot, sf, qty, ref[fi], None if lim is None else lim[fi],
@@ -108,7 +123,9 @@ class Matching(Booking):
             fee = order_fees_at(self.fees, sgn, qty, price,
                                 np.array([st.filled_qty for st in states]),
                                 np.array([st.filled_notional for st in states]), self._ts[t])
-        self._book_bar(t, slot, qty, price, fee, newly, whole)
+        self._book_bar(t, slot.tolist(), qty.tolist(), price.tolist(), fee.tolist(),
+                       None if newly is None else newly.tolist(),
+                       None if whole is None else whole.tolist())
 
     def _slipped(self, t: int, slot: np.ndarray, sf: np.ndarray, qty: np.ndarray,
                  refp: np.ndarray, lf: np.ndarray | None, o: np.ndarray,
@@ -190,12 +207,32 @@ class Matching(Booking):
                 refs.append(stp)
             elif ot == 3 and trig_now:
                 newly.append(i)
-        triggered = np.array(newly, np.int64) if newly else None
-        slot = np.array(slots, np.int64)
+        triggered = newly or None
         if not slots:
             if triggered is not None:
-                self._book_bar(t, slot, _NONE, _NONE, _NONE, triggered)
+                self._book_bar(t, [], [], [], [], triggered)
             return
+        qtys = [book.qty.item(i) for i in slots]
+        rates = _scalar_rates(self.slippage, self.fees)
+        if rates is not None and not self.clip_to_bar:
+            # The built-in default models in Python floats: the operations of
+            # FixedBps.rate / NoSlippage.rate, _slipped and BpsOfNotional.fees / NoFee.fees,
+            # in the same order.
+            slip, fee_rate = rates
+            prices: list[float] = []
+            fees: list[float] = []
+            for i, q, ref in zip(slots, qtys, refs, strict=True):
+                sgn = book.sign.item(i)
+                px = ref * (1.0 + sgn * (slip if q > 0 else 0.0))
+                if not plain:
+                    lim = limits[i]
+                    if lim == lim:  # a limit caps the slipped price
+                        px = _minimum(px, lim) if sgn > 0 else _maximum(px, lim)
+                prices.append(px)
+                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
+            self._book_bar(t, slots, qtys, prices, fees, triggered)
+            return
+        slot = np.array(slots, np.int64)
         sf = book.sym[slot]
         qty = book.qty[slot]
         price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
@@ -204,7 +241,7 @@ class Matching(Booking):
         if self.clip_to_bar:
             price = np.clip(price, self._low[t, sf], self._high[t, sf])
         fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
-        self._book_bar(t, slot, qty, price, fee, triggered)
+        self._book_bar(t, slots, qtys, price.tolist(), fee.tolist(), triggered)
 
     def _capped(
         self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,

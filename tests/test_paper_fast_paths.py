@@ -69,13 +69,16 @@ def test_scalar_and_numpy_matching_give_identical_fills(case, slip, fee, clip, s
 
 
 @PROPS
-@given(books(), st.sampled_from(["volume_share", "bar_range"]))
-def test_paths_agree_under_the_slippage_models_that_read_the_bar(case, model) -> None:  # type: ignore[no-untyped-def]
+@given(books(), st.sampled_from(["volume_share", "bar_range", None, 0.0]),
+       st.sampled_from(["ibkr_tiered", "alpaca", None, 0.0]))
+def test_paths_agree_under_every_kind_of_model(case, slip, fees) -> None:  # type: ignore[no-untyped-def]
+    # Models that read the bar or a dated schedule are priced by their array methods on
+    # both paths; None / 0 are NoSlippage / NoFee, priced in Python floats by the scalar one.
     bars, orders = case
-    slip = (simbroker.models.VolumeShare() if model == "volume_share"
-            else simbroker.models.BarRange())
-    scalar = _run(bars, orders, SCALAR, slippage=slip, fees="ibkr_tiered")
-    vector = _run(bars, orders, NUMPY, slippage=slip, fees="ibkr_tiered")
+    slip = {"volume_share": simbroker.models.VolumeShare(),
+            "bar_range": simbroker.models.BarRange()}.get(slip, slip)  # type: ignore[arg-type]
+    scalar = _run(bars, orders, SCALAR, slippage=slip, fees=fees)
+    vector = _run(bars, orders, NUMPY, slippage=slip, fees=fees)
     assert _state(scalar) == _state(vector)
 
 
