@@ -20,6 +20,7 @@ from simbroker.types import Fill, OrderStatus, Side, TimeInForce
 __all__ = ["Booking"]
 
 
+_BUY, _FILLED = Side.BUY, OrderStatus.FILLED  # globals: cheaper than Enum.MEMBER
 _PART_EXPIRED = "day order partially filled; the rest expired at the session end"
 _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
              TimeInForce.CLS: "cls order not filled in the closing auction",
@@ -84,7 +85,7 @@ class Booking(Placing):
                          f"position of {pos:g}", now)
             return True
         notional = q * px
-        side = "buy" if order.side is Side.BUY else "sell"
+        side = "buy" if order.side is _BUY else "sell"
         fill = Fill(
             fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
             client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
@@ -106,7 +107,7 @@ class Booking(Placing):
         self._ledger_cash.append(self._cash)
         self._ledger_pos.append(new_pos)
         if whole:
-            state.status = OrderStatus.FILLED
+            state.status = _FILLED
         else:
             state.status = OrderStatus.PARTIALLY_FILLED
             book.qty[slot] -= q

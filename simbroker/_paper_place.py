@@ -17,6 +17,18 @@ from simbroker.types import Order, OrderClass, OrderStatus, OrderType, Side, Tim
 
 __all__ = ["Placing"]
 
+# Enum members as globals: ``Enum.MEMBER`` costs a class attribute lookup per read.
+_BUY = Side.BUY
+_CLS = TimeInForce.CLS
+_DAY = TimeInForce.DAY
+_GTC = TimeInForce.GTC
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_OPG = TimeInForce.OPG
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+
 
 class Placing(PaperState):
     """Book accepted orders: their slots, first and last bars."""
@@ -58,21 +70,21 @@ class Placing(PaperState):
         order = state.order
         tif = order.tif
         kind = order.order_type  # compared by identity: hashing an Enum member is slow
-        code = 0 if kind is OrderType.MARKET else 1 if kind is OrderType.LIMIT else \
-            2 if kind is OrderType.STOP else 3 if kind is OrderType.STOP_LIMIT else 0
+        code = 0 if kind is _MARKET else 1 if kind is _LIMIT else \
+            2 if kind is _STOP else 3 if kind is _STOP_LIMIT else 0
         col = self.bars.symbol_index(order.symbol)
-        if tif is TimeInForce.OPG:
+        if tif is _OPG:
             first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
-        elif tif is TimeInForce.CLS and first < len(self._ts):
+        elif tif is _CLS and first < self._n_bars:
             first, code = self._session_close_bar(first, col), AT_CLOSE
-        if first >= len(self._ts) or tif is TimeInForce.GTC:
+        if first >= self._n_bars or tif is _GTC:
             expire = NEVER_BAR
-        elif tif is TimeInForce.DAY:
+        elif tif is _DAY:
             first, expire = self._day_window(first, col, order.extended_hours)
         else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
             expire = first
         trail = np.nan
-        if order.order_type is OrderType.TRAILING_STOP:
+        if order.order_type is _TRAILING_STOP:
             code = TRAIL_AMOUNT if order.trail_amount is not None else TRAIL_PERCENT
             trail = order.trail_amount if order.trail_amount is not None else \
                 float(order.trail_percent or 0.0)
@@ -83,7 +95,7 @@ class Placing(PaperState):
         if code >= TRAIL_AMOUNT:
             self._special = True
         self._book.add(
-            state.order_id, col, 1.0 if order.side is Side.BUY else -1.0, order.qty, code,
+            state.order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty, code,
             np.nan if order.limit_price is None else order.limit_price,
             np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
             trail, np.nan if extreme is None else extreme, order.extended_hours,
