@@ -74,7 +74,11 @@ in ``session_tz`` (UTC by default: an intraday day order placed in New York then
 19:00 or 20:00 ET).
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
-symbols; Python only loops over the fills that happened, to book them in order.
+symbols; Python only loops over the fills that happened, to book them in order. A small
+book (at most :data:`~simbroker._paper_match.SMALL_BOOK` plain orders) is matched order by
+order in Python floats instead, where numpy's per-call cost would dominate; both paths
+make the same comparisons and float operations in the same order, so fills are
+bit-identical whichever runs.
 
 Bars carrying corporate actions (``bars.actions``, see :mod:`simbroker.actions`) have
 their splits and dividends applied before the bar they take effect on trades: splits
