@@ -1,8 +1,9 @@
 """Clocks: one interface, a simulated clock for backtests and a wall clock for live.
 
 ``now()`` is always a timezone-aware UTC ``datetime``. The simulated clock keeps time as
-integer nanoseconds since the epoch and builds the ``datetime`` only when asked, so a
-backtest that never reads the clock pays nothing for it.
+integer nanoseconds since the epoch and builds the ``datetime`` only when asked (once
+per move: later reads return the same immutable ``datetime``), so a backtest that never
+reads the clock pays nothing for it.
 """
 
 from __future__ import annotations
@@ -65,16 +66,20 @@ class SimulatedClock:
     '2024-01-02T14:31:00+00:00'
     """
 
-    __slots__ = ("_ns",)
+    __slots__ = ("_now", "_ns")
 
     def __init__(self, start: datetime | pd.Timestamp | np.datetime64 | str | None = None):
         self._ns: int | None = None if start is None else _to_ns(start)
+        self._now: datetime | None = None  # now() of the current _ns, built on first read
 
     def now(self) -> datetime:
         """The current simulated time, tz-aware UTC."""
-        if self._ns is None:
-            raise ClockError("the simulated clock has not been set yet; call set() first")
-        return _EPOCH + timedelta(microseconds=self._ns // 1000)
+        now = self._now
+        if now is None:
+            if self._ns is None:
+                raise ClockError("the simulated clock has not been set yet; call set() first")
+            now = self._now = _EPOCH + timedelta(microseconds=self._ns // 1000)
+        return now
 
     @property
     def ns(self) -> int:
@@ -94,12 +99,13 @@ class SimulatedClock:
                 f"the simulated clock cannot go backwards: it reads {self.now().isoformat()}, "
                 f"asked for {_EPOCH + timedelta(microseconds=ns // 1000):%Y-%m-%dT%H:%M:%S%z}"
             )
-        self._ns = ns
+        self._ns, self._now = ns, None
         return self.now()
 
     def _set_ns_unchecked(self, ns: int) -> None:
         # The backtest loop walks sorted bar times, so the check above is already proven.
-        self._ns = ns
+        if ns != self._ns:
+            self._ns, self._now = ns, None
 
     def advance(self, delta: timedelta | pd.Timedelta | np.timedelta64) -> datetime:
         """Move the clock forward by ``delta`` (must be >= 0)."""

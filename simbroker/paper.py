@@ -47,6 +47,12 @@ take-profit (``both_legs="take_profit"``). The group logic is in
 :mod:`simbroker._paper_groups`, trailing and auction matching in
 :mod:`simbroker._paper_kinds`, replace checks in :mod:`simbroker._replace`.
 
+The broker's own parts are one module each: the open book (:mod:`simbroker._paper_book`),
+order state and ``OrderInfo`` (:mod:`simbroker._paper_state`), placing orders in the book
+(:mod:`simbroker._paper_place`), submission checks (:mod:`simbroker._paper_checks`),
+matching a bar (:mod:`simbroker._paper_match`) and booking its outcomes
+(:mod:`simbroker._paper_booking`).
+
 The fill price is the reference price moved against the trader by the slippage model
 (``ref * (1 + s)`` for a buy, ``ref * (1 - s)`` for a sell), not clipped to the bar unless
 ``clip_to_bar=True``. A limit order never fills worse than its limit: the slipped price is
@@ -68,7 +74,11 @@ in ``session_tz`` (UTC by default: an intraday day order placed in New York then
 19:00 or 20:00 ET).
 
 Matching of all open orders on a bar is one set of numpy operations across orders and
-symbols; Python only loops over the fills that happened, to book them in order.
+symbols; Python only loops over the fills that happened, to book them in order. A small
+book (at most :data:`~simbroker._paper_match.SMALL_BOOK` plain orders) is matched order by
+order in Python floats instead, where numpy's per-call cost would dominate; both paths
+make the same comparisons and float operations in the same order, so fills are
+bit-identical whichever runs.
 
 Bars carrying corporate actions (``bars.actions``, see :mod:`simbroker.actions`) have
 their splits and dividends applied before the bar they take effect on trades: splits
@@ -82,28 +92,24 @@ import bisect
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from simbroker._paper_carry import Carried, plan_carried
-from simbroker._paper_groups import Groups, one_leg_per_group
+from simbroker._paper_base import EPOCH, NEVER_BAR
+from simbroker._paper_book import OpenBook
+from simbroker._paper_carry import plan_carried
+from simbroker._paper_checks import Checks
+from simbroker._paper_groups import Groups
 from simbroker._paper_kinds import (
-    AT_CLOSE,
-    AT_OPEN,
-    TRAIL_AMOUNT,
-    TRAIL_PERCENT,
-    auction_fill,
     replaced_order,
-    trail_fill,
-    trail_levels,
-    trailed_extremes,
 )
-from simbroker._paper_volume import capped_quantities, check_share
+from simbroker._paper_match import Matching
+from simbroker._paper_state import OrderState, carried_fields, order_fields
+from simbroker._paper_volume import check_share
 from simbroker.accounts import Account, account_model, unconstrained_info
 from simbroker.accounts._marks import last_closes
 from simbroker.actions._paper import PaperActions, broker_schedule
@@ -121,10 +127,9 @@ from simbroker.errors import (
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._paper import financing_of, no_borrow_model
 from simbroker.models.fees import FeeModel, fee_model
-from simbroker.models.schedules import fees_at, order_fees_at
-from simbroker.models.slippage import BarContext, SlippageModel, slippage_model
-from simbroker.sessions import NEVER, date_sessions
-from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
+from simbroker.models.slippage import SlippageModel, slippage_model
+from simbroker.sessions import date_sessions
+from simbroker.tradelog import TradeLog
 from simbroker.types import (
     AccountInfo,
     Fill,
@@ -132,135 +137,14 @@ from simbroker.types import (
     OrderClass,
     OrderInfo,
     OrderStatus,
-    OrderType,
     Side,
-    TimeInForce,
 )
 
 __all__ = ["PaperBroker"]
 
 _VENUES = (None, "alpaca", "ibkr")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_NEVER = NEVER
-_TYPE_CODE = {OrderType.MARKET: 0, OrderType.LIMIT: 1, OrderType.STOP: 2, OrderType.STOP_LIMIT: 3}
-_PART_EXPIRED = "day order partially filled; the rest expired at the session end"
-_UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
-             TimeInForce.CLS: "cls order not filled in the closing auction",
-             TimeInForce.IOC: "ioc order not filled on its bar",
-             TimeInForce.FOK: "fok order not filled on its bar"}
-
-
-def _dt(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
-
-
-@dataclass
-class _OrderState:
-    """Mutable bookkeeping of one order (the dict handed out is built from it)."""
-
-    order_id: str
-    order: Order
-    submitted_at: datetime
-    status: OrderStatus = OrderStatus.NEW
-    filled_qty: float = 0.0
-    filled_notional: float = 0.0
-    reason: str | None = None
-    parent_id: str | None = None
-    legs: list[str] = field(default_factory=list)
-    group_class: str | None = None  # a leg's group class (its own Order is simple)
-    trail_extreme: float | None = None  # a trailing stop's extreme so far
-    n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"
-
-    def info(self) -> OrderInfo:
-        o = self.order
-        # ``extended_hours`` is an Order field of the sessions work; False until it exists.
-        extended = bool(getattr(o, "extended_hours", False))
-        stop = o.stop_price
-        if o.order_type is OrderType.TRAILING_STOP and self.trail_extreme is not None:
-            stop = _trail_level(o, self.trail_extreme)
-        return OrderInfo(
-            order_id=self.order_id,
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            side=o.side.value,
-            qty=o.qty,
-            order_type=o.order_type.value,
-            limit_price=o.limit_price,
-            stop_price=stop,
-            tif=o.tif.value,
-            status=self.status.value,
-            filled_qty=self.filled_qty,
-            avg_fill_price=(self.filled_notional / self.filled_qty) if self.filled_qty else None,
-            submitted_at=self.submitted_at,
-            reason=self.reason,
-            order_class=self.group_class or o.order_class.value,
-            parent_id=self.parent_id,
-            legs=list(self.legs),
-            trail_amount=o.trail_amount,
-            trail_percent=o.trail_percent,
-            extended_hours=extended,
-            remaining_qty=o.qty - self.filled_qty,
-        )
-
-
-class _OpenBook:
-    """Open orders as parallel numpy arrays (struct of arrays), grown by doubling."""
-
-    def __init__(self, capacity: int = 64):
-        self.n = 0
-        self.ids: list[str] = []
-        self.sym = np.zeros(capacity, np.int64)
-        self.sign = np.zeros(capacity, np.float64)
-        self.qty = np.zeros(capacity, np.float64)
-        self.otype = np.zeros(capacity, np.int8)
-        self.limit = np.zeros(capacity, np.float64)
-        self.stop = np.zeros(capacity, np.float64)
-        self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
-        self.first_bar = np.zeros(capacity, np.int64)
-        self.expire_bar = np.zeros(capacity, np.int64)
-        self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
-        self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
-        self.part_bar = np.full(capacity, -1, np.int64)  # bar of the latest partial fill
-        self.max_first = -1  # the largest first_bar ever added: all eligible once passed
-
-    _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
-               "expire_bar", "aux", "ext", "part_bar")
-
-    def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
-            stop: float, first_bar: int, expire_bar: int, trig_bar: int = _NEVER,
-            trail: float = np.nan, extreme: float = np.nan, ext: bool = False) -> None:
-        if self.n == len(self.sym):
-            for name in self._ARRAYS:
-                a = getattr(self, name)
-                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
-        i = self.n
-        self.ids.append(order_id)
-        self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
-        self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
-        self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
-        self.aux[i, 0], self.aux[i, 1] = trail, extreme
-        self.max_first = max(self.max_first, first_bar)
-        self.ext[i] = ext
-        self.part_bar[i] = -1
-        self.n += 1
-
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop the slots where ``mask`` (length n) is False, preserving order."""
-        k = int(mask.sum())
-        for name in self._ARRAYS:
-            a = getattr(self, name)
-            a[:k] = a[: self.n][mask]
-        self.ids = [i for i, m in zip(self.ids, mask.tolist(), strict=True) if m]
-        self.n = k
-
-    def remove(self, order_id: str) -> None:
-        mask = np.ones(self.n, np.bool_)
-        mask[self.ids.index(order_id)] = False
-        self.keep(mask)
-
-
-class PaperBroker:
+class PaperBroker(Matching, Checks):
     """A broker that fills orders against historical bars, with no network.
 
     It satisfies :class:`simbroker.Broker`. Time moves only through :meth:`step` (or
@@ -413,6 +297,7 @@ class PaperBroker:
         self._prefix = order_id_prefix
         self._clock = clock if clock is not None else SimulatedClock()
         self._ts = bars.ts_ns
+        self._n_bars = len(self._ts)
         self._close_ns = bars.close_ns
         self._clock.set(int(self._ts[0]))
         self._t = -1  # index of the latest closed bar
@@ -429,6 +314,9 @@ class PaperBroker:
         self._sessions = bars.sessions if bars.sessions is not None else date_sessions(
             bars, session_tz)
         lookup = self._sessions._arrays()
+        self._calendar_of = self._sessions.columns.tolist()
+        self._windows = {}
+        self._windows_ns = None
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
             self._gate = (self._sessions.regular, lookup["in_day"])
@@ -438,6 +326,7 @@ class PaperBroker:
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
+        self._positions: dict[str, float] | None = None  # get_positions, until _pos changes
         for sym, qty in (positions or {}).items():
             if sym not in bars:
                 raise InvalidOrder(f"starting position in unknown symbol {sym!r}",
@@ -447,15 +336,15 @@ class PaperBroker:
         if start_at is not None:
             if start_at.tzinfo is None:
                 raise ValueError(f"start_at must be tz-aware, got {start_at!r}")
-            start_ns = int((start_at - _EPOCH) / timedelta(microseconds=1)) * 1000
+            start_ns = int((start_at - EPOCH) / timedelta(microseconds=1)) * 1000
             t0 = int(np.searchsorted(self._close_ns, start_ns, side="right")) - 1
             if t0 >= 0:
                 self._t = t0
                 self._clock.set(int(self._close_ns[t0]))
 
-        self._orders: dict[str, _OrderState] = {}
+        self._orders: dict[str, OrderState] = {}
         self._by_client_id: dict[str, str] = {}
-        self._book = _OpenBook()
+        self._book = OpenBook()
         self._fills: list[Fill] = []
         self._fill_ns: list[int] = []
         # Per-fill ledger for results: bar index, symbol column, cash and position after.
@@ -489,12 +378,12 @@ class PaperBroker:
         if self._log is not None:
             extra: dict[str, Any] = {}
             if plan:
-                extra["open_orders"] = [_carried_fields(c, self._ts) for c in plan]
+                extra["open_orders"] = [carried_fields(c, self._ts) for c in plan]
             self._log.write("start", self._clock.now(), cash=cash,
                             positions=self._initial_positions, broker="paper",
                             slippage=repr(self.slippage), fees=repr(self.fees), **extra)
         for c in plan:
-            state = self._place(c.order, self._clock.now(), _NEVER if c.trig is None else c.trig,
+            state = self._place(c.order, self._clock.now(), NEVER_BAR if c.trig is None else c.trig,
                                 held=c.held, extreme=c.extreme)
             state.parent_id, state.group_class, state.legs = c.parent_id, c.group_class, c.legs
         for key, legs, oco, held in links:
@@ -502,8 +391,9 @@ class PaperBroker:
         self._account = account_model(account)
         if self._account is not None:
             self._account.bind(self)
+        # No account, financing or corporate actions: an empty book's bar only moves the clock.
+        self._plain = self._account is None and self._financing is None and self._actions is None
 
-    # ------------------------------------------------------------ the protocol
     def submit_order(
         self,
         symbol: str,
@@ -572,126 +462,11 @@ class PaperBroker:
             extra = {"legs": [f"{self._prefix}{n + k}" for k in range(2, len(legs) + 2)]} \
                 if legs else {}
             self._log.write("submitted", now, order_id=f"{self._prefix}{n + 1}",
-                            **_order_fields(order), **extra)
-        state = self._place(order, now, _NEVER)
+                            **order_fields(order), **extra)
+        state = self._place(order, now, NEVER_BAR)
         if legs:
             self._place_legs(state, legs, now, held=order.order_class is not OrderClass.OCO)
         return state.info()
-
-    def _place_legs(self, state: _OrderState, legs: list[Order], now: datetime, *,
-                    held: bool) -> None:
-        """Book a group's legs right after its key order (records already written)."""
-        children = [self._place(leg, now, _NEVER, held=held) for leg in legs]
-        for child in children:
-            child.parent_id = state.order_id
-            child.group_class = state.order.order_class.value
-        state.legs = [c.order_id for c in children]
-        self._groups.link(state.order_id, state.legs,
-                          oco=state.order.order_class is OrderClass.OCO, held=held)
-
-    def _place(self, order: Order, now: datetime, trig_bar: int, *, first: int | None = None,
-               held: bool = False, extreme: float | None = None) -> _OrderState:
-        """Book an accepted order (its record is already written).
-
-        ``first`` is the first bar it may trade on (default: the next bar); a ``held``
-        order is only listed (its parent's fill puts it in the book); ``extreme`` is a
-        carried-over trailing stop's extreme.
-        """
-        self._n_orders += 1
-        order_id = f"{self._prefix}{self._n_orders}"
-        state = _OrderState(order_id, order, now)
-        self._orders[order_id] = state
-        if order.client_order_id is not None:
-            self._by_client_id[order.client_order_id] = order_id
-        if held:
-            state.status = OrderStatus.HELD
-            return state
-        self._book_order(state, self._t + 1 if first is None else first, trig_bar, extreme)
-        return state
-
-    def _book_order(self, state: _OrderState, first: int, trig_bar: int,
-                    extreme: float | None) -> None:
-        """Put an order into the book from bar ``first`` on, by its kind and tif."""
-        order = state.order
-        tif = order.tif
-        code = _TYPE_CODE.get(order.order_type, 0)
-        col = self.bars.symbol_index(order.symbol)
-        if tif is TimeInForce.OPG:
-            first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
-        elif tif is TimeInForce.CLS and first < len(self._ts):
-            first, code = self._session_close_bar(first, col), AT_CLOSE
-        if first >= len(self._ts) or tif is TimeInForce.GTC:
-            expire = _NEVER
-        elif tif is TimeInForce.DAY:
-            first, expire = self._sessions.order_window(
-                self._clock.ns, first, col, order.extended_hours)
-            first, expire = int(first), int(expire)
-        else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
-            expire = first
-        trail = np.nan
-        if order.order_type is OrderType.TRAILING_STOP:
-            code = TRAIL_AMOUNT if order.trail_amount is not None else TRAIL_PERCENT
-            trail = order.trail_amount if order.trail_amount is not None else \
-                float(order.trail_percent or 0.0)
-            if extreme is None:
-                extreme = self._last_price(col)
-            state.trail_extreme = extreme
-            self._trailing = True
-        if code >= TRAIL_AMOUNT:
-            self._special = True
-        self._book.add(
-            state.order_id, col, float(order.side.sign), order.qty, code,
-            np.nan if order.limit_price is None else order.limit_price,
-            np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
-            trail, np.nan if extreme is None else extreme, order.extended_hours,
-        )
-
-    def _last_price(self, col: int) -> float:
-        """The last close the strategy saw for column ``col`` (a trailing stop's start).
-
-        The close of the latest closed bar, else the latest earlier close; before any
-        close, the next open.
-        """
-        closes = self._close[: self._t + 1, col]
-        seen = np.flatnonzero(np.isfinite(closes))
-        if len(seen):
-            return float(closes[seen[-1]])
-        opens = self._open_px[self._t + 1:, col]
-        ahead = np.flatnonzero(np.isfinite(opens))
-        return float(opens[ahead[0]]) if len(ahead) else float("nan")
-
-    def _carried_order(self, entry: Mapping[str, Any]) -> tuple[Order, int | None]:
-        """An order to hold from the start, and the bar its stop triggered on (if any)."""
-        leg = entry.get("parent_id") is not None  # a leg's own order is simple
-        order = Order.create(entry["symbol"], entry["side"], entry["qty"],
-                             entry.get("order_type", "market"),
-                             limit_price=entry.get("limit_price"),
-                             stop_price=entry.get("stop_price"), tif=entry.get("tif", "day"),
-                             client_order_id=entry.get("client_order_id"),
-                             order_class="simple" if leg else entry.get("order_class", "simple"),
-                             take_profit=None if leg else entry.get("take_profit"),
-                             stop_loss=None if leg else entry.get("stop_loss"),
-                             trail_amount=entry.get("trail_amount"),
-                             trail_percent=entry.get("trail_percent"),
-                             extended_hours=entry.get("extended_hours", False))
-        if order.symbol not in self.bars:
-            raise InvalidOrder(f"carried-over order in unknown symbol {order.symbol!r}",
-                               field="symbol", value=order.symbol, symbol=order.symbol)
-        when = entry.get("triggered_at")
-        trig: int | None = None
-        if when is not None and order.order_type is OrderType.STOP_LIMIT:
-            if not isinstance(when, datetime) or when.tzinfo is None:
-                raise InvalidOrder(f"triggered_at must be a tz-aware datetime, got {when!r}",
-                                   field="triggered_at", value=when, symbol=order.symbol)
-            ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
-            trig = max(0, int(np.searchsorted(self._ts, ns, side="right")) - 1)
-        elif when is not None and order.order_type in (OrderType.STOP, OrderType.TRAILING_STOP) \
-                and not leg:
-            # A stop that triggered (it filled in part under max_volume_share) is a market
-            # order for its rest, as at the venue.
-            order = Order.create(order.symbol, order.side.value, order.qty, "market",
-                                 tif=order.tif.value, client_order_id=order.client_order_id)
-        return order, trig
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel an open order; a final order is returned unchanged (idempotent)."""
@@ -710,8 +485,12 @@ class PaperBroker:
 
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
-        syms = self.bars.symbols
-        return {syms[i]: float(self._pos[i]) for i in np.flatnonzero(self._pos)}
+        held = self._positions
+        if held is None:  # rebuilt after a change of ``_pos`` (see PaperState._positions)
+            syms = self.bars.symbols
+            held = self._positions = {syms[i]: float(self._pos[i])
+                                      for i in np.flatnonzero(self._pos).tolist()}
+        return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
         """Cash balance (negative when the account borrowed to buy)."""
@@ -723,7 +502,7 @@ class PaperBroker:
             return list(self._fills)
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware (UTC); got a naive datetime")
-        ns = int((since - _EPOCH) / timedelta(microseconds=1)) * 1000
+        ns = int((since - EPOCH) / timedelta(microseconds=1)) * 1000
         i = bisect.bisect_left(self._fill_ns, ns)
         return self._fills[i:]
 
@@ -731,7 +510,6 @@ class PaperBroker:
         """The simulated time: the close of the latest closed bar (or the first open)."""
         return self._clock.now()
 
-    # --------------------------------------------------------------- extras
     def get_account(self) -> AccountInfo:
         """The account now: cash, equity, buying power, margin, settlement, day trades.
 
@@ -806,15 +584,23 @@ class PaperBroker:
         matches the same bar, booking only the rest.
         """
         t = self._t + 1
-        if t >= len(self._ts):
+        if t >= self._n_bars:
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
+        if not book.n and self._plain and not self._groups.pending:
+            # Nothing to match, expire or accrue: the bar only moves the clock.
+            self._clock._set_ns_unchecked(self._close_ns.item(t))
+            self._t = t
+            return t
         if self._groups.pending:  # left by a failed write: finish before the next bar
             self._settle(self._clock.now())
         acts = self._actions
         if acts is not None and acts.due(t):  # splits and dividends, before bar t trades
             self._clock._set_ns_unchecked(int(self._ts[t]))
-            acts.apply(self, t)
+            try:
+                acts.apply(self, t)
+            finally:
+                self._positions = None  # a split changes positions
         if book.n:
             self._clock._set_ns_unchecked(int(self._ts[t]))
             self._match(t)
@@ -847,7 +633,7 @@ class PaperBroker:
 
     def run_until(self, when: datetime) -> int:
         """Step through every bar that closes at or before ``when``; return the last index."""
-        ns = int((when - _EPOCH) / timedelta(microseconds=1)) * 1000
+        ns = int((when - EPOCH) / timedelta(microseconds=1)) * 1000
         while self.has_next and self._close_ns[self._t + 1] <= ns:
             self.step()
         return self._t
@@ -860,370 +646,6 @@ class PaperBroker:
     def __repr__(self) -> str:
         return (f"PaperBroker({self.bars.n_symbols} symbols, bar {self._t + 1}/{len(self._ts)}, "
                 f"cash={self._cash:,.2f}, slippage={self.slippage!r}, fees={self.fees!r})")
-
-    # ------------------------------------------------------------- matching
-    def _match(self, t: int) -> None:
-        book = self._book
-        n = book.n
-        if book.max_first <= t:  # the common case: every order may trade
-            elig = np.arange(n)
-        else:
-            elig = np.flatnonzero(book.first_bar[:n] <= t)
-            if len(elig) == 0:
-                return
-        s = book.sym[elig]
-        o = self._open_px[t, s]
-        v = self._volume[t, s]
-        # NaN volume or close (no bar) compares False
-        tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
-        if self._gate is not None and not self._all_regular[t]:
-            tradable &= self._in_hours(t, elig, s)
-        otype = book.otype[elig]
-        market = otype == 0
-        newly: np.ndarray | None = None
-        if market.all():  # the common case: one comparison decides
-            fill = tradable
-            ref = o
-            lim = None
-        else:
-            fill, ref, lim, newly = self._match_priced(t, elig, s, o, tradable, otype, market)
-            if self._groups.live and fill.any():
-                fill = one_leg_per_group(
-                    self._groups.live, book.ids, elig, fill, otype, book.sign[elig] > 0, o,
-                    book.limit[elig], book.stop[elig], self.both_legs)
-        if not fill.any():
-            if newly is not None:
-                self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
-            return
-        fi = np.flatnonzero(fill)
-        slot = elig[fi]
-        qty = book.qty[slot]
-        whole: np.ndarray | None = None
-        if self.max_volume_share is not None:
-            fi, slot, qty, whole, newly = self._capped(t, fi, slot, qty, s, v, otype, newly)
-            if len(fi) == 0:
-                if newly is not None:
-                    self._book_bar(t, elig[:0], o[:0], o[:0], o[:0], newly)
-                return
-        sgn, refp = book.sign[slot], ref[fi]
-        sf = s[fi]
-        ctx = BarContext(open=o[fi], high=self._high[t, sf], low=self._low[t, sf],
-                         close=self._close[t, sf], volume=v[fi])
-        price = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
-        if lim is not None:
-            lf = lim[fi]
-            limited = ~np.isnan(lf)
-            if limited.any():
-                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
-                price = np.where(limited, capped, price)
-        if self.clip_to_bar:
-            price = np.clip(price, ctx.low, ctx.high)
-        if whole is None:  # dated schedules (fees_at) price at the bar's date
-            fee = fees_at(self.fees, sgn, qty, price, self._ts[t])
-        else:
-            states = [self._orders[book.ids[i]] for i in slot.tolist()]
-            fee = order_fees_at(self.fees, sgn, qty, price,
-                                np.array([st.filled_qty for st in states]),
-                                np.array([st.filled_notional for st in states]), self._ts[t])
-        self._book_bar(t, slot, qty, price, fee, newly, whole)
-
-    def _capped(
-        self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,
-        v: np.ndarray, otype: np.ndarray, newly: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """The bar's fills under ``max_volume_share`` (see :mod:`simbroker._paper_volume`).
-
-        An order already partly filled on bar ``t`` (an earlier attempt at this bar whose
-        write failed) does not fill on it again; a fok order the cap would split does not
-        fill at all; a stop-like order that triggered but is left with a remainder
-        becomes triggered (a stop or trailing stop rests as a market order, a stop-limit
-        as its limit) from the next bar, recorded as ``newly`` triggered.
-        """
-        book = self._book
-        fresh = book.part_bar[slot] != t
-        fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
-        share = self.max_volume_share or 1.0
-        q, whole = capped_quantities(s[fi], qty, v[fi], share)
-        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
-            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
-                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
-            if not fok.any():
-                break
-            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
-            q, whole = capped_quantities(s[fi], qty, v[fi], share)
-        keep = q > 0
-        if not whole.all():
-            for k in np.flatnonzero(~whole).tolist():
-                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
-                        otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
-                    newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
-        return fi[keep], slot[keep], q[keep], whole[keep], newly
-
-    def _match_priced(
-        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, tradable: np.ndarray,
-        otype: np.ndarray, market: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Fill mask, reference prices, limits and the slots of stop-limits triggered now.
-
-        Nothing is changed here: a trigger is booked with the bar's fills, after its
-        record. "Triggered" means triggered on an earlier bar, so matching a bar again
-        (after a failed write, or a resume) decides exactly as the first time.
-        """
-        book = self._book
-        h = self._high[t, s]
-        lo = self._low[t, s]
-        buy = book.sign[elig] > 0
-        lim = book.limit[elig]
-        stp = book.stop[elig]
-        was_triggered = book.trig_bar[elig] < t
-
-        stop_like = ((otype == 2) | (otype == 3)) if self._special else otype >= 2
-        trig_now = stop_like & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
-        gapped = np.where(buy, o >= stp, o <= stp)
-        ref = np.where(market, o, np.nan)
-        stop_fill = (otype == 2) & trig_now
-        ref = np.where(stop_fill, np.where(buy, np.maximum(o, stp), np.minimum(o, stp)), ref)
-        limit_live = (otype == 1) | ((otype == 3) & (was_triggered | (trig_now & gapped)))
-        limit_hit = limit_live & tradable & np.where(buy, lo <= lim, h >= lim)
-        ref = np.where(limit_hit, np.where(buy, np.minimum(o, lim), np.maximum(o, lim)), ref)
-        # Stop-limit hit inside the bar: marketable at the stop when the stop is within
-        # the limit; otherwise it must wait (the path after the trigger is unknown).
-        sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
-        ref = np.where(sl_inside, stp, ref)
-        fill = (market & tradable) | stop_fill | limit_hit | sl_inside
-        if self._special:  # a trailing stop or an auction order was ever booked
-            special = otype >= TRAIL_AMOUNT
-            if special.any():
-                fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy,
-                                                lim, special, fill, ref)
-        # Stop-limits that triggered without filling rest as limits from the next bar.
-        newly = trig_now & (otype == 3) & ~fill
-        return fill, ref, lim, elig[newly] if newly.any() else None
-
-    def _match_special(
-        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, h: np.ndarray,
-        lo: np.ndarray, tradable: np.ndarray, otype: np.ndarray, buy: np.ndarray,
-        lim: np.ndarray, special: np.ndarray, fill: np.ndarray, ref: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``fill`` and ``ref`` with the trailing stops and auction orders matched in."""
-        trailing = special & (otype <= TRAIL_PERCENT)
-        if trailing.any():
-            aux = self._book.aux[elig]
-            level = trail_levels(buy, otype == TRAIL_PERCENT, aux[:, 0], aux[:, 1])
-            hit, tref = trail_fill(buy, level, o, h, lo, tradable)
-            fill = fill | (trailing & hit)
-            ref = np.where(trailing, tref, ref)
-        auction = special & (otype >= AT_OPEN)
-        if auction.any():
-            hit, aref = auction_fill(otype, buy, lim, o, self._close[t, s], tradable)
-            fill = fill | (auction & hit)
-            ref = np.where(auction, aref, ref)
-        return fill, ref
-
-    def _book_bar(self, t: int, slots: np.ndarray, qty: np.ndarray, price: np.ndarray,
-                  fee: np.ndarray, triggered: np.ndarray | None,
-                  whole: np.ndarray | None = None) -> None:
-        """Book a bar's fills, then its stop-limit triggers, each after its record.
-
-        ``whole`` (under ``max_volume_share``) says which fills complete their order; the
-        others leave it open with the rest. A stop or trailing stop among ``triggered``
-        (it filled in part) rests as a market order from the next bar.
-
-        If a write fails, what was booked stays booked (and recorded), the rest stays open
-        exactly as before the bar, and the error propagates: matching the bar again books
-        the rest, never a fill twice.
-        """
-        book = self._book
-        now = self._clock.now()
-        ts_ns = int(self._ts[t])
-        done = np.zeros(book.n, np.bool_)
-        try:
-            parts = [True] * len(slots) if whole is None else whole.tolist()
-            for slot, q, px, f, w in zip(slots.tolist(), qty.tolist(), price.tolist(),
-                                          fee.tolist(), parts, strict=True):
-                if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
-                    done[slot] = True
-            if triggered is not None:
-                for slot in triggered.tolist():
-                    if book.trig_bar[slot] == t or done[slot]:
-                        continue  # recorded by an earlier attempt at this bar
-                    if self._log is not None:
-                        state = self._orders[book.ids[slot]]
-                        self._log.write("triggered", now, order_id=state.order_id,
-                                        symbol=state.order.symbol, bar=now)
-                    book.trig_bar[slot] = t
-                    if book.otype[slot] != 3:  # a stop that traded in part: now a market
-                        book.otype[slot] = 0
-        finally:
-            if done.any():
-                book.keep(~done)
-        if self._groups.pending:
-            self._settle(now)
-
-    def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
-                   ts_ns: int, whole: bool = True) -> bool:
-        """Book one fill after its record; False when the order stays open (a part)."""
-        book = self._book
-        order_id = book.ids[slot]
-        state = self._orders[order_id]
-        order = state.order
-        col = int(book.sym[slot])
-        pos = float(self._pos[col])
-        if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
-            self._finish(state, OrderStatus.REJECTED,
-                         f"shorting is not allowed: selling {q:g} {order.symbol} against a "
-                         f"position of {pos:g}", now)
-            return True
-        notional = q * px
-        fill = Fill(
-            fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
-            client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
-            side=order.side.value, qty=q, price=px, fee=f, notional=notional,
-        )
-        if self._log is not None:
-            self._log.write("filled", now, **fill)
-        self._cash = cash_after_fill(self._cash, order.side.value, notional, f)
-        new_pos = position_after_fill(pos, order.side.value, q)
-        self._pos[col] = new_pos
-        state.filled_qty += q
-        state.filled_notional += notional
-        state.n_fills += 1
-        self._fills.append(fill)
-        self._fill_ns.append(ts_ns)
-        self._ledger_bar.append(t)
-        self._ledger_sym.append(col)
-        self._ledger_cash.append(self._cash)
-        self._ledger_pos.append(new_pos)
-        if whole:
-            state.status = OrderStatus.FILLED
-        else:
-            state.status = OrderStatus.PARTIALLY_FILLED
-            book.qty[slot] -= q
-            book.part_bar[slot] = t
-        if self._groups.children and order_id in self._groups:
-            self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
-        return whole
-
-    def _expire(self, expired: np.ndarray) -> None:
-        book = self._book
-        now = self._clock.now()
-        done = np.zeros(book.n, np.bool_)
-        try:
-            for slot in np.flatnonzero(expired).tolist():
-                state = self._orders[book.ids[slot]]
-                tif = state.order.tif
-                if tif in (TimeInForce.DAY, TimeInForce.GTC):
-                    self._finish(state, OrderStatus.EXPIRED, _PART_EXPIRED if
-                                 state.filled_qty else "day order not filled by the session end",
-                                 now)
-                else:
-                    self._finish(state, OrderStatus.CANCELED, _UNFILLED[tif], now)
-                done[slot] = True
-        finally:
-            if done.any():
-                book.keep(~done)
-        if self._groups.pending:
-            self._settle(now)
-
-    def _finish(self, state: _OrderState, status: OrderStatus, reason: str | None,
-                now: datetime) -> None:
-        """Record, then set, an order's final status (the caller takes it off the book)."""
-        if self._log is not None:
-            event = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
-                     OrderStatus.REJECTED: "rejected"}[status]
-            extra: dict[str, Any] = {}
-            if status is OrderStatus.REJECTED:
-                o = state.order
-                extra = dict(client_order_id=o.client_order_id, side=o.side.value, qty=o.qty,
-                             order_type=o.order_type.value)
-            self._log.write(event, now, order_id=state.order_id, symbol=state.order.symbol,
-                            reason=reason, **extra)
-        state.status = status
-        state.reason = reason
-        if self._groups.children and state.order_id in self._groups:
-            self._groups.on_final(state.order_id, status.value, self._is_open)
-
-    # ---------------------------------------------------------- order kinds
-    def _is_open(self, order_id: str) -> bool:
-        return self._orders[order_id].status.is_open
-
-    def _settle(self, now: datetime) -> None:
-        """Perform the group actions fills and final statuses queued, each after its record.
-
-        An activated child joins the book from its ``first_bar`` (the bar after its
-        parent's fill) sized to the parent's filled quantity; a canceled sibling or child
-        leaves it. On a failed write the action and those after it stay queued.
-        """
-        groups = self._groups
-        while groups.pending:
-            action = groups.pending[0]
-            state = self._orders[action.order_id]
-            if not state.status.is_open:
-                groups.pending.pop(0)
-                continue
-            if action.kind == "activate":
-                if state.status is OrderStatus.HELD:
-                    qty = min(action.qty, state.order.qty) if action.qty > 0 else state.order.qty
-                    if self._log is not None:
-                        self._log.write("activated", now, order_id=state.order_id,
-                                        symbol=state.order.symbol, qty=qty,
-                                        parent_id=state.parent_id)
-                    if qty != state.order.qty:
-                        state.order = dataclasses.replace(state.order, qty=qty)
-                    state.status = OrderStatus.NEW
-                    self._book_order(state, action.first_bar, _NEVER, None)
-                    groups.activated(state.order_id)
-                elif state.parent_id is not None and action.qty > 0:
-                    self._grow(state, action.qty, now)
-            else:
-                held = state.status is OrderStatus.HELD
-                self._finish(state, OrderStatus.CANCELED, action.reason, now)
-                if not held:
-                    self._book.remove(state.order_id)
-            groups.pending.pop(0)
-
-    def _grow(self, state: _OrderState, filled: float, now: datetime) -> None:
-        """Grow an active child to its parent's filled quantity (a parent filling in parts
-        under ``max_volume_share``): recorded as another ``activated`` with the new qty."""
-        qty = min(filled, self._orders[str(state.parent_id)].order.qty)
-        if qty <= state.order.qty:
-            return
-        if self._log is not None:
-            self._log.write("activated", now, order_id=state.order_id,
-                            symbol=state.order.symbol, qty=qty, parent_id=state.parent_id)
-        book = self._book
-        book.qty[book.ids.index(state.order_id)] += qty - state.order.qty
-        state.order = dataclasses.replace(state.order, qty=qty)
-
-    def _trail(self, t: int) -> None:
-        """Fold bar ``t`` into the open trailing stops' extremes, each after its record."""
-        book = self._book
-        n = book.n
-        rows = np.flatnonzero((book.otype[:n] == TRAIL_AMOUNT) | (book.otype[:n] == TRAIL_PERCENT))
-        if len(rows) == 0:
-            self._trailing = False
-            return
-        rows = rows[book.first_bar[rows] <= t]
-        s = book.sym[rows]
-        buy = book.sign[rows] > 0
-        old = book.aux[rows, 1]
-        new = trailed_extremes(buy, old, self._high[t, s], self._low[t, s],
-                               self._volume[t, s] > 0)
-        moved = np.flatnonzero(new != old)
-        if len(moved) == 0:
-            return
-        now = self._clock.now()
-        if self._log is not None:
-            level = trail_levels(buy[moved], book.otype[rows[moved]] == TRAIL_PERCENT,
-                                 book.aux[rows[moved], 0], new[moved])
-            for i, lv in zip(moved.tolist(), level.tolist(), strict=True):
-                state = self._orders[book.ids[int(rows[i])]]
-                self._log.write("trailed", now, order_id=state.order_id,
-                                symbol=state.order.symbol, trail_extreme=float(new[i]),
-                                stop_price=lv)
-        book.aux[rows[moved], 1] = new[moved]
-        for i in moved.tolist():
-            self._orders[book.ids[int(rows[i])]].trail_extreme = float(new[i])
 
     def replace_order(
         self,
@@ -1302,169 +724,6 @@ class PaperBroker:
                 if c.status is OrderStatus.HELD and c.parent_id == order_id:
                     c.order = dataclasses.replace(c.order, qty=new.qty)
         return state.info()
-
-    def _rebook(self, state: _OrderState, old: Order) -> None:
-        """Write a replaced order's new fields into its book slot."""
-        book = self._book
-        slot = book.ids.index(state.order_id)
-        new = state.order
-        book.qty[slot] = new.qty - state.filled_qty
-        book.limit[slot] = np.nan if new.limit_price is None else new.limit_price
-        book.stop[slot] = np.nan if new.stop_price is None else new.stop_price
-        if new.order_type is OrderType.TRAILING_STOP:
-            pct = new.trail_percent is not None
-            book.otype[slot] = TRAIL_PERCENT if pct else TRAIL_AMOUNT
-            book.aux[slot, 0] = new.trail_percent if pct else new.trail_amount
-        if new.tif is not old.tif:
-            first = max(int(book.first_bar[slot]), self._t + 1)
-            book.expire_bar[slot] = _NEVER if new.tif is TimeInForce.GTC or first >= len(
-                self._ts) else (first if new.tif in (TimeInForce.IOC, TimeInForce.FOK)
-                                else self._session_close_bar(first, int(book.sym[slot]),
-                                             new.extended_hours))
-
-    # -------------------------------------------------------------- sessions
-    def _session_close_bar(self, t: int, col: int, extended: bool = False) -> int:
-        """Last bar an order in column ``col`` that can first trade on bar ``t`` may trade
-        on that session: the session's last regular bar (the next session's when ``t`` is
-        past the close), or with ``extended`` the trading day's last bar. ``_NEVER`` if
-        there is none. Without sessions: the last bar of ``t``'s date in ``session_tz``."""
-        return int(self._sessions.close_bar(t, col, extended))
-
-    def _session_open_bar(self, t: int, col: int) -> int:
-        """The first bar at or after ``t`` that opens a session's regular hours in column
-        ``col`` (an opening auction's bar); ``_NEVER`` if there is none."""
-        return int(self._sessions.open_bar(t, col))
-
-    def _in_hours(self, t: int, elig: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Whether each eligible order may trade on bar ``t``: a regular-hours bar of its
-        symbol's calendar, or for an extended-hours order any bar of a trading day."""
-        assert self._gate is not None
-        regular, in_day = self._gate
-        g = self._sessions.columns[s]
-        out: np.ndarray = np.where(self._book.ext[elig], in_day[t, g], regular[t, g])
-        return out
-
-    def _check_venue_rules(self, order: Order) -> None:
-        """Refuse what the venue ``venue`` refuses (see the class docstring)."""
-        if order.extended_hours and order.tif is not TimeInForce.DAY and self.venue != "ibkr":
-            raise InvalidOrder(
-                f"an extended-hours order for {order.symbol} must be tif='day' (Alpaca's "
-                f"rule, enforced {'for' if self.venue else 'by default, the strictest of'} "
-                f"the venues; PaperBroker(venue='ibkr') takes IBKR's, which allows "
-                f"{order.tif.value})", field="tif", value=order.tif.value,
-                symbol=order.symbol)
-
-    # --------------------------------------------------------------- helpers
-    def _open_sell_qty(self, col: int) -> float:
-        book = self._book
-        n = book.n
-        mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
-        total = float(book.qty[:n][mask].sum())
-        if self._groups.live:  # the live legs of one group sell the position once
-            total -= self._groups_overlap(col, mask)
-        return total
-
-    def _groups_overlap(self, col: int, mask: np.ndarray) -> float:
-        """Sell quantity counted twice by live sibling legs in column ``col``."""
-        book = self._book
-        by_key: dict[str, list[float]] = {}
-        for slot in np.flatnonzero(mask).tolist():
-            key = self._groups.live.get(book.ids[slot])
-            if key is not None:
-                by_key.setdefault(key, []).append(float(book.qty[slot]))
-        return sum(sum(q) - max(q) for q in by_key.values())
-
-    def _resubmitted(self, order: Order) -> OrderInfo:
-        assert order.client_order_id is not None
-        state = self._orders[self._by_client_id[order.client_order_id]]
-        if state.order != order:
-            raise InvalidOrder(
-                f"client_order_id {order.client_order_id!r} was already used for a different "
-                f"order ({state.order_id}: {state.order.side.value} {state.order.qty:g} "
-                f"{state.order.symbol} {state.order.order_type.value})",
-                field="client_order_id", value=order.client_order_id, symbol=order.symbol,
-                client_order_id=order.client_order_id,
-            )
-        return state.info()
-
-    def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
-                      client_order_id: Any, reason: str, rule: str | None = None) -> None:
-        if self._log is None:
-            return
-        def short(text: str) -> str:  # a refused argument may be megabytes of text
-            return text if len(text) <= 200 else f"{text[:80]}... ({len(text):,} chars)"
-
-        def plain(x: Any) -> Any:
-            if x is None or isinstance(x, bool):
-                return x
-            if isinstance(x, int):
-                # JSON (and str()) refuse ints of more than 4,300 digits: describe those.
-                return x if x.bit_length() <= 63 else (
-                    f"an integer of about {int(x.bit_length() * 0.30103) + 1:,} digits")
-            if isinstance(x, str):
-                return short(x)
-            if isinstance(x, float):
-                return x if math.isfinite(x) else repr(x)
-            try:
-                return short(repr(x))
-            except Exception:  # a hostile __repr__ must not hide the refusal
-                return f"<{type(x).__name__}>"
-        extra = {} if rule is None else {"rule": rule}
-        self._log.write("rejected", self._clock.now(), order_id=None,
-                        client_order_id=plain(client_order_id), symbol=plain(symbol),
-                        side=plain(side), qty=plain(qty), order_type=plain(order_type),
-                        reason=short(reason), **extra)
-
-
-def _order_fields(order: Order) -> dict[str, Any]:
-    """An order's fields as the ``submitted`` record (and a carried-over order) holds them.
-
-    The fields of the order kinds are there when set (a plain order's record is as before).
-    """
-    fields: dict[str, Any] = {
-        "client_order_id": order.client_order_id, "symbol": order.symbol,
-        "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
-        "limit_price": order.limit_price, "stop_price": order.stop_price,
-        "tif": order.tif.value}
-    if order.extended_hours:
-        fields["extended_hours"] = True
-    if order.order_class is not OrderClass.SIMPLE:
-        fields["order_class"] = order.order_class.value
-    if order.take_profit is not None:
-        fields["take_profit"] = order.take_profit.to_dict()
-    if order.stop_loss is not None:
-        fields["stop_loss"] = order.stop_loss.to_dict()
-    if order.trail_amount is not None:
-        fields["trail_amount"] = order.trail_amount
-    if order.trail_percent is not None:
-        fields["trail_percent"] = order.trail_percent
-    return fields
-
-
-def _carried_fields(c: Carried, ts: np.ndarray) -> dict[str, Any]:
-    """A carried-over order as the ``start`` record lists it (new ids, links, state)."""
-    fields: dict[str, Any] = {"order_id": c.new_id, **_order_fields(c.order)}
-    if c.trig is not None:
-        fields["triggered_at"] = _dt(int(ts[c.trig]))
-    if c.group_class is not None:
-        fields["order_class"] = c.group_class
-    if c.parent_id is not None:
-        fields["parent_id"] = c.parent_id
-    if c.legs:
-        fields["legs"] = list(c.legs)
-    if c.held:
-        fields["status"] = OrderStatus.HELD.value
-    if c.extreme is not None:
-        fields["trail_extreme"] = c.extreme
-    return fields
-
-
-def _trail_level(order: Order, extreme: float) -> float:
-    """A trailing stop's level from its extreme (see :func:`trail_levels`)."""
-    pct = order.trail_percent is not None
-    trail = order.trail_percent if pct else order.trail_amount
-    return float(trail_levels(np.array([order.side is Side.BUY]), np.array([pct]),
-                              np.array([float(trail or 0.0)]), np.array([extreme]))[0])
 
 
 def _session_ends(bars: Bars, session_tz: str) -> np.ndarray:

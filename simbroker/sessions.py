@@ -241,6 +241,13 @@ class Sessions:
         no such bar. ``t``, ``column`` (symbol column) and ``extended`` may be arrays.
         """
         a = self._arrays()
+        if type(t) is int and type(column) is int and type(extended) is bool:
+            # One order (the paper broker's case): the same lookups on Python ints.
+            g = self.columns.item(column)
+            t = min(t, self.n_bars)
+            if extended:
+                return a["last_bar"].item(a["next_in_day"].item(t, g), g)
+            return a["last_regular"].item(a["next_regular"].item(t, g), g)
         g = self.columns[column]
         t = np.minimum(t, self.n_bars)
         regular = a["last_regular"][a["next_regular"][t, g], g]

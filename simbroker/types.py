@@ -291,7 +291,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
+_MEMBERS: dict[type[Enum], dict[Any, Enum]] = {}
+
+
 def _enum(cls: type[Enum], value: Any, field: str, symbol: str | None) -> Any:
+    table = _MEMBERS.get(cls)
+    if table is None:  # members by value: a str enum's member hashes (and equals) as it
+        table = _MEMBERS[cls] = {m.value: m for m in cls}
+    try:
+        member = table.get(value)
+    except TypeError:  # unhashable: refused below with the message naming it
+        member = None
+    if member is not None:
+        return member
     try:
         return cls(value.lower() if isinstance(value, str) else value)
     except (ValueError, TypeError):
@@ -385,6 +397,21 @@ def _leg(value: Any, field: str, symbol: str, keys: tuple[str, ...],
     return out
 
 
+# Module-level aliases of enum members for the hot paths: reading ``Enum.MEMBER`` goes
+# through the enum class's attribute lookup, several times slower than a global.
+_BUY = Side.BUY
+_DAY = TimeInForce.DAY
+_GTC = TimeInForce.GTC
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_OCO = OrderClass.OCO
+_SELL = Side.SELL
+_SIMPLE = OrderClass.SIMPLE
+_STOP = OrderType.STOP
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_TRAILING_STOP = OrderType.TRAILING_STOP
+
+
 @dataclass(frozen=True)
 class Order:
     """A validated order request, the same for every broker.
@@ -464,23 +491,23 @@ class Order:
         side_ = _enum(Side, side, "side", symbol)
         type_ = _enum(OrderType, order_type, "order_type", symbol)
         tif_ = _enum(TimeInForce, tif, "tif", symbol)
-        class_ = OrderClass.SIMPLE if order_class == "simple" else _enum(
+        class_ = _SIMPLE if order_class == "simple" else _enum(
             OrderClass, order_class, "order_class", symbol)
         qty_ = _number(qty, "qty", symbol, MAX_QTY)
         tp = None if take_profit is None else _leg(
             take_profit, "take_profit", symbol, ("limit_price",), ("limit_price",))
         sl = None if stop_loss is None else _leg(
             stop_loss, "stop_loss", symbol, ("stop_price", "limit_price"), ("stop_price",))
-        if class_ is OrderClass.OCO:
-            if type_ is not OrderType.LIMIT:
+        if class_ is _OCO:
+            if type_ is not _LIMIT:
                 raise InvalidOrder(
                     f"an oco order for {symbol} is its take-profit limit leg: order_type "
                     f"must be 'limit', got {type_.value!r}", field="order_type",
                     value=order_type, symbol=symbol)
             if tp is not None and limit_price is None:
                 limit_price = tp["limit_price"]
-        needs_limit = type_ in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_stop = type_ in (OrderType.STOP, OrderType.STOP_LIMIT)
+        needs_limit = type_ in (_LIMIT, _STOP_LIMIT)
+        needs_stop = type_ in (_STOP, _STOP_LIMIT)
         for name, value, needed in (("limit_price", limit_price, needs_limit),
                                     ("stop_price", stop_price, needs_stop)):
             if needed and value is None:
@@ -496,11 +523,11 @@ class Order:
         stop_ = None if stop_price is None else _number(stop_price, "stop_price", symbol,
                                                         MAX_PRICE)
         trail_a = trail_p = None
-        if type_ is OrderType.TRAILING_STOP or trail_amount is not None \
+        if type_ is _TRAILING_STOP or trail_amount is not None \
                 or trail_percent is not None:
             trail_a, trail_p = _trail(type_, trail_amount, trail_percent, symbol)
-        if class_ is not OrderClass.SIMPLE or tp is not None or sl is not None \
-                or tif_ not in (TimeInForce.DAY, TimeInForce.GTC):
+        if class_ is not _SIMPLE or tp is not None or sl is not None \
+                or tif_ not in (_DAY, _GTC):
             _check_class(class_, type_, tif_, side_, tp, sl, limit_, symbol)
         if client_order_id is not None and (
             not isinstance(client_order_id, str) or not client_order_id
@@ -513,11 +540,14 @@ class Order:
             raise InvalidOrder(f"extended_hours for {symbol} must be True or False, got "
                                f"{_shown(extended_hours)}", field="extended_hours",
                                value=extended_hours, symbol=symbol)
-        if extended_hours and type_ is not OrderType.LIMIT:
+        if extended_hours and type_ is not _LIMIT:
             raise InvalidOrder(f"extended_hours is only for limit orders (as at IBKR and "
                                f"Alpaca); {symbol} is a {type_.value} order",
                                field="extended_hours", value=True, symbol=symbol)
-        return cls(
+        # Every field is checked above: fill the frozen instance directly (what the
+        # dataclass __init__ does, without its fourteen object.__setattr__ calls).
+        order = object.__new__(cls)
+        order.__dict__.update(
             symbol=symbol,
             side=side_,
             qty=qty_,
@@ -533,6 +563,7 @@ class Order:
             trail_percent=trail_p,
             extended_hours=bool(extended_hours),
         )
+        return order
 
     def leg_orders(self) -> list[Order]:
         """The orders this one brings with it, take-profit first.
@@ -542,19 +573,19 @@ class Order:
         same side (the order itself is the limit leg). Simple orders: none. The legs are
         simple orders with no ``client_order_id``.
         """
-        if self.order_class is OrderClass.SIMPLE:
+        if self.order_class is _SIMPLE:
             return []
-        side = self.side if self.order_class is OrderClass.OCO else (
-            Side.SELL if self.side is Side.BUY else Side.BUY)
+        side = self.side if self.order_class is _OCO else (
+            _SELL if self.side is _BUY else _BUY)
         legs: list[Order] = []
-        if self.take_profit is not None and self.order_class is not OrderClass.OCO:
-            legs.append(Order(self.symbol, side, self.qty, OrderType.LIMIT,
+        if self.take_profit is not None and self.order_class is not _OCO:
+            legs.append(Order(self.symbol, side, self.qty, _LIMIT,
                               limit_price=self.take_profit.limit_price, tif=self.tif))
         if self.stop_loss is not None:
             sl = self.stop_loss
             legs.append(Order(
                 self.symbol, side, self.qty,
-                OrderType.STOP if sl.limit_price is None else OrderType.STOP_LIMIT,
+                _STOP if sl.limit_price is None else _STOP_LIMIT,
                 limit_price=sl.limit_price, stop_price=sl.stop_price, tif=self.tif))
         return legs
 

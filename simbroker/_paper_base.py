@@ -1,0 +1,93 @@
+"""The paper broker's state, declared once for the modules that implement its parts.
+
+:class:`~simbroker.paper.PaperBroker` is assembled from one-job mixins (placing orders in
+the book, submission checks, booking fills and final statuses, matching a bar); each
+reads and writes the attributes declared here, which ``PaperBroker.__init__`` sets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simbroker.sessions import NEVER
+
+if TYPE_CHECKING:
+    from simbroker._paper_book import OpenBook
+    from simbroker._paper_groups import Groups
+    from simbroker._paper_state import OrderState
+    from simbroker.accounts import Account
+    from simbroker.actions._paper import PaperActions
+    from simbroker.bars import Bars
+    from simbroker.clock import SimulatedClock
+    from simbroker.financing._paper import PaperFinancing
+    from simbroker.models.fees import FeeModel
+    from simbroker.models.slippage import SlippageModel
+    from simbroker.sessions import Sessions
+    from simbroker.tradelog import TradeLog
+    from simbroker.types import Fill
+
+__all__ = ["EPOCH", "NEVER_BAR", "PaperState"]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NEVER_BAR = NEVER  # "no such bar": later than every bar index
+
+
+class PaperState:
+    """The attributes of a :class:`~simbroker.paper.PaperBroker` (set by its ``__init__``)."""
+
+    bars: Bars
+    slippage: SlippageModel
+    fees: FeeModel
+    allow_short: bool
+    clip_to_bar: bool
+    both_legs: str
+    venue: str | None
+    max_volume_share: float | None
+    _prefix: str
+    _clock: SimulatedClock
+    _ts: np.ndarray
+    _n_bars: int
+    _plain: bool
+    _close_ns: np.ndarray
+    _t: int
+    _open_px: np.ndarray
+    _high: np.ndarray
+    _low: np.ndarray
+    _close: np.ndarray
+    _volume: np.ndarray
+    _volume_known: bool
+    _sessions: Sessions
+    _calendar_of: list[int]
+    """Each symbol column's calendar index in ``_sessions`` (``Sessions.columns``)."""
+    _windows: dict[tuple[int, int, bool], tuple[int, int]]
+    """``day`` order windows by (first bar, calendar, extended), for the time ``_windows_ns``."""
+    _windows_ns: int | None
+    _gate: tuple[np.ndarray, np.ndarray] | None
+    _all_regular: np.ndarray
+    _cash: float
+    _initial_cash: float
+    _account: Account | None
+    _pos: np.ndarray
+    _positions: dict[str, float] | None
+    """``get_positions()`` of ``_pos``, or None: whatever writes ``_pos`` sets it to None."""
+    _initial_positions: dict[str, float]
+    _orders: dict[str, OrderState]
+    _by_client_id: dict[str, str]
+    _book: OpenBook
+    _fills: list[Fill]
+    _fill_ns: list[int]
+    _ledger_bar: list[int]
+    _ledger_sym: list[int]
+    _ledger_cash: list[float]
+    _ledger_pos: list[float]
+    _n_orders: int
+    _actions: PaperActions | None
+    _financing: PaperFinancing | None
+    _groups: Groups
+    _trailing: bool
+    _special: bool
+    _log: TradeLog | None

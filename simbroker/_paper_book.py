@@ -1,0 +1,82 @@
+"""The paper broker's open book: open orders as parallel numpy arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simbroker._paper_base import NEVER_BAR
+
+__all__ = ["OpenBook"]
+
+
+class OpenBook:
+    """Open orders as parallel numpy arrays (struct of arrays), grown by doubling."""
+
+    def __init__(self, capacity: int = 64):
+        self.n = 0
+        self.ids: list[str] = []
+        self.sym = np.zeros(capacity, np.int64)
+        self.sign = np.zeros(capacity, np.float64)
+        self.qty = np.zeros(capacity, np.float64)
+        self.otype = np.zeros(capacity, np.int8)
+        self.limit = np.zeros(capacity, np.float64)
+        self.stop = np.zeros(capacity, np.float64)
+        self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
+        self.first_bar = np.zeros(capacity, np.int64)
+        self.expire_bar = np.zeros(capacity, np.int64)
+        self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
+        self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
+        self.part_bar = np.full(capacity, -1, np.int64)  # bar of the latest partial fill
+        self.max_first = -1  # the largest first_bar ever added: all eligible once passed
+
+    _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
+               "expire_bar", "aux", "ext", "part_bar")
+
+    def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
+            stop: float, first_bar: int, expire_bar: int, trig_bar: int = NEVER_BAR,
+            trail: float = np.nan, extreme: float = np.nan, ext: bool = False) -> None:
+        if self.n == len(self.sym):
+            for name in self._ARRAYS:
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+        i = self.n
+        self.ids.append(order_id)
+        self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
+        self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
+        self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
+        self.aux[i, 0], self.aux[i, 1] = trail, extreme
+        self.max_first = max(self.max_first, first_bar)
+        self.ext[i] = ext
+        self.part_bar[i] = -1
+        self.n += 1
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the slots where ``mask`` (length n) is False, preserving order."""
+        k = int(np.count_nonzero(mask))
+        if k == self.n:
+            return
+        if k == 0:  # every order left (the common case of a small book): nothing to move
+            self.n = 0
+            self.ids = []
+            return
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            a[:k] = a[: self.n][mask]
+        self.ids = [i for i, m in zip(self.ids, mask.tolist(), strict=True) if m]
+        self.n = k
+
+    def drop(self, slots: list[int]) -> None:
+        """Drop the (distinct) ``slots``, preserving the order of the others."""
+        if len(slots) == self.n:  # every order left: nothing to move
+            self.n = 0
+            self.ids = []
+            return
+        mask = np.ones(self.n, np.bool_)
+        mask[slots] = False
+        self.keep(mask)
+
+    def remove(self, order_id: str) -> None:
+        mask = np.ones(self.n, np.bool_)
+        mask[self.ids.index(order_id)] = False
+        self.keep(mask)

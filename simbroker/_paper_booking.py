@@ -1,0 +1,237 @@
+"""Booking a bar's outcomes in the paper broker: fills, triggers, expiries, final
+statuses, group actions and trailing extremes, each after its trade-log record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from simbroker._paper_base import NEVER_BAR
+from simbroker._paper_kinds import TRAIL_AMOUNT, TRAIL_PERCENT, trail_levels, trailed_extremes
+from simbroker._paper_place import Placing
+from simbroker._paper_state import OrderState
+from simbroker.tradelog import cash_after_fill, position_after_fill
+from simbroker.types import Fill, OrderStatus, Side, TimeInForce
+
+__all__ = ["Booking"]
+
+
+_BUY, _FILLED = Side.BUY, OrderStatus.FILLED  # globals: cheaper than Enum.MEMBER
+_PART_EXPIRED = "day order partially filled; the rest expired at the session end"
+_UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
+             TimeInForce.CLS: "cls order not filled in the closing auction",
+             TimeInForce.IOC: "ioc order not filled on its bar",
+             TimeInForce.FOK: "fok order not filled on its bar"}
+
+
+class Booking(Placing):
+    """Book what a bar decided (write-ahead: the record first, then the change)."""
+
+    def _book_bar(self, t: int, slots: list[int], qty: list[float], price: list[float],
+                  fee: list[float], triggered: list[int] | None,
+                  whole: list[bool] | None = None) -> None:
+        """Book a bar's fills, then its stop-limit triggers, each after its record.
+
+        ``whole`` (under ``max_volume_share``) says which fills complete their order; the
+        others leave it open with the rest. A stop or trailing stop among ``triggered``
+        (it filled in part) rests as a market order from the next bar.
+
+        If a write fails, what was booked stays booked (and recorded), the rest stays open
+        exactly as before the bar, and the error propagates: matching the bar again books
+        the rest, never a fill twice.
+        """
+        book = self._book
+        now = self._clock.now()
+        ts_ns = int(self._ts[t])
+        done: list[int] = []  # slots whose order is finished (distinct, ascending)
+        try:
+            parts = [True] * len(slots) if whole is None else whole
+            for slot, q, px, f, w in zip(slots, qty, price, fee, parts, strict=True):
+                if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
+                    done.append(slot)
+            if triggered is not None:
+                for slot in triggered:
+                    if book.trig_bar[slot] == t or slot in done:
+                        continue  # recorded by an earlier attempt at this bar
+                    if self._log is not None:
+                        state = self._orders[book.ids[slot]]
+                        self._log.write("triggered", now, order_id=state.order_id,
+                                        symbol=state.order.symbol, bar=now)
+                    book.trig_bar[slot] = t
+                    if book.otype[slot] != 3:  # a stop that traded in part: now a market
+                        book.otype[slot] = 0
+        finally:
+            if done:
+                book.drop(done)
+        if self._groups.pending:
+            self._settle(now)
+
+    def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
+                   ts_ns: int, whole: bool = True) -> bool:
+        """Book one fill after its record; False when the order stays open (a part)."""
+        book = self._book
+        order_id = book.ids[slot]
+        state = self._orders[order_id]
+        order = state.order
+        col = int(book.sym[slot])
+        pos = float(self._pos[col])
+        if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
+            self._finish(state, OrderStatus.REJECTED,
+                         f"shorting is not allowed: selling {q:g} {order.symbol} against a "
+                         f"position of {pos:g}", now)
+            return True
+        notional = q * px
+        side = "buy" if order.side is _BUY else "sell"
+        fill = Fill(
+            fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
+            client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
+            side=side, qty=q, price=px, fee=f, notional=notional,
+        )
+        if self._log is not None:
+            self._log.write("filled", now, **fill)
+        self._cash = cash_after_fill(self._cash, side, notional, f)
+        new_pos = position_after_fill(pos, side, q)
+        self._pos[col] = new_pos
+        self._positions = None
+        state.filled_qty += q
+        state.filled_notional += notional
+        state.n_fills += 1
+        self._fills.append(fill)
+        self._fill_ns.append(ts_ns)
+        self._ledger_bar.append(t)
+        self._ledger_sym.append(col)
+        self._ledger_cash.append(self._cash)
+        self._ledger_pos.append(new_pos)
+        if whole:
+            state.status = _FILLED
+        else:
+            state.status = OrderStatus.PARTIALLY_FILLED
+            book.qty[slot] -= q
+            book.part_bar[slot] = t
+        if self._groups.children and order_id in self._groups:
+            self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
+        return whole
+
+    def _expire(self, expired: np.ndarray) -> None:
+        book = self._book
+        now = self._clock.now()
+        done = np.zeros(book.n, np.bool_)
+        try:
+            for slot in np.flatnonzero(expired).tolist():
+                state = self._orders[book.ids[slot]]
+                tif = state.order.tif
+                if tif in (TimeInForce.DAY, TimeInForce.GTC):
+                    self._finish(state, OrderStatus.EXPIRED, _PART_EXPIRED if
+                                 state.filled_qty else "day order not filled by the session end",
+                                 now)
+                else:
+                    self._finish(state, OrderStatus.CANCELED, _UNFILLED[tif], now)
+                done[slot] = True
+        finally:
+            if done.any():
+                book.keep(~done)
+        if self._groups.pending:
+            self._settle(now)
+
+    def _finish(self, state: OrderState, status: OrderStatus, reason: str | None,
+                now: datetime) -> None:
+        """Record, then set, an order's final status (the caller takes it off the book)."""
+        if self._log is not None:
+            event = {OrderStatus.CANCELED: "canceled", OrderStatus.EXPIRED: "expired",
+                     OrderStatus.REJECTED: "rejected"}[status]
+            extra: dict[str, Any] = {}
+            if status is OrderStatus.REJECTED:
+                o = state.order
+                extra = dict(client_order_id=o.client_order_id, side=o.side.value, qty=o.qty,
+                             order_type=o.order_type.value)
+            self._log.write(event, now, order_id=state.order_id, symbol=state.order.symbol,
+                            reason=reason, **extra)
+        state.status = status
+        state.reason = reason
+        if self._groups.children and state.order_id in self._groups:
+            self._groups.on_final(state.order_id, status.value, self._is_open)
+
+    def _is_open(self, order_id: str) -> bool:
+        return self._orders[order_id].status.is_open
+
+    def _settle(self, now: datetime) -> None:
+        """Perform the group actions fills and final statuses queued, each after its record.
+
+        An activated child joins the book from its ``first_bar`` (the bar after its
+        parent's fill) sized to the parent's filled quantity; a canceled sibling or child
+        leaves it. On a failed write the action and those after it stay queued.
+        """
+        groups = self._groups
+        while groups.pending:
+            action = groups.pending[0]
+            state = self._orders[action.order_id]
+            if not state.status.is_open:
+                groups.pending.pop(0)
+                continue
+            if action.kind == "activate":
+                if state.status is OrderStatus.HELD:
+                    qty = min(action.qty, state.order.qty) if action.qty > 0 else state.order.qty
+                    if self._log is not None:
+                        self._log.write("activated", now, order_id=state.order_id,
+                                        symbol=state.order.symbol, qty=qty,
+                                        parent_id=state.parent_id)
+                    if qty != state.order.qty:
+                        state.order = dataclasses.replace(state.order, qty=qty)
+                    state.status = OrderStatus.NEW
+                    self._book_order(state, action.first_bar, NEVER_BAR, None)
+                    groups.activated(state.order_id)
+                elif state.parent_id is not None and action.qty > 0:
+                    self._grow(state, action.qty, now)
+            else:
+                held = state.status is OrderStatus.HELD
+                self._finish(state, OrderStatus.CANCELED, action.reason, now)
+                if not held:
+                    self._book.remove(state.order_id)
+            groups.pending.pop(0)
+
+    def _grow(self, state: OrderState, filled: float, now: datetime) -> None:
+        """Grow an active child to its parent's filled quantity (a parent filling in parts
+        under ``max_volume_share``): recorded as another ``activated`` with the new qty."""
+        qty = min(filled, self._orders[str(state.parent_id)].order.qty)
+        if qty <= state.order.qty:
+            return
+        if self._log is not None:
+            self._log.write("activated", now, order_id=state.order_id,
+                            symbol=state.order.symbol, qty=qty, parent_id=state.parent_id)
+        book = self._book
+        book.qty[book.ids.index(state.order_id)] += qty - state.order.qty
+        state.order = dataclasses.replace(state.order, qty=qty)
+
+    def _trail(self, t: int) -> None:
+        """Fold bar ``t`` into the open trailing stops' extremes, each after its record."""
+        book = self._book
+        n = book.n
+        rows = np.flatnonzero((book.otype[:n] == TRAIL_AMOUNT) | (book.otype[:n] == TRAIL_PERCENT))
+        if len(rows) == 0:
+            self._trailing = False
+            return
+        rows = rows[book.first_bar[rows] <= t]
+        s = book.sym[rows]
+        buy = book.sign[rows] > 0
+        old = book.aux[rows, 1]
+        new = trailed_extremes(buy, old, self._high[t, s], self._low[t, s],
+                               self._volume[t, s] > 0)
+        moved = np.flatnonzero(new != old)
+        if len(moved) == 0:
+            return
+        now = self._clock.now()
+        if self._log is not None:
+            level = trail_levels(buy[moved], book.otype[rows[moved]] == TRAIL_PERCENT,
+                                 book.aux[rows[moved], 0], new[moved])
+            for i, lv in zip(moved.tolist(), level.tolist(), strict=True):
+                state = self._orders[book.ids[int(rows[i])]]
+                self._log.write("trailed", now, order_id=state.order_id,
+                                symbol=state.order.symbol, trail_extreme=float(new[i]),
+                                stop_price=lv)
+        book.aux[rows[moved], 1] = new[moved]
+        for i in moved.tolist():
+            self._orders[book.ids[int(rows[i])]].trail_extreme = float(new[i])

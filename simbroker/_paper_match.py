@@ -1,0 +1,346 @@
+"""Matching the paper broker's open book against one bar (the module table of
+:mod:`simbroker.paper`): which orders fill, at what reference and fill price, for what fee.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simbroker._paper_booking import Booking
+from simbroker._paper_groups import one_leg_per_group
+from simbroker._paper_kinds import (
+    AT_CLOSE,
+    AT_OPEN,
+    TRAIL_AMOUNT,
+    TRAIL_PERCENT,
+    auction_fill,
+    trail_fill,
+    trail_levels,
+)
+from simbroker._paper_volume import capped_quantities
+from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee
+from simbroker.models.schedules import fees_at, order_fees_at
+from simbroker.models.slippage import BarContext, FixedBps, NoSlippage, SlippageModel
+from simbroker.types import TimeInForce
+
+__all__ = ["SMALL_BOOK", "Matching"]
+
+SMALL_BOOK = 16
+"""Largest book matched order by order in Python (:meth:`Matching._match_small`)."""
+
+def _scalar_rates(slippage: SlippageModel, fees: FeeModel) -> tuple[float, float | None] | None:
+    """``(slippage rate, fee rate or None for NoFee)`` when both models are the built-in
+    fixed-rate ones (exactly those classes), whose array methods the small-book path
+    repeats in Python floats; ``None`` for any other model."""
+    if type(slippage) is FixedBps:
+        slip = slippage.bps / 1e4
+    elif type(slippage) is NoSlippage:
+        slip = 0.0
+    else:
+        return None
+    if type(fees) is BpsOfNotional:
+        return slip, fees.bps / 1e4
+    if type(fees) is NoFee:
+        return slip, None
+    return None
+
+
+def _maximum(a: float, b: float) -> float:
+    """``np.maximum`` of two floats: NaN when either is NaN."""
+    return a if a > b or a != a else b
+
+
+def _minimum(a: float, b: float) -> float:
+    """``np.minimum`` of two floats: NaN when either is NaN."""
+    return a if a < b or a != a else b
+
+
+class Matching(Booking):
+    """Decide a bar's fills across the book (numpy across orders), then book them."""
+
+    _small_book = SMALL_BOOK
+    """Books of at most this many orders are matched by :meth:`_match_small` (tests force
+    either path by setting it to 0 or to a huge number)."""
+
+    def _match(self, t: int) -> None:
+        book = self._book
+        n = book.n
+        if n <= self._small_book and not self._special and not self._groups.live \
+                and self.max_volume_share is None \
+                and (self._gate is None or self._all_regular[t]):
+            self._match_small(t)
+            return
+        if book.max_first <= t:  # the common case: every order may trade
+            elig = np.arange(n)
+        else:
+            elig = np.flatnonzero(book.first_bar[:n] <= t)
+            if len(elig) == 0:
+                return
+        s = book.sym[elig]
+        o = self._open_px[t, s]
+        v = self._volume[t, s]
+        # NaN volume or close (no bar) compares False
+        tradable = v > 0 if self._volume_known else ~np.isnan(self._close[t, s])
+        if self._gate is not None and not self._all_regular[t]:
+            tradable &= self._in_hours(t, elig, s)
+        otype = book.otype[elig]
+        market = otype == 0
+        newly: np.ndarray | None = None
+        if market.all():  # the common case: one comparison decides
+            fill = tradable
+            ref = o
+            lim = None
+        else:
+            fill, ref, lim, newly = self._match_priced(t, elig, s, o, tradable, otype, market)
+            if self._groups.live and fill.any():
+                fill = one_leg_per_group(
+                    self._groups.live, book.ids, elig, fill, otype, book.sign[elig] > 0, o,
+                    book.limit[elig], book.stop[elig], self.both_legs)
+        if not fill.any():
+            if newly is not None:
+                self._book_bar(t, [], [], [], [], newly.tolist())
+            return
+        fi = np.flatnonzero(fill)
+        slot = elig[fi]
+        qty = book.qty[slot]
+        whole: np.ndarray | None = None
+        if self.max_volume_share is not None:
+            fi, slot, qty, whole, newly = self._capped(t, fi, slot, qty, s, v, otype, newly)
+            if len(fi) == 0:
+                if newly is not None:
+                    self._book_bar(t, [], [], [], [], newly.tolist())
+                return
+        sf = s[fi]
+        price = self._slipped(t, slot, sf, qty, ref[fi], None if lim is None else lim[fi],
+                              o[fi], v[fi])
+        sgn = book.sign[slot]
+        if self.clip_to_bar:
+            price = np.clip(price, self._low[t, sf], self._high[t, sf])
+        if whole is None:  # dated schedules (fees_at) price at the bar's date
+            fee = fees_at(self.fees, sgn, qty, price, self._ts[t])
+        else:
+            states = [self._orders[book.ids[i]] for i in slot.tolist()]
+            fee = order_fees_at(self.fees, sgn, qty, price,
+                                np.array([st.filled_qty for st in states]),
+                                np.array([st.filled_notional for st in states]), self._ts[t])
+        self._book_bar(t, slot.tolist(), qty.tolist(), price.tolist(), fee.tolist(),
+                       None if newly is None else newly.tolist(),
+                       None if whole is None else whole.tolist())
+
+    def _slipped(self, t: int, slot: np.ndarray, sf: np.ndarray, qty: np.ndarray,
+                 refp: np.ndarray, lf: np.ndarray | None, o: np.ndarray,
+                 v: np.ndarray) -> np.ndarray:
+        """Fill prices of the orders in ``slot`` (columns ``sf``) at reference ``refp``:
+        slipped against the trader, then capped at each limit ``lf`` (NaN: none)."""
+        sgn = self._book.sign[slot]
+        ctx = BarContext(open=o, high=self._high[t, sf], low=self._low[t, sf],
+                         close=self._close[t, sf], volume=v)
+        price: np.ndarray = refp * (1.0 + sgn * self.slippage.rate(sgn, qty, refp, ctx))
+        if lf is not None:
+            limited = ~np.isnan(lf)
+            if limited.any():
+                capped = np.where(sgn > 0, np.minimum(price, lf), np.maximum(price, lf))
+                price = np.where(limited, capped, price)
+        return price
+
+    def _match_small(self, t: int) -> None:
+        """:meth:`_match` for a small book of plain orders (market, limit, stop,
+        stop-limit; no groups, volume cap or out-of-hours bar), deciding order by order
+        in Python floats: numpy's per-call cost dominates a handful of orders.
+
+        Every decision is the one :meth:`_match_priced` makes element-wise (the same
+        comparisons, NaN comparing False, ``np.maximum``/``np.minimum`` propagating NaN),
+        and the filled orders are priced by the same array code, so both paths give
+        bit-identical fills.
+        """
+        book = self._book
+        n = book.n
+        syms = book.sym[:n].tolist()
+        otypes = book.otype[:n].tolist()
+        firsts = book.first_bar[:n].tolist() if book.max_first > t else None
+        plain = max(otypes) == 0
+        if not plain:
+            signs = book.sign[:n].tolist()
+            limits = book.limit[:n].tolist()
+            stops = book.stop[:n].tolist()
+            trigs = book.trig_bar[:n].tolist()
+        opens, vols = self._open_px[t], self._volume[t]
+        closes, highs, lows = self._close[t], self._high[t], self._low[t]
+        known = self._volume_known
+        slots: list[int] = []
+        refs: list[float] = []
+        newly: list[int] = []
+        for i in range(n):
+            if firsts is not None and firsts[i] > t:
+                continue
+            c = syms[i]
+            o = opens.item(c)
+            if known:
+                tradable = vols.item(c) > 0  # NaN volume (no bar) compares False
+            else:
+                close = closes.item(c)
+                tradable = close == close
+            ot = otypes[i]
+            if ot == 0:
+                if tradable:
+                    slots.append(i)
+                    refs.append(o)
+                continue
+            buy = signs[i] > 0
+            h, lo = highs.item(c), lows.item(c)
+            lim, stp = limits[i], stops[i]
+            was_triggered = trigs[i] < t
+            trig_now = ot >= 2 and not was_triggered and tradable and (
+                h >= stp if buy else lo <= stp)
+            gapped = o >= stp if buy else o <= stp
+            if ot == 2:
+                if trig_now:
+                    slots.append(i)
+                    refs.append(_maximum(o, stp) if buy else _minimum(o, stp))
+                continue
+            if (ot == 1 or (was_triggered or (trig_now and gapped))) and tradable and (
+                    lo <= lim if buy else h >= lim):
+                slots.append(i)
+                refs.append(_minimum(o, lim) if buy else _maximum(o, lim))
+            elif ot == 3 and trig_now and not gapped and (stp <= lim if buy else stp >= lim):
+                slots.append(i)
+                refs.append(stp)
+            elif ot == 3 and trig_now:
+                newly.append(i)
+        triggered = newly or None
+        if not slots:
+            if triggered is not None:
+                self._book_bar(t, [], [], [], [], triggered)
+            return
+        qtys = [book.qty.item(i) for i in slots]
+        rates = _scalar_rates(self.slippage, self.fees)
+        if rates is not None and not self.clip_to_bar:
+            # The built-in default models in Python floats: the operations of
+            # FixedBps.rate / NoSlippage.rate, _slipped and BpsOfNotional.fees / NoFee.fees,
+            # in the same order.
+            slip, fee_rate = rates
+            prices: list[float] = []
+            fees: list[float] = []
+            for i, q, ref in zip(slots, qtys, refs, strict=True):
+                sgn = book.sign.item(i)
+                px = ref * (1.0 + sgn * (slip if q > 0 else 0.0))
+                if not plain:
+                    lim = limits[i]
+                    if lim == lim:  # a limit caps the slipped price
+                        px = _minimum(px, lim) if sgn > 0 else _maximum(px, lim)
+                prices.append(px)
+                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
+            self._book_bar(t, slots, qtys, prices, fees, triggered)
+            return
+        slot = np.array(slots, np.int64)
+        sf = book.sym[slot]
+        qty = book.qty[slot]
+        price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
+                              None if plain else book.limit[slot], self._open_px[t, sf],
+                              self._volume[t, sf])
+        if self.clip_to_bar:
+            price = np.clip(price, self._low[t, sf], self._high[t, sf])
+        fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
+        self._book_bar(t, slots, qtys, price.tolist(), fee.tolist(), triggered)
+
+    def _capped(
+        self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,
+        v: np.ndarray, otype: np.ndarray, newly: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The bar's fills under ``max_volume_share`` (see :mod:`simbroker._paper_volume`).
+
+        An order already partly filled on bar ``t`` (an earlier attempt at this bar whose
+        write failed) does not fill on it again; a fok order the cap would split does not
+        fill at all; a stop-like order that triggered but is left with a remainder
+        becomes triggered (a stop or trailing stop rests as a market order, a stop-limit
+        as its limit) from the next bar, recorded as ``newly`` triggered.
+        """
+        book = self._book
+        fresh = book.part_bar[slot] != t
+        fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
+        share = self.max_volume_share or 1.0
+        q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
+            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
+                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
+            if not fok.any():
+                break
+            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+            q, whole = capped_quantities(s[fi], qty, v[fi], share)
+        keep = q > 0
+        if not whole.all():
+            for k in np.flatnonzero(~whole).tolist():
+                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
+                        otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
+                    newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
+        return fi[keep], slot[keep], q[keep], whole[keep], newly
+
+    def _match_priced(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, tradable: np.ndarray,
+        otype: np.ndarray, market: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fill mask, reference prices, limits and the slots of stop-limits triggered now.
+
+        Nothing is changed here: a trigger is booked with the bar's fills, after its
+        record. "Triggered" means triggered on an earlier bar, so matching a bar again
+        (after a failed write, or a resume) decides exactly as the first time.
+        """
+        book = self._book
+        h = self._high[t, s]
+        lo = self._low[t, s]
+        buy = book.sign[elig] > 0
+        lim = book.limit[elig]
+        stp = book.stop[elig]
+        was_triggered = book.trig_bar[elig] < t
+
+        stop_like = ((otype == 2) | (otype == 3)) if self._special else otype >= 2
+        trig_now = stop_like & ~was_triggered & tradable & np.where(buy, h >= stp, lo <= stp)
+        gapped = np.where(buy, o >= stp, o <= stp)
+        ref = np.where(market, o, np.nan)
+        stop_fill = (otype == 2) & trig_now
+        ref = np.where(stop_fill, np.where(buy, np.maximum(o, stp), np.minimum(o, stp)), ref)
+        limit_live = (otype == 1) | ((otype == 3) & (was_triggered | (trig_now & gapped)))
+        limit_hit = limit_live & tradable & np.where(buy, lo <= lim, h >= lim)
+        ref = np.where(limit_hit, np.where(buy, np.minimum(o, lim), np.maximum(o, lim)), ref)
+        # Stop-limit hit inside the bar: marketable at the stop when the stop is within
+        # the limit; otherwise it must wait (the path after the trigger is unknown).
+        sl_inside = (otype == 3) & trig_now & ~gapped & np.where(buy, stp <= lim, stp >= lim)
+        ref = np.where(sl_inside, stp, ref)
+        fill = (market & tradable) | stop_fill | limit_hit | sl_inside
+        if self._special:  # a trailing stop or an auction order was ever booked
+            special = otype >= TRAIL_AMOUNT
+            if special.any():
+                fill, ref = self._match_special(t, elig, s, o, h, lo, tradable, otype, buy,
+                                                lim, special, fill, ref)
+        # Stop-limits that triggered without filling rest as limits from the next bar.
+        newly = trig_now & (otype == 3) & ~fill
+        return fill, ref, lim, elig[newly] if newly.any() else None
+
+    def _match_special(
+        self, t: int, elig: np.ndarray, s: np.ndarray, o: np.ndarray, h: np.ndarray,
+        lo: np.ndarray, tradable: np.ndarray, otype: np.ndarray, buy: np.ndarray,
+        lim: np.ndarray, special: np.ndarray, fill: np.ndarray, ref: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``fill`` and ``ref`` with the trailing stops and auction orders matched in."""
+        trailing = special & (otype <= TRAIL_PERCENT)
+        if trailing.any():
+            aux = self._book.aux[elig]
+            level = trail_levels(buy, otype == TRAIL_PERCENT, aux[:, 0], aux[:, 1])
+            hit, tref = trail_fill(buy, level, o, h, lo, tradable)
+            fill = fill | (trailing & hit)
+            ref = np.where(trailing, tref, ref)
+        auction = special & (otype >= AT_OPEN)
+        if auction.any():
+            hit, aref = auction_fill(otype, buy, lim, o, self._close[t, s], tradable)
+            fill = fill | (auction & hit)
+            ref = np.where(auction, aref, ref)
+        return fill, ref
+
+    def _in_hours(self, t: int, elig: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Whether each eligible order may trade on bar ``t``: a regular-hours bar of its
+        symbol's calendar, or for an extended-hours order any bar of a trading day."""
+        assert self._gate is not None
+        regular, in_day = self._gate
+        g = self._sessions.columns[s]
+        out: np.ndarray = np.where(self._book.ext[elig], in_day[t, g], regular[t, g])
+        return out

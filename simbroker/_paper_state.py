@@ -1,0 +1,144 @@
+"""An order's bookkeeping in the paper broker and the dicts built from it.
+
+:class:`OrderState` is the mutable record of one order; :meth:`OrderState.info` builds
+the :class:`~simbroker.types.OrderInfo` handed out. :func:`order_fields` and
+:func:`carried_fields` are an order as the trade log's ``submitted`` and ``start``
+records hold it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from simbroker._paper_base import EPOCH
+from simbroker._paper_carry import Carried
+from simbroker._paper_kinds import trail_levels
+from simbroker.types import (
+    Order,
+    OrderClass,
+    OrderInfo,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+
+__all__ = ["OrderState", "carried_fields", "ns_datetime", "order_fields", "trail_level"]
+
+
+def ns_datetime(ns: int) -> datetime:
+    """A bar time (ns since the epoch) as a UTC datetime, to the microsecond."""
+    return EPOCH + timedelta(microseconds=int(ns) // 1000)
+
+
+@dataclass(slots=True)
+class OrderState:
+    """Mutable bookkeeping of one order (the dict handed out is built from it)."""
+
+    order_id: str
+    order: Order
+    submitted_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    filled_notional: float = 0.0
+    reason: str | None = None
+    parent_id: str | None = None
+    legs: list[str] = field(default_factory=list)
+    group_class: str | None = None  # a leg's group class (its own Order is simple)
+    trail_extreme: float | None = None  # a trailing stop's extreme so far
+    n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"
+
+    # (order, side, order_type, tif, order_class) of the last info(): the enum values
+    # are read once per Order object. ``_value_`` is the member's value without the
+    # ``.value`` descriptor (several times slower, as is hashing a member).
+    _fixed: tuple[Order, str, str, str, str] | None = field(default=None, repr=False,
+                                                             compare=False)
+
+    def info(self) -> OrderInfo:
+        """The order now, as the :class:`~simbroker.types.OrderInfo` handed out."""
+        o = self.order
+        fixed = self._fixed
+        if fixed is None or fixed[0] is not o:
+            fixed = self._fixed = (o, o.side._value_, o.order_type._value_, o.tif._value_,
+                                   o.order_class._value_)
+        stop = o.stop_price
+        if self.trail_extreme is not None and o.order_type is OrderType.TRAILING_STOP:
+            stop = trail_level(o, self.trail_extreme)
+        filled = self.filled_qty
+        return {
+            "order_id": self.order_id,
+            "client_order_id": o.client_order_id,
+            "symbol": o.symbol,
+            "side": fixed[1],
+            "qty": o.qty,
+            "order_type": fixed[2],
+            "limit_price": o.limit_price,
+            "stop_price": stop,
+            "tif": fixed[3],
+            "status": self.status._value_,
+            "filled_qty": filled,
+            "avg_fill_price": (self.filled_notional / filled) if filled else None,
+            "submitted_at": self.submitted_at,
+            "reason": self.reason,
+            "order_class": self.group_class or fixed[4],
+            "parent_id": self.parent_id,
+            "legs": list(self.legs),
+            "trail_amount": o.trail_amount,
+            "trail_percent": o.trail_percent,
+            "extended_hours": bool(o.extended_hours),
+            "remaining_qty": o.qty - filled,
+        }
+
+
+def order_fields(order: Order) -> dict[str, Any]:
+    """An order's fields as the ``submitted`` record (and a carried-over order) holds them.
+
+    The fields of the order kinds are there when set (a plain order's record is as before).
+    """
+    fields: dict[str, Any] = {
+        "client_order_id": order.client_order_id, "symbol": order.symbol,
+        "side": order.side.value, "qty": order.qty, "order_type": order.order_type.value,
+        "limit_price": order.limit_price, "stop_price": order.stop_price,
+        "tif": order.tif.value}
+    if order.extended_hours:
+        fields["extended_hours"] = True
+    if order.order_class is not OrderClass.SIMPLE:
+        fields["order_class"] = order.order_class.value
+    if order.take_profit is not None:
+        fields["take_profit"] = order.take_profit.to_dict()
+    if order.stop_loss is not None:
+        fields["stop_loss"] = order.stop_loss.to_dict()
+    if order.trail_amount is not None:
+        fields["trail_amount"] = order.trail_amount
+    if order.trail_percent is not None:
+        fields["trail_percent"] = order.trail_percent
+    return fields
+
+
+def carried_fields(c: Carried, ts: np.ndarray) -> dict[str, Any]:
+    """A carried-over order as the ``start`` record lists it (new ids, links, state)."""
+    fields: dict[str, Any] = {"order_id": c.new_id, **order_fields(c.order)}
+    if c.trig is not None:
+        fields["triggered_at"] = ns_datetime(int(ts[c.trig]))
+    if c.group_class is not None:
+        fields["order_class"] = c.group_class
+    if c.parent_id is not None:
+        fields["parent_id"] = c.parent_id
+    if c.legs:
+        fields["legs"] = list(c.legs)
+    if c.held:
+        fields["status"] = OrderStatus.HELD.value
+    if c.extreme is not None:
+        fields["trail_extreme"] = c.extreme
+    return fields
+
+
+def trail_level(order: Order, extreme: float) -> float:
+    """A trailing stop's level from its extreme (see :func:`trail_levels`)."""
+    pct = order.trail_percent is not None
+    trail = order.trail_percent if pct else order.trail_amount
+    return float(trail_levels(np.array([order.side is Side.BUY]), np.array([pct]),
+                              np.array([float(trail or 0.0)]), np.array([extreme]))[0])
