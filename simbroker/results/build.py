@@ -10,7 +10,8 @@ import pandas as pd
 
 from simbroker.actions._paper import dividend_frame
 from simbroker.bars import Bars
-from simbroker.results.columns import _bfill, _ffill, _fills_frame, orders_frame
+from simbroker.results._paper_orders import paper_orders_frame
+from simbroker.results.columns import _bfill, _ffill, _fills_frame
 from simbroker.results.result import BacktestResult
 from simbroker.results.stats import compute_stats, stats_series
 from simbroker.results.trips import round_trips
@@ -73,7 +74,7 @@ def build_result(broker: PaperBroker) -> BacktestResult:
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),
-        orders=orders_frame(broker.get_orders()),
+        orders=paper_orders_frame(broker._orders.values()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
         initial_positions=broker.initial_positions,
