@@ -67,11 +67,15 @@ class History:
     symbols : tuple of str
     """
 
-    __slots__ = ("_bars", "_factors", "_indicators", "symbols", "t")
+    __slots__ = ("_arrays", "_bars", "_factors", "_indicators", "symbols", "t")
 
     def __init__(self, bars: Bars, indicators: Mapping[str, np.ndarray] | None = None):
         self._bars = bars
         self._indicators: dict[str, np.ndarray] = dict(indicators or {})
+        # Every name :meth:`last` answers, fields and indicators, in one lookup (the
+        # panel is frozen, so its arrays can be held here).
+        self._arrays: dict[str, np.ndarray] = {
+            **{f: getattr(bars, f) for f in FIELDS}, **self._indicators}
         self._factors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.symbols = bars.symbols
         self.t = -1
@@ -164,13 +168,12 @@ class History:
         return self.indicator(name)
 
     def last(self, name: str) -> np.ndarray:
-        """Row ``t`` of a field or indicator: one value per symbol."""
-        arr = self._indicators.get(name)
-        if arr is None:
-            if name not in FIELDS:
-                self.indicator(name)  # raises the KeyError naming what exists
-            arr = getattr(self._bars, name)
-        row: np.ndarray = arr[self.t]
+        """Row ``t`` of a field or indicator: one value per symbol (a read-only view)."""
+        try:
+            row: np.ndarray = self._arrays[name][self.t]
+        except KeyError:
+            self.indicator(name)  # raises the KeyError naming what exists
+            raise
         return row
 
     def frame(self, name: str = "close") -> pd.DataFrame:

@@ -16,6 +16,7 @@ import simbroker
 from simbroker import PaperBroker
 from simbroker.errors import OrderRejected
 from simbroker.results import build_result, orders_frame
+from simbroker.results.build import positions_after_bars
 from simbroker.results.columns import _FILL_COLUMNS, _STR_DTYPE, utc_times
 from simbroker.testing import run_order_stream
 from simbroker.testing.strategies import bar_panels, order_streams
@@ -116,3 +117,35 @@ def test_utc_times_equals_pandas_general_conversion(values: list[Any]) -> None:
     expected = pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(
         "datetime64[ns, UTC]")
     pd.testing.assert_series_equal(utc_times(values), expected, check_exact=True)
+
+
+def reference_positions(bar: np.ndarray, sym: np.ndarray, after: np.ndarray, n_bars: int,
+                        init: np.ndarray) -> np.ndarray:
+    """Positions after each bar as they were built before (NaN grid, forward fill)."""
+    n = len(init)
+    pos = np.full((n_bars + 1, n), np.nan)
+    pos[0] = init
+    if len(bar):
+        key = bar * n + sym
+        _, first_rev = np.unique(key[::-1], return_index=True)
+        last = len(key) - 1 - first_rev
+        pos[bar[last] + 1, sym[last]] = after[last]
+    out: np.ndarray = pd.DataFrame(pos).ffill().to_numpy()[1:]
+    return out
+
+
+@PROPS
+@given(data=st.data(), n=st.integers(1, 4), n_bars=st.integers(0, 12))
+def test_positions_after_bars_carry_the_latest_entry(data: st.DataObject, n: int,
+                                                     n_bars: int) -> None:
+    m = data.draw(st.integers(0, 30 if n_bars else 0))
+    bar = np.sort(np.array(data.draw(st.lists(st.integers(0, max(n_bars - 1, 0)),
+                                              min_size=m, max_size=m)), np.int64))
+    sym = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m)),
+                   np.int64)
+    amounts = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
+    after = np.array(data.draw(st.lists(amounts, min_size=m, max_size=m)), np.float64)
+    init = np.array(data.draw(st.lists(amounts, min_size=n, max_size=n)), np.float64)
+    got = positions_after_bars(bar, sym, after, n_bars, init)
+    assert got.shape == (n_bars, n)
+    np.testing.assert_array_equal(got, reference_positions(bar, sym, after, n_bars, init))

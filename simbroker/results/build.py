@@ -36,20 +36,10 @@ def build_result(broker: PaperBroker) -> BacktestResult:
 
     cash = cash_after_bars(ledger_bar, ledger_cash, t_end, broker.initial_cash)
 
-    # Positions after each bar: row 0 holds the starting positions, then the position
-    # after the last fill of each (bar, symbol), carried forward.
-    pos = np.full((t_end + 1, n), np.nan)
     init = np.zeros(n)
     for sym, qty in broker.initial_positions.items():
         init[bars.symbol_index(sym)] = qty
-    pos[0] = init
-    if len(ledger_bar):
-        key = ledger_bar * n + ledger_sym
-        # The last fill of each (bar, symbol) decides; unique() on the reversed keys finds it.
-        _, first_rev = np.unique(key[::-1], return_index=True)
-        last = len(key) - 1 - first_rev
-        pos[ledger_bar[last] + 1, ledger_sym[last]] = ledger_pos[last]
-    pos = _ffill(pos)[1:]
+    pos = positions_after_bars(ledger_bar, ledger_sym, ledger_pos, t_end, init)
 
     close = marking_closes(bars.close[:t_end])
     value, gross = mark_to_market(pos, close)
@@ -97,6 +87,32 @@ def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: i
     starts = np.concatenate([[0], fill_bar[last], [n_bars]])
     values = np.concatenate([[float(initial)], cash_after_fill[last]])
     out: np.ndarray = np.repeat(values, np.diff(starts))
+    return out
+
+
+def positions_after_bars(entry_bar: np.ndarray, entry_sym: np.ndarray,
+                         position_after: np.ndarray, n_bars: int,
+                         initial: np.ndarray) -> np.ndarray:
+    """Positions after each bar, ``(n_bars, len(initial))``, from a ledger in time order.
+
+    Entry ``k`` says symbol ``entry_sym[k]`` held ``position_after[k]`` after a fill (or an
+    action) on bar ``entry_bar[k]``; a cell holds the latest entry up to its bar, else
+    ``initial``. The values are copied, never summed, so the last row is the broker's
+    own position exactly. One index array carries each cell's latest entry forward
+    (its running maximum down the bars), then one gather reads the values: two
+    ``(n_bars, N)`` arrays at the peak, the result included.
+    """
+    n = len(initial)
+    idx = np.empty((n_bars, n), np.intp)
+    idx[:] = np.arange(n)  # "no entry yet": the column's initial position
+    if len(entry_bar) and n_bars:
+        # Entries are numbered after the n initial values, in time order, so the largest
+        # number in a cell, and then down a column, is the latest entry.
+        np.maximum.at(idx, (entry_bar, entry_sym), n + np.arange(len(entry_bar)))
+        np.maximum.accumulate(idx, axis=0, out=idx)
+    table = np.concatenate([np.asarray(initial, np.float64),
+                            np.asarray(position_after, np.float64)])
+    out: np.ndarray = table[idx]
     return out
 
 
