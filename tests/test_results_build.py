@@ -5,6 +5,7 @@ datetime conversion), bit for bit, for every order kind and fill pattern."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 import simbroker
 from simbroker import PaperBroker
 from simbroker.errors import OrderRejected
-from simbroker.results import build_result, orders_frame
+from simbroker.results import build, build_result, orders_frame
 from simbroker.results.build import positions_after_bars
 from simbroker.results.columns import _FILL_COLUMNS, _STR_DTYPE, utc_times
 from simbroker.testing import run_order_stream
@@ -135,9 +136,11 @@ def reference_positions(bar: np.ndarray, sym: np.ndarray, after: np.ndarray, n_b
 
 
 @PROPS
-@given(data=st.data(), n=st.integers(1, 4), n_bars=st.integers(0, 12))
+@given(data=st.data(), n=st.integers(1, 4), n_bars=st.integers(0, 12),
+       cells=st.sampled_from([1, 2, 5, 2**16]))
 def test_positions_after_bars_carry_the_latest_entry(data: st.DataObject, n: int,
-                                                     n_bars: int) -> None:
+                                                     n_bars: int, cells: int) -> None:
+    """Against the old NaN-grid build, over blocks of every size (one row up to all)."""
     m = data.draw(st.integers(0, 30 if n_bars else 0))
     bar = np.sort(np.array(data.draw(st.lists(st.integers(0, max(n_bars - 1, 0)),
                                               min_size=m, max_size=m)), np.int64))
@@ -146,6 +149,7 @@ def test_positions_after_bars_carry_the_latest_entry(data: st.DataObject, n: int
     amounts = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
     after = np.array(data.draw(st.lists(amounts, min_size=m, max_size=m)), np.float64)
     init = np.array(data.draw(st.lists(amounts, min_size=n, max_size=n)), np.float64)
-    got = positions_after_bars(bar, sym, after, n_bars, init)
+    with mock.patch.object(build, "_POSITION_CELLS", cells):
+        got = positions_after_bars(bar, sym, after, n_bars, init)
     assert got.shape == (n_bars, n)
     np.testing.assert_array_equal(got, reference_positions(bar, sym, after, n_bars, init))

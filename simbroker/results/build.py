@@ -90,29 +90,44 @@ def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: i
     return out
 
 
+# Cells per block of rows in positions_after_bars: its only scratch array.
+_POSITION_CELLS = 2**16
+
+
 def positions_after_bars(entry_bar: np.ndarray, entry_sym: np.ndarray,
                          position_after: np.ndarray, n_bars: int,
                          initial: np.ndarray) -> np.ndarray:
     """Positions after each bar, ``(n_bars, len(initial))``, from a ledger in time order.
 
     Entry ``k`` says symbol ``entry_sym[k]`` held ``position_after[k]`` after a fill (or an
-    action) on bar ``entry_bar[k]``; a cell holds the latest entry up to its bar, else
-    ``initial``. The values are copied, never summed, so the last row is the broker's
-    own position exactly. One index array carries each cell's latest entry forward
-    (its running maximum down the bars), then one gather reads the values: two
-    ``(n_bars, N)`` arrays at the peak, the result included.
+    action) on bar ``entry_bar[k]`` (non-decreasing); a cell holds the latest entry up to
+    its bar, else ``initial``. The values are copied, never summed, so the last row is
+    the broker's own position exactly. Each block of rows numbers its cells' latest entry
+    (a running maximum down the bars, carried from the block before), then one gather
+    reads the values: the result is the only ``(n_bars, N)`` array made.
     """
     n = len(initial)
-    idx = np.empty((n_bars, n), np.intp)
-    idx[:] = np.arange(n)  # "no entry yet": the column's initial position
-    if len(entry_bar) and n_bars:
-        # Entries are numbered after the n initial values, in time order, so the largest
-        # number in a cell, and then down a column, is the latest entry.
-        np.maximum.at(idx, (entry_bar, entry_sym), n + np.arange(len(entry_bar)))
-        np.maximum.accumulate(idx, axis=0, out=idx)
     table = np.concatenate([np.asarray(initial, np.float64),
                             np.asarray(position_after, np.float64)])
-    out: np.ndarray = table[idx]
+    out = np.empty((n_bars, n))
+    if n_bars == 0 or n == 0:
+        return out
+    # Entries are numbered after the n initial values, in time order, so the largest
+    # number in a cell, and then down a column, is the latest entry.
+    numbers = n + np.arange(len(entry_bar))
+    carry = np.arange(n)  # each column's latest entry before the block: its initial value
+    step = max(1, _POSITION_CELLS // n)
+    buf = np.empty((min(step, n_bars), n), np.intp)
+    for lo in range(0, n_bars, step):
+        hi = min(lo + step, n_bars)
+        idx = buf[: hi - lo]
+        idx[:] = carry
+        a, b = np.searchsorted(entry_bar, [lo, hi])
+        if b > a:
+            np.maximum.at(idx, (entry_bar[a:b] - lo, entry_sym[a:b]), numbers[a:b])
+            np.maximum.accumulate(idx, axis=0, out=idx)
+        np.take(table, idx, out=out[lo:hi])
+        carry = idx[-1].copy()
     return out
 
 
