@@ -38,7 +38,7 @@ def orders_table(cols: dict[str, list[Any]]) -> pd.DataFrame:
         if c in _ORDER_STR:
             typed[c] = pd.array(values, dtype=_STR_DTYPE)
         elif c in _ORDER_FLOAT:
-            typed[c] = np.array([np.nan if v is None else v for v in values], np.float64)
+            typed[c] = np.array(values, np.float64)  # None converts to NaN
         elif c == "submitted_at":
             typed[c] = utc_times(values)
         else:
