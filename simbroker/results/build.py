@@ -10,7 +10,8 @@ import pandas as pd
 
 from simbroker.actions._paper import dividend_frame
 from simbroker.bars import Bars
-from simbroker.results.columns import _bfill, _ffill, _fills_frame, orders_frame
+from simbroker.results._paper_orders import paper_orders_frame
+from simbroker.results.columns import _bfill, _ffill, _fills_frame
 from simbroker.results.result import BacktestResult
 from simbroker.results.stats import compute_stats, stats_series
 from simbroker.results.trips import round_trips
@@ -35,20 +36,10 @@ def build_result(broker: PaperBroker) -> BacktestResult:
 
     cash = cash_after_bars(ledger_bar, ledger_cash, t_end, broker.initial_cash)
 
-    # Positions after each bar: row 0 holds the starting positions, then the position
-    # after the last fill of each (bar, symbol), carried forward.
-    pos = np.full((t_end + 1, n), np.nan)
     init = np.zeros(n)
     for sym, qty in broker.initial_positions.items():
         init[bars.symbol_index(sym)] = qty
-    pos[0] = init
-    if len(ledger_bar):
-        key = ledger_bar * n + ledger_sym
-        # The last fill of each (bar, symbol) decides; unique() on the reversed keys finds it.
-        _, first_rev = np.unique(key[::-1], return_index=True)
-        last = len(key) - 1 - first_rev
-        pos[ledger_bar[last] + 1, ledger_sym[last]] = ledger_pos[last]
-    pos = _ffill(pos)[1:]
+    pos = positions_after_bars(ledger_bar, ledger_sym, ledger_pos, t_end, init)
 
     close = marking_closes(bars.close[:t_end])
     value, gross = mark_to_market(pos, close)
@@ -73,7 +64,7 @@ def build_result(broker: PaperBroker) -> BacktestResult:
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
         fills=_fills_frame(broker.get_fills()),
-        orders=orders_frame(broker.get_orders()),
+        orders=paper_orders_frame(broker._orders.values()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
         initial_positions=broker.initial_positions,
@@ -96,6 +87,47 @@ def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: i
     starts = np.concatenate([[0], fill_bar[last], [n_bars]])
     values = np.concatenate([[float(initial)], cash_after_fill[last]])
     out: np.ndarray = np.repeat(values, np.diff(starts))
+    return out
+
+
+# Cells per block of rows in positions_after_bars: its only scratch array.
+_POSITION_CELLS = 2**16
+
+
+def positions_after_bars(entry_bar: np.ndarray, entry_sym: np.ndarray,
+                         position_after: np.ndarray, n_bars: int,
+                         initial: np.ndarray) -> np.ndarray:
+    """Positions after each bar, ``(n_bars, len(initial))``, from a ledger in time order.
+
+    Entry ``k`` says symbol ``entry_sym[k]`` held ``position_after[k]`` after a fill (or an
+    action) on bar ``entry_bar[k]`` (non-decreasing); a cell holds the latest entry up to
+    its bar, else ``initial``. The values are copied, never summed, so the last row is
+    the broker's own position exactly. Each block of rows numbers its cells' latest entry
+    (a running maximum down the bars, carried from the block before), then one gather
+    reads the values: the result is the only ``(n_bars, N)`` array made.
+    """
+    n = len(initial)
+    table = np.concatenate([np.asarray(initial, np.float64),
+                            np.asarray(position_after, np.float64)])
+    out = np.empty((n_bars, n))
+    if n_bars == 0 or n == 0:
+        return out
+    # Entries are numbered after the n initial values, in time order, so the largest
+    # number in a cell, and then down a column, is the latest entry.
+    numbers = n + np.arange(len(entry_bar))
+    carry = np.arange(n)  # each column's latest entry before the block: its initial value
+    step = max(1, _POSITION_CELLS // n)
+    buf = np.empty((min(step, n_bars), n), np.intp)
+    for lo in range(0, n_bars, step):
+        hi = min(lo + step, n_bars)
+        idx = buf[: hi - lo]
+        idx[:] = carry
+        a, b = np.searchsorted(entry_bar, [lo, hi])
+        if b > a:
+            np.maximum.at(idx, (entry_bar[a:b] - lo, entry_sym[a:b]), numbers[a:b])
+            np.maximum.accumulate(idx, axis=0, out=idx)
+        np.take(table, idx, out=out[lo:hi])
+        carry = idx[-1].copy()
     return out
 
 

@@ -26,38 +26,59 @@ def orders_frame(orders: list[Any]) -> pd.DataFrame:
     ``submitted_at`` datetime64[ns, UTC], ``client_order_id``/``reason`` object (``None`` =
     none): the same whether there are no orders, none filled, or many.
     """
-    cols: dict[str, Any] = {}
+    return orders_table({c: [o[c] for o in orders] for c in _ORDER_COLUMNS})
+
+
+def orders_table(cols: dict[str, list[Any]]) -> pd.DataFrame:
+    """The orders frame of :func:`orders_frame` from its columns as lists (one per
+    name in ``_ORDER_COLUMNS``, floats or ``None`` for the prices and quantities)."""
+    typed: dict[str, Any] = {}
     for c in _ORDER_COLUMNS:
-        values = [o[c] for o in orders]
+        values = cols[c]
         if c in _ORDER_STR:
-            cols[c] = pd.array(values, dtype=_STR_DTYPE)
+            typed[c] = pd.array(values, dtype=_STR_DTYPE)
         elif c in _ORDER_FLOAT:
-            cols[c] = np.array([np.nan if v is None else v for v in values], np.float64)
+            typed[c] = np.array(values, np.float64)  # None converts to NaN
         elif c == "submitted_at":
-            cols[c] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(
-                "datetime64[ns, UTC]")
+            typed[c] = utc_times(values)
         else:
-            cols[c] = pd.Series(values, dtype=object)
-    frame: pd.DataFrame = pd.DataFrame(cols, columns=_ORDER_COLUMNS)
+            typed[c] = pd.Series(values, dtype=object)
+    frame: pd.DataFrame = pd.DataFrame(typed, columns=_ORDER_COLUMNS)
     return frame
+
+
+def utc_times(values: list[Any]) -> pd.Series:
+    """Datetimes (aware, naive taken as UTC, or ``None``) as a datetime64[ns, UTC] Series.
+
+    One C pass when they share a time zone (a broker's times are all UTC), else pandas'
+    general per-element conversion: the same values either way.
+    """
+    try:
+        index = pd.DatetimeIndex(values)
+    except (TypeError, ValueError):  # mixed time zones, or not datetimes
+        index = None
+    if index is None or (index.tz is None and bool(index.notna().any())):
+        general: pd.Series = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        return general.astype("datetime64[ns, UTC]")
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    out: pd.Series = pd.Series(index.as_unit("ns"), copy=False).astype("datetime64[ns, UTC]")
+    return out
 
 
 def _fills_frame(fills: list[Any]) -> pd.DataFrame:
     """Fills as a DataFrame with the same columns and dtypes whether empty or not:
     ``symbol`` and ``side`` strings as in the orders and trades tables, ids ``object``
     (``client_order_id`` may be ``None``)."""
-    cols: dict[str, Any] = {c: [f[c] for f in fills] for c in _FILL_COLUMNS}
-    frame = pd.DataFrame({
-        c: (pd.to_datetime(v, utc=True).as_unit("ns") if c == "timestamp"
-            else np.asarray(v, np.float64) if c in ("qty", "price", "fee", "notional")
+    frame: pd.DataFrame = pd.DataFrame({
+        c: (utc_times([f[c] for f in fills]) if c == "timestamp"
+            else np.array([f[c] for f in fills], np.float64)
+            if c in ("qty", "price", "fee", "notional")
             # Never missing: the string dtype of the orders and trades tables too.
-            else pd.array(v, dtype=_STR_DTYPE) if c in ("symbol", "side")
-            else pd.Series(v, dtype=object))
-        for c, v in cols.items()
-    })
-    frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
-    out: pd.DataFrame = frame
-    return out
+            else pd.array([f[c] for f in fills], dtype=_STR_DTYPE) if c in ("symbol", "side")
+            else pd.Series([f[c] for f in fills], dtype=object))
+        for c in _FILL_COLUMNS
+    }, columns=_FILL_COLUMNS)
+    return frame
 
 
 def _last_valid(a: np.ndarray) -> np.ndarray:
