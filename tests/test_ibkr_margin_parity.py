@@ -221,7 +221,7 @@ def test_a_brackets_exits_add_no_margin_before_the_entry_fills(venues: list[Venu
 
 
 def test_a_filled_brackets_exits_close_the_position_and_need_no_margin(
-        venues: list[Venue], request: pytest.FixtureRequest) -> None:
+        venues: list[Venue]) -> None:
     bracket = {"order_class": "bracket", "take_profit": {"limit_price": 120.0},
                "stop_loss": {"stop_price": 80.0}}
     accepted_everywhere(venues, "AAA", "buy", 1_500, "limit", limit_price=100.0, tif="gtc",
@@ -231,18 +231,8 @@ def test_a_filled_brackets_exits_close_the_position_and_need_no_margin(
         assert v.broker.get_positions() == {"AAA": 1_500.0}, v.name
     # Long 1,500: buying power 50,000 whether or not the exits are open (only one of
     # them can trade, and it closes the position).
-    live = [v for v in venues if v.name != "paper"]
-    refused_everywhere(live, 490, "AAA", "buy", 510, "limit", limit_price=99.0, tif="gtc")
-    accepted_everywhere(live, "AAA", "buy", 505, "limit", limit_price=99.0, tif="gtc")
-    paper = venues[0]
-    try:
-        paper.broker.submit_order("AAA", "buy", 505, "limit", limit_price=99.0, tif="gtc")
-    except InsufficientBuyingPower:
-        # MarginAccount counts the stop exit as opening a short of 1,500 x 80 once the
-        # take-profit exit closes the long (simbroker/accounts/_reserve.py sums the
-        # exits of one bracket); the fakes, like the venues, count one of them.
-        pytest.xfail("PaperBroker's margin account reserves both exits of a filled "
-                     "bracket (reported to the lead)")
+    refused_everywhere(venues, 490, "AAA", "buy", 510, "limit", limit_price=99.0, tif="gtc")
+    accepted_everywhere(venues, "AAA", "buy", 505, "limit", limit_price=99.0, tif="gtc")
 
 
 # ------------------------------------------------------------------ under faults

@@ -37,30 +37,46 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     return max(0.0, qty - closing)
 
 
-def _open_parts(broker: PaperBroker) -> list[tuple[int, float]]:
-    """For each order in the book (in book order): its slot and the part of its open
+def _open_parts(broker: PaperBroker) -> list[tuple[int, float, str | None]]:
+    """For each order in the book (in book order): its slot, the part of its open
     quantity that opens exposure, after the position and the earlier orders on the same
-    symbol and side."""
+    symbol and side, and its group's key when it is one of a group's live legs.
+
+    Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
+    leg is measured against what came before the group, and the group counts as its
+    largest leg for the orders after it, as the venues count it."""
     book = broker._book
-    out: list[tuple[int, float]] = []
+    live = broker._groups.live
+    out: list[tuple[int, float, str | None]] = []
     seen: dict[tuple[int, float], float] = {}
+    group_before: dict[str, float] = {}
+    group_qty: dict[str, float] = {}
     pos = broker._pos
     for i in range(book.n):
-        state = broker._orders[book.ids[i]]
+        oid = book.ids[i]
+        state = broker._orders[oid]
         col = int(book.sym[i])
         key = (col, float(book.sign[i]))
-        before = seen.get(key, 0.0)
         q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
             float(book.qty[i])
-        seen[key] = before + q
-        out.append((i, opening_qty(state.order.side, q, float(pos[col]), before)))
+        group = live.get(oid)
+        if group is None:
+            before = seen.get(key, 0.0)
+            seen[key] = before + q
+        else:
+            before = group_before.setdefault(group, seen.get(key, 0.0))
+            largest = group_qty.get(group, 0.0)
+            if q > largest:
+                seen[key] = seen.get(key, 0.0) + q - largest
+                group_qty[group] = q
+        out.append((i, opening_qty(state.order.side, q, float(pos[col]), before), group))
     return out
 
 
 def opening_orders(broker: PaperBroker) -> list[str]:
     """Ids of the open orders that would open or grow a position (see :func:`reserved`)."""
     book = broker._book
-    return [str(book.ids[i]) for i, opening in _open_parts(broker) if opening > 0]
+    return [str(book.ids[i]) for i, opening, _ in _open_parts(broker) if opening > 0]
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
@@ -69,15 +85,22 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
     exposure (in book order, per symbol and side) x its worst price x its symbol's rate.
 
     ``held`` children are not in the book: they only reduce what their parent opens.
+    The live legs of one group (only one of them can trade) hold their largest leg's
+    margin.
     """
     book = broker._book
     if book.n == 0:
         return 0.0
     total = 0.0
-    for i, opening in _open_parts(broker):
+    legs: dict[str, float] = {}  # group key -> its largest leg's margin
+    for i, opening, group in _open_parts(broker):
         if opening > 0:
             col = int(book.sym[i])
             px = order_price(broker._orders[book.ids[i]].order, float(marks[col]), buffer)
             if np.isfinite(px):
-                total += opening * px * float(rates[col])
-    return total
+                margin = opening * px * float(rates[col])
+                if group is None:
+                    total += margin
+                else:
+                    legs[group] = max(legs.get(group, 0.0), margin)
+    return total + sum(legs.values())
