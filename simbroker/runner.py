@@ -139,6 +139,10 @@ class ResumePoint:
         The account's own records (``margin_call``, ``good_faith_violation``: event, time
         and symbol) of the bars after ``broker_close``: a resume closes those bars
         again and must not write them twice.
+    accruals : tuple of (str, datetime)
+        The ``borrow_fee`` and ``interest`` records (event and time) after
+        ``broker_close``: the day end a crash cut short had already charged them, and the
+        resumed broker does not charge them again.
     """
 
     run_id: str
@@ -155,6 +159,7 @@ class ResumePoint:
     account_fills: tuple[LoggedFill, ...] = ()
     account_events: tuple[tuple[str, datetime, str | None], ...] = ()
     broker_close: datetime | None = None
+    accruals: tuple[tuple[str, datetime], ...] = ()
 
 
 def read_resume_point(path: str | Path) -> ResumePoint | None:
@@ -180,6 +185,7 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
     acct_state: dict[str, Any] | None = None
     acct_line = 0
     events: list[tuple[int, str, datetime, str | None]] = []
+    accruals: list[tuple[str, datetime]] = []
     for lineno, rec in enumerate(records, start=1):
         event = rec.get("event")
         try:
@@ -199,12 +205,15 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                 sym = rec.get("symbol")
                 events.append((lineno, str(event), parse_time(rec.get("ts"), "ts"),
                                sym if isinstance(sym, str) else None))
+            elif event in ("borrow_fee", "interest"):
+                accruals.append((str(event), parse_time(rec.get("ts"), "ts")))
             if event == "runner_start":
                 new_id = rec.get("run_id")
                 if not isinstance(new_id, str) or not new_id:
                     raise ValueError(f"'run_id' must be a non-empty string, got {new_id!r:.40}")
                 if new_id != run_id:  # another run's records are not this one's
                     events.clear()
+                    accruals.clear()
                     stepped = None
                 run_id = new_id
                 clean = False
@@ -251,7 +260,9 @@ def read_resume_point(path: str | Path) -> ResumePoint | None:
                        account_events=tuple(
                            (e, w, sym) for _, e, w, sym in events
                            if broker_close is None or w > broker_close),
-                       broker_close=broker_close)
+                       broker_close=broker_close,
+                       accruals=tuple((e, w) for e, w in accruals
+                                      if broker_close is not None and w > broker_close))
 
 
 class _FromLog:
@@ -397,16 +408,20 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
             raise TradeLogError(f"open order {order_id!r} cannot be resumed: {exc}",
                                 path=where) from None
     try:
-        return PaperBroker(bars, cash=state.cash, positions=state.positions,
-                           slippage=slippage, fees=fees, allow_short=allow_short,
-                           trade_log=trade_log, session_tz=session_tz,
-                           order_id_prefix=f"S{resume.sessions + 1}-O",
-                           start_at=resume.broker_close, open_orders=carried,
-                           borrow=borrow, interest=interest,
-                           max_volume_share=max_volume_share, account=account)
+        broker = PaperBroker(bars, cash=state.cash, positions=state.positions,
+                             slippage=slippage, fees=fees, allow_short=allow_short,
+                             trade_log=trade_log, session_tz=session_tz,
+                             order_id_prefix=f"S{resume.sessions + 1}-O",
+                             start_at=resume.broker_close, open_orders=carried,
+                             borrow=borrow, interest=interest,
+                             max_volume_share=max_volume_share, account=account)
     except OrderRejected as exc:
         raise TradeLogError(f"the log's open orders cannot be resumed: {exc}",
                             path=where) from None
+    if broker._financing is not None and resume.accruals:
+        broker._financing.skip_logged([(e, _ns(w)) for e, w in resume.accruals],
+                                      bars.close_ns)
+    return broker
 
 
 # --------------------------------------------------------------------------- the run

@@ -331,3 +331,31 @@ def test_partial_fills_and_day_end_financing_are_not_done_twice_by_a_resume(
     assert [f[3] for f in fills if f[1] == "X" and f[2] == "buy"] == [100.0, 100.0, 100.0]
     records = read_trade_log(tmp_path / "whole.jsonl")
     assert {"borrow_fee", "interest"} <= {r["event"] for r in records}
+
+
+def test_a_kill_inside_a_day_ends_accruals_charges_each_once(tmp_path: Path) -> None:
+    # Cut after every record: also right after a day's borrow_fee record and before its
+    # interest, and after both but before the bar's stepped record. The resumed broker
+    # closes that bar again and must not charge what the log already charged.
+    b = hourly(3, per_day=4)
+    bars = Bars.from_arrays(b.ts_ns.view("datetime64[ns]"), list(b.symbols), open=b.open,
+                            high=b.high, low=b.low, close=b.close,
+                            volume=np.full(np.shape(b.volume), 1000.0))
+    plan: dict[int, list[tuple[Any, ...]]] = {0: [("X", "buy", 300)], 1: [("Y", "sell", 50)],
+                                              5: [("X", "sell", 100)]}
+    kw: dict[str, Any] = {"cash": 20_000.0, "borrow": BorrowModel(rate=0.5),
+                          "interest": InterestModel(debit=0.5, credit=0.2)}
+    whole = tmp_path / "whole.jsonl"
+    assert run(bars, plan, whole, "margin", **kw)
+    want = outcome(whole)
+    records = read_trade_log(whole)
+    charged = replay_trade_log(whole)
+    assert charged.borrow_fees > 0 and charged.interest != 0
+    for lives in range(len(records)):
+        path = tmp_path / f"cut{lives}.jsonl"
+        assert not run(bars, plan, path, "margin", lives=lives, **kw)
+        assert run(bars, plan, path, "margin", **kw)
+        got = replay_trade_log(path)
+        assert (got.borrow_fees, got.interest) == (charged.borrow_fees, charged.interest), \
+            (lives, records[lives]["event"])
+        assert outcome(path) == want, (lives, records[lives]["event"])

@@ -11,6 +11,7 @@ when it is zero. A failed write leaves that accrual undone; stepping again does 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,27 @@ class PaperFinancing:
         self._stage = 0
         self.next += 1
         self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+
+    def skip_logged(self, logged: Sequence[tuple[str, int]], close_ns: np.ndarray) -> None:
+        """A resumed broker: do not charge again what the log already charged for the
+        trading day it closes next.
+
+        ``logged`` holds the ``(event, time in ns)`` of the ``borrow_fee`` and
+        ``interest`` records written after the bar the broker resumes from: a step the
+        crash cut short had accrued that day (and its cash is in the log's), so the
+        repeated step must not. An ``interest`` record means the day is done; a
+        ``borrow_fee`` alone means its interest is still to do (or was zero, and is zero
+        again on the same cash)."""
+        if self.next >= len(self.ends):
+            return
+        due = int(close_ns[self._due_t])
+        done = {event for event, ns in logged if ns == due}
+        if "interest" in done:
+            self._stage = 0
+            self.next += 1
+            self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+        elif "borrow_fee" in done:
+            self._stage = 1
 
     @staticmethod
     def _ledger(broker: PaperBroker, t: int) -> None:
