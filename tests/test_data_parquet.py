@@ -126,6 +126,15 @@ def test_dictionary_encoded_symbols(tmp_path: Path) -> None:
     same(load_bars(path), load_bars(long))
 
 
+def test_categories_no_row_has_are_not_symbols(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    long = frame("symbol", n_symbols=2)
+    long["symbol"] = pd.Categorical(long["symbol"], categories=["SYM000", "SYM001", "ZZZ"])
+    fast, slow = through_both(tmp_path, long, monkeypatch)
+    same(fast, slow)
+    assert fast.symbols == ("SYM000", "SYM001")
+
+
 @pytest.mark.parametrize("spoil", ["high", "nan", "dup", "blank"])
 def test_bad_rows_give_the_general_error(tmp_path: Path, spoil: str) -> None:
     long = frame("time")

@@ -76,7 +76,7 @@ def files(draw: st.DrawFn) -> dict[str, Any]:
         "stamps": draw(st.sampled_from(["utc-ns", "utc-us", "ny-ms", "naive-utc",
                                         "naive-dates"])),
         "symbol_type": draw(st.sampled_from(
-            ["string", "large_string", "dictionary", "padded"]
+            ["string", "large_string", "dictionary", "unused categories", "padded"]
             + (["absent"] if n_symbols == 1 else []))),
         "volume_type": draw(st.sampled_from(["float", "int", "absent"])),
         "extra": draw(st.booleans()),
@@ -152,7 +152,15 @@ def write(spec: dict[str, Any], path: Path, spoil: tuple[str, int] | None = None
             symbols = [f" {s} " for s in symbols]
         array = pa.array(symbols, pa.large_string() if kind == "large_string" else pa.string(),
                          mask=null["symbol"])
-        table["Ticker"] = array.dictionary_encode() if kind == "dictionary" else array
+        if kind == "dictionary":
+            array = array.dictionary_encode()
+        elif kind == "unused categories":  # names no row has (a pandas Categorical's)
+            written = array.to_pylist()
+            categories = NAMES + sorted({w for w in written if w is not None} - set(NAMES))
+            array = pa.DictionaryArray.from_arrays(
+                pa.array([None if w is None else categories.index(w) for w in written],
+                         pa.int32()), pa.array(categories))
+        table["Ticker"] = array
     for name in ("open", "high", "low", "close"):
         table[name.capitalize()] = pa.array(values[name], mask=null[name])
     if spec["volume_type"] == "absent":
