@@ -6,8 +6,9 @@ dropped (the symbol batch to 32-bit codes, the timestamps into one int64 array),
 key column ever exists whole as Arrow buffers beside its encoded copy. The int64 array
 then becomes, in place, each row's time code and is narrowed into the symbol codes'
 buffer as each row's cell: at the end of this step the resident keys are 4 bytes a row
-(none when rows are already in panel order), against the 28 that int64 times, time codes
-and symbol codes took side by side.
+(none when every cell is filled and rows are in panel order or symbol-major, as
+``Bars.to_frame`` writes them), against the 28 that int64 times, time codes and symbol
+codes took side by side.
 
 Like the rest of the fast path it decides nothing of its own: any key the general path
 would refuse or warn about (a missing value, a blank symbol, a repeated (symbol,
@@ -27,10 +28,14 @@ import pandas as pd
 from simbroker import data as _data
 from simbroker._data_time import parse_times
 
-__all__ = ["Cells", "read_cells"]
+__all__ = ["CHUNK", "SYMBOL_RUN", "Cells", "read_cells"]
 
 CHUNK = 1 << 20
 """Rows per step of the in-place passes over the keys (bounds their temporaries)."""
+
+SYMBOL_RUN = 64
+"""Fewest bars a symbol for symbol-major rows to be written run by run, without a cell
+index (each run is one strided copy, so short runs cost more than the index saves)."""
 
 _DAY = np.timedelta64(86_400_000_000_000, "ns")
 _I32_MAX = np.iinfo(np.int32).max
@@ -46,7 +51,8 @@ class Cells:
 
     ``flat`` is each file row's cell, row-major (``time * N + symbol``), int32 when the
     panel has fewer than 2**31 cells, ``-1`` for a row the subset drops; ``None`` when
-    row ``i`` is cell ``i`` (rows already in panel order, every cell filled).
+    every cell is filled and the rows are in panel order (row ``i`` is cell ``i``) or,
+    with ``by_symbol``, symbol-major (row ``i`` is time ``i % T`` of symbol ``i // T``).
     """
 
     times: I64  # the panel's bar opens, ns UTC, strictly increasing
@@ -58,6 +64,7 @@ class Cells:
     file_symbols: tuple[str, ...]  # every symbol of the file, sorted
     rows_per_symbol: I64  # file rows of each of file_symbols
     codes: I32 | None  # file symbol of each row, kept only when ``flat`` cannot give it
+    by_symbol: bool = False
 
     @property
     def size(self) -> int:
@@ -68,6 +75,13 @@ class Cells:
                 start: int) -> None:
         """Write the values of file rows ``start:start + len(values)`` into ``out``."""
         stop = start + len(values)
+        if self.flat is None and self.by_symbol:  # a strided run per symbol
+            n_times = len(self.times)
+            wide = out.reshape(n_times, len(self.names))
+            for s in range(start // n_times, (stop - 1) // n_times + 1):
+                lo, hi = max(start, s * n_times), min(stop, (s + 1) * n_times)
+                wide[lo - s * n_times:hi - s * n_times, s] = values[lo - start:hi - start]
+            return
         if self.flat is None:
             out[start:stop] = values
             return
@@ -79,14 +93,9 @@ class Cells:
             out[cells] = values
 
     def symbol_codes(self, start: int, stop: int) -> Index | None:
-        """The file symbol of rows ``start:stop``; ``None`` when the file has one symbol."""
-        if len(self.file_symbols) == 1:
-            return None
-        if self.codes is not None:
-            return self.codes[start:stop]
-        n = len(self.names)
-        cells = np.arange(start, stop) if self.flat is None else self.flat[start:stop]
-        return cells % n
+        """The file symbol of rows ``start:stop`` of a subset; ``None`` when the file has
+        one symbol (without a subset the panel's columns are the file's symbols)."""
+        return None if self.codes is None else self.codes[start:stop]
 
 
 def read_cells(pf: Any, *, n: int, time_label: str, symbol_label: str | None,
@@ -132,10 +141,15 @@ def read_cells(pf: Any, *, n: int, time_label: str, symbol_label: str | None,
                        start=start, end=end)
     flat = _cells(tcodes, codes, len(times), n_sym)
     dense = len(times) * n_sym == n
+    by_symbol = False
     if flat is not None and dense and _in_panel_order(flat):
         flat = None
+    elif flat is not None and dense and len(times) >= SYMBOL_RUN and _in_symbol_order(
+            flat, len(times), n_sym):
+        flat, by_symbol = None, True
     return Cells(times=times, names=names, step=step, flat=flat, dense=dense, subset=False,
-                 file_symbols=names, rows_per_symbol=rows_per, codes=None)
+                 file_symbols=names, rows_per_symbol=rows_per, codes=None,
+                 by_symbol=by_symbol)
 
 
 # ------------------------------------------------------------------------- reading
@@ -337,6 +351,19 @@ def _in_panel_order(flat: Index) -> bool:
     """Row ``i`` is cell ``i`` (time-major rows, symbols sorted within each time)."""
     return all(np.array_equal(flat[a:a + CHUNK], np.arange(a, min(a + CHUNK, len(flat))))
                for a in range(0, len(flat), CHUNK))
+
+
+def _in_symbol_order(flat: Index, n_times: int, n_sym: int) -> bool:
+    """Row ``i`` is time ``i % T`` of symbol ``i // T`` (each symbol's bars in one run,
+    in time order, symbols sorted: how ``Bars.to_frame`` writes a panel)."""
+    for a in range(0, len(flat), CHUNK):
+        rows = np.arange(a, min(a + CHUNK, len(flat)))
+        expect = rows % n_times
+        expect *= n_sym
+        expect += rows // n_times
+        if not np.array_equal(flat[a:a + CHUNK], expect):
+            return False
+    return True
 
 
 def _subset(times: I64, tcodes: I64 | None, codes: I32 | None, names: tuple[str, ...],

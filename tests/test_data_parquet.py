@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import simbroker._data_parquet as fast_module
+import simbroker._data_parquet_keys as keys_module
 from simbroker.bars import FIELDS, Bars
 from simbroker.data import load_bars
 from simbroker.errors import DataError, DataWarning
@@ -84,6 +85,24 @@ def test_small_batches_give_the_same_panel(tmp_path: Path,
     same(*through_both(tmp_path, long, monkeypatch))
     same(*through_both(tmp_path, long, monkeypatch, symbols=["SYM001", "SYM002"],
                        start=long["timestamp"].min() + pd.Timedelta("5D")))
+
+
+def test_symbol_major_rows_are_written_run_by_run(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bars.to_frame's order (each symbol's bars in one run) needs no cell index."""
+    monkeypatch.setattr(fast_module, "BATCH_ROWS", 150)  # runs of 100 cut across batches
+    kinds: list[bool] = []
+    real = keys_module.read_cells
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        cells = real(*args, **kw)
+        assert cells is not None
+        kinds.append(cells.flat is None and cells.by_symbol)
+        return cells
+
+    monkeypatch.setattr(fast_module, "read_cells", spy)
+    same(*through_both(tmp_path, frame("symbol", n_symbols=4, n_bars=100), monkeypatch))
+    assert kinds == [True]
 
 
 @pytest.mark.parametrize("kwargs", [

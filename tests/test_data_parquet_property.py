@@ -49,12 +49,16 @@ def files(draw: st.DrawFn) -> dict[str, Any]:
     spacing = draw(st.sampled_from(sorted(SPACINGS)))
     grid = ORIGIN + np.arange(n_times) * np.timedelta64(SPACINGS[spacing], "s")
     rows: list[tuple[np.datetime64, str]] = []
-    for name in names:  # each symbol on a non-empty subset of the grid: missing cells
-        have = draw(st.lists(st.booleans(), min_size=n_times, max_size=n_times))
+    full = draw(st.booleans())  # every cell, or missing cells
+    for name in names:  # each symbol on a non-empty subset of the grid
+        have = [True] * n_times if full else draw(
+            st.lists(st.booleans(), min_size=n_times, max_size=n_times))
         have[draw(st.integers(0, n_times - 1))] = True
         rows += [(grid[i], name) for i in range(n_times) if have[i]]
-    order = draw(st.sampled_from(["symbol", "time", "shuffled"]))
-    if order == "time":
+    order = draw(st.sampled_from(["as drawn", "symbol", "time", "shuffled"]))
+    if order == "symbol":
+        rows.sort(key=lambda r: (r[1], r[0]))
+    elif order == "time":
         rows.sort(key=lambda r: (r[0], r[1]))
     elif order == "shuffled":
         rows = [rows[i] for i in draw(st.permutations(range(len(rows))))]
@@ -84,6 +88,7 @@ def files(draw: st.DrawFn) -> dict[str, Any]:
         "batch": draw(st.integers(1, 40)),
         "chunk": draw(st.integers(1, 40)),
         "marks": draw(st.booleans()),
+        "run": draw(st.sampled_from([1, 3, 64])),
         "bar_time": draw(st.sampled_from(["open", "close"])),
         "interval": draw(st.booleans()),
         "subset": draw(st.sampled_from(["none", "symbols", "window", "both"])),
@@ -188,9 +193,9 @@ def write(spec: dict[str, Any], path: Path, spoil: tuple[str, int] | None = None
 
 
 @contextlib.contextmanager
-def fast_path(batch: int, chunk: int, marks: bool) -> Iterator[list[bool]]:
-    """The fast path with tiny batches and chunks, finding repeated cells by marks or by
-    sorting; yields whether each load took it."""
+def fast_path(batch: int, chunk: int, marks: bool, run: int) -> Iterator[list[bool]]:
+    """The fast path with tiny batches, chunks and symbol runs, finding repeated cells by
+    marks or by sorting; yields whether each load took it."""
     taken: list[bool] = []
     real = fast_module._load
 
@@ -204,8 +209,8 @@ def fast_path(batch: int, chunk: int, marks: bool) -> Iterator[list[bool]]:
     def cells_spy(*args: Any, **kw: Any) -> Any:
         cells = real_cells(*args, **kw)
         if cells is not None:
-            event("subset" if cells.subset else "rows in panel order"
-                  if cells.flat is None else "rows scattered")
+            event("subset" if cells.subset else "rows scattered" if cells.flat is not None
+                  else "rows symbol-major" if cells.by_symbol else "rows in panel order")
             event("dense" if cells.dense else "missing cells")
         return cells
 
@@ -214,6 +219,7 @@ def fast_path(batch: int, chunk: int, marks: bool) -> Iterator[list[bool]]:
             mock.patch.object(fast_module, "BATCH_ROWS", batch), \
             mock.patch.object(fast_module, "CELLS_CHUNK", chunk), \
             mock.patch.object(keys_module, "CHUNK", chunk), \
+            mock.patch.object(keys_module, "SYMBOL_RUN", run), \
             mock.patch.object(keys_module, "_by_marks", return_value=marks):
         yield taken
 
@@ -246,7 +252,7 @@ def both(spec: dict[str, Any], spoil: tuple[str, int] | None = None
         kwargs = write(spec, path, spoil)
         with mock.patch.object(fast_module, "_load", return_value=None):
             slow, slow_warnings = load(path, kwargs)
-        with fast_path(spec["batch"], spec["chunk"], spec["marks"]) as taken:
+        with fast_path(spec["batch"], spec["chunk"], spec["marks"], spec["run"]) as taken:
             fast, fast_warnings = load(path, kwargs)
     return slow, fast, slow_warnings, fast_warnings, taken
 
