@@ -145,6 +145,8 @@ def _fill_columns(pf: Any, cells: Cells, labels: dict[str, str], n: int) -> Fill
     once the five arrays are complete, and each column streams through alone (Arrow
     holds one column's batch and pages, not five).
     """
+    import pyarrow as pa
+
     wide: dict[str, F64] = {}
     for name in FIELDS:
         if name not in labels:
@@ -162,6 +164,7 @@ def _fill_columns(pf: Any, cells: Cells, labels: dict[str, str], n: int) -> Fill
         if row != n:
             return None
         wide[name] = out
+        pa.default_memory_pool().release_unused()  # mimalloc keeps a pass's pages else
     if "volume" not in wide:  # volume="unknown" without a column: 0 on every bar
         wide["volume"] = np.zeros(cells.size) if cells.dense else _zeros_where(wide["close"])
     if not _panel_good(wide, cells.dense):
