@@ -18,7 +18,9 @@ Reported: the median wall time over ``--runs`` processes and the ratio to the fl
 peak memory as the growth of the process's resident high-water mark (``VmHWM``, reset
 just before the call) over its size then (pyarrow, pandas and simbroker already
 imported), next to the panel's bytes
-(5 x T x N x 8). Goals (issue 21): Parquet within 2x of the floor, peak <= 2x the panel.
+(5 x T x N x 8), and the high-water mark of Arrow's memory pool (a part of that peak:
+buffers Arrow held at once). Goals (issue 21): Parquet within 2x of the floor, peak <=
+2x the panel.
 """
 
 from __future__ import annotations
@@ -74,12 +76,14 @@ def write_files(key: str, where: Path, formats: list[str]) -> dict[str, Path]:
 
 
 def run_one(mode: str, path: str) -> dict[str, float]:
-    """One measurement in this process: seconds, peak RSS growth (MiB), panel MiB."""
+    """One measurement in this process: seconds, peak RSS growth, panel and the high-water
+    mark of Arrow's memory pool (MiB)."""
     import time
 
     import numpy as np
     import pandas as pd
-    import pyarrow.compute  # noqa: F401  (imported before the baseline, as load_bars does)
+    import pyarrow
+    import pyarrow.compute  # imported before the baseline, as load_bars does
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -106,7 +110,8 @@ def run_one(mode: str, path: str) -> dict[str, float]:
         panel = 5 * bars.close.nbytes
     elapsed = time.perf_counter() - t0
     _, peak = rss_now_and_peak()
-    return {"seconds": elapsed, "peak_mib": peak - base, "panel_mib": panel / 2**20}
+    return {"seconds": elapsed, "peak_mib": peak - base, "panel_mib": panel / 2**20,
+            "arrow_mib": pyarrow.default_memory_pool().max_memory() / 2**20}
 
 
 def rss_now_and_peak() -> tuple[float, float]:
@@ -175,6 +180,8 @@ def main() -> None:
                       f"peak +{load['peak_mib']:6.0f} MiB "
                       f"({load['peak_mib'] / load['panel_mib']:.2f}x panel)  "
                       f"{load['seconds'] / floor['seconds']:.2f}x the floor")
+                print(f"  Arrow pool high-water: floor {floor['arrow_mib']:.0f} MiB, "
+                      f"load_bars {load['arrow_mib']:.0f} MiB")
                 path.unlink()
 
 

@@ -1024,11 +1024,17 @@ class _Layout:
 
     def bars(self, wide: dict[str, F64]) -> Bars:
         """The panel over the filled arrays (taken read-only, without a copy)."""
-        shape = (len(self.times), len(self.names))
-        a = {name: _frozen(wide[name].reshape(shape)) for name in FIELDS}
-        return Bars(timestamps=self.times.view("datetime64[ns]"), symbols=self.names,
-                    interval=self.step, open=a["open"], high=a["high"], low=a["low"],
-                    close=a["close"], volume=a["volume"])
+        return _panel_bars(self.times, self.names, self.step, wide)
+
+
+def _panel_bars(times: I64, names: tuple[str, ...], step: np.timedelta64,
+                wide: dict[str, F64]) -> Bars:
+    """``Bars`` over filled flat (T*N,) arrays, taken read-only without a copy."""
+    shape = (len(times), len(names))
+    a = {name: _frozen(wide[name].reshape(shape)) for name in FIELDS}
+    return Bars(timestamps=times.view("datetime64[ns]"), symbols=names, interval=step,
+                open=a["open"], high=a["high"], low=a["low"], close=a["close"],
+                volume=a["volume"])
 
 
 def _layout(

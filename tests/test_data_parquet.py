@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import simbroker._data_parquet as fast_module
+import simbroker._data_parquet_keys as keys_module
 from simbroker.bars import FIELDS, Bars
 from simbroker.data import load_bars
 from simbroker.errors import DataError, DataWarning
@@ -86,6 +87,24 @@ def test_small_batches_give_the_same_panel(tmp_path: Path,
                        start=long["timestamp"].min() + pd.Timedelta("5D")))
 
 
+def test_symbol_major_rows_are_written_run_by_run(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bars.to_frame's order (each symbol's bars in one run) needs no cell index."""
+    monkeypatch.setattr(fast_module, "BATCH_ROWS", 150)  # runs of 100 cut across batches
+    kinds: list[bool] = []
+    real = keys_module.read_cells
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        cells = real(*args, **kw)
+        assert cells is not None
+        kinds.append(cells.flat is None and cells.by_symbol)
+        return cells
+
+    monkeypatch.setattr(fast_module, "read_cells", spy)
+    same(*through_both(tmp_path, frame("symbol", n_symbols=4, n_bars=100), monkeypatch))
+    assert kinds == [True]
+
+
 @pytest.mark.parametrize("kwargs", [
     {"symbols": ["SYM002"]},
     {"start": "2015-01-10", "end": "2015-02-01"},
@@ -124,6 +143,15 @@ def test_dictionary_encoded_symbols(tmp_path: Path) -> None:
     path = tmp_path / "bars.parquet"
     pq.write_table(table, path, row_group_size=17)
     same(load_bars(path), load_bars(long))
+
+
+def test_categories_no_row_has_are_not_symbols(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    long = frame("symbol", n_symbols=2)
+    long["symbol"] = pd.Categorical(long["symbol"], categories=["SYM000", "SYM001", "ZZZ"])
+    fast, slow = through_both(tmp_path, long, monkeypatch)
+    same(fast, slow)
+    assert fast.symbols == ("SYM000", "SYM001")
 
 
 @pytest.mark.parametrize("spoil", ["high", "nan", "dup", "blank"])
