@@ -350,7 +350,8 @@ def test_a_kill_inside_a_day_ends_accruals_charges_each_once(tmp_path: Path) -> 
     want = outcome(whole)
     records = read_trade_log(whole)
     charged = replay_trade_log(whole)
-    assert charged.borrow_fees > 0 and charged.interest != 0
+    assert charged.borrow_fees > 0
+    assert charged.interest != 0
     for lives in range(len(records)):
         path = tmp_path / f"cut{lives}.jsonl"
         assert not run(bars, plan, path, "margin", lives=lives, **kw)
