@@ -74,6 +74,7 @@ from simbroker.results.trips import trips_of
 from simbroker.sessions import date_sessions
 
 if TYPE_CHECKING:
+    from simbroker._vector_account import RefusalLog
     from simbroker.vectorized_exits import ExitSpec
 
 __all__ = ["TargetPositions", "backtest_vectorized"]
@@ -859,7 +860,23 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, sign: F64, qty: F64, filled: B, 
 
 
 # --------------------------------------------------------------- the event twin
-class TargetPositions:
+class _RecordsRefusals:
+    """What a target twin shows of the orders its account refused (``on_refused``)."""
+
+    _refusals: RefusalLog
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        """The refusals of the last run (see the class docstring)."""
+        return self._refusals.frame()
+
+    @property
+    def n_refused(self) -> int:
+        """How many orders the account refused in the last run."""
+        return self._refusals.count
+
+
+class TargetPositions(_RecordsRefusals):
     """The event-driven twin of :func:`backtest_vectorized`: run it with ``backtest``.
 
     At each close it cancels its orders still open from the previous close (a no-op on
@@ -925,16 +942,6 @@ class TargetPositions:
 
         self._refusals = RefusalLog(on_refused)
         self._open: list[str] = []
-
-    @property
-    def refused(self) -> pd.DataFrame:
-        """The refusals of the last run (see the class docstring)."""
-        return self._refusals.frame()
-
-    @property
-    def n_refused(self) -> int:
-        """How many orders the account refused in the last run."""
-        return self._refusals.count
 
     def indicators(self, bars: Bars) -> dict[str, np.ndarray]:
         """The aligned targets (or weights) and the last known close, once."""

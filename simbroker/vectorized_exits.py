@@ -102,6 +102,7 @@ from simbroker.vectorized import (
     _fills_frame,
     _numbered,
     _pick,
+    _RecordsRefusals,
     _signal_targets,
     _str_column,
 )
@@ -675,7 +676,7 @@ def _orders_frame(bars: Bars, ot: I64, oj: I64, kind: I64, sign: F64, qty: F64,
 
 
 # --------------------------------------------------------------- the event twin
-class TargetExits:
+class TargetExits(_RecordsRefusals):
     """The event-driven twin of ``backtest_vectorized`` with exits: run it with
     :func:`simbroker.backtest`.
 
@@ -757,16 +758,6 @@ class TargetExits:
         self._pending, self._resting, self._ref, self._before = {}, {}, {}, {}
         self._refusals.start(bars)
         return {"target": tgt, "last_close": _ffill(bars.close.copy())}
-
-    @property
-    def refused(self) -> pd.DataFrame:
-        """The refusals of the last run (see the class docstring)."""
-        return self._refusals.frame()
-
-    @property
-    def n_refused(self) -> int:
-        """How many orders the account refused in the last run."""
-        return self._refusals.count
 
     def on_bar(self, broker: Broker, history: History) -> None:
         """Book what filled on this bar, then order targets or place exits per symbol."""
