@@ -80,6 +80,7 @@ class PaperState:
     _book: OpenBook
     _fills: list[Fill]
     _fill_ns: list[int]
+    _fill_rows: list[int]
     _ledger_bar: list[int]
     _ledger_sym: list[int]
     _ledger_cash: list[float]

@@ -102,6 +102,7 @@ class Booking(Placing):
         state.n_fills += 1
         self._fills.append(fill)
         self._fill_ns.append(ts_ns)
+        self._fill_rows.append(len(self._ledger_bar))
         self._ledger_bar.append(t)
         self._ledger_sym.append(col)
         self._ledger_cash.append(self._cash)

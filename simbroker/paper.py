@@ -347,6 +347,7 @@ class PaperBroker(Matching, Checks):
         self._book = OpenBook()
         self._fills: list[Fill] = []
         self._fill_ns: list[int] = []
+        self._fill_rows: list[int] = []  # each fill's row in the ledger below
         # Per-fill ledger for results: bar index, symbol column, cash and position after.
         self._ledger_bar: list[int] = []
         self._ledger_sym: list[int] = []

@@ -15,7 +15,6 @@ from simbroker.accounts._marks import Marks, last_closes
 from simbroker.accounts._reserve import order_price
 from simbroker.accounts._state import LoggedFill, StateError, field_of, time_ns
 from simbroker.errors import InsufficientBuyingPower, OrderRejected
-from simbroker.tradelog import cash_after_fill
 from simbroker.types import AccountInfo, Order
 
 if TYPE_CHECKING:
@@ -115,7 +114,6 @@ class Account:
         self._daynum = trading_day_numbers(sessions)
         self._known = calendar_days(sessions)
         self._cursor = len(broker._fills)
-        self._row = len(broker._ledger_bar)
         self.day_trades = DayTrades(broker.bars.n_symbols)
 
     # ------------------------------------------------------------ restarts
@@ -219,46 +217,16 @@ class Account:
         """Bar ``t`` closed and its fills are booked: account for them, then mark."""
         b = self.broker
         fills = b._fills
-        if self._cursor < len(fills):
-            r = self._row + self._fill_offset(self._cursor)
-            for k in range(self._cursor, len(fills)):
-                f = fills[k]
-                after = b._ledger_pos[r]
-                sign = 1.0 if f["side"] == "buy" else -1.0
-                self._on_fill(b._ledger_bar[r], b._ledger_sym[r], sign, f["qty"],
-                              f["notional"], f["fee"], after - sign * f["qty"], after,
-                              b._ledger_cash[r])
-                self._cursor, r = k + 1, r + 1
-        self._row = len(b._ledger_bar)
+        for k in range(self._cursor, len(fills)):
+            f = fills[k]
+            r = b._fill_rows[k]  # the ledger also has rows for actions and financing
+            after = b._ledger_pos[r]
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            self._on_fill(b._ledger_bar[r], b._ledger_sym[r], sign, f["qty"], f["notional"],
+                          f["fee"], after - sign * f["qty"], after, b._ledger_cash[r])
+            self._cursor = k + 1
         self._marks.advance(t)
         self._after_bar(t)
-
-    def _fill_offset(self, k0: int) -> int:
-        """Where the bar's fills start among its new ledger rows.
-
-        The broker's ledger (bar, symbol, cash and position after each change) also has
-        rows for splits and dividends (before the bar trades) and for borrow fees and
-        interest (after it): the bar's fills are the run of rows whose symbols are the
-        fills' and whose cash is each fill's arithmetic on the row before, bit for bit.
-        """
-        b = self.broker
-        fills = b._fills[k0:]
-        syms = b.bars.symbols
-        extra = len(b._ledger_bar) - self._row - len(fills)
-        for a in range(extra + 1):
-            r0 = self._row + a
-            cash = b._ledger_cash[r0 - 1] if r0 > 0 else b._initial_cash
-            ok = True
-            for i, f in enumerate(fills):
-                r = r0 + i
-                cash = cash_after_fill(cash, f["side"], f["notional"], f["fee"])
-                if syms[b._ledger_sym[r]] != f["symbol"] or b._ledger_cash[r] != cash:
-                    ok = False
-                    break
-                cash = b._ledger_cash[r]
-            if ok:
-                return a
-        return 0  # pragma: no cover - every fill has its row; keep the old reading
 
     def info(self) -> AccountInfo:
         """The figures ``get_account`` returns."""
