@@ -412,7 +412,7 @@ _STOP_LIMIT = OrderType.STOP_LIMIT
 _TRAILING_STOP = OrderType.TRAILING_STOP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Order:
     """A validated order request, the same for every broker.
 
@@ -544,26 +544,26 @@ class Order:
             raise InvalidOrder(f"extended_hours is only for limit orders (as at IBKR and "
                                f"Alpaca); {symbol} is a {type_.value} order",
                                field="extended_hours", value=True, symbol=symbol)
-        # Every field is checked above: fill the frozen instance directly (what the
-        # dataclass __init__ does, without its fourteen object.__setattr__ calls).
-        order = object.__new__(cls)
-        order.__dict__.update(
-            symbol=symbol,
-            side=side_,
-            qty=qty_,
-            order_type=type_,
-            limit_price=limit_,
-            stop_price=stop_,
-            tif=tif_,
-            client_order_id=client_order_id,
-            order_class=class_,
-            take_profit=None if tp is None else TakeProfit(tp["limit_price"]),
-            stop_loss=None if sl is None else StopLoss(sl["stop_price"], sl.get("limit_price")),
-            trail_amount=trail_a,
-            trail_percent=trail_p,
-            extended_hours=bool(extended_hours),
-        )
-        return order
+        # Every field is checked above: fill a twin of the class with the same slots by
+        # plain attribute stores, then make it an Order (see _OrderFill): what the
+        # dataclass __init__ does without its fourteen object.__setattr__ calls.
+        order = _OrderFill()
+        order.symbol = symbol
+        order.side = side_
+        order.qty = qty_
+        order.order_type = type_
+        order.limit_price = limit_
+        order.stop_price = stop_
+        order.tif = tif_
+        order.client_order_id = client_order_id
+        order.order_class = class_
+        order.take_profit = None if tp is None else TakeProfit(tp["limit_price"])
+        order.stop_loss = None if sl is None else StopLoss(sl["stop_price"], sl.get("limit_price"))
+        order.trail_amount = trail_a
+        order.trail_percent = trail_p
+        order.extended_hours = bool(extended_hours)
+        order.__class__ = cls  # type: ignore[assignment]
+        return order  # type: ignore[return-value]
 
     def leg_orders(self) -> list[Order]:
         """The orders this one brings with it, take-profit first.
@@ -588,6 +588,30 @@ class Order:
                 _STOP if sl.limit_price is None else _STOP_LIMIT,
                 limit_price=sl.limit_price, stop_price=sl.stop_price, tif=self.tif))
         return legs
+
+
+class _OrderFill:
+    """:meth:`Order.create`'s scratch object: the slots of :class:`Order` (same names,
+    same order, so the layouts match and ``__class__`` may be switched to ``Order``), but
+    not frozen, so each field is one plain attribute store. A slotted Order is ~150 bytes
+    where one with a ``__dict__`` filled by ``update`` was ~530, and filling it this way
+    is faster than ``__dict__.update``."""
+
+    __slots__ = Order.__slots__
+    symbol: str
+    side: Side
+    qty: float
+    order_type: OrderType
+    limit_price: float | None
+    stop_price: float | None
+    tif: TimeInForce
+    client_order_id: str | None
+    order_class: OrderClass
+    take_profit: TakeProfit | None
+    stop_loss: StopLoss | None
+    trail_amount: float | None
+    trail_percent: float | None
+    extended_hours: bool
 
 
 def _trail(type_: OrderType, amount: Any, percent: Any,
