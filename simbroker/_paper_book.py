@@ -46,10 +46,11 @@ class OpenBook:
         self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
         self.aux[i, 0], self.aux[i, 1] = trail, extreme
-        self.max_first = max(self.max_first, first_bar)
+        if first_bar > self.max_first:
+            self.max_first = first_bar
         self.ext[i] = ext
         self.part_bar[i] = -1
-        self.n += 1
+        self.n = i + 1
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` (length n) is False, preserving order."""

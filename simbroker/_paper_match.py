@@ -59,6 +59,8 @@ class Matching(Booking):
     """Decide a bar's fills across the book (numpy across orders), then book them."""
 
     _small_book = SMALL_BOOK
+    _rates: tuple[SlippageModel, FeeModel, tuple[float, float | None] | None] | None = None
+    """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
 
@@ -159,17 +161,78 @@ class Matching(Booking):
         otypes = book.otype[:n].tolist()
         firsts = book.first_bar[:n].tolist() if book.max_first > t else None
         plain = max(otypes) == 0
-        if not plain:
-            signs = book.sign[:n].tolist()
-            limits = book.limit[:n].tolist()
-            stops = book.stop[:n].tolist()
-            trigs = book.trig_bar[:n].tolist()
-        opens, vols = self._open_px[t], self._volume[t]
-        closes, highs, lows = self._close[t], self._high[t], self._low[t]
+        signs = book.sign[:n].tolist()
         known = self._volume_known
         slots: list[int] = []
         refs: list[float] = []
         newly: list[int] = []
+        if plain:  # market orders only (the common case): tradable is all that decides
+            opens = self._open_px[t]
+            vols = self._volume[t] if known else self._close[t]
+            for i in range(n) if firsts is None else [
+                    i for i in range(n) if firsts[i] <= t]:
+                c = syms[i]
+                v = vols.item(c)
+                # NaN volume (no bar) compares False; without volumes, a close is a bar
+                if v > 0 if known else v == v:
+                    slots.append(i)
+                    refs.append(opens.item(c))
+        else:
+            self._decide_small(t, n, syms, otypes, firsts, signs, slots, refs, newly)
+        triggered = newly or None
+        if not slots:
+            if triggered is not None:
+                self._book_bar(t, [], [], [], [], triggered)
+            return
+        qtys = [book.qty.item(i) for i in slots]
+        rates = self._rates
+        if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
+            rates = self._rates = (self.slippage, self.fees,
+                                   _scalar_rates(self.slippage, self.fees))
+        scalar = rates[2]
+        if scalar is not None and not self.clip_to_bar:
+            # The built-in default models in Python floats: the operations of
+            # FixedBps.rate / NoSlippage.rate, _slipped and BpsOfNotional.fees / NoFee.fees,
+            # in the same order.
+            slip, fee_rate = scalar
+            prices: list[float] = []
+            fees: list[float] = []
+            limits = None if plain else book.limit[:n].tolist()
+            for i, q, ref in zip(slots, qtys, refs, strict=True):
+                sgn = signs[i]
+                px = ref * (1.0 + sgn * (slip if q > 0 else 0.0))
+                if limits is not None:
+                    lim = limits[i]
+                    if lim == lim:  # a limit caps the slipped price
+                        px = _minimum(px, lim) if sgn > 0 else _maximum(px, lim)
+                prices.append(px)
+                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
+            self._book_bar(t, slots, qtys, prices, fees, triggered)
+            return
+        slot = np.array(slots, np.int64)
+        sf = book.sym[slot]
+        qty = book.qty[slot]
+        price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
+                              None if plain else book.limit[slot], self._open_px[t, sf],
+                              self._volume[t, sf])
+        if self.clip_to_bar:
+            price = np.clip(price, self._low[t, sf], self._high[t, sf])
+        fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
+        self._book_bar(t, slots, qtys, price.tolist(), fee.tolist(), triggered)
+
+    def _decide_small(self, t: int, n: int, syms: list[int], otypes: list[int],
+                      firsts: list[int] | None, signs: list[float], slots: list[int],
+                      refs: list[float], newly: list[int]) -> None:
+        """:meth:`_match_small`'s decisions for a book with priced orders (limit, stop,
+        stop-limit): appends the filling slots with their reference prices to ``slots``
+        and ``refs`` and the stop-limits triggered now without filling to ``newly``."""
+        book = self._book
+        limits = book.limit[:n].tolist()
+        stops = book.stop[:n].tolist()
+        trigs = book.trig_bar[:n].tolist()
+        opens, vols = self._open_px[t], self._volume[t]
+        closes, highs, lows = self._close[t], self._high[t], self._low[t]
+        known = self._volume_known
         for i in range(n):
             if firsts is not None and firsts[i] > t:
                 continue
@@ -207,41 +270,6 @@ class Matching(Booking):
                 refs.append(stp)
             elif ot == 3 and trig_now:
                 newly.append(i)
-        triggered = newly or None
-        if not slots:
-            if triggered is not None:
-                self._book_bar(t, [], [], [], [], triggered)
-            return
-        qtys = [book.qty.item(i) for i in slots]
-        rates = _scalar_rates(self.slippage, self.fees)
-        if rates is not None and not self.clip_to_bar:
-            # The built-in default models in Python floats: the operations of
-            # FixedBps.rate / NoSlippage.rate, _slipped and BpsOfNotional.fees / NoFee.fees,
-            # in the same order.
-            slip, fee_rate = rates
-            prices: list[float] = []
-            fees: list[float] = []
-            for i, q, ref in zip(slots, qtys, refs, strict=True):
-                sgn = book.sign.item(i)
-                px = ref * (1.0 + sgn * (slip if q > 0 else 0.0))
-                if not plain:
-                    lim = limits[i]
-                    if lim == lim:  # a limit caps the slipped price
-                        px = _minimum(px, lim) if sgn > 0 else _maximum(px, lim)
-                prices.append(px)
-                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
-            self._book_bar(t, slots, qtys, prices, fees, triggered)
-            return
-        slot = np.array(slots, np.int64)
-        sf = book.sym[slot]
-        qty = book.qty[slot]
-        price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
-                              None if plain else book.limit[slot], self._open_px[t, sf],
-                              self._volume[t, sf])
-        if self.clip_to_bar:
-            price = np.clip(price, self._low[t, sf], self._high[t, sf])
-        fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
-        self._book_bar(t, slots, qtys, price.tolist(), fee.tolist(), triggered)
 
     def _capped(
         self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,

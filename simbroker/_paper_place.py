@@ -28,6 +28,7 @@ _OPG = TimeInForce.OPG
 _STOP = OrderType.STOP
 _STOP_LIMIT = OrderType.STOP_LIMIT
 _TRAILING_STOP = OrderType.TRAILING_STOP
+_NAN = float("nan")
 
 
 class Placing(PaperState):
@@ -45,15 +46,17 @@ class Placing(PaperState):
                           oco=state.order.order_class is OrderClass.OCO, held=held)
 
     def _place(self, order: Order, now: datetime, trig_bar: int, *, first: int | None = None,
-               held: bool = False, extreme: float | None = None) -> OrderState:
+               held: bool = False, extreme: float | None = None,
+               col: int | None = None) -> OrderState:
         """Book an accepted order (its record is already written).
 
         ``first`` is the first bar it may trade on (default: the next bar); a ``held``
         order is only listed (its parent's fill puts it in the book); ``extreme`` is a
-        carried-over trailing stop's extreme.
+        carried-over trailing stop's extreme; ``col`` its symbol's column when the caller
+        has looked it up already.
         """
-        self._n_orders += 1
-        order_id = f"{self._prefix}{self._n_orders}"
+        n = self._n_orders = self._n_orders + 1
+        order_id = f"{self._prefix}{n}"
         state = OrderState(order_id, order, now)
         self._orders[order_id] = state
         if order.client_order_id is not None:
@@ -61,30 +64,34 @@ class Placing(PaperState):
         if held:
             state.status = OrderStatus.HELD
             return state
-        self._book_order(state, self._t + 1 if first is None else first, trig_bar, extreme)
+        self._book_order(state, self._t + 1 if first is None else first, trig_bar, extreme,
+                         col)
         return state
 
     def _book_order(self, state: OrderState, first: int, trig_bar: int,
-                    extreme: float | None) -> None:
+                    extreme: float | None, col: int | None = None) -> None:
         """Put an order into the book from bar ``first`` on, by its kind and tif."""
         order = state.order
         tif = order.tif
         kind = order.order_type  # compared by identity: hashing an Enum member is slow
         code = 0 if kind is _MARKET else 1 if kind is _LIMIT else \
             2 if kind is _STOP else 3 if kind is _STOP_LIMIT else 0
-        col = self.bars.symbol_index(order.symbol)
-        if tif is _OPG:
-            first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
-        elif tif is _CLS and first < self._n_bars:
-            first, code = self._session_close_bar(first, col), AT_CLOSE
-        if first >= self._n_bars or tif is _GTC:
-            expire = NEVER_BAR
-        elif tif is _DAY:
-            first, expire = self._day_window(first, col, order.extended_hours)
-        else:  # opg, cls: their auction's bar; ioc, fok: the next bar only
-            expire = first
-        trail = np.nan
-        if order.order_type is _TRAILING_STOP:
+        if col is None:
+            col = self.bars.symbol_index(order.symbol)
+        if tif is _DAY:  # the common case first
+            if first < self._n_bars:
+                first, expire = self._day_window(first, col, order.extended_hours)
+            else:
+                expire = NEVER_BAR
+        else:
+            if tif is _OPG:
+                first, code = self._session_open_bar(self._t + 1, col), AT_OPEN
+            elif tif is _CLS and first < self._n_bars:
+                first, code = self._session_close_bar(first, col), AT_CLOSE
+            # opg, cls: their auction's bar; ioc, fok: the next bar only
+            expire = NEVER_BAR if first >= self._n_bars or tif is _GTC else first
+        trail = _NAN
+        if kind is _TRAILING_STOP:
             code = TRAIL_AMOUNT if order.trail_amount is not None else TRAIL_PERCENT
             trail = order.trail_amount if order.trail_amount is not None else \
                 float(order.trail_percent or 0.0)
@@ -94,11 +101,11 @@ class Placing(PaperState):
             self._trailing = True
         if code >= TRAIL_AMOUNT:
             self._special = True
+        limit, stop = order.limit_price, order.stop_price
         self._book.add(
             state.order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty, code,
-            np.nan if order.limit_price is None else order.limit_price,
-            np.nan if order.stop_price is None else order.stop_price, first, expire, trig_bar,
-            trail, np.nan if extreme is None else extreme, order.extended_hours,
+            _NAN if limit is None else limit, _NAN if stop is None else stop, first, expire,
+            trig_bar, trail, _NAN if extreme is None else extreme, order.extended_hours,
         )
 
     def _day_window(self, first: int, col: int, extended: bool) -> tuple[int, int]:

@@ -143,6 +143,7 @@ from simbroker.types import (
 __all__ = ["PaperBroker"]
 
 _VENUES = (None, "alpaca", "ibkr")
+_SIMPLE = OrderClass.SIMPLE  # a global: cheaper than Enum.MEMBER
 
 class PaperBroker(Matching, Checks):
     """A broker that fills orders against historical bars, with no network.
@@ -429,12 +430,14 @@ class PaperBroker(Matching, Checks):
                                  trail_percent=trail_percent,
                                  extended_hours=extended_hours)
             self._check_venue_rules(order)
-            if order.symbol not in self.bars:
+            try:
+                col = self.bars.symbol_index(order.symbol)
+            except KeyError:
                 raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
-                                   field="symbol", value=order.symbol, symbol=order.symbol)
+                                   field="symbol", value=order.symbol,
+                                   symbol=order.symbol) from None
             if order.client_order_id is not None and order.client_order_id in self._by_client_id:
                 return self._resubmitted(order)
-            col = self.bars.symbol_index(order.symbol)
             if not self.allow_short and order.side is Side.SELL:
                 available = self._pos[col] - self._open_sell_qty(col)
                 if order.qty > available * (1 + 1e-12) + 1e-12:
@@ -457,14 +460,14 @@ class PaperBroker(Matching, Checks):
             raise
 
         now = self._clock.now()
-        legs = order.leg_orders()
+        legs = None if order.order_class is _SIMPLE else order.leg_orders()
         if self._log is not None:
             n = self._n_orders
             extra = {"legs": [f"{self._prefix}{n + k}" for k in range(2, len(legs) + 2)]} \
                 if legs else {}
             self._log.write("submitted", now, order_id=f"{self._prefix}{n + 1}",
                             **order_fields(order), **extra)
-        state = self._place(order, now, NEVER_BAR)
+        state = self._place(order, now, NEVER_BAR, col=col)
         if legs:
             self._place_legs(state, legs, now, held=order.order_class is not OrderClass.OCO)
         return state.info()
@@ -589,8 +592,11 @@ class PaperBroker(Matching, Checks):
             raise ClockError(f"all {len(self._ts)} bars have been replayed")
         book = self._book
         if not book.n and self._plain and not self._groups.pending:
-            # Nothing to match, expire or accrue: the bar only moves the clock.
-            self._clock._set_ns_unchecked(self._close_ns.item(t))
+            # Nothing to match, expire or accrue: the bar only moves the clock (what
+            # SimulatedClock._set_ns_unchecked does, without the call).
+            clock, ns = self._clock, self._close_ns.item(t)
+            if ns != clock._ns:
+                clock._ns, clock._now = ns, None
             self._t = t
             return t
         if self._groups.pending:  # left by a failed write: finish before the next bar
@@ -603,11 +609,15 @@ class PaperBroker(Matching, Checks):
             finally:
                 self._positions = None  # a split changes positions
         if book.n:
-            self._clock._set_ns_unchecked(int(self._ts[t]))
+            self._clock._set_ns_unchecked(self._ts.item(t))
             self._match(t)
-        self._clock._set_ns_unchecked(int(self._close_ns[t]))
-        if book.n:
-            expired = book.expire_bar[: book.n] <= t
+        self._clock._set_ns_unchecked(self._close_ns.item(t))
+        n = book.n
+        if n == 1:  # one order left (the minute case): a scalar test, not an array's
+            if book.expire_bar.item(0) <= t:
+                self._expire(book.expire_bar[:1] <= t)
+        elif n:
+            expired = book.expire_bar[:n] <= t
             if expired.any():
                 self._expire(expired)
         if self._trailing:
