@@ -410,6 +410,10 @@ _SIMPLE = OrderClass.SIMPLE
 _STOP = OrderType.STOP
 _STOP_LIMIT = OrderType.STOP_LIMIT
 _TRAILING_STOP = OrderType.TRAILING_STOP
+# Members by value, for Order.create's fast path (a str enum member hashes as its value)
+_SIDES: dict[str, Side] = {m.value: m for m in Side}
+_TYPES: dict[str, OrderType] = {m.value: m for m in OrderType}
+_TIFS: dict[str, TimeInForce] = {m.value: m for m in TimeInForce}
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,12 +492,22 @@ class Order:
                 f"symbol must be a non-empty string, got {_shown(symbol)}", field="symbol",
                 value=symbol,
             )
-        side_ = _enum(Side, side, "side", symbol)
-        type_ = _enum(OrderType, order_type, "order_type", symbol)
-        tif_ = _enum(TimeInForce, tif, "tif", symbol)
+        # Fast paths for the common arguments (a member's value as a str, a float or int
+        # quantity in range); anything else takes the general, checking conversions.
+        side_ = _SIDES.get(side) if type(side) is str else None
+        if side_ is None:
+            side_ = _enum(Side, side, "side", symbol)
+        type_ = _TYPES.get(order_type) if type(order_type) is str else None
+        if type_ is None:
+            type_ = _enum(OrderType, order_type, "order_type", symbol)
+        tif_ = _TIFS.get(tif) if type(tif) is str else None
+        if tif_ is None:
+            tif_ = _enum(TimeInForce, tif, "tif", symbol)
         class_ = _SIMPLE if order_class == "simple" else _enum(
             OrderClass, order_class, "order_class", symbol)
-        qty_ = _number(qty, "qty", symbol, MAX_QTY)
+        # NaN and inf fail the comparison; an int up to MAX_QTY (< 2**53) is exact as a float
+        qty_ = float(qty) if (type(qty) is float or type(qty) is int) and 0 < qty <= MAX_QTY \
+            else _number(qty, "qty", symbol, MAX_QTY)
         tp = None if take_profit is None else _leg(
             take_profit, "take_profit", symbol, ("limit_price",), ("limit_price",))
         sl = None if stop_loss is None else _leg(
@@ -506,22 +520,24 @@ class Order:
                     value=order_type, symbol=symbol)
             if tp is not None and limit_price is None:
                 limit_price = tp["limit_price"]
-        needs_limit = type_ in (_LIMIT, _STOP_LIMIT)
-        needs_stop = type_ in (_STOP, _STOP_LIMIT)
-        for name, value, needed in (("limit_price", limit_price, needs_limit),
-                                    ("stop_price", stop_price, needs_stop)):
-            if needed and value is None:
-                raise InvalidOrder(f"a {type_.value} order for {symbol} needs {name}",
-                                   field=name, value=None, symbol=symbol)
-            if not needed and value is not None:
-                raise InvalidOrder(
-                    f"a {type_.value} order for {symbol} takes no {name} (got {_shown(value)})",
-                    field=name, value=value, symbol=symbol,
-                )
-        limit_ = None if limit_price is None else _number(limit_price, "limit_price", symbol,
-                                                          MAX_PRICE)
-        stop_ = None if stop_price is None else _number(stop_price, "stop_price", symbol,
-                                                        MAX_PRICE)
+        limit_ = stop_ = None
+        if type_ is not _MARKET or limit_price is not None or stop_price is not None:
+            needs_limit = type_ in (_LIMIT, _STOP_LIMIT)
+            needs_stop = type_ in (_STOP, _STOP_LIMIT)
+            for name, value, needed in (("limit_price", limit_price, needs_limit),
+                                        ("stop_price", stop_price, needs_stop)):
+                if needed and value is None:
+                    raise InvalidOrder(f"a {type_.value} order for {symbol} needs {name}",
+                                       field=name, value=None, symbol=symbol)
+                if not needed and value is not None:
+                    raise InvalidOrder(
+                        f"a {type_.value} order for {symbol} takes no {name} "
+                        f"(got {_shown(value)})", field=name, value=value, symbol=symbol,
+                    )
+            limit_ = None if limit_price is None else _number(limit_price, "limit_price",
+                                                              symbol, MAX_PRICE)
+            stop_ = None if stop_price is None else _number(stop_price, "stop_price", symbol,
+                                                            MAX_PRICE)
         trail_a = trail_p = None
         if type_ is _TRAILING_STOP or trail_amount is not None \
                 or trail_percent is not None:
