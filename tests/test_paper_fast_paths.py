@@ -5,7 +5,9 @@
 - ``get_positions`` is cached between position changes but never hands out the cache;
 - the clock's ``now()`` is built once per move; an empty book's bar only moves the clock;
 - ``day`` order windows are cached per bar and calendar;
-- ``Order.create``'s enum lookup takes what ``Enum(value)`` takes.
+- ``Order.create``'s enum lookup takes what ``Enum(value)`` takes, its quantity fast path
+  what the general check takes, and the slotted ``Order`` behaves as the frozen dataclass;
+- a small book of market orders only (its own short loop) fills as the numpy path does.
 """
 
 from __future__ import annotations
@@ -281,3 +283,102 @@ def test_the_trade_log_is_unchanged_by_the_fast_paths(tmp_path) -> None:  # type
                      read_trade_log(tmp_path / name)])
     assert len(logs[0]) > 50
     assert logs[0] == logs[1]
+
+
+# ------------------------------------------------------------------ market-only small books
+@st.composite
+def market_books(draw: st.DrawFn) -> tuple[Bars, list[list[tuple[int, str, float, int]]]]:
+    """Bars and, per bar, the market orders placed at its close: (column, side, qty,
+    bars its first bar is put off by, 0 for the next bar)."""
+    bars = draw(bar_panels(n_symbols=st.integers(1, 3), n_bars=st.integers(2, 20),
+                           allow_missing=draw(st.booleans())))
+    if draw(st.booleans()):
+        bars = dataclasses.replace(bars, volume_known=False)
+    order = st.tuples(st.integers(0, bars.n_symbols - 1), st.sampled_from(["buy", "sell"]),
+                      st.sampled_from([1.0, 3.0, 0.5, 100]), st.sampled_from([0, 0, 0, 1, 3]))
+    return bars, draw(st.lists(st.lists(order, max_size=4), min_size=len(bars),
+                               max_size=len(bars)))
+
+
+def _run_market(bars: Bars, plan: list, small_book: int, **kw: object) -> PaperBroker:
+    broker = PaperBroker(bars, **kw)  # type: ignore[arg-type]
+    broker._small_book = small_book
+    for t in range(len(bars)):
+        broker.step()
+        for col, side, qty, later in plan[t]:
+            broker.submit_order(bars.symbols[col], side, qty, tif="gtc")
+            if later:  # an order that may first trade some bars on (as an activated child)
+                book = broker._book
+                book.first_bar[book.n - 1] = t + 1 + later
+                book.max_first = max(book.max_first, t + 1 + later)
+    return broker
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(market_books(), st.sampled_from([0.0, 5.0, 17.3]), st.sampled_from([0.0, 1.0, 2.5]))
+def test_market_only_books_match_alike_on_both_paths(case, slip, fee) -> None:  # type: ignore[no-untyped-def]
+    # A small book of market orders only is decided by its own short loop (tradable is all
+    # that decides); orders not yet eligible wait on both paths.
+    bars, plan = case
+    scalar = _run_market(bars, plan, SCALAR, slippage=slip, fees=fee)
+    vector = _run_market(bars, plan, NUMPY, slippage=slip, fees=fee)
+    assert _state(scalar) == _state(vector)
+
+
+def test_changed_models_are_seen_by_the_scalar_path() -> None:
+    # the scalar rates are cached by the models' identity: new models are priced anew
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=4, seed=5)
+    broker = PaperBroker(bars, slippage=5.0, fees=1.0)
+    broker.step()
+    broker.submit_order("SYM000", "buy", 10)
+    broker.step()
+    broker.slippage = simbroker.models.FixedBps(50.0)
+    broker.fees = simbroker.models.NoFee()
+    broker.submit_order("SYM000", "buy", 10)
+    broker.step()
+    first, second = broker.get_fills()
+    assert first["price"] == float(bars.open[1, 0]) * (1.0 + 5.0 / 1e4)
+    assert first["fee"] > 0
+    assert second["price"] == float(bars.open[2, 0]) * (1.0 + 50.0 / 1e4)
+    assert second["fee"] == 0.0
+
+
+# ------------------------------------------------------------------ Order's fast paths
+_QTYS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**16),
+    st.sampled_from([0, 0.0, -0.0, 1e15, 1e15 + 1, 10**15, 10**15 + 1, 10**400, True, False,
+                     np.float64(2.5), np.int64(7), np.nan, "5", None]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_QTYS)
+def test_create_takes_a_quantity_as_the_general_check_does(qty) -> None:  # type: ignore[no-untyped-def]
+    from simbroker.types import MAX_QTY, _number
+    try:
+        want: object = _number(qty, "qty", "X", MAX_QTY)
+    except InvalidOrder as exc:
+        want = (exc.field, str(exc))
+    try:
+        got: object = Order.create("X", "buy", qty).qty
+    except InvalidOrder as exc:
+        got = (exc.field, str(exc))
+    assert got == want
+    assert type(got) is type(want)
+
+
+def test_an_order_is_slotted_and_behaves_as_a_frozen_dataclass() -> None:
+    import pickle
+    order = Order.create("X", "sell", 2, "stop_limit", limit_price=9.5, stop_price=10,
+                         tif="gtc", client_order_id="c1")
+    assert not hasattr(order, "__dict__")  # ~150 bytes, not a dict per order
+    assert type(order) is Order
+    assert order == Order("X", Side.SELL, 2.0, OrderType.STOP_LIMIT, limit_price=9.5,
+                          stop_price=10.0, tif=TimeInForce.GTC, client_order_id="c1")
+    assert pickle.loads(pickle.dumps(order)) == order
+    assert dataclasses.replace(order, qty=1.0) == Order.create(
+        "X", "sell", 1, "stop_limit", limit_price=9.5, stop_price=10, tif="gtc",
+        client_order_id="c1")
+    assert repr(order).startswith("Order(symbol='X', side=<Side.SELL: 'sell'>, qty=2.0,")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        order.symbol = "Y"  # type: ignore[misc]
