@@ -144,6 +144,7 @@ __all__ = ["PaperBroker"]
 
 _VENUES = (None, "alpaca", "ibkr")
 _SIMPLE = OrderClass.SIMPLE  # a global: cheaper than Enum.MEMBER
+_FEW_SYMBOLS = 16  # get_positions rebuilds from a list below this many columns
 
 class PaperBroker(Matching, Checks):
     """A broker that fills orders against historical bars, with no network.
@@ -491,9 +492,12 @@ class PaperBroker(Matching, Checks):
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
         if held is None:  # rebuilt after a change of ``_pos`` (see PaperState._positions)
-            syms = self.bars.symbols
-            held = self._positions = {syms[i]: float(self._pos[i])
-                                      for i in np.flatnonzero(self._pos).tolist()}
+            syms, pos = self.bars.symbols, self._pos
+            if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
+                held = {syms[i]: q for i, q in enumerate(pos.tolist()) if q}
+            else:
+                held = {syms[i]: float(pos[i]) for i in np.flatnonzero(pos).tolist()}
+            self._positions = held
         return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
