@@ -382,3 +382,16 @@ def test_an_order_is_slotted_and_behaves_as_a_frozen_dataclass() -> None:
     assert repr(order).startswith("Order(symbol='X', side=<Side.SELL: 'sell'>, qty=2.0,")
     with pytest.raises(dataclasses.FrozenInstanceError):
         order.symbol = "Y"  # type: ignore[misc]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 20).flatmap(lambda n: st.lists(st.sampled_from(
+    [0.0, -0.0, 1.0, -2.5, 1e-300, float("nan"), float("inf")]), min_size=n, max_size=n)))
+def test_get_positions_of_few_and_many_symbols_is_the_flatnonzero_one(qtys) -> None:  # type: ignore[no-untyped-def]
+    bars = simbroker.synthetic_bars(n_symbols=len(qtys), n_bars=2, seed=1)
+    broker = PaperBroker(bars, positions=dict(zip(bars.symbols, qtys, strict=True)))
+    pos = broker._pos
+    want = {bars.symbols[i]: float(pos[i]) for i in np.flatnonzero(pos).tolist()}
+    got = broker.get_positions()
+    assert list(got) == list(want)
+    assert all(got[k] == want[k] or (got[k] != got[k] and want[k] != want[k]) for k in got)
