@@ -51,19 +51,12 @@ class OrderState:
     trail_extreme: float | None = None  # a trailing stop's extreme so far
     n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"
 
-    # (order, side, order_type, tif, order_class) of the last info(): the enum values
-    # are read once per Order object. ``_value_`` is the member's value without the
-    # ``.value`` descriptor (several times slower, as is hashing a member).
-    _fixed: tuple[Order, str, str, str, str] | None = field(default=None, repr=False,
-                                                             compare=False)
-
     def info(self) -> OrderInfo:
         """The order now, as the :class:`~simbroker.types.OrderInfo` handed out."""
+        # ``_value_`` is an enum member's value without the ``.value`` descriptor (several
+        # times slower). Most orders are asked once (the submit_order answer), so nothing
+        # is cached between calls.
         o = self.order
-        fixed = self._fixed
-        if fixed is None or fixed[0] is not o:
-            fixed = self._fixed = (o, o.side._value_, o.order_type._value_, o.tif._value_,
-                                   o.order_class._value_)
         stop = o.stop_price
         if self.trail_extreme is not None and o.order_type is OrderType.TRAILING_STOP:
             stop = trail_level(o, self.trail_extreme)
@@ -72,18 +65,18 @@ class OrderState:
             "order_id": self.order_id,
             "client_order_id": o.client_order_id,
             "symbol": o.symbol,
-            "side": fixed[1],
+            "side": o.side._value_,
             "qty": o.qty,
-            "order_type": fixed[2],
+            "order_type": o.order_type._value_,
             "limit_price": o.limit_price,
             "stop_price": stop,
-            "tif": fixed[3],
+            "tif": o.tif._value_,
             "status": self.status._value_,
             "filled_qty": filled,
             "avg_fill_price": (self.filled_notional / filled) if filled else None,
             "submitted_at": self.submitted_at,
             "reason": self.reason,
-            "order_class": self.group_class or fixed[4],
+            "order_class": self.group_class or o.order_class._value_,
             "parent_id": self.parent_id,
             "legs": list(self.legs),
             "trail_amount": o.trail_amount,
