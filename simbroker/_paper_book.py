@@ -16,6 +16,10 @@ class OpenBook:
     def __init__(self, capacity: int = 64):
         self.n = 0
         self.ids: list[str] = []
+        # sym[:n] and sign[:n] as Python lists, for the small-book path: nothing but this
+        # class writes those two arrays (a slot's symbol and side never change)
+        self.syms: list[int] = []
+        self.signs: list[float] = []
         self.sym = np.zeros(capacity, np.int64)
         self.sign = np.zeros(capacity, np.float64)
         self.qty = np.zeros(capacity, np.float64)
@@ -42,6 +46,8 @@ class OpenBook:
                 setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
         i = self.n
         self.ids.append(order_id)
+        self.syms.append(sym)
+        self.signs.append(sign)
         self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
         self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
         self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
@@ -58,20 +64,27 @@ class OpenBook:
         if k == self.n:
             return
         if k == 0:  # every order left (the common case of a small book): nothing to move
-            self.n = 0
-            self.ids = []
+            self._clear()
             return
         for name in self._ARRAYS:
             a = getattr(self, name)
             a[:k] = a[: self.n][mask]
-        self.ids = [i for i, m in zip(self.ids, mask.tolist(), strict=True) if m]
+        keep = mask.tolist()
+        self.ids = [i for i, m in zip(self.ids, keep, strict=True) if m]
+        self.syms = [c for c, m in zip(self.syms, keep, strict=True) if m]
+        self.signs = [g for g, m in zip(self.signs, keep, strict=True) if m]
         self.n = k
+
+    def _clear(self) -> None:
+        self.n = 0
+        self.ids = []
+        self.syms = []
+        self.signs = []
 
     def drop(self, slots: list[int]) -> None:
         """Drop the (distinct) ``slots``, preserving the order of the others."""
         if len(slots) == self.n:  # every order left: nothing to move
-            self.n = 0
-            self.ids = []
+            self._clear()
             return
         mask = np.ones(self.n, np.bool_)
         mask[slots] = False

@@ -157,11 +157,10 @@ class Matching(Booking):
         """
         book = self._book
         n = book.n
-        syms = book.sym[:n].tolist()
-        otypes = book.otype[:n].tolist()
+        syms, signs = book.syms, book.signs
+        otypes = book.otype[:n].tolist() if n > 1 else [book.otype.item(0)]
         firsts = book.first_bar[:n].tolist() if book.max_first > t else None
         plain = max(otypes) == 0
-        signs = book.sign[:n].tolist()
         known = self._volume_known
         slots: list[int] = []
         refs: list[float] = []

@@ -45,6 +45,13 @@ def _run(bars: Bars, orders: list, small_book: int, **kw: object) -> PaperBroker
     return run_order_stream(broker, orders)
 
 
+def _mirrored(broker: PaperBroker) -> bool:
+    """The book's Python lists of symbols and sides are its arrays' first n entries."""
+    book = broker._book
+    return book.syms == book.sym[: book.n].tolist() and \
+        book.signs == book.sign[: book.n].tolist() and len(book.ids) == book.n
+
+
 def _state(broker: PaperBroker) -> tuple:
     return (broker.get_fills(), broker.get_cash(), broker.get_positions(),
             broker.get_orders(), broker._ledger_cash, broker._ledger_pos, broker._ledger_bar)
@@ -68,6 +75,8 @@ def test_scalar_and_numpy_matching_give_identical_fills(case, slip, fee, clip, s
     kw = dict(cash=1e6, slippage=slip, fees=fee, clip_to_bar=clip, allow_short=shorts)
     scalar, vector = _run(bars, orders, SCALAR, **kw), _run(bars, orders, NUMPY, **kw)
     assert _state(scalar) == _state(vector)
+    assert _mirrored(scalar)
+    assert _mirrored(vector)
 
 
 @PROPS
@@ -324,6 +333,8 @@ def test_market_only_books_match_alike_on_both_paths(case, slip, fee) -> None:  
     scalar = _run_market(bars, plan, SCALAR, slippage=slip, fees=fee)
     vector = _run_market(bars, plan, NUMPY, slippage=slip, fees=fee)
     assert _state(scalar) == _state(vector)
+    assert _mirrored(scalar)
+    assert _mirrored(vector)
 
 
 def test_changed_models_are_seen_by_the_scalar_path() -> None:
@@ -395,3 +406,26 @@ def test_get_positions_of_few_and_many_symbols_is_the_flatnonzero_one(qtys) -> N
     got = broker.get_positions()
     assert list(got) == list(want)
     assert all(got[k] == want[k] or (got[k] != got[k] and want[k] != want[k]) for k in got)
+
+
+def test_the_books_lists_follow_adds_cancels_fills_and_expiries() -> None:
+    bars = simbroker.synthetic_bars(n_symbols=3, n_bars=8, seed=6)
+    broker = PaperBroker(bars)
+    a, b, c = bars.symbols
+    broker.step()
+    for sym, side, kind, tif in ((a, "buy", "market", "day"), (b, "sell", "limit", "gtc"),
+                                 (c, "buy", "limit", "day"), (a, "sell", "limit", "gtc"),
+                                 (b, "buy", "market", "gtc")):
+        price = None if kind == "market" else (1e-3 if side == "buy" else 1e9)
+        broker.submit_order(sym, side, 1, kind, limit_price=price, tif=tif)
+        assert _mirrored(broker)
+    broker.cancel_order("O2")
+    assert _mirrored(broker)
+    assert broker._book.syms == [0, 2, 0, 1]
+    assert broker._book.signs == [1.0, 1.0, -1.0, 1.0]
+    while broker.has_next:
+        broker.step()  # the markets fill, the day limit expires, the gtc limit rests
+        assert _mirrored(broker)
+    assert broker._book.ids == ["O4"]
+    assert broker._book.syms == [0]
+    assert broker._book.signs == [-1.0]
