@@ -15,6 +15,9 @@ Figures (goals of issue 21 beside each):
   positions, between two bars.
 - **empty-book step** (goal well under 1 us): ``step()`` per bar over 1 x 500,000 minute
   bars with no order, account, financing or corporate actions.
+- **Order.create and bytes per Order**: one market order's validation and construction,
+  and the memory ``tracemalloc`` counts per :class:`~simbroker.types.Order` kept (20,000
+  of them in a list, the list's 8-byte slot included).
 
 Times are CPU time of this process (``time.process_time``), so other work on a shared
 machine disturbs them less than wall time; each figure is the median of ``--repeat`` runs.
@@ -27,6 +30,7 @@ import statistics
 import sys
 import time
 import timeit
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from sma_crossover import SmaCrossover
 
 import simbroker
 from simbroker import Bars, PaperBroker
+from simbroker.types import Order
 
 Orders = dict[int, list[tuple[str, str, float]]]
 
@@ -122,6 +127,18 @@ def main() -> int:
         steps.append((time.process_time() - t0) / len(minute) * 1e6)
     print("Empty book, 1 x 500,000 minute bars:")
     line("step() per bar", statistics.median(steps), "well under 1 us")
+
+    def create() -> Order:
+        return Order.create("SYM001", "buy", 100.0)
+
+    print("One market order:")
+    line("Order.create", statistics.median(per_call(create) for _ in range(args.repeat)),
+         "-")
+    tracemalloc.start()
+    kept = [create() for _ in range(20_000)]
+    size = tracemalloc.get_traced_memory()[0] / len(kept)
+    tracemalloc.stop()
+    print(f"  {'bytes per Order (tracemalloc)':<44} {size:8.0f} B")
     return 0
 
 
