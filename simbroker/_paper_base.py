@@ -66,6 +66,11 @@ class PaperState:
     _windows: dict[tuple[int, int, bool], tuple[int, int]]
     """``day`` order windows by (first bar, calendar, extended), for the time ``_windows_ns``."""
     _windows_ns: int | None
+    _date_windows: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+    """Under the date rule (sessions without session closes): the (next bar, last bar)
+    lookups of ``Sessions.close_bar`` for regular and extended orders; else None."""
+    _sessions_bars: int
+    """``Sessions.n_bars``."""
     _gate: tuple[np.ndarray, np.ndarray] | None
     _all_regular: np.ndarray
     _cash: float

@@ -111,7 +111,17 @@ class Placing(PaperState):
     def _day_window(self, first: int, col: int, extended: bool) -> tuple[int, int]:
         """``Sessions.order_window`` of a ``day`` order placed now, cached while the clock
         stands still: it depends only on the time, ``first``, the column's calendar and
-        ``extended``, so the orders of one bar share one lookup per calendar."""
+        ``extended``, so the orders of one bar share one lookup per calendar.
+
+        Under the date rule (no session closes) the window is ``(first, close_bar(first))``
+        whatever the time: the two lookups of ``Sessions.close_bar`` are made here, on
+        Python ints (cheaper than the cache, which a new bar empties)."""
+        date = self._date_windows
+        if date is not None:
+            nxt, last = date[1] if extended else date[0]
+            g = self._calendar_of[col]
+            t = first if first < self._sessions_bars else self._sessions_bars
+            return first, last.item(nxt.item(t, g), g)
         ns = self._clock.ns
         cache = self._windows
         if self._windows_ns != ns:

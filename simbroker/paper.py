@@ -319,6 +319,12 @@ class PaperBroker(Matching, Checks):
         self._calendar_of = self._sessions.columns.tolist()
         self._windows = {}
         self._windows_ns = None
+        # Under the date rule a day order's window does not depend on the time it is
+        # placed: (first, close_bar(first)), two lookups (see Placing._day_window).
+        self._date_windows = None if self._sessions.session_closes else (
+            (lookup["next_regular"], lookup["last_regular"]),
+            (lookup["next_in_day"], lookup["last_bar"]))
+        self._sessions_bars = self._sessions.n_bars
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
             self._gate = (self._sessions.regular, lookup["in_day"])

@@ -429,3 +429,20 @@ def test_the_books_lists_follow_adds_cancels_fills_and_expiries() -> None:
     assert broker._book.ids == ["O4"]
     assert broker._book.syms == [0]
     assert broker._book.signs == [-1.0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 40), st.sampled_from(["1D", "1h", "7min"]),
+       st.sampled_from(["UTC", "America/New_York", "Asia/Tokyo"]), st.data())
+def test_day_windows_under_the_date_rule_are_order_window(n_symbols, n_bars, freq, tz,
+                                                          data) -> None:  # type: ignore[no-untyped-def]
+    bars = simbroker.synthetic_bars(n_symbols=n_symbols, n_bars=n_bars, freq=freq, seed=1)
+    broker = PaperBroker(bars, session_tz=tz)
+    assert broker._date_windows is not None  # no calendar: the date rule
+    for _ in range(data.draw(st.integers(0, n_bars - 1))):
+        broker.step()
+    first = data.draw(st.integers(0, n_bars + 2))
+    col = data.draw(st.integers(0, n_symbols - 1))
+    extended = data.draw(st.booleans())
+    want = broker._sessions.order_window(broker.clock.ns, first, col, extended)
+    assert broker._day_window(first, col, extended) == tuple(map(int, want))
