@@ -183,7 +183,9 @@ class Matching(Booking):
             if triggered is not None:
                 self._book_bar(t, [], [], [], [], triggered)
             return
-        qtys = [book.qty.item(i) for i in slots]
+        k = len(slots)  # ascending slots: all n of them when k == n
+        qtys = ([book.qty.item(0)] if k == 1 else book.qty[:k].tolist()) if k == n else \
+            [book.qty.item(i) for i in slots]
         rates = self._rates
         if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
             rates = self._rates = (self.slippage, self.fees,

@@ -618,10 +618,11 @@ class PaperBroker(Matching, Checks):
                 acts.apply(self, t)
             finally:
                 self._positions = None  # a split changes positions
+        clock = self._clock
         if book.n:
-            self._clock._set_ns_unchecked(self._ts.item(t))
+            clock._set_ns_unchecked(self._ts.item(t))
             self._match(t)
-        self._clock._set_ns_unchecked(self._close_ns.item(t))
+        clock._set_ns_unchecked(self._close_ns.item(t))
         n = book.n
         if n == 1:  # one order left (the minute case): a scalar test, not an array's
             if book.expire_bar.item(0) <= t:
