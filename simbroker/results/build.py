@@ -63,7 +63,7 @@ def build_result(broker: PaperBroker) -> BacktestResult:
         config["max_volume_share"] = broker.max_volume_share
     return assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
-        fills=_fills_frame(broker.get_fills()),
+        fills=_fills_frame(broker._fills),  # a FillLog's columns, no Fill dicts
         orders=paper_orders_frame(broker._orders.values()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
