@@ -35,17 +35,22 @@ def orders_frame(orders: list[Any]) -> pd.DataFrame:
 def orders_table(cols: dict[str, list[Any]]) -> pd.DataFrame:
     """The orders frame of :func:`orders_frame` from its columns as lists (one per
     name in ``_ORDER_COLUMNS``, floats or ``None`` for the prices and quantities)."""
-    typed: dict[str, Any] = {}
-    for c in _ORDER_COLUMNS:
-        values = cols[c]
-        if c in _ORDER_STR:
-            typed[c] = pd.array(values, dtype=_STR_DTYPE)
-        elif c in _ORDER_FLOAT:
-            typed[c] = np.array(values, np.float64)  # None converts to NaN
-        elif c == "submitted_at":
-            typed[c] = utc_times(values)
-        else:
-            typed[c] = pd.Series(values, dtype=object)
+    return orders_typed({c: order_column(c, cols[c]) for c in _ORDER_COLUMNS})
+
+
+def order_column(name: str, values: list[Any]) -> Any:
+    """One column of the orders frame, typed (see :func:`orders_frame`)."""
+    if name in _ORDER_STR:
+        return pd.array(values, dtype=_STR_DTYPE)
+    if name in _ORDER_FLOAT:
+        return np.array(values, np.float64)  # None converts to NaN
+    if name == "submitted_at":
+        return utc_times(values)
+    return pd.Series(values, dtype=object)
+
+
+def orders_typed(typed: dict[str, Any]) -> pd.DataFrame:
+    """The orders frame from its columns as :func:`order_column` types them."""
     frame: pd.DataFrame = pd.DataFrame(typed, columns=_ORDER_COLUMNS)
     return frame
 
