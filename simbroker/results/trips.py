@@ -69,6 +69,7 @@ def round_trips(
     if len(sym) == 0:
         return _empty_trips()
     codes, uniques = pd.factorize(sym)
+    del sym  # the codes say it (the arrays are per fill, and many)
     return trips_of(codes, np.asarray(uniques, object), sign, qty, notional, fee, ts, bars)
 
 
@@ -129,11 +130,14 @@ def trips_of(codes: np.ndarray, names: np.ndarray, sign: np.ndarray, qty: np.nda
     # In order of opening, as a person reads a blotter: the order of the opening fills
     # (distinct, so a scatter sorts them).
     opening_fill = order[open_idx]
-    trip_at = np.empty(len(order), np.int64)
+    n_fills = len(order)
+    del order, open_idx
+    trip_at = np.empty(n_fills, np.int64)
     trip_at[opening_fill] = np.arange(n_trips)
-    is_opening = np.zeros(len(order), np.bool_)
+    is_opening = np.zeros(n_fills, np.bool_)
     is_opening[opening_fill] = True
     k = trip_at[is_opening]
+    del trip_at, is_opening, opening_fill
     opened_dt = pd.DatetimeIndex(opened[k].view("datetime64[ns]")).tz_localize("UTC")
     closed_dt = pd.DatetimeIndex(closed[k].view("datetime64[ns]")).tz_localize("UTC")
     trips: pd.DataFrame = pd.DataFrame({
