@@ -3,7 +3,9 @@ dicts (equal, in order) by iteration, slices and indexes, and the same fills tab
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -119,12 +121,20 @@ def test_runs_on_a_fill_log_equal_runs_on_a_list(data: st.DataObject) -> None:
         st.just(np.nan), st.integers(-300, 300).map(float))))
     account = data.draw(st.sampled_from([None, "cash", "margin"]))
     ask = data.draw(st.booleans())
-    out = []
-    for use_log in (False, True):
-        strategy = Asking(targets) if ask else TargetPositions(targets)
-        with _with_log(use_log):
-            result = simbroker.backtest(strategy, bars, cash=5_000.0, account=account)
-        out.append((result, strategy))
+    logged = data.draw(st.booleans())  # a trade log: the fills are written as dicts too
+    out, written = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for use_log in (False, True):
+            strategy = Asking(targets) if ask else TargetPositions(targets)
+            path = Path(tmp) / f"log{use_log}.jsonl" if logged else None
+            with _with_log(use_log):
+                result = simbroker.backtest(strategy, bars, cash=5_000.0, account=account,
+                                            trade_log=path)
+            out.append((result, strategy))
+            if path is not None:
+                written.append(path.read_bytes())
+    if logged:
+        assert written[0] == written[1]
     (a, sa), (b, sb) = out
     pd.testing.assert_frame_equal(a.fills, b.fills, check_exact=True)
     pd.testing.assert_frame_equal(a.orders, b.orders, check_exact=True)
