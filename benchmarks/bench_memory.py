@@ -9,9 +9,11 @@ Each figure is measured in its own fresh Python process: the panel (a random wal
 the strategy's inputs (10/50 SMA-crossover targets for the vectorized runner) are built
 first; then the resident high-water mark (``VmHWM``) is reset and the run is made. The
 figure is the growth of the high-water mark over the size just before the run, beside the
-panel's bytes (5 x T x N x 8). Goal (issue 21): <= 1.5x the panel at 10,000 x 2,520.
-A run's own outputs count: the result holds a (T, N) positions array (0.2x the panel)
-and the marks; the panel itself is kept by reference (``result.bars is bars``).
+panel's bytes (5 x T x N x 8); for the event-driven engine also the mark when the replay
+ends, before the result is built (what the broker and the strategy hold then). Goal
+(issue 21): <= 1.5x the panel at 10,000 x 2,520. A run's own outputs count: the result
+holds a (T, N) positions array (0.2x the panel) and the marks; the panel itself is kept
+by reference (``result.bars is bars``).
 """
 
 from __future__ import annotations
@@ -109,6 +111,17 @@ def run_one(runner: str, n_symbols: int, n_bars: int) -> dict[str, float]:
         from sma_crossover import SmaCrossover  # type: ignore[import-not-found]
 
         strategy = SmaCrossover(10, 50, qty=100)
+    replayed: list[float] = []  # event-driven: the high-water mark before the result build
+    if runner == "event":
+        import simbroker.engine as engine
+
+        build = engine.build_result
+
+        def timed_build(broker: Any) -> Any:
+            replayed.append(rss_now_and_peak()[1])
+            return build(broker)
+
+        engine.build_result = timed_build
     base = reset_peak()
     t0 = time.perf_counter()
     if runner == "vectorized":
@@ -119,6 +132,7 @@ def run_one(runner: str, n_symbols: int, n_bars: int) -> dict[str, float]:
     _, peak = rss_now_and_peak()
     assert result.bars is bars  # kept by reference, never copied
     return {"seconds": elapsed, "peak_mib": peak - base,
+            "replay_mib": (replayed[0] if replayed else peak) - base,
             "panel_mib": 5 * bars.close.nbytes / 2**20,
             "fills": float(result.stats["n_fills"])}
 
@@ -147,7 +161,9 @@ def main() -> None:
         print(f"{runner}, {args.symbols:,} x {args.bars:,} daily, median of {args.runs}: "
               f"{med['seconds']:.2f} s, {int(med['fills']):,} fills, peak +"
               f"{med['peak_mib']:,.0f} MiB over a {med['panel_mib']:,.0f} MiB panel "
-              f"({med['peak_mib'] / med['panel_mib']:.2f}x)")
+              f"({med['peak_mib'] / med['panel_mib']:.2f}x)"
+              + (f"; +{med['replay_mib']:,.0f} MiB ({med['replay_mib'] / med['panel_mib']:.2f}x)"
+                 " when the replay ends, before the result build" if runner == "event" else ""))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from simbroker._paper_base import NEVER_BAR
+from simbroker._paper_fills import FillLog
 from simbroker._paper_kinds import TRAIL_AMOUNT, TRAIL_PERCENT, trail_levels, trailed_extremes
 from simbroker._paper_place import Placing
 from simbroker._paper_state import OrderState
@@ -28,8 +29,30 @@ _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
              TimeInForce.FOK: "fok order not filled on its bar"}
 
 
+# The rules of refusals that are not the account's (``allow_short``, a hard-to-borrow
+# symbol) and of invalid orders (none): the rest are the account's (buying power, a cash
+# account's short or good-faith rule, the pattern day trader's rule).
+_NOT_ACCOUNT = (None, "allow_short", "hard_to_borrow")
+
+
 class Booking(Placing):
     """Book what a bar decided (write-ahead: the record first, then the change)."""
+
+    _n_refused = 0
+    """Orders the account refused (``stats["n_refused"]``); an instance's own from its
+    first refusal."""
+
+    def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
+                      client_order_id: Any, reason: str, rule: str | None = None) -> None:
+        """Count a refusal of the account's, then record it (``Checks._log_rejected``).
+
+        Counted here, not where the refusal is logged, only because that module has
+        another owner this wave; the count belongs beside the ``rejected`` record.
+        """
+        if rule not in _NOT_ACCOUNT:
+            self._n_refused += 1
+        super()._log_rejected(  # type: ignore[misc]
+            symbol, side, qty, order_type, client_order_id, reason, rule)
 
     def _book_bar(self, t: int, slots: list[int], qty: list[float], price: list[float],
                   fee: list[float], triggered: list[int] | None,
@@ -86,12 +109,13 @@ class Booking(Placing):
             return True
         notional = q * px
         side = "buy" if order.side is _BUY else "sell"
-        fill = Fill(
-            fill_id=f"{order_id}-{state.n_fills + 1}", order_id=order_id,
-            client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
-            side=side, qty=q, price=px, fee=f, notional=notional,
-        )
+        number = state.n_fills + 1
+        fill: Fill | None = None
         if self._log is not None:
+            fill = Fill(fill_id=f"{order_id}-{number}", order_id=order_id,
+                        client_order_id=order.client_order_id, timestamp=now,
+                        symbol=order.symbol, side=side, qty=q, price=px, fee=f,
+                        notional=notional)
             self._log.write("filled", now, **fill)
         self._cash = cash_after_fill(self._cash, side, notional, f)
         new_pos = position_after_fill(pos, side, q)
@@ -100,7 +124,15 @@ class Booking(Placing):
         state.filled_qty += q
         state.filled_notional += notional
         state.n_fills += 1
-        self._fills.append(fill)
+        fills = self._fills
+        if isinstance(fills, FillLog):  # columns: no Fill dict unless the log wrote one
+            fills.add(order_id, number, order.client_order_id, now, order.symbol, side, q, px,
+                      f, notional)
+        else:
+            fills.append(fill if fill is not None else Fill(
+                fill_id=f"{order_id}-{number}", order_id=order_id,
+                client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
+                side=side, qty=q, price=px, fee=f, notional=notional))
         self._fill_ns.append(ts_ns)
         self._fill_rows.append(len(self._ledger_bar))
         self._ledger_bar.append(t)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from simbroker.results.columns import orders_table
+from simbroker.results.columns import order_column, orders_typed
 from simbroker.types import OrderType
 
 __all__ = ["paper_orders_frame"]
@@ -27,26 +27,32 @@ def paper_orders_frame(states: Iterable[Any]) -> pd.DataFrame:
     order states, in submission order, without building an ``OrderInfo`` per order."""
     rows = list(states)
     orders = [s.order for s in rows]
-    filled = [s.filled_qty for s in rows]
+    # Column by column, each list dropped once typed: the lists of every column at once
+    # were the build's peak after the round trips.
+    typed: dict[str, Any] = {}
+
+    def put(name: str, values: list[Any]) -> None:
+        typed[name] = order_column(name, values)
+
+    put("order_id", [s.order_id for s in rows])
+    put("client_order_id", [o.client_order_id for o in orders])
+    put("symbol", [o.symbol for o in orders])
+    # An enum member's ``_value_`` is a plain attribute (``.value`` is a descriptor).
+    put("side", [o.side._value_ for o in orders])
+    put("qty", [o.qty for o in orders])
+    put("order_type", [o.order_type._value_ for o in orders])
+    put("limit_price", [o.limit_price for o in orders])
     stop: list[Any] = [o.stop_price for o in orders]
     for i, (s, o) in enumerate(zip(rows, orders, strict=True)):
         if o.order_type is OrderType.TRAILING_STOP and s.trail_extreme is not None:
             stop[i] = s.info()["stop_price"]
-    # An enum member's ``_value_`` is a plain attribute (``.value`` is a descriptor).
-    return orders_table({
-        "order_id": [s.order_id for s in rows],
-        "client_order_id": [o.client_order_id for o in orders],
-        "symbol": [o.symbol for o in orders],
-        "side": [o.side._value_ for o in orders],
-        "qty": [o.qty for o in orders],
-        "order_type": [o.order_type._value_ for o in orders],
-        "limit_price": [o.limit_price for o in orders],
-        "stop_price": stop,
-        "tif": [o.tif._value_ for o in orders],
-        "status": [s.status._value_ for s in rows],
-        "filled_qty": filled,
-        "avg_fill_price": [s.filled_notional / q if q else None
-                           for s, q in zip(rows, filled, strict=True)],
-        "submitted_at": [s.submitted_at for s in rows],
-        "reason": [s.reason for s in rows],
-    })
+    put("stop_price", stop)
+    del stop
+    put("tif", [o.tif._value_ for o in orders])
+    put("status", [s.status._value_ for s in rows])
+    put("filled_qty", [s.filled_qty for s in rows])
+    put("avg_fill_price", [s.filled_notional / s.filled_qty if s.filled_qty else None
+                           for s in rows])
+    put("submitted_at", [s.submitted_at for s in rows])
+    put("reason", [s.reason for s in rows])
+    return orders_typed(typed)

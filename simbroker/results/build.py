@@ -61,9 +61,9 @@ def build_result(broker: PaperBroker) -> BacktestResult:
                      per_bar(t_end, fin.interest_bar, fin.interest_amount))
     if broker.max_volume_share is not None:
         config["max_volume_share"] = broker.max_volume_share
-    return assemble_result(
+    result = assemble_result(
         bars.rows(0, t_end) if t_end < len(bars) else bars,
-        fills=_fills_frame(broker.get_fills()),
+        fills=_fills_frame(broker._fills),  # a FillLog's columns, no Fill dicts
         orders=paper_orders_frame(broker._orders.values()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
@@ -72,6 +72,9 @@ def build_result(broker: PaperBroker) -> BacktestResult:
             bars, None if broker._actions is None else broker._actions.sched,
             [] if broker._actions is None else broker._actions.dividends),
         financing=financing)
+    if broker._account is not None:  # as backtest_vectorized(account=...) reports it
+        result.stats["n_refused"] = broker._n_refused
+    return result
 
 
 def cash_after_bars(fill_bar: np.ndarray, cash_after_fill: np.ndarray, n_bars: int,

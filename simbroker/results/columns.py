@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from simbroker._paper_fills import FillLog
 
 _FILL_COLUMNS = ["timestamp", "symbol", "side", "qty", "price", "fee", "notional", "order_id",
                  "client_order_id", "fill_id"]
@@ -32,17 +35,22 @@ def orders_frame(orders: list[Any]) -> pd.DataFrame:
 def orders_table(cols: dict[str, list[Any]]) -> pd.DataFrame:
     """The orders frame of :func:`orders_frame` from its columns as lists (one per
     name in ``_ORDER_COLUMNS``, floats or ``None`` for the prices and quantities)."""
-    typed: dict[str, Any] = {}
-    for c in _ORDER_COLUMNS:
-        values = cols[c]
-        if c in _ORDER_STR:
-            typed[c] = pd.array(values, dtype=_STR_DTYPE)
-        elif c in _ORDER_FLOAT:
-            typed[c] = np.array(values, np.float64)  # None converts to NaN
-        elif c == "submitted_at":
-            typed[c] = utc_times(values)
-        else:
-            typed[c] = pd.Series(values, dtype=object)
+    return orders_typed({c: order_column(c, cols[c]) for c in _ORDER_COLUMNS})
+
+
+def order_column(name: str, values: list[Any]) -> Any:
+    """One column of the orders frame, typed (see :func:`orders_frame`)."""
+    if name in _ORDER_STR:
+        return pd.array(values, dtype=_STR_DTYPE)
+    if name in _ORDER_FLOAT:
+        return np.array(values, np.float64)  # None converts to NaN
+    if name == "submitted_at":
+        return utc_times(values)
+    return pd.Series(values, dtype=object)
+
+
+def orders_typed(typed: dict[str, Any]) -> pd.DataFrame:
+    """The orders frame from its columns as :func:`order_column` types them."""
     frame: pd.DataFrame = pd.DataFrame(typed, columns=_ORDER_COLUMNS)
     return frame
 
@@ -65,17 +73,25 @@ def utc_times(values: list[Any]) -> pd.Series:
     return out
 
 
-def _fills_frame(fills: list[Any]) -> pd.DataFrame:
+def _fills_frame(fills: Sequence[Any]) -> pd.DataFrame:
     """Fills as a DataFrame with the same columns and dtypes whether empty or not:
     ``symbol`` and ``side`` strings as in the orders and trades tables, ids ``object``
-    (``client_order_id`` may be ``None``)."""
+    (``client_order_id`` may be ``None``). A paper broker's :class:`FillLog` gives its
+    columns directly (no ``Fill`` dict built)."""
+    if isinstance(fills, FillLog):
+        return fills_table(fills.columns())
+    return fills_table({c: [f[c] for f in fills] for c in _FILL_COLUMNS})
+
+
+def fills_table(cols: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """The fills frame of :func:`_fills_frame` from its columns (one per name in
+    ``_FILL_COLUMNS``; the numbers as any sequence of floats)."""
     frame: pd.DataFrame = pd.DataFrame({
-        c: (utc_times([f[c] for f in fills]) if c == "timestamp"
-            else np.array([f[c] for f in fills], np.float64)
-            if c in ("qty", "price", "fee", "notional")
+        c: (utc_times(list(cols[c])) if c == "timestamp"
+            else np.array(cols[c], np.float64) if c in ("qty", "price", "fee", "notional")
             # Never missing: the string dtype of the orders and trades tables too.
-            else pd.array([f[c] for f in fills], dtype=_STR_DTYPE) if c in ("symbol", "side")
-            else pd.Series([f[c] for f in fills], dtype=object))
+            else pd.array(list(cols[c]), dtype=_STR_DTYPE) if c in ("symbol", "side")
+            else pd.Series(list(cols[c]), dtype=object))
         for c in _FILL_COLUMNS
     }, columns=_FILL_COLUMNS)
     return frame

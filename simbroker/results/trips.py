@@ -69,6 +69,7 @@ def round_trips(
     if len(sym) == 0:
         return _empty_trips()
     codes, uniques = pd.factorize(sym)
+    del sym  # the codes say it (the arrays are per fill, and many)
     return trips_of(codes, np.asarray(uniques, object), sign, qty, notional, fee, ts, bars)
 
 
@@ -95,55 +96,15 @@ def trips_of(codes: np.ndarray, names: np.ndarray, sign: np.ndarray, qty: np.nda
     # Stable, so each symbol's fills stay in time order (a radix sort on small codes).
     order = np.argsort(codes.astype(np.int16) if len(names) <= np.iinfo(np.int16).max
                        else codes, kind="stable")
-    c, s, q_abs = codes[order], sign[order], qty[order]
-    nt, fe, t = notional[order], fee[order], ts[order]
-    q = s * q_abs
-    # Exact per-symbol running sums (pandas sums each group in order, no cross-symbol drift).
-    if c[0] == c[-1]:  # one symbol: a plain running sum
-        after = np.cumsum(q)
-    else:
-        after = pd.Series(q).groupby(c).cumsum().to_numpy(np.float64, copy=True)
-    first = np.empty(len(c), bool)
-    first[0] = True
-    np.not_equal(c[1:], c[:-1], out=first[1:])
-    # Summation dust after a closing fill is ~1e-16 of its size: snap it to flat.
-    after[np.abs(after) <= 1e-9 * q_abs] = 0.0
-    before = np.empty_like(after)
-    before[1:] = after[:-1]
-    before[first] = 0.0
-    sb, sa = np.sign(before), np.sign(after)
-    closes = (sb != 0) & (sa != sb)
-    opens = (sa != 0) & (sa != sb)
-    flip = closes & opens
-    tid = np.cumsum(opens) - 1
-    frac = np.where(flip, np.abs(before) / q_abs, 0.0)  # share of a flip that closes
-
-    # Each fill becomes one or two legs: (trip, weight).
-    leg_trip = np.concatenate([tid, tid[flip] - 1])
-    leg_w = np.concatenate([np.where(flip, 1.0 - frac, 1.0), frac[flip]])
-    leg_src = np.concatenate([np.arange(len(c)), np.flatnonzero(flip)])
-    grows = np.concatenate([opens | ((sa == sb) & (np.abs(after) > np.abs(before))),
-                            np.zeros(int(flip.sum()), bool)])
-    n_trips = int(tid[-1]) + 1
-    cf = -s * nt - fe
-    pnl = np.bincount(leg_trip, leg_w * cf[leg_src], minlength=n_trips)
-    fees = np.bincount(leg_trip, leg_w * fe[leg_src], minlength=n_trips)
-    entry = np.bincount(leg_trip, np.where(grows, leg_w * nt[leg_src], 0.0),
-                        minlength=n_trips)
-    open_idx = np.flatnonzero(opens)
-    # A trip's fills are the run from its opening fill to the next one (tid is sorted).
-    size = np.maximum.reduceat(np.abs(after), open_idx)
-    trip_sym = c[open_idx]
-    direction = sa[open_idx]
-    opened = t[open_idx]
-    closed = np.full(n_trips, np.iinfo(np.int64).min)  # NaT
-    close_idx = np.flatnonzero(closes)
-    closed[np.where(flip[close_idx], tid[close_idx] - 1, tid[close_idx])] = t[close_idx]
+    # The per-fill arrays live only inside _per_trip: ~40 of them, freed before the
+    # per-trip columns and the frame are built.
+    trip_sym, direction, opened, closed, size, entry, fees, pnl, last_pos, open_idx = \
+        _per_trip(codes[order], sign[order], qty[order], notional[order], fee[order],
+                  ts[order])
+    n_trips = len(open_idx)
     is_open = closed == np.iinfo(np.int64).min
     if is_open.any():
         # Mark what is still held to the last known close.
-        # The last fill of a trip leaves its final position (tid is sorted).
-        last_pos = after[np.flatnonzero(np.append(tid[1:] != tid[:-1], True))]
         if bars is not None and len(bars):
             held = np.unique(trip_sym[is_open])
             cols = (columns[held] if columns is not None else
@@ -169,11 +130,14 @@ def trips_of(codes: np.ndarray, names: np.ndarray, sign: np.ndarray, qty: np.nda
     # In order of opening, as a person reads a blotter: the order of the opening fills
     # (distinct, so a scatter sorts them).
     opening_fill = order[open_idx]
-    trip_at = np.empty(len(order), np.int64)
+    n_fills = len(order)
+    del order, open_idx
+    trip_at = np.empty(n_fills, np.int64)
     trip_at[opening_fill] = np.arange(n_trips)
-    is_opening = np.zeros(len(order), np.bool_)
+    is_opening = np.zeros(n_fills, np.bool_)
     is_opening[opening_fill] = True
     k = trip_at[is_opening]
+    del trip_at, is_opening, opening_fill
     opened_dt = pd.DatetimeIndex(opened[k].view("datetime64[ns]")).tz_localize("UTC")
     closed_dt = pd.DatetimeIndex(closed[k].view("datetime64[ns]")).tz_localize("UTC")
     trips: pd.DataFrame = pd.DataFrame({
@@ -205,3 +169,57 @@ def _empty_trips() -> pd.DataFrame:
     return frame
 
 
+def _per_trip(c: np.ndarray, s: np.ndarray, q_abs: np.ndarray, nt: np.ndarray,
+              fe: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each trip's symbol code, direction, opening and closing time (``int64`` min while
+    open), size, entry notional, fees, cash P&L, final position, and its opening fill's
+    place in the fills sorted by symbol (``c`` grouped, each symbol in time order)."""
+    q = s * q_abs
+    # Exact per-symbol running sums (pandas sums each group in order, no cross-symbol drift).
+    if c[0] == c[-1]:  # one symbol: a plain running sum
+        after = np.cumsum(q)
+    else:
+        after = pd.Series(q).groupby(c).cumsum().to_numpy(np.float64, copy=True)
+    del q  # each array is dropped once read for the last time: they are ~40 per fill
+    first = np.empty(len(c), bool)
+    first[0] = True
+    np.not_equal(c[1:], c[:-1], out=first[1:])
+    # Summation dust after a closing fill is ~1e-16 of its size: snap it to flat.
+    after[np.abs(after) <= 1e-9 * q_abs] = 0.0
+    before = np.empty_like(after)
+    before[1:] = after[:-1]
+    before[first] = 0.0
+    del first
+    sb, sa = np.sign(before), np.sign(after)
+    closes = (sb != 0) & (sa != sb)
+    opens = (sa != 0) & (sa != sb)
+    flip = closes & opens
+    tid = np.cumsum(opens) - 1
+    frac = np.where(flip, np.abs(before) / q_abs, 0.0)  # share of a flip that closes
+
+    # Each fill becomes one or two legs: (trip, weight).
+    leg_trip = np.concatenate([tid, tid[flip] - 1])
+    leg_w = np.concatenate([np.where(flip, 1.0 - frac, 1.0), frac[flip]])
+    leg_src = np.concatenate([np.arange(len(c)), np.flatnonzero(flip)])
+    grows = np.concatenate([opens | ((sa == sb) & (np.abs(after) > np.abs(before))),
+                            np.zeros(int(flip.sum()), bool)])
+    del before, sb, frac
+    n_trips = int(tid[-1]) + 1
+    cf = -s * nt - fe
+    pnl = np.bincount(leg_trip, leg_w * cf[leg_src], minlength=n_trips)
+    fees = np.bincount(leg_trip, leg_w * fe[leg_src], minlength=n_trips)
+    entry = np.bincount(leg_trip, np.where(grows, leg_w * nt[leg_src], 0.0),
+                        minlength=n_trips)
+    del leg_trip, leg_w, leg_src, grows, cf
+    open_idx = np.flatnonzero(opens)
+    # A trip's fills are the run from its opening fill to the next one (tid is sorted).
+    size = np.maximum.reduceat(np.abs(after), open_idx)
+    trip_sym = c[open_idx]
+    direction = sa[open_idx]
+    opened = t[open_idx]
+    closed = np.full(n_trips, np.iinfo(np.int64).min)  # NaT
+    close_idx = np.flatnonzero(closes)
+    closed[np.where(flip[close_idx], tid[close_idx] - 1, tid[close_idx])] = t[close_idx]
+    # The last fill of a trip leaves its final position (tid is sorted).
+    last_pos = after[np.flatnonzero(np.append(tid[1:] != tid[:-1], True))]
+    return trip_sym, direction, opened, closed, size, entry, fees, pnl, last_pos, open_idx
