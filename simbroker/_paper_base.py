@@ -15,7 +15,10 @@ import numpy as np
 from simbroker.sessions import NEVER
 
 if TYPE_CHECKING:
+    from array import array
+
     from simbroker._paper_book import OpenBook
+    from simbroker._paper_fills import FillLog
     from simbroker._paper_groups import Groups
     from simbroker._paper_state import OrderState
     from simbroker.accounts import Account
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
     from simbroker.models.slippage import SlippageModel
     from simbroker.sessions import Sessions
     from simbroker.tradelog import TradeLog
-    from simbroker.types import Fill
 
 __all__ = ["EPOCH", "NEVER_BAR", "PaperState"]
 
@@ -83,13 +85,13 @@ class PaperState:
     _orders: dict[str, OrderState]
     _by_client_id: dict[str, str]
     _book: OpenBook
-    _fills: list[Fill]
-    _fill_ns: list[int]
-    _fill_rows: list[int]
-    _ledger_bar: list[int]
-    _ledger_sym: list[int]
-    _ledger_cash: list[float]
-    _ledger_pos: list[float]
+    _fills: FillLog
+    _fill_ns: array[int]
+    _fill_rows: array[int]
+    _ledger_bar: array[int]
+    _ledger_sym: array[int]
+    _ledger_cash: array[float]
+    _ledger_pos: array[float]
     _n_orders: int
     _actions: PaperActions | None
     _financing: PaperFinancing | None

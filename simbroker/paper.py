@@ -91,6 +91,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,7 @@ from simbroker._paper_base import EPOCH, NEVER_BAR
 from simbroker._paper_book import OpenBook
 from simbroker._paper_carry import plan_carried
 from simbroker._paper_checks import Checks
+from simbroker._paper_fills import FillLog
 from simbroker._paper_groups import Groups
 from simbroker._paper_kinds import (
     replaced_order,
@@ -353,14 +355,14 @@ class PaperBroker(Matching, Checks):
         self._orders: dict[str, OrderState] = {}
         self._by_client_id: dict[str, str] = {}
         self._book = OpenBook()
-        self._fills: list[Fill] = []
-        self._fill_ns: list[int] = []
-        self._fill_rows: list[int] = []  # each fill's row in the ledger below
+        self._fills = FillLog()
+        self._fill_ns = array("q")
+        self._fill_rows = array("q")  # each fill's row in the ledger below
         # Per-fill ledger for results: bar index, symbol column, cash and position after.
-        self._ledger_bar: list[int] = []
-        self._ledger_sym: list[int] = []
-        self._ledger_cash: list[float] = []
-        self._ledger_pos: list[float] = []
+        self._ledger_bar = array("q")
+        self._ledger_sym = array("q")
+        self._ledger_cash = array("d")
+        self._ledger_pos = array("d")
         self._n_orders = 0
         # Splits and dividends still to apply (simbroker.actions._paper), None without.
         sched = broker_schedule(bars)

@@ -97,7 +97,7 @@ def assert_identical(event: BacktestResult, fast: BacktestResult, twin: TargetPo
     pd.testing.assert_frame_equal(fast.positions, event.positions, check_exact=True)
     pd.testing.assert_frame_equal(fast.trades, event.trades, check_exact=True)
     assert fast.config == event.config
-    stats = fast.stats.drop("n_refused") if "n_refused" in fast.stats else fast.stats
+    stats = fast.stats
     assert list(stats.keys()) == list(event.stats.keys())
     for key, value in event.stats.items():
         got = stats[key]
