@@ -15,7 +15,6 @@ from simbroker._paper_fills import FillLog
 from simbroker._paper_kinds import TRAIL_AMOUNT, TRAIL_PERCENT, trail_levels, trailed_extremes
 from simbroker._paper_place import Placing
 from simbroker._paper_state import OrderState
-from simbroker.tradelog import cash_after_fill, position_after_fill
 from simbroker.types import Fill, OrderStatus, Side, TimeInForce
 
 __all__ = ["Booking"]
@@ -69,13 +68,18 @@ class Booking(Placing):
         """
         book = self._book
         now = self._clock.now()
-        ts_ns = int(self._ts[t])
+        ts_ns = self._ts.item(t)
         done: list[int] = []  # slots whose order is finished (distinct, ascending)
         try:
-            parts = [True] * len(slots) if whole is None else whole
-            for slot, q, px, f, w in zip(slots, qty, price, fee, parts, strict=True):
-                if self._book_fill(t, slot, q, px, f, now, ts_ns, w):
-                    done.append(slot)
+            book_fill = self._book_fill
+            if whole is None:
+                for slot, q, px, f in zip(slots, qty, price, fee, strict=True):
+                    if book_fill(t, slot, q, px, f, now, ts_ns):
+                        done.append(slot)
+            else:
+                for slot, q, px, f, w in zip(slots, qty, price, fee, whole, strict=True):
+                    if book_fill(t, slot, q, px, f, now, ts_ns, w):
+                        done.append(slot)
             if triggered is not None:
                 for slot in triggered:
                     if book.trig_bar[slot] == t or slot in done:
@@ -95,49 +99,60 @@ class Booking(Placing):
 
     def _book_fill(self, t: int, slot: int, q: float, px: float, f: float, now: datetime,
                    ts_ns: int, whole: bool = True) -> bool:
-        """Book one fill after its record; False when the order stays open (a part)."""
+        """Book one fill after its record; False when the order stays open (a part).
+
+        The cash and position arithmetic is ``cash_after_fill`` and
+        ``position_after_fill``'s (the trade-log replay's), inlined: the same float
+        operations in the same order, so the results are bit-identical to theirs.
+        """
         book = self._book
         order_id = book.ids[slot]
         state = self._orders[order_id]
         order = state.order
-        col = int(book.sym[slot])
-        pos = float(self._pos[col])
-        if not self.allow_short and order.side is Side.SELL and q > pos * (1 + 1e-12) + 1e-12:
+        col = book.syms[slot]
+        pos = self._pos.item(col)
+        buy = order.side is _BUY
+        if not buy and not self.allow_short and q > pos * (1 + 1e-12) + 1e-12:
             self._finish(state, OrderStatus.REJECTED,
                          f"shorting is not allowed: selling {q:g} {order.symbol} against a "
                          f"position of {pos:g}", now)
             return True
         notional = q * px
-        side = "buy" if order.side is _BUY else "sell"
+        side = "buy" if buy else "sell"
         number = state.n_fills + 1
-        fill: Fill | None = None
-        if self._log is not None:
-            fill = Fill(fill_id=f"{order_id}-{number}", order_id=order_id,
-                        client_order_id=order.client_order_id, timestamp=now,
-                        symbol=order.symbol, side=side, qty=q, price=px, fee=f,
-                        notional=notional)
-            self._log.write("filled", now, **fill)
-        self._cash = cash_after_fill(self._cash, side, notional, f)
-        new_pos = position_after_fill(pos, side, q)
+        fills = self._fills
+        log = self._log
+        if log is not None or not isinstance(fills, FillLog):
+            fill: Fill = {"fill_id": f"{order_id}-{number}", "order_id": order_id,
+                          "client_order_id": order.client_order_id, "timestamp": now,
+                          "symbol": order.symbol, "side": side, "qty": q, "price": px,
+                          "fee": f, "notional": notional}
+            if log is not None:
+                log.write("filled", now, **fill)
+        if buy:
+            cash = self._cash - notional - f
+            new_pos = pos + q
+        else:
+            cash = self._cash + notional - f
+            new_pos = pos - q
+        if abs(new_pos) <= 1e-12 * max(abs(pos), q):  # float dust: exactly flat
+            new_pos = 0.0
+        self._cash = cash
         self._pos[col] = new_pos
         self._positions = None
         state.filled_qty += q
         state.filled_notional += notional
-        state.n_fills += 1
-        fills = self._fills
+        state.n_fills = number
         if isinstance(fills, FillLog):  # columns: no Fill dict unless the log wrote one
             fills.add(order_id, number, order.client_order_id, now, order.symbol, side, q, px,
                       f, notional)
         else:
-            fills.append(fill if fill is not None else Fill(
-                fill_id=f"{order_id}-{number}", order_id=order_id,
-                client_order_id=order.client_order_id, timestamp=now, symbol=order.symbol,
-                side=side, qty=q, price=px, fee=f, notional=notional))
+            fills.append(fill)
         self._fill_ns.append(ts_ns)
         self._fill_rows.append(len(self._ledger_bar))
         self._ledger_bar.append(t)
         self._ledger_sym.append(col)
-        self._ledger_cash.append(self._cash)
+        self._ledger_cash.append(cash)
         self._ledger_pos.append(new_pos)
         if whole:
             state.status = _FILLED
