@@ -8,7 +8,8 @@ records hold it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +47,9 @@ class OrderState:
     filled_notional: float = 0.0
     reason: str | None = None
     parent_id: str | None = None
-    legs: list[str] = field(default_factory=list)
+    # A group key's legs; () for the rest, shared: an empty list per order was 56 bytes,
+    # 36 MiB at 674,615 orders (10,000 symbols x 2,520 bars)
+    legs: Sequence[str] = ()
     group_class: str | None = None  # a leg's group class (its own Order is simple)
     trail_extreme: float | None = None  # a trailing stop's extreme so far
     n_fills: int = 0  # fills so far: the next fill is "<order_id>-<n_fills + 1>"

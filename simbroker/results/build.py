@@ -61,13 +61,16 @@ def build_result(broker: PaperBroker) -> BacktestResult:
                      per_bar(t_end, fin.interest_bar, fin.interest_amount))
     if broker.max_volume_share is not None:
         config["max_volume_share"] = broker.max_volume_share
+    run_bars = bars.rows(0, t_end) if t_end < len(bars) else bars
+    fills = _fills_frame(broker._fills)  # a FillLog's columns, no Fill dicts
+    # The round trips before the orders table: the orders' columns then reuse the memory
+    # the trips' temporaries left (built last, those were the run's peak)
+    trips = round_trips(fills, bars=run_bars, initial_positions=broker.initial_positions)
     result = assemble_result(
-        bars.rows(0, t_end) if t_end < len(bars) else bars,
-        fills=_fills_frame(broker._fills),  # a FillLog's columns, no Fill dicts
-        orders=paper_orders_frame(broker._orders.values()),
+        run_bars, fills=fills, orders=paper_orders_frame(broker._orders.values()),
         equity=equity, cash=cash, positions=pos, gross=gross,
         start_equity=start_equity, config=config,
-        initial_positions=broker.initial_positions,
+        initial_positions=broker.initial_positions, trips=trips,
         dividends=None if bars.actions is None else dividend_frame(
             bars, None if broker._actions is None else broker._actions.sched,
             [] if broker._actions is None else broker._actions.dividends),
