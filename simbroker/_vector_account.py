@@ -229,7 +229,7 @@ class _Book:
         self.fees = fees
         self.buffer = acct.market_buffer
         n = bars.n_symbols
-        self.marks = _ffill(bars.close.copy())  # each symbol's last close, per bar
+        self.marks = _last_closes(bars.close)  # each symbol's last close, per bar
         self.open = bars.open
         self.cash_account = isinstance(acct, CashAccount)
         if isinstance(acct, MarginAccount):
@@ -496,7 +496,7 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
     sign = np.where(delta > 0, 1.0, -1.0)
     qty = np.abs(delta)
     p = pos[ot, oj]
-    marks = _ffill(bars.close.copy())
+    marks = _last_closes(bars.close)
     mark = marks[ot, oj]
     px = mark.copy()
     for k in np.flatnonzero(~np.isfinite(mark)).tolist():  # no close yet: the next open
@@ -509,10 +509,19 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
     opening = np.maximum(0.0, qty - closing)
     first = np.ones(len(ot), np.bool_)
     first[1:] = ot[1:] != ot[:-1]
-    m0 = np.nan_to_num(marks)
-    # Whole-panel figures per bar (each order reads its close's row).
-    value = pos * m0
-    gross_value = np.abs(value).sum(axis=1)[ot]
+    # Whole-panel figures of the closes with orders (each order reads its close's row;
+    # a row's sum is the same whichever other rows are summed with it).
+    rows = ot[first]
+    row_of = np.cumsum(first) - 1
+    if 2 * len(rows) > n_t:  # most closes: the whole panel costs no copy
+        rows, row_of = np.arange(n_t), ot
+    pos_r = pos[rows] if len(rows) < n_t else pos
+    m0 = marks[rows] if len(rows) < n_t else marks
+    if np.isnan(m0).any():  # no close yet: held at 0
+        m0 = np.nan_to_num(m0)
+    value = pos_r * m0
+    gross_cells = np.abs(value)
+    gross_value = gross_cells.sum(axis=1)[row_of]
 
     def held_of(contrib: F64) -> F64:
         """Reservations of the orders before each one at its close (rounded anyhow)."""
@@ -531,8 +540,10 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
         syms = bars.symbols
         im = np.array([acct.initial_by_symbol.get(s, acct.initial) for s in syms])
         rate = im[oj]
-        equity = (cash + value.sum(axis=1))[ot]
-        base = (np.abs(pos) * (m0 * im)).sum(axis=1)[ot]
+        equity = (cash[rows] + value.sum(axis=1))[row_of]
+        # |pos| x mark x rate, rounded in another order than the broker's (within the bound)
+        base = ((gross_cells * im).sum(axis=1) if (im != im[0]).any()
+                else gross_cells.sum(axis=1) * im[0])[row_of]
         checked = (opening > 0) & np.isfinite(px)
         contrib = np.where((opening > 0) & np.isfinite(res_px), opening * res_px * rate, 0.0)
         held = held_of(contrib)
@@ -562,6 +573,11 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
             doubtful |= ot >= lot_bar
     bad = np.flatnonzero(doubtful)
     return int(ot[bad[0]]) if len(bad) else n_t
+
+
+def _last_closes(close: F64) -> F64:
+    """Each symbol's last close at each bar (``close`` itself when none is missing)."""
+    return _ffill(close.copy()) if np.isnan(close).any() else close
 
 
 def cap_never_binds(bars: Bars, tgt: F64, result: BacktestResult, share: float) -> bool:
