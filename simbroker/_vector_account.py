@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +71,9 @@ from simbroker.results.build import mark_to_market, marking_closes
 from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.sessions import date_sessions
+
+if TYPE_CHECKING:
+    from simbroker.vectorized import _Orders
 
 __all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "cap_never_binds",
            "first_doubtful_close", "refused_frame", "run_account"]
@@ -469,11 +472,11 @@ class _Actions:
 
 
 # ------------------------------------------------------------- the fast screen
-def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
+def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
                          acct: CashAccount | MarginAccount, fees: FeeModel,
                          session_tz: str, cash0: float, has_financing: bool) -> int:
-    """The first close at which ``acct`` might refuse an order of the unconstrained run
-    ``result`` of share targets ``tgt`` (``len(bars)``: none can be refused).
+    """The first close at which ``acct`` might refuse an order (``orders``) of the
+    unconstrained run ``result`` (``len(bars)``: none can be refused).
 
     Until a refusal the account changes nothing, so the unconstrained run is the
     account's run up to that close. Every order's check is evaluated at once across all
@@ -485,16 +488,11 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
     good-faith lots), are doubtful: the caller runs the exact loop from there.
     """
     n_t = len(bars)
-    pos = result.positions.to_numpy()
-    cash = result.cash.to_numpy()
-    with np.errstate(invalid="ignore"):
-        ordered = ~np.isnan(tgt) & (tgt != pos)
-    ot, oj = np.nonzero(ordered)
+    ot, oj, sign, qty = orders.ot, orders.oj, orders.sign, orders.qty
     if not len(ot):
         return n_t
-    delta = tgt[ot, oj] - pos[ot, oj]
-    sign = np.where(delta > 0, 1.0, -1.0)
-    qty = np.abs(delta)
+    pos = result.positions.to_numpy()
+    cash = result.cash.to_numpy()
     p = pos[ot, oj]
     marks = _last_closes(bars.close)
     mark = marks[ot, oj]
@@ -580,24 +578,15 @@ def _last_closes(close: F64) -> F64:
     return _ffill(close.copy()) if np.isnan(close).any() else close
 
 
-def cap_never_binds(bars: Bars, tgt: F64, result: BacktestResult, share: float) -> bool:
-    """Whether every fill of the unconstrained run ``result`` of share targets ``tgt``
-    takes at most ``share`` of its bar's volume (one order per symbol a bar, so
+def cap_never_binds(bars: Bars, orders: _Orders, share: float) -> bool:
+    """Whether every fill of the unconstrained run of ``orders`` takes at most ``share``
+    of its bar's volume (one order per symbol a bar, so
     :func:`~simbroker._paper_volume.capped_quantities` fills each whole): then the
     capped run is that run, fees included (``order_fees`` of a first fill is ``fees``).
     """
-    from simbroker.vectorized import _tradable
-
-    n_t = len(bars)
-    pos = result.positions.to_numpy()
-    with np.errstate(invalid="ignore"):
-        ordered = ~np.isnan(tgt[:-1]) & (tgt[:-1] != pos[:-1])
-    ordered &= _tradable(bars)[1:]
-    ot, oj = np.nonzero(ordered)
-    if not len(ot) or n_t < 2:
-        return True
-    qty = np.abs(tgt[ot, oj] - pos[ot, oj])
-    return bool((qty <= share * bars.volume[ot + 1, oj]).all())
+    fi = orders.fi
+    qty = orders.qty[fi]
+    return bool((qty <= share * bars.volume[orders.ot[fi] + 1, orders.oj[fi]]).all())
 
 
 def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -645,11 +645,12 @@ def backtest_vectorized(
         if weights is None and bars.actions is None:
             # Until the account refuses, or the cap binds, neither changes anything: the
             # unconstrained run stands when one screen over all its orders says so.
+            got: list[_Orders] = []
             fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
-                                session_tz, fin=fin)
-            stands = share is None or cap_never_binds(bars, tgt, fast, share)
+                                session_tz, fin=fin, orders_out=got)
+            stands = share is None or cap_never_binds(bars, got[0], share)
             if stands and acct is not None:
-                stands = first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz,
+                stands = first_doubtful_close(bars, got[0], fast, acct, fee_m, session_tz,
                                               cash, fin is not None) >= len(bars)
             if stands:
                 if share is not None:
@@ -694,11 +695,23 @@ def backtest_vectorized(
                         check="targets" if targets is not None else "", fin=fin)
 
 
+class _Orders(NamedTuple):
+    """A whole-panel run's orders (close bar, column, sign, qty; ``fi`` the filled ones),
+    for the screens of :mod:`simbroker._vector_account`."""
+
+    ot: I64
+    oj: I64
+    sign: F64
+    qty: F64
+    fi: I64
+
+
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                  fees: FeeModel, clip_to_bar: bool, session_tz: str,
-                 check: str = "", fin: VectorFinancing | None = None) -> BacktestResult:
+                 check: str = "", fin: VectorFinancing | None = None,
+                 orders_out: list[_Orders] | None = None) -> BacktestResult:
     """The result of share targets ``tgt``; ``check`` names them when they still need to be
-    checked for infinities."""
+    checked for infinities; ``orders_out`` gets the orders."""
     n_t, n = tgt.shape
     mask = np.isnan(tgt)
     np.logical_not(mask, out=mask)
@@ -741,6 +754,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     nxt = np.minimum(ot + 1, n_t - 1)
     filled = (ot + 1 < n_t) & _at(tradable, nxt, oj)
     fi = np.flatnonzero(filled)
+    if orders_out is not None:
+        orders_out.append(_Orders(ot, oj, sign, qty, fi))
     ft, fj, fsign, fqty = ot[fi] + 1, oj[fi], sign[fi], qty[fi]
     price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
     fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
@@ -780,7 +795,6 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                            config=config, trips=trips,
                            dividends=actions_vec.dividends_frame(bars, divs),
                            financing=financing)
-
 
 
 def _fills_frame(bars: Bars, ft: I64, fj: I64, fsign: F64, fqty: F64, price: F64, fee: F64,
