@@ -567,7 +567,7 @@ def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
         if acct.good_faith == "refuse":
             if has_financing:
                 return 0  # the lots need the cash after each fill with accruals
-            lot_bar = _first_lot_bar(bars, result, acct, session_tz, cash0)
+            lot_bar = _first_lot_bar(bars, orders, result, acct, session_tz, cash0)
             doubtful |= ot >= lot_bar
     bad = np.flatnonzero(doubtful)
     return int(ot[bad[0]]) if len(bad) else n_t
@@ -589,10 +589,11 @@ def cap_never_binds(bars: Bars, orders: _Orders, share: float) -> bool:
     return bool((qty <= share * bars.volume[orders.ot[fi] + 1, orders.oj[fi]]).all())
 
 
-def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,
+def _first_lot_bar(bars: Bars, orders: _Orders, result: BacktestResult, acct: CashAccount,
                    session_tz: str, cash0: float) -> int:
-    """A bar no later than the first on which a buy of ``result`` was paid in part with
-    unsettled proceeds (leaving good-faith lots); ``len(bars)`` when none was.
+    """A bar no later than the first on which a buy of ``result`` (of ``orders``) was
+    paid in part with unsettled proceeds (leaving good-faith lots); ``len(bars)`` when
+    none was.
 
     On one calendar the proceeds unsettled at a buy are the sales of the last
     ``settlement_days`` trading days before it, a suffix of the fills: a running sum
@@ -607,10 +608,9 @@ def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,
     if len(sessions.calendars) > 1:
         return 0  # day numbers of different calendars do not compare: the loop decides
     daynum = trading_day_numbers(sessions)[:, 0]
-    stamp = bars.ts_ns // 1000 * 1000
-    ft = np.searchsorted(stamp, pd.DatetimeIndex(f["timestamp"]).as_unit("ns").asi8)
-    buy = f["side"].to_numpy() == "buy"
-    sign = np.where(buy, 1.0, -1.0)
+    ft = orders.ot[orders.fi] + 1  # the fills, in order: each the bar after its close
+    sign = orders.sign[orders.fi]
+    buy = sign > 0
     notional = f["notional"].to_numpy()
     fee = f["fee"].to_numpy()
     cash_after = _cash_ledger(cash0, sign, notional, fee)
