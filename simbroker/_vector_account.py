@@ -22,6 +22,10 @@ orders accepted before it at that close:
   (T+``settlement_days``) before they settle; a buy whose cost plus fee exceeds the
   cash less the accepted buys' reservations (free-riding).
 
+Before the account, the paper broker refuses a sell leaving a short in a hard-to-borrow
+symbol beyond its locate (``HardToBorrow``, from the position alone: the twin has no
+other order open in the symbol); such an order reserves nothing.
+
 Prices are the account's: the symbol's last close (before any close, the next open),
 a buy's raised by ``market_buffer``. The figures use the account's own arithmetic in its
 order (the settlement lots and day trades through the account's own helpers), so every
@@ -62,7 +66,7 @@ from simbroker.actions._schedule import Schedule
 from simbroker.actions._table import DIVIDEND
 from simbroker.actions._vector import _split_qty, _split_rows
 from simbroker.bars import Bars
-from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
+from simbroker.errors import HardToBorrow, InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at, order_fees_at
@@ -75,8 +79,9 @@ from simbroker.sessions import date_sessions
 if TYPE_CHECKING:
     from simbroker.vectorized import _Orders
 
-__all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "cap_never_binds",
-           "first_doubtful_close", "refused_frame", "run_account"]
+__all__ = ["REFUSALS", "REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized",
+           "cap_never_binds", "first_doubtful_close", "hard_to_borrow_refuses",
+           "refused_frame", "run_account"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -85,10 +90,15 @@ B = npt.NDArray[np.bool_]
 #: The columns of a refusal table (:attr:`TargetPositions.refused`).
 REFUSED_COLUMNS = ("timestamp", "symbol", "side", "qty", "rule", "required", "available")
 
+#: The refusals a target twin skips (``on_refused="skip"``): the account's, and a short
+#: of a hard-to-borrow symbol beyond its locate.
+REFUSALS = (InsufficientBuyingPower, PatternDayTrading, HardToBorrow)
+
 _BUYING_POWER = "buying_power"
 _SHORT = "cash_account_short"
 _GOOD_FAITH = "good_faith"
 _PDT = "pattern_day_trader"
+_HARD_TO_BORROW = "hard_to_borrow"
 
 
 def account_for_vectorized(spec: str | Account | None, bars: Bars, *, exits: bool
@@ -181,6 +191,9 @@ class _Refusals:
 class RefusalLog:
     """A twin's refusals (``on_refused="skip"``), or the refusal re-raised (``"raise"``)."""
 
+    #: The exceptions a twin catches and hands to :meth:`refused` (:data:`REFUSALS`).
+    kinds = REFUSALS
+
     def __init__(self, on_refused: str):
         if on_refused not in ("skip", "raise"):
             raise ValueError(f"on_refused must be 'skip' or 'raise', got {on_refused!r}")
@@ -194,13 +207,16 @@ class RefusalLog:
         self._rows = _Refusals([], [], [], [], [], [], [])
 
     def refused(self, t: int, j: int, delta: float,
-                exc: InsufficientBuyingPower | PatternDayTrading) -> None:
-        """The account refused the order for ``delta`` shares of column ``j`` at bar
-        ``t``'s close: record it, or re-raise ``exc``."""
+                exc: InsufficientBuyingPower | PatternDayTrading | HardToBorrow) -> None:
+        """The broker refused the order for ``delta`` shares of column ``j`` at bar
+        ``t``'s close: record it, or re-raise ``exc``. A ``HardToBorrow`` refusal's
+        ``required``/``available`` are shares: the short it would leave, the locate."""
         if self.on_refused == "raise":
             raise exc
-        required = getattr(exc, "required", None)
-        available = getattr(exc, "available", None)
+        required: float | None = getattr(exc, "required", None)
+        available: float | None = getattr(exc, "available", None)
+        if isinstance(exc, HardToBorrow):
+            required, available = exc.short, exc.located
         self._rows.add(t, j, 1.0 if delta > 0 else -1.0, abs(delta), str(exc.rule),
                        math.nan if required is None else float(required),
                        math.nan if available is None else float(available))
@@ -573,6 +589,17 @@ def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
     return int(ot[bad[0]]) if len(bad) else n_t
 
 
+def hard_to_borrow_refuses(orders: _Orders, result: BacktestResult,
+                           fin: VectorFinancing) -> bool:
+    """Whether the broker would refuse an order of the unconstrained run ``result`` as a
+    hard-to-borrow short (until it does, the run is the unconstrained one)."""
+    if not len(orders.ot):
+        return False
+    held = result.positions.to_numpy()[orders.ot, orders.oj]
+    refused, _ = fin.short_refused(orders.oj, orders.sign, orders.qty, held)
+    return bool(refused.any())
+
+
 def _last_closes(close: F64) -> F64:
     """Each symbol's last close at each bar (``close`` itself when none is missing)."""
     return _ffill(close.copy()) if np.isnan(close).any() else close
@@ -640,6 +667,7 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
 
     n_t, n = tgt.shape
     book = None if acct is None else _Book(bars, acct, session_tz, fees)
+    htb = fin if fin is not None and fin.refuses_shorts else None
     sched = broker_schedule(bars)
     acts = None if sched is None else _Actions(sched, n)
     tradable = _tradable(bars)
@@ -737,6 +765,14 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
         js = np.flatnonzero(~np.isnan(row) & (delta != 0))
         d = delta[js]
         sign_o, qty_o = np.where(d > 0, 1.0, -1.0), np.abs(d)
+        if len(js) and htb is not None:  # refused before the account sees them
+            no, short = htb.short_refused(js, sign_o, qty_o, pos[js])
+            if no.any():
+                for k in np.flatnonzero(no).tolist():
+                    refusals.add(t, js[k], sign_o[k], qty_o[k], _HARD_TO_BORROW, short[k],
+                                 htb.located[js[k]])
+                kept = np.flatnonzero(~no)
+                js, sign_o, qty_o = js[kept], sign_o[kept], qty_o[kept]
         if len(js) and book is not None:
             ok = book.accept(t, js, sign_o, qty_o, pos, cash, refusals)
             if not ok.all():
@@ -771,7 +807,7 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
         financing=None if fin is None else (fin_fees, fin_paid),
         dividends=actions_vec.dividends_frame(bars, actions_vec.dividends_of(sched,
                                                                              positions)))
-    if acct is not None:
+    if acct is not None or htb is not None:
         refusals.frame(bars)  # built for every run: the tests compare it with the twin's
         result.stats["n_refused"] = len(refusals.t)
     return result

@@ -56,7 +56,6 @@ from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
-from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
@@ -535,8 +534,11 @@ def backtest_vectorized(
     borrow, interest : BorrowModel, InterestModel, optional
         Borrow fees on shorts and interest on the cash balance, accrued at each trading
         day's end exactly as the paper broker accrues them
-        (:mod:`simbroker.financing`), also with the protective exits. Hard-to-borrow
-        lists do not apply here (targets are not refused for them).
+        (:mod:`simbroker.financing`), also with the protective exits. A sell that
+        would leave a short in a ``hard_to_borrow`` symbol beyond its ``located`` shares
+        is refused as the paper broker refuses it (``HardToBorrow``: not placed, counted
+        in ``stats["n_refused"]``, the target decided again at the next close); not with
+        exits.
     max_volume_share : float, optional
         Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
         at most this share of its fill bar's volume; the rest expires or is canceled at
@@ -617,6 +619,7 @@ def backtest_vectorized(
         account_for_vectorized,
         cap_never_binds,
         first_doubtful_close,
+        hard_to_borrow_refuses,
         run_account,
     )
 
@@ -627,13 +630,19 @@ def backtest_vectorized(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
     share = check_share(max_volume_share, bars.volume_known)
+    htb = fin is not None and fin.refuses_shorts
+    if htb and rules is not None:
+        raise ValueError(
+            "a BorrowModel with hard_to_borrow= symbols in the vectorized runner does not "
+            "combine with stop_loss=/take_profit=/trailing_stop=; run "
+            "simbroker.backtest(simbroker.TargetExits(...), bars, borrow=...)")
     if share is not None and rules is not None:
         raise ValueError(
             "max_volume_share in the vectorized runner takes targets, signals or weights "
             "without exits (an exit's partial fill leaves its sibling and the next target "
             "waiting on each other); run them event-driven with "
             "simbroker.backtest(simbroker.TargetExits(...), bars, max_volume_share=...)")
-    if acct is not None or share is not None:
+    if acct is not None or share is not None or htb:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
             _check_finite(tgt, bars, "targets")
@@ -649,13 +658,15 @@ def backtest_vectorized(
             fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
                                 session_tz, fin=fin, orders_out=got)
             stands = share is None or cap_never_binds(bars, got[0], share)
+            if stands and htb and fin is not None:
+                stands = not hard_to_borrow_refuses(got[0], fast, fin)
             if stands and acct is not None:
                 stands = first_doubtful_close(bars, got[0], fast, acct, fee_m, session_tz,
                                               cash, fin is not None) >= len(bars)
             if stands:
                 if share is not None:
                     fast.config["max_volume_share"] = share
-                if acct is not None:
+                if acct is not None or htb:
                     fast.stats["n_refused"] = 0
                 return fast
         if acct is None and fin is None and share is not None and bars.actions is None:
@@ -902,7 +913,8 @@ class TargetPositions(_RecordsRefusals):
 
     On an account that refuses orders (``backtest(..., account=...)``), an order the
     account refuses (:class:`~simbroker.errors.InsufficientBuyingPower`,
-    :class:`~simbroker.errors.PatternDayTrading`) is not placed: with
+    :class:`~simbroker.errors.PatternDayTrading`), or a short the borrow model refuses
+    (:class:`~simbroker.errors.HardToBorrow`), is not placed: with
     ``on_refused="skip"`` (default) the symbol keeps its position, the refusal is
     recorded in :attr:`refused`, and the target is decided again at the next close, as
     ``backtest_vectorized(..., account=...)`` does (its ``stats["n_refused"]`` counts the
@@ -988,7 +1000,7 @@ class TargetPositions(_RecordsRefusals):
                 try:
                     info = broker.submit_order(history.symbols[j],
                                                "buy" if delta > 0 else "sell", abs(delta))
-                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                except self._refusals.kinds as exc:
                     self._refusals.refused(history.t, j, delta, exc)
                     continue
                 self._open.append(info["order_id"])

@@ -31,6 +31,7 @@ __all__ = ["VectorFinancing"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
 
 
 class VectorFinancing:
@@ -53,6 +54,24 @@ class VectorFinancing:
                       else np.zeros(bars.n_symbols))
         self.charges_borrow = borrow is not None and bool(self.rates.any())
         self.close = marking_closes(bars.close) if self.charges_borrow else bars.close
+        # Hard-to-borrow columns and their locates (a twin never locates more).
+        htb = borrow.hard_to_borrow if borrow is not None else frozenset()
+        self.htb = np.array([s in htb for s in bars.symbols], np.bool_)
+        self.located = np.array([borrow.located.get(s, 0.0) if borrow is not None else 0.0
+                                 for s in bars.symbols], np.float64)
+        #: Whether a short sale can be refused (``HardToBorrow``) in this run.
+        self.refuses_shorts = bool(self.htb.any())
+
+    def short_refused(self, j: I64, sign: F64, qty: F64, held: F64) -> tuple[B, F64]:
+        """Which orders (columns ``j``, ``sign``, ``qty``, placed on positions ``held``
+        with no sell order open) the paper broker refuses as ``HardToBorrow`` (a sell of a
+        hard-to-borrow symbol leaving a short beyond its locate), and the short each would
+        leave (``-(held - qty)``), as ``PaperFinancing.check_short`` computes them."""
+        after = held - qty
+        loc = self.located[j]
+        refused: B = (self.htb[j] & (sign < 0) & (after < 0)
+                      & (-after > loc * (1 + 1e-12) + 1e-12))
+        return refused, -after
 
     def accrue(self, k: int, pos: F64, cash: float) -> tuple[float, float, float]:
         """Day ``k``'s accrual on positions ``pos`` and ``cash``: ``(cash after, borrow
