@@ -249,6 +249,8 @@ class _Book:
         self.buffer = acct.market_buffer
         n = bars.n_symbols
         self.marks = _last_closes(bars.close)  # each symbol's last close, per bar
+        self.complete = not np.isnan(self.marks).any()  # a mark wherever an order is checked
+        self.m0 = self.marks if self.complete else np.nan_to_num(self.marks)  # held at 0
         self.open = bars.open
         self.cash_account = isinstance(acct, CashAccount)
         if isinstance(acct, MarginAccount):
@@ -257,6 +259,7 @@ class _Book:
             self.mm = np.array([acct.maintenance_by_symbol.get(s, acct.maintenance)
                                 for s in syms])
             self.dt = np.maximum(self.mm, acct.day_trade_rate)
+            self.m0_im = self.m0 * self.im  # the per-bar rows of the margin's products
             self.flagged = acct.pattern_day_trader
             self.day_trades = DayTrades(n)
         else:
@@ -313,12 +316,16 @@ class _Book:
         """The price each order is checked at (mark, else the next open) and the price
         an accepted one reserves at (the mark only), both raised by the buffer on buys."""
         mark = self.marks[t, j]
-        check = mark.copy()
-        missing = np.flatnonzero(~np.isfinite(mark))
-        for k in missing.tolist():  # no close yet: the next open (PaperBroker._last_price)
-            opens = self.open[t + 1:, int(j[k])]
-            ahead = np.flatnonzero(np.isfinite(opens))
-            check[k] = float(opens[ahead[0]]) if len(ahead) else math.nan
+        check = mark
+        if not self.complete:
+            check = mark.copy()
+            missing = np.flatnonzero(~np.isfinite(mark))
+            for k in missing.tolist():  # no close yet: the next open (PaperBroker._last_price)
+                opens = self.open[t + 1:, int(j[k])]
+                ahead = np.flatnonzero(np.isfinite(opens))
+                check[k] = float(opens[ahead[0]]) if len(ahead) else math.nan
+        if self.buffer == 0:  # x * 1.0 is x
+            return check, mark
         raise_ = np.where(sign > 0, 1.0 + self.buffer, 1.0)
         return check * raise_, mark * raise_
 
@@ -352,7 +359,7 @@ class _Book:
         closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
         opening = np.maximum(0.0, qty - closing)
         px, res_px = self._price(t, j, sign)
-        m0 = np.nan_to_num(self.marks[t])
+        m0 = self.m0[t]
         equity = cash + float(pos @ m0)
         gross = np.abs(pos)
         intraday = (self.flagged and equity >= acct.pdt_equity
@@ -361,7 +368,7 @@ class _Book:
         if intraday:
             rates, base = self.dt, float(gross @ (m0 * self.mm))
         else:
-            rates, base = self.im, float(gross @ (m0 * self.im))
+            rates, base = self.im, float(gross @ self.m0_im[t])
         rate = rates[j]
         checked = ok & (opening > 0) & np.isfinite(px)
         required = opening * px
