@@ -79,7 +79,7 @@ class VectorFinancing:
         t = int(self.ends[k])
         days = float(self.days[k])
         fee = 0.0
-        if self.charges_borrow and self.borrow is not None:
+        if self.charges_borrow and self.borrow is not None and pos.min(initial=0.0) < 0:
             fee = float(np.sum(borrow_fees(pos, self.close[t], self.rates, days,
                                            self.borrow.day_count)))
             if fee != 0.0:
