@@ -667,8 +667,10 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
                 acct: CashAccount | MarginAccount | None, share: float | None,
                 fin: VectorFinancing | None) -> BacktestResult:
     """The result of share targets (or, with ``weights``, equity weights) ``tgt`` under
-    the account ``acct`` (see the module docstring; ``None``: nothing is refused),
-    optionally volume-capped at ``share`` and with borrow fees and interest ``fin``."""
+    the account ``acct`` (see the module docstring; ``None``: the account refuses
+    nothing), optionally volume-capped at ``share`` (:mod:`simbroker._vector_volume`)
+    and with borrow fees, interest and hard-to-borrow refusals ``fin``: the one
+    bar-by-bar loop of the vectorized runner."""
     from simbroker._vector_volume import capped_result
     from simbroker.vectorized import _cash_ledger, _equity_row, _fill_prices, _tradable
 

@@ -669,13 +669,8 @@ def backtest_vectorized(
                 if acct is not None or htb:
                     fast.stats["n_refused"] = 0
                 return fast
-        if acct is None and fin is None and share is not None and bars.actions is None:
-            from simbroker._vector_volume import run_capped
-
-            return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
-                              fee_m, bool(clip_to_bar), session_tz, share)
-        # buying power, or volume caps with borrow/interest or corporate actions:
-        # bar by bar in simbroker._vector_account
+        # buying power, volume caps, hard-to-borrow refusals: bar by bar in
+        # simbroker._vector_account
         return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
                            bool(clip_to_bar), session_tz, acct, share, fin)
     if rules is not None:
