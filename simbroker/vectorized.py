@@ -643,20 +643,23 @@ def backtest_vectorized(
             "waiting on each other); run them event-driven with "
             "simbroker.backtest(simbroker.TargetExits(...), bars, max_volume_share=...)")
     if acct is not None or share is not None or htb:
-        if targets is not None:
-            tgt = _aligned(targets, bars, "targets")
-            _check_finite(tgt, bars, "targets")
+        screened = weights is None and bars.actions is None
+        if targets is not None:  # checked for infinities once, where they are read first
+            tgt = _aligned(targets, bars, "targets", any_layout=screened)
+            if not screened:
+                _check_finite(tgt, bars, "targets")
         elif weights is not None:
             tgt = _aligned(weights, bars, "weights")
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        if weights is None and bars.actions is None:
+        if screened:
             # Until the account refuses, or the cap binds, neither changes anything: the
             # unconstrained run stands when one screen over all its orders says so.
             got: list[_Orders] = []
             fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
-                                session_tz, fin=fin, orders_out=got)
+                                session_tz, check="targets" if targets is not None else "",
+                                fin=fin, orders_out=got)
             stands = share is None or cap_never_binds(bars, got[0], share)
             if stands and htb and fin is not None:
                 stands = not hard_to_borrow_refuses(got[0], fast, fin)
@@ -670,9 +673,10 @@ def backtest_vectorized(
                     fast.stats["n_refused"] = 0
                 return fast
         # buying power, volume caps, hard-to-borrow refusals: bar by bar in
-        # simbroker._vector_account
-        return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
-                           bool(clip_to_bar), session_tz, acct, share, fin)
+        # simbroker._vector_account (a row a bar: C order)
+        return run_account(bars, np.ascontiguousarray(tgt), weights is not None,
+                           bool(integer), cash, slip, fee_m, bool(clip_to_bar), session_tz,
+                           acct, share, fin)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
