@@ -379,8 +379,12 @@ class _Book:
             available = np.maximum(equity - base - held, 0.0) / rate[k]
             return required[k] > available * (1 + 1e-12) + 1e-9, available
 
-        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, required, refusals,
-                       _BUYING_POWER)
+        def fails_one(held: float, k: int, required: list[float]) -> tuple[bool, float]:
+            available = _max0(equity - base - held) / float(rate[k])
+            return required[k] > available * (1 + 1e-12) + 1e-9, available
+
+        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, fails_one, required,
+                       refusals, _BUYING_POWER)
         return ok
 
     def _accept_cash(self, t: int, j: I64, sign: F64, qty: F64, pos: F64, cash: float,
@@ -424,15 +428,22 @@ class _Book:
             available = cash - held
             return required[k] > available * (1 + 1e-12) + 1e-9, np.maximum(available, 0.0)
 
-        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, required, refusals,
-                       _BUYING_POWER)
+        def fails_one(held: float, k: int, required: list[float]) -> tuple[bool, float]:
+            available = cash - held
+            return required[k] > available * (1 + 1e-12) + 1e-9, _max0(available)
+
+        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, fails_one, required,
+                       refusals, _BUYING_POWER)
         return ok
 
     @staticmethod
     def _sequence(t: int, j: I64, sign: F64, qty: F64, ok: B, checked: B, contrib: F64,
-                  fails: Any, required: F64, refusals: _Refusals, rule: str) -> None:
+                  fails: Any, fails_one: Any, required: F64, refusals: _Refusals,
+                  rule: str) -> None:
         """Apply the buying-power check in submission order: each order sees the
-        reservations of the accepted ones before it (a running sum, as the broker's)."""
+        reservations of the accepted ones before it (a running sum, as the broker's).
+        ``fails`` checks orders ``k`` (array) against reservations ``held``;
+        ``fails_one`` is the same arithmetic on Python floats, for one order."""
         n = len(j)
         if not n:
             return
@@ -446,16 +457,16 @@ class _Book:
         first = int(idx[np.argmax(bad)])
         # The orders before the first refusal stand; from it on, one by one.
         total = float(held[first])
+        is_checked, adds, needs = checked.tolist(), contrib.tolist(), required.tolist()
         for k in range(first, n):
-            if checked[k]:
-                no, available = fails(np.array([total]), np.array([k]))
-                if bool(no[0]):
+            if is_checked[k]:
+                no, available = fails_one(total, k, needs)
+                if no:
                     ok[k] = False
-                    refusals.add(t, j[k], sign[k], qty[k], rule, required[k],
-                                 float(available[0]))
+                    refusals.add(t, j[k], sign[k], qty[k], rule, needs[k], available)
                     continue
             if ok[k]:
-                total = total + float(contrib[k])
+                total = total + adds[k]
 
 
 class _Actions:
@@ -605,6 +616,11 @@ def hard_to_borrow_refuses(orders: _Orders, result: BacktestResult,
     held = result.positions.to_numpy()[orders.ot, orders.oj]
     refused, _ = fin.short_refused(orders.oj, orders.sign, orders.qty, held)
     return bool(refused.any())
+
+
+def _max0(x: float) -> float:
+    """``np.maximum(x, 0.0)`` of one float, bit for bit (NaN stays NaN, -0.0 gives 0.0)."""
+    return x if x > 0.0 or x != x else 0.0
 
 
 def _last_closes(close: F64) -> F64:
