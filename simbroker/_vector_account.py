@@ -359,6 +359,9 @@ class _Book:
         closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
         opening = np.maximum(0.0, qty - closing)
         px, res_px = self._price(t, j, sign)
+        checked = ok & (opening > 0) & np.isfinite(px)
+        if not checked.any():  # only closing orders (or refused ones): no margin to check
+            return ok
         m0 = self.m0[t]
         equity = cash + float(pos @ m0)
         gross = np.abs(pos)
@@ -370,7 +373,6 @@ class _Book:
         else:
             rates, base = self.im, float(gross @ self.m0_im[t])
         rate = rates[j]
-        checked = ok & (opening > 0) & np.isfinite(px)
         required = opening * px
         counted = ok & (opening > 0) & np.isfinite(res_px)
         contrib = np.where(counted, opening * res_px * rate, 0.0)
@@ -412,11 +414,11 @@ class _Book:
                                  max(paid, 0.0) * px[k])
         buys = ~sells
         checked = ok & buys & np.isfinite(px)
+        if not checked.any():  # only sells (or refused ones): no cash to check
+            return ok
         fee = np.zeros(len(j))
-        if checked.any():
-            kk = np.flatnonzero(checked)
-            fee[kk] = np.asarray(self.fees.fees(np.ones(len(kk)), qty[kk], px[kk]),
-                                 np.float64)
+        kk = np.flatnonzero(checked)
+        fee[kk] = np.asarray(self.fees.fees(np.ones(len(kk)), qty[kk], px[kk]), np.float64)
         required = qty * px + fee
         # opening_qty with nothing open on the same side; priced at the mark, rate 1
         closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
