@@ -304,12 +304,12 @@ class _Book:
 
     def after_bar(self, t: int) -> None:
         """The account's bar-close step: settlement, or the pattern-day-trader flag."""
-        today = [int(x) for x in self.daynum[t]]
         if self.cash_account:
             if self.track_lots:
-                self.settlement.settle(today)
-        elif self.day_trades.count(today[0]) >= 4:
-            self.flagged = True
+                self.settlement.settle([int(x) for x in self.daynum[t]])
+        elif not self.flagged and self.day_trades.days and self.day_trades.count(
+                int(self.daynum[t, 0])) >= 4:
+            self.flagged = True  # once flagged, stays flagged
 
     # ---------------------------------------------------------------- checks
     def _price(self, t: int, j: I64, sign: F64) -> tuple[F64, F64]:
