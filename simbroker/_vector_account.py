@@ -543,19 +543,9 @@ def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
     opening = np.maximum(0.0, qty - closing)
     first = np.ones(len(ot), np.bool_)
     first[1:] = ot[1:] != ot[:-1]
-    # Whole-panel figures of the closes with orders (each order reads its close's row;
-    # a row's sum is the same whichever other rows are summed with it).
-    rows = ot[first]
-    row_of = np.cumsum(first) - 1
-    if 2 * len(rows) > n_t:  # most closes: the whole panel costs no copy
-        rows, row_of = np.arange(n_t), ot
-    pos_r = pos[rows] if len(rows) < n_t else pos
-    m0 = marks[rows] if len(rows) < n_t else marks
-    if np.isnan(m0).any():  # no close yet: held at 0
-        m0 = np.nan_to_num(m0)
-    value = pos_r * m0
-    gross_cells = np.abs(value)
-    gross_value = gross_cells.sum(axis=1)[row_of]
+    # Per close: held value and gross exposure as the result marks them (the same marks
+    # wherever a position is held; rounded anyhow: within the bound).
+    gross_value = orders.gross[ot]
 
     def held_of(contrib: F64) -> F64:
         """Reservations of the orders before each one at its close (rounded anyhow)."""
@@ -574,10 +564,13 @@ def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
         syms = bars.symbols
         im = np.array([acct.initial_by_symbol.get(s, acct.initial) for s in syms])
         rate = im[oj]
-        equity = (cash[rows] + value.sum(axis=1))[row_of]
+        equity = (cash + orders.value)[ot]
         # |pos| x mark x rate, rounded in another order than the broker's (within the bound)
-        base = ((gross_cells * im).sum(axis=1) if (im != im[0]).any()
-                else gross_cells.sum(axis=1) * im[0])[row_of]
+        if (im != im[0]).any():
+            m0 = marks if not np.isnan(marks).any() else np.nan_to_num(marks)
+            base = (np.abs(pos) * m0 * im).sum(axis=1)[ot]
+        else:
+            base = gross_value * im[0]
         checked = (opening > 0) & np.isfinite(px)
         contrib = np.where((opening > 0) & np.isfinite(res_px), opening * res_px * rate, 0.0)
         held = held_of(contrib)

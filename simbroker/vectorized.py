@@ -714,6 +714,8 @@ class _Orders(NamedTuple):
     sign: F64
     qty: F64
     fi: I64
+    value: F64  # per bar: held value and gross exposure (mark_to_market)
+    gross: F64
 
 
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
@@ -764,8 +766,6 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
     nxt = np.minimum(ot + 1, n_t - 1)
     filled = (ot + 1 < n_t) & _at(tradable, nxt, oj)
     fi = np.flatnonzero(filled)
-    if orders_out is not None:
-        orders_out.append(_Orders(ot, oj, sign, qty, fi))
     ft, fj, fsign, fqty = ot[fi] + 1, oj[fi], sign[fi], qty[fi]
     price = _fill_prices(bars, ft, fj, fsign, fqty, slippage, clip_to_bar)
     fee = np.asarray(fees_at(fees, fsign, fqty, price, bars.ts_ns[ft]), np.float64)
@@ -785,6 +785,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
             cash0, ft, fsign, notional, fee, divs), n_t, cash0)
     # Equity marked to the last known close, exactly as build_result marks it.
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
+    if orders_out is not None:
+        orders_out.append(_Orders(ot, oj, sign, qty, fi, equity.copy(), gross))
     equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))
