@@ -156,13 +156,14 @@ class VectorFinancing:
         paid_t = np.zeros(n_t)
         fees_t[ends] = day_fee
         paid_t[ends] = paid
-        flow_cash = run[is_flow]
-        acc_cash = run[fee_at + 1]
-        bars = np.concatenate([flow_bar, ends])
-        phase = np.concatenate([np.zeros(n_f, np.int64), np.ones(n_d, np.int64)])
-        order = np.lexsort((phase, bars))
-        cash = np.concatenate([flow_cash, acc_cash])[order]
-        return bars[order], cash, fees_t, paid_t
+        # The entries are in (bar, flows before the day's accrual) order already: each
+        # flow's cash, and each day's cash after its interest.
+        keep = is_flow.copy()
+        keep[fee_at + 1] = True
+        entry_bar = np.empty(len(entries), np.int64)
+        entry_bar[is_flow] = flow_bar
+        entry_bar[fee_at + 1] = ends
+        return entry_bar[keep], run[keep], fees_t, paid_t
 
     def _exact_tail(self, k0: int, run: F64, entries: F64, fee_at: I64, paid: F64) -> None:
         """Redo the ledger ``run`` from day ``k0``'s interest on, in place, with each
