@@ -63,7 +63,7 @@ def check(event: Any, fast: Any, twin: TargetPositions, refused: Any) -> None:
     assert_identical(event, fast, twin, refused)
 
 
-@settings(FAST, max_examples=60)
+@settings(FAST, max_examples=40)
 @given(cases())
 def test_event_driven_equals_vectorized_shorting_hard_to_borrow_symbols(case: Any) -> None:
     bars, targets, make_account, kw = case
