@@ -244,6 +244,9 @@ class _Book:
         self.daynum = trading_day_numbers(sessions)
         self.cal = np.asarray(sessions.columns, np.int64)
         self.n_t = len(bars)
+        # Every bar its own trading day (daily bars): no position is opened on the day
+        # of a later bar, so no day trade and no PDT refusal can happen.
+        self.distinct_days = self.n_t < 2 or bool((np.diff(self.daynum, axis=0) > 0).all())
         self.acct = acct
         self.fees = fees
         self.buffer = acct.market_buffer
@@ -292,6 +295,8 @@ class _Book:
                 else:
                     st.on_buy(col, cal, float(qty[k]), float(notional[k]) + float(fee[k]),
                               float(cash_after[k]))
+            return
+        if self.distinct_days:
             return
         # DayTrades.on_fill, for distinct columns at once.
         dtr = self.day_trades
@@ -344,7 +349,7 @@ class _Book:
         ok = np.ones(len(j), np.bool_)
         p = pos[j]
         nxt = min(t + 1, self.n_t - 1)
-        if acct.pdt_check:  # the PDT rule comes first
+        if acct.pdt_check and not self.distinct_days:  # the PDT rule comes first
             next_day = self.daynum[nxt, self.cal[j]]
             would = (p * sign < 0) & (self.day_trades.opened_day[j] == next_day)
             for k in np.flatnonzero(would).tolist():
