@@ -22,6 +22,10 @@ orders accepted before it at that close:
   (T+``settlement_days``) before they settle; a buy whose cost plus fee exceeds the
   cash less the accepted buys' reservations (free-riding).
 
+Before the account, the paper broker refuses a sell leaving a short in a hard-to-borrow
+symbol beyond its locate (``HardToBorrow``, from the position alone: the twin has no
+other order open in the symbol); such an order reserves nothing.
+
 Prices are the account's: the symbol's last close (before any close, the next open),
 a buy's raised by ``market_buffer``. The figures use the account's own arithmetic in its
 order (the settlement lots and day trades through the account's own helpers), so every
@@ -45,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +66,7 @@ from simbroker.actions._schedule import Schedule
 from simbroker.actions._table import DIVIDEND
 from simbroker.actions._vector import _split_qty, _split_rows
 from simbroker.bars import Bars
-from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
+from simbroker.errors import HardToBorrow, InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at, order_fees_at
@@ -72,8 +76,12 @@ from simbroker.results.columns import _ffill
 from simbroker.results.result import BacktestResult
 from simbroker.sessions import date_sessions
 
-__all__ = ["REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized", "cap_never_binds",
-           "first_doubtful_close", "refused_frame", "run_account"]
+if TYPE_CHECKING:
+    from simbroker.vectorized import _Orders
+
+__all__ = ["REFUSALS", "REFUSED_COLUMNS", "RefusalLog", "account_for_vectorized",
+           "cap_never_binds", "first_doubtful_close", "hard_to_borrow_refuses",
+           "refused_frame", "run_account"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -82,10 +90,15 @@ B = npt.NDArray[np.bool_]
 #: The columns of a refusal table (:attr:`TargetPositions.refused`).
 REFUSED_COLUMNS = ("timestamp", "symbol", "side", "qty", "rule", "required", "available")
 
+#: The refusals a target twin skips (``on_refused="skip"``): the account's, and a short
+#: of a hard-to-borrow symbol beyond its locate.
+REFUSALS = (InsufficientBuyingPower, PatternDayTrading, HardToBorrow)
+
 _BUYING_POWER = "buying_power"
 _SHORT = "cash_account_short"
 _GOOD_FAITH = "good_faith"
 _PDT = "pattern_day_trader"
+_HARD_TO_BORROW = "hard_to_borrow"
 
 
 def account_for_vectorized(spec: str | Account | None, bars: Bars, *, exits: bool
@@ -178,6 +191,9 @@ class _Refusals:
 class RefusalLog:
     """A twin's refusals (``on_refused="skip"``), or the refusal re-raised (``"raise"``)."""
 
+    #: The exceptions a twin catches and hands to :meth:`refused` (:data:`REFUSALS`).
+    kinds = REFUSALS
+
     def __init__(self, on_refused: str):
         if on_refused not in ("skip", "raise"):
             raise ValueError(f"on_refused must be 'skip' or 'raise', got {on_refused!r}")
@@ -191,13 +207,16 @@ class RefusalLog:
         self._rows = _Refusals([], [], [], [], [], [], [])
 
     def refused(self, t: int, j: int, delta: float,
-                exc: InsufficientBuyingPower | PatternDayTrading) -> None:
-        """The account refused the order for ``delta`` shares of column ``j`` at bar
-        ``t``'s close: record it, or re-raise ``exc``."""
+                exc: InsufficientBuyingPower | PatternDayTrading | HardToBorrow) -> None:
+        """The broker refused the order for ``delta`` shares of column ``j`` at bar
+        ``t``'s close: record it, or re-raise ``exc``. A ``HardToBorrow`` refusal's
+        ``required``/``available`` are shares: the short it would leave, the locate."""
         if self.on_refused == "raise":
             raise exc
-        required = getattr(exc, "required", None)
-        available = getattr(exc, "available", None)
+        required: float | None = getattr(exc, "required", None)
+        available: float | None = getattr(exc, "available", None)
+        if isinstance(exc, HardToBorrow):
+            required, available = exc.short, exc.located
         self._rows.add(t, j, 1.0 if delta > 0 else -1.0, abs(delta), str(exc.rule),
                        math.nan if required is None else float(required),
                        math.nan if available is None else float(available))
@@ -225,11 +244,16 @@ class _Book:
         self.daynum = trading_day_numbers(sessions)
         self.cal = np.asarray(sessions.columns, np.int64)
         self.n_t = len(bars)
+        # Every bar its own trading day (daily bars): no position is opened on the day
+        # of a later bar, so no day trade and no PDT refusal can happen.
+        self.distinct_days = self.n_t < 2 or bool((np.diff(self.daynum, axis=0) > 0).all())
         self.acct = acct
         self.fees = fees
         self.buffer = acct.market_buffer
         n = bars.n_symbols
-        self.marks = _ffill(bars.close.copy())  # each symbol's last close, per bar
+        self.marks = _last_closes(bars.close)  # each symbol's last close, per bar
+        self.complete = not np.isnan(self.marks).any()  # a mark wherever an order is checked
+        self.m0 = self.marks if self.complete else np.nan_to_num(self.marks)  # held at 0
         self.open = bars.open
         self.cash_account = isinstance(acct, CashAccount)
         if isinstance(acct, MarginAccount):
@@ -238,6 +262,7 @@ class _Book:
             self.mm = np.array([acct.maintenance_by_symbol.get(s, acct.maintenance)
                                 for s in syms])
             self.dt = np.maximum(self.mm, acct.day_trade_rate)
+            self.m0_im = self.m0 * self.im  # the per-bar rows of the margin's products
             self.flagged = acct.pattern_day_trader
             self.day_trades = DayTrades(n)
         else:
@@ -271,6 +296,8 @@ class _Book:
                     st.on_buy(col, cal, float(qty[k]), float(notional[k]) + float(fee[k]),
                               float(cash_after[k]))
             return
+        if self.distinct_days:
+            return
         # DayTrades.on_fill, for distinct columns at once.
         dtr = self.day_trades
         reduced = (np.abs(after_pos) < np.abs(before)) | (before * after_pos < 0)
@@ -282,24 +309,28 @@ class _Book:
 
     def after_bar(self, t: int) -> None:
         """The account's bar-close step: settlement, or the pattern-day-trader flag."""
-        today = [int(x) for x in self.daynum[t]]
         if self.cash_account:
             if self.track_lots:
-                self.settlement.settle(today)
-        elif self.day_trades.count(today[0]) >= 4:
-            self.flagged = True
+                self.settlement.settle([int(x) for x in self.daynum[t]])
+        elif not self.flagged and self.day_trades.days and self.day_trades.count(
+                int(self.daynum[t, 0])) >= 4:
+            self.flagged = True  # once flagged, stays flagged
 
     # ---------------------------------------------------------------- checks
     def _price(self, t: int, j: I64, sign: F64) -> tuple[F64, F64]:
         """The price each order is checked at (mark, else the next open) and the price
         an accepted one reserves at (the mark only), both raised by the buffer on buys."""
         mark = self.marks[t, j]
-        check = mark.copy()
-        missing = np.flatnonzero(~np.isfinite(mark))
-        for k in missing.tolist():  # no close yet: the next open (PaperBroker._last_price)
-            opens = self.open[t + 1:, int(j[k])]
-            ahead = np.flatnonzero(np.isfinite(opens))
-            check[k] = float(opens[ahead[0]]) if len(ahead) else math.nan
+        check = mark
+        if not self.complete:
+            check = mark.copy()
+            missing = np.flatnonzero(~np.isfinite(mark))
+            for k in missing.tolist():  # no close yet: the next open (PaperBroker._last_price)
+                opens = self.open[t + 1:, int(j[k])]
+                ahead = np.flatnonzero(np.isfinite(opens))
+                check[k] = float(opens[ahead[0]]) if len(ahead) else math.nan
+        if self.buffer == 0:  # x * 1.0 is x
+            return check, mark
         raise_ = np.where(sign > 0, 1.0 + self.buffer, 1.0)
         return check * raise_, mark * raise_
 
@@ -318,7 +349,7 @@ class _Book:
         ok = np.ones(len(j), np.bool_)
         p = pos[j]
         nxt = min(t + 1, self.n_t - 1)
-        if acct.pdt_check:  # the PDT rule comes first
+        if acct.pdt_check and not self.distinct_days:  # the PDT rule comes first
             next_day = self.daynum[nxt, self.cal[j]]
             would = (p * sign < 0) & (self.day_trades.opened_day[j] == next_day)
             for k in np.flatnonzero(would).tolist():
@@ -333,7 +364,10 @@ class _Book:
         closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
         opening = np.maximum(0.0, qty - closing)
         px, res_px = self._price(t, j, sign)
-        m0 = np.nan_to_num(self.marks[t])
+        checked = ok & (opening > 0) & np.isfinite(px)
+        if not checked.any():  # only closing orders (or refused ones): no margin to check
+            return ok
+        m0 = self.m0[t]
         equity = cash + float(pos @ m0)
         gross = np.abs(pos)
         intraday = (self.flagged and equity >= acct.pdt_equity
@@ -342,9 +376,8 @@ class _Book:
         if intraday:
             rates, base = self.dt, float(gross @ (m0 * self.mm))
         else:
-            rates, base = self.im, float(gross @ (m0 * self.im))
+            rates, base = self.im, float(gross @ self.m0_im[t])
         rate = rates[j]
-        checked = ok & (opening > 0) & np.isfinite(px)
         required = opening * px
         counted = ok & (opening > 0) & np.isfinite(res_px)
         contrib = np.where(counted, opening * res_px * rate, 0.0)
@@ -353,8 +386,12 @@ class _Book:
             available = np.maximum(equity - base - held, 0.0) / rate[k]
             return required[k] > available * (1 + 1e-12) + 1e-9, available
 
-        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, required, refusals,
-                       _BUYING_POWER)
+        def fails_one(held: float, k: int, required: list[float]) -> tuple[bool, float]:
+            available = _max0(equity - base - held) / float(rate[k])
+            return required[k] > available * (1 + 1e-12) + 1e-9, available
+
+        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, fails_one, required,
+                       refusals, _BUYING_POWER)
         return ok
 
     def _accept_cash(self, t: int, j: I64, sign: F64, qty: F64, pos: F64, cash: float,
@@ -382,11 +419,11 @@ class _Book:
                                  max(paid, 0.0) * px[k])
         buys = ~sells
         checked = ok & buys & np.isfinite(px)
+        if not checked.any():  # only sells (or refused ones): no cash to check
+            return ok
         fee = np.zeros(len(j))
-        if checked.any():
-            kk = np.flatnonzero(checked)
-            fee[kk] = np.asarray(self.fees.fees(np.ones(len(kk)), qty[kk], px[kk]),
-                                 np.float64)
+        kk = np.flatnonzero(checked)
+        fee[kk] = np.asarray(self.fees.fees(np.ones(len(kk)), qty[kk], px[kk]), np.float64)
         required = qty * px + fee
         # opening_qty with nothing open on the same side; priced at the mark, rate 1
         closing = np.where(sign > 0, np.maximum(0.0, -p), np.maximum(0.0, p))
@@ -398,15 +435,22 @@ class _Book:
             available = cash - held
             return required[k] > available * (1 + 1e-12) + 1e-9, np.maximum(available, 0.0)
 
-        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, required, refusals,
-                       _BUYING_POWER)
+        def fails_one(held: float, k: int, required: list[float]) -> tuple[bool, float]:
+            available = cash - held
+            return required[k] > available * (1 + 1e-12) + 1e-9, _max0(available)
+
+        self._sequence(t, j, sign, qty, ok, checked, contrib, fails, fails_one, required,
+                       refusals, _BUYING_POWER)
         return ok
 
     @staticmethod
     def _sequence(t: int, j: I64, sign: F64, qty: F64, ok: B, checked: B, contrib: F64,
-                  fails: Any, required: F64, refusals: _Refusals, rule: str) -> None:
+                  fails: Any, fails_one: Any, required: F64, refusals: _Refusals,
+                  rule: str) -> None:
         """Apply the buying-power check in submission order: each order sees the
-        reservations of the accepted ones before it (a running sum, as the broker's)."""
+        reservations of the accepted ones before it (a running sum, as the broker's).
+        ``fails`` checks orders ``k`` (array) against reservations ``held``;
+        ``fails_one`` is the same arithmetic on Python floats, for one order."""
         n = len(j)
         if not n:
             return
@@ -420,16 +464,16 @@ class _Book:
         first = int(idx[np.argmax(bad)])
         # The orders before the first refusal stand; from it on, one by one.
         total = float(held[first])
+        is_checked, adds, needs = checked.tolist(), contrib.tolist(), required.tolist()
         for k in range(first, n):
-            if checked[k]:
-                no, available = fails(np.array([total]), np.array([k]))
-                if bool(no[0]):
+            if is_checked[k]:
+                no, available = fails_one(total, k, needs)
+                if no:
                     ok[k] = False
-                    refusals.add(t, j[k], sign[k], qty[k], rule, required[k],
-                                 float(available[0]))
+                    refusals.add(t, j[k], sign[k], qty[k], rule, needs[k], available)
                     continue
             if ok[k]:
-                total = total + float(contrib[k])
+                total = total + adds[k]
 
 
 class _Actions:
@@ -469,11 +513,11 @@ class _Actions:
 
 
 # ------------------------------------------------------------- the fast screen
-def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
+def first_doubtful_close(bars: Bars, orders: _Orders, result: BacktestResult,
                          acct: CashAccount | MarginAccount, fees: FeeModel,
                          session_tz: str, cash0: float, has_financing: bool) -> int:
-    """The first close at which ``acct`` might refuse an order of the unconstrained run
-    ``result`` of share targets ``tgt`` (``len(bars)``: none can be refused).
+    """The first close at which ``acct`` might refuse an order (``orders``) of the
+    unconstrained run ``result`` (``len(bars)``: none can be refused).
 
     Until a refusal the account changes nothing, so the unconstrained run is the
     account's run up to that close. Every order's check is evaluated at once across all
@@ -485,18 +529,13 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
     good-faith lots), are doubtful: the caller runs the exact loop from there.
     """
     n_t = len(bars)
-    pos = result.positions.to_numpy()
-    cash = result.cash.to_numpy()
-    with np.errstate(invalid="ignore"):
-        ordered = ~np.isnan(tgt) & (tgt != pos)
-    ot, oj = np.nonzero(ordered)
+    ot, oj, sign, qty = orders.ot, orders.oj, orders.sign, orders.qty
     if not len(ot):
         return n_t
-    delta = tgt[ot, oj] - pos[ot, oj]
-    sign = np.where(delta > 0, 1.0, -1.0)
-    qty = np.abs(delta)
+    pos = result.positions.to_numpy()
+    cash = result.cash.to_numpy()
     p = pos[ot, oj]
-    marks = _ffill(bars.close.copy())
+    marks = _last_closes(bars.close)
     mark = marks[ot, oj]
     px = mark.copy()
     for k in np.flatnonzero(~np.isfinite(mark)).tolist():  # no close yet: the next open
@@ -509,10 +548,9 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
     opening = np.maximum(0.0, qty - closing)
     first = np.ones(len(ot), np.bool_)
     first[1:] = ot[1:] != ot[:-1]
-    m0 = np.nan_to_num(marks)
-    # Whole-panel figures per bar (each order reads its close's row).
-    value = pos * m0
-    gross_value = np.abs(value).sum(axis=1)[ot]
+    # Per close: held value and gross exposure as the result marks them (the same marks
+    # wherever a position is held; rounded anyhow: within the bound).
+    gross_value = orders.gross[ot]
 
     def held_of(contrib: F64) -> F64:
         """Reservations of the orders before each one at its close (rounded anyhow)."""
@@ -531,8 +569,13 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
         syms = bars.symbols
         im = np.array([acct.initial_by_symbol.get(s, acct.initial) for s in syms])
         rate = im[oj]
-        equity = (cash + value.sum(axis=1))[ot]
-        base = (np.abs(pos) * (m0 * im)).sum(axis=1)[ot]
+        equity = (cash + orders.value)[ot]
+        # |pos| x mark x rate, rounded in another order than the broker's (within the bound)
+        if (im != im[0]).any():
+            m0 = marks if not np.isnan(marks).any() else np.nan_to_num(marks)
+            base = (np.abs(pos) * m0 * im).sum(axis=1)[ot]
+        else:
+            base = gross_value * im[0]
         checked = (opening > 0) & np.isfinite(px)
         contrib = np.where((opening > 0) & np.isfinite(res_px), opening * res_px * rate, 0.0)
         held = held_of(contrib)
@@ -558,36 +601,49 @@ def first_doubtful_close(bars: Bars, tgt: F64, result: BacktestResult,
         if acct.good_faith == "refuse":
             if has_financing:
                 return 0  # the lots need the cash after each fill with accruals
-            lot_bar = _first_lot_bar(bars, result, acct, session_tz, cash0)
+            lot_bar = _first_lot_bar(bars, orders, result, acct, session_tz, cash0)
             doubtful |= ot >= lot_bar
     bad = np.flatnonzero(doubtful)
     return int(ot[bad[0]]) if len(bad) else n_t
 
 
-def cap_never_binds(bars: Bars, tgt: F64, result: BacktestResult, share: float) -> bool:
-    """Whether every fill of the unconstrained run ``result`` of share targets ``tgt``
-    takes at most ``share`` of its bar's volume (one order per symbol a bar, so
+def hard_to_borrow_refuses(orders: _Orders, result: BacktestResult,
+                           fin: VectorFinancing) -> bool:
+    """Whether the broker would refuse an order of the unconstrained run ``result`` as a
+    hard-to-borrow short (until it does, the run is the unconstrained one)."""
+    if not len(orders.ot):
+        return False
+    held = result.positions.to_numpy()[orders.ot, orders.oj]
+    refused, _ = fin.short_refused(orders.oj, orders.sign, orders.qty, held)
+    return bool(refused.any())
+
+
+def _max0(x: float) -> float:
+    """``np.maximum(x, 0.0)`` of one float, bit for bit (NaN stays NaN, -0.0 gives 0.0)."""
+    return x if x > 0.0 or x != x else 0.0
+
+
+def _last_closes(close: F64) -> F64:
+    """Each symbol's last close at each bar (``close`` itself when none is missing)."""
+    return _ffill(close.copy()) if np.isnan(close).any() else close
+
+
+def cap_never_binds(bars: Bars, orders: _Orders, share: float) -> bool:
+    """Whether every fill of the unconstrained run of ``orders`` takes at most ``share``
+    of its bar's volume (one order per symbol a bar, so
     :func:`~simbroker._paper_volume.capped_quantities` fills each whole): then the
     capped run is that run, fees included (``order_fees`` of a first fill is ``fees``).
     """
-    from simbroker.vectorized import _tradable
-
-    n_t = len(bars)
-    pos = result.positions.to_numpy()
-    with np.errstate(invalid="ignore"):
-        ordered = ~np.isnan(tgt[:-1]) & (tgt[:-1] != pos[:-1])
-    ordered &= _tradable(bars)[1:]
-    ot, oj = np.nonzero(ordered)
-    if not len(ot) or n_t < 2:
-        return True
-    qty = np.abs(tgt[ot, oj] - pos[ot, oj])
-    return bool((qty <= share * bars.volume[ot + 1, oj]).all())
+    fi = orders.fi
+    qty = orders.qty[fi]
+    return bool((qty <= share * bars.volume[orders.ot[fi] + 1, orders.oj[fi]]).all())
 
 
-def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,
+def _first_lot_bar(bars: Bars, orders: _Orders, result: BacktestResult, acct: CashAccount,
                    session_tz: str, cash0: float) -> int:
-    """A bar no later than the first on which a buy of ``result`` was paid in part with
-    unsettled proceeds (leaving good-faith lots); ``len(bars)`` when none was.
+    """A bar no later than the first on which a buy of ``result`` (of ``orders``) was
+    paid in part with unsettled proceeds (leaving good-faith lots); ``len(bars)`` when
+    none was.
 
     On one calendar the proceeds unsettled at a buy are the sales of the last
     ``settlement_days`` trading days before it, a suffix of the fills: a running sum
@@ -602,10 +658,9 @@ def _first_lot_bar(bars: Bars, result: BacktestResult, acct: CashAccount,
     if len(sessions.calendars) > 1:
         return 0  # day numbers of different calendars do not compare: the loop decides
     daynum = trading_day_numbers(sessions)[:, 0]
-    stamp = bars.ts_ns // 1000 * 1000
-    ft = np.searchsorted(stamp, pd.DatetimeIndex(f["timestamp"]).as_unit("ns").asi8)
-    buy = f["side"].to_numpy() == "buy"
-    sign = np.where(buy, 1.0, -1.0)
+    ft = orders.ot[orders.fi] + 1  # the fills, in order: each the bar after its close
+    sign = orders.sign[orders.fi]
+    buy = sign > 0
     notional = f["notional"].to_numpy()
     fee = f["fee"].to_numpy()
     cash_after = _cash_ledger(cash0, sign, notional, fee)
@@ -628,13 +683,16 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
                 acct: CashAccount | MarginAccount | None, share: float | None,
                 fin: VectorFinancing | None) -> BacktestResult:
     """The result of share targets (or, with ``weights``, equity weights) ``tgt`` under
-    the account ``acct`` (see the module docstring; ``None``: nothing is refused),
-    optionally volume-capped at ``share`` and with borrow fees and interest ``fin``."""
+    the account ``acct`` (see the module docstring; ``None``: the account refuses
+    nothing), optionally volume-capped at ``share`` (:mod:`simbroker._vector_volume`)
+    and with borrow fees, interest and hard-to-borrow refusals ``fin``: the one
+    bar-by-bar loop of the vectorized runner."""
     from simbroker._vector_volume import capped_result
     from simbroker.vectorized import _cash_ledger, _equity_row, _fill_prices, _tradable
 
     n_t, n = tgt.shape
     book = None if acct is None else _Book(bars, acct, session_tz, fees)
+    htb = fin if fin is not None and fin.refuses_shorts else None
     sched = broker_schedule(bars)
     acts = None if sched is None else _Actions(sched, n)
     tradable = _tradable(bars)
@@ -732,6 +790,14 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
         js = np.flatnonzero(~np.isnan(row) & (delta != 0))
         d = delta[js]
         sign_o, qty_o = np.where(d > 0, 1.0, -1.0), np.abs(d)
+        if len(js) and htb is not None:  # refused before the account sees them
+            no, short = htb.short_refused(js, sign_o, qty_o, pos[js])
+            if no.any():
+                for k in np.flatnonzero(no).tolist():
+                    refusals.add(t, js[k], sign_o[k], qty_o[k], _HARD_TO_BORROW, short[k],
+                                 htb.located[js[k]])
+                kept = np.flatnonzero(~no)
+                js, sign_o, qty_o = js[kept], sign_o[kept], qty_o[kept]
         if len(js) and book is not None:
             ok = book.accept(t, js, sign_o, qty_o, pos, cash, refusals)
             if not ok.all():
@@ -766,7 +832,7 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
         financing=None if fin is None else (fin_fees, fin_paid),
         dividends=actions_vec.dividends_frame(bars, actions_vec.dividends_of(sched,
                                                                              positions)))
-    if acct is not None:
+    if acct is not None or htb is not None:
         refusals.frame(bars)  # built for every run: the tests compare it with the twin's
         result.stats["n_refused"] = len(refusals.t)
     return result

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +56,6 @@ from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.data import load_bars
 from simbroker.engine import History
-from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel, fee_model
@@ -535,8 +534,11 @@ def backtest_vectorized(
     borrow, interest : BorrowModel, InterestModel, optional
         Borrow fees on shorts and interest on the cash balance, accrued at each trading
         day's end exactly as the paper broker accrues them
-        (:mod:`simbroker.financing`), also with the protective exits. Hard-to-borrow
-        lists do not apply here (targets are not refused for them).
+        (:mod:`simbroker.financing`), also with the protective exits. A sell that
+        would leave a short in a ``hard_to_borrow`` symbol beyond its ``located`` shares
+        is refused as the paper broker refuses it (``HardToBorrow``: not placed, counted
+        in ``stats["n_refused"]``, the target decided again at the next close); not with
+        exits.
     max_volume_share : float, optional
         Partial fills by volume, as ``PaperBroker(max_volume_share=...)``: an order takes
         at most this share of its fill bar's volume; the rest expires or is canceled at
@@ -617,6 +619,7 @@ def backtest_vectorized(
         account_for_vectorized,
         cap_never_binds,
         first_doubtful_close,
+        hard_to_borrow_refuses,
         run_account,
     )
 
@@ -627,45 +630,53 @@ def backtest_vectorized(
             bars, session_tz)
         fin = VectorFinancing(bars, sessions, borrow, interest)
     share = check_share(max_volume_share, bars.volume_known)
+    htb = fin is not None and fin.refuses_shorts
+    if htb and rules is not None:
+        raise ValueError(
+            "a BorrowModel with hard_to_borrow= symbols in the vectorized runner does not "
+            "combine with stop_loss=/take_profit=/trailing_stop=; run "
+            "simbroker.backtest(simbroker.TargetExits(...), bars, borrow=...)")
     if share is not None and rules is not None:
         raise ValueError(
             "max_volume_share in the vectorized runner takes targets, signals or weights "
             "without exits (an exit's partial fill leaves its sibling and the next target "
             "waiting on each other); run them event-driven with "
             "simbroker.backtest(simbroker.TargetExits(...), bars, max_volume_share=...)")
-    if acct is not None or share is not None:
-        if targets is not None:
-            tgt = _aligned(targets, bars, "targets")
-            _check_finite(tgt, bars, "targets")
+    if acct is not None or share is not None or htb:
+        screened = weights is None and bars.actions is None
+        if targets is not None:  # checked for infinities once, where they are read first
+            tgt = _aligned(targets, bars, "targets", any_layout=screened)
+            if not screened:
+                _check_finite(tgt, bars, "targets")
         elif weights is not None:
             tgt = _aligned(weights, bars, "weights")
             _check_finite(tgt, bars, "weights")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        if weights is None and bars.actions is None:
+        if screened:
             # Until the account refuses, or the cap binds, neither changes anything: the
             # unconstrained run stands when one screen over all its orders says so.
+            got: list[_Orders] = []
             fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
-                                session_tz, fin=fin)
-            stands = share is None or cap_never_binds(bars, tgt, fast, share)
+                                session_tz, check="targets" if targets is not None else "",
+                                fin=fin, orders_out=got)
+            stands = share is None or cap_never_binds(bars, got[0], share)
+            if stands and htb and fin is not None:
+                stands = not hard_to_borrow_refuses(got[0], fast, fin)
             if stands and acct is not None:
-                stands = first_doubtful_close(bars, tgt, fast, acct, fee_m, session_tz,
+                stands = first_doubtful_close(bars, got[0], fast, acct, fee_m, session_tz,
                                               cash, fin is not None) >= len(bars)
             if stands:
                 if share is not None:
                     fast.config["max_volume_share"] = share
-                if acct is not None:
+                if acct is not None or htb:
                     fast.stats["n_refused"] = 0
                 return fast
-        if acct is None and fin is None and share is not None and bars.actions is None:
-            from simbroker._vector_volume import run_capped
-
-            return run_capped(bars, tgt, weights is not None, bool(integer), cash, slip,
-                              fee_m, bool(clip_to_bar), session_tz, share)
-        # buying power, or volume caps with borrow/interest or corporate actions:
-        # bar by bar in simbroker._vector_account
-        return run_account(bars, tgt, weights is not None, bool(integer), cash, slip, fee_m,
-                           bool(clip_to_bar), session_tz, acct, share, fin)
+        # buying power, volume caps, hard-to-borrow refusals: bar by bar in
+        # simbroker._vector_account (a row a bar: C order)
+        return run_account(bars, np.ascontiguousarray(tgt), weights is not None,
+                           bool(integer), cash, slip, fee_m, bool(clip_to_bar), session_tz,
+                           acct, share, fin)
     if rules is not None:
         if targets is not None:
             tgt = _aligned(targets, bars, "targets")
@@ -694,11 +705,25 @@ def backtest_vectorized(
                         check="targets" if targets is not None else "", fin=fin)
 
 
+class _Orders(NamedTuple):
+    """A whole-panel run's orders (close bar, column, sign, qty; ``fi`` the filled ones),
+    for the screens of :mod:`simbroker._vector_account`."""
+
+    ot: I64
+    oj: I64
+    sign: F64
+    qty: F64
+    fi: I64
+    value: F64  # per bar: held value and gross exposure (mark_to_market)
+    gross: F64
+
+
 def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                  fees: FeeModel, clip_to_bar: bool, session_tz: str,
-                 check: str = "", fin: VectorFinancing | None = None) -> BacktestResult:
+                 check: str = "", fin: VectorFinancing | None = None,
+                 orders_out: list[_Orders] | None = None) -> BacktestResult:
     """The result of share targets ``tgt``; ``check`` names them when they still need to be
-    checked for infinities."""
+    checked for infinities; ``orders_out`` gets the orders."""
     n_t, n = tgt.shape
     mask = np.isnan(tgt)
     np.logical_not(mask, out=mask)
@@ -760,6 +785,8 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
             cash0, ft, fsign, notional, fee, divs), n_t, cash0)
     # Equity marked to the last known close, exactly as build_result marks it.
     equity, gross = mark_to_market(pos, marking_closes(bars.close))
+    if orders_out is not None:
+        orders_out.append(_Orders(ot, oj, sign, qty, fi, equity.copy(), gross))
     equity += cash  # cash + held value, as build_result adds them
 
     order_ids = _numbered(np.arange(1, len(ot) + 1))
@@ -780,7 +807,6 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                            config=config, trips=trips,
                            dividends=actions_vec.dividends_frame(bars, divs),
                            financing=financing)
-
 
 
 def _fills_frame(bars: Bars, ft: I64, fj: I64, fsign: F64, fqty: F64, price: F64, fee: F64,
@@ -888,7 +914,8 @@ class TargetPositions(_RecordsRefusals):
 
     On an account that refuses orders (``backtest(..., account=...)``), an order the
     account refuses (:class:`~simbroker.errors.InsufficientBuyingPower`,
-    :class:`~simbroker.errors.PatternDayTrading`) is not placed: with
+    :class:`~simbroker.errors.PatternDayTrading`), or a short the borrow model refuses
+    (:class:`~simbroker.errors.HardToBorrow`), is not placed: with
     ``on_refused="skip"`` (default) the symbol keeps its position, the refusal is
     recorded in :attr:`refused`, and the target is decided again at the next close, as
     ``backtest_vectorized(..., account=...)`` does (its ``stats["n_refused"]`` counts the
@@ -974,7 +1001,7 @@ class TargetPositions(_RecordsRefusals):
                 try:
                     info = broker.submit_order(history.symbols[j],
                                                "buy" if delta > 0 else "sell", abs(delta))
-                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                except self._refusals.kinds as exc:
                     self._refusals.refused(history.t, j, delta, exc)
                     continue
                 self._open.append(info["order_id"])

@@ -76,7 +76,6 @@ from simbroker._vector_account import RefusalLog
 from simbroker.bars import Bars
 from simbroker.broker import Broker
 from simbroker.engine import History
-from simbroker.errors import InsufficientBuyingPower, PatternDayTrading
 from simbroker.financing._vector import VectorFinancing
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules import fees_at
@@ -797,7 +796,7 @@ class TargetExits(_RecordsRefusals):
                 try:
                     info = broker.submit_order(sym, "buy" if delta > 0 else "sell",
                                                abs(delta))
-                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                except self._refusals.kinds as exc:
                     self._refusals.refused(history.t, j, delta, exc)
                     continue
                 self._pending[j] = info["order_id"]
@@ -807,7 +806,7 @@ class TargetExits(_RecordsRefusals):
                 try:
                     self._resting[j] = self._submit_exits(broker, sym, j, p, rules,
                                                           float(last_close[j]))
-                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                except self._refusals.kinds as exc:
                     self._refusals.refused(history.t, j, -p, exc)
 
     def _submit_exits(self, broker: Broker, sym: str, j: int, p: float, rules: ExitRules,
