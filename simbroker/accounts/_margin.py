@@ -10,7 +10,7 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._liquidation import liquidation_orders
-from simbroker.accounts._reserve import opening_orders, opening_qty, reserved
+from simbroker.accounts._reserve import opening_orders, opening_qty, reserved, same_side_open
 from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
 from simbroker.types import AccountInfo, Order, Side
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["MarginAccount"]
+
+
+def _zero_nan(marks: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(marks)`` (a copy), cheaply when every mark is finite."""
+    out: np.ndarray = marks.copy() if np.isfinite(marks).all() else np.nan_to_num(marks)
+    return out
 
 
 class MarginAccount(Account):
@@ -140,7 +146,7 @@ class MarginAccount(Account):
         key = (b._t, len(b._fills), b._cash)
         if key != self._key:
             if self._m_t != b._t:
-                m0 = np.nan_to_num(self.marks())
+                m0 = _zero_nan(self.marks())
                 self._m0, self._m_im, self._m_mm = m0, m0 * self._im, m0 * self._mm
                 self._m_t = b._t
             gross = np.abs(b._pos)
@@ -174,18 +180,15 @@ class MarginAccount(Account):
         b = self.broker
         sign = float(order.side.sign)
         pos = float(b._pos[col])
-        if self.pdt_check and self.day_trades.would_day_trade(col, self.next_day(col), pos,
-                                                              sign):
+        if self.pdt_check and pos * sign < 0 and self.day_trades.would_day_trade(
+                col, self.next_day(col), pos, sign):
             equity = self.equity()
             count = self.day_trades.count(self.next_day(col))
             if equity < self.pdt_equity and (count >= 3 or self.pattern_day_trader):
                 raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
                                         min_equity=self.pdt_equity,
                                         client_order_id=order.client_order_id)
-        book = b._book
-        n = book.n
-        same = (book.sym[:n] == col) & (book.sign[:n] == sign)
-        opening = opening_qty(order.side, order.qty, pos, float(book.qty[:n][same].sum()))
+        opening = opening_qty(order.side, order.qty, pos, same_side_open(b._book, col, sign))
         if opening <= 0:
             return
         px = self.price(order, col)

@@ -10,9 +10,14 @@ from simbroker.risk._exposure import worst_fill_price
 from simbroker.types import Order, Side
 
 if TYPE_CHECKING:
+    from simbroker._paper_book import OpenBook
     from simbroker.paper import PaperBroker
 
-__all__ = ["opening_orders", "opening_qty", "order_price", "reserved"]
+__all__ = ["opening_orders", "opening_qty", "order_price", "reserved", "same_side_open"]
+
+SMALL_BOOK = 1 << 20
+"""Books of at most this many orders have their matching slots summed in Python by
+:func:`same_side_open` (tests force either path by setting it to -1 or leaving it)."""
 
 
 def order_price(order: Order, mark: float, buffer: float) -> float:
@@ -35,6 +40,22 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     start = position + same_side_open if side is Side.BUY else position - same_side_open
     closing = max(0.0, -start) if side is Side.BUY else max(0.0, start)
     return max(0.0, qty - closing)
+
+
+def same_side_open(book: OpenBook, col: int, sign: float) -> float:
+    """Open quantity of the book's orders in column ``col`` on side ``sign``: the sum
+    ``book.qty[:n][mask].sum()`` of the matching slots, in book order."""
+    n = book.n
+    if n > SMALL_BOOK:
+        same = (book.sym[:n] == col) & (book.sign[:n] == sign)
+        return float(book.qty[:n][same].sum())
+    sgn = book.sign
+    found = [i for i in (book.sym[:n] == col).nonzero()[0].tolist() if sgn.item(i) == sign]
+    if not found:
+        return 0.0
+    if len(found) == 1:
+        return float(book.qty.item(found[0]))
+    return float(book.qty[found].sum())  # numpy's own summation, as the array path
 
 
 def _open_parts(broker: PaperBroker) -> list[tuple[int, float, str | None]]:
