@@ -213,6 +213,20 @@ class Account:
     def check(self, order: Order, col: int) -> None:
         """Raise an :class:`~simbroker.errors.OrderRejected` subclass to refuse ``order``."""
 
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse replacing open order ``order_id`` with ``order`` (its quantity: what
+        would be left open) as the venue checks a replaced order: whole, against the
+        buying power net of the old order's reservation. A change that reserves no more
+        than the old order did always passes."""
+
+    def _replaced(self, order_id: str) -> tuple[int, Order, float]:
+        """The book slot of open order ``order_id``, its order and what is left of it."""
+        b = self.broker
+        state = b._orders[order_id]
+        ids = b._book.ids
+        slot = ids.index(order_id) if order_id in ids else -1
+        return slot, state.order, state.order.qty - state.filled_qty
+
     def on_bar_close(self, t: int) -> None:
         """Bar ``t`` closed and its fills are booked: account for them, then mark."""
         b = self.broker

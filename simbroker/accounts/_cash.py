@@ -81,10 +81,10 @@ class CashAccount(Account):
         self.settlement = Settlement(self.settlement_days)
         self._ones = np.ones(broker.bars.n_symbols)
 
-    def buying_power(self) -> float:
-        """Cash less the open buy orders' reservations."""
+    def buying_power(self, skip: int = -1) -> float:
+        """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
         b = self.broker
-        return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer)
+        return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer, skip)
 
     def settled_cash(self) -> float:
         """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money
@@ -95,13 +95,31 @@ class CashAccount(Account):
 
     def check(self, order: Order, col: int) -> None:
         """Refuse a short, a good-faith violation, or a buy beyond the cash."""
+        self._check(order, col, None)
+
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse a replace whose order, whole, does not fit: a buy against the cash net
+        of the old order's reservation, a sell against the shares held net of the other
+        open sells; one that reserves no more than the old order passes (see
+        :meth:`Account.check_replace`)."""
+        self._check(order, col, order_id)
+
+    def _check(self, order: Order, col: int, replacing: str | None) -> None:
         b = self.broker
         px = self.price(order, col)
         pos = float(b._pos[col])
         book = b._book
         n = book.n
+        skip, old, old_left = -1, None, 0.0
+        if replacing is not None:
+            skip, old, old_left = self._replaced(replacing)
         if order.side is Side.SELL:
-            sells = float(book.qty[:n][(book.sym[:n] == col) & (book.sign[:n] < 0)].sum())
+            if old is not None and order.qty <= old_left:
+                return  # sells no more than the old order did
+            mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
+            if skip >= 0:
+                mask[skip] = False
+            sells = float(book.qty[:n][mask].sum())
             held = pos - sells
             if order.qty > held * (1 + 1e-12) + 1e-12:
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
@@ -119,13 +137,21 @@ class CashAccount(Account):
             return
         if not math.isfinite(px):
             return
-        fee = float(b.fees.fees(np.array([1.0]), np.array([order.qty]), np.array([px]))[0])
-        required = order.qty * px + fee
-        available = self.buying_power()
+        required = order.qty * px + self._fee(order.qty, px)
+        if old is not None:
+            old_px = self.price(old, col)
+            if required <= old_left * old_px + self._fee(old_left, old_px):
+                return  # reserves no more than the old order did
+        available = self.buying_power(skip)
         if required > available * (1 + 1e-12) + 1e-9:
             raise self.refuse(order, required, max(available, 0.0), "buying_power",
                               "a cash account cannot borrow: buying beyond its cash would "
                               "be free-riding")
+
+    def _fee(self, qty: float, px: float) -> float:
+        """The broker's fee model's fee for buying ``qty`` at ``px``."""
+        fees = self.broker.fees
+        return float(fees.fees(np.array([1.0]), np.array([qty]), np.array([px]))[0])
 
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:

@@ -163,40 +163,58 @@ class MarginAccount(Account):
             return False
         return bool((self._daynum[b._t] == self._daynum[b._t + 1]).all())
 
-    def _excess(self) -> tuple[float, np.ndarray, float]:
-        """Margin excess for new orders, the rates it is spent at, and the base rate."""
+    def _excess(self, skip: int = -1) -> tuple[float, np.ndarray, float]:
+        """Margin excess for new orders, the rates it is spent at, and the base rate
+        (book slot ``skip``, an order being replaced, left out)."""
         equity, im, mm = self.requirements()
         if self._intraday(equity):
             rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
         else:
             rates, base, rate = self._im, im, self.initial
-        held = reserved(self.broker, self.marks(), rates, self.market_buffer)
+        held = reserved(self.broker, self.marks(), rates, self.market_buffer, skip)
         return equity - base - held, rates, rate
 
     def check(self, order: Order, col: int) -> None:
         """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
+        self._check(order, col, None)
+
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse a replace whose order, whole, does not fit the buying power net of the
+        old order's reservation; one that reserves no more than the old order passes
+        (see :meth:`Account.check_replace`). The PDT rule applies to added quantity."""
+        self._check(order, col, order_id)
+
+    def _check(self, order: Order, col: int, replacing: str | None) -> None:
         if self._liquidating:
             return
         b = self.broker
         sign = float(order.side.sign)
         pos = float(b._pos[col])
-        if self.pdt_check and pos * sign < 0 and self.day_trades.would_day_trade(
-                col, self.next_day(col), pos, sign):
+        skip, old, old_left = -1, None, 0.0
+        if replacing is not None:
+            skip, old, old_left = self._replaced(replacing)
+        if self.pdt_check and pos * sign < 0 and (old is None or order.qty > old_left) \
+                and self.day_trades.would_day_trade(col, self.next_day(col), pos, sign):
             equity = self.equity()
             count = self.day_trades.count(self.next_day(col))
             if equity < self.pdt_equity and (count >= 3 or self.pattern_day_trader):
                 raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
                                         min_equity=self.pdt_equity,
                                         client_order_id=order.client_order_id)
-        opening = opening_qty(order.side, order.qty, pos, same_side_open(b._book, col, sign))
+        same = same_side_open(b._book, col, sign, skip)
+        opening = opening_qty(order.side, order.qty, pos, same)
         if opening <= 0:
             return
         px = self.price(order, col)
         if not math.isfinite(px):
             return  # no price ever: the order can never fill
-        excess, rates, _ = self._excess()
-        available = max(excess, 0.0) / float(rates[col])
         required = opening * px
+        if old is not None:
+            before = opening_qty(old.side, old_left, pos, same) * self.price(old, col)
+            if required <= before:
+                return  # reserves no more than the old order did
+        excess, rates, _ = self._excess(skip)
+        available = max(excess, 0.0) / float(rates[col])
         if required > available * (1 + 1e-12) + 1e-9:
             what = "shorting" if order.side is Side.SELL else "buying"
             raise self.refuse(order, required, available, "buying_power",

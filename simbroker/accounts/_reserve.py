@@ -42,15 +42,19 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     return max(0.0, qty - closing)
 
 
-def same_side_open(book: OpenBook, col: int, sign: float) -> float:
+def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> float:
     """Open quantity of the book's orders in column ``col`` on side ``sign``: the sum
-    ``book.qty[:n][mask].sum()`` of the matching slots, in book order."""
+    ``book.qty[:n][mask].sum()`` of the matching slots, in book order (leaving out slot
+    ``skip``, an order being replaced)."""
     n = book.n
     if n > SMALL_BOOK:
         same = (book.sym[:n] == col) & (book.sign[:n] == sign)
+        if skip >= 0:
+            same[skip] = False
         return float(book.qty[:n][same].sum())
     sgn = book.sign
-    found = [i for i in (book.sym[:n] == col).nonzero()[0].tolist() if sgn.item(i) == sign]
+    found = [i for i in (book.sym[:n] == col).nonzero()[0].tolist()
+             if sgn.item(i) == sign and i != skip]
     if not found:
         return 0.0
     if len(found) == 1:
@@ -58,10 +62,11 @@ def same_side_open(book: OpenBook, col: int, sign: float) -> float:
     return float(book.qty[found].sum())  # numpy's own summation, as the array path
 
 
-def _open_parts(broker: PaperBroker) -> list[tuple[int, float, str | None]]:
-    """For each order in the book (in book order): its slot, the part of its open
-    quantity that opens exposure, after the position and the earlier orders on the same
-    symbol and side, and its group's key when it is one of a group's live legs.
+def _open_parts(broker: PaperBroker, skip: int = -1) -> list[tuple[int, float, str | None]]:
+    """For each order in the book (in book order; but slot ``skip``, an order being
+    replaced): its slot, the part of its open quantity that opens exposure, after the
+    position and the earlier orders on the same symbol and side, and its group's key
+    when it is one of a group's live legs.
 
     Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
     leg is measured against what came before the group, and the group counts as its
@@ -74,6 +79,8 @@ def _open_parts(broker: PaperBroker) -> list[tuple[int, float, str | None]]:
     group_qty: dict[str, float] = {}
     pos = broker._pos
     for i in range(book.n):
+        if i == skip:
+            continue
         oid = book.ids[i]
         state = broker._orders[oid]
         col = int(book.sym[i])
@@ -101,9 +108,10 @@ def opening_orders(broker: PaperBroker) -> list[str]:
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
-             buffer: float) -> float:
+             buffer: float, skip: int = -1) -> float:
     """Margin the open orders hold: for each open order, the quantity that opens
     exposure (in book order, per symbol and side) x its worst price x its symbol's rate.
+    Slot ``skip`` (an order being replaced) is left out as if it were not in the book.
 
     ``held`` children are not in the book: they only reduce what their parent opens.
     The live legs of one group (only one of them can trade) hold their largest leg's
@@ -114,7 +122,7 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
         return 0.0
     total = 0.0
     legs: dict[str, float] = {}  # group key -> its largest leg's margin
-    for i, opening, group in _open_parts(broker):
+    for i, opening, group in _open_parts(broker, skip):
         if opening > 0:
             col = int(book.sym[i])
             px = order_price(broker._orders[book.ids[i]].order, float(marks[col]), buffer)
