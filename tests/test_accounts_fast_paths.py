@@ -1,5 +1,5 @@
-"""The account models' fast paths against the array code they replace, on random
-inputs: the same floats, so the same refusals."""
+"""The fast paths of the account models and the volume cap against the array code they
+replace, on random inputs: the same floats, so the same refusals and fills."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simbroker import _paper_volume
 from simbroker._paper_book import OpenBook
+from simbroker._paper_volume import capped_quantities
 from simbroker.accounts import _reserve
 from simbroker.accounts._margin import _zero_nan
 from simbroker.accounts._reserve import same_side_open
@@ -59,3 +61,30 @@ def test_same_side_open_hand_computed(n: int) -> None:
     assert same_side_open(book, 1, 1.0) == float(np.full(n, 0.1).sum())
     assert same_side_open(book, 1, -1.0) == 5.0
     assert same_side_open(book, 3, 1.0) == 0.0
+
+
+@PROPS
+@given(fills=st.lists(st.tuples(st.integers(0, 3),
+                                st.one_of(st.sampled_from([1.0, 100.0, 250.0, 0.5]),
+                                          st.floats(1e-3, 1e6)),
+                                st.one_of(st.sampled_from([1.0, 1000.0, 4e4]),
+                                          st.floats(1e-3, 1e8))), max_size=20),
+       share=st.one_of(st.sampled_from([0.025, 1.0, 0.1]), st.floats(1e-6, 1.0)))
+def test_capped_quantities_small_path_equals_the_array_path(
+        fills: list[tuple[int, float, float]], share: float) -> None:
+    sym = np.array([f[0] for f in fills], np.int64)
+    remaining = np.array([f[1] for f in fills], np.float64)
+    vol_by_sym = {f[0]: f[2] for f in fills}  # one volume per symbol, as on one bar
+    volume = np.array([vol_by_sym[f[0]] for f in fills], np.float64)
+    saved = _paper_volume.SMALL
+    try:
+        _paper_volume.SMALL = -1
+        want_q, want_w = capped_quantities(sym, remaining, volume, share)
+        _paper_volume.SMALL = 1 << 30
+        got_q, got_w = capped_quantities(sym, remaining, volume, share)
+    finally:
+        _paper_volume.SMALL = saved
+    assert got_q.dtype == want_q.dtype
+    assert got_w.dtype == want_w.dtype
+    assert got_q.tobytes() == want_q.tobytes()
+    assert got_w.tolist() == want_w.tolist()
