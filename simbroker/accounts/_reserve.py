@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +25,7 @@ def order_price(order: Order, mark: float, buffer: float) -> float:
     """The price an order is reserved at: its worst fill price
     (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
     order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
-    last = mark if np.isfinite(mark) else None
+    last = mark if math.isfinite(mark) else None
     worst = worst_fill_price(order, last)
     if worst is None:
         return float("nan")
@@ -62,32 +63,38 @@ def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> flo
     return float(book.qty[found].sum())  # numpy's own summation, as the array path
 
 
-def _open_parts(broker: PaperBroker, skip: int = -1) -> list[tuple[int, float, str | None]]:
+def _open_parts(broker: PaperBroker, skip: int = -1
+                ) -> list[tuple[int, int, Order, float, str | None]]:
     """For each order in the book (in book order; but slot ``skip``, an order being
-    replaced): its slot, the part of its open quantity that opens exposure, after the
-    position and the earlier orders on the same symbol and side, and its group's key
-    when it is one of a group's live legs.
+    replaced): its slot, column and order, the part of its open quantity that opens
+    exposure, after the position and the earlier orders on the same symbol and side,
+    and its group's key when it is one of a group's live legs.
 
     Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
     leg is measured against what came before the group, and the group counts as its
     largest leg for the orders after it, as the venues count it."""
     book = broker._book
+    n = book.n
     live = broker._groups.live
-    out: list[tuple[int, float, str | None]] = []
+    orders = broker._orders
+    out: list[tuple[int, int, Order, float, str | None]] = []
     seen: dict[tuple[int, float], float] = {}
     group_before: dict[str, float] = {}
     group_qty: dict[str, float] = {}
     pos = broker._pos
-    for i in range(book.n):
+    ids = book.ids
+    syms, signs, qtys = book.sym[:n].tolist(), book.sign[:n].tolist(), book.qty[:n].tolist()
+    for i in range(n):
         if i == skip:
             continue
-        oid = book.ids[i]
-        state = broker._orders[oid]
-        col = int(book.sym[i])
-        key = (col, float(book.sign[i]))
-        q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
-            float(book.qty[i])
-        group = live.get(oid)
+        oid = ids[i]
+        state = orders[oid]
+        col = syms[i]
+        key = (col, signs[i])
+        booked = qtys[i]
+        done = state.filled_qty
+        q = booked - done if done < booked else booked
+        group = live.get(oid) if live else None
         if group is None:
             before = seen.get(key, 0.0)
             seen[key] = before + q
@@ -97,14 +104,15 @@ def _open_parts(broker: PaperBroker, skip: int = -1) -> list[tuple[int, float, s
             if q > largest:
                 seen[key] = seen.get(key, 0.0) + q - largest
                 group_qty[group] = q
-        out.append((i, opening_qty(state.order.side, q, float(pos[col]), before), group))
+        order = state.order
+        out.append((i, col, order, opening_qty(order.side, q, pos.item(col), before), group))
     return out
 
 
 def opening_orders(broker: PaperBroker) -> list[str]:
     """Ids of the open orders that would open or grow a position (see :func:`reserved`)."""
     book = broker._book
-    return [str(book.ids[i]) for i, opening, _ in _open_parts(broker) if opening > 0]
+    return [str(book.ids[i]) for i, _, _, opening, _ in _open_parts(broker) if opening > 0]
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
@@ -122,12 +130,11 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
         return 0.0
     total = 0.0
     legs: dict[str, float] = {}  # group key -> its largest leg's margin
-    for i, opening, group in _open_parts(broker, skip):
+    for _, col, order, opening, group in _open_parts(broker, skip):
         if opening > 0:
-            col = int(book.sym[i])
-            px = order_price(broker._orders[book.ids[i]].order, float(marks[col]), buffer)
-            if np.isfinite(px):
-                margin = opening * px * float(rates[col])
+            px = order_price(order, marks.item(col), buffer)
+            if math.isfinite(px):
+                margin = opening * px * rates.item(col)
                 if group is None:
                     total += margin
                 else:
