@@ -3,17 +3,20 @@ replace, on random inputs: the same floats, so the same refusals and fills."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simbroker import _paper_volume
+from simbroker import PaperBroker, _paper_volume, synthetic_bars
 from simbroker._paper_book import OpenBook
 from simbroker._paper_volume import capped_quantities
 from simbroker.accounts import _reserve
 from simbroker.accounts._margin import _zero_nan
-from simbroker.accounts._reserve import same_side_open
+from simbroker.accounts._reserve import Reservations, same_side_open
+from simbroker.errors import OrderRejected
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 QTY = st.one_of(st.sampled_from([1.0, 100.0, 0.1, 0.2, 1e16]), st.floats(1e-6, 1e9))
@@ -88,3 +91,76 @@ def test_capped_quantities_small_path_equals_the_array_path(
     assert got_w.dtype == want_w.dtype
     assert got_q.tobytes() == want_q.tobytes()
     assert got_w.tolist() == want_w.tolist()
+
+
+ACTIONS = st.lists(st.tuples(
+    st.sampled_from(["submit", "submit", "submit", "replace", "cancel", "step", "oco"]),
+    st.sampled_from(["SYM000", "SYM001", "SYM002"]), st.sampled_from(["buy", "sell"]),
+    st.sampled_from([10.0, 150.0, 400.0, 2500.0, 0.5]),
+    st.sampled_from(["market", "limit", "limit", "stop", "stop_limit"]),
+    st.sampled_from([0.8, 0.95, 1.0, 1.25]), st.integers(0, 50)), min_size=1, max_size=45)
+
+
+def _run_flow(account: str, actions: list[tuple[Any, ...]], cash: float,
+              kept: bool) -> list[Any]:
+    Reservations.enabled = kept
+    try:
+        bars = synthetic_bars(n_symbols=3, n_bars=20, seed=3, start="2024-06-03")
+        b = PaperBroker(bars, cash=cash, account=account, slippage=0, fees="ibkr_fixed",
+                        positions={"SYM000": 200.0})
+        b.step()
+        out: list[Any] = []
+        ids: list[str] = []
+        for what, sym, side, qty, kind, f, pick in actions:
+            px = float(bars.close[b._t, bars.symbol_index(sym)]) * f
+            try:
+                if what == "step":
+                    if b.has_next:
+                        b.step()
+                    out.append(("step", b.get_cash()))
+                elif what in ("replace", "cancel") and ids:
+                    oid = ids[pick % len(ids)]
+                    if what == "cancel":
+                        b.cancel_order(oid)
+                    else:
+                        b.replace_order(oid, qty=qty if pick % 2 else None,
+                                        limit_price=px if pick % 3 == 0 else None)
+                    out.append((what, oid, "ok"))
+                elif what == "oco":  # a group: its live legs hold the largest leg
+                    bracket = pick % 2 == 1
+                    up = (side == "buy") == bracket  # take profit above the stop loss
+                    o = b.submit_order(sym, side, qty, "market" if bracket else "limit",
+                                       limit_price=None if bracket else px * (
+                                           1.1 if up else 0.9),
+                                       order_class="bracket" if bracket else "oco",
+                                       take_profit={"limit_price": px * (1.1 if up else 0.9)},
+                                       stop_loss={"stop_price": px * (0.9 if up else 1.1)},
+                                       tif="gtc")
+                    ids.append(o["order_id"])
+                    out.append(("oco", o["order_id"]))
+                else:
+                    o = b.submit_order(
+                        sym, side, qty, kind, tif="gtc",
+                        limit_price=px if kind in ("limit", "stop_limit") else None,
+                        stop_price=px if kind in ("stop", "stop_limit") else None)
+                    ids.append(o["order_id"])
+                    out.append(("ok", o["order_id"]))
+            except OrderRejected as exc:
+                out.append(("refused", type(exc).__name__, getattr(exc, "required", None),
+                            getattr(exc, "available", None), str(exc)))
+            info = b.get_account()
+            out.append((info["buying_power"], info["equity"]))
+        out.append([(f["order_id"], f["qty"], f["price"], f["fee"]) for f in b.get_fills()])
+        return out
+    finally:
+        Reservations.enabled = True
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(account=st.sampled_from(["margin", "cash"]), actions=ACTIONS,
+       cash=st.sampled_from([5_000.0, 40_000.0, 400_000.0]))
+def test_kept_reservations_decide_as_a_full_pass(account: str,
+                                                 actions: list[tuple[Any, ...]],
+                                                 cash: float) -> None:
+    assert _run_flow(account, actions, cash, True) == _run_flow(account, actions, cash, False)

@@ -11,7 +11,7 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._days import day_key, day_number
-from simbroker.accounts._reserve import reserved
+from simbroker.accounts._reserve import Reservations, reserved
 from simbroker.accounts._settlement import Credit, Lot, Settlement
 from simbroker.accounts._state import field_of, number_of
 from simbroker.types import AccountInfo, Order, Side
@@ -80,11 +80,15 @@ class CashAccount(Account):
             raise ValueError(f"a cash account cannot hold short positions: {short}")
         self.settlement = Settlement(self.settlement_days)
         self._ones = np.ones(broker.bars.n_symbols)
+        self._reservations = Reservations()
 
     def buying_power(self, skip: int = -1) -> float:
         """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
         b = self.broker
-        return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer, skip)
+        if skip >= 0:
+            return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer, skip)
+        return b._cash - self._reservations.held(b, self.marks(), self._ones,
+                                                 self.market_buffer)
 
     def settled_cash(self) -> float:
         """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money

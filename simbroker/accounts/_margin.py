@@ -10,7 +10,13 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._liquidation import liquidation_orders
-from simbroker.accounts._reserve import opening_orders, opening_qty, reserved, same_side_open
+from simbroker.accounts._reserve import (
+    Reservations,
+    opening_orders,
+    opening_qty,
+    reserved,
+    same_side_open,
+)
 from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
 from simbroker.types import AccountInfo, Order, Side
@@ -135,6 +141,7 @@ class MarginAccount(Account):
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
         self._req = (0.0, 0.0, 0.0)
+        self._reservations = Reservations()
 
     # ------------------------------------------------------------- figures
     def requirements(self) -> tuple[float, float, float]:
@@ -171,7 +178,9 @@ class MarginAccount(Account):
             rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
         else:
             rates, base, rate = self._im, im, self.initial
-        held = reserved(self.broker, self.marks(), rates, self.market_buffer, skip)
+        b = self.broker
+        held = reserved(b, self.marks(), rates, self.market_buffer, skip) if skip >= 0 else \
+            self._reservations.held(b, self.marks(), rates, self.market_buffer)
         return equity - base - held, rates, rate
 
     def check(self, order: Order, col: int) -> None:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from simbroker._paper_book import OpenBook
     from simbroker.paper import PaperBroker
 
-__all__ = ["opening_orders", "opening_qty", "order_price", "reserved", "same_side_open"]
+__all__ = ["Reservations", "opening_orders", "opening_qty", "order_price", "reserved",
+           "same_side_open"]
 
 SMALL_BOOK = 1 << 20
 """Books of at most this many orders have their matching slots summed in Python by
@@ -54,13 +55,63 @@ def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> flo
             same[skip] = False
         return float(book.qty[:n][same].sum())
     sgn = book.sign
-    found = [i for i in (book.sym[:n] == col).nonzero()[0].tolist()
-             if sgn.item(i) == sign and i != skip]
+    hits = [i for i, c in enumerate(book.sym[:n].tolist()) if c == col] if n <= 16 else \
+        (book.sym[:n] == col).nonzero()[0].tolist()
+    found = [i for i in hits if sgn.item(i) == sign and i != skip]
     if not found:
         return 0.0
     if len(found) == 1:
         return float(book.qty.item(found[0]))
     return float(book.qty[found].sum())  # numpy's own summation, as the array path
+
+
+class _Walk:
+    """The state of one pass over the book in book order (see :func:`_open_parts`),
+    which can go on over orders appended to the book since."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, float], float] = {}
+        self.group_before: dict[str, float] = {}
+        self.group_qty: dict[str, float] = {}
+
+    def parts(self, broker: PaperBroker, start: int, skip: int
+              ) -> list[tuple[int, int, Order, float, str | None]]:
+        book = broker._book
+        n = book.n
+        live = broker._groups.live
+        orders = broker._orders
+        seen, group_before, group_qty = self.seen, self.group_before, self.group_qty
+        out: list[tuple[int, int, Order, float, str | None]] = []
+        pos = broker._pos
+        ids = book.ids
+        syms = book.sym[start:n].tolist()
+        signs = book.sign[start:n].tolist()
+        qtys = book.qty[start:n].tolist()
+        for j in range(n - start):
+            i = start + j
+            if i == skip:
+                continue
+            oid = ids[i]
+            state = orders[oid]
+            col = syms[j]
+            key = (col, signs[j])
+            booked = qtys[j]
+            done = state.filled_qty
+            q = booked - done if done < booked else booked
+            group = live.get(oid) if live else None
+            if group is None:
+                before = seen.get(key, 0.0)
+                seen[key] = before + q
+            else:
+                before = group_before.setdefault(group, seen.get(key, 0.0))
+                largest = group_qty.get(group, 0.0)
+                if q > largest:
+                    seen[key] = seen.get(key, 0.0) + q - largest
+                    group_qty[group] = q
+            order = state.order
+            out.append((i, col, order, opening_qty(order.side, q, pos.item(col), before),
+                        group))
+        return out
 
 
 def _open_parts(broker: PaperBroker, skip: int = -1
@@ -73,46 +124,81 @@ def _open_parts(broker: PaperBroker, skip: int = -1
     Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
     leg is measured against what came before the group, and the group counts as its
     largest leg for the orders after it, as the venues count it."""
-    book = broker._book
-    n = book.n
-    live = broker._groups.live
-    orders = broker._orders
-    out: list[tuple[int, int, Order, float, str | None]] = []
-    seen: dict[tuple[int, float], float] = {}
-    group_before: dict[str, float] = {}
-    group_qty: dict[str, float] = {}
-    pos = broker._pos
-    ids = book.ids
-    syms, signs, qtys = book.sym[:n].tolist(), book.sign[:n].tolist(), book.qty[:n].tolist()
-    for i in range(n):
-        if i == skip:
-            continue
-        oid = ids[i]
-        state = orders[oid]
-        col = syms[i]
-        key = (col, signs[i])
-        booked = qtys[i]
-        done = state.filled_qty
-        q = booked - done if done < booked else booked
-        group = live.get(oid) if live else None
-        if group is None:
-            before = seen.get(key, 0.0)
-            seen[key] = before + q
-        else:
-            before = group_before.setdefault(group, seen.get(key, 0.0))
-            largest = group_qty.get(group, 0.0)
-            if q > largest:
-                seen[key] = seen.get(key, 0.0) + q - largest
-                group_qty[group] = q
-        order = state.order
-        out.append((i, col, order, opening_qty(order.side, q, pos.item(col), before), group))
-    return out
+    return _Walk().parts(broker, 0, skip)
 
 
 def opening_orders(broker: PaperBroker) -> list[str]:
     """Ids of the open orders that would open or grow a position (see :func:`reserved`)."""
     book = broker._book
     return [str(book.ids[i]) for i, _, _, opening, _ in _open_parts(broker) if opening > 0]
+
+
+class Reservations:
+    """:func:`reserved`, kept between calls and extended over the orders appended to the
+    book since (an account checks each new order against the orders placed before it
+    on the same bar: a pass over the whole book per check is quadratic).
+
+    The kept sum is used only when nothing it was computed from can have changed: the
+    same bar and fill count (positions and marks move only when a bar closes), the same
+    rates and buffer, the same orders (the same objects: a replace makes a new one) in
+    the first slots of the book. The orders after them are added in book order to the
+    same running sums, so the result is the one a full pass computes, bit for bit.
+    """
+
+    enabled = True
+    """Tests set it False to compare with a full pass each time."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int, float] | None = None
+        self._rates: np.ndarray | None = None
+        self._ids: list[str] = []
+        self._orders: list[Order] = []
+        self._walk = _Walk()
+        self._total = 0.0
+        self._legs: dict[str, float] = {}
+
+    def held(self, broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
+             buffer: float) -> float:
+        """``reserved(broker, marks, rates, buffer)``."""
+        book = broker._book
+        n = book.n
+        if n == 0:
+            return 0.0
+        key = (broker._t, len(broker._fills), id(marks), buffer)
+        k = len(self._ids)
+        orders = broker._orders
+        if not (self.enabled and key == self._key and rates is self._rates and k <= n
+                and book.ids[:k] == self._ids
+                and all(orders[oid].order is o
+                        for oid, o in zip(self._ids, self._orders, strict=True))):
+            self._key, self._rates = key, rates
+            self._ids, self._orders = [], []
+            self._walk, self._total, self._legs = _Walk(), 0.0, {}
+            k = 0
+        if k < n:
+            total, legs = self._total, self._legs
+            for i, col, order, opening, group in self._walk.parts(broker, k, -1):
+                self._ids.append(book.ids[i])
+                self._orders.append(order)
+                if opening > 0:
+                    total, legs = _add(total, legs, order, col, opening, group, marks, rates,
+                                       buffer)
+            self._total = total
+        return self._total + sum(self._legs.values())
+
+
+def _add(total: float, legs: dict[str, float], order: Order, col: int, opening: float,
+         group: str | None, marks: np.ndarray, rates: np.ndarray, buffer: float
+         ) -> tuple[float, dict[str, float]]:
+    """One open order's margin added to the running sums of :func:`reserved`."""
+    px = order_price(order, marks.item(col), buffer)
+    if math.isfinite(px):
+        margin = opening * px * rates.item(col)
+        if group is None:
+            total += margin
+        else:
+            legs[group] = max(legs.get(group, 0.0), margin)
+    return total, legs
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
@@ -132,11 +218,5 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
     legs: dict[str, float] = {}  # group key -> its largest leg's margin
     for _, col, order, opening, group in _open_parts(broker, skip):
         if opening > 0:
-            px = order_price(order, marks.item(col), buffer)
-            if math.isfinite(px):
-                margin = opening * px * rates.item(col)
-                if group is None:
-                    total += margin
-                else:
-                    legs[group] = max(legs.get(group, 0.0), margin)
+            total, legs = _add(total, legs, order, col, opening, group, marks, rates, buffer)
     return total + sum(legs.values())
