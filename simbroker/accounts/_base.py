@@ -112,6 +112,7 @@ class Account:
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
         self._daynum = trading_day_numbers(sessions)
+        self._n_days = len(self._daynum)
         self._known = calendar_days(sessions)
         self._cursor = len(broker._fills)
         self.day_trades = DayTrades(broker.bars.n_symbols)
@@ -250,8 +251,9 @@ class Account:
     # ----------------------------------------------------- for subclasses
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
-        day = self.day(bar, col)
-        self.day_trades.on_fill(col, day, before, after, int(self._cal[col]))
+        cal = self._cal.item(col)
+        bar = min(max(bar, 0), self._n_days - 1)
+        self.day_trades.on_fill(col, self._daynum.item(bar, cal), before, after, cal)
 
     def _after_bar(self, t: int) -> None:
         """Bar ``t`` closed, its fills accounted and the marks advanced."""
@@ -265,8 +267,8 @@ class Account:
 
     def day(self, bar: int, col: int) -> int:
         """The trading-day number of bar ``bar`` on column ``col``'s calendar."""
-        bar = min(max(bar, 0), len(self._daynum) - 1)
-        return int(self._daynum[bar, self._cal[col]])
+        bar = min(max(bar, 0), self._n_days - 1)
+        return int(self._daynum.item(bar, self._cal.item(col)))
 
     def next_day(self, col: int) -> int:
         """The trading day an order placed now first trades on (that of the next bar)."""
@@ -275,11 +277,11 @@ class Account:
     def today(self) -> list[int]:
         """The trading-day number of the latest closed bar, per calendar."""
         t = max(self.broker._t, 0)
-        return [int(x) for x in self._daynum[t]]
+        return [int(x) for x in self._daynum[t].tolist()]
 
     def price(self, order: Order, col: int) -> float:
         """The price ``order`` is reserved at (see the class docstring)."""
-        mark = float(self.marks()[col])
+        mark = float(self.marks().item(col))
         if not math.isfinite(mark):
             mark = self.broker._last_price(col)
         return order_price(order, mark, self.market_buffer)

@@ -198,7 +198,7 @@ class MarginAccount(Account):
             return
         b = self.broker
         sign = float(order.side.sign)
-        pos = float(b._pos[col])
+        pos = float(b._pos.item(col))
         skip, old, old_left = -1, None, 0.0
         if replacing is not None:
             skip, old, old_left = self._replaced(replacing)
@@ -245,7 +245,7 @@ class MarginAccount(Account):
 
     # ----------------------------------------------------------- bar close
     def _after_bar(self, t: int) -> None:
-        if self.day_trades.count(self.today()[0]) >= 4:
+        if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
         equity, _, mm = self.requirements()
         if not (mm > 0 and equity < mm):
