@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from simbroker import PaperBroker, _paper_volume, synthetic_bars
 from simbroker._paper_book import OpenBook
 from simbroker._paper_volume import capped_quantities
-from simbroker.accounts import _reserve
+from simbroker.accounts import CashAccount, _reserve
 from simbroker.accounts._margin import _zero_nan
 from simbroker.accounts._reserve import Reservations, same_side_open
 from simbroker.errors import OrderRejected
+from simbroker.models import BpsOfNotional, NoFee
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 QTY = st.one_of(st.sampled_from([1.0, 100.0, 0.1, 0.2, 1e16]), st.floats(1e-6, 1e9))
@@ -164,3 +165,17 @@ def test_kept_reservations_decide_as_a_full_pass(account: str,
                                                  actions: list[tuple[Any, ...]],
                                                  cash: float) -> None:
     assert _run_flow(account, actions, cash, True) == _run_flow(account, actions, cash, False)
+
+
+@PROPS
+@given(bps=st.one_of(st.sampled_from([0.0, 1.0, 2.5]), st.floats(0.0, 10_000.0)),
+       qty=st.one_of(st.sampled_from([1.0, 100.0, 0.3]), st.floats(1e-6, 1e9)),
+       px=st.one_of(st.sampled_from([0.01, 25.0, 1e4]), st.floats(1e-4, 1e6)))
+def test_cash_fee_estimate_equals_the_fee_model(bps: float, qty: float, px: float) -> None:
+    for fees in (BpsOfNotional(bps=bps), NoFee()):
+        b = PaperBroker(synthetic_bars(n_symbols=1, n_bars=3, seed=1), account="cash",
+                        fees=fees)
+        acct = b.account
+        assert isinstance(acct, CashAccount)
+        want = float(fees.fees(np.array([1.0]), np.array([qty]), np.array([px]))[0])
+        assert np.float64(acct._fee(qty, px)).tobytes() == np.float64(want).tobytes()

@@ -11,9 +11,10 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._days import day_key, day_number
-from simbroker.accounts._reserve import Reservations, reserved
+from simbroker.accounts._reserve import Reservations, reserved, same_side_open
 from simbroker.accounts._settlement import Credit, Lot, Settlement
 from simbroker.accounts._state import field_of, number_of
+from simbroker.models.fees import BpsOfNotional, NoFee
 from simbroker.types import AccountInfo, Order, Side
 
 if TYPE_CHECKING:
@@ -111,20 +112,15 @@ class CashAccount(Account):
     def _check(self, order: Order, col: int, replacing: str | None) -> None:
         b = self.broker
         px = self.price(order, col)
-        pos = float(b._pos[col])
+        pos = float(b._pos.item(col))
         book = b._book
-        n = book.n
         skip, old, old_left = -1, None, 0.0
         if replacing is not None:
             skip, old, old_left = self._replaced(replacing)
         if order.side is Side.SELL:
             if old is not None and order.qty <= old_left:
                 return  # sells no more than the old order did
-            mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
-            if skip >= 0:
-                mask[skip] = False
-            sells = float(book.qty[:n][mask].sum())
-            held = pos - sells
+            held = pos - same_side_open(book, col, -1.0, skip)  # book signs are +-1.0
             if order.qty > held * (1 + 1e-12) + 1e-12:
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
                                   "cash_account_short",
@@ -153,15 +149,23 @@ class CashAccount(Account):
                               "be free-riding")
 
     def _fee(self, qty: float, px: float) -> float:
-        """The broker's fee model's fee for buying ``qty`` at ``px``."""
+        """The broker's fee model's fee for buying ``qty`` at ``px`` (the two built-in
+        flat models in Python floats: their array arithmetic, in the same order)."""
         fees = self.broker.fees
+        kind = type(fees)
+        if kind is NoFee:
+            return 0.0
+        if kind is BpsOfNotional:
+            assert isinstance(fees, BpsOfNotional)
+            return (fees.bps / 1e4) * abs(float(qty)) * float(px)
         return float(fees.fees(np.array([1.0]), np.array([qty]), np.array([px]))[0])
 
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
         super()._on_fill(bar, col, sign, qty, notional, fee, before, after, cash)
         st = self.settlement
-        st.settle([int(x) for x in self._daynum[bar]])
+        if st.credits or st.lots:
+            st.settle(self._daynum[bar].tolist())
         cal = int(self._cal[col])
         day = self.day(bar, col)
         if sign < 0:
