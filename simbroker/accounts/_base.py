@@ -232,14 +232,18 @@ class Account:
         """Bar ``t`` closed and its fills are booked: account for them, then mark."""
         b = self.broker
         fills = b._fills
-        for k in range(self._cursor, len(fills)):
-            f = fills[k]
-            r = b._fill_rows[k]  # the ledger also has rows for actions and financing
-            after = b._ledger_pos[r]
-            sign = 1.0 if f["side"] == "buy" else -1.0
-            self._on_fill(b._ledger_bar[r], b._ledger_sym[r], sign, f["qty"], f["notional"],
-                          f["fee"], after - sign * f["qty"], after, b._ledger_cash[r])
-            self._cursor = k + 1
+        if self._cursor < len(fills):
+            rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+            positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+            for k in range(self._cursor, len(fills)):
+                f = fills[k]
+                r = rows[k]  # the ledger also has rows for actions and financing
+                after = positions[r]
+                sign = 1.0 if f["side"] == "buy" else -1.0
+                qty = f["qty"]
+                on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
+                        after - sign * qty, after, cashes[r])
+                self._cursor = k + 1
         self._marks.advance(t)
         self._after_bar(t)
 
