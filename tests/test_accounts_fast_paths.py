@@ -17,6 +17,7 @@ from simbroker.accounts import CashAccount, _reserve
 from simbroker.accounts._margin import _zero_nan
 from simbroker.accounts._reserve import Reservations, same_side_open
 from simbroker.errors import OrderRejected
+from simbroker.financing._accrue import borrow_fees
 from simbroker.models import BpsOfNotional, NoFee
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -179,3 +180,14 @@ def test_cash_fee_estimate_equals_the_fee_model(bps: float, qty: float, px: floa
         assert isinstance(acct, CashAccount)
         want = float(fees.fees(np.array([1.0]), np.array([qty]), np.array([px]))[0])
         assert np.float64(acct._fee(qty, px)).tobytes() == np.float64(want).tobytes()
+
+
+@PROPS
+@given(data=st.lists(st.tuples(st.floats(0.0, 1e7), st.one_of(st.floats(0.0, 1e5), st.just(np.nan)),
+                               st.floats(0.0, 5.0)), min_size=1, max_size=20),
+       days=st.sampled_from([1.0, 3.0]))
+def test_no_short_means_no_borrow_fee(data: list[tuple[float, float, float]],
+                                      days: float) -> None:
+    # PaperFinancing.apply skips borrow_fees when no position is short: it would book 0.0
+    pos, close, rates = (np.array([d[k] for d in data]) for k in range(3))
+    assert float(np.sum(borrow_fees(pos, close, rates, days, 360.0))) == 0.0
