@@ -286,7 +286,8 @@ class Matching(Booking):
         """
         book = self._book
         fresh = book.part_bar[slot] != t
-        fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
+        if not fresh.all():
+            fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
         share = self.max_volume_share or 1.0
         q, whole = capped_quantities(s[fi], qty, v[fi], share)
         while not whole.all():  # a fok that cannot fill whole leaves the volume to others
@@ -297,11 +298,12 @@ class Matching(Booking):
             fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
             q, whole = capped_quantities(s[fi], qty, v[fi], share)
         keep = q > 0
-        if not whole.all():
-            for k in np.flatnonzero(~whole).tolist():
-                if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
-                        otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
-                    newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
+        if whole.all() and keep.all():  # the common case: every fill whole
+            return fi, slot, q, whole, newly
+        for k in np.flatnonzero(~whole).tolist():
+            if otype[fi[k]] >= 2 and otype[fi[k]] != AT_OPEN and \
+                    otype[fi[k]] != AT_CLOSE and book.trig_bar[slot[k]] > t:
+                newly = slot[k:k + 1] if newly is None else np.append(newly, slot[k])
         return fi[keep], slot[keep], q[keep], whole[keep], newly
 
     def _match_priced(

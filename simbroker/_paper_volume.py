@@ -16,7 +16,12 @@ import math
 
 import numpy as np
 
-__all__ = ["capped_quantities", "check_share"]
+__all__ = ["SMALL", "capped_quantities", "check_share"]
+
+SMALL = 16
+"""Calls with at most this many fills are decided in Python floats (the same operations
+in the same order: bit-identical; tests force either path by setting it to -1 or to a
+huge number)."""
 
 
 def check_share(value: float | None, volume_known: bool) -> float | None:
@@ -61,6 +66,9 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
         ``qty`` (0 where the cap is used up), and ``whole`` where ``qty == remaining``
         exactly.
     """
+    if len(sym) <= SMALL:
+        q, w = _capped_small(sym.tolist(), remaining.tolist(), volume.tolist(), share)
+        return np.array(q, np.float64), np.array(w, np.bool_)
     avail = share * volume
     before = np.zeros(len(sym))
     if len(sym) > 1:
@@ -78,4 +86,42 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
     part = np.maximum(left, 0.0)
     part = np.where(remaining == np.floor(remaining), np.floor(part), part)
     qty = np.where(whole, remaining, np.minimum(part, remaining))
+    return qty, whole
+
+
+def _floor(x: float) -> float:
+    """``np.floor`` of one float (NaN and infinities kept, the sign of a zero kept)."""
+    return float(math.floor(x)) if math.isfinite(x) and x != 0 else x
+
+
+def _capped_small(sym: list[int], remaining: list[float], volume: list[float],
+                  share: float) -> tuple[list[float], list[bool]]:
+    """:func:`capped_quantities` element by element: the same cumulative sums (over the
+    fills sorted stably by symbol), subtractions and ``np.maximum``/``np.minimum``."""
+    n = len(sym)
+    before = [0.0] * n
+    if n > 1:
+        order = sorted(range(n), key=sym.__getitem__)  # stable, as argsort(kind="stable")
+        firsts = [True] + [sym[order[i]] != sym[order[i - 1]] for i in range(1, n)]
+        if not all(firsts):  # several orders of one symbol share its volume
+            total = 0.0
+            base = 0.0
+            for i, k in enumerate(order):
+                r = remaining[k]
+                total = r if i == 0 else total + r  # np.cumsum
+                upto = total - r
+                if firsts[i]:
+                    base = upto
+                before[k] = upto - base
+    qty: list[float] = []
+    whole: list[bool] = []
+    for k in range(n):
+        r = remaining[k]
+        left = share * volume[k] - before[k]
+        w = r <= left
+        part = left if left > 0.0 or left != left else 0.0  # np.maximum(left, 0.0)
+        if r == _floor(r):
+            part = _floor(part)
+        qty.append(r if w else (part if part < r or part != part else r))
+        whole.append(w)
     return qty, whole

@@ -715,13 +715,15 @@ class PaperBroker(Matching, Checks):
                         f"{new.symbol} against a position of {available:g} (net of open "
                         "sell orders) would go short", field="qty", symbol=new.symbol,
                         client_order_id=new.client_order_id)
-            if self._account is not None and new.qty > state.order.qty \
-                    and state.status is not OrderStatus.HELD:
-                try:  # the added quantity must fit the buying power
-                    self._account.check(dataclasses.replace(
-                        new, qty=new.qty - state.order.qty, client_order_id=None), col)
+            if self._account is not None and state.status is not OrderStatus.HELD:
+                try:  # the replaced order, whole, against the buying power net of the old
+                    self._account.check_replace(order_id, dataclasses.replace(
+                        new, qty=new.qty - state.filled_qty, client_order_id=None), col)
                 except (InsufficientBuyingPower, PatternDayTrading) as exc:
-                    raise ReplaceRejected(order_id, exc.reason, field="qty",
+                    field = "qty" if new.qty != state.order.qty else \
+                        "limit_price" if new.limit_price != state.order.limit_price else \
+                        "stop_price" if new.stop_price != state.order.stop_price else None
+                    raise ReplaceRejected(order_id, exc.reason, field=field,
                                           symbol=new.symbol,
                                           client_order_id=new.client_order_id) from exc
         except ReplaceRejected as exc:

@@ -112,6 +112,7 @@ class Account:
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
         self._daynum = trading_day_numbers(sessions)
+        self._n_days = len(self._daynum)
         self._known = calendar_days(sessions)
         self._cursor = len(broker._fills)
         self.day_trades = DayTrades(broker.bars.n_symbols)
@@ -213,18 +214,36 @@ class Account:
     def check(self, order: Order, col: int) -> None:
         """Raise an :class:`~simbroker.errors.OrderRejected` subclass to refuse ``order``."""
 
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse replacing open order ``order_id`` with ``order`` (its quantity: what
+        would be left open) as the venue checks a replaced order: whole, against the
+        buying power net of the old order's reservation. A change that reserves no more
+        than the old order did always passes."""
+
+    def _replaced(self, order_id: str) -> tuple[int, Order, float]:
+        """The book slot of open order ``order_id``, its order and what is left of it."""
+        b = self.broker
+        state = b._orders[order_id]
+        ids = b._book.ids
+        slot = ids.index(order_id) if order_id in ids else -1
+        return slot, state.order, state.order.qty - state.filled_qty
+
     def on_bar_close(self, t: int) -> None:
         """Bar ``t`` closed and its fills are booked: account for them, then mark."""
         b = self.broker
         fills = b._fills
-        for k in range(self._cursor, len(fills)):
-            f = fills[k]
-            r = b._fill_rows[k]  # the ledger also has rows for actions and financing
-            after = b._ledger_pos[r]
-            sign = 1.0 if f["side"] == "buy" else -1.0
-            self._on_fill(b._ledger_bar[r], b._ledger_sym[r], sign, f["qty"], f["notional"],
-                          f["fee"], after - sign * f["qty"], after, b._ledger_cash[r])
-            self._cursor = k + 1
+        if self._cursor < len(fills):
+            rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+            positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+            for k in range(self._cursor, len(fills)):
+                f = fills[k]
+                r = rows[k]  # the ledger also has rows for actions and financing
+                after = positions[r]
+                sign = 1.0 if f["side"] == "buy" else -1.0
+                qty = f["qty"]
+                on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
+                        after - sign * qty, after, cashes[r])
+                self._cursor = k + 1
         self._marks.advance(t)
         self._after_bar(t)
 
@@ -236,8 +255,9 @@ class Account:
     # ----------------------------------------------------- for subclasses
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
-        day = self.day(bar, col)
-        self.day_trades.on_fill(col, day, before, after, int(self._cal[col]))
+        cal = self._cal.item(col)
+        bar = min(max(bar, 0), self._n_days - 1)
+        self.day_trades.on_fill(col, self._daynum.item(bar, cal), before, after, cal)
 
     def _after_bar(self, t: int) -> None:
         """Bar ``t`` closed, its fills accounted and the marks advanced."""
@@ -251,8 +271,8 @@ class Account:
 
     def day(self, bar: int, col: int) -> int:
         """The trading-day number of bar ``bar`` on column ``col``'s calendar."""
-        bar = min(max(bar, 0), len(self._daynum) - 1)
-        return int(self._daynum[bar, self._cal[col]])
+        bar = min(max(bar, 0), self._n_days - 1)
+        return int(self._daynum.item(bar, self._cal.item(col)))
 
     def next_day(self, col: int) -> int:
         """The trading day an order placed now first trades on (that of the next bar)."""
@@ -261,11 +281,11 @@ class Account:
     def today(self) -> list[int]:
         """The trading-day number of the latest closed bar, per calendar."""
         t = max(self.broker._t, 0)
-        return [int(x) for x in self._daynum[t]]
+        return [int(x) for x in self._daynum[t].tolist()]
 
     def price(self, order: Order, col: int) -> float:
         """The price ``order`` is reserved at (see the class docstring)."""
-        mark = float(self.marks()[col])
+        mark = float(self.marks().item(col))
         if not math.isfinite(mark):
             mark = self.broker._last_price(col)
         return order_price(order, mark, self.market_buffer)

@@ -11,9 +11,10 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._days import day_key, day_number
-from simbroker.accounts._reserve import reserved
+from simbroker.accounts._reserve import Reservations, reserved, same_side_open
 from simbroker.accounts._settlement import Credit, Lot, Settlement
 from simbroker.accounts._state import field_of, number_of
+from simbroker.models.fees import BpsOfNotional, NoFee
 from simbroker.types import AccountInfo, Order, Side
 
 if TYPE_CHECKING:
@@ -80,11 +81,15 @@ class CashAccount(Account):
             raise ValueError(f"a cash account cannot hold short positions: {short}")
         self.settlement = Settlement(self.settlement_days)
         self._ones = np.ones(broker.bars.n_symbols)
+        self._reservations = Reservations()
 
-    def buying_power(self) -> float:
-        """Cash less the open buy orders' reservations."""
+    def buying_power(self, skip: int = -1) -> float:
+        """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
         b = self.broker
-        return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer)
+        if skip >= 0:
+            return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer, skip)
+        return b._cash - self._reservations.held(b, self.marks(), self._ones,
+                                                 self.market_buffer)
 
     def settled_cash(self) -> float:
         """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money
@@ -95,14 +100,27 @@ class CashAccount(Account):
 
     def check(self, order: Order, col: int) -> None:
         """Refuse a short, a good-faith violation, or a buy beyond the cash."""
+        self._check(order, col, None)
+
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse a replace whose order, whole, does not fit: a buy against the cash net
+        of the old order's reservation, a sell against the shares held net of the other
+        open sells; one that reserves no more than the old order passes (see
+        :meth:`Account.check_replace`)."""
+        self._check(order, col, order_id)
+
+    def _check(self, order: Order, col: int, replacing: str | None) -> None:
         b = self.broker
         px = self.price(order, col)
-        pos = float(b._pos[col])
+        pos = float(b._pos.item(col))
         book = b._book
-        n = book.n
+        skip, old, old_left = -1, None, 0.0
+        if replacing is not None:
+            skip, old, old_left = self._replaced(replacing)
         if order.side is Side.SELL:
-            sells = float(book.qty[:n][(book.sym[:n] == col) & (book.sign[:n] < 0)].sum())
-            held = pos - sells
+            if old is not None and order.qty <= old_left:
+                return  # sells no more than the old order did
+            held = pos - same_side_open(book, col, -1.0, skip)  # book signs are +-1.0
             if order.qty > held * (1 + 1e-12) + 1e-12:
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
                                   "cash_account_short",
@@ -119,19 +137,35 @@ class CashAccount(Account):
             return
         if not math.isfinite(px):
             return
-        fee = float(b.fees.fees(np.array([1.0]), np.array([order.qty]), np.array([px]))[0])
-        required = order.qty * px + fee
-        available = self.buying_power()
+        required = order.qty * px + self._fee(order.qty, px)
+        if old is not None:
+            old_px = self.price(old, col)
+            if required <= old_left * old_px + self._fee(old_left, old_px):
+                return  # reserves no more than the old order did
+        available = self.buying_power(skip)
         if required > available * (1 + 1e-12) + 1e-9:
             raise self.refuse(order, required, max(available, 0.0), "buying_power",
                               "a cash account cannot borrow: buying beyond its cash would "
                               "be free-riding")
 
+    def _fee(self, qty: float, px: float) -> float:
+        """The broker's fee model's fee for buying ``qty`` at ``px`` (the two built-in
+        flat models in Python floats: their array arithmetic, in the same order)."""
+        fees = self.broker.fees
+        kind = type(fees)
+        if kind is NoFee:
+            return 0.0
+        if kind is BpsOfNotional:
+            assert isinstance(fees, BpsOfNotional)
+            return (fees.bps / 1e4) * abs(float(qty)) * float(px)
+        return float(fees.fees(np.array([1.0]), np.array([qty]), np.array([px]))[0])
+
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
         super()._on_fill(bar, col, sign, qty, notional, fee, before, after, cash)
         st = self.settlement
-        st.settle([int(x) for x in self._daynum[bar]])
+        if st.credits or st.lots:
+            st.settle(self._daynum[bar].tolist())
         cal = int(self._cal[col])
         day = self.day(bar, col)
         if sign < 0:

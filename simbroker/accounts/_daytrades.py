@@ -27,11 +27,11 @@ class DayTrades:
                 calendar: int = 0) -> None:
         """Book one fill in column ``col`` on trading day ``day`` of ``calendar``
         (positions around it)."""
-        reduced = abs(after) < abs(before) or before * after < 0  # or flipped through 0
-        if reduced and self.opened_day[col] == day:
+        flipped = before * after < 0  # through 0
+        if (flipped or abs(after) < abs(before)) and self.opened_day.item(col) == day:
             self.days.append(day)
             self.calendars.append(calendar)
-        if abs(after) > abs(before) or before * after < 0:
+        if flipped or abs(after) > abs(before):
             self.opened_day[col] = day
 
     def would_day_trade(self, col: int, day: int, position: float, sign: float) -> bool:
@@ -41,4 +41,6 @@ class DayTrades:
 
     def count(self, day: int) -> int:
         """Day trades in the five trading days ending with ``day``."""
+        if not self.days:
+            return 0
         return sum(1 for d in self.days if day - WINDOW < d <= day)

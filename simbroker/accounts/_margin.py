@@ -10,7 +10,13 @@ import numpy as np
 
 from simbroker.accounts._base import Account, market_values
 from simbroker.accounts._liquidation import liquidation_orders
-from simbroker.accounts._reserve import opening_orders, opening_qty, reserved
+from simbroker.accounts._reserve import (
+    Reservations,
+    opening_orders,
+    opening_qty,
+    reserved,
+    same_side_open,
+)
 from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
 from simbroker.types import AccountInfo, Order, Side
@@ -19,6 +25,12 @@ if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["MarginAccount"]
+
+
+def _zero_nan(marks: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(marks)`` (a copy), cheaply when every mark is finite."""
+    out: np.ndarray = marks.copy() if np.isfinite(marks).all() else np.nan_to_num(marks)
+    return out
 
 
 class MarginAccount(Account):
@@ -129,6 +141,7 @@ class MarginAccount(Account):
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
         self._req = (0.0, 0.0, 0.0)
+        self._reservations = Reservations()
 
     # ------------------------------------------------------------- figures
     def requirements(self) -> tuple[float, float, float]:
@@ -140,7 +153,7 @@ class MarginAccount(Account):
         key = (b._t, len(b._fills), b._cash)
         if key != self._key:
             if self._m_t != b._t:
-                m0 = np.nan_to_num(self.marks())
+                m0 = _zero_nan(self.marks())
                 self._m0, self._m_im, self._m_mm = m0, m0 * self._im, m0 * self._mm
                 self._m_t = b._t
             gross = np.abs(b._pos)
@@ -157,43 +170,60 @@ class MarginAccount(Account):
             return False
         return bool((self._daynum[b._t] == self._daynum[b._t + 1]).all())
 
-    def _excess(self) -> tuple[float, np.ndarray, float]:
-        """Margin excess for new orders, the rates it is spent at, and the base rate."""
+    def _excess(self, skip: int = -1) -> tuple[float, np.ndarray, float]:
+        """Margin excess for new orders, the rates it is spent at, and the base rate
+        (book slot ``skip``, an order being replaced, left out)."""
         equity, im, mm = self.requirements()
         if self._intraday(equity):
             rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
         else:
             rates, base, rate = self._im, im, self.initial
-        held = reserved(self.broker, self.marks(), rates, self.market_buffer)
+        b = self.broker
+        held = reserved(b, self.marks(), rates, self.market_buffer, skip) if skip >= 0 else \
+            self._reservations.held(b, self.marks(), rates, self.market_buffer)
         return equity - base - held, rates, rate
 
     def check(self, order: Order, col: int) -> None:
         """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
+        self._check(order, col, None)
+
+    def check_replace(self, order_id: str, order: Order, col: int) -> None:
+        """Refuse a replace whose order, whole, does not fit the buying power net of the
+        old order's reservation; one that reserves no more than the old order passes
+        (see :meth:`Account.check_replace`). The PDT rule applies to added quantity."""
+        self._check(order, col, order_id)
+
+    def _check(self, order: Order, col: int, replacing: str | None) -> None:
         if self._liquidating:
             return
         b = self.broker
         sign = float(order.side.sign)
-        pos = float(b._pos[col])
-        if self.pdt_check and self.day_trades.would_day_trade(col, self.next_day(col), pos,
-                                                              sign):
+        pos = float(b._pos.item(col))
+        skip, old, old_left = -1, None, 0.0
+        if replacing is not None:
+            skip, old, old_left = self._replaced(replacing)
+        if self.pdt_check and pos * sign < 0 and (old is None or order.qty > old_left) \
+                and self.day_trades.would_day_trade(col, self.next_day(col), pos, sign):
             equity = self.equity()
             count = self.day_trades.count(self.next_day(col))
             if equity < self.pdt_equity and (count >= 3 or self.pattern_day_trader):
                 raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
                                         min_equity=self.pdt_equity,
                                         client_order_id=order.client_order_id)
-        book = b._book
-        n = book.n
-        same = (book.sym[:n] == col) & (book.sign[:n] == sign)
-        opening = opening_qty(order.side, order.qty, pos, float(book.qty[:n][same].sum()))
+        same = same_side_open(b._book, col, sign, skip)
+        opening = opening_qty(order.side, order.qty, pos, same)
         if opening <= 0:
             return
         px = self.price(order, col)
         if not math.isfinite(px):
             return  # no price ever: the order can never fill
-        excess, rates, _ = self._excess()
-        available = max(excess, 0.0) / float(rates[col])
         required = opening * px
+        if old is not None:
+            before = opening_qty(old.side, old_left, pos, same) * self.price(old, col)
+            if required <= before:
+                return  # reserves no more than the old order did
+        excess, rates, _ = self._excess(skip)
+        available = max(excess, 0.0) / float(rates[col])
         if required > available * (1 + 1e-12) + 1e-9:
             what = "shorting" if order.side is Side.SELL else "buying"
             raise self.refuse(order, required, available, "buying_power",
@@ -215,7 +245,7 @@ class MarginAccount(Account):
 
     # ----------------------------------------------------------- bar close
     def _after_bar(self, t: int) -> None:
-        if self.day_trades.count(self.today()[0]) >= 4:
+        if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
         equity, _, mm = self.requirements()
         if not (mm > 0 and equity < mm):

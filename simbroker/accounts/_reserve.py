@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,16 +11,22 @@ from simbroker.risk._exposure import worst_fill_price
 from simbroker.types import Order, Side
 
 if TYPE_CHECKING:
+    from simbroker._paper_book import OpenBook
     from simbroker.paper import PaperBroker
 
-__all__ = ["opening_orders", "opening_qty", "order_price", "reserved"]
+__all__ = ["Reservations", "opening_orders", "opening_qty", "order_price", "reserved",
+           "same_side_open"]
+
+SMALL_BOOK = 1 << 20
+"""Books of at most this many orders have their matching slots summed in Python by
+:func:`same_side_open` (tests force either path by setting it to -1 or leaving it)."""
 
 
 def order_price(order: Order, mark: float, buffer: float) -> float:
     """The price an order is reserved at: its worst fill price
     (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
     order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
-    last = mark if np.isfinite(mark) else None
+    last = mark if math.isfinite(mark) else None
     worst = worst_fill_price(order, last)
     if worst is None:
         return float("nan")
@@ -37,52 +44,168 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     return max(0.0, qty - closing)
 
 
-def _open_parts(broker: PaperBroker) -> list[tuple[int, float, str | None]]:
-    """For each order in the book (in book order): its slot, the part of its open
-    quantity that opens exposure, after the position and the earlier orders on the same
-    symbol and side, and its group's key when it is one of a group's live legs.
+def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> float:
+    """Open quantity of the book's orders in column ``col`` on side ``sign``: the sum
+    ``book.qty[:n][mask].sum()`` of the matching slots, in book order (leaving out slot
+    ``skip``, an order being replaced)."""
+    n = book.n
+    if n > SMALL_BOOK:
+        same = (book.sym[:n] == col) & (book.sign[:n] == sign)
+        if skip >= 0:
+            same[skip] = False
+        return float(book.qty[:n][same].sum())
+    sgn = book.sign
+    hits = [i for i, c in enumerate(book.sym[:n].tolist()) if c == col] if n <= 16 else \
+        (book.sym[:n] == col).nonzero()[0].tolist()
+    found = [i for i in hits if sgn.item(i) == sign and i != skip]
+    if not found:
+        return 0.0
+    if len(found) == 1:
+        return float(book.qty.item(found[0]))
+    return float(book.qty[found].sum())  # numpy's own summation, as the array path
+
+
+class _Walk:
+    """The state of one pass over the book in book order (see :func:`_open_parts`),
+    which can go on over orders appended to the book since."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, float], float] = {}
+        self.group_before: dict[str, float] = {}
+        self.group_qty: dict[str, float] = {}
+
+    def parts(self, broker: PaperBroker, start: int, skip: int
+              ) -> list[tuple[int, int, Order, float, str | None]]:
+        book = broker._book
+        n = book.n
+        live = broker._groups.live
+        orders = broker._orders
+        seen, group_before, group_qty = self.seen, self.group_before, self.group_qty
+        out: list[tuple[int, int, Order, float, str | None]] = []
+        pos = broker._pos
+        ids = book.ids
+        syms = book.sym[start:n].tolist()
+        signs = book.sign[start:n].tolist()
+        qtys = book.qty[start:n].tolist()
+        for j in range(n - start):
+            i = start + j
+            if i == skip:
+                continue
+            oid = ids[i]
+            state = orders[oid]
+            col = syms[j]
+            key = (col, signs[j])
+            booked = qtys[j]
+            done = state.filled_qty
+            q = booked - done if done < booked else booked
+            group = live.get(oid) if live else None
+            if group is None:
+                before = seen.get(key, 0.0)
+                seen[key] = before + q
+            else:
+                before = group_before.setdefault(group, seen.get(key, 0.0))
+                largest = group_qty.get(group, 0.0)
+                if q > largest:
+                    seen[key] = seen.get(key, 0.0) + q - largest
+                    group_qty[group] = q
+            order = state.order
+            out.append((i, col, order, opening_qty(order.side, q, pos.item(col), before),
+                        group))
+        return out
+
+
+def _open_parts(broker: PaperBroker, skip: int = -1
+                ) -> list[tuple[int, int, Order, float, str | None]]:
+    """For each order in the book (in book order; but slot ``skip``, an order being
+    replaced): its slot, column and order, the part of its open quantity that opens
+    exposure, after the position and the earlier orders on the same symbol and side,
+    and its group's key when it is one of a group's live legs.
 
     Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
     leg is measured against what came before the group, and the group counts as its
     largest leg for the orders after it, as the venues count it."""
-    book = broker._book
-    live = broker._groups.live
-    out: list[tuple[int, float, str | None]] = []
-    seen: dict[tuple[int, float], float] = {}
-    group_before: dict[str, float] = {}
-    group_qty: dict[str, float] = {}
-    pos = broker._pos
-    for i in range(book.n):
-        oid = book.ids[i]
-        state = broker._orders[oid]
-        col = int(book.sym[i])
-        key = (col, float(book.sign[i]))
-        q = float(book.qty[i]) - state.filled_qty if state.filled_qty < book.qty[i] else \
-            float(book.qty[i])
-        group = live.get(oid)
-        if group is None:
-            before = seen.get(key, 0.0)
-            seen[key] = before + q
-        else:
-            before = group_before.setdefault(group, seen.get(key, 0.0))
-            largest = group_qty.get(group, 0.0)
-            if q > largest:
-                seen[key] = seen.get(key, 0.0) + q - largest
-                group_qty[group] = q
-        out.append((i, opening_qty(state.order.side, q, float(pos[col]), before), group))
-    return out
+    return _Walk().parts(broker, 0, skip)
 
 
 def opening_orders(broker: PaperBroker) -> list[str]:
     """Ids of the open orders that would open or grow a position (see :func:`reserved`)."""
     book = broker._book
-    return [str(book.ids[i]) for i, opening, _ in _open_parts(broker) if opening > 0]
+    return [str(book.ids[i]) for i, _, _, opening, _ in _open_parts(broker) if opening > 0]
+
+
+class Reservations:
+    """:func:`reserved`, kept between calls and extended over the orders appended to the
+    book since (an account checks each new order against the orders placed before it
+    on the same bar: a pass over the whole book per check is quadratic).
+
+    The kept sum is used only when nothing it was computed from can have changed: the
+    same bar and fill count (positions and marks move only when a bar closes), the same
+    rates and buffer, the same orders (the same objects: a replace makes a new one) in
+    the first slots of the book. The orders after them are added in book order to the
+    same running sums, so the result is the one a full pass computes, bit for bit.
+    """
+
+    enabled = True
+    """Tests set it False to compare with a full pass each time."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int, float] | None = None
+        self._rates: np.ndarray | None = None
+        self._ids: list[str] = []
+        self._orders: list[Order] = []
+        self._walk = _Walk()
+        self._total = 0.0
+        self._legs: dict[str, float] = {}
+
+    def held(self, broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
+             buffer: float) -> float:
+        """``reserved(broker, marks, rates, buffer)``."""
+        book = broker._book
+        n = book.n
+        if n == 0:
+            return 0.0
+        key = (broker._t, len(broker._fills), id(marks), buffer)
+        k = len(self._ids)
+        orders = broker._orders
+        if not (self.enabled and key == self._key and rates is self._rates and k <= n
+                and book.ids[:k] == self._ids
+                and all(orders[oid].order is o
+                        for oid, o in zip(self._ids, self._orders, strict=True))):
+            self._key, self._rates = key, rates
+            self._ids, self._orders = [], []
+            self._walk, self._total, self._legs = _Walk(), 0.0, {}
+            k = 0
+        if k < n:
+            total, legs = self._total, self._legs
+            for i, col, order, opening, group in self._walk.parts(broker, k, -1):
+                self._ids.append(book.ids[i])
+                self._orders.append(order)
+                if opening > 0:
+                    total, legs = _add(total, legs, order, col, opening, group, marks, rates,
+                                       buffer)
+            self._total = total
+        return self._total + sum(self._legs.values())
+
+
+def _add(total: float, legs: dict[str, float], order: Order, col: int, opening: float,
+         group: str | None, marks: np.ndarray, rates: np.ndarray, buffer: float
+         ) -> tuple[float, dict[str, float]]:
+    """One open order's margin added to the running sums of :func:`reserved`."""
+    px = order_price(order, marks.item(col), buffer)
+    if math.isfinite(px):
+        margin = opening * px * rates.item(col)
+        if group is None:
+            total += margin
+        else:
+            legs[group] = max(legs.get(group, 0.0), margin)
+    return total, legs
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
-             buffer: float) -> float:
+             buffer: float, skip: int = -1) -> float:
     """Margin the open orders hold: for each open order, the quantity that opens
     exposure (in book order, per symbol and side) x its worst price x its symbol's rate.
+    Slot ``skip`` (an order being replaced) is left out as if it were not in the book.
 
     ``held`` children are not in the book: they only reduce what their parent opens.
     The live legs of one group (only one of them can trade) hold their largest leg's
@@ -93,14 +216,7 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
         return 0.0
     total = 0.0
     legs: dict[str, float] = {}  # group key -> its largest leg's margin
-    for i, opening, group in _open_parts(broker):
+    for _, col, order, opening, group in _open_parts(broker, skip):
         if opening > 0:
-            col = int(book.sym[i])
-            px = order_price(broker._orders[book.ids[i]].order, float(marks[col]), buffer)
-            if np.isfinite(px):
-                margin = opening * px * float(rates[col])
-                if group is None:
-                    total += margin
-                else:
-                    legs[group] = max(legs.get(group, 0.0), margin)
+            total, legs = _add(total, legs, order, col, opening, group, marks, rates, buffer)
     return total + sum(legs.values())

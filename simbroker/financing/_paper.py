@@ -80,7 +80,10 @@ class PaperFinancing:
         days = float(self.days[self.next])
         now = broker._clock.now()
         if self._stage == 0:
-            if self.charges_borrow and self.borrow is not None:
+            # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
+            # nothing would be booked): skip the arrays.
+            if self.charges_borrow and self.borrow is not None and broker._pos.size \
+                    and broker._pos.min() < 0:
                 fees = borrow_fees(broker._pos, self.close[t], self.rates, days,
                                    self.borrow.day_count)
                 total = float(np.sum(fees))

@@ -13,6 +13,7 @@ import numpy as np
 from simbroker.errors import FeeScheduleError
 from simbroker.models.fees import FeeModel
 from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
+from simbroker.models.schedules._scalar import RowCache, scalar_fees
 
 __all__ = ["AlpacaFee", "IBKRFixedFee", "IBKRTieredFee", "ScheduleFee", "fees_at",
            "model_class", "order_fees_at"]
@@ -66,6 +67,10 @@ class ScheduleFee(FeeModel):
     """
 
     name: ClassVar[str] = "schedule"
+    _scalar_max: ClassVar[int] = 8
+    """Calls with at most this many fills are priced in Python floats
+    (:mod:`~simbroker.models.schedules._scalar`, bit-identical); tests set it to 0 or to
+    a huge number to force either path. 0 on a model whose commission has more parts."""
 
     def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
         if not isinstance(schedule, FeeSchedule):
@@ -74,6 +79,36 @@ class ScheduleFee(FeeModel):
         self.schedule = schedule
         self.as_of = None if as_of is None else as_day(as_of)
         self.version = schedule.version_on(self.as_of)
+        self._row_cache = RowCache(self)
+        cls = type(self)
+        self._scalar_ok = all(getattr(cls, m) is getattr(ScheduleFee, m) for m in (
+            "_price", "_order_price", "_rows", "_regulatory", "_capped", "_rate", "_ib",
+            "_extras", "_commission"))
+
+    def _scalar_args(self, arrays: tuple[Any, ...], when: Any
+                     ) -> tuple[list[list[float]], int | None] | None:
+        """The fills as lists of floats and the time key when the scalar path applies:
+        equal-length 1-d float64 arrays of at most ``_scalar_max`` fills, at one time
+        (int64 ns) or undated; ``None`` otherwise (the array path)."""
+        if not self._scalar_ok:
+            return None
+        n = -1
+        for a in arrays:
+            if type(a) is not np.ndarray or a.dtype != np.float64 or a.ndim != 1:
+                return None
+            if n < 0:
+                n = a.shape[0]
+            elif a.shape[0] != n:
+                return None
+        if n > self._scalar_max:
+            return None
+        if when is None:
+            key = None
+        elif isinstance(when, (np.integer, int)) and not isinstance(when, bool):
+            key = int(when)
+        else:
+            return None
+        return [a.tolist() for a in arrays], key
 
     # -- the FeeModel contract ------------------------------------------------------------
     def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
@@ -89,6 +124,11 @@ class ScheduleFee(FeeModel):
             each fill pays the versions effective on its UTC trade date. Without it,
             the versions of ``as_of``.
         """
+        fast = self._scalar_args((side, qty, price), when)
+        if fast is not None:
+            (sd, q, p), key = fast
+            return np.array(scalar_fees(self._row_cache.rates(key), sd, q, p, None, None),
+                            np.float64)
         return self._price(side, qty, price, when, None)
 
     def _price(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
@@ -172,6 +212,11 @@ class ScheduleFee(FeeModel):
 
         Where ``filled_qty == 0`` this equals :meth:`fees` exactly.
         """
+        fast = self._scalar_args((side, qty, price, filled_qty, filled_notional), when)
+        if fast is not None:
+            (sd, q, p, fq, fn), key = fast
+            return np.array(scalar_fees(self._row_cache.rates(key), sd, q, p, fq, fn),
+                            np.float64)
         return self._order_price(side, qty, price, filled_qty, filled_notional, when, None)
 
     def _order_price(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
@@ -253,6 +298,7 @@ class IBKRTieredFee(ScheduleFee):
     """
 
     name: ClassVar[str] = "ibkr_tiered"
+    _scalar_max: ClassVar[int] = 0  # tier rates, pass-throughs: the array path only
 
     def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
         super().__init__(schedule, as_of)

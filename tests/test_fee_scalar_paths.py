@@ -1,0 +1,124 @@
+"""The schedule fee models' scalar path (a few fills in Python floats) against the
+array path, on random fills: the same fees bit for bit, the same errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simbroker.errors import FeeScheduleError
+from simbroker.models import AlpacaFee, IBKRFixedFee, ScheduleFee, fee_schedule
+
+PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+NS_PER_DAY = 86_400 * 10**9
+# 2018-01-01 .. 2027-01-01: before the first commission version too (an error on both paths)
+WHEN = st.integers(17532 * NS_PER_DAY, 20820 * NS_PER_DAY)
+QTY = st.one_of(st.sampled_from([0.0, 1.0, 100.0, 0.5, 1e7]),
+                st.floats(0.0, 1e6, allow_nan=False), st.floats(-1e6, 0.0))
+PRICE = st.one_of(st.sampled_from([0.01, 0.0, 25.0, 1e5]), st.floats(0.0001, 1e4))
+FILL = st.tuples(st.sampled_from([1.0, -1.0]), QTY, PRICE,
+                 st.one_of(st.just(0.0), st.floats(0.0, 1e5)), st.floats(0.0, 1e8))
+
+
+def _model(name: str, as_of: str | None) -> ScheduleFee:
+    model = fee_schedule(name, as_of)
+    assert isinstance(model, (IBKRFixedFee, AlpacaFee))
+    return model
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.dtype == b.dtype == np.float64
+    assert a.shape == b.shape
+    assert a.tobytes() == b.tobytes(), (a, b)
+
+
+def _outcome(fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        return fn(*args)
+    except FeeScheduleError as exc:
+        return type(exc), str(exc)
+
+
+@PROPS
+@given(name=st.sampled_from(["ibkr_fixed", "alpaca"]),
+       as_of=st.sampled_from([None, "2024-06-03", "2025-06-02"]),
+       fills=st.lists(FILL, min_size=0, max_size=8), when=st.one_of(st.none(), WHEN))
+def test_scalar_path_equals_the_array_path(name: str, as_of: str | None,
+                                           fills: list[tuple[float, ...]],
+                                           when: int | None) -> None:
+    model = _model(name, as_of)
+    cols = [np.array([f[k] for f in fills], np.float64) for k in range(5)]
+    side, qty, price, done, paid = cols
+    dated = None if when is None else np.int64(when)
+    arr_when = None if when is None else np.array([when], np.int64)
+    assert model._scalar_args((side, qty, price), dated) is not None  # the fast path runs
+    for fast, slow in (
+            ((model.fees, side, qty, price, dated),
+             (model._price, side, qty, price, arr_when, None)),
+            ((model.order_fees, side, qty, price, done, paid, dated),
+             (model._order_price, side, qty, price, done, paid, arr_when, None))):
+        got, want = _outcome(*fast), _outcome(*slow)
+        if isinstance(want, tuple):
+            assert got == want
+        else:
+            assert isinstance(got, np.ndarray)
+            _same(got, want)
+    # a second call at the same time uses the cached rates: still the same
+    if when is not None and fills and not isinstance(_outcome(model.fees, side, qty, price,
+                                                               dated), tuple):
+        _same(model.fees(side, qty, price, dated), model._price(side, qty, price, arr_when,
+                                                                 None))
+
+
+def test_the_scalar_path_is_only_for_small_plain_calls() -> None:
+    model = _model("ibkr_fixed", None)
+    one = np.ones(1)
+    assert model._scalar_args((one, one, one), None) is not None
+    assert model._scalar_args((np.ones(9),) * 3, None) is None  # a larger call
+    assert model._scalar_args((one, np.ones(2), one), None) is None  # broadcasting
+    assert model._scalar_args((one, np.ones(1, np.int64), one), None) is None
+    assert model._scalar_args((one, one, one), np.array([0], "datetime64[ns]")) is None
+    tiered = fee_schedule("ibkr_tiered")
+    assert tiered._scalar_args((one, one, one), None) is None
+
+
+def test_a_subclass_changing_the_formula_keeps_the_array_path() -> None:
+    class Doubled(IBKRFixedFee):
+        def _extras(self, q: np.ndarray, ib: np.ndarray, rows: object) -> np.ndarray:
+            return 2.0 * ib
+
+    model = Doubled(fee_schedule("ibkr_fixed").schedule)
+    one = np.ones(1)
+    assert model._scalar_args((one, one, one), None) is None
+    assert model.fees(one, np.array([100.0]), np.array([10.0]))[0] == 2.0
+
+
+@pytest.mark.parametrize("name", ["ibkr_fixed", "alpaca"])
+def test_hand_computed_sell_on_the_scalar_path(name: str) -> None:
+    model = _model(name, "2025-06-02")
+    got = model.fees(np.array([-1.0]), np.array([100.0]), np.array([25.0]))
+    want = model._price(np.array([-1.0]), np.array([100.0]), np.array([25.0]), None, None)
+    _same(got, want)
+
+
+@PROPS
+@given(name=st.sampled_from(["ibkr_fixed", "alpaca"]),
+       whens=st.lists(st.one_of(WHEN, st.sampled_from(
+           [19052 * NS_PER_DAY - 1, 19052 * NS_PER_DAY, 19967 * NS_PER_DAY - 1,
+            19967 * NS_PER_DAY, 20127 * NS_PER_DAY])), min_size=1, max_size=12),
+       fill=FILL)
+def test_the_cached_rates_follow_the_versions(name: str, whens: list[int],
+                                              fill: tuple[float, ...]) -> None:
+    # One model priced at many times in turn (the cache spans versions: 2022-03-01,
+    # 2024-09-01 ... are version boundaries of some part): each call as the array path.
+    model = _model(name, None)
+    side, qty, price = (np.array([fill[k]]) for k in range(3))
+    for when in whens:
+        got = _outcome(model.fees, side, qty, price, np.int64(when))
+        want = _outcome(model._price, side, qty, price, np.array([when], np.int64), None)
+        if isinstance(want, tuple):
+            assert got == want
+        else:
+            _same(got, want)
