@@ -1,0 +1,117 @@
+"""Submitting orders to Alpaca: one ``client_order_id`` per order, a lost answer resolved
+from Alpaca's orders, and a refusal explained (buying power, pattern day trading).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from simbroker.brokers.alpaca._base import log
+from simbroker.brokers.alpaca._queries import Queries
+from simbroker.brokers.alpaca.account import opening_qty, refusal
+from simbroker.brokers.alpaca.translate import alpaca_refusal, is_duplicate_client_id, order_request
+from simbroker.errors import (
+    BrokerAPIError,
+    BrokerConnectionError,
+    BrokerRateLimited,
+    InvalidOrder,
+    OrderRejected,
+)
+from simbroker.types import Order, OrderInfo
+
+__all__ = ["Submitting"]
+
+
+def _is_server_error(exc: BrokerAPIError) -> bool:
+    return isinstance(exc.code, int) and exc.code >= 500
+
+
+class Submitting(Queries):
+    """Order submission of :class:`~simbroker.brokers.alpaca.AlpacaBroker`."""
+
+    def submit_order(self, symbol: str, side: str, qty: float, order_type: str = "market", *,
+                     limit_price: float | None = None, stop_price: float | None = None,
+                     tif: str = "day", client_order_id: str | None = None,
+                     extended_hours: bool = False, order_class: str = "simple",
+                     take_profit: Mapping[str, float] | None = None,
+                     stop_loss: Mapping[str, float] | None = None,
+                     trail_amount: float | None = None,
+                     trail_percent: float | None = None) -> OrderInfo:
+        """Send an order, as Alpaca's native order; a known ``client_order_id`` returns the
+        order it already placed.
+
+        Order kinds (see :meth:`simbroker.types.Order.create`) map one to one: ``order_class``
+        bracket/oto/oco with ``take_profit``/``stop_loss``, ``trailing_stop`` with
+        ``trail_amount`` (Alpaca's ``trail_price``) or ``trail_percent``, the tifs
+        ``opg``/``cls``/``ioc``/``fok``, ``extended_hours``. A group is one request; the
+        answer is its parent (an OCO's limit leg), whose ``legs`` are the children's ids.
+        What Alpaca refuses is refused here first (:func:`alpaca_refusal`), nothing sent.
+
+        Raises :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and
+        Alpaca could not be asked about the order in time (resubmit the same
+        ``client_order_id`` to learn its fate: it is never placed twice), and
+        :class:`~simbroker.errors.BrokerConnectionError` without sending anything when an
+        earlier order of the same symbol is still unresolved.
+        """
+        order = Order.create(symbol, side, qty, order_type, limit_price=limit_price,
+                             stop_price=stop_price, tif=tif, client_order_id=client_order_id,
+                             order_class=order_class, take_profit=take_profit,
+                             stop_loss=stop_loss, trail_amount=trail_amount,
+                             trail_percent=trail_percent)
+        refusal = alpaca_refusal(order, bool(extended_hours))
+        if refusal is not None:
+            raise refusal
+        cid = order.client_order_id or f"sb-{uuid.uuid4().hex}"
+        known = self.orders.by_client_id(cid)
+        if known is not None:
+            return self._same_or_error(known, order)
+        self._resolve_pending(order.symbol, except_cid=cid)
+        body = order_request(order, cid, extended_hours=bool(extended_hours))
+        try:
+            raw = self.rest.request("POST", "/orders", body=body, operation="submit_order",
+                                    symbol=order.symbol, client_order_id=cid)
+        except InvalidOrder as exc:
+            if not is_duplicate_client_id(422, str(exc)):
+                raise
+            found = self._lookup(cid)  # placed before: by an earlier send or process
+            if found is None:
+                raise
+            return self._placed(self._same_or_error(found, order), order, cid)
+        except BrokerRateLimited:
+            raise  # refused, not placed
+        except OrderRejected as exc:  # 403: Alpaca refused it; nothing was placed
+            raise self._refused(order, cid, exc) from None
+        except (BrokerConnectionError, BrokerAPIError) as exc:
+            if isinstance(exc, BrokerAPIError) and not _is_server_error(exc):
+                raise
+            return self._after_lost_answer(order, cid, exc)
+        return self._placed(self._remember(raw), order, cid)
+
+    def _refused(self, order: Order, cid: str, exc: OrderRejected) -> OrderRejected:
+        """The typed error for Alpaca's 403 refusal of ``order`` (with the buying power
+        or position read after it, when Alpaca answers in time), its ``rejected``
+        trade-log record written."""
+        text = str(exc).lower()
+        buying_power = position = opening = None
+        try:
+            if "buying power" in text:
+                buying_power = float(self._get("/account", "get_account")["buying_power"])
+                held = self.get_positions().get(order.symbol, 0.0)
+                same = sum(o["remaining_qty"] for o in self.get_orders(open_only=True)
+                           if o["symbol"] == order.symbol and o["side"] == order.side.value
+                           and o["status"] != "held")
+                opening = opening_qty(order.side.value, order.qty, held, same)
+            elif "short" in text:
+                position = self.get_positions().get(order.symbol, 0.0)
+        except Exception:  # the refusal stands; only its figures are unknown
+            log.info("Alpaca: no account figures for the refusal of %s", cid)
+        price = order.limit_price if order.limit_price is not None else order.stop_price
+        out = refusal(exc, symbol=order.symbol, side=order.side.value, qty=order.qty,
+                      price=price, client_order_id=cid, buying_power=buying_power,
+                      position=position, opening=opening)
+        if self.trade_log is not None:
+            self.trade_log.write("rejected", self.now(), order_id=None, client_order_id=cid,
+                                 symbol=order.symbol, side=order.side.value, qty=order.qty,
+                                 order_type=order.order_type.value, reason=str(out))
+        return out
