@@ -31,7 +31,7 @@ _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
 # The rules of refusals that are not the account's (``allow_short``, a hard-to-borrow
 # symbol) and of invalid orders (none): the rest are the account's (buying power, a cash
 # account's short or good-faith rule, the pattern day trader's rule).
-_NOT_ACCOUNT = (None, "allow_short", "hard_to_borrow")
+_NOT_ACCOUNT = (None, "allow_short")
 
 
 class Booking(Placing):

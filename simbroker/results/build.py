@@ -75,7 +75,10 @@ def build_result(broker: PaperBroker) -> BacktestResult:
             bars, None if broker._actions is None else broker._actions.sched,
             [] if broker._actions is None else broker._actions.dividends),
         financing=financing)
-    if broker._account is not None:  # as backtest_vectorized(account=...) reports it
+    fin_borrow = None if broker._financing is None else broker._financing.borrow
+    refuses_shorts = fin_borrow is not None and bool(
+        set(fin_borrow.hard_to_borrow) & set(bars.symbols))
+    if broker._account is not None or refuses_shorts:  # as backtest_vectorized reports it
         result.stats["n_refused"] = broker._n_refused
     return result
 
