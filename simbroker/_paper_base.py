@@ -93,6 +93,8 @@ class PaperState:
     _ledger_cash: array[float]
     _ledger_pos: array[float]
     _n_orders: int
+    _n_refused: int
+    """Refusals counted for ``stats["n_refused"]`` (see ``_paper_checks``)."""
     _actions: PaperActions | None
     _financing: PaperFinancing | None
     _groups: Groups

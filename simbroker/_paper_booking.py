@@ -28,30 +28,8 @@ _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
              TimeInForce.FOK: "fok order not filled on its bar"}
 
 
-# The rules of refusals that are not the account's (``allow_short``, a hard-to-borrow
-# symbol) and of invalid orders (none): the rest are the account's (buying power, a cash
-# account's short or good-faith rule, the pattern day trader's rule).
-_NOT_ACCOUNT = (None, "allow_short")
-
-
 class Booking(Placing):
     """Book what a bar decided (write-ahead: the record first, then the change)."""
-
-    _n_refused = 0
-    """Orders the account refused (``stats["n_refused"]``); an instance's own from its
-    first refusal."""
-
-    def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
-                      client_order_id: Any, reason: str, rule: str | None = None) -> None:
-        """Count a refusal of the account's, then record it (``Checks._log_rejected``).
-
-        Counted here, not where the refusal is logged, only because that module has
-        another owner this wave; the count belongs beside the ``rejected`` record.
-        """
-        if rule not in _NOT_ACCOUNT:
-            self._n_refused += 1
-        super()._log_rejected(  # type: ignore[misc]
-            symbol, side, qty, order_type, client_order_id, reason, rule)
 
     def _book_bar(self, t: int, slots: list[int], qty: list[float], price: list[float],
                   fee: list[float], triggered: list[int] | None,

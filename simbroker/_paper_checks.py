@@ -17,6 +17,12 @@ from simbroker.types import Order, OrderInfo, OrderType, TimeInForce
 __all__ = ["Checks"]
 
 
+# Refusals ``stats["n_refused"]`` does not count, as ``backtest_vectorized`` does not:
+# invalid orders (no rule) and ``allow_short``. It counts the account's (buying power, a
+# cash account's short or good-faith rule, the pattern day trader's) and hard-to-borrow.
+_NOT_COUNTED = (None, "allow_short")
+
+
 class Checks(PaperState):
     """Checks an order passes before it is accepted, and logging refusals."""
 
@@ -97,6 +103,8 @@ class Checks(PaperState):
 
     def _log_rejected(self, symbol: Any, side: Any, qty: Any, order_type: Any,
                       client_order_id: Any, reason: str, rule: str | None = None) -> None:
+        if rule not in _NOT_COUNTED:
+            self._n_refused += 1
         if self._log is None:
             return
         def short(text: str) -> str:  # a refused argument may be megabytes of text

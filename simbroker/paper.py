@@ -364,6 +364,7 @@ class PaperBroker(Matching, Checks):
         self._ledger_cash = array("d")
         self._ledger_pos = array("d")
         self._n_orders = 0
+        self._n_refused = 0
         # Splits and dividends still to apply (simbroker.actions._paper), None without.
         sched = broker_schedule(bars)
         self._actions = None if sched is None else PaperActions(sched, self._t + 1)
