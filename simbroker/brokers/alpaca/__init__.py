@@ -2,7 +2,14 @@
 
 One job per module:
 
-- :mod:`~simbroker.brokers.alpaca.broker`: :class:`AlpacaBroker`, the protocol itself.
+- :mod:`~simbroker.brokers.alpaca.broker`: :class:`AlpacaBroker`, the protocol itself,
+  assembled from one mixin per part: ``_base`` (the state, the clock and the REST read
+  every part uses), ``_submit`` (submission, a lost answer resolved, refusals explained),
+  ``_modify`` (cancel and replace), ``_queries`` (orders, positions, cash, the account,
+  fills), ``_records`` (the order records, refreshed when stale) and ``_sync`` (fills
+  booked once from the stream or REST activities, the reconcile and its worker).
+- :mod:`~simbroker.brokers.alpaca.account`: ``GET /v2/account`` as
+  :class:`~simbroker.types.AccountInfo`, and the 403 refusals as typed errors.
 - :mod:`~simbroker.brokers.alpaca.rest`: REST calls with deadlines, typed errors and
   Alpaca's rate-limit waits, no hidden retries.
 - :mod:`~simbroker.brokers.alpaca.connection`: the trade_updates stream's state machine
