@@ -11,7 +11,7 @@ import numpy as np
 
 from simbroker.accounts._days import calendar_days, day_key, day_number, trading_day_numbers
 from simbroker.accounts._daytrades import WINDOW, DayTrades
-from simbroker.accounts._marks import Marks, last_closes
+from simbroker.accounts._marks import Marks
 from simbroker.accounts._reserve import order_price
 from simbroker.accounts._state import LoggedFill, StateError, field_of, time_ns
 from simbroker.errors import InsufficientBuyingPower, OrderRejected
@@ -244,7 +244,6 @@ class Account:
                 on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
                         after - sign * qty, after, cashes[r])
                 self._cursor = k + 1
-        self._marks.advance(t)
         self._after_bar(t)
 
     def info(self) -> AccountInfo:
@@ -264,10 +263,7 @@ class Account:
 
     def marks(self) -> np.ndarray:
         """Each symbol's last close as of the latest closed bar."""
-        b = self.broker
-        if self._marks.t != b._t:
-            return last_closes(b._close, b._t)
-        return self._marks.price
+        return self._marks.at(self.broker._t)
 
     def day(self, bar: int, col: int) -> int:
         """The trading-day number of bar ``bar`` on column ``col``'s calendar."""

@@ -140,7 +140,9 @@ class MarginAccount(Account):
         self._dt = np.maximum(self._mm, self.day_trade_rate)
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
-        self._req = (0.0, 0.0, 0.0)
+        self._req = (0.0, 0.0)
+        self._im_req: float | None = None
+        self._m_im: np.ndarray | None = None
         self._reservations = Reservations()
 
     # ------------------------------------------------------------- figures
@@ -149,16 +151,29 @@ class MarginAccount(Account):
 
         Cached until the bar, the fills or the cash change (nothing else moves them).
         """
+        equity, mm = self._equity_mm()
+        im = self._im_req
+        if im is None:  # a bar close needs only equity and maintenance: this on demand
+            m_im = self._m_im
+            if m_im is None:
+                m_im = self._m_im = self._m0 * self._im
+            im = self._im_req = float(self._gross @ m_im)
+        return equity, im, mm
+
+    def _equity_mm(self) -> tuple[float, float]:
+        """Equity and maintenance margin of :meth:`requirements` (same cache)."""
         b = self.broker
         key = (b._t, len(b._fills), b._cash)
         if key != self._key:
             if self._m_t != b._t:
-                m0 = _zero_nan(self.marks())
-                self._m0, self._m_im, self._m_mm = m0, m0 * self._im, m0 * self._mm
+                marks = self.marks()
+                # no close missing: the marks hold no NaN, nan_to_num would copy them
+                m0 = marks if self._marks.dense and b._t >= 0 else _zero_nan(marks)
+                self._m0, self._m_mm, self._m_im = m0, m0 * self._mm, None
                 self._m_t = b._t
-            gross = np.abs(b._pos)
-            self._req = (b._cash + float(b._pos @ self._m0), float(gross @ self._m_im),
-                         float(gross @ self._m_mm))
+            self._gross = gross = np.abs(b._pos)
+            self._req = (b._cash + float(b._pos @ self._m0), float(gross @ self._m_mm))
+            self._im_req = None
             self._key = key
         return self._req
 
@@ -247,7 +262,7 @@ class MarginAccount(Account):
     def _after_bar(self, t: int) -> None:
         if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
-        equity, _, mm = self.requirements()
+        equity, mm = self._equity_mm()
         if not (mm > 0 and equity < mm):
             self._in_call = False
             return
