@@ -111,6 +111,7 @@ class Account:
         self._marks = Marks(broker._close, broker._t)
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
+        self._cals: list[int] = self._cal.tolist()
         self._daynum = trading_day_numbers(sessions)
         self._n_days = len(self._daynum)
         self._known = calendar_days(sessions)
@@ -229,22 +230,51 @@ class Account:
         return slot, state.order, state.order.qty - state.filled_qty
 
     def on_bar_close(self, t: int) -> None:
-        """Bar ``t`` closed and its fills are booked: account for them, then mark."""
+        """Bar ``t`` closed and its fills are booked: account for them."""
         b = self.broker
         fills = b._fills
-        if self._cursor < len(fills):
-            rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
-            positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
-            for k in range(self._cursor, len(fills)):
-                f = fills[k]
-                r = rows[k]  # the ledger also has rows for actions and financing
-                after = positions[r]
-                sign = 1.0 if f["side"] == "buy" else -1.0
-                qty = f["qty"]
-                on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
-                        after - sign * qty, after, cashes[r])
-                self._cursor = k + 1
+        k0, n = self._cursor, len(fills)
+        if k0 < n:
+            if type(self)._on_fill is Account._on_fill:
+                self._count_day_trades(k0, n)
+            else:
+                self._book_new(k0, n)
         self._after_bar(t)
+
+    def _book_new(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` for fills ``k0`` to ``n`` (read from the fill log's columns)."""
+        b = self.broker
+        fills = b._fills
+        sells, qtys, notionals, fees = fills._sell, fills._qty, fills._notional, fills._fee
+        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+        positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+        for k in range(k0, n):
+            r = rows[k]  # the ledger also has rows for actions and financing
+            after = positions[r]
+            sign = -1.0 if sells[k] else 1.0
+            qty = qtys[k]
+            on_fill(bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
+                    after, cashes[r])
+            self._cursor = k + 1
+
+    def _count_day_trades(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` of this class for fills ``k0`` to ``n``, in one loop."""
+        b = self.broker
+        fills = b._fills
+        sells, qtys = fills._sell, fills._qty
+        rows, bars, syms, positions = b._fill_rows, b._ledger_bar, b._ledger_sym, b._ledger_pos
+        cals, daynum, last, on_fill = self._cals, self._daynum, self._n_days - 1, \
+            self.day_trades.on_fill
+        for k in range(k0, n):
+            r = rows[k]
+            after = positions[r]
+            qty = qtys[k]
+            before = after + qty if sells[k] else after - qty  # after - sign * qty
+            col = syms[r]
+            cal = cals[col]
+            bar = bars[r]
+            on_fill(col, daynum.item(min(max(bar, 0), last), cal), before, after, cal)
+        self._cursor = n
 
     def info(self) -> AccountInfo:
         """The figures ``get_account`` returns."""

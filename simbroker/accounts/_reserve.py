@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simbroker.risk._exposure import worst_fill_price
-from simbroker.types import Order, Side
+from simbroker.types import Order, OrderType, Side
 
 if TYPE_CHECKING:
     from simbroker._paper_book import OpenBook
@@ -26,6 +26,11 @@ def order_price(order: Order, mark: float, buffer: float) -> float:
     """The price an order is reserved at: its worst fill price
     (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
     order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
+    if order.order_type is OrderType.MARKET and order.limit_price is None \
+            and order.stop_price is None:  # what the general path gives, in fewer steps
+        if not math.isfinite(mark):
+            return float("nan")
+        return float(mark * (1.0 + buffer)) if order.side is Side.BUY else float(mark)
     last = mark if math.isfinite(mark) else None
     worst = worst_fill_price(order, last)
     if worst is None:
@@ -54,10 +59,11 @@ def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> flo
         if skip >= 0:
             same[skip] = False
         return float(book.qty[:n][same].sum())
-    sgn = book.sign
-    hits = [i for i, c in enumerate(book.sym[:n].tolist()) if c == col] if n <= 16 else \
-        (book.sym[:n] == col).nonzero()[0].tolist()
-    found = [i for i in hits if sgn.item(i) == sign and i != skip]
+    syms = book.syms  # book.sym[:n] as a list (the book keeps both)
+    if col not in syms:
+        return 0.0
+    signs = book.signs
+    found = [i for i, c in enumerate(syms) if c == col and signs[i] == sign and i != skip]
     if not found:
         return 0.0
     if len(found) == 1:
