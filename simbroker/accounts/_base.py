@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simbroker._paper_fills import FillLog
 from simbroker.accounts._days import calendar_days, day_key, day_number, trading_day_numbers
 from simbroker.accounts._daytrades import WINDOW, DayTrades
 from simbroker.accounts._marks import Marks
@@ -108,6 +109,7 @@ class Account:
     def _attach(self, broker: PaperBroker) -> None:
         """Set up against ``broker`` (subclasses extend this, not :meth:`bind`)."""
         self._broker = broker
+        self._b = broker  # the same, without the property's test (the hot paths)
         self._marks = Marks(broker._close, broker._t)
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
@@ -235,11 +237,29 @@ class Account:
         fills = b._fills
         k0, n = self._cursor, len(fills)
         if k0 < n:
-            if type(self)._on_fill is Account._on_fill:
+            if not isinstance(fills, FillLog):
+                self._book_dicts(k0, n)
+            elif type(self)._on_fill is Account._on_fill:
                 self._count_day_trades(k0, n)
             else:
                 self._book_new(k0, n)
         self._after_bar(t)
+
+    def _book_dicts(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` for fills ``k0`` to ``n`` of a fill list of ``Fill`` dicts."""
+        b = self.broker
+        fills = b._fills
+        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+        positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+        for k in range(k0, n):
+            f = fills[k]
+            r = rows[k]  # the ledger also has rows for actions and financing
+            after = positions[r]
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            qty = f["qty"]
+            on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
+                    after - sign * qty, after, cashes[r])
+            self._cursor = k + 1
 
     def _book_new(self, k0: int, n: int) -> None:
         """:meth:`_on_fill` for fills ``k0`` to ``n`` (read from the fill log's columns)."""
@@ -293,7 +313,11 @@ class Account:
 
     def marks(self) -> np.ndarray:
         """Each symbol's last close as of the latest closed bar."""
-        return self._marks.at(self.broker._t)
+        try:
+            b = self._b
+        except AttributeError:
+            b = self.broker  # not bound: raises
+        return self._marks.at(b._t)
 
     def day(self, bar: int, col: int) -> int:
         """The trading-day number of bar ``bar`` on column ``col``'s calendar."""
@@ -302,7 +326,7 @@ class Account:
 
     def next_day(self, col: int) -> int:
         """The trading day an order placed now first trades on (that of the next bar)."""
-        return self.day(self.broker._t + 1, col)
+        return self.day(self._b._t + 1, col)
 
     def today(self) -> list[int]:
         """The trading-day number of the latest closed bar, per calendar."""
@@ -311,9 +335,10 @@ class Account:
 
     def price(self, order: Order, col: int) -> float:
         """The price ``order`` is reserved at (see the class docstring)."""
-        mark = float(self.marks().item(col))
+        b = self._b
+        mark = float(self._marks.at(b._t).item(col))
         if not math.isfinite(mark):
-            mark = self.broker._last_price(col)
+            mark = b._last_price(col)
         return order_price(order, mark, self.market_buffer)
 
     def equity(self) -> float:

@@ -162,8 +162,8 @@ class MarginAccount(Account):
 
     def _equity_mm(self) -> tuple[float, float]:
         """Equity and maintenance margin of :meth:`requirements` (same cache)."""
-        b = self.broker
-        key = (b._t, len(b._fills), b._cash)
+        b = self._b
+        key = (b._t, len(b._fill_rows), b._cash)  # one ledger row per fill
         if key != self._key:
             if self._m_t != b._t:
                 marks = self.marks()
@@ -178,6 +178,8 @@ class MarginAccount(Account):
         return self._req
 
     def _intraday(self, equity: float) -> bool:
+        if not self.pattern_day_trader:
+            return False
         b = self.broker
         if not self.pattern_day_trader or equity < self.pdt_equity or b._t < 0:
             return False
@@ -193,9 +195,10 @@ class MarginAccount(Account):
             rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
         else:
             rates, base, rate = self._im, im, self.initial
-        b = self.broker
-        held = reserved(b, self.marks(), rates, self.market_buffer, skip) if skip >= 0 else \
-            self._reservations.held(b, self.marks(), rates, self.market_buffer)
+        b = self._b
+        marks = self._marks.at(b._t)
+        held = reserved(b, marks, rates, self.market_buffer, skip) if skip >= 0 else \
+            self._reservations.held(b, marks, rates, self.market_buffer)
         return equity - base - held, rates, rate
 
     def check(self, order: Order, col: int) -> None:
@@ -211,8 +214,8 @@ class MarginAccount(Account):
     def _check(self, order: Order, col: int, replacing: str | None) -> None:
         if self._liquidating:
             return
-        b = self.broker
-        sign = float(order.side.sign)
+        b = self._b
+        sign = 1.0 if order.side is Side.BUY else -1.0
         pos = float(b._pos.item(col))
         skip, old, old_left = -1, None, 0.0
         if replacing is not None:

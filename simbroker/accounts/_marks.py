@@ -57,13 +57,12 @@ class Marks:
             return self.price
         close = self._close
         if self.dense:
-            row = close[t]
+            row: np.ndarray = close[t]
             row.setflags(write=False)
             self.price, self.t = row, t
             return row
         if t == self.t + 1 and self.price is not self._none:
-            row = close[t]
-            np.copyto(self.price, row, where=np.isfinite(row))
+            np.copyto(self.price, close[t], where=np.isfinite(close[t]))
         elif t > self.t and self.price is not self._none:
             window = close[self.t + 1: t + 1]
             seen = np.isfinite(window)

@@ -163,6 +163,17 @@ class Reservations:
         self._total = 0.0
         self._legs: dict[str, float] = {}
 
+    def _same(self, broker: PaperBroker, k: int) -> bool:
+        """Whether the book's first ``k`` slots hold the orders the sum was taken over."""
+        ids = broker._book.ids
+        if ids[:k] != self._ids:
+            return False
+        orders = broker._orders
+        for oid, o in zip(self._ids, self._orders, strict=True):  # noqa: SIM110 (no genexpr)
+            if orders[oid].order is not o:
+                return False
+        return True
+
     def held(self, broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
              buffer: float) -> float:
         """``reserved(broker, marks, rates, buffer)``."""
@@ -170,13 +181,10 @@ class Reservations:
         n = book.n
         if n == 0:
             return 0.0
-        key = (broker._t, len(broker._fills), id(marks), buffer)
+        key = (broker._t, len(broker._fill_rows), id(marks), buffer)  # a row per fill
         k = len(self._ids)
-        orders = broker._orders
         if not (self.enabled and key == self._key and rates is self._rates and k <= n
-                and book.ids[:k] == self._ids
-                and all(orders[oid].order is o
-                        for oid, o in zip(self._ids, self._orders, strict=True))):
+                and self._same(broker, k)):
             self._key, self._rates = key, rates
             self._ids, self._orders = [], []
             self._walk, self._total, self._legs = _Walk(), 0.0, {}
