@@ -331,7 +331,8 @@ class Account:
     def today(self) -> list[int]:
         """The trading-day number of the latest closed bar, per calendar."""
         t = max(self.broker._t, 0)
-        return [int(x) for x in self._daynum[t].tolist()]
+        days: list[int] = self._daynum[t].tolist()  # int64: Python ints
+        return days
 
     def price(self, order: Order, col: int) -> float:
         """The price ``order`` is reserved at (see the class docstring)."""

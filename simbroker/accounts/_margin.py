@@ -138,6 +138,12 @@ class MarginAccount(Account):
         self._mm = np.array([self.maintenance_by_symbol.get(s, self.maintenance)
                              for s in syms])
         self._dt = np.maximum(self._mm, self.day_trade_rate)
+        close = broker._close
+        # equity >= maintenance whenever cash >= 0 and no position is short, if no price
+        # is negative or infinite and no maintenance rate is above one half: the bar
+        # close's test needs no dot product then (see _no_call)
+        self._bounded = bool(self._mm.max(initial=0.0) <= 0.5 and not np.isinf(close).any()
+                             and not (close < 0).any())
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
         self._req = (0.0, 0.0)
@@ -177,6 +183,17 @@ class MarginAccount(Account):
             self._key = key
         return self._req
 
+    def _no_call(self) -> bool:
+        """Whether ``equity >= maintenance`` holds for sure, without computing them.
+
+        With cash >= 0, every position >= 0 and every mark >= 0 (NaN counting 0), equity
+        is cash plus the long value ``V`` and maintenance at most ``V / 2``; each dot
+        product is off by a relative ``n * 2**-53`` at most, far inside that factor. So
+        ``mm > 0 and equity < mm`` (a margin call) is False, as the exact test finds.
+        """
+        b = self._b
+        return self._bounded and b._cash >= 0 and b._pos.min(initial=0.0) >= 0
+
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
             return False
@@ -203,7 +220,36 @@ class MarginAccount(Account):
 
     def check(self, order: Order, col: int) -> None:
         """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
-        self._check(order, col, None)
+        if self._liquidating:
+            return
+        b = self._b
+        buy = order.side is Side.BUY
+        pos = float(b._pos.item(col))
+        if (pos < 0 if buy else pos > 0) and self.pdt_check:  # closes: the PDT rule
+            self._check(order, col, None)
+            return
+        # what _check does for an order that opens or adds, with no order replaced
+        opening = opening_qty(order.side, order.qty, pos,
+                              same_side_open(b._book, col, 1.0 if buy else -1.0))
+        if opening <= 0:
+            return
+        px = self.price(order, col)
+        if not math.isfinite(px):
+            return  # no price ever: the order can never fill
+        required = opening * px
+        equity, im, mm = self.requirements()
+        if self.pattern_day_trader and self._intraday(equity):
+            rates, base = self._dt, mm
+        else:
+            rates, base = self._im, im
+        held = self._reservations.held(b, self._marks.at(b._t), rates, self.market_buffer)
+        rate = rates.item(col)
+        available = max(equity - base - held, 0.0) / rate
+        if required > available * (1 + 1e-12) + 1e-9:
+            what = "shorting" if order.side is Side.SELL else "buying"
+            raise self.refuse(order, required, available, "buying_power",
+                              f"margin account, {what} {opening:g} at {px:g} needs "
+                              f"{rate:.0%} margin")
 
     def check_replace(self, order_id: str, order: Order, col: int) -> None:
         """Refuse a replace whose order, whole, does not fit the buying power net of the
@@ -265,6 +311,9 @@ class MarginAccount(Account):
     def _after_bar(self, t: int) -> None:
         if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
+        if self._no_call():
+            self._in_call = False
+            return
         equity, mm = self._equity_mm()
         if not (mm > 0 and equity < mm):
             self._in_call = False
