@@ -146,9 +146,13 @@ class MarginAccount(Account):
                              and not (close < 0).any())
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
-        self._req = (0.0, 0.0)
-        self._im_req: float | None = None
+        self._m0 = np.zeros(len(syms))
         self._m_im: np.ndarray | None = None
+        self._m_mm: np.ndarray | None = None
+        self._eq: float | None = None
+        self._im_req: float | None = None
+        self._mm_req: float | None = None
+        self._gross: np.ndarray | None = None
         self._reservations = Reservations()
 
     # ------------------------------------------------------------- figures
@@ -157,31 +161,55 @@ class MarginAccount(Account):
 
         Cached until the bar, the fills or the cash change (nothing else moves them).
         """
-        equity, mm = self._equity_mm()
-        im = self._im_req
-        if im is None:  # a bar close needs only equity and maintenance: this on demand
-            m_im = self._m_im
-            if m_im is None:
-                m_im = self._m_im = self._m0 * self._im
-            im = self._im_req = float(self._gross @ m_im)
-        return equity, im, mm
+        return self._equity(), self._initial(), self._maintenance()
 
-    def _equity_mm(self) -> tuple[float, float]:
-        """Equity and maintenance margin of :meth:`requirements` (same cache)."""
+    def _fresh(self) -> None:
+        """Drop the cached figures when the bar, the fills or the cash changed."""
         b = self._b
         key = (b._t, len(b._fill_rows), b._cash)  # one ledger row per fill
         if key != self._key:
             if self._m_t != b._t:
-                marks = self.marks()
+                marks = self._marks.at(b._t)
                 # no close missing: the marks hold no NaN, nan_to_num would copy them
-                m0 = marks if self._marks.dense and b._t >= 0 else _zero_nan(marks)
-                self._m0, self._m_mm, self._m_im = m0, m0 * self._mm, None
+                self._m0 = marks if self._marks.dense and b._t >= 0 else _zero_nan(marks)
+                self._m_im = self._m_mm = None
                 self._m_t = b._t
-            self._gross = gross = np.abs(b._pos)
-            self._req = (b._cash + float(b._pos @ self._m0), float(gross @ self._m_mm))
-            self._im_req = None
+            self._eq = self._im_req = self._mm_req = self._gross = None
             self._key = key
-        return self._req
+
+    def _equity(self) -> float:
+        self._fresh()
+        eq = self._eq
+        if eq is None:
+            b = self._b
+            eq = self._eq = b._cash + float(b._pos @ self._m0)
+        return eq
+
+    def _abs_pos(self) -> np.ndarray:
+        gross = self._gross
+        if gross is None:
+            gross = self._gross = np.abs(self._b._pos)
+        return gross
+
+    def _initial(self) -> float:
+        """Initial margin of the positions (call :meth:`_fresh` first)."""
+        im = self._im_req
+        if im is None:  # each figure on demand: a bar close needs no initial margin
+            m_im = self._m_im
+            if m_im is None:
+                m_im = self._m_im = self._m0 * self._im
+            im = self._im_req = float(self._abs_pos() @ m_im)
+        return im
+
+    def _maintenance(self) -> float:
+        """Maintenance margin of the positions (call :meth:`_fresh` first)."""
+        mm = self._mm_req
+        if mm is None:
+            m_mm = self._m_mm
+            if m_mm is None:
+                m_mm = self._m_mm = self._m0 * self._mm
+            mm = self._mm_req = float(self._abs_pos() @ m_mm)
+        return mm
 
     def _no_call(self) -> bool:
         """Whether ``equity >= maintenance`` holds for sure, without computing them.
@@ -237,11 +265,11 @@ class MarginAccount(Account):
         if not math.isfinite(px):
             return  # no price ever: the order can never fill
         required = opening * px
-        equity, im, mm = self.requirements()
+        equity = self._equity()
         if self.pattern_day_trader and self._intraday(equity):
-            rates, base = self._dt, mm
+            rates, base = self._dt, self._maintenance()
         else:
-            rates, base = self._im, im
+            rates, base = self._im, self._initial()
         held = self._reservations.held(b, self._marks.at(b._t), rates, self.market_buffer)
         rate = rates.item(col)
         available = max(equity - base - held, 0.0) / rate
@@ -314,7 +342,8 @@ class MarginAccount(Account):
         if self._no_call():
             self._in_call = False
             return
-        equity, mm = self._equity_mm()
+        equity = self._equity()
+        mm = self._maintenance()
         if not (mm > 0 and equity < mm):
             self._in_call = False
             return
