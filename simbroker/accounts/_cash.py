@@ -164,12 +164,12 @@ class CashAccount(Account):
 
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
-        super()._on_fill(bar, col, sign, qty, notional, fee, before, after, cash)
+        cal = self._cals[col]
+        day = self._daynum.item(min(max(bar, 0), self._n_days - 1), cal)  # self.day(bar, col)
+        self.day_trades.on_fill(col, day, before, after, cal)  # Account._on_fill
         st = self.settlement
         if st.credits or st.lots:
             st.settle(self._daynum[bar].tolist())
-        cal = self._cals[col]
-        day = self.day(bar, col)
         if sign < 0:
             paid = before - st.unpaid_qty(col, day)
             unpaid_sold = qty - max(paid, 0.0)

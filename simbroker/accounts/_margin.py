@@ -253,8 +253,9 @@ class MarginAccount(Account):
         b = self._b
         buy = order.side is Side.BUY
         pos = float(b._pos.item(col))
-        if (pos < 0 if buy else pos > 0) and self.pdt_check:  # closes: the PDT rule
-            self._check(order, col, None)
+        if (pos < 0 if buy else pos > 0) and self.pdt_check \
+                and self.day_trades.opened_day.item(col) == self.next_day(col):
+            self._check(order, col, None)  # closes a position opened that day: PDT rule
             return
         # what _check does for an order that opens or adds, with no order replaced
         opening = opening_qty(order.side, order.qty, pos,
