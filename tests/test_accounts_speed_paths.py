@@ -140,7 +140,15 @@ def test_no_call_bound_never_misses_a_margin_call(pos: list[float], row: list[fl
     b = PaperBroker(_bars(close), cash=1.0, account=acct)
     b.step()
     b._cash = cash
-    b._pos[:] = pos
+    for col, q in enumerate(pos):  # as the broker changes a position: with a ledger row
+        b._pos[col] = q
+        b._ledger_bar.append(b._t)
+        b._ledger_sym.append(col)
+        b._ledger_cash.append(cash)
+        b._ledger_pos.append(q)
+    prices = np.array(row)
+    assert acct._no_call() == (cash >= 0 and min(pos) >= 0 and not np.isinf(prices).any()
+                               and not (prices < 0).any())
     if acct._no_call():
         with np.errstate(over="ignore", invalid="ignore"):  # 1e300 x 1e12
             equity, _, mm = acct.requirements()
@@ -202,3 +210,28 @@ def test_fill_loops_book_the_same(seed: int) -> None:
     assert _day_trade_run(_DictFills(), seed) == want
     assert _day_trade_run(_GenericFills(), seed) == want
     assert _day_trade_run(_DictCash(), seed) == _day_trade_run(CashAccount(), seed)
+
+
+class _CheckedShorts(MarginAccount):
+    """Asserts at each bar close that the shorts kept from the ledger are the positions'."""
+
+    def _after_bar(self, t: int) -> None:
+        b = self.broker
+        want = self._bounded and b._cash >= 0 and bool((b._pos >= 0).all())
+        assert self._no_call() == want
+        super()._after_bar(t)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), cash=st.sampled_from([-5_000.0, 1_000.0, 1e6]))
+def test_shorts_kept_from_the_ledger(seed: int, cash: float) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=40, seed=seed)
+    b = PaperBroker(bars, cash=cash, account=_CheckedShorts(), slippage=0,
+                    positions={"SYM002": -5.0})
+    rng = np.random.default_rng(seed)
+    while b.has_next:
+        b.step()
+        sym = bars.symbols[int(rng.integers(0, 3))]
+        with contextlib.suppress(OrderRejected):
+            b.submit_order(sym, "buy" if rng.random() < 0.5 else "sell",
+                           float(rng.integers(1, 20)))

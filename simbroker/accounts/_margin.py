@@ -142,6 +142,8 @@ class MarginAccount(Account):
         # equity >= maintenance whenever cash >= 0 and no position is short, if no price
         # is negative or infinite and no maintenance rate is above one half: the bar
         # close's test needs no dot product then (see _no_call)
+        self._short = set(np.flatnonzero(broker._pos < 0).tolist())  # columns held short
+        self._rows = len(broker._ledger_pos)  # ledger rows taken into _short
         self._bounded = bool(self._mm.max(initial=0.0) <= 0.5 and not np.isinf(close).any()
                              and not (close < 0).any())
         self._key: tuple[int, int, float] | None = None
@@ -214,13 +216,25 @@ class MarginAccount(Account):
     def _no_call(self) -> bool:
         """Whether ``equity >= maintenance`` holds for sure, without computing them.
 
-        With cash >= 0, every position >= 0 and every mark >= 0 (NaN counting 0), equity
+        With cash >= 0, no position < 0 and every mark >= 0 (NaN counting 0), equity
         is cash plus the long value ``V`` and maintenance at most ``V / 2``; each dot
         product is off by a relative ``n * 2**-53`` at most, far inside that factor. So
         ``mm > 0 and equity < mm`` (a margin call) is False, as the exact test finds.
         """
         b = self._b
-        return self._bounded and b._cash >= 0 and b._pos.min(initial=0.0) >= 0
+        if not self._bounded or b._cash < 0:
+            return False
+        short, positions = self._short, b._ledger_pos
+        n = len(positions)
+        if self._rows < n:  # each change of a position is a ledger row: keep the shorts
+            syms = b._ledger_sym
+            for r in range(self._rows, n):
+                if positions[r] < 0:
+                    short.add(syms[r])
+                else:
+                    short.discard(syms[r])
+            self._rows = n
+        return not short
 
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
