@@ -90,9 +90,9 @@ class _Walk:
         out: list[tuple[int, int, Order, float, str | None]] = []
         pos = broker._pos
         ids = book.ids
-        syms = book.sym[start:n].tolist()
-        signs = book.sign[start:n].tolist()
-        qtys = book.qty[start:n].tolist()
+        syms = book.syms[start:n]  # book.sym[start:n] as a list (the book keeps both)
+        signs = book.signs[start:n]
+        qtys = [book.qty.item(start)] if n - start == 1 else book.qty[start:n].tolist()
         for j in range(n - start):
             i = start + j
             if i == skip:
