@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from simbroker import Bars, PaperBroker, synthetic_bars
 from simbroker.accounts import Account, CashAccount, MarginAccount
 from simbroker.accounts._marks import Marks, last_closes
-from simbroker.accounts._reserve import order_price
+from simbroker.accounts._reserve import Reservations, order_price, reserved
 from simbroker.errors import OrderRejected
 from simbroker.risk._exposure import worst_fill_price
 from simbroker.types import Order, Side
@@ -235,3 +235,29 @@ def test_shorts_kept_from_the_ledger(seed: int, cash: float) -> None:
         with contextlib.suppress(OrderRejected):
             b.submit_order(sym, "buy" if rng.random() < 0.5 else "sell",
                            float(rng.integers(1, 20)))
+
+
+@PROPS
+@given(orders=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["buy", "sell"]),
+                                 st.one_of(st.sampled_from([1.0, 100.0, 0.1]),
+                                           st.floats(0.01, 1e5)),
+                                 st.sampled_from(["market", "limit", "stop"]),
+                                 st.floats(0.5, 1.5), st.booleans()), max_size=25),
+       buffer=st.sampled_from([0.0, 0.05]))
+def test_plain_reservation_walk_is_the_full_pass(
+        orders: list[tuple[int, str, float, str, float, bool]], buffer: float) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=10, seed=2)
+    b = PaperBroker(bars, cash=1e9, slippage=0, positions={"SYM000": 50.0, "SYM001": -30.0})
+    b.step()
+    kept = Reservations()
+    rates = np.array([0.3, 0.7, 0.45])  # not powers of two: products round
+    marks = last_closes(b._close, b._t)
+    for col, side, qty, kind, f, read in orders:
+        px = float(bars.close[b._t, col]) * f
+        b.submit_order(bars.symbols[col], side, qty, kind,
+                       limit_price=px if kind == "limit" else None,
+                       stop_price=px if kind == "stop" else None)
+        if read:  # the kept sums go on over the orders placed since
+            assert _bits(kept.held(b, marks, rates, buffer)) == _bits(
+                reserved(b, marks, rates, buffer))
+    assert _bits(kept.held(b, marks, rates, buffer)) == _bits(reserved(b, marks, rates, buffer))

@@ -174,6 +174,38 @@ class Reservations:
                 return False
         return True
 
+    def _plain(self, broker: PaperBroker, k: int, marks: np.ndarray, rates: np.ndarray,
+               buffer: float) -> None:
+        """The orders from slot ``k`` on added to the sums when no group has live legs:
+        :meth:`_Walk.parts` and :func:`_add` in one loop (the same floats, in order)."""
+        book = broker._book
+        n = book.n
+        ids, syms, signs, orders, pos = book.ids, book.syms, book.signs, broker._orders, \
+            broker._pos
+        qtys = [book.qty.item(k)] if n - k == 1 else book.qty[k:n].tolist()
+        seen = self._walk.seen
+        kept_ids, kept_orders = self._ids, self._orders
+        total = self._total
+        for j in range(n - k):
+            oid = ids[k + j]
+            state = orders[oid]
+            col = syms[k + j]
+            key = (col, signs[k + j])
+            booked = qtys[j]
+            done = state.filled_qty
+            q = booked - done if done < booked else booked
+            before = seen.get(key, 0.0)
+            seen[key] = before + q
+            order = state.order
+            kept_ids.append(oid)
+            kept_orders.append(order)
+            opening = opening_qty(order.side, q, pos.item(col), before)
+            if opening > 0:
+                px = order_price(order, marks.item(col), buffer)
+                if math.isfinite(px):
+                    total += opening * px * rates.item(col)
+        self._total = total
+
     def held(self, broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
              buffer: float) -> float:
         """``reserved(broker, marks, rates, buffer)``."""
@@ -189,7 +221,9 @@ class Reservations:
             self._ids, self._orders = [], []
             self._walk, self._total, self._legs = _Walk(), 0.0, {}
             k = 0
-        if k < n:
+        if k < n and not broker._groups.live:
+            self._plain(broker, k, marks, rates, buffer)
+        elif k < n:
             total, legs = self._total, self._legs
             for i, col, order, opening, group in self._walk.parts(broker, k, -1):
                 self._ids.append(book.ids[i])
