@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simbroker._paper_fills import FillLog
 from simbroker.accounts._days import calendar_days, day_key, day_number, trading_day_numbers
 from simbroker.accounts._daytrades import WINDOW, DayTrades
-from simbroker.accounts._marks import Marks, last_closes
+from simbroker.accounts._marks import Marks
 from simbroker.accounts._reserve import order_price
 from simbroker.accounts._state import LoggedFill, StateError, field_of, time_ns
 from simbroker.errors import InsufficientBuyingPower, OrderRejected
@@ -108,9 +109,11 @@ class Account:
     def _attach(self, broker: PaperBroker) -> None:
         """Set up against ``broker`` (subclasses extend this, not :meth:`bind`)."""
         self._broker = broker
+        self._b = broker  # the same, without the property's test (the hot paths)
         self._marks = Marks(broker._close, broker._t)
         sessions = broker._sessions
         self._cal = np.asarray(sessions.columns, np.int64)
+        self._cals: list[int] = self._cal.tolist()
         self._daynum = trading_day_numbers(sessions)
         self._n_days = len(self._daynum)
         self._known = calendar_days(sessions)
@@ -229,23 +232,69 @@ class Account:
         return slot, state.order, state.order.qty - state.filled_qty
 
     def on_bar_close(self, t: int) -> None:
-        """Bar ``t`` closed and its fills are booked: account for them, then mark."""
+        """Bar ``t`` closed and its fills are booked: account for them."""
         b = self.broker
         fills = b._fills
-        if self._cursor < len(fills):
-            rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
-            positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
-            for k in range(self._cursor, len(fills)):
-                f = fills[k]
-                r = rows[k]  # the ledger also has rows for actions and financing
-                after = positions[r]
-                sign = 1.0 if f["side"] == "buy" else -1.0
-                qty = f["qty"]
-                on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
-                        after - sign * qty, after, cashes[r])
-                self._cursor = k + 1
-        self._marks.advance(t)
+        k0, n = self._cursor, len(fills)
+        if k0 < n:
+            if not isinstance(fills, FillLog):
+                self._book_dicts(k0, n)
+            elif type(self)._on_fill is Account._on_fill:
+                self._count_day_trades(k0, n)
+            else:
+                self._book_new(k0, n)
         self._after_bar(t)
+
+    def _book_dicts(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` for fills ``k0`` to ``n`` of a fill list of ``Fill`` dicts."""
+        b = self.broker
+        fills = b._fills
+        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+        positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+        for k in range(k0, n):
+            f = fills[k]
+            r = rows[k]  # the ledger also has rows for actions and financing
+            after = positions[r]
+            sign = 1.0 if f["side"] == "buy" else -1.0
+            qty = f["qty"]
+            on_fill(bars[r], syms[r], sign, qty, f["notional"], f["fee"],
+                    after - sign * qty, after, cashes[r])
+            self._cursor = k + 1
+
+    def _book_new(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` for fills ``k0`` to ``n`` (read from the fill log's columns)."""
+        b = self.broker
+        fills = b._fills
+        sells, qtys, notionals, fees = fills._sell, fills._qty, fills._notional, fills._fee
+        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+        positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+        for k in range(k0, n):
+            r = rows[k]  # the ledger also has rows for actions and financing
+            after = positions[r]
+            sign = -1.0 if sells[k] else 1.0
+            qty = qtys[k]
+            on_fill(bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
+                    after, cashes[r])
+            self._cursor = k + 1
+
+    def _count_day_trades(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` of this class for fills ``k0`` to ``n``, in one loop."""
+        b = self.broker
+        fills = b._fills
+        sells, qtys = fills._sell, fills._qty
+        rows, bars, syms, positions = b._fill_rows, b._ledger_bar, b._ledger_sym, b._ledger_pos
+        cals, daynum, last, on_fill = self._cals, self._daynum, self._n_days - 1, \
+            self.day_trades.on_fill
+        for k in range(k0, n):
+            r = rows[k]
+            after = positions[r]
+            qty = qtys[k]
+            before = after + qty if sells[k] else after - qty  # after - sign * qty
+            col = syms[r]
+            cal = cals[col]
+            bar = bars[r]
+            on_fill(col, daynum.item(min(max(bar, 0), last), cal), before, after, cal)
+        self._cursor = n
 
     def info(self) -> AccountInfo:
         """The figures ``get_account`` returns."""
@@ -264,10 +313,11 @@ class Account:
 
     def marks(self) -> np.ndarray:
         """Each symbol's last close as of the latest closed bar."""
-        b = self.broker
-        if self._marks.t != b._t:
-            return last_closes(b._close, b._t)
-        return self._marks.price
+        try:
+            b = self._b
+        except AttributeError:
+            b = self.broker  # not bound: raises
+        return self._marks.at(b._t)
 
     def day(self, bar: int, col: int) -> int:
         """The trading-day number of bar ``bar`` on column ``col``'s calendar."""
@@ -276,18 +326,20 @@ class Account:
 
     def next_day(self, col: int) -> int:
         """The trading day an order placed now first trades on (that of the next bar)."""
-        return self.day(self.broker._t + 1, col)
+        return self.day(self._b._t + 1, col)
 
     def today(self) -> list[int]:
         """The trading-day number of the latest closed bar, per calendar."""
         t = max(self.broker._t, 0)
-        return [int(x) for x in self._daynum[t].tolist()]
+        days: list[int] = self._daynum[t].tolist()  # int64: Python ints
+        return days
 
     def price(self, order: Order, col: int) -> float:
         """The price ``order`` is reserved at (see the class docstring)."""
-        mark = float(self.marks().item(col))
+        b = self._b
+        mark = float(self._marks.at(b._t).item(col))
         if not math.isfinite(mark):
-            mark = self.broker._last_price(col)
+            mark = b._last_price(col)
         return order_price(order, mark, self.market_buffer)
 
     def equity(self) -> float:

@@ -86,10 +86,10 @@ class CashAccount(Account):
     def buying_power(self, skip: int = -1) -> float:
         """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
         b = self.broker
+        marks = self.marks()
         if skip >= 0:
-            return b._cash - reserved(b, self.marks(), self._ones, self.market_buffer, skip)
-        return b._cash - self._reservations.held(b, self.marks(), self._ones,
-                                                 self.market_buffer)
+            return b._cash - reserved(b, marks, self._ones, self.market_buffer, skip)
+        return b._cash - self._reservations.held(b, marks, self._ones, self.market_buffer)
 
     def settled_cash(self) -> float:
         """Cash not owed to unsettled sales: ``cash - unsettled``, at least 0 (money
@@ -110,8 +110,7 @@ class CashAccount(Account):
         self._check(order, col, order_id)
 
     def _check(self, order: Order, col: int, replacing: str | None) -> None:
-        b = self.broker
-        px = self.price(order, col)
+        b = self._b
         pos = float(b._pos.item(col))
         book = b._book
         skip, old, old_left = -1, None, 0.0
@@ -122,19 +121,22 @@ class CashAccount(Account):
                 return  # sells no more than the old order did
             held = pos - same_side_open(book, col, -1.0, skip)  # book signs are +-1.0
             if order.qty > held * (1 + 1e-12) + 1e-12:
+                px = self.price(order, col)
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
                                   "cash_account_short",
                                   f"a cash account cannot sell short: {held:g} shares "
                                   f"held net of open sells")
-            if self.good_faith == "refuse":
+            if self.good_faith == "refuse" and self.settlement.lots:  # no lot: all paid
                 paid = held - self.settlement.unpaid_qty(col, self.next_day(col))
                 if order.qty > paid * (1 + 1e-12) + 1e-12:
+                    px = self.price(order, col)
                     raise self.refuse(order, order.qty * px, max(paid, 0.0) * px,
                                       "good_faith",
                                       f"only {max(paid, 0.0):g} shares are paid for with "
                                       "settled funds; selling the rest before the money "
                                       "that bought them settles is a good-faith violation")
             return
+        px = self.price(order, col)
         if not math.isfinite(px):
             return
         required = order.qty * px + self._fee(order.qty, px)
@@ -162,12 +164,12 @@ class CashAccount(Account):
 
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
-        super()._on_fill(bar, col, sign, qty, notional, fee, before, after, cash)
+        cal = self._cals[col]
+        day = self._daynum.item(min(max(bar, 0), self._n_days - 1), cal)  # self.day(bar, col)
+        self.day_trades.on_fill(col, day, before, after, cal)  # Account._on_fill
         st = self.settlement
         if st.credits or st.lots:
             st.settle(self._daynum[bar].tolist())
-        cal = int(self._cal[col])
-        day = self.day(bar, col)
         if sign < 0:
             paid = before - st.unpaid_qty(col, day)
             unpaid_sold = qty - max(paid, 0.0)
@@ -184,7 +186,9 @@ class CashAccount(Account):
             st.on_buy(col, cal, qty, notional + fee, cash)
 
     def _after_bar(self, t: int) -> None:
-        self.settlement.settle(self.today())
+        st = self.settlement
+        if st.credits or st.lots:
+            st.settle(self.today())
 
     def info(self) -> AccountInfo:
         """The account's figures (no margin: both requirements are zero)."""

@@ -138,9 +138,23 @@ class MarginAccount(Account):
         self._mm = np.array([self.maintenance_by_symbol.get(s, self.maintenance)
                              for s in syms])
         self._dt = np.maximum(self._mm, self.day_trade_rate)
+        close = broker._close
+        # equity >= maintenance whenever cash >= 0 and no position is short, if no price
+        # is negative or infinite and no maintenance rate is above one half: the bar
+        # close's test needs no dot product then (see _no_call)
+        self._short = set(np.flatnonzero(broker._pos < 0).tolist())  # columns held short
+        self._rows = len(broker._ledger_pos)  # ledger rows taken into _short
+        self._bounded = bool(self._mm.max(initial=0.0) <= 0.5 and not np.isinf(close).any()
+                             and not (close < 0).any())
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
-        self._req = (0.0, 0.0, 0.0)
+        self._m0 = np.zeros(len(syms))
+        self._m_im: np.ndarray | None = None
+        self._m_mm: np.ndarray | None = None
+        self._eq: float | None = None
+        self._im_req: float | None = None
+        self._mm_req: float | None = None
+        self._gross: np.ndarray | None = None
         self._reservations = Reservations()
 
     # ------------------------------------------------------------- figures
@@ -149,20 +163,82 @@ class MarginAccount(Account):
 
         Cached until the bar, the fills or the cash change (nothing else moves them).
         """
-        b = self.broker
-        key = (b._t, len(b._fills), b._cash)
+        return self._equity(), self._initial(), self._maintenance()
+
+    def _fresh(self) -> None:
+        """Drop the cached figures when the bar, the fills or the cash changed."""
+        b = self._b
+        key = (b._t, len(b._fill_rows), b._cash)  # one ledger row per fill
         if key != self._key:
             if self._m_t != b._t:
-                m0 = _zero_nan(self.marks())
-                self._m0, self._m_im, self._m_mm = m0, m0 * self._im, m0 * self._mm
+                marks = self._marks.at(b._t)
+                # no close missing: the marks hold no NaN, nan_to_num would copy them
+                self._m0 = marks if self._marks.dense and b._t >= 0 else _zero_nan(marks)
+                self._m_im = self._m_mm = None
                 self._m_t = b._t
-            gross = np.abs(b._pos)
-            self._req = (b._cash + float(b._pos @ self._m0), float(gross @ self._m_im),
-                         float(gross @ self._m_mm))
+            self._eq = self._im_req = self._mm_req = self._gross = None
             self._key = key
-        return self._req
+
+    def _equity(self) -> float:
+        self._fresh()
+        eq = self._eq
+        if eq is None:
+            b = self._b
+            eq = self._eq = b._cash + float(b._pos @ self._m0)
+        return eq
+
+    def _abs_pos(self) -> np.ndarray:
+        gross = self._gross
+        if gross is None:
+            gross = self._gross = np.abs(self._b._pos)
+        return gross
+
+    def _initial(self) -> float:
+        """Initial margin of the positions (call :meth:`_fresh` first)."""
+        im = self._im_req
+        if im is None:  # each figure on demand: a bar close needs no initial margin
+            m_im = self._m_im
+            if m_im is None:
+                m_im = self._m_im = self._m0 * self._im
+            im = self._im_req = float(self._abs_pos() @ m_im)
+        return im
+
+    def _maintenance(self) -> float:
+        """Maintenance margin of the positions (call :meth:`_fresh` first)."""
+        mm = self._mm_req
+        if mm is None:
+            m_mm = self._m_mm
+            if m_mm is None:
+                m_mm = self._m_mm = self._m0 * self._mm
+            mm = self._mm_req = float(self._abs_pos() @ m_mm)
+        return mm
+
+    def _no_call(self) -> bool:
+        """Whether ``equity >= maintenance`` holds for sure, without computing them.
+
+        With cash >= 0, no position < 0 and every mark >= 0 (NaN counting 0), equity
+        is cash plus the long value ``V`` and maintenance at most ``V / 2``; each dot
+        product is off by a relative ``n * 2**-53`` at most, far inside that factor. So
+        ``mm > 0 and equity < mm`` (a margin call) is False, as the exact test finds.
+        """
+        b = self._b
+        if not self._bounded or b._cash < 0:
+            return False
+        short, positions = self._short, b._ledger_pos
+        n = len(positions)
+        if self._rows < n:  # each change of a position is a ledger row: keep the shorts
+            syms = b._ledger_sym
+            for r in range(self._rows, n):
+                if positions[r] < 0:
+                    short.add(syms[r])
+                else:
+                    short.discard(syms[r])
+            self._rows = n
+        return not short
 
     def _intraday(self, equity: float) -> bool:
+        if not self.pattern_day_trader:
+            return False
         b = self.broker
         if not self.pattern_day_trader or equity < self.pdt_equity or b._t < 0:
             return False
@@ -178,14 +254,45 @@ class MarginAccount(Account):
             rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
         else:
             rates, base, rate = self._im, im, self.initial
-        b = self.broker
-        held = reserved(b, self.marks(), rates, self.market_buffer, skip) if skip >= 0 else \
-            self._reservations.held(b, self.marks(), rates, self.market_buffer)
+        b = self._b
+        marks = self._marks.at(b._t)
+        held = reserved(b, marks, rates, self.market_buffer, skip) if skip >= 0 else \
+            self._reservations.held(b, marks, rates, self.market_buffer)
         return equity - base - held, rates, rate
 
     def check(self, order: Order, col: int) -> None:
         """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
-        self._check(order, col, None)
+        if self._liquidating:
+            return
+        b = self._b
+        buy = order.side is Side.BUY
+        pos = float(b._pos.item(col))
+        if (pos < 0 if buy else pos > 0) and self.pdt_check \
+                and self.day_trades.opened_day.item(col) == self.next_day(col):
+            self._check(order, col, None)  # closes a position opened that day: PDT rule
+            return
+        # what _check does for an order that opens or adds, with no order replaced
+        opening = opening_qty(order.side, order.qty, pos,
+                              same_side_open(b._book, col, 1.0 if buy else -1.0))
+        if opening <= 0:
+            return
+        px = self.price(order, col)
+        if not math.isfinite(px):
+            return  # no price ever: the order can never fill
+        required = opening * px
+        equity = self._equity()
+        if self.pattern_day_trader and self._intraday(equity):
+            rates, base = self._dt, self._maintenance()
+        else:
+            rates, base = self._im, self._initial()
+        held = self._reservations.held(b, self._marks.at(b._t), rates, self.market_buffer)
+        rate = rates.item(col)
+        available = max(equity - base - held, 0.0) / rate
+        if required > available * (1 + 1e-12) + 1e-9:
+            what = "shorting" if order.side is Side.SELL else "buying"
+            raise self.refuse(order, required, available, "buying_power",
+                              f"margin account, {what} {opening:g} at {px:g} needs "
+                              f"{rate:.0%} margin")
 
     def check_replace(self, order_id: str, order: Order, col: int) -> None:
         """Refuse a replace whose order, whole, does not fit the buying power net of the
@@ -196,8 +303,8 @@ class MarginAccount(Account):
     def _check(self, order: Order, col: int, replacing: str | None) -> None:
         if self._liquidating:
             return
-        b = self.broker
-        sign = float(order.side.sign)
+        b = self._b
+        sign = 1.0 if order.side is Side.BUY else -1.0
         pos = float(b._pos.item(col))
         skip, old, old_left = -1, None, 0.0
         if replacing is not None:
@@ -247,7 +354,11 @@ class MarginAccount(Account):
     def _after_bar(self, t: int) -> None:
         if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
-        equity, _, mm = self.requirements()
+        if self._no_call():
+            self._in_call = False
+            return
+        equity = self._equity()
+        mm = self._maintenance()
         if not (mm > 0 and equity < mm):
             self._in_call = False
             return

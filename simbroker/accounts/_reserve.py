@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simbroker.risk._exposure import worst_fill_price
-from simbroker.types import Order, Side
+from simbroker.types import Order, OrderType, Side
 
 if TYPE_CHECKING:
     from simbroker._paper_book import OpenBook
@@ -26,6 +26,11 @@ def order_price(order: Order, mark: float, buffer: float) -> float:
     """The price an order is reserved at: its worst fill price
     (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
     order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
+    if order.order_type is OrderType.MARKET and order.limit_price is None \
+            and order.stop_price is None:  # what the general path gives, in fewer steps
+        if not math.isfinite(mark):
+            return float("nan")
+        return float(mark * (1.0 + buffer)) if order.side is Side.BUY else float(mark)
     last = mark if math.isfinite(mark) else None
     worst = worst_fill_price(order, last)
     if worst is None:
@@ -54,10 +59,11 @@ def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> flo
         if skip >= 0:
             same[skip] = False
         return float(book.qty[:n][same].sum())
-    sgn = book.sign
-    hits = [i for i, c in enumerate(book.sym[:n].tolist()) if c == col] if n <= 16 else \
-        (book.sym[:n] == col).nonzero()[0].tolist()
-    found = [i for i in hits if sgn.item(i) == sign and i != skip]
+    syms = book.syms  # book.sym[:n] as a list (the book keeps both)
+    if col not in syms:
+        return 0.0
+    signs = book.signs
+    found = [i for i, c in enumerate(syms) if c == col and signs[i] == sign and i != skip]
     if not found:
         return 0.0
     if len(found) == 1:
@@ -84,9 +90,9 @@ class _Walk:
         out: list[tuple[int, int, Order, float, str | None]] = []
         pos = broker._pos
         ids = book.ids
-        syms = book.sym[start:n].tolist()
-        signs = book.sign[start:n].tolist()
-        qtys = book.qty[start:n].tolist()
+        syms = book.syms[start:n]  # book.sym[start:n] as a list (the book keeps both)
+        signs = book.signs[start:n]
+        qtys = [book.qty.item(start)] if n - start == 1 else book.qty[start:n].tolist()
         for j in range(n - start):
             i = start + j
             if i == skip:
@@ -157,6 +163,49 @@ class Reservations:
         self._total = 0.0
         self._legs: dict[str, float] = {}
 
+    def _same(self, broker: PaperBroker, k: int) -> bool:
+        """Whether the book's first ``k`` slots hold the orders the sum was taken over."""
+        ids = broker._book.ids
+        if ids[:k] != self._ids:
+            return False
+        orders = broker._orders
+        for oid, o in zip(self._ids, self._orders, strict=True):  # noqa: SIM110 (no genexpr)
+            if orders[oid].order is not o:
+                return False
+        return True
+
+    def _plain(self, broker: PaperBroker, k: int, marks: np.ndarray, rates: np.ndarray,
+               buffer: float) -> None:
+        """The orders from slot ``k`` on added to the sums when no group has live legs:
+        :meth:`_Walk.parts` and :func:`_add` in one loop (the same floats, in order)."""
+        book = broker._book
+        n = book.n
+        ids, syms, signs, orders, pos = book.ids, book.syms, book.signs, broker._orders, \
+            broker._pos
+        qtys = [book.qty.item(k)] if n - k == 1 else book.qty[k:n].tolist()
+        seen = self._walk.seen
+        kept_ids, kept_orders = self._ids, self._orders
+        total = self._total
+        for j in range(n - k):
+            oid = ids[k + j]
+            state = orders[oid]
+            col = syms[k + j]
+            key = (col, signs[k + j])
+            booked = qtys[j]
+            done = state.filled_qty
+            q = booked - done if done < booked else booked
+            before = seen.get(key, 0.0)
+            seen[key] = before + q
+            order = state.order
+            kept_ids.append(oid)
+            kept_orders.append(order)
+            opening = opening_qty(order.side, q, pos.item(col), before)
+            if opening > 0:
+                px = order_price(order, marks.item(col), buffer)
+                if math.isfinite(px):
+                    total += opening * px * rates.item(col)
+        self._total = total
+
     def held(self, broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
              buffer: float) -> float:
         """``reserved(broker, marks, rates, buffer)``."""
@@ -164,18 +213,17 @@ class Reservations:
         n = book.n
         if n == 0:
             return 0.0
-        key = (broker._t, len(broker._fills), id(marks), buffer)
+        key = (broker._t, len(broker._fill_rows), id(marks), buffer)  # a row per fill
         k = len(self._ids)
-        orders = broker._orders
         if not (self.enabled and key == self._key and rates is self._rates and k <= n
-                and book.ids[:k] == self._ids
-                and all(orders[oid].order is o
-                        for oid, o in zip(self._ids, self._orders, strict=True))):
+                and self._same(broker, k)):
             self._key, self._rates = key, rates
             self._ids, self._orders = [], []
             self._walk, self._total, self._legs = _Walk(), 0.0, {}
             k = 0
-        if k < n:
+        if k < n and not broker._groups.live:
+            self._plain(broker, k, marks, rates, buffer)
+        elif k < n:
             total, legs = self._total, self._legs
             for i, col, order, opening, group in self._walk.parts(broker, k, -1):
                 self._ids.append(book.ids[i])

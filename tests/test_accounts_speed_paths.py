@@ -1,0 +1,263 @@
+"""The accounts' speed paths against the general code they stand in for, on random
+inputs: lazy marks, the margin check for a new order, the margin-call bound, market
+order pricing and the fill loops give the same floats and the same decisions."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simbroker import Bars, PaperBroker, synthetic_bars
+from simbroker.accounts import Account, CashAccount, MarginAccount
+from simbroker.accounts._marks import Marks, last_closes
+from simbroker.accounts._reserve import Reservations, order_price, reserved
+from simbroker.errors import OrderRejected
+from simbroker.risk._exposure import worst_fill_price
+from simbroker.types import Order, Side
+
+PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PRICE = st.one_of(st.sampled_from([np.nan, 0.0, 1.0, 100.0, 1e300]), st.floats(0.0, 1e6))
+
+
+def _bits(a: Any) -> bytes:
+    return np.asarray(a, np.float64).tobytes()
+
+
+def _bars(close: np.ndarray) -> Bars:
+    n_t, n = close.shape
+    ts = pd.date_range("2024-06-03 14:30", periods=n_t, freq="1D", tz="UTC")
+    return Bars.from_arrays(ts, [f"S{i}" for i in range(n)], open=close, high=close,
+                            low=close, close=close, volume=np.full_like(close, 1e6))
+
+
+@PROPS
+@given(rows=st.lists(st.lists(PRICE, min_size=3, max_size=3), min_size=1, max_size=12),
+       reads=st.lists(st.integers(-1, 11), max_size=12), start=st.integers(-1, 11))
+def test_lazy_marks_are_the_last_closes(rows: list[list[float]], reads: list[int],
+                                        start: int) -> None:
+    close = np.array(rows, np.float64)
+    n_t = len(close)
+    for dense in (None, False):  # found out (a view on a panel with no gap), or kept
+        marks = Marks(close, min(start, n_t - 1), dense=dense)
+        for t in reads:
+            t = min(t, n_t - 1)
+            assert _bits(marks.at(t)) == _bits(last_closes(close, t))
+            assert _bits(marks.advance(t)) == _bits(last_closes(close, max(t, marks.t)))
+
+
+def _old_order_price(order: Order, mark: float, buffer: float) -> float:
+    """order_price before its market-order shortcut."""
+    last = mark if math.isfinite(mark) else None
+    worst = worst_fill_price(order, last)
+    if worst is None:
+        return float("nan")
+    own = order.limit_price if order.limit_price is not None else order.stop_price
+    if own is None or worst != own:
+        worst *= (1.0 + buffer) if order.side is Side.BUY else 1.0
+    return float(worst)
+
+
+@PROPS
+@given(side=st.sampled_from(["buy", "sell"]),
+       kind=st.sampled_from(["market", "limit", "stop", "stop_limit"]),
+       mark=st.one_of(PRICE, st.just(-0.0), st.just(math.inf)), own=st.floats(0.01, 1e6),
+       buffer=st.one_of(st.just(0.0), st.floats(0.0, 1.0)))
+def test_market_order_price_shortcut(side: str, kind: str, mark: float, own: float,
+                                     buffer: float) -> None:
+    order = Order.create("S0", side, 10.0, kind,
+                         limit_price=own if "limit" in kind else None,
+                         stop_price=own if "stop" in kind else None)
+    assert _bits(order_price(order, mark, buffer)) == _bits(
+        _old_order_price(order, mark, buffer))
+
+
+ACTION = st.tuples(st.sampled_from(["buy", "sell", "step", "step"]), st.integers(0, 2),
+                   st.one_of(st.sampled_from([1.0, 50.0, 100.0, 1000.0, 5000.0]),
+                             st.floats(0.01, 1e4)),
+                   st.sampled_from(["market", "market", "limit", "stop"]),
+                   st.floats(0.5, 1.5))
+
+
+def _outcome(fn: Any) -> tuple[str, ...]:
+    try:
+        fn()
+    except OrderRejected as exc:
+        return (type(exc).__name__, str(exc), repr(sorted(vars(exc).items())))
+    return ("ok",)
+
+
+@PROPS
+@given(actions=st.lists(ACTION, max_size=30),
+       cash=st.sampled_from([2_000.0, 20_000.0, 30_000.0, 1e6]),
+       params=st.fixed_dictionaries({
+           "pattern_day_trader": st.booleans(), "pdt_check": st.booleans(),
+           "maintenance": st.sampled_from([0.25, 0.5]), "market_buffer": st.sampled_from(
+               [0.0, 0.05])}))
+def test_margin_check_for_a_new_order_is_the_general_check(
+        actions: list[tuple[str, int, float, str, float]], cash: float,
+        params: dict[str, Any]) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=30, seed=5, freq="1h",
+                          start="2024-06-03 13:30")
+    acct = MarginAccount(**params)
+    b = PaperBroker(bars, cash=cash, account=acct, slippage=0, positions={"SYM001": -40.0})
+    b.step()
+    general = acct._check
+    compared = 0
+    for what, col, qty, kind, f in actions:
+        if what == "step":
+            if b.has_next:
+                b.step()
+            continue
+        sym = bars.symbols[col]
+        px = float(bars.close[b._t, col]) * f
+        order = Order.create(sym, what, qty, kind, limit_price=px if kind == "limit" else None,
+                             stop_price=px if kind == "stop" else None)
+        fast = _outcome(lambda o=order, c=col: acct.check(o, c))
+        assert fast == _outcome(lambda o=order, c=col: general(o, c, None))
+        compared += 1
+        with contextlib.suppress(OrderRejected):
+            b.submit_order(sym, what, qty, kind, limit_price=order.limit_price,
+                           stop_price=order.stop_price)
+    assert compared or not any(a[0] != "step" for a in actions)
+
+
+@PROPS
+@given(pos=st.lists(st.one_of(st.sampled_from([0.0, 1.0, 100.0, 1e12, -1.0]),
+                              st.floats(-1e6, 1e9)), min_size=3, max_size=3),
+       row=st.lists(PRICE, min_size=3, max_size=3),
+       cash=st.one_of(st.sampled_from([0.0, -1.0, 1e-300, 1e9]), st.floats(-1e9, 1e12)),
+       maintenance=st.sampled_from([0.25, 0.5, 0.3]))
+def test_no_call_bound_never_misses_a_margin_call(pos: list[float], row: list[float],
+                                                  cash: float, maintenance: float) -> None:
+    close = np.array([row, row], np.float64)
+    acct = MarginAccount(maintenance=maintenance, initial=max(0.5, maintenance))
+    b = PaperBroker(_bars(close), cash=1.0, account=acct)
+    b.step()
+    b._cash = cash
+    for col, q in enumerate(pos):  # as the broker changes a position: with a ledger row
+        b._pos[col] = q
+        b._ledger_bar.append(b._t)
+        b._ledger_sym.append(col)
+        b._ledger_cash.append(cash)
+        b._ledger_pos.append(q)
+    prices = np.array(row)
+    assert acct._no_call() == (cash >= 0 and min(pos) >= 0 and not np.isinf(prices).any()
+                               and not (prices < 0).any())
+    if acct._no_call():
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 x 1e12
+            equity, _, mm = acct.requirements()
+        assert not (mm > 0 and equity < mm)
+
+
+def test_no_call_bound_is_off_for_negative_prices() -> None:
+    close = np.array([[10.0, -1.0], [10.0, 2.0]])
+    acct = MarginAccount()
+    PaperBroker(_bars(close), cash=1.0, account=acct)
+    assert not acct._bounded
+
+
+class _DictFills(MarginAccount):
+    """Books each fill through the Fill-dict loop."""
+
+    def on_bar_close(self, t: int) -> None:
+        n = len(self.broker._fills)
+        if self._cursor < n:
+            self._book_dicts(self._cursor, n)
+        self._after_bar(t)
+
+
+class _GenericFills(MarginAccount):
+    """Books each fill through the general loop (an _on_fill override)."""
+
+    def _on_fill(self, *args: Any) -> None:
+        super()._on_fill(*args)
+
+
+class _DictCash(CashAccount):
+    def on_bar_close(self, t: int) -> None:
+        n = len(self.broker._fills)
+        if self._cursor < n:
+            self._book_dicts(self._cursor, n)
+        self._after_bar(t)
+
+
+def _day_trade_run(account: Account, seed: int) -> tuple[Any, ...]:
+    bars = synthetic_bars(n_symbols=2, n_bars=60, seed=seed, freq="1h",
+                          start="2024-06-03 13:30")
+    b = PaperBroker(bars, cash=1e6, account=account, slippage=0)
+    rng = np.random.default_rng(seed)
+    while b.has_next:
+        b.step()
+        for sym in bars.symbols:
+            if rng.random() < 0.5:
+                held = b.get_positions().get(sym, 0.0)
+                side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
+                with contextlib.suppress(OrderRejected):
+                    b.submit_order(sym, side, float(rng.integers(1, 50)))
+    return (account.snapshot(), account.info())
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_fill_loops_book_the_same(seed: int) -> None:
+    want = _day_trade_run(MarginAccount(), seed)
+    assert _day_trade_run(_DictFills(), seed) == want
+    assert _day_trade_run(_GenericFills(), seed) == want
+    assert _day_trade_run(_DictCash(), seed) == _day_trade_run(CashAccount(), seed)
+
+
+class _CheckedShorts(MarginAccount):
+    """Asserts at each bar close that the shorts kept from the ledger are the positions'."""
+
+    def _after_bar(self, t: int) -> None:
+        b = self.broker
+        want = self._bounded and b._cash >= 0 and bool((b._pos >= 0).all())
+        assert self._no_call() == want
+        super()._after_bar(t)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), cash=st.sampled_from([-5_000.0, 1_000.0, 1e6]))
+def test_shorts_kept_from_the_ledger(seed: int, cash: float) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=40, seed=seed)
+    b = PaperBroker(bars, cash=cash, account=_CheckedShorts(), slippage=0,
+                    positions={"SYM002": -5.0})
+    rng = np.random.default_rng(seed)
+    while b.has_next:
+        b.step()
+        sym = bars.symbols[int(rng.integers(0, 3))]
+        with contextlib.suppress(OrderRejected):
+            b.submit_order(sym, "buy" if rng.random() < 0.5 else "sell",
+                           float(rng.integers(1, 20)))
+
+
+@PROPS
+@given(orders=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["buy", "sell"]),
+                                 st.one_of(st.sampled_from([1.0, 100.0, 0.1]),
+                                           st.floats(0.01, 1e5)),
+                                 st.sampled_from(["market", "limit", "stop"]),
+                                 st.floats(0.5, 1.5), st.booleans()), max_size=25),
+       buffer=st.sampled_from([0.0, 0.05]))
+def test_plain_reservation_walk_is_the_full_pass(
+        orders: list[tuple[int, str, float, str, float, bool]], buffer: float) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=10, seed=2)
+    b = PaperBroker(bars, cash=1e9, slippage=0, positions={"SYM000": 50.0, "SYM001": -30.0})
+    b.step()
+    kept = Reservations()
+    rates = np.array([0.3, 0.7, 0.45])  # not powers of two: products round
+    marks = last_closes(b._close, b._t)
+    for col, side, qty, kind, f, read in orders:
+        px = float(bars.close[b._t, col]) * f
+        b.submit_order(bars.symbols[col], side, qty, kind,
+                       limit_price=px if kind == "limit" else None,
+                       stop_price=px if kind == "stop" else None)
+        if read:  # the kept sums go on over the orders placed since
+            assert _bits(kept.held(b, marks, rates, buffer)) == _bits(
+                reserved(b, marks, rates, buffer))
+    assert _bits(kept.held(b, marks, rates, buffer)) == _bits(reserved(b, marks, rates, buffer))
