@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SMALL", "capped_quantities", "check_share"]
+__all__ = ["SMALL", "capped_lists", "capped_quantities", "check_share"]
 
 SMALL = 16
 """Calls with at most this many fills are decided in Python floats (the same operations
@@ -87,6 +87,17 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
     part = np.where(remaining == np.floor(remaining), np.floor(part), part)
     qty = np.where(whole, remaining, np.minimum(part, remaining))
     return qty, whole
+
+
+def capped_lists(sym: list[int], remaining: list[float], volume: list[float], share: float
+                 ) -> tuple[list[float], list[bool]]:
+    """:func:`capped_quantities` on lists (the paper broker's small books): the same
+    decision, without the arrays when there are at most :data:`SMALL` fills."""
+    if len(sym) <= SMALL:
+        return _capped_small(sym, remaining, volume, share)
+    q, w = capped_quantities(np.array(sym, np.int64), np.array(remaining, np.float64),
+                             np.array(volume, np.float64), share)
+    return q.tolist(), w.tolist()
 
 
 def _floor(x: float) -> float:
