@@ -247,8 +247,8 @@ class Matching(Booking):
         triggers in the same order (returns the slots, reference prices, quantities,
         whether each fill completes its order, and the triggered slots)."""
         book = self._book
-        part_bar = book.part_bar
-        if any(part_bar.item(i) == t for i in slots):  # part-filled by an earlier attempt
+        if t in book.part_bar[:book.n].tolist():  # part-filled by an earlier attempt
+            part_bar = book.part_bar
             fresh = [j for j, i in enumerate(slots) if part_bar.item(i) != t]
             slots = [slots[j] for j in fresh]
             refs = [refs[j] for j in fresh]
@@ -268,9 +268,9 @@ class Matching(Booking):
             qtys = [x for x, f in zip(qtys, fok, strict=True) if not f]
             sym = [syms[i] for i in slots]
             q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
-        keep = [x > 0 for x in q]
-        if all(whole) and all(keep):  # the common case: every fill whole
+        if all(whole) and (not q or min(q) > 0):  # the common case: every fill whole
             return slots, refs, q, whole, triggered
+        keep = [x > 0 for x in q]
         for i, w in zip(slots, whole, strict=True):
             ot = book.otype.item(i)
             if not w and ot >= 2 and ot != AT_OPEN and ot != AT_CLOSE and \

@@ -111,28 +111,30 @@ def _capped_small(sym: list[int], remaining: list[float], volume: list[float],
     fills sorted stably by symbol), subtractions and ``np.maximum``/``np.minimum``."""
     n = len(sym)
     before = [0.0] * n
-    if n > 1:
+    if n > 1 and len(set(sym)) < n:  # several orders of one symbol share its volume
         order = sorted(range(n), key=sym.__getitem__)  # stable, as argsort(kind="stable")
         firsts = [True] + [sym[order[i]] != sym[order[i - 1]] for i in range(1, n)]
-        if not all(firsts):  # several orders of one symbol share its volume
-            total = 0.0
-            base = 0.0
-            for i, k in enumerate(order):
-                r = remaining[k]
-                total = r if i == 0 else total + r  # np.cumsum
-                upto = total - r
-                if firsts[i]:
-                    base = upto
-                before[k] = upto - base
+        total = 0.0
+        base = 0.0
+        for i, k in enumerate(order):
+            r = remaining[k]
+            total = r if i == 0 else total + r  # np.cumsum
+            upto = total - r
+            if firsts[i]:
+                base = upto
+            before[k] = upto - base
     qty: list[float] = []
     whole: list[bool] = []
     for k in range(n):
         r = remaining[k]
         left = share * volume[k] - before[k]
-        w = r <= left
+        if r <= left:  # the order fills whole (its share of the bar is not needed)
+            qty.append(r)
+            whole.append(True)
+            continue
         part = left if left > 0.0 or left != left else 0.0  # np.maximum(left, 0.0)
         if r == _floor(r):
             part = _floor(part)
-        qty.append(r if w else (part if part < r or part != part else r))
-        whole.append(w)
+        qty.append(part if part < r or part != part else r)
+        whole.append(False)
     return qty, whole

@@ -150,21 +150,50 @@ def _regulatory(sell: bool, q: float, notional: float, rates: Rates) -> float:
 def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[float],
                 filled_qty: list[float] | None, filled_notional: list[float] | None
                 ) -> list[float]:
-    """``ScheduleFee._price`` (``filled_qty`` None) or ``_order_price`` per fill."""
+    """``ScheduleFee._price`` (``filled_qty`` None) or ``_order_price`` per fill.
+
+    :func:`_ib` and :func:`_regulatory` are inlined for a fill that is its order's first
+    (the common case): the same operations in the same order.
+    """
     out = []
     commission = rates[0]
+    per_share, minimum, max_fraction = commission
+    capped = max_fraction == max_fraction  # NaN: no cap (min(fee, inf) is fee)
+    parts, rounding = rates[1], rates[2]
     partial = filled_qty is not None and any(abs(x) > 0 for x in filled_qty)
     for j, (sg, qty_j, p) in enumerate(zip(side, qty, price, strict=True)):
         q = abs(qty_j)
+        if not q > 0:
+            out.append(0.0)
+            continue
         notional = q * p
-        sell = sg < 0
-        done = abs(filled_qty[j]) if partial and filled_qty is not None else 0.0
-        if done > 0 and filled_notional is not None:
+        if partial and filled_qty is not None and abs(filled_qty[j]) > 0 \
+                and filled_notional is not None:
+            done = abs(filled_qty[j])
             paid_n = filled_notional[j]
             ib = _max(_ib(done + q, paid_n + q * p, commission)
                       - _ib(done, paid_n, commission), 0.0)
         else:
-            ib = _ib(q, notional, commission)
-        total = ib + _regulatory(sell, q, notional, rates)
-        out.append(total if q > 0 else 0.0)
+            ib = per_share * q
+            if not (ib > minimum or ib != ib):  # _max(ib, minimum)
+                ib = minimum
+            if capped:
+                cap = max_fraction * notional
+                if not (ib < cap or ib != ib):  # _min(ib, cap)
+                    ib = cap
+        sell = sg < 0
+        total = 0.0
+        for part, live, rate, part_cap in parts:
+            if not live:
+                fee = 0.0
+            elif part == "sec_fee":
+                fee = rate * notional if sell else 0.0
+            elif part == "finra_taf":
+                fee = _min(rate * q, part_cap) if sell else 0.0
+            else:
+                fee = rate * q
+            if rounding:
+                fee = _up_to_cent(fee)
+            total = total + fee
+        out.append(ib + total)
     return out
