@@ -60,8 +60,8 @@ def fill_fees(model: FeeModel, side: list[float], qty: list[float], price: list[
     apart again; any other model gets the array call. The result is the same either way.
     """
     if isinstance(model, ScheduleFee) and model._lists_ok and len(qty) <= model._scalar_max \
-            and (when is None or (isinstance(when, (np.integer, int))
-                                  and not isinstance(when, bool))):
+            and (when is None or type(when) is np.int64 or (
+                isinstance(when, (np.integer, int)) and not isinstance(when, bool))):
         rates = model._row_cache.rates(None if when is None else int(when))
         return scalar_fees(rates, side, qty, price, filled_qty, filled_notional)
     sg = np.array(side, np.float64)

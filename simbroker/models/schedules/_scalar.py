@@ -27,8 +27,11 @@ _INF = math.inf
 _NS_PER_DAY = 86_400 * 10**9
 
 # commission (per_share, minimum, cap fraction or NaN), regulatory parts
-# (kind, live, rate, maximum), whether regulatory fees round up to the cent
-Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool]
+# (kind, live, rate, maximum), whether regulatory fees round up to the cent, whether a
+# buy pays no regulatory fee (every live part is one of sells only)
+Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool,
+              bool]
+_SELLS_ONLY = ("sec_fee", "finra_taf")
 
 
 def _max(a: float, b: float) -> float:
@@ -97,7 +100,8 @@ class RowCache:
             else:
                 rate, cap = float(cols["per_share"][k]), _INF
             parts.append((part, k >= 0, rate, cap))
-        rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent))
+        rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent),
+                 all(part in _SELLS_ONLY or not live for part, live, _, _ in parts))
         if days is None or when is None or when < 0:  # days_of floors; so does // here
             return rates, None
         day = int(days[0].astype(np.int64))
@@ -159,8 +163,9 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
     commission = rates[0]
     per_share, minimum, max_fraction = commission
     capped = max_fraction == max_fraction  # NaN: no cap (min(fee, inf) is fee)
-    parts, rounding = rates[1], rates[2]
-    partial = filled_qty is not None and any(abs(x) > 0 for x in filled_qty)
+    parts, rounding, buys_free = rates[1], rates[2], rates[3]
+    # any(): a NaN counts here too, but each fill checks abs(done) > 0 again
+    partial = filled_qty is not None and any(filled_qty)
     for j, (sg, qty_j, p) in enumerate(zip(side, qty, price, strict=True)):
         q = abs(qty_j)
         if not q > 0:
@@ -183,6 +188,9 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
                     ib = cap
         sell = sg < 0
         total = 0.0
+        if not sell and buys_free:  # every part is 0.0 (_up_to_cent(0.0) too)
+            out.append(ib + total)
+            continue
         for part, live, rate, part_cap in parts:
             if not live:
                 fee = 0.0
