@@ -60,10 +60,10 @@ class Matching(Booking):
     """Decide a bar's fills across the book (numpy across orders), then book them."""
 
     _small_book = SMALL_BOOK
-    _rates: tuple[SlippageModel, FeeModel, tuple[float | None, bool, float | None]] | None = None
-    """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
+    _rates: tuple[SlippageModel, FeeModel, tuple[float | None, bool, float | None]] | None = None
+    """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
 
     def _match(self, t: int) -> None:
         book = self._book
