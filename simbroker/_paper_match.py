@@ -17,9 +17,9 @@ from simbroker._paper_kinds import (
     trail_fill,
     trail_levels,
 )
-from simbroker._paper_volume import capped_quantities
+from simbroker._paper_volume import capped_lists, capped_quantities
 from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee
-from simbroker.models.schedules import fees_at, order_fees_at
+from simbroker.models.schedules import fees_at, fill_fees, order_fees_at
 from simbroker.models.slippage import BarContext, FixedBps, NoSlippage, SlippageModel
 from simbroker.types import TimeInForce
 
@@ -28,21 +28,22 @@ __all__ = ["SMALL_BOOK", "Matching"]
 SMALL_BOOK = 16
 """Largest book matched order by order in Python (:meth:`Matching._match_small`)."""
 
-def _scalar_rates(slippage: SlippageModel, fees: FeeModel) -> tuple[float, float | None] | None:
-    """``(slippage rate, fee rate or None for NoFee)`` when both models are the built-in
-    fixed-rate ones (exactly those classes), whose array methods the small-book path
-    repeats in Python floats; ``None`` for any other model."""
+def _scalar_rates(slippage: SlippageModel, fees: FeeModel
+                  ) -> tuple[float | None, bool, float | None]:
+    """What :meth:`Matching._match_small` may compute in Python floats: the slippage rate
+    of the built-in fixed-rate models (exactly those classes; ``None`` for any other), and
+    ``(True, fee rate or None for NoFee)`` for the built-in fixed-rate fee models,
+    ``(False, None)`` for any other (priced by :func:`fill_fees`)."""
+    slip: float | None = None
     if type(slippage) is FixedBps:
         slip = slippage.bps / 1e4
     elif type(slippage) is NoSlippage:
         slip = 0.0
-    else:
-        return None
     if type(fees) is BpsOfNotional:
-        return slip, fees.bps / 1e4
+        return slip, True, fees.bps / 1e4
     if type(fees) is NoFee:
-        return slip, None
-    return None
+        return slip, True, None
+    return slip, False, None
 
 
 def _maximum(a: float, b: float) -> float:
@@ -59,16 +60,15 @@ class Matching(Booking):
     """Decide a bar's fills across the book (numpy across orders), then book them."""
 
     _small_book = SMALL_BOOK
-    _rates: tuple[SlippageModel, FeeModel, tuple[float, float | None] | None] | None = None
-    """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
+    _rates: tuple[SlippageModel, FeeModel, tuple[float | None, bool, float | None]] | None = None
+    """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
 
     def _match(self, t: int) -> None:
         book = self._book
         n = book.n
         if n <= self._small_book and not self._special and not self._groups.live \
-                and self.max_volume_share is None \
                 and (self._gate is None or self._all_regular[t]):
             self._match_small(t)
             return
@@ -147,13 +147,14 @@ class Matching(Booking):
 
     def _match_small(self, t: int) -> None:
         """:meth:`_match` for a small book of plain orders (market, limit, stop,
-        stop-limit; no groups, volume cap or out-of-hours bar), deciding order by order
-        in Python floats: numpy's per-call cost dominates a handful of orders.
+        stop-limit; no groups or out-of-hours bar), deciding order by order in Python
+        floats: numpy's per-call cost dominates a handful of orders.
 
-        Every decision is the one :meth:`_match_priced` makes element-wise (the same
-        comparisons, NaN comparing False, ``np.maximum``/``np.minimum`` propagating NaN),
-        and the filled orders are priced by the same array code, so both paths give
-        bit-identical fills.
+        Every decision is the one :meth:`_match_priced` and :meth:`_capped` make
+        element-wise (the same comparisons, NaN comparing False, ``np.maximum``/
+        ``np.minimum`` propagating NaN); the built-in fixed-rate slippage and fee models
+        are repeated in Python floats, schedule fees priced by :func:`fill_fees`, any
+        other model by the same array code, so both paths give bit-identical fills.
         """
         book = self._book
         n = book.n
@@ -186,18 +187,25 @@ class Matching(Booking):
         k = len(slots)  # ascending slots: all n of them when k == n
         qtys = ([book.qty.item(0)] if k == 1 else book.qty[:k].tolist()) if k == n else \
             [book.qty.item(i) for i in slots]
+        whole: list[bool] | None = None
+        if self.max_volume_share is not None:
+            slots, refs, qtys, whole, triggered = self._capped_small(
+                t, slots, refs, qtys, triggered, self.max_volume_share)
+            if not slots:
+                if triggered is not None:
+                    self._book_bar(t, [], [], [], [], triggered)
+                return
         rates = self._rates
         if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
             rates = self._rates = (self.slippage, self.fees,
                                    _scalar_rates(self.slippage, self.fees))
-        scalar = rates[2]
-        if scalar is not None and not self.clip_to_bar:
-            # The built-in default models in Python floats: the operations of
-            # FixedBps.rate / NoSlippage.rate, _slipped and BpsOfNotional.fees / NoFee.fees,
-            # in the same order.
-            slip, fee_rate = scalar
+        slip, fee_scalar, fee_rate = rates[2]
+        fees: list[float] | None = None
+        if slip is not None and not self.clip_to_bar:
+            # The built-in fixed-rate slippage in Python floats: the operations of
+            # FixedBps.rate / NoSlippage.rate and _slipped in the same order; likewise
+            # BpsOfNotional.fees / NoFee.fees (which are also their order_fees).
             prices: list[float] = []
-            fees: list[float] = []
             limits = None if plain else book.limit[:n].tolist()
             for i, q, ref in zip(slots, qtys, refs, strict=True):
                 sgn = signs[i]
@@ -207,19 +215,71 @@ class Matching(Booking):
                     if lim == lim:  # a limit caps the slipped price
                         px = _minimum(px, lim) if sgn > 0 else _maximum(px, lim)
                 prices.append(px)
-                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
-            self._book_bar(t, slots, qtys, prices, fees, triggered)
-            return
-        slot = np.array(slots, np.int64)
-        sf = book.sym[slot]
-        qty = book.qty[slot]
-        price = self._slipped(t, slot, sf, qty, np.array(refs, np.float64),
-                              None if plain else book.limit[slot], self._open_px[t, sf],
-                              self._volume[t, sf])
-        if self.clip_to_bar:
-            price = np.clip(price, self._low[t, sf], self._high[t, sf])
-        fee = fees_at(self.fees, book.sign[slot], qty, price, self._ts[t])
-        self._book_bar(t, slots, qtys, price.tolist(), fee.tolist(), triggered)
+            if fee_scalar:
+                fees = [0.0] * len(prices) if fee_rate is None else [
+                    fee_rate * abs(q) * px for q, px in zip(qtys, prices, strict=True)]
+        else:
+            slot = np.array(slots, np.int64)
+            sf = book.sym[slot]
+            price = self._slipped(t, slot, sf, np.array(qtys, np.float64),
+                                  np.array(refs, np.float64),
+                                  None if plain else book.limit[slot], self._open_px[t, sf],
+                                  self._volume[t, sf])
+            if self.clip_to_bar:
+                price = np.clip(price, self._low[t, sf], self._high[t, sf])
+            prices = price.tolist()
+        if fees is None:  # dated schedules (fill_fees) price at the bar's date
+            sides = [signs[i] for i in slots]
+            if whole is None:
+                fees = fill_fees(self.fees, sides, qtys, prices, None, None, self._ts[t])
+            else:
+                states = [self._orders[book.ids[i]] for i in slots]
+                fees = fill_fees(self.fees, sides, qtys, prices,
+                                 [st.filled_qty for st in states],
+                                 [st.filled_notional for st in states], self._ts[t])
+        self._book_bar(t, slots, qtys, prices, fees, triggered, whole)
+
+    def _capped_small(self, t: int, slots: list[int], refs: list[float], qtys: list[float],
+                      triggered: list[int] | None, share: float
+                      ) -> tuple[list[int], list[float], list[float], list[bool],
+                                 list[int] | None]:
+        """:meth:`_capped` on :meth:`_match_small`'s lists: the same fills, parts and
+        triggers in the same order (returns the slots, reference prices, quantities,
+        whether each fill completes its order, and the triggered slots)."""
+        book = self._book
+        if t in book.part_bar[:book.n].tolist():  # part-filled by an earlier attempt
+            part_bar = book.part_bar
+            fresh = [j for j, i in enumerate(slots) if part_bar.item(i) != t]
+            slots = [slots[j] for j in fresh]
+            refs = [refs[j] for j in fresh]
+            qtys = [qtys[j] for j in fresh]
+        syms = book.syms
+        vols = self._volume[t]
+        sym = [syms[i] for i in slots]
+        q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
+        while not all(whole):  # a fok that cannot fill whole leaves the volume to others
+            ids, orders = book.ids, self._orders
+            fok = [not w and orders[ids[i]].order.tif is TimeInForce.FOK
+                   for i, w in zip(slots, whole, strict=True)]
+            if not any(fok):
+                break
+            slots = [i for i, f in zip(slots, fok, strict=True) if not f]
+            refs = [r for r, f in zip(refs, fok, strict=True) if not f]
+            qtys = [x for x, f in zip(qtys, fok, strict=True) if not f]
+            sym = [syms[i] for i in slots]
+            q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
+        if all(whole) and (not q or min(q) > 0):  # the common case: every fill whole
+            return slots, refs, q, whole, triggered
+        keep = [x > 0 for x in q]
+        for i, w in zip(slots, whole, strict=True):
+            ot = book.otype.item(i)
+            if not w and ot >= 2 and ot != AT_OPEN and ot != AT_CLOSE and \
+                    book.trig_bar.item(i) > t:
+                triggered = [i] if triggered is None else [*triggered, i]
+        return ([i for i, k in zip(slots, keep, strict=True) if k],
+                [r for r, k in zip(refs, keep, strict=True) if k],
+                [x for x, k in zip(q, keep, strict=True) if k],
+                [w for w, k in zip(whole, keep, strict=True) if k], triggered)
 
     def _decide_small(self, t: int, n: int, syms: list[int], otypes: list[int],
                       firsts: list[int] | None, signs: list[float], slots: list[int],

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SMALL", "capped_quantities", "check_share"]
+__all__ = ["SMALL", "capped_lists", "capped_quantities", "check_share"]
 
 SMALL = 16
 """Calls with at most this many fills are decided in Python floats (the same operations
@@ -89,6 +89,17 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
     return qty, whole
 
 
+def capped_lists(sym: list[int], remaining: list[float], volume: list[float], share: float
+                 ) -> tuple[list[float], list[bool]]:
+    """:func:`capped_quantities` on lists (the paper broker's small books): the same
+    decision, without the arrays when there are at most :data:`SMALL` fills."""
+    if len(sym) <= SMALL:
+        return _capped_small(sym, remaining, volume, share)
+    q, w = capped_quantities(np.array(sym, np.int64), np.array(remaining, np.float64),
+                             np.array(volume, np.float64), share)
+    return q.tolist(), w.tolist()
+
+
 def _floor(x: float) -> float:
     """``np.floor`` of one float (NaN and infinities kept, the sign of a zero kept)."""
     return float(math.floor(x)) if math.isfinite(x) and x != 0 else x
@@ -100,28 +111,30 @@ def _capped_small(sym: list[int], remaining: list[float], volume: list[float],
     fills sorted stably by symbol), subtractions and ``np.maximum``/``np.minimum``."""
     n = len(sym)
     before = [0.0] * n
-    if n > 1:
+    if n > 1 and len(set(sym)) < n:  # several orders of one symbol share its volume
         order = sorted(range(n), key=sym.__getitem__)  # stable, as argsort(kind="stable")
         firsts = [True] + [sym[order[i]] != sym[order[i - 1]] for i in range(1, n)]
-        if not all(firsts):  # several orders of one symbol share its volume
-            total = 0.0
-            base = 0.0
-            for i, k in enumerate(order):
-                r = remaining[k]
-                total = r if i == 0 else total + r  # np.cumsum
-                upto = total - r
-                if firsts[i]:
-                    base = upto
-                before[k] = upto - base
+        total = 0.0
+        base = 0.0
+        for i, k in enumerate(order):
+            r = remaining[k]
+            total = r if i == 0 else total + r  # np.cumsum
+            upto = total - r
+            if firsts[i]:
+                base = upto
+            before[k] = upto - base
     qty: list[float] = []
     whole: list[bool] = []
     for k in range(n):
         r = remaining[k]
         left = share * volume[k] - before[k]
-        w = r <= left
+        if r <= left:  # the order fills whole (its share of the bar is not needed)
+            qty.append(r)
+            whole.append(True)
+            continue
         part = left if left > 0.0 or left != left else 0.0  # np.maximum(left, 0.0)
         if r == _floor(r):
             part = _floor(part)
-        qty.append(r if w else (part if part < r or part != part else r))
-        whole.append(w)
+        qty.append(part if part < r or part != part else r)
+        whole.append(False)
     return qty, whole

@@ -30,6 +30,7 @@ from simbroker.models.schedules._models import (
     IBKRTieredFee,
     ScheduleFee,
     fees_at,
+    fill_fees,
     order_fees_at,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "ScheduleFee",
     "fee_schedule",
     "fees_at",
+    "fill_fees",
     "load_schedule_data",
     "order_fees_at",
 ]

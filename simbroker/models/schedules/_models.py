@@ -16,7 +16,7 @@ from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
 from simbroker.models.schedules._scalar import RowCache, scalar_fees
 
 __all__ = ["AlpacaFee", "IBKRFixedFee", "IBKRTieredFee", "ScheduleFee", "fees_at",
-           "model_class", "order_fees_at"]
+           "fill_fees", "model_class", "order_fees_at"]
 
 _CENT_EPS = 1e-9  # 0.1 * 100 is 10.000000000000002: not a reason to charge another cent
 
@@ -46,6 +46,34 @@ def order_fees_at(model: FeeModel, side: np.ndarray, qty: np.ndarray, price: np.
     if when is not None and isinstance(model, ScheduleFee):
         return model.order_fees(side, qty, price, filled_qty, filled_notional, when=when)
     return model.order_fees(side, qty, price, filled_qty, filled_notional)
+
+
+def fill_fees(model: FeeModel, side: list[float], qty: list[float], price: list[float],
+              filled_qty: list[float] | None, filled_notional: list[float] | None,
+              when: Any) -> list[float]:
+    """:func:`fees_at` (``filled_qty`` None) or :func:`order_fees_at` on lists of floats,
+    for a handful of fills at one time ``when`` (int ns, as the array call takes it, or
+    None) (the paper broker's small books).
+
+    A :class:`ScheduleFee` whose scalar path applies (see ``_scalar_max``) is priced
+    straight from the lists, skipping the arrays its ``fees``/``order_fees`` would take
+    apart again; any other model gets the array call. The result is the same either way.
+    """
+    if isinstance(model, ScheduleFee) and model._lists_ok and len(qty) <= model._scalar_max \
+            and (when is None or type(when) is np.int64 or (
+                isinstance(when, (np.integer, int)) and not isinstance(when, bool))):
+        rates = model._row_cache.rates(None if when is None else int(when))
+        return scalar_fees(rates, side, qty, price, filled_qty, filled_notional)
+    sg = np.array(side, np.float64)
+    q = np.array(qty, np.float64)
+    p = np.array(price, np.float64)
+    if filled_qty is None or filled_notional is None:
+        out = fees_at(model, sg, q, p, when)
+    else:
+        out = order_fees_at(model, sg, q, p, np.array(filled_qty, np.float64),
+                            np.array(filled_notional, np.float64), when)
+    result: list[float] = out.tolist()
+    return result
 
 
 class ScheduleFee(FeeModel):
@@ -84,6 +112,9 @@ class ScheduleFee(FeeModel):
         self._scalar_ok = all(getattr(cls, m) is getattr(ScheduleFee, m) for m in (
             "_price", "_order_price", "_rows", "_regulatory", "_capped", "_rate", "_ib",
             "_extras", "_commission"))
+        # fill_fees may skip fees/order_fees only where they are these (the scalar path)
+        self._lists_ok = self._scalar_ok and cls.fees is ScheduleFee.fees and \
+            cls.order_fees is ScheduleFee.order_fees
 
     def _scalar_args(self, arrays: tuple[Any, ...], when: Any
                      ) -> tuple[list[list[float]], int | None] | None:

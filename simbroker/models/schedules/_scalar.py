@@ -27,8 +27,11 @@ _INF = math.inf
 _NS_PER_DAY = 86_400 * 10**9
 
 # commission (per_share, minimum, cap fraction or NaN), regulatory parts
-# (kind, live, rate, maximum), whether regulatory fees round up to the cent
-Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool]
+# (kind, live, rate, maximum), whether regulatory fees round up to the cent, whether a
+# buy pays no regulatory fee (every live part is one of sells only)
+Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool,
+              bool]
+_SELLS_ONLY = ("sec_fee", "finra_taf")
 
 
 def _max(a: float, b: float) -> float:
@@ -97,7 +100,8 @@ class RowCache:
             else:
                 rate, cap = float(cols["per_share"][k]), _INF
             parts.append((part, k >= 0, rate, cap))
-        rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent))
+        rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent),
+                 all(part in _SELLS_ONLY or not live for part, live, _, _ in parts))
         if days is None or when is None or when < 0:  # days_of floors; so does // here
             return rates, None
         day = int(days[0].astype(np.int64))
@@ -150,21 +154,54 @@ def _regulatory(sell: bool, q: float, notional: float, rates: Rates) -> float:
 def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[float],
                 filled_qty: list[float] | None, filled_notional: list[float] | None
                 ) -> list[float]:
-    """``ScheduleFee._price`` (``filled_qty`` None) or ``_order_price`` per fill."""
+    """``ScheduleFee._price`` (``filled_qty`` None) or ``_order_price`` per fill.
+
+    :func:`_ib` and :func:`_regulatory` are inlined for a fill that is its order's first
+    (the common case): the same operations in the same order.
+    """
     out = []
     commission = rates[0]
-    partial = filled_qty is not None and any(abs(x) > 0 for x in filled_qty)
+    per_share, minimum, max_fraction = commission
+    capped = max_fraction == max_fraction  # NaN: no cap (min(fee, inf) is fee)
+    parts, rounding, buys_free = rates[1], rates[2], rates[3]
+    # any(): a NaN counts here too, but each fill checks abs(done) > 0 again
+    partial = filled_qty is not None and any(filled_qty)
     for j, (sg, qty_j, p) in enumerate(zip(side, qty, price, strict=True)):
         q = abs(qty_j)
+        if not q > 0:
+            out.append(0.0)
+            continue
         notional = q * p
-        sell = sg < 0
-        done = abs(filled_qty[j]) if partial and filled_qty is not None else 0.0
-        if done > 0 and filled_notional is not None:
+        if partial and filled_qty is not None and abs(filled_qty[j]) > 0 \
+                and filled_notional is not None:
+            done = abs(filled_qty[j])
             paid_n = filled_notional[j]
             ib = _max(_ib(done + q, paid_n + q * p, commission)
                       - _ib(done, paid_n, commission), 0.0)
         else:
-            ib = _ib(q, notional, commission)
-        total = ib + _regulatory(sell, q, notional, rates)
-        out.append(total if q > 0 else 0.0)
+            ib = per_share * q
+            if not (ib > minimum or ib != ib):  # _max(ib, minimum)
+                ib = minimum
+            if capped:
+                cap = max_fraction * notional
+                if not (ib < cap or ib != ib):  # _min(ib, cap)
+                    ib = cap
+        sell = sg < 0
+        total = 0.0
+        if not sell and buys_free:  # every part is 0.0 (_up_to_cent(0.0) too)
+            out.append(ib + total)
+            continue
+        for part, live, rate, part_cap in parts:
+            if not live:
+                fee = 0.0
+            elif part == "sec_fee":
+                fee = rate * notional if sell else 0.0
+            elif part == "finra_taf":
+                fee = _min(rate * q, part_cap) if sell else 0.0
+            else:
+                fee = rate * q
+            if rounding:
+                fee = _up_to_cent(fee)
+            total = total + fee
+        out.append(ib + total)
     return out
