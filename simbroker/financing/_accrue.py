@@ -22,12 +22,13 @@ def borrow_fees(pos: F64, close: F64, rates: F64, days: float, day_count: float)
     return out
 
 
-def borrow_total_into(out: F64, pos: F64, close: F64, neg_scale: F64) -> float:
+def borrow_total_into(out: F64, pos: F64, close: F64, neg_scale: F64, zeros: F64) -> float:
     """``float(np.sum(borrow_fees(pos, close, rates, days, day_count)))`` in three ufuncs
     and one sum, with the fees left in ``out``, when the result is finite.
 
-    ``neg_scale`` is ``-(rates * (days / day_count))`` and ``close`` has no ``NaN`` (a
-    missing close as 0.0) and no infinity. Each fee is ``(min(pos, 0) * close) *
+    ``neg_scale`` is ``-(rates * (days / day_count))``, ``close`` has no ``NaN`` (a
+    missing close as 0.0) and no infinity, ``zeros`` is ``pos``-shaped 0.0 (cheaper to
+    pass than a scalar). Each fee is ``(min(pos, 0) * close) *
     neg_scale``: on a short, ``-((pos * close) * scale) == (-pos * close) * scale`` (a
     negation is exact); elsewhere a zero, perhaps ``-0.0``. ``x + -0.0 == x + 0.0`` for
     every ``x`` but a zero, so the pairwise sum over the same indices gives the same bits
@@ -35,10 +36,10 @@ def borrow_total_into(out: F64, pos: F64, close: F64, neg_scale: F64) -> float:
     nonzero entries are ``borrow_fees``'. A non-finite result (a ``NaN`` position, an
     overflow) says nothing: the caller recomputes with :func:`borrow_fees`.
     """
-    np.minimum(pos, 0.0, out=out)
+    np.minimum(pos, zeros, out=out)
     np.multiply(out, close, out=out)
     np.multiply(out, neg_scale, out=out)
-    return float(np.add.reduce(out))
+    return float(np.add.reduce(out, 0))
 
 
 def interest_amount(model: InterestModel | None, cash: float, days: float) -> float:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PaperFinancing", "financing_of"]
 
-_min = np.minimum.reduce
 _UNSET: F64 = np.empty(0)  # a _neg_scale not computed yet
 
 
@@ -75,6 +74,7 @@ class PaperFinancing:
         nan = self._fast and bool(np.isnan(self.close).any())
         self._close0 = np.where(np.isnan(self.close), 0.0, self.close) if nan else self.close
         self._fees = np.empty(bars.n_symbols)
+        self._zeros = np.zeros(bars.n_symbols)
         self._neg_scale: dict[float, F64 | None] = {}
         self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
         # Accruals booked, for results: bar index and amount.
@@ -94,8 +94,9 @@ class PaperFinancing:
         if self._stage == 0:
             pos = broker._pos
             # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
-            # nothing would be booked): skip the arrays.
-            if self.charges_borrow and pos.size and _min(pos) < 0:
+            # nothing would be booked): skip the arrays. (The element at argmin is the
+            # min, NaN where min is NaN; argmin is the cheaper call.)
+            if self.charges_borrow and pos.size and pos.item(pos.argmin()) < 0:
                 total, fees = self._borrow(pos, t, days)
                 if total != 0.0:
                     if log is not None:
@@ -135,7 +136,7 @@ class PaperFinancing:
             scaled = -(self.rates * (days / self.borrow.day_count))
             neg = self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
         if neg is not None:
-            total = borrow_total_into(self._fees, pos, self._close0[t], neg)
+            total = borrow_total_into(self._fees, pos, self._close0[t], neg, self._zeros)
             if total - total == 0.0:  # finite: the bits of the general arithmetic
                 return total, self._fees
         fees = borrow_fees(pos, self.close[t], self.rates, days, self.borrow.day_count)
