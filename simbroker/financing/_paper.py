@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PaperFinancing", "financing_of"]
 
-_UNSET: F64 = np.empty(0)  # a _neg_scale not computed yet
 
 
 def financing_of(bars: Bars, sessions: Sessions, borrow: BorrowModel | None,
@@ -70,12 +69,14 @@ class PaperFinancing:
         # known, a fee buffer, -(rates * (days / day_count)) per number of days; off
         # (borrow_fees every day) when a close is infinite.
         self._days: list[float] = self.days.tolist()
+        self._ends: list[int] = self.ends.tolist()
         self._fast = self.charges_borrow and not np.isinf(self.close).any()
         nan = self._fast and bool(np.isnan(self.close).any())
         self._close0 = np.where(np.isnan(self.close), 0.0, self.close) if nan else self.close
         self._fees = np.empty(bars.n_symbols)
         self._zeros = np.zeros(bars.n_symbols)
         self._neg_scale: dict[float, F64 | None] = {}
+        self._owed = False  # whether the last borrow fee computed was not zero
         self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
         # Accruals booked, for results: bar index and amount.
         self.borrow_bar: list[int] = []
@@ -89,15 +90,30 @@ class PaperFinancing:
 
     def apply(self, broker: PaperBroker, t: int) -> None:
         """Accrue the day that bar ``t`` ends: borrow, then interest, each after its record."""
-        days = self._days[self.next]
+        k = self.next
+        days = self._days[k]
         log = broker._log
         if self._stage == 0:
             pos = broker._pos
             # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
-            # nothing would be booked): skip the arrays. (The element at argmin is the
-            # min, NaN where min is NaN; argmin is the cheaper call.)
-            if self.charges_borrow and pos.size and pos.item(pos.argmin()) < 0:
-                total, fees = self._borrow(pos, t, days)
+            # nothing would be booked): skip the arrays. Only a test to save time: the
+            # fees come out zero without it, so it is left out after a day that owed a
+            # fee (shorts are likely still held). The element at argmin is the min (NaN
+            # where min is NaN); argmin is the cheaper call.
+            if self.charges_borrow and (self._owed or (pos.size and pos.item(pos.argmin())
+                                                       < 0)):
+                neg = self._neg_scale.get(days) if self._fast else None
+                if neg is not None:  # borrow_total_into, inline: this runs every day
+                    fees = self._fees
+                    np.minimum(pos, self._zeros, out=fees)
+                    np.multiply(fees, self._close0[t], out=fees)
+                    np.multiply(fees, neg, out=fees)
+                    total = float(np.add.reduce(fees, 0))
+                    if total - total != 0.0:  # not finite: no proof of the same bits
+                        total, fees = self._borrow(pos, t, days)
+                else:
+                    total, fees = self._borrow(pos, t, days)
+                self._owed = total != 0.0
                 if total != 0.0:
                     if log is not None:
                         cols = np.flatnonzero(fees).tolist()
@@ -124,17 +140,18 @@ class PaperFinancing:
                 self.interest_bar.append(t)
                 self.interest_amount.append(amount)
         self._stage = 0
-        self.next += 1
-        self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+        self.next = k = k + 1
+        self._due_t = self._ends[k] if k < len(self._ends) else NEVER
 
     def _borrow(self, pos: F64, t: int, days: float) -> tuple[float, F64]:
         """The day's total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
-        (their nonzero entries are ``borrow_fees``')."""
+        (their nonzero entries are ``borrow_fees``'); the scale of ``days`` cached for
+        the fast path in :meth:`apply` on the way."""
         assert self.borrow is not None
-        neg = self._neg_scale.get(days, _UNSET) if self._fast else None
-        if neg is _UNSET:
+        if self._fast and days not in self._neg_scale:
             scaled = -(self.rates * (days / self.borrow.day_count))
-            neg = self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
+            self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
+        neg = self._neg_scale.get(days) if self._fast else None
         if neg is not None:
             total = borrow_total_into(self._fees, pos, self._close0[t], neg, self._zeros)
             if total - total == 0.0:  # finite: the bits of the general arithmetic
