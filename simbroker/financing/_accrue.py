@@ -28,13 +28,15 @@ def borrow_total_into(out: F64, pos: F64, close: F64, neg_scale: F64, zeros: F64
 
     ``neg_scale`` is ``-(rates * (days / day_count))``, ``close`` has no ``NaN`` (a
     missing close as 0.0) and no infinity, ``zeros`` is ``pos``-shaped 0.0 (cheaper to
-    pass than a scalar). Each fee is ``(min(pos, 0) * close) *
-    neg_scale``: on a short, ``-((pos * close) * scale) == (-pos * close) * scale`` (a
-    negation is exact); elsewhere a zero, perhaps ``-0.0``. ``x + -0.0 == x + 0.0`` for
-    every ``x`` but a zero, so the pairwise sum over the same indices gives the same bits
-    up to the sign of a zero total (which books nothing either way), and ``out``'s
-    nonzero entries are ``borrow_fees``'. A non-finite result (a ``NaN`` position, an
-    overflow) says nothing: the caller recomputes with :func:`borrow_fees`.
+    pass than a scalar). Each fee is ``(min(pos, 0) * close) * neg_scale``: on a short,
+    ``-((pos * close) * scale)``, the bits of ``(-pos * close) * scale`` (negations are
+    exact); elsewhere a zero, perhaps ``-0.0``. ``x + -0.0`` and ``x + 0.0`` are the same
+    bits for every ``x`` but a zero, so the pairwise sum over the same indices gives the
+    same bits up to the sign of a zero total (which books nothing either way), and
+    ``out``'s nonzero entries are ``borrow_fees``'. A non-finite result (a ``NaN``
+    position, an overflow) proves nothing: the caller recomputes with :func:`borrow_fees`.
+    :meth:`PaperFinancing.apply <simbroker.financing._paper.PaperFinancing.apply>` runs
+    these four calls inline.
     """
     np.minimum(pos, zeros, out=out)
     np.multiply(out, close, out=out)
