@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["PaperFinancing", "financing_of"]
 
 
-
 def financing_of(bars: Bars, sessions: Sessions, borrow: BorrowModel | None,
                  interest: InterestModel | None, first_bar: int) -> PaperFinancing | None:
     """The broker's financing state, ``None`` when neither model is given."""
