@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simbroker.errors import ConfigError, HardToBorrow, InvalidOrder
-from simbroker.financing._accrue import borrow_fees, interest_amount
+from simbroker.financing._accrue import F64, borrow_fees, borrow_total_into
 from simbroker.financing._borrow import BorrowModel
 from simbroker.financing._days import accrual_days
 from simbroker.financing._interest import InterestModel
@@ -64,6 +64,18 @@ class PaperFinancing:
                       else np.zeros(bars.n_symbols))
         self.charges_borrow = borrow is not None and bool(self.rates.any())
         self.close = marking_closes(bars.close) if self.charges_borrow else bars.close
+        # The fast borrow fee (borrow_total_into): the marking closes with 0.0 for none
+        # known, a fee buffer, -(rates * (days / day_count)) per number of days; off
+        # (borrow_fees every day) when a close is infinite.
+        self._days: list[float] = self.days.tolist()
+        self._ends: list[int] = self.ends.tolist()
+        self._fast = self.charges_borrow and not np.isinf(self.close).any()
+        nan = self._fast and bool(np.isnan(self.close).any())
+        self._close0 = np.where(np.isnan(self.close), 0.0, self.close) if nan else self.close
+        self._fees = np.empty(bars.n_symbols)
+        self._zeros = np.zeros(bars.n_symbols)
+        self._neg_scale: dict[float, F64 | None] = {}
+        self._owed = False  # whether the last borrow fee computed was not zero
         self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
         # Accruals booked, for results: bar index and amount.
         self.borrow_bar: list[int] = []
@@ -77,43 +89,74 @@ class PaperFinancing:
 
     def apply(self, broker: PaperBroker, t: int) -> None:
         """Accrue the day that bar ``t`` ends: borrow, then interest, each after its record."""
-        days = float(self.days[self.next])
-        now = broker._clock.now()
+        k = self.next
+        days = self._days[k]
+        log = broker._log
         if self._stage == 0:
+            pos = broker._pos
             # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
-            # nothing would be booked): skip the arrays.
-            if self.charges_borrow and self.borrow is not None and broker._pos.size \
-                    and broker._pos.min() < 0:
-                fees = borrow_fees(broker._pos, self.close[t], self.rates, days,
-                                   self.borrow.day_count)
-                total = float(np.sum(fees))
+            # nothing would be booked): skip the arrays. Only a test to save time: the
+            # fees come out zero without it, so it is left out after a day that owed a
+            # fee (shorts are likely still held). The element at argmin is the min (NaN
+            # where min is NaN); argmin is the cheaper call.
+            if self.charges_borrow and (self._owed or (pos.size and pos.item(pos.argmin())
+                                                       < 0)):
+                neg = self._neg_scale.get(days) if self._fast else None
+                if neg is not None:  # borrow_total_into, inline: this runs every day
+                    fees = self._fees
+                    np.minimum(pos, self._zeros, out=fees)
+                    np.multiply(fees, self._close0[t], out=fees)
+                    np.multiply(fees, neg, out=fees)
+                    total = float(np.add.reduce(fees, 0))
+                    if total - total != 0.0:  # not finite: no proof of the same bits
+                        total, fees = self._borrow(pos, t, days)
+                else:
+                    total, fees = self._borrow(pos, t, days)
+                self._owed = total != 0.0
                 if total != 0.0:
-                    cols = np.flatnonzero(fees).tolist()
-                    if broker._log is not None:
-                        broker._log.write(
-                            "borrow_fee", now, amount=total, days=days,
+                    if log is not None:
+                        cols = np.flatnonzero(fees).tolist()
+                        log.write(
+                            "borrow_fee", broker._clock.now(), amount=total, days=days,
                             fees={self.symbols[j]: float(fees[j]) for j in cols},
-                            positions={self.symbols[j]: float(broker._pos[j]) for j in cols})
+                            positions={self.symbols[j]: float(pos[j]) for j in cols})
                     broker._cash = broker._cash - total
                     self._ledger(broker, t)
                     self.borrow_bar.append(t)
                     self.borrow_amount.append(total)
             self._stage = 1
         model = self.interest
-        amount = interest_amount(model, broker._cash, days)
-        if amount != 0.0 and model is not None:
-            if broker._log is not None:
-                rate = model.debit if amount > 0 else model.credit
-                broker._log.write("interest", now, amount=amount, balance=broker._cash,
-                                  rate=rate, days=days,
-                                  kind="debit" if amount > 0 else "credit")
-            broker._cash = broker._cash - amount
-            self._ledger(broker, t)
-            self.interest_bar.append(t)
-            self.interest_amount.append(amount)
+        if model is not None:
+            amount = model.amount(broker._cash, days)  # interest_amount, with its model
+            if amount != 0.0:
+                if log is not None:
+                    rate = model.debit if amount > 0 else model.credit
+                    log.write("interest", broker._clock.now(), amount=amount,
+                              balance=broker._cash, rate=rate, days=days,
+                              kind="debit" if amount > 0 else "credit")
+                broker._cash = broker._cash - amount
+                self._ledger(broker, t)
+                self.interest_bar.append(t)
+                self.interest_amount.append(amount)
         self._stage = 0
-        self.next += 1
-        self._due_t = int(self.ends[self.next]) if self.next < len(self.ends) else NEVER
+        self.next = k = k + 1
+        self._due_t = self._ends[k] if k < len(self._ends) else NEVER
+
+    def _borrow(self, pos: F64, t: int, days: float) -> tuple[float, F64]:
+        """The day's total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
+        (their nonzero entries are ``borrow_fees``'); the scale of ``days`` cached for
+        the fast path in :meth:`apply` on the way."""
+        assert self.borrow is not None
+        if self._fast and days not in self._neg_scale:
+            scaled = -(self.rates * (days / self.borrow.day_count))
+            self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
+        neg = self._neg_scale.get(days) if self._fast else None
+        if neg is not None:
+            total = borrow_total_into(self._fees, pos, self._close0[t], neg, self._zeros)
+            if total - total == 0.0:  # finite: the bits of the general arithmetic
+                return total, self._fees
+        fees = borrow_fees(pos, self.close[t], self.rates, days, self.borrow.day_count)
+        return float(np.sum(fees)), fees
 
     def skip_logged(self, logged: Sequence[tuple[str, int]], close_ns: np.ndarray) -> None:
         """A resumed broker: do not charge again what the log already charged for the
@@ -141,7 +184,7 @@ class PaperFinancing:
         broker._ledger_bar.append(t)
         broker._ledger_sym.append(0)
         broker._ledger_cash.append(broker._cash)
-        broker._ledger_pos.append(float(broker._pos[0]))
+        broker._ledger_pos.append(broker._pos.item(0))
 
     # ------------------------------------------------------------ submission
     def check_short(self, broker: PaperBroker, order: Order, col: int) -> None:
