@@ -35,8 +35,6 @@ def borrow_total_into(out: F64, pos: F64, close: F64, neg_scale: F64, zeros: F64
     same bits up to the sign of a zero total (which books nothing either way), and
     ``out``'s nonzero entries are ``borrow_fees``'. A non-finite result (a ``NaN``
     position, an overflow) proves nothing: the caller recomputes with :func:`borrow_fees`.
-    :meth:`PaperFinancing.apply <simbroker.financing._paper.PaperFinancing.apply>` runs
-    these four calls inline.
     """
     np.minimum(pos, zeros, out=out)
     np.multiply(out, close, out=out)

@@ -101,17 +101,7 @@ class PaperFinancing:
             # where min is NaN); argmin is the cheaper call.
             if self.charges_borrow and (self._owed or (pos.size and pos.item(pos.argmin())
                                                        < 0)):
-                neg = self._neg_scale.get(days) if self._fast else None
-                if neg is not None:  # borrow_total_into, inline: this runs every day
-                    fees = self._fees
-                    np.minimum(pos, self._zeros, out=fees)
-                    np.multiply(fees, self._close0[t], out=fees)
-                    np.multiply(fees, neg, out=fees)
-                    total = float(np.add.reduce(fees, 0))
-                    if total - total != 0.0:  # not finite: no proof of the same bits
-                        total, fees = self._borrow(pos, t, days)
-                else:
-                    total, fees = self._borrow(pos, t, days)
+                total, fees = self._borrow(pos, t, days)
                 self._owed = total != 0.0
                 if total != 0.0:
                     if log is not None:
