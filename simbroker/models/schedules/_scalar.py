@@ -156,14 +156,14 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
                 ) -> list[float]:
     """``ScheduleFee._price`` (``filled_qty`` None) or ``_order_price`` per fill.
 
-    :func:`_ib` and :func:`_regulatory` are inlined for a fill that is its order's first
-    (the common case): the same operations in the same order.
+    :func:`_ib` is inlined for a fill that is its order's first (the common case): the
+    same operations in the same order.
     """
     out = []
     commission = rates[0]
     per_share, minimum, max_fraction = commission
     capped = max_fraction == max_fraction  # NaN: no cap (min(fee, inf) is fee)
-    parts, rounding, buys_free = rates[1], rates[2], rates[3]
+    buys_free = rates[3]
     # any(): a NaN counts here too, but each fill checks abs(done) > 0 again
     partial = filled_qty is not None and any(filled_qty)
     for j, (sg, qty_j, p) in enumerate(zip(side, qty, price, strict=True)):
@@ -187,21 +187,8 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
                 if not (ib < cap or ib != ib):  # _min(ib, cap)
                     ib = cap
         sell = sg < 0
-        total = 0.0
         if not sell and buys_free:  # every part is 0.0 (_up_to_cent(0.0) too)
-            out.append(ib + total)
+            out.append(ib + 0.0)
             continue
-        for part, live, rate, part_cap in parts:
-            if not live:
-                fee = 0.0
-            elif part == "sec_fee":
-                fee = rate * notional if sell else 0.0
-            elif part == "finra_taf":
-                fee = _min(rate * q, part_cap) if sell else 0.0
-            else:
-                fee = rate * q
-            if rounding:
-                fee = _up_to_cent(fee)
-            total = total + fee
-        out.append(ib + total)
+        out.append(ib + _regulatory(sell, q, notional, rates))
     return out
