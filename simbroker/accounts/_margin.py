@@ -239,8 +239,8 @@ class MarginAccount(Account):
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
             return False
-        b = self.broker
-        if not self.pattern_day_trader or equity < self.pdt_equity or b._t < 0:
+        b = self._b
+        if equity < self.pdt_equity or b._t < 0:
             return False
         if b._t + 1 >= len(b._ts):
             return False
