@@ -14,17 +14,21 @@ from simbroker.accounts._reserve import (
     Reservations,
     opening_orders,
     opening_qty,
+    order_price,
     reserved,
     same_side_open,
 )
 from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
-from simbroker.types import AccountInfo, Order, Side
+from simbroker.types import AccountInfo, Order, OrderType, Side
 
 if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["MarginAccount"]
+
+_SHRINK = 1.0 - 1e-12
+"""The margin :meth:`MarginAccount._lean` leaves for roundings."""
 
 
 def _zero_nan(marks: np.ndarray) -> np.ndarray:
@@ -91,6 +95,9 @@ class MarginAccount(Account):
 
     account_type = "margin"
 
+    lean_check = True
+    """Tests set it False to decide every order with the exact figures (see _lean)."""
+
     def __init__(self, *, initial: float = 0.5, maintenance: float = 0.25,
                  initial_by_symbol: Mapping[str, float] | None = None,
                  maintenance_by_symbol: Mapping[str, float] | None = None,
@@ -146,6 +153,8 @@ class MarginAccount(Account):
         self._rows = len(broker._ledger_pos)  # ledger rows taken into _short
         self._bounded = bool(self._mm.max(initial=0.0) <= 0.5 and not np.isinf(close).any()
                              and not (close < 0).any())
+        self._lean_ok = self._bounded and self.lean_check and \
+            bool(self._im.max(initial=0.0) <= 0.5) and len(syms) <= 1 << 20
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
         self._m0 = np.zeros(len(syms))
@@ -271,28 +280,69 @@ class MarginAccount(Account):
                 and self.day_trades.opened_day.item(col) == self.next_day(col):
             self._check(order, col, None)  # closes a position opened that day: PDT rule
             return
-        # what _check does for an order that opens or adds, with no order replaced
-        opening = opening_qty(order.side, order.qty, pos,
-                              same_side_open(b._book, col, 1.0 if buy else -1.0))
+        # what _check does for an order that opens or adds, with no order replaced:
+        # opening_qty and Account.price, inline (the same operations)
+        book = b._book
+        same = same_side_open(book, col, 1.0 if buy else -1.0) if col in book.syms else 0.0
+        if buy:
+            start = pos + same
+            closing = max(0.0, -start)
+        else:
+            start = pos - same
+            closing = max(0.0, start)
+        opening = max(0.0, order.qty - closing)
         if opening <= 0:
             return
-        px = self.price(order, col)
-        if not math.isfinite(px):
-            return  # no price ever: the order can never fill
-        required = opening * px
-        equity = self._equity()
-        if self.pattern_day_trader and self._intraday(equity):
-            rates, base = self._dt, self._maintenance()
+        t = b._t
+        marks = self._marks.at(t)
+        mark = marks.item(col)
+        if not math.isfinite(mark):
+            mark = b._last_price(col)
+        if order.order_type is OrderType.MARKET and order.limit_price is None \
+                and order.stop_price is None:  # order_price's market shortcut
+            if not math.isfinite(mark):
+                return  # no price ever: the order can never fill
+            px = float(mark * (1.0 + self.market_buffer)) if buy else float(mark)
         else:
-            rates, base = self._im, self._initial()
-        held = self._reservations.held(b, self._marks.at(b._t), rates, self.market_buffer)
-        rate = rates.item(col)
+            px = order_price(order, mark, self.market_buffer)
+            if not math.isfinite(px):
+                return
+        required = opening * px
+        if not self.pattern_day_trader:
+            rates = self._im
+            held = self._reservations.held(b, marks, rates, self.market_buffer)
+            rate = rates.item(col)
+            if self._lean() and required * rate <= (b._cash * _SHRINK - held) * _SHRINK:
+                return  # fits for sure (see _lean): no need for equity and margin
+            equity, base = self._equity(), self._initial()
+        else:
+            equity = self._equity()
+            if self._intraday(equity):
+                rates, base = self._dt, self._maintenance()
+            else:
+                rates, base = self._im, self._initial()
+            held = self._reservations.held(b, marks, rates, self.market_buffer)
+            rate = rates.item(col)
         available = max(equity - base - held, 0.0) / rate
         if required > available * (1 + 1e-12) + 1e-9:
             what = "shorting" if order.side is Side.SELL else "buying"
             raise self.refuse(order, required, available, "buying_power",
                               f"margin account, {what} {opening:g} at {px:g} needs "
                               f"{rate:.0%} margin")
+
+    def _lean(self) -> bool:
+        """Whether ``equity - initial margin`` (as :meth:`_equity` and :meth:`_initial`
+        compute them) is at least ``cash * (1 - 2**-52)``, without computing them.
+
+        With cash >= 0, no position < 0, every mark >= 0 (NaN counting 0) and every
+        initial rate <= 1/2, ``equity - initial`` is cash plus at least half the long
+        value ``V``, and each dot product is off by a relative ``n * 2**-53`` of ``V`` at
+        most, far inside that half. Then ``available >= (cash - held) / rate`` up to a
+        few roundings, which the factor ``_SHRINK`` (1 - 1e-12) twice covers: an order
+        with ``required * rate <= (cash * _SHRINK - held) * _SHRINK`` passes the exact
+        test. Near or past that bound the exact figures decide.
+        """
+        return self._lean_ok and self._no_call()
 
     def check_replace(self, order_id: str, order: Order, col: int) -> None:
         """Refuse a replace whose order, whole, does not fit the buying power net of the
