@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,10 @@ __all__ = ["CashAccount"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _GOOD_FAITH = ("refuse", "record")
+
+_Booked = tuple[int, int, float, float, float, float, float, float, float]
+"""A fill as :meth:`CashAccount._on_fill` takes it: bar, column, sign, qty, notional,
+fee, position before and after, cash after."""
 
 
 class CashAccount(Account):
@@ -80,13 +84,22 @@ class CashAccount(Account):
         if short:
             raise ValueError(f"a cash account cannot hold short positions: {short}")
         self.settlement = Settlement(self.settlement_days)
+        # The bar whose trading days the settlement was last brought to (-2: none). With
+        # one calendar and settlement_days >= 1 a credit or lot added since is due after
+        # those days (a fill's day is at least the last one settled, its proceeds due
+        # days later; a lot is freed with the latest credit), so settling again on the
+        # same bar would drop nothing: skipped. Otherwise (_memo False) never skipped.
+        self._settled = -2
+        self._memo = self.settlement_days >= 1 and len(self._known) == 1
         self._ones = np.ones(broker.bars.n_symbols)
         self._reservations = Reservations()
 
     def buying_power(self, skip: int = -1) -> float:
         """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
-        b = self.broker
-        marks = self.marks()
+        return self._buying_power(self.broker, skip)
+
+    def _buying_power(self, b: PaperBroker, skip: int) -> float:
+        marks = self._marks.at(b._t)
         if skip >= 0:
             return b._cash - reserved(b, marks, self._ones, self.market_buffer, skip)
         return b._cash - self._reservations.held(b, marks, self._ones, self.market_buffer)
@@ -119,7 +132,8 @@ class CashAccount(Account):
         if order.side is Side.SELL:
             if old is not None and order.qty <= old_left:
                 return  # sells no more than the old order did
-            held = pos - same_side_open(book, col, -1.0, skip)  # book signs are +-1.0
+            # book signs are +-1.0; no order in the column: same_side_open is 0.0
+            held = pos - (same_side_open(book, col, -1.0, skip) if col in book.syms else 0.0)
             if order.qty > held * (1 + 1e-12) + 1e-12:
                 px = self.price(order, col)
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
@@ -144,7 +158,7 @@ class CashAccount(Account):
             old_px = self.price(old, col)
             if required <= old_left * old_px + self._fee(old_left, old_px):
                 return  # reserves no more than the old order did
-        available = self.buying_power(skip)
+        available = self._buying_power(b, skip)
         if required > available * (1 + 1e-12) + 1e-9:
             raise self.refuse(order, required, max(available, 0.0), "buying_power",
                               "a cash account cannot borrow: buying beyond its cash would "
@@ -153,7 +167,7 @@ class CashAccount(Account):
     def _fee(self, qty: float, px: float) -> float:
         """The broker's fee model's fee for buying ``qty`` at ``px`` (the two built-in
         flat models in Python floats: their array arithmetic, in the same order)."""
-        fees = self.broker.fees
+        fees = self._b.fees
         kind = type(fees)
         if kind is NoFee:
             return 0.0
@@ -164,31 +178,68 @@ class CashAccount(Account):
 
     def _on_fill(self, bar: int, col: int, sign: float, qty: float, notional: float,
                  fee: float, before: float, after: float, cash: float) -> None:
-        cal = self._cals[col]
-        day = self._daynum.item(min(max(bar, 0), self._n_days - 1), cal)  # self.day(bar, col)
-        self.day_trades.on_fill(col, day, before, after, cal)  # Account._on_fill
+        self._book_fills(((bar, col, sign, qty, notional, fee, before, after, cash),))
+
+    def _book_new(self, k0: int, n: int) -> None:
+        """:meth:`_on_fill` for fills ``k0`` to ``n`` (read from the fill log's columns),
+        in one loop."""
+        self._book_fills(self._new_fills(k0, n))
+
+    def _new_fills(self, k0: int, n: int) -> Iterator[_Booked]:
+        """:meth:`_on_fill`'s arguments for fills ``k0`` to ``n`` of the fill log (the
+        cursor moves past each once it is booked, as :meth:`Account._book_new` moves
+        it)."""
+        b = self._b
+        fills = b._fills
+        sells, qtys, notionals, fees = fills._sell, fills._qty, fills._notional, fills._fee
+        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
+        positions, cashes = b._ledger_pos, b._ledger_cash
+        for k in range(k0, n):
+            r = rows[k]  # the ledger also has rows for actions and financing
+            after = positions[r]
+            sign = -1.0 if sells[k] else 1.0
+            qty = qtys[k]
+            yield (bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
+                   after, cashes[r])
+            self._cursor = k + 1
+
+    def _book_fills(self, booked: Iterable[_Booked]) -> None:
+        """Book fills: day trades, settlement (T+n proceeds, unpaid lots), good faith."""
+        cals, daynum, last = self._cals, self._daynum, self._n_days - 1
+        on_fill = self.day_trades.on_fill
         st = self.settlement
-        if st.credits or st.lots:
-            st.settle(self._daynum[bar].tolist())
-        if sign < 0:
-            paid = before - st.unpaid_qty(col, day)
-            unpaid_sold = qty - max(paid, 0.0)
-            if unpaid_sold > 1e-12:
-                self.violations += 1
-                # at the close of the fill's bar, also when a resume books the fill again
-                when = (_EPOCH + timedelta(microseconds=int(self.broker._close_ns[bar])
-                                           // 1000)) if self._restoring else None
-                self._write("good_faith_violation", when, symbol=self.broker.bars.symbols[col],
-                            qty=unpaid_sold, rule="good_faith")
-                st.on_sold_unpaid(col, unpaid_sold)
-            st.on_sell(cal, day, notional - fee)
-        else:
-            st.on_buy(col, cal, qty, notional + fee, cash)
+        for bar, col, sign, qty, notional, fee, before, after, cash in booked:
+            cal = cals[col]
+            day = daynum.item(min(max(bar, 0), last), cal)  # self.day(bar, col)
+            on_fill(col, day, before, after, cal)  # Account._on_fill
+            if (st.credits or st.lots) and bar != self._settled:
+                st.settle(daynum[bar].tolist())
+                self._settled = bar if self._memo else -2
+            if sign < 0:
+                # unpaid_qty is a sum over the lots: 0 without any, and before - 0 is before
+                paid = before - st.unpaid_qty(col, day) if st.lots else before
+                unpaid_sold = qty - max(paid, 0.0)
+                if unpaid_sold > 1e-12:
+                    self._violation(bar, col, unpaid_sold)
+                st.on_sell(cal, day, notional - fee)
+            elif st.credits:  # on_buy does nothing without unsettled proceeds
+                st.on_buy(col, cal, qty, notional + fee, cash)
+
+    def _violation(self, bar: int, col: int, unpaid_sold: float) -> None:
+        """A sell of ``unpaid_sold`` shares not yet paid for: a good-faith violation."""
+        self.violations += 1
+        # at the close of the fill's bar, also when a resume books the fill again
+        when = (_EPOCH + timedelta(microseconds=int(self.broker._close_ns[bar])
+                                   // 1000)) if self._restoring else None
+        self._write("good_faith_violation", when, symbol=self.broker.bars.symbols[col],
+                    qty=unpaid_sold, rule="good_faith")
+        self.settlement.on_sold_unpaid(col, unpaid_sold)
 
     def _after_bar(self, t: int) -> None:
         st = self.settlement
-        if st.credits or st.lots:
+        if (st.credits or st.lots) and max(self._b._t, 0) != self._settled:
             st.settle(self.today())
+            self._settled = max(self._b._t, 0) if self._memo else -2
 
     def info(self) -> AccountInfo:
         """The account's figures (no margin: both requirements are zero)."""
