@@ -1,4 +1,4 @@
-"""The margin check's lean bound (MarginAccount._lean) against the exact figures.
+"""The margin check's lean bound (MarginAccount._fits) against the exact figures.
 
 An order the bound lets through must be one the exact test lets through, with the same
 outcome everywhere else: random long books, cash around the order's requirement (the
@@ -46,8 +46,8 @@ class _Counted(MarginAccount):
 
     lean_hits = 0
 
-    def _lean(self) -> bool:
-        lean = super()._lean()
+    def _fits(self, need: float, held: float) -> bool:
+        lean = super()._fits(need, held)
         if lean:
             _Counted.lean_hits += 1
         return lean
@@ -55,15 +55,16 @@ class _Counted(MarginAccount):
 
 @PROPS
 @given(held=st.one_of(st.just([0.0, 0.0, 0.0]), st.lists(st.one_of(
-           st.sampled_from([0.0, 1e-3, 1.0, 500.0]), st.floats(0.0, 1e5)), min_size=3,
-           max_size=3)),  # flat: equity - initial is the cash, the bound's edge
+           st.sampled_from([0.0, 1e-3, 1.0, 500.0, -1.0, -500.0]), st.floats(-1e5, 1e5)),
+           min_size=3, max_size=3)),  # flat: equity - initial is the cash, the bound's edge
        initial=st.one_of(st.just([0.5, 0.5, 0.5]), st.lists(st.sampled_from(
            [0.5, 0.3, 0.25, 0.75, 1.0]), min_size=3, max_size=3)),
        buffer=st.sampled_from([0.0, 0.05]), orders=st.lists(ORDER, min_size=1, max_size=12),
-       steps=st.integers(1, 3))
+       steps=st.integers(1, 3), short_edge=st.booleans())
 def test_lean_bound_decides_as_the_exact_figures(
         held: list[float], initial: list[float], buffer: float,
-        orders: list[tuple[int, str, float, str, float, float, bool]], steps: int) -> None:
+        orders: list[tuple[int, str, float, str, float, float, bool]], steps: int,
+        short_edge: bool) -> None:
     bars = synthetic_bars(n_symbols=3, n_bars=8, seed=11)
     syms = bars.symbols
     acct = MarginAccount(initial_by_symbol=dict(zip(syms, initial, strict=True)),
@@ -78,7 +79,10 @@ def test_lean_bound_decides_as_the_exact_figures(
                              limit_price=px if kind == "limit" else None,
                              stop_price=px if kind == "stop" else None)
         need = qty * acct.price(order, col) * float(acct._im[col])
-        b._cash = scale * (need + acct._reservations.held(b, acct.marks(), acct._im, buffer))
+        acct._track()
+        edge = need + acct._reservations.held(b, acct.marks(), acct._im, buffer)
+        # the bound's edge: 1.5 x the kept bound of the shorts' value above that
+        b._cash = scale * (edge + (1.5 * acct._short_bound if short_edge else 0.0))
         acct._lean_ok = acct._bounded and bool(acct._im.max() <= 0.5)
         lean = _outcome(lambda o=order, c=col: acct.check(o, c))
         acct._lean_ok = False
@@ -107,8 +111,13 @@ def test_lean_bound_is_taken_and_switched_off() -> None:
     b2 = PaperBroker(bars, cash=1e6, account=_Counted(), positions={"SYM000": -10.0})
     b2.step()
     before = _Counted.lean_hits
-    b2.submit_order("SYM001", "buy", 10)  # a short is held: the exact figures
-    assert _Counted.lean_hits == before
+    b2.submit_order("SYM001", "buy", 10)  # a small short: the bound covers it
+    assert _Counted.lean_hits == before + 1
+    b3 = PaperBroker(bars, cash=1e4, account=_Counted(), positions={"SYM000": -1000.0})
+    b3.step()
+    with contextlib.suppress(OrderRejected):
+        b3.submit_order("SYM001", "buy", 10)  # 1.5 x the short's bound is over the cash
+    assert _Counted.lean_hits == before + 1
 
 
 def test_lean_bound_can_be_switched_off_for_a_class() -> None:
@@ -120,3 +129,42 @@ def test_lean_bound_can_be_switched_off_for_a_class() -> None:
     PaperBroker(bars, cash=1e6, account=acct)
     assert not acct._lean_ok
     assert np.isfinite(acct.info()["buying_power"])
+
+
+class _CheckedFloor(MarginAccount):
+    """Asserts at each bar close that the kept bound covers the shorts' value at the
+    marks, and that a floor >= 0 means no margin call by the exact figures."""
+
+    floors = 0
+
+    def _after_bar(self, t: int) -> None:
+        b = self.broker
+        pos, marks = b._pos, np.nan_to_num(self.marks())
+        self._track()
+        assert self._short == set(np.flatnonzero(pos < 0).tolist())
+        assert self._short_bound >= float(np.sum(np.where(pos < 0, -pos * marks, 0.0)))
+        if self._floor() >= 0.0:
+            _CheckedFloor.floors += 1
+            equity, initial, mm = self.requirements()
+            assert equity >= mm
+            assert equity >= initial
+        super()._after_bar(t)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000),
+       cash=st.sampled_from([-5_000.0, 0.0, 500.0, 2_000.0, 5_000.0, 1e6]),
+       start=st.sampled_from([0.0, -5.0, -40.0, 30.0]))
+def test_floor_bounds_the_margin_figures(seed: int, cash: float, start: float) -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=40, seed=seed)
+    acct = _CheckedFloor(liquidate=True)
+    b = PaperBroker(bars, cash=cash, account=acct, slippage=0,
+                    positions={"SYM002": start} if start else None)
+    rng = np.random.default_rng(seed)
+    while b.has_next:
+        b.step()
+        sym = bars.symbols[int(rng.integers(0, 3))]
+        with contextlib.suppress(OrderRejected):
+            b.submit_order(sym, "buy" if rng.random() < 0.5 else "sell",
+                           float(rng.integers(1, 60)))
+    assert acct.floors or cash < 0

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["MarginAccount"]
 
 _SHRINK = 1.0 - 1e-12
-"""The margin :meth:`MarginAccount._lean` leaves for roundings."""
+"""The margin :meth:`MarginAccount._fits` leaves for roundings."""
 
 
 def _zero_nan(marks: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ class MarginAccount(Account):
     account_type = "margin"
 
     lean_check = True
-    """Tests set it False to decide every order with the exact figures (see _lean)."""
+    """Tests set it False to decide every order with the exact figures (see _fits)."""
 
     def __init__(self, *, initial: float = 0.5, maintenance: float = 0.25,
                  initial_by_symbol: Mapping[str, float] | None = None,
@@ -149,10 +149,17 @@ class MarginAccount(Account):
         # equity >= maintenance whenever cash >= 0 and no position is short, if no price
         # is negative or infinite and no maintenance rate is above one half: the bar
         # close's test needs no dot product then (see _no_call)
-        self._short = set(np.flatnonzero(broker._pos < 0).tolist())  # columns held short
-        self._rows = len(broker._ledger_pos)  # ledger rows taken into _short
         self._bounded = bool(self._mm.max(initial=0.0) <= 0.5 and not np.isinf(close).any()
                              and not (close < 0).any())
+        # each column's highest close (0 without any): no mark is above it (see _floor)
+        top = np.fmax.reduce(close, axis=0) if self._bounded and len(close) else \
+            np.full(len(syms), np.inf)
+        self._top: list[float] = np.where(np.isnan(top), 0.0, top).tolist()
+        self._short: set[int] = set()  # columns held short
+        self._parts: dict[int, float] = {}  # short column -> |position| x its top, rounded up
+        self._short_bound = 0.0  # the sum of the parts, rounded up at each step
+        self._rows = 0  # ledger rows taken into _short
+        self._start_positions(broker._pos)
         self._lean_ok = self._bounded and self.lean_check and \
             bool(self._im.max(initial=0.0) <= 0.5) and len(syms) <= 1 << 20
         self._key: tuple[int, int, float] | None = None
@@ -222,8 +229,20 @@ class MarginAccount(Account):
             mm = self._mm_req = float(self._abs_pos() @ m_mm)
         return mm
 
+    def _start_positions(self, pos: np.ndarray) -> None:
+        """Take the positions the broker starts with into :meth:`_track`'s figures."""
+        b = self._b
+        ledger = len(b._ledger_pos)
+        for col in np.flatnonzero(pos < 0).tolist():  # the ledger has no row for them
+            part = self._parts[col] = math.nextafter(-float(pos[col]) * self._top[col],
+                                                     math.inf)
+            self._short_bound = math.nextafter(self._short_bound + part, math.inf)
+            self._short.add(col)
+        self._rows = ledger
+
     def _no_call(self) -> bool:
-        """Whether ``equity >= maintenance`` holds for sure, without computing them.
+        """Whether ``equity >= maintenance`` holds for sure, without computing them,
+        with no position short (:meth:`_floor` covers shorts too).
 
         With cash >= 0, no position < 0 and every mark >= 0 (NaN counting 0), equity
         is cash plus the long value ``V`` and maintenance at most ``V / 2``; each dot
@@ -233,17 +252,52 @@ class MarginAccount(Account):
         b = self._b
         if not self._bounded or b._cash < 0:
             return False
-        short, positions = self._short, b._ledger_pos
+        self._track()
+        return not self._short
+
+    def _track(self) -> None:
+        """Bring the short columns and the bound of their value (:meth:`_floor`) up to
+        the ledger: each change of a position is a ledger row."""
+        b = self._b
+        positions = b._ledger_pos
         n = len(positions)
-        if self._rows < n:  # each change of a position is a ledger row: keep the shorts
-            syms = b._ledger_sym
+        if self._rows < n:
+            syms, short, parts, top = b._ledger_sym, self._short, self._parts, self._top
+            bound, up, inf = self._short_bound, math.nextafter, math.inf
             for r in range(self._rows, n):
-                if positions[r] < 0:
-                    short.add(syms[r])
+                col = syms[r]
+                p = positions[r]
+                old = parts.pop(col, None)
+                if old is not None:
+                    bound = up(bound - old, inf)
+                if p < 0:
+                    short.add(col)
+                    part = parts[col] = up(-p * top[col], inf)
+                    bound = up(bound + part, inf)
                 else:
-                    short.discard(syms[r])
+                    short.discard(col)
+            self._short_bound = bound if parts else 0.0
             self._rows = n
-        return not short
+
+    def _floor(self) -> float:
+        """A lower bound of both ``equity - initial margin`` and ``equity - maintenance
+        margin`` as :meth:`_equity`, :meth:`_initial` and :meth:`_maintenance` compute
+        them (with initial rates <= 1/2: ``_lean_ok``), or ``-inf``.
+
+        With cash >= 0, every mark >= 0 (NaN counting 0) and every rate <= 1/2, each
+        long adds at least half its value ``L`` and each short takes at most 1.5 times
+        its value ``S``: the difference is at least ``cash - 1.5 S``, and each dot
+        product is off by a relative ``n * 2**-53`` of ``L + S`` at most, inside the
+        half of ``L`` and the margin left on ``S`` and the cash. ``S`` is at most the
+        kept sum of ``|position| x the column's highest close`` (rounded up at each
+        step, so never below it), which moves only with the positions.
+        """
+        b = self._b
+        cash = b._cash
+        if not self._bounded or cash < 0:
+            return -math.inf
+        self._track()
+        return cash * _SHRINK - self._short_bound * 1.5000001
 
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
@@ -312,8 +366,8 @@ class MarginAccount(Account):
             rates = self._im
             held = self._reservations.held(b, marks, rates, self.market_buffer)
             rate = rates.item(col)
-            if self._lean() and required * rate <= (b._cash * _SHRINK - held) * _SHRINK:
-                return  # fits for sure (see _lean): no need for equity and margin
+            if self._lean_ok and self._fits(required * rate, held):
+                return  # fits for sure: no need for equity and margin
             equity, base = self._equity(), self._initial()
         else:
             equity = self._equity()
@@ -330,19 +384,18 @@ class MarginAccount(Account):
                               f"margin account, {what} {opening:g} at {px:g} needs "
                               f"{rate:.0%} margin")
 
-    def _lean(self) -> bool:
-        """Whether ``equity - initial margin`` (as :meth:`_equity` and :meth:`_initial`
-        compute them) is at least ``cash * (1 - 2**-52)``, without computing them.
+    def _fits(self, need: float, held: float) -> bool:
+        """Whether an order needing margin ``need`` (``required * rate``) passes the
+        exact test for sure, with open orders holding ``held`` at the initial rates
+        (call only with ``_lean_ok``: initial rates <= 1/2).
 
-        With cash >= 0, no position < 0, every mark >= 0 (NaN counting 0) and every
-        initial rate <= 1/2, ``equity - initial`` is cash plus at least half the long
-        value ``V``, and each dot product is off by a relative ``n * 2**-53`` of ``V`` at
-        most, far inside that half. Then ``available >= (cash - held) / rate`` up to a
-        few roundings, which the factor ``_SHRINK`` (1 - 1e-12) twice covers: an order
-        with ``required * rate <= (cash * _SHRINK - held) * _SHRINK`` passes the exact
-        test. Near or past that bound the exact figures decide.
+        With ``F = _floor() >= 0`` the exact ``equity - initial`` is at least ``F``, and
+        ``available >= (F - held) / rate`` up to a few roundings, which the factor
+        ``_SHRINK`` (1 - 1e-12) twice covers: ``need <= (F * _SHRINK - held) * _SHRINK``
+        passes. Near or past that bound (False) the exact figures decide.
         """
-        return self._lean_ok and self._no_call()
+        floor = self._floor()
+        return floor >= 0.0 and need <= (floor * _SHRINK - held) * _SHRINK
 
     def check_replace(self, order_id: str, order: Order, col: int) -> None:
         """Refuse a replace whose order, whole, does not fit the buying power net of the
@@ -404,7 +457,7 @@ class MarginAccount(Account):
     def _after_bar(self, t: int) -> None:
         if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
-        if self._no_call():
+        if self._floor() >= 0.0:  # no call for sure (_no_call covers no short only)
             self._in_call = False
             return
         equity = self._equity()
