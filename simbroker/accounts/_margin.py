@@ -165,11 +165,9 @@ class MarginAccount(Account):
         self._key: tuple[int, int, float] | None = None
         self._m_t = -2
         self._m0 = np.zeros(len(syms))
-        self._m_im: np.ndarray | None = None
-        self._m_mm: np.ndarray | None = None
+        self._priced: list[np.ndarray | None] = [None, None]  # marks x initial, x maint.
         self._eq: float | None = None
-        self._im_req: float | None = None
-        self._mm_req: float | None = None
+        self._req: list[float | None] = [None, None]  # initial, maintenance margin
         self._gross: np.ndarray | None = None
         self._reservations = Reservations()
 
@@ -190,9 +188,10 @@ class MarginAccount(Account):
                 marks = self._marks.at(b._t)
                 # no close missing: the marks hold no NaN, nan_to_num would copy them
                 self._m0 = marks if self._marks.dense and b._t >= 0 else _zero_nan(marks)
-                self._m_im = self._m_mm = None
+                self._priced = [None, None]
                 self._m_t = b._t
-            self._eq = self._im_req = self._mm_req = self._gross = None
+            self._eq = self._gross = None
+            self._req = [None, None]
             self._key = key
 
     def _equity(self) -> float:
@@ -211,23 +210,23 @@ class MarginAccount(Account):
 
     def _initial(self) -> float:
         """Initial margin of the positions (call :meth:`_fresh` first)."""
-        im = self._im_req
-        if im is None:  # each figure on demand: a bar close needs no initial margin
-            m_im = self._m_im
-            if m_im is None:
-                m_im = self._m_im = self._m0 * self._im
-            im = self._im_req = float(self._abs_pos() @ m_im)
-        return im
+        return self._requirement(0, self._im)
 
     def _maintenance(self) -> float:
         """Maintenance margin of the positions (call :meth:`_fresh` first)."""
-        mm = self._mm_req
-        if mm is None:
-            m_mm = self._m_mm
-            if m_mm is None:
-                m_mm = self._m_mm = self._m0 * self._mm
-            mm = self._mm_req = float(self._abs_pos() @ m_mm)
-        return mm
+        return self._requirement(1, self._mm)
+
+    def _requirement(self, k: int, rates: np.ndarray) -> float:
+        """``|positions| @ (marks x rates)``, kept as figure ``k`` (0 initial, 1
+        maintenance) until :meth:`_fresh` drops it: each on demand, as a bar close needs
+        no initial margin."""
+        req = self._req[k]
+        if req is None:
+            priced = self._priced[k]
+            if priced is None:
+                priced = self._priced[k] = self._m0 * rates
+            req = self._req[k] = float(self._abs_pos() @ priced)
+        return req
 
     def _start_positions(self, pos: np.ndarray) -> None:
         """Take the positions the broker starts with into :meth:`_track`'s figures."""
