@@ -236,39 +236,46 @@ class Matching(Booking):
                 price = np.clip(price, self._low[t, sf], self._high[t, sf])
             prices = price.tolist()
         if fees is None:
-            fees = self._small_fees(t, slots, qtys, prices, whole, sched)
+            fees = self._small_fees(t, slots, qtys, prices, self.max_volume_share is not None,
+                                    sched)
         self._book_bar(t, slots, qtys, prices, fees, triggered, whole)
 
     def _small_fees(self, t: int, slots: list[int], qtys: list[float], prices: list[float],
-                    whole: list[bool] | None, sched: ScheduleFee | None) -> list[float]:
+                    capped: bool, sched: ScheduleFee | None) -> list[float]:
         """:meth:`_match_small`'s fees by :func:`fill_fees` (a dated schedule prices at the
-        bar's date; under a volume cap each order's earlier parts count). A schedule
-        ``sched`` (what :func:`_scalar_rates` found ``fill_fees`` prices from lists) goes
-        straight to :func:`scalar_fees`, the call ``fill_fees`` would make."""
+        bar's date; under a volume cap, ``capped``, each order's earlier parts count).
+
+        A schedule ``sched`` (what :func:`_scalar_rates` found ``fill_fees`` prices from
+        lists) goes straight to :func:`scalar_fees`, the call ``fill_fees`` would make,
+        without the earlier parts when there are none (it prices all-zero parts as none).
+        """
         book = self._book
         signs = book.signs
         sides = [signs[i] for i in slots]
+        direct = sched is not None and len(qtys) <= sched._scalar_max
         done: list[float] | None = None
         paid: list[float] | None = None
-        if whole is not None:
+        if capped:
             orders, ids = self._orders, book.ids
-            done, paid = [], []
-            for i in slots:
-                state = orders[ids[i]]
-                done.append(state.filled_qty)
-                paid.append(state.filled_notional)
-        if sched is not None and len(qtys) <= sched._scalar_max:
+            done = [orders[ids[i]].filled_qty for i in slots]
+            if direct and not any(done):
+                done = None
+            else:
+                paid = [orders[ids[i]].filled_notional for i in slots]
+        if direct:
+            assert sched is not None
             return scalar_fees(sched._row_cache.rates(self._ts.item(t)), sides, qtys, prices,
                                done, paid)
         return fill_fees(self.fees, sides, qtys, prices, done, paid, self._ts[t])
 
     def _capped_small(self, t: int, slots: list[int], refs: list[float], qtys: list[float],
                       triggered: list[int] | None, share: float
-                      ) -> tuple[list[int], list[float], list[float], list[bool],
+                      ) -> tuple[list[int], list[float], list[float], list[bool] | None,
                                  list[int] | None]:
         """:meth:`_capped` on :meth:`_match_small`'s lists: the same fills, parts and
         triggers in the same order (returns the slots, reference prices, quantities,
-        whether each fill completes its order, and the triggered slots)."""
+        whether each fill completes its order, ``None`` when all do, and the triggered
+        slots)."""
         book = self._book
         # part-filled by an earlier attempt at this bar (only if a part was booked on it)
         if self._part_t == t and t in book.part_bar[:book.n].tolist():
@@ -282,7 +289,7 @@ class Matching(Booking):
         sym = [syms[i] for i in slots]
         vol = [vols.item(c) for c in sym]
         if fits_whole(sym, qtys, vol, share):  # the common case: capped_lists' answer
-            return slots, refs, qtys, [True] * len(qtys), triggered
+            return slots, refs, qtys, None, triggered
         q, whole = capped_lists(sym, qtys, vol, share)
         while not all(whole):  # a fok that cannot fill whole leaves the volume to others
             ids, orders = book.ids, self._orders
@@ -296,7 +303,7 @@ class Matching(Booking):
             sym = [syms[i] for i in slots]
             q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
         if all(whole) and (not q or min(q) > 0):  # the common case: every fill whole
-            return slots, refs, q, whole, triggered
+            return slots, refs, q, None, triggered
         keep = [x > 0 for x in q]
         for i, w in zip(slots, whole, strict=True):
             ot = book.otype.item(i)

@@ -142,7 +142,9 @@ def _regulatory(sell: bool, q: float, notional: float, rates: Rates) -> float:
         elif part == "sec_fee":
             fee = rate * notional if sell else 0.0
         elif part == "finra_taf":
-            fee = _min(rate * q, cap) if sell else 0.0
+            fee = rate * q if sell else 0.0
+            if sell and not (fee < cap or fee != fee):  # _min(fee, cap), inlined
+                fee = cap
         else:
             fee = rate * q
         if rounding:
