@@ -6,8 +6,9 @@
 
 Event-driven: ``simbroker.backtest(SmaCrossover(10, 50, qty=100), bars, account=...)`` on
 one synthetic panel with ``account=None`` (unconstrained, the default), ``"margin"``
-(Reg T, liquidation off), ``"cash"``, and the realistic models together (margin account,
-IBKR fixed fees, a 2.5% volume cap, borrow fees and debit interest). Vectorized:
+(Reg T, liquidation off), ``"cash"``, the realistic models together (margin account,
+IBKR fixed fees, a 2.5% volume cap, borrow fees and debit interest), and their fees and
+cap alone ("fees+cap, no account": what matching and pricing add). Vectorized:
 ``backtest_vectorized`` on the same crossover targets, unconstrained, with each account,
 and with the realistic models (also without the account, to show what the account
 adds), each once with 1,000,000 of cash (every order accepted: the same work as the
@@ -46,6 +47,9 @@ ACCOUNTS: tuple[str | None, ...] = (None, "margin", "cash")
 REALISTIC: dict[str, Any] = {"account": "margin", "fees": "ibkr_fixed",
                              "max_volume_share": 0.025, "borrow": BorrowModel(rate=0.03),
                              "interest": InterestModel(debit=0.08)}
+FEES_CAP: dict[str, Any] = {"fees": REALISTIC["fees"],
+                            "max_volume_share": REALISTIC["max_volume_share"]}
+"""The realistic models' matching part alone: the schedule fees and the volume cap."""
 SHORT_CASH = 10_000_000.0
 """The long/short runs' cash: enough for every symbol long or short at once."""
 
@@ -127,7 +131,8 @@ def main() -> int:
         event_runs: list[tuple[str, type[SmaCrossover], dict[str, Any]]] = [
             (account or "unconstrained", SmaCrossover, {"account": account})
             for account in ACCOUNTS]
-        event_runs += [("realistic", SmaCrossover, REALISTIC),
+        event_runs += [("fees+cap, no account", SmaCrossover, FEES_CAP),
+                       ("realistic", SmaCrossover, REALISTIC),
                        ("long/short unconstrained", SmaLongShort, {"cash": SHORT_CASH}),
                        ("long/short realistic", SmaLongShort,
                         {**REALISTIC, "cash": SHORT_CASH})]

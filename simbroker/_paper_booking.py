@@ -31,6 +31,10 @@ _UNFILLED = {TimeInForce.OPG: "opg order not filled in the opening auction",
 class Booking(Placing):
     """Book what a bar decided (write-ahead: the record first, then the change)."""
 
+    _part_t = -1
+    """The latest bar a partial fill was booked on (``OpenBook.part_bar`` holds no other
+    value than ``-1`` and the bars booked here, so a bar other than this one is in none)."""
+
     def _book_bar(self, t: int, slots: list[int], qty: list[float], price: list[float],
                   fee: list[float], triggered: list[int] | None,
                   whole: list[bool] | None = None) -> None:
@@ -138,6 +142,7 @@ class Booking(Placing):
             state.status = OrderStatus.PARTIALLY_FILLED
             book.qty[slot] -= q
             book.part_bar[slot] = t
+            self._part_t = t
         if self._groups.children and order_id in self._groups:
             self._groups.on_fill(order_id, t, state.filled_qty, self._is_open)
         return whole

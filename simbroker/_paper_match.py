@@ -17,9 +17,10 @@ from simbroker._paper_kinds import (
     trail_fill,
     trail_levels,
 )
-from simbroker._paper_volume import capped_lists, capped_quantities
+from simbroker._paper_volume import capped_lists, capped_quantities, fits_whole
 from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee
-from simbroker.models.schedules import fees_at, fill_fees, order_fees_at
+from simbroker.models.schedules import ScheduleFee, fees_at, fill_fees, order_fees_at
+from simbroker.models.schedules._scalar import scalar_fees
 from simbroker.models.slippage import BarContext, FixedBps, NoSlippage, SlippageModel
 from simbroker.types import TimeInForce
 
@@ -28,22 +29,28 @@ __all__ = ["SMALL_BOOK", "Matching"]
 SMALL_BOOK = 16
 """Largest book matched order by order in Python (:meth:`Matching._match_small`)."""
 
-def _scalar_rates(slippage: SlippageModel, fees: FeeModel
-                  ) -> tuple[float | None, bool, float | None]:
+ScalarRates = tuple[float | None, bool, float | None, ScheduleFee | None]
+""":func:`_scalar_rates`' answer: slippage rate, fee in floats, fee rate, schedule model."""
+
+
+def _scalar_rates(slippage: SlippageModel, fees: FeeModel) -> ScalarRates:
     """What :meth:`Matching._match_small` may compute in Python floats: the slippage rate
     of the built-in fixed-rate models (exactly those classes; ``None`` for any other), and
-    ``(True, fee rate or None for NoFee)`` for the built-in fixed-rate fee models,
-    ``(False, None)`` for any other (priced by :func:`fill_fees`)."""
+    ``(True, fee rate or None for NoFee, None)`` for the built-in fixed-rate fee models,
+    ``(False, None, model)`` for a schedule model that :func:`fill_fees` would price from
+    lists (see :meth:`Matching._small_fees`), ``(False, None, None)`` for any other."""
     slip: float | None = None
     if type(slippage) is FixedBps:
         slip = slippage.bps / 1e4
     elif type(slippage) is NoSlippage:
         slip = 0.0
     if type(fees) is BpsOfNotional:
-        return slip, True, fees.bps / 1e4
+        return slip, True, fees.bps / 1e4, None
     if type(fees) is NoFee:
-        return slip, True, None
-    return slip, False, None
+        return slip, True, None, None
+    if isinstance(fees, ScheduleFee) and fees._lists_ok:
+        return slip, False, None, fees
+    return slip, False, None, None
 
 
 def _maximum(a: float, b: float) -> float:
@@ -62,7 +69,7 @@ class Matching(Booking):
     _small_book = SMALL_BOOK
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
-    _rates: tuple[SlippageModel, FeeModel, tuple[float | None, bool, float | None]] | None = None
+    _rates: tuple[SlippageModel, FeeModel, ScalarRates] | None = None
     """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
 
     def _match(self, t: int) -> None:
@@ -199,7 +206,7 @@ class Matching(Booking):
         if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
             rates = self._rates = (self.slippage, self.fees,
                                    _scalar_rates(self.slippage, self.fees))
-        slip, fee_scalar, fee_rate = rates[2]
+        slip, fee_scalar, fee_rate, sched = rates[2]
         fees: list[float] | None = None
         if slip is not None and not self.clip_to_bar:
             # The built-in fixed-rate slippage in Python floats: the operations of
@@ -228,26 +235,50 @@ class Matching(Booking):
             if self.clip_to_bar:
                 price = np.clip(price, self._low[t, sf], self._high[t, sf])
             prices = price.tolist()
-        if fees is None:  # dated schedules (fill_fees) price at the bar's date
-            sides = [signs[i] for i in slots]
-            if whole is None:
-                fees = fill_fees(self.fees, sides, qtys, prices, None, None, self._ts[t])
-            else:
-                states = [self._orders[book.ids[i]] for i in slots]
-                fees = fill_fees(self.fees, sides, qtys, prices,
-                                 [st.filled_qty for st in states],
-                                 [st.filled_notional for st in states], self._ts[t])
+        if fees is None:
+            fees = self._small_fees(t, slots, qtys, prices, self.max_volume_share is not None,
+                                    sched)
         self._book_bar(t, slots, qtys, prices, fees, triggered, whole)
+
+    def _small_fees(self, t: int, slots: list[int], qtys: list[float], prices: list[float],
+                    capped: bool, sched: ScheduleFee | None) -> list[float]:
+        """:meth:`_match_small`'s fees by :func:`fill_fees` (a dated schedule prices at the
+        bar's date; under a volume cap, ``capped``, each order's earlier parts count).
+
+        A schedule ``sched`` (what :func:`_scalar_rates` found ``fill_fees`` prices from
+        lists) goes straight to :func:`scalar_fees`, the call ``fill_fees`` would make,
+        without the earlier parts when there are none (it prices all-zero parts as none).
+        """
+        book = self._book
+        signs = book.signs
+        sides = [signs[i] for i in slots]
+        direct = sched is not None and len(qtys) <= sched._scalar_max
+        done: list[float] | None = None
+        paid: list[float] | None = None
+        if capped:
+            orders, ids = self._orders, book.ids
+            done = [orders[ids[i]].filled_qty for i in slots]
+            if direct and not any(done):
+                done = None
+            else:
+                paid = [orders[ids[i]].filled_notional for i in slots]
+        if direct:
+            assert sched is not None
+            return scalar_fees(sched._row_cache.rates(self._ts.item(t)), sides, qtys, prices,
+                               done, paid)
+        return fill_fees(self.fees, sides, qtys, prices, done, paid, self._ts[t])
 
     def _capped_small(self, t: int, slots: list[int], refs: list[float], qtys: list[float],
                       triggered: list[int] | None, share: float
-                      ) -> tuple[list[int], list[float], list[float], list[bool],
+                      ) -> tuple[list[int], list[float], list[float], list[bool] | None,
                                  list[int] | None]:
         """:meth:`_capped` on :meth:`_match_small`'s lists: the same fills, parts and
         triggers in the same order (returns the slots, reference prices, quantities,
-        whether each fill completes its order, and the triggered slots)."""
+        whether each fill completes its order, ``None`` when all do, and the triggered
+        slots)."""
         book = self._book
-        if t in book.part_bar[:book.n].tolist():  # part-filled by an earlier attempt
+        # part-filled by an earlier attempt at this bar (only if a part was booked on it)
+        if self._part_t == t and t in book.part_bar[:book.n].tolist():
             part_bar = book.part_bar
             fresh = [j for j, i in enumerate(slots) if part_bar.item(i) != t]
             slots = [slots[j] for j in fresh]
@@ -256,7 +287,10 @@ class Matching(Booking):
         syms = book.syms
         vols = self._volume[t]
         sym = [syms[i] for i in slots]
-        q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
+        vol = [vols.item(c) for c in sym]
+        if fits_whole(sym, qtys, vol, share):  # the common case: capped_lists' answer
+            return slots, refs, qtys, None, triggered
+        q, whole = capped_lists(sym, qtys, vol, share)
         while not all(whole):  # a fok that cannot fill whole leaves the volume to others
             ids, orders = book.ids, self._orders
             fok = [not w and orders[ids[i]].order.tif is TimeInForce.FOK
@@ -269,7 +303,7 @@ class Matching(Booking):
             sym = [syms[i] for i in slots]
             q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
         if all(whole) and (not q or min(q) > 0):  # the common case: every fill whole
-            return slots, refs, q, whole, triggered
+            return slots, refs, q, None, triggered
         keep = [x > 0 for x in q]
         for i, w in zip(slots, whole, strict=True):
             ot = book.otype.item(i)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-__all__ = ["SMALL", "capped_lists", "capped_quantities", "check_share"]
+__all__ = ["SMALL", "capped_lists", "capped_quantities", "check_share", "fits_whole"]
 
 SMALL = 16
 """Calls with at most this many fills are decided in Python floats (the same operations
@@ -98,6 +98,20 @@ def capped_lists(sym: list[int], remaining: list[float], volume: list[float], sh
     q, w = capped_quantities(np.array(sym, np.int64), np.array(remaining, np.float64),
                              np.array(volume, np.float64), share)
     return q.tolist(), w.tolist()
+
+
+def fits_whole(sym: list[int], remaining: list[float], volume: list[float], share: float
+               ) -> bool:
+    """Whether :func:`capped_lists` would fill every order whole: each alone on its
+    symbol with ``0 < remaining <= share * volume`` (its answer is then ``remaining``
+    itself, every fill whole). False says nothing: ask :func:`capped_lists`."""
+    if len(sym) > 1 and len(set(sym)) < len(sym):
+        return False
+    for r, v in zip(remaining, volume, strict=True):  # noqa: SIM110 (no generator's cost)
+        # share * v - 0.0 (capped_lists' left with nothing before) compares the same
+        if not (r <= share * v and r > 0.0):
+            return False
+    return True
 
 
 def _floor(x: float) -> float:

@@ -46,7 +46,7 @@ def _outcome(fn, *args):  # type: ignore[no-untyped-def]
 @PROPS
 @given(name=st.sampled_from(["ibkr_fixed", "alpaca"]),
        as_of=st.sampled_from([None, "2024-06-03", "2025-06-02"]),
-       fills=st.lists(FILL, min_size=0, max_size=8), when=st.one_of(st.none(), WHEN))
+       fills=st.lists(FILL, min_size=0, max_size=16), when=st.one_of(st.none(), WHEN))
 def test_scalar_path_equals_the_array_path(name: str, as_of: str | None,
                                            fills: list[tuple[float, ...]],
                                            when: int | None) -> None:
@@ -78,7 +78,7 @@ def test_the_scalar_path_is_only_for_small_plain_calls() -> None:
     model = _model("ibkr_fixed", None)
     one = np.ones(1)
     assert model._scalar_args((one, one, one), None) is not None
-    assert model._scalar_args((np.ones(9),) * 3, None) is None  # a larger call
+    assert model._scalar_args((np.ones(model._scalar_max + 1),) * 3, None) is None  # larger
     assert model._scalar_args((one, np.ones(2), one), None) is None  # broadcasting
     assert model._scalar_args((one, np.ones(1, np.int64), one), None) is None
     assert model._scalar_args((one, one, one), np.array([0], "datetime64[ns]")) is None
@@ -127,12 +127,13 @@ def test_the_cached_rates_follow_the_versions(name: str, whens: list[int],
 
 
 @PROPS
-@given(rounding=st.booleans(), fills=st.lists(FILL, min_size=1, max_size=8),
-       when=st.one_of(st.none(), st.integers(19967 * NS_PER_DAY, 20820 * NS_PER_DAY)))
+@given(rounding=st.booleans(), fills=st.lists(FILL, min_size=1, max_size=16),
+       when=st.one_of(st.none(), st.integers(19900 * NS_PER_DAY, 20820 * NS_PER_DAY)))
 def test_a_part_charged_on_buys_too_on_the_scalar_path(
         rounding: bool, fills: list[tuple[float, ...]], when: int | None) -> None:
     # IBKR fixed with the FINRA CAT fee (both sides) added: buys pay a regulatory fee, so
-    # the scalar path cannot skip the parts for them (the CAT fee starts 2024-09-01).
+    # the scalar path cannot skip the parts for them (the CAT fee starts 2024-09-01;
+    # before it the part is not in effect, rounded or not).
     fixed = fee_schedule("ibkr_fixed").schedule
     cat = fee_schedule("ibkr_tiered").schedule.regulatory["finra_cat"]
     model = IBKRFixedFee(dataclasses.replace(
@@ -142,7 +143,9 @@ def test_a_part_charged_on_buys_too_on_the_scalar_path(
                                     for k in range(5))
     dated = None if when is None else np.int64(when)
     arr_when = None if when is None else np.array([when], np.int64)
-    assert model._row_cache.rates(None if when is None else when)[3] is False
+    # before 2024-09-01 (day 19967) the CAT part is not in effect: buys pay nothing again
+    cat_off = when is not None and when < 19967 * NS_PER_DAY
+    assert model._row_cache.rates(None if when is None else when)[3] is cat_off
     _same(model.fees(side, qty, price, dated), model._price(side, qty, price, arr_when, None))
     _same(model.order_fees(side, qty, price, done, paid, dated),
           model._order_price(side, qty, price, done, paid, arr_when, None))

@@ -131,6 +131,8 @@ def _table(label: str, versions: Any, fields: tuple[str, ...],
             raise FeeScheduleError(f"{label}: {f!r} must be numbers, got {vals!r}") from None
         if np.any(arrays[f] < 0):
             raise FeeScheduleError(f"{label}: {f!r} must be >= 0, got {vals!r}")
+    for a in (effective, *arrays.values()):
+        a.setflags(write=False)  # shared by every model of the (cached) schedule
     if before_first not in ("error", "first", "zero"):
         raise FeeScheduleError(f"{label}: 'before_first' must be error, first or zero, "
                                f"got {before_first!r}")
@@ -207,26 +209,36 @@ class FeeSchedule:
 
     @classmethod
     def load(cls, name: str) -> FeeSchedule:
-        """Read schedule ``name`` and the regulatory parts it names from the package."""
+        """Schedule ``name`` with the regulatory parts it names, read from the package
+        once (cached: every run of ``fees="ibkr_fixed"`` shares it; its tables are
+        read-only)."""
         if not isinstance(name, str):
             raise FeeScheduleError(f"a fee schedule name must be a string, got {name!r}")
-        key = name.strip().lower()
-        data = load_schedule_data(key)
-        if key not in _COMMISSION_FIELDS:
-            raise FeeScheduleError(f"{key!r} is not a broker schedule "
-                                   f"(known: {', '.join(SCHEDULE_NAMES)})")
-        commission = _table(key, data.get("versions"), _COMMISSION_FIELDS[key],
-                            data.get("before_first", "error"))
-        reg_data = load_schedule_data(_REGULATORY).get("components", {})
-        regulatory = {}
-        for part in data.get("regulatory", []) or []:
-            if part not in _REGULATORY_FIELDS or part not in reg_data:
-                raise FeeScheduleError(f"{key}: unknown regulatory part {part!r}")
-            regulatory[part] = _table(part, reg_data[part].get("versions"),
-                                      _REGULATORY_FIELDS[part],
-                                      reg_data[part].get("before_first", "error"))
-        return cls(key, commission, regulatory,
-                   bool(data.get("round_regulatory_up_to_cent", False)))
+        schedule = _load(name.strip().lower())
+        return schedule if cls is FeeSchedule else cls(
+            schedule.name, schedule.commission, schedule.regulatory,
+            schedule.round_regulatory_up_to_cent)
+
+
+@cache
+def _load(key: str) -> FeeSchedule:
+    """:meth:`FeeSchedule.load` of a normalized name (errors are not cached)."""
+    data = load_schedule_data(key)
+    if key not in _COMMISSION_FIELDS:
+        raise FeeScheduleError(f"{key!r} is not a broker schedule "
+                               f"(known: {', '.join(SCHEDULE_NAMES)})")
+    commission = _table(key, data.get("versions"), _COMMISSION_FIELDS[key],
+                        data.get("before_first", "error"))
+    reg_data = load_schedule_data(_REGULATORY).get("components", {})
+    regulatory = {}
+    for part in data.get("regulatory", []) or []:
+        if part not in _REGULATORY_FIELDS or part not in reg_data:
+            raise FeeScheduleError(f"{key}: unknown regulatory part {part!r}")
+        regulatory[part] = _table(part, reg_data[part].get("versions"),
+                                  _REGULATORY_FIELDS[part],
+                                  reg_data[part].get("before_first", "error"))
+    return FeeSchedule(key, commission, regulatory,
+                       bool(data.get("round_regulatory_up_to_cent", False)))
 
 
 def fee_schedule(name: str, as_of: date | datetime | str | np.datetime64 | None = None

@@ -95,7 +95,7 @@ class ScheduleFee(FeeModel):
     """
 
     name: ClassVar[str] = "schedule"
-    _scalar_max: ClassVar[int] = 8
+    _scalar_max: ClassVar[int] = 16
     """Calls with at most this many fills are priced in Python floats
     (:mod:`~simbroker.models.schedules._scalar`, bit-identical); tests set it to 0 or to
     a huge number to force either path. 0 on a model whose commission has more parts."""

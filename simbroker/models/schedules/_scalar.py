@@ -28,10 +28,13 @@ _NS_PER_DAY = 86_400 * 10**9
 
 # commission (per_share, minimum, cap fraction or NaN), regulatory parts
 # (kind, live, rate, maximum), whether regulatory fees round up to the cent, whether a
-# buy pays no regulatory fee (every live part is one of sells only)
+# buy pays no regulatory fee (every live part is one of sells only), and the live parts
+# in order as (_SEC, _TAF or _PER_SHARE, rate, maximum): a part not in effect adds
+# 0.0 (rounded up, 0.0 too) to a sum that starts at 0.0, which changes no bit of it
 Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool,
-              bool]
+              bool, tuple[tuple[int, float, float], ...]]
 _SELLS_ONLY = ("sec_fee", "finra_taf")
+_SEC, _TAF, _PER_SHARE = 0, 1, 2
 
 
 def _max(a: float, b: float) -> float:
@@ -100,8 +103,11 @@ class RowCache:
             else:
                 rate, cap = float(cols["per_share"][k]), _INF
             parts.append((part, k >= 0, rate, cap))
+        kinds = {"sec_fee": _SEC, "finra_taf": _TAF}
         rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent),
-                 all(part in _SELLS_ONLY or not live for part, live, _, _ in parts))
+                 all(part in _SELLS_ONLY or not live for part, live, _, _ in parts),
+                 tuple((kinds.get(part, _PER_SHARE), rate, cap)
+                       for part, live, rate, cap in parts if live))
         if days is None or when is None or when < 0:  # days_of floors; so does // here
             return rates, None
         day = int(days[0].astype(np.int64))
@@ -136,13 +142,13 @@ def _regulatory(sell: bool, q: float, notional: float, rates: Rates) -> float:
     """``ScheduleFee._regulatory`` for one fill."""
     total = 0.0
     rounding = rates[2]
-    for part, live, rate, cap in rates[1]:
-        if not live:
-            fee = 0.0
-        elif part == "sec_fee":
+    for kind, rate, cap in rates[4]:  # the live parts (see Rates)
+        if kind == _SEC:
             fee = rate * notional if sell else 0.0
-        elif part == "finra_taf":
-            fee = _min(rate * q, cap) if sell else 0.0
+        elif kind == _TAF:
+            fee = rate * q if sell else 0.0
+            if sell and not (fee < cap or fee != fee):  # _min(fee, cap), inlined
+                fee = cap
         else:
             fee = rate * q
         if rounding:
