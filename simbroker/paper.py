@@ -336,7 +336,8 @@ class PaperBroker(Matching, Checks):
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
-        self._positions: dict[str, float] | None = None  # get_positions, until _pos changes
+        self._positions: dict[str, float] | None = None  # get_positions (kept live)
+        self._held_top = -1
         for sym, qty in (positions or {}).items():
             if sym not in bars:
                 raise InvalidOrder(f"starting position in unknown symbol {sym!r}",
@@ -500,13 +501,15 @@ class PaperBroker(Matching, Checks):
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
-        if held is None:  # rebuilt after a change of ``_pos`` (see PaperState._positions)
+        if held is None:  # rebuilt after a change booking did not follow (a split, ...)
             syms, pos = self.bars.symbols, self._pos
             if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
-                held = {syms[i]: q for i, q in enumerate(pos.tolist()) if q}
+                cols = [i for i, q in enumerate(pos.tolist()) if q]
             else:
-                held = {syms[i]: float(pos[i]) for i in np.flatnonzero(pos).tolist()}
+                cols = np.flatnonzero(pos).tolist()
+            held = {syms[i]: pos.item(i) for i in cols}
             self._positions = held
+            self._held_top = cols[-1] if cols else -1
         return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
