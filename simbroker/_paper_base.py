@@ -55,6 +55,10 @@ class PaperState:
     _n_bars: int
     _plain: bool
     _close_ns: np.ndarray
+    _close_at: memoryview
+    """``_close_ns`` by index as Python ints."""
+    _open_at: memoryview
+    """``_ts`` by index as Python ints."""
     _t: int
     _open_px: np.ndarray
     _high: np.ndarray

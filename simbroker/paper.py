@@ -303,6 +303,10 @@ class PaperBroker(Matching, Checks):
         self._ts = bars.ts_ns
         self._n_bars = len(self._ts)
         self._close_ns = bars.close_ns
+        # Python ints by index without a method call (``memoryview`` of the same buffer:
+        # no copy); ``step`` reads one per bar.
+        self._close_at = memoryview(self._close_ns)
+        self._open_at = memoryview(self._ts)
         self._clock.set(int(self._ts[0]))
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
@@ -604,15 +608,17 @@ class PaperBroker(Matching, Checks):
         matches the same bar, booking only the rest.
         """
         t = self._t + 1
-        if t >= self._n_bars:
-            raise ClockError(f"all {len(self._ts)} bars have been replayed")
+        try:
+            close_ns = self._close_at[t]  # t >= 0: past the end is the only IndexError
+        except IndexError:
+            raise ClockError(f"all {len(self._ts)} bars have been replayed") from None
         book = self._book
         if not book.n and self._plain and not self._groups.pending:
             # Nothing to match, expire or accrue: the bar only moves the clock (what
             # SimulatedClock._set_ns_unchecked does, without the call).
-            clock, ns = self._clock, self._close_ns.item(t)
-            if ns != clock._ns:
-                clock._ns, clock._now = ns, None
+            clock = self._clock
+            if close_ns != clock._ns:
+                clock._ns, clock._now = close_ns, None
             self._t = t
             return t
         if self._groups.pending:  # left by a failed write: finish before the next bar
@@ -626,9 +632,9 @@ class PaperBroker(Matching, Checks):
                 self._positions = None  # a split changes positions
         clock = self._clock
         if book.n:
-            clock._set_ns_unchecked(self._ts.item(t))
+            clock._set_ns_unchecked(self._open_at[t])
             self._match(t)
-        clock._set_ns_unchecked(self._close_ns.item(t))
+        clock._set_ns_unchecked(close_ns)
         n = book.n
         if n == 1:  # one order left (the minute case): a scalar test, not an array's
             if book.expire_bar.item(0) <= t:
