@@ -303,10 +303,10 @@ class PaperBroker(Matching, Checks):
         self._ts = bars.ts_ns
         self._n_bars = len(self._ts)
         self._close_ns = bars.close_ns
-        # Python ints by index without a method call (``memoryview`` of the same buffer:
+        # Python ints by index without a method call (a ``memoryview`` of the same buffer:
         # no copy); ``step`` reads one per bar.
-        self._close_at = memoryview(self._close_ns)
-        self._open_at = memoryview(self._ts)
+        self._close_at = self._close_ns.data
+        self._open_at = self._ts.data
         self._clock.set(int(self._ts[0]))
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
