@@ -55,6 +55,10 @@ class PaperState:
     _n_bars: int
     _plain: bool
     _close_ns: np.ndarray
+    _close_at: memoryview
+    """``_close_ns`` by index as Python ints."""
+    _open_at: memoryview
+    """``_ts`` by index as Python ints."""
     _t: int
     _open_px: np.ndarray
     _high: np.ndarray
@@ -80,7 +84,10 @@ class PaperState:
     _account: Account | None
     _pos: np.ndarray
     _positions: dict[str, float] | None
-    """``get_positions()`` of ``_pos``, or None: whatever writes ``_pos`` sets it to None."""
+    """``get_positions()`` of ``_pos`` (kept live by booking, see :meth:`_position_moved`),
+    or None: anything else that writes ``_pos`` sets it to None and it is rebuilt."""
+    _held_top: int
+    """The largest column ever keyed in ``_positions`` since its rebuild (-1: none)."""
     _initial_positions: dict[str, float]
     _orders: dict[str, OrderState]
     _by_client_id: dict[str, str]
@@ -101,3 +108,25 @@ class PaperState:
     _trailing: bool
     _special: bool
     _log: TradeLog | None
+
+
+    def _position_moved(self, col: int, symbol: str, qty: float) -> None:
+        """Keep ``_positions`` live after booking set column ``col`` to ``qty``.
+
+        Its keys stay in panel (column) order, as a rebuild would give them: a changed
+        position keeps its place, a flat one leaves, and a new one is appended when its
+        column is past every column keyed since the rebuild; otherwise (rare: a symbol
+        earlier in the panel opens) the dict is dropped and rebuilt when next asked.
+        """
+        held = self._positions
+        if held is None:
+            return
+        if not qty:
+            held.pop(symbol, None)
+        elif symbol in held:
+            held[symbol] = qty
+        elif col > self._held_top:
+            held[symbol] = qty
+            self._held_top = col
+        else:
+            self._positions = None

@@ -121,7 +121,7 @@ class Booking(Placing):
             new_pos = 0.0
         self._cash = cash
         self._pos[col] = new_pos
-        self._positions = None
+        self._position_moved(col, order.symbol, new_pos)
         state.filled_qty += q
         state.filled_notional += notional
         state.n_fills = number

@@ -303,6 +303,10 @@ class PaperBroker(Matching, Checks):
         self._ts = bars.ts_ns
         self._n_bars = len(self._ts)
         self._close_ns = bars.close_ns
+        # Python ints by index without a method call (a ``memoryview`` of the same buffer:
+        # no copy); ``step`` reads one per bar.
+        self._close_at = self._close_ns.data
+        self._open_at = self._ts.data
         self._clock.set(int(self._ts[0]))
         self._t = -1  # index of the latest closed bar
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
@@ -336,7 +340,8 @@ class PaperBroker(Matching, Checks):
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
-        self._positions: dict[str, float] | None = None  # get_positions, until _pos changes
+        self._positions: dict[str, float] | None = None  # get_positions (kept live)
+        self._held_top = -1
         for sym, qty in (positions or {}).items():
             if sym not in bars:
                 raise InvalidOrder(f"starting position in unknown symbol {sym!r}",
@@ -500,13 +505,15 @@ class PaperBroker(Matching, Checks):
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
-        if held is None:  # rebuilt after a change of ``_pos`` (see PaperState._positions)
+        if held is None:  # rebuilt after a change booking did not follow (a split, ...)
             syms, pos = self.bars.symbols, self._pos
             if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
-                held = {syms[i]: q for i, q in enumerate(pos.tolist()) if q}
+                cols = [i for i, q in enumerate(pos.tolist()) if q]
             else:
-                held = {syms[i]: float(pos[i]) for i in np.flatnonzero(pos).tolist()}
+                cols = np.flatnonzero(pos).tolist()
+            held = {syms[i]: pos.item(i) for i in cols}
             self._positions = held
+            self._held_top = cols[-1] if cols else -1
         return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
@@ -601,15 +608,17 @@ class PaperBroker(Matching, Checks):
         matches the same bar, booking only the rest.
         """
         t = self._t + 1
-        if t >= self._n_bars:
-            raise ClockError(f"all {len(self._ts)} bars have been replayed")
+        try:
+            close_ns = self._close_at[t]  # t >= 0: past the end is the only IndexError
+        except IndexError:
+            raise ClockError(f"all {len(self._ts)} bars have been replayed") from None
         book = self._book
         if not book.n and self._plain and not self._groups.pending:
             # Nothing to match, expire or accrue: the bar only moves the clock (what
             # SimulatedClock._set_ns_unchecked does, without the call).
-            clock, ns = self._clock, self._close_ns.item(t)
-            if ns != clock._ns:
-                clock._ns, clock._now = ns, None
+            clock = self._clock
+            if close_ns != clock._ns:
+                clock._ns, clock._now = close_ns, None
             self._t = t
             return t
         if self._groups.pending:  # left by a failed write: finish before the next bar
@@ -623,9 +632,9 @@ class PaperBroker(Matching, Checks):
                 self._positions = None  # a split changes positions
         clock = self._clock
         if book.n:
-            clock._set_ns_unchecked(self._ts.item(t))
+            clock._set_ns_unchecked(self._open_at[t])
             self._match(t)
-        clock._set_ns_unchecked(self._close_ns.item(t))
+        clock._set_ns_unchecked(close_ns)
         n = book.n
         if n == 1:  # one order left (the minute case): a scalar test, not an array's
             if book.expire_bar.item(0) <= t:
