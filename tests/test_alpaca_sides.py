@@ -281,3 +281,36 @@ def restarted_adapter(fake: Any) -> Any:
 
     return AlpacaBroker.for_fake(fake, stream=False, timeout=0.5,
                                  fills_since=fake.clock + timedelta(hours=1))
+
+
+FLIP = '''
+class Flip:
+    """Long 10 of the first symbol on bar 0, then a reversal to short 10 in one order."""
+
+    def on_bar(self, broker, history):
+        symbol = history.symbols[0]
+        if history.t == 0:
+            broker.submit_order(symbol, "buy", 10)
+        elif history.t == 3:
+            broker.submit_order(symbol, "sell", 20)
+'''
+
+
+@pytest.mark.parametrize("venue", [None, "alpaca"])
+def test_the_cli_backtest_takes_a_venue(tmp_path: Any, venue: str | None) -> None:
+    from simbroker.cli import main
+    from simbroker.tradelog import read_trade_log
+
+    (tmp_path / "flip.py").write_text(FLIP)
+    out = tmp_path / "out"
+    args = ["backtest", f"{tmp_path / 'flip.py'}:Flip", "--data", "sample", "--end",
+            "2009-01-01", "--out", str(out)]
+    code = main([*args, "--venue", venue] if venue else args)
+    records = read_trade_log(out / "tradelog.jsonl")
+    rejected = [r for r in records if r["event"] == "rejected"]
+    if venue is None:
+        assert code == 0
+        assert rejected == []
+    else:  # the strategy does not catch the refusal: the run stops on it, saved
+        assert code != 0
+        assert [r["rule"] for r in rejected] == ["qty_available"]
