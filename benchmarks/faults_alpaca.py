@@ -197,8 +197,9 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             elif i % 20 == 15:
                 r.submit(cid, sym, "buy", qty, order_type="limit", limit_price=1.0,
                          tif="gtc")
-                r.replace(cid, 2.0)
-                r.replaced.append(r.confirmed[cid])
+                if cid in r.confirmed:  # not refused (a sell of its symbol was open)
+                    r.replace(cid, 2.0)
+                    r.replaced.append(r.confirmed[cid])
             else:
                 r.submit(cid, sym, side, qty)
             if i % 10 == 9:
