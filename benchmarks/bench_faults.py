@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SAFETY = ("duplicates", "lost", "id_collisions", "fills_missed", "fills_doubled",
-          "position_mismatch", "cash_mismatch")
+          "position_mismatch", "cash_mismatch", "refused_but_placed")
 
 
 def _fmt(value: Any) -> str:

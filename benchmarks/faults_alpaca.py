@@ -5,7 +5,10 @@ duplicates and reorders the stream, and restarts (itself and the adapter).
     python benchmarks/bench_faults.py --broker alpaca --orders 1000 --faults 50
 
 The strategy sends ``orders`` orders, each with its own ``client_order_id``, and
-resubmits the same id whenever ``submit_order`` raises (after Alpaca's wait on a 429);
+resubmits the same id whenever ``submit_order`` raises (after Alpaca's wait on a 429),
+except for a refusal by the venue's rules (:class:`~simbroker.errors.OrderRejected`,
+e.g. a sell while flat with a buy still open: Alpaca's one side at a time), which is
+final and counted in ``refused`` (``refused_but_placed`` must be 0);
 the market trades every 10 orders. One order in 20 is a bracket (a market entry with
 its two exits) and one in 20 a resting gtc limit that is then replaced (repeated while
 ``replace_order`` raises); ``replace_live_versions_wrong`` counts replaced orders that do
@@ -35,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simbroker.brokers.alpaca import AlpacaBroker, fill_id
-from simbroker.errors import BrokerRateLimited, ReplaceRejected, SimbrokerError
+from simbroker.errors import BrokerRateLimited, OrderRejected, ReplaceRejected, SimbrokerError
 from simbroker.testing.fake_alpaca import OPEN, FakeAlpaca, stop_sdk_stream
 
 SYMBOLS = [f"S{i:02d}" for i in range(10)]
@@ -79,6 +82,7 @@ class _Run:
         self.attempts = 0
         self.replace_attempts = 0
         self.replaced: list[str] = []
+        self.refused: list[str] = []  # refused by the venue's rules, never placed
 
     def _connect(self) -> AlpacaBroker:
         b = AlpacaBroker.for_fake(self.fake, **BROKER_OPTS)
@@ -95,6 +99,9 @@ class _Run:
             except BrokerRateLimited as exc:
                 time.sleep(exc.retry_after or 0.1)
                 continue
+            except OrderRejected:  # the venue's own rule (one side at a time): final
+                self.refused.append(cid)
+                return
             except SimbrokerError:
                 time.sleep(0.05)
                 continue
@@ -190,8 +197,9 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             elif i % 20 == 15:
                 r.submit(cid, sym, "buy", qty, order_type="limit", limit_price=1.0,
                          tif="gtc")
-                r.replace(cid, 2.0)
-                r.replaced.append(r.confirmed[cid])
+                if cid in r.confirmed:  # not refused (a sell of its symbol was open)
+                    r.replace(cid, 2.0)
+                    r.replaced.append(r.confirmed[cid])
             else:
                 r.submit(cid, sym, side, qty)
             if i % 10 == 9:
@@ -221,6 +229,7 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             "duplicates": sum(n - 1 for n in per_cid.values()),
             "lost": sum(1 for cid in r.confirmed if cid not in venue_ids)
             + sum(1 for cid in venue_ids if cid not in r.confirmed),
+            "refused_but_placed": sum(1 for cid in r.refused if cid in venue_ids),
             "id_collisions": sum(1 for cid, oid in r.confirmed.items()
                                  if venue_ids.get(cid, oid) != oid)
             + (len(r.confirmed) - len(set(r.confirmed.values()))),
@@ -238,6 +247,7 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
             "replace_live_versions_wrong": sum(
                 1 for oid in r.replaced if _live_versions(fake, oid) != 1),
             "orders": len(r.confirmed),
+            "refused": len(r.refused),
             "replace_attempts": r.replace_attempts,
             "submit_attempts": r.attempts,
             "fills": len(fills),
@@ -257,6 +267,7 @@ def run(orders: int, faults: int, seed: int) -> dict[str, Any]:
 def _raw_sdk(orders: int, seed: int) -> dict[str, Any]:
     """alpaca-py's TradingClient and TradingStream on a fault-free fake."""
 
+    from alpaca.common.exceptions import APIError
     from alpaca.trading.client import TradingClient
     from alpaca.trading.enums import OrderSide, TimeInForce
     from alpaca.trading.requests import MarketOrderRequest
@@ -295,7 +306,10 @@ def _raw_sdk(orders: int, seed: int) -> dict[str, Any]:
                                          time_in_force=TimeInForce.DAY,
                                          client_order_id=f"raw-{seed}-{i}")
                 t0 = time.perf_counter()
-                tc.submit_order(req)
+                try:
+                    tc.submit_order(req)
+                except APIError:  # 403: one side at a time; Alpaca's answer all the same
+                    continue
                 ack.append(time.perf_counter() - t0)
                 if i % 10 == 9:
                     t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from simbroker._paper_base import EPOCH, PaperState
+from simbroker._venue_sides import side_refusal
 from simbroker.errors import InvalidOrder
 from simbroker.types import Order, OrderInfo, OrderType, TimeInForce
 
@@ -36,17 +37,32 @@ class Checks(PaperState):
                 f"{order.tif.value})", field="tif", value=order.tif.value,
                 symbol=order.symbol)
 
+    def _check_sides(self, order: Order, col: int) -> None:
+        """With ``venue="alpaca"``: refuse what Alpaca's one side at a time refuses (an
+        order crossing the position through zero, or opening a flat symbol while the
+        other side has an open order; :mod:`simbroker._venue_sides`)."""
+        refusal = side_refusal(order.symbol, order.side.value, order.qty,
+                               self._pos.item(col), self._open_side_qty(col, 1),
+                               self._open_side_qty(col, -1))
+        if refusal is not None:
+            raise refusal
+
     def _open_sell_qty(self, col: int) -> float:
+        return self._open_side_qty(col, -1)
+
+    def _open_side_qty(self, col: int, sign: int) -> float:
+        """What is left of column ``col``'s open orders of one side (``sign`` 1: buys,
+        -1: sells), the live legs of one group counted once."""
         book = self._book
         n = book.n
-        mask = (book.sym[:n] == col) & (book.sign[:n] < 0)
+        mask = (book.sym[:n] == col) & (book.sign[:n] == sign)
         total = float(book.qty[:n][mask].sum())
-        if self._groups.live:  # the live legs of one group sell the position once
+        if self._groups.live:  # the live legs of one group trade the position once
             total -= self._groups_overlap(col, mask)
         return total
 
     def _groups_overlap(self, col: int, mask: np.ndarray) -> float:
-        """Sell quantity counted twice by live sibling legs in column ``col``."""
+        """Quantity counted twice by live sibling legs among ``mask``'s slots of ``col``."""
         book = self._book
         by_key: dict[str, list[float]] = {}
         for slot in np.flatnonzero(mask).tolist():

@@ -3,7 +3,7 @@
 ::
 
     simbroker backtest STRATEGY --data PATH [--cash --slippage-bps --fee-bps|--fees
-                       --max-volume-share --account --out DIR]
+                       --max-volume-share --account --venue alpaca|ibkr --out DIR]
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow
                     --account --max-volume-share ...]
     simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
@@ -191,7 +191,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
                           fees=_fees_arg(args, args.fee_bps), allow_short=not args.no_short,
                           trade_log=out / "tradelog.jsonl" if out else None,
                           max_volume_share=args.max_volume_share,
-                          account=_account_arg(args.account))
+                          account=_account_arg(args.account), venue=args.venue)
     except StrategyError as exc:
         if out is not None and exc.result is not None:
             exc.result.save(out)
@@ -708,6 +708,10 @@ def _parser() -> argparse.ArgumentParser:
                          "(e.g. 0.025; default: whole fills)")
     bt.add_argument("--account", type=_account_spec, default=None, metavar="MODEL",
                     help=_ACCOUNT_HELP + " (default: unconstrained)")
+    bt.add_argument("--venue", choices=("alpaca", "ibkr"), default=None,
+                    help="enforce this venue's order rules where the venues differ (alpaca: "
+                         "no order crosses a position through zero or opens a side while "
+                         "the other side has an open order; default: neither)")
     bt.add_argument("--out", help="folder for results and the trade log (must be empty)")
     bt.add_argument("--overwrite", action="store_true",
                     help="let --out replace what a previous run wrote there")

@@ -258,6 +258,7 @@ def backtest(
     interest: InterestModel | None = None,
     max_volume_share: float | None = None,
     account: str | Account | None = None,
+    venue: str | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over ``bars`` on a :class:`~simbroker.PaperBroker`.
 
@@ -273,7 +274,7 @@ def backtest(
         An optional ``indicators(bars)`` returns ``{name: (T, N) array}`` computed once.
     bars
         :class:`~simbroker.Bars`, a long-form DataFrame or a CSV/Parquet path.
-    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz, account
+    cash, slippage, fees, allow_short, positions, trade_log, clip_to_bar, session_tz, account, venue
         Passed to :class:`~simbroker.PaperBroker`: slippage and fees take a number (bps)
         or a model.
     borrow, interest
@@ -318,7 +319,7 @@ def backtest(
     broker = PaperBroker(bars, cash=cash, slippage=slippage, fees=fees, allow_short=allow_short,
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
                          session_tz=session_tz, borrow=borrow, interest=interest,
-                         max_volume_share=max_volume_share, account=account)
+                         max_volume_share=max_volume_share, account=account, venue=venue)
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

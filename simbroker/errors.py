@@ -17,6 +17,8 @@ Grouped by *where* a failure happened::
     │   │   └── HardToBorrow        a hard-to-borrow short beyond what was located
     │   ├── InsufficientBuyingPower the account cannot pay for it (required > available)
     │   ├── PatternDayTrading       it would be a 4th day trade in 5 days under $25,000
+    │   ├── PositionConflict        it would cross a position through zero, or open a side
+    │   │                           while the other side has an open order (Alpaca's rule)
     │   ├── ReplaceRejected         a replace was refused (order closed, or bad change)
     │   └── RiskRejected            a pre-trade risk rule refused it
     └── BrokerError                 the broker (or the way to it) failed
@@ -52,6 +54,7 @@ __all__ = [
     "OrderRejected",
     "OrderStatusUnknown",
     "PatternDayTrading",
+    "PositionConflict",
     "ReplaceRejected",
     "RiskRejected",
     "ShortingNotAllowed",
@@ -319,6 +322,43 @@ class PatternDayTrading(OrderRejected):
             f"{day_trades + 1} in 5 trading days ({day_trades} already) with equity "
             f"{equity:,.2f} under {min_equity:,.2f}", symbol=symbol,
             client_order_id=client_order_id)
+
+
+class PositionConflict(OrderRejected):
+    """Alpaca's one-side-at-a-time rule refused the order (HTTP 403, code 40310000).
+
+    ``rule`` is ``"qty_available"`` when a closing order is larger than what is left of
+    the position after the open closing orders (``available``): a long cannot become a
+    short in one sell, nor a short a long in one buy ("insufficient qty available for
+    order"); or ``"opposite_side_open"`` when an order would open a flat symbol's side
+    while an order of the other side is open ("cannot open a short sell while a long buy
+    order is open"). ``requested`` is the order's quantity, ``position`` the signed
+    position (NaN when the adapter does not know it). The paper broker applies the rule
+    with ``venue="alpaca"``; IBKR takes such orders.
+    """
+
+    def __init__(self, symbol: str, *, rule: str, side: str, requested: float,
+                 available: float, position: float, venue: str = "Alpaca",
+                 order_id: str | None = None, client_order_id: str | None = None):
+        self.rule = rule
+        self.side = side
+        self.requested = requested
+        self.available = available
+        self.position = position
+        if rule == "qty_available":
+            held = "long" if side == "sell" else "short"
+            size = "" if position != position else f" ({abs(position):g})"  # NaN: unknown
+            text = (f"{venue} refuses {side}ing {requested:g} {symbol}: only {available:g} "
+                    f"of the {held} position{size} is left to close after the open "
+                    f"orders, and one order may not cross the position through zero "
+                    f"(close it first, then open the other side)")
+        else:
+            other = "buy" if side == "sell" else "sell"
+            text = (f"{venue} refuses a {side} of {requested:g} {symbol} that opens a "
+                    f"position while a {other} order of {symbol} is open (one side at a "
+                    f"time: cancel it or wait for it to finish)")
+        super().__init__(text, symbol=symbol, order_id=order_id,
+                         client_order_id=client_order_id)
 
 
 class ReplaceRejected(OrderRejected):

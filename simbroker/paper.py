@@ -122,6 +122,7 @@ from simbroker.errors import (
     InsufficientBuyingPower,
     InvalidOrder,
     PatternDayTrading,
+    PositionConflict,
     ReplaceRejected,
     ShortingNotAllowed,
     UnknownOrder,
@@ -189,9 +190,15 @@ class PaperBroker(Matching, Checks):
         bars carry no sessions (ignored when they do: see :mod:`simbroker.sessions`).
     venue
         Whose order rules to enforce where the venues differ: ``None`` (default) the
-        strictest of them, ``"alpaca"`` or ``"ibkr"``. Today that is extended hours: a
-        limit order only at both (always enforced), and only ``tif="day"`` at Alpaca
-        (and by default); IBKR also takes ``gtc`` (``outsideRth``).
+        strictest of them, ``"alpaca"`` or ``"ibkr"``. Extended hours: a limit order
+        only at both (always enforced), and only ``tif="day"`` at Alpaca (and by
+        default); IBKR also takes ``gtc`` (``outsideRth``). One side at a time, with
+        ``"alpaca"`` only: an order that would cross a position through zero (a sell of
+        200 against a long of 100) or open a flat symbol while an order of the other
+        side is open is refused with :class:`~simbroker.errors.PositionConflict`, as
+        Alpaca refuses it; IBKR takes both, and so does the default, since a reversal
+        in one order is an ordinary backtest step (the vectorized runner makes it too).
+        A strategy bound for Alpaca should be rehearsed with ``venue="alpaca"``.
     order_id_prefix
         Order ids are this prefix and a counter (``O1``, ``O2``...). A resumed session
         uses a new prefix so ids never repeat within one trade log.
@@ -458,11 +465,13 @@ class PaperBroker(Matching, Checks):
                 if order.qty > available * (1 + 1e-12) + 1e-12:
                     raise ShortingNotAllowed(order.symbol, position=float(available),
                                              qty=order.qty)
+            if self.venue == "alpaca":
+                self._check_sides(order, col)
             if self._financing is not None and order.side is Side.SELL:
                 self._financing.check_short(self, order, col)  # hard to borrow, unlocated
             if self._account is not None:
                 self._account.check(order, col)
-        except (InsufficientBuyingPower, PatternDayTrading) as exc:
+        except (InsufficientBuyingPower, PatternDayTrading, PositionConflict) as exc:
             self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
                                rule=exc.rule)
             raise
@@ -729,7 +738,7 @@ class PaperBroker(Matching, Checks):
                 try:  # the replaced order, whole, against the buying power net of the old
                     self._account.check_replace(order_id, dataclasses.replace(
                         new, qty=new.qty - state.filled_qty, client_order_id=None), col)
-                except (InsufficientBuyingPower, PatternDayTrading) as exc:
+                except (InsufficientBuyingPower, PatternDayTrading, PositionConflict) as exc:
                     field = "qty" if new.qty != state.order.qty else \
                         "limit_price" if new.limit_price != state.order.limit_price else \
                         "stop_price" if new.stop_price != state.order.stop_price else None

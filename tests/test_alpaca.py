@@ -60,13 +60,14 @@ def test_conformance() -> None:
 def test_every_order_type_fills_or_rests(fake: FakeAlpaca, broker: AlpacaBroker) -> None:
     mkt = broker.submit_order("AAA", "buy", 10)
     lim = broker.submit_order("AAA", "buy", 5, "limit", limit_price=95.0, tif="gtc")
-    stp = broker.submit_order("AAA", "sell", 3, "stop", stop_price=90.0, tif="gtc")
     stl = broker.submit_order("BBB", "buy", 7, "stop_limit", stop_price=21.0,
                               limit_price=21.5, tif="gtc")
     step(fake, broker)
     fills = broker.get_fills()
     assert [f["order_id"] for f in fills] == [mkt["order_id"]]
     assert fills[0]["price"] == 100.0
+    # Once long, a sell closes (while flat with a buy open Alpaca would refuse it).
+    stp = broker.submit_order("AAA", "sell", 3, "stop", stop_price=90.0, tif="gtc")
     fake.set_price("AAA", 94.0)   # the limit fills at its limit or better: 94
     fake.set_price("BBB", 21.2)   # the stop-limit triggers at 21 and fills under 21.5
     step(fake, broker)

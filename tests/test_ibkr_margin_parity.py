@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simbroker import Bars, PaperBroker
-from simbroker.errors import InsufficientBuyingPower
+from simbroker.errors import InsufficientBuyingPower, PositionConflict
 from simbroker.testing._venue_margin import Claim, claimed, worst_price
 
 no_decoder_errors = ib_error_guard(starts=("Error 201", "Error 202"),
@@ -58,8 +58,8 @@ class Paper(Venue):
     def __init__(self, cash: float, positions: dict[str, float]) -> None:
         ts = np.datetime64("2024-01-01T21:00", "ns") + np.arange(12) * np.timedelta64(
             1, "D").astype("timedelta64[ns]")
-        px = np.full((12, 1), PRICE)
-        bars = Bars.from_arrays(ts, ["AAA"], open=px, high=px, low=px, close=px,
+        px = np.full((12, 2), PRICE)
+        bars = Bars.from_arrays(ts, ["AAA", "BBB"], open=px, high=px, low=px, close=px,
                                 volume=np.full(px.shape, 1e9))
         self.broker = PaperBroker(bars, cash=cash, positions=positions, slippage=0,
                                   fees=0, account="margin")
@@ -77,7 +77,8 @@ class TWS(Venue):
 
         self.fake = FakeTWS(server_version=178, cash=cash, positions=positions,
                             commission_per_share=0.0, min_commission=0.0).start()
-        self.fake.set_price("AAA", PRICE)
+        for symbol in ("AAA", "BBB"):
+            self.fake.set_price(symbol, PRICE)
         self.broker = connect_ib(self.fake)
 
     def trade(self) -> None:
@@ -100,7 +101,8 @@ class Alpaca(Venue):
         from simbroker.testing.fake_alpaca import FakeAlpaca
 
         self.fake = FakeAlpaca(cash=cash, positions=positions).start()
-        self.fake.set_price("AAA", PRICE)
+        for symbol in ("AAA", "BBB"):
+            self.fake.set_price(symbol, PRICE)
         self.broker = connect_alpaca(self.fake)
 
     def trade(self) -> None:
@@ -149,15 +151,33 @@ def accepted_everywhere(venues: list[Venue], *args: Any, **kw: Any) -> None:
         assert info["status"] in ("new", "accepted", "pending_new"), (v.name, info)
 
 
-def refused_everywhere(venues: list[Venue], deficit: float, *args: Any, **kw: Any) -> None:
+def refused_everywhere(venues: list[Venue], deficit: float, *args: Any,
+                       alpaca: str | None = None, **kw: Any) -> None:
     """Every venue refuses the order, lacking ``deficit`` of notional, and holds nothing
-    new afterwards."""
+    new afterwards; with ``alpaca`` (a :class:`PositionConflict` rule) Alpaca refuses it
+    by that rule instead, before its buying power is weighed."""
     for v in venues:
+        if alpaca is not None and v.name == "alpaca":
+            conflict_at_alpaca([v], alpaca, *args, **kw)
+            continue
         before = [o["order_id"] for o in v.broker.get_orders(open_only=True)]
         with pytest.raises(InsufficientBuyingPower) as err:
             v.broker.submit_order(*args, **kw)
         assert v.deficit(err.value) == pytest.approx(deficit), v.name
         assert [o["order_id"] for o in v.broker.get_orders(open_only=True)] == before, v.name
+
+
+def conflict_at_alpaca(venues: list[Venue], rule: str, *args: Any, **kw: Any) -> None:
+    """Alpaca (when among ``venues``) refuses the order by its one-side-at-a-time
+    ``rule`` and holds nothing new; the others are not asked."""
+    for v in venues:
+        if v.name != "alpaca":
+            continue
+        before = [o["order_id"] for o in v.broker.get_orders(open_only=True)]
+        with pytest.raises(PositionConflict) as err:
+            v.broker.submit_order(*args, **kw)
+        assert err.value.rule == rule
+        assert [o["order_id"] for o in v.broker.get_orders(open_only=True)] == before
 
 
 def test_every_installed_venue_takes_part() -> None:
@@ -184,10 +204,13 @@ def test_a_short_needs_margin_like_a_buy(venues: list[Venue]) -> None:
                        tif="gtc")
     accepted_everywhere(venues, "AAA", "sell", 1_000, "limit", limit_price=110.0, tif="gtc")
     # The open short holds 110,000 of it: a buy of 1,000 x 99 = 99,000 does not fit in
-    # the 90,000 left, one of 900 (89,100) does.
-    refused_everywhere(venues, 99_000 - 90_000, "AAA", "buy", 1_000, "limit",
+    # the 90,000 left, one of 900 (89,100) does. (Of BBB: Alpaca refuses any buy of AAA
+    # while the short sell is open, whatever the buying power; see below.)
+    refused_everywhere(venues, 99_000 - 90_000, "BBB", "buy", 1_000, "limit",
                        limit_price=99.0, tif="gtc")
-    accepted_everywhere(venues, "AAA", "buy", 900, "limit", limit_price=99.0, tif="gtc")
+    accepted_everywhere(venues, "BBB", "buy", 900, "limit", limit_price=99.0, tif="gtc")
+    conflict_at_alpaca(venues, "opposite_side_open", "AAA", "buy", 10, "limit",
+                       limit_price=99.0, tif="gtc")
 
 
 @pytest.mark.parametrize("venues", [(-50_000.0, {"AAA": 1_500.0})], indirect=True,
@@ -198,14 +221,16 @@ def test_closing_parts_need_none_and_what_an_open_sell_closes_is_gone(
     # buying power 50,000.
     for v in venues:
         assert v.broker.get_account()["buying_power"] == pytest.approx(50_000), v.name
-    # A sell of 2,000 closes 1,500 (free) and opens a short of 500 x 110 = 55,000.
+    # A sell of 2,000 closes 1,500 (free) and opens a short of 500 x 110 = 55,000. Alpaca
+    # takes no order that crosses the position through zero: its refusal says so.
     refused_everywhere(venues, 5_000, "AAA", "sell", 2_000, "limit", limit_price=110.0,
-                       tif="gtc")
+                       tif="gtc", alpaca="qty_available")
     accepted_everywhere(venues, "AAA", "sell", 1_500, "limit", limit_price=110.0, tif="gtc")
     # The open sell already closes the long: a further sell opens all of itself.
     refused_everywhere(venues, 66_000 - 50_000, "AAA", "sell", 600, "limit",
-                       limit_price=110.0, tif="gtc")
-    accepted_everywhere(venues, "AAA", "sell", 400, "limit", limit_price=110.0, tif="gtc")
+                       limit_price=110.0, tif="gtc", alpaca="qty_available")
+    accepted_everywhere([v for v in venues if v.name != "alpaca"], "AAA", "sell", 400,
+                        "limit", limit_price=110.0, tif="gtc")
 
 
 def test_a_brackets_exits_add_no_margin_before_the_entry_fills(venues: list[Venue]) -> None:

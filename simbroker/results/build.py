@@ -78,7 +78,8 @@ def build_result(broker: PaperBroker) -> BacktestResult:
     fin_borrow = None if broker._financing is None else broker._financing.borrow
     refuses_shorts = fin_borrow is not None and bool(
         set(fin_borrow.hard_to_borrow) & set(bars.symbols))
-    if broker._account is not None or refuses_shorts:  # as backtest_vectorized reports it
+    # As backtest_vectorized reports it; venue="alpaca" refuses one-side-at-a-time breaks.
+    if broker._account is not None or refuses_shorts or broker.venue == "alpaca":
         result.stats["n_refused"] = broker._n_refused
     return result
 

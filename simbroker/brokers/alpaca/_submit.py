@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
+from simbroker._venue_sides import QTY_AVAILABLE
 from simbroker.brokers.alpaca._base import log
 from simbroker.brokers.alpaca._queries import Queries
 from simbroker.brokers.alpaca.account import opening_qty, refusal
@@ -17,6 +18,7 @@ from simbroker.errors import (
     BrokerRateLimited,
     InvalidOrder,
     OrderRejected,
+    OrderStatusUnknown,
 )
 from simbroker.types import Order, OrderInfo
 
@@ -80,13 +82,37 @@ class Submitting(Queries):
             return self._placed(self._same_or_error(found, order), order, cid)
         except BrokerRateLimited:
             raise  # refused, not placed
-        except OrderRejected as exc:  # 403: Alpaca refused it; nothing was placed
+        except OrderRejected as exc:  # 403: Alpaca refused it
+            if order.client_order_id is not None:  # perhaps a resend: ask first
+                return self._refused_resend(order, cid, exc)
             raise self._refused(order, cid, exc) from None
         except (BrokerConnectionError, BrokerAPIError) as exc:
             if isinstance(exc, BrokerAPIError) and not _is_server_error(exc):
                 raise
             return self._after_lost_answer(order, cid, exc)
         return self._placed(self._remember(raw), order, cid)
+
+    def _refused_resend(self, order: Order, cid: str, exc: OrderRejected) -> OrderInfo:
+        """A 403 for an order sent under the caller's client_order_id, which may be the
+        resend of an order already placed (a lost answer, a process restarted after its
+        send): that first copy may be what makes this one break a rule (a closing sell
+        whose first copy holds the position), and Alpaca does not document whether it
+        weighs its rules before the duplicate id. So Alpaca is asked by client_order_id
+        before the refusal is believed. Found: the order is placed. Not found: refused,
+        never placed. No answer: its fate is unknown (pending until resolved)."""
+        try:
+            found = self._lookup(cid)
+        except (BrokerConnectionError, BrokerAPIError):
+            self.orders.add_pending(cid, order)
+            raise OrderStatusUnknown(
+                f"resent {order.side.value} {order.qty:g} {order.symbol}: Alpaca refused "
+                f"the resend ({exc}) and could not be asked whether the first send was "
+                f"placed; it stays pending_confirm: resubmit client_order_id {cid!r}",
+                client_order_id=cid, symbol=order.symbol) from None
+        if found is not None:
+            return self._placed(self._same_or_error(found, order), order, cid)
+        self.orders.drop_pending(cid)
+        raise self._refused(order, cid, exc) from None
 
     def _refused(self, order: Order, cid: str, exc: OrderRejected) -> OrderRejected:
         """The typed error for Alpaca's 403 refusal of ``order`` (with the buying power
@@ -102,7 +128,7 @@ class Submitting(Queries):
                            if o["symbol"] == order.symbol and o["side"] == order.side.value
                            and o["status"] != "held")
                 opening = opening_qty(order.side.value, order.qty, held, same)
-            elif "short" in text:
+            elif "short" in text or QTY_AVAILABLE in text:
                 position = self.get_positions().get(order.symbol, 0.0)
         except Exception:  # the refusal stands; only its figures are unknown
             log.info("Alpaca: no account figures for the refusal of %s", cid)

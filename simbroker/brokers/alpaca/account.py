@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from simbroker._venue_sides import from_alpaca
 from simbroker.errors import (
     BrokerAPIError,
     InsufficientBuyingPower,
@@ -107,7 +108,9 @@ def refusal(exc: OrderRejected, *, symbol: str, side: str, qty: float,
     :class:`~simbroker.errors.InsufficientBuyingPower` (``required`` the notional of the
     order's ``opening`` part (:func:`opening_qty`; all of ``qty`` when unknown),
     ``available`` the account's ``buying_power`` read after the refusal, NaN where
-    unknown), :class:`~simbroker.errors.ShortingNotAllowed`, else ``exc``."""
+    unknown), :class:`~simbroker.errors.PositionConflict` (one side at a time:
+    :mod:`simbroker._venue_sides`), :class:`~simbroker.errors.ShortingNotAllowed`, else
+    ``exc``."""
     text = str(exc)
     if INSUFFICIENT in text.lower():
         required = (qty if opening is None else opening) * price if price is not None \
@@ -119,6 +122,10 @@ def refusal(exc: OrderRejected, *, symbol: str, side: str, qty: float,
             + ("; a market order's cost is Alpaca's estimate" if price is None else ""),
             client_order_id=client_order_id)
         return out
+    conflict = from_alpaca(text, symbol=symbol, side=side, qty=qty, position=position,
+                           client_order_id=client_order_id)
+    if conflict is not None:
+        return conflict
     if NO_SHORTING in text.lower() and side == "sell":
         short = ShortingNotAllowed(symbol, position=0.0 if position is None else position,
                                    qty=qty)

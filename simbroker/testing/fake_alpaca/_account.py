@@ -20,9 +20,14 @@ one claim, and exits still waiting for their parent claim nothing. A short is va
 the ask), so a market short costs 1.03 x the price.
 
 An order is refused when the notional it adds exceeds the buying power: ``{"code":
-40310000, "message": "insufficient buying power"}``. A sell that would open a short on
-an account without shorting (multiplier 1) is refused with ``{"code": 40310000,
-"message": "account is not allowed to short"}``.
+40310000, "message": "insufficient buying power"}``. Before that, Alpaca's one side at a
+time (:mod:`simbroker._venue_sides`): a closing order larger than what the open closing
+orders leave of the position is refused with "insufficient qty available for order
+(requested: Q, available: A)" (a long never turns short in one sell), and an order that
+opens a flat symbol while an order of the other side is open with "cannot open a short
+sell while a long buy order is open" (or the long-buy twin), both 403 ``40310000``. A
+sell that would open a short on an account without shorting (multiplier 1) is refused,
+first, with ``{"code": 40310000, "message": "account is not allowed to short"}``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import abc
 import math
 from typing import Any
 
+from simbroker._venue_sides import alpaca_message, side_refusal
 from simbroker.testing._venue_margin import Claim, claimed, worst_price
 from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, num
 
@@ -128,12 +134,42 @@ class AccountBook(abc.ABC):
                 del body[key]
         return body
 
+    def _open_qty(self, sym: str) -> tuple[float, float]:
+        """What is left of ``sym``'s open buy and sell orders (a group's legs once, exits
+        waiting for their parent not at all), as Alpaca holds a position for them."""
+        sides = {"buy": 0.0, "sell": 0.0}
+        groups: dict[str, tuple[str, float]] = {}
+        for o in self.orders.values():
+            if o["symbol"] != sym or o["status"] not in OPEN or \
+                    (o["status"] == "held" and not o["_armed"]):
+                continue
+            left = _f(o["qty"]) - _f(o["filled_qty"])
+            root = o["_parent"] if o["_parent"] is not None else \
+                o["id"] if o["order_class"] == "oco" else None
+            if root is None:
+                sides[str(o["side"])] += left
+            else:
+                side, most = groups.get(root, (str(o["side"]), 0.0))
+                groups[root] = (side, max(most, left))
+        for side, most in groups.values():
+            sides[side] += most
+        return sides["buy"], sides["sell"]
+
+    def _check_sides(self, sym: str, side: str, qty: float) -> None:
+        """Raise Alpaca's 403 when the order would cross the position through zero or
+        open a side while the other side has an open order."""
+        buys, sells = self._open_qty(sym)
+        refusal = side_refusal(sym, side, qty, self.positions.get(sym, 0.0), buys, sells)
+        if refusal is not None:
+            raise ApiError(403, 40310000, alpaca_message(refusal))
+
     def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
                             limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the order needs more buying power than is left."""
         if side == "sell" and self.multiplier == 1 and \
                 qty > max(self.positions.get(sym, 0.0), 0.0) + 1e-12:
             raise ApiError(403, 40310000, "account is not allowed to short")
+        self._check_sides(sym, side, qty)
         held = self._claims()
         adds = claimed([*held, self._claim(sym, side, qty, kind, limit, stop, None)],
                        self.positions) - claimed(held, self.positions)

@@ -111,6 +111,7 @@ class OrderBook(abc.ABC):
     reject_symbols: set[str]
     reject_later_symbols: set[str]
     quiet_sibling_cancels: bool
+    refuse_before_duplicate: bool
     """Cancel a filled exit's sibling without a stream event (as alpaca-py issue 198
     reports Alpaca doing after a take-profit fill)."""
 
@@ -126,6 +127,10 @@ class OrderBook(abc.ABC):
     def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
                             limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the account cannot take the order (the account's)."""
+
+    @abc.abstractmethod
+    def _check_sides(self, sym: str, side: str, qty: float) -> None:
+        """Raise Alpaca's 403 for an order that breaks one side at a time (the account's)."""
 
     # ------------------------------------------------------------------ views
     def _public(self, o: dict[str, Any], nested: bool = True) -> dict[str, Any]:
@@ -194,12 +199,17 @@ class OrderBook(abc.ABC):
                                "stop_limit orders", 42210000)
         tp, sl = self._exit_legs(req, klass, kind, tif, side, limit, sym)
         cid = req.get("client_order_id") or str(uuid.uuid4())
-        self._check_client_id(cid)
+        if not self.refuse_before_duplicate:
+            self._check_client_id(cid)
         if sym in self.reject_symbols:
             raise _invalid(f"asset {sym} is not tradable", 42210000)
         px = self.prices.get(sym)
         if klass != "oco":
             self._check_buying_power(sym, str(side), qty, str(kind), limit, stop)
+        else:  # an OCO closes a position: no buying power, but one side at a time
+            self._check_sides(sym, str(side), qty)
+        if self.refuse_before_duplicate:
+            self._check_client_id(cid)
         now = iso(self._tick())
         exit_side = "sell" if side == "buy" else "buy"
         if klass == "oco":  # the limit leg is the order; the stop its leg

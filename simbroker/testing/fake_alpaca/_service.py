@@ -127,6 +127,11 @@ class FakeAlpaca(AccountBook, OrderBook, BarReplay):
         self.refuse_stream = False
         self.reorder_events = False
         self.quiet_sibling_cancels = False
+        self.refuse_before_duplicate = False
+        """Weigh the account's rules (one side at a time, buying power) before the
+        duplicate ``client_order_id`` check, so a resend of a placed closing order is
+        answered 403 (its own first send holds the position) instead of 422. Which
+        check Alpaca makes first is not documented; the adapter must be safe either way."""
         self.stream_connections = 0
         self.faults: Counter[str] = Counter()
         """Faults injected so far, by kind."""
