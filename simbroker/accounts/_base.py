@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from simbroker.paper import PaperBroker
 
 __all__ = ["Account", "market_values", "unconstrained_info"]
+
+Booked = tuple[int, int, float, float, float, float, float, float, float]
+"""One fill as :meth:`Account._on_fill` takes it: bar, column, sign, qty, notional, fee,
+position before and after, cash after."""
 
 
 def market_values(pos: np.ndarray, marks: np.ndarray) -> tuple[float, float]:
@@ -263,18 +267,25 @@ class Account:
 
     def _book_new(self, k0: int, n: int) -> None:
         """:meth:`_on_fill` for fills ``k0`` to ``n`` (read from the fill log's columns)."""
-        b = self.broker
+        on_fill = self._on_fill
+        for booked in self._new_fills(k0, n):
+            on_fill(*booked)
+
+    def _new_fills(self, k0: int, n: int) -> Iterator[Booked]:
+        """:meth:`_on_fill`'s arguments for fills ``k0`` to ``n`` of the fill log; the
+        cursor moves past each once it is booked."""
+        b = self._b
         fills = b._fills
         sells, qtys, notionals, fees = fills._sell, fills._qty, fills._notional, fills._fee
         rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
-        positions, cashes, on_fill = b._ledger_pos, b._ledger_cash, self._on_fill
+        positions, cashes = b._ledger_pos, b._ledger_cash
         for k in range(k0, n):
             r = rows[k]  # the ledger also has rows for actions and financing
             after = positions[r]
             sign = -1.0 if sells[k] else 1.0
             qty = qtys[k]
-            on_fill(bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
-                    after, cashes[r])
+            yield (bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
+                   after, cashes[r])
             self._cursor = k + 1
 
     def _count_day_trades(self, k0: int, n: int) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simbroker.accounts._base import Account, market_values
+from simbroker.accounts._base import Account, Booked, market_values
 from simbroker.accounts._days import day_key, day_number
 from simbroker.accounts._reserve import Reservations, reserved, same_side_open
 from simbroker.accounts._settlement import Credit, Lot, Settlement
@@ -26,7 +26,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _GOOD_FAITH = ("refuse", "record")
 
-_Booked = tuple[int, int, float, float, float, float, float, float, float]
 """A fill as :meth:`CashAccount._on_fill` takes it: bar, column, sign, qty, notional,
 fee, position before and after, cash after."""
 
@@ -185,25 +184,7 @@ class CashAccount(Account):
         in one loop."""
         self._book_fills(self._new_fills(k0, n))
 
-    def _new_fills(self, k0: int, n: int) -> Iterator[_Booked]:
-        """:meth:`_on_fill`'s arguments for fills ``k0`` to ``n`` of the fill log (the
-        cursor moves past each once it is booked, as :meth:`Account._book_new` moves
-        it)."""
-        b = self._b
-        fills = b._fills
-        sells, qtys, notionals, fees = fills._sell, fills._qty, fills._notional, fills._fee
-        rows, bars, syms = b._fill_rows, b._ledger_bar, b._ledger_sym
-        positions, cashes = b._ledger_pos, b._ledger_cash
-        for k in range(k0, n):
-            r = rows[k]  # the ledger also has rows for actions and financing
-            after = positions[r]
-            sign = -1.0 if sells[k] else 1.0
-            qty = qtys[k]
-            yield (bars[r], syms[r], sign, qty, notionals[k], fees[k], after - sign * qty,
-                   after, cashes[r])
-            self._cursor = k + 1
-
-    def _book_fills(self, booked: Iterable[_Booked]) -> None:
+    def _book_fills(self, booked: Iterable[Booked]) -> None:
         """Book fills: day trades, settlement (T+n proceeds, unpaid lots), good faith."""
         cals, daynum, last = self._cals, self._daynum, self._n_days - 1
         on_fill = self.day_trades.on_fill
