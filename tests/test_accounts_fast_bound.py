@@ -135,7 +135,7 @@ class _CheckedFloor(MarginAccount):
     """Asserts at each bar close that the kept bound covers the shorts' value at the
     marks, and that a floor >= 0 means no margin call by the exact figures."""
 
-    floors = 0
+    floors = 0  # per instance once counted (a class counter would carry across examples)
 
     def _after_bar(self, t: int) -> None:
         b = self.broker
@@ -144,7 +144,7 @@ class _CheckedFloor(MarginAccount):
         assert self._short == set(np.flatnonzero(pos < 0).tolist())
         assert self._short_bound >= float(np.sum(np.where(pos < 0, -pos * marks, 0.0)))
         if self._floor() >= 0.0:
-            _CheckedFloor.floors += 1
+            self.floors += 1
             equity, initial, mm = self.requirements()
             assert equity >= mm
             assert equity >= initial
@@ -167,4 +167,13 @@ def test_floor_bounds_the_margin_figures(seed: int, cash: float, start: float) -
         with contextlib.suppress(OrderRejected):
             b.submit_order(sym, "buy" if rng.random() < 0.5 else "sell",
                            float(rng.integers(1, 60)))
-    assert acct.floors or cash < 0
+
+
+def test_the_floor_decides_each_bar_of_a_rich_long_short_book() -> None:
+    bars = synthetic_bars(n_symbols=3, n_bars=40, seed=1)
+    acct = _CheckedFloor(liquidate=True)
+    b = PaperBroker(bars, cash=1e6, account=acct, slippage=0,
+                    positions={"SYM000": 10.0, "SYM002": -5.0})
+    while b.has_next:
+        b.step()
+    assert acct.floors == len(bars.index)
