@@ -109,7 +109,6 @@ class PaperState:
     _special: bool
     _log: TradeLog | None
 
-
     def _position_moved(self, col: int, symbol: str, qty: float) -> None:
         """Keep ``_positions`` live after booking set column ``col`` to ``qty``.
 
