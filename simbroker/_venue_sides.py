@@ -51,26 +51,17 @@ def side_refusal(symbol: str, side: str, qty: float, position: float, open_buys:
     the symbol's open orders on each side (legs of one group counted once; exits waiting
     for their parent not at all).
     """
-    if side == "sell":
-        if position > 0:
-            available = max(position - open_sells, 0.0)
-            if _over(qty, available):
-                return PositionConflict(symbol, rule="qty_available", side=side,
-                                        requested=qty, available=available,
-                                        position=position)
-        elif position == 0 and open_buys > 0:
-            return PositionConflict(symbol, rule="opposite_side_open", side=side,
-                                    requested=qty, available=0.0, position=position)
-    else:
-        if position < 0:
-            available = max(-position - open_buys, 0.0)
-            if _over(qty, available):
-                return PositionConflict(symbol, rule="qty_available", side=side,
-                                        requested=qty, available=available,
-                                        position=position)
-        elif position == 0 and open_sells > 0:
-            return PositionConflict(symbol, rule="opposite_side_open", side=side,
-                                    requested=qty, available=0.0, position=position)
+    sell = side == "sell"
+    held = position if sell else -position  # > 0: the order closes the position
+    closing, other = (open_sells, open_buys) if sell else (open_buys, open_sells)
+    if held > 0:
+        available = max(held - closing, 0.0)
+        if _over(qty, available):
+            return PositionConflict(symbol, rule="qty_available", side=side, requested=qty,
+                                    available=available, position=position)
+    elif held == 0 and other > 0:
+        return PositionConflict(symbol, rule="opposite_side_open", side=side,
+                                requested=qty, available=0.0, position=position)
     return None
 
 
