@@ -1,0 +1,91 @@
+"""Count the instructions of one ``bench_accounts.py`` line under valgrind's callgrind.
+
+    python benchmarks/bench_instructions.py                      # the usual four lines
+    python benchmarks/bench_instructions.py --line "long/short realistic" --line unconstrained
+
+On a machine shared with other work, timings of the same tree moved 2x between runs
+(``benchmarks/README.md``, "Machine and noise"), so the account models' cost is ranked
+here by instruction count, which load does not move. Each line runs in its own process
+under ``valgrind --tool=callgrind``: one warm-up run (imports, caches, first-call
+compilation) and then the measured run, the only one collected: the measured call goes
+through ``functools.reduce``, and callgrind collects only inside it
+(``--collect-atstart=no --toggle-collect=functools_reduce``). ``OPENBLAS_NUM_THREADS=1``
+because OpenBLAS's spinning threads moved counts by up to +-13M a run. The count is
+"Ir" of the collected part, printed with its ratio to the unconstrained line of the same
+strategy. Needs valgrind (Debian package ``valgrind``); a line takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT = ("unconstrained", "realistic", "long/short unconstrained", "long/short realistic")
+_CHILD = """
+import functools, sys
+sys.path.insert(0, {here!r})
+import bench_accounts as ba
+import simbroker
+name = {name!r}
+kind = ba.SmaLongShort if name.startswith("long/short") else ba.SmaCrossover
+base = name.removeprefix("long/short ")
+kw = {{"cash": ba.SHORT_CASH}} if kind is ba.SmaLongShort else {{"cash": 1_000_000.0}}
+kw.update({{"realistic": ba.REALISTIC, "fees+cap, no account": ba.FEES_CAP,
+           "unconstrained": {{}}}}.get(base, {{"account": base}}))
+bars = simbroker.synthetic_bars(n_symbols={symbols}, n_bars={bars}, freq="1D", seed=42)
+ba.event_run(kind, bars, kw)  # warm-up, not collected
+result = functools.reduce(lambda _, __: ba.event_run(kind, bars, kw), [0, 0])
+print("fills", int(result.stats["n_fills"]))
+"""
+
+
+def count(name: str, symbols: int, bars: int) -> int:
+    """Instructions of one measured run of line ``name``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        script = Path(tmp) / "child.py"
+        script.write_text(_CHILD.format(here=str(HERE), name=name, symbols=symbols,
+                                        bars=bars))
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join([str(HERE.parent),
+                                              os.environ.get("PYTHONPATH", "")])}
+        subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                        "--toggle-collect=functools_reduce",
+                        f"--callgrind-out-file={out}", sys.executable, str(script)],
+                       check=True, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        for row in out.read_text().splitlines():
+            m = re.match(r"(?:summary|totals): (\d+)", row)
+            if m:
+                return int(m.group(1))
+    raise RuntimeError(f"no instruction total in callgrind's output for {name!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--line", action="append", help="a bench_accounts event line "
+                        "(unconstrained, margin, cash, fees+cap, no account, realistic, "
+                        "each also with 'long/short ' before it)")
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=2520)
+    args = parser.parse_args()
+    names = tuple(args.line or DEFAULT)
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = count(name, args.symbols, args.bars)
+        base_name = "long/short unconstrained" if name.startswith("long/short") \
+            else "unconstrained"
+        base = counts.get(base_name)
+        ratio = f" ({counts[name] / base:.3f}x {base_name})" if base else ""
+        print(f"{name}: {counts[name] / 1e6:,.0f}M instructions{ratio}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
