@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import simbroker.cli as cli
+import simbroker.cli._data as cli_data
 
 WAITING_STRATEGY = """\
 import os, time
@@ -61,7 +62,7 @@ def test_keyboard_interrupt_while_loading_data(monkeypatch: pytest.MonkeyPatch,
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "load_bars", interrupted)
+    monkeypatch.setattr(cli_data, "load_bars", interrupted)
     assert cli.main(["data", "validate", str(tmp_path / "x.csv")]) == 130
     assert capsys.readouterr().err == "simbroker: interrupted\n"
     with pytest.raises(KeyboardInterrupt):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simbroker.cli import _risk_is_set, main
+from simbroker.cli import main
+from simbroker.cli._realtime import risk_is_set
 from simbroker.config import load_broker_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def test_live_needs_a_price_collar_or_an_order_notional_limit(
     config.write_text(f"host: 127.0.0.1\nport: 7496\ntrading_mode: live\nrisk:\n{LIMITS}{extra}",
                       encoding="utf-8")
     limits = load_broker_config("ibkr", path=config).risk
-    why = _risk_is_set(limits)
+    why = risk_is_set(limits)
     if not refused:
         assert why is None
         return
@@ -46,7 +47,7 @@ def test_the_example_configs_pass_the_live_gate(broker: str,
     monkeypatch.setenv("ALPACA_API_KEY", "PKTESTKEYVALUE")
     monkeypatch.setenv("ALPACA_SECRET_KEY", "not-a-real-secret")
     cfg = load_broker_config(broker, path=ROOT / "CONFIG" / "brokers" / f"{broker}.example.yaml")
-    assert _risk_is_set(cfg.risk) is None
+    assert risk_is_set(cfg.risk) is None
     assert cfg.risk.price_collar is not None
 
 
