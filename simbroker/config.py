@@ -7,29 +7,11 @@ variable is a :class:`~simbroker.errors.ConfigError` naming the variable and the
 never a value. Keys are checked: an unknown key or a wrong type names the key and file.
 
 Secrets (API keys) are held in :class:`Secret`, which shows ``***`` in ``repr``, ``str``,
-f-strings, logs, exceptions and the trade log; only :meth:`Secret.reveal` gives the value.
-
-Which values count as secret, so that no error message ever shows them, whatever key
-they sit under: every value held in a :class:`Secret`; every value of a secret key
-(``api_key``, ``secret_key``); and the value of every environment variable a file
-references whose name looks secret (it contains ``KEY``, ``SECRET``, ``TOKEN``, ``PASS``,
-``PWD``, ``PIN``, ``CREDENTIAL``, ``AUTH``, ``PRIVATE``, ``SESSION`` or ``CERT``). Each is
-replaced by ``***`` in every :class:`~simbroker.errors.ConfigError` the loader raises, as written,
-escaped, or as the number YAML reads it as; one of 8 characters or more wherever it
-appears, a shorter one where it stands as a whole word (so ``key`` keeps its ``k``).
-
-YAML is parsed with limits, so that a hostile or broken file fails at once with a
-``ConfigError`` instead of exhausting time, memory or the stack:
-
-- at most :data:`MAX_CONFIG_BYTES` (64 KiB) of text; broker configs are a few hundred bytes;
-- at most :data:`MAX_DEPTH` (32) levels of nesting, flow (``[[[...``) or block, counting
-  the top-level mapping and the value at the bottom; checked while scanning, before
-  PyYAML's parser and composer can recurse or scan ahead (a real config has 4);
-- at most :data:`MAX_ALIASES` (64) ``*alias`` references, and at most
-  :data:`MAX_NODES` (10,000) values once every alias is expanded (a "billion laughs"
-  file of a few hundred bytes expands to ~10^9); recursive aliases are refused;
-- integers beyond the float range (about 1.8e308) and non-finite floats (``.nan``,
-  ``.inf``) are refused naming the key; mapping keys must be strings.
+f-strings, logs, exceptions and the trade log; only :meth:`Secret.reveal` gives the value;
+which values count as secret and how errors are scrubbed of them is in
+:mod:`simbroker._config_secrets`. YAML is parsed with limits (size, depth, aliases,
+expanded values; :mod:`simbroker._config_yaml`), so a hostile or broken file fails at once
+with a ``ConfigError``.
 
 The real files are git-ignored; ``CONFIG/brokers/*.example.yaml`` document every key.
 """
@@ -38,15 +20,29 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
+from simbroker._config_secrets import (
+    Secret,
+    env_secrets,
+    redacted,
+    scrubbed,
+    scrubbed_value,
+    secret_values,
+    substitute_env,
+)
+from simbroker._config_yaml import (
+    MAX_ALIASES,
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    load_yaml,
+    read_text,
+)
 from simbroker._data_time import check_tz
 from simbroker.accounts import Account, account_model
 from simbroker.errors import ConfigError
@@ -69,261 +65,14 @@ __all__ = [
     "substitute_env",
 ]
 
+
 IBKR_LIVE_PORTS = frozenset({7496, 4001})  # TWS live, IB Gateway live
+
+
 IBKR_PAPER_PORTS = frozenset({7497, 4002})  # TWS paper, IB Gateway paper
 
-MAX_CONFIG_BYTES = 64 * 1024
-"""Largest config file the loader reads, in bytes."""
-MAX_DEPTH = 32
-"""Deepest nesting of mappings and lists in a config."""
-MAX_ALIASES = 64
-"""Most ``*alias`` references in one config file."""
-MAX_NODES = 10_000
-"""Most values (scalars, lists, mappings) in a config once its aliases are expanded."""
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASS|PWD|PIN|CREDENTIAL|AUTH|PRIVATE|SESSION|CERT",
-                          re.IGNORECASE)
 _FLOAT_MAX = sys.float_info.max
-_ANYWHERE_CHARS = 8  # secrets this long are hidden even inside a word; shorter, as words
-_TYPED_MAX_CHARS = 4096  # longer env values are not read as numbers (4,300 digits is int's)
-
-
-class _LimitExceeded(yaml.MarkedYAMLError):
-    """A YAML text breaks one of the loader's limits."""
-
-
-class _LimitedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with limits on nesting depth and alias expansion.
-
-    PyYAML's scanner keeps one possible simple key per open bracket and re-checks all of
-    them for every token, and its composer recurses once per level, so deep nesting costs
-    quadratic time and then the stack. Flow depth is checked as each bracket is scanned,
-    block and flow depth as each node is composed, and aliases as they are met.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._aliases = 0
-
-    def _refuse(self, what: str) -> None:
-        raise _LimitExceeded(problem=what, problem_mark=self.get_mark())
-
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        if self.flow_level >= MAX_DEPTH:
-            self._refuse(f"brackets nested more than {MAX_DEPTH} deep")
-        super().fetch_flow_collection_start(TokenClass)
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_ALIASES:
-                self._refuse(f"more than {MAX_ALIASES} aliases")
-            return super().compose_node(parent, index)
-        if self._depth >= MAX_DEPTH:
-            self._refuse(f"values nested more than {MAX_DEPTH} deep")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
-        if node is not None:
-            problem = _expansion_problem(node)
-            if problem:
-                self._refuse(problem)
-        return node
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _expansion_problem(root: yaml.Node) -> str | None:
-    """Why the node graph is too big once aliases are expanded, or recursive; else None.
-
-    Iterative, memoized by node: linear in the number of distinct nodes.
-    """
-    size: dict[int, int] = {}
-    open_: set[int] = set()  # the current node and its ancestors
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            open_.discard(key)
-            size[key] = 1 + sum(size[id(c)] for c in _children(node))
-            if size[key] > MAX_NODES:
-                return f"more than {MAX_NODES} values once aliases are expanded"
-            continue
-        if key in size:
-            continue
-        open_.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in open_:
-                return "a recursive alias (a value that contains itself)"
-            if id(child) not in size:
-                stack.append((child, False))
-    return None
-
-
-# What PyYAML's constructors let out besides YAMLError, on values they cannot build:
-# 2024-13-45 (ValueError), "!!timestamp nope" (AttributeError), 5,000 digits (ValueError).
-_BUILD_ERRORS = (ValueError, TypeError, AttributeError, LookupError, ArithmeticError)
-
-
-def _parse_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with the limits above; raises ``yaml.YAMLError`` or one of
-    ``_BUILD_ERRORS``."""
-    loader = _LimitedLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
-
-
-class Secret:
-    """A string that never shows itself: ``repr``/``str``/``format`` give ``***``.
-
-    >>> key = Secret("not-a-real-key")
-    >>> key, str(key), f"{key}"
-    (Secret('***'), '***', '***')
-    >>> key.reveal()
-    'not-a-real-key'
-    """
-
-    __slots__ = ("_value",)
-    _simbroker_secret_ = True  # the trade log writes such values as "***"
-
-    def __init__(self, value: str):
-        if not isinstance(value, str):
-            raise TypeError("a Secret holds a string")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The secret itself; pass it straight to the client library, never to a log."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a Secret is not picklable (it would leave the process in clear)")
-
-
-def _find(text: str, char: str, start: int) -> int:
-    """Index of ``char`` at or after ``start``; ``len(text)`` if there is none."""
-    at = text.find(char, start)
-    return len(text) if at < 0 else at
-
-
-def _references(text: str) -> list[tuple[int, int, str | None, str | None]]:
-    """The ``${VAR}``, ``${VAR:-default}`` and ``$${`` in ``text``, left to right.
-
-    Each as ``(start, end, name, default)``; ``name`` is None for the ``$${`` escape. A
-    default ends at the first ``}`` and may not span lines. One pass: the next ``}`` and
-    newline are found once and reused, so 10,000 unclosed ``${A:-`` cost linear time (a
-    regular expression took 21 s on them, retrying the rest of the line from each one).
-    """
-    refs: list[tuple[int, int, str | None, str | None]] = []
-    i = 0
-    next_close = next_newline = -1
-    while (j := text.find("$", i)) >= 0:
-        i = j + 1
-        if text.startswith("$${", j):
-            refs.append((j, j + 3, None, None))
-            i = j + 3
-            continue
-        if not text.startswith("${", j) or (m := _NAME.match(text, j + 2)) is None:
-            continue
-        k = m.end()
-        if text.startswith("}", k):
-            refs.append((j, k + 1, m.group(), None))
-            i = k + 1
-        elif text.startswith(":-", k):
-            start = k + 2
-            if next_close < start:
-                next_close = _find(text, "}", start)
-            if next_newline < start:
-                next_newline = _find(text, "\n", start)
-            if next_close < next_newline:  # closed, on this line (both are n if absent)
-                refs.append((j, next_close + 1, m.group(), text[start:next_close]))
-                i = next_close + 1
-    return refs
-
-
-def substitute_env(value: Any, env: Mapping[str, str] | None = None, *,
-                   path: str | None = None, key: str = "",
-                   keep_strings: frozenset[str] = frozenset()) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string inside ``value``.
-
-    A value that is exactly one reference takes the YAML type of what it expands to
-    (``port: ${IB_PORT:-7497}`` gives the int 7497), except under the keys named in
-    ``keep_strings`` (secrets stay strings). Raises
-    :class:`~simbroker.errors.ConfigError` naming the variable (and ``path``) when a
-    variable without a default is not set.
-    """
-    env = os.environ if env is None else env
-    if isinstance(value, str):
-        refs = _references(value)
-        pieces, pos = [], 0
-        for start, end, name, default in refs:
-            pieces.append(value[pos:start])
-            pos = end
-            if name is None:
-                pieces.append("${")
-            elif name in env:
-                pieces.append(env[name])
-            elif default is not None:
-                pieces.append(default)
-            else:
-                where = f" in {path}" if path else ""
-                at = f" (key {key!r})" if key else ""
-                raise ConfigError(f"environment variable {name} is not set{where}{at}",
-                                  key=key or None, path=path)
-        pieces.append(value[pos:])
-        out = "".join(pieces)
-        whole = len(refs) == 1 and refs[0][:2] == (0, len(value)) and refs[0][2] is not None
-        if (whole and len(out) <= _TYPED_MAX_CHARS
-                and key.rsplit(".", 1)[-1] not in keep_strings):
-            try:
-                typed = _parse_yaml(out)
-            except (yaml.YAMLError, *_BUILD_ERRORS):
-                return out
-            if isinstance(typed, (bool, int, float)):
-                return typed
-        return out
-    if isinstance(value, dict):
-        return {k: substitute_env(v, env, path=path, key=f"{key}.{k}" if key else str(k),
-                                  keep_strings=keep_strings)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_env(v, env, path=path, key=f"{key}[{i}]", keep_strings=keep_strings)
-                for i, v in enumerate(value)]
-    return value
 
 
 def _type_name(t: tuple[type, ...]) -> str:
@@ -363,89 +112,6 @@ def _check_values(value: Any, key: str, where: str, path: str | None, count: lis
             _check_values(v, f"{key}[{i}]", where, path, count, depth + 1)
 
 
-def _secret_values(data: Mapping[str, Any], secret_keys: frozenset[str]) -> set[str]:
-    """The secrets held in ``data``: every ``Secret``, and the values of secret keys."""
-    found: set[str] = set()
-    seen = [0]
-
-    def walk(value: Any, depth: int) -> None:
-        seen[0] += 1
-        if depth > MAX_DEPTH or seen[0] > MAX_NODES:
-            return
-        if isinstance(value, Secret):
-            found.add(value.reveal())
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                walk(v, depth + 1)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v, depth + 1)
-
-    walk(data, 0)
-    for name in secret_keys:
-        value = data.get(name)
-        if isinstance(value, str):
-            found.add(value)
-    return found
-
-
-def _env_secrets(raw: Any, env: Mapping[str, str]) -> set[str]:
-    """Values of the environment variables ``raw`` references whose names look secret."""
-    found: set[str] = set()
-    stack, seen = [raw], 0
-    while stack and seen <= MAX_NODES:
-        value = stack.pop()
-        seen += 1
-        if isinstance(value, str):
-            for _, _, name, _ in _references(value):
-                if name and _SECRET_NAME.search(name) and name in env:
-                    found.add(env[name])
-        elif isinstance(value, Mapping):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return found
-
-
-def _shown_forms(secret: str) -> set[str]:
-    """The ways an error message could spell ``secret``: as is, escaped, or as YAML typed it."""
-    forms = {secret, repr(secret)[1:-1], secret.encode("unicode_escape").decode("ascii")}
-    if len(secret) <= _TYPED_MAX_CHARS:
-        try:
-            typed = _parse_yaml(secret)
-        except (yaml.YAMLError, *_BUILD_ERRORS):
-            typed = None
-        if isinstance(typed, (bool, int, float)):
-            forms.update({str(typed), repr(typed)})
-    return {f for f in forms if f}
-
-
-def _scrubbed(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every spelling of every secret replaced by ``***``."""
-    forms = set().union(*(_shown_forms(s) for s in secrets if s))
-    for form in sorted(forms, key=len, reverse=True):
-        if len(form) >= _ANYWHERE_CHARS:
-            text = text.replace(form, "***")
-        else:  # a short one only as a whole word, or "key" would lose its "k"
-            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])", "***", text)
-    return text
-
-
-def _redacted(exc: ConfigError, secrets: Iterable[str]) -> ConfigError:
-    """``exc`` with every spelling of every secret replaced by ``***``."""
-    return ConfigError(_scrubbed(str(exc), secrets), key=exc.key, path=exc.path)
-
-
-def _scrubbed_value(value: Any, secrets: frozenset[str]) -> Any:
-    if isinstance(value, str):
-        return _scrubbed(value, secrets)
-    if isinstance(value, list):
-        return [_scrubbed_value(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrubbed_value(v, secrets) for k, v in value.items()}
-    return value
-
-
 class _Config:
     """Shared loading: unknown keys and wrong types name the key and the file."""
 
@@ -469,11 +135,11 @@ class _Config:
                    hide: Iterable[str]) -> Any:
         hidden = set(hide)
         if isinstance(data, Mapping):
-            hidden.update(_secret_values(data, cls._secrets))
+            hidden.update(secret_values(data, cls._secrets))
         try:
             config = cls._build(data, path=path)
         except ConfigError as exc:
-            raise _redacted(exc, hidden) from None
+            raise redacted(exc, hidden) from None
         # A secret given to a plain key (data: ${SECRET_TOKEN}) is used as given, but the
         # repr and to_dict, which are for display and logs, show it as ***.
         object.__setattr__(config, "_hidden_values", frozenset(hidden))
@@ -553,14 +219,14 @@ class _Config:
             out[f.name] = v.to_dict() if isinstance(v, RiskLimits) else (
                 "***" if isinstance(v, Secret) else v)
         hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
-        return _scrubbed_value(out, hidden) if hidden else out
+        return scrubbed_value(out, hidden) if hidden else out
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}"
                           for f in fields(self))  # type: ignore[arg-type]
         text = f"{type(self).__name__}({shown})"
         hidden: frozenset[str] = getattr(self, "_hidden_values", frozenset())
-        return _scrubbed(text, hidden) if hidden else text
+        return scrubbed(text, hidden) if hidden else text
 
     @property
     def is_live(self) -> bool:
@@ -753,6 +419,8 @@ class AlpacaConfig(_Config):
 
 
 BrokerConfig = PaperConfig | IBKRConfig | AlpacaConfig
+
+
 _CLASSES: dict[str, type[_Config]] = {"paper": PaperConfig, "ibkr": IBKRConfig,
                                       "alpaca": AlpacaConfig}
 
@@ -779,45 +447,13 @@ def load_broker_config(broker: str, *, config_dir: str | Path = "CONFIG",
         example = file.with_name(f"{broker}.example.yaml")
         hint = f"; copy {example} and fill it in" if example.exists() else ""
         raise ConfigError(f"no config file {file}{hint}", path=str(file))
-    raw = _load_yaml(_read_text(file), file)
+    raw = load_yaml(read_text(file), file)
     raw = {} if raw is None else raw
     env = os.environ if env is None else env
-    hide = _env_secrets(raw, env)
+    hide = env_secrets(raw, env)
     try:
         data = substitute_env(raw, env, path=str(file), keep_strings=cls._secrets)
     except ConfigError as exc:
-        raise _redacted(exc, hide) from None
+        raise redacted(exc, hide) from None
     config: BrokerConfig = cls._from_dict(data, path=str(file), hide=hide)
     return config
-
-
-def _read_text(file: Path) -> str:
-    """At most :data:`MAX_CONFIG_BYTES` of UTF-8 text (never more is read: ``/dev/zero``)."""
-    try:
-        with file.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}",
-                          path=str(file)) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{file} is larger than {MAX_CONFIG_BYTES:,} bytes; a broker config "
-                          f"is a few hundred", path=str(file))
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file} is not UTF-8 text (bad byte at offset {exc.start})",
-                          path=str(file)) from None
-
-
-def _load_yaml(text: str, file: Path) -> Any:
-    try:
-        return _parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        why = f": {exc.problem}" if isinstance(exc, _LimitExceeded) else ""
-        raise ConfigError(f"{file} is not valid YAML{at}{why}", path=str(file)) from None
-    except _BUILD_ERRORS as exc:
-        why = str(exc) if type(exc) is ValueError else "a tagged value of the wrong form?"
-        raise ConfigError(f"{file} has a value YAML cannot build: {why}",
-                          path=str(file)) from None
