@@ -47,15 +47,39 @@ class Checks(PaperState):
         if refusal is not None:
             raise refusal
 
+    def _check_replace_sides(self, order_id: str, new: Order, left: float, col: int) -> None:
+        """With ``venue="alpaca"``: refuse the replace of ``order_id`` by ``new`` that
+        Alpaca's one side at a time refuses.
+
+        Alpaca's replacement is a new order for what is left to trade (``left``: the new
+        quantity less the fills so far) that takes the old one's place, so the old order
+        (and the live legs of its group, which hold the position once with it) is set
+        aside: its own rest is available to its replacement (alpacahq/Alpaca-API issues
+        165 and 282)."""
+        refusal = side_refusal(new.symbol, new.side.value, left, self._pos.item(col),
+                               self._open_side_qty(col, 1, without=order_id),
+                               self._open_side_qty(col, -1, without=order_id))
+        if refusal is not None:
+            raise refusal
+
     def _open_sell_qty(self, col: int) -> float:
         return self._open_side_qty(col, -1)
 
-    def _open_side_qty(self, col: int, sign: int) -> float:
+    def _open_side_qty(self, col: int, sign: int, without: str | None = None) -> float:
         """What is left of column ``col``'s open orders of one side (``sign`` 1: buys,
-        -1: sells), the live legs of one group counted once."""
+        -1: sells), the live legs of one group counted once; ``without`` an order and
+        the live legs of its group."""
         book = self._book
         n = book.n
         mask = (book.sym[:n] == col) & (book.sign[:n] == sign)
+        if without is not None:
+            live = self._groups.live
+            key = live.get(without)
+            ids = book.ids
+            for slot in np.flatnonzero(mask).tolist():
+                oid = ids[slot]
+                if oid == without or (key is not None and live.get(oid) == key):
+                    mask[slot] = False
         total = float(book.qty[:n][mask].sum())
         if self._groups.live:  # the live legs of one group trade the position once
             total -= self._groups_overlap(col, mask)

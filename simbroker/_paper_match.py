@@ -17,7 +17,13 @@ from simbroker._paper_kinds import (
     trail_fill,
     trail_levels,
 )
-from simbroker._paper_volume import capped_lists, capped_quantities, fits_whole
+from simbroker._paper_volume import (
+    CapMemo,
+    capped_lists,
+    capped_quantities,
+    fits_whole,
+    recalled,
+)
 from simbroker.models.fees import BpsOfNotional, FeeModel, NoFee
 from simbroker.models.schedules import ScheduleFee, fees_at, fill_fees, order_fees_at
 from simbroker.models.schedules._scalar import scalar_fees
@@ -288,20 +294,31 @@ class Matching(Booking):
         vols = self._volume[t]
         sym = [syms[i] for i in slots]
         vol = [vols.item(c) for c in sym]
-        if fits_whole(sym, qtys, vol, share):  # the common case: capped_lists' answer
+        memo = self._cap_memo
+        if memo is not None and memo[0] == t:  # matched again: decided as the first time
+            q, whole, out = recalled(memo, book.ids, slots, qtys, sym, vol, share,
+                                     self._is_fok)
+            if any(out):
+                slots = [i for i, o in zip(slots, out, strict=True) if not o]
+                refs = [r for r, o in zip(refs, out, strict=True) if not o]
+                q = [x for x, o in zip(q, out, strict=True) if not o]
+                whole = [w for w, o in zip(whole, out, strict=True) if not o]
+        elif fits_whole(sym, qtys, vol, share):  # the common case: capped_lists' answer
+            self._cap_memo = (t, book.ids, syms, slots, qtys, slots, qtys, None)
             return slots, refs, qtys, None, triggered
-        q, whole = capped_lists(sym, qtys, vol, share)
-        while not all(whole):  # a fok that cannot fill whole leaves the volume to others
-            ids, orders = book.ids, self._orders
-            fok = [not w and orders[ids[i]].order.tif is TimeInForce.FOK
-                   for i, w in zip(slots, whole, strict=True)]
-            if not any(fok):
-                break
-            slots = [i for i, f in zip(slots, fok, strict=True) if not f]
-            refs = [r for r, f in zip(refs, fok, strict=True) if not f]
-            qtys = [x for x, f in zip(qtys, fok, strict=True) if not f]
-            sym = [syms[i] for i in slots]
-            q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
+        else:
+            cand = (slots, qtys)
+            q, whole = capped_lists(sym, qtys, vol, share)
+            while not all(whole):  # a fok that cannot fill whole leaves the volume
+                fok = [not w and self._is_fok(i) for i, w in zip(slots, whole, strict=True)]
+                if not any(fok):
+                    break
+                slots = [i for i, f in zip(slots, fok, strict=True) if not f]
+                refs = [r for r, f in zip(refs, fok, strict=True) if not f]
+                qtys = [x for x, f in zip(qtys, fok, strict=True) if not f]
+                sym = [syms[i] for i in slots]
+                q, whole = capped_lists(sym, qtys, [vols.item(c) for c in sym], share)
+            self._cap_memo = (t, book.ids, syms, *cand, slots, q, whole)
         if all(whole) and (not q or min(q) > 0):  # the common case: every fill whole
             return slots, refs, q, None, triggered
         keep = [x > 0 for x in q]
@@ -366,6 +383,13 @@ class Matching(Booking):
             elif ot == 3 and trig_now:
                 newly.append(i)
 
+    _cap_memo: CapMemo | None = None
+    """The latest bar's decision under the cap, for matching that bar again after a
+    failed trade-log write (:func:`~simbroker._paper_volume.recalled`)."""
+
+    def _is_fok(self, slot: int) -> bool:
+        return self._orders[self._book.ids[slot]].order.tif is TimeInForce.FOK
+
     def _capped(
         self, t: int, fi: np.ndarray, slot: np.ndarray, qty: np.ndarray, s: np.ndarray,
         v: np.ndarray, otype: np.ndarray, newly: np.ndarray | None,
@@ -383,14 +407,25 @@ class Matching(Booking):
         if not fresh.all():
             fi, slot, qty = fi[fresh], slot[fresh], qty[fresh]
         share = self.max_volume_share or 1.0
-        q, whole = capped_quantities(s[fi], qty, v[fi], share)
-        while not whole.all():  # a fok that cannot fill whole leaves the volume to others
-            fok = np.array([not w and self._orders[book.ids[i]].order.tif is TimeInForce.FOK
-                            for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
-            if not fok.any():
-                break
-            fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+        memo = self._cap_memo
+        if memo is not None and memo[0] == t:  # matched again: decided as the first time
+            q_l, w_l, out_l = recalled(memo, book.ids, slot.tolist(), qty.tolist(),
+                                       s[fi].tolist(), v[fi].tolist(), share, self._is_fok)
+            q, whole = np.array(q_l, np.float64), np.array(w_l, np.bool_)
+            if any(out_l):
+                kept = ~np.array(out_l, np.bool_)
+                fi, slot, q, whole = fi[kept], slot[kept], q[kept], whole[kept]
+        else:
+            cand = (slot, qty)
             q, whole = capped_quantities(s[fi], qty, v[fi], share)
+            while not whole.all():  # a fok that cannot fill whole leaves the volume
+                fok = np.array([not w and self._is_fok(i)
+                                for i, w in zip(slot.tolist(), whole.tolist(), strict=True)])
+                if not fok.any():
+                    break
+                fi, slot, qty = fi[~fok], slot[~fok], qty[~fok]
+                q, whole = capped_quantities(s[fi], qty, v[fi], share)
+            self._cap_memo = (t, book.ids, book.syms, *cand, slot, q, whole)
         keep = q > 0
         if whole.all() and keep.all():  # the common case: every fill whole
             return fi, slot, q, whole, newly

@@ -8,20 +8,36 @@ share. An order the cap leaves short keeps its remainder open for later bars.
 
 Both engines call :func:`capped_quantities`, so the paper broker and the vectorized runner
 make the same decision bit for bit.
+
+A bar the paper broker matches again, after a trade-log write failed while it booked the
+bar's fills, is decided as it was the first time (:func:`recalled`): the fills booked
+before the failure took their share of the bar, so the rest of the bar's orders get what
+the first decision gave them, and the retried run fills exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["SMALL", "capped_lists", "capped_quantities", "check_share", "fits_whole"]
+__all__ = ["SMALL", "CapMemo", "capped_lists", "capped_quantities", "check_share",
+           "fits_whole", "recalled"]
 
 SMALL = 16
 """Calls with at most this many fills are decided in Python floats (the same operations
 in the same order: bit-identical; tests force either path by setting it to -1 or to a
 huge number)."""
+
+CapMemo = tuple[int, list[str], list[int], Any, Any, Any, Any, Any]
+"""One bar's decision under the cap, kept for matching the bar again: the bar, the book's
+``ids`` and ``syms`` lists then (the book replaces them when it drops orders, so they map
+the slots below for as long as the memo lives), the candidate slots and their remaining
+quantities, then the slots the decision kept (a fok the cap would split left out), their
+quantities (0 where the cap was used up) and whole flags (``None``: all whole); lists or
+arrays."""
 
 
 def check_share(value: float | None, volume_known: bool) -> float | None:
@@ -46,7 +62,8 @@ def check_share(value: float | None, volume_known: bool) -> float | None:
 
 
 def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray,
-                      share: float) -> tuple[np.ndarray, np.ndarray]:
+                      share: float, taken: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Quantity each fill takes under the cap, and whether it completes its order.
 
     Parameters
@@ -59,6 +76,8 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
         The bar's volume for each fill's symbol (> 0).
     share
         ``max_volume_share``.
+    taken
+        What of each fill's symbol's bar earlier fills already took (``None``: nothing).
 
     Returns
     -------
@@ -67,7 +86,8 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
         exactly.
     """
     if len(sym) <= SMALL:
-        q, w = _capped_small(sym.tolist(), remaining.tolist(), volume.tolist(), share)
+        q, w = _capped_small(sym.tolist(), remaining.tolist(), volume.tolist(), share,
+                             None if taken is None else taken.tolist())
         return np.array(q, np.float64), np.array(w, np.bool_)
     avail = share * volume
     before = np.zeros(len(sym))
@@ -82,6 +102,8 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
             group = np.cumsum(first) - 1
             before[order] = upto - upto[first][group]
     left = avail - before
+    if taken is not None:
+        left -= taken
     whole = remaining <= left
     part = np.maximum(left, 0.0)
     part = np.where(remaining == np.floor(remaining), np.floor(part), part)
@@ -89,15 +111,75 @@ def capped_quantities(sym: np.ndarray, remaining: np.ndarray, volume: np.ndarray
     return qty, whole
 
 
-def capped_lists(sym: list[int], remaining: list[float], volume: list[float], share: float
-                 ) -> tuple[list[float], list[bool]]:
+def capped_lists(sym: list[int], remaining: list[float], volume: list[float], share: float,
+                 taken: list[float] | None = None) -> tuple[list[float], list[bool]]:
     """:func:`capped_quantities` on lists (the paper broker's small books): the same
     decision, without the arrays when there are at most :data:`SMALL` fills."""
     if len(sym) <= SMALL:
-        return _capped_small(sym, remaining, volume, share)
+        return _capped_small(sym, remaining, volume, share, taken)
     q, w = capped_quantities(np.array(sym, np.int64), np.array(remaining, np.float64),
-                             np.array(volume, np.float64), share)
+                             np.array(volume, np.float64), share,
+                             None if taken is None else np.array(taken, np.float64))
     return q.tolist(), w.tolist()
+
+
+def _listed(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else list(x.tolist())
+
+
+def recalled(memo: CapMemo, ids: list[str], slots: Sequence[int],
+             remaining: Sequence[float], sym: Sequence[int], volume: Sequence[float],
+             share: float, is_fok: Callable[[int], bool]
+             ) -> tuple[list[float], list[bool], list[bool]]:
+    """The decision for a bar matched again: for each candidate (``slots`` of the book
+    whose ids are ``ids`` now, with their ``remaining`` quantity, symbol column and the
+    bar's volume), its quantity, whether that completes it, and whether it is left out.
+
+    A candidate the first decision (``memo``) saw with the same remaining quantity gets
+    what it got then (left out if it was: a fok the cap split); the fills booked before
+    the failure are gone from the candidates, their share of the bar taken. An order it
+    did not see (placed, or replaced to another quantity, since) shares in book order
+    what the first decision left of its symbol's ``share * volume`` (its grants to orders
+    since changed not counted).
+    """
+    _, ids_then, syms_then, cand, cand_left, final, final_q, final_whole = memo
+    seen = dict(zip([ids_then[i] for i in _listed(cand)], _listed(cand_left), strict=True))
+    final_l = _listed(final)
+    q_then = _listed(final_q)
+    w_then = [True] * len(final_l) if final_whole is None else _listed(final_whole)
+    got = {ids_then[i]: (q, w) for i, q, w in zip(final_l, q_then, w_then, strict=True)}
+    n = len(slots)
+    qty, whole, out = [0.0] * n, [False] * n, [False] * n
+    new: list[int] = []
+    for k in range(n):
+        oid = ids[slots[k]]
+        if seen.get(oid) != remaining[k]:
+            new.append(k)
+        elif oid in got:
+            qty[k], whole[k] = got[oid]
+        else:
+            out[k] = True
+    if new:
+        changed = {ids[slots[k]] for k in new}  # what they were given then is void
+        granted: dict[int, float] = {}
+        for i, q in zip(final_l, q_then, strict=True):
+            if ids_then[i] not in changed:
+                c = syms_then[i]
+                granted[c] = granted.get(c, 0.0) + q
+        while True:  # a fok the rest would split leaves it to the others, as at first
+            q_new, w_new = capped_lists([sym[k] for k in new], [remaining[k] for k in new],
+                                        [volume[k] for k in new], share,
+                                        [granted.get(sym[k], 0.0) for k in new])
+            split = [k for k, w in zip(new, w_new, strict=True)
+                     if not w and is_fok(slots[k])]
+            if not split:
+                break
+            for k in split:
+                out[k] = True
+            new = [k for k in new if not out[k]]
+        for k, q, w in zip(new, q_new, w_new, strict=True):
+            qty[k], whole[k] = q, w
+    return qty, whole, out
 
 
 def fits_whole(sym: list[int], remaining: list[float], volume: list[float], share: float
@@ -120,7 +202,8 @@ def _floor(x: float) -> float:
 
 
 def _capped_small(sym: list[int], remaining: list[float], volume: list[float],
-                  share: float) -> tuple[list[float], list[bool]]:
+                  share: float, taken: list[float] | None = None
+                  ) -> tuple[list[float], list[bool]]:
     """:func:`capped_quantities` element by element: the same cumulative sums (over the
     fills sorted stably by symbol), subtractions and ``np.maximum``/``np.minimum``."""
     n = len(sym)
@@ -142,6 +225,8 @@ def _capped_small(sym: list[int], remaining: list[float], volume: list[float],
     for k in range(n):
         r = remaining[k]
         left = share * volume[k] - before[k]
+        if taken is not None:
+            left -= taken[k]
         if r <= left:  # the order fills whole (its share of the bar is not needed)
             qty.append(r)
             whole.append(True)

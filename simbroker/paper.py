@@ -709,7 +709,13 @@ class PaperBroker(Matching, Checks):
         extreme and recomputes its level from it with the new trail). A held child can be
         replaced before its parent fills. Refused with
         :class:`~simbroker.errors.ReplaceRejected` (nothing changes, and the refusal is
-        logged) when the order is no longer open or the change is invalid.
+        logged) when the order is no longer open or the change is invalid, and with
+        ``venue="alpaca"`` when Alpaca's one side at a time refuses the replacement
+        (the cause is the :class:`~simbroker.errors.PositionConflict`): Alpaca weighs
+        it as a new order for what is left after the fills, against the position net of
+        the other open orders, the order it replaces set aside (a sell raised beyond the
+        shares available is refused, one lowered is taken). The default venue takes it,
+        as it takes such an order at submission.
         """
         state = self._orders.get(order_id)
         if state is None:
@@ -734,6 +740,13 @@ class PaperBroker(Matching, Checks):
                         f"{new.symbol} against a position of {available:g} (net of open "
                         "sell orders) would go short", field="qty", symbol=new.symbol,
                         client_order_id=new.client_order_id)
+            if self.venue == "alpaca" and state.status is not OrderStatus.HELD:
+                try:  # Alpaca weighs the replacement as a new order, the old one set aside
+                    self._check_replace_sides(order_id, new, new.qty - state.filled_qty, col)
+                except PositionConflict as exc:
+                    raise ReplaceRejected(order_id, exc.reason, field="qty",
+                                          symbol=new.symbol,
+                                          client_order_id=new.client_order_id) from exc
             if self._account is not None and state.status is not OrderStatus.HELD:
                 try:  # the replaced order, whole, against the buying power net of the old
                     self._account.check_replace(order_id, dataclasses.replace(

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
+from typing import NoReturn
 
+from simbroker._venue_sides import QTY_AVAILABLE, from_alpaca
 from simbroker.brokers.alpaca._base import log
 from simbroker.brokers.alpaca._records import _is_uuid
 from simbroker.brokers.alpaca._submit import Submitting, _is_server_error
@@ -74,7 +76,10 @@ class Modifying(Submitting):
         is no longer open (a replace racing a fill fails, as Alpaca answers 422), or the
         change is one Alpaca refuses: a ``qty`` not above the filled quantity or not a
         whole number, a price the order type does not take, ``trail_amount`` on a
-        percent trail (or the reverse), a tif the order may not have.
+        percent trail (or the reverse), a tif the order may not have; or, with Alpaca's
+        403, one side at a time (a sell raised beyond the shares available: the reason
+        the paper broker with ``venue="alpaca"`` gives, its
+        :class:`~simbroker.errors.PositionConflict` the cause).
         :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and Alpaca
         could not be asked in time; :meth:`get_order` then shows which version is live
         (there is always exactly one), and repeating the same replace is safe.
@@ -115,9 +120,8 @@ class Modifying(Submitting):
                     oid, f"Alpaca answered 422 ({_alpaca_message(exc)}); the order is "
                     f"{fresh['status']}", status=fresh["status"], symbol=fresh["symbol"],
                     client_order_id=fresh["client_order_id"]) from None
-            except OrderRejected as exc:  # 403
-                raise ReplaceRejected(oid, f"Alpaca answered 403 ({_alpaca_message(exc)})",
-                                      status=info["status"], symbol=info["symbol"]) from None
+            except OrderRejected as exc:  # 403: refused, nothing changed at Alpaca
+                self._replace_refused(info, left, exc)
             except BrokerRateLimited:
                 raise
             except (BrokerConnectionError, BrokerAPIError) as exc:
@@ -130,6 +134,32 @@ class Modifying(Submitting):
                                tif=tif, venue_id=str(raw["id"]))
             return new
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replace_refused(self, info: OrderInfo, left: float | None,
+                         exc: OrderRejected) -> NoReturn:
+        """Raise the :class:`~simbroker.errors.ReplaceRejected` for Alpaca's 403 refusing the
+        replace of ``info`` by an order of ``left`` (``None``: the old qty).
+
+        One side at a time (a sell raised beyond the shares available) gives the
+        paper broker's reason, its :class:`~simbroker.errors.PositionConflict` as the
+        cause (with the position read after the refusal, when Alpaca answers in time);
+        the order stays as it was, neither lost nor unknown."""
+        oid, sym = info["order_id"], info["symbol"]
+        qty = info["qty"] if left is None else float(left)
+        position = None
+        if QTY_AVAILABLE in str(exc).lower():
+            try:
+                position = self.get_positions().get(sym, 0.0)
+            except Exception:  # the refusal stands; only the position is unknown
+                log.info("Alpaca: no position for the refused replace of %s", oid)
+        conflict = from_alpaca(str(exc), symbol=sym, side=info["side"], qty=qty,
+                               position=position, client_order_id=info["client_order_id"])
+        if conflict is None:
+            raise ReplaceRejected(oid, f"Alpaca answered 403 ({_alpaca_message(exc)})",
+                                  status=info["status"], symbol=sym,
+                                  client_order_id=info["client_order_id"]) from None
+        raise ReplaceRejected(oid, conflict.reason, field="qty", status=info["status"],
+                              symbol=sym, client_order_id=info["client_order_id"]) from conflict
 
     def _check_replace(self, info: OrderInfo, *, qty: float | None,
                        limit_price: float | None, stop_price: float | None,

@@ -29,7 +29,10 @@ How the order classes behave, as Alpaca documents and shows them:
   ``qty`` is the replacement's own quantity (the old order's fills stay with it); without
   one the replacement takes the old order's whole ``qty`` even if it was partly filled,
   as Alpaca does (alpacahq/Alpaca-API issue 165), so a client must send what is left. A
-  filled, canceled, expired or replaced order answers 422.
+  filled, canceled, expired or replaced order answers 422. The replacement passes one
+  side at a time as a new order would, the old order set aside (its rest is available
+  to it): a sell raised beyond the shares available answers 403 40310000
+  "insufficient qty available for order (requested: Q, available: A)".
 - **tif**: ``ioc`` trades at the next step what it can, the rest is canceled; ``fok``
   fills whole at the next step or is canceled; ``opg``/``cls`` are auction orders, filled
   whole at the next step (a limit only if the price satisfies it) or canceled (the fake
@@ -44,6 +47,8 @@ import threading
 import uuid
 from datetime import datetime
 from typing import Any
+
+from simbroker._venue_sides import alpaca_message, side_refusal
 
 __all__ = ["OPEN", "ApiError", "OrderBook"]
 
@@ -131,6 +136,11 @@ class OrderBook(abc.ABC):
     @abc.abstractmethod
     def _check_sides(self, sym: str, side: str, qty: float) -> None:
         """Raise Alpaca's 403 for an order that breaks one side at a time (the account's)."""
+
+    @abc.abstractmethod
+    def _open_qty(self, sym: str) -> tuple[float, float]:
+        """What is left of ``sym``'s open buy and sell orders, a group's legs once (the
+        account's)."""
 
     # ------------------------------------------------------------------ views
     def _public(self, o: dict[str, Any], nested: bool = True) -> dict[str, Any]:
@@ -355,6 +365,8 @@ class OrderBook(abc.ABC):
                 raise _invalid("qty must be > 0")
         cid = req.get("client_order_id") or str(uuid.uuid4())
         self._check_client_id(cid)
+        if not _is_waiting(old):  # a leg waiting for its parent holds nothing yet
+            self._check_replace_sides(old, qty)
         was_held = old["status"] == "held"
         now = iso(self._tick())
         old["status"] = "pending_replace"
@@ -388,6 +400,33 @@ class OrderBook(abc.ABC):
         self._event("replaced", old, when)
         self._event("new", new, new["submitted_at"])
         return self._public(new)
+
+    def _check_replace_sides(self, old: dict[str, Any], qty: float) -> None:
+        """Raise Alpaca's 403 when the replacement of ``old`` by an order of ``qty``
+        breaks one side at a time.
+
+        The replacement is a new order (alpacahq/Alpaca-API issue 165: a partly filled
+        sell replaced with its original qty "is trying to sell more than one has
+        shares"), weighed with ``old`` set aside: what is left of ``old`` (its group's
+        one claim, for a leg) counts as available to it, so a replace that keeps or
+        lowers the qty passes (issue 282 reports the opposite as a bug) and one that
+        raises a sell beyond the shares held net of the other open sells is refused
+        "insufficient qty available for order (requested: Q, available: A)", 403
+        40310000."""
+        sym, side = old["symbol"], str(old["side"])
+        buys, sells = self._open_qty(sym)
+        if old["_parent"] is None and old["order_class"] != "oco":
+            own = float(old["qty"]) - float(old["filled_qty"])
+        else:  # a leg: its group holds the position once, with the largest rest
+            own = max((float(m["qty"]) - float(m["filled_qty"]) for m in self._group(old)
+                       if m["status"] in OPEN and not _is_waiting(m)), default=0.0)
+        if side == "buy":
+            buys -= own
+        else:
+            sells -= own
+        refusal = side_refusal(sym, side, qty, self.positions.get(sym, 0.0), buys, sells)
+        if refusal is not None:
+            raise ApiError(403, 40310000, alpaca_message(refusal))
 
     # ------------------------------------------------------------------ cancel, expire
     def _cancel(self, oid: str) -> None:
