@@ -83,7 +83,7 @@ class PaperState:
     _initial_cash: float
     _account: Account | None
     _pos: np.ndarray
-    _pos_mv: memoryview
+    _pos_mv: memoryview[float]
     """``_pos`` by element (the same buffer)."""
     _n_cols: int
     _flat: tuple[memoryview, memoryview] | None

@@ -47,12 +47,15 @@ class OpenBook:
         ``aux`` flattened (``aux[i, j]`` is ``aux_mv[2 * i + j]``). Remade when the arrays
         grow.
         """
-        self.sym_mv, self.sign_mv, self.qty_mv = self.sym.data, self.sign.data, self.qty.data
-        self.otype_mv, self.limit_mv, self.stop_mv = (self.otype.data, self.limit.data,
-                                                      self.stop.data)
+        self.sym_mv, self.otype_mv = self.sym.data, self.otype.data
+        self.sign_mv: memoryview[float] = self.sign.data.cast("B").cast("d")
+        self.qty_mv: memoryview[float] = self.qty.data.cast("B").cast("d")
+        self.limit_mv: memoryview[float] = self.limit.data.cast("B").cast("d")
+        self.stop_mv: memoryview[float] = self.stop.data.cast("B").cast("d")
         self.trig_mv, self.first_mv = self.trig_bar.data, self.first_bar.data
         self.expire_mv, self.ext_mv = self.expire_bar.data, self.ext.data
-        self.part_mv, self.aux_mv = self.part_bar.data, self.aux.reshape(-1).data
+        self.part_mv = self.part_bar.data
+        self.aux_mv: memoryview[float] = self.aux.reshape(-1).data.cast("B").cast("d")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = NEVER_BAR,
