@@ -354,7 +354,7 @@ class PaperBroker(Matching, Checks):
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
-        self._pos_mv = self._pos.data.cast("B").cast("d")  # one element at a time without a numpy scalar
+        self._pos_mv = self._pos.data.cast("B").cast("d")  # by element, no numpy scalar
         self._col_of: dict[str, int] = bars._index  # symbol -> column (frozen panel)
         self._positions: dict[str, float] | None = None  # get_positions (kept live)
         self._held_top = -1
