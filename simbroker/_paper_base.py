@@ -83,6 +83,11 @@ class PaperState:
     _initial_cash: float
     _account: Account | None
     _pos: np.ndarray
+    _pos_mv: memoryview[float]
+    """``_pos`` by element (the same buffer)."""
+    _n_cols: int
+    _flat: tuple[memoryview, memoryview] | None
+    """Opens and the tradable test's field (volumes, or closes when unknown) flattened."""
     _positions: dict[str, float] | None
     """``get_positions()`` of ``_pos`` (kept live by booking, see :meth:`_position_moved`),
     or None: anything else that writes ``_pos`` sets it to None and it is rebuilt."""

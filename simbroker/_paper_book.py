@@ -33,9 +33,29 @@ class OpenBook:
         self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
         self.part_bar = np.full(capacity, -1, np.int64)  # bar of the latest partial fill
         self.max_first = -1  # the largest first_bar ever added: all eligible once passed
+        self._views()
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
                "expire_bar", "aux", "ext", "part_bar")
+
+    def _views(self) -> None:
+        """Memoryviews of the arrays, for one element at a time.
+
+        A memoryview reads and writes a single element in C with no numpy scalar: about
+        half of what ``a[i] = x`` or ``a.item(i)`` costs, and booking an order wrote twelve
+        of them. Same buffers (no copy), so both see the same values; ``aux_mv`` is
+        ``aux`` flattened (``aux[i, j]`` is ``aux_mv[2 * i + j]``). Remade when the arrays
+        grow.
+        """
+        self.sym_mv, self.otype_mv = self.sym.data, self.otype.data
+        self.sign_mv: memoryview[float] = self.sign.data.cast("B").cast("d")
+        self.qty_mv: memoryview[float] = self.qty.data.cast("B").cast("d")
+        self.limit_mv: memoryview[float] = self.limit.data.cast("B").cast("d")
+        self.stop_mv: memoryview[float] = self.stop.data.cast("B").cast("d")
+        self.trig_mv, self.first_mv = self.trig_bar.data, self.first_bar.data
+        self.expire_mv, self.ext_mv = self.expire_bar.data, self.ext.data
+        self.part_mv = self.part_bar.data
+        self.aux_mv: memoryview[float] = self.aux.reshape(-1).data.cast("B").cast("d")
 
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = NEVER_BAR,
@@ -44,18 +64,19 @@ class OpenBook:
             for name in self._ARRAYS:
                 a = getattr(self, name)
                 setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
+            self._views()
         i = self.n
         self.ids.append(order_id)
         self.syms.append(sym)
         self.signs.append(sign)
-        self.sym[i], self.sign[i], self.qty[i], self.otype[i] = sym, sign, qty, otype
-        self.limit[i], self.stop[i], self.trig_bar[i] = limit, stop, trig_bar
-        self.first_bar[i], self.expire_bar[i] = first_bar, expire_bar
-        self.aux[i, 0], self.aux[i, 1] = trail, extreme
+        self.sym_mv[i], self.sign_mv[i], self.qty_mv[i], self.otype_mv[i] = sym, sign, qty, otype
+        self.limit_mv[i], self.stop_mv[i], self.trig_mv[i] = limit, stop, trig_bar
+        self.first_mv[i], self.expire_mv[i] = first_bar, expire_bar
+        self.aux_mv[2 * i], self.aux_mv[2 * i + 1] = trail, extreme
         if first_bar > self.max_first:
             self.max_first = first_bar
-        self.ext[i] = ext
-        self.part_bar[i] = -1
+        self.ext_mv[i] = ext
+        self.part_mv[i] = -1
         self.n = i + 1
 
     def keep(self, mask: np.ndarray) -> None:

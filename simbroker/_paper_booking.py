@@ -92,7 +92,7 @@ class Booking(Placing):
         state = self._orders[order_id]
         order = state.order
         col = book.syms[slot]
-        pos = self._pos.item(col)
+        pos = self._pos_mv[col]
         buy = order.side is _BUY
         if not buy and not self.allow_short and q > pos * (1 + 1e-12) + 1e-12:
             self._finish(state, OrderStatus.REJECTED,
@@ -120,7 +120,7 @@ class Booking(Placing):
         if abs(new_pos) <= 1e-12 * max(abs(pos), q):  # float dust: exactly flat
             new_pos = 0.0
         self._cash = cash
-        self._pos[col] = new_pos
+        self._pos_mv[col] = new_pos
         self._position_moved(col, order.symbol, new_pos)
         state.filled_qty += q
         state.filled_notional += notional

@@ -172,7 +172,7 @@ class Matching(Booking):
         book = self._book
         n = book.n
         syms, signs = book.syms, book.signs
-        otypes = book.otype[:n].tolist() if n > 1 else [book.otype.item(0)]
+        otypes = book.otype[:n].tolist() if n > 1 else [book.otype_mv[0]]
         firsts = book.first_bar[:n].tolist() if book.max_first > t else None
         plain = max(otypes) == 0
         known = self._volume_known
@@ -180,16 +180,21 @@ class Matching(Booking):
         refs: list[float] = []
         newly: list[int] = []
         if plain:  # market orders only (the common case): tradable is all that decides
-            opens = self._open_px[t]
-            vols = self._volume[t] if known else self._close[t]
+            flat = self._flat  # the panel as flat memoryviews: no row view, no numpy scalar
+            if flat is None:
+                opens, vols, base = self._open_px[t].data, (
+                    self._volume[t] if known else self._close[t]).data, 0
+            else:
+                opens, vols = flat
+                base = t * self._n_cols
             for i in range(n) if firsts is None else [
                     i for i in range(n) if firsts[i] <= t]:
-                c = syms[i]
-                v = vols.item(c)
+                c = base + syms[i]
+                v = vols[c]
                 # NaN volume (no bar) compares False; without volumes, a close is a bar
                 if v > 0 if known else v == v:
                     slots.append(i)
-                    refs.append(opens.item(c))
+                    refs.append(opens[c])
         else:
             self._decide_small(t, n, syms, otypes, firsts, signs, slots, refs, newly)
         triggered = newly or None
@@ -198,8 +203,9 @@ class Matching(Booking):
                 self._book_bar(t, [], [], [], [], triggered)
             return
         k = len(slots)  # ascending slots: all n of them when k == n
-        qtys = ([book.qty.item(0)] if k == 1 else book.qty[:k].tolist()) if k == n else \
-            [book.qty.item(i) for i in slots]
+        qty_mv = book.qty_mv
+        qtys = ([qty_mv[0]] if k == 1 else book.qty[:k].tolist()) if k == n else \
+            [qty_mv[i] for i in slots]
         whole: list[bool] | None = None
         if self.max_volume_share is not None:
             slots, refs, qtys, whole, triggered = self._capped_small(

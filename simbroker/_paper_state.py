@@ -81,7 +81,7 @@ class OrderState:
             "reason": self.reason,
             "order_class": self.group_class or o.order_class._value_,
             "parent_id": self.parent_id,
-            "legs": list(self.legs),
+            "legs": [*self.legs],
             "trail_amount": o.trail_amount,
             "trail_percent": o.trail_percent,
             "extended_hours": bool(o.extended_hours),

@@ -319,6 +319,13 @@ class PaperBroker(Matching, Checks):
         self._open_px, self._high, self._low = bars.open, bars.high, bars.low
         self._close, self._volume = bars.close, bars.volume
         self._volume_known = bars.volume_known  # False: a bar with a close is tradable
+        # The small book's reads of single bars: opens and volumes (closes when volumes
+        # are unknown) as flat memoryviews of the same buffers, cell (t, c) at
+        # t * n_cols + c; None for a panel not C-contiguous (reshaping would copy it).
+        self._n_cols = bars.n_symbols
+        tradable_by = self._volume if self._volume_known else self._close
+        self._flat = (self._open_px.reshape(-1).data, tradable_by.reshape(-1).data) \
+            if self._open_px.flags.c_contiguous and tradable_by.flags.c_contiguous else None
         self.max_volume_share = check_share(max_volume_share, bars.volume_known)
         if venue not in _VENUES:
             raise ValueError(f"venue must be one of {', '.join(map(repr, _VENUES))}, got "
@@ -347,6 +354,8 @@ class PaperBroker(Matching, Checks):
         self._initial_cash = cash
         self._account: Account | None = None
         self._pos = np.zeros(bars.n_symbols, np.float64)
+        self._pos_mv = self._pos.data.cast("B").cast("d")  # by element, no numpy scalar
+        self._col_of: dict[str, int] = bars._index  # symbol -> column (frozen panel)
         self._positions: dict[str, float] | None = None  # get_positions (kept live)
         self._held_top = -1
         for sym, qty in (positions or {}).items():
@@ -451,13 +460,12 @@ class PaperBroker(Matching, Checks):
                                  stop_loss=stop_loss, trail_amount=trail_amount,
                                  trail_percent=trail_percent,
                                  extended_hours=extended_hours)
-            self._check_venue_rules(order)
-            try:
-                col = self.bars.symbol_index(order.symbol)
-            except KeyError:
+            if order.extended_hours:  # the venue rules concern only these
+                self._check_venue_rules(order)
+            col = self._col_of.get(order.symbol)
+            if col is None:
                 raise InvalidOrder(f"unknown symbol {order.symbol!r}: not in the bars",
-                                   field="symbol", value=order.symbol,
-                                   symbol=order.symbol) from None
+                                   field="symbol", value=order.symbol, symbol=order.symbol)
             if order.client_order_id is not None and order.client_order_id in self._by_client_id:
                 return self._resubmitted(order)
             if not self.allow_short and order.side is Side.SELL:
@@ -646,7 +654,7 @@ class PaperBroker(Matching, Checks):
         clock._set_ns_unchecked(close_ns)
         n = book.n
         if n == 1:  # one order left (the minute case): a scalar test, not an array's
-            if book.expire_bar.item(0) <= t:
+            if book.expire_mv[0] <= t:
                 self._expire(book.expire_bar[:1] <= t)
         elif n:
             expired = book.expire_bar[:n] <= t
