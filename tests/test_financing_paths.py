@@ -116,12 +116,12 @@ def _runs(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, dict[str, Any]]:
 
 
 def _general_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every PaperFinancing take borrow_fees' path."""
+    """Make every PaperFinancing take borrow_fees' path (no kept shorts, no fast sum)."""
     init = PaperFinancing.__init__
 
     def slow_init(self: PaperFinancing, *args: Any) -> None:
         init(self, *args)
-        self._fast = False
+        self._kept = self._fast = False
 
     monkeypatch.setattr(PaperFinancing, "__init__", slow_init)
 
