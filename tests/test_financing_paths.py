@@ -75,7 +75,7 @@ def test_a_non_finite_fast_total_falls_back_to_the_general_arithmetic() -> None:
     fast = borrow_total_into(out, pos, close, -(rates / 360.0), np.zeros(len(pos)))
     assert np.isnan(fast)
     fin = _financing(close.reshape(1, -1))
-    total, fees = fin._borrow(pos, 0, 1.0)
+    total, fees = fin._borrow(pos, 0, 0, 1.0)
     assert _bits(total) == _bits(float(np.sum(borrow_fees(pos, close, rates, 1.0, 360.0))))
     assert fees is not fin._fees
 
@@ -116,12 +116,12 @@ def _runs(draw: st.DrawFn) -> tuple[Bars, pd.DataFrame, dict[str, Any]]:
 
 
 def _general_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every PaperFinancing take borrow_fees' path (no kept shorts, no fast sum)."""
+    """Make every PaperFinancing take borrow_fees' path."""
     init = PaperFinancing.__init__
 
     def slow_init(self: PaperFinancing, *args: Any) -> None:
         init(self, *args)
-        self._kept = self._fast = False
+        self._fast = False
 
     monkeypatch.setattr(PaperFinancing, "__init__", slow_init)
 

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PaperFinancing", "financing_of"]
 
-_mul = np.multiply
-_sum = np.add.reduce
-_UNSEEN: F64 = np.empty(0)  # a ``_neg_scale`` miss (``None`` is a cached "not finite")
-
 
 def financing_of(bars: Bars, sessions: Sessions, borrow: BorrowModel | None,
                  interest: InterestModel | None, first_bar: int) -> PaperFinancing | None:
@@ -79,16 +75,13 @@ class PaperFinancing:
         self._fees = np.empty(bars.n_symbols)
         self._zeros = np.zeros(bars.n_symbols)
         self._neg_scale: dict[float, F64 | None] = {}
+        # The scale of each day's number of days for the fast path (None: not finite).
+        self._scales: list[F64 | None] = []
+        if self._fast:
+            self._scales = [self._scale(d) for d in self._days]
+        self._ends.append(NEVER)  # after the last day: no accrual is due
         self._owed = False  # whether the last borrow fee computed was not zero
-        # On the fast path the short positions are kept from the broker's ledger (each
-        # change of a position is a ledger row, as for the margin account): min(pos, 0)
-        # per column, the short columns, and the ledger rows read so far (-1: none yet,
-        # built from the positions at the first accrual). A NaN position turns it off.
-        self._kept = self._fast
-        self._negpos = np.zeros(bars.n_symbols)
-        self._shorts: set[int] = set()
-        self._rows = -1
-        # InterestModel.amount inlined (a subclass overriding it is called instead).
+        # InterestModel.amount inline in apply (a subclass overriding it is called).
         self._plain_interest = interest is not None and type(interest) is InterestModel
         self._debit = interest.debit if interest is not None else 0.0
         self._credit = interest.credit if interest is not None else 0.0
@@ -108,16 +101,29 @@ class PaperFinancing:
         """Accrue the day that bar ``t`` ends: borrow, then interest, each after its record."""
         k = self.next
         days = self._days[k]
-        log = broker._log
         if self._stage == 0:
-            if self.charges_borrow:
-                if self._kept and self._keep(broker):
-                    if self._shorts:
-                        self._kept_borrow(broker, t, days)
-                    else:  # no short position: every fee is 0.0, nothing is booked
-                        self._owed = False
-                else:
-                    self._any_borrow(broker, t, days)
+            pos = broker._pos
+            # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
+            # nothing would be booked): skip the arrays. Only a test to save time: the
+            # fees come out zero without it, so it is left out after a day that owed a
+            # fee (shorts are likely still held). The element at argmin is the min (NaN
+            # where min is NaN); argmin is the cheaper call.
+            if self.charges_borrow and (self._owed or (pos.size and pos.item(pos.argmin())
+                                                       < 0)):
+                total, fees = self._borrow(pos, t, k, days)
+                self._owed = total != 0.0
+                if total != 0.0:
+                    log = broker._log
+                    if log is not None:
+                        cols = np.flatnonzero(fees).tolist()
+                        log.write(
+                            "borrow_fee", broker._clock.now(), amount=total, days=days,
+                            fees={self.symbols[j]: float(fees[j]) for j in cols},
+                            positions={self.symbols[j]: float(pos[j]) for j in cols})
+                    broker._cash = broker._cash - total
+                    self._ledger(broker, t)
+                    self.borrow_bar.append(t)
+                    self.borrow_amount.append(total)
             self._stage = 1
         model = self.interest
         if model is not None:
@@ -132,6 +138,7 @@ class PaperFinancing:
             else:
                 amount = model.amount(cash, days)  # interest_amount, with its model
             if amount != 0.0:
+                log = broker._log
                 if log is not None:
                     rate = model.debit if amount > 0 else model.credit
                     log.write("interest", broker._clock.now(), amount=amount,
@@ -142,111 +149,30 @@ class PaperFinancing:
                 self.interest_bar.append(t)
                 self.interest_amount.append(amount)
         self._stage = 0
-        self.next = k = k + 1
-        self._due_t = self._ends[k] if k < len(self._ends) else NEVER
+        self.next = k + 1
+        self._due_t = self._ends[k + 1]
 
-    def _keep(self, broker: PaperBroker) -> bool:
-        """Bring the kept short positions up to the broker's (the columns of the ledger
-        rows written since the last accrual); False, and off for good, at a NaN."""
-        syms = broker._ledger_sym
-        n = len(syms)
-        rows = self._rows
-        if rows == n:
-            return True
-        pos = broker._pos
-        neg, shorts = self._negpos, self._shorts
-        if rows < 0 or rows > n:  # the first accrual (the ledger has no starting positions)
-            if np.isnan(pos).any():
-                self._kept = False
-                return False
-            np.minimum(pos, 0.0, out=neg)
-            shorts.clear()
-            shorts.update(np.flatnonzero(pos < 0).tolist())
-        else:
-            for col in syms[rows:n]:
-                p = pos.item(col)
-                if p < 0:
-                    neg[col] = p
-                    shorts.add(col)
-                elif p >= 0:
-                    neg[col] = 0.0
-                    shorts.discard(col)
-                else:  # NaN: borrow_fees counts it 0, min(pos, 0) would not
-                    self._kept = False
-                    return False
-        self._rows = n
-        return True
-
-    def _kept_borrow(self, broker: PaperBroker, t: int, days: float) -> None:
-        """The day's borrow fee from the kept short positions: ``borrow_total_into``
-        without its ``np.minimum`` (``_negpos`` is ``min(pos, 0)`` already)."""
-        neg = self._neg_scale.get(days, _UNSEEN)
-        if neg is _UNSEEN:
-            neg = self._scale(days)
-        if neg is not None:
-            out = self._fees
-            _mul(self._negpos, self._close0[t], out)
-            _mul(out, neg, out)
-            total = float(_sum(out, 0))
-            if total - total == 0.0:  # finite: the bits of the general arithmetic
-                self._owed = total != 0.0
-                if total != 0.0:
-                    self._book_borrow(broker, t, days, total, out)
-                return
-        self._any_borrow(broker, t, days)
-
-    def _any_borrow(self, broker: PaperBroker, t: int, days: float) -> None:
-        """The day's borrow fee on the broker's positions, whatever they hold."""
-        pos = broker._pos
-        # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
-        # nothing would be booked): skip the arrays. Only a test to save time: the
-        # fees come out zero without it, so it is left out after a day that owed a
-        # fee (shorts are likely still held). The element at argmin is the min (NaN
-        # where min is NaN); argmin is the cheaper call.
-        if self._owed or (pos.size and pos.item(pos.argmin()) < 0):
-            total, fees = self._borrow(pos, t, days)
-            self._owed = total != 0.0
-            if total != 0.0:
-                self._book_borrow(broker, t, days, total, fees)
-
-    def _book_borrow(self, broker: PaperBroker, t: int, days: float, total: float,
-                     fees: F64) -> None:
-        """Book a borrow fee ``total`` (not zero): its record, then cash."""
-        log = broker._log
-        if log is not None:
-            pos = broker._pos
-            cols = np.flatnonzero(fees).tolist()
-            log.write(
-                "borrow_fee", broker._clock.now(), amount=total, days=days,
-                fees={self.symbols[j]: float(fees[j]) for j in cols},
-                positions={self.symbols[j]: float(pos[j]) for j in cols})
-        broker._cash = broker._cash - total
-        self._ledger(broker, t)
-        self.borrow_bar.append(t)
-        self.borrow_amount.append(total)
-
-    def _scale(self, days: float) -> F64 | None:
-        """``-(rates * (days / day_count))`` for the fast path, cached per ``days``
-        (``None``: not finite, the general arithmetic then)."""
-        assert self.borrow is not None
-        scaled = -(self.rates * (days / self.borrow.day_count))
-        neg = self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
-        return neg
-
-    def _borrow(self, pos: F64, t: int, days: float) -> tuple[float, F64]:
-        """The day's total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
-        (their nonzero entries are ``borrow_fees``'); the scale of ``days`` cached for
-        the fast path in :meth:`apply` on the way."""
-        assert self.borrow is not None
-        if self._fast and days not in self._neg_scale:
-            self._scale(days)
-        neg = self._neg_scale.get(days) if self._fast else None
+    def _borrow(self, pos: F64, t: int, k: int, days: float) -> tuple[float, F64]:
+        """Day ``k``'s total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
+        (their nonzero entries are ``borrow_fees``')."""
+        neg = self._scales[k] if self._fast else None
         if neg is not None:
             total = borrow_total_into(self._fees, pos, self._close0[t], neg, self._zeros)
             if total - total == 0.0:  # finite: the bits of the general arithmetic
                 return total, self._fees
+        assert self.borrow is not None
         fees = borrow_fees(pos, self.close[t], self.rates, days, self.borrow.day_count)
         return float(np.sum(fees)), fees
+
+    def _scale(self, days: float) -> F64 | None:
+        """``-(rates * (days / day_count))`` for the fast path, one array per number of
+        days (``None`` when not finite: the general arithmetic then)."""
+        assert self.borrow is not None
+        if days not in self._neg_scale:
+            with np.errstate(over="ignore"):  # a huge rate: not finite, general path
+                scaled = -(self.rates * (days / self.borrow.day_count))
+            self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
+        return self._neg_scale[days]
 
     def skip_logged(self, logged: Sequence[tuple[str, int]], close_ns: np.ndarray) -> None:
         """A resumed broker: do not charge again what the log already charged for the
@@ -269,11 +195,9 @@ class PaperFinancing:
         elif "borrow_fee" in done:
             self._stage = 1
 
-    def _ledger(self, broker: PaperBroker, t: int) -> None:
-        """The accrual's ledger row (symbol 0's position, unchanged): read past it when
-        the kept short positions have read every row before it."""
-        if self._rows == len(broker._ledger_sym):
-            self._rows += 1
+    @staticmethod
+    def _ledger(broker: PaperBroker, t: int) -> None:
+        """The accrual's ledger row: the cash after it (symbol 0's position, unchanged)."""
         broker._ledger_bar.append(t)
         broker._ledger_sym.append(0)
         broker._ledger_cash.append(broker._cash)

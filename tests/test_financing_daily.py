@@ -1,12 +1,11 @@
-"""The paper broker's kept short positions (``PaperFinancing._keep``: ``min(pos, 0)`` and
-the short columns followed through the ledger, the day's fee in two multiplies and a
-sum) against the fast path that scans the positions (``borrow_total_into``) and the
-general arithmetic (``borrow_fees``): the same cash bits, amounts and records, day by
-day and over whole runs.
+"""The paper broker's daily accrual as ``PaperFinancing.apply`` runs it (the fast borrow
+sum with each day's scale precomputed, ``InterestModel.amount`` inline) against the
+general arithmetic (``borrow_fees`` and ``np.sum``, the model's ``amount``): the same
+cash bits, amounts, ledger rows and records, day by day.
 
-Each day a few positions change with a ledger row each (as the broker's fills and splits
-write them), some start short before any row, some go NaN (the kept path turns off);
-panels go past 8 and 128 symbols, where numpy's pairwise sum changes shape."""
+Positions change between days, some go NaN (the fast sum is not finite: the general
+arithmetic is used); panels go past 8 and 128 symbols, where numpy's pairwise sum
+changes shape; cash is on either side of 0 for the debit and credit rates."""
 
 from __future__ import annotations
 
@@ -96,24 +95,23 @@ def _cases(draw: st.DrawFn) -> dict[str, Any]:
     start = np.array(draw(st.lists(_QTY, min_size=n_sym, max_size=n_sym)))
     moves = [[(int(rng.integers(n_sym)), draw(_QTY)) for _ in range(draw(st.integers(0, 4)))]
              for _ in range(n_days)]
-    if draw(st.integers(0, 5)) == 0:  # a NaN position: the kept path turns off
+    if draw(st.integers(0, 5)) == 0:  # a NaN position: the fast sum is not finite
         moves[draw(st.integers(0, n_days - 1))].append((int(rng.integers(n_sym)), np.nan))
     rates = draw(st.dictionaries(st.sampled_from([f"S{j}" for j in range(min(n_sym, 5))]),
                                  st.sampled_from([0.0, 0.5, 1.7, 1e-9]), max_size=3))
     interest = draw(st.sampled_from([None, InterestModel(debit=0.08),
                                      InterestModel(debit=0.05, credit=0.02)]))
+    cash = draw(st.one_of(st.sampled_from([1e6, 1.0, -5e4, 0.0, -0.0]), st.floats(-1e9, 1e9)))
     return {"close": close, "start": start, "moves": moves, "rates": rates,
-            "interest": interest, "cash": draw(st.sampled_from([1e6, 1.0, -5e4, 0.0])),
+            "interest": interest, "cash": cash,
             "day_count": draw(st.sampled_from([360.0, 365.0])),
             "logged": draw(st.booleans())}
 
 
 def _run(case: dict[str, Any], path: str) -> tuple[list[bytes], _Broker, PaperFinancing]:
     fin = _financing(case["close"], case["rates"], case["interest"], case["day_count"])
-    if path == "scan":
-        fin._kept = False
-    elif path == "general":
-        fin._kept = fin._fast = False
+    if path == "general":
+        fin._fast = fin._plain_interest = False
     broker = _Broker(case["start"], case["cash"], case["logged"])
     cash = []
     for t, moves in enumerate(case["moves"]):
@@ -127,48 +125,55 @@ def _run(case: dict[str, Any], path: str) -> tuple[list[bytes], _Broker, PaperFi
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_cases())
-def test_kept_scanned_and_general_days_are_the_same_bits(case: dict[str, Any]) -> None:
-    kept, b_kept, f_kept = _run(case, "kept")
-    for path in ("scan", "general"):
-        other, b_other, f_other = _run(case, path)
-        assert kept == other, path
-        assert [_bits(x) for x in f_kept.borrow_amount] == [
-            _bits(x) for x in f_other.borrow_amount]
-        assert f_kept.borrow_bar == f_other.borrow_bar
-        assert [_bits(x) for x in f_kept.interest_amount] == [
-            _bits(x) for x in f_other.interest_amount]
-        assert f_kept.interest_bar == f_other.interest_bar
-        assert b_kept._ledger_cash == b_other._ledger_cash
-        assert b_kept._ledger_sym == b_other._ledger_sym
-        if case["logged"]:
-            assert b_kept._log is not None and b_other._log is not None
-            assert b_kept._log.records == b_other._log.records
+def test_fast_and_general_days_are_the_same_bits(case: dict[str, Any]) -> None:
+    fast, b_fast, f_fast = _run(case, "fast")
+    slow, b_slow, f_slow = _run(case, "general")
+    assert f_fast._fast == (not np.isinf(f_fast.close).any())
+    assert f_fast._plain_interest == (case["interest"] is not None)
+    assert fast == slow
+    assert [_bits(x) for x in f_fast.borrow_amount] == [_bits(x) for x in f_slow.borrow_amount]
+    assert f_fast.borrow_bar == f_slow.borrow_bar
+    assert [_bits(x) for x in f_fast.interest_amount] == [
+        _bits(x) for x in f_slow.interest_amount]
+    assert f_fast.interest_bar == f_slow.interest_bar
+    assert [_bits(x) for x in b_fast._ledger_cash] == [_bits(x) for x in b_slow._ledger_cash]
+    assert b_fast._ledger_sym == b_slow._ledger_sym
+    if case["logged"]:
+        assert b_fast._log is not None
+        assert b_slow._log is not None
+        assert b_fast._log.records == b_slow._log.records
 
 
-def test_the_kept_path_is_the_one_taken_and_follows_the_ledger() -> None:
-    """A start short, a cover and a new short by ledger rows: the kept shorts follow, the
-    accrual rows are read past, and the fees are the scanned path's."""
-    close = np.full((4, 10), 50.0)
-    case = {"close": close, "start": np.array([-100.0] + [0.0] * 9),
-            "moves": [[], [(0, 0.0), (3, -10.0)], [(3, 5.0)], []], "rates": {},
-            "interest": InterestModel(debit=0.08), "cash": 1e6, "day_count": 360.0,
-            "logged": True}
-    kept, broker, fin = _run(case, "kept")
-    assert fin._kept and fin._shorts == set()
-    assert fin._rows == len(broker._ledger_sym)  # the last accrual's row read past
-    assert fin.borrow_bar == [0, 1]  # day 2 and 3 hold no short: nothing booked
-    assert fin.borrow_amount == [100 * 50.0 * (0.03 * (1 / 360)), 10 * 50.0 * (0.03 * (1 / 360))]
-    assert kept == _run(case, "scan")[0]
+def test_a_day_with_a_short_and_a_debit_books_both_in_order() -> None:
+    """Hand-computed: a short of 100 at 50 for one day at 3%, then 8% on the debit."""
+    close = np.full((2, 10), 50.0)
+    case = {"close": close, "start": np.array([-100.0] + [0.0] * 9), "moves": [[], []],
+            "rates": {}, "interest": InterestModel(debit=0.08), "cash": -1000.0,
+            "day_count": 360.0, "logged": True}
+    cash, broker, fin = _run(case, "fast")
+    fee = 5000.0 * (0.03 * (1 / 360))
+    paid = -(-1000.0 - fee) * 0.08 * (1 / 360)
+    assert fin.borrow_amount[0] == fee
+    assert fin.interest_amount[0] == paid
+    assert cash[0] == _bits(-1000.0 - fee - paid)
+    assert broker._log is not None
+    assert [e for e, _ in broker._log.records] == ["borrow_fee", "interest"] * 2
+    assert cash == _run(case, "general")[0]
 
 
-def test_a_nan_position_turns_the_kept_path_off_for_good() -> None:
-    close = np.full((3, 4), 20.0)
-    case = {"close": close, "start": np.array([-5.0, 0.0, 0.0, 0.0]),
-            "moves": [[], [(1, np.nan)], [(1, -3.0)]], "rates": {}, "interest": None,
-            "cash": 1e6, "day_count": 360.0, "logged": False}
-    kept, _, fin = _run(case, "kept")
-    assert not fin._kept
-    assert kept == _run(case, "general")[0]
+class _Doubled(InterestModel):
+    def amount(self, cash: float, days: float) -> float:
+        return 2 * super().amount(cash, days)
+
+
+def test_a_subclass_amount_is_called_not_inlined() -> None:
+    close = np.full((1, 3), 10.0)
+    case = {"close": close, "start": np.zeros(3), "moves": [[]], "rates": {},
+            "interest": _Doubled(debit=0.08), "cash": -900.0, "day_count": 360.0,
+            "logged": False}
+    _, _, fin = _run(case, "fast")
+    assert not fin._plain_interest
+    assert fin.interest_amount == [2 * (900.0 * 0.08 * (1 / 360))]
 
 
 # ------------------------------------------------------------------ whole runs
@@ -176,7 +181,7 @@ def test_a_nan_position_turns_the_kept_path_off_for_good() -> None:
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(n_sym=st.sampled_from([3, 9, 130]), seed=st.integers(0, 2**32 - 1),
        start_short=st.booleans())
-def test_whole_runs_with_starting_shorts_are_the_same_bits(
+def test_whole_runs_with_starting_positions_are_the_same_bits(
         n_sym: int, seed: int, start_short: bool) -> None:
     rng = np.random.default_rng(seed)
     n_bars = 12
@@ -196,17 +201,17 @@ def test_whole_runs_with_starting_shorts_are_the_same_bits(
     def run() -> simbroker.BacktestResult:
         return simbroker.backtest(TargetPositions(targets), bars, **kw)
 
-    kept = run()
+    fast = run()
     with pytest.MonkeyPatch.context() as mp:
         init = PaperFinancing.__init__
 
         def general(self: PaperFinancing, *args: Any) -> None:
             init(self, *args)
-            self._kept = self._fast = False
+            self._fast = self._plain_interest = False
 
         mp.setattr(PaperFinancing, "__init__", general)
         slow = run()
-    assert float(kept.stats["borrow_fees"]) > 0.0 or not start_short
+    assert float(fast.stats["borrow_fees"]) > 0.0 or not start_short
     for name in ("cash", "equity", "borrow_fees", "interest"):
-        pd.testing.assert_series_equal(getattr(kept, name), getattr(slow, name),
+        pd.testing.assert_series_equal(getattr(fast, name), getattr(slow, name),
                                        check_exact=True)
