@@ -77,8 +77,10 @@ class PaperFinancing:
         self._neg_scale: dict[float, F64 | None] = {}
         # The scale of each day's number of days for the fast path (None: not finite).
         self._scales: list[F64 | None] = []
-        if self._fast:
-            self._scales = [self._scale(d) for d in self._days]
+        if self._fast:  # one array per distinct number of days, listed in C (map)
+            kinds, which = np.unique(self.days, return_inverse=True)
+            per_kind = [self._scale(d) for d in kinds.tolist()]
+            self._scales = list(map(per_kind.__getitem__, which.tolist()))
         self._ends.append(NEVER)  # after the last day: no accrual is due
         self._owed = False  # whether the last borrow fee computed was not zero
         # InterestModel.amount inline in apply (a subclass overriding it is called).
