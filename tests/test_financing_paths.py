@@ -75,7 +75,7 @@ def test_a_non_finite_fast_total_falls_back_to_the_general_arithmetic() -> None:
     fast = borrow_total_into(out, pos, close, -(rates / 360.0), np.zeros(len(pos)))
     assert np.isnan(fast)
     fin = _financing(close.reshape(1, -1))
-    total, fees = fin._borrow(pos, 0, 1.0)
+    total, fees = fin._borrow(pos, 0, 0, 1.0)
     assert _bits(total) == _bits(float(np.sum(borrow_fees(pos, close, rates, 1.0, 360.0))))
     assert fees is not fin._fees
 

@@ -75,7 +75,19 @@ class PaperFinancing:
         self._fees = np.empty(bars.n_symbols)
         self._zeros = np.zeros(bars.n_symbols)
         self._neg_scale: dict[float, F64 | None] = {}
+        # The scale of each day's number of days for the fast path (None: not finite).
+        self._scales: list[F64 | None] = []
+        if self._fast:  # one array per distinct number of days, listed in C (map)
+            kinds, which = np.unique(self.days, return_inverse=True)
+            per_kind = [self._scale(d) for d in kinds.tolist()]
+            self._scales = list(map(per_kind.__getitem__, which.tolist()))
+        self._ends.append(NEVER)  # after the last day: no accrual is due
         self._owed = False  # whether the last borrow fee computed was not zero
+        # InterestModel.amount inline in apply (a subclass overriding it is called).
+        self._plain_interest = interest is not None and type(interest) is InterestModel
+        self._debit = interest.debit if interest is not None else 0.0
+        self._credit = interest.credit if interest is not None else 0.0
+        self._i_day_count = interest.day_count if interest is not None else 1.0
         self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
         # Accruals booked, for results: bar index and amount.
         self.borrow_bar: list[int] = []
@@ -91,7 +103,6 @@ class PaperFinancing:
         """Accrue the day that bar ``t`` ends: borrow, then interest, each after its record."""
         k = self.next
         days = self._days[k]
-        log = broker._log
         if self._stage == 0:
             pos = broker._pos
             # No short position: every fee is 0.0 (borrow_fees' zeros sum to 0.0, so
@@ -101,9 +112,10 @@ class PaperFinancing:
             # where min is NaN); argmin is the cheaper call.
             if self.charges_borrow and (self._owed or (pos.size and pos.item(pos.argmin())
                                                        < 0)):
-                total, fees = self._borrow(pos, t, days)
+                total, fees = self._borrow(pos, t, k, days)
                 self._owed = total != 0.0
                 if total != 0.0:
+                    log = broker._log
                     if log is not None:
                         cols = np.flatnonzero(fees).tolist()
                         log.write(
@@ -117,36 +129,52 @@ class PaperFinancing:
             self._stage = 1
         model = self.interest
         if model is not None:
-            amount = model.amount(broker._cash, days)  # interest_amount, with its model
+            cash = broker._cash
+            if self._plain_interest:  # InterestModel.amount's arithmetic, inline
+                if cash < 0 and self._debit:
+                    amount = -cash * self._debit * (days / self._i_day_count)
+                elif cash > 0 and self._credit:
+                    amount = -(cash * self._credit * (days / self._i_day_count))
+                else:
+                    amount = 0.0
+            else:
+                amount = model.amount(cash, days)  # interest_amount, with its model
             if amount != 0.0:
+                log = broker._log
                 if log is not None:
                     rate = model.debit if amount > 0 else model.credit
                     log.write("interest", broker._clock.now(), amount=amount,
-                              balance=broker._cash, rate=rate, days=days,
+                              balance=cash, rate=rate, days=days,
                               kind="debit" if amount > 0 else "credit")
-                broker._cash = broker._cash - amount
+                broker._cash = cash - amount
                 self._ledger(broker, t)
                 self.interest_bar.append(t)
                 self.interest_amount.append(amount)
         self._stage = 0
-        self.next = k = k + 1
-        self._due_t = self._ends[k] if k < len(self._ends) else NEVER
+        self.next = k + 1
+        self._due_t = self._ends[k + 1]
 
-    def _borrow(self, pos: F64, t: int, days: float) -> tuple[float, F64]:
-        """The day's total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
-        (their nonzero entries are ``borrow_fees``'); the scale of ``days`` cached for
-        the fast path in :meth:`apply` on the way."""
-        assert self.borrow is not None
-        if self._fast and days not in self._neg_scale:
-            scaled = -(self.rates * (days / self.borrow.day_count))
-            self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
-        neg = self._neg_scale.get(days) if self._fast else None
+    def _borrow(self, pos: F64, t: int, k: int, days: float) -> tuple[float, F64]:
+        """Day ``k``'s total borrow fee (``np.sum`` of :func:`borrow_fees`) and the fees
+        (their nonzero entries are ``borrow_fees``')."""
+        neg = self._scales[k] if self._fast else None
         if neg is not None:
             total = borrow_total_into(self._fees, pos, self._close0[t], neg, self._zeros)
             if total - total == 0.0:  # finite: the bits of the general arithmetic
                 return total, self._fees
+        assert self.borrow is not None
         fees = borrow_fees(pos, self.close[t], self.rates, days, self.borrow.day_count)
         return float(np.sum(fees)), fees
+
+    def _scale(self, days: float) -> F64 | None:
+        """``-(rates * (days / day_count))`` for the fast path, one array per number of
+        days (``None`` when not finite: the general arithmetic then)."""
+        assert self.borrow is not None
+        if days not in self._neg_scale:
+            with np.errstate(over="ignore"):  # a huge rate: not finite, general path
+                scaled = -(self.rates * (days / self.borrow.day_count))
+            self._neg_scale[days] = scaled if np.isfinite(scaled).all() else None
+        return self._neg_scale[days]
 
     def skip_logged(self, logged: Sequence[tuple[str, int]], close_ns: np.ndarray) -> None:
         """A resumed broker: do not charge again what the log already charged for the
@@ -171,6 +199,7 @@ class PaperFinancing:
 
     @staticmethod
     def _ledger(broker: PaperBroker, t: int) -> None:
+        """The accrual's ledger row: the cash after it (symbol 0's position, unchanged)."""
         broker._ledger_bar.append(t)
         broker._ledger_sym.append(0)
         broker._ledger_cash.append(broker._cash)
