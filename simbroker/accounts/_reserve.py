@@ -101,9 +101,7 @@ class _Walk:
             state = orders[oid]
             col = syms[j]
             key = (col, signs[j])
-            booked = qtys[j]
-            done = state.filled_qty
-            q = booked - done if done < booked else booked
+            q = qtys[j]  # the book keeps what is left of each order (fills taken off)
             group = live.get(oid) if live else None
             if group is None:
                 before = seen.get(key, 0.0)
@@ -191,9 +189,7 @@ class Reservations:
             state = orders[oid]
             col = syms[k + j]
             key = (col, signs[k + j])
-            booked = qtys[j]
-            done = state.filled_qty
-            q = booked - done if done < booked else booked
+            q = qtys[j]  # what is left of the order
             before = seen.get(key, 0.0)
             seen[key] = before + q
             order = state.order
