@@ -84,6 +84,24 @@ ACTION = st.tuples(st.sampled_from(["buy", "sell", "step", "step"]), st.integers
                    st.floats(0.5, 1.5))
 
 
+class _FreshFloor(MarginAccount):
+    """Computes the lean floor afresh at each call and asserts the kept one is the same
+    float, and :meth:`_next_days` against :meth:`next_day` for every column."""
+
+    def _floor(self) -> float:
+        kept = super()._floor()
+        self._floor_rows = -1  # drop what is kept: the full computation
+        fresh = super()._floor()
+        assert _bits(kept) == _bits(fresh)
+        return kept
+
+    def _next_days(self) -> list[int]:
+        row = super()._next_days()
+        assert [row[self._cals[c]] for c in range(len(self._cals))] == [
+            self.next_day(c) for c in range(len(self._cals))]
+        return row
+
+
 def _outcome(fn: Any) -> tuple[str, ...]:
     try:
         fn()
@@ -98,14 +116,15 @@ def _outcome(fn: Any) -> tuple[str, ...]:
        params=st.fixed_dictionaries({
            "pattern_day_trader": st.booleans(), "pdt_check": st.booleans(),
            "maintenance": st.sampled_from([0.25, 0.5]), "market_buffer": st.sampled_from(
-               [0.0, 0.05])}))
+               [0.0, 0.05])}), venue=st.sampled_from([None, "ibkr"]))
 def test_margin_check_for_a_new_order_is_the_general_check(
         actions: list[tuple[str, int, float, str, float]], cash: float,
-        params: dict[str, Any]) -> None:
+        params: dict[str, Any], venue: str | None) -> None:
     bars = synthetic_bars(n_symbols=3, n_bars=30, seed=5, freq="1h",
                           start="2024-06-03 13:30")
-    acct = MarginAccount(**params)
-    b = PaperBroker(bars, cash=cash, account=acct, slippage=0, positions={"SYM001": -40.0})
+    acct = _FreshFloor(**params)
+    b = PaperBroker(bars, cash=cash, account=acct, slippage=0, positions={"SYM001": -40.0},
+                    venue=venue)
     b.step()
     general = acct._check
     compared = 0
@@ -200,7 +219,9 @@ def _day_trade_run(account: Account, seed: int) -> tuple[Any, ...]:
                 side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
                 with contextlib.suppress(OrderRejected):
                     b.submit_order(sym, side, float(rng.integers(1, 50)))
-    return (account.snapshot(), account.info())
+    trades = account.day_trades  # all of it, not only the window the snapshot keeps
+    return (account.snapshot(), account.info(), list(trades.days), list(trades.calendars),
+            trades.opened_day.tolist())
 
 
 @settings(max_examples=25, deadline=None)
@@ -212,7 +233,7 @@ def test_fill_loops_book_the_same(seed: int) -> None:
     assert _day_trade_run(_DictCash(), seed) == _day_trade_run(CashAccount(), seed)
 
 
-class _CheckedShorts(MarginAccount):
+class _CheckedShorts(_FreshFloor):
     """Asserts at each bar close that the shorts kept from the ledger are the positions'."""
 
     def _after_bar(self, t: int) -> None:

@@ -169,6 +169,8 @@ class MarginAccount(Account):
         self._short_bound = 0.0  # the sum of the parts, rounded up at each step
         self._rows = 0  # ledger rows taken into _short
         self._start_positions(broker._pos)
+        self._floor_rows, self._floor_cash, self._floor_at = -1, math.nan, -math.inf
+        self._nd_t, self._nd_row = -(1 << 62), [0]  # _next_days' bar and row
         self._lean_ok = self._bounded and self.lean_check and \
             bool(self._im.max(initial=0.0) <= 0.5) and len(syms) <= 1 << 20
         self._key: tuple[int, int, float] | None = None
@@ -304,8 +306,22 @@ class MarginAccount(Account):
         cash = b._cash
         if not self._bounded or cash < 0:
             return -math.inf
+        # the bound moves only with the ledger (_track) and the cash: kept between them
+        rows = len(b._ledger_pos)
+        if rows == self._floor_rows and cash == self._floor_cash:
+            return self._floor_at
         self._track()
-        return cash * _SHRINK - self._short_bound * 1.5000001
+        floor = self._floor_at = cash * _SHRINK - self._short_bound * 1.5000001
+        self._floor_rows, self._floor_cash = rows, cash
+        return floor
+
+    def _next_days(self) -> list[int]:
+        """:meth:`next_day` of each calendar (index by ``_cals[col]``), kept for the bar."""
+        t = self._b._t
+        if t != self._nd_t:
+            self._nd_row = self._daynum[min(max(t + 1, 0), self._n_days - 1)].tolist()
+            self._nd_t = t
+        return self._nd_row
 
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
@@ -341,13 +357,16 @@ class MarginAccount(Account):
         buy = order.side is Side.BUY
         pos = float(b._pos.item(col))
         if (pos < 0 if buy else pos > 0) and self.pdt_check \
-                and self.day_trades.opened_day.item(col) == self.next_day(col):
+                and self.day_trades.opened_day.item(col) == (
+                    self._nd_row if b._t == self._nd_t else self._next_days())[self._cals[col]]:
             self._check(order, col, None)  # closes a position opened that day: PDT rule
             return
         # what _check does for an order that opens or adds, with no order replaced:
         # opening_qty and Account.price, inline (the same operations)
         book = b._book
-        same = same_side_open(book, col, 1.0 if buy else -1.0) if col in book.syms else 0.0
+        empty = book.n == 0
+        same = 0.0 if empty or col not in book.syms else \
+            same_side_open(book, col, 1.0 if buy else -1.0)
         if buy:
             start = pos + same
             closing = max(0.0, -start)
@@ -375,7 +394,8 @@ class MarginAccount(Account):
         k = 0  # the base requirement's figure: 0 initial, 1 maintenance (intraday)
         if not self.pattern_day_trader:
             rates = self._im
-            held = self._reservations.held(b, marks, rates, self.market_buffer)
+            held = 0.0 if empty else self._reservations.held(b, marks, rates,
+                                                             self.market_buffer)
             rate = rates.item(col)
             if self._lean_ok and self._fits(required * rate, held):
                 return  # fits for sure (without the credit, which only adds): accept
@@ -486,7 +506,8 @@ class MarginAccount(Account):
 
     # ----------------------------------------------------------- bar close
     def _after_bar(self, t: int) -> None:
-        if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
+        if not self.pattern_day_trader and self.day_trades.days \
+                and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
         if self._floor() >= 0.0:  # no call for sure (_no_call covers no short only)
             self._in_call = False
