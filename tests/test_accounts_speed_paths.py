@@ -264,15 +264,19 @@ def test_shorts_kept_from_the_ledger(seed: int, cash: float) -> None:
                                            st.floats(0.01, 1e5)),
                                  st.sampled_from(["market", "limit", "stop"]),
                                  st.floats(0.5, 1.5), st.booleans()), max_size=25),
-       buffer=st.sampled_from([0.0, 0.05]))
+       buffer=st.sampled_from([0.0, 0.05]),
+       unpriced=st.one_of(st.none(), st.integers(0, 2)))
 def test_plain_reservation_walk_is_the_full_pass(
-        orders: list[tuple[int, str, float, str, float, bool]], buffer: float) -> None:
+        orders: list[tuple[int, str, float, str, float, bool]], buffer: float,
+        unpriced: int | None) -> None:
     bars = synthetic_bars(n_symbols=3, n_bars=10, seed=2)
     b = PaperBroker(bars, cash=1e9, slippage=0, positions={"SYM000": 50.0, "SYM001": -30.0})
     b.step()
     kept = Reservations()
     rates = np.array([0.3, 0.7, 0.45])  # not powers of two: products round
     marks = last_closes(b._close, b._t)
+    if unpriced is not None:  # a column with no mark: its market orders hold nothing
+        marks[unpriced] = np.nan
     for col, side, qty, kind, f, read in orders:
         px = float(bars.close[b._t, col]) * f
         b.submit_order(bars.symbols[col], side, qty, kind,

@@ -377,7 +377,8 @@ class MarginAccount(Account):
         if opening <= 0:
             return
         t = b._t
-        marks = self._marks.at(t)
+        kept = self._marks
+        marks = kept.price if kept.t == t else kept.at(t)  # Marks.at's first test
         mark = marks.item(col)
         if not math.isfinite(mark):
             mark = b._last_price(col)
