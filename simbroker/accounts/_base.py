@@ -237,7 +237,7 @@ class Account:
 
     def on_bar_close(self, t: int) -> None:
         """Bar ``t`` closed and its fills are booked: account for them."""
-        b = self.broker
+        b = self._b  # bound: the broker calls it
         fills = b._fills
         k0, n = self._cursor, len(fills)
         if k0 < n:
@@ -290,7 +290,7 @@ class Account:
 
     def _count_day_trades(self, k0: int, n: int) -> None:
         """:meth:`_on_fill` of this class for fills ``k0`` to ``n``, in one loop."""
-        b = self.broker
+        b = self._b
         fills = b._fills
         sells, qtys = fills._sell, fills._qty
         rows, bars, syms, positions = b._fill_rows, b._ledger_bar, b._ledger_sym, b._ledger_pos
