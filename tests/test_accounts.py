@@ -394,3 +394,21 @@ def test_a_flagged_account_under_25k_cannot_day_trade() -> None:
     b.step()
     with pytest.raises(PatternDayTrading, match="0 already"):
         b.submit_order("X", "sell", 10)
+
+
+def test_a_partly_filled_order_reserves_what_is_left_of_it() -> None:
+    # The volume cap fills 30 of a buy of 100 at 100 (2.5% of 1,200); the 70 left hold
+    # 7,000 of the buying power (not 100 - 30 - 30: the book already keeps what is left).
+    ts = [str(np.datetime64("2024-01-01T21:00") + np.timedelta64(i, "D")) for i in range(5)]
+    bars = bars_at(ts, [100.0] * 5)
+    bars = Bars.from_arrays(bars.timestamps, ["X"], open=bars.open, high=bars.high,
+                            low=bars.low, close=bars.close, volume=np.full((5, 1), 1_200.0))
+    b = PaperBroker(bars, cash=100_000, account="margin", slippage=0, fees=0,
+                    max_volume_share=0.025)
+    b.step()
+    o = b.submit_order("X", "buy", 100, "limit", limit_price=100.0, tif="gtc")
+    b.step()
+    assert b.get_order(o["order_id"])["filled_qty"] == 30
+    a = b.get_account()
+    assert (a["equity"], a["initial_margin"]) == (100_000.0, 1_500.0)
+    assert a["buying_power"] == pytest.approx((100_000 - 1_500) / 0.5 - 7_000)

@@ -84,6 +84,24 @@ ACTION = st.tuples(st.sampled_from(["buy", "sell", "step", "step"]), st.integers
                    st.floats(0.5, 1.5))
 
 
+class _FreshFloor(MarginAccount):
+    """Computes the lean floor afresh at each call and asserts the kept one is the same
+    float, and :meth:`_next_days` against :meth:`next_day` for every column."""
+
+    def _floor(self) -> float:
+        kept = super()._floor()
+        self._floor_rows = -1  # drop what is kept: the full computation
+        fresh = super()._floor()
+        assert _bits(kept) == _bits(fresh)
+        return kept
+
+    def _next_days(self) -> list[int]:
+        row = super()._next_days()
+        assert [row[self._cals[c]] for c in range(len(self._cals))] == [
+            self.next_day(c) for c in range(len(self._cals))]
+        return row
+
+
 def _outcome(fn: Any) -> tuple[str, ...]:
     try:
         fn()
@@ -98,14 +116,15 @@ def _outcome(fn: Any) -> tuple[str, ...]:
        params=st.fixed_dictionaries({
            "pattern_day_trader": st.booleans(), "pdt_check": st.booleans(),
            "maintenance": st.sampled_from([0.25, 0.5]), "market_buffer": st.sampled_from(
-               [0.0, 0.05])}))
+               [0.0, 0.05])}), venue=st.sampled_from([None, "ibkr"]))
 def test_margin_check_for_a_new_order_is_the_general_check(
         actions: list[tuple[str, int, float, str, float]], cash: float,
-        params: dict[str, Any]) -> None:
+        params: dict[str, Any], venue: str | None) -> None:
     bars = synthetic_bars(n_symbols=3, n_bars=30, seed=5, freq="1h",
                           start="2024-06-03 13:30")
-    acct = MarginAccount(**params)
-    b = PaperBroker(bars, cash=cash, account=acct, slippage=0, positions={"SYM001": -40.0})
+    acct = _FreshFloor(**params)
+    b = PaperBroker(bars, cash=cash, account=acct, slippage=0, positions={"SYM001": -40.0},
+                    venue=venue)
     b.step()
     general = acct._check
     compared = 0
@@ -200,7 +219,9 @@ def _day_trade_run(account: Account, seed: int) -> tuple[Any, ...]:
                 side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
                 with contextlib.suppress(OrderRejected):
                     b.submit_order(sym, side, float(rng.integers(1, 50)))
-    return (account.snapshot(), account.info())
+    trades = account.day_trades  # all of it, not only the window the snapshot keeps
+    return (account.snapshot(), account.info(), list(trades.days), list(trades.calendars),
+            trades.opened_day.tolist())
 
 
 @settings(max_examples=25, deadline=None)
@@ -212,7 +233,7 @@ def test_fill_loops_book_the_same(seed: int) -> None:
     assert _day_trade_run(_DictCash(), seed) == _day_trade_run(CashAccount(), seed)
 
 
-class _CheckedShorts(MarginAccount):
+class _CheckedShorts(_FreshFloor):
     """Asserts at each bar close that the shorts kept from the ledger are the positions'."""
 
     def _after_bar(self, t: int) -> None:
@@ -243,15 +264,19 @@ def test_shorts_kept_from_the_ledger(seed: int, cash: float) -> None:
                                            st.floats(0.01, 1e5)),
                                  st.sampled_from(["market", "limit", "stop"]),
                                  st.floats(0.5, 1.5), st.booleans()), max_size=25),
-       buffer=st.sampled_from([0.0, 0.05]))
+       buffer=st.sampled_from([0.0, 0.05]),
+       unpriced=st.one_of(st.none(), st.integers(0, 2)))
 def test_plain_reservation_walk_is_the_full_pass(
-        orders: list[tuple[int, str, float, str, float, bool]], buffer: float) -> None:
+        orders: list[tuple[int, str, float, str, float, bool]], buffer: float,
+        unpriced: int | None) -> None:
     bars = synthetic_bars(n_symbols=3, n_bars=10, seed=2)
     b = PaperBroker(bars, cash=1e9, slippage=0, positions={"SYM000": 50.0, "SYM001": -30.0})
     b.step()
     kept = Reservations()
     rates = np.array([0.3, 0.7, 0.45])  # not powers of two: products round
     marks = last_closes(b._close, b._t)
+    if unpriced is not None:  # a column with no mark: its market orders hold nothing
+        marks[unpriced] = np.nan
     for col, side, qty, kind, f, read in orders:
         px = float(bars.close[b._t, col]) * f
         b.submit_order(bars.symbols[col], side, qty, kind,

@@ -53,7 +53,10 @@ class Venue:
 
 
 class Paper(Venue):
+    """The paper broker with its default rules (``venue=None``: the strictest venue)."""
+
     name = "paper"
+    venue: str | None = None
 
     def __init__(self, cash: float, positions: dict[str, float]) -> None:
         ts = np.datetime64("2024-01-01T21:00", "ns") + np.arange(12) * np.timedelta64(
@@ -62,11 +65,19 @@ class Paper(Venue):
         bars = Bars.from_arrays(ts, ["AAA", "BBB"], open=px, high=px, low=px, close=px,
                                 volume=np.full(px.shape, 1e9))
         self.broker = PaperBroker(bars, cash=cash, positions=positions, slippage=0,
-                                  fees=0, account="margin")
+                                  fees=0, account="margin", venue=self.venue)
         self.broker.step()  # a closed bar: AAA is marked at 100
 
     def trade(self) -> None:
         self.broker.step()
+
+
+class PaperIBKR(Paper):
+    """The paper broker rehearsing IBKR (``venue="ibkr"``): a reversing order's own
+    closing part is credited with the margin it frees, as TWS's what-if credits it."""
+
+    name = "paper-ibkr"
+    venue = "ibkr"
 
 
 class TWS(Venue):
@@ -123,7 +134,7 @@ class Alpaca(Venue):
         self.fake.stop()
 
 
-KINDS = [Paper]
+KINDS: list[type[Venue]] = [Paper, PaperIBKR]
 if HAS_IB:
     KINDS.append(TWS)
 if HAS_ALPACA:
@@ -181,8 +192,8 @@ def conflict_at_alpaca(venues: list[Venue], rule: str, *args: Any, **kw: Any) ->
 
 
 def test_every_installed_venue_takes_part() -> None:
-    assert KINDS[0] is Paper
-    assert len(KINDS) >= 2, "no live client library installed: nothing to compare"
+    assert KINDS[:2] == [Paper, PaperIBKR]
+    assert len(KINDS) >= 3, "no live client library installed: nothing to compare"
 
 
 def test_an_order_within_buying_power_alone_is_refused_when_open_orders_take_it(
@@ -213,6 +224,11 @@ def test_a_short_needs_margin_like_a_buy(venues: list[Venue]) -> None:
                        limit_price=99.0, tif="gtc")
 
 
+def named(venues: list[Venue], *names: str) -> list[Venue]:
+    """The venues among ``venues`` of those names."""
+    return [v for v in venues if v.name in names]
+
+
 @pytest.mark.parametrize("venues", [(-50_000.0, {"AAA": 1_500.0})], indirect=True,
                          ids=["long-1500"])
 def test_closing_parts_need_none_and_what_an_open_sell_closes_is_gone(
@@ -221,12 +237,30 @@ def test_closing_parts_need_none_and_what_an_open_sell_closes_is_gone(
     # buying power 50,000.
     for v in venues:
         assert v.broker.get_account()["buying_power"] == pytest.approx(50_000), v.name
-    # A sell of 2,000 closes 1,500 (free) and opens a short of 500 x 110 = 55,000. Alpaca
-    # takes no order that crosses the position through zero: its refusal says so.
-    refused_everywhere(venues, 5_000, "AAA", "sell", 2_000, "limit", limit_price=110.0,
-                       tif="gtc", alpaca="qty_available")
+    # A sell of 2,000 closes 1,500 and opens a short of 500 x 110 = 55,000. TWS weighs it
+    # against the initial margin after it: the 1,500's 75,000 is released and the short
+    # needs 27,500 of the 100,000 of equity, so it fits (and so at paper-ibkr). The
+    # default paper broker (the strictest venue) frees nothing before the close fills:
+    # 5,000 short of the 50,000. Alpaca takes no order that crosses the position
+    # through zero: its refusal says so.
+    refused_everywhere(named(venues, "paper", "alpaca"), 5_000, "AAA", "sell", 2_000,
+                       "limit", limit_price=110.0, tif="gtc", alpaca="qty_available")
+    ibkr = named(venues, "paper-ibkr", "ibkr")
+    assert len(ibkr) == 1 + HAS_IB
+    accepted_everywhere(ibkr, "AAA", "sell", 2_000, "limit", limit_price=110.0, tif="gtc")
+    for v in ibkr:
+        v.broker.cancel_order(v.broker.get_orders(open_only=True)[0]["order_id"])
+        wait_until(lambda v=v: not v.broker.get_orders(open_only=True))
+    # A sell of 5,000 opens 3,500 x 110 = 385,000 and does not fit even with the credit:
+    # at IBKR 385,000 - 200,000 short (TWS: a new total initial margin of 192,500 on
+    # 100,000), by default 385,000 - 50,000.
+    refused_everywhere(ibkr, 185_000, "AAA", "sell", 5_000, "limit", limit_price=110.0,
+                       tif="gtc")
+    refused_everywhere(named(venues, "paper", "alpaca"), 335_000, "AAA", "sell", 5_000,
+                       "limit", limit_price=110.0, tif="gtc", alpaca="qty_available")
     accepted_everywhere(venues, "AAA", "sell", 1_500, "limit", limit_price=110.0, tif="gtc")
-    # The open sell already closes the long: a further sell opens all of itself.
+    # The open sell already closes the long: a further sell opens all of itself, and its
+    # own closing part is nothing (the open sell's may never fill: no credit anywhere).
     refused_everywhere(venues, 66_000 - 50_000, "AAA", "sell", 600, "limit",
                        limit_price=110.0, tif="gtc", alpaca="qty_available")
     accepted_everywhere([v for v in venues if v.name != "alpaca"], "AAA", "sell", 400,
@@ -385,3 +419,108 @@ def test_a_claim_never_shrinks_as_orders_are_added_and_closing_adds_nothing(
     side = "sell" if position > 0 else "buy"
     if position:
         assert claimed(claims([(side, abs(position), "limit", 100.0)]), pos) == 0.0
+
+
+# ------------------------------------------------------------------ reversals at IBKR
+STREAMS = st.lists(st.tuples(st.sampled_from(["buy", "sell"]), st.integers(1, 900),
+                             st.sampled_from(["limit", "stop"]),
+                             st.sampled_from([90.0, 99.0, 100.0, 101.0, 110.0])),
+                   min_size=1, max_size=6)
+
+
+def decision(v: Venue, side: str, qty: int, kind: str, px: float
+             ) -> tuple[float, float] | None:
+    """``None`` when ``v`` takes the order, else the notional the refusal says it lacks
+    and the buying power (paper) or equity with loan value (TWS) it names."""
+    price_kw = {"limit_price": px} if kind == "limit" else {"stop_price": px}
+    try:
+        v.broker.submit_order("AAA", side, qty, kind, tif="gtc", **price_kw)
+    except InsufficientBuyingPower as exc:
+        return v.deficit(exc), exc.available
+    return None
+
+
+def same_deficit(paper: tuple[float, float], tws: tuple[float, float]) -> bool:
+    """Whether the paper broker's refusal names TWS's deficit. When the open orders
+    already hold more than the excess, the paper broker names a buying power of 0 (not
+    a negative one) and so a smaller deficit than TWS's new total margin implies."""
+    if paper[1] > 0:
+        return paper[0] == pytest.approx(tws[0], abs=1e-6)
+    return paper[0] <= tws[0] + 1e-6
+
+
+def closing_part(position: float, taken: list[tuple[str, int, str, float]], side: str
+                 ) -> float:
+    """The shares of a new order of ``side`` that close ``position``, after the open
+    orders ``taken`` of that side."""
+    same = sum(q for s, q, _, _ in taken if s == side)
+    return max(0.0, position - same) if side == "sell" else max(0.0, -position - same)
+
+
+def reset(tws: TWS, cash: float, position: float) -> None:
+    """Cancel every open order at the fake TWS and give it a new account."""
+    for o in tws.broker.get_orders(open_only=True):
+        tws.broker.cancel_order(o["order_id"])
+    wait_until(lambda: not tws.broker.get_orders(open_only=True)
+               and all(o.status not in ("PreSubmitted", "Submitted")
+                       for o in tws.fake.orders.values()))
+    with tws.fake._lock:
+        tws.fake.cash = cash
+        tws.fake.positions = {"AAA": position} if position else {}
+
+
+@pytest.mark.skipif(not HAS_IB, reason="needs ib_async or ib_insync")
+def test_paper_at_ibkr_and_tws_take_and_refuse_the_same_streams_and_the_default_is_stricter_on_reversals_only(  # noqa: E501
+        ) -> None:
+    """Random streams of limit and stop orders on a random position and equity (at least
+    25,000: no PDT refusal at TWS), each order left open: ``PaperBroker(venue="ibkr")``
+    and FakeTWS (through the IBKR adapter) take the same orders and refuse the same ones
+    by the same deficit. The default paper broker decides alike until it first differs,
+    and then it refuses a reversal that TWS takes (its books differ from there on)."""
+    tws = TWS(0.0, {})
+    seen = {"reversals": 0, "stricter": 0, "refused": 0}
+    try:
+        @settings(max_examples=60, deadline=None, database=None)
+        @given(position=st.integers(-600, 600), equity=st.integers(25_000, 80_000),
+               orders=STREAMS)
+        def run(position: int, equity: int, orders: list[tuple[str, int, str, float]]
+                ) -> None:
+            cash = equity - position * PRICE
+            reset(tws, cash, float(position))
+            held = {"AAA": float(position)} if position else {}
+            at_ibkr, default = PaperIBKR(cash, held), Paper(cash, held)
+            try:
+                taken: list[tuple[str, int, str, float]] = []
+                same = True
+                for order in orders:
+                    reversal = closing_part(position, taken, order[0]) > 0
+                    seen["reversals"] += reversal
+                    want = decision(tws, *order)
+                    got = decision(at_ibkr, *order)
+                    assert (got is None) == (want is None), (order, got, want)
+                    if got is not None and want is not None:
+                        seen["refused"] += 1
+                        assert same_deficit(got, want), (order, got, want)
+                    if same:
+                        strict = decision(default, *order)
+                        if (strict is None) != (want is None):
+                            assert strict is not None, order  # stricter, never laxer
+                            assert want is None, order
+                            assert reversal, order  # and only on a reversal
+                            seen["stricter"] += 1
+                            same = False
+                        elif strict is not None and want is not None and not reversal:
+                            assert same_deficit(strict, want), (order, strict, want)
+                    if want is None:
+                        taken.append(order)
+            finally:
+                at_ibkr.close()
+                default.close()
+
+        run()
+    finally:
+        tws.close()
+    # the streams reached each case the property is about
+    assert seen["reversals"], seen
+    assert seen["refused"], seen
+    assert seen["stricter"], seen

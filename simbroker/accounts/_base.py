@@ -237,7 +237,7 @@ class Account:
 
     def on_bar_close(self, t: int) -> None:
         """Bar ``t`` closed and its fills are booked: account for them."""
-        b = self.broker
+        b = self._b  # bound: the broker calls it
         fills = b._fills
         k0, n = self._cursor, len(fills)
         if k0 < n:
@@ -290,12 +290,15 @@ class Account:
 
     def _count_day_trades(self, k0: int, n: int) -> None:
         """:meth:`_on_fill` of this class for fills ``k0`` to ``n``, in one loop."""
-        b = self.broker
+        b = self._b
         fills = b._fills
         sells, qtys = fills._sell, fills._qty
         rows, bars, syms, positions = b._fill_rows, b._ledger_bar, b._ledger_sym, b._ledger_pos
-        cals, daynum, last, on_fill = self._cals, self._daynum, self._n_days - 1, \
-            self.day_trades.on_fill
+        cals, daynum, last = self._cals, self._daynum, self._n_days - 1
+        trades = self.day_trades
+        # DayTrades.on_fill inline (the same tests, in the same order): a call per fill
+        # was most of this loop
+        opened, days, calendars = trades.opened_day, trades.days, trades.calendars
         for k in range(k0, n):
             r = rows[k]
             after = positions[r]
@@ -304,7 +307,13 @@ class Account:
             col = syms[r]
             cal = cals[col]
             bar = bars[r]
-            on_fill(col, daynum.item(min(max(bar, 0), last), cal), before, after, cal)
+            day = daynum.item(min(max(bar, 0), last), cal)
+            flipped = before * after < 0  # through 0
+            if (flipped or abs(after) < abs(before)) and opened.item(col) == day:
+                days.append(day)
+                calendars.append(cal)
+            if flipped or abs(after) > abs(before):
+                opened[col] = day
         self._cursor = n
 
     def info(self) -> AccountInfo:

@@ -46,6 +46,15 @@ class MarginAccount(Account):
       alike; an order's part that closes a position needs none (a sell of 150 against
       a long of 100 needs margin for 50). Refused with
       :class:`~simbroker.errors.InsufficientBuyingPower` (``rule="buying_power"``).
+    - **Reversals at IBKR.** With ``PaperBroker(venue="ibkr")`` the order being checked
+      is also credited with the margin its own closing part frees (the closing shares x
+      the mark x the base requirement's rate): TWS weighs an order against the initial
+      margin *after* it, and the closing part fills first. So a sell of 150 against a
+      long of 100 needs the excess for 50 after the 100's margin is released. Other open
+      orders' closing parts free nothing (they may never fill). By default
+      (``venue=None``, the strictest venue) and with ``"alpaca"`` (whose closing orders
+      "do not replenish your available buying power until they have executed") the
+      order is weighed against today's requirement, the 100 included.
     - **Pattern day traders.** When the account is flagged (``pattern_day_trader=True``
       or four day trades seen in five trading days) and its equity is at least
       ``pdt_equity``, an order whose first bar is in the same trading day as the latest
@@ -160,6 +169,8 @@ class MarginAccount(Account):
         self._short_bound = 0.0  # the sum of the parts, rounded up at each step
         self._rows = 0  # ledger rows taken into _short
         self._start_positions(broker._pos)
+        self._floor_rows, self._floor_cash, self._floor_at = -1, math.nan, -math.inf
+        self._nd_t, self._nd_row = -(1 << 62), [0]  # _next_days' bar and row
         self._lean_ok = self._bounded and self.lean_check and \
             bool(self._im.max(initial=0.0) <= 0.5) and len(syms) <= 1 << 20
         self._key: tuple[int, int, float] | None = None
@@ -295,8 +306,22 @@ class MarginAccount(Account):
         cash = b._cash
         if not self._bounded or cash < 0:
             return -math.inf
+        # the bound moves only with the ledger (_track) and the cash: kept between them
+        rows = len(b._ledger_pos)
+        if rows == self._floor_rows and cash == self._floor_cash:
+            return self._floor_at
         self._track()
-        return cash * _SHRINK - self._short_bound * 1.5000001
+        floor = self._floor_at = cash * _SHRINK - self._short_bound * 1.5000001
+        self._floor_rows, self._floor_cash = rows, cash
+        return floor
+
+    def _next_days(self) -> list[int]:
+        """:meth:`next_day` of each calendar (index by ``_cals[col]``), kept for the bar."""
+        t = self._b._t
+        if t != self._nd_t:
+            self._nd_row = self._daynum[min(max(t + 1, 0), self._n_days - 1)].tolist()
+            self._nd_t = t
+        return self._nd_row
 
     def _intraday(self, equity: float) -> bool:
         if not self.pattern_day_trader:
@@ -308,19 +333,21 @@ class MarginAccount(Account):
             return False
         return bool((self._daynum[b._t] == self._daynum[b._t + 1]).all())
 
-    def _excess(self, skip: int = -1) -> tuple[float, np.ndarray, float]:
-        """Margin excess for new orders, the rates it is spent at, and the base rate
-        (book slot ``skip``, an order being replaced, left out)."""
+    def _excess(self, skip: int = -1) -> tuple[float, np.ndarray, float, int]:
+        """Margin excess for new orders, the rates it is spent at, the base rate and the
+        base requirement's figure (0 initial, 1 maintenance: intraday), with book slot
+        ``skip`` (an order being replaced) left out."""
         equity, im, mm = self.requirements()
         if self._intraday(equity):
-            rates, base, rate = self._dt, mm, max(self.day_trade_rate, self.maintenance)
+            rates, base, rate, k = self._dt, mm, max(self.day_trade_rate,
+                                                     self.maintenance), 1
         else:
-            rates, base, rate = self._im, im, self.initial
+            rates, base, rate, k = self._im, im, self.initial, 0
         b = self._b
         marks = self._marks.at(b._t)
         held = reserved(b, marks, rates, self.market_buffer, skip) if skip >= 0 else \
             self._reservations.held(b, marks, rates, self.market_buffer)
-        return equity - base - held, rates, rate
+        return equity - base - held, rates, rate, k
 
     def check(self, order: Order, col: int) -> None:
         """Refuse ``order`` under the PDT rule or beyond buying power (see the class)."""
@@ -330,13 +357,16 @@ class MarginAccount(Account):
         buy = order.side is Side.BUY
         pos = float(b._pos.item(col))
         if (pos < 0 if buy else pos > 0) and self.pdt_check \
-                and self.day_trades.opened_day.item(col) == self.next_day(col):
+                and self.day_trades.opened_day.item(col) == (
+                    self._nd_row if b._t == self._nd_t else self._next_days())[self._cals[col]]:
             self._check(order, col, None)  # closes a position opened that day: PDT rule
             return
         # what _check does for an order that opens or adds, with no order replaced:
         # opening_qty and Account.price, inline (the same operations)
         book = b._book
-        same = same_side_open(book, col, 1.0 if buy else -1.0) if col in book.syms else 0.0
+        empty = book.n == 0
+        same = 0.0 if empty or col not in book.syms else \
+            same_side_open(book, col, 1.0 if buy else -1.0)
         if buy:
             start = pos + same
             closing = max(0.0, -start)
@@ -347,7 +377,8 @@ class MarginAccount(Account):
         if opening <= 0:
             return
         t = b._t
-        marks = self._marks.at(t)
+        kept = self._marks
+        marks = kept.price if kept.t == t else kept.at(t)  # Marks.at's first test
         mark = marks.item(col)
         if not math.isfinite(mark):
             mark = b._last_price(col)
@@ -361,27 +392,44 @@ class MarginAccount(Account):
             if not math.isfinite(px):
                 return
         required = opening * px
+        k = 0  # the base requirement's figure: 0 initial, 1 maintenance (intraday)
         if not self.pattern_day_trader:
             rates = self._im
-            held = self._reservations.held(b, marks, rates, self.market_buffer)
+            held = 0.0 if empty else self._reservations.held(b, marks, rates,
+                                                             self.market_buffer)
             rate = rates.item(col)
             if self._lean_ok and self._fits(required * rate, held):
-                return  # fits for sure: no need for equity and margin
+                return  # fits for sure (without the credit, which only adds): accept
             equity, base = self._equity(), self._initial()
         else:
             equity = self._equity()
             if self._intraday(equity):
-                rates, base = self._dt, self._maintenance()
+                rates, base, k = self._dt, self._maintenance(), 1
             else:
                 rates, base = self._im, self._initial()
             held = self._reservations.held(b, marks, rates, self.market_buffer)
             rate = rates.item(col)
-        available = max(equity - base - held, 0.0) / rate
+        excess = equity - base - held
+        if closing > 0 and b.venue == "ibkr":
+            excess += self._credit(k, col, closing)
+        available = max(excess, 0.0) / rate
         if required > available * (1 + 1e-12) + 1e-9:
             what = "shorting" if order.side is Side.SELL else "buying"
             raise self.refuse(order, required, available, "buying_power",
                               f"margin account, {what} {opening:g} at {px:g} needs "
                               f"{rate:.0%} margin")
+
+    def _credit(self, k: int, col: int, closing: float) -> float:
+        """What the closing part (``closing`` shares) of the order being checked frees of
+        the base requirement, figure ``k`` (0 initial, 1 maintenance): ``closing`` x the
+        term the base prices column ``col`` at (its mark x the base's rate). Credited
+        with ``venue="ibkr"`` only: TWS weighs an order against the initial margin after
+        it (its what-if), and an order's closing part fills before its opening part.
+        Call after the base figure was computed (its priced marks are kept)."""
+        priced = self._priced[k]
+        if priced is None:  # not reached after _initial/_maintenance; kept for safety
+            priced = self._priced[k] = self._m0 * (self._im if k == 0 else self._mm)
+        return closing * float(priced.item(col))
 
     def _fits(self, need: float, held: float) -> bool:
         """Whether an order needing margin ``need`` (``required * rate``) passes the
@@ -431,7 +479,12 @@ class MarginAccount(Account):
             before = opening_qty(old.side, old_left, pos, same) * self.price(old, col)
             if required <= before:
                 return  # reserves no more than the old order did
-        excess, rates, _ = self._excess(skip)
+        excess, rates, _, k = self._excess(skip)
+        if b.venue == "ibkr":  # the order's own closing part (opening_qty's closing)
+            start = pos + same if sign > 0 else pos - same
+            closing = max(0.0, -start) if sign > 0 else max(0.0, start)
+            if closing > 0:
+                excess += self._credit(k, col, closing)
         available = max(excess, 0.0) / float(rates[col])
         if required > available * (1 + 1e-12) + 1e-9:
             what = "shorting" if order.side is Side.SELL else "buying"
@@ -443,7 +496,7 @@ class MarginAccount(Account):
         """The account's figures (buying power at the default rate)."""
         b = self.broker
         equity, im, mm = self.requirements()
-        excess, _, rate = self._excess()
+        excess, _, rate, _ = self._excess()
         lmv, smv = market_values(b._pos, self.marks())
         return AccountInfo(cash=b._cash, equity=equity, buying_power=max(excess, 0.0) / rate,
                            maintenance_margin=mm, initial_margin=im, long_market_value=lmv,
@@ -454,7 +507,8 @@ class MarginAccount(Account):
 
     # ----------------------------------------------------------- bar close
     def _after_bar(self, t: int) -> None:
-        if self.day_trades.days and self.day_trades.count(self.today()[0]) >= 4:
+        if not self.pattern_day_trader and self.day_trades.days \
+                and self.day_trades.count(self.today()[0]) >= 4:
             self.pattern_day_trader = True
         if self._floor() >= 0.0:  # no call for sure (_no_call covers no short only)
             self._in_call = False

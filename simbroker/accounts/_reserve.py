@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["Reservations", "opening_orders", "opening_qty", "order_price", "reserved",
            "same_side_open"]
 
+_BUY, _MARKET = Side.BUY, OrderType.MARKET
+
 SMALL_BOOK = 1 << 20
 """Books of at most this many orders have their matching slots summed in Python by
 :func:`same_side_open` (tests force either path by setting it to -1 or leaving it)."""
@@ -101,9 +103,7 @@ class _Walk:
             state = orders[oid]
             col = syms[j]
             key = (col, signs[j])
-            booked = qtys[j]
-            done = state.filled_qty
-            q = booked - done if done < booked else booked
+            q = qtys[j]  # the book keeps what is left of each order (fills taken off)
             group = live.get(oid) if live else None
             if group is None:
                 before = seen.get(key, 0.0)
@@ -191,17 +191,26 @@ class Reservations:
             state = orders[oid]
             col = syms[k + j]
             key = (col, signs[k + j])
-            booked = qtys[j]
-            done = state.filled_qty
-            q = booked - done if done < booked else booked
+            q = qtys[j]  # what is left of the order
             before = seen.get(key, 0.0)
             seen[key] = before + q
             order = state.order
             kept_ids.append(oid)
             kept_orders.append(order)
-            opening = opening_qty(order.side, q, pos.item(col), before)
+            # opening_qty and order_price's market shortcut inline (the same operations)
+            buy = order.side is _BUY
+            p = pos.item(col)
+            closing = max(0.0, -(p + before)) if buy else max(0.0, p - before)
+            opening = max(0.0, q - closing)
             if opening > 0:
-                px = order_price(order, marks.item(col), buffer)
+                mark = marks.item(col)
+                if order.order_type is _MARKET and order.limit_price is None \
+                        and order.stop_price is None:
+                    if not math.isfinite(mark):
+                        continue  # no price: it holds nothing
+                    px = float(mark * (1.0 + buffer)) if buy else float(mark)
+                else:
+                    px = order_price(order, mark, buffer)
                 if math.isfinite(px):
                     total += opening * px * rates.item(col)
         self._total = total
@@ -232,7 +241,8 @@ class Reservations:
                     total, legs = _add(total, legs, order, col, opening, group, marks, rates,
                                        buffer)
             self._total = total
-        return self._total + sum(self._legs.values())
+        legs = self._legs
+        return self._total + sum(legs.values()) if legs else self._total
 
 
 def _add(total: float, legs: dict[str, float], order: Order, col: int, opening: float,

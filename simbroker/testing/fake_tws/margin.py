@@ -11,12 +11,18 @@ unfilled parent (``PreSubmitted``) claims nothing: its parent's claim covers it,
 only closes what the parent opens. Untransmitted orders are not working and claim
 nothing.
 
-An order is refused when it adds a claim and ``initial_margin`` x (gross position value
-+ the claims of all working orders with it) exceeds the equity with loan value; the
-text is TWS's: ``YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION
-YOUR EQUITY WITH LOAN VALUE [x USD] MUST EXCEED THE NEW TOTAL INITIAL MARGIN OF [y
-USD]``. Unlike TWS, the closing part of a reversing order (a sell of 150 against a long
-of 100) is not credited with the margin it frees: the paper broker's conservative rule.
+An order is refused when it adds a claim and the new total initial margin, TWS's
+what-if of the account after the order, exceeds the equity with loan value:
+``initial_margin`` x (gross position value - the value of the new order's own closing
+part at the fake's mark + the claims of all working orders with it). The closing part of
+a reversing order (a sell of 150 against a long of 100, after the working sells placed
+before it) fills before its opening part, so the margin it frees is credited; the
+working orders' closing parts free nothing (they may never fill). The text is TWS's:
+``YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH
+LOAN VALUE [x USD] MUST EXCEED THE NEW TOTAL INITIAL MARGIN OF [y USD]``. The paper
+broker applies the same rule with ``PaperBroker(venue="ibkr")``; by default it credits
+nothing (the strictest venue: Alpaca's closing orders free buying power only once they
+have executed).
 """
 
 from __future__ import annotations
@@ -67,6 +73,20 @@ def working_claims(fake: FakeTWS) -> list[Claim]:
     return out
 
 
+def _closing_value(held: list[Claim], new: Claim, fake: FakeTWS) -> float:
+    """The gross position value the new order's closing part takes off: the shares of
+    it that close the position, after the working orders of its side placed before it,
+    at the fake's mark."""
+    position = fake.positions.get(new.symbol, 0.0)
+    same = 0.0
+    for c in held:
+        if c.symbol == new.symbol and c.side == new.side:
+            same += c.qty
+    start = position + same if new.side == "buy" else position - same
+    closing = min(new.qty, max(0.0, -start) if new.side == "buy" else max(0.0, start))
+    return closing * abs(fake.prices.get(new.symbol, 0.0)) if closing > 0 else 0.0
+
+
 def margin_refusal(fake: FakeTWS, p: dict[str, Any]) -> str | None:
     """TWS's error-201 text when the new order ``p`` (the fake's decoded placeOrder)
     would take the initial margin above the equity with loan value, else ``None``."""
@@ -78,7 +98,8 @@ def margin_refusal(fake: FakeTWS, p: dict[str, Any]) -> str | None:
     if after <= before + 1e-9:
         return None  # it only closes, or a sibling already claims as much
     figures = fake.account_figures()
-    need = fake.initial_margin * (figures["GrossPositionValue"] + after)
+    gross = figures["GrossPositionValue"] - _closing_value(held, new, fake)
+    need = fake.initial_margin * (gross + after)
     elv = figures["EquityWithLoanValue"]
     if need <= elv + 1e-9:
         return None
