@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from _live import HAS_ALPACA, HAS_IB, connect_alpaca, connect_ib, ib_error_guard
 from adapter_scenarios import wait_until
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from simbroker import Bars, PaperBroker
@@ -483,6 +483,12 @@ def test_paper_at_ibkr_and_tws_take_and_refuse_the_same_streams_and_the_default_
         @settings(max_examples=60, deadline=None, database=None)
         @given(position=st.integers(-600, 600), equity=st.integers(25_000, 80_000),
                orders=STREAMS)
+        # a reversal that fits only with its closing part's credit (long 400 at 100,
+        # equity 30,000: 10,000 of excess without it, 30,000 with it, 20,000 needed) and
+        # one that does not fit even with it (40,000 needed), so each run reaches the
+        # cases asserted below whatever the random streams are
+        @example(position=400, equity=30_000, orders=[("sell", 800, "limit", 100.0)])
+        @example(position=400, equity=30_000, orders=[("sell", 1200, "limit", 100.0)])
         def run(position: int, equity: int, orders: list[tuple[str, int, str, float]]
                 ) -> None:
             cash = equity - position * PRICE
