@@ -663,7 +663,7 @@ class PaperBroker(Matching, Checks):
         if self._trailing:
             self._trail(t)
         fin = self._financing
-        if fin is not None and fin.due(t):  # borrow fees and interest at the day's end
+        if fin is not None and t == fin._due_t:  # fin.due(t): the day's borrow and interest
             fin.apply(self, t)
         self._t = t
         if self._account is not None:  # its fills, settlement, margin calls

@@ -298,7 +298,8 @@ class Account:
         trades = self.day_trades
         # DayTrades.on_fill inline (the same tests, in the same order): a call per fill
         # was most of this loop
-        opened, days, calendars = trades.opened_day, trades.days, trades.calendars
+        opened, days, calendars = trades.opened_day.data, trades.days, trades.calendars
+        day_of = daynum.data  # element reads and writes through buffers, not numpy scalars
         for k in range(k0, n):
             r = rows[k]
             after = positions[r]
@@ -307,9 +308,9 @@ class Account:
             col = syms[r]
             cal = cals[col]
             bar = bars[r]
-            day = daynum.item(min(max(bar, 0), last), cal)
+            day = day_of[min(max(bar, 0), last), cal]
             flipped = before * after < 0  # through 0
-            if (flipped or abs(after) < abs(before)) and opened.item(col) == day:
+            if (flipped or abs(after) < abs(before)) and opened[col] == day:
                 days.append(day)
                 calendars.append(cal)
             if flipped or abs(after) > abs(before):

@@ -154,6 +154,7 @@ class MarginAccount(Account):
         self._mm = np.array([self.maintenance_by_symbol.get(s, self.maintenance)
                              for s in syms])
         self._dt = np.maximum(self._mm, self.day_trade_rate)
+        self._im_mv = self._im.data.cast("B").cast("d")  # element reads, no numpy scalar
         close = broker._close
         # equity >= maintenance whenever cash >= 0 and no position is short, if no price
         # is negative or infinite and no maintenance rate is above one half: the bar
@@ -355,7 +356,7 @@ class MarginAccount(Account):
             return
         b = self._b
         buy = order.side is Side.BUY
-        pos = float(b._pos.item(col))
+        pos = b._pos_mv[col]
         if (pos < 0 if buy else pos > 0) and self.pdt_check \
                 and self.day_trades.opened_day.item(col) == (
                     self._nd_row if b._t == self._nd_t else self._next_days())[self._cals[col]]:
@@ -397,7 +398,7 @@ class MarginAccount(Account):
             rates = self._im
             held = 0.0 if empty else self._reservations.held(b, marks, rates,
                                                              self.market_buffer)
-            rate = rates.item(col)
+            rate = self._im_mv[col]
             if self._lean_ok and self._fits(required * rate, held):
                 return  # fits for sure (without the credit, which only adds): accept
             equity, base = self._equity(), self._initial()

@@ -181,7 +181,7 @@ class Reservations:
         book = broker._book
         n = book.n
         ids, syms, signs, orders, pos = book.ids, book.syms, book.signs, broker._orders, \
-            broker._pos
+            broker._pos_mv
         qtys = [book.qty.item(k)] if n - k == 1 else book.qty[k:n].tolist()
         seen = self._walk.seen
         kept_ids, kept_orders = self._ids, self._orders
@@ -199,7 +199,7 @@ class Reservations:
             kept_orders.append(order)
             # opening_qty and order_price's market shortcut inline (the same operations)
             buy = order.side is _BUY
-            p = pos.item(col)
+            p = pos[col]
             closing = max(0.0, -(p + before)) if buy else max(0.0, p - before)
             opening = max(0.0, q - closing)
             if opening > 0:
