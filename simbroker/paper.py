@@ -198,6 +198,11 @@ class PaperBroker(Matching, Checks):
         side is open is refused with :class:`~simbroker.errors.PositionConflict`, as
         Alpaca refuses it; IBKR takes both, and so does the default, since a reversal
         in one order is an ordinary backtest step (the vectorized runner makes it too).
+        With ``"alpaca"`` a replace is weighed the same way, as a new order for what is
+        left after the fills with the order it replaces set aside. A margin account
+        weighs a reversing order by default (and with ``"alpaca"``) as if its closing
+        part freed nothing until filled; with ``"ibkr"`` as TWS does, against the
+        initial margin after the order (its own closing part credited).
         A strategy bound for Alpaca should be rehearsed with ``venue="alpaca"``.
     order_id_prefix
         Order ids are this prefix and a counter (``O1``, ``O2``...). A resumed session

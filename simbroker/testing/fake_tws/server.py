@@ -107,7 +107,8 @@ class FakeTWS(BarReplay):
     would take the initial margin of the positions and of every working order above the
     equity with loan value is refused with error 201 and TWS's text for it
     (:mod:`simbroker.testing.fake_tws.margin`: open orders claim their opening part,
-    closing parts and a bracket's exits claim nothing beyond their parent).
+    closing parts and a bracket's exits claim nothing beyond their parent; the new
+    order's own closing part is credited with the margin it frees, as TWS's what-if is).
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
