@@ -47,6 +47,16 @@ class FailingLog:
 Plan = list[list[tuple[str, str, float, str, str]]]
 
 
+def submit_bar(b: PaperBroker, bars: Bars, orders: list[Any], t: int) -> None:
+    """Submit bar ``t``'s planned orders (limits at the last close)."""
+    for sym, side, qty, kind, tif in orders:
+        col = bars.symbol_index(sym)
+        last = bars.close[t - 1, col] if t else bars.open[0, col]
+        limit = float(last) if kind == "limit" and last == last else None
+        b.submit_order(sym, side, qty, "limit" if limit is not None else "market",
+                       limit_price=limit, tif=tif)
+
+
 def run(bars: Bars, plan: Plan, *, share: float, fail_at: int | None = None,
         small_book: int | None = None, **kw: Any) -> tuple[PaperBroker, int]:
     """Replay ``plan`` (each bar's orders: symbol, side, qty, type, tif; a limit at the
@@ -63,12 +73,7 @@ def run(bars: Bars, plan: Plan, *, share: float, fail_at: int | None = None,
             b._log = failing  # type: ignore[assignment]
         retried = 0
         for t in range(len(bars)):
-            for sym, side, qty, kind, tif in plan[t]:
-                col = bars.symbol_index(sym)
-                last = bars.close[t - 1, col] if t else bars.open[0, col]
-                limit = float(last) if kind == "limit" and last == last else None
-                b.submit_order(sym, side, qty, "limit" if limit is not None else "market",
-                               limit_price=limit, tif=tif)
+            submit_bar(b, bars, plan[t], t)
             try:
                 b.step()
             except TradeLogError:
@@ -214,12 +219,7 @@ def test_several_failed_writes_in_one_run_still_fill_as_the_uninterrupted_one(
 
         b._log = Log()  # type: ignore[assignment]
         for t in range(len(bars)):
-            for sym, side, qty, kind, tif in plan[t]:
-                col = bars.symbol_index(sym)
-                last = bars.close[t - 1, col] if t else bars.open[0, col]
-                limit = float(last) if kind == "limit" and last == last else None
-                b.submit_order(sym, side, qty, "limit" if limit is not None else "market",
-                               limit_price=limit, tif=tif)
+            submit_bar(b, bars, plan[t], t)
             for _ in range(len(fails) + 1):
                 try:
                     b.step()
