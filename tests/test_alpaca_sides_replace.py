@@ -231,7 +231,7 @@ ops = st.lists(st.one_of(
 
 
 @needs_alpaca
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(position=st.sampled_from([0.0, 100.0, -80.0]), stream=ops)
 def test_submit_and_replace_streams_are_refused_alike_at_paper_and_the_fake(

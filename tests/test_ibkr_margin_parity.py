@@ -480,7 +480,7 @@ def test_paper_at_ibkr_and_tws_take_and_refuse_the_same_streams_and_the_default_
     tws = TWS(0.0, {})
     seen = {"reversals": 0, "stricter": 0, "refused": 0}
     try:
-        @settings(max_examples=60, deadline=None, database=None)
+        @settings(max_examples=40, deadline=None, database=None)
         @given(position=st.integers(-600, 600), equity=st.integers(25_000, 80_000),
                orders=STREAMS)
         # a reversal that fits only with its closing part's credit (long 400 at 100,

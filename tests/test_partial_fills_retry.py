@@ -169,7 +169,7 @@ def books(draw: st.DrawFn) -> tuple[Bars, float, Plan]:
     return bars, share, plan
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), st.integers(1, 12), st.sampled_from([0, 10**9]), fee_models(),
        slippage_models())
 def test_a_retried_run_fills_as_the_uninterrupted_one_and_keeps_the_cap(
@@ -191,7 +191,7 @@ def test_a_retried_run_fills_as_the_uninterrupted_one_and_keeps_the_cap(
         assert q <= cap * (1 + 1e-12) + 1e-9, (t, sym, q, cap)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), st.lists(st.integers(1, 12), min_size=2, max_size=4, unique=True))
 def test_several_failed_writes_in_one_run_still_fill_as_the_uninterrupted_one(
         book: tuple[Bars, float, Plan], fail_at: list[int]) -> None:
