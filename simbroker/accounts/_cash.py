@@ -11,7 +11,12 @@ import numpy as np
 
 from simbroker.accounts._base import Account, Booked, market_values
 from simbroker.accounts._days import day_key, day_number
-from simbroker.accounts._reserve import Reservations, reserved, same_side_open
+from simbroker.accounts._reserve import (
+    Reservations,
+    replaced_group,
+    reserved,
+    same_side_outside,
+)
 from simbroker.accounts._settlement import Credit, Lot, Settlement
 from simbroker.accounts._state import field_of, number_of
 from simbroker.models.fees import BpsOfNotional, NoFee
@@ -97,10 +102,10 @@ class CashAccount(Account):
         """Cash less the open buy orders' reservations (but book slot ``skip``'s)."""
         return self._buying_power(self.broker, skip)
 
-    def _buying_power(self, b: PaperBroker, skip: int) -> float:
+    def _buying_power(self, b: PaperBroker, skip: int, group: str | None = None) -> float:
         marks = self._marks.at(b._t)
         if skip >= 0:
-            return b._cash - reserved(b, marks, self._ones, self.market_buffer, skip)
+            return b._cash - reserved(b, marks, self._ones, self.market_buffer, skip, group)
         return b._cash - self._reservations.held(b, marks, self._ones, self.market_buffer)
 
     def settled_cash(self) -> float:
@@ -128,11 +133,13 @@ class CashAccount(Account):
         skip, old, old_left = -1, None, 0.0
         if replacing is not None:
             skip, old, old_left = self._replaced(replacing)
+        group = replaced_group(b, replacing)  # a replaced leg is weighed without its siblings
         if order.side is Side.SELL:
             if old is not None and order.qty <= old_left:
                 return  # sells no more than the old order did
             # book signs are +-1.0; no order in the column: same_side_open is 0.0
-            held = pos - (same_side_open(book, col, -1.0, skip) if col in book.syms else 0.0)
+            held = pos - (same_side_outside(b, col, -1.0, skip, group) if col in book.syms
+                          else 0.0)
             if order.qty > held * (1 + 1e-12) + 1e-12:
                 px = self.price(order, col)
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
@@ -157,7 +164,7 @@ class CashAccount(Account):
             old_px = self.price(old, col)
             if required <= old_left * old_px + self._fee(old_left, old_px):
                 return  # reserves no more than the old order did
-        available = self._buying_power(b, skip)
+        available = self._buying_power(b, skip, group)
         if required > available * (1 + 1e-12) + 1e-9:
             raise self.refuse(order, required, max(available, 0.0), "buying_power",
                               "a cash account cannot borrow: buying beyond its cash would "

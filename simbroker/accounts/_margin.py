@@ -15,8 +15,10 @@ from simbroker.accounts._reserve import (
     opening_orders,
     opening_qty,
     order_price,
+    replaced_group,
     reserved,
     same_side_open,
+    same_side_outside,
 )
 from simbroker.accounts._state import field_of, number_of
 from simbroker.errors import PatternDayTrading
@@ -334,10 +336,12 @@ class MarginAccount(Account):
             return False
         return bool((self._daynum[b._t] == self._daynum[b._t + 1]).all())
 
-    def _excess(self, skip: int = -1) -> tuple[float, np.ndarray, float, int]:
+    def _excess(self, skip: int = -1, group: str | None = None
+                ) -> tuple[float, np.ndarray, float, int]:
         """Margin excess for new orders, the rates it is spent at, the base rate and the
         base requirement's figure (0 initial, 1 maintenance: intraday), with book slot
-        ``skip`` (an order being replaced) left out."""
+        ``skip`` (an order being replaced) and the live legs of its group ``group`` left
+        out."""
         equity, im, mm = self.requirements()
         if self._intraday(equity):
             rates, base, rate, k = self._dt, mm, max(self.day_trade_rate,
@@ -346,7 +350,8 @@ class MarginAccount(Account):
             rates, base, rate, k = self._im, im, self.initial, 0
         b = self._b
         marks = self._marks.at(b._t)
-        held = reserved(b, marks, rates, self.market_buffer, skip) if skip >= 0 else \
+        held = reserved(b, marks, rates, self.market_buffer, skip, group) if skip >= 0 \
+            else \
             self._reservations.held(b, marks, rates, self.market_buffer)
         return equity - base - held, rates, rate, k
 
@@ -468,7 +473,8 @@ class MarginAccount(Account):
                 raise PatternDayTrading(order.symbol, day_trades=count, equity=equity,
                                         min_equity=self.pdt_equity,
                                         client_order_id=order.client_order_id)
-        same = same_side_open(b._book, col, sign, skip)
+        group = replaced_group(b, replacing)  # a replaced leg is weighed without its siblings
+        same = same_side_outside(b, col, sign, skip, group)
         opening = opening_qty(order.side, order.qty, pos, same)
         if opening <= 0:
             return
@@ -480,7 +486,7 @@ class MarginAccount(Account):
             before = opening_qty(old.side, old_left, pos, same) * self.price(old, col)
             if required <= before:
                 return  # reserves no more than the old order did
-        excess, rates, _, k = self._excess(skip)
+        excess, rates, _, k = self._excess(skip, group)
         if b.venue == "ibkr":  # the order's own closing part (opening_qty's closing)
             start = pos + same if sign > 0 else pos - same
             closing = max(0.0, -start) if sign > 0 else max(0.0, start)

@@ -14,8 +14,16 @@ if TYPE_CHECKING:
     from simbroker._paper_book import OpenBook
     from simbroker.paper import PaperBroker
 
-__all__ = ["Reservations", "opening_orders", "opening_qty", "order_price", "reserved",
-           "same_side_open"]
+__all__ = [
+    "Reservations",
+    "opening_orders",
+    "opening_qty",
+    "order_price",
+    "replaced_group",
+    "reserved",
+    "same_side_open",
+    "same_side_outside",
+]
 
 _BUY, _MARKET = Side.BUY, OrderType.MARKET
 
@@ -73,6 +81,32 @@ def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> flo
     return float(book.qty[found].sum())  # numpy's own summation, as the array path
 
 
+def replaced_group(broker: PaperBroker, order_id: str | None) -> str | None:
+    """The group key of open order ``order_id`` when it is one of a group's live legs
+    (None otherwise, and for no order)."""
+    live = broker._groups.live
+    return live.get(order_id) if order_id is not None and live else None
+
+
+def same_side_outside(broker: PaperBroker, col: int, sign: float, skip: int,
+                      group: str | None) -> float:
+    """:func:`same_side_open` for weighing a replace of the order in slot ``skip``, also
+    leaving out the other live legs of its group ``group`` (see :func:`replaced_group`):
+    only one leg of a group can trade, so the venues weigh a replaced leg as if it were
+    its group's only leg. A take-profit raised beside its stop-loss still closes."""
+    book = broker._book
+    if group is None:
+        return same_side_open(book, col, sign, skip)
+    live, ids, signs = broker._groups.live, book.ids, book.signs
+    found = [i for i, c in enumerate(book.syms) if c == col and signs[i] == sign
+             and i != skip and live.get(ids[i]) != group]
+    if not found:
+        return 0.0
+    if len(found) == 1:
+        return float(book.qty.item(found[0]))
+    return float(book.qty[found].sum())
+
+
 class _Walk:
     """The state of one pass over the book in book order (see :func:`_open_parts`),
     which can go on over orders appended to the book since."""
@@ -82,7 +116,8 @@ class _Walk:
         self.group_before: dict[str, float] = {}
         self.group_qty: dict[str, float] = {}
 
-    def parts(self, broker: PaperBroker, start: int, skip: int
+    def parts(self, broker: PaperBroker, start: int, skip: int,
+              skip_group: str | None = None
               ) -> list[tuple[int, int, Order, float, str | None]]:
         book = broker._book
         n = book.n
@@ -105,6 +140,8 @@ class _Walk:
             key = (col, signs[j])
             q = qtys[j]  # the book keeps what is left of each order (fills taken off)
             group = live.get(oid) if live else None
+            if group is not None and group == skip_group:
+                continue
             if group is None:
                 before = seen.get(key, 0.0)
                 seen[key] = before + q
@@ -120,17 +157,18 @@ class _Walk:
         return out
 
 
-def _open_parts(broker: PaperBroker, skip: int = -1
+def _open_parts(broker: PaperBroker, skip: int = -1, skip_group: str | None = None
                 ) -> list[tuple[int, int, Order, float, str | None]]:
     """For each order in the book (in book order; but slot ``skip``, an order being
-    replaced): its slot, column and order, the part of its open quantity that opens
-    exposure, after the position and the earlier orders on the same symbol and side,
-    and its group's key when it is one of a group's live legs.
+    replaced, and the live legs of group ``skip_group``, its siblings): its slot, column
+    and order, the part of its open quantity that opens exposure, after the position and
+    the earlier orders on the same symbol and side, and its group's key when it is one
+    of a group's live legs.
 
     Only one leg of a group can trade (a filled bracket's exits, an OCO pair), so each
     leg is measured against what came before the group, and the group counts as its
     largest leg for the orders after it, as the venues count it."""
-    return _Walk().parts(broker, 0, skip)
+    return _Walk().parts(broker, 0, skip, skip_group)
 
 
 def opening_orders(broker: PaperBroker) -> list[str]:
@@ -260,10 +298,11 @@ def _add(total: float, legs: dict[str, float], order: Order, col: int, opening: 
 
 
 def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
-             buffer: float, skip: int = -1) -> float:
+             buffer: float, skip: int = -1, skip_group: str | None = None) -> float:
     """Margin the open orders hold: for each open order, the quantity that opens
     exposure (in book order, per symbol and side) x its worst price x its symbol's rate.
-    Slot ``skip`` (an order being replaced) is left out as if it were not in the book.
+    Slot ``skip`` (an order being replaced) is left out as if it were not in the book,
+    and so are the live legs of group ``skip_group`` (its siblings, when it is a leg).
 
     ``held`` children are not in the book: they only reduce what their parent opens.
     The live legs of one group (only one of them can trade) hold their largest leg's
@@ -274,7 +313,7 @@ def reserved(broker: PaperBroker, marks: np.ndarray, rates: np.ndarray,
         return 0.0
     total = 0.0
     legs: dict[str, float] = {}  # group key -> its largest leg's margin
-    for _, col, order, opening, group in _open_parts(broker, skip):
+    for _, col, order, opening, group in _open_parts(broker, skip, skip_group):
         if opening > 0:
             total, legs = _add(total, legs, order, col, opening, group, marks, rates, buffer)
     return total + sum(legs.values())
