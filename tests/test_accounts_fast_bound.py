@@ -141,7 +141,7 @@ class _CheckedFloor(MarginAccount):
         b = self.broker
         pos, marks = b._pos, np.nan_to_num(self.marks())
         self._track()
-        assert self._short == set(np.flatnonzero(pos < 0).tolist())
+        assert set(self._parts) == set(np.flatnonzero(pos < 0).tolist())
         assert self._short_bound >= float(np.sum(np.where(pos < 0, -pos * marks, 0.0)))
         if self._floor() >= 0.0:
             self.floors += 1

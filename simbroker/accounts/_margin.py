@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MarginAccount"]
 
+_BUY, _MARKET = Side.BUY, OrderType.MARKET  # an enum member read off its class is slow
+
 _SHRINK = 1.0 - 1e-12
 """The margin :meth:`MarginAccount._fits` leaves for roundings."""
 
@@ -167,10 +169,9 @@ class MarginAccount(Account):
         top = np.fmax.reduce(close, axis=0) if self._bounded and len(close) else \
             np.full(len(syms), np.inf)
         self._top: list[float] = np.where(np.isnan(top), 0.0, top).tolist()
-        self._short: set[int] = set()  # columns held short
         self._parts: dict[int, float] = {}  # short column -> |position| x its top, rounded up
         self._short_bound = 0.0  # the sum of the parts, rounded up at each step
-        self._rows = 0  # ledger rows taken into _short
+        self._rows = 0  # ledger rows taken into _parts
         self._start_positions(broker._pos)
         self._floor_rows, self._floor_cash, self._floor_at = -1, math.nan, -math.inf
         self._nd_t, self._nd_row = -(1 << 62), [0]  # _next_days' bar and row
@@ -250,7 +251,6 @@ class MarginAccount(Account):
             part = self._parts[col] = math.nextafter(-float(pos[col]) * self._top[col],
                                                      math.inf)
             self._short_bound = math.nextafter(self._short_bound + part, math.inf)
-            self._short.add(col)
         self._rows = ledger
 
     def _no_call(self) -> bool:
@@ -266,7 +266,7 @@ class MarginAccount(Account):
         if not self._bounded or b._cash < 0:
             return False
         self._track()
-        return not self._short
+        return not self._parts  # its keys are the short columns
 
     def _track(self) -> None:
         """Bring the short columns and the bound of their value (:meth:`_floor`) up to
@@ -275,20 +275,16 @@ class MarginAccount(Account):
         positions = b._ledger_pos
         n = len(positions)
         if self._rows < n:
-            syms, short, parts, top = b._ledger_sym, self._short, self._parts, self._top
+            syms, parts, top = b._ledger_sym, self._parts, self._top
             bound, up, inf = self._short_bound, math.nextafter, math.inf
-            for r in range(self._rows, n):
-                col = syms[r]
-                p = positions[r]
+            rows = self._rows
+            for col, p in zip(syms[rows:n], positions[rows:n]):  # noqa: B905
                 old = parts.pop(col, None)
                 if old is not None:
                     bound = up(bound - old, inf)
                 if p < 0:
-                    short.add(col)
                     part = parts[col] = up(-p * top[col], inf)
                     bound = up(bound + part, inf)
-                else:
-                    short.discard(col)
             self._short_bound = bound if parts else 0.0
             self._rows = n
 
@@ -360,7 +356,7 @@ class MarginAccount(Account):
         if self._liquidating:
             return
         b = self._b
-        buy = order.side is Side.BUY
+        buy = order.side is _BUY
         pos = b._pos_mv[col]
         if (pos < 0 if buy else pos > 0) and self.pdt_check \
                 and self.day_trades.opened_day.item(col) == (
@@ -373,14 +369,11 @@ class MarginAccount(Account):
         empty = book.n == 0
         same = 0.0 if empty or col not in book.syms else \
             same_side_open(book, col, 1.0 if buy else -1.0)
-        if buy:
-            start = pos + same
-            closing = max(0.0, -start)
-        else:
-            start = pos - same
-            closing = max(0.0, start)
-        opening = max(0.0, order.qty - closing)
-        if opening <= 0:
+        # max(0.0, x) as conditionals (the same values, NaN and -0.0 included)
+        start = -(pos + same) if buy else pos - same
+        closing = start if start > 0.0 else 0.0
+        opening = order.qty - closing
+        if not opening > 0.0:
             return
         t = b._t
         kept = self._marks
@@ -388,7 +381,7 @@ class MarginAccount(Account):
         mark = marks.item(col)
         if not math.isfinite(mark):
             mark = b._last_price(col)
-        if order.order_type is OrderType.MARKET and order.limit_price is None \
+        if order.order_type is _MARKET and order.limit_price is None \
                 and order.stop_price is None:  # order_price's market shortcut
             if not math.isfinite(mark):
                 return  # no price ever: the order can never fill
@@ -418,9 +411,9 @@ class MarginAccount(Account):
         excess = equity - base - held
         if closing > 0 and b.venue == "ibkr":
             excess += self._credit(k, col, closing)
-        available = max(excess, 0.0) / rate
+        available = (excess if excess > 0.0 else 0.0) / rate
         if required > available * (1 + 1e-12) + 1e-9:
-            what = "shorting" if order.side is Side.SELL else "buying"
+            what = "buying" if buy else "shorting"
             raise self.refuse(order, required, available, "buying_power",
                               f"margin account, {what} {opening:g} at {px:g} needs "
                               f"{rate:.0%} margin")

@@ -36,27 +36,30 @@ def order_price(order: Order, mark: float, buffer: float) -> float:
     """The price an order is reserved at: its worst fill price
     (:func:`simbroker.risk._exposure.worst_fill_price`) given the mark, with a market-like
     order's price raised (buy) or lowered (sell) by ``buffer`` (a fraction) for gaps."""
-    if order.order_type is OrderType.MARKET and order.limit_price is None \
+    if order.order_type is _MARKET and order.limit_price is None \
             and order.stop_price is None:  # what the general path gives, in fewer steps
         if not math.isfinite(mark):
             return float("nan")
-        return float(mark * (1.0 + buffer)) if order.side is Side.BUY else float(mark)
+        return float(mark * (1.0 + buffer)) if order.side is _BUY else float(mark)
     last = mark if math.isfinite(mark) else None
     worst = worst_fill_price(order, last)
     if worst is None:
         return float("nan")
     own = order.limit_price if order.limit_price is not None else order.stop_price
     if own is None or worst != own:  # priced at the market: leave room for a gap
-        worst *= (1.0 + buffer) if order.side is Side.BUY else 1.0
+        worst *= (1.0 + buffer) if order.side is _BUY else 1.0
     return float(worst)
 
 
 def opening_qty(side: Side, qty: float, position: float, same_side_open: float) -> float:
     """The part of ``qty`` that opens or grows exposure, after the position and the open
     orders on the same side: a sell of 150 against a long of 100 opens a short of 50."""
-    start = position + same_side_open if side is Side.BUY else position - same_side_open
-    closing = max(0.0, -start) if side is Side.BUY else max(0.0, start)
-    return max(0.0, qty - closing)
+    # max(0.0, x) as conditionals: the same values (NaN and -0.0 included), a fraction
+    # of the cost of a builtin call
+    c = -(position + same_side_open) if side is _BUY else position - same_side_open
+    closing = c if c > 0.0 else 0.0
+    left = qty - closing
+    return left if left > 0.0 else 0.0
 
 
 def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> float:
@@ -238,9 +241,9 @@ class Reservations:
             # opening_qty and order_price's market shortcut inline (the same operations)
             buy = order.side is _BUY
             p = pos[col]
-            closing = max(0.0, -(p + before)) if buy else max(0.0, p - before)
-            opening = max(0.0, q - closing)
-            if opening > 0:
+            c = -(p + before) if buy else p - before
+            opening = q - c if c > 0.0 else q  # q - max(0.0, c); > 0 tested below
+            if opening > 0.0:
                 mark = marks.item(col)
                 if order.order_type is _MARKET and order.limit_price is None \
                         and order.stop_price is None:
