@@ -15,10 +15,11 @@ Usage::
 The output is byte-identical on every run: unadjusted daily OHLCV of AAPL, GOOG, IBM and
 MSFT from 2008-01-02 through 2013-03-01 and FB from its IPO (2012-05-18), the Quandl WIKI
 prices (public domain) as bokeh-sampledata ships them. Each day is written as its 00:00 UTC
-(``2008-01-02T00:00:00Z``), so the file says its own time zone and loads without ``tz=``. Before writing, the script checks
-that there is no split in the window (the ratio of the unadjusted to the adjusted close
-never moves by more than a dividend's worth from one day to the next) and that every bar
-is consistent (prices > 0, low <= open, close <= high, volume >= 0, one row per day).
+(``2008-01-02T00:00:00Z``), so the file says its own time zone and loads without ``tz=``.
+Before writing, the script checks that there is no split in the window (the ratio of the
+unadjusted to the adjusted close never moves by more than a dividend's worth from one day
+to the next) and that every bar is consistent (prices > 0, low <= open, close <= high,
+volume >= 0, one row per day).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ def long_with_exits(account: str, venue: str | None = None) -> tuple[PaperBroker
     b.step()
     b.submit_order("X", "buy", 100)
     b.step()
-    assert b.get_positions() == {"X": 100.0} and b.get_cash() == pytest.approx(0.0)
+    assert b.get_positions() == {"X": 100.0}
+    assert b.get_cash() == pytest.approx(0.0)
     tp = b.submit_order("X", "sell", 100, "limit", order_class="oco", tif="gtc",
                         take_profit={"limit_price": 110.0}, stop_loss={"stop_price": 90.0})
     return b, tp["order_id"], tp["legs"][0]
