@@ -16,7 +16,7 @@ from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
 from simbroker.testing.fake_tws.account import AccountView
 from simbroker.testing.fake_tws.history import historical_data
-from simbroker.testing.fake_tws.margin import margin_refusal
+from simbroker.testing.fake_tws.margin import margin_refusal, modify_refusal
 from simbroker.testing.fake_tws.messages import Execution, Order
 
 __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
@@ -28,7 +28,7 @@ _UNSENT = "Untransmitted"
 of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
           "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify",
-          "drop_during_account", "stall_account")
+          "drop_during_account", "stall_account", "repeat_refusal", "drop_after_refusal")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -106,6 +106,9 @@ class FakeTWS(AccountView, BarReplay):
     (:mod:`simbroker.testing.fake_tws.margin`: open orders claim their opening part,
     closing parts and a bracket's exits claim nothing beyond their parent; the new
     order's own closing part is credited with the margin it frees, as TWS's what-if is).
+    A modification of a working order is weighed against the buying power the same way,
+    the order it modifies set aside; refused, it gets error 201 on the order's id and the
+    original order keeps working unchanged.
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
@@ -587,8 +590,8 @@ class FakeTWS(AccountView, BarReplay):
             px = self.prices.get(o.symbol, o.lmt or o.aux or 0.0)
             self._fill(o, o.qty - o.filled, o.lmt if o.lmt is not None else px)
         if self.reject_modify:
-            self._error(conn, oid, self.reject_modify, "Order rejected - reason:the "
-                                                       "modification is not accepted")
+            self._refuse_modify(conn, oid, self.reject_modify, "Order rejected - reason:"
+                                "the modification is not accepted")
             return
         if o.status == "Filled":
             self._error(conn, oid, 104, "Cannot modify a filled order.")
@@ -601,8 +604,12 @@ class FakeTWS(AccountView, BarReplay):
                                         "order.")
             return
         if p["qty"] < o.filled - 1e-9 or p["qty"] <= 0:
-            self._error(conn, oid, 201, f"Order rejected - reason:the quantity "
-                                        f"{p['qty']:g} is below the filled {o.filled:g}")
+            self._refuse_modify(conn, oid, 201, f"Order rejected - reason:the quantity "
+                                f"{p['qty']:g} is below the filled {o.filled:g}")
+            return
+        refusal = modify_refusal(self, o, p)
+        if refusal is not None:  # the original order works on, unchanged
+            self._refuse_modify(conn, oid, 201, refusal)
             return
         o.qty, o.lmt, o.aux, o.tif = p["qty"], p["lmt"], p["aux"], p["tif"]
         o.outside_rth = p["outside_rth"]
@@ -615,6 +622,15 @@ class FakeTWS(AccountView, BarReplay):
         for m in self._owners(o):
             self._open_order(m, o)
             self._order_status(m, o, 0.0)
+
+    def _refuse_modify(self, conn: _Conn, oid: int, code: int, text: str) -> None:
+        """Error ``code`` answering a modification of order ``oid`` (sent twice with an
+        armed ``repeat_refusal``, the socket closed after it with ``drop_after_refusal``)."""
+        self._error(conn, oid, code, text)
+        if self._fire("repeat_refusal") is not None:
+            self._error(conn, oid, code, text)
+        if self._fire("drop_after_refusal") is not None:
+            self._drop(conn)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
