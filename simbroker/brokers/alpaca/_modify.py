@@ -13,6 +13,7 @@ from simbroker._venue_sides import QTY_AVAILABLE, from_alpaca
 from simbroker.brokers.alpaca._base import log
 from simbroker.brokers.alpaca._records import _is_uuid
 from simbroker.brokers.alpaca._submit import Submitting, _is_server_error
+from simbroker.brokers.alpaca.account import INSUFFICIENT
 from simbroker.brokers.alpaca.rest import request_sent
 from simbroker.brokers.alpaca.translate import replace_request
 from simbroker.errors import (
@@ -79,7 +80,10 @@ class Modifying(Submitting):
         percent trail (or the reverse), a tif the order may not have; or, with Alpaca's
         403, one side at a time (a sell raised beyond the shares available: the reason
         the paper broker with ``venue="alpaca"`` gives, its
-        :class:`~simbroker.errors.PositionConflict` the cause).
+        :class:`~simbroker.errors.PositionConflict` the cause), or a replacement beyond
+        the buying power (weighed with the old order set aside; the cause an
+        :class:`~simbroker.errors.InsufficientBuyingPower`, as at submission); the old
+        order keeps working.
         :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and Alpaca
         could not be asked in time; :meth:`get_order` then shows which version is live
         (there is always exactly one), and repeating the same replace is safe.
@@ -121,7 +125,8 @@ class Modifying(Submitting):
                     f"{fresh['status']}", status=fresh["status"], symbol=fresh["symbol"],
                     client_order_id=fresh["client_order_id"]) from None
             except OrderRejected as exc:  # 403: refused, nothing changed at Alpaca
-                self._replace_refused(info, left, exc)
+                self._replace_refused(info, left, exc, qty=qty, limit_price=limit_price,
+                                      stop_price=stop_price)
             except BrokerRateLimited:
                 raise
             except (BrokerConnectionError, BrokerAPIError) as exc:
@@ -135,16 +140,37 @@ class Modifying(Submitting):
             return new
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _replace_refused(self, info: OrderInfo, left: float | None,
-                         exc: OrderRejected) -> NoReturn:
+    def _replace_refused(self, info: OrderInfo, left: float | None, exc: OrderRejected, *,
+                         qty: float | None = None, limit_price: float | None = None,
+                         stop_price: float | None = None) -> NoReturn:
         """Raise the :class:`~simbroker.errors.ReplaceRejected` for Alpaca's 403 refusing the
-        replace of ``info`` by an order of ``left`` (``None``: the old qty).
+        replace of ``info`` by an order of ``left`` (``None``: the old qty) with the
+        changes given (``qty``, ``limit_price``, ``stop_price``).
 
-        One side at a time (a sell raised beyond the shares available) gives the
-        paper broker's reason, its :class:`~simbroker.errors.PositionConflict` as the
-        cause (with the position read after the refusal, when Alpaca answers in time);
-        the order stays as it was, neither lost nor unknown."""
+        Insufficient buying power (Alpaca weighs the replacement with the old order set
+        aside: "the account's buying power is reduced by the larger of the two orders")
+        has the :class:`~simbroker.errors.InsufficientBuyingPower` a submission gets as
+        its cause, with the figures read after the refusal. One side at a time (a sell
+        raised beyond the shares available) gives the paper broker's reason, its
+        :class:`~simbroker.errors.PositionConflict` as the cause (with the position read
+        after the refusal, when Alpaca answers in time). Either way the order stays as
+        it was and keeps working, neither lost nor unknown."""
         oid, sym = info["order_id"], info["symbol"]
+        if INSUFFICIENT in str(exc).lower():
+            kept = info["limit_price"] if info["limit_price"] is not None \
+                else info["stop_price"]
+            price = limit_price if limit_price is not None else \
+                stop_price if stop_price is not None else kept
+            want = info["qty"] - info["filled_qty"] if left is None else float(left)
+            cause = self._refusal_of(exc, symbol=sym, side=info["side"], qty=want,
+                                     price=price, client_order_id=info["client_order_id"],
+                                     replacing=self.orders.get(oid) or info)
+            field = "qty" if qty is not None else "limit_price" \
+                if limit_price is not None else "stop_price" if stop_price is not None \
+                else None
+            raise ReplaceRejected(oid, cause.reason, field=field, status=info["status"],
+                                  symbol=sym, client_order_id=info["client_order_id"]
+                                  ) from cause
         qty = info["qty"] if left is None else float(left)
         position = None
         if QTY_AVAILABLE in str(exc).lower():

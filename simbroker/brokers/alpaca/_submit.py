@@ -118,26 +118,46 @@ class Submitting(Queries):
         """The typed error for Alpaca's 403 refusal of ``order`` (with the buying power
         or position read after it, when Alpaca answers in time), its ``rejected``
         trade-log record written."""
-        text = str(exc).lower()
-        buying_power = position = opening = None
-        try:
-            if "buying power" in text:
-                buying_power = float(self._get("/account", "get_account")["buying_power"])
-                held = self.get_positions().get(order.symbol, 0.0)
-                same = sum(o["remaining_qty"] for o in self.get_orders(open_only=True)
-                           if o["symbol"] == order.symbol and o["side"] == order.side.value
-                           and o["status"] != "held")
-                opening = opening_qty(order.side.value, order.qty, held, same)
-            elif "short" in text or QTY_AVAILABLE in text:
-                position = self.get_positions().get(order.symbol, 0.0)
-        except Exception:  # the refusal stands; only its figures are unknown
-            log.info("Alpaca: no account figures for the refusal of %s", cid)
         price = order.limit_price if order.limit_price is not None else order.stop_price
-        out = refusal(exc, symbol=order.symbol, side=order.side.value, qty=order.qty,
-                      price=price, client_order_id=cid, buying_power=buying_power,
-                      position=position, opening=opening)
+        out = self._refusal_of(exc, symbol=order.symbol, side=order.side.value,
+                               qty=order.qty, price=price, client_order_id=cid)
         if self.trade_log is not None:
             self.trade_log.write("rejected", self.now(), order_id=None, client_order_id=cid,
                                  symbol=order.symbol, side=order.side.value, qty=order.qty,
                                  order_type=order.order_type.value, reason=str(out))
         return out
+
+    def _refusal_of(self, exc: OrderRejected, *, symbol: str, side: str, qty: float,
+                    price: float | None, client_order_id: str | None,
+                    replacing: OrderInfo | None = None) -> OrderRejected:
+        """:func:`~simbroker.brokers.alpaca.account.refusal` for Alpaca's 403 ``exc``
+        refusing an order of ``qty`` (a new one, or the replacement of open order
+        ``replacing``), with the buying power, position and open orders read after it
+        when Alpaca answers in time (NaN or unknown figures when it does not: the
+        refusal stands). A replacement is weighed as Alpaca weighs it, the old order set
+        aside: not among the open orders, and what it reserves (its opening part at its
+        price) counted as available."""
+        text = str(exc).lower()
+        buying_power = position = opening = None
+        try:
+            if "buying power" in text:
+                buying_power = float(self._get("/account", "get_account")["buying_power"])
+                held = self.get_positions().get(symbol, 0.0)
+                old = None if replacing is None else replacing["order_id"]
+                same = sum(o["remaining_qty"] for o in self.get_orders(open_only=True)
+                           if o["symbol"] == symbol and o["side"] == side
+                           and o["status"] != "held" and o["order_id"] != old)
+                opening = opening_qty(side, qty, held, same)
+                if replacing is not None:
+                    at = replacing["limit_price"] if replacing["limit_price"] is not None \
+                        else replacing["stop_price"]
+                    if at is not None:
+                        buying_power += at * opening_qty(
+                            side, replacing["remaining_qty"], held, same)
+            elif "short" in text or QTY_AVAILABLE in text:
+                position = self.get_positions().get(symbol, 0.0)
+        except Exception:  # the refusal stands; only its figures are unknown
+            log.info("Alpaca: no account figures for the refusal of %s", client_order_id)
+        return refusal(exc, symbol=symbol, side=side, qty=qty, price=price,
+                       client_order_id=client_order_id, buying_power=buying_power,
+                       position=position, opening=opening)

@@ -4,14 +4,17 @@ same ``orderId`` for a replace, each answer awaited and a late one settled from 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
 from simbroker.brokers.ibkr._submit import Submitting
+from simbroker.brokers.ibkr.account import buying_power_refusal
 from simbroker.brokers.ibkr.orders import OrderEntry
 from simbroker.brokers.ibkr.translate import REPLACE_REFUSALS, UNSET, ib_lib, ib_tif
 from simbroker.errors import (
     BrokerConnectionError,
+    BrokerError,
     InvalidOrder,
     OrderStatusUnknown,
     ReplaceRejected,
@@ -89,7 +92,11 @@ class Modifying(Submitting):
             The order is final here (filled, canceled, ...; nothing is sent), TWS refused
             the modification (error 104 "Cannot modify a filled order" when a fill raced
             it, 103 when the order ended, 105/201/110/321/329 for a change it does not
-            take; the order is unchanged), or the change is invalid (a ``qty`` below the
+            take; the order is unchanged), TWS's margin check refused it (error 201: the
+            modified order, weighed with the old one set aside, needs more initial margin
+            than the equity with loan value; the cause is the
+            :class:`~simbroker.errors.InsufficientBuyingPower` a submission gets, and the
+            original order keeps working), or the change is invalid (a ``qty`` below the
             filled quantity, a field the order's type does not take, a ``tif`` that would
             change IB's order type).
         OrderStatusUnknown
@@ -139,19 +146,41 @@ class Modifying(Submitting):
                     f"shows TWS's fields after the next sync", order_id=entry.order_id,
                     client_order_id=entry.client_order_id, symbol=entry.symbol)
             code, text = answer
-            if code:  # fills TWS sent before its answer are booked already
-                status = "filled" if code == 104 else entry.status.value
-                raise ReplaceRejected(
-                    entry.order_id, f"TWS error {code} "
-                    f"({REPLACE_REFUSALS.get(code, 'refused')}): {text}", status=status,
-                    symbol=entry.symbol, client_order_id=entry.client_order_id)
-            for key, value in change.items():
-                setattr(entry, key, value)
-            info = entry.info()
+            if not code:
+                for key, value in change.items():
+                    setattr(entry, key, value)
+                info = entry.info()
+        if code:  # fills TWS sent before its answer are booked already
+            self._after_refusal(generation)
+            status = "filled" if code == 104 else entry.status.value
+            cause = buying_power_refusal(text, symbol=entry.symbol, order_id=entry.order_id,
+                                         client_order_id=entry.client_order_id) \
+                if code == 201 else None
+            field = next((k for k in ("qty", "limit_price", "stop_price") if k in change),
+                         None) if cause is not None else None
+            raise ReplaceRejected(
+                entry.order_id, f"TWS error {code} ({REPLACE_REFUSALS.get(code, 'refused')})"
+                f": {text if cause is None else cause.reason}", status=status, field=field,
+                symbol=entry.symbol, client_order_id=entry.client_order_id) from cause
         if self.trade_log is not None:
             self.trade_log.write("replaced", self.now(), order_id=entry.order_id,
                                  symbol=entry.symbol, **change)
         return info
+
+    def _after_refusal(self, generation: int) -> None:
+        """One round trip after TWS refused a modification, so that a repeat of the
+        refusal TWS sent right after it is read now, while it is recognised as one
+        (:meth:`OrderEntry.repeats_refusal`), and never taken for the answer to a later
+        modification. Skipped when the connection dropped meanwhile (the sync after the
+        reconnect has TWS's word)."""
+        if self.conn.generation != generation or not self.ib.isConnected():
+            return
+
+        async def ask() -> None:
+            await self.ib.reqCurrentTimeAsync()
+
+        with contextlib.suppress(BrokerError):
+            self._run(ask(), what="round trip after a refused modification")
 
     def _replacement(self, entry: OrderEntry, **given: Any) -> dict[str, Any]:
         """The validated changed fields of a replace of ``entry`` (under the lock)."""

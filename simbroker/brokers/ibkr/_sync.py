@@ -177,11 +177,16 @@ class Syncing(Queries):
                     and entry.replace_answer is None and code != CANCELED_CODE \
                     and code not in INFORMATIONAL:
                 entry.replace_answer = (code, text)  # the modification's answer
-                trade = next((t for t in self.ib.trades()
-                              if t.order.orderId == entry.ib_order_id), None)
+                entry.refusal = (code, text)
+                trade = self._trade_of(entry)
                 if trade is not None and trade.log and \
                         getattr(trade.log[-1], "errorCode", 0) == code:
                     entry.replace_log.add(len(trade.log) - 1)
+                self._restore_working(entry, trade)
+            elif entry is not None and entry.repeats_refusal(code, text):
+                log.info("IBKR order %s: TWS repeated its refusal of the modification "
+                         "(error %d); the order works on", entry.order_id, code)
+                self._restore_working(entry, self._trade_of(entry))
             elif entry is not None:
                 if code in REJECTING and entry.status in (OrderStatus.PENDING_CONFIRM,
                                                           OrderStatus.NEW, OrderStatus.HELD):
@@ -193,6 +198,20 @@ class Syncing(Queries):
                 elif code != CANCELED_CODE:
                     log.warning("IBKR order %s: error %d: %s", entry.order_id, code, text)
             self._cond.notify_all()
+
+    def _trade_of(self, entry: OrderEntry) -> Any:
+        """ib's trade of ``entry`` on this connection, or ``None``."""
+        return next((t for t in self.ib.trades() if t.order.orderId == entry.ib_order_id),
+                    None)
+
+    def _restore_working(self, entry: OrderEntry, trade: Any) -> None:
+        """After an error answering a modification, put ib's trade back to the status
+        TWS still works the order in. ib marks it Cancelled (ib_insync issue 502), and
+        it would then take TWS's later real Cancelled, the same status, for no change
+        and never report it."""
+        if trade is not None and entry.is_open and \
+                trade.orderStatus.status in ("Cancelled", "ValidationError"):
+            trade.orderStatus.status = entry.ib_status or "Submitted"
 
     def _on_trade(self, trade: Any) -> None:
         with self._cond:

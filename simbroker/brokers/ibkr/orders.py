@@ -87,6 +87,15 @@ class OrderEntry:
     replace_log: set[int] = field(default_factory=set)
     """Indexes of the ib trade's log entries that answered a modification (their error
     code is the modification's, not the order's)."""
+    refusal: tuple[int, str] | None = None
+    """TWS's refusal of the last modification (error code and text): TWS may send it
+    again, and a repeat is not a refusal of the order."""
+
+    def repeats_refusal(self, code: int, text: str) -> bool:
+        """Whether error ``code`` with ``text`` (TWS's, or ib's log line quoting it)
+        repeats the refusal of the last modification."""
+        return self.refusal is not None and code == self.refusal[0] and \
+            self.refusal[1] in text
 
     @property
     def is_open(self) -> bool:
@@ -258,9 +267,10 @@ class OrderRegistry:
         raw = str(st.status or "")
         last = trade.log[-1] if trade.log else None
         code = int(getattr(last, "errorCode", 0) or 0) if last is not None else 0
-        if code and (entry.replacing is not None or len(trade.log) - 1 in entry.replace_log):
-            # ib marks its trade Cancelled on an error answering a modification; TWS
-            # still works the order unchanged.
+        if code and (entry.replacing is not None or len(trade.log) - 1 in entry.replace_log
+                     or entry.repeats_refusal(code, str(getattr(last, "message", "")))):
+            # ib marks its trade Cancelled on an error answering a modification (and on
+            # TWS's repeat of it); TWS still works the order unchanged.
             return entry
         if code in REJECTING and entry.status is not OrderStatus.FILLED:
             self.reject(entry, code, str(getattr(last, "message", "")))

@@ -79,18 +79,19 @@ class AccountBook(abc.ABC):
                 else SHORT_MARKUP * mark
         return Claim(sym, side, qty, price, group)
 
-    def _claims(self) -> list[Claim]:
-        """The open orders' claims on the buying power, in placement order (legs waiting
-        for their unfilled parent claim nothing; a group's exits share one claim)."""
+    def _claims(self, skip: str | None = None) -> list[Claim]:
+        """The open orders' claims on the buying power (but order ``skip``'s), in
+        placement order (legs waiting for their unfilled parent claim nothing; a group's
+        exits share one claim)."""
         out = []
         for o in self.orders.values():
-            if o["status"] not in OPEN or (o["status"] == "held" and not o["_armed"]):
+            if o["status"] not in OPEN or (o["status"] == "held" and not o["_armed"]) \
+                    or o["id"] == skip:
                 continue
-            root = o["_parent"] if o["_parent"] is not None else \
-                o["id"] if o["order_class"] == "oco" else None
             out.append(self._claim(str(o["symbol"]), str(o["side"]),
                                    _f(o["qty"]) - _f(o["filled_qty"]), str(o["type"]),
-                                   _opt(o["limit_price"]), _opt(o["stop_price"]), root))
+                                   _opt(o["limit_price"]), _opt(o["stop_price"]),
+                                   _root(o)))
         return out
 
     def _reserved(self) -> float:
@@ -107,14 +108,23 @@ class AccountBook(abc.ABC):
         initial, maintenance = REG_T_INITIAL * gross, MAINTENANCE_RATE * gross
         regt = max(0.0, equity - initial) * 2
         day = max(0.0, equity - maintenance) * 4 if self.multiplier == 4 else 0.0
-        base = max(self.cash, 0.0) if self.multiplier == 1 else day \
-            if self.multiplier == 4 else regt
+        base = self._base_buying_power(regt, day)
         return {"cash": self.cash, "equity": equity, "long_market_value": long_value,
                 "short_market_value": short_value, "initial_margin": initial,
                 "maintenance_margin": maintenance, "regt_buying_power": regt,
                 "daytrading_buying_power": day,
                 "non_marginable_buying_power": max(self.cash, 0.0),
                 "buying_power": max(0.0, base - self._reserved())}
+
+    def _base_buying_power(self, regt: float | None = None,
+                           day: float | None = None) -> float:
+        """The buying power the ``multiplier`` selects, before open orders reserve any."""
+        if self.multiplier == 1:
+            return max(self.cash, 0.0)
+        if regt is None or day is None:
+            f = self.account_figures()
+            regt, day = f["regt_buying_power"], f["daytrading_buying_power"]
+        return day if self.multiplier == 4 else regt
 
     def _account(self) -> dict[str, Any]:
         f = self.account_figures()
@@ -175,3 +185,35 @@ class AccountBook(abc.ABC):
                        self.positions) - claimed(held, self.positions)
         if adds > 1e-9 and adds > self.account_figures()["buying_power"] + 1e-9:
             raise ApiError(403, 40310000, "insufficient buying power")
+
+    def _check_replace_buying_power(self, old: dict[str, Any], qty: float,
+                                    limit: float | None, stop: float | None) -> None:
+        """Raise Alpaca's 403 when replacing open order ``old`` by an order of ``qty``
+        (at ``limit`` / ``stop``) needs more buying power than is left with ``old`` set
+        aside.
+
+        Alpaca: "While an order is being replaced, the account's buying power is reduced
+        by the larger of the two orders that have been placed (the old order being
+        replaced, and the newly placed order to replace it)" (Replace an Order,
+        docs.alpaca.markets/reference/replaceorderforaccount). So a replacement that
+        claims no more than ``old`` passes, and one that claims more must fit in the
+        buying power the other open orders leave: ``{"code": 40310000, "message":
+        "insufficient buying power"}``, ``old`` working on unchanged."""
+        sym, side, group = str(old["symbol"]), str(old["side"]), _root(old)
+        held = self._claims(skip=str(old["id"]))
+        kind = str(old["type"])
+        before = claimed(held, self.positions)
+        was = self._claim(sym, side, _f(old["qty"]) - _f(old["filled_qty"]), kind,
+                          _opt(old["limit_price"]), _opt(old["stop_price"]), group)
+        new = self._claim(sym, side, qty, kind, limit, stop, group)
+        adds = claimed([*held, new], self.positions) - before
+        if adds <= claimed([*held, was], self.positions) - before + 1e-9:
+            return  # no more than the order it replaces
+        if adds > self._base_buying_power() - before + 1e-9:
+            raise ApiError(403, 40310000, "insufficient buying power")
+
+
+def _root(o: dict[str, Any]) -> str | None:
+    """The group an order's claim is shared in: its parent's, an OCO's own, else none."""
+    return o["_parent"] if o["_parent"] is not None else \
+        o["id"] if o["order_class"] == "oco" else None

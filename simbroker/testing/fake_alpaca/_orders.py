@@ -32,7 +32,11 @@ How the order classes behave, as Alpaca documents and shows them:
   filled, canceled, expired or replaced order answers 422. The replacement passes one
   side at a time as a new order would, the old order set aside (its rest is available
   to it): a sell raised beyond the shares available answers 403 40310000
-  "insufficient qty available for order (requested: Q, available: A)".
+  "insufficient qty available for order (requested: Q, available: A)". Then it is
+  weighed against the buying power like a new order, the old one's claim set aside
+  (Alpaca: "the account's buying power is reduced by the larger of the two orders"):
+  one that claims more than is left answers 403 40310000 "insufficient buying power"
+  and the old order keeps working.
 - **tif**: ``ioc`` trades at the next step what it can, the rest is canceled; ``fok``
   fills whole at the next step or is canceled; ``opg``/``cls`` are auction orders, filled
   whole at the next step (a limit only if the price satisfies it) or canceled (the fake
@@ -132,6 +136,12 @@ class OrderBook(abc.ABC):
     def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
                             limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the account cannot take the order (the account's)."""
+
+    @abc.abstractmethod
+    def _check_replace_buying_power(self, old: dict[str, Any], qty: float,
+                                    limit: float | None, stop: float | None) -> None:
+        """Raise Alpaca's 403 when the replacement of ``old`` needs more buying power
+        than is left with ``old`` set aside (the account's)."""
 
     @abc.abstractmethod
     def _check_sides(self, sym: str, side: str, qty: float) -> None:
@@ -367,6 +377,9 @@ class OrderBook(abc.ABC):
         self._check_client_id(cid)
         if not _is_waiting(old):  # a leg waiting for its parent holds nothing yet
             self._check_replace_sides(old, qty)
+            self._check_replace_buying_power(
+                old, qty, limit if limit is not None else _num_or_none(old["limit_price"]),
+                stop if stop is not None else _num_or_none(old["stop_price"]))
         was_held = old["status"] == "held"
         now = iso(self._tick())
         old["status"] = "pending_replace"

@@ -89,7 +89,9 @@ class FakeAlpaca(AccountBook, OrderBook, BarReplay):
     multiplier
         Alpaca's account ``multiplier``: 1 (no leverage, no shorting), 2 (Reg T margin,
         Alpaca's default) or 4 (a pattern day trader). An order beyond the buying power
-        it gives is refused with 403 (see :mod:`~simbroker.testing.fake_alpaca._account`).
+        it gives is refused with 403 (see :mod:`~simbroker.testing.fake_alpaca._account`);
+        a replace (``PATCH``) is weighed against it too, the order it replaces set aside,
+        and refused the same way, the old order working on unchanged.
     daytrade_count
         ``daytrade_count`` (day trades in the last five trading days).
     pdt_fields

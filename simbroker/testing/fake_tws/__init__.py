@@ -29,7 +29,10 @@ commission and position pushes are not), ``drop_during_sync`` (the socket closes
 next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer is
 ``delay`` s late), ``stall_ack`` (the next order's ack is ``delay`` s late), ``reject``
 (the next order gets error 201), ``fill_on_modify`` (TWS fills the order just before
-it reads a modification of it, which it then refuses with error 104). Each takes
+it reads a modification of it, which it then refuses with error 104),
+``repeat_refusal`` (the next refusal of a modification is sent twice),
+``drop_after_refusal`` (the socket closes right after the next refusal of a
+modification). Each takes
 ``skip=n`` to let ``n`` chances pass first (a bracket's last leg: ``skip=2``). Also
 :meth:`FakeTWS.notice` (1100/1101/1102, farm notices), :attr:`FakeTWS.silent`
 (accepts connections, never answers the handshake),
@@ -52,7 +55,9 @@ placeOrder read, decoded, for wire-level assertions.
 
 The account as TWS keeps it: Reg T margin or cash figures, a pre-trade margin check that
 counts every working order (:mod:`simbroker.testing.fake_tws.margin`, the rule of
-:class:`simbroker.accounts.MarginAccount`), and day trades as a flagged or unflagged
+:class:`simbroker.accounts.MarginAccount`) and weighs a modification against the buying
+power too (the order it modifies set aside; refused with error 201, the original order
+working on), and day trades as a flagged or unflagged
 account reports them (``pattern_day_trader``, ``day_trades_remaining``), opening orders
 refused under 25,000 with no day trade left.
 """

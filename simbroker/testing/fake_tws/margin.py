@@ -19,7 +19,11 @@ a reversing order (a sell of 150 against a long of 100, after the working sells 
 before it) fills before its opening part, so the margin it frees is credited; the
 working orders' closing parts free nothing (they may never fill). The text is TWS's:
 ``YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH
-LOAN VALUE [x USD] MUST EXCEED THE NEW TOTAL INITIAL MARGIN OF [y USD]``. The paper
+LOAN VALUE [x USD] MUST EXCEED THE NEW TOTAL INITIAL MARGIN OF [y USD]``.
+
+A modification (placeOrder with a working order's id) is weighed the same way, the
+order it modifies set aside (:func:`modify_refusal`); TWS refuses it with the same
+error 201 on the order's id and keeps working the original order unchanged. The paper
 broker applies the same rule with ``PaperBroker(venue="ibkr")``; by default it credits
 nothing (the strictest venue: Alpaca's closing orders free buying power only once they
 have executed).
@@ -36,7 +40,7 @@ from simbroker.testing.fake_tws.messages import Order
 if TYPE_CHECKING:
     from simbroker.testing.fake_tws.server import FakeTWS
 
-__all__ = ["margin_refusal", "working_claims"]
+__all__ = ["margin_refusal", "modify_refusal", "working_claims"]
 
 _KINDS = {"MKT": "market", "MOC": "market", "LMT": "limit", "LOC": "limit", "STP": "stop",
           "STP LMT": "stop_limit", "TRAIL": "trailing"}
@@ -62,11 +66,11 @@ def _waiting(fake: FakeTWS, o: Order) -> bool:
     return o.status == "PreSubmitted" and parent is not None and parent.filled <= 0
 
 
-def working_claims(fake: FakeTWS) -> list[Claim]:
-    """The claims of the fake's working orders, in placement order."""
+def working_claims(fake: FakeTWS, skip: Order | None = None) -> list[Claim]:
+    """The claims of the fake's working orders (but ``skip``), in placement order."""
     out = []
     for o in fake.orders.values():
-        if o.status not in _WORKING or not o.worked or _waiting(fake, o):
+        if o.status not in _WORKING or not o.worked or _waiting(fake, o) or o is skip:
             continue
         out.append(_claim(fake, o.symbol, o.action, o.qty - o.filled, o.order_type, o.lmt,
                           o.aux, _group(o.client_id, o.parent_id, o.oca_group)))
@@ -90,13 +94,40 @@ def _closing_value(held: list[Claim], new: Claim, fake: FakeTWS) -> float:
 def margin_refusal(fake: FakeTWS, p: dict[str, Any]) -> str | None:
     """TWS's error-201 text when the new order ``p`` (the fake's decoded placeOrder)
     would take the initial margin above the equity with loan value, else ``None``."""
-    held = working_claims(fake)
     new = _claim(fake, p["symbol"], p["action"], p["qty"], p["order_type"], p["lmt"],
                  p["aux"], _group(p["client_id"], p["parent_id"], p["oca_group"]))
+    return _refusal(fake, working_claims(fake), new, None)
+
+
+def modify_refusal(fake: FakeTWS, o: Order, p: dict[str, Any]) -> str | None:
+    """TWS's error-201 text when the modification ``p`` of working order ``o`` would
+    take the initial margin above the equity with loan value, else ``None``.
+
+    The modified order is weighed like a new one, ``o`` set aside (what it claimed is
+    available to it), for what would be left of it (``p``'s quantity less ``o``'s
+    fills). A modification that claims no more than ``o`` did always passes (the rule of
+    :meth:`simbroker.accounts.MarginAccount.check_replace`). An order that claims
+    nothing now (untransmitted, a child waiting for its parent) is not weighed."""
+    if o.status not in _WORKING or not o.worked or _waiting(fake, o):
+        return None
+    held = working_claims(fake, skip=o)
+    group = _group(o.client_id, o.parent_id, o.oca_group)
+    old = _claim(fake, o.symbol, o.action, o.qty - o.filled, o.order_type, o.lmt, o.aux,
+                 group)
+    new = _claim(fake, o.symbol, o.action, p["qty"] - o.filled, o.order_type, p["lmt"],
+                 p["aux"], group)
+    return _refusal(fake, held, new, old)
+
+
+def _refusal(fake: FakeTWS, held: list[Claim], new: Claim, old: Claim | None) -> str | None:
+    """The error-201 text when ``new`` does not fit beside the ``held`` claims; with
+    ``old`` (the order ``new`` modifies), ``None`` when it claims no more than ``old``."""
     before = claimed(held, fake.positions)
     after = claimed([*held, new], fake.positions)
     if after <= before + 1e-9:
         return None  # it only closes, or a sibling already claims as much
+    if old is not None and after <= claimed([*held, old], fake.positions) + 1e-9:
+        return None  # claims no more than the order it modifies
     figures = fake.account_figures()
     gross = figures["GrossPositionValue"] - _closing_value(held, new, fake)
     need = fake.initial_margin * (gross + after)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import struct
 import threading
 from collections import Counter
@@ -12,26 +11,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import numpy as np
-
 from simbroker.bars import Bars
 from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
-from simbroker.testing.fake_tws.margin import margin_refusal
+from simbroker.testing.fake_tws.account import AccountView
+from simbroker.testing.fake_tws.history import historical_data
+from simbroker.testing.fake_tws.margin import margin_refusal, modify_refusal
 from simbroker.testing.fake_tws.messages import Execution, Order
 
 __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _OPEN = ("PreSubmitted", "Submitted")
-PDT_EQUITY = 25_000.0
-"""Net liquidation value from which day trades are unlimited (FINRA Rule 4210's minimum)."""
 _UNSENT = "Untransmitted"
 """The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
 of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
           "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify",
-          "drop_during_account", "stall_account")
+          "drop_during_account", "stall_account", "repeat_refusal", "drop_after_refusal")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -60,7 +57,7 @@ class _Conn:
     tasks: list[Any] = field(default_factory=list)
 
 
-class FakeTWS(BarReplay):
+class FakeTWS(AccountView, BarReplay):
     """The fake gateway. Start with :meth:`start` (or ``with``), stop with :meth:`stop`.
 
     Parameters
@@ -109,6 +106,9 @@ class FakeTWS(BarReplay):
     (:mod:`simbroker.testing.fake_tws.margin`: open orders claim their opening part,
     closing parts and a bracket's exits claim nothing beyond their parent; the new
     order's own closing part is credited with the margin it frees, as TWS's what-if is).
+    A modification of a working order is weighed against the buying power the same way,
+    the order it modifies set aside; refused, it gets error 201 on the order's id and the
+    original order keeps working unchanged.
     """
 
     def __init__(self, *, server_version: int = 178, account: str = "DU1234567",
@@ -476,73 +476,6 @@ class FakeTWS(BarReplay):
             self._send(conn, 8, 1, self.clock.strftime("%H:%M"))
             self._send(conn, 54, 1, self.account)
 
-    # ------------------------------------------------------------------ account
-    def _exposure(self, positions: dict[str, float]) -> tuple[float, float]:
-        """(net, gross) market value of ``positions`` at the current prices."""
-        values = [q * self.prices.get(s, 0.0) for s, q in positions.items()]
-        return sum(values), sum(abs(v) for v in values)
-
-    def account_figures(self) -> dict[str, float]:
-        """The account's figures as TWS computes them (see the class docstring)."""
-        net, gross = self._exposure(self.positions)
-        equity = self.cash + net
-        init, maint = self.initial_margin * gross, self.maintenance_margin * gross
-        available = equity - init
-        return {"TotalCashValue": self.cash, "NetLiquidation": equity,
-                "EquityWithLoanValue": equity, "StockMarketValue": net,
-                "GrossPositionValue": gross, "InitMarginReq": init, "MaintMarginReq": maint,
-                "AvailableFunds": available, "ExcessLiquidity": equity - maint,
-                "BuyingPower": max(available, 0.0) / self.initial_margin}
-
-    def day_trades_left(self) -> int:
-        """``DayTradesRemaining`` as TWS reports it now (see the class docstring)."""
-        if self.account_type != "margin":
-            return self.day_trades_remaining
-        if self.account_figures()["NetLiquidation"] >= PDT_EQUITY:
-            return -1
-        return 0 if self.pattern_day_trader else self.day_trades_remaining
-
-    def _pdt_refusal(self, p: dict[str, Any]) -> str | None:
-        """IB's error-201 reason when the order would open a position in a margin
-        account under 25,000 with no day trade left, else ``None``."""
-        if self.account_type != "margin" or self.day_trades_left() != 0:
-            return None
-        old = self.positions.get(p["symbol"], 0.0)
-        new = old + (p["qty"] if p["action"] == "BUY" else -p["qty"])
-        if abs(new) <= abs(old) + 1e-12 and new * old >= 0:
-            return None  # it only closes
-        return ("Order rejected - reason:POTENTIAL PATTERN DAY TRADER: the account's "
-                "net liquidation value is under 25,000 USD and no day trade is left; "
-                "only closing orders are accepted")
-
-    # ------------------------------------------------------------------ messages
-    def _values(self) -> list[tuple[str, str, str]]:
-        """``(tag, value, currency)`` rows as TWS sends them for a USD account."""
-        figures = self.account_figures()
-        f = {k: msg.text(round(v, 2)) for k, v in figures.items()}
-        equity = figures["NetLiquidation"]
-        cushion = figures["ExcessLiquidity"] / equity if equity > 0 else 0.0
-        left = self.day_trades_left()
-        rows = [("AccountCode", self.account, ""), ("AccountType", "INDIVIDUAL", ""),
-                ("Currency", "USD", "USD"), ("Currency", "BASE", "BASE"),
-                ("CashBalance", f["TotalCashValue"], "USD"),
-                ("CashBalance", f["TotalCashValue"], "BASE"),
-                ("TotalCashBalance", f["TotalCashValue"], "BASE"),
-                ("SettledCash", f["TotalCashValue"], "USD"),
-                ("StockMarketValue", f["StockMarketValue"], "BASE"),
-                ("NetLiquidationByCurrency", f["NetLiquidation"], "BASE"),
-                ("Cushion", msg.text(round(cushion, 6)), ""),
-                *((f"DayTradesRemaining{d}", str(left), "")
-                  for d in ("", "T+1", "T+2", "T+3", "T+4")),
-                ("FullInitMarginReq", f["InitMarginReq"], "USD"),
-                ("FullMaintMarginReq", f["MaintMarginReq"], "USD")]
-        rows += [(k, v, "USD") for k, v in f.items()]
-        return rows
-
-    def _account_values(self, conn: _Conn) -> None:
-        for key, value, ccy in self._values():
-            self._send(conn, 6, 2, key, value, ccy, self.account)
-
     def _owners(self, o: Order) -> list[_Conn]:
         """The connections TWS tells about ``o``: its client's, and the master client's."""
         return [c for c in self._conns if c.client_id >= 0 and (
@@ -657,8 +590,8 @@ class FakeTWS(BarReplay):
             px = self.prices.get(o.symbol, o.lmt or o.aux or 0.0)
             self._fill(o, o.qty - o.filled, o.lmt if o.lmt is not None else px)
         if self.reject_modify:
-            self._error(conn, oid, self.reject_modify, "Order rejected - reason:the "
-                                                       "modification is not accepted")
+            self._refuse_modify(conn, oid, self.reject_modify, "Order rejected - reason:"
+                                "the modification is not accepted")
             return
         if o.status == "Filled":
             self._error(conn, oid, 104, "Cannot modify a filled order.")
@@ -671,8 +604,12 @@ class FakeTWS(BarReplay):
                                         "order.")
             return
         if p["qty"] < o.filled - 1e-9 or p["qty"] <= 0:
-            self._error(conn, oid, 201, f"Order rejected - reason:the quantity "
-                                        f"{p['qty']:g} is below the filled {o.filled:g}")
+            self._refuse_modify(conn, oid, 201, f"Order rejected - reason:the quantity "
+                                f"{p['qty']:g} is below the filled {o.filled:g}")
+            return
+        refusal = modify_refusal(self, o, p)
+        if refusal is not None:  # the original order works on, unchanged
+            self._refuse_modify(conn, oid, 201, refusal)
             return
         o.qty, o.lmt, o.aux, o.tif = p["qty"], p["lmt"], p["aux"], p["tif"]
         o.outside_rth = p["outside_rth"]
@@ -685,6 +622,15 @@ class FakeTWS(BarReplay):
         for m in self._owners(o):
             self._open_order(m, o)
             self._order_status(m, o, 0.0)
+
+    def _refuse_modify(self, conn: _Conn, oid: int, code: int, text: str) -> None:
+        """Error ``code`` answering a modification of order ``oid`` (sent twice with an
+        armed ``repeat_refusal``, the socket closed after it with ``drop_after_refusal``)."""
+        self._error(conn, oid, code, text)
+        if self._fire("repeat_refusal") is not None:
+            self._error(conn, oid, code, text)
+        if self._fire("drop_after_refusal") is not None:
+            self._drop(conn)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
@@ -873,44 +819,4 @@ class FakeTWS(BarReplay):
 
     # ------------------------------------------------------------------ bars
     def _historical(self, conn: _Conn, f: list[str]) -> None:
-        req, sym = int(f[1]), f[3]
-        bars = self._bars
-        rows: list[Any] = []
-        if bars is not None and sym in bars:
-            j = bars.symbol_index(sym)
-            daily = int(bars.interval.astype("int64")) >= 86_400 * 10**9
-            # Like TWS, only the bars inside durationStr back from now.
-            since = max(self.clock - _duration(f[17]), _EPOCH) if len(f) > 17 else _EPOCH
-            # Like TWS, the answer ends with the bar still forming (so far only its open
-            # has traded); a client must not take it for a closed bar.
-            first = int(np.searchsorted(bars.ts_ns, (since - _EPOCH) // timedelta(
-                microseconds=1) * 1000)) if since > _EPOCH else 0
-            for t in range(first, min(self._bars_visible + 1, len(bars))):
-                if not math.isfinite(bars.close[t, j]):
-                    continue
-                when = _EPOCH + timedelta(microseconds=int(bars.ts_ns[t]) // 1000)
-                if when < since:
-                    continue
-                date = when.strftime("%Y%m%d") if daily else str(int(when.timestamp()))
-                o = bars.open[t, j]
-                if t < self._bars_visible:
-                    rows += [date, o, bars.high[t, j], bars.low[t, j], bars.close[t, j],
-                             bars.volume[t, j], bars.close[t, j], 1]
-                else:
-                    rows += [date, o, o, o, o, 1, o, 1]
-        start = self.clock.strftime("%Y%m%d %H:%M:%S")
-        self._send(conn, 17, req, start, start, len(rows) // 8, *rows)
-
-
-_UNITS = {"S": timedelta(seconds=1), "D": timedelta(days=1), "W": timedelta(weeks=1),
-          "M": timedelta(days=31), "Y": timedelta(days=366)}
-_ALL = timedelta(days=365 * 200)
-
-
-def _duration(text: str) -> timedelta:
-    """A reqHistoricalData ``durationStr`` (``"37 D"``, ``"180 S"``); unreadable: all."""
-    n, _, unit = text.strip().partition(" ")
-    try:
-        return int(n) * _UNITS[unit.strip().upper()]
-    except (ValueError, KeyError):
-        return _ALL
+        self._send(conn, *historical_data(self._bars, self._bars_visible, self.clock, f))
