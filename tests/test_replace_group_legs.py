@@ -5,10 +5,13 @@ take-profit beside its stop-loss still closes the position; it opens nothing."""
 from __future__ import annotations
 
 import pytest
+import test_replace_buying_power as same_account
+from _live import ib_error_guard
+from adapter_scenarios import wait_until
 from test_accounts import daily
 
 from simbroker import PaperBroker
-from simbroker.errors import InsufficientBuyingPower, ReplaceRejected
+from simbroker.errors import InsufficientBuyingPower, PositionConflict, ReplaceRejected
 
 
 def long_with_exits(account: str, venue: str | None = None) -> tuple[PaperBroker, str, str]:
@@ -77,3 +80,35 @@ def test_a_plain_order_beside_the_group_still_counts() -> None:
     b.replace_order(tp["order_id"], qty=60)  # 40 + 60 = the 100 held
     with pytest.raises(ReplaceRejected):
         b.replace_order(tp["order_id"], qty=61)
+
+
+# ------------------------------------------------- the same through the fakes
+no_decoder_errors = ib_error_guard(starts=("Error 201",))
+venues = same_account.venues  # the fixture: every installed venue on one Reg T account
+
+
+def test_the_venues_take_a_raised_take_profit_beside_its_stop(
+        venues: list[same_account.Venue]) -> None:
+    """Paper, FakeTWS and FakeAlpaca (through the adapters) agree: raising the limit of
+    a take-profit whose stop-loss sells the same long is taken, and a leg that would open
+    a short beyond the buying power is refused."""
+    for v in venues:
+        v.broker.submit_order("AAA", "buy", 1_000, client_order_id="long")  # all the cash
+        v.trade()
+        wait_until(lambda v=v: v.broker.get_positions() == {"AAA": 1_000.0})
+        tp = v.broker.submit_order("AAA", "sell", 1_000, "limit", order_class="oco",
+                                   tif="gtc", take_profit={"limit_price": 110.0},
+                                   stop_loss={"stop_price": 90.0}, client_order_id="tp")
+        tp_id, stop_id = tp["order_id"], tp["legs"][0]
+        # as one short of 1,000 at 300 (300,000 against 100,000): refused before
+        assert v.broker.replace_order(tp_id, limit_price=300.0)["limit_price"] == 300.0, \
+            v.name
+        assert v.broker.replace_order(stop_id, stop_price=80.0)["stop_price"] == 80.0, \
+            v.name
+        with pytest.raises(ReplaceRejected) as err:  # 4,000 opens a short of 3,000
+            v.broker.replace_order(tp_id, qty=4_000)
+        # (Alpaca refuses first that one order crosses the position through zero)
+        assert isinstance(err.value.__cause__, PositionConflict if v.name == "alpaca"
+                          else InsufficientBuyingPower), v.name
+        info = v.broker.get_order(tp_id)
+        assert (info["status"], info["qty"], info["limit_price"]) == ("new", 1_000, 300.0)
