@@ -185,6 +185,7 @@ class MarginAccount(Account):
         self._req: list[float | None] = [None, None]  # initial, maintenance margin
         self._gross: np.ndarray | None = None
         self._reservations = Reservations()
+        self._bound: tuple[int, int, int, Order, float] | None = None  # see _held_bound
 
     # ------------------------------------------------------------- figures
     def requirements(self) -> tuple[float, float, float]:
@@ -394,10 +395,16 @@ class MarginAccount(Account):
         k = 0  # the base requirement's figure: 0 initial, 1 maintenance (intraday)
         if not self.pattern_day_trader:
             rates = self._im
+            rate = self._im_mv[col]
+            if self._lean_ok:
+                bound = 0.0 if empty else self._held_bound(b)
+                if bound == bound and self._fits(required * rate, bound):
+                    self._bound_after(b, order, bound, marks.item(col), px, rate)
+                    return  # fits for sure with held <= bound: accept
             held = 0.0 if empty else self._reservations.held(b, marks, rates,
                                                              self.market_buffer)
-            rate = self._im_mv[col]
             if self._lean_ok and self._fits(required * rate, held):
+                self._bound_after(b, order, held, marks.item(col), px, rate)
                 return  # fits for sure (without the credit, which only adds): accept
             equity, base = self._equity(), self._initial()
         else:
@@ -417,6 +424,44 @@ class MarginAccount(Account):
             raise self.refuse(order, required, available, "buying_power",
                               f"margin account, {what} {opening:g} at {px:g} needs "
                               f"{rate:.0%} margin")
+
+    def _held_bound(self, b: PaperBroker) -> float:
+        """An upper bound of what the open orders reserve at the initial rates
+        (``Reservations.held``), kept by :meth:`_bound_after`, or NaN when none is known.
+
+        It holds while the book is the one it was taken over: the same bar and fills
+        (positions and marks move only then), no live group, no replace since (which
+        :meth:`check_replace` drops it for), and the same orders, which the book's size
+        and its last order (the one accepted last, the same object) prove: a cancel
+        makes the book smaller, an order placed since is last.
+        """
+        kept = self._bound
+        if kept is None:
+            return math.nan
+        t, fills, n, last, bound = kept
+        book = b._book
+        if t != b._t or n != book.n or fills != len(b._fill_rows) or b._groups.live \
+                or b._orders[book.ids[n - 1]].order is not last:
+            return math.nan
+        return bound
+
+    def _bound_after(self, b: PaperBroker, order: Order, held: float, mark: float,
+                     px: float, rate: float) -> None:
+        """Keep :meth:`_held_bound` for the book with ``order`` (just accepted, before
+        it is placed) added to open orders holding at most ``held``.
+
+        ``Reservations.held`` adds each order's ``opening x price x rate`` to a running
+        sum in book order; ``order.qty x price x rate`` is at least that term (opening
+        <= qty, every factor >= 0, rounding monotone), so the running bound, added to in
+        the same order, stays at least the sum. Only when the price is the one the
+        reservation takes (the order's own mark, finite: not a fallback) and the
+        reservations are kept (``Reservations.enabled``); otherwise nothing is kept."""
+        if mark == mark and px >= 0.0 and Reservations.enabled and not b._groups.live \
+                and mark - mark == 0.0:
+            self._bound = (b._t, len(b._fill_rows), b._book.n + 1, order,
+                           held + order.qty * px * rate)
+        else:
+            self._bound = None
 
     def _credit(self, k: int, col: int, closing: float) -> float:
         """What the closing part (``closing`` shares) of the order being checked frees of
@@ -447,6 +492,7 @@ class MarginAccount(Account):
         """Refuse a replace whose order, whole, does not fit the buying power net of the
         old order's reservation; one that reserves no more than the old order passes
         (see :meth:`Account.check_replace`). The PDT rule applies to added quantity."""
+        self._bound = None  # the replaced order may reserve more: see _held_bound
         self._check(order, col, order_id)
 
     def _check(self, order: Order, col: int, replacing: str | None) -> None:
@@ -569,6 +615,7 @@ class MarginAccount(Account):
 
     def _load(self, state: Mapping[str, Any]) -> None:
         super()._load(state)
+        self._bound = None
         self.pattern_day_trader = field_of(state, "pattern_day_trader", bool,
                                            self.pattern_day_trader)
         self._in_call = field_of(state, "in_call", bool, False)
