@@ -88,6 +88,8 @@ class PaperState:
     _n_cols: int
     _flat: tuple[memoryview, memoryview] | None
     """Opens and the tradable test's field (volumes, or closes when unknown) flattened."""
+    _col_of: dict[str, int]
+    """Symbol -> column (the frozen panel's index)."""
     _positions: dict[str, float] | None
     """``get_positions()`` of ``_pos`` (kept live by booking, see :meth:`_position_moved`),
     or None: anything else that writes ``_pos`` sets it to None and it is rebuilt."""
