@@ -137,7 +137,8 @@ class Placing(PaperState):
             nxt, last = date[1] if extended else date[0]
             g = self._calendar_of[col]
             t = first if first < self._sessions_bars else self._sessions_bars
-            return first, last.item(nxt.item(t, g), g)
+            n_cal = self._n_calendars
+            return first, last[nxt[t * n_cal + g] * n_cal + g]
         ns = self._clock.ns
         cache = self._windows
         if self._windows_ns != ns:

@@ -343,9 +343,14 @@ class PaperBroker(Submitting, Matching):
         self._windows_ns = None
         # Under the date rule a day order's window does not depend on the time it is
         # placed: (first, close_bar(first)), two lookups (see Placing._day_window).
+        # As flat memoryviews of the (T + 1, G) lookups: cell (t, g) at t * G + g, a Python
+        # int without a numpy scalar.
+        self._n_calendars = lookup["last_bar"].shape[1]
+        flat = {k: np.ascontiguousarray(lookup[k]).reshape(-1).data for k in
+                ("next_regular", "last_regular", "next_in_day", "last_bar")}
         self._date_windows = None if self._sessions.session_closes else (
-            (lookup["next_regular"], lookup["last_regular"]),
-            (lookup["next_in_day"], lookup["last_bar"]))
+            (flat["next_regular"], flat["last_regular"]),
+            (flat["next_in_day"], flat["last_bar"]))
         self._sessions_bars = self._sessions.n_bars
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
@@ -379,11 +384,14 @@ class PaperBroker(Submitting, Matching):
         self._by_client_id: dict[str, str] = {}
         self._book = OpenBook()
         self._fills = FillLog()
-        self._fill_ns = array("q")
+        # Bar times, bar indexes and columns as lists, not array("q"): their ints are the
+        # broker's own (shared by every fill of a bar or column), so a list slot costs the
+        # same 8 bytes, and list.append is a fraction of array.append.
+        self._fill_ns: list[int] = []
         self._fill_rows = array("q")  # each fill's row in the ledger below
         # Per-fill ledger for results: bar index, symbol column, cash and position after.
-        self._ledger_bar = array("q")
-        self._ledger_sym = array("q")
+        self._ledger_bar: list[int] = []
+        self._ledger_sym: list[int] = []
         self._ledger_cash = array("d")
         self._ledger_pos = array("d")
         self._n_orders = 0
