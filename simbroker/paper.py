@@ -384,9 +384,11 @@ class PaperBroker(Submitting, Matching):
         self._by_client_id: dict[str, str] = {}
         self._book = OpenBook()
         self._fills = FillLog()
-        # Bar times, bar indexes and columns as lists, not array("q"): their ints are the
-        # broker's own (shared by every fill of a bar or column), so a list slot costs the
-        # same 8 bytes, and list.append is a fraction of array.append.
+        # Bar times, bar indexes and columns as lists, not array("q"): list.append is a
+        # fraction of array.append. Their ints are shared by every fill of a bar (one
+        # time and one index object per bar with fills) or column, so a fill costs an
+        # 8-byte slot plus its share of those: +26 B a fill (4.5% of the broker) in the
+        # SMA daily case's 2.7 fills a bar, less where bars fill more.
         self._fill_ns: list[int] = []
         self._fill_rows = array("q")  # each fill's row in the ledger below
         # Per-fill ledger for results: bar index, symbol column, cash and position after.
