@@ -72,9 +72,11 @@ class PaperState:
     _windows: dict[tuple[int, int, bool], tuple[int, int]]
     """``day`` order windows by (first bar, calendar, extended), for the time ``_windows_ns``."""
     _windows_ns: int | None
-    _date_windows: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None
+    _date_windows: tuple[tuple[memoryview, memoryview], tuple[memoryview, memoryview]] | None
     """Under the date rule (sessions without session closes): the (next bar, last bar)
-    lookups of ``Sessions.close_bar`` for regular and extended orders; else None."""
+    lookups of ``Sessions.close_bar`` for regular and extended orders, flat (cell
+    ``(t, g)`` at ``t * _n_calendars + g``); else None."""
+    _n_calendars: int
     _sessions_bars: int
     """``Sessions.n_bars``."""
     _gate: tuple[np.ndarray, np.ndarray] | None
@@ -88,6 +90,8 @@ class PaperState:
     _n_cols: int
     _flat: tuple[memoryview, memoryview] | None
     """Opens and the tradable test's field (volumes, or closes when unknown) flattened."""
+    _col_of: dict[str, int]
+    """Symbol -> column (the frozen panel's index)."""
     _positions: dict[str, float] | None
     """``get_positions()`` of ``_pos`` (kept live by booking, see :meth:`_position_moved`),
     or None: anything else that writes ``_pos`` sets it to None and it is rebuilt."""
@@ -98,10 +102,10 @@ class PaperState:
     _by_client_id: dict[str, str]
     _book: OpenBook
     _fills: FillLog
-    _fill_ns: array[int]
+    _fill_ns: list[int]
     _fill_rows: array[int]
-    _ledger_bar: array[int]
-    _ledger_sym: array[int]
+    _ledger_bar: list[int]
+    _ledger_sym: list[int]
     _ledger_cash: array[float]
     _ledger_pos: array[float]
     _n_orders: int

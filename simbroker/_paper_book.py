@@ -9,6 +9,8 @@ from simbroker._paper_base import NEVER_BAR
 
 __all__ = ["OpenBook"]
 
+_NAN = float("nan")
+
 
 class OpenBook:
     """Open orders as parallel numpy arrays (struct of arrays), grown by doubling."""
@@ -76,6 +78,28 @@ class OpenBook:
         if first_bar > self.max_first:
             self.max_first = first_bar
         self.ext_mv[i] = ext
+        self.part_mv[i] = -1
+        self.n = i + 1
+
+    def add_market(self, order_id: str, sym: int, sign: float, qty: float, first_bar: int,
+                   expire_bar: int) -> None:
+        """:meth:`add` of a market order (no prices, trail or trigger; regular hours)."""
+        if self.n == len(self.sym):
+            self.add(order_id, sym, sign, qty, 0, _NAN, _NAN, first_bar, expire_bar)
+            return
+        i = self.n
+        self.ids.append(order_id)
+        self.syms.append(sym)
+        self.signs.append(sign)
+        self.sym_mv[i], self.sign_mv[i], self.qty_mv[i], self.otype_mv[i] = sym, sign, qty, 0
+        # a dropped order's values stay in the slots past n: every field is written
+        self.limit_mv[i] = self.stop_mv[i] = _NAN
+        self.trig_mv[i] = NEVER_BAR
+        self.first_mv[i], self.expire_mv[i] = first_bar, expire_bar
+        self.aux_mv[2 * i] = self.aux_mv[2 * i + 1] = _NAN
+        if first_bar > self.max_first:
+            self.max_first = first_bar
+        self.ext_mv[i] = False
         self.part_mv[i] = -1
         self.n = i + 1
 

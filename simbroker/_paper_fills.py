@@ -36,7 +36,9 @@ class FillLog(Sequence[Fill]):
 
     def __init__(self) -> None:
         self._order: list[str] = []
-        self._number = array("q")  # the fill's number in its order; 0: id in _ids
+        # the fill's number in its order (0: id in _ids); a list: small ints are shared
+        # objects (8 bytes a slot, as in an array), and list.append is the cheaper
+        self._number: list[int] = []
         self._ids: dict[int, str] = {}  # ids not of the form f"{order_id}-{number}"
         self._client: list[str | None] = []
         self._time: list[datetime] = []

@@ -172,9 +172,11 @@ class Matching(Booking):
         book = self._book
         n = book.n
         syms, signs = book.syms, book.signs
-        otypes = book.otype[:n].tolist() if n > 1 else [book.otype_mv[0]]
-        firsts = book.first_bar[:n].tolist() if book.max_first > t else None
-        plain = max(otypes) == 0
+        # memoryview slices to lists: no numpy slice or scalar (the codes are >= 0, so
+        # "none set" is "all market"; any() where max() would parse arguments)
+        otypes = book.otype_mv[:n].tolist()
+        firsts = book.first_mv[:n].tolist() if book.max_first > t else None
+        plain = not any(otypes)
         known = self._volume_known
         slots: list[int] = []
         refs: list[float] = []
@@ -204,8 +206,8 @@ class Matching(Booking):
             return
         k = len(slots)  # ascending slots: all n of them when k == n
         qty_mv = book.qty_mv
-        qtys = ([qty_mv[0]] if k == 1 else book.qty[:k].tolist()) if k == n else \
-            [qty_mv[i] for i in slots]
+        qtys: list[float] = qty_mv[:k].tolist() if k == n else [  # type: ignore[assignment]
+            qty_mv[i] for i in slots]
         whole: list[bool] | None = None
         if self.max_volume_share is not None:
             slots, refs, qtys, whole, triggered = self._capped_small(
@@ -225,8 +227,10 @@ class Matching(Booking):
             # FixedBps.rate / NoSlippage.rate and _slipped in the same order; likewise
             # BpsOfNotional.fees / NoFee.fees (which are also their order_fees).
             prices: list[float] = []
-            limits = None if plain else book.limit[:n].tolist()
-            for i, q, ref in zip(slots, qtys, refs, strict=True):
+            limits = None if plain else book.limit_mv[:n].tolist()
+            # zip without strict=: its keyword costs more than a one-fill loop (the
+            # lists are built together, one entry per fill)
+            for i, q, ref in zip(slots, qtys, refs):  # noqa: B905
                 sgn = signs[i]
                 px = ref * (1.0 + sgn * (slip if q > 0 else 0.0))
                 if limits is not None:
@@ -236,7 +240,7 @@ class Matching(Booking):
                 prices.append(px)
             if fee_scalar:
                 fees = [0.0] * len(prices) if fee_rate is None else [
-                    fee_rate * abs(q) * px for q, px in zip(qtys, prices, strict=True)]
+                    fee_rate * abs(q) * px for q, px in zip(qtys, prices)]  # noqa: B905
         else:
             slot = np.array(slots, np.int64)
             sf = book.sym[slot]
@@ -345,9 +349,9 @@ class Matching(Booking):
         stop-limit): appends the filling slots with their reference prices to ``slots``
         and ``refs`` and the stop-limits triggered now without filling to ``newly``."""
         book = self._book
-        limits = book.limit[:n].tolist()
-        stops = book.stop[:n].tolist()
-        trigs = book.trig_bar[:n].tolist()
+        limits = book.limit_mv[:n].tolist()
+        stops = book.stop_mv[:n].tolist()
+        trigs = book.trig_mv[:n].tolist()
         opens, vols = self._open_px[t], self._volume[t]
         closes, highs, lows = self._close[t], self._high[t], self._low[t]
         known = self._volume_known

@@ -68,6 +68,22 @@ class Placing(PaperState):
                          col)
         return state
 
+    def _place_market(self, order: Order, now: datetime, col: int) -> OrderState:
+        """:meth:`_place` of a simple market order in column ``col`` (day or gtc, no client
+        order id): the same id, state and book slot, without the kind dispatch."""
+        n = self._n_orders = self._n_orders + 1
+        order_id = f"{self._prefix}{n}"
+        state = OrderState(order_id, order, now)
+        self._orders[order_id] = state
+        first = self._t + 1
+        if order.tif is _DAY and first < self._n_bars:
+            first, expire = self._day_window(first, col, False)
+        else:
+            expire = NEVER_BAR
+        self._book.add_market(order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty,
+                              first, expire)
+        return state
+
     def _book_order(self, state: OrderState, first: int, trig_bar: int,
                     extreme: float | None, col: int | None = None) -> None:
         """Put an order into the book from bar ``first`` on, by its kind and tif."""
@@ -121,7 +137,8 @@ class Placing(PaperState):
             nxt, last = date[1] if extended else date[0]
             g = self._calendar_of[col]
             t = first if first < self._sessions_bars else self._sessions_bars
-            return first, last.item(nxt.item(t, g), g)
+            n_cal = self._n_calendars
+            return first, last[nxt[t * n_cal + g] * n_cal + g]
         ns = self._clock.ns
         cache = self._windows
         if self._windows_ns != ns:

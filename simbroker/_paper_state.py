@@ -25,9 +25,11 @@ from simbroker.types import (
     OrderStatus,
     OrderType,
     Side,
+    TimeInForce,
 )
 
-__all__ = ["OrderState", "carried_fields", "ns_datetime", "order_fields", "trail_level"]
+__all__ = ["OrderState", "carried_fields", "market_info", "ns_datetime", "order_fields",
+           "trail_level"]
 
 
 def ns_datetime(ns: int) -> datetime:
@@ -87,6 +89,33 @@ class OrderState:
             "extended_hours": bool(o.extended_hours),
             "remaining_qty": o.qty - filled,
         }
+
+
+# What OrderState.info() gives for a new simple market order, less its own fields:
+# copying it and storing those is about half of building the 21-key dict literal.
+_MARKET_INFO: dict[str, Any] = {
+    "order_id": None, "client_order_id": None, "symbol": None, "side": None, "qty": None,
+    "order_type": "market", "limit_price": None, "stop_price": None, "tif": None,
+    "status": "new", "filled_qty": 0.0, "avg_fill_price": None, "submitted_at": None,
+    "reason": None, "order_class": "simple", "parent_id": None, "legs": None,
+    "trail_amount": None, "trail_percent": None, "extended_hours": False,
+    "remaining_qty": None}
+
+
+def market_info(state: OrderState, side: Side, tif: TimeInForce) -> OrderInfo:
+    """``state.info()`` of a simple market order just placed (status new, no fill, no
+    client order id; ``side`` and ``tif`` its own), from a template."""
+    info = _MARKET_INFO.copy()
+    info["order_id"] = state.order_id
+    qty = state.order.qty
+    info["symbol"] = state.order.symbol
+    info["side"] = side._value_
+    info["qty"] = qty
+    info["tif"] = tif._value_
+    info["submitted_at"] = state.submitted_at
+    info["legs"] = []
+    info["remaining_qty"] = qty - 0.0  # as info() computes it
+    return info  # type: ignore[return-value]
 
 
 def order_fields(order: Order) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from simbroker.errors import ClockError
 __all__ = ["Clock", "SimulatedClock", "WallClock", "to_utc"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def to_utc(value: datetime | pd.Timestamp | np.datetime64 | str) -> datetime:
@@ -78,9 +79,9 @@ class SimulatedClock:
         if now is None:
             if self._ns is None:
                 raise ClockError("the simulated clock has not been set yet; call set() first")
-            # positional (days, seconds, microseconds): the same timedelta without the
-            # keyword parsing, which was most of the call
-            now = self._now = _EPOCH + timedelta(0, 0, self._ns // 1000)
+            # a constant timedelta times an int: the same datetime as building
+            # timedelta(microseconds=...) and cheaper (no constructor call)
+            now = self._now = _EPOCH + _MICROSECOND * (self._ns // 1000)
         return now
 
     @property

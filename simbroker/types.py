@@ -29,6 +29,7 @@ __all__ = [
     "StopLoss",
     "TakeProfit",
     "TimeInForce",
+    "market_order",
 ]
 
 
@@ -604,6 +605,33 @@ class Order:
                 _STOP if sl.limit_price is None else _STOP_LIMIT,
                 limit_price=sl.limit_price, stop_price=sl.stop_price, tif=self.tif))
         return legs
+
+
+def market_order(symbol: str, side: Side, qty: float, tif: TimeInForce) -> Order:
+    """A simple market order from fields already checked, without :meth:`Order.create`.
+
+    For a broker's fast path: ``symbol`` a known non-empty symbol, ``side`` and ``tif``
+    members (``tif`` day or gtc), ``qty`` a float in ``(0, MAX_QTY]``. Nothing is checked
+    here; the order equals the one ``Order.create(symbol, side.value, qty,
+    tif=tif.value)`` builds.
+    """
+    order = _OrderFill()
+    order.symbol = symbol
+    order.side = side
+    order.qty = qty
+    order.order_type = _MARKET
+    order.limit_price = None
+    order.stop_price = None
+    order.tif = tif
+    order.client_order_id = None
+    order.order_class = _SIMPLE
+    order.take_profit = None
+    order.stop_loss = None
+    order.trail_amount = None
+    order.trail_percent = None
+    order.extended_hours = False
+    order.__class__ = Order  # type: ignore[assignment]
+    return order  # type: ignore[return-value]
 
 
 class _OrderFill:
