@@ -1,12 +1,13 @@
 """Submitting orders to the paper broker: checks, the ``submitted`` record, the book.
 
-A simple market order (day or gtc, no client order id, group, trail or extended hours)
-takes a shorter path, when the broker has nothing that weighs it (no account, financing
-or Alpaca side rules; a sell only while shorting is allowed): the arguments are checked
+A simple market order (day or gtc, no client order id, group, trail or extended hours;
+a sell only while shorting is allowed) takes a shorter path: the arguments are checked
 by their types and values directly, the :class:`~simbroker.types.Order` is built by
 :func:`~simbroker.types.market_order` and booked by
 :meth:`~simbroker._paper_place.Placing._place_market`, and the answer copied from a
-template (:func:`~simbroker._paper_state.market_info`). Whatever it does not take goes
+template (:func:`~simbroker._paper_state.market_info`). What weighs an order against the
+account (:meth:`Submitting._weigh`: an account, financing, Alpaca's sides) weighs it on
+either path, and a refusal is logged alike. Whatever it does not take goes
 the general way (``Order.create`` and every check), which also gives the errors; both
 give the same order, record and answer. ``_fast_submit = False`` forces the general path
 (the tests compare the two).
@@ -24,6 +25,7 @@ from simbroker._paper_state import market_info, order_fields
 from simbroker.errors import (
     InsufficientBuyingPower,
     InvalidOrder,
+    OrderRejected,
     PatternDayTrading,
     PositionConflict,
     ShortingNotAllowed,
@@ -43,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Submitting"]
 
+_REFUSALS = (InsufficientBuyingPower, PatternDayTrading, PositionConflict, InvalidOrder,
+             ShortingNotAllowed)
+"""What a submission is refused with (and logged as ``rejected``)."""
+
 _BUY = Side.BUY  # globals: reading Enum.MEMBER off its class is several times slower
 _SELL = Side.SELL
 _SIMPLE = OrderClass.SIMPLE
@@ -57,6 +63,8 @@ class Submitting(Checks, Placing):
     _fast_submit: bool
     """Whether a simple market order may take the short path (set at construction; a
     test sets it False to force the general path)."""
+    _weighs: bool
+    """Whether an account, financing or Alpaca's side rules weigh each order."""
     _fast_cols: dict[str, int]
     """Symbol -> column, for the symbols ``Order.create`` takes (non-blank)."""
 
@@ -99,6 +107,12 @@ class Submitting(Checks, Placing):
             if col is not None and side_ is not None and tif_ is not None and (
                     side_ is _BUY or self.allow_short):
                 order = market_order(symbol, side_, float(qty), tif_)
+                if self._weighs:
+                    try:
+                        self._weigh(order, col)
+                    except _REFUSALS as exc:
+                        self._log_refusal(exc, symbol, side, qty, order_type, client_order_id)
+                        raise
                 now = self._clock.now()
                 if self._log is not None:
                     self._log.write("submitted", now, order_id=f"{self._prefix}"
@@ -124,22 +138,10 @@ class Submitting(Checks, Placing):
                 if order.qty > available * (1 + 1e-12) + 1e-12:
                     raise ShortingNotAllowed(order.symbol, position=float(available),
                                              qty=order.qty)
-            if self.venue == "alpaca":
-                self._check_sides(order, col)
-            if self._financing is not None and order.side is _SELL:  # hard to borrow, unlocated
-                self._financing.check_short(cast("PaperBroker", self), order, col)
-            if self._account is not None:
-                self._account.check(order, col)
-        except (InsufficientBuyingPower, PatternDayTrading, PositionConflict) as exc:
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
-                               rule=exc.rule)
-            raise
-        except InvalidOrder as exc:
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
-            raise
-        except ShortingNotAllowed as exc:
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
-                               rule=getattr(exc, "rule", "allow_short"))
+            if self._weighs:
+                self._weigh(order, col)
+        except _REFUSALS as exc:
+            self._log_refusal(exc, symbol, side, qty, order_type, client_order_id)
             raise
 
         now = self._clock.now()
@@ -155,3 +157,28 @@ class Submitting(Checks, Placing):
             self._place_legs(state, legs, now, held=order.order_class is not _OCO)
         return state.info()
 
+
+    def _weigh(self, order: Order, col: int) -> None:
+        """What weighs an order against the account, in this order: Alpaca's one side at
+        a time (``venue="alpaca"``), the financing's shorting rules (hard to borrow,
+        unlocated) and the account's buying power and PDT rule. Each may refuse."""
+        if self.venue == "alpaca":
+            self._check_sides(order, col)
+        if self._financing is not None and order.side is _SELL:
+            self._financing.check_short(cast("PaperBroker", self), order, col)
+        if self._account is not None:
+            self._account.check(order, col)
+
+    def _log_refusal(self, exc: OrderRejected, symbol: object,
+                     side: object, qty: object, order_type: object,
+                     client_order_id: str | None) -> None:
+        """The ``rejected`` record of a refused submission, with the rule that refused
+        it (an account's or the shorting rule's; none for an invalid order)."""
+        if isinstance(exc, (InsufficientBuyingPower, PatternDayTrading, PositionConflict)):
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                               rule=exc.rule)
+        elif isinstance(exc, InvalidOrder):
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
+        else:
+            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                               rule=getattr(exc, "rule", "allow_short"))

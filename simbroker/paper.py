@@ -438,9 +438,10 @@ class PaperBroker(Submitting, Matching):
             self._account.bind(self)
         # No account, financing or corporate actions: an empty book's bar only moves the clock.
         self._plain = self._account is None and self._financing is None and self._actions is None
-        # Nothing weighs a simple market order beyond its fields (see _paper_submit).
-        self._fast_submit = self._account is None and self._financing is None and \
-            venue != "alpaca"
+        # Simple market orders take the short path (see _paper_submit); these weigh each.
+        self._fast_submit = True
+        self._weighs = self._account is not None or self._financing is not None or \
+            venue == "alpaca"
         self._fast_cols = {s: c for s, c in self._col_of.items() if s.strip()}
 
     def cancel_order(self, order_id: str) -> OrderInfo:

@@ -12,6 +12,7 @@ orders it can.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,15 +100,31 @@ def _run(stream: list[list[Call]], fast: bool, tmp: Path, small_book: int,
             list(broker._ledger_cash), list(broker._ledger_pos), log.read_text())
 
 
+WEIGHERS: list[dict[str, Any]] = [
+    {},
+    # cash that a few large orders exceed: refusals (and their records) on both paths
+    {"account": "margin", "cash": 20_000.0},
+    {"account": "cash", "cash": 20_000.0},
+    {"venue": "alpaca"},
+    {"borrow": simbroker.BorrowModel(rate=0.03, hard_to_borrow=[SYMBOLS[1]],
+                                     located={SYMBOLS[1]: 50.0})},
+]
+"""Broker settings that weigh each order (an account, Alpaca's sides, shorting rules),
+which the fast path must apply as the general one does."""
+
+
 @PROPS
-@given(stream=_streams, allow_short=st.booleans(), small_book=st.sampled_from([0, 16]))
+@given(stream=_streams, allow_short=st.booleans(), small_book=st.sampled_from([0, 16]),
+       weigh=st.sampled_from(WEIGHERS))
 def test_fast_and_general_submission_give_the_same_run(stream: list[list[Call]],
                                                        allow_short: bool,
-                                                       small_book: int) -> None:
+                                                       small_book: int,
+                                                       weigh: dict[str, Any]) -> None:
     """(``small_book=0`` matches every book with numpy, which reads all of a slot.)"""
     with tempfile.TemporaryDirectory() as tmp:
-        fast = _run(stream, True, Path(tmp), small_book, allow_short=allow_short)
-        general = _run(stream, False, Path(tmp), small_book, allow_short=allow_short)
+        fast = _run(stream, True, Path(tmp), small_book, allow_short=allow_short, **weigh)
+        general = _run(stream, False, Path(tmp), small_book, allow_short=allow_short,
+                       **weigh)
     assert fast == general
 
 
@@ -134,12 +151,33 @@ def test_the_fast_path_skips_order_create(monkeypatch: pytest.MonkeyPatch) -> No
     assert made[-1] == SYMBOLS[1]
 
 
-def test_no_fast_path_where_something_weighs_the_order() -> None:
-    """An account, financing or Alpaca's side rules need the general path's checks."""
+@pytest.mark.parametrize("weigh", WEIGHERS[1:])
+def test_the_fast_path_weighs_the_order_and_logs_its_refusal(weigh: dict[str, Any],
+                                                            tmp_path: Path) -> None:
+    """An account, Alpaca's sides or the shorting rules refuse on the fast path as on
+    the general one: the same error, a ``rejected`` record, nothing booked."""
+    for fast in (True, False):
+        log = tmp_path / f"{fast}.jsonl"
+        broker = PaperBroker(BARS, trade_log=log, **weigh)
+        broker._fast_submit = fast
+        assert broker._weighs
+        broker.step()
+        if "venue" in weigh:  # one side at a time: a sell while a buy is open
+            broker.submit_order(SYMBOLS[0], "buy", 10)
+            args: tuple[Any, ...] = (SYMBOLS[0], "sell", 10)
+        elif "borrow" in weigh:  # a short beyond the locate of a hard-to-borrow symbol
+            args = (SYMBOLS[1], "sell", 51)
+        else:  # beyond the buying power
+            args = (SYMBOLS[0], "buy", 1e6)
+        with pytest.raises(simbroker.OrderRejected) as err:
+            broker.submit_order(*args)
+        broker.close()
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert records[-1]["event"] == "rejected", records[-1]
+        assert records[-1]["rule"] == getattr(err.value, "rule", None)
+        assert len(broker.get_orders()) == (1 if "venue" in weigh else 0)
     assert PaperBroker(BARS)._fast_submit
-    assert not PaperBroker(BARS, account="margin")._fast_submit
-    assert not PaperBroker(BARS, venue="alpaca")._fast_submit
-    assert not PaperBroker(BARS, interest=simbroker.InterestModel(debit=0.05))._fast_submit
+    assert not PaperBroker(BARS)._weighs
 
 
 @given(symbol=st.sampled_from(SYMBOLS), side=st.sampled_from(list(Side)),
