@@ -332,7 +332,9 @@ def backtest(
         step = broker.step
         # PaperBroker.step's first branch (an empty book on a broker without account,
         # financing or corporate actions: the bar only moves the clock) done here without
-        # the call, which was most of an idle bar's cost; the same tests, the same stores.
+        # the call, which was most of an idle bar's cost; the same tests and stores, but
+        # the clock's cached now() is dropped even if the close time did not move (it is
+        # rebuilt, equal, on the next read; close times only grow).
         # Bar t closes here only if the broker's index is still the object this loop last
         # saw equal to t - 1 (``prev``): a strategy that steps the broker itself leaves
         # another object, and step() then closes the right bar. ``is`` is cheaper than
