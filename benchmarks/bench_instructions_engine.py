@@ -15,7 +15,8 @@ Cases (issue 21 goals 1-2; timings here move 2x with load, instruction counts do
 Each count is its own process under ``valgrind --tool=callgrind``: a warm-up run on a
 small panel (imports, caches, first calls), then the measured run, the only one
 collected (it goes through ``functools.reduce``, and callgrind collects only inside it,
-as in ``bench_instructions.py``). ``OPENBLAS_NUM_THREADS=1`` for steady counts.
+as in ``bench_instructions.py``). ``OPENBLAS_NUM_THREADS=1`` and ``PYTHONHASHSEED=0`` for
+steady counts (with random string hashes the floor's count moved by ~50M, ~1%, run to run).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def count(what: str, spec: dict[str, object]) -> tuple[int, int]:
         script = Path(tmp) / "child.py"
         script.write_text(_CHILD.format(here=str(HERE), examples=str(HERE.parent / "examples"),
                                         what=what, spec=spec))
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONPATH": os.pathsep.join([str(HERE.parent),
                                               os.environ.get("PYTHONPATH", "")])}
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no",

@@ -332,22 +332,28 @@ def backtest(
         step = broker.step
         # PaperBroker.step's first branch (an empty book on a broker without account,
         # financing or corporate actions: the bar only moves the clock) done here without
-        # the call, which was most of an idle bar's cost; the same tests, the same stores.
-        idle_ok = _INLINE_IDLE and broker._plain
+        # the call, which was most of an idle bar's cost; the same tests and stores, but
+        # the clock's cached now() is dropped even if the close time did not move (it is
+        # rebuilt, equal, on the next read; close times only grow).
+        # Bar t closes here only if the broker's index is still the object this loop last
+        # saw equal to t - 1 (``prev``): a strategy that steps the broker itself leaves
+        # another object, and step() then closes the right bar. ``is`` is cheaper than
+        # ``==`` and stricter; a false "no" only sends a bar the slow way.
         book, pending, clock = broker._book, broker._groups.pending, broker._clock
-        close_at, n_bars = broker._close_at, broker._n_bars
+        inline = _INLINE_IDLE and broker._plain
+        prev: object = broker._t if inline else object()
         failed: Exception | None = None
         t = -1
-        for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
-                               progress=progress, unit="bar"):
-            u = broker._t + 1  # the bar step() would close (a strategy may step too)
-            if idle_ok and not book.n and not pending and u < n_bars:
-                close_ns = close_at[u]
-                if close_ns != clock._ns:
-                    clock._ns, clock._now = close_ns, None
-                broker._t = u
+        for t, close_ns in progress_iter(enumerate(broker._close_at), total=len(bars),
+                                         desc="backtest", progress=progress, unit="bar"):
+            if broker._t is prev and not book.n and not pending:
+                clock._ns = close_ns  # SimulatedClock._set_ns_unchecked, inline
+                clock._now = None
+                broker._t = prev = t
             else:
                 step()  # a failure here is the broker's: its own error says why
+                if inline and broker._t == t:  # in step again: the next bar may be idle
+                    prev = broker._t
             history.t = t
             try:
                 on_bar(broker, history)
