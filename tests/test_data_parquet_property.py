@@ -32,7 +32,7 @@ import simbroker._data_parquet_keys as keys_module
 from simbroker.bars import FIELDS, Bars
 from simbroker.data import load_bars
 
-PROPERTY = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+PROPERTY = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "80")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 NAMES = ["AAA", "BB", "C", "DDDD", "E.X", "FF-1", "gg", "HH"]

@@ -290,7 +290,7 @@ def _same(x: Any, y: Any) -> bool:
     return bool(x == y) or (pd.isna(x) and pd.isna(y))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(log_pairs(), st.booleans())
 def test_identical_logs_are_exactly_zero(logs: Any, with_bars: bool) -> None:
     a, _ = logs

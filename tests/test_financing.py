@@ -214,7 +214,7 @@ def _assert_conserved(result: simbroker.BacktestResult, cash0: float) -> None:
     assert math.isclose(result.final_cash, expected, rel_tol=0, abs_tol=1e-9 * scale)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_cash_conserved_event_driven_equals_vectorized_and_replay(
         tmp_path_factory: pytest.TempPathFactory,

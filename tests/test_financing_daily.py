@@ -123,7 +123,7 @@ def _run(case: dict[str, Any], path: str) -> tuple[list[bytes], _Broker, PaperFi
     return cash, broker, fin
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_cases())
 def test_fast_and_general_days_are_the_same_bits(case: dict[str, Any]) -> None:
     fast, b_fast, f_fast = _run(case, "fast")

@@ -47,7 +47,7 @@ def _days(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, f
     return pos, close, rates, days, day_count
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_days())
 def test_fast_day_total_and_fees_have_the_general_bits(
         case: tuple[np.ndarray, np.ndarray, np.ndarray, float, float]) -> None:
@@ -126,7 +126,7 @@ def _general_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PaperFinancing, "__init__", slow_init)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[
+@settings(max_examples=20, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(_runs())
 def test_fast_and_general_runs_are_the_same_bits_and_records(

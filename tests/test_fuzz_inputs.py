@@ -30,7 +30,7 @@ from simbroker.tradelog import read_trade_log
 from simbroker.types import MAX_PRICE, MAX_QTY, Order
 
 # FUZZ_EXAMPLES=5000 for a long hunt; the default keeps this file well under 30 s.
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
