@@ -366,7 +366,9 @@ class ReplaceRejected(OrderRejected):
 
     Either the order is no longer open (``status`` holds its final status: a replace
     that races a fill fails, as at Alpaca) or the change is invalid (``field`` names
-    it: a quantity below the filled quantity, a field the order type does not take).
+    it: a quantity below the filled quantity, a field the order type does not take), or
+    an account or venue rule refused the replacement (``rule`` names it; the refusal,
+    e.g. :class:`InsufficientBuyingPower` with its amounts, is the ``__cause__``).
 
     Parameters
     ----------
@@ -394,6 +396,14 @@ class ReplaceRejected(OrderRejected):
         self.field = field
         super().__init__(f"cannot replace order {order_id!r}: {reason}", symbol=symbol,
                          order_id=order_id, client_order_id=client_order_id)
+
+    @property
+    def rule(self) -> str | None:
+        """The account or venue rule that refused the replacement, when one did: the
+        ``rule`` of the refusal it was raised from (``"buying_power"``, ``"good_faith"``,
+        ``"pattern_day_trader"``, ``"qty_available"``, ...), else ``None``."""
+        rule = getattr(self.__cause__, "rule", None)
+        return rule if isinstance(rule, str) else None
 
 
 class RiskRejected(OrderRejected):

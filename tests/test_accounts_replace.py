@@ -24,6 +24,7 @@ def test_raising_a_buy_limit_beyond_buying_power_is_refused() -> None:
     assert err.value.field == "limit_price"
     assert "requires 21,000.00, available 20,000.00" in str(err.value)
     assert isinstance(err.value.__cause__, InsufficientBuyingPower)
+    assert err.value.rule == "buying_power"
     assert b.get_order(o["order_id"])["limit_price"] == 100.0  # unchanged
     b.replace_order(o["order_id"], limit_price=130.0)  # 19,500: fits
     assert b.get_account()["buying_power"] == pytest.approx(20_000 - 19_500)
@@ -80,3 +81,15 @@ def test_cash_account_replace_raising_a_limit_is_checked_against_the_cash() -> N
     assert "requires 10,080.00, available 10,000.00" in str(err.value)
     b.replace_order(o["order_id"], limit_price=110.0)  # 9,900
     b.replace_order(o["order_id"], limit_price=80.0)
+
+
+def test_a_refusal_no_rule_made_has_no_rule() -> None:
+    b = margin_broker()
+    o = b.submit_order("X", "buy", 10, "limit", limit_price=100.0, tif="gtc")
+    with pytest.raises(ReplaceRejected) as err:
+        b.replace_order(o["order_id"], qty=-1)  # invalid, not refused by the account
+    assert err.value.rule is None
+    b.cancel_order(o["order_id"])
+    with pytest.raises(ReplaceRejected) as err:
+        b.replace_order(o["order_id"], qty=5)  # no longer open
+    assert (err.value.rule, err.value.status) == (None, "canceled")

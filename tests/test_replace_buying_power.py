@@ -153,6 +153,7 @@ def refused(v: Venue, order_id: str, **change: Any) -> InsufficientBuyingPower:
         v.broker.replace_order(order_id, **change)
     cause = err.value.__cause__
     assert isinstance(cause, InsufficientBuyingPower), (v.name, err.value)
+    assert err.value.rule == "buying_power", v.name
     assert err.value.order_id == order_id
     assert err.value.field == next(iter(change)), v.name
     return cause

@@ -110,5 +110,6 @@ def test_the_venues_take_a_raised_take_profit_beside_its_stop(
         # (Alpaca refuses first that one order crosses the position through zero)
         assert isinstance(err.value.__cause__, PositionConflict if v.name == "alpaca"
                           else InsufficientBuyingPower), v.name
+        assert err.value.rule == ("qty_available" if v.name == "alpaca" else "buying_power")
         info = v.broker.get_order(tp_id)
         assert (info["status"], info["qty"], info["limit_price"]) == ("new", 1_000, 300.0)
