@@ -157,7 +157,6 @@ class Submitting(Checks, Placing):
             self._place_legs(state, legs, now, held=order.order_class is not _OCO)
         return state.info()
 
-
     def _weigh(self, order: Order, col: int) -> None:
         """What weighs an order against the account, in this order: Alpaca's one side at
         a time (``venue="alpaca"``), the financing's shorting rules (hard to borrow,
@@ -174,11 +173,10 @@ class Submitting(Checks, Placing):
                      client_order_id: str | None) -> None:
         """The ``rejected`` record of a refused submission, with the rule that refused
         it (an account's or the shorting rule's; none for an invalid order)."""
+        rule: str | None = None
         if isinstance(exc, (InsufficientBuyingPower, PatternDayTrading, PositionConflict)):
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
-                               rule=exc.rule)
-        elif isinstance(exc, InvalidOrder):
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc))
-        else:
-            self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
-                               rule=getattr(exc, "rule", "allow_short"))
+            rule = exc.rule
+        elif isinstance(exc, ShortingNotAllowed):
+            rule = getattr(exc, "rule", "allow_short")
+        self._log_rejected(symbol, side, qty, order_type, client_order_id, str(exc),
+                           rule=rule)

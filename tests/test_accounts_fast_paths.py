@@ -27,19 +27,24 @@ QTY = st.one_of(st.sampled_from([1.0, 100.0, 0.1, 0.2, 1e16]), st.floats(1e-6, 1
 @PROPS
 @given(orders=st.lists(st.tuples(st.integers(0, 3), st.sampled_from([1.0, -1.0]), QTY),
                        max_size=40),
-       col=st.integers(0, 3), sign=st.sampled_from([1.0, -1.0]))
+       col=st.integers(0, 3), sign=st.sampled_from([1.0, -1.0]),
+       leave=st.sets(st.integers(0, 39), max_size=4))
 def test_same_side_open_equals_the_masked_sum(orders: list[tuple[int, float, float]],
-                                              col: int, sign: float) -> None:
+                                              col: int, sign: float, leave: set[int]
+                                              ) -> None:
     book = OpenBook(capacity=4)
     for k, (sym, sgn, qty) in enumerate(orders):
         book.add(f"o{k}", sym, sgn, qty, 0, np.nan, np.nan, 0, 10)
     n = book.n
-    want = float(book.qty[:n][(book.sym[:n] == col) & (book.sign[:n] == sign)].sum())
-    got = same_side_open(book, col, sign)
+    leave = {i for i in leave if i < n}  # slots of the book (a replaced leg's siblings)
+    mask = (book.sym[:n] == col) & (book.sign[:n] == sign)
+    mask[list(leave)] = False
+    want = float(book.qty[:n][mask].sum())
+    got = same_side_open(book, col, sign, leave_out=leave)
     saved = _reserve.SMALL_BOOK
     try:
         _reserve.SMALL_BOOK = -1  # the array path
-        forced = same_side_open(book, col, sign)
+        forced = same_side_open(book, col, sign, leave_out=leave)
     finally:
         _reserve.SMALL_BOOK = saved
     assert np.float64(got).tobytes() == np.float64(want).tobytes() == \

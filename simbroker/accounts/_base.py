@@ -300,8 +300,7 @@ class Account:
         # was most of this loop
         opened, days, calendars = trades.opened_day.data, trades.days, trades.calendars
         day_of = daynum.data  # element reads and writes through buffers, not numpy scalars
-        # min/max/abs as conditionals (the same values): builtin calls cost several
-        # times the rest of the step
+        # min/max/abs as conditionals: the same values, without a builtin call each
         for r, qty, sell in zip(rows[k0:n], qtys[k0:n], sells[k0:n]):  # noqa: B905
             after = positions[r]
             before = after + qty if sell else after - qty  # after - sign * qty

@@ -347,9 +347,10 @@ class MarginAccount(Account):
             rates, base, rate, k = self._im, im, self.initial, 0
         b = self._b
         marks = self._marks.at(b._t)
-        held = reserved(b, marks, rates, self.market_buffer, skip, group) if skip >= 0 \
-            else \
-            self._reservations.held(b, marks, rates, self.market_buffer)
+        if skip >= 0:
+            held = reserved(b, marks, rates, self.market_buffer, skip, group)
+        else:
+            held = self._reservations.held(b, marks, rates, self.market_buffer)
         return equity - base - held, rates, rate, k
 
     def check(self, order: Order, col: int) -> None:
@@ -456,8 +457,8 @@ class MarginAccount(Account):
         the same order, stays at least the sum. Only when the price is the one the
         reservation takes (the order's own mark, finite: not a fallback) and the
         reservations are kept (``Reservations.enabled``); otherwise nothing is kept."""
-        if mark == mark and px >= 0.0 and Reservations.enabled and not b._groups.live \
-                and mark - mark == 0.0:
+        if mark - mark == 0.0 and px >= 0.0 and Reservations.enabled \
+                and not b._groups.live:  # mark - mark == 0.0: the mark is finite
             self._bound = (b._t, len(b._fill_rows), b._book.n + 1, order,
                            held + order.qty * px * rate)
         else:

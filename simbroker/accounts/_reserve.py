@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,21 +63,25 @@ def opening_qty(side: Side, qty: float, position: float, same_side_open: float) 
     return left if left > 0.0 else 0.0
 
 
-def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1) -> float:
+def same_side_open(book: OpenBook, col: int, sign: float, skip: int = -1,
+                   leave_out: Collection[int] = ()) -> float:
     """Open quantity of the book's orders in column ``col`` on side ``sign``: the sum
     ``book.qty[:n][mask].sum()`` of the matching slots, in book order (leaving out slot
-    ``skip``, an order being replaced)."""
+    ``skip``, an order being replaced, and the slots in ``leave_out``)."""
     n = book.n
     if n > SMALL_BOOK:
         same = (book.sym[:n] == col) & (book.sign[:n] == sign)
         if skip >= 0:
             same[skip] = False
+        if leave_out:
+            same[list(leave_out)] = False
         return float(book.qty[:n][same].sum())
     syms = book.syms  # book.sym[:n] as a list (the book keeps both)
     if col not in syms:
         return 0.0
     signs = book.signs
-    found = [i for i, c in enumerate(syms) if c == col and signs[i] == sign and i != skip]
+    found = [i for i, c in enumerate(syms) if c == col and signs[i] == sign and i != skip
+             and i not in leave_out]
     if not found:
         return 0.0
     if len(found) == 1:
@@ -100,14 +105,9 @@ def same_side_outside(broker: PaperBroker, col: int, sign: float, skip: int,
     book = broker._book
     if group is None:
         return same_side_open(book, col, sign, skip)
-    live, ids, signs = broker._groups.live, book.ids, book.signs
-    found = [i for i, c in enumerate(book.syms) if c == col and signs[i] == sign
-             and i != skip and live.get(ids[i]) != group]
-    if not found:
-        return 0.0
-    if len(found) == 1:
-        return float(book.qty.item(found[0]))
-    return float(book.qty[found].sum())
+    live = broker._groups.live
+    siblings = {i for i, oid in enumerate(book.ids[:book.n]) if live.get(oid) == group}
+    return same_side_open(book, col, sign, skip, siblings)
 
 
 class _Walk:
