@@ -84,6 +84,27 @@ def test_alpaca_sell_pays_sec_fee_and_taf_rounded_up_to_the_cent() -> None:
     assert big[0] == pytest.approx(8.30, abs=1e-12)
 
 
+def test_alpaca_sells_in_2026_across_the_sec_rate_and_the_taf_holiday() -> None:
+    m = fee_schedule("alpaca")
+    when = np.array(["2025-12-31", "2026-01-02", "2026-04-03", "2026-04-06", "2026-09-30",
+                     "2026-10-01", "2026-12-31", "2027-01-04"], "datetime64[ns]")
+    n = len(when)
+    fee = m.fees(np.full(n, SELL), np.full(n, 1000.0), np.full(n, 100.0), when=when)
+    # Sell 1,000 at $100 (proceeds $100,000), each fee rounded up to the cent:
+    #   2025-12-31: SEC $0.00/M, TAF 1,000 x $0.000166 = $0.166 -> $0.17
+    #   2026-01-02 .. 04-03: SEC $0.00/M, TAF 1,000 x $0.000195 = $0.195 -> $0.20
+    #   2026-04-06 .. 09-30: SEC $20.60/M x $100,000 = $2.06, TAF $0.20: $2.26
+    #   2026-10-01 .. 12-31: the TAF holiday, SEC only: $2.06
+    #   2027-01-04: the TAF resumes at $0.000195: $2.26
+    np.testing.assert_allclose(fee, [0.17, 0.20, 0.20, 2.26, 2.26, 2.06, 2.06, 2.26],
+                               atol=1e-12)
+    # The 2026 cap: 60,000 shares x $0.000195 = $11.70 -> $9.79 (the cap binds from
+    # 50,206 shares); SEC $20.60/M x $60,000 = $1.236 -> $1.24.
+    big = m.fees(np.array([SELL]), np.array([60_000.0]), np.array([1.0]),
+                 when=np.array(["2026-06-01"], "datetime64[ns]"))
+    assert big[0] == pytest.approx(9.79 + 1.24, abs=1e-12)
+
+
 def test_ibkr_fixed_sell_adds_the_regulatory_fees_unrounded() -> None:
     # Sell 1,000 at $100 on 2024-06-03: commission $5.00 (1,000 x 0.005, over $1, under the
     # $1,000 cap) + SEC 0.0000278 x 100,000 = $2.78 + TAF 0.000166 x 1,000 = $0.166.
@@ -123,7 +144,7 @@ def test_ibkr_tiered_month_volume_argument_is_pure() -> None:
     a = m.fees(side, qty, price, month_volume=np.array([0.0, 3_000_000.0]))
     b = m.fees(side, qty, price, month_volume=np.array([0.0, 3_000_000.0]))
     np.testing.assert_array_equal(a, b)
-    extra = (0.00020 + 0.0030 + 0.000035) * 1000  # clearing, exchange, CAT (newest)
+    extra = (0.00020 + 0.0030 + 0.000003) * 1000  # clearing, exchange, CAT (newest)
     pt = 1 + 0.000175 + 0.00056
     np.testing.assert_allclose(a, [3.5 * pt + extra, 1.5 * pt + extra])
     assert m.month_volume("2024-06") == 0  # undated calls learn nothing
@@ -164,11 +185,15 @@ def test_as_of_prices_undated_fills_and_names_the_versions() -> None:
     old = fee_schedule("ibkr_fixed", as_of="2024-06-01")
     new = fee_schedule("ibkr_fixed")
     assert old.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.78 + 0.166)
-    assert new.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 0.0 + 0.166)
+    # The newest versions: SEC $20.60/M (from 2026-04-04) and the TAF as it resumes in 2027.
+    assert new.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.195)
+    holiday = fee_schedule("ibkr_fixed", as_of="2026-11-02")
+    assert holiday.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.0)
     assert "sec_fee@2024-05-22" in repr(old)
     assert "as_of='2024-06-01'" in repr(old)
     assert repr(new).startswith("IBKRFixedFee(name='ibkr_fixed', version='ibkr_fixed@2019-10")
-    assert "sec_fee@2025-05-14" in repr(new)
+    assert "sec_fee@2026-04-04" in repr(new)
+    assert "finra_taf@2026-10-01" in repr(holiday)
 
 
 def test_a_date_before_every_version_is_refused_where_the_table_says_so() -> None:
@@ -199,12 +224,14 @@ def test_every_version_says_whether_it_is_confirmed_and_what_is_not() -> None:
             if not s["confirmed"]:  # an unconfirmed figure says what could not be
                 assert "confirmed" in str(s.get("note", "")).lower(), (name, s)
             seen[(s["part"], str(s["effective"]))] = s["confirmed"]
-    # The SEC fee's FY2023/FY2024 rates and the FY2025 mid-year $0.00 are sourced; the
-    # FY2026 rate is not, so the $0.00 version is the one left unconfirmed.
-    assert seen[("sec_fee", "2023-02-27")]
-    assert seen[("sec_fee", "2024-05-22")]
-    assert seen[("sec_fee", "2025-05-14")] is False
+    # The SEC fee's FY2023-FY2026 rates are sourced, the TAF's 2026 step and its holiday
+    # too; the 2024 TAF step's date and the rate it resumes at in 2027 are not.
+    for sec in ("2023-02-27", "2024-05-22", "2025-05-14", "2026-04-04"):
+        assert seen[("sec_fee", sec)] is True, sec
     assert seen[("finra_taf", "2024-01-01")] is False
+    assert seen[("finra_taf", "2026-01-01")] is True
+    assert seen[("finra_taf", "2026-10-01")] is True
+    assert seen[("finra_taf", "2027-01-01")] is False
 
 
 def test_a_version_that_does_not_say_whether_it_is_confirmed_is_refused() -> None:
@@ -254,7 +281,7 @@ def _caps(name: str, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np
     notional = qty * price
     sell = side < 0
     sec = np.where(sell, 27.80e-6 * notional + 0.01, 0.0)
-    taf = np.where(sell, 8.31, 0.0)
+    taf = np.where(sell, 9.80, 0.0)  # the largest TAF maximum ($9.79, 2026) and a cent
     if name == "alpaca":
         return sec + taf
     cap = 0.01 * notional
@@ -269,7 +296,7 @@ def _caps(name: str, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np
        qty=st.lists(st.floats(0.0, 5e6, allow_nan=False), min_size=2, max_size=8),
        price=st.floats(0.01, 5_000.0),
        when=st.sampled_from(["2019-12-02", "2024-06-03", "2024-10-01", "2025-06-02",
-                             "2030-01-02"]),
+                             "2026-06-01", "2026-11-02", "2030-01-02"]),
        volume=st.floats(0.0, 2e8))
 def test_fees_are_monotone_non_negative_and_within_caps(name: str, side: float,
                                                         qty: list[float], price: float,
