@@ -145,7 +145,7 @@ def test_ibkr_tiered_month_volume_argument_is_pure() -> None:
     b = m.fees(side, qty, price, month_volume=np.array([0.0, 3_000_000.0]))
     np.testing.assert_array_equal(a, b)
     extra = (0.00020 + 0.0030 + 0.000003) * 1000  # clearing, exchange, CAT (newest)
-    pt = 1 + 0.000175 + 0.00056
+    pt = 1 + 0.000175 + 0.000565  # NYSE and FINRA pass-throughs (newest)
     np.testing.assert_allclose(a, [3.5 * pt + extra, 1.5 * pt + extra])
     assert m.month_volume("2024-06") == 0  # undated calls learn nothing
     with pytest.raises(FeeScheduleError, match="month_volume"):
@@ -286,7 +286,7 @@ def _caps(name: str, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np
         return sec + taf
     cap = 0.01 * notional
     if name == "ibkr_tiered":
-        cap = cap * (1 + 0.000175 + 0.00056) + (0.0032 + 0.000035) * qty
+        cap = cap * (1 + 0.000175 + 0.000565) + (0.0032 + 0.000035) * qty  # the largest rates
     return cap + sec + taf + 1e-9
 
 
