@@ -50,8 +50,11 @@ class ShadowSettings:
         How far outside its bar's range a live price may be before
         ``price_outside_bar`` (default 10: the paper broker's own slippage can move a
         price past the bar's high or low).
-    slippage, fees, allow_short, session_tz
-        The shadow paper broker's models, as for :class:`~simbroker.PaperBroker`.
+    slippage, fees, allow_short, session_tz, venue, account
+        The shadow paper broker's models, as for :class:`~simbroker.PaperBroker`
+        (``account``: ``None``, ``"cash"``, ``"margin"``, a mapping of a model's
+        parameters or an unbound :class:`~simbroker.accounts.Account`; give the live
+        account's kind so the shadow refuses what the venue would).
     trade_log
         The shadow's trade log path; default: beside the main one, ``NAME.shadow.jsonl``.
     """
@@ -64,6 +67,8 @@ class ShadowSettings:
     allow_short: bool = True
     session_tz: str = "UTC"
     trade_log: Any = None
+    venue: str | None = None
+    account: Any = None
 
     def __post_init__(self) -> None:
         for name in ("max_drift_bps", "bar_tolerance_bps"):

@@ -72,7 +72,8 @@ class ShadowSession:
             symbols, interval, cash=cash, positions=positions,
             slippage=self.settings.slippage, fees=self.settings.fees,
             allow_short=self.settings.allow_short, session_tz=self.settings.session_tz,
-            trade_log=self.log, now=now if records is None else None)
+            trade_log=self.log, now=now if records is None else None,
+            venue=self.settings.venue, account=self.settings.account)
         if records is not None:
             self.broker.restore(records, now)
 
