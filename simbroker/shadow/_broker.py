@@ -284,8 +284,9 @@ class ShadowBroker:
             self._marks = marks_in(stepped.get("marks"), len(self.symbols))
             self._t = int(stepped["bar_index"])
             bar = stepped["bar"]
-            if not isinstance(bar, datetime):
-                raise ValueError(f"'bar' must be a time, got {bar!r:.60}")
+            bar = bar if isinstance(bar, datetime) else datetime.fromisoformat(str(bar))
+            if bar.tzinfo is None:
+                raise ValueError(f"'bar' must be a tz-aware time, got {bar!r:.60}")
         except (KeyError, TypeError, ValueError) as exc:
             raise TradeLogError(f"the shadow's last 'stepped' record: {exc}") from None
         m = self._marks  # the window before the next bar needs only its closes
@@ -329,11 +330,12 @@ class ShadowBroker:
         self._account_records(records.records[n_records:], by_window)
         filled_now = {f["client_order_id"] for f in fills}
         for info in infos:
-            state = by_client.get(info["client_order_id"])
-            if state is None:
+            known = by_client.get(info["client_order_id"])
+            if known is None:
                 if info["status"] in ("new", "partially_filled"):
                     self._adopt_window_order(info, ev)
                 continue
+            state = known
             if info["client_order_id"] in filled_now or state.status != "open":
                 continue
             if info["status"] in ("rejected", "canceled"):

@@ -81,11 +81,12 @@ def resume_point(records: list[dict[str, Any]], session_tz: str) -> Resumed:
         if remaining <= 0 or not isinstance(cid, str) or oid in pending:
             continue
         ts = rec.get("ts")
-        when: datetime = ts if isinstance(ts, datetime) else pd.Timestamp.now("UTC")
-        shadow = ShadowOrder(oid, _order(rec, remaining, cid), rec.get("live_order_id"), when)
+        placed: datetime = ts if isinstance(ts, datetime) else pd.Timestamp.now("UTC")
+        shadow = ShadowOrder(oid, _order(rec, remaining, cid), rec.get("live_order_id"),
+                             placed)
         trig = rec.get("triggered_at")
         shadow.triggered_at = trig if isinstance(trig, datetime) else None
-        shadow.first_day = pd.Timestamp(when).tz_convert(session_tz).date()
+        shadow.first_day = pd.Timestamp(placed).tz_convert(session_tz).date()
         point.open_orders.append(shadow)
     live = {s.order_id: s for s in point.open_orders}
     for action, oid, when in queue:
@@ -120,5 +121,6 @@ def _after_stepped(point: Resumed, records: list[dict[str, Any]], k: int) -> Non
                                           pos[sym], cash))
         elif event in ("margin_call", "good_faith_violation") \
                 and isinstance(rec.get("ts"), datetime):
-            sym = rec.get("symbol")
-            point.logged.append((str(event), rec["ts"], sym if isinstance(sym, str) else None))
+            named = rec.get("symbol")
+            point.logged.append((str(event), rec["ts"],
+                                 named if isinstance(named, str) else None))
