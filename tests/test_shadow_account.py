@@ -9,6 +9,7 @@ resumed from its own log at any bar must go on exactly as one that never stopped
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -203,7 +204,8 @@ def test_margin_account_refuses_beyond_buying_power(tmp_path: Path) -> None:
     both.check()
     assert set(both.refused) == {"big", "more"}
     sh = both.shadow.order_for("big")
-    assert sh is not None and isinstance(sh.refusal, InsufficientBuyingPower)
+    assert sh is not None
+    assert isinstance(sh.refusal, InsufficientBuyingPower)
     assert sh.refusal.required > sh.refusal.available
 
 
@@ -222,7 +224,8 @@ def test_pdt_rule_and_a_margin_call_with_liquidation(tmp_path: Path) -> None:
     shadow = read_trade_log(both.shadow_path)
     assert [r for r in shadow if r["event"] == "margin_call"]
     sold = [o for o in both.shadow.orders if o.order.client_order_id.startswith("liquidate-")]
-    assert sold and all(o.status == "filled" for o in sold)
+    assert sold
+    assert all(o.status == "filled" for o in sold)
 
 
 def test_a_resumed_shadow_keeps_the_account(tmp_path: Path) -> None:
@@ -241,13 +244,20 @@ def test_a_resumed_shadow_keeps_the_account(tmp_path: Path) -> None:
         assert set(both.refused) == {"s2", "b3"}
 
 
-def test_pending_orders_and_cancels_survive_a_restart(tmp_path: Path) -> None:
-    plan: Plan = {1: [Submit("l1", A, "buy", 50, "limit", 1.0, "gtc")],
-                  3: [Submit("b1", B, "buy", 60), Cancel("l1"),
-                      Submit("b2", B, "buy", 40)]}
-    both = Both(tmp_path, HOURLY, "cash", 10_000.0)
-    both.run(plan, restart_at={3})  # killed with the three mirrored, not weighed
-    both.check()
+def test_orders_and_cancels_are_weighed_in_their_order(tmp_path: Path) -> None:
+    px = float(HOURLY.close[2, 0])
+    low = round(px * 0.6, 2)  # never fills; reserves 100 x low of the cash
+    plan: Plan = {1: [Submit("l1", A, "buy", 100, "limit", low, "gtc"),
+                      Submit("l2", A, "buy", 100, "limit", low, "gtc")],
+                  3: [Submit("x1", A, "buy", 40), Cancel("l1"),  # l1 still reserved
+                      Cancel("l2"), Submit("x2", A, "buy", 40)]}  # l2 no longer
+    for cut in (None, 3):  # also killed with the four mirrored, not weighed
+        both = Both(tmp_path / str(cut), HOURLY, "cash", 15_000.0) \
+            if (tmp_path / str(cut)).mkdir() is None else None
+        assert both is not None
+        both.run(plan, restart_at=set() if cut is None else {cut})
+        both.check()
+        assert set(both.refused) == {"x1"}
 
 
 # ------------------------------------------------------------------ random streams
@@ -299,10 +309,8 @@ class Script:
 
     def on_bar(self, broker: Any, history: Any) -> None:
         for sym, side, qty in self.plan.get(history.t, []):
-            try:
+            with contextlib.suppress(OrderRejected):
                 broker.submit_order(sym, side, qty)
-            except OrderRejected:
-                pass
 
 
 def test_the_runner_gives_the_shadow_the_account(tmp_path: Path) -> None:

@@ -226,6 +226,9 @@ class ShadowBroker:
                                 live_order_id=live_order_id)
             self._queue.append(("cancel", state, now))
         elif state.status == "open":
+            if self._queue and self._log is not None:  # a restart must keep it leaving
+                self._log.write("mirrored", now, action="cancel", order_id=oid,
+                                live_order_id=live_order_id)
             self._finish(state, "canceled", "canceled by the strategy", now)
             if self._queue:
                 self._leaving.append(state)
@@ -251,6 +254,7 @@ class ShadowBroker:
             if action == "submit":
                 self._adopt(state)
             self._queue.append((action, state, when))
+        self._leaving.extend(point.leaving)
         self._resume_account(point)
         if self._log is not None:
             carried = [{**self._fields(s), "qty": s.order.qty,

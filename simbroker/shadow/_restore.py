@@ -30,6 +30,7 @@ class Resumed:
     seen: list[str] = field(default_factory=list)
     open_orders: list[ShadowOrder] = field(default_factory=list)
     queue: list[tuple[str, ShadowOrder, datetime]] = field(default_factory=list)
+    leaving: list[ShadowOrder] = field(default_factory=list)
     account: dict[str, Any] | None = None
     stepped: dict[str, Any] | None = None
     fills: list[LoggedFill] = field(default_factory=list)
@@ -47,6 +48,7 @@ def resume_point(records: list[dict[str, Any]], session_tz: str) -> Resumed:
     point = Resumed(state.cash, dict(state.positions))
     numbers = [0]
     pending: dict[str, ShadowOrder] = {}
+    submitted: dict[str, dict[str, Any]] = {}
     queue: list[tuple[str, str, datetime]] = []
     last_stepped = -1
     for i, rec in enumerate(records):
@@ -54,6 +56,8 @@ def resume_point(records: list[dict[str, Any]], session_tz: str) -> Resumed:
         if isinstance(oid, str) and oid.startswith("SH") and oid[2:].isdigit() \
                 and event in ("submitted", "mirrored"):
             numbers.append(int(oid[2:]))
+        if event == "submitted" and isinstance(oid, str):
+            submitted[oid] = rec
         if event in ("submitted", "rejected") and isinstance(cid, str):
             point.seen.append(cid)
             for k, p in list(pending.items()):
@@ -91,6 +95,13 @@ def resume_point(records: list[dict[str, Any]], session_tz: str) -> Resumed:
     live = {s.order_id: s for s in point.open_orders}
     for action, oid, when in queue:
         target = pending.get(oid) if action == "submit" else pending.get(oid, live.get(oid))
+        if target is None and action == "cancel" and oid in submitted \
+                and any(a == "submit" for a, _, _ in point.queue):
+            # canceled at once while orders sent before waited: in the book until then
+            rec = submitted[oid]
+            target = ShadowOrder(oid, _order(rec, rec["qty"], str(rec["client_order_id"])),
+                                 rec.get("live_order_id"), when, status="canceled")
+            point.leaving.append(target)
         if target is not None:
             point.queue.append((action, target, when))
     if last_stepped >= 0:
