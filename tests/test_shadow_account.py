@@ -268,6 +268,7 @@ def _plans(draw: Any) -> tuple[Any, float, Plan]:
     cash = draw(st.sampled_from([5_000.0, 20_000.0, 30_000.0]))
     plan: Plan = {}
     cids: list[str] = []
+    subs: list[Submit] = []  # a later order may close one: day trades, good faith
     for k in range(len(HOURLY)):
         acts: list[Submit | Cancel] = []
         for _ in range(draw(st.integers(0, 2))):
@@ -278,13 +279,18 @@ def _plans(draw: Any) -> tuple[Any, float, Plan]:
             cids.append(cid)
             sym = draw(st.sampled_from([A, B]))
             kind = draw(st.sampled_from(["market", "market", "limit"]))
+            ref = float(HOURLY.close[max(k - 1, 0), HOURLY.symbol_index(sym)])
             limit = None
             if kind == "limit":
-                ref = float(HOURLY.close[max(k - 1, 0), HOURLY.symbol_index(sym)])
                 limit = round(ref * draw(st.sampled_from([0.97, 0.995, 1.0, 1.01])), 2)
-            acts.append(Submit(cid, sym, draw(st.sampled_from(["buy", "sell"])),
-                               float(draw(st.integers(1, 300))), kind, limit,
+            side = draw(st.sampled_from(["buy", "sell"]))
+            qty = float(draw(st.one_of(
+                st.integers(1, 300),
+                st.just(math.floor(1.9 * cash / ref)),  # near the margin limit: calls
+                st.sampled_from([s.qty for s in subs if s.symbol == sym] or [1.0]))))
+            subs.append(Submit(cid, sym, side, qty, kind, limit,
                                draw(st.sampled_from(["day", "gtc"]))))
+            acts.append(subs[-1])
         if acts:
             plan[k] = acts
     return account, cash, plan
