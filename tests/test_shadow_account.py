@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simbroker
+import simbroker.cli
 from simbroker.errors import InsufficientBuyingPower, OrderRejected
 from simbroker.feeds import BarEvent, ReplayFeed
 from simbroker.runner import RealtimeRunner
@@ -362,3 +363,20 @@ def test_resuming_with_another_account_is_refused(tmp_path: Path) -> None:
     same.restore(read_trade_log(both.shadow_path), _when(HOURLY, 5))
     assert same.account == "cash"  # the log's account by default
     assert np.isfinite(same.get_cash())
+
+
+def test_cli_paper_shadow_keeps_the_paper_account(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    sma = Path(__file__).resolve().parents[1] / "examples" / "sma_crossover.py"
+    log = tmp_path / "run.jsonl"
+    code = simbroker.cli.main(["paper", f"{sma}:SmaCrossover", "--broker", "paper",
+                               "--config-dir", str(tmp_path), "--trade-log", str(log),
+                               "--max-bars", "120", "--shadow", "--account", "margin"])
+    assert code == 0
+    assert "0 divergence alert(s)" in capsys.readouterr().out
+    shadow = read_trade_log(tmp_path / "run.shadow.jsonl")
+    assert [r["model"] for r in shadow if r["event"] == "account"] == ["margin"]
+    live = [r for r in read_trade_log(log) if r["event"] in ("filled", "rejected")]
+    assert [(r["event"], r.get("client_order_id")) for r in shadow
+            if r["event"] in ("filled", "rejected")] == \
+        [(r["event"], r.get("client_order_id")) for r in live]
