@@ -128,6 +128,13 @@ class Both:
                           live_order_id=a.cid, now=now)
 
     def run(self, plan: Plan, *, restart_at: set[int] = frozenset()) -> None:  # type: ignore
+        try:
+            self._run(plan, restart_at)
+        finally:  # a failed comparison must not leave the files open
+            self.paper_log.close()
+            self.shadow_log.close()
+
+    def _run(self, plan: Plan, restart_at: set[int]) -> None:
         shadow = self.shadow
         for t in range(len(self.bars)):
             self.act(t, plan.get(t, []), shadow)
@@ -135,18 +142,15 @@ class Both:
             if t in restart_at:  # kill the shadow before the bar reaches it
                 self.shadow_log.close()
                 self.shadow_log = TradeLog(self.shadow_path)
-                shadow = ShadowBroker(self.bars.symbols, self.bars.interval, cash=0.0,
-                                      account=self.account, trade_log=self.shadow_log,
-                                      **self.kw)
+                shadow = self.shadow = ShadowBroker(
+                    self.bars.symbols, self.bars.interval, cash=0.0, account=self.account,
+                    trade_log=self.shadow_log, **self.kw)
                 shadow.restore(read_trade_log(self.shadow_path), _when(self.bars, t))
             shadow.on_bar(_event(self.bars, t))
             assert shadow.get_cash() == self.paper.get_cash(), f"cash at bar {t}"
             assert shadow.get_positions() == self.paper.get_positions(), f"bar {t}"
             assert _shadow_figures(shadow, self.kind) == \
                 _figures(dict(self.paper.get_account()), self.kind), f"account at bar {t}"
-        self.shadow = shadow
-        self.paper_log.close()
-        self.shadow_log.close()
 
     def check(self) -> None:
         paper_recs = read_trade_log(self.paper_log.path)
@@ -218,10 +222,14 @@ def test_pdt_rule_and_a_margin_call_with_liquidation(tmp_path: Path) -> None:
     px = float(HOURLY.close[17, 1])  # B then falls 11%: below 50% maintenance
     plan[18] = [Submit("lev", B, "buy", math.floor(38_000 / px))]
     account = {"model": "margin", "maintenance": 0.5, "liquidate": True}
-    both = Both(tmp_path, HOURLY, account, 20_000.0)
-    both.run(plan)
-    both.check()
-    assert both.refused == {"c3": (simbroker.errors.PatternDayTrading, "pattern_day_trader")}
+    for cut in (None, 9, 19):  # restarted on the fourth day, and in the margin call
+        both = Both(tmp_path / str(cut), HOURLY, account, 20_000.0) \
+            if (tmp_path / str(cut)).mkdir() is None else None
+        assert both is not None
+        both.run(plan, restart_at=set() if cut is None else {cut})
+        both.check()
+        assert both.refused == {"c3": (simbroker.errors.PatternDayTrading,
+                                       "pattern_day_trader")}
     shadow = read_trade_log(both.shadow_path)
     assert [r for r in shadow if r["event"] == "margin_call"]
     sold = [o for o in both.shadow.orders if o.order.client_order_id.startswith("liquidate-")]
@@ -380,3 +388,77 @@ def test_cli_paper_shadow_keeps_the_paper_account(tmp_path: Path,
     assert [(r["event"], r.get("client_order_id")) for r in shadow
             if r["event"] in ("filled", "rejected")] == \
         [(r["event"], r.get("client_order_id")) for r in live]
+
+
+def test_a_good_faith_sale_recorded_not_refused(tmp_path: Path) -> None:
+    n = math.floor(9_000 / float(HOURLY.close[0, 0]))
+    m = math.floor(8_000 / float(HOURLY.close[3, 1]))
+    plan: Plan = {1: [Submit("b1", A, "buy", n)], 3: [Submit("s1", A, "sell", n)],
+                  4: [Submit("b2", B, "buy", m)], 5: [Submit("s2", B, "sell", m)]}
+    both = Both(tmp_path, HOURLY, {"model": "cash", "good_faith": "record"}, 10_000.0)
+    both.run(plan)
+    both.check()  # the same good_faith_violation records
+    assert both.refused == {}
+    assert [r["symbol"] for r in read_trade_log(both.shadow_path)
+            if r["event"] == "good_faith_violation"] == [B]
+
+
+def test_a_resumed_run_resumes_its_shadow_account(tmp_path: Path) -> None:
+    px = float(HOURLY.close[0, 0])
+    n = math.floor(9_000 / px)
+    plan = {0: [(A, "buy", n)], 1: [(A, "buy", 20)],  # beyond the cash
+            2: [(A, "sell", n)], 3: [(B, "buy", 100)],  # with the unsettled proceeds
+            4: [(B, "sell", 100)], 7: [(B, "sell", 50)]}  # before they settle; after
+
+    def run(path: Path, max_bars: int | None, resume: bool) -> None:
+        log = TradeLog(path)
+        point = simbroker.runner.read_resume_point(path) if resume else None
+        live = simbroker.runner.paper_broker_from_log(HOURLY, point, trade_log=log,
+                                                      cash=10_000.0)
+        RealtimeRunner(Script(plan), live, ReplayFeed(HOURLY, speed=math.inf),
+                       trade_log=log, handle_signals=False, resume=point or False,
+                       max_bars=max_bars, shadow=ShadowSettings(account="cash")).run()
+        log.close()
+
+    run(tmp_path / "whole.jsonl", None, False)
+    for max_bars in (4, 2, None):  # stopped after bar 3, then 5, then to the end
+        run(tmp_path / "split.jsonl", max_bars, True)
+    whole = read_trade_log(shadow_log_path(tmp_path / "whole.jsonl"))
+    split = read_trade_log(shadow_log_path(tmp_path / "split.jsonl"))
+
+    def runless(r: dict[str, Any]) -> dict[str, Any]:  # client ids name the run
+        return {k: v for k, v in _record(r).items() if k not in ("client_order_id", "fill_id")}
+
+    for event in ("rejected", "filled", "margin_call"):
+        assert [runless(r) for r in split if r["event"] == event] == \
+            [runless(r) for r in whole if r["event"] == event], event
+    assert [r["rule"] for r in whole if r["event"] == "rejected"] == ["buying_power",
+                                                                      "good_faith"]
+    assert [r["state"] for r in split if r["event"] == "stepped"][-1] == \
+        [r["state"] for r in whole if r["event"] == "stepped"][-1]
+
+
+def test_bad_shadow_settings_fail_at_once() -> None:
+    with pytest.raises(ValueError, match="account"):
+        ShadowSettings(account="broke")
+    with pytest.raises(ValueError, match="venue"):
+        ShadowSettings(venue="nyse")
+
+
+def test_a_symbol_without_a_bar_keeps_its_last_close_as_mark(tmp_path: Path) -> None:
+    arrays = {f: getattr(HOURLY, f).copy() for f in ("open", "high", "low", "close",
+                                                      "volume")}
+    for f in arrays:
+        arrays[f][4:6, 1] = np.nan  # B has no bar 4 and 5
+    bars = simbroker.Bars.from_arrays(list(HOURLY.index), HOURLY.symbols, **arrays,
+                                      interval=HOURLY.interval)
+    px_a, px_b = float(bars.close[5, 0]), float(bars.close[3, 1])
+    hold = math.floor(12_000 / px_b)
+    room = 2 * (10_000 - 0.5 * hold * px_b)  # Reg T buying power left, B marked at bar 3
+    plan: Plan = {1: [Submit("b", B, "buy", hold)],
+                  6: [Submit("fits", A, "buy", math.floor(0.8 * room / px_a)),
+                      Submit("beyond", A, "buy", math.floor(0.4 * room / px_a))]}
+    both = Both(tmp_path, bars, "margin", 10_000.0)
+    both.run(plan)
+    both.check()
+    assert set(both.refused) == {"beyond"}

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from simbroker.accounts import account_model
 from simbroker.feeds import BarEvent
 from simbroker.types import Fill
 
@@ -76,6 +77,10 @@ class ShadowSettings:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"ShadowSettings.{name} must be a number >= 0, got "
                                  f"{value!r}")
+        if self.venue not in (None, "alpaca", "ibkr"):
+            raise ValueError(f"ShadowSettings.venue must be None, 'alpaca' or 'ibkr', got "
+                             f"{self.venue!r}")
+        account_model(self.account)  # a bad name or parameter fails here, naming it
         if not isinstance(self.max_bars_late, int) or self.max_bars_late < 0:
             raise ValueError(f"ShadowSettings.max_bars_late must be an integer >= 0, got "
                              f"{self.max_bars_late!r}")
