@@ -370,6 +370,13 @@ def test_resuming_with_another_account_is_refused(tmp_path: Path) -> None:
     same = ShadowBroker(HOURLY.symbols, HOURLY.interval, cash=0.0)
     same.restore(read_trade_log(both.shadow_path), _when(HOURLY, 5))
     assert same.account == "cash"  # the log's account by default
+    plain = ShadowBroker(HOURLY.symbols, HOURLY.interval, cash=1.0, now=_when(HOURLY, 0),
+                         trade_log=TradeLog(tmp_path / "plain.jsonl"))
+    assert plain._log is not None
+    plain._log.close()
+    with pytest.raises(simbroker.errors.TradeLogError, match="unconstrained"):
+        ShadowBroker(HOURLY.symbols, HOURLY.interval, cash=0.0, account="margin").restore(
+            read_trade_log(tmp_path / "plain.jsonl"), _when(HOURLY, 5))
     assert np.isfinite(same.get_cash())
 
 

@@ -267,9 +267,10 @@ class ShadowBroker:
 
     def _resume_account(self, point: Resumed) -> None:
         if point.account is None:
-            if self._carry is not None and point.stepped is not None:
-                raise TradeLogError("the shadow log keeps no account; resuming it with "
-                                    f"account {self._carry.model!r} would change its rules")
+            if self._carry is not None:
+                raise TradeLogError("the shadow log keeps no account (unconstrained); "
+                                    f"resuming it with {self._carry.model!r} would change "
+                                    "its rules mid-run")
             return
         if self._carry is None:
             self._carry = AccountCarry(point.account)  # keep the account the log names
