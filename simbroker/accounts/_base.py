@@ -86,6 +86,7 @@ class Account:
         self._pending: tuple[Mapping[str, Any] | None, list[LoggedFill]] | None = None
         self._restoring = False
         self._logged: set[tuple[str, int, str | None]] = set()
+        self._days_before: np.ndarray = np.array([], "datetime64[D]")
 
     def bind(self, broker: PaperBroker) -> None:
         """Attach to the broker whose money this account keeps.
@@ -121,8 +122,21 @@ class Account:
         self._daynum = trading_day_numbers(sessions)
         self._n_days = len(self._daynum)
         self._known = calendar_days(sessions)
+        if len(self._days_before) and not sessions.session_days:
+            self._count_days_before()
         self._cursor = len(broker._fills)
         self.day_trades = DayTrades(broker.bars.n_symbols)
+
+    def _count_days_before(self) -> None:
+        """Number the trading days from the earliest of :meth:`restore`'s ``days_before``:
+        each date-rule calendar's days gain those before its first, and every day number
+        moves up by their count, so a saved day older than the panel keeps its place."""
+        daynum = self._daynum
+        for j, known in enumerate(self._known):
+            before = self._days_before if not len(known) else \
+                self._days_before[self._days_before < known[0]]
+            self._known[j] = np.concatenate([before, known])
+            daynum[:, j] += len(before)
 
     # ------------------------------------------------------------ restarts
     def spec(self) -> dict[str, Any]:
@@ -135,7 +149,8 @@ class Account:
 
     def restore(self, state: Mapping[str, Any] | None,
                 fills: Sequence[LoggedFill] = (), *,
-                logged: Iterable[tuple[str, datetime, str | None]] = ()) -> None:
+                logged: Iterable[tuple[str, datetime, str | None]] = (),
+                days_before: Iterable[str] = ()) -> None:
         """Start from a saved :meth:`snapshot` and the fills logged after it.
 
         Call before the account is bound (``PaperBroker(account=this)`` binds it): the
@@ -143,7 +158,12 @@ class Account:
         fill (day trades, settlement), and the account's own records already in the log
         after that state, ``logged`` as ``(event, record time, symbol or None)``
         (``margin_call``, ``good_faith_violation``), are not written again when the
-        resumed broker books those fills or closes that bar once more. A malformed state raises
+        resumed broker books those fills or closes that bar once more. ``days_before``
+        (ISO dates) are trading days before the panel's first, for a broker over a short
+        window of a longer run (the shadow broker's per-bar windows): under the date rule
+        (bars without an exchange calendar) a day counts only when a bar falls on it, so
+        a saved day (a day trade, an unsettled sale) older than the window is numbered
+        only when its date is among them. A malformed state raises
         :class:`~simbroker.accounts.StateError` (a ``ValueError``) naming the field, when
         the account binds.
         """
@@ -153,6 +173,10 @@ class Account:
         if state is not None and not isinstance(state, Mapping):
             raise ValueError(f"an account state must be a mapping, got {state!r:.60}")
         self._pending = (state, list(fills))
+        try:
+            self._days_before = np.unique(np.asarray(list(days_before), "datetime64[D]"))
+        except ValueError:
+            raise ValueError(f"days_before must be ISO dates, got {days_before!r:.60}") from None
         self._logged = {(event, time_ns(when), sym) for event, when, sym in logged}
 
     def snapshot(self) -> dict[str, Any]:

@@ -115,24 +115,27 @@ def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
 
 
 def _shadow_settings(args: argparse.Namespace, config: BrokerConfig) -> Any:
-    """``--shadow``: the paper broker's models from a paper config, else the defaults."""
+    """``--shadow``: the paper broker's models and account from a paper config (``--account``
+    over its ``account``; a resumed shadow keeps the one its log names), else the
+    defaults with the venue's rules and ``--account``."""
     if not getattr(args, "shadow", False):
         return False
     from simbroker.shadow import ShadowSettings
 
+    account = getattr(args, "account", None)
     if isinstance(config, PaperConfig):
-        unmodeled = [k for k in ("account", "max_volume_share", "borrow", "interest")
+        unmodeled = [k for k in ("max_volume_share", "borrow", "interest")
                      if getattr(config, k) is not None]
-        if unmodeled or getattr(args, "account", None) or getattr(args, "max_volume_share",
-                                                                   None):
+        if unmodeled or getattr(args, "max_volume_share", None):
             print(f"simbroker: warning: the --shadow paper broker does not model "
-                  f"{', '.join(unmodeled) or 'the account or volume cap'} yet (see "
-                  f"simbroker.shadow); its fills use slippage, fees and shorting only",
+                  f"{', '.join(unmodeled) or 'the volume cap'} yet (see simbroker.shadow); "
+                  f"its fills use slippage, fees, shorting and the account only",
                   file=sys.stderr)
         return ShadowSettings(slippage=model(config.slippage, "slippage"),
                               fees=fees_arg(args, model(config.fees, "fees")),
-                              allow_short=config.allow_short)
-    return ShadowSettings()
+                              allow_short=config.allow_short,
+                              account=config.account if account is None else account)
+    return ShadowSettings(venue=config.broker, account=account)
 
 
 def _hide_secrets(config: Any) -> None:

@@ -11,14 +11,28 @@ made, a missing fill, a price outside the bar, a price difference over a thresho
 an ``alert`` record in the main trade log, a ``logging`` warning on ``simbroker.shadow``
 and the optional ``on_divergence(alert)`` callback.
 
-What the shadow models: the paper broker's matching, slippage and fee models and the
-shorting rule. Not yet: an account model (buying power, settlement, PDT, margin calls),
-partial fills by volume, borrow fees and interest. Each bar is matched by a paper broker
-over just the previous and the current bar, and those models need what such a window
-cannot hold: the trading days before it (settlement and the five-day PDT window count
-them; a day end is where borrow and interest accrue) and an order's fills in earlier
-windows (a per-order minimum fee is paid once). ``simbroker paper --shadow`` warns when the
-paper config sets them.
+What the shadow models: the paper broker's matching, slippage and fee models, the
+shorting rule, a venue's order rules (``venue=``: ``simbroker live|paper --broker
+ibkr|alpaca --shadow`` passes the venue) and the account (``account=``, as
+``PaperBroker(account=...)`` takes it: a cash account's T+1 settlement, free-riding and
+good-faith refusals, Reg T margin, the PDT rule and a flagged account's intraday buying
+power, margin calls and liquidation; ``simbroker paper --shadow`` uses the paper config's
+``account`` or ``--account``). Each bar is matched by a paper broker over just the
+previous and the current bar; the account travels between these windows as a resumed
+run's does (its snapshot, restored into a fresh copy of the model, with the recent
+trading days the window cannot see), and mirrored orders and cancels are weighed when
+the next bar arrives, in their order, at the previous close: so the shadow refuses, with
+the same exception and ``rejected`` record, exactly what one paper broker over the
+whole run refuses on the same order stream (``tests/test_shadow_account.py``). A
+restarted shadow rebuilds the account from its own log (``stepped`` records).
+
+Not yet: partial fills by volume, borrow fees and interest. They need what a window
+cannot hold: an order's fills in earlier windows (a per-order minimum fee is paid once,
+a bar's volume is shared), and a day end, where borrow and interest accrue (a window's
+last bar is not known to close its day). ``simbroker paper --shadow`` warns when the
+paper config sets them. A day order is expired by the shadow when a later day's bar
+arrives; a margin call on the day's last bar may therefore cancel a day order a paper
+broker has just expired.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from simbroker.accounts import account_model
 from simbroker.feeds import BarEvent
 from simbroker.types import Fill
 
@@ -50,8 +51,11 @@ class ShadowSettings:
         How far outside its bar's range a live price may be before
         ``price_outside_bar`` (default 10: the paper broker's own slippage can move a
         price past the bar's high or low).
-    slippage, fees, allow_short, session_tz
-        The shadow paper broker's models, as for :class:`~simbroker.PaperBroker`.
+    slippage, fees, allow_short, session_tz, venue, account
+        The shadow paper broker's models, as for :class:`~simbroker.PaperBroker`
+        (``account``: ``None``, ``"cash"``, ``"margin"``, a mapping of a model's
+        parameters or an unbound :class:`~simbroker.accounts.Account`; give the live
+        account's kind so the shadow refuses what the venue would).
     trade_log
         The shadow's trade log path; default: beside the main one, ``NAME.shadow.jsonl``.
     """
@@ -64,6 +68,8 @@ class ShadowSettings:
     allow_short: bool = True
     session_tz: str = "UTC"
     trade_log: Any = None
+    venue: str | None = None
+    account: Any = None
 
     def __post_init__(self) -> None:
         for name in ("max_drift_bps", "bar_tolerance_bps"):
@@ -71,6 +77,10 @@ class ShadowSettings:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"ShadowSettings.{name} must be a number >= 0, got "
                                  f"{value!r}")
+        if self.venue not in (None, "alpaca", "ibkr"):
+            raise ValueError(f"ShadowSettings.venue must be None, 'alpaca' or 'ibkr', got "
+                             f"{self.venue!r}")
+        account_model(self.account)  # a bad name or parameter fails here, naming it
         if not isinstance(self.max_bars_late, int) or self.max_bars_late < 0:
             raise ValueError(f"ShadowSettings.max_bars_late must be an integer >= 0, got "
                              f"{self.max_bars_late!r}")

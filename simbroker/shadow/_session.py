@@ -72,9 +72,12 @@ class ShadowSession:
             symbols, interval, cash=cash, positions=positions,
             slippage=self.settings.slippage, fees=self.settings.fees,
             allow_short=self.settings.allow_short, session_tz=self.settings.session_tz,
-            trade_log=self.log, now=now if records is None else None)
+            trade_log=self.log, now=now if records is None else None,
+            venue=self.settings.venue, account=self.settings.account)
         if records is not None:
-            self.broker.restore(records, now)
+            broker = self.broker
+            # e.g. a log that names another account: the shadow goes off, the run goes on
+            self._guard("restore", lambda: broker.restore(records, now))
 
     def _guard(self, what: str, call: Callable[[], Any]) -> Any:
         if self.broker is None or self.failed is not None:
