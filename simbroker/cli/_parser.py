@@ -194,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
             rt.add_argument("--max-volume-share", type=volume_share, default=None,
                             metavar="SHARE",
                             help="partial fills: at most this share of a bar's volume, in "
-                                 "(0, 1] (paper broker and --shadow; default: the config's "
-                                 "'max_volume_share', else whole fills)")
+                                 "(0, 1] (paper broker; --shadow fills whole and warns; "
+                                 "default: the config's 'max_volume_share', else whole "
+                                 "fills)")
             rt.set_defaults(func=cmd_paper)
 
     dr = sub.add_parser(
