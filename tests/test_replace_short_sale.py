@@ -5,7 +5,8 @@ way through the adapters; the original order keeps working.
 - IBKR cash account (no short sales): ``PaperBroker(venue="ibkr", account="cash")`` and
   ``FakeTWS(account_type="cash")`` (error 201) refuse the same raise with
   ``ReplaceRejected`` caused by ``InsufficientBuyingPower(rule="cash_account_short")``
-  with the same figures, and the same opening sale at submission.
+  with the same figures, and the same opening sale at submission; an OCO exit pair is
+  one sale of the shares held.
 - Alpaca cash account (``multiplier`` 1): the raise crosses the long position through
   zero, refused by one side at a time first (``PositionConflict``, ``qty_available``) by
   ``PaperBroker(venue="alpaca", account="cash")`` and FakeAlpaca (403 40310000) alike.
@@ -151,6 +152,24 @@ def test_a_cash_account_refuses_raising_a_sale_into_a_short_at_tws_as_in_paper(
     assert at_ibkr.wait_for_fills({e.exec_id for e in made}, 10)
     assert at_ibkr.get_positions() == {}
     assert len(at_ibkr.get_fills()) == 1
+
+
+@needs_ib
+def test_a_cash_accounts_exit_pair_is_one_sale_at_tws_as_in_paper(
+        cash_tws: tuple[Any, Any]) -> None:
+    """The legs of an OCO pair sell the same shares (one of them trades): the pair is
+    taken on 100 held, and a leg raised to the whole position is no short; one beyond
+    it is."""
+    fake, at_ibkr = cash_tws
+    rehearsal = paper(cash=10_000.0, positions=HELD, venue="ibkr", account="cash")
+    for b in (rehearsal, at_ibkr):
+        tp = b.submit_order("AAA", "sell", 60, "limit", order_class="oco", tif="gtc",
+                            take_profit={"limit_price": 110.0},
+                            stop_loss={"stop_price": 90.0}, client_order_id="x")
+        assert b.replace_order(tp["order_id"], qty=100)["qty"] == 100
+        cause = refusal(b, tp["order_id"], qty=101)
+        assert getattr(cause, "rule", None) == "cash_account_short", (b, cause)
+    assert sum(working_at_tws(fake).values()) == 2  # the pair, once
 
 
 @needs_ib

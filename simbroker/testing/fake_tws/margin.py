@@ -147,17 +147,20 @@ def _refusal(fake: FakeTWS, held: list[Claim], new: Claim, old: Claim | None) ->
             f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
 
 
-def cash_short_refusal(fake: FakeTWS, symbol: str, action: str, qty: float,
+def cash_short_refusal(fake: FakeTWS, p: dict[str, Any], qty: float,
                        skip: Order | None = None) -> str | None:
-    """TWS's error-201 text when a sell of ``qty`` in a cash account would take the
-    position below zero, after the working sells (a group's once; ``skip``, the order
-    a modification replaces, set aside), else ``None``. The rule of
+    """TWS's error-201 text when order ``p`` (a decoded placeOrder), selling ``qty`` in
+    a cash account, would take the position below zero after the working sells (a
+    group's once; its own group's, of which only one trades, and ``skip``, the order a
+    modification replaces, set aside), else ``None``. The rule of
     :class:`simbroker.accounts.CashAccount` (``rule="cash_account_short"``)."""
-    if fake.account_type != "cash" or action != "SELL":
+    symbol = p["symbol"]
+    if fake.account_type != "cash" or p["action"] != "SELL":
         return None
+    own = _group(p["client_id"], p["parent_id"], p["oca_group"])
     sells: dict[object, float] = {}
     for n, c in enumerate(working_claims(fake, skip=skip)):
-        if c.symbol == symbol and c.side == "sell":
+        if c.symbol == symbol and c.side == "sell" and (own is None or c.group != own):
             key = c.group if c.group is not None else n
             sells[key] = max(sells.get(key, 0.0), c.qty)
     held = fake.positions.get(symbol, 0.0) - sum(sells.values())

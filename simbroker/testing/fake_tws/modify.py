@@ -47,8 +47,10 @@ def _rule_refusal(fake: FakeTWS, o: Order, p: dict[str, Any]) -> str | None:
     left = p["qty"] - o.filled
     if left <= o.qty - o.filled + 1e-9:
         return modify_refusal(fake, o, p)
-    return cash_short_refusal(fake, o.symbol, o.action, left, skip=o) or \
-        fake._pdt_refusal({"symbol": o.symbol, "action": o.action, "qty": left}) or \
+    mine = {"symbol": o.symbol, "action": o.action, "client_id": o.client_id,
+            "parent_id": o.parent_id, "oca_group": o.oca_group}
+    return cash_short_refusal(fake, mine, left, skip=o) or \
+        fake._pdt_refusal({**mine, "qty": left}) or \
         modify_refusal(fake, o, p)
 
 

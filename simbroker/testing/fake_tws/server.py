@@ -516,7 +516,7 @@ class FakeTWS(AccountView, BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         if not p["parent_id"]:
-            refusal = cash_short_refusal(self, sym, p["action"], qty) or \
+            refusal = cash_short_refusal(self, p, qty) or \
                 self._pdt_refusal(p) or margin_refusal(self, p)
             if refusal is not None:
                 self._error(conn, oid, 201, refusal)
