@@ -188,3 +188,32 @@ def test_a_refusal_sent_after_the_adapter_stopped_waiting_leaves_the_order_worki
         assert _sent_modifications(s, "slow") == 3
     finally:
         s.close()
+
+
+def test_a_stalled_round_trip_after_a_refusal_is_made_up_before_the_next_modification(
+) -> None:
+    """The round trip that reads TWS's repeats of a refusal timed out: the refusal
+    stands, and the next replace first completes one (or, if TWS still does not answer,
+    sends nothing and says so), so an unread repeat is never taken for its answer."""
+    from simbroker.errors import BrokerTimeout
+
+    s = Seen(timeout=0.5)
+    try:
+        s.broker.submit_order("AAA", "buy", 10, "limit", limit_price=90.0,
+                              client_order_id="rt")
+        s.fake.reject_modify = 201
+        s.fake.inject("stall_time", delay=1.0)  # the round trip after the refusal
+        s.fake.inject("stall_time", delay=1.0)  # and the one before the next modify
+        s.replace("rt", limit_price=91.0)
+        assert s.outcomes == Counter({"refused": 1})
+        with pytest.raises(BrokerTimeout, match="nothing was sent"):
+            s.broker.replace_order("rt", limit_price=92.0)
+        assert _sent_modifications(s, "rt") == 1
+        assert s.fake.faults_injected["stall_time"] == 2
+        s.fake.reject_modify = 0
+        s.replace("rt", limit_price=93.0)  # the round trip completes first, then it goes
+        assert s.outcomes == Counter({"refused": 1, "taken": 1})
+        s.assert_working("rt", 10, 93.0)
+        assert _sent_modifications(s, "rt") == 2
+    finally:
+        s.close()

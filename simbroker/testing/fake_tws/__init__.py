@@ -33,7 +33,8 @@ it reads a modification of it, which it then refuses with error 104),
 ``repeat_refusal`` (the next refusal of a modification is sent twice),
 ``drop_after_refusal`` (the socket closes right after the next refusal of a
 modification), ``stall_refusal`` (the next refusal of a modification is sent ``delay`` s
-late, after answers to later requests). Each takes
+late, after answers to later requests), ``stall_time`` (the next reqCurrentTime, a
+client's round trip, is answered ``delay`` s late). Each takes
 ``skip=n`` to let ``n`` chances pass first (a bracket's last leg: ``skip=2``). Also
 :meth:`FakeTWS.notice` (1100/1101/1102, farm notices), :attr:`FakeTWS.silent`
 (accepts connections, never answers the handshake),

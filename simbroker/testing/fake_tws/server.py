@@ -26,7 +26,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
           "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify",
           "drop_during_account", "stall_account", "repeat_refusal", "drop_after_refusal",
-          "stall_refusal")
+          "stall_refusal", "stall_time")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -245,8 +245,8 @@ class FakeTWS(AccountView, BarReplay):
         after ``skip`` chances have passed (``skip=2`` with ``drop_before_read``: the
         third placeOrder from now dies in the socket, e.g. a bracket's last leg).
 
-        ``delay`` is how late the answer is for ``stall_sync``, ``stall_ack`` and
-        ``stall_refusal``.
+        ``delay`` is how late the answer is for ``stall_sync``, ``stall_ack``,
+        ``stall_refusal`` and ``stall_time`` (reqCurrentTime, a client's round trip).
         """
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
@@ -419,6 +419,11 @@ class FakeTWS(AccountView, BarReplay):
                     self._commission(conn, ex)
             self._send(conn, 55, 1, req)
         elif msg == 49:  # reqCurrentTime
+            late = self._fire("stall_time")
+            if late is not None and self._loop is not None:
+                self._loop.call_later(late, self._send, conn, 49, 1,
+                                      int(self.clock.timestamp()))
+                return True
             self._send(conn, 49, 1, int(self.clock.timestamp()))
         elif msg == 8:  # reqIds
             self._send(conn, 9, 1, self._next_id)
