@@ -11,7 +11,9 @@ shares held net of the other working sells) and, for an unflagged margin account
 25,000 with no day trade left, the pattern-day-trader refusal of an order that opens a
 position. A modification that adds nothing (the same or a smaller rest) is not weighed
 by these two rules, as :class:`simbroker.accounts.CashAccount` and
-:meth:`simbroker.accounts.MarginAccount.check_replace` do not weigh it.
+:meth:`simbroker.accounts.MarginAccount.check_replace` do not weigh it. IB documents
+neither how it weighs a modification against these rules nor its words: assumed as for
+a new order, with the same error 201 texts.
 
 The faults on this path (:meth:`FakeTWS.inject`): ``fill_on_modify``, ``repeat_refusal``
 (the refusal sent twice), ``drop_after_refusal`` (the socket closed right after it) and
