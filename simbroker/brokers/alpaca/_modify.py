@@ -82,7 +82,10 @@ class Modifying(Submitting):
         the paper broker with ``venue="alpaca"`` gives, its
         :class:`~simbroker.errors.PositionConflict` the cause), or a replacement beyond
         the buying power (weighed with the old order set aside; the cause an
-        :class:`~simbroker.errors.InsufficientBuyingPower`, as at submission); the old
+        :class:`~simbroker.errors.InsufficientBuyingPower`, as at submission), or a
+        short Alpaca does not take (raising a short sale in an asset off its
+        easy-to-borrow list: :class:`~simbroker.errors.HardToBorrow`; an account not
+        allowed to short: :class:`~simbroker.errors.ShortingNotAllowed`); the old
         order keeps working.
         :class:`~simbroker.errors.OrderStatusUnknown` when the answer was lost and Alpaca
         could not be asked in time; :meth:`get_order` then shows which version is live
@@ -154,7 +157,9 @@ class Modifying(Submitting):
         raised beyond the shares available) gives the paper broker's reason, its
         :class:`~simbroker.errors.PositionConflict` as the cause (with the position read
         after the refusal, when Alpaca answers in time). Either way the order stays as
-        it was and keeps working, neither lost nor unknown."""
+        it was and keeps working, neither lost nor unknown. A short Alpaca refuses gets
+        the cause a submission gets (:func:`~simbroker.brokers.alpaca.account.refusal`);
+        another 403 none."""
         oid, sym = info["order_id"], info["symbol"]
         if INSUFFICIENT in str(exc).lower():
             kept = info["limit_price"] if info["limit_price"] is not None \
@@ -178,9 +183,14 @@ class Modifying(Submitting):
                 position = self.get_positions().get(sym, 0.0)
             except Exception:  # the refusal stands; only the position is unknown
                 log.info("Alpaca: no position for the refused replace of %s", oid)
-        conflict = from_alpaca(str(exc), symbol=sym, side=info["side"], qty=qty,
-                               position=position, client_order_id=info["client_order_id"])
-        if conflict is None:
+        conflict: OrderRejected | None = from_alpaca(
+            str(exc), symbol=sym, side=info["side"], qty=qty, position=position,
+            client_order_id=info["client_order_id"])
+        if conflict is None:  # a short refused (hard to borrow, no shorting): as submitted
+            conflict = self._refusal_of(exc, symbol=sym, side=info["side"], qty=qty,
+                                        price=None, client_order_id=info["client_order_id"],
+                                        replacing=self.orders.get(oid) or info)
+        if conflict is exc:
             raise ReplaceRejected(oid, f"Alpaca answered 403 ({_alpaca_message(exc)})",
                                   status=info["status"], symbol=sym,
                                   client_order_id=info["client_order_id"]) from None

@@ -31,6 +31,7 @@ from typing import Any
 from simbroker._venue_sides import from_alpaca
 from simbroker.errors import (
     BrokerAPIError,
+    HardToBorrow,
     InsufficientBuyingPower,
     OrderRejected,
     ShortingNotAllowed,
@@ -41,6 +42,9 @@ __all__ = ["account_info", "opening_qty", "refusal"]
 
 INSUFFICIENT = "insufficient buying power"
 NO_SHORTING = "not allowed to short"
+NOT_SHORTABLE = "cannot be sold short"
+"""Alpaca's words refusing a short sale off its easy-to-borrow list (the Trading API
+locates nothing: :class:`~simbroker.errors.HardToBorrow` with ``located`` 0)."""
 
 
 def _money(x: Any, name: str) -> float:
@@ -109,8 +113,9 @@ def refusal(exc: OrderRejected, *, symbol: str, side: str, qty: float,
     order's ``opening`` part (:func:`opening_qty`; all of ``qty`` when unknown),
     ``available`` the account's ``buying_power`` read after the refusal, NaN where
     unknown), :class:`~simbroker.errors.PositionConflict` (one side at a time:
-    :mod:`simbroker._venue_sides`), :class:`~simbroker.errors.ShortingNotAllowed`, else
-    ``exc``."""
+    :mod:`simbroker._venue_sides`), :class:`~simbroker.errors.HardToBorrow` (a short
+    sale off the easy-to-borrow list; ``short`` past the ``position``, NaN unknown),
+    :class:`~simbroker.errors.ShortingNotAllowed`, else ``exc``."""
     text = str(exc)
     if INSUFFICIENT in text.lower():
         required = (qty if opening is None else opening) * price if price is not None \
@@ -126,6 +131,12 @@ def refusal(exc: OrderRejected, *, symbol: str, side: str, qty: float,
                            client_order_id=client_order_id)
     if conflict is not None:
         return conflict
+    if NOT_SHORTABLE in text.lower() and side == "sell":
+        held = math.nan if position is None else position
+        htb = HardToBorrow(symbol, short=qty - max(held, 0.0) if held == held else math.nan,
+                           located=0.0, position=held, qty=qty)
+        htb.client_order_id = client_order_id
+        return htb
     if NO_SHORTING in text.lower() and side == "sell":
         short = ShortingNotAllowed(symbol, position=0.0 if position is None else position,
                                    qty=qty)

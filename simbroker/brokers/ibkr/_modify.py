@@ -4,18 +4,24 @@ same ``orderId`` for a replace, each answer awaited and a late one settled from 
 
 from __future__ import annotations
 
-import contextlib
 import copy
+import math
 from typing import Any
 
 from simbroker.brokers.ibkr._submit import Submitting
-from simbroker.brokers.ibkr.account import buying_power_refusal
+from simbroker.brokers.ibkr.account import (
+    buying_power_refusal,
+    cash_short_refusal,
+    pattern_day_trader_refusal,
+)
 from simbroker.brokers.ibkr.orders import OrderEntry
 from simbroker.brokers.ibkr.translate import REPLACE_REFUSALS, UNSET, ib_lib, ib_tif
 from simbroker.errors import (
     BrokerConnectionError,
     BrokerError,
+    BrokerTimeout,
     InvalidOrder,
+    OrderRejected,
     OrderStatusUnknown,
     ReplaceRejected,
     UnknownOrder,
@@ -96,12 +102,21 @@ class Modifying(Submitting):
             modified order, weighed with the old one set aside, needs more initial margin
             than the equity with loan value; the cause is the
             :class:`~simbroker.errors.InsufficientBuyingPower` a submission gets, and the
-            original order keeps working), or the change is invalid (a ``qty`` below the
-            filled quantity, a field the order's type does not take, a ``tif`` that would
-            change IB's order type).
+            original order keeps working; likewise a cash account's short sale, its
+            cause ``rule="cash_account_short"``, and the pattern-day-trader protection,
+            :class:`~simbroker.errors.PatternDayTrading`), the change is invalid (a
+            ``qty`` below the filled quantity, a field the order's type does not take, a
+            ``tif`` that would change IB's order type), or an earlier replace of the
+            order is still unanswered. A refusal TWS repeats is one refusal; the next
+            modification's answer is its own, in whatever words.
         OrderStatusUnknown
-            The order, or TWS's answer to the modification, is not known yet (a drop):
-            :meth:`get_order` shows the order as TWS lists it after the next sync.
+            The order, or TWS's answer to the modification, is not known yet (a drop, or
+            no answer in time): :meth:`get_order` shows the order as TWS lists it after
+            the next sync, or once TWS answers (a late refusal leaves it working
+            unchanged).
+        BrokerTimeout
+            TWS did not answer the round trip that must follow its refusal of the last
+            modification before another is sent (nothing was sent).
         UnknownOrder
             No such order.
         """
@@ -112,12 +127,19 @@ class Modifying(Submitting):
                 raise UnknownOrder(str(order_id))
         if entry.status is OrderStatus.PENDING_CONFIRM and not self._settle(entry):
             self._outcome(entry, "still unresolved")
+        with self._cond:
+            unread, generation = entry.refusal is not None and not entry.repeats_read, \
+                self.conn.generation
+        if unread and not self._after_refusal(entry, generation):
+            raise BrokerTimeout(f"IBKR replace_order {entry.order_id}", self.timeout,
+                                detail="the round trip after TWS refused its last "
+                                "modification; nothing was sent")
         with self._send_lock, self._cond:
             if not entry.is_open:
                 raise ReplaceRejected(entry.order_id, f"it is {entry.status.value}",
                                       status=entry.status.value, symbol=entry.symbol,
                                       client_order_id=entry.client_order_id)
-            if entry.replacing is not None:
+            if entry.replacing is not None or entry.unanswered is not None:
                 raise ReplaceRejected(entry.order_id, "an earlier replace of it is still "
                                       "unanswered", status=entry.status.value,
                                       symbol=entry.symbol)
@@ -126,6 +148,8 @@ class Modifying(Submitting):
                                        trail_percent=trail_percent, tif=tif)
             generation = self.conn.generation
             entry.replacing, entry.replace_answer = change, None
+            # A refusal answers one modification: from this one on, an error is its own.
+            entry.refusal = None
         try:
             sent = self._run_sync(lambda: self._modify(entry, change, generation))
         except BaseException:
@@ -141,6 +165,8 @@ class Modifying(Submitting):
                 if not sent:
                     raise BrokerConnectionError(f"replace_order {entry.order_id}: the IBKR "
                                                 f"connection dropped; nothing was sent")
+                if self.conn.generation == generation:  # else the sync has TWS's word
+                    entry.unanswered = change
                 raise OrderStatusUnknown(
                     f"replace of order {entry.order_id}: no answer from TWS; the order "
                     f"shows TWS's fields after the next sync", order_id=entry.order_id,
@@ -151,11 +177,9 @@ class Modifying(Submitting):
                     setattr(entry, key, value)
                 info = entry.info()
         if code:  # fills TWS sent before its answer are booked already
-            self._after_refusal(generation)
+            self._after_refusal(entry, generation)
             status = "filled" if code == 104 else entry.status.value
-            cause = buying_power_refusal(text, symbol=entry.symbol, order_id=entry.order_id,
-                                         client_order_id=entry.client_order_id) \
-                if code == 201 else None
+            cause = self._modify_refusal(entry, change, text) if code == 201 else None
             field = next((k for k in ("qty", "limit_price", "stop_price") if k in change),
                          None) if cause is not None else None
             raise ReplaceRejected(
@@ -167,20 +191,53 @@ class Modifying(Submitting):
                                  symbol=entry.symbol, **change)
         return info
 
-    def _after_refusal(self, generation: int) -> None:
-        """One round trip after TWS refused a modification, so that a repeat of the
-        refusal TWS sent right after it is read now, while it is recognised as one
-        (:meth:`OrderEntry.repeats_refusal`), and never taken for the answer to a later
-        modification. Skipped when the connection dropped meanwhile (the sync after the
-        reconnect has TWS's word)."""
+    def _modify_refusal(self, entry: OrderEntry, change: dict[str, Any], text: str
+                        ) -> OrderRejected | None:
+        """The refusal a submission would get for TWS's error-201 text refusing the
+        modification ``change`` of ``entry``, weighed like a new order for what would be
+        left of it: margin (:class:`~simbroker.errors.InsufficientBuyingPower`), a cash
+        account's short sale (the same, ``rule="cash_account_short"``), the
+        pattern-day-trader protection (:class:`~simbroker.errors.PatternDayTrading`);
+        ``None`` for another refusal."""
+        sym, oid, cid = entry.symbol, entry.order_id, entry.client_order_id
+        margin = buying_power_refusal(text, symbol=sym, order_id=oid, client_order_id=cid)
+        if margin is not None:
+            return margin
+        left = change.get("qty", entry.qty) - entry.filled_qty
+        price = change.get("limit_price", change.get("stop_price", entry.limit_price
+                                                     if entry.limit_price is not None
+                                                     else entry.stop_price))
+        short = cash_short_refusal(text, symbol=sym, qty=left,
+                                   held=self._held_for_sale(sym, oid),
+                                   price=math.nan if price is None else float(price),
+                                   order_id=oid, client_order_id=cid)
+        if short is not None:
+            return short
+        return pattern_day_trader_refusal(text, symbol=sym, equity=self._equity_now(),
+                                          client_order_id=cid)
+
+    def _after_refusal(self, entry: OrderEntry, generation: int) -> bool:
+        """One round trip after TWS refused a modification of ``entry``, so that a
+        repeat of the refusal TWS sent right after it is read now, while it is
+        recognised as one (:meth:`OrderEntry.repeats_refusal`), and never taken for the
+        answer to the next modification. True when it completed on connection
+        ``generation`` (``entry.repeats_read``), or that connection is gone (the sync
+        after the reconnect has TWS's word, and no message of the old socket comes);
+        False when TWS did not answer in time."""
         if self.conn.generation != generation or not self.ib.isConnected():
-            return
+            return True
 
         async def ask() -> None:
             await self.ib.reqCurrentTimeAsync()
 
-        with contextlib.suppress(BrokerError):
+        try:
             self._run(ask(), what="round trip after a refused modification")
+        except BrokerError:
+            return self.conn.generation != generation
+        with self._cond:
+            if self.conn.generation == generation:
+                entry.repeats_read = True
+        return True
 
     def _replacement(self, entry: OrderEntry, **given: Any) -> dict[str, Any]:
         """The validated changed fields of a replace of ``entry`` (under the lock)."""

@@ -13,7 +13,7 @@ from simbroker.brokers.ibkr._base import IBKRState
 from simbroker.brokers.ibkr.account import account_info
 from simbroker.brokers.ibkr.connection import State
 from simbroker.errors import BrokerConnectionError, UnknownOrder
-from simbroker.types import AccountInfo, Fill, OrderInfo
+from simbroker.types import AccountInfo, Fill, OrderInfo, OrderStatus
 
 __all__ = ["Queries"]
 
@@ -56,6 +56,19 @@ class Queries(IBKRState):
             if self._cash is None:
                 raise BrokerConnectionError("IBKR sent no TotalCashValue for the account")
             return self._cash
+
+    def _held_for_sale(self, symbol: str, skip: str) -> float:
+        """The position in ``symbol`` less what the open sell orders (but ``skip``, and
+        legs waiting for their parent) have left to sell: what a cash account may
+        still sell."""
+        with self._cond:
+            selling: dict[str, float] = {}  # a group's legs sell the position once
+            for e in self.orders.all():
+                if e.symbol == symbol and e.side == "sell" and e.is_open \
+                        and e.order_id != skip and e.status is not OrderStatus.HELD:
+                    key = e.group_id or e.order_id
+                    selling[key] = max(selling.get(key, 0.0), e.qty - e.filled_qty)
+            return self._positions.get(symbol, 0.0) - sum(selling.values())
 
     def _equity_now(self) -> float:
         """``NetLiquidation`` from the account values the client already holds (no

@@ -5,13 +5,18 @@ must not work partly canceled whole.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from simbroker.brokers.ibkr._base import log
 from simbroker.brokers.ibkr._sync import Syncing
-from simbroker.brokers.ibkr.account import buying_power_refusal, pattern_day_trader_refusal
+from simbroker.brokers.ibkr.account import (
+    buying_power_refusal,
+    cash_short_refusal,
+    pattern_day_trader_refusal,
+)
 from simbroker.brokers.ibkr.connection import State
 from simbroker.brokers.ibkr.orders import LEG_SUFFIXES, OrderEntry
 from simbroker.brokers.ibkr.translate import ib_lib, ib_order_of
@@ -321,6 +326,13 @@ class Submitting(Syncing):
                 client_order_id=entry.client_order_id)
             if pdt is not None:
                 raise pdt
+            short = cash_short_refusal(
+                info["reason"] or "", symbol=entry.symbol, qty=entry.qty,
+                held=self._held_for_sale(entry.symbol, entry.order_id),
+                price=_order_price(entry), order_id=entry.order_id,
+                client_order_id=entry.client_order_id)
+            if short is not None:
+                raise short
             raise OrderRejected(f"IBKR rejected the order: {info['reason']}",
                                 symbol=entry.symbol, order_id=entry.order_id,
                                 client_order_id=entry.client_order_id)
@@ -334,3 +346,10 @@ class Submitting(Syncing):
                                 symbol=entry.symbol, order_id=entry.order_id,
                                 client_order_id=entry.client_order_id)
         return info
+
+
+def _order_price(entry: OrderEntry) -> float:
+    """The price a refusal values ``entry`` at: its limit, else its stop; NaN for a
+    market order (TWS does not say what it priced it at)."""
+    price = entry.limit_price if entry.limit_price is not None else entry.stop_price
+    return math.nan if price is None else float(price)

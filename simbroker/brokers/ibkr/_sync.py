@@ -52,6 +52,8 @@ class Syncing(Queries):
             # The client's caches were reset before connecting: all of it is TWS's word,
             # and nothing was sent on this connection yet.
             with self._cond:
+                for entry in self.orders.all():  # no message of the old socket comes now
+                    entry.refusal, entry.unanswered = None, None
                 self._reconcile_orders(ib.trades(), ib.fills(), resolve_upto=self._sent_seq)
                 self._rebase(ib.fills())
             return
@@ -173,11 +175,15 @@ class Syncing(Queries):
             return
         with self._cond:
             entry = self.orders.by_ib_id(int(req_id))
-            if entry is not None and entry.replacing is not None \
-                    and entry.replace_answer is None and code != CANCELED_CODE \
-                    and code not in INFORMATIONAL:
-                entry.replace_answer = (code, text)  # the modification's answer
-                entry.refusal = (code, text)
+            if entry is not None and entry.awaits_modify_answer() \
+                    and code != CANCELED_CODE and code not in INFORMATIONAL:
+                if entry.replacing is not None and entry.replace_answer is None:
+                    entry.replace_answer = (code, text)  # the modification's answer
+                else:  # the late answer of one replace_order stopped waiting for
+                    log.info("IBKR order %s: TWS refused the modification late (error "
+                             "%d); the order works on unchanged", entry.order_id, code)
+                    entry.unanswered = None
+                entry.refusal, entry.repeats_read = (code, text), False
                 trade = self._trade_of(entry)
                 if trade is not None and trade.log and \
                         getattr(trade.log[-1], "errorCode", 0) == code:
@@ -226,6 +232,9 @@ class Syncing(Queries):
             if entry is not None and entry.replacing is not None \
                     and entry.replace_answer is None and _shows(trade.order, entry.replacing):
                 entry.replace_answer = (0, "")  # TWS lists the order as modified
+            elif entry is not None and entry.unanswered is not None \
+                    and _shows(trade.order, entry.unanswered):
+                entry.unanswered = None  # TWS took it late: its fields are read below
         self._on_trade(trade)
 
     def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:

@@ -61,7 +61,7 @@ from typing import Any
 from simbroker.errors import BrokerAPIError, InsufficientBuyingPower, PatternDayTrading
 from simbroker.types import AccountInfo
 
-__all__ = ["REQUIRED_TAGS", "account_info", "buying_power_refusal",
+__all__ = ["REQUIRED_TAGS", "account_info", "buying_power_refusal", "cash_short_refusal",
            "pattern_day_trader_refusal"]
 
 REQUIRED_TAGS = ("NetLiquidation", "TotalCashValue", "BuyingPower", "InitMarginReq",
@@ -171,3 +171,25 @@ def pattern_day_trader_refusal(text: str, *, symbol: str, equity: float,
         return None
     return PatternDayTrading(symbol, day_trades=3, equity=equity,
                              client_order_id=client_order_id)
+
+
+_CASH_SHORT_TEXT = re.compile(r"short\s+sales?\b.*\bcash\b", re.IGNORECASE)
+
+
+def cash_short_refusal(text: str, *, symbol: str, qty: float, held: float, price: float,
+                       order_id: str | None = None, client_order_id: str | None = None
+                       ) -> InsufficientBuyingPower | None:
+    """The refusal of a cash account's short sale for TWS's error-201 text saying so
+    ("short sales are not allowed in a cash account"; IBKR documents the rule, not the
+    API's words), else ``None``: the :class:`~simbroker.errors.InsufficientBuyingPower`
+    the paper broker's :class:`~simbroker.accounts.CashAccount` raises
+    (``rule="cash_account_short"``), ``required`` the sell of ``qty`` and ``available``
+    the ``held`` shares (the position net of the other open sells), both at ``price``
+    (the order's limit or stop; NaN for a market order)."""
+    if _CASH_SHORT_TEXT.search(text) is None:
+        return None
+    return InsufficientBuyingPower(
+        symbol, required=qty * price, available=max(held, 0.0) * price,
+        rule="cash_account_short", detail=f"a cash account cannot sell short: {held:g} "
+        f"shares held net of open sells; IBKR: {text}", order_id=order_id,
+        client_order_id=client_order_id)

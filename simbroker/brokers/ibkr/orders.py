@@ -88,14 +88,30 @@ class OrderEntry:
     """Indexes of the ib trade's log entries that answered a modification (their error
     code is the modification's, not the order's)."""
     refusal: tuple[int, str] | None = None
-    """TWS's refusal of the last modification (error code and text): TWS may send it
-    again, and a repeat is not a refusal of the order."""
+    """TWS's refusal (error code and text) of the modification it answered last, kept
+    until the next modification of the order is sent or the connection is replaced:
+    TWS may send it again, and a repeat is not a refusal of the order. It is bound to
+    that one modification: the next one's answer, even in the same words, is its own."""
+    repeats_read: bool = False
+    """A round trip after :attr:`refusal` completed on its connection, so every repeat
+    TWS sent right after the refusal has been read; until then the next modification
+    waits for one (a repeat read after it was sent would pass for its answer)."""
+    unanswered: dict[str, Any] | None = None
+    """The fields of a modification sent whose answer did not come in time: a late
+    error answers it (the order works on unchanged), a late openOrder showing it means
+    TWS took it. Cleared by either, and by a new connection's sync."""
 
     def repeats_refusal(self, code: int, text: str) -> bool:
         """Whether error ``code`` with ``text`` (TWS's, or ib's log line quoting it)
-        repeats the refusal of the last modification."""
+        repeats the refusal of the modification TWS answered last."""
         return self.refusal is not None and code == self.refusal[0] and \
             self.refusal[1] in text
+
+    def awaits_modify_answer(self) -> bool:
+        """Whether an error now answers a modification of this order (one in flight, or
+        one whose answer was late) rather than the order itself."""
+        return (self.replacing is not None and self.replace_answer is None) or \
+            self.unanswered is not None
 
     @property
     def is_open(self) -> bool:
@@ -267,7 +283,8 @@ class OrderRegistry:
         raw = str(st.status or "")
         last = trade.log[-1] if trade.log else None
         code = int(getattr(last, "errorCode", 0) or 0) if last is not None else 0
-        if code and (entry.replacing is not None or len(trade.log) - 1 in entry.replace_log
+        if code and (entry.replacing is not None or entry.unanswered is not None
+                     or len(trade.log) - 1 in entry.replace_log
                      or entry.repeats_refusal(code, str(getattr(last, "message", "")))):
             # ib marks its trade Cancelled on an error answering a modification (and on
             # TWS's repeat of it); TWS still works the order unchanged.

@@ -27,20 +27,31 @@ orders leave of the position is refused with "insufficient qty available for ord
 opens a flat symbol while an order of the other side is open with "cannot open a short
 sell while a long buy order is open" (or the long-buy twin), both 403 ``40310000``. A
 sell that would open a short on an account without shorting (multiplier 1) is refused,
-first, with ``{"code": 40310000, "message": "account is not allowed to short"}``.
+first, with ``{"code": 40310000, "message": "account is not allowed to short"}``, and
+after one side at a time a sell that would open or enlarge a short in an asset off the
+easy-to-borrow list (``hard_to_borrow``) with "asset SYM cannot be sold short" (403
+``40310000``). A replacement is weighed by the same rules, the order it replaces set
+aside (see :mod:`~simbroker.testing.fake_alpaca._orders`).
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simbroker._venue_sides import alpaca_message, side_refusal
 from simbroker.testing._venue_margin import Claim, claimed, worst_price
 from simbroker.testing.fake_alpaca._orders import OPEN, ApiError, num
 
-__all__ = ["MAINTENANCE_RATE", "REG_T_INITIAL", "SHORT_MARKUP", "AccountBook"]
+__all__ = ["MAINTENANCE_RATE", "NOT_SHORTABLE", "REG_T_INITIAL", "SHORT_MARKUP",
+           "AccountBook"]
+
+NOT_SHORTABLE = "asset {symbol} cannot be sold short"
+"""Alpaca's refusal (403 ``40310000``, as its other short refusals) of a short sale in an
+asset off its easy-to-borrow list. The Trading API shorts easy-to-borrow assets only
+(alpacahq/Alpaca-API issue 211; Alpaca's HTB locates are for the Broker API); the words
+are as reported for such a refusal, the code is assumed."""
 
 REG_T_INITIAL = 0.5
 MAINTENANCE_RATE = 0.3
@@ -69,6 +80,10 @@ class AccountBook(abc.ABC):
     multiplier: int
     daytrade_count: int
     pdt_fields: bool
+    hard_to_borrow: set[str]
+
+    if TYPE_CHECKING:
+        def _own_rest(self, old: dict[str, Any]) -> float: ...  # the order book's
 
     def _claim(self, sym: str, side: str, qty: float, kind: str, limit: float | None,
                stop: float | None, group: str | None) -> Claim:
@@ -180,11 +195,30 @@ class AccountBook(abc.ABC):
                 qty > max(self.positions.get(sym, 0.0), 0.0) + 1e-12:
             raise ApiError(403, 40310000, "account is not allowed to short")
         self._check_sides(sym, side, qty)
+        self._check_borrow(sym, side, qty)
         held = self._claims()
         adds = claimed([*held, self._claim(sym, side, qty, kind, limit, stop, None)],
                        self.positions) - claimed(held, self.positions)
         if adds > 1e-9 and adds > self.account_figures()["buying_power"] + 1e-9:
             raise ApiError(403, 40310000, "insufficient buying power")
+
+    def _check_borrow(self, sym: str, side: str, qty: float,
+                      old: dict[str, Any] | None = None) -> None:
+        """Raise Alpaca's 403 when a sell of ``qty`` in a symbol off the easy-to-borrow
+        list would open or enlarge a short: beyond the position net of the other open
+        sells (a group's once; ``old``, the order a replacement replaces, set aside). A
+        replacement that sells no more than ``old`` has left passes (assumed, as for the
+        buying power: it adds no short to what Alpaca already took)."""
+        if side != "sell" or sym not in self.hard_to_borrow:
+            return
+        _, sells = self._open_qty(sym)
+        if old is not None:
+            own = self._own_rest(old)
+            if qty <= own + 1e-12:
+                return
+            sells -= own
+        if qty > self.positions.get(sym, 0.0) - sells + 1e-12:
+            raise ApiError(403, 40310000, NOT_SHORTABLE.format(symbol=sym))
 
     def _check_replace_buying_power(self, old: dict[str, Any], qty: float,
                                     limit: float | None, stop: float | None) -> None:

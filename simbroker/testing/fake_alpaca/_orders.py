@@ -148,6 +148,12 @@ class OrderBook(abc.ABC):
         """Raise Alpaca's 403 for an order that breaks one side at a time (the account's)."""
 
     @abc.abstractmethod
+    def _check_borrow(self, sym: str, side: str, qty: float,
+                      old: dict[str, Any] | None = None) -> None:
+        """Raise Alpaca's 403 for a short sale off the easy-to-borrow list (the
+        account's)."""
+
+    @abc.abstractmethod
     def _open_qty(self, sym: str) -> tuple[float, float]:
         """What is left of ``sym``'s open buy and sell orders, a group's legs once (the
         account's)."""
@@ -377,6 +383,7 @@ class OrderBook(abc.ABC):
         self._check_client_id(cid)
         if not _is_waiting(old):  # a leg waiting for its parent holds nothing yet
             self._check_replace_sides(old, qty)
+            self._check_borrow(str(old["symbol"]), str(old["side"]), qty, old)
             self._check_replace_buying_power(
                 old, qty, limit if limit is not None else _num_or_none(old["limit_price"]),
                 stop if stop is not None else _num_or_none(old["stop_price"]))
@@ -428,11 +435,7 @@ class OrderBook(abc.ABC):
         40310000."""
         sym, side = old["symbol"], str(old["side"])
         buys, sells = self._open_qty(sym)
-        if old["_parent"] is None and old["order_class"] != "oco":
-            own = float(old["qty"]) - float(old["filled_qty"])
-        else:  # a leg: its group holds the position once, with the largest rest
-            own = max((float(m["qty"]) - float(m["filled_qty"]) for m in self._group(old)
-                       if m["status"] in OPEN and not _is_waiting(m)), default=0.0)
+        own = self._own_rest(old)
         if side == "buy":
             buys -= own
         else:
@@ -440,6 +443,14 @@ class OrderBook(abc.ABC):
         refusal = side_refusal(sym, side, qty, self.positions.get(sym, 0.0), buys, sells)
         if refusal is not None:
             raise ApiError(403, 40310000, alpaca_message(refusal))
+
+    def _own_rest(self, old: dict[str, Any]) -> float:
+        """What ``old`` holds of its side's open quantity: its rest, or for a leg its
+        group's one claim (the largest rest of its live members)."""
+        if old["_parent"] is None and old["order_class"] != "oco":
+            return float(old["qty"]) - float(old["filled_qty"])
+        return max((float(m["qty"]) - float(m["filled_qty"]) for m in self._group(old)
+                    if m["status"] in OPEN and not _is_waiting(m)), default=0.0)
 
     # ------------------------------------------------------------------ cancel, expire
     def _cancel(self, oid: str) -> None:

@@ -59,7 +59,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -99,11 +99,17 @@ class FakeAlpaca(AccountBook, OrderBook, BarReplay):
         (default True, the account as Alpaca sent it until 2026-07-06). ``False``: the
         account as Alpaca sends it since it removed them (FINRA's amended Rule 4210
         replaced the pattern-day-trader designation with intraday margin).
+    hard_to_borrow
+        Symbols not on Alpaca's easy-to-borrow list: a sell (or a replace) that would
+        open or enlarge a short in one is refused with 403 (Alpaca's Trading API shorts
+        easy-to-borrow assets only).
     """
 
     def __init__(self, key: str | None = None, secret: str | None = None, *,
                  cash: float = 100_000.0, positions: dict[str, float] | None = None,
-                 multiplier: int = 2, daytrade_count: int = 0, pdt_fields: bool = True):
+                 multiplier: int = 2, daytrade_count: int = 0, pdt_fields: bool = True,
+                 hard_to_borrow: Iterable[str] = ()):
+        self.hard_to_borrow = set(hard_to_borrow)
         if multiplier not in (1, 2, 4):
             raise ValueError(f"multiplier must be 1, 2 or 4, got {multiplier!r}")
         self.multiplier = int(multiplier)

@@ -32,7 +32,9 @@ next start-up reqExecutions), ``stall_sync`` (the next start-up positions answer
 it reads a modification of it, which it then refuses with error 104),
 ``repeat_refusal`` (the next refusal of a modification is sent twice),
 ``drop_after_refusal`` (the socket closes right after the next refusal of a
-modification). Each takes
+modification), ``stall_refusal`` (the next refusal of a modification is sent ``delay`` s
+late, after answers to later requests), ``stall_time`` (the next reqCurrentTime, a
+client's round trip, is answered ``delay`` s late). Each takes
 ``skip=n`` to let ``n`` chances pass first (a bracket's last leg: ``skip=2``). Also
 :meth:`FakeTWS.notice` (1100/1101/1102, farm notices), :attr:`FakeTWS.silent`
 (accepts connections, never answers the handshake),
@@ -59,7 +61,10 @@ counts every working order (:mod:`simbroker.testing.fake_tws.margin`, the rule o
 power too (the order it modifies set aside; refused with error 201, the original order
 working on), and day trades as a flagged or unflagged
 account reports them (``pattern_day_trader``, ``day_trades_remaining``), opening orders
-refused under 25,000 with no day trade left.
+refused under 25,000 with no day trade left. A cash account refuses short sales (a sell
+beyond the shares held net of the working sells, error 201). A modification is weighed
+by these rules like a new order for what would be left of it, the order it modifies set
+aside (:mod:`simbroker.testing.fake_tws.modify`).
 """
 
 from __future__ import annotations

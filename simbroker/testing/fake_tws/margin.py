@@ -40,11 +40,19 @@ from simbroker.testing.fake_tws.messages import Order
 if TYPE_CHECKING:
     from simbroker.testing.fake_tws.server import FakeTWS
 
-__all__ = ["margin_refusal", "modify_refusal", "working_claims"]
+__all__ = ["CASH_SHORT", "cash_short_refusal", "margin_refusal", "modify_refusal",
+           "working_claims"]
 
 _KINDS = {"MKT": "market", "MOC": "market", "LMT": "limit", "LOC": "limit", "STP": "stop",
           "STP LMT": "stop_limit", "TRAIL": "trailing"}
 _WORKING = ("PreSubmitted", "Submitted")
+CASH_SHORT = ("Order rejected - reason:SHORT SALES ARE NOT ALLOWED IN A CASH ACCOUNT: "
+              "selling {qty:g} {symbol} against {held:g} shares held net of working sell "
+              "orders would open a short position")
+"""TWS's error-201 text refusing a short sale in a cash account. IBKR's rule is
+documented ("Short sales are not allowed in 'Cash' type accounts", IBKR knowledge base
+"How do I sell a stock short?", ibkr.info/node/232); the API's exact words are not, so
+these are assumed (upper case like TWS's margin refusal, the figures the fake knows)."""
 
 
 def _group(client_id: int, parent_id: int, oca_group: str) -> Hashable | None:
@@ -137,3 +145,25 @@ def _refusal(fake: FakeTWS, held: list[Claim], new: Claim, old: Claim | None) ->
     return (f"Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN "
             f"THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [{elv:.2f} USD] MUST "
             f"EXCEED THE NEW TOTAL INITIAL MARGIN OF [{need:.2f} USD]")
+
+
+def cash_short_refusal(fake: FakeTWS, p: dict[str, Any], qty: float,
+                       skip: Order | None = None) -> str | None:
+    """TWS's error-201 text when order ``p`` (a decoded placeOrder), selling ``qty`` in
+    a cash account, would take the position below zero after the working sells (a
+    group's once; its own group's, of which only one trades, and ``skip``, the order a
+    modification replaces, set aside), else ``None``. The rule of
+    :class:`simbroker.accounts.CashAccount` (``rule="cash_account_short"``)."""
+    symbol = p["symbol"]
+    if fake.account_type != "cash" or p["action"] != "SELL":
+        return None
+    own = _group(p["client_id"], p["parent_id"], p["oca_group"])
+    sells: dict[object, float] = {}
+    for n, c in enumerate(working_claims(fake, skip=skip)):
+        if c.symbol == symbol and c.side == "sell" and (own is None or c.group != own):
+            key = c.group if c.group is not None else n
+            sells[key] = max(sells.get(key, 0.0), c.qty)
+    held = fake.positions.get(symbol, 0.0) - sum(sells.values())
+    if qty <= held * (1 + 1e-12) + 1e-12:
+        return None
+    return CASH_SHORT.format(qty=qty, symbol=symbol, held=max(held, 0.0))

@@ -16,19 +16,17 @@ from simbroker.testing._market import BarReplay
 from simbroker.testing.fake_tws import messages as msg
 from simbroker.testing.fake_tws.account import AccountView
 from simbroker.testing.fake_tws.history import historical_data
-from simbroker.testing.fake_tws.margin import margin_refusal, modify_refusal
+from simbroker.testing.fake_tws.margin import cash_short_refusal, margin_refusal
 from simbroker.testing.fake_tws.messages import Execution, Order
+from simbroker.testing.fake_tws.modify import _OPEN, _UNSENT, modify
 
 __all__ = ["FAULTS", "NOTICES", "FakeTWS"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_OPEN = ("PreSubmitted", "Submitted")
-_UNSENT = "Untransmitted"
-"""The fake's own mark for an order placed with ``transmit=False`` (TWS reports nothing
-of it: it is neither open nor completed for the API)."""
 FAULTS = ("drop_before_read", "drop_after_read", "drop_after_ack", "drop_during_fill",
           "drop_during_sync", "stall_sync", "stall_ack", "reject", "fill_on_modify",
-          "drop_during_account", "stall_account", "repeat_refusal", "drop_after_refusal")
+          "drop_during_account", "stall_account", "repeat_refusal", "drop_after_refusal",
+          "stall_refusal", "stall_time")
 """The fault kinds :meth:`FakeTWS.inject` arms."""
 NOTICES = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
@@ -77,7 +75,8 @@ class FakeTWS(AccountView, BarReplay):
         "master API client id"); ``None`` for none.
     account_type
         ``"margin"`` (Reg T: ``initial_margin`` 0.5 and ``maintenance_margin`` 0.25 of
-        the gross position value by default) or ``"cash"`` (both 1.0: no borrowing).
+        the gross position value by default) or ``"cash"`` (both 1.0: no borrowing,
+        and no short sales: error 201).
     initial_margin, maintenance_margin
         The rates behind ``InitMarginReq`` and ``MaintMarginReq``.
     day_trades_remaining
@@ -246,7 +245,8 @@ class FakeTWS(AccountView, BarReplay):
         after ``skip`` chances have passed (``skip=2`` with ``drop_before_read``: the
         third placeOrder from now dies in the socket, e.g. a bracket's last leg).
 
-        ``delay`` is how late the answer is for ``stall_sync`` and ``stall_ack``.
+        ``delay`` is how late the answer is for ``stall_sync``, ``stall_ack``,
+        ``stall_refusal`` and ``stall_time`` (reqCurrentTime, a client's round trip).
         """
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
@@ -419,6 +419,11 @@ class FakeTWS(AccountView, BarReplay):
                     self._commission(conn, ex)
             self._send(conn, 55, 1, req)
         elif msg == 49:  # reqCurrentTime
+            late = self._fire("stall_time")
+            if late is not None and self._loop is not None:
+                self._loop.call_later(late, self._send, conn, 49, 1,
+                                      int(self.clock.timestamp()))
+                return True
             self._send(conn, 49, 1, int(self.clock.timestamp()))
         elif msg == 8:  # reqIds
             self._send(conn, 9, 1, self._next_id)
@@ -516,7 +521,8 @@ class FakeTWS(AccountView, BarReplay):
             self._error(conn, oid, 201, f"Order rejected - reason:{sym} is not allowed")
             return
         if not p["parent_id"]:
-            refusal = self._pdt_refusal(p) or margin_refusal(self, p)
+            refusal = cash_short_refusal(self, p, qty) or \
+                self._pdt_refusal(p) or margin_refusal(self, p)
             if refusal is not None:
                 self._error(conn, oid, 201, refusal)
                 return
@@ -581,56 +587,8 @@ class FakeTWS(AccountView, BarReplay):
         return extreme - off if o.action == "SELL" else extreme + off
 
     def _modify(self, conn: _Conn, o: Order, p: dict[str, Any]) -> None:
-        """placeOrder with the id of an order TWS holds: a modification."""
-        oid = o.order_id
-        if o.client_id != conn.client_id:
-            self._error(conn, oid, 103, "Duplicate order id")
-            return
-        if o.status in _OPEN and self._fire("fill_on_modify") is not None:
-            px = self.prices.get(o.symbol, o.lmt or o.aux or 0.0)
-            self._fill(o, o.qty - o.filled, o.lmt if o.lmt is not None else px)
-        if self.reject_modify:
-            self._refuse_modify(conn, oid, self.reject_modify, "Order rejected - reason:"
-                                "the modification is not accepted")
-            return
-        if o.status == "Filled":
-            self._error(conn, oid, 104, "Cannot modify a filled order.")
-            return
-        if o.status not in (*_OPEN, _UNSENT):
-            self._error(conn, oid, 103, "Duplicate order id")
-            return
-        if p["order_type"] != o.order_type:
-            self._error(conn, oid, 105, "Order being modified does not match original "
-                                        "order.")
-            return
-        if p["qty"] < o.filled - 1e-9 or p["qty"] <= 0:
-            self._refuse_modify(conn, oid, 201, f"Order rejected - reason:the quantity "
-                                f"{p['qty']:g} is below the filled {o.filled:g}")
-            return
-        refusal = modify_refusal(self, o, p)
-        if refusal is not None:  # the original order works on, unchanged
-            self._refuse_modify(conn, oid, 201, refusal)
-            return
-        o.qty, o.lmt, o.aux, o.tif = p["qty"], p["lmt"], p["aux"], p["tif"]
-        o.outside_rth = p["outside_rth"]
-        if o.order_type == "TRAIL":
-            o.trail_pct = p["trail_pct"]
-            if o.extreme is not None:  # the new trail from the extreme so far
-                o.trail_stop = self._trail_level(o, o.extreme)
-        if o.status == _UNSENT:
-            return
-        for m in self._owners(o):
-            self._open_order(m, o)
-            self._order_status(m, o, 0.0)
-
-    def _refuse_modify(self, conn: _Conn, oid: int, code: int, text: str) -> None:
-        """Error ``code`` answering a modification of order ``oid`` (sent twice with an
-        armed ``repeat_refusal``, the socket closed after it with ``drop_after_refusal``)."""
-        self._error(conn, oid, code, text)
-        if self._fire("repeat_refusal") is not None:
-            self._error(conn, oid, code, text)
-        if self._fire("drop_after_refusal") is not None:
-            self._drop(conn)
+        """placeOrder with the id of an order TWS holds: :mod:`.modify`."""
+        modify(self, conn, o, p)
 
     def _cancel(self, conn: _Conn, oid: int) -> None:
         o = self.orders.get(oid)
