@@ -197,13 +197,17 @@ def test_a_stalled_round_trip_after_a_refusal_is_made_up_before_the_next_modific
     sends nothing and says so), so an unread repeat is never taken for its answer."""
     from simbroker.errors import BrokerTimeout
 
-    s = Seen(timeout=0.5)
+    s = Seen(timeout=1.0)
     try:
         s.broker.submit_order("AAA", "buy", 10, "limit", limit_price=90.0,
                               client_order_id="rt")
         s.fake.reject_modify = 201
-        s.fake.inject("stall_time", delay=1.0)  # the round trip after the refusal
-        s.fake.inject("stall_time", delay=1.0)  # and the one before the next modify
+        # The round trip after the refusal, then the one before the next modify. Any
+        # later answer proves the repeats were read, so the first one's late answer must
+        # not land inside the second's wait (else that round trip rightly completes): 5 s
+        # against a wait that ends about 2 s in, with room for a loaded machine.
+        s.fake.inject("stall_time", delay=5.0)
+        s.fake.inject("stall_time", delay=2.5)
         s.replace("rt", limit_price=91.0)
         assert s.outcomes == Counter({"refused": 1})
         with pytest.raises(BrokerTimeout, match="nothing was sent"):
