@@ -232,7 +232,14 @@ class InvalidOrder(OrderRejected):
 
 
 class ShortingNotAllowed(OrderRejected):
-    """A sell would take the position below zero on a broker that forbids shorting."""
+    """A sell would take the position below zero on a broker that forbids shorting.
+
+    ``position`` is the position net of open sell orders, ``qty`` the order's; ``rule``
+    is ``"allow_short"`` (the broker's ``allow_short=False``), as in the ``rejected``
+    record the paper broker writes.
+    """
+
+    rule = "allow_short"
 
     def __init__(self, symbol: str, *, position: float, qty: float, order_id: str | None = None):
         self.position = position
