@@ -1,14 +1,26 @@
-"""What a ``replace_order`` may change, checked the same way by every simbroker broker."""
+"""What a ``replace_order`` may change, checked the same way by every simbroker broker,
+and how the paper broker weighs the replacement against its venue and account rules."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simbroker.errors import InvalidOrder, ReplaceRejected
-from simbroker.types import Order, OrderClass, OrderType, TakeProfit, TimeInForce
+from simbroker.errors import (
+    InsufficientBuyingPower,
+    InvalidOrder,
+    OrderRejected,
+    PatternDayTrading,
+    PositionConflict,
+    ReplaceRejected,
+    ShortingNotAllowed,
+)
+from simbroker.types import Order, OrderClass, OrderType, Side, TakeProfit, TimeInForce
 
-__all__ = ["replaced_order"]
+if TYPE_CHECKING:
+    from simbroker.paper import PaperBroker
+
+__all__ = ["replaced_order", "weigh_replacement"]
 
 
 _REPLACEABLE = {
@@ -80,3 +92,40 @@ def replaced_order(order_id: str, order: Order, filled_qty: float, *, in_group: 
     if order.order_class is OrderClass.OCO and new.limit_price is not None:
         new = dataclasses.replace(new, take_profit=TakeProfit(new.limit_price))
     return new
+
+
+def weigh_replacement(broker: PaperBroker, order_id: str, old: Order, filled: float,
+                      new: Order, col: int) -> None:
+    """Refuse the replace of working order ``old`` (``filled`` of it done) by ``new``
+    where the paper broker would refuse ``new`` as a new order for what is left, the old
+    one set aside: ``allow_short=False``, a hard-to-borrow short beyond its locate, and
+    with ``venue="alpaca"`` Alpaca's one side at a time; then the account's buying power,
+    settlement and PDT rules. Each raises ``ReplaceRejected`` caused by the error a
+    submission gets (so ``rule`` names the rule); nothing changes.
+    """
+    left, old_left = new.qty - filled, old.qty - filled
+    try:
+        if new.side is Side.SELL and left > old_left:
+            # held net of the other open sells: the old order's remainder set aside
+            held = float(broker._pos[col]) - broker._open_sell_qty(col) + old_left
+            if not broker.allow_short and left > held * (1 + 1e-12) + 1e-12:
+                raise ShortingNotAllowed(new.symbol, position=held, qty=left)
+            if broker._financing is not None:
+                broker._financing.check_short(broker, dataclasses.replace(new, qty=left), col,
+                                              set_aside=old_left)
+        if broker.venue == "alpaca":
+            broker._check_replace_sides(order_id, new, left, col)
+        if broker._account is not None:
+            broker._account.check_replace(order_id, dataclasses.replace(
+                new, qty=left, client_order_id=None), col)
+    except (ShortingNotAllowed, InsufficientBuyingPower, PatternDayTrading,
+            PositionConflict) as exc:
+        raise _refused(order_id, old, new, exc) from exc
+
+
+def _refused(order_id: str, old: Order, new: Order, exc: OrderRejected) -> ReplaceRejected:
+    field = "qty" if new.qty != old.qty else \
+        "limit_price" if new.limit_price != old.limit_price else \
+        "stop_price" if new.stop_price != old.stop_price else None
+    return ReplaceRejected(order_id, exc.reason, field=field, symbol=new.symbol,
+                           client_order_id=new.client_order_id)

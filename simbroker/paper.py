@@ -113,6 +113,7 @@ from simbroker._paper_match import Matching
 from simbroker._paper_state import OrderState, carried_fields
 from simbroker._paper_submit import Submitting
 from simbroker._paper_volume import check_share
+from simbroker._replace import weigh_replacement
 from simbroker.accounts import Account, account_model, unconstrained_info
 from simbroker.accounts._marks import last_closes
 from simbroker.actions._paper import PaperActions, broker_schedule
@@ -120,10 +121,7 @@ from simbroker.bars import Bars
 from simbroker.clock import SimulatedClock
 from simbroker.errors import (
     ClockError,
-    InsufficientBuyingPower,
     InvalidOrder,
-    PatternDayTrading,
-    PositionConflict,
     ReplaceRejected,
     UnknownOrder,
 )
@@ -138,7 +136,6 @@ from simbroker.types import (
     Fill,
     OrderInfo,
     OrderStatus,
-    Side,
 )
 
 __all__ = ["PaperBroker"]
@@ -678,34 +675,9 @@ class PaperBroker(Submitting, Matching):
                     client_order_id=state.order.client_order_id)
             new = replaced_order(order_id, state.order, state.filled_qty,
                                  in_group=order_id in self._groups, **changes)
-            col = self.bars.symbol_index(new.symbol)
-            if not self.allow_short and new.side is Side.SELL and new.qty > state.order.qty \
-                    and state.status is not OrderStatus.HELD:
-                available = self._pos[col] - self._open_sell_qty(col) + state.order.qty
-                if new.qty > available * (1 + 1e-12) + 1e-12:
-                    raise ReplaceRejected(
-                        order_id, f"shorting is not allowed: selling {new.qty:g} "
-                        f"{new.symbol} against a position of {available:g} (net of open "
-                        "sell orders) would go short", field="qty", symbol=new.symbol,
-                        client_order_id=new.client_order_id)
-            if self.venue == "alpaca" and state.status is not OrderStatus.HELD:
-                try:  # Alpaca weighs the replacement as a new order, the old one set aside
-                    self._check_replace_sides(order_id, new, new.qty - state.filled_qty, col)
-                except PositionConflict as exc:
-                    raise ReplaceRejected(order_id, exc.reason, field="qty",
-                                          symbol=new.symbol,
-                                          client_order_id=new.client_order_id) from exc
-            if self._account is not None and state.status is not OrderStatus.HELD:
-                try:  # the replaced order, whole, against the buying power net of the old
-                    self._account.check_replace(order_id, dataclasses.replace(
-                        new, qty=new.qty - state.filled_qty, client_order_id=None), col)
-                except (InsufficientBuyingPower, PatternDayTrading, PositionConflict) as exc:
-                    field = "qty" if new.qty != state.order.qty else \
-                        "limit_price" if new.limit_price != state.order.limit_price else \
-                        "stop_price" if new.stop_price != state.order.stop_price else None
-                    raise ReplaceRejected(order_id, exc.reason, field=field,
-                                          symbol=new.symbol,
-                                          client_order_id=new.client_order_id) from exc
+            if state.status is not OrderStatus.HELD:  # a held child is weighed when it goes
+                weigh_replacement(self, order_id, state.order, state.filled_qty, new,
+                                  self.bars.symbol_index(new.symbol))
         except ReplaceRejected as exc:
             if self._log is not None:
                 self._log.write("replace_rejected", self._clock.now(), order_id=order_id,

@@ -206,11 +206,13 @@ class PaperFinancing:
         broker._ledger_pos.append(broker._pos.item(0))
 
     # ------------------------------------------------------------ submission
-    def check_short(self, broker: PaperBroker, order: Order, col: int) -> None:
-        """Refuse a sell that would short a hard-to-borrow symbol beyond its locate."""
+    def check_short(self, broker: PaperBroker, order: Order, col: int,
+                    set_aside: float = 0.0) -> None:
+        """Refuse a sell that would short a hard-to-borrow symbol beyond its locate
+        (``set_aside``: open sell quantity not counted, a replaced order's remainder)."""
         if self.borrow is None or order.symbol not in self.borrow.hard_to_borrow:
             return
-        held = float(broker._pos[col]) - broker._open_sell_qty(col)
+        held = float(broker._pos[col]) - broker._open_sell_qty(col) + set_aside
         after = held - order.qty
         if after >= 0:
             return
