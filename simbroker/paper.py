@@ -462,13 +462,13 @@ class PaperBroker(Submitting, Matching):
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
-        if held is None:  # rebuilt after a change booking did not follow (a split, ...)
-            syms, pos = self.bars.symbols, self._pos
+        if held is None:  # rebuilt after a change booking does not follow (a split)
+            syms, pos, mv = self.bars.symbols, self._pos, self._pos_mv
             if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
                 cols = [i for i, q in enumerate(pos.tolist()) if q]
             else:
                 cols = np.flatnonzero(pos).tolist()
-            held = {syms[i]: pos.item(i) for i in cols}
+            held = {syms[i]: mv[i] for i in cols}
             self._positions = held
             self._held_top = cols[-1] if cols else -1
         return dict(held)  # a copy: the caller may change it, the broker must not
