@@ -173,10 +173,14 @@ class Matching(Booking):
         n = book.n
         syms, signs = book.syms, book.signs
         # memoryview slices to lists: no numpy slice or scalar (the codes are >= 0, so
-        # "none set" is "all market"; any() where max() would parse arguments)
-        otypes = book.otype_mv[:n].tolist()
+        # "none set" is "all market"; any() where max() would parse arguments); a plain
+        # book holds market orders only
+        plain = book.plain
+        otypes: list[int] = []
+        if not plain:
+            otypes = book.otype_mv[:n].tolist()
+            plain = not any(otypes)
         firsts = book.first_mv[:n].tolist() if book.max_first > t else None
-        plain = not any(otypes)
         known = self._volume_known
         slots: list[int] = []
         refs: list[float] = []

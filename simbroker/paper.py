@@ -352,6 +352,12 @@ class PaperBroker(Submitting, Matching):
             (flat["next_regular"], flat["last_regular"]),
             (flat["next_in_day"], flat["last_bar"]))
         self._sessions_bars = self._sessions.n_bars
+        # ... and the last bar of a regular day order by (first bar, calendar), both
+        # lookups made once here (_place_market reads it; None: _day_window decides)
+        nxt, last = lookup["next_regular"], lookup["last_regular"]
+        self._day_close = None if self._date_windows is None or nxt.size == 0 or \
+            int(nxt.max()) >= len(last) else \
+            np.ascontiguousarray(np.take_along_axis(last, nxt, axis=0)).reshape(-1).data
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
             self._gate = (self._sessions.regular, lookup["in_day"])
