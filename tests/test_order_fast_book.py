@@ -1,8 +1,10 @@
-"""The paper broker's short ways of booking give what the general ways give.
+"""The paper broker's short ways of matching and booking give what the general ways give.
 
 Each is forced off in a second broker fed the same calls (with the submit fast path,
 whose ``day`` windows come from a lookup made at construction):
 
+- ``_match_market``: a book of market orders only, all eligible, decided, priced and
+  charged in one loop (``_fast_market = False`` leaves it to ``_match_small``'s loops);
 - ``_book_whole``: a bar's whole fills booked in one loop when no trade log, group
   child or ``allow_short=False`` can intervene (``_fast_book = False`` books each by
   ``_book_fill``);
@@ -87,7 +89,7 @@ def _run(stream: list[list[tuple[Any, ...]]], fast: bool, small_book: int,
     broker = PaperBroker(BARS, **kw)
     broker._small_book = small_book
     if not fast:
-        broker._fast_book = broker._fast_submit = False
+        broker._fast_book = broker._fast_submit = broker._fast_market = False
         broker._book.plain = False
     seen = _drive(broker, stream)
     return (seen, broker.get_fills(), broker.get_orders(), broker.get_cash(),
