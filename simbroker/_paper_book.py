@@ -146,8 +146,11 @@ class OpenBook:
 
     def drop(self, slots: list[int]) -> None:
         """Drop the (distinct) ``slots``, preserving the order of the others."""
-        if len(slots) == self.n:  # every order left: nothing to move
-            self._clear()
+        if len(slots) == self.n:  # every order left: nothing to move (_clear, inlined)
+            self.n = 0
+            self.ids = []
+            self.syms = []
+            self.signs = []
             return
         mask = np.ones(self.n, np.bool_)
         mask[slots] = False

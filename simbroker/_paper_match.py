@@ -76,8 +76,8 @@ class Matching(Booking):
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
     _fast_market = True
-    """Whether :meth:`_match_small` may hand a plain market book to
-    :meth:`_match_market` (a test sets it False to force the general loop)."""
+    """Whether a small plain market book may go to :meth:`_match_market` instead of
+    :meth:`_match_small` (a test sets it False to force the general loops)."""
     _rates: tuple[SlippageModel, FeeModel, ScalarRates] | None = None
     """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
 
@@ -86,6 +86,13 @@ class Matching(Booking):
         n = book.n
         if n <= self._small_book and not self._special and not self._groups.live \
                 and (self._gate is None or self._all_regular[t]):
+            if book.plain and book.max_first <= t and self._fast_market and \
+                    self.max_volume_share is None and not self.clip_to_bar and \
+                    self._flat is not None:
+                slip, fee_scalar, fee_rate, _ = self._scalar_rates()
+                if slip is not None and fee_scalar:
+                    self._match_market(t, n, slip, fee_rate)
+                    return
             self._match_small(t)
             return
         if book.max_first <= t:  # the common case: every order may trade
@@ -174,12 +181,6 @@ class Matching(Booking):
         """
         book = self._book
         n = book.n
-        if book.plain and book.max_first <= t and self._fast_market and \
-                self.max_volume_share is None and not self.clip_to_bar and self._flat is not None:
-            slip, fee_scalar, fee_rate, _ = self._scalar_rates()
-            if slip is not None and fee_scalar:
-                self._match_market(t, n, slip, fee_rate)
-                return
         syms, signs = book.syms, book.signs
         # memoryview slices to lists: no numpy slice or scalar (the codes are >= 0, so
         # "none set" is "all market"; any() where max() would parse arguments); a plain
