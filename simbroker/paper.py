@@ -95,6 +95,7 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,7 @@ from simbroker.types import (
 __all__ = ["PaperBroker"]
 
 _VENUES = (None, "alpaca", "ibkr")
-_FEW_SYMBOLS = 16  # get_positions rebuilds from a list below this many columns
+_FEW_SYMBOLS = 256  # get_positions rebuilds without numpy up to this many columns
 
 class PaperBroker(Submitting, Matching):
     """A broker that fills orders against historical bars, with no network.
@@ -468,15 +469,18 @@ class PaperBroker(Submitting, Matching):
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
-        if held is None:  # rebuilt after a change booking does not follow (a split)
-            syms, pos, mv = self.bars.symbols, self._pos, self._pos_mv
-            if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
-                cols = [i for i, q in enumerate(pos.tolist()) if q]
+        if held is None:  # dropped by booking (an earlier symbol opened) or a split
+            syms, pos = self.bars.symbols, self._pos
+            if len(pos) <= _FEW_SYMBOLS:  # C loops over every column beat numpy's calls
+                qty = pos.tolist()
+                held = dict(compress(zip(syms, qty, strict=True), qty))
+                self._held_top = self._col_of[next(reversed(held))] if held else -1
             else:
                 cols = np.flatnonzero(pos).tolist()
-            held = {syms[i]: mv[i] for i in cols}
+                mv = self._pos_mv
+                held = {syms[i]: mv[i] for i in cols}
+                self._held_top = cols[-1] if cols else -1
             self._positions = held
-            self._held_top = cols[-1] if cols else -1
         return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:
