@@ -76,6 +76,9 @@ class PaperState:
     """Under the date rule (sessions without session closes): the (next bar, last bar)
     lookups of ``Sessions.close_bar`` for regular and extended orders, flat (cell
     ``(t, g)`` at ``t * _n_calendars + g``); else None."""
+    _day_close: memoryview | None
+    """Under the date rule: ``_day_window``'s last bar for a regular order by first bar
+    and calendar, flat as the lookups above (``last_regular[next_regular]``); else None."""
     _n_calendars: int
     _sessions_bars: int
     """``Sessions.n_bars``."""
@@ -123,8 +126,11 @@ class PaperState:
 
         Its keys stay in panel (column) order, as a rebuild would give them: a changed
         position keeps its place, a flat one leaves, and a new one is appended when its
-        column is past every column keyed since the rebuild; otherwise (rare: a symbol
-        earlier in the panel opens) the dict is dropped and rebuilt when next asked.
+        column is past every column keyed since the rebuild; otherwise (a symbol earlier
+        in the panel opens) the dict is dropped and rebuilt when next asked. (Putting
+        the new key in its place instead, the later keys moved behind it, cost more: it
+        is paid per fill, 3,391 times in the SMA daily case, the rebuild once per call
+        after them, 1,837 times, at about the same cost each.)
         """
         held = self._positions
         if held is None:

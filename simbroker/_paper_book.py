@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from simbroker._paper_base import NEVER_BAR
@@ -25,20 +27,36 @@ class OpenBook:
         self.sym = np.zeros(capacity, np.int64)
         self.sign = np.zeros(capacity, np.float64)
         self.qty = np.zeros(capacity, np.float64)
+        # The fields add_market leaves alone start (and grow) with a market order's values
         self.otype = np.zeros(capacity, np.int8)
-        self.limit = np.zeros(capacity, np.float64)
-        self.stop = np.zeros(capacity, np.float64)
-        self.trig_bar = np.zeros(capacity, np.int64)  # bar a stop-limit triggered on
+        self.limit = np.full(capacity, _NAN)
+        self.stop = np.full(capacity, _NAN)
+        self.trig_bar = np.full(capacity, NEVER_BAR, np.int64)  # bar a stop-limit triggered on
         self.first_bar = np.zeros(capacity, np.int64)
         self.expire_bar = np.zeros(capacity, np.int64)
-        self.aux = np.zeros((capacity, 2), np.float64)  # trailing stops: trail, extreme
+        self.aux = np.full((capacity, 2), _NAN)  # trailing stops: trail, extreme
         self.ext = np.zeros(capacity, np.bool_)  # extended hours: trades outside RTH
         self.part_bar = np.full(capacity, -1, np.int64)  # bar of the latest partial fill
+        self.plain = True
+        """Every slot holds a market order's values in ``otype``, ``limit``, ``stop``,
+        ``trig_bar``, ``aux``, ``ext`` and ``part_bar`` (none ever held another order's,
+        so :meth:`add_market` need not write them). Whatever writes another value there
+        sets it False, for good."""
         self.max_first = -1  # the largest first_bar ever added: all eligible once passed
         self._views()
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
                "expire_bar", "aux", "ext", "part_bar")
+    _EMPTY: ClassVar[dict[str, float]] = {"limit": _NAN, "stop": _NAN, "trig_bar": NEVER_BAR,
+                                          "aux": _NAN, "part_bar": -1}
+    """What a grown array's new slots hold (a market order's values; the others 0)."""
+
+    def _grow(self) -> None:
+        """Double the arrays' capacity."""
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            setattr(self, name, np.concatenate([a, np.full_like(a, self._EMPTY.get(name, 0))]))
+        self._views()
 
     def _views(self) -> None:
         """Memoryviews of the arrays, for one element at a time.
@@ -63,10 +81,10 @@ class OpenBook:
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = NEVER_BAR,
             trail: float = np.nan, extreme: float = np.nan, ext: bool = False) -> None:
         if self.n == len(self.sym):
-            for name in self._ARRAYS:
-                a = getattr(self, name)
-                setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
-            self._views()
+            self._grow()
+        if self.plain and (otype or limit == limit or stop == stop or trig_bar != NEVER_BAR
+                           or trail == trail or extreme == extreme or ext):
+            self.plain = False
         i = self.n
         self.ids.append(order_id)
         self.syms.append(sym)
@@ -85,22 +103,22 @@ class OpenBook:
                    expire_bar: int) -> None:
         """:meth:`add` of a market order (no prices, trail or trigger; regular hours)."""
         if self.n == len(self.sym):
-            self.add(order_id, sym, sign, qty, 0, _NAN, _NAN, first_bar, expire_bar)
-            return
+            self._grow()
         i = self.n
         self.ids.append(order_id)
         self.syms.append(sym)
         self.signs.append(sign)
-        self.sym_mv[i], self.sign_mv[i], self.qty_mv[i], self.otype_mv[i] = sym, sign, qty, 0
-        # a dropped order's values stay in the slots past n: every field is written
-        self.limit_mv[i] = self.stop_mv[i] = _NAN
-        self.trig_mv[i] = NEVER_BAR
+        self.sym_mv[i], self.sign_mv[i], self.qty_mv[i] = sym, sign, qty
         self.first_mv[i], self.expire_mv[i] = first_bar, expire_bar
-        self.aux_mv[2 * i] = self.aux_mv[2 * i + 1] = _NAN
         if first_bar > self.max_first:
             self.max_first = first_bar
-        self.ext_mv[i] = False
-        self.part_mv[i] = -1
+        if not self.plain:  # a dropped order's values stay in the slots past n
+            self.otype_mv[i] = 0
+            self.limit_mv[i] = self.stop_mv[i] = _NAN
+            self.trig_mv[i] = NEVER_BAR
+            self.aux_mv[2 * i] = self.aux_mv[2 * i + 1] = _NAN
+            self.ext_mv[i] = False
+            self.part_mv[i] = -1
         self.n = i + 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -128,8 +146,11 @@ class OpenBook:
 
     def drop(self, slots: list[int]) -> None:
         """Drop the (distinct) ``slots``, preserving the order of the others."""
-        if len(slots) == self.n:  # every order left: nothing to move
-            self._clear()
+        if len(slots) == self.n:  # every order left: nothing to move (_clear, inlined)
+            self.n = 0
+            self.ids = []
+            self.syms = []
+            self.signs = []
             return
         mask = np.ones(self.n, np.bool_)
         mask[slots] = False

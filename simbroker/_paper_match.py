@@ -75,6 +75,9 @@ class Matching(Booking):
     _small_book = SMALL_BOOK
     """Books of at most this many orders are matched by :meth:`_match_small` (tests force
     either path by setting it to 0 or to a huge number)."""
+    _fast_market = True
+    """Whether a small plain market book may go to :meth:`_match_market` instead of
+    :meth:`_match_small` (a test sets it False to force the general loops)."""
     _rates: tuple[SlippageModel, FeeModel, ScalarRates] | None = None
     """The models :func:`_scalar_rates` last saw and its answer (the models are frozen)."""
 
@@ -83,6 +86,13 @@ class Matching(Booking):
         n = book.n
         if n <= self._small_book and not self._special and not self._groups.live \
                 and (self._gate is None or self._all_regular[t]):
+            if book.plain and book.max_first <= t and self._fast_market and \
+                    self.max_volume_share is None and not self.clip_to_bar and \
+                    self._flat is not None:
+                slip, fee_scalar, fee_rate, _ = self._scalar_rates()
+                if slip is not None and fee_scalar:
+                    self._match_market(t, n, slip, fee_rate)
+                    return
             self._match_small(t)
             return
         if book.max_first <= t:  # the common case: every order may trade
@@ -173,10 +183,14 @@ class Matching(Booking):
         n = book.n
         syms, signs = book.syms, book.signs
         # memoryview slices to lists: no numpy slice or scalar (the codes are >= 0, so
-        # "none set" is "all market"; any() where max() would parse arguments)
-        otypes = book.otype_mv[:n].tolist()
+        # "none set" is "all market"; any() where max() would parse arguments); a plain
+        # book holds market orders only
+        plain = book.plain
+        otypes: list[int] = []
+        if not plain:
+            otypes = book.otype_mv[:n].tolist()
+            plain = not any(otypes)
         firsts = book.first_mv[:n].tolist() if book.max_first > t else None
-        plain = not any(otypes)
         known = self._volume_known
         slots: list[int] = []
         refs: list[float] = []
@@ -216,11 +230,7 @@ class Matching(Booking):
                 if triggered is not None:
                     self._book_bar(t, [], [], [], [], triggered)
                 return
-        rates = self._rates
-        if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
-            rates = self._rates = (self.slippage, self.fees,
-                                   _scalar_rates(self.slippage, self.fees))
-        slip, fee_scalar, fee_rate, sched = rates[2]
+        slip, fee_scalar, fee_rate, sched = self._scalar_rates()
         fees: list[float] | None = None
         if slip is not None and not self.clip_to_bar:
             # The built-in fixed-rate slippage in Python floats: the operations of
@@ -255,6 +265,41 @@ class Matching(Booking):
             fees = self._small_fees(t, slots, qtys, prices, self.max_volume_share is not None,
                                     sched)
         self._book_bar(t, slots, qtys, prices, fees, triggered, whole)
+
+    def _scalar_rates(self) -> ScalarRates:
+        """:func:`_scalar_rates` of the broker's models (kept while they stay the same)."""
+        rates = self._rates
+        if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
+            rates = self._rates = (self.slippage, self.fees,
+                                   _scalar_rates(self.slippage, self.fees))
+        return rates[2]
+
+    def _match_market(self, t: int, n: int, slip: float, fee_rate: float | None) -> None:
+        """:meth:`_match_small` of a book of market orders only, every one eligible, under
+        the built-in fixed-rate models with no cap or clip: deciding, pricing and
+        charging each order in one loop, with the same operations as there."""
+        book = self._book
+        syms, signs, qty_mv = book.syms, book.signs, book.qty_mv
+        opens, vols = self._flat  # type: ignore[misc]  # (not None: the caller checked)
+        base = t * self._n_cols
+        known = self._volume_known
+        slots: list[int] = []
+        qtys: list[float] = []
+        prices: list[float] = []
+        fees: list[float] = []
+        for i in range(n):
+            c = base + syms[i]
+            v = vols[c]
+            # NaN volume (no bar) compares False; without volumes, a close is a bar
+            if v > 0 if known else v == v:
+                q = qty_mv[i]
+                px = opens[c] * (1.0 + signs[i] * (slip if q > 0 else 0.0))
+                slots.append(i)
+                qtys.append(q)
+                prices.append(px)
+                fees.append(0.0 if fee_rate is None else fee_rate * abs(q) * px)
+        if slots:
+            self._book_bar(t, slots, qtys, prices, fees, None)
 
     def _small_fees(self, t: int, slots: list[int], qtys: list[float], prices: list[float],
                     capped: bool, sched: ScheduleFee | None) -> list[float]:

@@ -77,7 +77,12 @@ class Placing(PaperState):
         self._orders[order_id] = state
         first = self._t + 1
         if order.tif is _DAY and first < self._n_bars:
-            first, expire = self._day_window(first, col, False)
+            close = self._day_close
+            if close is not None:  # _day_window's two lookups, made at construction
+                t = first if first < self._sessions_bars else self._sessions_bars
+                expire = close[t * self._n_calendars + self._calendar_of[col]]
+            else:
+                first, expire = self._day_window(first, col, False)
         else:
             expire = NEVER_BAR
         self._book.add_market(order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty,
@@ -168,6 +173,7 @@ class Placing(PaperState):
     def _rebook(self, state: OrderState, old: Order) -> None:
         """Write a replaced order's new fields into its book slot."""
         book = self._book
+        book.plain = False  # conservatively: a replace may write prices and a trail
         slot = book.ids.index(state.order_id)
         new = state.order
         book.qty[slot] = new.qty - state.filled_qty

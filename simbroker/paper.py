@@ -95,6 +95,7 @@ import math
 from array import array
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ from simbroker.types import (
 __all__ = ["PaperBroker"]
 
 _VENUES = (None, "alpaca", "ibkr")
-_FEW_SYMBOLS = 16  # get_positions rebuilds from a list below this many columns
+_FEW_SYMBOLS = 256  # get_positions rebuilds without numpy up to this many columns
 
 class PaperBroker(Submitting, Matching):
     """A broker that fills orders against historical bars, with no network.
@@ -349,6 +350,12 @@ class PaperBroker(Submitting, Matching):
             (flat["next_regular"], flat["last_regular"]),
             (flat["next_in_day"], flat["last_bar"]))
         self._sessions_bars = self._sessions.n_bars
+        # ... and the last bar of a regular day order by (first bar, calendar), both
+        # lookups made once here (_place_market reads it; None: _day_window decides)
+        nxt, last = lookup["next_regular"], lookup["last_regular"]
+        self._day_close = None if self._date_windows is None or nxt.size == 0 or \
+            int(nxt.max()) >= len(last) else \
+            np.ascontiguousarray(np.take_along_axis(last, nxt, axis=0)).reshape(-1).data
         self._gate: tuple[np.ndarray, np.ndarray] | None = None
         if bars.sessions is not None and not bool(lookup["all_regular"].all()):
             self._gate = (self._sessions.regular, lookup["in_day"])
@@ -459,15 +466,18 @@ class PaperBroker(Submitting, Matching):
     def get_positions(self) -> dict[str, float]:
         """Open positions ``{symbol: signed qty}``; flat symbols are left out."""
         held = self._positions
-        if held is None:  # rebuilt after a change booking did not follow (a split, ...)
+        if held is None:  # dropped by booking (an earlier symbol opened) or a split
             syms, pos = self.bars.symbols, self._pos
-            if len(pos) <= _FEW_SYMBOLS:  # a Python loop beats numpy's call overhead
-                cols = [i for i, q in enumerate(pos.tolist()) if q]
+            if len(pos) <= _FEW_SYMBOLS:  # C loops over every column beat numpy's calls
+                qty = pos.tolist()
+                held = dict(compress(zip(syms, qty, strict=True), qty))
+                self._held_top = self._col_of[next(reversed(held))] if held else -1
             else:
                 cols = np.flatnonzero(pos).tolist()
-            held = {syms[i]: pos.item(i) for i in cols}
+                mv = self._pos_mv
+                held = {syms[i]: mv[i] for i in cols}
+                self._held_top = cols[-1] if cols else -1
             self._positions = held
-            self._held_top = cols[-1] if cols else -1
         return dict(held)  # a copy: the caller may change it, the broker must not
 
     def get_cash(self) -> float:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import simbroker.paper
 from simbroker import Bars, PaperBroker
 from simbroker.testing.strategies import bar_panels
 
@@ -98,3 +100,25 @@ def test_an_earlier_column_opening_rebuilds_in_panel_order() -> None:
     broker.submit_order(b, "sell", 1)
     broker.step()
     assert list(broker.get_positions()) == [a, c]
+
+
+@settings(max_examples=60, deadline=None)
+@given(qty=st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, float("nan"), 1e-300]),
+                    min_size=1, max_size=40),
+       numpy=st.booleans())
+def test_both_rebuilds_list_the_nonzero_columns_in_panel_order(qty: list[float],
+                                                                numpy: bool) -> None:
+    """Small panels rebuild with C loops over every column, large ones with numpy."""
+    bars = simbroker.synthetic_bars(n_symbols=len(qty), n_bars=2, seed=1)
+    broker = PaperBroker(bars)
+    broker._pos[:] = qty
+    broker._positions = None
+    with pytest.MonkeyPatch.context() as mp:
+        if numpy:
+            mp.setattr(simbroker.paper, "_FEW_SYMBOLS", 0)
+        held = broker.get_positions()
+    want = [(s, q) for s, q in zip(bars.symbols, qty, strict=True) if q]
+    assert [(s, q if q == q else "nan") for s, q in held.items()] == \
+        [(s, q if q == q else "nan") for s, q in want]
+    nonzero = [c for c, q in enumerate(qty) if q]
+    assert broker._held_top == (nonzero[-1] if nonzero else -1)
