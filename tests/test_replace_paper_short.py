@@ -55,7 +55,8 @@ def test_a_hard_to_borrow_raise_beyond_the_locate_is_refused_like_a_new_order() 
     b.locate("GME", 10)
     a = sell(b, 10, "GME")  # the locate covers it
     err = refused(b, a, qty=20)
-    assert err.rule == "hard_to_borrow" and err.field == "qty"
+    assert err.rule == "hard_to_borrow"
+    assert err.field == "qty"
     cause = err.__cause__
     assert isinstance(cause, HardToBorrow)
     assert (cause.short, cause.located, cause.qty) == (20, 10, 20)

@@ -41,12 +41,28 @@ def orders_table(cols: dict[str, list[Any]]) -> pd.DataFrame:
 def order_column(name: str, values: list[Any]) -> Any:
     """One column of the orders frame, typed (see :func:`orders_frame`)."""
     if name in _ORDER_STR:
-        return pd.array(values, dtype=_STR_DTYPE)
+        return pd.array(values, dtype=_STR_DTYPE) if name == "order_id" else strings(values)
     if name in _ORDER_FLOAT:
-        return np.array(values, np.float64)  # None converts to NaN
+        return floats(values)
     if name == "submitted_at":
         return utc_times(values)
     return pd.Series(values, dtype=object)
+
+
+def strings(values: list[Any]) -> Any:
+    """``pd.array(values, dtype=<str>)``, the same values and dtype; a column of one
+    repeated string (a run's one symbol, every order a market order, all filled) is
+    converted once and taken, not converted element by element."""
+    if values and values.count(values[0]) == len(values) and isinstance(values[0], str):
+        return pd.array(values[:1], dtype=_STR_DTYPE).take(np.zeros(len(values), np.intp))
+    return pd.array(values, dtype=_STR_DTYPE)
+
+
+def floats(values: list[Any]) -> np.ndarray:
+    """``values`` (floats, ``None`` = none) as float64 with ``NaN`` for ``None``."""
+    if values.count(None) == len(values):  # no limit or stop price on any order
+        return np.full(len(values), np.nan)
+    return np.array(values, np.float64)
 
 
 def orders_typed(typed: dict[str, Any]) -> pd.DataFrame:
@@ -90,7 +106,7 @@ def fills_table(cols: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
         c: (utc_times(list(cols[c])) if c == "timestamp"
             else np.array(cols[c], np.float64) if c in ("qty", "price", "fee", "notional")
             # Never missing: the string dtype of the orders and trades tables too.
-            else pd.array(list(cols[c]), dtype=_STR_DTYPE) if c in ("symbol", "side")
+            else strings(list(cols[c])) if c in ("symbol", "side")
             else pd.Series(list(cols[c]), dtype=object))
         for c in _FILL_COLUMNS
     }, columns=_FILL_COLUMNS)

@@ -50,24 +50,29 @@ def round_trips(
         ``fees, pnl`` (net of fees), ``return`` (pnl / entry notional), ``holding``
         (``closed - opened``), ``bars_held`` and ``is_open``.
     """
-    sym = fills["symbol"].to_numpy(object)
     sign, qty, notional, fee, ts = fill_arrays(fills)
     init = {k: float(v) for k, v in (initial_positions or {}).items() if v}
-    if init:
-        if bars is None or not len(bars):
-            raise ValueError("round_trips needs bars to price initial_positions")
-        close0 = _bfill(bars.close.copy())[0]
-        names = sorted(init)
-        px = np.array([close0[bars.symbol_index(k)] for k in names])
-        q0 = np.array([init[k] for k in names])
-        sym = np.concatenate([np.asarray(names, object), sym])
-        sign = np.concatenate([np.sign(q0), sign])
-        qty = np.concatenate([np.abs(q0), qty])
-        notional = np.concatenate([np.abs(q0) * px, notional])
-        fee = np.concatenate([np.zeros(len(q0)), fee])
-        ts = np.concatenate([np.full(len(q0), int(bars.ts_ns[0])), ts])
-    if len(sym) == 0:
-        return _empty_trips()
+    if not init:
+        if len(fills) == 0:
+            return _empty_trips()
+        # Factorized as the column is (Arrow's dictionary encoding for strings), not
+        # through a Python string per fill: the same codes, in order of first appearance.
+        fill_codes, found = pd.factorize(fills["symbol"])
+        return trips_of(fill_codes, np.asarray(found, object), sign, qty, notional, fee, ts,
+                        bars)
+    sym = fills["symbol"].to_numpy(object)
+    if bars is None or not len(bars):
+        raise ValueError("round_trips needs bars to price initial_positions")
+    close0 = _bfill(bars.close.copy())[0]
+    names = sorted(init)
+    px = np.array([close0[bars.symbol_index(k)] for k in names])
+    q0 = np.array([init[k] for k in names])
+    sym = np.concatenate([np.asarray(names, object), sym])
+    sign = np.concatenate([np.sign(q0), sign])
+    qty = np.concatenate([np.abs(q0), qty])
+    notional = np.concatenate([np.abs(q0) * px, notional])
+    fee = np.concatenate([np.zeros(len(q0)), fee])
+    ts = np.concatenate([np.full(len(q0), int(bars.ts_ns[0])), ts])
     codes, uniques = pd.factorize(sym)
     del sym  # the codes say it (the arrays are per fill, and many)
     return trips_of(codes, np.asarray(uniques, object), sign, qty, notional, fee, ts, bars)
@@ -76,7 +81,7 @@ def round_trips(
 def fill_arrays(fills: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """A fills frame's ``sign`` (+1 buy, -1 sell), ``qty``, ``notional``, ``fee`` and
     ``ts`` (int64 ns) as arrays, as :func:`trips_of` takes them."""
-    return (np.where(fills["side"].to_numpy(object) == "buy", 1.0, -1.0),
+    return (np.where((fills["side"] == "buy").to_numpy(np.bool_), 1.0, -1.0),
             fills["qty"].to_numpy(np.float64), fills["notional"].to_numpy(np.float64),
             fills["fee"].to_numpy(np.float64),
             fills["timestamp"].to_numpy("datetime64[ns]").astype(np.int64))
