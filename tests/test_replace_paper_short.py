@@ -11,26 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_replace_short_sale import paper
 
-from simbroker import Bars, BorrowModel, PaperBroker
+from simbroker import BorrowModel, PaperBroker
 from simbroker.errors import HardToBorrow, ReplaceRejected, ShortingNotAllowed
-
-PRICE = 100.0
-
-
-def paper(**kw: Any) -> PaperBroker:
-    ts = np.datetime64("2024-01-01T21:00", "ns") + np.arange(6) * np.timedelta64(
-        1, "D").astype("timedelta64[ns]")
-    px = np.full((6, 2), PRICE)
-    bars = Bars.from_arrays(ts, ["AAA", "GME"], open=px, high=px, low=px, close=px,
-                            volume=np.full(px.shape, 1e9))
-    b = PaperBroker(bars, slippage=0, fees=0, **kw)
-    b.step()
-    return b
 
 
 def sell(b: PaperBroker, qty: float, symbol: str = "AAA") -> str:
