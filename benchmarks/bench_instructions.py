@@ -10,7 +10,8 @@ under ``valgrind --tool=callgrind``: one warm-up run (imports, caches, first-cal
 compilation) and then the measured run, the only one collected: the measured call goes
 through ``functools.reduce``, and callgrind collects only inside it
 (``--collect-atstart=no --toggle-collect=functools_reduce``). ``OPENBLAS_NUM_THREADS=1``
-because OpenBLAS's spinning threads moved counts by up to +-13M a run. The count is
+because OpenBLAS's spinning threads moved counts by up to +-13M a run, and
+``PYTHONHASHSEED=0`` because random string hashes move them by about 1%. The count is
 "Ir" of the collected part, printed with its ratio to the unconstrained line of the same
 strategy. Needs valgrind (Debian package ``valgrind``); a line takes about a minute.
 """
@@ -52,7 +53,7 @@ def count(name: str, symbols: int, bars: int) -> int:
         script = Path(tmp) / "child.py"
         script.write_text(_CHILD.format(here=str(HERE), name=name, symbols=symbols,
                                         bars=bars))
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONPATH": os.pathsep.join([str(HERE.parent),
                                               os.environ.get("PYTHONPATH", "")])}
         subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no",

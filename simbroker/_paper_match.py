@@ -87,12 +87,21 @@ class Matching(Booking):
         if n <= self._small_book and not self._special and not self._groups.live \
                 and (self._gate is None or self._all_regular[t]):
             if book.plain and book.max_first <= t and self._fast_market and \
-                    self.max_volume_share is None and not self.clip_to_bar and \
-                    self._flat is not None:
-                slip, fee_scalar, fee_rate, _ = self._scalar_rates()
-                if slip is not None and fee_scalar:
-                    self._match_market(t, n, slip, fee_rate)
-                    return
+                    not self.clip_to_bar and self._flat is not None:
+                slip, fee_scalar, fee_rate, sched = self._scalar_rates()
+                share = self.max_volume_share
+                if slip is None:
+                    pass
+                elif share is None:
+                    if fee_scalar:
+                        self._match_market(t, n, slip, fee_rate)
+                        return
+                elif (fee_scalar or sched is not None) and self._volume_known \
+                        and self._part_t != t and (self._cap_memo is None
+                                                   or self._cap_memo[0] != t) \
+                        and self._match_market_whole(t, n, slip, fee_scalar, fee_rate,
+                                                     sched, share):
+                    return  # (a bar matched again is decided as the first time: memo)
             self._match_small(t)
             return
         if book.max_first <= t:  # the common case: every order may trade
@@ -301,8 +310,53 @@ class Matching(Booking):
         if slots:
             self._book_bar(t, slots, qtys, prices, fees, None)
 
+    def _match_market_whole(self, t: int, n: int, slip: float, fee_scalar: bool,
+                            fee_rate: float | None, sched: ScheduleFee | None,
+                            share: float) -> bool:
+        """:meth:`_match_small` of a book of market orders only, every one eligible, under
+        the built-in fixed-rate slippage, a volume cap ``share`` and a fee model priced
+        in floats, when every order fills whole (alone on its symbol, within the cap:
+        :func:`fits_whole`, as :meth:`_capped_small` finds first): the same fills, fees
+        and memo in one loop. False, with nothing done, when an order does not fit whole
+        (then :meth:`_match_small` decides)."""
+        book = self._book
+        syms, signs, qty_mv = book.syms, book.signs, book.qty_mv
+        opens, vols = self._flat  # type: ignore[misc]  # (not None: the caller checked)
+        base = t * self._n_cols
+        slots: list[int] = []
+        qtys: list[float] = []
+        prices: list[float] = []
+        sides: list[float] = []
+        seen: set[int] = set()
+        for i in range(n):
+            col = syms[i]
+            c = base + col
+            v = vols[c]
+            if v > 0:  # NaN volume (no bar) compares False
+                q = qty_mv[i]
+                # fits_whole: alone on its symbol, 0 < q <= share x volume
+                if col in seen or not (q <= share * v and q > 0.0):
+                    return False
+                seen.add(col)
+                sg = signs[i]
+                slots.append(i)
+                qtys.append(q)
+                sides.append(sg)
+                prices.append(opens[c] * (1.0 + sg * slip))
+        if not slots:
+            return True
+        self._cap_memo = (t, book.ids, syms, slots, qtys, slots, qtys, None)
+        if fee_scalar:
+            fees = [0.0] * len(prices) if fee_rate is None else [
+                fee_rate * abs(q) * px for q, px in zip(qtys, prices)]  # noqa: B905
+        else:
+            fees = self._small_fees(t, slots, qtys, prices, True, sched, sides)
+        self._book_bar(t, slots, qtys, prices, fees, None, None)
+        return True
+
     def _small_fees(self, t: int, slots: list[int], qtys: list[float], prices: list[float],
-                    capped: bool, sched: ScheduleFee | None) -> list[float]:
+                    capped: bool, sched: ScheduleFee | None,
+                    sides: list[float] | None = None) -> list[float]:
         """:meth:`_match_small`'s fees by :func:`fill_fees` (a dated schedule prices at the
         bar's date; under a volume cap, ``capped``, each order's earlier parts count).
 
@@ -311,8 +365,9 @@ class Matching(Booking):
         without the earlier parts when there are none (it prices all-zero parts as none).
         """
         book = self._book
-        signs = book.signs
-        sides = [signs[i] for i in slots]
+        if sides is None:  # the fills' signs (the caller may have them already)
+            signs = book.signs
+            sides = [signs[i] for i in slots]
         direct = sched is not None and len(qtys) <= sched._scalar_max
         done: list[float] | None = None
         paid: list[float] | None = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,9 @@ _streams = st.lists(st.lists(st.one_of(_market, _market, _priced, _other),
 SETTINGS: list[dict[str, Any]] = [
     {}, {"allow_short": False}, {"max_volume_share": 0.0005},
     {"account": "margin", "cash": 30_000.0}, {"account": "cash", "cash": 30_000.0},
+    # a volume cap most orders fit whole under, fixed-rate and schedule fees
+    {"max_volume_share": 0.05}, {"max_volume_share": 0.05, "fees": "ibkr_fixed"},
+    {"max_volume_share": 0.0005, "fees": "alpaca", "account": "margin", "cash": 30_000.0},
 ]
 
 
@@ -123,6 +127,47 @@ def test_the_short_ways_are_taken_for_market_orders() -> None:
     assert broker._book.plain
     broker.submit_order(SYMBOLS[0], "buy", 10, "limit", limit_price=1.0)
     assert not broker._book.plain  # a limit order's price is in its slot now
+
+
+@pytest.mark.parametrize("fees", [1.0, "ibkr_fixed"])
+def test_a_capped_market_book_that_fits_whole_takes_the_one_loop(fees: Any) -> None:
+    broker = PaperBroker(BARS, max_volume_share=0.5, fees=fees)
+    whole: list[bool] = []
+    real = broker._match_market_whole
+
+    def spy(*args: Any) -> bool:
+        whole.append(real(*args))
+        return whole[-1]
+
+    broker._match_market_whole = spy  # type: ignore[method-assign]
+    broker.submit_order(SYMBOLS[0], "buy", 10)
+    broker.submit_order(SYMBOLS[1], "sell", 5)
+    broker.step()
+    broker.step()
+    assert whole == [True]
+    assert [f["qty"] for f in broker.get_fills()] == [10, 5]
+    broker.submit_order(SYMBOLS[0], "buy", 1e12)  # beyond the cap: the general loops
+    broker.step()
+    assert whole == [True, False]
+    assert 0 < broker.get_fills()[-1]["qty"] < 1e12
+
+
+def test_two_capped_orders_of_one_symbol_share_its_volume() -> None:
+    """Each fits the cap alone, both do not: the one loop leaves them to the general
+    loops, which split the bar's 100 shares between them in book order."""
+    ts = np.datetime64("2024-01-02T15:00", "ns") + np.arange(3) * np.timedelta64(
+        1, "h").astype("timedelta64[ns]")
+    px = np.full((3, 1), 10.0)
+    bars = simbroker.Bars.from_arrays(ts, ["A"], open=px, high=px, low=px, close=px,
+                                      volume=np.full((3, 1), 1000.0))
+    broker = PaperBroker(bars, max_volume_share=0.1, fees="ibkr_fixed")
+    broker.submit_order("A", "buy", 60)
+    broker.submit_order("A", "buy", 60)
+    broker.step()
+    broker.step()
+    broker.step()
+    assert [(f["order_id"], f["qty"]) for f in broker.get_fills()] == [
+        ("O1", 60.0), ("O2", 40.0), ("O2", 20.0)]
 
 
 def test_a_market_order_in_a_limit_orders_old_slot_is_a_market_order() -> None:

@@ -172,8 +172,12 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
     buys_free = rates[3]
     # any(): a NaN counts here too, but each fill checks abs(done) > 0 again
     partial = filled_qty is not None and any(filled_qty)
-    for j, (sg, qty_j, p) in enumerate(zip(side, qty, price, strict=True)):
-        q = abs(qty_j)
+    if not len(side) == len(qty) == len(price):
+        raise ValueError("scalar_fees: side, qty and price differ in length")
+    # zip without strict= and abs() as a conditional: their calls cost more than a
+    # fill's arithmetic (-0.0 and NaN still end as "no fill" below)
+    for j, (sg, qty_j, p) in enumerate(zip(side, qty, price)):  # noqa: B905
+        q = qty_j if qty_j >= 0 else -qty_j
         if not q > 0:
             out.append(0.0)
             continue
