@@ -361,6 +361,23 @@ def test_cli_shadow_settings_take_the_account() -> None:
     assert (got.venue, got.account) == ("ibkr", {"model": "cash"})
 
 
+def test_cli_live_shadow_takes_the_account(capsys: pytest.CaptureFixture[str]) -> None:
+    from simbroker.cli import main
+    from simbroker.cli._parser import build_parser
+    from simbroker.cli._realtime import _shadow_settings
+    from simbroker.config import AlpacaConfig
+
+    args = build_parser().parse_args(["live", "--broker", "alpaca", "--shadow",
+                                      "--account", "cash", "examples/sma_crossover.py"])
+    got = _shadow_settings(args, AlpacaConfig(api_key="k", secret_key="s"))
+    assert (got.venue, got.account) == ("alpaca", args.account)
+    assert args.account is not None
+    # Without --shadow the option would set nothing: refused before any connection.
+    assert main(["live", "--broker", "alpaca", "--account", "cash",
+                 "examples/sma_crossover.py"]) != 0
+    assert "pass --shadow too" in capsys.readouterr().err
+
+
 def test_resuming_with_another_account_is_refused(tmp_path: Path) -> None:
     both = Both(tmp_path, HOURLY, "cash", 10_000.0)
     both.run({1: [Submit("b", A, "buy", 1)]})

@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
         if live:
             rt.add_argument(LIVE_FLAG, dest="confirm_live", action="store_true",
                             help="confirm that this run trades real money")
+            rt.add_argument("--account", type=account_spec, default=None, metavar="MODEL",
+                            help=ACCOUNT_HELP + " (--shadow only: the shadow paper "
+                                 "account's model; give the live account's kind so the "
+                                 "shadow refuses what it would; default: unconstrained, "
+                                 "and a resumed shadow keeps its log's)")
             _data_options(rt)
             rt.set_defaults(func=cmd_live, data=None, speed=None)
         else:

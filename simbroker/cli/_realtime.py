@@ -51,6 +51,9 @@ def risk_is_set(limits: RiskLimits) -> str | None:
 
 def _cmd_realtime(args: argparse.Namespace, *, live: bool) -> int:
     command = "live" if live else "paper"
+    if live and getattr(args, "account", None) is not None and not args.shadow:
+        raise CLIError("--account on 'simbroker live' sets the --shadow paper account "
+                       "(the live account is the broker's own): pass --shadow too")
     config = load_broker_config(args.broker, config_dir=args.config_dir,
                                 path=args.config) if (
         args.config or args.broker != "paper"
