@@ -6,7 +6,7 @@
                        --max-volume-share --account --venue alpaca|ibkr --out DIR]
     simbroker paper STRATEGY --broker paper|ibkr|alpaca [--data --speed --trade-log --shadow
                     --account --max-volume-share ...]
-    simbroker live STRATEGY --broker ibkr|alpaca --confirm-live
+    simbroker live STRATEGY --broker ibkr|alpaca --confirm-live [--shadow --account ...]
     simbroker data validate PATH [--calendar XNYS]
     simbroker tradelog show FILE [--last N] [--repair]
     simbroker tradelog replay FILE [--repair]
