@@ -53,16 +53,23 @@ def day(text: str) -> np.ndarray:
 
 def test_ibkr_fixed_small_buy_pays_the_minimum() -> None:
     # 100 x $0.005 = $0.50 < $1.00 minimum; 1% cap = $25.00 does not bite. A buy pays no
-    # SEC fee or TAF.
-    assert fee_schedule("ibkr_fixed").fee("buy", 100, 25.0) == 1.00
+    # SEC fee or TAF, but the CAT fee on every execution: none before 2024-09-01,
+    # $0.000003 x 100 = $0.0003 on the newest rates.
+    assert fee_schedule("ibkr_fixed", as_of="2024-06-03").fee("buy", 100, 25.0) == 1.00
+    assert fee_schedule("ibkr_fixed").fee("buy", 100, 25.0) == pytest.approx(1.0003,
+                                                                           abs=1e-12)
 
 
 def test_ibkr_fixed_cheap_shares_are_capped_at_one_percent() -> None:
     # 1,000 x $0.005 = $5.00; 1% of $500 = $5.00: the cap holds it at $5.00.
-    assert fee_schedule("ibkr_fixed").fee("buy", 1000, 0.50) == pytest.approx(5.00, abs=1e-12)
+    m = fee_schedule("ibkr_fixed", as_of="2024-06-03")  # before the CAT fee
+    assert m.fee("buy", 1000, 0.50) == pytest.approx(5.00, abs=1e-12)
     # At $0.30 the cap ($3.00) wins over the rate and the $1.00 minimum loses to it too.
-    assert fee_schedule("ibkr_fixed").fee("buy", 1000, 0.30) == pytest.approx(3.00, abs=1e-12)
-    assert fee_schedule("ibkr_fixed").fee("buy", 10, 5.0) == pytest.approx(0.50, abs=1e-12)
+    assert m.fee("buy", 1000, 0.30) == pytest.approx(3.00, abs=1e-12)
+    assert m.fee("buy", 10, 5.0) == pytest.approx(0.50, abs=1e-12)
+    # The cap is on the commission: the CAT fee comes on top ($0.000003 x 1,000).
+    new = fee_schedule("ibkr_fixed")
+    assert new.fee("buy", 1000, 0.30) == pytest.approx(3.00 + 0.003, abs=1e-12)
 
 
 def test_alpaca_sell_pays_sec_fee_and_taf_rounded_up_to_the_cent() -> None:
@@ -173,8 +180,11 @@ def test_each_fill_pays_the_rate_effective_on_its_own_date() -> None:
     fee = m.fees(np.full(5, SELL), np.full(5, 1000.0), np.full(5, 100.0), when=when)
     base = 5.00 + 0.166
     # $8.00/M until 2024-05-21, $27.80/M from 2024-05-22, $0.00/M from 2025-05-14; 2010 is
-    # before the first SEC version here and pays the oldest one recorded ($8.00).
-    np.testing.assert_allclose(fee, base + np.array([0.8, 2.78, 2.78, 0.0, 0.8]), atol=1e-12)
+    # before the first SEC version here and pays the oldest one recorded ($8.00). The CAT
+    # fee (1,000 x $0.000035 from 2024-09-01) is on in 2025 only: none before it existed.
+    cat = np.array([0.0, 0.0, 0.035, 0.035, 0.0])
+    np.testing.assert_allclose(fee, base + cat + np.array([0.8, 2.78, 2.78, 0.0, 0.8]),
+                               atol=1e-12)
     # int64 ns (what the engines pass) gives the same.
     ns = m.fees(np.full(5, SELL), np.full(5, 1000.0), np.full(5, 100.0),
                 when=when.astype(np.int64))
@@ -185,10 +195,11 @@ def test_as_of_prices_undated_fills_and_names_the_versions() -> None:
     old = fee_schedule("ibkr_fixed", as_of="2024-06-01")
     new = fee_schedule("ibkr_fixed")
     assert old.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.78 + 0.166)
-    # The newest versions: SEC $20.60/M (from 2026-04-04) and the TAF as it resumes in 2027.
-    assert new.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.195)
+    # The newest versions: SEC $20.60/M (from 2026-04-04), the TAF as it resumes in 2027
+    # and the CAT fee at $0.000003 x 1,000.
+    assert new.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.195 + 0.003)
     holiday = fee_schedule("ibkr_fixed", as_of="2026-11-02")
-    assert holiday.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.0)
+    assert holiday.fee("sell", 1000, 100.0) == pytest.approx(5.0 + 2.06 + 0.0 + 0.003)
     assert "sec_fee@2024-05-22" in repr(old)
     assert "as_of='2024-06-01'" in repr(old)
     assert repr(new).startswith("IBKRFixedFee(name='ibkr_fixed', version='ibkr_fixed@2019-10")
@@ -284,9 +295,9 @@ def _caps(name: str, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np
     taf = np.where(sell, 9.80, 0.0)  # the largest TAF maximum ($9.79, 2026) and a cent
     if name == "alpaca":
         return sec + taf
-    cap = 0.01 * notional
+    cap = 0.01 * notional + 0.000035 * qty  # the commission cap and the largest CAT rate
     if name == "ibkr_tiered":
-        cap = cap * (1 + 0.000175 + 0.000565) + (0.0032 + 0.000035) * qty  # the largest rates
+        cap = 0.01 * notional * (1 + 0.000175 + 0.000565) + (0.0032 + 0.000035) * qty
     return cap + sec + taf + 1e-9
 
 
@@ -543,7 +554,8 @@ def test_ibkr_fixed_minimum_is_charged_once_per_order_over_three_parts() -> None
     side, qty, price = np.full(3, BUY), np.full(3, 100.0), np.full(3, 25.0)
     done = np.array([0.0, 100.0, 200.0])
     fee = m.order_fees(side, qty, price, done, done * 25.0)
-    np.testing.assert_allclose(fee, [1.00, 0.0, 0.50], atol=1e-12)
+    # The CAT fee is per fill: $0.000003 x 100 on each part (newest rates).
+    np.testing.assert_allclose(fee, np.array([1.00, 0.0, 0.50]) + 0.0003, atol=1e-12)
     assert fee.sum() == pytest.approx(m.fee("buy", 300, 25.0))
     # A first part costs exactly what fees() says.
     np.testing.assert_array_equal(m.order_fees(side, qty, price, np.zeros(3), np.zeros(3)),
