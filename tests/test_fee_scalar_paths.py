@@ -25,8 +25,14 @@ FILL = st.tuples(st.sampled_from([1.0, -1.0]), QTY, PRICE,
 
 
 def _model(name: str, as_of: str | None) -> ScheduleFee:
+    """The schedule's model; Alpaca's with each fill's regulatory fees rounded up (a
+    dated call with the daily round-up is priced through its ledger, never the scalar
+    path: tests/test_fee_daily_round_up.py)."""
     model = fee_schedule(name, as_of)
     assert isinstance(model, (IBKRFixedFee, AlpacaFee))
+    if isinstance(model, AlpacaFee):
+        model = AlpacaFee(dataclasses.replace(model.schedule, daily_round_up=False), as_of)
+        assert model._daily is None
     return model
 
 

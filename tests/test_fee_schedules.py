@@ -103,7 +103,9 @@ def test_alpaca_sells_in_2026_across_the_sec_rate_and_the_taf_holiday() -> None:
     #   2026-04-06 .. 09-30: SEC $20.60/M x $100,000 = $2.06, TAF $0.20: $2.26
     #   2026-10-01 .. 12-31: the TAF holiday, SEC only: $2.06
     #   2027-01-04: the TAF resumes at $0.000195: $2.26
-    np.testing.assert_allclose(fee, [0.17, 0.20, 0.20, 2.26, 2.26, 2.06, 2.06, 2.26],
+    #   and from 2026-07-01 the CAT fee, 1,000 x $0.000003 = $0.003 -> $0.01
+    # (one sell a day: the day's total rounded up is the fill's own fee rounded up)
+    np.testing.assert_allclose(fee, [0.17, 0.20, 0.20, 2.26, 2.27, 2.07, 2.07, 2.27],
                                atol=1e-12)
     # The 2026 cap: 60,000 shares x $0.000195 = $11.70 -> $9.79 (the cap binds from
     # 50,206 shares); SEC $20.60/M x $60,000 = $1.236 -> $1.24.
@@ -293,12 +295,25 @@ def _caps(name: str, side: np.ndarray, qty: np.ndarray, price: np.ndarray) -> np
     sell = side < 0
     sec = np.where(sell, 27.80e-6 * notional + 0.01, 0.0)
     taf = np.where(sell, 9.80, 0.0)  # the largest TAF maximum ($9.79, 2026) and a cent
-    if name == "alpaca":
-        return sec + taf
+    if name == "alpaca":  # and the CAT fee at the largest rate, rounded up
+        return sec + taf + 0.000035 * qty + 0.01
     cap = 0.01 * notional + 0.000035 * qty  # the commission cap and the largest CAT rate
     if name == "ibkr_tiered":
         cap = 0.01 * notional * (1 + 0.000175 + 0.000565) + (0.0032 + 0.000035) * qty
     return cap + sec + taf + 1e-9
+
+
+def _alone(m: ScheduleFee, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+           when: np.ndarray, kw: dict[str, np.ndarray]) -> np.ndarray:
+    """Each fill priced as the only one of its day (Alpaca's daily round-up would
+    otherwise charge the later fills of one day what they add to the day's total)."""
+    if not isinstance(m, AlpacaFee):
+        return m.fees(side, qty, price, when=when, **kw)
+    out = []
+    for k in range(len(qty)):
+        m.reset()
+        out.append(m.fees(side[k:k + 1], qty[k:k + 1], price[k:k + 1], when=when[k:k + 1]))
+    return np.concatenate(out)
 
 
 @PROPS
@@ -316,7 +331,7 @@ def test_fees_are_monotone_non_negative_and_within_caps(name: str, side: float,
     q = np.sort(np.array(qty))
     n = len(q)
     kw = {"month_volume": np.full(n, volume)} if name == "ibkr_tiered" else {}
-    fee = m.fees(np.full(n, side), q, np.full(n, price), when=np.full(n, day(when)[0]), **kw)
+    fee = _alone(m, np.full(n, side), q, np.full(n, price), np.full(n, day(when)[0]), kw)
     assert np.all(fee >= 0)
     assert np.all(np.diff(fee) >= -1e-9), "not monotone in qty"
     assert np.all(fee[q == 0] == 0)
@@ -329,9 +344,9 @@ def test_fees_are_monotone_non_negative_and_within_caps(name: str, side: float,
         assert np.all(fee[traded] >= floor[traded] - 1e-12)
     # Monotone in price (notional) at a fixed qty.
     prices = np.sort(np.array([price, price * 1.5, price * 3.0]))
-    by_price = m.fees(np.full(3, side), np.full(3, q[-1]), prices,
-                      when=np.full(3, day(when)[0]), **({"month_volume": np.full(3, volume)}
-                                                       if name == "ibkr_tiered" else {}))
+    by_price = _alone(m, np.full(3, side), np.full(3, q[-1]), prices,
+                      np.full(3, day(when)[0]), {"month_volume": np.full(3, volume)}
+                      if name == "ibkr_tiered" else {})
     assert np.all(np.diff(by_price) >= -1e-9), "not monotone in price"
 
 
@@ -394,10 +409,15 @@ def test_paper_broker_and_backtests_take_a_schedule_name() -> None:
     fills = ev.fills
     assert (fills.loc[fills["side"] == "buy", "fee"] == 0).all()
     sells = fills[fills["side"] == "sell"]
-    # 2008 sells pay the oldest SEC version recorded ($8.00/M) and the TAF, rounded up.
-    expected = (np.ceil(8e-6 * sells["qty"] * sells["price"] * 100 - 1e-9) / 100
-                + np.ceil(0.000166 * sells["qty"] * 100 - 1e-9) / 100)
-    np.testing.assert_allclose(sells["fee"], expected, atol=1e-12)
+    # 2008 sells pay the oldest SEC version recorded ($8.00/M) and the TAF; Alpaca rounds
+    # each fee type's daily total up to the cent, so a day's fills add up to that.
+    assert (sells["fee"] >= 0).all()
+    days = pd.to_datetime(sells["timestamp"], utc=True).dt.tz_convert("America/New_York")
+    assert sells["timestamp"].nunique() < len(sells)  # several sells share a day
+    for _, g in sells.groupby(days.dt.date):
+        sec = np.ceil((8e-6 * g["qty"] * g["price"]).sum() * 100 - 1e-9) / 100
+        taf = np.ceil((0.000166 * g["qty"]).sum() * 100 - 1e-9) / 100
+        assert g["fee"].sum() == pytest.approx(sec + taf, abs=1e-9)
     assert "AlpacaFee(name='alpaca'" in str(ev.config)
 
 

@@ -112,8 +112,11 @@ def reconcile_commissions(fills: Any, schedule: str | FeeModel, *,
     Examples
     --------
     >>> from simbroker.models import reconcile_commissions
-    >>> log = [{"fill_id": "1", "side": "buy", "qty": 100, "price": 25.0, "fee": 1.0},
-    ...        {"fill_id": "2", "side": "buy", "qty": 1000, "price": 50.0, "fee": 5.25}]
+    >>> t = "2024-06-03T15:00:00Z"  # before the CAT fee: commission only on a buy
+    >>> log = [{"fill_id": "1", "side": "buy", "qty": 100, "price": 25.0, "fee": 1.0,
+    ...         "timestamp": t},
+    ...        {"fill_id": "2", "side": "buy", "qty": 1000, "price": 50.0, "fee": 5.25,
+    ...         "timestamp": t}]
     >>> r = reconcile_commissions(log, "ibkr_fixed")
     >>> r.fills["difference"].round(2).tolist()
     [0.0, 0.25]

@@ -77,6 +77,24 @@ class FeeModel(ABC):
         """
         return self.fees(side, qty, price)
 
+    def reset(self) -> None:
+        """Forget what earlier dated calls taught the model: the running ledgers of
+        :class:`~simbroker.models.IBKRTieredFee` (the month's volume) and
+        :class:`~simbroker.models.AlpacaFee` (the day's fee totals). The engines call it
+        as a run starts, so a model passed to several runs prices each alike. Nothing
+        to forget for the other models."""
+        return
+
+    def learn(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+              when: np.ndarray) -> None:
+        """Count fills this model did not price (those of a trade log a run resumes
+        from) in its running ledgers, as if it had priced them, in execution order.
+
+        ``when``: the fills' times (int64 ns since the epoch, UTC, or datetime64).
+        Nothing to count for a model without ledgers.
+        """
+        return
+
     @property
     def min_fee(self) -> float:
         """Declared minimum fee of a fill with qty > 0 (0 when there is none).

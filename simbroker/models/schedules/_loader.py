@@ -181,13 +181,19 @@ class FeeSchedule:
     regulatory
         Dated regulatory fees by part (``sec_fee``, ``finra_taf``, ``finra_cat``).
     round_regulatory_up_to_cent
-        Each regulatory part of a fill rounded up to the next cent (Alpaca does).
+        Regulatory fees rounded up to the next cent (Alpaca does).
+    daily_round_up
+        With ``round_regulatory_up_to_cent``: what is rounded is each regulatory part's
+        total of a trading day (New York date) across the fills priced with their times,
+        not each fill's part (``regulatory_rounding: daily`` in the file; Alpaca's 2026
+        schedules). See :class:`~simbroker.models.schedules.AlpacaFee`.
     """
 
     name: str
     commission: DatedTable
     regulatory: dict[str, DatedTable]
     round_regulatory_up_to_cent: bool = False
+    daily_round_up: bool = False
 
     def version_on(self, as_of: Any = None) -> str:
         """Label of the version effective on ``as_of`` (default the newest), e.g.
@@ -217,7 +223,7 @@ class FeeSchedule:
         schedule = _load(name.strip().lower())
         return schedule if cls is FeeSchedule else cls(
             schedule.name, schedule.commission, schedule.regulatory,
-            schedule.round_regulatory_up_to_cent)
+            schedule.round_regulatory_up_to_cent, schedule.daily_round_up)
 
 
 @cache
@@ -231,14 +237,55 @@ def _load(key: str) -> FeeSchedule:
                         data.get("before_first", "error"))
     reg_data = load_schedule_data(_REGULATORY).get("components", {})
     regulatory = {}
-    for part in data.get("regulatory", []) or []:
+    for entry in data.get("regulatory", []) or []:
+        part, since = _regulatory_entry(key, entry)
         if part not in _REGULATORY_FIELDS or part not in reg_data:
             raise FeeScheduleError(f"{key}: unknown regulatory part {part!r}")
-        regulatory[part] = _table(part, reg_data[part].get("versions"),
-                                  _REGULATORY_FIELDS[part],
-                                  reg_data[part].get("before_first", "error"))
-    return FeeSchedule(key, commission, regulatory,
-                       bool(data.get("round_regulatory_up_to_cent", False)))
+        table = _table(part, reg_data[part].get("versions"), _REGULATORY_FIELDS[part],
+                       reg_data[part].get("before_first", "error"))
+        regulatory[part] = table if since is None else _passed_from(key, table, since, entry)
+    rounding = data.get("regulatory_rounding", "fill")
+    if rounding not in ("fill", "daily"):
+        raise FeeScheduleError(f"{key}: 'regulatory_rounding' must be fill or daily, got "
+                               f"{rounding!r}")
+    up = bool(data.get("round_regulatory_up_to_cent", False))
+    if rounding == "daily" and not up:
+        raise FeeScheduleError(f"{key}: 'regulatory_rounding: daily' needs "
+                               f"'round_regulatory_up_to_cent: true'")
+    return FeeSchedule(key, commission, regulatory, up, rounding == "daily")
+
+
+def _regulatory_entry(key: str, entry: Any) -> tuple[Any, np.datetime64 | None]:
+    """A ``regulatory:`` item: a part's name, or ``{part: name, from: date, source: url,
+    note: ...}`` for a part this broker passes on only from a date."""
+    if not isinstance(entry, dict):
+        return entry, None
+    if "part" not in entry or "from" not in entry or not entry.get("source"):
+        raise FeeScheduleError(f"{key}: a regulatory entry given as a mapping needs 'part', "
+                               f"'from' and 'source', got {entry!r}")
+    return entry["part"], as_day(entry["from"])
+
+
+def _passed_from(key: str, table: DatedTable, since: np.datetime64,
+                 entry: dict[str, Any]) -> DatedTable:
+    """``table`` as a broker charges it from ``since`` on: nothing before (index -1), the
+    version in effect on ``since`` re-dated to it, the later versions as they are."""
+    i = int(table.index(np.array([since]))[0]) if since >= table.effective[0] else -1
+    keep = list(range(max(i, 0), len(table.effective)))
+    if i < 0:
+        keep = [k for k in keep if table.effective[k] >= since]
+    if not keep:
+        raise FeeScheduleError(f"{key}: {table.label} has no version on or after {since}")
+    effective = table.effective[keep].copy()
+    effective[0] = max(effective[0], since)
+    columns = {f: a[keep] for f, a in table.columns.items()}
+    meta = [dict(table.meta[k]) for k in keep]
+    meta[0]["note"] = (f"{key} passes this fee on from {since} ({entry['source']}"
+                       + (f": {entry['note']}" if entry.get("note") else "") + "). "
+                       + str(meta[0].get("note", "")))
+    for a in (effective, *columns.values()):
+        a.setflags(write=False)
+    return DatedTable(table.label, effective, columns, tuple(meta), "zero")
 
 
 def fee_schedule(name: str, as_of: date | datetime | str | np.datetime64 | None = None
@@ -264,7 +311,7 @@ def fee_schedule(name: str, as_of: date | datetime | str | np.datetime64 | None 
     Examples
     --------
     >>> from simbroker.models import fee_schedule
-    >>> m = fee_schedule("ibkr_fixed")
+    >>> m = fee_schedule("ibkr_fixed", as_of="2024-06-03")
     >>> m.fee("buy", 100, 25.0)
     1.0
     >>> fee_schedule("ibkr_fixd")  # doctest: +ELLIPSIS

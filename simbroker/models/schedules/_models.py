@@ -12,6 +12,7 @@ import numpy as np
 
 from simbroker.errors import FeeScheduleError
 from simbroker.models.fees import FeeModel
+from simbroker.models.schedules._daily import DailyRoundUp, new_york_days
 from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
 from simbroker.models.schedules._scalar import RowCache, scalar_fees
 
@@ -110,8 +111,8 @@ class ScheduleFee(FeeModel):
         self._row_cache = RowCache(self)
         cls = type(self)
         self._scalar_ok = all(getattr(cls, m) is getattr(ScheduleFee, m) for m in (
-            "_price", "_order_price", "_rows", "_regulatory", "_capped", "_rate", "_ib",
-            "_extras", "_commission"))
+            "_price", "_order_price", "_rows", "_regulatory", "_part", "_capped", "_rate",
+            "_ib", "_extras", "_commission"))
         # fill_fees may skip fees/order_fees only where they are these (the scalar path)
         self._lists_ok = self._scalar_ok and cls.fees is ScheduleFee.fees and \
             cls.order_fees is ScheduleFee.order_fees
@@ -182,20 +183,26 @@ class ScheduleFee(FeeModel):
             return int(table.latest())
         return int(table.index(np.array([self.as_of]))[0])
 
+    def _part(self, part: str, table: Any, sell: np.ndarray, q: np.ndarray,
+              notional: np.ndarray, days: np.ndarray | None) -> np.ndarray:
+        """One regulatory part of each fill, unrounded."""
+        i = self._rows(table, days)
+        if part == "sec_fee":
+            fee = np.where(sell, table.columns["per_million"][i] / 1e6 * notional, 0.0)
+        elif part == "finra_taf":
+            fee = np.where(sell, np.minimum(table.columns["per_share"][i] * q,
+                                            table.columns["maximum"][i]), 0.0)
+        else:  # finra_cat: executed shares, both sides
+            fee = table.columns["per_share"][i] * q
+        out: np.ndarray = np.where(np.asarray(i) >= 0, fee, 0.0)  # before the fee existed
+        return out
+
     def _regulatory(self, sgn: np.ndarray, q: np.ndarray, notional: np.ndarray,
                     days: np.ndarray | None) -> np.ndarray:
         total = np.zeros(q.shape, np.float64)
         sell = sgn < 0
         for part, table in self.schedule.regulatory.items():
-            i = self._rows(table, days)
-            if part == "sec_fee":
-                fee = np.where(sell, table.columns["per_million"][i] / 1e6 * notional, 0.0)
-            elif part == "finra_taf":
-                fee = np.where(sell, np.minimum(table.columns["per_share"][i] * q,
-                                                table.columns["maximum"][i]), 0.0)
-            else:  # finra_cat: executed shares, both sides
-                fee = table.columns["per_share"][i] * q
-            fee = np.where(np.asarray(i) >= 0, fee, 0.0)  # before the fee existed
+            fee = self._part(part, table, sell, q, notional, days)
             if self.schedule.round_regulatory_up_to_cent:
                 fee = _up_to_cent(fee)
             total = total + fee
@@ -270,6 +277,14 @@ class ScheduleFee(FeeModel):
         out: np.ndarray = np.where(done > 0, np.where(q > 0, later, 0.0), first)
         return out
 
+    def learn(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+              when: np.ndarray) -> None:
+        """:meth:`FeeModel.learn`: the fills priced as the engines price them, dated,
+        and the fees dropped (what remains is what the ledgers counted)."""
+        if np.size(qty):
+            self.fees(np.asarray(side, np.float64), np.asarray(qty, np.float64),
+                      np.asarray(price, np.float64), when=np.asarray(when))
+
     # -- description -----------------------------------------------------------------------
     def __repr__(self) -> str:
         as_of = "" if self.as_of is None else f", as_of={str(self.as_of)!r}"
@@ -301,10 +316,96 @@ class IBKRFixedFee(ScheduleFee):
 
 
 class AlpacaFee(ScheduleFee):
-    """Alpaca US equities: no commission; the SEC fee and FINRA TAF on sells, each
-    rounded up to the next cent (``alpaca.yaml``)."""
+    """Alpaca US equities: no commission; the SEC fee and FINRA TAF on sells and, from
+    2026-07-01, the FINRA CAT fee on every execution (``alpaca.yaml``).
+
+    Alpaca calculates these fees "daily, per account, and rounded up to the nearest
+    cent". Dated calls (``when=``, as the paper broker and the vectorized runners make,
+    in execution order) keep that daily ledger (:mod:`~simbroker.models.schedules._daily`):
+    each part's raw total per New York trading date, a fill paying the cents it adds
+    to the rounded-up total. The first fill of a day pays its own fees rounded up; a day
+    of many small sells pays its total rounded up once, not a cent per fill. A call
+    dated before the newest day counted starts a new ledger (a new run reusing the
+    model); :meth:`reset` clears it. Undated calls are pure: each fill priced as the
+    only one of its day (what an estimate before the order, or a reconciliation of
+    one fill, asks).
+    """
 
     name: ClassVar[str] = "alpaca"
+
+    def __init__(self, schedule: FeeSchedule, as_of: Any = None) -> None:
+        super().__init__(schedule, as_of)
+        self._daily = DailyRoundUp() if schedule.daily_round_up else None
+
+    def reset(self) -> None:
+        """Forget the days' totals learned from earlier dated calls."""
+        if self._daily is not None:
+            self._daily.reset()
+
+    def day_total(self, part: str, day: Any) -> float:
+        """The raw (unrounded) total of regulatory ``part`` (``"sec_fee"``,
+        ``"finra_taf"``, ``"finra_cat"``) this model has counted for New York date
+        ``day``; what Alpaca charges for it is this rounded up to the cent."""
+        if self._daily is None:
+            return 0.0
+        return self._daily.total(part, int(as_day(day).astype(np.int64)))
+
+    def fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+             when: np.ndarray | None = None) -> np.ndarray:
+        """Fee per fill; dated calls advance the daily ledger (see the class docstring)."""
+        if when is None or self._daily is None:
+            return super().fees(side, qty, price, when=when)
+        return self._dated(side, qty, price, None, None, when)
+
+    def order_fees(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
+                   filled_qty: np.ndarray, filled_notional: np.ndarray,
+                   when: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`ScheduleFee.order_fees`; dated calls advance the daily ledger."""
+        if when is None or self._daily is None:
+            return super().order_fees(side, qty, price, filled_qty, filled_notional,
+                                      when=when)
+        return self._dated(side, qty, price, filled_qty, filled_notional, when)
+
+    def _dated(self, side: Any, qty: Any, price: Any, filled_qty: Any,
+               filled_notional: Any, when: Any) -> np.ndarray:
+        assert self._daily is not None
+        sgn, q, p = np.broadcast_arrays(np.asarray(side, np.float64),
+                                        np.abs(np.asarray(qty, np.float64)),
+                                        np.asarray(price, np.float64))
+        stamps = np.broadcast_to(_as_ns(when), q.shape)
+        days = days_of(stamps)
+        notional = q * p
+        rows = self._rows(self.schedule.commission, days)
+        rate = self._rate(rows, None, q.shape)
+        commission = self._extras(q, self._ib(q, notional, rows, rate), rows)
+        if filled_qty is not None and filled_notional is not None:
+            done = np.broadcast_to(np.abs(np.asarray(filled_qty, np.float64)), q.shape)
+            if (done > 0).any():
+                paid = np.broadcast_to(np.asarray(filled_notional, np.float64), q.shape)
+                later = np.maximum(self._ib(done + q, paid + notional, rows, rate)
+                                   - self._ib(done, paid, rows, rate), 0.0)
+                commission = np.where(done > 0, self._extras(q, later, rows), commission)
+        traded = q > 0
+        local = new_york_days(stamps)
+        self._daily.start(local[traded])
+        total = commission
+        sell = sgn < 0
+        for part, table in self.schedule.regulatory.items():
+            raw = np.where(traded, self._part(part, table, sell, q, notional, days), 0.0)
+            total = total + self._daily.charge(part, raw, local)
+        out: np.ndarray = np.where(traded, total, 0.0)
+        return out
+
+
+def _as_ns(when: Any) -> np.ndarray:
+    """Fill times as int64 ns since the epoch (from int64 ns or datetime64)."""
+    arr = np.asarray(when)
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[ns]").astype(np.int64)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    raise FeeScheduleError(f"when must be times (int64 ns since the epoch or datetime64), "
+                           f"got dtype {arr.dtype}")
 
 
 class IBKRTieredFee(ScheduleFee):
