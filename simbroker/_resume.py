@@ -25,6 +25,7 @@ from simbroker.models.fees import FeeModel
 from simbroker.models.slippage import SlippageModel
 from simbroker.paper import PaperBroker
 from simbroker.tradelog import ReplayState, TradeLog, read_trade_log
+from simbroker.tradelog._learn import learn_logged_fills
 from simbroker.tradelog._reader import parse_time
 from simbroker.tradelog._replay import order_fields, replay_records
 
@@ -317,11 +318,16 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
         start_pos = None if resume is None else resume.state.positions
         prefix = "O" if resume is None else f"S{resume.sessions + 1}-O"
         try:
-            return PaperBroker(bars, cash=start_cash, positions=start_pos,
-                               slippage=slippage, fees=fees, allow_short=allow_short,
-                               trade_log=trade_log, session_tz=session_tz,
-                               order_id_prefix=prefix, borrow=borrow, interest=interest,
-                               max_volume_share=max_volume_share, account=account)
+            fresh = PaperBroker(bars, cash=start_cash, positions=start_pos,
+                                slippage=slippage, fees=fees, allow_short=allow_short,
+                                trade_log=trade_log, session_tz=session_tz,
+                                order_id_prefix=prefix, borrow=borrow, interest=interest,
+                                max_volume_share=max_volume_share, account=account)
+            if resume is None:
+                fresh.fees.reset()  # a new run: nothing counted yet
+            else:
+                learn_logged_fills(fresh.fees, resume.state.fills, _where(resume))
+            return fresh
         except OrderRejected as exc:
             if resume is None:
                 raise
@@ -363,4 +369,9 @@ def _paper_broker(bars: Bars, resume: ResumePoint | None, *, trade_log: TradeLog
     if broker._financing is not None and resume.accruals:
         broker._financing.skip_logged([(e, _ns(w)) for e, w in resume.accruals],
                                       bars.close_ns)
+    learn_logged_fills(broker.fees, state.fills, where)
     return broker
+
+
+def _where(resume: ResumePoint) -> str | None:
+    return None if resume.path is None else str(resume.path)

@@ -323,6 +323,7 @@ def backtest(
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
                          session_tz=session_tz, borrow=borrow, interest=interest,
                          max_volume_share=max_volume_share, account=account, venue=venue)
+    broker.fees.reset()  # a fee model passed to an earlier run prices this one alike
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)

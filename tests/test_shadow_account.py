@@ -253,6 +253,25 @@ def test_a_resumed_shadow_keeps_the_account(tmp_path: Path) -> None:
         assert set(both.refused) == {"s2", "b3"}
 
 
+@pytest.mark.parametrize("fees", ["alpaca", "ibkr_tiered"])
+def test_a_restarted_shadow_charges_the_days_fees_as_paper_does(tmp_path: Path,
+                                                                 fees: str) -> None:
+    # Small sells on one day: with Alpaca's daily round-up each pays the cents it adds to
+    # the day's totals, so a shadow restarted mid-day must count the day's earlier fills
+    # (and the tiered month's volume) from its log.
+    plan: Plan = {1: [Submit("b1", A, "buy", 300), Submit("b2", B, "buy", 300)],
+                  **{k: [Submit(f"s{k}", A if k % 2 else B, "sell", 30)] for k in range(2, 9)}}
+    for cut in (3, 5, 7):
+        (tmp_path / f"{fees}{cut}").mkdir()
+        both = Both(tmp_path / f"{fees}{cut}", HOURLY, "margin", 100_000.0, fees=fees)
+        both.run(plan, restart_at={cut})
+        both.check()
+    sells = [r["fee"] for r in read_trade_log(both.paper_log.path)
+             if r["event"] == "filled" and r["side"] == "sell"]
+    if fees == "alpaca":  # later sells of the day pay less than their own round-up
+        assert len(sells) == 7 and min(sells) < max(sells)
+
+
 def test_orders_and_cancels_are_weighed_in_their_order(tmp_path: Path) -> None:
     px = float(HOURLY.close[2, 0])
     low = round(px * 0.6, 2)  # never fills; reserves 100 x low of the cash

@@ -48,6 +48,7 @@ from simbroker.paper import PaperBroker
 from simbroker.shadow._account import AccountCarry, Records, marks_in, marks_out
 from simbroker.shadow._restore import Resumed, resume_point
 from simbroker.tradelog import TradeLog, cash_after_fill, position_after_fill
+from simbroker.tradelog._learn import learn_logged_fills
 from simbroker.types import Fill, Order, OrderType, Side, TimeInForce
 
 __all__ = ["ShadowBroker", "ShadowOrder"]
@@ -256,6 +257,9 @@ class ShadowBroker:
             self._queue.append((action, state, when))
         self._leaving.extend(point.leaving)
         self._resume_account(point)
+        # the fee model's ledgers (tiered month volume, Alpaca's daily totals) as the
+        # logged run left them: its window brokers price the next fills with it
+        learn_logged_fills(self.fees, [r for r in records if r.get("event") == "filled"])
         if self._log is not None:
             carried = [{**self._fields(s), "qty": s.order.qty,
                         **({} if s.triggered_at is None else {"triggered_at": s.triggered_at})}
