@@ -39,20 +39,21 @@ base = name.removeprefix("long/short ")
 kw = {{"cash": ba.SHORT_CASH}} if kind is ba.SmaLongShort else {{"cash": 1_000_000.0}}
 kw.update({{"realistic": ba.REALISTIC, "fees+cap, no account": ba.FEES_CAP,
            "unconstrained": {{}}}}.get(base, {{"account": base}}))
-bars = simbroker.synthetic_bars(n_symbols={symbols}, n_bars={bars}, freq="1D", seed=42)
+bars = simbroker.synthetic_bars(n_symbols={symbols}, n_bars={bars}, freq="1D", seed=42,
+                                start={start!r})
 ba.event_run(kind, bars, kw)  # warm-up, not collected
 result = functools.reduce(lambda _, __: ba.event_run(kind, bars, kw), [0, 0])
 print("fills", int(result.stats["n_fills"]))
 """
 
 
-def count(name: str, symbols: int, bars: int) -> int:
+def count(name: str, symbols: int, bars: int, start: str = "2015-01-02") -> int:
     """Instructions of one measured run of line ``name``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         script = Path(tmp) / "child.py"
         script.write_text(_CHILD.format(here=str(HERE), name=name, symbols=symbols,
-                                        bars=bars))
+                                        bars=bars, start=start))
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
                "PYTHONPATH": os.pathsep.join([str(HERE.parent),
                                               os.environ.get("PYTHONPATH", "")])}
@@ -75,11 +76,15 @@ def main() -> int:
                         "each also with 'long/short ' before it)")
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--bars", type=int, default=2520)
+    parser.add_argument("--start", default="2015-01-02",
+                        help="first bar's date (the default keeps the figures comparable "
+                        "with earlier stops; 2019-01-02 puts the last two years under "
+                        "the 2024-26 rates: the CAT fee on every fill, the 2026 SEC fee)")
     args = parser.parse_args()
     names = tuple(args.line or DEFAULT)
     counts: dict[str, int] = {}
     for name in names:
-        counts[name] = count(name, args.symbols, args.bars)
+        counts[name] = count(name, args.symbols, args.bars, args.start)
         base_name = "long/short unconstrained" if name.startswith("long/short") \
             else "unconstrained"
         base = counts.get(base_name)

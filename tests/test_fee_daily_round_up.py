@@ -317,8 +317,8 @@ def test_the_loader_refuses_a_rounding_it_does_not_know(monkeypatch: pytest.Monk
     # passed on from before the fee existed: the table as it is (nothing before it)
     early = _load_with(monkeypatch, regulatory=[
         {"part": "finra_cat", "from": "2020-01-01", "source": "x"}])
-    assert [str(d) for d in early.regulatory["finra_cat"].effective] == ["2024-09-01",
-                                                                         "2026-07-01"]
+    assert [str(d) for d in early.regulatory["finra_cat"].effective] == [
+        "2024-09-01", "2025-12-01", "2026-05-01"]
     per_fill = _load_with(monkeypatch, regulatory_rounding="fill")
     assert per_fill.daily_round_up is False
     assert AlpacaFee(per_fill)._daily is None
@@ -329,10 +329,21 @@ def test_a_part_passed_on_from_a_date_inside_a_version_is_redated() -> None:
     base = fee_schedule("ibkr_tiered").schedule.regulatory["finra_cat"]
     table = _loader._passed_from("demo", base, np.datetime64("2025-01-02", "D"),
                                  {"source": "s"})
-    assert [str(d) for d in table.effective] == ["2025-01-02", "2026-07-01"]
-    days = np.array(["2025-01-01", "2025-01-02", "2026-07-01"], "datetime64[D]")
-    assert table.index(days).tolist() == [-1, 0, 1]
-    assert table.columns["per_share"].tolist() == [0.000035, 0.000003]
+    assert [str(d) for d in table.effective] == ["2025-01-02", "2025-12-01", "2026-05-01"]
+    days = np.array(["2025-01-01", "2025-01-02", "2026-01-05", "2026-07-01"],
+                    "datetime64[D]")
+    assert table.index(days).tolist() == [-1, 0, 1, 2]
+    assert table.columns["per_share"].tolist() == [0.000035, 0.0, 0.000003]
+
+
+def test_the_cat_fee_paused_from_december_2025_to_april_2026() -> None:
+    # IBKR passes the CAT fee on: $0.000035 x 1,000 on 2025-11-28, nothing in the billing
+    # pause, $0.000003 x 1,000 from 2026-05-01 (a buy of 1,000 at $10: commission $5).
+    m = fee_schedule("ibkr_fixed")
+    got = m.fees(np.full(4, BUY), np.full(4, 1000.0), np.full(4, 10.0),
+                 when=ns("2025-11-28T15:00", "2025-12-01T15:00", "2026-04-30T15:00",
+                         "2026-05-01T15:00"))
+    np.testing.assert_allclose(got, [5.035, 5.0, 5.0, 5.003], rtol=0, atol=1e-12)
 
 
 def test_the_shipped_alpaca_file_says_daily_and_names_the_cat_source() -> None:

@@ -280,6 +280,7 @@ def _passed_from(key: str, table: DatedTable, since: np.datetime64,
     effective[0] = max(effective[0], since)
     columns = {f: a[keep] for f, a in table.columns.items()}
     meta = [dict(table.meta[k]) for k in keep]
+    meta[0]["effective"] = effective[0].astype(object)  # a date, as the file's
     meta[0]["note"] = (f"{key} passes this fee on from {since} ({entry['source']}"
                        + (f": {entry['note']}" if entry.get("note") else "") + "). "
                        + str(meta[0].get("note", "")))
