@@ -30,9 +30,11 @@ _NS_PER_DAY = 86_400 * 10**9
 # (kind, live, rate, maximum), whether regulatory fees round up to the cent, whether a
 # buy pays no regulatory fee (every live part is one of sells only), and the live parts
 # in order as (_SEC, _TAF or _PER_SHARE, rate, maximum): a part not in effect adds
-# 0.0 (rounded up, 0.0 too) to a sum that starts at 0.0, which changes no bit of it
+# 0.0 (rounded up, 0.0 too) to a sum that starts at 0.0, which changes no bit of it;
+# last, the rates of the live parts a buy pays (the per-share ones, in order): on a buy
+# the sells-only parts add 0.0, so a buy's sum is these parts' alone, bit for bit
 Rates = tuple[tuple[float, float, float], tuple[tuple[str, bool, float, float], ...], bool,
-              bool, tuple[tuple[int, float, float], ...]]
+              bool, tuple[tuple[int, float, float], ...], tuple[float, ...]]
 _SELLS_ONLY = ("sec_fee", "finra_taf")
 _SEC, _TAF, _PER_SHARE = 0, 1, 2
 
@@ -107,7 +109,9 @@ class RowCache:
         rates = (commission, tuple(parts), bool(sched.round_regulatory_up_to_cent),
                  all(part in _SELLS_ONLY or not live for part, live, _, _ in parts),
                  tuple((kinds.get(part, _PER_SHARE), rate, cap)
-                       for part, live, rate, cap in parts if live))
+                       for part, live, rate, cap in parts if live),
+                 tuple(rate for part, live, rate, _ in parts
+                       if live and part not in _SELLS_ONLY))
         if days is None or when is None or when < 0:  # days_of floors; so does // here
             return rates, None
         day = int(days[0].astype(np.int64))
@@ -170,6 +174,8 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
     per_share, minimum, max_fraction = commission
     capped = max_fraction == max_fraction  # NaN: no cap (min(fee, inf) is fee)
     buys_free = rates[3]
+    rounding = rates[2]
+    buy_parts = rates[5]
     # any(): a NaN counts here too, but each fill checks abs(done) > 0 again
     partial = filled_qty is not None and any(filled_qty)
     if not len(side) == len(qty) == len(price):
@@ -197,8 +203,15 @@ def scalar_fees(rates: Rates, side: list[float], qty: list[float], price: list[f
                 if not (ib < cap or ib != ib):  # _min(ib, cap)
                     ib = cap
         sell = sg < 0
-        if not sell and buys_free:  # every part is 0.0 (_up_to_cent(0.0) too)
-            out.append(ib + 0.0)
+        if not sell:
+            if buys_free:  # every part is 0.0 (_up_to_cent(0.0) too)
+                out.append(ib + 0.0)
+                continue
+            reg = 0.0  # _regulatory on a buy: the sells-only parts add 0.0
+            for rate in buy_parts:
+                fee = rate * q
+                reg = reg + (_up_to_cent(fee) if rounding else fee)
+            out.append(ib + reg)
             continue
         out.append(ib + _regulatory(sell, q, notional, rates))
     return out
