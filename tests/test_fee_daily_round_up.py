@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_vectorized import assert_exact
 
 import simbroker
 from simbroker import Bars, Broker, History
@@ -30,6 +31,7 @@ from simbroker.runner import RealtimeRunner, paper_broker_from_log, read_resume_
 from simbroker.tradelog import TradeLog, read_trade_log
 from simbroker.tradelog._learn import learn_logged_fills
 from simbroker.vectorized import TargetPositions, backtest_vectorized
+from simbroker.vectorized_exits import TargetExits
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BUY, SELL = 1.0, -1.0
@@ -356,3 +358,28 @@ def test_the_shipped_alpaca_file_says_daily_and_names_the_cat_source() -> None:
     assert cat[0]["source"].startswith("https://")
     model = fee_schedule("alpaca")
     assert dataclasses.replace(model.schedule).daily_round_up
+
+
+@PROPS
+@given(seed=st.integers(0, 10_000), fees=st.sampled_from(["alpaca", "ibkr_tiered"]),
+       stop=st.sampled_from([None, 0.01, 0.03]))
+def test_event_driven_equals_vectorized_with_the_ledgers_on_hourly_2026_bars(
+        seed: int, fees: str, stop: float | None) -> None:
+    # Many fills a day on several symbols: each fill's cents depend on the fills before
+    # it that day, so both engines must price in the same (booking) order.
+    bars = simbroker.synthetic_bars(n_symbols=4, n_bars=40, seed=seed, freq="1h",
+                                    start="2026-08-03", volatility=0.8)
+    rng = np.random.default_rng(seed)
+    entries = pd.DataFrame(rng.random((40, 4)) < 0.2, index=bars.index,
+                           columns=list(bars.symbols))
+    exits = pd.DataFrame(rng.random((40, 4)) < 0.2, index=bars.index,
+                         columns=list(bars.symbols))
+    kw: dict[str, Any] = {"fees": fees, "slippage": 5.0}
+    if stop is None:
+        fast = backtest_vectorized(bars, entries=entries, exits=exits, size=37.0, **kw)
+        twin = TargetExits(entries=entries, exits=exits, size=37.0)
+    else:
+        fast = backtest_vectorized(bars, entries=entries, exits=exits, size=37.0,
+                                   stop_loss=stop, **kw)
+        twin = TargetExits(entries=entries, exits=exits, size=37.0, stop_loss=stop)
+    assert_exact(simbroker.backtest(twin, bars, **kw), fast)
