@@ -29,6 +29,7 @@ from simbroker.errors import (
     BrokerTimeout,
     InsufficientBuyingPower,
     OrderRejected,
+    PositionConflict,
     ShortingNotAllowed,
     SimbrokerError,
 )
@@ -154,18 +155,26 @@ def refused_and_nothing_changed(fake: FakeAlpaca, broker: AlpacaBroker,
 
 
 def test_cash_account_refuses_a_short(tmp_path: Path) -> None:
+    # A short from flat: "account is not allowed to short" (alpacahq/alpaca-trade-api-js
+    # issue 57). Selling 8 of a long 5 crosses the position through zero, which Alpaca
+    # refuses as "insufficient qty available" in any account, before the shorting rule
+    # (alpacahq/alpaca-trade-api-python issues 74 and 129), as the paper broker does.
     with FakeAlpaca(KEY, SECRET, cash=10_000, multiplier=1,
                     positions={"AAA": 5}) as fake, TradeLog(tmp_path / "c.jsonl") as log:
         fake.set_price("AAA", 100.0)
+        fake.set_price("BBB", 50.0)
         b = connect(fake, trade_log=log)
         try:
             with pytest.raises(ShortingNotAllowed) as info:
+                b.submit_order("BBB", "sell", 8)
+            assert (info.value.position, info.value.qty) == (0.0, 8)
+            with pytest.raises(PositionConflict) as crossing:
                 b.submit_order("AAA", "sell", 8)
-            assert info.value.position == 5.0
-            assert info.value.qty == 8
+            assert (crossing.value.rule, crossing.value.requested,
+                    crossing.value.available) == ("qty_available", 8, 5)
             assert b.submit_order("AAA", "sell", 5)["status"]  # closing is fine
-            assert [r["event"] for r in read_trade_log(log.path)][:2] == ["start",
-                                                                          "rejected"]
+            assert [r["event"] for r in read_trade_log(log.path)][:3] == [
+                "start", "rejected", "rejected"]
         finally:
             b.close()
 

@@ -41,6 +41,7 @@ from simbroker.errors import (
     PatternDayTrading,
     PositionConflict,
     ReplaceRejected,
+    ShortingNotAllowed,
 )
 
 no_decoder_errors = ib_error_guard(starts=("Error 201", "Error 202"),
@@ -237,6 +238,33 @@ def test_an_alpaca_cash_account_refuses_the_raise_by_one_side_at_a_time_as_in_pa
         # One live version (the replacement has a client order id of its own).
         assert sum(working_at_alpaca(fake).values()) == 1
         assert len(at_alpaca.get_orders(open_only=True)) == 1
+    finally:
+        at_alpaca.close()
+        fake.stop()
+
+
+@needs_alpaca
+def test_an_alpaca_cash_account_refuses_shorts_and_crossings_as_in_paper() -> None:
+    # Flat GME, sell 10: "account is not allowed to short" -> ShortingNotAllowed (rule
+    # cash_account_short in paper's log). Long 100 AAA, sell 150: one side at a time
+    # first -> PositionConflict. Selling the 100 held passes in both.
+    fake = alpaca(cash=10_000.0, positions=HELD, multiplier=1)
+    at_alpaca = connect_alpaca(fake)
+    try:
+        rehearsal = paper(cash=10_000.0, positions=HELD, venue="alpaca", account="cash")
+        rules = []
+        for b in (rehearsal, at_alpaca):
+            with pytest.raises(ShortingNotAllowed) as short:
+                sell(b, 10, 120.0, "s", symbol="GME")
+            assert not isinstance(short.value, HardToBorrow)
+            assert (short.value.position, short.value.qty) == (0.0, 10), b
+            rules.append(short.value.rule)
+            with pytest.raises(PositionConflict) as crossing:
+                sell(b, 150, 120.0, "c")
+            assert (crossing.value.rule, crossing.value.available) == ("qty_available", 100)
+            assert sell(b, 100, 120.0, "ok")
+        assert rules[0] == "cash_account_short"  # paper names the account's rule
+        assert working_at_alpaca(fake) == Counter({"ok": 1})
     finally:
         at_alpaca.close()
         fake.stop()

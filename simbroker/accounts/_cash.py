@@ -19,6 +19,7 @@ from simbroker.accounts._reserve import (
 )
 from simbroker.accounts._settlement import Credit, Lot, Settlement
 from simbroker.accounts._state import field_of, number_of
+from simbroker.errors import ShortingNotAllowed
 from simbroker.models.fees import BpsOfNotional, NoFee
 from simbroker.types import AccountInfo, Order, Side
 
@@ -44,7 +45,12 @@ class CashAccount(Account):
       have and sold to cover (free-riding, Reg T 220.8(c)): refused with
       :class:`~simbroker.errors.InsufficientBuyingPower` (``rule="buying_power"``).
     - **No shorts**: a sell beyond the position (net of open sells) is refused
-      (``rule="cash_account_short"``).
+      (``rule="cash_account_short"``): with
+      :class:`~simbroker.errors.InsufficientBuyingPower`, as IBKR's error 201 reads at
+      the IBKR adapter, or under ``venue="alpaca"`` with
+      :class:`~simbroker.errors.ShortingNotAllowed`, as Alpaca's "account is not allowed
+      to short" reads at the Alpaca adapter. (At Alpaca a sell larger than a long
+      position is refused first by one side at a time: ``PositionConflict``.)
     - **Settlement**: a sale's proceeds (after its fee) settle ``settlement_days``
       trading days after the day it filled (1: T+1 for US equities since May 2024),
       counted in the bars' exchange sessions when they carry them, else in calendar
@@ -141,6 +147,10 @@ class CashAccount(Account):
             held = pos - (same_side_outside(b, col, -1.0, skip, group) if col in book.syms
                           else 0.0)
             if order.qty > held * (1 + 1e-12) + 1e-12:
+                if b.venue == "alpaca":  # "account is not allowed to short" there
+                    refusal = ShortingNotAllowed(order.symbol, position=held, qty=order.qty)
+                    refusal.rule = "cash_account_short"
+                    raise refusal
                 px = self.price(order, col)
                 raise self.refuse(order, order.qty * px, max(held, 0.0) * px,
                                   "cash_account_short",

@@ -191,10 +191,10 @@ class AccountBook(abc.ABC):
     def _check_buying_power(self, sym: str, side: str, qty: float, kind: str,
                             limit: float | None, stop: float | None) -> None:
         """Raise Alpaca's 403 when the order needs more buying power than is left."""
+        self._check_sides(sym, side, qty)
         if side == "sell" and self.multiplier == 1 and \
                 qty > max(self.positions.get(sym, 0.0), 0.0) + 1e-12:
             raise ApiError(403, 40310000, "account is not allowed to short")
-        self._check_sides(sym, side, qty)
         self._check_borrow(sym, side, qty)
         held = self._claims()
         adds = claimed([*held, self._claim(sym, side, qty, kind, limit, stop, None)],
