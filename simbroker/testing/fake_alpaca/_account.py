@@ -25,13 +25,14 @@ time (:mod:`simbroker._venue_sides`): a closing order larger than what the open 
 orders leave of the position is refused with "insufficient qty available for order
 (requested: Q, available: A)" (a long never turns short in one sell), and an order that
 opens a flat symbol while an order of the other side is open with "cannot open a short
-sell while a long buy order is open" (or the long-buy twin), both 403 ``40310000``. A
-sell that would open a short on an account without shorting (multiplier 1) is refused,
-first, with ``{"code": 40310000, "message": "account is not allowed to short"}``, and
-after one side at a time a sell that would open or enlarge a short in an asset off the
-easy-to-borrow list (``hard_to_borrow``) with "asset SYM cannot be sold short" (403
-``40310000``). A replacement is weighed by the same rules, the order it replaces set
-aside (see :mod:`~simbroker.testing.fake_alpaca._orders`).
+sell while a long buy order is open" (or the long-buy twin), both 403 ``40310000``
+(whatever the account: alpacahq/alpaca-trade-api-python issues 74 and 129). Then a
+sell that would open a short on an account without shorting (multiplier 1) is refused
+with ``{"code": 40310000, "message": "account is not allowed to short"}``
+(alpacahq/alpaca-trade-api-js issue 57), and a sell that would open or enlarge a short
+in an asset off the easy-to-borrow list (``hard_to_borrow``) with "asset SYM cannot be
+sold short" (403 ``40310000``). A replacement is weighed by the same rules, the order it
+replaces set aside (see :mod:`~simbroker.testing.fake_alpaca._orders`).
 """
 
 from __future__ import annotations
