@@ -95,6 +95,18 @@ class FeeModel(ABC):
         """
         return
 
+    def checkpoint(self) -> Any:
+        """The running ledgers' state, for :meth:`rollback` (``None``: no ledgers).
+
+        The paper broker takes one before a bar's fills are priced: if recording them
+        fails part way, it rolls back and counts only the fills it booked, so matching
+        the bar again does not count the others twice."""
+        return None
+
+    def rollback(self, state: Any) -> None:
+        """Put the running ledgers back as :meth:`checkpoint` returned them."""
+        return
+
     @property
     def min_fee(self) -> float:
         """Declared minimum fee of a fill with qty > 0 (0 when there is none).

@@ -56,7 +56,8 @@ def _cents(total: float) -> float:
 
 
 class DailyRoundUp:
-    """Running raw totals of regulatory fees per (part, New York date).
+    """Running raw totals of regulatory fees per (part, New York date); the days
+    before the newest one a call starts on are let go (only a new run goes back).
 
     :meth:`charge` is called with the fills in the order they execute (the engines price
     them so); a call dated before the newest day counted starts a new ledger (a new run
@@ -72,6 +73,16 @@ class DailyRoundUp:
         self._totals.clear()
         self._last_day = None
 
+    def state(self) -> tuple[dict[tuple[str, int], float], int | None]:
+        """A copy of the totals and the newest day, for :meth:`set_state`."""
+        return dict(self._totals), self._last_day
+
+    def set_state(self, state: tuple[dict[tuple[str, int], float], int | None]) -> None:
+        """Put back what :meth:`state` returned."""
+        totals, last = state
+        self._totals = dict(totals)
+        self._last_day = last
+
     def total(self, part: str, day: int) -> float:
         """The raw (unrounded) total of ``part`` counted for New York date ``day``."""
         return self._totals.get((part, day), 0.0)
@@ -84,6 +95,9 @@ class DailyRoundUp:
         if self._last_day is not None and first < self._last_day:
             self.reset()
         if self._last_day is None or last > self._last_day:
+            if self._last_day is not None and first > self._last_day:
+                # earlier days can only come back as a new run (a reset): forget them
+                self._totals = {k: v for k, v in self._totals.items() if k[1] >= first}
             self._last_day = last
 
     def charge(self, part: str, raw: np.ndarray, days: np.ndarray) -> np.ndarray:

@@ -342,6 +342,15 @@ class AlpacaFee(ScheduleFee):
         if self._daily is not None:
             self._daily.reset()
 
+    def checkpoint(self) -> Any:
+        """:meth:`FeeModel.checkpoint`: the days' totals."""
+        return None if self._daily is None else self._daily.state()
+
+    def rollback(self, state: Any) -> None:
+        """:meth:`FeeModel.rollback`."""
+        if self._daily is not None and state is not None:
+            self._daily.set_state(state)
+
     def day_total(self, part: str, day: Any) -> float:
         """The raw (unrounded) total of regulatory ``part`` (``"sec_fee"``,
         ``"finra_taf"``, ``"finra_cat"``) this model has counted for New York date
@@ -455,6 +464,16 @@ class IBKRTieredFee(ScheduleFee):
         """Forget the month volumes learned from earlier dated calls."""
         self._ledger.clear()
         self._last_day = None
+
+    def checkpoint(self) -> Any:
+        """:meth:`FeeModel.checkpoint`: the month volumes."""
+        return dict(self._ledger), self._last_day
+
+    def rollback(self, state: Any) -> None:
+        """:meth:`FeeModel.rollback`."""
+        ledger, last = state
+        self._ledger = dict(ledger)
+        self._last_day = last
 
     def month_volume(self, month: str) -> float:
         """Shares this model has counted for ``month`` (``"YYYY-MM"``) so far."""
