@@ -303,6 +303,8 @@ class PaperBroker(Submitting, Matching):
         self.bars = bars
         self.slippage = slippage_model(slippage)
         self.fees = fee_model(fees)
+        # a model with running ledgers (tiered, Alpaca's day) is matched by _match_counting
+        self._fee_ledgers = type(self.fees).checkpoint is not FeeModel.checkpoint
         self.allow_short = bool(allow_short)
         self.clip_to_bar = bool(clip_to_bar)
         self._prefix = order_id_prefix
@@ -597,7 +599,10 @@ class PaperBroker(Submitting, Matching):
         clock = self._clock
         if book.n:
             clock._set_ns_unchecked(self._open_at[t])
-            self._match(t)
+            if self._fee_ledgers:
+                self._match_counting(t)
+            else:
+                self._match(t)
         clock._set_ns_unchecked(close_ns)
         n = book.n
         if n == 1:  # one order left (the minute case): a scalar test, not an array's
@@ -616,6 +621,26 @@ class PaperBroker(Submitting, Matching):
         if self._account is not None:  # its fills, settlement, margin calls
             self._account.on_bar_close(t)
         return t
+
+    def _match_counting(self, t: int) -> None:
+        """:meth:`_match` under a fee model with running ledgers, kept exact when a write
+        fails part way: the ledgers go back to before the bar and count the fills that
+        were booked, so matching the bar again prices the others as the first time did
+        (not on top of their own first pricing)."""
+        fees = self.fees
+        state = fees.checkpoint()
+        fills = self._fills
+        k0 = len(fills)
+        try:
+            self._match(t)
+        except BaseException:
+            fees.rollback(state)
+            n = len(fills) - k0
+            if n:
+                sell = np.frombuffer(bytes(fills._sell[k0:]), np.uint8)
+                fees.learn(np.where(sell == 1, -1.0, 1.0), np.array(fills._qty[k0:]),
+                           np.array(fills._price[k0:]), np.full(n, self._ts[t], np.int64))
+            raise
 
     def locate(self, symbol: str, qty: float) -> float:
         """Locate ``qty`` more shares of a hard-to-borrow ``symbol`` to sell short.

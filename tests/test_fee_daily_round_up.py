@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_partial_fills_retry import FailingLog
 from test_vectorized import assert_exact
 
 import simbroker
@@ -383,3 +384,36 @@ def test_event_driven_equals_vectorized_with_the_ledgers_on_hourly_2026_bars(
                                    stop_loss=stop, **kw)
         twin = TargetExits(entries=entries, exits=exits, size=37.0, stop_loss=stop)
     assert_exact(simbroker.backtest(twin, bars, **kw), fast)
+
+
+@pytest.mark.parametrize("fees", ["alpaca", "ibkr_tiered"])
+@pytest.mark.parametrize("small_book", [0, 10**9], ids=["numpy", "small"])
+def test_a_bar_stepped_again_after_a_failed_write_counts_its_fills_once(
+        tmp_path: Path, fees: str, small_book: int) -> None:
+    # Four fills on one bar, the k-th one's record fails, the bar is stepped again: the
+    # fills booked before the failure stay counted, the others are priced once more and
+    # must pay what they would have (Alpaca's day cents, the tiered month's tier).
+    bars = one_day(4)
+    qty = 100_000.0 if fees == "ibkr_tiered" else 100.0  # 4 x 100,000 crosses 300,000
+
+    def run(fail_at: int | None) -> list[tuple[Any, ...]]:
+        log = TradeLog(tmp_path / f"{fees}{small_book}{fail_at}.jsonl")
+        b = simbroker.PaperBroker(bars, cash=1e9, trade_log=log, fees=fees, slippage=0)
+        b._small_book = small_book
+        if fail_at is not None:
+            b._log = FailingLog(log, fail_at)  # type: ignore[assignment]
+        for t in range(len(bars)):
+            if t in (0, 2):
+                for sym in bars.symbols:
+                    b.submit_order(sym, "buy" if t == 0 else "sell", qty)
+            try:
+                b.step()
+            except TradeLogError:
+                b.step()
+        b.close()
+        return [(f["fill_id"], f["qty"], f["price"], f["fee"]) for f in b.get_fills()]
+
+    whole = run(None)
+    assert len(whole) == 8
+    for k in range(1, 9):
+        assert run(k) == whole, k
