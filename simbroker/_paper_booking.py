@@ -84,7 +84,13 @@ class Booking(Placing):
                         book.otype[slot] = 0
         finally:
             if done:
-                book.drop(done)
+                if len(done) == book.n:  # every order left (OpenBook.drop's first case)
+                    book.n = 0
+                    book.ids = []
+                    book.syms = []
+                    book.signs = []
+                else:
+                    book.drop(done)
         if self._groups.pending:
             self._settle(now)
 

@@ -88,7 +88,11 @@ class Matching(Booking):
                 and (self._gate is None or self._all_regular[t]):
             if book.plain and book.max_first <= t and self._fast_market and \
                     not self.clip_to_bar and self._flat is not None:
-                slip, fee_scalar, fee_rate, sched = self._scalar_rates()
+                rates = self._rates  # self._scalar_rates(), without the call
+                if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
+                    self._scalar_rates()
+                    rates = self._rates
+                slip, fee_scalar, fee_rate, sched = rates[2]  # type: ignore[index]
                 share = self.max_volume_share
                 if slip is not None:  # else a slippage model priced by its own code
                     if share is None:
