@@ -43,6 +43,7 @@ class OpenBook:
         so :meth:`add_market` need not write them). Whatever writes another value there
         sets it False, for good."""
         self.max_first = -1  # the largest first_bar ever added: all eligible once passed
+        self.capacity = capacity  # len(self.sym), kept as an int
         self._views()
 
     _ARRAYS = ("sym", "sign", "qty", "otype", "limit", "stop", "trig_bar", "first_bar",
@@ -56,6 +57,7 @@ class OpenBook:
         for name in self._ARRAYS:
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.full_like(a, self._EMPTY.get(name, 0))]))
+        self.capacity = len(self.sym)
         self._views()
 
     def _views(self) -> None:
@@ -80,7 +82,7 @@ class OpenBook:
     def add(self, order_id: str, sym: int, sign: float, qty: float, otype: int, limit: float,
             stop: float, first_bar: int, expire_bar: int, trig_bar: int = NEVER_BAR,
             trail: float = np.nan, extreme: float = np.nan, ext: bool = False) -> None:
-        if self.n == len(self.sym):
+        if self.n == self.capacity:
             self._grow()
         if self.plain and (otype or limit == limit or stop == stop or trig_bar != NEVER_BAR
                            or trail == trail or extreme == extreme or ext):
@@ -101,8 +103,10 @@ class OpenBook:
 
     def add_market(self, order_id: str, sym: int, sign: float, qty: float, first_bar: int,
                    expire_bar: int) -> None:
-        """:meth:`add` of a market order (no prices, trail or trigger; regular hours)."""
-        if self.n == len(self.sym):
+        """:meth:`add` of a market order (no prices, trail or trigger; regular hours).
+
+        ``Placing._place_market`` repeats its plain case inline (keep the two alike)."""
+        if self.n == self.capacity:
             self._grow()
         i = self.n
         self.ids.append(order_id)

@@ -84,7 +84,13 @@ class Booking(Placing):
                         book.otype[slot] = 0
         finally:
             if done:
-                book.drop(done)
+                if len(done) == book.n:  # every order left (OpenBook.drop's first case)
+                    book.n = 0
+                    book.ids = []
+                    book.syms = []
+                    book.signs = []
+                else:
+                    book.drop(done)
         if self._groups.pending:
             self._settle(now)
 
@@ -97,8 +103,7 @@ class Booking(Placing):
         appended to ``done``."""
         book = self._book
         ids, syms = book.ids, book.syms
-        orders, pos_mv, moved, add = self._orders, self._pos_mv, self._position_moved, \
-            self._fills.add
+        orders, pos_mv, add = self._orders, self._pos_mv, self._fills.add
         fill_ns, fill_rows = self._fill_ns, self._fill_rows
         ledger_bar, ledger_sym = self._ledger_bar, self._ledger_sym
         ledger_cash, ledger_pos = self._ledger_cash, self._ledger_pos
@@ -123,7 +128,18 @@ class Booking(Placing):
             self._cash = cash
             pos_mv[col] = new_pos
             symbol = order.symbol
-            moved(col, symbol, new_pos)
+            # _position_moved(col, symbol, new_pos), inline: the call was ~a tenth of a fill
+            held_now = self._positions
+            if held_now is not None:
+                if not new_pos:
+                    held_now.pop(symbol, None)
+                elif symbol in held_now:
+                    held_now[symbol] = new_pos
+                elif col > self._held_top:
+                    held_now[symbol] = new_pos
+                    self._held_top = col
+                else:
+                    self._positions = None
             state.filled_qty += q
             state.filled_notional += notional
             number = state.n_fills + 1

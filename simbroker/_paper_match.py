@@ -88,20 +88,23 @@ class Matching(Booking):
                 and (self._gate is None or self._all_regular[t]):
             if book.plain and book.max_first <= t and self._fast_market and \
                     not self.clip_to_bar and self._flat is not None:
-                slip, fee_scalar, fee_rate, sched = self._scalar_rates()
+                rates = self._rates  # self._scalar_rates(), without the call
+                if rates is None or rates[0] is not self.slippage or rates[1] is not self.fees:
+                    self._scalar_rates()
+                    rates = self._rates
+                slip, fee_scalar, fee_rate, sched = rates[2]  # type: ignore[index]
                 share = self.max_volume_share
-                if slip is None:
-                    pass
-                elif share is None:
-                    if fee_scalar:
-                        self._match_market(t, n, slip, fee_rate)
-                        return
-                elif (fee_scalar or sched is not None) and self._volume_known \
-                        and self._part_t != t and (self._cap_memo is None
-                                                   or self._cap_memo[0] != t) \
-                        and self._match_market_whole(t, n, slip, fee_scalar, fee_rate,
-                                                     sched, share):
-                    return  # (a bar matched again is decided as the first time: memo)
+                if slip is not None:  # else a slippage model priced by its own code
+                    if share is None:
+                        if fee_scalar:
+                            self._match_market(t, n, slip, fee_rate)
+                            return
+                    elif (fee_scalar or sched is not None) and self._volume_known \
+                            and self._part_t != t and (self._cap_memo is None
+                                                       or self._cap_memo[0] != t) \
+                            and self._match_market_whole(t, n, slip, fee_scalar, fee_rate,
+                                                         sched, share):
+                        return  # (a bar matched again is decided as the first time: memo)
             self._match_small(t)
             return
         if book.max_first <= t:  # the common case: every order may trade

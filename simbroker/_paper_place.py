@@ -85,8 +85,22 @@ class Placing(PaperState):
                 first, expire = self._day_window(first, col, False)
         else:
             expire = NEVER_BAR
-        self._book.add_market(order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty,
-                              first, expire)
+        book = self._book
+        if book.plain and book.n < book.capacity:
+            # OpenBook.add_market inline (its plain case, room left): a call less an order
+            i = book.n
+            sign = 1.0 if order.side is _BUY else -1.0
+            book.ids.append(order_id)
+            book.syms.append(col)
+            book.signs.append(sign)
+            book.sym_mv[i], book.sign_mv[i], book.qty_mv[i] = col, sign, order.qty
+            book.first_mv[i], book.expire_mv[i] = first, expire
+            if first > book.max_first:
+                book.max_first = first
+            book.n = i + 1
+        else:
+            book.add_market(order_id, col, 1.0 if order.side is _BUY else -1.0, order.qty,
+                            first, expire)
         return state
 
     def _book_order(self, state: OrderState, first: int, trig_bar: int,

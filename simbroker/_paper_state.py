@@ -25,10 +25,10 @@ from simbroker.types import (
     OrderStatus,
     OrderType,
     Side,
-    TimeInForce,
 )
 
-__all__ = ["OrderState", "carried_fields", "market_info", "ns_datetime", "order_fields",
+__all__ = ["OrderState", "carried_fields", "market_info", "market_template", "ns_datetime",
+           "order_fields",
            "trail_level"]
 
 
@@ -102,19 +102,28 @@ _MARKET_INFO: dict[str, Any] = {
     "remaining_qty": None}
 
 
-def market_info(state: OrderState, side: Side, tif: TimeInForce) -> OrderInfo:
-    """``state.info()`` of a simple market order just placed (status new, no fill, no
-    client order id; ``side`` and ``tif`` its own), from a template."""
+def market_template(order: Order) -> dict[str, Any]:
+    """What :meth:`OrderState.info` gives for the simple market ``order`` (day or gtc, no
+    client order id) while it is new and unfilled, less the fields of its state (id,
+    submission time, legs): kept with an order the broker reuses, so that each answer
+    is a copy and three stores."""
     info = _MARKET_INFO.copy()
-    info["order_id"] = state.order_id
-    qty = state.order.qty
-    info["symbol"] = state.order.symbol
-    info["side"] = side._value_
+    qty = order.qty
+    info["symbol"] = order.symbol
+    info["side"] = order.side._value_
     info["qty"] = qty
-    info["tif"] = tif._value_
+    info["tif"] = order.tif._value_
+    info["remaining_qty"] = qty - 0.0  # as info() computes it
+    return info
+
+
+def market_info(state: OrderState, template: dict[str, Any]) -> OrderInfo:
+    """``state.info()`` of a simple market order just placed (status new, no fill), from
+    its order's :func:`market_template`."""
+    info = template.copy()
+    info["order_id"] = state.order_id
     info["submitted_at"] = state.submitted_at
     info["legs"] = []
-    info["remaining_qty"] = qty - 0.0  # as info() computes it
     return info  # type: ignore[return-value]
 
 

@@ -449,6 +449,7 @@ class PaperBroker(Submitting, Matching):
         self._weighs = self._account is not None or self._financing is not None or \
             venue == "alpaca"
         self._fast_cols = {s: c for s, c in self._col_of.items() if s.strip()}
+        self._market_orders = {}
 
     def cancel_order(self, order_id: str) -> OrderInfo:
         """Cancel an open order; a final order is returned unchanged (idempotent)."""

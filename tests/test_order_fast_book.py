@@ -197,3 +197,29 @@ def test_a_grown_book_keeps_market_values_in_its_new_slots() -> None:
     assert (book.part_bar == -1).all()
     assert not book.otype.any()
     assert not book.ext.any()
+
+
+@pytest.mark.parametrize("limit_first", [False, True])
+def test_placing_market_orders_past_the_capacity_fills_the_slots_add_market_does(
+        limit_first: bool) -> None:
+    """``_place_market`` writes a plain book's slots itself while there is room and leaves
+    growing (and a book no longer plain) to ``OpenBook.add_market``: 150 market orders on
+    one bar (the book grows twice from 64) give the slots, capacity and fills of the
+    general path's ``add``."""
+    runs = []
+    for fast in (True, False):
+        broker = PaperBroker(BARS)
+        if not fast:
+            broker._fast_submit = False
+        broker.step()
+        if limit_first:
+            broker.submit_order(SYMBOLS[0], "buy", 1, "limit", limit_price=1.0)
+        for k in range(150):
+            broker.submit_order(SYMBOLS[k % len(SYMBOLS)], "buy" if k % 3 else "sell",
+                                1 + k % 7, tif="gtc" if k % 2 else "day")
+        book = broker._book
+        assert book.capacity == len(book.sym) == 256
+        slots = _book_slots(book)
+        broker.step()
+        runs.append((slots, book.max_first, broker.get_fills(), broker.get_positions()))
+    assert runs[0] == runs[1]

@@ -189,3 +189,90 @@ def test_market_order_is_the_order_create_builds(symbol: str, side: Side, qty: f
     assert type(made) is Order
     assert made == Order.create(symbol, side.value, qty, tif=tif.value)
     assert repr(made) == repr(Order.create(symbol, side.value, qty, tif=tif.value))
+
+
+_repeated = st.lists(st.lists(st.one_of(
+    st.tuples(st.sampled_from(SYMBOLS[:2]), st.sampled_from(["buy", "sell"]),
+              st.sampled_from([5, 5.0, 7, 0, -1.0, float("nan"), 1e16]),
+              st.sampled_from(["day", "gtc", "ioc"])),
+    st.just("flip")), max_size=4), min_size=1, max_size=len(BARS))
+
+
+def _drive_repeated(broker: PaperBroker, stream: list[list[Any]]) -> list[Any]:
+    """The calls of ``stream`` after each bar's close ("flip": ``allow_short`` toggled)."""
+    answers: list[Any] = []
+    for calls in stream:
+        for call in calls:
+            if call == "flip":
+                broker.allow_short = not broker.allow_short
+                continue
+            symbol, side, qty, tif = call
+            try:
+                answers.append(broker.submit_order(symbol, side, qty, tif=tif))
+            except Exception as exc:  # compared, not hidden: the other path must match
+                answers.append((type(exc).__name__, str(exc)))
+        if not broker.has_next:
+            break
+        broker.step()
+    return answers
+
+
+@PROPS
+@given(stream=_repeated, allow_short=st.booleans())
+def test_repeated_orders_share_one_order_and_give_the_same_run(stream: list[list[Any]],
+                                                               allow_short: bool) -> None:
+    """Orders repeated (the same symbol, side, quantity as int or float, tif) reuse the
+    fast path's Order, with ``allow_short`` changed between them and invalid quantities
+    among them: the same answers, errors, fills, orders and cash as the general path,
+    and every order equal to the one ``Order.create`` builds."""
+    runs = []
+    for fast in (True, False):
+        broker = PaperBroker(BARS, allow_short=allow_short)
+        broker._fast_submit = fast
+        answers = _drive_repeated(broker, stream)
+        runs.append((answers, broker.get_fills(), broker.get_orders(), broker.get_cash(),
+                     broker.get_positions(), list(broker._ledger_cash)))
+        for state in broker._orders.values():
+            o = state.order
+            assert o == Order.create(o.symbol, o.side.value, o.qty, tif=o.tif.value)
+    assert runs[0] == runs[1]
+
+
+def test_an_order_repeated_is_one_order_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second equal order (``5`` or ``5.0``) is the first's Order; another side, tif
+    or quantity is another; past the cap new orders are built and not kept; an order kept
+    as a sell is refused once shorting is turned off, as on the general path."""
+    import simbroker._paper_submit as submit
+
+    calls = [("buy", 5, "day"), ("buy", 5.0, "day"), ("buy", 5, "gtc"), ("sell", 5, "day"),
+             ("buy", 6, "day")]
+    brokers = []
+    for fast in (True, False):
+        b = PaperBroker(BARS)
+        b._fast_submit = fast
+        for side, qty, tif in calls:
+            b.submit_order(SYMBOLS[0], side, qty, tif=tif)
+        b.allow_short = False
+        brokers.append(b)
+    broker = brokers[0]
+    o = [s.order for s in broker._orders.values()]
+    assert o[0] is o[1]
+    assert len({id(x) for x in o}) == 4
+    assert o[1].qty == 5.0
+    assert type(o[1].qty) is float
+    assert len(broker._market_orders) == 4
+    refused = []
+    for b in brokers:
+        for symbol in SYMBOLS[:2]:
+            with pytest.raises(simbroker.ShortingNotAllowed) as err:
+                b.submit_order(symbol, "sell", 5)
+            refused.append(str(err.value))
+    assert refused[:2] == refused[2:]
+    kept = len(broker._market_orders)
+    monkeypatch.setattr(submit, "_MAX_SHARED", kept)
+    broker.submit_order(SYMBOLS[1], "buy", 9)
+    broker.submit_order(SYMBOLS[1], "buy", 9)
+    assert len(broker._market_orders) == kept
+    last = [s.order for s in broker._orders.values()][-2:]
+    assert last[0] == last[1]
+    assert last[0] is not last[1]
