@@ -31,6 +31,7 @@ from simbroker.accounts import Account
 from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
+from simbroker.clock import _BarClock
 from simbroker.data import load_bars
 from simbroker.errors import StrategyError
 from simbroker.financing import BorrowModel, InterestModel
@@ -332,23 +333,26 @@ def backtest(
         step = broker.step
         # PaperBroker.step's first branch (an empty book on a broker without account,
         # financing or corporate actions: the bar only moves the clock) done here without
-        # the call, which was most of an idle bar's cost; the same tests and stores, but
-        # the clock's cached now() is dropped even if the close time did not move (it is
-        # rebuilt, equal, on the next read; close times only grow).
+        # the call, which was most of an idle bar's cost: the same tests, and only the bar
+        # index is stored; the clock (a _BarClock following the broker) reads that bar's
+        # close time when asked, so the loop needs neither the time nor a clock write.
         # Bar t closes here only if the broker's index is still the object this loop last
         # saw equal to t - 1 (``prev``): a strategy that steps the broker itself leaves
         # another object, and step() then closes the right bar. ``is`` is cheaper than
         # ``==`` and stricter; a false "no" only sends a bar the slow way.
-        book, pending, clock = broker._book, broker._groups.pending, broker._clock
+        book, pending = broker._book, broker._groups.pending
         inline = _INLINE_IDLE and broker._plain
+        if inline:  # the same time, now read from the bar index (nothing holds the old clock)
+            clock = _BarClock()
+            clock._ns = broker._clock._ns
+            clock.attach(broker, broker._close_at)
+            broker._clock = clock
         prev: object = broker._t if inline else object()
         failed: Exception | None = None
         t = -1
-        for t, close_ns in progress_iter(enumerate(broker._close_at), total=len(bars),
-                                         desc="backtest", progress=progress, unit="bar"):
+        for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
+                               progress=progress, unit="bar"):
             if broker._t is prev and not book.n and not pending:
-                clock._ns = close_ns  # SimulatedClock._set_ns_unchecked, inline
-                clock._now = None
                 broker._t = prev = t
             else:
                 step()  # a failure here is the broker's: its own error says why
