@@ -178,11 +178,10 @@ class History:
     def last(self, name: str) -> np.ndarray:
         """Row ``t`` of a field or indicator: one value per symbol (a read-only view)."""
         try:
-            row: np.ndarray = self._arrays[name][self.t]
+            return self._arrays[name][self.t]  # type: ignore[no-any-return]
         except KeyError:
             self.indicator(name)  # raises the KeyError naming what exists
             raise
-        return row
 
     def frame(self, name: str = "close") -> pd.DataFrame:
         """A field or indicator up to ``t`` as a wide DataFrame (UTC timestamps x symbols)."""
