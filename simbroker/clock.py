@@ -148,6 +148,13 @@ class _BarClock(SimulatedClock):
         self._close_at = close_at
         self._owner = owner
 
+    def detach(self) -> None:
+        """Stop following the owner, keeping the time shown now (and the owner freed by
+        reference counting: it holds this clock)."""
+        ns = self._ns
+        self._owner = self._close_at = None
+        self._set_ns = ns
+
     @property
     def _ns(self) -> int | None:
         owner = self._owner

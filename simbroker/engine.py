@@ -323,6 +323,7 @@ def backtest(
                          positions=positions, trade_log=trade_log, clip_to_bar=clip_to_bar,
                          session_tz=session_tz, borrow=borrow, interest=interest,
                          max_volume_share=max_volume_share, account=account, venue=venue)
+    bar_clock: _BarClock | None = None
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)
@@ -342,10 +343,10 @@ def backtest(
         book, pending = broker._book, broker._groups.pending
         inline = _INLINE_IDLE and broker._plain
         if inline:  # the same time, now read from the bar index (nothing holds the old clock)
-            clock = _BarClock()
-            clock._ns = broker._clock._ns
-            clock.attach(broker, broker._close_at)
-            broker._clock = clock
+            bar_clock = _BarClock()
+            bar_clock._ns = broker._clock._ns
+            bar_clock.attach(broker, broker._close_at)
+            broker._clock = bar_clock
         prev: object = broker._t if inline else object()
         failed: Exception | None = None
         t = -1
@@ -373,6 +374,8 @@ def backtest(
             error.result = _partial(broker, error, failed)
             raise error from failed
     finally:
+        if bar_clock is not None:
+            bar_clock.detach()
         if trade_log is not None and not isinstance(trade_log, TradeLog):
             broker.close()
     return build_result(broker)

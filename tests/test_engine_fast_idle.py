@@ -229,4 +229,36 @@ def test_bar_clock_follows_the_bar_index() -> None:
     reads(260)
     owner._t = 3
     reads(400)
+    clock.detach()  # keeps the time it shows, follows nothing
+    owner._t = 2
+    reads(400)
     assert isinstance(clock, SimulatedClock)
+
+
+def test_backtest_leaves_no_cycle_through_the_clock() -> None:
+    """The bar clock is detached after the run: the broker (which holds it) is freed by
+    reference counting, and its clock still reads the last bar's close."""
+    import gc
+    import weakref
+
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=20, seed=2)
+    seen: list[weakref.ref[simbroker.Broker]] = []
+    clocks: list[object] = []
+
+    def keep(broker: simbroker.Broker, history: simbroker.History) -> None:
+        if not seen:
+            seen.append(weakref.ref(broker))
+            clocks.append(broker.clock)  # type: ignore[attr-defined]
+        if history.t == 3:
+            broker.submit_order("SYM000", "buy", 1)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = simbroker.backtest(keep, bars, progress=False)
+        assert seen[0]() is None
+    finally:
+        if enabled:
+            gc.enable()
+    assert len(result.fills) == 1
+    assert clocks[0].ns == int(bars.close_ns[-1])  # type: ignore[attr-defined]
