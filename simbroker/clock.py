@@ -121,6 +121,82 @@ class SimulatedClock:
         return f"SimulatedClock({'unset' if self._ns is None else self.now().isoformat()})"
 
 
+class _BarClock(SimulatedClock):
+    """A :class:`SimulatedClock` that follows a broker's bar index by itself.
+
+    :func:`simbroker.backtest`'s loop closes an idle bar by moving only
+    ``broker._t``; this clock then reads the close time of that bar
+    (``close_at[broker._t]``) instead of being written on every bar. A time set
+    explicitly (``set``, ``_set_ns_unchecked``, ``_ns = ...``: what ``PaperBroker.step``
+    does) holds until the bar index moves again; ``step`` sets the bar's close before it
+    moves the index, so both give the same time. Before :meth:`attach` it is a plain
+    :class:`SimulatedClock`.
+    """
+
+    __slots__ = ("_close_at", "_now_ns", "_owner", "_set_ns", "_set_t")
+
+    def __init__(self, start: datetime | pd.Timestamp | np.datetime64 | str | None = None):
+        self._owner: object | None = None
+        self._close_at: memoryview | None = None
+        self._set_t: int = -1
+        self._now_ns: int | None = None
+        super().__init__(start)
+
+    def attach(self, owner: object, close_at: memoryview) -> None:
+        """Follow ``owner._t`` (an int attribute) over the close times ``close_at``."""
+        self._set_t = owner._t  # type: ignore[attr-defined]
+        self._close_at = close_at
+        self._owner = owner
+
+    def detach(self) -> None:
+        """Stop following the owner, keeping the time shown now (and the owner freed by
+        reference counting: it holds this clock)."""
+        ns = self._ns
+        self._owner = self._close_at = None
+        self._set_ns = ns
+
+    @property
+    def _ns(self) -> int | None:
+        owner = self._owner
+        if owner is not None:
+            t = owner._t  # type: ignore[attr-defined]
+            if t != self._set_t:  # the bar moved since the last explicit set: its close
+                close: int = self._close_at[t]  # type: ignore[index]
+                return close
+        return self._set_ns
+
+    @_ns.setter
+    def _ns(self, ns: int | None) -> None:
+        self._set_ns = ns
+        owner = self._owner
+        if owner is not None:
+            self._set_t = owner._t  # type: ignore[attr-defined]
+
+    def _set_ns_unchecked(self, ns: int) -> None:
+        # The property's setter without the property (step calls this twice a bar it
+        # matches); now() keys its cache by the time, so _now need not be dropped.
+        self._set_ns = ns
+        owner = self._owner
+        if owner is not None:
+            self._set_t = owner._t  # type: ignore[attr-defined]
+
+    def now(self) -> datetime:
+        """The current simulated time, tz-aware UTC."""
+        owner = self._owner
+        # the property's reading, inline (this is the clock read of every order)
+        if owner is not None and owner._t != self._set_t:  # type: ignore[attr-defined]
+            ns = self._close_at[owner._t]  # type: ignore[attr-defined,index]
+        else:
+            ns = self._set_ns
+        now = self._now
+        if now is None or ns != self._now_ns:  # the cache is keyed by the time it shows
+            if ns is None:
+                raise ClockError("the simulated clock has not been set yet; call set() first")
+            now = self._now = _EPOCH + _MICROSECOND * (ns // 1000)
+            self._now_ns = ns
+        return now
+
+
 class WallClock:
     """The real time, tz-aware UTC."""
 

@@ -31,6 +31,7 @@ from simbroker.accounts import Account
 from simbroker.actions._adjust import adjusted_bars, adjustment_factors
 from simbroker.bars import FIELDS, Bars
 from simbroker.broker import Broker
+from simbroker.clock import _BarClock
 from simbroker.data import load_bars
 from simbroker.errors import StrategyError
 from simbroker.financing import BorrowModel, InterestModel
@@ -177,11 +178,10 @@ class History:
     def last(self, name: str) -> np.ndarray:
         """Row ``t`` of a field or indicator: one value per symbol (a read-only view)."""
         try:
-            row: np.ndarray = self._arrays[name][self.t]
+            return self._arrays[name][self.t]  # type: ignore[no-any-return]
         except KeyError:
             self.indicator(name)  # raises the KeyError naming what exists
             raise
-        return row
 
     def frame(self, name: str = "close") -> pd.DataFrame:
         """A field or indicator up to ``t`` as a wide DataFrame (UTC timestamps x symbols)."""
@@ -324,6 +324,7 @@ def backtest(
                          session_tz=session_tz, borrow=borrow, interest=interest,
                          max_volume_share=max_volume_share, account=account, venue=venue)
     broker.fees.reset()  # a fee model passed to an earlier run prices this one alike
+    bar_clock: _BarClock | None = None
     try:
         try:
             indicators = _prepare_indicators(strategy, bars)
@@ -333,23 +334,26 @@ def backtest(
         step = broker.step
         # PaperBroker.step's first branch (an empty book on a broker without account,
         # financing or corporate actions: the bar only moves the clock) done here without
-        # the call, which was most of an idle bar's cost; the same tests and stores, but
-        # the clock's cached now() is dropped even if the close time did not move (it is
-        # rebuilt, equal, on the next read; close times only grow).
+        # the call, which was most of an idle bar's cost: the same tests, and only the bar
+        # index is stored; the clock (a _BarClock following the broker) reads that bar's
+        # close time when asked, so the loop needs neither the time nor a clock write.
         # Bar t closes here only if the broker's index is still the object this loop last
         # saw equal to t - 1 (``prev``): a strategy that steps the broker itself leaves
         # another object, and step() then closes the right bar. ``is`` is cheaper than
         # ``==`` and stricter; a false "no" only sends a bar the slow way.
-        book, pending, clock = broker._book, broker._groups.pending, broker._clock
+        book, pending = broker._book, broker._groups.pending
         inline = _INLINE_IDLE and broker._plain
+        if inline:  # the same time, now read from the bar index (nothing holds the old clock)
+            bar_clock = _BarClock()
+            bar_clock._ns = broker._clock._ns
+            bar_clock.attach(broker, broker._close_at)
+            broker._clock = bar_clock
         prev: object = broker._t if inline else object()
         failed: Exception | None = None
         t = -1
-        for t, close_ns in progress_iter(enumerate(broker._close_at), total=len(bars),
-                                         desc="backtest", progress=progress, unit="bar"):
+        for t in progress_iter(range(len(bars)), total=len(bars), desc="backtest",
+                               progress=progress, unit="bar"):
             if broker._t is prev and not book.n and not pending:
-                clock._ns = close_ns  # SimulatedClock._set_ns_unchecked, inline
-                clock._now = None
                 broker._t = prev = t
             else:
                 step()  # a failure here is the broker's: its own error says why
@@ -371,6 +375,8 @@ def backtest(
             error.result = _partial(broker, error, failed)
             raise error from failed
     finally:
+        if bar_clock is not None:
+            bar_clock.detach()
         if trade_log is not None and not isinstance(trade_log, TradeLog):
             broker.close()
     return build_result(broker)

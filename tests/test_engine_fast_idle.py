@@ -2,7 +2,9 @@
 
 - ``backtest`` closes idle bars in its own loop (``engine._INLINE_IDLE``) instead of
   calling ``PaperBroker.step``: forced off, the same random strategies over the same bars
-  give identical fills, cash, equity and orders, a strategy failure included;
+  give identical fills, cash, equity and orders, a strategy failure included, and the
+  clock reads the same at every bar (the fast loop leaves it to ``clock._BarClock``,
+  which derives it from the bar index; a strategy may also set it);
 - the small book reads single bars through flat memoryviews of the panel
   (``PaperBroker._flat``): set to ``None`` (row views) it fills identically;
 - the book's memoryviews see the arrays' values, growth included.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,12 +34,18 @@ class Scripted:
     bars (what a strategy may do), and raises at ``fail_at``."""
 
     def __init__(self, plan: dict[int, list[tuple[str, str, float, str]]],
-                 extra_step: frozenset[int], fail_at: int | None):
+                 extra_step: frozenset[int], fail_at: int | None, set_clock: int | None = None):
         self.plan, self.extra_step, self.fail_at = plan, extra_step, fail_at
+        self.set_clock = set_clock
+        self.times: list[tuple[int, object, int]] = []
 
     def on_bar(self, broker: simbroker.Broker, history: simbroker.History) -> None:
+        if isinstance(broker, PaperBroker):
+            self.times.append((history.t, broker.now(), broker.clock.ns))
         if history.t == self.fail_at:
             raise RuntimeError("planned failure")
+        if history.t == self.set_clock and isinstance(broker, PaperBroker):
+            broker.clock.set(broker.clock.ns + 1_000_000_000)  # a strategy may move it on
         for symbol, side, qty, kind in self.plan.get(history.t, []):
             if kind == "limit":
                 close = float(history.last("close")[history.symbols.index(symbol)])
@@ -63,15 +72,17 @@ def scripted(draw: st.DrawFn) -> tuple[Bars, Scripted, dict[str, object]]:
             float(draw(st.integers(1, 500))), draw(st.sampled_from(["market", "limit"]))))
     extra = frozenset(draw(st.lists(st.integers(0, n_bars - 1), max_size=2)))
     fail_at = draw(st.none() | st.integers(0, n_bars - 1))
+    set_clock = draw(st.none() | st.integers(0, n_bars - 1))
     kw: dict[str, object] = draw(st.sampled_from([
         {}, {"account": "margin", "cash": 1e6}, {"slippage": None, "fees": None},
         {"allow_short": False}]))
-    return bars, Scripted(plan, extra, fail_at), kw
+    return bars, Scripted(plan, extra, fail_at, set_clock), kw
 
 
 def _outcome(bars: Bars, strategy: Scripted, kw: dict[str, object], inline: bool,
              monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
     monkeypatch.setattr(engine, "_INLINE_IDLE", inline)
+    strategy.times = []
     partial = None
     try:
         result = simbroker.backtest(strategy, bars, progress=False, **kw)  # type: ignore[arg-type]
@@ -79,12 +90,12 @@ def _outcome(bars: Bars, strategy: Scripted, kw: dict[str, object], inline: bool
     except StrategyError as exc:
         partial, failed = exc.result, (exc.bar, str(exc))
     except simbroker.errors.ClockError as exc:  # stepped past the end by the strategy
-        return ("clock", str(exc))
+        return ("clock", str(exc), strategy.times)
     if failed is not None:
         assert partial is not None
         result = partial
     return (failed, result.fills, result.orders, result.cash, result.equity,
-            result.final_positions)
+            result.final_positions, strategy.times)
 
 
 def _same(a: object, b: object) -> None:
@@ -184,3 +195,70 @@ def test_book_views_see_the_arrays(rows: list[tuple[int, float, float, int, floa
     if n:
         book.qty[0] = 7.5  # an array write is seen through the view
         assert book.qty_mv[0] == 7.5
+
+
+def test_bar_clock_follows_the_bar_index() -> None:
+    """``_BarClock`` reads the close of the owner's bar once the index moves, and a time
+    set explicitly until it moves again; before ``attach`` it is a plain clock."""
+    from simbroker.clock import SimulatedClock, _BarClock
+
+    class Owner:
+        _t = -1
+
+    def reads(ns: int) -> None:
+        assert clock.ns == ns
+        assert clock.now() == SimulatedClock(ns).now()
+        assert repr(clock) == repr(SimulatedClock(ns))
+
+    clock = _BarClock(50)
+    reads(50)
+    owner = Owner()
+    clock.attach(owner, np.array([100, 200, 300, 400], np.int64).data)
+    reads(50)  # the index has not moved: the time set at construction
+    owner._t = 0
+    reads(100)
+    clock._set_ns_unchecked(150)  # a bar's open while matching, before the index moves
+    reads(150)
+    owner._t = 1
+    reads(200)
+    clock.set(250)
+    reads(250)
+    with pytest.raises(simbroker.errors.ClockError):
+        clock.set(240)
+    clock._ns = 260  # what PaperBroker.step writes on its idle branch
+    reads(260)
+    owner._t = 3
+    reads(400)
+    clock.detach()  # keeps the time it shows, follows nothing
+    owner._t = 2
+    reads(400)
+    assert isinstance(clock, SimulatedClock)
+
+
+def test_backtest_leaves_no_cycle_through_the_clock() -> None:
+    """The bar clock is detached after the run: the broker (which holds it) is freed by
+    reference counting, and its clock still reads the last bar's close."""
+    import gc
+    import weakref
+
+    bars = simbroker.synthetic_bars(n_symbols=1, n_bars=20, seed=2)
+    seen: list[weakref.ref[simbroker.Broker]] = []
+    clocks: list[object] = []
+
+    def keep(broker: simbroker.Broker, history: simbroker.History) -> None:
+        if not seen:
+            seen.append(weakref.ref(broker))
+            clocks.append(broker.clock)  # type: ignore[attr-defined]
+        if history.t == 3:
+            broker.submit_order("SYM000", "buy", 1)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = simbroker.backtest(keep, bars, progress=False)
+        assert seen[0]() is None
+    finally:
+        if enabled:
+            gc.enable()
+    assert len(result.fills) == 1
+    assert clocks[0].ns == int(bars.close_ns[-1])  # type: ignore[attr-defined]

@@ -40,12 +40,18 @@ def paper_orders_frame(states: Iterable[Any]) -> pd.DataFrame:
     # An enum member's ``_value_`` is a plain attribute (``.value`` is a descriptor).
     put("side", [o.side._value_ for o in orders])
     put("qty", [o.qty for o in orders])
-    put("order_type", [o.order_type._value_ for o in orders])
+    kinds = [o.order_type._value_ for o in orders]
+    # Most runs have no trailing stop: one C scan of the kinds instead of a Python loop
+    # over every order (~1,500 instructions an order).
+    trailing = OrderType.TRAILING_STOP._value_ in kinds
+    put("order_type", kinds)
+    del kinds
     put("limit_price", [o.limit_price for o in orders])
     stop: list[Any] = [o.stop_price for o in orders]
-    for i, (s, o) in enumerate(zip(rows, orders, strict=True)):
-        if o.order_type is OrderType.TRAILING_STOP and s.trail_extreme is not None:
-            stop[i] = s.info()["stop_price"]
+    if trailing:
+        for i, (s, o) in enumerate(zip(rows, orders, strict=True)):
+            if o.order_type is OrderType.TRAILING_STOP and s.trail_extreme is not None:
+                stop[i] = s.info()["stop_price"]
     put("stop_price", stop)
     del stop
     put("tif", [o.tif._value_ for o in orders])
