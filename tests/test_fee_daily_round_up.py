@@ -18,11 +18,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_accounts_resume import Crash, CrashAt, Script
 from test_partial_fills_retry import FailingLog
 from test_vectorized import assert_exact
 
 import simbroker
-from simbroker import Bars, Broker, History
+from simbroker import Bars
 from simbroker.errors import FeeScheduleError, TradeLogError
 from simbroker.feeds import ReplayFeed
 from simbroker.models import AlpacaFee, IBKRTieredFee, fee_schedule
@@ -44,8 +45,9 @@ def ns(*stamps: str) -> np.ndarray:
 
 
 def up(x: float) -> float:
-    """Dollars rounded up to the cent, as an independent reference."""
-    return max(math.ceil(round(x * 100.0, 9)), 0) / 100.0
+    """Dollars rounded up to the cent, as an independent reference (within the models'
+    1e-9 of a cent: 0.1 * 100 is 10.000000000000002, not a reason for another cent)."""
+    return max(math.ceil(x * 100.0 - 1e-9), 0) / 100.0
 
 
 # -- hand-computed -------------------------------------------------------------------------
@@ -216,36 +218,13 @@ def test_a_vectorized_run_that_falls_back_to_the_account_loop_prices_once() -> N
     assert ev.fills["fee"].iloc[0] == pytest.approx(0.03)  # SEC, TAF, CAT: a cent each
 
 
-class Script:
-    def __init__(self, plan: Mapping[int, Sequence[tuple[str, str, float]]]):
-        self.plan = plan
-
-    def on_bar(self, broker: Broker, history: History) -> None:
-        for sym, side, qty in self.plan.get(history.t, ()):
-            broker.submit_order(sym, side, qty)
-
-
-class Crash(BaseException):
-    pass
-
-
-class CrashAfter:
-    def __init__(self, inner: Script, at: int | None):
-        self.inner, self.at = inner, at
-
-    def on_bar(self, broker: Broker, history: History) -> None:
-        self.inner.on_bar(broker, history)
-        if history.t == self.at:
-            raise Crash
-
-
 def realtime(bars: Bars, plan: Mapping[int, Sequence[tuple[str, str, float]]], path: Path,
              fees: str, crash: int | None) -> None:
     resume = read_resume_point(path)
     with TradeLog(path) as log:
         broker = paper_broker_from_log(bars, resume, trade_log=log, slippage=0, fees=fees)
         with contextlib.suppress(Crash):
-            RealtimeRunner(CrashAfter(Script(plan), crash), broker, ReplayFeed(bars),
+            RealtimeRunner(CrashAt(Script(plan), crash), broker, ReplayFeed(bars),
                            trade_log=log, resume=resume or False, handle_signals=False,
                            run_id="fees").run()
 
