@@ -690,6 +690,7 @@ def run_account(bars: Bars, tgt: F64, weights: bool, integer: bool, cash0: float
     from simbroker._vector_volume import capped_result
     from simbroker.vectorized import _cash_ledger, _equity_row, _fill_prices, _tradable
 
+    fees.reset()  # this pass prices the fills from the first bar: the ledgers start again
     n_t, n = tgt.shape
     book = None if acct is None else _Book(bars, acct, session_tz, fees)
     htb = fin if fin is not None and fin.refuses_shorts else None

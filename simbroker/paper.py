@@ -128,7 +128,7 @@ from simbroker.errors import (
 )
 from simbroker.financing import BorrowModel, InterestModel
 from simbroker.financing._paper import financing_of, no_borrow_model
-from simbroker.models.fees import FeeModel, fee_model
+from simbroker.models.fees import FeeModel, fee_model, keeps_ledgers
 from simbroker.models.slippage import SlippageModel, slippage_model
 from simbroker.sessions import date_sessions
 from simbroker.tradelog import TradeLog
@@ -304,7 +304,7 @@ class PaperBroker(Submitting, Matching):
         self.slippage = slippage_model(slippage)
         self.fees = fee_model(fees)
         # a model with running ledgers (tiered, Alpaca's day) is matched by _match_counting
-        self._fee_ledgers = type(self.fees).checkpoint is not FeeModel.checkpoint
+        self._fee_ledgers = keeps_ledgers(self.fees)
         self.allow_short = bool(allow_short)
         self.clip_to_bar = bool(clip_to_bar)
         self._prefix = order_id_prefix

@@ -354,6 +354,7 @@ def _weight_targets(bars: Bars, weights: F64, cash0: float, slippage: SlippageMo
                     fees: FeeModel, clip_to_bar: bool, integer: bool,
                     fin: VectorFinancing | None = None) -> F64:
     """Share targets from weights, bar by bar: ``weight * equity_t / close_t``."""
+    fees.reset()  # this pass prices the fills from the first bar: the ledgers start again
     n_t, n = weights.shape
     close = _ffill(bars.close.copy())
     tradable = _tradable(bars)
@@ -594,9 +595,6 @@ def backtest_vectorized(
             # Until the account refuses, or the cap binds, neither changes anything: the
             # unconstrained run stands when one screen over all its orders says so.
             got: list[_Orders] = []
-            # each pass prices the fills from the first bar: the fee model's running
-            # ledgers (tiered month volume, Alpaca's daily totals) start again
-            fee_m.reset()
             fast = _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar),
                                 session_tz, check="targets" if targets is not None else "",
                                 fin=fin, orders_out=got)
@@ -614,7 +612,6 @@ def backtest_vectorized(
                 return fast
         # buying power, volume caps, hard-to-borrow refusals: bar by bar in
         # simbroker._vector_account (a row a bar: C order)
-        fee_m.reset()
         return run_account(bars, np.ascontiguousarray(tgt), weights is not None,
                            bool(integer), cash, slip, fee_m, bool(clip_to_bar), session_tz,
                            acct, share, fin)
@@ -624,7 +621,6 @@ def backtest_vectorized(
             _check_finite(tgt, bars, "targets")
         else:
             tgt = _signal_targets(bars, entries, exits, size)
-        fee_m.reset()
         return run_with_exits(bars, tgt, rules, cash, slip, fee_m, bool(clip_to_bar),
                               session_tz, fin)
     if targets is not None:
@@ -634,18 +630,15 @@ def backtest_vectorized(
         _check_finite(w, bars, "weights")
         sched = broker_schedule(bars)
         if sched is None:
-            fee_m.reset()
             tgt = _weight_targets(bars, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer),
                                   fin)
         else:  # splits and dividends move positions and cash: simbroker.actions._vector
-            fee_m.reset()
             tgt = actions_vec.weight_targets_with_actions(
                 bars, sched, w, cash, slip, fee_m, bool(clip_to_bar), bool(integer),
                 _fill_prices, _cash_ledger, _ffill,
                 at_close=None if fin is None else fin.at_close)
     else:
         tgt = _signal_targets(bars, entries, exits, size)
-    fee_m.reset()
     return _run_targets(bars, tgt, cash, slip, fee_m, bool(clip_to_bar), session_tz,
                         check="targets" if targets is not None else "", fin=fin)
 
@@ -669,6 +662,7 @@ def _run_targets(bars: Bars, tgt: F64, cash0: float, slippage: SlippageModel,
                  orders_out: list[_Orders] | None = None) -> BacktestResult:
     """The result of share targets ``tgt``; ``check`` names them when they still need to be
     checked for infinities; ``orders_out`` gets the orders."""
+    fees.reset()  # this pass prices the fills from the first bar: the ledgers start again
     n_t, n = tgt.shape
     mask = np.isnan(tgt)
     np.logical_not(mask, out=mask)

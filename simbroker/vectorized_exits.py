@@ -511,6 +511,7 @@ def run_with_exits(bars: Bars, tgt: F64, rules: ExitRules, cash0: float,
                    session_tz: str, fin: VectorFinancing | None = None) -> BacktestResult:
     """The result of share targets ``tgt`` (finite or NaN) with ``rules``' exits, and
     borrow fees and interest ``fin`` (they move cash only, which no exit depends on)."""
+    fees.reset()  # this pass prices the fills from the first bar: the ledgers start again
     n_t, n = tgt.shape
     rec = _simulate(bars, tgt, rules, slippage, clip_to_bar)
 

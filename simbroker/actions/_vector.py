@@ -210,6 +210,7 @@ def weight_targets_with_actions(bars: Bars, sched: Schedule, weights: F64, cash0
     """
     from simbroker.models.schedules import fees_at  # models import the paper layer
 
+    fees.reset()  # this pass prices the fills from the first bar: the ledgers start again
     n_t, n = weights.shape
     close = ffill(bars.close.copy())
     tradable = bars.volume > 0 if bars.volume_known else ~np.isnan(bars.close)  # as the runner

@@ -31,6 +31,7 @@ __all__ = [
     "PerShare",
     "fee_model",
     "fee_model_from_dict",
+    "keeps_ledgers",
 ]
 
 
@@ -133,6 +134,12 @@ class FeeModel(ABC):
     def to_dict(self) -> dict[str, Any]:
         """``{"model": name, **parameters}``; :func:`fee_model_from_dict` inverts it."""
         return {"model": self.name, **asdict(self)}  # type: ignore[call-overload]
+
+
+def keeps_ledgers(model: FeeModel) -> bool:
+    """Whether ``model`` keeps running ledgers (it has its own :meth:`FeeModel.checkpoint`):
+    what it charges a dated fill depends on the fills it priced before."""
+    return type(model).checkpoint is not FeeModel.checkpoint
 
 
 @dataclass(frozen=True)

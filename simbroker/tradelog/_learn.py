@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
+from simbroker.accounts._state import time_ns
 from simbroker.errors import TradeLogError
 from simbroker.models.fees import FeeModel
 from simbroker.tradelog._reader import parse_time
 
 __all__ = ["learn_logged_fills"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def learn_logged_fills(fees: FeeModel, fills: Sequence[dict[str, Any]],
@@ -36,8 +34,8 @@ def learn_logged_fills(fees: FeeModel, fills: Sequence[dict[str, Any]],
         side = np.array([1.0 if str(f["side"]).lower() == "buy" else -1.0 for f in fills])
         qty = np.array([float(f["qty"]) for f in fills])
         price = np.array([float(f["price"]) for f in fills])
-        when = np.array([(parse_time(f.get("timestamp", f.get("ts")), "timestamp") - _EPOCH)
-                         // timedelta(microseconds=1) * 1000 for f in fills], np.int64)
+        when = np.array([time_ns(parse_time(f.get("timestamp", f.get("ts")), "timestamp"))
+                         for f in fills], np.int64)
     except KeyError as exc:
         raise TradeLogError(f"a 'filled' record lacks {exc}", path=path) from None
     except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simbroker.errors import FeeScheduleError
-from simbroker.models.fees import FeeModel
+from simbroker.models.fees import FeeModel, keeps_ledgers
 from simbroker.models.schedules._daily import DailyRoundUp, new_york_days
 from simbroker.models.schedules._loader import FeeSchedule, as_day, days_of
 from simbroker.models.schedules._scalar import RowCache, scalar_fees
@@ -112,7 +112,7 @@ class ScheduleFee(FeeModel):
         cls = type(self)
         self._scalar_ok = all(getattr(cls, m) is getattr(ScheduleFee, m) for m in (
             "_price", "_order_price", "_rows", "_regulatory", "_part", "_capped", "_rate",
-            "_ib", "_extras", "_commission"))
+            "_ib", "_extras", "_commission", "_later_commission"))
         # fill_fees may skip fees/order_fees only where they are these (the scalar path)
         self._lists_ok = self._scalar_ok and cls.fees is ScheduleFee.fees and \
             cls.order_fees is ScheduleFee.order_fees
@@ -271,17 +271,25 @@ class ScheduleFee(FeeModel):
         days = None if when is None else np.broadcast_to(days_of(when), q.shape)
         rows = self._rows(self.schedule.commission, days)
         rate = self._rate(rows, prior, q.shape)
-        ib = np.maximum(self._ib(done + q, paid_n + q * p, rows, rate)
-                        - self._ib(done, paid_n, rows, rate), 0.0)
-        later = self._extras(q, ib, rows) + self._regulatory(sgn, q, q * p, days)
+        later = self._later_commission(q, q * p, done, paid_n, rows, rate) \
+            + self._regulatory(sgn, q, q * p, days)
         out: np.ndarray = np.where(done > 0, np.where(q > 0, later, 0.0), first)
         return out
+
+    def _later_commission(self, q: np.ndarray, notional: np.ndarray, done: np.ndarray,
+                          paid: np.ndarray, rows: Any, rate: np.ndarray) -> np.ndarray:
+        """The commission of a later part of an order (``done`` shares worth ``paid``
+        filled before it): the whole order's so far less what the earlier parts paid,
+        with what the schedule adds per fill."""
+        ib = np.maximum(self._ib(done + q, paid + notional, rows, rate)
+                        - self._ib(done, paid, rows, rate), 0.0)
+        return self._extras(q, ib, rows)
 
     def learn(self, side: np.ndarray, qty: np.ndarray, price: np.ndarray,
               when: np.ndarray) -> None:
         """:meth:`FeeModel.learn`: the fills priced as the engines price them, dated,
         and the fees dropped (what remains is what the ledgers counted)."""
-        if np.size(qty):
+        if np.size(qty) and keeps_ledgers(self):
             self.fees(np.asarray(side, np.float64), np.asarray(qty, np.float64),
                       np.asarray(price, np.float64), when=np.asarray(when))
 
@@ -354,7 +362,8 @@ class AlpacaFee(ScheduleFee):
     def day_total(self, part: str, day: Any) -> float:
         """The raw (unrounded) total of regulatory ``part`` (``"sec_fee"``,
         ``"finra_taf"``, ``"finra_cat"``) this model has counted for New York date
-        ``day``; what Alpaca charges for it is this rounded up to the cent."""
+        ``day``; what Alpaca charges for it is this rounded up to the cent. Days before
+        the newest one counted are let go (0.0)."""
         if self._daily is None:
             return 0.0
         return self._daily.total(part, int(as_day(day).astype(np.int64)))
@@ -384,16 +393,15 @@ class AlpacaFee(ScheduleFee):
         stamps = np.broadcast_to(_as_ns(when), q.shape)
         days = days_of(stamps)
         notional = q * p
-        rows = self._rows(self.schedule.commission, days)
-        rate = self._rate(rows, None, q.shape)
-        commission = self._extras(q, self._ib(q, notional, rows, rate), rows)
+        commission = self._commission(sgn, q, notional, days, None)
         if filled_qty is not None and filled_notional is not None:
             done = np.broadcast_to(np.abs(np.asarray(filled_qty, np.float64)), q.shape)
             if (done > 0).any():
                 paid = np.broadcast_to(np.asarray(filled_notional, np.float64), q.shape)
-                later = np.maximum(self._ib(done + q, paid + notional, rows, rate)
-                                   - self._ib(done, paid, rows, rate), 0.0)
-                commission = np.where(done > 0, self._extras(q, later, rows), commission)
+                rows = self._rows(self.schedule.commission, days)
+                later = self._later_commission(q, notional, done, paid, rows,
+                                               self._rate(rows, None, q.shape))
+                commission = np.where(done > 0, later, commission)
         traded = q > 0
         local = new_york_days(stamps)
         self._daily.start(local[traded])
