@@ -5,6 +5,7 @@ order pricing and the fill loops give the same floats and the same decisions."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ from simbroker.accounts._marks import Marks, last_closes
 from simbroker.accounts._reserve import Reservations, order_price, reserved
 from simbroker.errors import OrderRejected
 from simbroker.risk._exposure import worst_fill_price
+from simbroker.sessions import Sessions
 from simbroker.types import Order, Side
 
 PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,9 +208,26 @@ class _DictCash(CashAccount):
         self._after_bar(t)
 
 
-def _day_trade_run(account: Account, seed: int) -> tuple[Any, ...]:
-    bars = synthetic_bars(n_symbols=2, n_bars=60, seed=seed, freq="1h",
-                          start="2024-06-03 13:30")
+def _two_calendars(bars: Bars, seed: int) -> Bars:
+    """``bars`` with its symbols on two calendars whose trading days change at
+    different bars (calendar 0 every 3 to 7 bars, calendar 1 every 2 to 5)."""
+    rng = np.random.default_rng(seed)
+    n = len(bars)
+    day = np.empty((n, 2), "datetime64[D]")
+    for j, (lo, hi) in enumerate(((3, 8), (2, 6))):
+        lengths = rng.integers(lo, hi, n)
+        day[:, j] = (np.repeat(np.arange(n), lengths)[:n] + 19_800).astype("datetime64[D]")
+    columns = np.arange(bars.n_symbols) % 2
+    sessions = Sessions(calendars=("c0", "c1"), columns=columns,
+                        regular=np.ones((n, 2), np.bool_), day=day)
+    return dataclasses.replace(bars, sessions=sessions)
+
+
+def _day_trade_run(account: Account, seed: int, calendars: int = 1) -> tuple[Any, ...]:
+    bars = synthetic_bars(n_symbols=3 if calendars > 1 else 2, n_bars=60, seed=seed,
+                          freq="1h", start="2024-06-03 13:30")
+    if calendars > 1:
+        bars = _two_calendars(bars, seed)
     b = PaperBroker(bars, cash=1e6, account=account, slippage=0)
     rng = np.random.default_rng(seed)
     while b.has_next:
@@ -225,12 +244,42 @@ def _day_trade_run(account: Account, seed: int) -> tuple[Any, ...]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000))
-def test_fill_loops_book_the_same(seed: int) -> None:
-    want = _day_trade_run(MarginAccount(), seed)
-    assert _day_trade_run(_DictFills(), seed) == want
-    assert _day_trade_run(_GenericFills(), seed) == want
-    assert _day_trade_run(_DictCash(), seed) == _day_trade_run(CashAccount(), seed)
+@given(seed=st.integers(0, 10_000), calendars=st.sampled_from([1, 2]))
+def test_fill_loops_book_the_same(seed: int, calendars: int) -> None:
+    want = _day_trade_run(MarginAccount(), seed, calendars)
+    assert _day_trade_run(_DictFills(), seed, calendars) == want
+    assert _day_trade_run(_GenericFills(), seed, calendars) == want
+    assert _day_trade_run(_DictCash(), seed, calendars) == \
+        _day_trade_run(CashAccount(), seed, calendars)
+    if calendars > 1:
+        assert want[2], "no day trade counted: the case proves nothing"
+
+
+def test_one_call_books_fills_of_several_bars_and_calendars() -> None:
+    """The day-trade loop looks a day up again when the bar or the calendar changes
+    between fills: all of a run's fills booked in one call count as one by one."""
+    bars = _two_calendars(synthetic_bars(n_symbols=3, n_bars=60, seed=7, freq="1h",
+                                         start="2024-06-03 13:30"), 7)
+    runs = []
+    for late in (False, True):
+        acct = _GenericFills() if not late else MarginAccount()
+        b = PaperBroker(bars, cash=1e6, account=acct, slippage=0)
+        if late:  # the fast loop, called once over every fill at the end
+            acct.on_bar_close = lambda t: None  # type: ignore[method-assign]
+        rng = np.random.default_rng(7)
+        while b.has_next:
+            b.step()
+            for sym in bars.symbols:
+                if rng.random() < 0.6:
+                    held = b.get_positions().get(sym, 0.0)
+                    side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
+                    b.submit_order(sym, side, float(rng.integers(1, 50)))
+        if late:
+            acct._count_day_trades(acct._cursor, len(b._fills))
+        t = acct.day_trades
+        runs.append((list(t.days), list(t.calendars), t.opened_day.tolist()))
+    assert runs[0] == runs[1]
+    assert len(set(runs[0][1])) == 2, "day trades on one calendar only: proves less"
 
 
 class _CheckedShorts(_FreshFloor):

@@ -124,6 +124,7 @@ class Account:
         self._known = calendar_days(sessions)
         if len(self._days_before) and not sessions.session_days:
             self._count_days_before()
+        self._day_of = self._daynum.data  # element reads without a numpy scalar each
         self._cursor = len(broker._fills)
         self.day_trades = DayTrades(broker.bars.n_symbols)
 
@@ -318,20 +319,26 @@ class Account:
         fills = b._fills
         sells, qtys = fills._sell, fills._qty
         rows, bars, syms, positions = b._fill_rows, b._ledger_bar, b._ledger_sym, b._ledger_pos
-        cals, daynum, last = self._cals, self._daynum, self._n_days - 1
+        cals, day_of, last = self._cals, self._day_of, self._n_days - 1
         trades = self.day_trades
         # DayTrades.on_fill inline (the same tests, in the same order): a call per fill
         # was most of this loop
-        opened, days, calendars = trades.opened_day.data, trades.days, trades.calendars
-        day_of = daynum.data  # element reads and writes through buffers, not numpy scalars
+        opened, days, calendars = trades.opened_cells, trades.days, trades.calendars
+        # a bar's fills share its day on each calendar: looked up when the bar or the
+        # calendar differs from the previous fill's
+        at_bar = at_cal = day = -1
         # min/max/abs as conditionals: the same values, without a builtin call each
-        for r, qty, sell in zip(rows[k0:n], qtys[k0:n], sells[k0:n]):  # noqa: B905
+        for k in range(k0, n):
+            r = rows[k]
             after = positions[r]
-            before = after + qty if sell else after - qty  # after - sign * qty
+            qty = qtys[k]
+            before = after + qty if sells[k] else after - qty  # after - sign * qty
             col = syms[r]
-            cal = cals[col]
             bar = bars[r]
-            day = day_of[(0 if bar < 0 else last if bar > last else bar), cal]
+            cal = cals[col]
+            if bar != at_bar or cal != at_cal:
+                day = day_of[(0 if bar < 0 else last if bar > last else bar), cal]
+                at_bar, at_cal = bar, cal
             flipped = before * after < 0  # through 0
             size_after = after if after >= 0 else -after
             size_before = before if before >= 0 else -before

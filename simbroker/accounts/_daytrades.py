@@ -20,6 +20,7 @@ class DayTrades:
 
     def __init__(self, n_symbols: int):
         self.opened_day = np.full(n_symbols, -(10**9), np.int64)
+        self.opened_cells = self.opened_day.data  # its elements as Python ints, read and written
         self.days: list[int] = []  # the trading day of each day trade
         self.calendars: list[int] = []  # the calendar that day is numbered on
 

@@ -280,12 +280,19 @@ class MarginAccount(Account):
             bound, up, inf = self._short_bound, math.nextafter, math.inf
             rows = self._rows
             for col, p in zip(syms[rows:n], positions[rows:n]):  # noqa: B905
-                old = parts.pop(col, None)
-                if old is not None:
-                    bound = up(bound - old, inf)
                 if p < 0:
-                    part = parts[col] = up(-p * top[col], inf)
+                    part = up(-p * top[col], inf)
+                    old = parts.get(col)
+                    if old == part:
+                        continue  # unchanged (a financing row): the bound holds
+                    parts[col] = part
+                    if old is not None:
+                        bound = up(bound - old, inf)
                     bound = up(bound + part, inf)
+                else:
+                    old = parts.pop(col, None)
+                    if old is not None:
+                        bound = up(bound - old, inf)
             self._short_bound = bound if parts else 0.0
             self._rows = n
 
@@ -361,7 +368,7 @@ class MarginAccount(Account):
         buy = order.side is _BUY
         pos = b._pos_mv[col]
         if (pos < 0 if buy else pos > 0) and self.pdt_check \
-                and self.day_trades.opened_day.item(col) == (
+                and self.day_trades.opened_cells[col] == (
                     self._nd_row if b._t == self._nd_t else self._next_days())[self._cals[col]]:
             self._check(order, col, None)  # closes a position opened that day: PDT rule
             return
