@@ -1,4 +1,4 @@
-"""The margin check's lean bound (MarginAccount._fits) against the exact figures.
+"""The margin check's lean bound (MarginAccount._take) against the exact figures.
 
 An order the bound lets through must be one the exact test lets through, with the same
 outcome everywhere else: random long books, cash around the order's requirement (the
@@ -46,8 +46,8 @@ class _Counted(MarginAccount):
 
     lean_hits = 0
 
-    def _fits(self, need: float, held: float) -> bool:
-        lean = super()._fits(need, held)
+    def _take(self, *args: Any) -> bool:
+        lean = super()._take(*args)
         if lean:
             _Counted.lean_hits += 1
         return lean

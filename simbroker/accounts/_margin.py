@@ -32,7 +32,7 @@ __all__ = ["MarginAccount"]
 _BUY, _MARKET = Side.BUY, OrderType.MARKET  # an enum member read off its class is slow
 
 _SHRINK = 1.0 - 1e-12
-"""The margin :meth:`MarginAccount._fits` leaves for roundings."""
+"""The margin :meth:`MarginAccount._take` leaves for roundings."""
 
 
 def _zero_nan(marks: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ class MarginAccount(Account):
     account_type = "margin"
 
     lean_check = True
-    """Tests set it False to decide every order with the exact figures (see _fits)."""
+    """Tests set it False to decide every order with the exact figures (see _take)."""
 
     def __init__(self, *, initial: float = 0.5, maintenance: float = 0.25,
                  initial_by_symbol: Mapping[str, float] | None = None,
@@ -387,7 +387,7 @@ class MarginAccount(Account):
         t = b._t
         kept = self._marks
         marks = kept.price if kept.t == t else kept.at(t)  # Marks.at's first test
-        mark = marks.item(col)
+        own = mark = marks.item(col)
         if not math.isfinite(mark):
             mark = b._last_price(col)
         if order.order_type is _MARKET and order.limit_price is None \
@@ -406,14 +406,12 @@ class MarginAccount(Account):
             rate = self._im_mv[col]
             if self._lean_ok:
                 bound = 0.0 if empty else self._held_bound(b)
-                if bound == bound and self._fits(required * rate, bound):
-                    self._bound_after(b, order, bound, marks.item(col), px, rate)
-                    return  # fits for sure with held <= bound: accept
+                if bound == bound and self._take(b, order, bound, own, px, rate, required):
+                    return  # fits for sure with held <= bound: accepted
             held = 0.0 if empty else self._reservations.held(b, marks, rates,
                                                              self.market_buffer)
-            if self._lean_ok and self._fits(required * rate, held):
-                self._bound_after(b, order, held, marks.item(col), px, rate)
-                return  # fits for sure (without the credit, which only adds): accept
+            if self._lean_ok and self._take(b, order, held, own, px, rate, required):
+                return  # fits for sure (without the credit, which only adds): accepted
             equity, base = self._equity(), self._initial()
         else:
             equity = self._equity()
@@ -435,7 +433,7 @@ class MarginAccount(Account):
 
     def _held_bound(self, b: PaperBroker) -> float:
         """An upper bound of what the open orders reserve at the initial rates
-        (``Reservations.held``), kept by :meth:`_bound_after`, or NaN when none is known.
+        (``Reservations.held``), kept by :meth:`_take`, or NaN when none is known.
 
         It holds while the book is the one it was taken over: the same bar and fills
         (positions and marks move only then), no live group, no replace since (which
@@ -453,24 +451,6 @@ class MarginAccount(Account):
             return math.nan
         return bound
 
-    def _bound_after(self, b: PaperBroker, order: Order, held: float, mark: float,
-                     px: float, rate: float) -> None:
-        """Keep :meth:`_held_bound` for the book with ``order`` (just accepted, before
-        it is placed) added to open orders holding at most ``held``.
-
-        ``Reservations.held`` adds each order's ``opening x price x rate`` to a running
-        sum in book order; ``order.qty x price x rate`` is at least that term (opening
-        <= qty, every factor >= 0, rounding monotone), so the running bound, added to in
-        the same order, stays at least the sum. Only when the price is the one the
-        reservation takes (the order's own mark, finite: not a fallback) and the
-        reservations are kept (``Reservations.enabled``); otherwise nothing is kept."""
-        if mark - mark == 0.0 and px >= 0.0 and Reservations.enabled \
-                and not b._groups.live:  # mark - mark == 0.0: the mark is finite
-            self._bound = (b._t, len(b._fill_rows), b._book.n + 1, order,
-                           held + order.qty * px * rate)
-        else:
-            self._bound = None
-
     def _credit(self, k: int, col: int, closing: float) -> float:
         """What the closing part (``closing`` shares) of the order being checked frees of
         the base requirement, figure ``k`` (0 initial, 1 maintenance): ``closing`` x the
@@ -483,18 +463,37 @@ class MarginAccount(Account):
             priced = self._priced[k] = self._m0 * (self._im if k == 0 else self._mm)
         return closing * float(priced.item(col))
 
-    def _fits(self, need: float, held: float) -> bool:
-        """Whether an order needing margin ``need`` (``required * rate``) passes the
-        exact test for sure, with open orders holding ``held`` at the initial rates
-        (call only with ``_lean_ok``: initial rates <= 1/2).
+    def _take(self, b: PaperBroker, order: Order, held: float, mark: float, px: float,
+              rate: float, required: float) -> bool:
+        """Whether ``order`` (``required`` = its opening quantity x ``px``, at margin rate
+        ``rate``) passes the exact test for sure, with open orders holding ``held`` at
+        the initial rates (call only with ``_lean_ok``: initial rates <= 1/2); when it
+        does, the bound :meth:`_held_bound` gives for the book with it is kept.
 
-        With ``F = _floor() >= 0`` the exact ``equity - initial`` is at least ``F``, and
-        ``available >= (F - held) / rate`` up to a few roundings, which the factor
-        ``_SHRINK`` (1 - 1e-12) twice covers: ``need <= (F * _SHRINK - held) * _SHRINK``
-        passes. Near or past that bound (False) the exact figures decide.
+        **The test.** With ``F = _floor() >= 0`` the exact ``equity - initial`` is at
+        least ``F``, and ``available >= (F - held) / rate`` up to a few roundings, which
+        the factor ``_SHRINK`` (1 - 1e-12) twice covers: ``required * rate <= (F *
+        _SHRINK - held) * _SHRINK`` passes. Near or past that bound (False) the exact
+        figures decide.
+
+        **The bound kept.** ``Reservations.held`` adds each order's ``opening x price x
+        rate`` to a running sum in book order; ``order.qty x price x rate`` is at least
+        that term (opening <= qty, every factor >= 0, rounding monotone), so the running
+        bound, added to in the same order, stays at least the sum. Only when the price
+        is the one the reservation takes (the order's own ``mark``, finite: not a
+        fallback) and the reservations are kept (``Reservations.enabled``); otherwise
+        nothing is kept.
         """
         floor = self._floor()
-        return floor >= 0.0 and need <= (floor * _SHRINK - held) * _SHRINK
+        if not (floor >= 0.0 and required * rate <= (floor * _SHRINK - held) * _SHRINK):
+            return False
+        if mark - mark == 0.0 and px >= 0.0 and Reservations.enabled \
+                and not b._groups.live:  # mark - mark == 0.0: the mark is finite
+            self._bound = (b._t, len(b._fill_rows), b._book.n + 1, order,
+                           held + order.qty * px * rate)
+        else:
+            self._bound = None
+        return True
 
     def check_replace(self, order_id: str, order: Order, col: int) -> None:
         """Refuse a replace whose order, whole, does not fit the buying power net of the
