@@ -183,8 +183,9 @@ class Submitting(Checks, Placing):
         unlocated) and the account's buying power and PDT rule. Each may refuse."""
         if self.venue == "alpaca":
             self._check_sides(order, col)
-        if self._financing is not None and order.side is _SELL:
-            self._financing.check_short(cast("PaperBroker", self), order, col)
+        fin = self._financing
+        if fin is not None and order.side is _SELL and fin.checks_shorts:
+            fin.check_short(cast("PaperBroker", self), order, col)
         if self._account is not None:
             self._account.check(order, col)
 

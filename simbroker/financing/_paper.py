@@ -89,6 +89,8 @@ class PaperFinancing:
         self._credit = interest.credit if interest is not None else 0.0
         self._i_day_count = interest.day_count if interest is not None else 1.0
         self.located: dict[str, float] = dict(borrow.located) if borrow is not None else {}
+        # Whether check_short can refuse (a hard-to-borrow list): the broker skips the call
+        self.checks_shorts = borrow is not None and bool(borrow.hard_to_borrow)
         # Accruals booked, for results: bar index and amount.
         self.borrow_bar: list[int] = []
         self.borrow_amount: list[float] = []
