@@ -119,6 +119,10 @@ def positions_after_bars(entry_bar: np.ndarray, entry_sym: np.ndarray,
     n = len(initial)
     table = np.concatenate([np.asarray(initial, np.float64),
                             np.asarray(position_after, np.float64)])
+    if n == 1 and n_bars:  # one symbol: runs of equal positions, written as cash is
+        k = int(np.searchsorted(entry_bar, n_bars))
+        column = cash_after_bars(entry_bar[:k], table[1:k + 1], n_bars, table[0])
+        return column.reshape(n_bars, 1)
     out = np.empty((n_bars, n))
     if n_bars == 0 or n == 0:
         return out

@@ -60,6 +60,10 @@ def strings(values: list[Any]) -> Any:
 
 def floats(values: list[Any]) -> np.ndarray:
     """``values`` (floats, ``None`` = none) as float64 with ``NaN`` for ``None``."""
+    try:  # one C pass when none is missing (np.array first discovers each element's type)
+        return np.fromiter(values, np.float64, len(values))
+    except TypeError:  # a None
+        pass
     if values.count(None) == len(values):  # no limit or stop price on any order
         return np.full(len(values), np.nan)
     return np.array(values, np.float64)
