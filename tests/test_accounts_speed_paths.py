@@ -223,21 +223,27 @@ def _two_calendars(bars: Bars, seed: int) -> Bars:
     return dataclasses.replace(bars, sessions=sessions)
 
 
+def _trade_at_random(b: PaperBroker, seed: int, p: float) -> None:
+    """Step ``b`` through its bars; after each, each symbol trades with probability ``p``
+    (a sell of a long position more often than a buy, 1 to 49 shares; refusals pass)."""
+    rng = np.random.default_rng(seed)
+    while b.has_next:
+        b.step()
+        for sym in b.bars.symbols:
+            if rng.random() < p:
+                held = b.get_positions().get(sym, 0.0)
+                side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
+                with contextlib.suppress(OrderRejected):
+                    b.submit_order(sym, side, float(rng.integers(1, 50)))
+
+
 def _day_trade_run(account: Account, seed: int, calendars: int = 1) -> tuple[Any, ...]:
     bars = synthetic_bars(n_symbols=3 if calendars > 1 else 2, n_bars=60, seed=seed,
                           freq="1h", start="2024-06-03 13:30")
     if calendars > 1:
         bars = _two_calendars(bars, seed)
     b = PaperBroker(bars, cash=1e6, account=account, slippage=0)
-    rng = np.random.default_rng(seed)
-    while b.has_next:
-        b.step()
-        for sym in bars.symbols:
-            if rng.random() < 0.5:
-                held = b.get_positions().get(sym, 0.0)
-                side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
-                with contextlib.suppress(OrderRejected):
-                    b.submit_order(sym, side, float(rng.integers(1, 50)))
+    _trade_at_random(b, seed, 0.5)
     trades = account.day_trades  # all of it, not only the window the snapshot keeps
     return (account.snapshot(), account.info(), list(trades.days), list(trades.calendars),
             trades.opened_day.tolist())
@@ -266,14 +272,7 @@ def test_one_call_books_fills_of_several_bars_and_calendars() -> None:
         b = PaperBroker(bars, cash=1e6, account=acct, slippage=0)
         if late:  # the fast loop, called once over every fill at the end
             acct.on_bar_close = lambda t: None  # type: ignore[method-assign]
-        rng = np.random.default_rng(7)
-        while b.has_next:
-            b.step()
-            for sym in bars.symbols:
-                if rng.random() < 0.6:
-                    held = b.get_positions().get(sym, 0.0)
-                    side = "sell" if held > 0 and rng.random() < 0.6 else "buy"
-                    b.submit_order(sym, side, float(rng.integers(1, 50)))
+        _trade_at_random(b, 7, 0.6)
         if late:
             acct._count_day_trades(acct._cursor, len(b._fills))
         t = acct.day_trades
