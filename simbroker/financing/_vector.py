@@ -98,22 +98,27 @@ class VectorFinancing:
         """The borrow fee of each trading day ending at bars ``ends`` (positions after
         those bars), as :meth:`accrue` computes it: ``borrow_fees`` per symbol, summed
         per row (a row of a 2-D sum is numpy's pairwise sum of that row, as in
-        :meth:`accrue`). Only the rows holding a short are priced."""
+        :meth:`accrue`); 0.0 on a day without a short."""
         out = np.zeros(len(ends))
         if not self.charges_borrow or self.borrow is None or not len(ends):
             return out
-        held = positions[ends]
-        rows = np.flatnonzero((held < 0).any(axis=1))
-        if not len(rows):
+        # every bar ends a day (daily bars): the positions and closes themselves, no copies
+        every = len(ends) == len(positions) and bool(ends[-1] == len(ends) - 1)
+        pos = positions if every else positions[ends]
+        close = self.close if every else self.close[ends]
+        short = pos < 0
+        held = short.any(axis=1)
+        if not held.any():
             return out
-        t = ends[rows]
-        pos = held[rows]
+        # every row priced (a row's sum is the same alone), those without a short set to 0
         with np.errstate(invalid="ignore"):
-            smv = np.where(pos < 0, -pos * self.close[t], 0.0)
+            smv = np.where(short, -pos * close, 0.0)
         smv[np.isnan(smv)] = 0.0
-        scale = self.days[rows] / self.borrow.day_count
-        out[rows] = (smv * (self.rates[None, :] * scale[:, None])).sum(axis=1)
-        return out
+        scale = self.days[:len(ends)] / self.borrow.day_count
+        np.multiply(smv, self.rates[None, :] * scale[:, None], out=smv)
+        fees: F64 = smv.sum(axis=1)
+        fees[~held] = 0.0
+        return fees
 
     def ledger(self, cash0: float, fill_bar: I64, sign: F64, notional: F64, fee: F64,
                divs: Dividends | None, positions: F64) -> tuple[I64, F64, F64, F64]:
