@@ -122,6 +122,8 @@ class Sessions:
     session_closes: tuple[np.ndarray, ...] = ()
     _derived: dict[str, np.ndarray] = field(init=False, repr=False, compare=False,
                                             default_factory=dict)
+    # trading-day numbers and days (simbroker.accounts._days), computed once per object
+    _days: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         g = len(self.calendars)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -334,3 +335,23 @@ def test_plain_reservation_walk_is_the_full_pass(
             assert _bits(kept.held(b, marks, rates, buffer)) == _bits(
                 reserved(b, marks, rates, buffer))
     assert _bits(kept.held(b, marks, rates, buffer)) == _bits(reserved(b, marks, rates, buffer))
+
+
+def test_day_numbers_are_kept_per_sessions_and_handed_out_as_copies() -> None:
+    """A run may move its day numbers (``days_before``) or replace a calendar's days: the
+    next run on the same sessions gets them as first computed."""
+    from simbroker.accounts._days import _numbers, calendar_days, trading_day_numbers
+    from simbroker.sessions import date_sessions
+
+    bars = synthetic_bars(n_symbols=2, n_bars=30, seed=3, freq="6h")
+    s = date_sessions(bars, "America/New_York")
+    first = trading_day_numbers(s)
+    first[:, 0] += 7
+    assert np.array_equal(trading_day_numbers(s), _numbers(s))
+    assert not np.array_equal(trading_day_numbers(s), first)
+    days = calendar_days(s)
+    want = days[0].copy()
+    days[0] = days[0][:1]
+    assert np.array_equal(calendar_days(s)[0], want)
+    with pytest.raises(ValueError, match="read-only"):  # kept days cannot change in place
+        calendar_days(s)[0][0] = np.datetime64("2000-01-01")

@@ -18,6 +18,15 @@ def trading_day_numbers(sessions: Sessions) -> np.ndarray:
     (a weekend bar) takes the number of the last day before it (-1 before any), so
     "one trading day later" always means the next session.
     """
+    kept: np.ndarray | None = sessions._days.get("numbers")
+    if kept is None:
+        kept = sessions._days["numbers"] = _numbers(sessions)
+        kept.setflags(write=False)
+    out: np.ndarray = kept.copy()  # callers may move the numbers (_count_days_before)
+    return out
+
+
+def _numbers(sessions: Sessions) -> np.ndarray:
     day = sessions.day
     n_t, g = day.shape
     out = np.empty((n_t, g), np.int64)
@@ -35,13 +44,18 @@ def trading_day_numbers(sessions: Sessions) -> np.ndarray:
 def calendar_days(sessions: Sessions) -> list[np.ndarray]:
     """Per calendar, the ``datetime64[D]`` trading days that day numbers count: its
     sessions when it lists them, else the distinct days the bars fall on."""
-    out = []
-    for j in range(sessions.day.shape[1]):
-        col = sessions.day[:, j]
-        known = sessions.session_days[j] if sessions.session_days else np.unique(
-            col[~np.isnat(col)])
-        out.append(np.asarray(known, "datetime64[D]"))
-    return out
+    kept: list[np.ndarray] | None = sessions._days.get("days")
+    if kept is None:
+        kept = []
+        for j in range(sessions.day.shape[1]):
+            col = sessions.day[:, j]
+            known = sessions.session_days[j] if sessions.session_days else np.unique(
+                col[~np.isnat(col)])
+            days = np.array(known, "datetime64[D]")
+            days.setflags(write=False)
+            kept.append(days)
+        sessions._days["days"] = kept
+    return list(kept)  # a list of its own (callers replace entries), of read-only days
 
 
 def day_key(known: np.ndarray, num: int) -> list[str | int]:

@@ -49,7 +49,7 @@ class VectorFinancing:
         self.borrow = borrow
         self.interest = interest
         self.ends, self.days = accrual_days(sessions)
-        self.end_k = {int(t): k for k, t in enumerate(self.ends.tolist())}
+        self.end_k = dict(zip(self.ends.tolist(), range(len(self.ends)), strict=True))
         self.rates = (borrow.rate_array(bars.symbols) if borrow is not None
                       else np.zeros(bars.n_symbols))
         self.charges_borrow = borrow is not None and bool(self.rates.any())
