@@ -2,6 +2,7 @@
 
     python benchmarks/bench_instructions.py                      # the usual four lines
     python benchmarks/bench_instructions.py --line "long/short realistic" --line unconstrained
+    python benchmarks/bench_instructions.py --vectorized         # the backtest_vectorized lines
 
 On a machine shared with other work, timings of the same tree moved 2x between runs
 (``benchmarks/README.md``, "Machine and noise"), so the account models' cost is ranked
@@ -34,6 +35,8 @@ sys.path.insert(0, {here!r})
 import bench_accounts as ba
 import simbroker
 name = {name!r}
+vectorized = name.startswith("vectorized ")
+name = name.removeprefix("vectorized ")
 kind = ba.SmaLongShort if name.startswith("long/short") else ba.SmaCrossover
 base = name.removeprefix("long/short ")
 kw = {{"cash": ba.SHORT_CASH}} if kind is ba.SmaLongShort else {{"cash": 1_000_000.0}}
@@ -41,8 +44,15 @@ kw.update({{"realistic": ba.REALISTIC, "fees+cap, no account": ba.FEES_CAP,
            "unconstrained": {{}}}}.get(base, {{"account": base}}))
 bars = simbroker.synthetic_bars(n_symbols={symbols}, n_bars={bars}, freq="1D", seed=42,
                                 start={start!r})
-ba.event_run(kind, bars, kw)  # warm-up, not collected
-result = functools.reduce(lambda _, __: ba.event_run(kind, bars, kw), [0, 0])
+if vectorized:  # bench_accounts' vectorized lines: the crossings as targets
+    kw["targets"] = ba.crossover_targets(bars, short=kind is ba.SmaLongShort)
+    def run():
+        return simbroker.backtest_vectorized(bars, **kw)
+else:
+    def run():
+        return ba.event_run(kind, bars, kw)
+run()  # warm-up, not collected
+result = functools.reduce(lambda _, __: run(), [0, 0])
 print("fills", int(result.stats["n_fills"]))
 """
 
@@ -74,6 +84,8 @@ def main() -> int:
     parser.add_argument("--line", action="append", help="a bench_accounts event line "
                         "(unconstrained, margin, cash, fees+cap, no account, realistic, "
                         "each also with 'long/short ' before it)")
+    parser.add_argument("--vectorized", action="store_true",
+                        help="the same lines through backtest_vectorized (targets)")
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--bars", type=int, default=2520)
     parser.add_argument("--start", default="2015-01-02",
@@ -82,11 +94,15 @@ def main() -> int:
                         "the 2024-26 rates: the CAT fee on every fill, the 2026 SEC fee)")
     args = parser.parse_args()
     names = tuple(args.line or DEFAULT)
+    if args.vectorized:
+        names = tuple(f"vectorized {name}" for name in names)
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = count(name, args.symbols, args.bars, args.start)
-        base_name = "long/short unconstrained" if name.startswith("long/short") \
-            else "unconstrained"
+        runner = "vectorized " if name.startswith("vectorized ") else ""
+        base_name = runner + ("long/short unconstrained"
+                              if name.removeprefix(runner).startswith("long/short")
+                              else "unconstrained")
         base = counts.get(base_name)
         ratio = f" ({counts[name] / base:.3f}x {base_name})" if base else ""
         print(f"{name}: {counts[name] / 1e6:,.0f}M instructions{ratio}", flush=True)
