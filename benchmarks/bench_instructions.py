@@ -81,9 +81,10 @@ def count(name: str, symbols: int, bars: int, start: str = "2015-01-02") -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--line", action="append", help="a bench_accounts event line "
+    parser.add_argument("--line", action="append", help="a bench_accounts line "
                         "(unconstrained, margin, cash, fees+cap, no account, realistic, "
-                        "each also with 'long/short ' before it)")
+                        "each also with 'long/short ' before it; event-driven unless "
+                        "--vectorized)")
     parser.add_argument("--vectorized", action="store_true",
                         help="the same lines through backtest_vectorized (targets)")
     parser.add_argument("--symbols", type=int, default=100)
